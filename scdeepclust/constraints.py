@@ -1,0 +1,186 @@
+"""Must-link / cannot-link constraints: building them from prior knowledge and turning them into
+loss terms during the clustering stage (scDCC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import CellFeeder
+from .nn import ClusteringLayer, cannot_link_loss, must_link_loss
+
+
+@dataclass
+class PairwiseConstraints:
+    """Pairs of cell positions that must (must-link) or must not (cannot-link) share a cluster."""
+
+    must_link: np.ndarray  # int64 (m, 2)
+    cannot_link: np.ndarray  # int64 (c, 2)
+
+    @classmethod
+    def empty(cls) -> PairwiseConstraints:
+        return cls(np.empty((0, 2), np.int64), np.empty((0, 2), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.must_link) + len(self.cannot_link)
+
+    def __add__(self, other: PairwiseConstraints) -> PairwiseConstraints:
+        return PairwiseConstraints(
+            np.concatenate([self.must_link, other.must_link]),
+            np.concatenate([self.cannot_link, other.cannot_link]),
+        )
+
+    def check(self, n_obs: int) -> None:
+        """Refuse out-of-range, self and contradictory pairs."""
+        for name, pairs in (("must_link", self.must_link), ("cannot_link", self.cannot_link)):
+            if len(pairs) and (pairs.min() < 0 or pairs.max() >= n_obs):
+                raise ValueError(f"{name} has cell indices outside 0..{n_obs - 1}.")
+            if np.any(pairs[:, 0] == pairs[:, 1]):
+                raise ValueError(f"{name} pairs a cell with itself; remove those pairs.")
+        both = np.intersect1d(
+            _pair_keys(self.must_link, n_obs), _pair_keys(self.cannot_link, n_obs)
+        )
+        if len(both):
+            a, b = divmod(int(both[0]), n_obs)
+            raise ValueError(
+                f"{len(both)} pair(s) are both must-link and cannot-link, e.g. cells {a} and {b}. "
+                "Remove the contradiction from the constraints or the labels they come from."
+            )
+
+
+def _pair_keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:
+    lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+    return np.unique(lo * n_obs + hi)
+
+
+def _random_distinct_pairs(
+    candidates: np.ndarray, n_pairs: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to n_pairs distinct unordered pairs of distinct elements of `candidates`."""
+    n = len(candidates)
+    n_possible = n * (n - 1) // 2
+    n_pairs = min(n_pairs, n_possible)
+    if n_pairs <= 0:
+        return np.empty((0, 2), np.int64)
+    found = np.empty(0, np.int64)
+    while len(found) < n_pairs:
+        draw = rng.integers(0, n, size=(2 * (n_pairs - len(found)) + 16, 2))
+        draw = draw[draw[:, 0] != draw[:, 1]]
+        keys = np.minimum(draw[:, 0], draw[:, 1]) * n + np.maximum(draw[:, 0], draw[:, 1])
+        found = np.unique(np.concatenate([found, keys]))
+    found = rng.permutation(found)[:n_pairs]
+    a, b = np.divmod(found, n)
+    return np.stack([candidates[a], candidates[b]], axis=1).astype(np.int64)
+
+
+def pairs_from_labels(labels, n_pairs: int, rng: np.random.Generator) -> PairwiseConstraints:
+    """Random pairs among cells with a known label (missing = unknown): same label must-link,
+    different labels cannot-link."""
+    series = pd.Series(labels)
+    known = np.flatnonzero(series.notna().to_numpy())
+    if len(known) < 2:
+        raise ValueError("The label column has fewer than 2 cells with a known label.")
+    codes = pd.Categorical(series.iloc[known]).codes
+    if len(np.unique(codes)) < 2:
+        raise ValueError(
+            "All labelled cells have the same label: that gives must-link pairs only and cannot "
+            "separate clusters. Label cells of at least two types."
+        )
+    code_of = np.full(len(series), -1, np.int64)
+    code_of[known] = codes
+    pairs = _random_distinct_pairs(known, n_pairs, rng)
+    same = code_of[pairs[:, 0]] == code_of[pairs[:, 1]]
+    return PairwiseConstraints(pairs[same], pairs[~same])
+
+
+def pairs_from_protein(
+    protein: np.ndarray,
+    n_pairs: int,
+    rng: np.random.Generator,
+    *,
+    low_quantile: float = 0.005,
+    high_quantile: float = 0.95,
+) -> PairwiseConstraints:
+    """From random cell pairs, those closer in protein space than the `low_quantile` of pair
+    distances must-link, those farther than the `high_quantile` cannot-link."""
+    protein = np.asarray(protein, dtype=np.float32)
+    candidates = _random_distinct_pairs(np.arange(len(protein)), 50 * n_pairs, rng)
+    dist = np.linalg.norm(protein[candidates[:, 0]] - protein[candidates[:, 1]], axis=1)
+    low, high = np.quantile(dist, [low_quantile, high_quantile])
+    ml = candidates[dist <= low]
+    cl = candidates[dist >= high]
+    return PairwiseConstraints(
+        ml[rng.permutation(len(ml))[:n_pairs]], cl[rng.permutation(len(cl))[:n_pairs]]
+    )
+
+
+def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
+    """An (n, 2) array of positions or obs_names as int64 positions."""
+    arr = np.asarray(pairs)
+    if arr.size == 0:
+        return np.empty((0, 2), np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (n, 2), got {arr.shape}.")
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64)
+    pos = obs_names.get_indexer(arr.ravel())
+    if np.any(pos < 0):
+        missing = arr.ravel()[pos < 0][:3]
+        raise KeyError(f"{name} names cells not in adata.obs_names, e.g. {list(missing)}.")
+    return pos.reshape(-1, 2).astype(np.int64)
+
+
+class PairLoss:
+    """Must-link and cannot-link loss terms, cycling through shuffled constraints so that each
+    epoch of `steps_per_epoch` training steps sees every pair once."""
+
+    def __init__(
+        self,
+        constraints: PairwiseConstraints,
+        feeder: CellFeeder,
+        embed,
+        clustering_layer: ClusteringLayer,
+        *,
+        steps_per_epoch: int,
+        ml_weight: float,
+        cl_weight: float,
+        rng: np.random.Generator,
+    ):
+        self.feeder, self.embed, self.layer = feeder, embed, clustering_layer
+        self.rng = rng
+        self.steps_per_epoch = steps_per_epoch
+        self.parts = [
+            (pairs, weight, fn, name)
+            for pairs, weight, fn, name in (
+                (constraints.must_link, ml_weight, must_link_loss, "must_link"),
+                (constraints.cannot_link, cl_weight, cannot_link_loss, "cannot_link"),
+            )
+            if len(pairs) and weight > 0
+        ]
+        self._orders = [None] * len(self.parts)
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        if not self.parts:
+            return {}
+        slot = step % self.steps_per_epoch
+        chosen = []
+        for i, (pairs, *_rest) in enumerate(self.parts):
+            if slot == 0 or self._orders[i] is None:
+                self._orders[i] = self.rng.permutation(len(pairs))
+            per_step = -(-len(pairs) // self.steps_per_epoch)
+            chosen.append(pairs[self._orders[i][slot * per_step : (slot + 1) * per_step]])
+        if sum(len(c) for c in chosen) == 0:
+            return {}
+        cells, inverse = np.unique(np.concatenate([c.ravel() for c in chosen]), return_inverse=True)
+        q = self.layer(self.embed(self.feeder.batch(cells)))
+        inverse = torch.from_numpy(inverse).to(q.device)
+        terms, offset = {}, 0
+        for (_pairs, weight, fn, name), sel in zip(self.parts, chosen):
+            idx = inverse[offset : offset + 2 * len(sel)].view(-1, 2)
+            offset += 2 * len(sel)
+            if len(sel):
+                terms[name] = weight * fn(q[idx[:, 0]], q[idx[:, 1]])
+        return terms

@@ -1,0 +1,111 @@
+"""Minibatches and inference chunks as torch tensors on the training device.
+
+`CellFeeder` turns a `RowSource` into what the networks consume. For count models (scDCC) it
+carries the raw counts and size factors and builds the network input, z-scored
+log1p(counts / size factor), on the device per batch; for models of already-transformed data
+(DESC, `use_rep`) the rows are fed as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._rows import DEFAULT_CHUNK_SIZE, RowSource
+
+
+@dataclass
+class Batch:
+    index: torch.Tensor  # long, positions of these cells in the data
+    x: torch.Tensor  # network input
+    counts: torch.Tensor | None = None  # raw counts, for count likelihoods
+    size_factors: torch.Tensor | None = None
+
+
+class CellFeeder:
+    """Feeds cells of one dataset to a model, in shuffled minibatches or ordered chunks."""
+
+    def __init__(
+        self,
+        source: RowSource,
+        *,
+        device: torch.device,
+        size_factors: np.ndarray | None = None,
+        gene_mean: np.ndarray | None = None,
+        gene_scale: np.ndarray | None = None,
+    ):
+        self.source = source
+        self.device = device
+        self.count_model = size_factors is not None
+        self._size_factors = (
+            None if size_factors is None else torch.as_tensor(size_factors, dtype=torch.float32)
+        )
+        self._mean = None if gene_mean is None else _to(gene_mean, device)
+        self._inv_scale = None if gene_scale is None else _to(1.0 / gene_scale, device)
+        self._pin = device.type == "cuda"
+
+    @property
+    def n_obs(self) -> int:
+        return self.source.n_obs
+
+    @property
+    def n_vars(self) -> int:
+        return self.source.n_vars
+
+    def batch(self, index: np.ndarray) -> Batch:
+        rows = torch.from_numpy(self.source.rows(index))
+        index_t = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        if self._pin:
+            rows = rows.pin_memory()
+        rows = rows.to(self.device, non_blocking=True)
+        if self.count_model:
+            sf = self._size_factors[index_t].to(self.device, non_blocking=True)
+            x = torch.log1p(rows / sf[:, None])
+            x = self._standardise(x)
+            return Batch(index=index_t.to(self.device), x=x, counts=rows, size_factors=sf)
+        return Batch(index=index_t.to(self.device), x=self._standardise(rows))
+
+    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+        if self._mean is not None:
+            x = (x - self._mean) * self._inv_scale
+        return x
+
+    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch of shuffled minibatches. A last batch of a single cell is merged into the
+        previous one, since batch statistics of one cell are meaningless."""
+        order = rng.permutation(self.n_obs)
+        bounds = list(range(0, self.n_obs, batch_size)) + [self.n_obs]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            bounds.pop(-2)
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            yield self.batch(order[start:stop])
+
+    def chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Batch]:
+        """All cells in order, for inference."""
+        for start in range(0, self.n_obs, chunk_size):
+            yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
+
+    def n_batches(self, batch_size: int) -> int:
+        return max(1, self.n_obs // batch_size + (self.n_obs % batch_size > 1))
+
+
+def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
+
+
+@torch.no_grad()
+def stream_outputs(
+    feeder: CellFeeder, fn, widths: dict[str, int], chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict[str, np.ndarray]:
+    """Apply `fn(batch) -> {name: tensor}` over all cells in chunks, writing into preallocated
+    float32 arrays of the given widths."""
+    out = {name: np.empty((feeder.n_obs, w), dtype=np.float32) for name, w in widths.items()}
+    for batch in feeder.chunks(chunk_size):
+        start = int(batch.index[0])
+        stop = start + len(batch.index)
+        for name, value in fn(batch).items():
+            out[name][start:stop] = value.detach().float().cpu().numpy()
+    return out

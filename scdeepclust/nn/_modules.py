@@ -1,0 +1,110 @@
+"""Torch modules shared by the methods: MLP blocks, autoencoders, the clustering layer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mlp(
+    sizes: Sequence[int], *, dropout: float = 0.0, last_activation: bool = True
+) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (and after the last if asked)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(n_in, n_out))
+        if last_activation or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class ZINBParameters:
+    """Zero-inflated negative binomial parameters per cell and gene, kept in log space where
+    that is what the likelihood needs."""
+
+    log_mean: torch.Tensor  # log of the mean count, size factor included
+    dispersion: torch.Tensor  # inverse dispersion theta > 0
+    dropout_logits: torch.Tensor  # logit of the zero-inflation probability
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.log_mean.exp()
+
+    @property
+    def dropout(self) -> torch.Tensor:
+        return torch.sigmoid(self.dropout_logits)
+
+
+# Output ranges of the ZINB heads, as in scDeepCluster: mean in [1e-5, 1e6] (before the size
+# factor), dispersion in [1e-4, 1e4].
+LOG_MEAN_RANGE = (math.log(1e-5), math.log(1e6))
+DISPERSION_RANGE = (1e-4, 1e4)
+
+
+class ZINBAutoencoder(nn.Module):
+    """Autoencoder whose decoder gives the parameters of a ZINB distribution of the counts."""
+
+    def __init__(
+        self,
+        n_input: int,
+        *,
+        encoder_hidden: Sequence[int] = (256, 64),
+        latent_dim: int = 32,
+        decoder_hidden: Sequence[int] = (64, 256),
+    ):
+        super().__init__()
+        self.encoder = mlp([n_input, *encoder_hidden])
+        self.to_latent = nn.Linear(encoder_hidden[-1] if encoder_hidden else n_input, latent_dim)
+        self.decoder = mlp([latent_dim, *decoder_hidden])
+        width = decoder_hidden[-1] if decoder_hidden else latent_dim
+        self.mean_head = nn.Linear(width, n_input)
+        self.dispersion_head = nn.Linear(width, n_input)
+        self.dropout_head = nn.Linear(width, n_input)
+        self.latent_dim = latent_dim
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(self.encoder(x))
+
+    def decode(self, z: torch.Tensor, size_factors: torch.Tensor) -> ZINBParameters:
+        h = self.decoder(z)
+        log_mean = self.mean_head(h).clamp(*LOG_MEAN_RANGE) + size_factors.log()[:, None]
+        dispersion = F.softplus(self.dispersion_head(h)).clamp(*DISPERSION_RANGE)
+        return ZINBParameters(log_mean, dispersion, self.dropout_head(h))
+
+
+class ClusteringLayer(nn.Module):
+    """Soft assignment of embedded cells to trainable centroids.
+
+    kernel="t": Student's t with `alpha` degrees of freedom (DEC); kernel="gaussian":
+    q proportional to exp(-||z - mu||^2 / 2), as DESC offers.
+    """
+
+    def __init__(self, centroids: torch.Tensor, *, kernel: str = "t", alpha: float = 1.0):
+        super().__init__()
+        if kernel not in {"t", "gaussian"}:
+            raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
+        self.centroids = nn.Parameter(centroids.detach().clone().float())
+        self.kernel = kernel
+        self.alpha = alpha
+
+    @property
+    def n_clusters(self) -> int:
+        return self.centroids.shape[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sq_dist = (
+            z.pow(2).sum(1, keepdim=True) - 2 * z @ self.centroids.T + self.centroids.pow(2).sum(1)
+        ).clamp_min(0)
+        if self.kernel == "t":
+            logits = -(self.alpha + 1) / 2 * torch.log1p(sq_dist / self.alpha)
+        else:
+            logits = -sq_dist / 2
+        return torch.softmax(logits, dim=1)

@@ -1,0 +1,120 @@
+"""Raw-count handling: finding counts in an AnnData, size factors, per-gene scaling statistics.
+
+Nothing here modifies the AnnData; statistics are computed in one streaming pass over the rows,
+touching only the non-zero entries of a sparse matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+from ..data import RowSource
+
+HOW_TO_PASS_COUNTS = (
+    "scdcc models raw counts. Keep them before normalising, e.g. "
+    "`adata.layers['counts'] = adata.X.copy()` right after loading, then pass `layer='counts'`."
+)
+
+
+def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
+    """Whether every entry is a finite, non-negative integer (stored as any dtype)."""
+    for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
+        values = block.data if sparse.issparse(block) else np.asarray(block)
+        if values.size == 0:
+            continue
+        if not np.all(np.isfinite(values)) or values.min() < 0:
+            return False
+        if np.issubdtype(values.dtype, np.floating) and not np.all(values == np.round(values)):
+            return False
+    return True
+
+
+def get_counts(adata: AnnData, layer: str | None):
+    """The raw count matrix of `adata` and a short name of where it came from.
+
+    With ``layer=None``: ``layers['counts']`` if present, else ``adata.X`` if it holds counts.
+    """
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(
+                f"Layer {layer!r} not found; available layers: {list(adata.layers.keys())}."
+            )
+        matrix, where = adata.layers[layer], f"layers[{layer!r}]"
+    elif "counts" in adata.layers:
+        matrix, where = adata.layers["counts"], "layers['counts']"
+    else:
+        matrix, where = adata.X, "X"
+    if matrix is None:
+        raise ValueError(f"adata.{where} is empty. {HOW_TO_PASS_COUNTS}")
+    if not is_count_matrix(matrix):
+        hint = (
+            ""
+            if where != "X" or adata.raw is None
+            else (" adata.raw holds a matrix too; if it has counts, use `adata.raw.to_adata()`.")
+        )
+        raise ValueError(
+            f"adata.{where} does not hold raw counts (non-negative integers): it looks normalised "
+            f"or log-transformed. {HOW_TO_PASS_COUNTS}{hint}"
+        )
+    return matrix, where
+
+
+@dataclass
+class CountStatistics:
+    """Per-cell size factors and per-gene z-scoring statistics of log1p(counts / size factor)."""
+
+    size_factors: np.ndarray  # float32, (n_obs,)
+    median_library_size: float
+    gene_mean: np.ndarray  # float32, (n_vars,)
+    gene_scale: np.ndarray  # float32, (n_vars,); 1 where a gene is constant
+
+
+def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
+    totals = np.empty(source.n_obs, dtype=np.float64)
+    for start, stop, block in source.iter_blocks(chunk_size):
+        totals[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+    return totals
+
+
+def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStatistics:
+    """Size factors (library size / median library size) and per-gene mean and standard
+    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give."""
+    totals = library_sizes(source, chunk_size=chunk_size)
+    if np.any(totals <= 0):
+        n_empty = int(np.sum(totals <= 0))
+        raise ValueError(
+            f"{n_empty} cell(s) have no counts in the genes used. Remove them first, e.g. "
+            "`sc.pp.filter_cells(adata, min_counts=1)`."
+        )
+    median = float(np.median(totals))
+    size_factors = totals / median
+
+    sums = np.zeros(source.n_vars, dtype=np.float64)
+    sums_sq = np.zeros(source.n_vars, dtype=np.float64)
+    for start, stop, block in source.iter_blocks(chunk_size):
+        sf = size_factors[start:stop]
+        if sparse.issparse(block):
+            block = sparse.csr_matrix(block)
+            values = np.log1p(block.data / np.repeat(sf, np.diff(block.indptr)))
+            sums += np.bincount(block.indices, weights=values, minlength=source.n_vars)
+            sums_sq += np.bincount(block.indices, weights=values**2, minlength=source.n_vars)
+        else:
+            values = np.log1p(np.asarray(block, dtype=np.float64) / sf[:, None])
+            sums += values.sum(axis=0)
+            sums_sq += (values**2).sum(axis=0)
+    n = source.n_obs
+    mean = sums / n
+    # Unbiased variance, as sc.pp.scale uses.
+    var = np.maximum(sums_sq / n - mean**2, 0.0) * (n / max(n - 1, 1))
+    scale = np.sqrt(var)
+    scale[scale == 0] = 1.0
+    return CountStatistics(
+        size_factors=size_factors.astype(np.float32),
+        median_library_size=median,
+        gene_mean=mean.astype(np.float32),
+        gene_scale=scale.astype(np.float32),
+    )

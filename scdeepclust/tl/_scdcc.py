@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._results import write_results
+from ..constraints import (
+    PairwiseConstraints,
+    pairs_from_labels,
+    pairs_from_protein,
+    pairs_from_user,
+)
+from ..data import CellFeeder, RowSource
+from ..models import SCDCCConfig, fit_scdcc
+from ..pp._counts import count_statistics, get_counts
+from ..train import resolve_device
+from ._validate import check_adata, check_key_added, check_n_clusters, target_adata
+
+DEFAULT_PAIRS_PER_LABELLED_CELL = 20
+
+
+def scdcc(
+    adata: AnnData,
+    n_clusters: int | None = None,
+    *,
+    layer: str | None = None,
+    n_top_genes: int | None = None,
+    label_key: str | None = None,
+    must_link: Sequence | np.ndarray | None = None,
+    cannot_link: Sequence | np.ndarray | None = None,
+    protein_key: str | None = None,
+    n_pairs: int | None = None,
+    ml_weight: float = 1.0,
+    cl_weight: float = 1.0,
+    resolution: float = 1.0,
+    n_neighbors: int = 15,
+    encoder_hidden: Sequence[int] = (256, 64),
+    latent_dim: int = 32,
+    decoder_hidden: Sequence[int] = (64, 256),
+    sigma: float = 2.5,
+    pretrain_epochs: int | None = None,
+    pretrain_lr: float = 1e-3,
+    max_epochs: int = 300,
+    lr: float = 1.0,
+    gamma: float = 1.0,
+    update_interval: float = 1.0,
+    tol: float = 1e-3,
+    batch_size: int = 256,
+    device: str = "auto",
+    random_state: int | None = 0,
+    key_added: str = "scdcc",
+    progress: bool = True,
+    copy: bool = False,
+) -> AnnData | None:
+    """Deep count autoencoder clustering with pairwise constraints (scDCC).
+
+    A denoising autoencoder reads z-scored log1p(normalised counts) with Gaussian noise; its
+    decoder gives the mean, dispersion and dropout of a zero-inflated negative binomial fitted
+    to the raw counts with size factors. After pretraining on that likelihood, centroids are
+    initialised in the latent space (k-means with `n_clusters`, else Leiden) and the network is
+    trained on ZINB + `gamma` x KL(p || q) (DEC), plus must-link / cannot-link losses from
+    prior knowledge, until fewer than `tol` of the labels change between target refreshes.
+
+    Parameters
+    ----------
+    adata
+        Annotated data of cells x genes, holding raw counts. Genes are used as given: select
+        highly variable genes with scanpy first, or pass `n_top_genes`.
+    n_clusters
+        Number of clusters (k-means initialisation). If `None`, Leiden on a kNN graph of the
+        pretrained latent space at `resolution` decides.
+    layer
+        Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
+        non-negative integers.
+    n_top_genes
+        Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
+        counts), chosen internally; `adata` is not modified.
+    label_key
+        `obs` column with known labels for some cells and missing values for the rest. Random
+        pairs among labelled cells become must-link (same label) or cannot-link constraints.
+    must_link, cannot_link
+        Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
+    protein_key
+        `obsm` key of protein levels (e.g. CITE-seq ADT): random cell pairs closest in protein
+        space become must-link, the farthest cannot-link.
+    n_pairs
+        Number of random pairs drawn for `label_key` and for `protein_key`. Default: 20 per
+        labelled cell for labels, `n_obs` for proteins.
+    ml_weight, cl_weight
+        Weights of the must-link and cannot-link losses.
+    resolution, n_neighbors
+        Leiden resolution and kNN graph size when `n_clusters` is `None`.
+    encoder_hidden, latent_dim, decoder_hidden
+        Network shape.
+    sigma
+        Standard deviation of the Gaussian noise added to the (z-scored) input during training.
+    pretrain_epochs
+        Pretraining epochs. `None`: chosen from the number of cells (fewer for more cells) with
+        early stopping on a plateau of the loss.
+    pretrain_lr
+        Adam learning rate of pretraining.
+    max_epochs
+        Upper bound on clustering-stage epochs.
+    lr
+        Adadelta learning rate of the clustering stage.
+    gamma
+        Weight of the clustering (KL) loss against the ZINB loss.
+    update_interval
+        Epochs between refreshes of the target distribution p (may be fractional).
+    tol
+        Stop when fewer than this fraction of cells change label between refreshes.
+    batch_size
+        Minibatch size.
+    device
+        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    random_state
+        Seed of weights, minibatch order, noise, k-means / Leiden and constraint sampling. The
+        same value gives the same labels on the same machine.
+    key_added
+        Prefix of the keys written.
+    progress
+        Show progress bars.
+    copy
+        Return a modified copy instead of writing to `adata`.
+
+    Returns
+    -------
+    `None`, or the copy if `copy=True`. Writes, after training succeeded:
+
+    `adata.obs[key_added]`
+        Cluster labels, categorical ("0", "1", ...).
+    `adata.obs[key_added + '_confidence']`
+        Highest soft-assignment probability of each cell.
+    `adata.obsm['X_' + key_added]`
+        Latent embedding (float32).
+    `adata.obsm[key_added + '_probs']`
+        Soft assignment q (cells x clusters), column i for label "i".
+    `adata.uns[key_added]`
+        `params`, `n_clusters` (non-empty clusters), `history` (per-epoch losses of both stages,
+        label change per refresh), `timings`, `converged`, `n_constraints`.
+    """
+    t_start = time.perf_counter()
+    check_adata(adata)
+    check_key_added(key_added)
+    check_n_clusters(n_clusters, adata.n_obs)
+    dev = resolve_device(device)
+    start = logg.info(f"running scDCC on {adata.n_obs} cells")
+
+    counts, where = get_counts(adata, layer)
+    genes_used = None
+    if n_top_genes is not None and n_top_genes < adata.n_vars:
+        genes_used = _highly_variable(counts, n_top_genes)
+        counts = counts[:, genes_used]
+    source = RowSource(counts)
+    stats = count_statistics(source)
+    rng = np.random.default_rng(random_state)
+    constraints = _build_constraints(
+        adata, label_key, must_link, cannot_link, protein_key, n_pairs, rng
+    )
+    feeder = CellFeeder(
+        source,
+        device=dev,
+        size_factors=stats.size_factors,
+        gene_mean=stats.gene_mean,
+        gene_scale=stats.gene_scale,
+    )
+    config = SCDCCConfig(
+        n_clusters=n_clusters,
+        encoder_hidden=tuple(encoder_hidden),
+        latent_dim=latent_dim,
+        decoder_hidden=tuple(decoder_hidden),
+        sigma=sigma,
+        pretrain_epochs=pretrain_epochs,
+        pretrain_lr=pretrain_lr,
+        max_epochs=max_epochs,
+        lr=lr,
+        gamma=gamma,
+        update_interval=update_interval,
+        tol=tol,
+        resolution=resolution,
+        n_neighbors=n_neighbors,
+        ml_weight=ml_weight,
+        cl_weight=cl_weight,
+        batch_size=batch_size,
+        random_state=random_state,
+        progress=progress,
+    )
+    result = fit_scdcc(feeder, config, constraints)
+    result.params.update(
+        counts_from=where,
+        n_top_genes=n_top_genes,
+        label_key=label_key,
+        protein_key=protein_key,
+        device=str(dev),
+    )
+    result.timings["total_s"] = time.perf_counter() - t_start
+    if genes_used is not None:
+        result.info["genes_used"] = np.asarray(adata.var_names[genes_used])
+
+    adata = target_adata(adata, copy)
+    write_results(adata, key_added, result)
+    logg.info(
+        f"    found {len(np.unique(result.labels))} clusters",
+        time=start,
+        deep=f"added\n    {key_added!r}, {key_added + '_confidence'!r} (adata.obs)\n"
+        f"    {'X_' + key_added!r}, {key_added + '_probs'!r} (adata.obsm)\n"
+        f"    {key_added!r} (adata.uns)",
+    )
+    return adata if copy else None
+
+
+def _highly_variable(counts, n_top_genes: int) -> np.ndarray:
+    import scanpy as sc
+
+    normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
+    tmp = AnnData(normalised)
+    sc.pp.log1p(tmp)
+    table = sc.pp.highly_variable_genes(
+        tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
+    )
+    return np.flatnonzero(table["highly_variable"].to_numpy())
+
+
+def _build_constraints(
+    adata: AnnData,
+    label_key: str | None,
+    must_link,
+    cannot_link,
+    protein_key: str | None,
+    n_pairs: int | None,
+    rng: np.random.Generator,
+) -> PairwiseConstraints | None:
+    constraints = PairwiseConstraints.empty()
+    if label_key is not None:
+        if label_key not in adata.obs:
+            raise KeyError(f"label_key {label_key!r} is not a column of adata.obs.")
+        labels = adata.obs[label_key]
+        n_labelled = int(labels.notna().sum())
+        n = n_pairs if n_pairs is not None else DEFAULT_PAIRS_PER_LABELLED_CELL * n_labelled
+        constraints = constraints + pairs_from_labels(labels.to_numpy(), n, rng)
+    if protein_key is not None:
+        if protein_key not in adata.obsm:
+            raise KeyError(
+                f"protein_key {protein_key!r} is not in adata.obsm; "
+                f"keys: {list(adata.obsm.keys())}."
+            )
+        n = n_pairs if n_pairs is not None else adata.n_obs
+        constraints = constraints + pairs_from_protein(np.asarray(adata.obsm[protein_key]), n, rng)
+    if must_link is not None or cannot_link is not None:
+        constraints = constraints + PairwiseConstraints(
+            pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),
+            pairs_from_user(
+                [] if cannot_link is None else cannot_link, adata.obs_names, "cannot_link"
+            ),
+        )
+    if not len(constraints):
+        return None
+    constraints.check(adata.n_obs)
+    return constraints

@@ -1,0 +1,29 @@
+"""Training: device and seeds, the epoch loops, the DEC clustering stage, centroid init."""
+
+from ._centroids import centroids_from_labels, initial_centroids, kmeans_labels, leiden_labels
+from ._device import numpy_rng, resolve_device, seeded, torch_generator
+from ._loops import (
+    ClusteringStage,
+    PlateauStopper,
+    TrainingDiverged,
+    default_epochs,
+    fit_epochs,
+    train_clustering,
+)
+
+__all__ = [
+    "ClusteringStage",
+    "PlateauStopper",
+    "TrainingDiverged",
+    "centroids_from_labels",
+    "default_epochs",
+    "fit_epochs",
+    "initial_centroids",
+    "kmeans_labels",
+    "leiden_labels",
+    "numpy_rng",
+    "resolve_device",
+    "seeded",
+    "torch_generator",
+    "train_clustering",
+]

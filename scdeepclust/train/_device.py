@@ -1,0 +1,44 @@
+"""Device choice and seeding."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """ "auto" means CUDA when available, else CPU; an explicit CUDA request without CUDA fails
+    here rather than deep inside torch."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available in this torch build "
+            f"({torch.__version__}). Use device='cpu' or device='auto'."
+        )
+    return dev
+
+
+@contextlib.contextmanager
+def seeded(random_state: int | None):
+    """Seed torch inside the block without changing the caller's global RNG state."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        seed = 0 if random_state is None else int(random_state)
+        torch.manual_seed(seed)
+        yield
+
+
+def numpy_rng(random_state: int | None) -> np.random.Generator:
+    return np.random.default_rng(random_state)
+
+
+def torch_generator(random_state: int | None, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0 if random_state is None else int(random_state) + 1)
+    return gen

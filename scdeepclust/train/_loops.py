@@ -1,0 +1,188 @@
+"""Training loops shared by the methods: epochs of minibatch steps with early stopping, and the
+DEC clustering stage with periodic target refresh and the label-change stop."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scanpy import logging as logg
+from tqdm.auto import tqdm
+
+from ..data import Batch, CellFeeder, stream_outputs
+from ..nn import ClusteringLayer, kl_divergence, target_distribution
+
+LossTerms = dict[str, torch.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class PlateauStopper:
+    """Stops when the epoch loss has not improved by more than `min_rel_delta` (relative) for
+    `patience` epochs."""
+
+    patience: int = 10
+    min_rel_delta: float = 1e-3
+    best: float = math.inf
+    since_best: int = 0
+
+    def update(self, loss: float) -> bool:
+        if not math.isfinite(self.best) or loss < self.best - self.min_rel_delta * abs(self.best):
+            self.best, self.since_best = loss, 0
+        else:
+            self.since_best += 1
+        return self.since_best >= self.patience
+
+
+def default_epochs(
+    n_obs: int, *, base: int, reference_cells: int = 20_000, minimum: int = 10
+) -> int:
+    """Fewer epochs for more cells, as scvi-tools does: base * reference / n in [minimum, base]."""
+    return int(min(base, max(minimum, round(base * reference_cells / max(n_obs, 1)))))
+
+
+def _check_finite(value: float, stage: str, hint: str) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"The {stage} loss became {value}. {hint}")
+
+
+DIVERGENCE_HINT = (
+    "This usually means a learning rate that is too high for this data, or extreme values in "
+    "the input; try a lower learning rate or check the input for outliers."
+)
+
+
+def fit_epochs(
+    feeder: CellFeeder,
+    step_loss: Callable[[Batch], LossTerms],
+    optimizer: torch.optim.Optimizer,
+    *,
+    n_epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    stopper: PlateauStopper | None = None,
+    stage: str = "pretraining",
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Minibatch epochs minimising the sum of the loss terms; per-epoch means of each term."""
+    history: dict[str, list[float]] = defaultdict(list)
+    bar = tqdm(range(n_epochs), desc=stage, disable=not progress, leave=False)
+    for _epoch in bar:
+        sums: dict[str, float] = defaultdict(float)
+        n_seen = 0
+        for batch in feeder.minibatches(batch_size, rng):
+            terms = step_loss(batch)
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = len(batch.index)
+            n_seen += n
+            for name, value in terms.items():
+                sums[name] += float(value.detach()) * n
+        means = {name: s / n_seen for name, s in sums.items()}
+        total = sum(means.values())
+        _check_finite(total, stage, DIVERGENCE_HINT)
+        for name, value in means.items():
+            history[name].append(value)
+        bar.set_postfix(loss=f"{total:.4g}")
+        if stopper is not None and stopper.update(total):
+            logg.info(f"    {stage}: loss plateaued, stopped after {_epoch + 1} epochs")
+            break
+    return dict(history)
+
+
+@dataclass
+class ClusteringStage:
+    """Settings of the DEC clustering stage."""
+
+    max_epochs: int
+    batch_size: int
+    tol: float
+    update_interval: float = 1.0  # epochs between target refreshes; may be fractional
+    clustering_weight: float = 1.0
+    history: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def train_clustering(
+    feeder: CellFeeder,
+    embed: Callable[[Batch], torch.Tensor],
+    clustering_layer: ClusteringLayer,
+    optimizer: torch.optim.Optimizer,
+    settings: ClusteringStage,
+    *,
+    rng: np.random.Generator,
+    extra_loss: Callable[[Batch], LossTerms] | None = None,
+    pair_loss: Callable[[int], LossTerms] | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Train `embed` and the centroids on KL(p || q), p refreshed every `update_interval`
+    epochs by streaming inference, stopping once fewer than `tol` of the labels change between
+    refreshes. `extra_loss(batch)` adds e.g. a reconstruction term; `pair_loss(step)` adds the
+    pairwise-constraint terms for a training step."""
+    history = settings.history
+    n_batches = feeder.n_batches(settings.batch_size)
+    refresh_every = max(1, round(settings.update_interval * n_batches))
+    device = clustering_layer.centroids.device
+
+    def soft_assign(batch: Batch) -> dict[str, torch.Tensor]:
+        return {"q": clustering_layer(embed(batch))}
+
+    previous_labels: np.ndarray | None = None
+    target: torch.Tensor | None = None
+    step = 0
+    bar = tqdm(range(settings.max_epochs), desc="clustering", disable=not progress, leave=False)
+    converged = False
+    for epoch in bar:
+        sums: dict[str, float] = defaultdict(float)
+        n_seen = 0
+        for batch in feeder.minibatches(settings.batch_size, rng):
+            if step % refresh_every == 0:
+                q_all = torch.from_numpy(
+                    stream_outputs(feeder, soft_assign, {"q": clustering_layer.n_clusters})["q"]
+                )
+                labels = q_all.argmax(1).numpy()
+                if previous_labels is not None:
+                    delta = float(np.mean(labels != previous_labels))
+                    history["label_change"].append(delta)
+                    history["label_change_epoch"].append(step / n_batches)
+                    bar.set_postfix(changed=f"{delta:.4f}")
+                    if delta < settings.tol:
+                        converged = True
+                        break
+                previous_labels = labels
+                target = target_distribution(q_all).to(device)
+            q = clustering_layer(embed(batch))
+            terms = {
+                "clustering": settings.clustering_weight * kl_divergence(target[batch.index], q)
+            }
+            if extra_loss is not None:
+                terms.update(extra_loss(batch))
+            if pair_loss is not None:
+                terms.update(pair_loss(step))
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            n = len(batch.index)
+            n_seen += n
+            for name, value in terms.items():
+                sums[name] += float(value.detach()) * n
+        if n_seen:
+            means = {name: s / n_seen for name, s in sums.items()}
+            _check_finite(sum(means.values()), "clustering", DIVERGENCE_HINT)
+            for name, value in means.items():
+                history[name].append(value)
+        if converged:
+            logg.info(f"    clustering converged after {epoch} epochs (labels changed < tol)")
+            break
+    history["converged"] = [float(converged)]
+    return dict(history)

@@ -1,0 +1,47 @@
+"""Helpers shared by the tests."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Few epochs: tests check behaviour, the benchmarks check accuracy and speed.
+FAST = dict(pretrain_epochs=4, max_epochs=4, progress=False, batch_size=64)
+
+
+def shared_file(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} not found: the shared datasets live in ../shared/data beside the repo")
+    return path
+
+
+def snapshot(adata):
+    """Keys and arrays of an AnnData, to check a call left it exactly as it was."""
+
+    def dense(m):
+        return m.toarray() if hasattr(m, "toarray") else np.asarray(m)
+
+    return {
+        "obs": adata.obs.copy(),
+        "var": adata.var.copy(),
+        "X": dense(adata.X).copy(),
+        "layers": {k: dense(v).copy() for k, v in adata.layers.items()},
+        "obsm": {k: np.asarray(v).copy() for k, v in adata.obsm.items()},
+        "uns": sorted(adata.uns.keys()),
+    }
+
+
+def assert_unchanged(adata, before):
+    after = snapshot(adata)
+    assert list(after["obs"].columns) == list(before["obs"].columns)
+    assert after["obs"].equals(before["obs"])
+    assert after["var"].equals(before["var"])
+    np.testing.assert_array_equal(after["X"], before["X"])
+    assert after["layers"].keys() == before["layers"].keys()
+    for k in before["layers"]:
+        np.testing.assert_array_equal(after["layers"][k], before["layers"][k])
+    assert after["obsm"].keys() == before["obsm"].keys()
+    assert after["uns"] == before["uns"]

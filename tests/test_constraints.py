@@ -1,0 +1,57 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from scdeepclust.constraints import (
+    PairwiseConstraints,
+    pairs_from_labels,
+    pairs_from_protein,
+    pairs_from_user,
+)
+
+
+def test_pairs_from_labels():
+    labels = np.array(["a", "b", None, "a", "b", None, "c", "a"], dtype=object)
+    c = pairs_from_labels(labels, 15, np.random.default_rng(0))
+    assert len(c) == 15  # 6 labelled cells give exactly 15 distinct pairs
+    known = {0, 1, 3, 4, 6, 7}
+    for a, b in c.must_link:
+        assert labels[a] == labels[b] and {a, b} <= known
+    for a, b in c.cannot_link:
+        assert labels[a] != labels[b] and {a, b} <= known
+    keys = {tuple(sorted(p)) for p in np.concatenate([c.must_link, c.cannot_link])}
+    assert len(keys) == 15
+
+
+def test_labels_need_two_classes():
+    with pytest.raises(ValueError, match="same label"):
+        pairs_from_labels(pd.Series(["a", "a", np.nan]), 5, np.random.default_rng(0))
+
+
+def test_protein_pairs_separate_near_and_far():
+    rng = np.random.default_rng(0)
+    protein = np.concatenate([rng.normal(0, 0.1, (50, 3)), rng.normal(5, 0.1, (50, 3))])
+    c = pairs_from_protein(protein, 40, rng)
+    assert len(c.must_link) > 0 and len(c.cannot_link) > 0
+    group = np.repeat([0, 1], 50)
+    assert np.all(group[c.must_link[:, 0]] == group[c.must_link[:, 1]])
+    assert np.all(group[c.cannot_link[:, 0]] != group[c.cannot_link[:, 1]])
+
+
+def test_check_rejects_bad_pairs():
+    ml = np.array([[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match="both must-link and cannot-link"):
+        PairwiseConstraints(ml, np.array([[1, 0]])).check(5)
+    with pytest.raises(ValueError, match="outside"):
+        PairwiseConstraints(np.array([[0, 9]]), np.empty((0, 2), int)).check(5)
+    with pytest.raises(ValueError, match="itself"):
+        PairwiseConstraints(np.array([[2, 2]]), np.empty((0, 2), int)).check(5)
+
+
+def test_user_pairs_by_name():
+    names = pd.Index(["x", "y", "z"])
+    np.testing.assert_array_equal(pairs_from_user([["z", "x"]], names, "ml"), [[2, 0]])
+    with pytest.raises(KeyError, match="not in adata.obs_names"):
+        pairs_from_user([["z", "w"]], names, "ml")
+    with pytest.raises(ValueError, match="shape"):
+        pairs_from_user([1, 2, 3], names, "ml")

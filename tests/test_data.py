@@ -1,0 +1,98 @@
+import anndata as ad
+import numpy as np
+import scanpy as sc
+import torch
+from scipy import sparse
+
+import scdeepclust as sdc
+from scdeepclust.data import CellFeeder, RowSource, stream_outputs
+from scdeepclust.pp import count_statistics, is_count_matrix
+
+
+def test_count_statistics_match_scanpy(sim):
+    counts = sim.X
+    stats = count_statistics(RowSource(counts))
+    lib = np.asarray(counts.sum(1)).ravel()
+    np.testing.assert_allclose(stats.size_factors, lib / np.median(lib), rtol=1e-6)
+    ref = ad.AnnData(counts.copy())
+    sc.pp.normalize_total(ref, target_sum=float(np.median(lib)))
+    sc.pp.log1p(ref)
+    dense = ref.X.toarray()
+    np.testing.assert_allclose(stats.gene_mean, dense.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(stats.gene_scale, dense.std(0, ddof=1), rtol=1e-4, atol=1e-6)
+    dense_stats = count_statistics(RowSource(counts.toarray()), chunk_size=50)
+    np.testing.assert_allclose(dense_stats.gene_mean, stats.gene_mean, rtol=1e-5)
+
+
+def test_is_count_matrix():
+    assert is_count_matrix(np.array([[0, 3], [2, 1]], dtype=np.float32))
+    assert is_count_matrix(sparse.csr_matrix(np.array([[0, 3], [2, 1]])))
+    assert not is_count_matrix(np.array([[0.5, 3.0]]))
+    assert not is_count_matrix(sparse.csr_matrix(np.array([[-1.0, 3.0]])))
+    assert not is_count_matrix(np.array([[np.nan, 3.0]]))
+
+
+def test_feeder_sparse_equals_dense(sim):
+    stats = count_statistics(RowSource(sim.X))
+    kw = dict(
+        device=torch.device("cpu"),
+        size_factors=stats.size_factors,
+        gene_mean=stats.gene_mean,
+        gene_scale=stats.gene_scale,
+    )
+    fs = CellFeeder(RowSource(sim.X), **kw)
+    fd = CellFeeder(RowSource(sim.X.toarray()), **kw)
+    idx = np.array([5, 0, 17, 3])
+    bs, bd = fs.batch(idx), fd.batch(idx)
+    torch.testing.assert_close(bs.x, bd.x)
+    torch.testing.assert_close(bs.counts, torch.from_numpy(sim.X[idx].toarray()))
+    # network input is the z-scored log-normalised counts
+    expected = np.log1p(sim.X[idx].toarray() / stats.size_factors[idx, None]) - stats.gene_mean
+    expected /= stats.gene_scale
+    np.testing.assert_allclose(bs.x.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_minibatches_cover_every_cell_once(sim):
+    feeder = CellFeeder(RowSource(sim.X), device=torch.device("cpu"))
+    seen = np.concatenate(
+        [b.index.numpy() for b in feeder.minibatches(64, np.random.default_rng(0))]
+    )
+    assert sorted(seen.tolist()) == list(range(sim.n_obs))
+    # a trailing single cell is merged into the previous batch
+    sizes = [
+        len(b.index)
+        for b in CellFeeder(RowSource(sim.X[:129]), device=torch.device("cpu")).minibatches(
+            64, np.random.default_rng(0)
+        )
+    ]
+    assert sizes == [64, 65]
+
+
+def test_stream_outputs_in_order(sim):
+    feeder = CellFeeder(RowSource(sim.X), device=torch.device("cpu"))
+    out = stream_outputs(feeder, lambda b: {"s": b.x.sum(1, keepdim=True)}, {"s": 1}, chunk_size=50)
+    np.testing.assert_allclose(out["s"][:, 0], np.asarray(sim.X.sum(1)).ravel(), rtol=1e-5)
+    assert out["s"].dtype == np.float32
+
+
+def test_backed_anndata_rows(sim, tmp_path):
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    backed = sc.read_h5ad(path, backed="r")
+    src = RowSource(backed.X)
+    idx = np.array([9, 2, 30])
+    np.testing.assert_array_equal(src.rows(idx), sim.X[idx].toarray())
+    stats = count_statistics(src, chunk_size=100)
+    np.testing.assert_allclose(
+        stats.gene_mean, count_statistics(RowSource(sim.X)).gene_mean, rtol=1e-5
+    )
+    backed.file.close()
+
+
+def test_simulate_is_seeded_and_sparse():
+    a = sdc.datasets.simulate(100, 50, 2, random_state=3)
+    b = sdc.datasets.simulate(100, 50, 2, random_state=3)
+    assert sparse.issparse(a.X) and a.X.dtype == np.float32
+    assert (a.X != b.X).nnz == 0
+    assert a.obs["group"].nunique() == 2
+    assert is_count_matrix(a.X)

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from scdeepclust.nn import (
+    ClusteringLayer,
+    ZINBAutoencoder,
+    ZINBParameters,
+    cannot_link_loss,
+    kl_divergence,
+    must_link_loss,
+    target_distribution,
+    zinb_nll,
+)
+
+
+def scipy_zinb_nll(x, mu, theta, pi):
+    nb = stats.nbinom.pmf(x, theta, theta / (theta + mu))
+    lik = np.where(x == 0, pi + (1 - pi) * nb, (1 - pi) * nb)
+    return -np.log(lik)
+
+
+def params(mu, theta, pi):
+    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return ZINBParameters(t(np.log(mu)), t(theta), t(np.log(pi / (1 - pi))))
+
+
+def test_zinb_matches_scipy():
+    rng = np.random.default_rng(0)
+    shape = (50, 40)
+    x = rng.poisson(rng.gamma(1.0, 3.0, shape)).astype(np.float64)
+    x[rng.random(shape) < 0.4] = 0
+    mu = rng.gamma(2.0, 2.0, shape) + 1e-3
+    theta = rng.gamma(2.0, 2.0, shape) + 1e-2
+    pi = rng.uniform(0.01, 0.9, shape)
+    expected = scipy_zinb_nll(x, mu, theta, pi)
+    p = params(mu, theta, pi)
+    xt = torch.tensor(x, dtype=torch.float32)
+    per_entry = zinb_nll(xt, p, reduce=False).numpy()
+    np.testing.assert_allclose(per_entry, expected, rtol=2e-4, atol=2e-4)
+    assert zinb_nll(xt, p).item() == pytest.approx(expected.mean(), rel=1e-4)
+
+
+def test_zinb_finite_at_extremes():
+    x = torch.tensor([[0.0, 1.0, 5000.0, 0.0]])
+    p = ZINBParameters(
+        log_mean=torch.tensor([[np.log(1e-5), np.log(1e6), np.log(1e-5), np.log(1e6)]]),
+        dispersion=torch.tensor([[1e-4, 1e4, 1e-4, 1e4]]),
+        dropout_logits=torch.tensor([[-30.0, 30.0, 0.0, -30.0]]),
+    )
+    for v in (zinb_nll(x, p), zinb_nll(x, p, reduce=False)):
+        assert torch.isfinite(v).all()
+
+
+def test_autoencoder_shapes_and_ranges():
+    model = ZINBAutoencoder(30, encoder_hidden=(16,), latent_dim=4, decoder_hidden=(16,))
+    x = torch.randn(8, 30)
+    z = model.encode(x)
+    assert z.shape == (8, 4)
+    p = model.decode(z, torch.full((8,), 2.0))
+    assert p.log_mean.shape == p.dispersion.shape == p.dropout_logits.shape == (8, 30)
+    assert (p.dispersion >= 1e-4).all() and (p.dispersion <= 1e4).all()
+    # size factors scale the mean
+    p1 = model.decode(z, torch.ones(8))
+    torch.testing.assert_close(p.mean, 2 * p1.mean)
+
+
+def test_student_t_soft_assignment():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(20, 3)).astype(np.float32)
+    mu = rng.normal(size=(4, 3)).astype(np.float32)
+    layer = ClusteringLayer(torch.from_numpy(mu), alpha=1.0)
+    q = layer(torch.from_numpy(z)).detach().numpy()
+    d2 = ((z[:, None, :] - mu[None]) ** 2).sum(-1)
+    expected = 1.0 / (1.0 + d2)
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(q, expected, rtol=1e-4, atol=1e-6)
+    gauss = ClusteringLayer(torch.from_numpy(mu), kernel="gaussian")(torch.from_numpy(z)).detach()
+    expected_g = np.exp(-d2 / 2)
+    expected_g /= expected_g.sum(1, keepdims=True)
+    np.testing.assert_allclose(gauss.numpy(), expected_g, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="kernel"):
+        ClusteringLayer(torch.from_numpy(mu), kernel="cauchy")
+
+
+def test_target_distribution_and_kl():
+    q = torch.tensor([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]])
+    f = q.sum(0)
+    w = q**2 / f
+    torch.testing.assert_close(target_distribution(q), w / w.sum(1, keepdim=True))
+    p = target_distribution(q)
+    assert (p[:, 0] > q[:, 0])[[0, 2]].all()  # sharpened towards the dominant cluster
+    assert kl_divergence(q, q).item() == pytest.approx(0.0, abs=1e-6)
+    expected = (p * (p / q).log()).sum(1).mean()
+    assert kl_divergence(p, q).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_pairwise_losses():
+    a = torch.tensor([[0.9, 0.1], [0.5, 0.5]])
+    b = torch.tensor([[0.8, 0.2], [0.5, 0.5]])
+    same = (a * b).sum(1)
+    assert must_link_loss(a, b).item() == pytest.approx(-same.log().mean().item(), rel=1e-6)
+    assert cannot_link_loss(a, b).item() == pytest.approx(-(1 - same).log().mean().item(), rel=1e-6)
+    # agreeing confident cells: small must-link loss, large cannot-link loss
+    assert must_link_loss(a[:1], b[:1]) < cannot_link_loss(a[:1], b[:1])

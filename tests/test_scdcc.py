@@ -1,0 +1,161 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from _helpers import FAST, assert_unchanged, snapshot
+from scdeepclust.train import TrainingDiverged
+
+
+def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
+    sdc.tl.scdcc(sim, 3, **FAST)
+    labels = sim.obs["scdcc"]
+    assert isinstance(labels.dtype, pd.CategoricalDtype)
+    assert list(labels.cat.categories) == ["0", "1", "2"]
+    emb, probs = sim.obsm["X_scdcc"], sim.obsm["scdcc_probs"]
+    assert emb.shape == (sim.n_obs, 32) and emb.dtype == np.float32
+    assert probs.shape == (sim.n_obs, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(1).astype(str), labels.to_numpy())
+    np.testing.assert_allclose(sim.obs["scdcc_confidence"], probs.max(1))
+    uns = sim.uns["scdcc"]
+    assert uns["params"]["n_clusters"] == 3 and uns["params"]["counts_from"] == "layers['counts']"
+    assert uns["n_clusters"] == labels.nunique()
+    assert len(uns["history"]["pretrain_zinb"]) == FAST["pretrain_epochs"]
+    assert len(uns["history"]["cluster_zinb"]) >= 1
+    assert uns["timings"]["total_s"] > 0
+    path = tmp_path / "out.h5ad"
+    sim.write_h5ad(path)
+    back = sc.read_h5ad(path)
+    assert back.obs["scdcc"].equals(sim.obs["scdcc"])
+    np.testing.assert_array_equal(back.obsm["X_scdcc"], emb)
+    np.testing.assert_array_equal(
+        back.uns["scdcc"]["history"]["pretrain_zinb"], uns["history"]["pretrain_zinb"]
+    )
+
+
+def test_recovers_simulated_groups(sim):
+    sdc.tl.scdcc(sim, 3, pretrain_epochs=30, max_epochs=20, progress=False, batch_size=64)
+    assert adjusted_rand_score(sim.obs["group"], sim.obs["scdcc"]) > 0.9
+
+
+def test_leiden_when_no_cluster_count(sim):
+    sdc.tl.scdcc(
+        sim, pretrain_epochs=30, max_epochs=5, progress=False, batch_size=64, resolution=0.3
+    )
+    assert sim.uns["scdcc"]["init_method"] == "leiden"
+    assert sim.uns["scdcc"]["n_clusters"] >= 2
+
+
+def test_same_seed_same_labels(sim):
+    a = sdc.tl.scdcc(sim, 3, random_state=7, copy=True, **FAST)
+    b = sdc.tl.scdcc(sim, 3, random_state=7, copy=True, **FAST)
+    np.testing.assert_array_equal(a.obs["scdcc"], b.obs["scdcc"])
+    np.testing.assert_array_equal(a.obsm["X_scdcc"], b.obsm["X_scdcc"])
+    c = sdc.tl.scdcc(sim, 3, random_state=8, copy=True, **FAST)
+    assert not np.array_equal(a.obsm["X_scdcc"], c.obsm["X_scdcc"])
+
+
+def test_sparse_and_dense_give_the_same_result(sim):
+    dense = sim.copy()
+    dense.X = sim.X.toarray()
+    del dense.layers["counts"]
+    del sim.layers["counts"]
+    a = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    b = sdc.tl.scdcc(dense, 3, copy=True, **FAST)
+    np.testing.assert_allclose(a.obsm["X_scdcc"], b.obsm["X_scdcc"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(a.obs["scdcc"], b.obs["scdcc"])
+
+
+def test_copy_leaves_input_alone(sim):
+    before = snapshot(sim)
+    out = sdc.tl.scdcc(sim, 3, copy=True, key_added="mine", **FAST)
+    assert_unchanged(sim, before)
+    assert "mine" in out.obs and "X_mine" in out.obsm and "mine" in out.uns
+
+
+def test_refuses_non_counts_and_leaves_adata_unchanged(sim):
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    del sim.layers["counts"]
+    before = snapshot(sim)
+    with pytest.raises(ValueError, match="does not hold raw counts.*layer='counts'"):
+        sdc.tl.scdcc(sim, 3, **FAST)
+    assert_unchanged(sim, before)
+
+
+def test_divergence_is_reported_and_nothing_written(sim):
+    before = snapshot(sim)
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        sdc.tl.scdcc(sim, 3, pretrain_lr=1e8, **FAST)
+    assert_unchanged(sim, before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_clusters=1), ValueError, "integer >= 2"),
+        (dict(n_clusters=10_000), ValueError, "larger than the number of cells"),
+        (dict(n_clusters=3, layer="missing"), KeyError, "Layer 'missing' not found"),
+        (dict(n_clusters=3, label_key="missing"), KeyError, "label_key 'missing'"),
+        (dict(n_clusters=3, protein_key="missing"), KeyError, "protein_key 'missing'"),
+        (dict(n_clusters=3, must_link=[[0, 1]], cannot_link=[[1, 0]]), ValueError, "both"),
+        (dict(n_clusters=3, must_link=[[0, 10_000]]), ValueError, "outside"),
+        (dict(n_clusters=3, device="cuda:7"), ValueError, "CUDA is not available"),
+    ],
+)
+def test_bad_arguments(sim, kwargs, error, match):
+    if kwargs.get("device", "").startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    before = snapshot(sim)
+    with pytest.raises(error, match=match):
+        sdc.tl.scdcc(sim, **kwargs, **FAST)
+    assert_unchanged(sim, before)
+
+
+def test_n_top_genes_does_not_modify_adata(sim):
+    before = snapshot(sim)
+    out = sdc.tl.scdcc(sim, 3, n_top_genes=50, copy=True, **FAST)
+    assert_unchanged(sim, before)
+    assert len(out.uns["scdcc"]["genes_used"]) == 50
+
+
+def _same_cluster_rate(adata, pairs, key):
+    lab = adata.obs[key].to_numpy()
+    return np.mean(lab[pairs[:, 0]] == lab[pairs[:, 1]])
+
+
+def test_must_links_are_honoured():
+    # Must-link cells across two truly different groups: with the constraints they end up
+    # together far more often than without.
+    adata = sdc.datasets.simulate(300, 120, 4, de_fraction=0.2, de_log_fold=1.2, random_state=4)
+    group = adata.obs["group"].to_numpy()
+    g0, g1 = np.flatnonzero(group == "0"), np.flatnonzero(group == "1")
+    rng = np.random.default_rng(0)
+    pairs = np.stack([rng.choice(g0, 400), rng.choice(g1, 400)], axis=1)
+    kw = dict(pretrain_epochs=20, max_epochs=30, progress=False, batch_size=64, tol=0)
+    free = sdc.tl.scdcc(adata, 3, copy=True, **kw)
+    linked = sdc.tl.scdcc(adata, 3, must_link=pairs, ml_weight=2.0, copy=True, **kw)
+    assert linked.uns["scdcc"]["n_constraints"]["must_link"] == 400
+    assert "cluster_must_link" in linked.uns["scdcc"]["history"]
+    before, after = (
+        _same_cluster_rate(free, pairs, "scdcc"),
+        _same_cluster_rate(linked, pairs, "scdcc"),
+    )
+    assert after > 0.9 and after > before + 0.3, (before, after)
+
+
+def test_label_constraints_use_labelled_cells_only(sim):
+    labels = sim.obs["group"].astype(object).copy()
+    labels.iloc[::3] = np.nan
+    sim.obs["known"] = labels
+    out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
+    n_constraints = out.uns["scdcc"]["n_constraints"]
+    n_labelled = int(labels.notna().sum())
+    assert n_constraints["must_link"] + n_constraints["cannot_link"] == 20 * n_labelled
+    assert "cluster_cannot_link" in out.uns["scdcc"]["history"]
