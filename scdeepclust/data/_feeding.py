@@ -36,6 +36,7 @@ class CellFeeder:
         size_factors: np.ndarray | None = None,
         gene_mean: np.ndarray | None = None,
         gene_scale: np.ndarray | None = None,
+        max_value: float | None = None,
     ):
         self.source = source
         self.device = device
@@ -45,6 +46,7 @@ class CellFeeder:
         )
         self._mean = None if gene_mean is None else _to(gene_mean, device)
         self._inv_scale = None if gene_scale is None else _to(1.0 / gene_scale, device)
+        self.max_value = max_value
         self._pin = device.type == "cuda"
 
     @property
@@ -71,6 +73,8 @@ class CellFeeder:
     def _standardise(self, x: torch.Tensor) -> torch.Tensor:
         if self._mean is not None:
             x = (x - self._mean) * self._inv_scale
+            if self.max_value is not None:
+                x = x.clamp(-self.max_value, self.max_value)
         return x
 
     def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:

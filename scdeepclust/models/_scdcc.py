@@ -6,23 +6,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from scanpy import logging as logg
 
 from .._results import ClusteringResult
 from ..constraints import PairLoss, PairwiseConstraints
-from ..data import Batch, CellFeeder, stream_outputs
-from ..nn import ClusteringLayer, ZINBAutoencoder, zinb_nll
+from ..data import Batch, CellFeeder
+from ..nn import ZINBAutoencoder, zinb_nll
 from ..train import (
+    CentroidInit,
     ClusteringStage,
     PlateauStopper,
+    deep_embedded_clustering,
     default_epochs,
     fit_epochs,
-    initial_centroids,
     numpy_rng,
     seeded,
     torch_generator,
-    train_clustering,
 )
 
 
@@ -51,15 +52,20 @@ class SCDCCConfig:
     def resolved_pretrain_epochs(self, n_obs: int) -> int:
         if self.pretrain_epochs is not None:
             return int(self.pretrain_epochs)
-        return default_epochs(n_obs, base=200, reference_cells=20_000)
+        # Measured on 10X PBMC (4,271 cells): ARI of k-means on the latent space peaks after
+        # 20-40 epochs and falls with longer pretraining (0.67 after 177 epochs).
+        return default_epochs(n_obs, base=40, reference_cells=100_000, minimum=2)
 
 
 def fit_scdcc(
     feeder: CellFeeder,
     config: SCDCCConfig,
     constraints: PairwiseConstraints | None = None,
+    seed_labels: np.ndarray | None = None,
 ) -> ClusteringResult:
-    """Pretrain the ZINB autoencoder, initialise centroids, run the clustering stage."""
+    """Pretrain the ZINB autoencoder, initialise centroids, run the clustering stage.
+
+    `seed_labels`: known classes of some cells (codes, -1 elsewhere) that seed k-means."""
     device = feeder.device
     rng = numpy_rng(config.random_state)
     noise = torch_generator(config.random_state, device)
@@ -94,78 +100,58 @@ def fit_scdcc(
     )
     timings["pretrain_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    model.eval()
-    z = stream_outputs(feeder, lambda b: {"z": model.encode(b.x)}, {"z": config.latent_dim})["z"]
-    model.train()
-    centroids, init_labels, init_method = initial_centroids(
-        z,
-        n_clusters=config.n_clusters,
-        resolution=config.resolution,
-        n_neighbors=config.n_neighbors,
-        random_state=config.random_state,
-    )
-    timings["init_s"] = time.perf_counter() - t0
-    logg.info(f"    {len(centroids)} initial centroids by {init_method}")
-
-    t0 = time.perf_counter()
-    layer = ClusteringLayer(torch.from_numpy(centroids)).to(device)
-    optimizer = torch.optim.Adadelta(
-        [*model.parameters(), *layer.parameters()], lr=config.lr, rho=0.95
-    )
-    stage = ClusteringStage(
-        max_epochs=config.max_epochs,
-        batch_size=config.batch_size,
-        tol=config.tol,
-        update_interval=config.update_interval,
-        clustering_weight=config.gamma,
-    )
-    pair_loss = None
+    pair_loss_factory = None
     if constraints is not None and len(constraints):
-        pair_loss = PairLoss(
-            constraints,
-            feeder,
-            lambda b: model.encode(b.x),
-            layer,
-            steps_per_epoch=feeder.n_batches(config.batch_size),
-            ml_weight=config.ml_weight,
-            cl_weight=config.cl_weight,
-            rng=rng,
-        )
-    cluster_history = train_clustering(
+
+        def pair_loss_factory(embed, layer):
+            return PairLoss(
+                constraints,
+                feeder,
+                embed,
+                layer,
+                steps_per_epoch=feeder.n_batches(config.batch_size),
+                ml_weight=config.ml_weight,
+                cl_weight=config.cl_weight,
+                rng=rng,
+            )
+
+    outcome = deep_embedded_clustering(
         feeder,
-        lambda b: model.encode(b.x),
-        layer,
-        optimizer,
-        stage,
+        model.encode,
+        model.parameters(),
+        config.latent_dim,
+        CentroidInit(
+            n_clusters=config.n_clusters,
+            resolution=config.resolution,
+            n_neighbors=config.n_neighbors,
+            random_state=config.random_state,
+            seed_labels=seed_labels,
+        ),
+        ClusteringStage(
+            max_epochs=config.max_epochs,
+            batch_size=config.batch_size,
+            tol=config.tol,
+            update_interval=config.update_interval,
+            clustering_weight=config.gamma,
+        ),
+        lambda params: torch.optim.Adadelta(params, lr=config.lr, rho=0.95),
         rng=rng,
         extra_loss=denoising_zinb,
-        pair_loss=pair_loss,
+        make_pair_loss=pair_loss_factory,
         progress=config.progress,
     )
-    timings["cluster_s"] = time.perf_counter() - t0
-
-    model.eval()
-    with torch.no_grad():
-        out = stream_outputs(
-            feeder,
-            lambda b: {"z": (z_ := model.encode(b.x)), "q": layer(z_)},
-            {"z": config.latent_dim, "q": layer.n_clusters},
-        )
-    converged = bool(cluster_history.pop("converged", [0.0])[0])
     history = {f"pretrain_{k}": v for k, v in pretrain_history.items()}
-    history.update({f"cluster_{k}": v for k, v in cluster_history.items()})
+    history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
     return ClusteringResult(
-        labels=out["q"].argmax(1),
-        embedding=out["z"],
-        probabilities=out["q"],
+        labels=outcome.labels,
+        embedding=outcome.embedding,
+        probabilities=outcome.probabilities,
         params={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
         history=history,
-        timings=timings,
+        timings={**timings, **outcome.timings},
         info={
-            "init_method": init_method,
+            **outcome.info,
             "pretrain_epochs": len(pretrain_history.get("zinb", [])),
-            "converged": converged,
             "n_constraints": {
                 "must_link": 0 if constraints is None else len(constraints.must_link),
                 "cannot_link": 0 if constraints is None else len(constraints.cannot_link),

@@ -1,10 +1,11 @@
 """Torch modules and losses shared by DESC and scDCC."""
 
 from ._losses import cannot_link_loss, kl_divergence, must_link_loss, target_distribution, zinb_nll
-from ._modules import ClusteringLayer, ZINBAutoencoder, ZINBParameters, mlp
+from ._modules import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder, ZINBParameters, mlp
 
 __all__ = [
     "ClusteringLayer",
+    "StackedAutoencoder",
     "ZINBAutoencoder",
     "ZINBParameters",
     "cannot_link_loss",

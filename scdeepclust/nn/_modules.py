@@ -65,19 +65,18 @@ class ZINBAutoencoder(nn.Module):
         self.to_latent = nn.Linear(encoder_hidden[-1] if encoder_hidden else n_input, latent_dim)
         self.decoder = mlp([latent_dim, *decoder_hidden])
         width = decoder_hidden[-1] if decoder_hidden else latent_dim
-        self.mean_head = nn.Linear(width, n_input)
-        self.dispersion_head = nn.Linear(width, n_input)
-        self.dropout_head = nn.Linear(width, n_input)
+        # Mean, dispersion and dropout heads as one matrix multiply.
+        self.zinb_heads = nn.Linear(width, 3 * n_input)
         self.latent_dim = latent_dim
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_latent(self.encoder(x))
 
     def decode(self, z: torch.Tensor, size_factors: torch.Tensor) -> ZINBParameters:
-        h = self.decoder(z)
-        log_mean = self.mean_head(h).clamp(*LOG_MEAN_RANGE) + size_factors.log()[:, None]
-        dispersion = F.softplus(self.dispersion_head(h)).clamp(*DISPERSION_RANGE)
-        return ZINBParameters(log_mean, dispersion, self.dropout_head(h))
+        mean_out, dispersion_out, dropout_logits = self.zinb_heads(self.decoder(z)).chunk(3, dim=1)
+        log_mean = mean_out.clamp(*LOG_MEAN_RANGE) + size_factors.log()[:, None]
+        dispersion = F.softplus(dispersion_out).clamp(*DISPERSION_RANGE)
+        return ZINBParameters(log_mean, dispersion, dropout_logits)
 
 
 class ClusteringLayer(nn.Module):
@@ -108,3 +107,45 @@ class ClusteringLayer(nn.Module):
         else:
             logits = -sq_dist / 2
         return torch.softmax(logits, dim=1)
+
+
+class StackedAutoencoder(nn.Module):
+    """DESC's stacked autoencoder: ReLU hidden layers, tanh on the embedding layer, a mirrored
+    decoder with a linear output; built from layer pairs so it can be pretrained greedily."""
+
+    def __init__(self, n_input: int, hidden: Sequence[int]):
+        super().__init__()
+        if not hidden:
+            raise ValueError("hidden must name at least one layer size.")
+        sizes = [n_input, *hidden]
+        self.encoder_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        # decoder_layers[i] maps layer i+1's width back to layer i's width.
+        self.decoder_layers = nn.ModuleList(nn.Linear(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.latent_dim = hidden[-1]
+
+    @property
+    def depth(self) -> int:
+        return len(self.encoder_layers)
+
+    def encoder_activation(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(h) if i == self.depth - 1 else F.relu(h)
+
+    def decoder_activation(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        return h if i == 0 else F.relu(h)
+
+    def encode(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """The first `depth` encoder layers (all by default)."""
+        for i, layer in enumerate(self.encoder_layers[: self.depth if depth is None else depth]):
+            x = self.encoder_activation(i, layer(x))
+        return x
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        for i in reversed(range(self.depth)):
+            z = self.decoder_activation(i, self.decoder_layers[i](z))
+        return z
+
+    def layer_pair(self, i: int, h: torch.Tensor, dropout: float) -> torch.Tensor:
+        """Denoising autoencoder of layer i alone: reconstruct its input h from a dropped-out
+        copy, for greedy layer-wise pretraining."""
+        code = self.encoder_activation(i, self.encoder_layers[i](F.dropout(h, dropout, True)))
+        return self.decoder_activation(i, self.decoder_layers[i](F.dropout(code, dropout, True)))

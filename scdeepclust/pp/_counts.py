@@ -20,6 +20,15 @@ HOW_TO_PASS_COUNTS = (
 )
 
 
+def all_finite(matrix, *, chunk_size: int = 8192) -> bool:
+    """Whether the matrix has no NaN or infinite entries (checked block by block)."""
+    for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
+        values = block.data if sparse.issparse(block) else np.asarray(block)
+        if not np.all(np.isfinite(values)):
+            return False
+    return True
+
+
 def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
     """Whether every entry is a finite, non-negative integer (stored as any dtype)."""
     for _, _, block in RowSource(matrix).iter_blocks(chunk_size):

@@ -4,6 +4,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
@@ -42,6 +43,7 @@ def scdcc(
     latent_dim: int = 32,
     decoder_hidden: Sequence[int] = (64, 256),
     sigma: float = 2.5,
+    max_value: float | None = None,
     pretrain_epochs: int | None = None,
     pretrain_lr: float = 1e-3,
     max_epochs: int = 300,
@@ -82,6 +84,8 @@ def scdcc(
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
+        With `n_clusters`, the labelled cells also seed k-means: each known class starts at the
+        mean latent position of its labelled cells.
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
     protein_key
@@ -98,6 +102,8 @@ def scdcc(
         Network shape.
     sigma
         Standard deviation of the Gaussian noise added to the (z-scored) input during training.
+    max_value
+        Clip the z-scored network input to [-max_value, max_value], as `sc.pp.scale` does.
     pretrain_epochs
         Pretraining epochs. `None`: chosen from the number of cells (fewer for more cells) with
         early stopping on a plateau of the loss.
@@ -167,6 +173,7 @@ def scdcc(
         size_factors=stats.size_factors,
         gene_mean=stats.gene_mean,
         gene_scale=stats.gene_scale,
+        max_value=max_value,
     )
     config = SCDCCConfig(
         n_clusters=n_clusters,
@@ -189,7 +196,10 @@ def scdcc(
         random_state=random_state,
         progress=progress,
     )
-    result = fit_scdcc(feeder, config, constraints)
+    seed_labels = None
+    if label_key is not None and n_clusters is not None:
+        seed_labels = _label_codes(adata.obs[label_key])
+    result = fit_scdcc(feeder, config, constraints, seed_labels)
     result.params.update(
         counts_from=where,
         n_top_genes=n_top_genes,
@@ -211,6 +221,14 @@ def scdcc(
         f"    {key_added!r} (adata.uns)",
     )
     return adata if copy else None
+
+
+def _label_codes(labels) -> np.ndarray:
+    """Integer codes of known labels, -1 where missing."""
+    codes = np.full(len(labels), -1, np.int64)
+    known = labels.notna().to_numpy()
+    codes[known] = pd.Categorical(labels[known].astype(str)).codes
+    return codes
 
 
 def _highly_variable(counts, n_top_genes: int) -> np.ndarray:

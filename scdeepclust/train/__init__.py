@@ -1,6 +1,7 @@
 """Training: device and seeds, the epoch loops, the DEC clustering stage, centroid init."""
 
 from ._centroids import centroids_from_labels, initial_centroids, kmeans_labels, leiden_labels
+from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
 from ._loops import (
     ClusteringStage,
@@ -12,7 +13,11 @@ from ._loops import (
 )
 
 __all__ = [
+    "CentroidInit",
     "ClusteringStage",
+    "DECOutcome",
+    "deep_embedded_clustering",
+    "embed_all",
     "PlateauStopper",
     "TrainingDiverged",
     "centroids_from_labels",

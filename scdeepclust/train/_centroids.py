@@ -10,12 +10,31 @@ import pandas as pd
 
 
 def kmeans_labels(
-    z: np.ndarray, n_clusters: int, *, random_state: int | None, n_init: int = 20
+    z: np.ndarray,
+    n_clusters: int,
+    *,
+    random_state: int | None,
+    n_init: int = 20,
+    seed_labels: np.ndarray | None = None,
 ) -> np.ndarray:
+    """k-means labels. With `seed_labels` (class codes of some cells, -1 for unknown), the
+    known classes' mean positions start k-means (seeded k-means); any remaining centroids come
+    from a free k-means run, those farthest from the known classes."""
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
-    return km.fit_predict(z).astype(np.int64)
+    free = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
+    if seed_labels is None:
+        return free.labels_.astype(np.int64)
+    known = seed_labels >= 0
+    seeds = centroids_from_labels(z[known], seed_labels[known])
+    n_extra = n_clusters - len(seeds)
+    if n_extra < 0:
+        return free.labels_.astype(np.int64)
+    if n_extra:
+        dist = ((free.cluster_centers_[:, None, :] - seeds[None]) ** 2).sum(-1).min(1)
+        seeds = np.concatenate([seeds, free.cluster_centers_[np.argsort(-dist)[:n_extra]]])
+    seeded = KMeans(n_clusters=n_clusters, init=seeds, n_init=1).fit(z)
+    return seeded.labels_.astype(np.int64)
 
 
 def leiden_labels(
@@ -57,11 +76,13 @@ def initial_centroids(
     resolution: float,
     n_neighbors: int,
     random_state: int | None,
+    seed_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(centroids, initial labels, method name)."""
+    """(centroids, initial labels, method name). `seed_labels` (known classes of some cells,
+    -1 elsewhere) seed k-means when given with `n_clusters`."""
     if n_clusters is not None:
-        labels = kmeans_labels(z, n_clusters, random_state=random_state)
-        method = "kmeans"
+        labels = kmeans_labels(z, n_clusters, random_state=random_state, seed_labels=seed_labels)
+        method = "kmeans" if seed_labels is None else "seeded kmeans"
     else:
         labels = leiden_labels(
             z, resolution=resolution, n_neighbors=n_neighbors, random_state=random_state

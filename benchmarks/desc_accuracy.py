@@ -1,0 +1,136 @@
+"""Accuracy and speed of `scdeepclust.tl.desc` on the labelled datasets in ../shared/data,
+beside scanpy's own Leiden clustering on the same preprocessing.
+
+Per dataset: normalize_total, log1p, scale; then (a) `tl.desc` at defaults, (b) `tl.desc` with
+the true number of clusters, (c) the scanpy baseline PCA (50) -> neighbors (15) -> Leiden (1.0).
+Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
+
+    python benchmarks/desc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import scanpy as sc
+import torch
+from scdcc_accuracy import DATA, DATASETS, RESULTS
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+import scdeepclust as sdc
+
+
+def preprocess(adata):
+    adata = adata.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.scale(adata)
+    return adata
+
+
+def score(truth, pred, wall):
+    return {
+        "ari": adjusted_rand_score(truth, pred),
+        "nmi": normalized_mutual_info_score(truth, pred),
+        "n_clusters": int(len(np.unique(pred))),
+        "wall_s": wall,
+    }
+
+
+def run_desc(adata, seed, **kwargs):
+    t0 = time.perf_counter()
+    out = sdc.tl.desc(adata, random_state=seed, progress=False, copy=True, **kwargs)
+    row = score(adata.obs["label"].to_numpy(), out.obs["desc"].to_numpy(), time.perf_counter() - t0)
+    uns = out.uns["desc"]
+    n_epochs = sum(int(v) for v in uns["pretrain_epochs"].values())
+    row["pretrain_s_per_epoch"] = float(uns["timings"]["pretrain_s"]) / max(n_epochs, 1)
+    row["clustering_epochs"] = int(uns["clustering_epochs"])
+    return row
+
+
+def run_leiden(adata, seed):
+    t0 = time.perf_counter()
+    b = adata.copy()
+    sc.pp.pca(b, n_comps=50, random_state=seed)
+    sc.pp.neighbors(b, n_neighbors=15, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        sc.tl.leiden(b, resolution=1.0, random_state=seed)
+    wall = time.perf_counter() - t0
+    return score(adata.obs["label"].to_numpy(), b.obs["leiden"].to_numpy(), wall)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    args = parser.parse_args()
+    if not DATA.exists():
+        raise SystemExit(f"{DATA} not found: the benchmark needs the shared datasets.")
+
+    rows = []
+    for name in args.datasets:
+        raw = sdc.datasets.read_h5(DATA / DATASETS[name])
+        k = raw.obs["label"].nunique()
+        t0 = time.perf_counter()
+        adata = preprocess(raw)
+        prep_s = time.perf_counter() - t0
+        methods = {
+            "tl.desc (defaults)": (run_desc, {}),
+            "tl.desc (n_clusters = true k)": (run_desc, {"n_clusters": k}),
+            "scanpy PCA-neighbors-Leiden(1.0)": (run_leiden, {}),
+        }
+        for method, (fn, kwargs) in methods.items():
+            runs = [{"seed": s, **fn(adata, s, **kwargs)} for s in args.seeds]
+            row = {
+                "dataset": name,
+                "method": method,
+                "cells": adata.n_obs,
+                "k": k,
+                "preprocess_s": prep_s,
+            }
+            for m in ("ari", "nmi", "n_clusters", "wall_s"):
+                row[m] = float(np.median([r[m] for r in runs]))
+            if "pretrain_s_per_epoch" in runs[0]:
+                row["pretrain_s_per_epoch"] = float(
+                    np.median([r["pretrain_s_per_epoch"] for r in runs])
+                )
+            row["runs"] = runs
+            rows.append(row)
+            print(
+                f"{name:14s} {method:34s} ARI {row['ari']:.3f} NMI {row['nmi']:.3f} "
+                f"clusters {row['n_clusters']:.0f} wall {row['wall_s']:.1f}s  per-seed ARI "
+                f"{[round(r['ari'], 3) for r in runs]}",
+                flush=True,
+            )
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "scdeepclust": sdc.__version__,
+        "seeds": args.seeds,
+    }
+    (RESULTS / "desc_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines = [
+        "| dataset | method | cells | true k | ARI (median) | NMI | clusters | wall s "
+        "| s / pretrain epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_epoch = r.get("pretrain_s_per_epoch")
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['cells']} | {r['k']} | {r['ari']:.3f} "
+            f"| {r['nmi']:.3f} | {r['n_clusters']:.0f} | {r['wall_s']:.1f} "
+            f"| {'-' if per_epoch is None else f'{per_epoch:.3f}'} |"
+        )
+    (RESULTS / "desc_accuracy.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""DESC: a stacked autoencoder pretrained greedily then end to end, whose encoder is refined by
+the DEC clustering loss alone, one run per Leiden resolution."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from scanpy import logging as logg
+from torch.nn import functional as F
+
+from .._results import ClusteringResult
+from ..data import Batch, CellFeeder
+from ..nn import StackedAutoencoder
+from ..train import (
+    CentroidInit,
+    ClusteringStage,
+    PlateauStopper,
+    deep_embedded_clustering,
+    default_epochs,
+    fit_epochs,
+    numpy_rng,
+    seeded,
+)
+
+
+def default_hidden(n_obs: int) -> tuple[int, ...]:
+    """Layer sizes by dataset size, as DESC chooses them: wider and deeper for more cells."""
+    if n_obs <= 5_000:
+        return (64, 32)
+    if n_obs <= 20_000:
+        return (128, 32)
+    if n_obs <= 100_000:
+        return (256, 64, 32)
+    return (512, 256, 64)
+
+
+@dataclass
+class DESCConfig:
+    hidden: Sequence[int] | None = None
+    drop_rate: float = 0.2
+    layerwise: bool = True
+    pretrain_epochs: int | None = None
+    pretrain_lr: float = 1e-3
+    n_clusters: int | None = None
+    n_neighbors: int = 10
+    kernel: str = "t"
+    alpha: float = 1.0
+    lr: float = 0.01
+    momentum: float = 0.9
+    update_interval: float = 1.0
+    tol: float = 0.005
+    max_epochs: int = 100
+    batch_size: int = 256
+    random_state: int | None = 0
+    progress: bool = True
+
+    def resolved_hidden(self, n_obs: int) -> tuple[int, ...]:
+        return tuple(self.hidden) if self.hidden is not None else default_hidden(n_obs)
+
+    def resolved_pretrain_epochs(self, n_obs: int) -> int:
+        if self.pretrain_epochs is not None:
+            return int(self.pretrain_epochs)
+        return default_epochs(n_obs, base=200, reference_cells=20_000)
+
+
+@dataclass
+class PretrainedDESC:
+    model: StackedAutoencoder
+    history: dict
+    seconds: float
+
+
+def pretrain_desc(feeder: CellFeeder, config: DESCConfig) -> PretrainedDESC:
+    """Greedy layer-wise denoising pretraining (each layer reconstructs its input from a
+    dropped-out copy), then end-to-end fine-tuning of the whole autoencoder on MSE."""
+    t0 = time.perf_counter()
+    rng = numpy_rng(config.random_state)
+    with seeded(config.random_state):
+        model = StackedAutoencoder(feeder.n_vars, config.resolved_hidden(feeder.n_obs))
+        model = model.to(feeder.device)
+    n_epochs = config.resolved_pretrain_epochs(feeder.n_obs)
+    auto_stop = config.pretrain_epochs is None
+    history: dict[str, list[float]] = {}
+
+    def run(name, step, params):
+        logg.info(f"    DESC pretraining: {name}")
+        out = fit_epochs(
+            feeder,
+            step,
+            torch.optim.Adam(params, lr=config.pretrain_lr),
+            n_epochs=n_epochs,
+            batch_size=config.batch_size,
+            rng=rng,
+            stopper=PlateauStopper() if auto_stop else None,
+            stage=name,
+            progress=config.progress,
+        )
+        history[name] = out["mse"]
+
+    with seeded(config.random_state):  # dropout masks
+        if config.layerwise:
+            for i in range(model.depth):
+
+                def layer_step(b: Batch, i=i) -> dict[str, torch.Tensor]:
+                    with torch.no_grad():
+                        h = model.encode(b.x, depth=i)
+                    return {"mse": F.mse_loss(model.layer_pair(i, h, config.drop_rate), h)}
+
+                params = [
+                    *model.encoder_layers[i].parameters(),
+                    *model.decoder_layers[i].parameters(),
+                ]
+                run(f"layer{i + 1}", layer_step, params)
+
+        def end_to_end(b: Batch) -> dict[str, torch.Tensor]:
+            return {"mse": F.mse_loss(model.decode(model.encode(b.x)), b.x)}
+
+        run("autoencoder", end_to_end, list(model.parameters()))
+    return PretrainedDESC(model, history, time.perf_counter() - t0)
+
+
+def cluster_desc(
+    feeder: CellFeeder,
+    pretrained: PretrainedDESC,
+    config: DESCConfig,
+    resolution: float,
+) -> ClusteringResult:
+    """Drop the decoder and train a copy of the pretrained encoder with centroids on KL alone."""
+    model = copy.deepcopy(pretrained.model)
+    rng = numpy_rng(config.random_state)
+    with seeded(config.random_state):
+        outcome = deep_embedded_clustering(
+            feeder,
+            model.encode,
+            model.encoder_layers.parameters(),
+            model.latent_dim,
+            CentroidInit(
+                n_clusters=config.n_clusters,
+                resolution=resolution,
+                n_neighbors=config.n_neighbors,
+                random_state=config.random_state,
+            ),
+            ClusteringStage(
+                max_epochs=config.max_epochs,
+                batch_size=config.batch_size,
+                tol=config.tol,
+                update_interval=config.update_interval,
+            ),
+            lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+            rng=rng,
+            kernel=config.kernel,
+            alpha=config.alpha,
+            progress=config.progress,
+        )
+    history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
+    history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+    params["hidden"] = list(config.resolved_hidden(feeder.n_obs))
+    params["resolution"] = resolution
+    return ClusteringResult(
+        labels=outcome.labels,
+        embedding=outcome.embedding,
+        probabilities=outcome.probabilities,
+        params=params,
+        history=history,
+        timings={"pretrain_s": pretrained.seconds, **outcome.timings},
+        info={
+            **outcome.info,
+            "pretrain_epochs": {k: len(v) for k, v in pretrained.history.items()},
+        },
+    )
+
+
+__all__ = ["DESCConfig", "PretrainedDESC", "cluster_desc", "default_hidden", "pretrain_desc"]

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._results import ClusteringResult, write_results
+from ..data import CellFeeder, RowSource
+from ..models import DESCConfig, cluster_desc, pretrain_desc
+from ..pp import all_finite, is_count_matrix
+from ..train import resolve_device
+from ._validate import check_adata, check_key_added, check_n_clusters, target_adata
+
+
+def desc(
+    adata: AnnData,
+    *,
+    resolution: float | Sequence[float] = 0.8,
+    n_clusters: int | None = None,
+    layer: str | None = None,
+    use_rep: str | None = None,
+    hidden: Sequence[int] | None = None,
+    drop_rate: float = 0.2,
+    layerwise: bool = True,
+    pretrain_epochs: int | None = None,
+    pretrain_lr: float = 1e-3,
+    n_neighbors: int = 10,
+    kernel: str = "t",
+    alpha: float = 1.0,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    update_interval: float = 1.0,
+    tol: float = 0.005,
+    max_epochs: int = 100,
+    batch_size: int = 256,
+    device: str = "auto",
+    random_state: int | None = 0,
+    key_added: str = "desc",
+    progress: bool = True,
+    copy: bool = False,
+) -> AnnData | None:
+    """Deep embedding clustering (DESC, Li et al. 2020).
+
+    A stacked autoencoder (ReLU inside, tanh on the embedding) is pretrained greedily layer by
+    layer as denoising autoencoders (dropout `drop_rate`), then end to end on MSE. Centroids come
+    from Leiden on a kNN graph of the embedding, so no cluster count is needed; the decoder is
+    then dropped and the encoder trained with the centroids on KL(p || q) alone, p refreshed every
+    `update_interval` epochs, until fewer than `tol` of the labels change.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, preprocessed as usual with scanpy (normalize_total, log1p, scale).
+    resolution
+        Leiden resolution of the initial clustering, or a list of them: the autoencoder is
+        pretrained once and the clustering stage runs once per resolution.
+    n_clusters
+        Use k-means with this many clusters instead of Leiden (`resolution` is then ignored).
+    layer
+        Use ``adata.layers[layer]`` instead of ``X``.
+    use_rep
+        Use ``adata.obsm[use_rep]`` (e.g. ``'X_pca'``) instead of ``X``.
+    hidden
+        Encoder layer sizes, the last one being the embedding. Default by number of cells:
+        (64, 32) up to 5,000 cells, (128, 32) up to 20,000, (256, 64, 32) up to 100,000,
+        (512, 256, 64) beyond.
+    drop_rate
+        Dropout of the layer-wise denoising pretraining.
+    layerwise
+        Greedy layer-wise pretraining before end-to-end fine-tuning; `False` trains end to end
+        only.
+    pretrain_epochs
+        Epochs of each pretraining stage. `None`: chosen from the number of cells, with early
+        stopping on a plateau.
+    pretrain_lr
+        Adam learning rate of pretraining.
+    n_neighbors
+        kNN graph size for Leiden.
+    kernel
+        "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
+    lr, momentum
+        SGD settings of the clustering stage.
+    update_interval
+        Epochs between target refreshes; fractions refresh within an epoch.
+    tol
+        Stop when fewer than this fraction of cells change label between refreshes.
+    max_epochs
+        Upper bound on clustering-stage epochs.
+    batch_size, device, random_state, progress, copy
+        As in :func:`scdeepclust.tl.scdcc`.
+    key_added
+        Prefix of the keys written. With several resolutions, each result is written under
+        ``f"{key_added}_{resolution}"`` (e.g. ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
+
+    Returns
+    -------
+    `None`, or the copy if `copy=True`. Writes, after training succeeded, for each key:
+
+    `adata.obs[key]`
+        Cluster labels, categorical ("0", "1", ...).
+    `adata.obs[key + '_confidence']`
+        Highest soft-assignment probability of each cell.
+    `adata.obsm['X_' + key]`
+        Embedding (float32).
+    `adata.obsm[key + '_probs']`
+        Soft assignment q (cells x clusters).
+    `adata.uns[key]`
+        `params`, `n_clusters`, `history` (pretraining losses per stage, clustering KL and
+        label change), `timings`, `converged`.
+    """
+    t_start = time.perf_counter()
+    check_adata(adata)
+    check_key_added(key_added)
+    check_n_clusters(n_clusters, adata.n_obs)
+    resolutions = [resolution] if np.isscalar(resolution) else list(resolution)
+    if not resolutions:
+        raise ValueError("resolution must be a number or a non-empty list of numbers.")
+    if n_clusters is not None:
+        resolutions = resolutions[:1]
+    dev = resolve_device(device)
+    start = logg.info(f"running DESC on {adata.n_obs} cells")
+
+    matrix, where = _input_matrix(adata, layer, use_rep)
+    source = RowSource(matrix)
+    if not all_finite(matrix):
+        raise ValueError(f"adata.{where} contains NaN or infinite values.")
+    if use_rep is None and is_count_matrix(matrix):
+        warnings.warn(
+            f"adata.{where} looks like raw counts. DESC expects log-normalised, scaled data: "
+            "run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first (or pass use_rep).",
+            UserWarning,
+            stacklevel=2,
+        )
+    feeder = CellFeeder(source, device=dev)
+    config = DESCConfig(
+        hidden=None if hidden is None else tuple(hidden),
+        drop_rate=drop_rate,
+        layerwise=layerwise,
+        pretrain_epochs=pretrain_epochs,
+        pretrain_lr=pretrain_lr,
+        n_clusters=n_clusters,
+        n_neighbors=n_neighbors,
+        kernel=kernel,
+        alpha=alpha,
+        lr=lr,
+        momentum=momentum,
+        update_interval=update_interval,
+        tol=tol,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        random_state=random_state,
+        progress=progress,
+    )
+    if kernel not in {"t", "gaussian"}:
+        raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
+    pretrained = pretrain_desc(feeder, config)
+    results: dict[str, ClusteringResult] = {}
+    for res in resolutions:
+        key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
+        result = cluster_desc(feeder, pretrained, config, res)
+        result.params.update(input=where, device=str(dev))
+        results[key] = result
+    total = time.perf_counter() - t_start
+    for result in results.values():
+        result.timings["total_s"] = total
+
+    adata = target_adata(adata, copy)
+    for key, result in results.items():
+        write_results(adata, key, result)
+    logg.info(
+        "    " + ", ".join(f"{k}: {len(np.unique(r.labels))} clusters" for k, r in results.items()),
+        time=start,
+    )
+    return adata if copy else None
+
+
+def _input_matrix(adata: AnnData, layer: str | None, use_rep: str | None):
+    if layer is not None and use_rep is not None:
+        raise ValueError("Pass either layer or use_rep, not both.")
+    if use_rep is not None:
+        if use_rep not in adata.obsm:
+            raise KeyError(
+                f"use_rep {use_rep!r} is not in adata.obsm; keys: {list(adata.obsm.keys())}."
+            )
+        return np.asarray(adata.obsm[use_rep], dtype=np.float32), f"obsm[{use_rep!r}]"
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"Layer {layer!r} not found; available: {list(adata.layers.keys())}.")
+        return adata.layers[layer], f"layers[{layer!r}]"
+    return adata.X, "X"

@@ -1,0 +1,119 @@
+"""From a pretrained encoder to clusters: centroid init, the DEC clustering stage, and the final
+streaming pass that gives labels, embedding and soft assignments. Shared by DESC and scDCC."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scanpy import logging as logg
+
+from ..data import Batch, CellFeeder, stream_outputs
+from ..nn import ClusteringLayer
+from ._centroids import initial_centroids
+from ._loops import ClusteringStage, LossTerms, train_clustering
+
+
+@dataclass
+class CentroidInit:
+    n_clusters: int | None
+    resolution: float
+    n_neighbors: int
+    random_state: int | None
+    seed_labels: np.ndarray | None = None
+
+
+@dataclass
+class DECOutcome:
+    labels: np.ndarray
+    embedding: np.ndarray
+    probabilities: np.ndarray
+    history: dict
+    info: dict
+    timings: dict
+
+
+def embed_all(feeder: CellFeeder, encode: Callable[[torch.Tensor], torch.Tensor], width: int):
+    return stream_outputs(feeder, lambda b: {"z": encode(b.x)}, {"z": width})["z"]
+
+
+def deep_embedded_clustering(
+    feeder: CellFeeder,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    trainable: Iterable[torch.nn.Parameter],
+    latent_dim: int,
+    init: CentroidInit,
+    stage: ClusteringStage,
+    make_optimizer: Callable[[list], torch.optim.Optimizer],
+    *,
+    rng: np.random.Generator,
+    kernel: str = "t",
+    alpha: float = 1.0,
+    extra_loss: Callable[[Batch], LossTerms] | None = None,
+    make_pair_loss: Callable | None = None,
+    progress: bool = True,
+) -> DECOutcome:
+    """Initialise centroids on the clean embedding, train encoder + centroids on KL(p || q)
+    (+ extra and pairwise terms), then embed and soft-assign every cell.
+
+    `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
+    """
+    timings = {}
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        z = embed_all(feeder, encode, latent_dim)
+    centroids, init_labels, init_method = initial_centroids(
+        z,
+        n_clusters=init.n_clusters,
+        resolution=init.resolution,
+        n_neighbors=init.n_neighbors,
+        random_state=init.random_state,
+        seed_labels=init.seed_labels,
+    )
+    timings["init_s"] = time.perf_counter() - t0
+    logg.info(f"    {len(centroids)} initial centroids by {init_method}")
+
+    t0 = time.perf_counter()
+    layer = ClusteringLayer(torch.from_numpy(centroids), kernel=kernel, alpha=alpha)
+    layer = layer.to(feeder.device)
+    optimizer = make_optimizer([*trainable, *layer.parameters()])
+
+    def embed(b: Batch) -> torch.Tensor:
+        return encode(b.x)
+
+    history = train_clustering(
+        feeder,
+        embed,
+        layer,
+        optimizer,
+        stage,
+        rng=rng,
+        extra_loss=extra_loss,
+        pair_loss=None if make_pair_loss is None else make_pair_loss(embed, layer),
+        progress=progress,
+    )
+    timings["cluster_s"] = time.perf_counter() - t0
+    converged = bool(history.pop("converged", [0.0])[0])
+
+    with torch.no_grad():
+        out = stream_outputs(
+            feeder,
+            lambda b: {"z": (z_ := encode(b.x)), "q": layer(z_)},
+            {"z": latent_dim, "q": layer.n_clusters},
+        )
+    return DECOutcome(
+        labels=out["q"].argmax(1),
+        embedding=out["z"],
+        probabilities=out["q"],
+        history=history,
+        info={
+            "init_method": init_method,
+            "n_initial_clusters": len(centroids),
+            "converged": converged,
+            "clustering_epochs": len(history.get("clustering", [])),
+        },
+        timings=timings,
+    )

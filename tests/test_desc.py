@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import scanpy as sc
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from _helpers import assert_unchanged, snapshot
+from scdeepclust.data import CellFeeder, RowSource
+from scdeepclust.models import DESCConfig, pretrain_desc
+
+FAST = dict(pretrain_epochs=8, max_epochs=5, progress=False, batch_size=64)
+
+
+@pytest.fixture
+def scaled(sim):
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.X = sim.X.toarray()
+    sc.pp.scale(sim)
+    return sim
+
+
+def test_output_contract_and_round_trip(scaled, tmp_path):
+    sdc.tl.desc(scaled, resolution=0.5, **FAST)
+    labels = scaled.obs["desc"]
+    probs = scaled.obsm["desc_probs"]
+    assert scaled.obsm["X_desc"].shape == (scaled.n_obs, 32)
+    assert scaled.obsm["X_desc"].dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(1).astype(str), labels.to_numpy())
+    uns = scaled.uns["desc"]
+    assert uns["params"]["hidden"].tolist() == [64, 32]
+    assert set(uns["history"]) >= {
+        "pretrain_layer1",
+        "pretrain_layer2",
+        "pretrain_autoencoder",
+        "cluster_clustering",
+    }
+    path = tmp_path / "d.h5ad"
+    scaled.write_h5ad(path)
+    back = sc.read_h5ad(path)
+    assert back.obs["desc"].equals(labels)
+    np.testing.assert_array_equal(back.obsm["desc_probs"], probs)
+
+
+def test_recovers_simulated_groups(scaled):
+    sdc.tl.desc(scaled, resolution=0.3, pretrain_epochs=30, max_epochs=30, progress=False)
+    assert adjusted_rand_score(scaled.obs["group"], scaled.obs["desc"]) > 0.9
+
+
+def test_layerwise_pretraining_trains_every_layer(scaled):
+    feeder = CellFeeder(RowSource(scaled.X), device=torch.device("cpu"))
+    pre = pretrain_desc(feeder, DESCConfig(pretrain_epochs=15, progress=False, batch_size=64))
+    assert list(pre.history) == ["layer1", "layer2", "autoencoder"]
+    for name, losses in pre.history.items():
+        assert len(losses) == 15
+        assert losses[-1] < losses[0], name
+    end_to_end = pretrain_desc(
+        feeder, DESCConfig(pretrain_epochs=3, layerwise=False, progress=False, batch_size=64)
+    )
+    assert list(end_to_end.history) == ["autoencoder"]
+
+
+def test_several_resolutions_pretrain_once(scaled, monkeypatch):
+    import scdeepclust.tl._desc as desc_module
+
+    calls = []
+    original = desc_module.pretrain_desc
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(desc_module, "pretrain_desc", counting)
+    sdc.tl.desc(scaled, resolution=[0.2, 1.5], **FAST)
+    assert len(calls) == 1
+    for key in ("desc_0.2", "desc_1.5"):
+        assert key in scaled.obs and f"X_{key}" in scaled.obsm and key in scaled.uns
+        assert scaled.uns[key]["params"]["resolution"] == float(key.split("_")[1])
+    assert "desc" not in scaled.obs
+    # the same pretrained network: identical histories of pretraining
+    np.testing.assert_array_equal(
+        scaled.uns["desc_0.2"]["history"]["pretrain_autoencoder"],
+        scaled.uns["desc_1.5"]["history"]["pretrain_autoencoder"],
+    )
+    assert scaled.uns["desc_1.5"]["n_clusters"] >= scaled.uns["desc_0.2"]["n_clusters"]
+
+
+def test_gaussian_kernel_and_kmeans(scaled):
+    sdc.tl.desc(scaled, n_clusters=3, kernel="gaussian", **FAST)
+    assert scaled.uns["desc"]["params"]["kernel"] == "gaussian"
+    assert scaled.uns["desc"]["init_method"] == "kmeans"
+    assert scaled.obsm["desc_probs"].shape[1] == 3
+
+
+def test_use_rep(scaled):
+    sc.pp.pca(scaled, n_comps=20)
+    sdc.tl.desc(scaled, use_rep="X_pca", n_clusters=3, **FAST)
+    assert scaled.uns["desc"]["params"]["input"] == "obsm['X_pca']"
+    assert adjusted_rand_score(scaled.obs["group"], scaled.obs["desc"]) > 0.5
+
+
+def test_sparse_equals_dense(sim):
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)  # sparse, unscaled
+    dense = sim.copy()
+    dense.X = sim.X.toarray()
+    a = sdc.tl.desc(sim, n_clusters=3, copy=True, **FAST)
+    b = sdc.tl.desc(dense, n_clusters=3, copy=True, **FAST)
+    np.testing.assert_allclose(a.obsm["X_desc"], b.obsm["X_desc"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(a.obs["desc"], b.obs["desc"])
+
+
+def test_determinism(scaled):
+    a = sdc.tl.desc(scaled, copy=True, **FAST)
+    b = sdc.tl.desc(scaled, copy=True, **FAST)
+    np.testing.assert_array_equal(a.obs["desc"], b.obs["desc"])
+    np.testing.assert_array_equal(a.obsm["X_desc"], b.obsm["X_desc"])
+
+
+def test_counts_warn(sim):
+    with pytest.warns(UserWarning, match="looks like raw counts"):
+        sdc.tl.desc(sim, n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False)
+
+
+def test_single_cluster_resolution_is_refused(scaled, monkeypatch):
+    from scdeepclust.train import _centroids
+
+    blob = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="larger `resolution`"):
+        _centroids.initial_centroids(
+            blob, n_clusters=None, resolution=1e-4, n_neighbors=10, random_state=0
+        )
+    # through the public function: an error, and the AnnData untouched
+    monkeypatch.setattr(
+        _centroids, "leiden_labels", lambda z, **kw: np.zeros(len(z), dtype=np.int64)
+    )
+    before = snapshot(scaled)
+    with pytest.raises(ValueError, match="larger `resolution`"):
+        sdc.tl.desc(scaled, resolution=0.01, **FAST)
+    assert_unchanged(scaled, before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(use_rep="X_missing"), KeyError, "use_rep 'X_missing'"),
+        (dict(layer="missing"), KeyError, "Layer 'missing'"),
+        (dict(layer="counts", use_rep="X_pca"), ValueError, "either layer or use_rep"),
+        (dict(kernel="cauchy"), ValueError, "kernel"),
+        (dict(resolution=[]), ValueError, "non-empty"),
+    ],
+)
+def test_bad_arguments(scaled, kwargs, error, match):
+    before = snapshot(scaled)
+    with pytest.raises(error, match=match):
+        sdc.tl.desc(scaled, **kwargs, **FAST)
+    assert_unchanged(scaled, before)
+
+
+def test_nan_refused(scaled):
+    scaled.X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sdc.tl.desc(scaled, **FAST)
