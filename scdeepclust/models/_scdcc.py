@@ -90,7 +90,7 @@ def fit_scdcc(
     pretrain_history = fit_epochs(
         feeder,
         denoising_zinb,
-        torch.optim.Adam(model.parameters(), lr=config.pretrain_lr, amsgrad=True),
+        torch.optim.Adam(model.parameters(), lr=config.pretrain_lr, amsgrad=True, foreach=True),
         n_epochs=n_pretrain,
         batch_size=config.batch_size,
         rng=rng,

@@ -122,6 +122,7 @@ class StackedAutoencoder(nn.Module):
         # decoder_layers[i] maps layer i+1's width back to layer i's width.
         self.decoder_layers = nn.ModuleList(nn.Linear(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
         self.latent_dim = hidden[-1]
+        self.widths = tuple(sizes)
 
     @property
     def depth(self) -> int:

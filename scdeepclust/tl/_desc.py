@@ -66,8 +66,7 @@ def desc(
         Use ``adata.obsm[use_rep]`` (e.g. ``'X_pca'``) instead of ``X``.
     hidden
         Encoder layer sizes, the last one being the embedding. Default by number of cells:
-        (64, 32) up to 5,000 cells, (128, 32) up to 20,000, (256, 64, 32) up to 100,000,
-        (512, 256, 64) beyond.
+        (128, 32) up to 20,000 cells, (256, 64, 32) up to 200,000, (512, 128, 32) beyond.
     drop_rate
         Dropout of the layer-wise denoising pretraining.
     layerwise

@@ -21,7 +21,9 @@ from ..pp._counts import count_statistics, get_counts
 from ..train import resolve_device
 from ._validate import check_adata, check_key_added, check_n_clusters, target_adata
 
-DEFAULT_PAIRS_PER_LABELLED_CELL = 20
+# Measured on 10X PBMC with 10% labelled cells (ARI on the rest): 20 pairs per labelled cell
+# 0.774, 100 pairs 0.800; more pairs cost little since they involve only the labelled cells.
+DEFAULT_PAIRS_PER_LABELLED_CELL = 100
 
 
 def scdcc(
@@ -92,7 +94,7 @@ def scdcc(
         `obsm` key of protein levels (e.g. CITE-seq ADT): random cell pairs closest in protein
         space become must-link, the farthest cannot-link.
     n_pairs
-        Number of random pairs drawn for `label_key` and for `protein_key`. Default: 20 per
+        Number of random pairs drawn for `label_key` and for `protein_key`. Default: 100 per
         labelled cell for labels, `n_obs` for proteins.
     ml_weight, cl_weight
         Weights of the must-link and cannot-link losses.

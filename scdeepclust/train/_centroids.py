@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+EXACT_KNN_MAX_CELLS = 50_000
+
 
 def kmeans_labels(
     z: np.ndarray,
@@ -45,7 +47,15 @@ def leiden_labels(
 
     tmp = ad.AnnData(obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str)))
     sc.pp.neighbors(
-        tmp, n_neighbors=n_neighbors, use_rep="X_latent", random_state=random_state or 0
+        tmp,
+        n_neighbors=n_neighbors,
+        use_rep="X_latent",
+        random_state=random_state or 0,
+        # Exact neighbours are cheap on small data and approximate ones keep large data
+        # linear. Gaussian-kernel weights (adaptive widths) avoid the umap weights' numba
+        # compilation, which costs several seconds in every new process.
+        transformer="sklearn" if len(z) <= EXACT_KNN_MAX_CELLS else "pynndescent",
+        method="gauss",
     )
     with warnings.catch_warnings():
         # scanpy announces a future change of the default flavor; we choose it explicitly.
