@@ -56,7 +56,9 @@ def run_leiden(adata, seed):
     t0 = time.perf_counter()
     b = adata.copy()
     sc.pp.pca(b, n_comps=50, random_state=seed)
-    sc.pp.neighbors(b, n_neighbors=15, random_state=seed)
+    # Exact neighbours: scanpy's approximate default (pynndescent, above 4,096 cells) fails with
+    # scipy >= 1.17 sparse arrays in scanpy 1.11 ('csr_array' has no 'getnnz').
+    sc.pp.neighbors(b, n_neighbors=15, random_state=seed, transformer="sklearn")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         sc.tl.leiden(b, resolution=1.0, random_state=seed)

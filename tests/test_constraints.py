@@ -55,3 +55,20 @@ def test_user_pairs_by_name():
         pairs_from_user([["z", "w"]], names, "ml")
     with pytest.raises(ValueError, match="shape"):
         pairs_from_user([1, 2, 3], names, "ml")
+
+
+def test_initial_clustering_subsamples_large_data(monkeypatch):
+    from scdeepclust.train import _centroids
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    truth = rng.integers(0, 3, 3000)
+    z = (centres[truth] + rng.normal(0, 0.5, (3000, 2))).astype(np.float32)
+    monkeypatch.setattr(_centroids, "KMEANS_MAX_CELLS", 500)
+    monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 500)
+    from sklearn.metrics import adjusted_rand_score
+
+    km = _centroids.kmeans_labels(z, 3, random_state=0)
+    assert adjusted_rand_score(truth, km) > 0.95
+    ld = _centroids.leiden_labels(z, resolution=0.1, n_neighbors=15, random_state=0)
+    assert len(ld) == 3000 and adjusted_rand_score(truth, ld) > 0.9

@@ -8,7 +8,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-EXACT_KNN_MAX_CELLS = 50_000
+# Above these sizes the initial clustering runs on a random subsample and the other cells go
+# to the nearest resulting centroid: the centroids are only a starting point for training.
+LEIDEN_MAX_CELLS = 50_000
+KMEANS_MAX_CELLS = 200_000
 
 
 def kmeans_labels(
@@ -24,6 +27,13 @@ def kmeans_labels(
     from a free k-means run, those farthest from the known classes."""
     from sklearn.cluster import KMeans
 
+    if len(z) > KMEANS_MAX_CELLS:
+        sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
+        sub_seeds = None if seed_labels is None else seed_labels[sample]
+        labels = kmeans_labels(
+            z[sample], n_clusters, random_state=random_state, n_init=n_init, seed_labels=sub_seeds
+        )
+        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
     free = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
     if seed_labels is None:
         return free.labels_.astype(np.int64)
@@ -45,16 +55,22 @@ def leiden_labels(
     import anndata as ad
     import scanpy as sc
 
+    if len(z) > LEIDEN_MAX_CELLS:
+        sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
+        labels = leiden_labels(
+            z[sample], resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
+        )
+        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
     tmp = ad.AnnData(obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str)))
     sc.pp.neighbors(
         tmp,
         n_neighbors=n_neighbors,
         use_rep="X_latent",
         random_state=random_state or 0,
-        # Exact neighbours are cheap on small data and approximate ones keep large data
-        # linear. Gaussian-kernel weights (adaptive widths) avoid the umap weights' numba
-        # compilation, which costs several seconds in every new process.
-        transformer="sklearn" if len(z) <= EXACT_KNN_MAX_CELLS else "pynndescent",
+        # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
+        # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel weights
+        # (adaptive widths) avoid the umap weights' numba compilation, seconds per process.
+        transformer="sklearn",
         method="gauss",
     )
     with warnings.catch_warnings():
@@ -68,6 +84,20 @@ def leiden_labels(
             key_added="leiden",
         )
     return tmp.obs["leiden"].astype(int).to_numpy()
+
+
+def _subsample(n: int, size: int, random_state: int | None) -> np.ndarray:
+    return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))
+
+
+def nearest_centroid(z: np.ndarray, centroids: np.ndarray, chunk_size: int = 65_536) -> np.ndarray:
+    """Index of the nearest centroid of each row, in chunks (no n x k x d temporary)."""
+    labels = np.empty(len(z), dtype=np.int64)
+    c_sq = (centroids**2).sum(1)
+    for start in range(0, len(z), chunk_size):
+        block = z[start : start + chunk_size]
+        labels[start : start + chunk_size] = np.argmin(c_sq - 2 * block @ centroids.T, axis=1)
+    return labels
 
 
 def centroids_from_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
