@@ -11,14 +11,12 @@ Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 
 import numpy as np
 import scanpy as sc
-import torch
-from scdcc_accuracy import DATA, DATASETS, RESULTS
+from _common import DATA, DATASETS, require_data, save_results
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scdeepclust as sdc
@@ -71,8 +69,7 @@ def main():
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     args = parser.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"{DATA} not found: the benchmark needs the shared datasets.")
+    require_data()
 
     rows = []
     for name in args.datasets:
@@ -109,29 +106,37 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
+            table = save_results("desc_accuracy", rows, HEADER, format_row, seeds=args.seeds)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "scdeepclust": sdc.__version__,
-        "seeds": args.seeds,
-    }
-    (RESULTS / "desc_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = [
-        "| dataset | method | cells | true k | ARI (median) | NMI | clusters | wall s "
-        "| s / pretrain epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+    print(table)
+
+
+HEADER = [
+    "dataset",
+    "method",
+    "cells",
+    "true k",
+    "ARI (median)",
+    "NMI",
+    "clusters",
+    "wall s",
+    "s / pretrain epoch",
+]
+
+
+def format_row(r: dict) -> list[str]:
+    per_epoch = r.get("pretrain_s_per_epoch")
+    return [
+        r["dataset"],
+        r["method"],
+        str(r["cells"]),
+        str(r["k"]),
+        f"{r['ari']:.3f}",
+        f"{r['nmi']:.3f}",
+        f"{r['n_clusters']:.0f}",
+        f"{r['wall_s']:.1f}",
+        "-" if per_epoch is None else f"{per_epoch:.3f}",
     ]
-    for r in rows:
-        per_epoch = r.get("pretrain_s_per_epoch")
-        lines.append(
-            f"| {r['dataset']} | {r['method']} | {r['cells']} | {r['k']} | {r['ari']:.3f} "
-            f"| {r['nmi']:.3f} | {r['n_clusters']:.0f} | {r['wall_s']:.1f} "
-            f"| {'-' if per_epoch is None else f'{per_epoch:.3f}'} |"
-        )
-    (RESULTS / "desc_accuracy.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -10,26 +10,14 @@ Writes benchmarks/results/scdcc_accuracy.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from _common import DATA, DATASETS, require_data, save_results
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scdeepclust as sdc
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-DATASETS = {
-    "10X_PBMC": "10X_PBMC_top2000.h5",
-    "mouse_bladder": "mouse_bladder_cell_top2000.h5",
-    "worm_neuron": "worm_neuron_cell_top2000.h5",
-    "CITE_CBMC": "CITE_CBMC_counts_top2000.h5",
-}
 TARGETS = {  # (no constraints, 10% labelled), from the issue
     "10X_PBMC": (0.80, 0.85),
     "mouse_bladder": (0.62, 0.75),
@@ -72,8 +60,7 @@ def main():
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--labelled", type=float, default=0.10)
     args = parser.parse_args()
-    if not DATA.exists():
-        raise SystemExit(f"{DATA} not found: the benchmark needs the shared datasets.")
+    require_data()
 
     rows = []
     for name in args.datasets:
@@ -112,30 +99,41 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
+            table = save_results("scdcc_accuracy", rows, HEADER, format_row, seeds=args.seeds)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "scdeepclust": sdc.__version__,
-        "seeds": args.seeds,
-    }
-    (RESULTS / "scdcc_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = [
-        "| dataset | mode | cells | k | ARI (median) | NMI | target ARI | wall s "
-        "| s / pretrain epoch | pretrain epochs | clustering epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+    print(table)
+
+
+HEADER = [
+    "dataset",
+    "mode",
+    "cells",
+    "k",
+    "ARI (median)",
+    "NMI",
+    "target ARI",
+    "wall s",
+    "s / pretrain epoch",
+    "pretrain epochs",
+    "clustering epochs",
+]
+
+
+def format_row(r: dict) -> list[str]:
+    target = "-" if r["target_ari"] is None else str(r["target_ari"])
+    return [
+        r["dataset"],
+        r["mode"],
+        str(r["cells"]),
+        str(r["k"]),
+        f"{r['ari']:.3f}",
+        f"{r['nmi']:.3f}",
+        target,
+        f"{r['wall_s']:.1f}",
+        f"{r['pretrain_s_per_epoch']:.2f}",
+        f"{r['pretrain_epochs']:.0f}",
+        f"{r['cluster_epochs']:.0f}",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {r['mode']} | {r['cells']} | {r['k']} | {r['ari']:.3f} "
-            f"| {r['nmi']:.3f} | {r['target_ari'] if r['target_ari'] is not None else '-'} "
-            f"| {r['wall_s']:.1f} | {r['pretrain_s_per_epoch']:.2f} | {r['pretrain_epochs']:.0f} "
-            f"| {r['cluster_epochs']:.0f} |"
-        )
-    (RESULTS / "scdcc_accuracy.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
