@@ -169,7 +169,7 @@ def cluster_desc(
         )
     history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+    params = asdict(config)
     params["hidden"] = list(config.resolved_hidden(feeder.n_obs))
     params["resolution"] = resolution
     return ClusteringResult(

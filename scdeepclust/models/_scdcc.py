@@ -146,7 +146,7 @@ def fit_scdcc(
         labels=outcome.labels,
         embedding=outcome.embedding,
         probabilities=outcome.probabilities,
-        params={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        params=asdict(config),
         history=history,
         timings={**timings, **outcome.timings},
         info={

@@ -115,6 +115,8 @@ def desc(
     check_adata(adata)
     check_key_added(key_added)
     check_n_clusters(n_clusters, adata.n_obs)
+    if kernel not in {"t", "gaussian"}:
+        raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
     resolutions = [resolution] if np.isscalar(resolution) else list(resolution)
     if not resolutions:
         raise ValueError("resolution must be a number or a non-empty list of numbers.")
@@ -154,8 +156,6 @@ def desc(
         random_state=random_state,
         progress=progress,
     )
-    if kernel not in {"t", "gaussian"}:
-        raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
     pretrained = pretrain_desc(feeder, config)
     results: dict[str, ClusteringResult] = {}
     for res in resolutions:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -108,7 +108,6 @@ class ClusteringStage:
     tol: float
     update_interval: float = 1.0  # epochs between target refreshes; may be fractional
     clustering_weight: float = 1.0
-    history: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 def train_clustering(
@@ -127,7 +126,7 @@ def train_clustering(
     epochs by streaming inference, stopping once fewer than `tol` of the labels change between
     refreshes. `extra_loss(batch)` adds e.g. a reconstruction term; `pair_loss(step)` adds the
     pairwise-constraint terms for a training step."""
-    history = settings.history
+    history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = max(1, round(settings.update_interval * n_batches))
     device = clustering_layer.centroids.device
