@@ -72,3 +72,33 @@ def test_initial_clustering_subsamples_large_data(monkeypatch):
     assert adjusted_rand_score(truth, km) > 0.95
     ld = _centroids.leiden_labels(z, resolution=0.1, n_neighbors=15, random_state=0)
     assert len(ld) == 3000 and adjusted_rand_score(truth, ld) > 0.9
+
+
+def test_known_classes_place_the_first_centroids():
+    from scdeepclust.train import _centroids
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    truth = rng.integers(0, 3, 900)
+    z = (centres[truth] + rng.normal(0, 0.5, (900, 2))).astype(np.float32)
+    seeds = np.full(900, -1)
+    labelled = np.flatnonzero(truth < 2)[:40]  # classes 0 and 1 known, class 2 not
+    seeds[labelled] = truth[labelled]
+
+    centroids, labels, method = _centroids.initial_centroids(
+        z, n_clusters=3, resolution=1.0, n_neighbors=15, random_state=0, seed_labels=seeds
+    )
+    assert method == "known class means"
+    for code in (0, 1):  # centroid i sits at the labelled cells of class i, not refitted
+        np.testing.assert_allclose(
+            centroids[code], z[labelled][truth[labelled] == code].mean(0), atol=1e-5
+        )
+    # The extra centroid is the free k-means centre farthest from the known classes.
+    np.testing.assert_allclose(centroids[2], [0.0, 8.0], atol=0.2)
+    assert np.array_equal(labels, truth)
+
+    too_many = np.where(seeds >= 0, seeds, -1)
+    with pytest.warns(UserWarning, match="more than n_clusters=1"):
+        _centroids.initial_centroids(
+            z, n_clusters=1, resolution=1.0, n_neighbors=15, random_state=0, seed_labels=too_many
+        )

@@ -15,38 +15,41 @@ KMEANS_MAX_CELLS = 200_000
 
 
 def kmeans_labels(
-    z: np.ndarray,
-    n_clusters: int,
-    *,
-    random_state: int | None,
-    n_init: int = 20,
-    seed_labels: np.ndarray | None = None,
+    z: np.ndarray, n_clusters: int, *, random_state: int | None, n_init: int = 20
 ) -> np.ndarray:
-    """k-means labels. With `seed_labels` (class codes of some cells, -1 for unknown), the
-    known classes' mean positions start k-means (seeded k-means); any remaining centroids come
-    from a free k-means run, those farthest from the known classes."""
+    """k-means labels (on a random subsample, the rest by nearest centroid, for large data)."""
     from sklearn.cluster import KMeans
 
     if len(z) > KMEANS_MAX_CELLS:
         sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
-        sub_seeds = None if seed_labels is None else seed_labels[sample]
-        labels = kmeans_labels(
-            z[sample], n_clusters, random_state=random_state, n_init=n_init, seed_labels=sub_seeds
-        )
+        labels = kmeans_labels(z[sample], n_clusters, random_state=random_state, n_init=n_init)
         return nearest_centroid(z, centroids_from_labels(z[sample], labels))
-    free = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
-    if seed_labels is None:
-        return free.labels_.astype(np.int64)
+    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
+    return km.labels_.astype(np.int64)
+
+
+def class_mean_centroids(
+    z: np.ndarray, n_clusters: int, seed_labels: np.ndarray, *, random_state: int | None
+) -> np.ndarray | None:
+    """Centroids that start at the known classes: centroid i is the mean position of the cells
+    labelled with class code i (`seed_labels`, -1 for unknown). Centroids beyond the known
+    classes come from a free k-means run, those farthest from the known classes. `None` when
+    more classes are known than `n_clusters`.
+
+    No k-means iterations follow: measured with 10% of cells labelled (ARI on the other 90%),
+    Lloyd steps from the class means drift towards k-means' own optimum and lose what the
+    labels say (10X PBMC: 0.79 at the class means, 0.77 after k-means; worm neuron after the
+    clustering stage: 0.67 against 0.52)."""
     known = seed_labels >= 0
     seeds = centroids_from_labels(z[known], seed_labels[known])
     n_extra = n_clusters - len(seeds)
     if n_extra < 0:
-        return free.labels_.astype(np.int64)
+        return None
     if n_extra:
-        dist = ((free.cluster_centers_[:, None, :] - seeds[None]) ** 2).sum(-1).min(1)
-        seeds = np.concatenate([seeds, free.cluster_centers_[np.argsort(-dist)[:n_extra]]])
-    seeded = KMeans(n_clusters=n_clusters, init=seeds, n_init=1).fit(z)
-    return seeded.labels_.astype(np.int64)
+        free = centroids_from_labels(z, kmeans_labels(z, n_clusters, random_state=random_state))
+        dist = ((free[:, None, :] - seeds[None]) ** 2).sum(-1).min(1)
+        seeds = np.concatenate([seeds, free[np.argsort(-dist)[:n_extra]]])
+    return seeds
 
 
 def leiden_labels(
@@ -119,10 +122,22 @@ def initial_centroids(
     seed_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(centroids, initial labels, method name). `seed_labels` (known classes of some cells,
-    -1 elsewhere) seed k-means when given with `n_clusters`."""
+    -1 elsewhere) place the first centroids at the known classes when given with `n_clusters`."""
+    if n_clusters is not None and seed_labels is not None:
+        seeds = class_mean_centroids(z, n_clusters, seed_labels, random_state=random_state)
+        if seeds is not None:
+            return seeds, nearest_centroid(z, seeds), "known class means"
+        n_known = len(np.unique(seed_labels[seed_labels >= 0]))
+        warnings.warn(
+            f"The labelled cells name {n_known} classes, more than n_clusters={n_clusters}; "
+            "the centroids come from k-means instead of the known classes. Give n_clusters >= "
+            f"{n_known} to start from the known classes.",
+            UserWarning,
+            stacklevel=2,
+        )
     if n_clusters is not None:
-        labels = kmeans_labels(z, n_clusters, random_state=random_state, seed_labels=seed_labels)
-        method = "kmeans" if seed_labels is None else "seeded kmeans"
+        labels = kmeans_labels(z, n_clusters, random_state=random_state)
+        method = "kmeans"
     else:
         labels = leiden_labels(
             z, resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
