@@ -1,6 +1,25 @@
 """scdeepclust: deep embedding clustering of single-cell data (DESC, scDCC) for scanpy."""
 
-from . import datasets, pl, pp, tl
+from __future__ import annotations
+
+import importlib
+
 from ._version import __version__
 
 __all__ = ["__version__", "datasets", "pl", "pp", "tl"]
+
+_SUBMODULES = {"datasets", "pl", "pp", "tl"}
+
+
+def __getattr__(name: str):
+    # Submodules load on first use: `import scdeepclust` stays cheap (torch and scanpy are only
+    # imported when a tool, plot or dataset is touched), so `scdeepclust --help` answers at once.
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _SUBMODULES)

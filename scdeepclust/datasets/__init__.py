@@ -1,4 +1,5 @@
-"""Built-in and simulated data, and a reader for the scDCC / scDeepCluster HDF5 layout."""
+"""Built-in and simulated data, a reader for the scDCC / scDeepCluster HDF5 layout, and `read`
+for any input of the command line (.h5ad, 10x .h5, scDCC .h5)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-__all__ = ["pbmc68k", "read_h5", "simulate"]
+from ._read import h5_layout, read
+
+__all__ = ["h5_layout", "pbmc68k", "read", "read_h5", "simulate"]
 
 
 def pbmc68k() -> AnnData:

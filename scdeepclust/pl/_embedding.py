@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from anndata import AnnData
 
+from ._utils import as_list, check_result
+
 
 def embedding(
     adata: AnnData, key: str = "scdcc", *, basis: str | None = None, color=None, **kwargs
@@ -10,13 +12,13 @@ def embedding(
 
     `basis` defaults to ``X_umap`` if present, else the first two dimensions of the method's own
     embedding ``obsm['X_' + key]``. Other arguments (`show`, `save`, `ax`, `legend_loc`, ...)
-    go to :func:`scanpy.pl.embedding`.
+    go to :func:`scanpy.pl.embedding`. For a UMAP of the method's own embedding, see
+    :func:`scdeepclust.pl.umap`.
     """
     import scanpy as sc
 
-    if key not in adata.obs:
-        raise KeyError(f"adata.obs has no {key!r}; run scdeepclust.tl first, or pass key=.")
+    check_result(adata, key)
     if basis is None:
         basis = "X_umap" if "X_umap" in adata.obsm else f"X_{key}"
-    colors = [key] + ([] if color is None else ([color] if isinstance(color, str) else list(color)))
+    colors = [key] + [c for c in as_list(color) if c != key]
     return sc.pl.embedding(adata, basis=basis, color=colors, **kwargs)

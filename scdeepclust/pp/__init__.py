@@ -1,4 +1,5 @@
-"""Input checks and transforms; none of them modifies an AnnData."""
+"""Input checks and transforms. None of them modifies an AnnData, except `recipe`, the
+preparation the command line applies (in place, like scanpy's `recipe_*` functions)."""
 
 from ._counts import (
     CountStatistics,
@@ -7,5 +8,13 @@ from ._counts import (
     get_counts,
     is_count_matrix,
 )
+from ._recipe import recipe
 
-__all__ = ["CountStatistics", "all_finite", "count_statistics", "get_counts", "is_count_matrix"]
+__all__ = [
+    "CountStatistics",
+    "all_finite",
+    "count_statistics",
+    "get_counts",
+    "is_count_matrix",
+    "recipe",
+]

@@ -1,0 +1,334 @@
+"""The `scdeepclust` command: `run` clusters a file, `demo` runs both methods on built-in data.
+
+Argument parsing and printing only; the work is done by the public API (`datasets.read`,
+`pp.recipe`, `tl.desc` / `tl.scdcc`, `pl.*`). Heavy imports (torch, scanpy) wait until the
+arguments are known to be usable, so mistakes are reported at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ._version import __version__
+
+PROG = "scdeepclust"
+FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
+READABLE = (".h5ad", ".h5", ".hdf5", ".hdf")
+
+
+class CommandError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line instead of argparse's usage block; subcommand parsers inherit this class.
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Deep embedding clustering of single-cell RNA-seq data (DESC, scDCC).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="cluster the cells of a file and write the result as .h5ad",
+        description="Read INPUT (.h5ad, 10x Genomics .h5, or an .h5 in the scDCC layout), prepare "
+        "it for the method (printing each step), train, print a summary and write OUT.h5ad.",
+    )
+    run.add_argument("input", metavar="INPUT", help=".h5ad, 10x .h5 or scDCC-layout .h5 file")
+    run.add_argument("-m", "--method", required=True, choices=("desc", "scdcc"))
+    run.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file")
+    run.add_argument(
+        "-k",
+        "--n-clusters",
+        type=_int_at_least(2),
+        metavar="K",
+        help="number of clusters (k-means); default: Leiden on the pretrained embedding decides",
+    )
+    run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
+    run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
+    run.add_argument(
+        "--label-key",
+        metavar="COL",
+        help="scdcc: obs column with known labels for some cells (missing for the others), "
+        "turned into must-link / cannot-link constraints",
+    )
+    run.add_argument(
+        "--truth",
+        metavar="COL",
+        help="obs column with known labels to score the clusters against (ARI, NMI); default "
+        "for scDCC-layout files: their labels (obs['label'])",
+    )
+    run.add_argument("--plot", metavar="OUT.png", help="also draw a UMAP of the embedding here")
+    run.add_argument(
+        "--n-top-genes",
+        type=_int_at_least(0),
+        default=2000,
+        metavar="N",
+        help="keep the N most variable genes when there are more than 3000 (0: keep all; "
+        "default 2000)",
+    )
+    _training_options(run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run both methods on built-in PBMC data and write results and figures",
+        description="Run scDCC (k = number of bulk_labels) and DESC (defaults) on scanpy's "
+        "bundled 700-cell PBMC sample, print the ARI of each against the known cell types and "
+        "write an .h5ad and figures into a folder.",
+    )
+    demo.add_argument(
+        "--out",
+        default="scdeepclust_demo",
+        metavar="DIR",
+        help="output folder (default: ./scdeepclust_demo)",
+    )
+    _training_options(demo)
+    return parser
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    parser.add_argument(
+        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ..."
+    )
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=_int_at_least(1),
+        metavar="N",
+        help="pretraining epochs (default: from the data size, with early stopping)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=_int_at_least(1), metavar="N", help="most clustering epochs"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+
+    return parse
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not positive")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            _quiet_warnings()
+            return _run(args) if args.command == "run" else _demo(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except CommandError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _quiet_warnings() -> None:
+    """Warnings as one line each; other libraries' deprecation notices are not for CLI users."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _run(args) -> int:
+    path = Path(args.input)
+    if not path.exists():
+        raise CommandError(f"input file not found: {path}")
+    if path.suffix.lower() not in READABLE:
+        raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
+    output = Path(args.output)
+    if output.suffix != ".h5ad":
+        raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
+    if args.plot is not None and Path(args.plot).suffix.lower() not in FIGURE_FORMATS:
+        raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
+    if args.label_key is not None and args.method != "scdcc":
+        raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
+
+    import scdeepclust as sdc
+
+    started = time.perf_counter()
+    say(f"reading {path}")
+    adata = sdc.datasets.read(path)
+    say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
+    truth = args.truth
+    if truth is None and "label" in adata.obs and path.suffix.lower() != ".h5ad":
+        if sdc.datasets.h5_layout(path) == "scdcc":
+            truth = "label"
+            say("  the file's labels (obs['label']) are used as truth")
+    for column, option in ((truth, "--truth"), (args.label_key, "--label-key")):
+        if column is not None and column not in adata.obs:
+            raise CommandError(
+                f"{option} {column!r} is not a column of the input's obs; columns: "
+                f"{list(adata.obs.columns)}"
+            )
+
+    say(f"preparing the data for {args.method}")
+    steps = sdc.pp.recipe(
+        adata, args.method, layer=args.layer, n_top_genes=args.n_top_genes or None
+    )
+    for step in steps:
+        say(f"  {step}")
+
+    key = args.method
+    say(f"training {key} on {adata.n_obs} cells x {adata.n_vars} genes")
+    options = _tool_options(args, key)
+    if args.resolution is not None:
+        options["resolution"] = args.resolution
+    if key == "scdcc":
+        sdc.tl.scdcc(adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options)
+    else:
+        sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
+    _summary(adata, key, truth)
+
+    if args.plot is not None:  # before writing: the file then holds the UMAP too
+        say("drawing the UMAP of the embedding")
+        _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
+        say(f"wrote {args.plot}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(output)
+    say(f"wrote {output}")
+    say(f"done in {_duration(time.perf_counter() - started)}")
+    return 0
+
+
+def _demo(args) -> int:
+    import scdeepclust as sdc
+
+    started = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    truth = "bulk_labels"
+    adata = sdc.datasets.pbmc68k()
+    n_types = adata.obs[truth].nunique()
+    say(
+        f"built-in data: scanpy's pbmc68k_reduced, {adata.n_obs} cells x {adata.n_vars} genes, "
+        f"{n_types} annotated cell types in obs[{truth!r}]"
+    )
+    say("preparing: raw counts for scDCC, scaled log-normalised values for DESC")
+    for step in sdc.pp.recipe(adata, "desc"):
+        say(f"  {step}")
+
+    scores = {}
+    for key in ("scdcc", "desc"):
+        if key == "scdcc":
+            say(f"\nscDCC with n_clusters = {n_types} (the number of cell types)")
+            sdc.tl.scdcc(adata, n_types, **_tool_options(args, key))
+        else:
+            say("\nDESC at its defaults (Leiden at resolution 0.8 picks the number of clusters)")
+            sdc.tl.desc(adata, **_tool_options(args, key))
+        scores[key] = _summary(adata, key, truth)
+        say("  drawing figures")
+        # the widest legend (the cell types) last: nothing to its right to run into
+        colors = [f"{key}_confidence", truth]
+        _figure(sdc.pl.umap, adata, key, out / f"umap_{key}.png", color=colors)
+        _figure(sdc.pl.compare, adata, key, out / f"compare_{key}.png", truth=truth)
+        _figure(sdc.pl.probabilities, adata, key, out / f"probabilities_{key}.png")
+        _figure(sdc.pl.history, adata, key, out / f"history_{key}.png")
+
+    result = out / "pbmc68k_demo.h5ad"
+    adata.write_h5ad(result)
+    say(f"\nwrote {result} and figures into {out}/:")
+    for path in sorted(out.glob("*.png")):
+        say(f"  {path.name}")
+    say(
+        "ARI against bulk_labels: "
+        + ", ".join(f"{key} {score.ari:.3f}" for key, score in scores.items())
+        + f"  ({_duration(time.perf_counter() - started)} in all)"
+    )
+    return 0
+
+
+def _tool_options(args, key: str) -> dict:
+    options = {
+        "random_state": args.seed,
+        "device": args.device,
+        "progress": not args.quiet,
+        "key_added": key,
+    }
+    if args.pretrain_epochs is not None:
+        options["pretrain_epochs"] = args.pretrain_epochs
+    if args.max_epochs is not None:
+        options["max_epochs"] = args.max_epochs
+    return options
+
+
+def _summary(adata, key: str, truth: str | None):
+    """Print clusters, sizes, time and agreement with `truth`; returns the agreement."""
+    from ._metrics import agreement
+
+    sizes = adata.obs[key].value_counts(sort=False)
+    sizes = sizes[sizes > 0]
+    seconds = adata.uns[key]["timings"].get("total_s", float("nan"))
+    say(f"{key}: {len(sizes)} clusters in {_duration(seconds)}")
+    say("  cells per cluster: " + ", ".join(f"{name}: {n}" for name, n in sizes.items()))
+    if truth is None:
+        return None
+    score = agreement(adata.obs[key], adata.obs[truth])
+    known = "" if score.n_cells == adata.n_obs else f", on the {score.n_cells} labelled cells"
+    say(f"  against {truth}: ARI {score.ari:.3f}, NMI {score.nmi:.3f}{known}")
+    return score
+
+
+def _figure(plot, adata, key: str, path: Path, **kwargs) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window, also without a display
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    verbosity = sc.settings.verbosity
+    sc.settings.verbosity = 0  # the CLI says itself what it wrote
+    try:
+        plot(adata, key, show=False, save=path, **kwargs)
+    finally:
+        sc.settings.verbosity = verbosity
+        plt.close("all")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s"

@@ -1,0 +1,69 @@
+"""One reader for the inputs of the command line: .h5ad, 10x Genomics .h5, scDCC-layout .h5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anndata import AnnData
+
+H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+def h5_layout(path: str | Path) -> str:
+    """Which kind of HDF5 file `path` is, from its keys: ``'10x'`` (Cell Ranger's
+    ``matrix/barcodes...``, or one group per genome in the older format), ``'scdcc'`` (a
+    top-level dataset ``X``, the scDCC / scDeepCluster layout) or ``'h5ad'`` (AnnData's groups
+    ``X`` and ``obs``)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path} is not a readable HDF5 file ({error}).") from None
+    with f:
+        keys = list(f.keys())
+        if "X" in f and "obs" in f and "var" in f:
+            return "h5ad"
+        if "X" in f and isinstance(f["X"], h5py.Dataset):
+            return "scdcc"
+        for name in keys:
+            group = f[name]
+            if isinstance(group, h5py.Group) and {"barcodes", "data", "indptr"} <= set(group):
+                return "10x"
+    raise ValueError(
+        f"{path} is neither a 10x Genomics .h5 (a 'matrix' group with barcodes) nor in the "
+        f"scDCC layout (a dataset 'X'); its keys: {keys}."
+    )
+
+
+def read(path: str | Path) -> AnnData:
+    """Read a count matrix from an ``.h5ad``, a 10x Genomics ``.h5`` or a scDCC-layout ``.h5``.
+
+    The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go
+    through :func:`scanpy.read_10x_h5` (gene names made unique), scDCC files through
+    :func:`scdeepclust.datasets.read_h5` (labels in ``obs['label']``, counts also in
+    ``layers['counts']``).
+    """
+    import scanpy as sc
+
+    from . import read_h5
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give an .h5ad or .h5 file.")
+    suffix = path.suffix.lower()
+    layout = "h5ad" if suffix == ".h5ad" else h5_layout(path) if suffix in H5_SUFFIXES else None
+    if layout == "h5ad":
+        return sc.read_h5ad(path)
+    if layout == "10x":
+        adata = sc.read_10x_h5(path)
+        adata.var_names_make_unique()
+        return adata
+    if layout == "scdcc":
+        return read_h5(path)
+    raise ValueError(
+        f"Cannot read {path.name!r}: the input must be an .h5ad file, a 10x Genomics .h5 file or "
+        "an .h5 file in the scDCC layout."
+    )

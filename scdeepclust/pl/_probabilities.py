@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import numpy as np
+from anndata import AnnData
+
+from ._utils import check_result, cluster_categories, cluster_colors, finish
+
+
+def probabilities(
+    adata: AnnData,
+    key: str = "scdcc",
+    *,
+    threshold: float = 0.5,
+    max_cells: int = 5000,
+    cmap: str = "viridis",
+    palette=None,
+    figsize: tuple[float, float] | None = None,
+    show: bool | None = None,
+    save=None,
+):
+    """Soft cluster assignments, and which cells are uncertain.
+
+    Left: the soft assignment matrix ``obsm[key + '_probs']`` as a heatmap, one row per cell,
+    cells grouped by their assigned cluster and sorted by confidence within it (confident cells
+    at the top of each block). Right: the distribution of the confidence
+    ``obs[key + '_confidence']`` in each cluster, with the share of cells below `threshold`.
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results of :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
+    key
+        The `key_added` of the run.
+    threshold
+        Confidence below which a cell counts as uncertain (dashed line, percentages).
+    max_cells
+        Show at most this many rows in the heatmap (evenly spaced in the sorted order, so every
+        cluster keeps its share); the confidence panel always uses all cells.
+    cmap
+        Colormap of the heatmap.
+    palette
+        Cluster colours (list, dict by cluster or colormap name); default: scanpy's colours of
+        ``obs[key]``.
+    figsize
+        Size of the figure.
+    show, save
+        As in scanpy (see :func:`scdeepclust.pl.umap`); the default file name is
+        ``probabilities_<key>``.
+
+    Returns
+    -------
+    The :class:`~matplotlib.figure.Figure` when ``show=False`` (axes: cluster strip, heatmap,
+    colour bar, confidence).
+    """
+    import matplotlib.pyplot as plt
+
+    keys = check_result(adata, key, "probabilities", "confidence")
+    probs = np.asarray(adata.obsm[keys["probabilities"]], dtype=np.float32)
+    confidence = np.asarray(adata.obs[keys["confidence"]], dtype=np.float32)
+    labels = cluster_categories(adata, key)
+    categories = [str(c) for c in labels.categories]
+    codes = labels.codes
+    colors = cluster_colors(adata, key, palette)
+    column_names = (
+        categories if len(categories) == probs.shape[1] else list(map(str, range(probs.shape[1])))
+    )
+
+    order = np.lexsort((-confidence, codes))  # by cluster, then by falling confidence
+    shown = order
+    if len(order) > max_cells:
+        shown = order[np.linspace(0, len(order) - 1, max_cells).round().astype(int)]
+    shown_codes = codes[shown]
+
+    k = len(categories)
+    if figsize is None:
+        figsize = (max(9.0, 4.0 + 0.55 * k + 0.35 * probs.shape[1]), 4.8)
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    grid = fig.add_gridspec(
+        1, 4, width_ratios=[0.35, max(3.0, 0.35 * probs.shape[1]), 0.18, max(3.0, 0.55 * k)]
+    )
+    strip_ax = fig.add_subplot(grid[0])
+    heat_ax = fig.add_subplot(grid[1], sharey=strip_ax)
+    cbar_ax = fig.add_subplot(grid[2])
+    conf_ax = fig.add_subplot(grid[3])
+
+    # Cluster strip beside the heatmap: which block of rows is which cluster.
+    from matplotlib.colors import ListedColormap
+
+    strip = np.where(shown_codes < 0, np.nan, shown_codes).astype(float)[:, None]
+    strip_ax.imshow(
+        strip,
+        aspect="auto",
+        cmap=ListedColormap(colors),
+        vmin=-0.5,
+        vmax=k - 0.5,
+        interpolation="nearest",
+    )
+    boundaries = np.flatnonzero(np.diff(shown_codes)) + 0.5
+    centers, names = [], []
+    min_gap = 0.028 * len(shown_codes)  # keep tick labels of tiny blocks from overlapping
+    for code in np.unique(shown_codes[shown_codes >= 0]):
+        rows = np.flatnonzero(shown_codes == code)
+        if centers and rows.mean() - centers[-1] < min_gap:
+            continue
+        centers.append(rows.mean())
+        names.append(categories[code])
+    strip_ax.set_yticks(centers, names, fontsize=_tick_size(len(names)))
+    strip_ax.set_xticks([])
+    strip_ax.set_ylabel(f"cells, by {key} cluster")
+    for spine in strip_ax.spines.values():
+        spine.set_visible(False)
+
+    image = heat_ax.imshow(
+        probs[shown],
+        aspect="auto",
+        cmap=cmap,
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        rasterized=True,
+    )
+    for y in boundaries:
+        heat_ax.axhline(y, color="white", linewidth=0.8)
+    heat_ax.set_xticks(range(probs.shape[1]), column_names, fontsize=_tick_size(probs.shape[1]))
+    heat_ax.tick_params(axis="y", left=False, labelleft=False)
+    heat_ax.set_xlabel("soft assignment to cluster")
+    subsampled = f", {len(shown)} of {len(order)} shown" if len(shown) < len(order) else ""
+    heat_ax.set_title(f"{key}: soft assignments ({len(order)} cells{subsampled})", fontsize=10)
+    fig.colorbar(image, cax=cbar_ax, label="probability")
+
+    _confidence_panel(conf_ax, confidence, codes, categories, colors, threshold, key)
+    return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)
+
+
+def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key):
+    positions, data, used_colors, used_names, below = [], [], [], [], []
+    for code, name in enumerate(categories):
+        values = confidence[codes == code]
+        if not len(values):
+            continue
+        positions.append(len(positions))
+        data.append(values)
+        used_colors.append(colors[code])
+        used_names.append(name)
+        below.append(float(np.mean(values < threshold)))
+    violin_at = [i for i, v in enumerate(data) if len(v) > 1 and np.ptp(v) > 0]
+    if violin_at:
+        parts = ax.violinplot(
+            [data[i] for i in violin_at],
+            positions=violin_at,
+            widths=0.8,
+            showextrema=False,
+            showmedians=False,
+        )
+        for body, i in zip(parts["bodies"], violin_at):
+            body.set_facecolor(used_colors[i])
+            body.set_edgecolor("black")
+            body.set_linewidth(0.5)
+            body.set_alpha(0.8)
+    for i, values in enumerate(data):
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        ax.vlines(i, q1, q3, color="black", linewidth=2.5)
+        ax.scatter([i], [median], color="white", edgecolor="black", s=14, zorder=3)
+        if i not in violin_at:  # a single cell, or all equal: show the points
+            ax.scatter(np.full(len(values), i), values, color=used_colors[i], s=10, zorder=2)
+        ax.text(
+            i,
+            1.015,
+            f"{100 * below[i]:.0f}%",
+            ha="center",
+            va="bottom",
+            fontsize=_tick_size(len(data), small=7),
+            rotation=90 if len(data) > 12 else 0,
+        )
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(len(used_names)), used_names, fontsize=_tick_size(len(used_names)))
+    ax.set_xlim(-0.6, len(data) - 0.4)
+    low = min(float(confidence.min()), threshold) if len(confidence) else 0.0
+    ax.set_ylim(max(0.0, low - 0.05), 1.09 if len(data) <= 12 else 1.14)
+    ax.set_xlabel(f"{key} cluster")
+    ax.set_ylabel("confidence (highest probability)")
+    ax.set_title(f"confidence per cluster (on top: % of cells below {threshold:g})", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _tick_size(n: int, small: float = 6.0) -> float:
+    return 9.0 if n <= 12 else (7.5 if n <= 24 else small)

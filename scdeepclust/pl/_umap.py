@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from anndata import AnnData
+from matplotlib.figure import Figure
+
+from ._utils import as_list, check_result, finish
+
+
+def umap(
+    adata: AnnData,
+    key: str = "scdcc",
+    *,
+    color=None,
+    n_neighbors: int = 15,
+    min_dist: float = 0.5,
+    random_state: int = 0,
+    recompute: bool = False,
+    show: bool | None = None,
+    save=None,
+    **kwargs,
+):
+    """UMAP of a run's own embedding ``obsm['X_' + key]``, coloured by its clusters.
+
+    The UMAP is computed on first use and cached: a kNN graph of the embedding under the
+    neighbors key ``'neighbors_' + key`` (``uns``, and ``obsp['neighbors_<key>_distances']``,
+    ``obsp['neighbors_<key>_connectivities']``), and the coordinates in
+    ``obsm['X_umap_' + key]`` (parameters in ``uns['X_umap_' + key]``). So this plot **adds
+    these keys to adata**; it never touches the user's ``X_umap`` or ``neighbors``. Later calls
+    reuse the cached UMAP as long as the embedding and the settings are unchanged (a new run of
+    the tool, or a subset of the cells, recomputes it).
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results of :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
+    key
+        The `key_added` of the run ("desc", "scdcc", "desc_0.8", ...).
+    color
+        More panels besides the clusters: `obs` columns (a known cell type, ``key +
+        '_confidence'``, ...) or genes.
+    n_neighbors, min_dist, random_state
+        Settings of the kNN graph (exact neighbours) and of :func:`scanpy.tl.umap`.
+    recompute
+        Compute the UMAP again even if a cached one matches.
+    show, save
+        As in scanpy: `save` is `True` (``sc.settings.figdir``), a suffix like ``'_pbmc.png'``
+        appended to ``umap_<key>`` in ``figdir``, or a path (``'out/umap.png'``).
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding`: `ax`, `legend_loc`, `palette`, `title`, `size`,
+        `ncols`, `frameon`, `return_fig`, ...
+
+    Returns
+    -------
+    With ``show=False``, what :func:`scanpy.pl.embedding` returns: an Axes, or a list of Axes
+    with several panels (a Figure with ``return_fig=True``).
+    """
+    import scanpy as sc
+
+    check_result(adata, key, "embedding")
+    basis = umap_coordinates(
+        adata,
+        key,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        random_state=random_state,
+        recompute=recompute,
+    )
+    colors = [key] + [c for c in as_list(color) if c != key]
+    if (
+        len(colors) > 1
+        and "wspace" not in kwargs
+        and kwargs.get("legend_loc", "right margin") == ("right margin")
+    ):
+        kwargs["wspace"] = _legend_space(adata, colors[:-1])
+    returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
+    if isinstance(returned, Figure):
+        fig = returned
+    else:
+        fig = (returned[0] if isinstance(returned, list) else returned).figure
+    for ax in fig.axes:  # scanpy names the axes after the obsm key ("X_umap_scdcc1")
+        if ax.get_xlabel() == f"{basis}1":
+            ax.set_xlabel("UMAP1")
+            ax.set_ylabel("UMAP2")
+    return finish(fig, f"umap_{key}", show=show, save=save, returned=returned)
+
+
+def umap_coordinates(
+    adata: AnnData,
+    key: str,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.5,
+    random_state: int = 0,
+    recompute: bool = False,
+) -> str:
+    """Compute (or reuse) the UMAP of ``obsm['X_' + key]``; returns its obsm key."""
+    import scanpy as sc
+
+    embedding_key, umap_key, neighbors_key = f"X_{key}", f"X_umap_{key}", f"neighbors_{key}"
+    n_neighbors = int(min(n_neighbors, adata.n_obs - 1))
+    if n_neighbors < 2:
+        raise ValueError(f"A UMAP needs at least 3 cells; adata has {adata.n_obs}.")
+    fingerprint = _fingerprint(
+        np.asarray(adata.obsm[embedding_key]), n_neighbors, min_dist, random_state
+    )
+    stored = adata.uns.get(umap_key, {})
+    stored = stored.get("params", {}).get("scdeepclust_source") if hasattr(stored, "get") else None
+    if not recompute and umap_key in adata.obsm and stored == fingerprint:
+        return umap_key
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=n_neighbors,
+        use_rep=embedding_key,
+        key_added=neighbors_key,
+        random_state=random_state,
+        # Exact neighbours: scanpy 1.11's approximate path (pynndescent, used above 4,096
+        # cells) fails on scipy >= 1.17 sparse arrays; the embedding is low-dimensional.
+        transformer="sklearn",
+    )
+    sc.tl.umap(
+        adata,
+        min_dist=min_dist,
+        random_state=random_state,
+        neighbors_key=neighbors_key,
+        key_added=umap_key,
+    )
+    adata.uns[umap_key]["params"]["scdeepclust_source"] = fingerprint
+    return umap_key
+
+
+def _legend_space(adata: AnnData, colors: list[str]) -> float:
+    """Space between panels (scanpy's `wspace`, in panel widths) that fits the widest legend
+    drawn in the right margin, so that legends do not run into the next panel."""
+    import pandas as pd
+    from matplotlib import rcParams
+
+    widest = 0.0
+    for c in colors:
+        if c in adata.obs and isinstance(adata.obs[c].dtype, pd.CategoricalDtype):
+            names = [str(x) for x in adata.obs[c].cat.categories]
+            n_columns = 1 if len(names) <= 14 else 2 if len(names) <= 30 else 3
+            width = n_columns * (0.4 + 0.09 * max((len(n) for n in names), default=0))
+            widest = max(widest, width)
+    panel_width = float(rcParams["figure.figsize"][0])
+    return max(0.75 / panel_width + 0.02, widest / panel_width + 0.05)
+
+
+def _fingerprint(embedding: np.ndarray, *settings) -> str:
+    """A digest of the embedding and the UMAP settings: the cache is valid while it matches."""
+    digest = hashlib.sha1(np.ascontiguousarray(embedding).tobytes())
+    digest.update(repr((embedding.shape, str(embedding.dtype), *settings)).encode())
+    return digest.hexdigest()

@@ -1,0 +1,190 @@
+"""Helpers shared by the plots: finding a run's results with clear errors, cluster colours, and
+scanpy-style show / save handling."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._results import result_keys
+
+# What each plot needs from a run, by the names of `result_keys`.
+_WHERE = {
+    "labels": "obs",
+    "confidence": "obs",
+    "embedding": "obsm",
+    "probabilities": "obsm",
+    "uns": "uns",
+}
+
+
+def result_names(adata: AnnData) -> list[str]:
+    """Keys of the clustering runs stored in `adata` (those with labels and an uns entry)."""
+    return [
+        k
+        for k, v in adata.uns.items()
+        if isinstance(v, Mapping) and "history" in v and "params" in v and k in adata.obs
+    ]
+
+
+def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
+    """The keys of run `key`, after checking that `parts` (e.g. "labels", "probabilities") are
+    all in `adata`; a KeyError that says what is missing and which runs exist otherwise."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key must be the non-empty key_added of a run, got {key!r}.")
+    keys = result_keys(key)
+    missing = [
+        f"adata.{_WHERE[p]}[{keys[p]!r}]"
+        for p in ("labels",) + tuple(p for p in parts if p != "labels")
+        if keys[p] not in getattr(adata, _WHERE[p])
+    ]
+    if missing:
+        found = result_names(adata)
+        runs = f" Runs in this AnnData: {found}; pass one of them as key=, or" if found else ""
+        raise KeyError(
+            f"No clustering result {key!r}: {', '.join(missing)} not found.{runs} "
+            f"run scdeepclust.tl.desc(adata, key_added={key!r}) or "
+            f"scdeepclust.tl.scdcc(adata, n_clusters, key_added={key!r}) first."
+        )
+    return keys
+
+
+def check_obs_column(adata: AnnData, column: str, what: str) -> None:
+    if column not in adata.obs:
+        raise KeyError(
+            f"{what} {column!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}."
+        )
+
+
+def cluster_categories(adata: AnnData, key: str) -> pd.Categorical:
+    labels = adata.obs[key]
+    if not isinstance(labels.dtype, pd.CategoricalDtype):
+        labels = labels.astype("category")
+    return pd.Categorical(labels)
+
+
+def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
+    """One colour per category of ``obs[key]``: `palette` if given (a list, a dict by category or
+    a matplotlib colormap name), else ``uns[key + '_colors']`` as scanpy stores it, else scanpy's
+    default palettes. Nothing is written to `adata`."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    from scanpy.plotting import palettes
+
+    categories = list(cluster_categories(adata, key).categories)
+    k = len(categories)
+    if palette is not None:
+        if isinstance(palette, Mapping):
+            return [palette[c] for c in categories]
+        if isinstance(palette, str):
+            cmap = colormaps[palette]
+            return [to_hex(cmap(i / max(k - 1, 1))) for i in range(k)]
+        palette = list(palette)
+        return [palette[i % len(palette)] for i in range(k)]
+    stored = adata.uns.get(f"{key}_colors")
+    if stored is not None and len(stored) >= k:
+        return list(stored)[:k]
+    for default in (palettes.default_20, palettes.default_28, palettes.default_102):
+        if k <= len(default):
+            return list(default)[:k]
+    return ["grey"] * k
+
+
+def _figure_formats() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def figure_path(save: bool | str | os.PathLike | None, name: str) -> Path | None:
+    """Where `save` asks a figure to go, following scanpy's convention.
+
+    `True`: ``sc.settings.figdir / (name + plot_suffix + '.' + file_format_figs)``. A string
+    without a directory, like scanpy's ``save='_pbmc.pdf'``, is appended to the plot's name in
+    ``figdir``; the extension, when it is a known figure format, sets the format. A
+    :class:`~pathlib.Path`, or a string with a directory part (``'out/umap.png'``,
+    ``'./umap.png'``), is used as the file name as it is. `None` follows
+    ``sc.settings.autosave``.
+    """
+    import scanpy as sc
+
+    if save is None:
+        save = sc.settings.autosave
+    if save is False or save == "":
+        return None
+    formats = _figure_formats()
+    if save is True:
+        return (
+            sc.settings.figdir / f"{name}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
+        )
+    text = os.fspath(save)
+    as_path = isinstance(save, os.PathLike) or os.sep in text or "/" in text
+    stem, ext = os.path.splitext(text)
+    ext = ext[1:].lower()
+    if ext not in formats:
+        stem, ext = text, sc.settings.file_format_figs
+    if as_path:
+        return Path(f"{stem}.{ext}")
+    return sc.settings.figdir / f"{name}{stem}{sc.settings.plot_suffix}.{ext}"
+
+
+def finish(fig, name: str, *, show: bool | None, save, returned):
+    """Save and / or show `fig` the way scanpy's plots do; return `returned` when `show` is
+    False (scanpy returns plot objects only then)."""
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+    from scanpy import logging as logg
+
+    path = figure_path(save, name)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logg.warning(f"saving figure to file {path}")
+        fig.savefig(path, dpi=_save_dpi(), bbox_inches="tight")
+    show = sc.settings.autoshow if show is None else show
+    if show:
+        plt.show()
+    if path is not None:
+        plt.close(fig)
+    return returned if show is False else None
+
+
+def _save_dpi():
+    from matplotlib import rcParams
+
+    dpi = rcParams["savefig.dpi"]
+    if isinstance(dpi, str) or dpi < 150:
+        return 150
+    return dpi
+
+
+def new_figure(figsize, ax=None):
+    """(figure, axes): a fresh figure, or the one holding `ax`."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def spans_decades(values, ratio: float = 20.0) -> bool:
+    """Whether positive `values` spread over more than `ratio`: then a log axis reads better."""
+    values = np.asarray(values, dtype=float)
+    if not values.size or not np.all(np.isfinite(values) & (values > 0)):
+        return False
+    return bool(values.max() / values.min() > ratio)

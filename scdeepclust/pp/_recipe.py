@@ -1,0 +1,166 @@
+"""The preparation the command line applies before a tool: the one function in `pp` that
+modifies an AnnData (in place, like scanpy's `recipe_*`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+from ._counts import is_count_matrix
+
+METHODS = ("desc", "scdcc")
+# Log-normalised values (log1p of counts per 10,000) stay well below this.
+LOG_MAX = 50.0
+
+
+def recipe(
+    adata: AnnData,
+    method: str,
+    *,
+    layer: str | None = None,
+    n_top_genes: int | None = 2000,
+    hvg_above: int = 3000,
+    max_value: float = 10.0,
+) -> list[str]:
+    """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`,
+    deciding from what the data holds; returns one line per step taken.
+
+    1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
+       ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
+       scDCC reads them). scDCC fails without counts; DESC can do without.
+    2. With counts: cells without any count and genes detected in no cell are removed.
+    3. ``X``: counts are normalised (10,000 per cell) and log1p-transformed; non-integer values
+       above 50 are taken as normalised and only log1p-transformed; anything else is taken as
+       log-normalised already, or as scaled when it has negative values (then used as is).
+    4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
+       ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
+       (scanpy's 'seurat' flavour).
+    5. DESC only: ``X`` is scaled to zero mean and unit variance per gene, clipped at
+       `max_value` (this makes ``X`` dense).
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, as read.
+    method
+        "desc" or "scdcc".
+    layer
+        Layer holding the raw counts.
+    n_top_genes, hvg_above
+        Gene selection; `n_top_genes=None` keeps every gene.
+    max_value
+        Clip of the scaling (DESC).
+    """
+    import scanpy as sc
+
+    if method not in METHODS:
+        raise ValueError(f"method must be 'desc' or 'scdcc', not {method!r}.")
+    steps: list[str] = []
+    counts_key = _find_counts(adata, layer, steps)
+    if counts_key is None and method == "scdcc":
+        raise ValueError(
+            "scdcc models raw counts, but X does not hold counts (non-negative integers) and "
+            "there is no layers['counts']; name the layer that holds them (--layer / layer=)."
+        )
+    if counts_key is not None:
+        _drop_empty(adata, counts_key, steps)
+
+    state = _x_state(adata.X)
+    if state == "counts":
+        adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        steps.append("X: normalize_total (10,000 counts per cell) + log1p")
+        state = "log"
+    elif state == "normalised":
+        adata.X = adata.X.copy()
+        sc.pp.log1p(adata)
+        steps.append("X looks normalised but not log-transformed (values above 50): log1p")
+        state = "log"
+    elif state == "log":
+        steps.append("X looks log-normalised already: no normalisation")
+    else:
+        steps.append("X has negative values, so it is taken as scaled already: used as is")
+
+    if n_top_genes is not None and adata.n_vars > max(hvg_above, n_top_genes):
+        if state == "scaled" and counts_key is None:
+            steps.append(f"kept all {adata.n_vars} genes (X is scaled and there are no counts)")
+        else:
+            n_before = adata.n_vars
+            if adata.raw is None and state == "log":
+                adata.raw = adata
+                steps.append("log-normalised values of all genes kept in .raw")
+            selected = _highly_variable(adata, counts_key, n_top_genes)
+            adata._inplace_subset_var(selected)
+            steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}")
+
+    if method == "desc" and state != "scaled":
+        if sparse.issparse(adata.X):
+            adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
+        sc.pp.scale(adata, max_value=max_value)
+        steps.append(f"X: scale (zero mean, unit variance per gene, clipped at {max_value:g})")
+    return steps
+
+
+def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | None:
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"Layer {layer!r} not found; layers: {list(adata.layers.keys())}.")
+        if not is_count_matrix(adata.layers[layer]):
+            raise ValueError(f"layers[{layer!r}] does not hold raw counts (non-negative integers).")
+        steps.append(f"raw counts from layers[{layer!r}]")
+        return layer
+    if "counts" in adata.layers and is_count_matrix(adata.layers["counts"]):
+        steps.append("raw counts from layers['counts']")
+        return "counts"
+    if "counts" not in adata.layers and is_count_matrix(adata.X):
+        adata.layers["counts"] = adata.X.copy()
+        steps.append("raw counts from X, kept in layers['counts']")
+        return "counts"
+    return None
+
+
+def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
+    counts = adata.layers[counts_key]
+    per_cell = np.asarray(counts.sum(axis=1)).ravel()
+    keep_cells = per_cell > 0
+    if not keep_cells.all():
+        steps.append(f"removed {int((~keep_cells).sum())} cells without any count")
+        adata._inplace_subset_obs(keep_cells)
+        counts = adata.layers[counts_key]
+    detected = np.asarray((counts > 0).sum(axis=0)).ravel()
+    keep_genes = detected > 0
+    if not keep_genes.all():
+        steps.append(f"removed {int((~keep_genes).sum())} genes detected in no cell")
+        adata._inplace_subset_var(keep_genes)
+    if adata.n_obs < 2 or adata.n_vars < 1:
+        raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
+
+
+def _x_state(X) -> str:
+    if is_count_matrix(X):
+        return "counts"
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.size == 0:
+        return "log"
+    low, high = float(np.min(values)), float(np.max(values))
+    if low < 0:
+        return "scaled"
+    return "normalised" if high > LOG_MAX else "log"
+
+
+def _highly_variable(adata: AnnData, counts_key: str | None, n_top_genes: int) -> np.ndarray:
+    """Mask of the most variable genes ('seurat' flavour on log-normalised values)."""
+    import scanpy as sc
+
+    if counts_key is not None:
+        tmp = AnnData(sparse.csr_matrix(adata.layers[counts_key], dtype=np.float32))
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+    else:
+        tmp = AnnData(adata.X)
+    table = sc.pp.highly_variable_genes(
+        tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
+    )
+    return table["highly_variable"].to_numpy()

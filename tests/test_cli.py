@@ -1,0 +1,118 @@
+"""The command line, through `python -m scdeepclust` as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+
+import scdeepclust as sdc
+from scdeepclust._cli import main
+
+TINY = ["--pretrain-epochs", "1", "--max-epochs", "1", "--quiet"]
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "scdeepclust", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("scdeepclust: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def scdcc_h5(tmp_path):
+    """A small file in the scDCC layout: counts in X, integer labels in Y."""
+    sim = sdc.datasets.simulate(
+        n_cells=150, n_genes=80, n_groups=3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+    path = tmp_path / "sim.h5"
+    with h5py.File(path, "w") as f:
+        f["X"] = sim.X.toarray()
+        f["Y"] = sim.obs["group"].cat.codes.to_numpy().astype(np.float64)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["run", "absent.h5ad", "-m", "desc", "-o", "o.h5ad"], ["not found", "absent.h5ad"]),
+        (["run", "x.h5ad", "-m", "kmeans", "-o", "o.h5ad"], ["invalid choice: 'kmeans'"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--bogus"], ["--bogus"]),
+        (["run", "x.h5ad", "-m", "scdcc", "-k", "many", "-o", "o.h5ad"], ["not an integer"]),
+        (["run", "x.h5ad", "-m", "scdcc"], ["-o/--output"]),
+        (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
+        (["frobnicate"], ["invalid choice"]),
+        ([], ["COMMAND"]),
+    ],
+)
+def test_usage_errors_are_one_line(args, fragments, tmp_path):
+    assert_one_line_error(cli(*args, cwd=tmp_path), *fragments)
+
+
+def test_errors_from_the_data_are_one_line(tmp_path):
+    lognorm = ad.AnnData(np.log1p(np.random.default_rng(0).random((30, 10), dtype=np.float32)))
+    path = tmp_path / "lognorm.h5ad"
+    lognorm.write_h5ad(path)
+    # scDCC refuses data without raw counts: a ValueError raised inside the package
+    assert_one_line_error(cli("run", path, "-m", "scdcc", "-o", tmp_path / "o.h5ad"), "raw counts")
+
+
+def test_run_scdcc_layout_file(scdcc_h5, tmp_path):
+    out = tmp_path / "res" / "out.h5ad"
+    result = cli("run", scdcc_h5, "-m", "scdcc", "-k", 3, "-o", out, *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    text = result.stdout
+    assert "150 cells x 80 genes" in text
+    assert "obs['label']" in text and "raw counts from layers['counts']" in text
+    assert "scdcc: 3 clusters" in text and "against label: ARI" in text
+    adata = ad.read_h5ad(out)
+    assert set(adata.obs["scdcc"].cat.categories) == {"0", "1", "2"}
+    assert "counts" in adata.layers and "X_scdcc" in adata.obsm
+
+
+def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
+    path, out, plot = tmp_path / "sim.h5ad", tmp_path / "d.h5ad", tmp_path / "fig" / "umap.png"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), "--plot", str(plot)]
+    assert main([*args, "--truth", "group", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "X: normalize_total (10,000 counts per cell) + log1p" in text
+    assert "X: scale" in text and "against group: ARI" in text
+    assert plot.stat().st_size > 0
+    result = ad.read_h5ad(out)
+    assert "desc" in result.obs and "X_umap_desc" in result.obsm
+    # a mistake found after reading: one line, exit status 2
+    assert main([*args, "--truth", "cell_type"]) == 2
+    assert capsys.readouterr().err.startswith("scdeepclust: error: --truth 'cell_type' is not")
+
+
+def test_demo_in_process(tmp_path, capsys):
+    # The full demo at a few epochs; `python -m` is covered above, so this runs in-process.
+    assert main(["demo", "--out", str(tmp_path / "demo"), *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "ARI against bulk_labels: scdcc" in text
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    for key in ("scdcc", "desc"):
+        for plot in ("umap", "compare", "probabilities", "history"):
+            assert f"{plot}_{key}.png" in names
+    adata = ad.read_h5ad(tmp_path / "demo" / "pbmc68k_demo.h5ad")
+    assert {"scdcc", "desc", "bulk_labels"} <= set(adata.obs)

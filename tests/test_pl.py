@@ -1,0 +1,147 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scanpy as sc  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import scdeepclust as sdc  # noqa: E402
+from scdeepclust.pl._compare import diagonal_order  # noqa: E402
+
+TINY = dict(pretrain_epochs=3, max_epochs=3, progress=False, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    """Both methods' results on one small simulated AnnData (DESC reads a scaled layer)."""
+    adata = sdc.datasets.simulate(
+        n_cells=240, n_genes=120, n_groups=3, de_fraction=0.3, de_log_fold=2.0, random_state=1
+    )
+    sdc.tl.scdcc(adata, 3, **TINY)
+    scaled = sc.pp.normalize_total(adata, target_sum=1e4, inplace=False)["X"]
+    scaled = sc.pp.log1p(scaled.toarray())
+    adata.layers["scaled"] = sc.pp.scale(scaled)
+    sdc.tl.desc(adata, layer="scaled", n_clusters=3, **TINY)
+    return adata
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def figdir(tmp_path):
+    before = sc.settings.figdir
+    sc.settings.figdir = tmp_path
+    yield tmp_path
+    sc.settings.figdir = before
+
+
+def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
+    adata = clustered.copy()
+    user_umap = np.zeros((adata.n_obs, 2), dtype=np.float32)
+    adata.obsm["X_umap"] = user_umap
+    users_neighbors = {"params": {"n_neighbors": 5, "method": "umap"}, "mine": 1}
+    adata.uns["neighbors"] = users_neighbors
+    axes = sdc.pl.umap(adata, "scdcc", color=["group", "scdcc_confidence"], show=False)
+    assert isinstance(axes, list) and len(axes) == 3
+    assert [ax.get_title() for ax in axes] == ["scdcc", "group", "scdcc_confidence"]
+    assert axes[0].get_xlabel() == "UMAP1"
+    assert adata.obsm["X_umap_scdcc"].shape == (adata.n_obs, 2)
+    assert "neighbors_scdcc" in adata.uns and "neighbors_scdcc_connectivities" in adata.obsp
+    assert adata.obsm["X_umap"] is user_umap and adata.uns["neighbors"] == users_neighbors
+
+    # a second call reuses the stored UMAP, also after an .h5ad round trip
+    path = tmp_path / "cached.h5ad"
+    adata.write_h5ad(path)
+    back = sc.read_h5ad(path)
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the cached UMAP should have been reused")
+
+    monkeypatch.setattr(sc.tl, "umap", no_recompute)
+    ax = sdc.pl.umap(back, "scdcc", show=False)
+    assert isinstance(ax, Axes)
+    # a changed embedding (e.g. a new run of the tool) is noticed
+    back.obsm["X_scdcc"] = back.obsm["X_scdcc"] + 1.0
+    with pytest.raises(AssertionError, match="cached UMAP"):
+        sdc.pl.umap(back, "scdcc", show=False)
+
+
+def test_umap_ax_and_save(clustered, tmp_path, figdir):
+    adata = clustered.copy()
+    fig, ax = plt.subplots()
+    returned = sdc.pl.umap(adata, "desc", ax=ax, show=False, save=tmp_path / "sub" / "u.png")
+    assert returned is ax
+    assert (tmp_path / "sub" / "u.png").stat().st_size > 0
+    sdc.pl.umap(adata, "desc", show=False, save="_suffix.pdf")  # scanpy's convention
+    assert (figdir / "umap_desc_suffix.pdf").exists()
+
+
+def test_probabilities(clustered, tmp_path):
+    fig = sdc.pl.probabilities(clustered, "scdcc", show=False, save=tmp_path / "p.png")
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert (tmp_path / "p.png").exists()
+    heat = fig.axes[1].images[0].get_array()
+    assert heat.shape == clustered.obsm["scdcc_probs"].shape
+    fig = sdc.pl.probabilities(clustered, "desc", max_cells=50, threshold=0.9, show=False)
+    assert fig.axes[1].images[0].get_array().shape == (50, 3)
+    assert "50 of 240 shown" in fig.axes[1].get_title()
+
+
+@pytest.mark.parametrize("key", ["scdcc", "desc"])
+def test_history(clustered, key, tmp_path, figdir):
+    fig = sdc.pl.history(clustered, key, show=False, save=True)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert (figdir / f"history_{key}.{sc.settings.file_format_figs}").exists()
+    reconstruction, losses, change = fig.axes
+    assert reconstruction.get_lines() and losses.get_lines() and change.get_lines()
+    # pretraining stages in training order, also after an .h5ad round trip (sorted keys)
+    path = tmp_path / "h.h5ad"
+    clustered.write_h5ad(path)
+    fig = sdc.pl.history(sc.read_h5ad(path), key, show=False)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    expected = ["ZINB NLL"] if key == "scdcc" else ["layer1 MSE", "layer2 MSE", "autoencoder MSE"]
+    assert labels == expected
+
+
+def test_compare(clustered, tmp_path):
+    adata = clustered.copy()
+    ax = sdc.pl.compare(adata, "scdcc", "group", show=False, save=tmp_path / "c.svg")
+    assert isinstance(ax, Axes)
+    assert "ARI" in ax.get_title() and "NMI" in ax.get_title()
+    assert (tmp_path / "c.svg").exists()
+    # partially known truth: only labelled cells count, and the title says so
+    adata.obs["partial"] = adata.obs["group"].astype(object)
+    adata.obs.loc[adata.obs_names[:40], "partial"] = np.nan
+    _, own = plt.subplots()
+    assert sdc.pl.compare(adata, "desc", "partial", normalize=None, ax=own, show=False) is own
+    assert "200 cells with a label" in own.get_title()
+    with pytest.raises(ValueError, match="normalize"):
+        sdc.pl.compare(adata, "desc", "group", normalize="all", show=False)
+
+
+def test_diagonal_order_puts_matches_on_the_diagonal():
+    counts = np.array([[0, 9, 1, 0], [8, 0, 0, 2], [0, 1, 0, 7]])
+    order = diagonal_order(counts)
+    assert order.tolist() == [1, 2, 0, 3]  # each row's match first, extra columns beside it
+    best = counts[:, order].argmax(1)
+    assert best.tolist() == sorted(best.tolist())
+
+
+def test_errors_name_what_is_missing(clustered):
+    for plot in (sdc.pl.umap, sdc.pl.probabilities, sdc.pl.history, sdc.pl.embedding):
+        with pytest.raises(KeyError, match=r"'leiden'.*Runs in this AnnData.*run scdeepclust.tl"):
+            plot(clustered, "leiden", show=False)
+    with pytest.raises(KeyError, match="truth 'cell_type' is not a column"):
+        sdc.pl.compare(clustered, "scdcc", "cell_type", show=False)
+    bare = clustered.copy()
+    del bare.obsm["scdcc_probs"]
+    with pytest.raises(KeyError, match=r"adata.obsm\['scdcc_probs'\] not found"):
+        sdc.pl.probabilities(bare, "scdcc", show=False)

@@ -1,0 +1,107 @@
+"""`datasets.read` (the command line's reader) and `pp.recipe` (its preparation)."""
+
+import h5py
+import numpy as np
+import pytest
+import scanpy as sc
+from scipy import sparse
+
+import scdeepclust as sdc
+from scdeepclust.pp import is_count_matrix
+
+
+def write_10x_h5(path, adata):
+    """A Cell Ranger v3 file: genes x cells CSC in matrix/, with features/."""
+    matrix = sparse.csc_matrix(adata.X.T, dtype=np.int32)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("matrix")
+        g["data"], g["indices"], g["indptr"] = matrix.data, matrix.indices, matrix.indptr
+        g["shape"] = np.array(matrix.shape)
+        g["barcodes"] = np.array([f"AAAC{i}-1".encode() for i in range(adata.n_obs)])
+        features = g.create_group("features")
+        names = [b"GENE"] * 2 + [f"g{i}".encode() for i in range(2, adata.n_vars)]
+        features["name"] = np.array(names)
+        features["id"] = np.array([f"ENSG{i}".encode() for i in range(adata.n_vars)])
+        features["feature_type"] = np.array([b"Gene Expression"] * adata.n_vars)
+        features["genome"] = np.array([b"GRCh38"] * adata.n_vars)
+
+
+def test_read_tells_the_formats_apart(sim, tmp_path):
+    tenx = tmp_path / "filtered_feature_bc_matrix.h5"
+    write_10x_h5(tenx, sim)
+    assert sdc.datasets.h5_layout(tenx) == "10x"
+    adata = sdc.datasets.read(tenx)
+    assert adata.shape == sim.shape and adata.var_names.is_unique
+    np.testing.assert_array_equal(adata.X.toarray(), sim.X.toarray())
+
+    layout = tmp_path / "scdcc.h5"
+    with h5py.File(layout, "w") as f:
+        f["X"] = sim.X.toarray()
+        f["Y"] = sim.obs["group"].cat.codes.to_numpy()
+    assert sdc.datasets.h5_layout(layout) == "scdcc"
+    assert list(sdc.datasets.read(layout).obs["label"].cat.categories) == ["0", "1", "2"]
+
+    h5ad = tmp_path / "sim.h5ad"
+    sim.write_h5ad(h5ad)
+    assert sdc.datasets.read(h5ad).shape == sim.shape
+    renamed = tmp_path / "anndata.h5"  # an .h5ad under another name is recognised too
+    h5ad.rename(renamed)
+    assert sdc.datasets.h5_layout(renamed) == "h5ad"
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["counts"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="neither a 10x"):
+        sdc.datasets.read(other)
+    with pytest.raises(ValueError, match="must be an .h5ad"):
+        (tmp_path / "table.csv").write_text("a,b\n")
+        sdc.datasets.read(tmp_path / "table.csv")
+    with pytest.raises(FileNotFoundError):
+        sdc.datasets.read(tmp_path / "absent.h5ad")
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with pytest.raises(ValueError, match="not a readable HDF5 file"):
+        sdc.datasets.read(tmp_path / "text.h5")
+
+
+def test_recipe_from_counts(sim):
+    sim.X = sim.X.copy()
+    del sim.layers["counts"]
+    sim.X[:3] = 0  # three empty cells
+    sim.X = sparse.csr_matrix(sim.X)
+    sim.X.eliminate_zeros()
+    steps = sdc.pp.recipe(sim, "desc")
+    assert steps[0] == "raw counts from X, kept in layers['counts']"
+    assert "removed 3 cells without any count" in steps
+    assert sim.n_obs == 237 and is_count_matrix(sim.layers["counts"])
+    X = np.asarray(sim.X)
+    np.testing.assert_allclose(X.mean(0), 0, atol=1e-4)
+    assert X.max() <= 10
+
+
+def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
+    sim = sdc.datasets.simulate(n_cells=100, n_genes=400, n_groups=2, random_state=0)
+    steps = sdc.pp.recipe(sim, "scdcc", n_top_genes=50, hvg_above=300)
+    assert "kept the 50 most variable genes of 400" in steps
+    assert sim.n_vars == 50 and sim.raw.n_vars == 400
+    assert is_count_matrix(sim.layers["counts"]) and not is_count_matrix(sim.X)
+    # counts and X were one object in `simulate`: normalising X left the counts alone
+    assert sim.layers["counts"] is not sim.X
+
+
+def test_recipe_respects_prepared_data(sim):
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    del sim.layers["counts"]
+    with pytest.raises(ValueError, match="scdcc models raw counts"):
+        sdc.pp.recipe(sim.copy(), "scdcc")
+    steps = sdc.pp.recipe(sim, "desc")
+    assert "X looks log-normalised already: no normalisation" in steps
+    scaled = sim.X.copy()
+    assert sdc.pp.recipe(sim, "desc") == [
+        "X has negative values, so it is taken as scaled already: used as is"
+    ]
+    np.testing.assert_array_equal(sim.X, scaled)
+    with pytest.raises(KeyError, match="Layer 'raw' not found"):
+        sdc.pp.recipe(sim, "desc", layer="raw")
+    with pytest.raises(ValueError, match="method must be"):
+        sdc.pp.recipe(sim, "leiden")
