@@ -6,9 +6,9 @@ import importlib
 
 from ._version import __version__
 
-__all__ = ["__version__", "datasets", "pl", "pp", "tl"]
+__all__ = ["__version__", "datasets", "models", "pl", "pp", "tl"]
 
-_SUBMODULES = {"datasets", "pl", "pp", "tl"}
+_SUBMODULES = {"datasets", "models", "pl", "pp", "tl"}
 
 
 def __getattr__(name: str):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
 
 @dataclass
@@ -19,6 +19,9 @@ class ClusteringResult:
     history: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    # What a trained model is built from (not written to the AnnData): "network" (the torch
+    # module) and "centroids" (n_clusters x latent_dim).
+    trained: dict = field(default_factory=dict)
 
 
 def result_keys(key: str) -> dict[str, str]:
@@ -42,14 +45,28 @@ def _h5ad_safe(value):
     return value
 
 
+def existing_keys(adata: AnnData, key: str) -> list[str]:
+    """The keys of a result under `key` that `adata` already has, e.g. ``["obs['scdcc']"]``."""
+    keys = result_keys(key)
+    found = [f"obs[{keys[k]!r}]" for k in ("labels", "confidence") if keys[k] in adata.obs]
+    found += [f"obsm[{keys[k]!r}]" for k in ("embedding", "probabilities") if keys[k] in adata.obsm]
+    found += [f"uns[{keys['uns']!r}]"] if keys["uns"] in adata.uns else []
+    return found
+
+
 def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
-    """Write everything in one step; called only after training succeeded."""
+    """Write everything in one step; called only after training succeeded. Keys that exist are
+    overwritten with a warning."""
     keys = result_keys(key)
     n_clusters = result.probabilities.shape[1]
     categories = [str(i) for i in range(n_clusters)]
-    for obs_key in (keys["labels"], keys["confidence"]):
-        if obs_key in adata.obs:
-            logg.warning(f"adata.obs[{obs_key!r}] already exists and is overwritten.")
+    if found := existing_keys(adata, key):
+        warnings.warn(
+            f"adata.{', '.join(found)} already exist(s) and are overwritten. Pass another "
+            "`key_added` to keep them.",
+            UserWarning,
+            stacklevel=3,
+        )
     adata.obs[keys["labels"]] = pd.Categorical.from_codes(result.labels, categories=categories)
     adata.obs[keys["confidence"]] = result.probabilities.max(axis=1)
     adata.obsm[keys["embedding"]] = result.embedding

@@ -128,8 +128,8 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         return arr.astype(np.int64)
     pos = obs_names.get_indexer(arr.ravel())
     if np.any(pos < 0):
-        missing = arr.ravel()[pos < 0][:3]
-        raise KeyError(f"{name} names cells not in adata.obs_names, e.g. {list(missing)}.")
+        missing = [str(m) for m in arr.ravel()[pos < 0][:3]]
+        raise KeyError(f"{name} names cells not in adata.obs_names, e.g. {missing}.")
     return pos.reshape(-1, 2).astype(np.int64)
 
 

@@ -81,9 +81,7 @@ class CellFeeder:
         """One epoch of shuffled minibatches. A last batch of a single cell is merged into the
         previous one, since batch statistics of one cell are meaningless."""
         order = rng.permutation(self.n_obs)
-        bounds = list(range(0, self.n_obs, batch_size)) + [self.n_obs]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            bounds.pop(-2)
+        bounds = _batch_bounds(self.n_obs, batch_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
             yield self.batch(order[start:stop])
 
@@ -93,7 +91,15 @@ class CellFeeder:
             yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
 
     def n_batches(self, batch_size: int) -> int:
-        return max(1, self.n_obs // batch_size + (self.n_obs % batch_size > 1))
+        """Minibatches per epoch, as `minibatches` makes them."""
+        return len(_batch_bounds(self.n_obs, batch_size)) - 1
+
+
+def _batch_bounds(n_obs: int, batch_size: int) -> list[int]:
+    bounds = list(range(0, n_obs, batch_size)) + [n_obs]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        bounds.pop(-2)
+    return bounds
 
 
 def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:

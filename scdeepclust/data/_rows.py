@@ -19,9 +19,13 @@ class RowSource:
 
     Accepts numpy arrays, scipy sparse matrices (CSC/COO are converted to CSR once, since every
     access is by row) and anndata's backed sparse datasets.
+
+    `columns` selects and orders the columns seen: positions in `matrix`, with -1 for a column
+    that `matrix` lacks and that reads as zeros (genes matched by name, missing genes filled).
+    The selection is applied per block, so it never copies the whole matrix either.
     """
 
-    def __init__(self, matrix):
+    def __init__(self, matrix, columns: np.ndarray | None = None):
         if sparse.issparse(matrix) and not isinstance(
             matrix, (sparse.csr_matrix, sparse.csr_array)
         ):
@@ -31,7 +35,23 @@ class RowSource:
             if matrix.ndim != 2:
                 raise ValueError(f"Expected a 2-d matrix, got an array of shape {matrix.shape}.")
         self.matrix = matrix
-        self.n_obs, self.n_vars = matrix.shape
+        self.n_obs, n_stored = matrix.shape
+        self._selection = None
+        if columns is None:
+            self.n_vars = n_stored
+        else:
+            columns = np.asarray(columns, dtype=np.int64)
+            if columns.ndim != 1 or np.any(columns >= n_stored) or np.any(columns < -1):
+                raise ValueError(f"columns must be positions in 0..{n_stored - 1} or -1.")
+            self.n_vars = len(columns)
+            self._selection = _ColumnSelection(columns, n_stored)
+
+    @property
+    def n_missing_columns(self) -> int:
+        """Columns selected with -1, read as zeros."""
+        return 0 if self._selection is None else len(self._selection.columns) - len(
+            self._selection.present
+        )
 
     @property
     def is_sparse(self) -> bool:
@@ -47,17 +67,21 @@ class RowSource:
             # HDF5-backed data only supports increasing indices.
             order = np.argsort(index, kind="stable")
             block = self.matrix[index[order]]
+            block = self._select(block)
             dense = np.empty((len(index), self.n_vars), dtype=np.float32)
             dense[order] = block.toarray() if sparse.issparse(block) else np.asarray(block)
             return dense
-        block = self.matrix[index]
+        block = self._select(self.matrix[index])
         if sparse.issparse(block):
             return block.toarray().astype(np.float32, copy=False)
         return np.asarray(block, dtype=np.float32)
 
     def row_range(self, start: int, stop: int):
         """Rows start:stop in their native format (CSR stays CSR)."""
-        return self.matrix[start:stop]
+        return self._select(self.matrix[start:stop])
+
+    def _select(self, block):
+        return block if self._selection is None else self._selection(block)
 
     def iter_blocks(
         self, chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -66,6 +90,33 @@ class RowSource:
         for start in range(0, self.n_obs, chunk_size):
             stop = min(start + chunk_size, self.n_obs)
             yield start, stop, self.row_range(start, stop)
+
+
+class _ColumnSelection:
+    """Takes columns of a block by position, inserting zero columns where the position is -1."""
+
+    def __init__(self, columns: np.ndarray, n_stored: int):
+        self.columns = columns
+        self.present = np.flatnonzero(columns >= 0)
+        self.complete = len(self.present) == len(columns)
+        # Missing columns: a sparse 0/1 matrix maps stored columns to output positions.
+        self.mapping = sparse.csr_matrix(
+            (
+                np.ones(len(self.present), dtype=np.float32),
+                (columns[self.present], self.present),
+            ),
+            shape=(n_stored, len(columns)),
+        )
+
+    def __call__(self, block):
+        if self.complete:
+            return block[:, self.columns]
+        if sparse.issparse(block):
+            return sparse.csr_matrix(block) @ self.mapping
+        block = np.asarray(block)
+        out = np.zeros((block.shape[0], len(self.columns)), dtype=np.result_type(block, np.float32))
+        out[:, self.present] = block[:, self.columns[self.present]]
+        return out
 
 
 def _is_backed_sparse(matrix) -> bool:

@@ -19,8 +19,10 @@ from ..train import (
     CentroidInit,
     ClusteringStage,
     PlateauStopper,
+    TrainingCheckpoint,
     deep_embedded_clustering,
     default_epochs,
+    divergence_hint,
     embed_all,
     fit_epochs,
     numpy_rng,
@@ -78,14 +80,21 @@ class PretrainedDESC:
     seconds: float
 
 
-def pretrain_desc(feeder: CellFeeder, config: DESCConfig) -> PretrainedDESC:
+def pretrain_desc(
+    feeder: CellFeeder, config: DESCConfig, checkpoint: TrainingCheckpoint | None = None
+) -> PretrainedDESC:
     """Greedy layer-wise denoising pretraining (each layer reconstructs its input from a
-    dropped-out copy), then end-to-end fine-tuning of the whole autoencoder on MSE."""
+    dropped-out copy), then end-to-end fine-tuning of the whole autoencoder on MSE.
+    `checkpoint`: save (and resume) the training state of every stage."""
     t0 = time.perf_counter()
     rng = numpy_rng(config.random_state)
     with seeded(config.random_state):
         model = StackedAutoencoder(feeder.n_vars, config.resolved_hidden(feeder.n_obs))
         model = model.to(feeder.device)
+    if checkpoint is not None:
+        # Dropout draws from the global torch RNG, which is seeded (and restored) inside
+        # `seeded` blocks only.
+        checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng}, global_torch_rng=True)
     n_epochs = config.resolved_pretrain_epochs(feeder.n_obs)
     auto_stop = config.pretrain_epochs is None
     history: dict[str, list[float]] = {}
@@ -102,6 +111,8 @@ def pretrain_desc(feeder: CellFeeder, config: DESCConfig) -> PretrainedDESC:
             stopper=PlateauStopper() if auto_stop else None,
             stage=name,
             progress=config.progress,
+            divergence=divergence_hint("pretrain_lr", config.pretrain_lr),
+            checkpoint=checkpoint,
         )
         history[name] = out["mse"]
 
@@ -139,10 +150,14 @@ def cluster_desc(
     pretrained: PretrainedDESC,
     config: DESCConfig,
     resolution: float,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> ClusteringResult:
-    """Drop the decoder and train a copy of the pretrained encoder with centroids on KL alone."""
+    """Drop the decoder and train a copy of the pretrained encoder with centroids on KL alone.
+    With a `checkpoint`, the stage is saved and resumed as ``clustering_{resolution}``."""
     model = copy.deepcopy(pretrained.model)
     rng = numpy_rng(config.random_state)
+    if checkpoint is not None:
+        checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng})
     with seeded(config.random_state):
         outcome = deep_embedded_clustering(
             feeder,
@@ -166,6 +181,9 @@ def cluster_desc(
             kernel=config.kernel,
             alpha=config.alpha,
             progress=config.progress,
+            stage_name=f"clustering_{resolution}",
+            divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),
+            checkpoint=checkpoint,
         )
     history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
@@ -183,6 +201,7 @@ def cluster_desc(
             **outcome.info,
             "pretrain_epochs": {k: len(v) for k, v in pretrained.history.items()},
         },
+        trained={"network": model, "centroids": outcome.centroids},
     )
 
 

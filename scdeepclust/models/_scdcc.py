@@ -18,8 +18,10 @@ from ..train import (
     CentroidInit,
     ClusteringStage,
     PlateauStopper,
+    TrainingCheckpoint,
     deep_embedded_clustering,
     default_epochs,
+    divergence_hint,
     fit_epochs,
     numpy_rng,
     seeded,
@@ -62,10 +64,13 @@ def fit_scdcc(
     config: SCDCCConfig,
     constraints: PairwiseConstraints | None = None,
     seed_labels: np.ndarray | None = None,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> ClusteringResult:
     """Pretrain the ZINB autoencoder, initialise centroids, run the clustering stage.
 
-    `seed_labels`: known classes of some cells (codes, -1 elsewhere) that seed k-means."""
+    `seed_labels`: known classes of some cells (codes, -1 elsewhere) whose mean
+    latent positions are the first initial centroids.
+    `checkpoint`: save (and resume) the training state of both stages."""
     device = feeder.device
     rng = numpy_rng(config.random_state)
     noise = torch_generator(config.random_state, device)
@@ -78,6 +83,11 @@ def fit_scdcc(
             latent_dim=config.latent_dim,
             decoder_hidden=config.decoder_hidden,
         ).to(device)
+    if checkpoint is not None:
+        checkpoint.attach(
+            modules={"model": model}, numpy_rngs={"rng": rng}, torch_generators={"noise": noise}
+        )
+    clip_hint = "" if feeder.max_value is not None else ", or clip the input with `max_value=10`"
 
     def denoising_zinb(batch: Batch) -> dict[str, torch.Tensor]:
         noisy = batch.x + config.sigma * torch.randn(batch.x.shape, generator=noise, device=device)
@@ -97,6 +107,8 @@ def fit_scdcc(
         stopper=PlateauStopper() if config.pretrain_epochs is None else None,
         stage="pretraining",
         progress=config.progress,
+        divergence=divergence_hint("pretrain_lr", config.pretrain_lr, clip_hint),
+        checkpoint=checkpoint,
     )
     timings["pretrain_s"] = time.perf_counter() - t0
 
@@ -139,6 +151,8 @@ def fit_scdcc(
         extra_loss=denoising_zinb,
         make_pair_loss=pair_loss_factory,
         progress=config.progress,
+        divergence=divergence_hint("lr", config.lr, clip_hint),
+        checkpoint=checkpoint,
     )
     history = {f"pretrain_{k}": v for k, v in pretrain_history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
@@ -157,4 +171,5 @@ def fit_scdcc(
                 "cannot_link": 0 if constraints is None else len(constraints.cannot_link),
             },
         },
+        trained={"network": model, "centroids": outcome.centroids},
     )

@@ -13,10 +13,12 @@ from anndata import AnnData
 from scipy import sparse
 
 from ..data import RowSource
-
-HOW_TO_PASS_COUNTS = (
-    "scdcc models raw counts. Keep them before normalising, e.g. "
-    "`adata.layers['counts'] = adata.X.copy()` right after loading, then pass `layer='counts'`."
+from ._input import (  # noqa: F401  (HOW_TO_PASS_COUNTS: re-exported)
+    HOW_TO_PASS_COUNTS,
+    check_counts,
+    counts_location,
+    input_matrix,
+    scan_matrix,
 )
 
 
@@ -35,6 +37,8 @@ def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
         values = block.data if sparse.issparse(block) else np.asarray(block)
         if values.size == 0:
             continue
+        if values.dtype.kind not in "biuf":
+            return False
         if not np.all(np.isfinite(values)) or values.min() < 0:
             return False
         if np.issubdtype(values.dtype, np.floating) and not np.all(values == np.round(values)):
@@ -46,29 +50,13 @@ def get_counts(adata: AnnData, layer: str | None):
     """The raw count matrix of `adata` and a short name of where it came from.
 
     With ``layer=None``: ``layers['counts']`` if present, else ``adata.X`` if it holds counts.
+    Anything else (NaN, negative or non-integer values) raises a `ValueError` that says what
+    was found.
     """
-    if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(
-                f"Layer {layer!r} not found; available layers: {list(adata.layers.keys())}."
-            )
-        matrix, where = adata.layers[layer], f"layers[{layer!r}]"
-    elif "counts" in adata.layers:
-        matrix, where = adata.layers["counts"], "layers['counts']"
-    else:
-        matrix, where = adata.X, "X"
-    if matrix is None:
-        raise ValueError(f"adata.{where} is empty. {HOW_TO_PASS_COUNTS}")
-    if not is_count_matrix(matrix):
-        hint = (
-            ""
-            if where != "X" or adata.raw is None
-            else (" adata.raw holds a matrix too; if it has counts, use `adata.raw.to_adata()`.")
-        )
-        raise ValueError(
-            f"adata.{where} does not hold raw counts (non-negative integers): it looks normalised "
-            f"or log-transformed. {HOW_TO_PASS_COUNTS}{hint}"
-        )
+    layer, where = counts_location(adata, layer)
+    matrix, where = input_matrix(adata, layer=layer)
+    summary = scan_matrix(matrix, where=where)
+    check_counts(summary, where, raw_hint=where == "X" and adata.raw is not None)
     return matrix, where
 
 
@@ -89,9 +77,11 @@ def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
     return totals
 
 
-def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStatistics:
-    """Size factors (library size / median library size) and per-gene mean and standard
-    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give."""
+def size_factors(
+    source: RowSource, median: float | None = None, *, chunk_size: int = 8192
+) -> tuple[np.ndarray, float]:
+    """(library size / median, median): the median of these cells, or a stored one (cells
+    mapped onto a trained model are normalised like the cells it was trained on)."""
     totals = library_sizes(source, chunk_size=chunk_size)
     if np.any(totals <= 0):
         n_empty = int(np.sum(totals <= 0))
@@ -99,13 +89,19 @@ def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStati
             f"{n_empty} cell(s) have no counts in the genes used. Remove them first, e.g. "
             "`sc.pp.filter_cells(adata, min_counts=1)`."
         )
-    median = float(np.median(totals))
-    size_factors = totals / median
+    median = float(np.median(totals)) if median is None else float(median)
+    return totals / median, median
+
+
+def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStatistics:
+    """Size factors (library size / median library size) and per-gene mean and standard
+    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give."""
+    size_factors_, median = size_factors(source, chunk_size=chunk_size)
 
     sums = np.zeros(source.n_vars, dtype=np.float64)
     sums_sq = np.zeros(source.n_vars, dtype=np.float64)
     for start, stop, block in source.iter_blocks(chunk_size):
-        sf = size_factors[start:stop]
+        sf = size_factors_[start:stop]
         if sparse.issparse(block):
             block = sparse.csr_matrix(block)
             values = np.log1p(block.data / np.repeat(sf, np.diff(block.indptr)))
@@ -118,11 +114,14 @@ def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStati
     n = source.n_obs
     mean = sums / n
     # Unbiased variance, as sc.pp.scale uses.
-    var = np.maximum(sums_sq / n - mean**2, 0.0) * (n / max(n - 1, 1))
+    mean_sq = sums_sq / n
+    var = np.maximum(mean_sq - mean**2, 0.0) * (n / max(n - 1, 1))
     scale = np.sqrt(var)
-    scale[scale == 0] = 1.0
+    # A constant gene has variance 0 up to the rounding of mean_sq - mean**2 (relative error
+    # ~1e-16 of mean_sq): scale 1, or its rounding noise would be blown up to unit variance.
+    scale[var <= 1e-12 * mean_sq] = 1.0
     return CountStatistics(
-        size_factors=size_factors.astype(np.float32),
+        size_factors=size_factors_.astype(np.float32),
         median_library_size=median,
         gene_mean=mean.astype(np.float32),
         gene_scale=scale.astype(np.float32),

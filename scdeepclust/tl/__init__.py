@@ -1,6 +1,8 @@
-"""Tools: one call from an AnnData to clusters, an embedding and soft assignments."""
+"""Tools: one call from an AnnData to clusters, an embedding and soft assignments; mapping new
+cells onto a trained model."""
 
 from ._desc import desc
+from ._map import map_to_model
 from ._scdcc import scdcc
 
-__all__ = ["desc", "scdcc"]
+__all__ = ["desc", "map_to_model", "scdcc"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from os import PathLike
 
 import numpy as np
 from anndata import AnnData
@@ -10,10 +11,18 @@ from scanpy import logging as logg
 
 from .._results import ClusteringResult, write_results
 from ..data import CellFeeder, RowSource
-from ..models import DESCConfig, cluster_desc, pretrain_desc
-from ..pp import all_finite, is_count_matrix
-from ..train import resolve_device
-from ._validate import check_adata, check_key_added, check_n_clusters, target_adata
+from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
+from ..train import open_checkpoint, report_interruption, resolve_device
+from ._validate import (
+    check_adata,
+    check_checkpointing,
+    check_key_added,
+    check_n_clusters,
+    check_training_sizes,
+    target_adata,
+    tool_input,
+    tool_return,
+)
 
 
 def desc(
@@ -42,7 +51,11 @@ def desc(
     key_added: str = "desc",
     progress: bool = True,
     copy: bool = False,
-) -> AnnData | None:
+    return_model: bool = False,
+    checkpoint_dir: str | PathLike | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+) -> AnnData | DESC | dict[str, DESC] | tuple | None:
     """Deep embedding clustering (DESC, Li et al. 2020).
 
     A stacked autoencoder (ReLU inside, tanh on the embedding) is pretrained greedily layer by
@@ -91,13 +104,20 @@ def desc(
         Upper bound on clustering-stage epochs.
     batch_size, device, random_state, progress, copy
         As in :func:`scdeepclust.tl.scdcc`.
+    return_model
+        Also return the trained model, an :class:`scdeepclust.models.DESC` (with several
+        resolutions: a dict of them by key).
+    checkpoint_dir, checkpoint_every, resume
+        Save the training state every `checkpoint_every` epochs, and continue an interrupted
+        run, as in :func:`scdeepclust.tl.scdcc`.
     key_added
         Prefix of the keys written. With several resolutions, each result is written under
         ``f"{key_added}_{resolution}"`` (e.g. ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
 
     Returns
     -------
-    `None`, or the copy if `copy=True`. Writes, after training succeeded, for each key:
+    `None`; the copy if `copy=True`; the model if `return_model=True`; ``(copy, model)`` if
+    both. Writes (to `adata`, or to the copy), after training succeeded, for each key:
 
     `adata.obs[key]`
         Cluster labels, categorical ("0", "1", ...).
@@ -112,9 +132,13 @@ def desc(
         label change), `timings`, `converged`.
     """
     t_start = time.perf_counter()
-    check_adata(adata)
+    check_adata(adata, copy=copy, need_genes=use_rep is None)
     check_key_added(key_added)
     check_n_clusters(n_clusters, adata.n_obs)
+    check_training_sizes(
+        adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
+    )
+    check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     if kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
     resolutions = [resolution] if np.isscalar(resolution) else list(resolution)
@@ -125,11 +149,10 @@ def desc(
     dev = resolve_device(device)
     start = logg.info(f"running DESC on {adata.n_obs} cells")
 
-    matrix, where = _input_matrix(adata, layer, use_rep)
-    source = RowSource(matrix)
-    if not all_finite(matrix):
-        raise ValueError(f"adata.{where} contains NaN or infinite values.")
-    if use_rep is None and is_count_matrix(matrix):
+    data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False)
+    where = data.where
+    source = RowSource(data.matrix, columns=data.columns)
+    if use_rep is None and data.summary.is_counts:
         warnings.warn(
             f"adata.{where} looks like raw counts. DESC expects log-normalised, scaled data: "
             "run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first (or pass use_rep).",
@@ -156,17 +179,46 @@ def desc(
         random_state=random_state,
         progress=progress,
     )
-    pretrained = pretrain_desc(feeder, config)
+    checkpoint = open_checkpoint(
+        checkpoint_dir,
+        every=checkpoint_every,
+        resume=resume,
+        method="desc",
+        config=config,
+        shape=[adata.n_obs, source.n_vars],
+        input=where,
+        resolutions=resolutions,
+    )
     results: dict[str, ClusteringResult] = {}
-    for res in resolutions:
-        key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
-        result = cluster_desc(feeder, pretrained, config, res)
-        result.params.update(input=where, device=str(dev))
-        results[key] = result
+    with report_interruption(checkpoint):
+        pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
+        for res in resolutions:
+            key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
+            result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
+            result.params.update(input=where, device=str(dev))
+            results[key] = result
     total = time.perf_counter() - t_start
     for result in results.values():
         result.timings["total_s"] = total
 
+    models = {}
+    if return_model:
+        input_spec = (
+            {"kind": "obsm", "key": use_rep, "n_columns": data.summary.shape[1]}
+            if use_rep is not None
+            else {"kind": "layer", "key": layer}
+            if layer is not None
+            else {"kind": "X", "key": None}
+        )
+        for key, result in results.items():
+            models[key] = DESC(
+                result.trained["network"],
+                result.trained["centroids"],
+                config=result.params,
+                features=data.feature_names(adata, use_rep),
+                preprocessing={"input": input_spec},
+                key_added=key,
+            )
     adata = target_adata(adata, copy)
     for key, result in results.items():
         write_results(adata, key, result)
@@ -174,20 +226,5 @@ def desc(
         "    " + ", ".join(f"{k}: {len(np.unique(r.labels))} clusters" for k, r in results.items()),
         time=start,
     )
-    return adata if copy else None
-
-
-def _input_matrix(adata: AnnData, layer: str | None, use_rep: str | None):
-    if layer is not None and use_rep is not None:
-        raise ValueError("Pass either layer or use_rep, not both.")
-    if use_rep is not None:
-        if use_rep not in adata.obsm:
-            raise KeyError(
-                f"use_rep {use_rep!r} is not in adata.obsm; keys: {list(adata.obsm.keys())}."
-            )
-        return np.asarray(adata.obsm[use_rep], dtype=np.float32), f"obsm[{use_rep!r}]"
-    if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(f"Layer {layer!r} not found; available: {list(adata.layers.keys())}.")
-        return adata.layers[layer], f"layers[{layer!r}]"
-    return adata.X, "X"
+    model = next(iter(models.values())) if len(models) == 1 else models
+    return tool_return(adata, copy, model, return_model)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
+from os import PathLike
 
 import numpy as np
 import pandas as pd
@@ -16,10 +18,20 @@ from ..constraints import (
     pairs_from_user,
 )
 from ..data import CellFeeder, RowSource
-from ..models import SCDCCConfig, fit_scdcc
-from ..pp._counts import count_statistics, get_counts
-from ..train import resolve_device
-from ._validate import check_adata, check_key_added, check_n_clusters, target_adata
+from ..models import SCDCC, SCDCCConfig, fit_scdcc
+from ..pp._counts import count_statistics
+from ..train import open_checkpoint, report_interruption, resolve_device
+from ._validate import (
+    check_adata,
+    check_checkpointing,
+    check_key_added,
+    check_keys,
+    check_n_clusters,
+    check_training_sizes,
+    target_adata,
+    tool_input,
+    tool_return,
+)
 
 # Measured on 10X PBMC with 10% labelled cells (ARI on the rest): 20 pairs per labelled cell
 # 0.774, 100 pairs 0.800; more pairs cost little since they involve only the labelled cells.
@@ -59,7 +71,11 @@ def scdcc(
     key_added: str = "scdcc",
     progress: bool = True,
     copy: bool = False,
-) -> AnnData | None:
+    return_model: bool = False,
+    checkpoint_dir: str | PathLike | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+) -> AnnData | SCDCC | tuple[AnnData, SCDCC] | None:
     """Deep count autoencoder clustering with pairwise constraints (scDCC).
 
     A denoising autoencoder reads z-scored log1p(normalised counts) with Gaussian noise; its
@@ -86,8 +102,8 @@ def scdcc(
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
-        With `n_clusters`, the labelled cells also seed k-means: each known class starts at the
-        mean latent position of its labelled cells.
+        With `n_clusters`, the labelled cells also place the initial centroids: each known class
+        starts at the mean latent position of its labelled cells (further clusters from k-means).
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
     protein_key
@@ -133,11 +149,25 @@ def scdcc(
     progress
         Show progress bars.
     copy
-        Return a modified copy instead of writing to `adata`.
+        Return a modified copy instead of writing to `adata`. Not possible for a backed AnnData
+        (the results are then added to the object in memory, the file is only read).
+    return_model
+        Also return the trained model, an :class:`scdeepclust.models.SCDCC`: `save` it, `load`
+        it, map new cells onto its clusters with `predict` / :func:`~scdeepclust.tl.map_to_model`.
+    checkpoint_dir
+        Save the training state (weights, optimizer, centroids, stage, epoch, RNG states) to
+        ``checkpoint_dir/checkpoint.pt`` every `checkpoint_every` epochs and at the end of each
+        stage. An existing checkpoint is never overwritten unless `resume=True`.
+    checkpoint_every
+        Epochs between checkpoints.
+    resume
+        Continue from the checkpoint in `checkpoint_dir` (the same call, same data); finished
+        stages are skipped. Starts from the beginning if there is no checkpoint yet.
 
     Returns
     -------
-    `None`, or the copy if `copy=True`. Writes, after training succeeded:
+    `None`; the copy if `copy=True`; the model if `return_model=True`; ``(copy, model)`` if
+    both. Writes (to `adata`, or to the copy), after training succeeded:
 
     `adata.obs[key_added]`
         Cluster labels, categorical ("0", "1", ...).
@@ -152,18 +182,25 @@ def scdcc(
         label change per refresh), `timings`, `converged`, `n_constraints`.
     """
     t_start = time.perf_counter()
-    check_adata(adata)
+    check_adata(adata, copy=copy)
     check_key_added(key_added)
     check_n_clusters(n_clusters, adata.n_obs)
+    check_training_sizes(
+        adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
+    )
+    check_keys(adata, label_key=label_key, protein_key=protein_key)
+    check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
     start = logg.info(f"running scDCC on {adata.n_obs} cells")
 
-    counts, where = get_counts(adata, layer)
-    genes_used = None
-    if n_top_genes is not None and n_top_genes < adata.n_vars:
-        genes_used = _highly_variable(counts, n_top_genes)
-        counts = counts[:, genes_used]
-    source = RowSource(counts)
+    data = tool_input(adata, layer=layer, counts=True)
+    counts, where, genes_used = data.matrix, data.where, data.columns
+    n_genes = adata.n_vars if genes_used is None else len(genes_used)
+    if n_top_genes is not None and n_top_genes < n_genes:
+        kept = np.arange(adata.n_vars) if genes_used is None else genes_used
+        chosen = _highly_variable(counts if genes_used is None else counts[:, kept], n_top_genes)
+        genes_used = kept[chosen]
+    source = RowSource(counts, columns=genes_used)
     stats = count_statistics(source)
     rng = np.random.default_rng(random_state)
     constraints = _build_constraints(
@@ -201,7 +238,19 @@ def scdcc(
     seed_labels = None
     if label_key is not None and n_clusters is not None:
         seed_labels = _label_codes(adata.obs[label_key])
-    result = fit_scdcc(feeder, config, constraints, seed_labels)
+    checkpoint = open_checkpoint(
+        checkpoint_dir,
+        every=checkpoint_every,
+        resume=resume,
+        method="scdcc",
+        config=config,
+        shape=[adata.n_obs, source.n_vars],
+        median_library_size=stats.median_library_size,
+        n_constraints=0 if constraints is None else len(constraints),
+        max_value=max_value,
+    )
+    with report_interruption(checkpoint):
+        result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)
     result.params.update(
         counts_from=where,
         n_top_genes=n_top_genes,
@@ -210,8 +259,25 @@ def scdcc(
         device=str(dev),
     )
     result.timings["total_s"] = time.perf_counter() - t_start
+    genes = adata.var_names if genes_used is None else adata.var_names[genes_used]
     if genes_used is not None:
-        result.info["genes_used"] = np.asarray(adata.var_names[genes_used])
+        result.info["genes_used"] = np.asarray(genes)
+    model = None
+    if return_model:
+        model = SCDCC(
+            result.trained["network"],
+            result.trained["centroids"],
+            config={**asdict(config), "max_value": max_value},
+            features=list(genes.astype(str)),
+            preprocessing={
+                "counts_from": where,
+                "median_library_size": stats.median_library_size,
+                "gene_mean": stats.gene_mean,
+                "gene_scale": stats.gene_scale,
+                "max_value": max_value,
+            },
+            key_added=key_added,
+        )
 
     adata = target_adata(adata, copy)
     write_results(adata, key_added, result)
@@ -222,7 +288,7 @@ def scdcc(
         f"    {'X_' + key_added!r}, {key_added + '_probs'!r} (adata.obsm)\n"
         f"    {key_added!r} (adata.uns)",
     )
-    return adata if copy else None
+    return tool_return(adata, copy, model, return_model)
 
 
 def _label_codes(labels) -> np.ndarray:
@@ -268,8 +334,15 @@ def _build_constraints(
                 f"protein_key {protein_key!r} is not in adata.obsm; "
                 f"keys: {list(adata.obsm.keys())}."
             )
+        protein = np.asarray(adata.obsm[protein_key], dtype=np.float64)
+        if protein.ndim != 2 or not np.all(np.isfinite(protein)):
+            raise ValueError(
+                f"adata.obsm[{protein_key!r}] must be a finite cells x proteins matrix; it has "
+                f"shape {protein.shape} and {int(np.sum(~np.isfinite(protein)))} NaN or "
+                "infinite values."
+            )
         n = n_pairs if n_pairs is not None else adata.n_obs
-        constraints = constraints + pairs_from_protein(np.asarray(adata.obsm[protein_key]), n, rng)
+        constraints = constraints + pairs_from_protein(protein, n, rng)
     if must_link is not None or cannot_link is not None:
         constraints = constraints + PairwiseConstraints(
             pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),

@@ -1,26 +1,84 @@
-"""Checks shared by the public tools, done before any training."""
+"""Checks shared by the public tools, all done before any training, so that a bad input fails
+fast with a message that says what to change, and the caller's AnnData is never touched."""
 
 from __future__ import annotations
 
+import numbers
+import warnings
+from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
 from anndata import AnnData
 
+from ..pp._input import (
+    MatrixSummary,
+    check_counts,
+    check_finite,
+    counts_location,
+    input_matrix,
+    scan_matrix,
+)
 
-def check_adata(adata, *, min_cells: int = 2) -> None:
+
+def check_adata(adata, *, copy: bool = False, min_cells: int = 2, need_genes: bool = True) -> None:
+    """An AnnData with enough cells (and genes); a backed one only with ``copy=False``."""
     if not isinstance(adata, AnnData):
         raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
-    if adata.n_obs < min_cells or adata.n_vars == 0:
-        raise ValueError(
-            f"adata has shape {adata.shape}; at least {min_cells} cells and one gene are needed."
+    if adata.n_obs == 0 or (need_genes and adata.n_vars == 0):
+        raise ValueError(f"adata is empty (shape {adata.shape}): there is nothing to cluster.")
+    if adata.n_obs < min_cells:
+        raise ValueError(f"adata has {adata.n_obs} cell(s); at least {min_cells} are needed.")
+    if adata.isbacked:
+        if copy:
+            raise ValueError(
+                "copy=True cannot copy a backed AnnData (anndata needs a new file for that). "
+                "Pass copy=False: the results are added to the object in memory, and the file "
+                "is only read. Or load it first with `adata = adata.to_memory()`."
+            )
+        warnings.warn(
+            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): the counts "
+            "are read from the file, and the results are added to the object in memory only, "
+            "not to the file. Save them with `adata.write_h5ad(new_path)`.",
+            UserWarning,
+            stacklevel=3,
         )
 
 
-def check_n_clusters(n_clusters: int | None, n_obs: int) -> None:
-    if n_clusters is None:
+def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
         return
-    if int(n_clusters) != n_clusters or n_clusters < 2:
-        raise ValueError(f"n_clusters must be an integer >= 2, got {n_clusters!r}.")
-    if n_clusters > n_obs:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = ok or (isinstance(value, float) and value.is_integer())
+    if not ok or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_n_clusters(n_clusters: int | None, n_obs: int) -> None:
+    check_int("n_clusters", n_clusters, minimum=2, allow_none=True)
+    if n_clusters is not None and n_clusters > n_obs:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of cells ({n_obs}).")
+
+
+def check_training_sizes(
+    n_obs: int, *, batch_size: int, n_clusters: int | None, n_neighbors: int
+) -> None:
+    """Minibatch and kNN sizes against the number of cells."""
+    check_int("batch_size", batch_size, minimum=2)
+    check_int("n_neighbors", n_neighbors, minimum=2)
+    if n_clusters is None and n_neighbors >= n_obs:
+        raise ValueError(
+            f"Leiden initialisation needs more cells ({n_obs}) than n_neighbors={n_neighbors}: "
+            "pass a smaller n_neighbors, or give n_clusters to use k-means."
+        )
+    if batch_size > n_obs:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the number of cells ({n_obs}): each epoch "
+            "is a single full-batch step, so the networks train little. Pass a smaller "
+            f"batch_size (e.g. {max(1, n_obs // 4)}).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def check_key_added(key_added: str) -> None:
@@ -28,7 +86,109 @@ def check_key_added(key_added: str) -> None:
         raise ValueError("key_added must be a non-empty string.")
 
 
+def check_keys(adata: AnnData, **keys: str | None) -> None:
+    """``label_key`` in ``obs``, ``protein_key`` in ``obsm``, before any data is read."""
+    where = {"label_key": "obs", "protein_key": "obsm"}
+    for name, key in keys.items():
+        if key is None:
+            continue
+        container = getattr(adata, where[name])
+        if key not in container:
+            listing = list(container.columns if where[name] == "obs" else container.keys())
+            raise KeyError(
+                f"{name} {key!r} is not in adata.{where[name]}; available: {listing}."
+            )
+
+
+def check_checkpointing(
+    checkpoint_dir: str | PathLike | None, checkpoint_every: int, resume: bool
+) -> None:
+    check_int("checkpoint_every", checkpoint_every, minimum=1)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs the checkpoint_dir of the run to continue.")
+
+
+@dataclass
+class ToolInput:
+    """A tool's input matrix, where it came from and which of its columns are used."""
+
+    matrix: object
+    where: str
+    columns: np.ndarray | None  # positions of the columns used; None: all
+    summary: MatrixSummary
+
+    def feature_names(self, adata: AnnData, use_rep: str | None) -> list[str]:
+        names = (
+            np.arange(self.summary.shape[1]).astype(str)
+            if use_rep is not None
+            else np.asarray(adata.var_names).astype(str)
+        )
+        return list(names if self.columns is None else names[self.columns])
+
+
+def tool_input(
+    adata: AnnData, *, layer: str | None = None, use_rep: str | None = None, counts: bool
+) -> ToolInput:
+    """Find and check a tool's input in one pass over the matrix.
+
+    `counts=True` (scdcc): raw counts from `layer`, ``layers['counts']`` or ``X``; anything but
+    finite non-negative integers is refused, and so are cells without counts (no size factor).
+    `counts=False` (desc): ``X``, `layer` or ``obsm[use_rep]``; must be finite; all-zero cells
+    are kept with a warning (every cell gets a result). All-zero genes (columns) are left out
+    with a warning in both cases.
+    """
+    if counts:
+        layer, _ = counts_location(adata, layer)
+    matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
+    summary = scan_matrix(matrix, where=where)
+    if counts:
+        check_counts(summary, where, raw_hint=where == "X" and adata.raw is not None)
+    else:
+        check_finite(summary, where)
+    if summary.zero_cols.all():
+        raise ValueError(f"adata.{where} holds only zeros; there is nothing to cluster.")
+    n_zero_cells = int(summary.zero_rows.sum())
+    if n_zero_cells:
+        examples = list(adata.obs_names[summary.zero_rows][:3])
+        if counts:
+            raise ValueError(
+                f"{n_zero_cells} cell(s) have no counts in adata.{where} (e.g. {examples}); "
+                "scdcc needs a library size for every cell. Remove them first, e.g. "
+                "`sc.pp.filter_cells(adata, min_counts=1)`."
+            )
+        warnings.warn(
+            f"{n_zero_cells} cell(s) are all zero in adata.{where} (e.g. {examples}): they "
+            "carry no information and all land where the zero vector does. Consider removing "
+            "them, e.g. `sc.pp.filter_cells(adata, min_genes=1)` before normalising.",
+            UserWarning,
+            stacklevel=3,
+        )
+    columns = None
+    if summary.zero_cols.any():
+        columns = np.flatnonzero(~summary.zero_cols)
+        what = "column(s)" if use_rep is not None else "gene(s)"
+        names = (
+            np.flatnonzero(summary.zero_cols)
+            if use_rep is not None
+            else adata.var_names[summary.zero_cols]
+        )
+        warnings.warn(
+            f"{int(summary.zero_cols.sum())} {what} of adata.{where} are all zero (e.g. "
+            f"{[str(n) for n in names[:3]]}) and are left out of training.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return ToolInput(matrix, where, columns, summary)
+
+
 def target_adata(adata: AnnData, copy: bool) -> AnnData:
     """The object results are written to: a copy, or the caller's (a view is made actual, with
-    anndata's usual warning, only at write time)."""
+    anndata's usual warning, only at write time; its parent is never changed)."""
     return adata.copy() if copy else adata
+
+
+def tool_return(adata: AnnData, copy: bool, model, return_model: bool):
+    """What a tool returns: None, the copy, the model, or (copy, model)."""
+    if return_model:
+        return (adata, model) if copy else model
+    return adata if copy else None

@@ -1,6 +1,13 @@
 """Training: device and seeds, the epoch loops, the DEC clustering stage, centroid init."""
 
 from ._centroids import centroids_from_labels, initial_centroids, kmeans_labels, leiden_labels
+from ._checkpoint import (
+    CHECKPOINT_FILE,
+    TrainingCheckpoint,
+    open_checkpoint,
+    report_interruption,
+    run_fingerprint,
+)
 from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
 from ._loops import (
@@ -8,11 +15,18 @@ from ._loops import (
     PlateauStopper,
     TrainingDiverged,
     default_epochs,
+    divergence_hint,
     fit_epochs,
     train_clustering,
 )
 
 __all__ = [
+    "CHECKPOINT_FILE",
+    "TrainingCheckpoint",
+    "divergence_hint",
+    "open_checkpoint",
+    "report_interruption",
+    "run_fingerprint",
     "CentroidInit",
     "ClusteringStage",
     "DECOutcome",

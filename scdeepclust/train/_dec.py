@@ -14,7 +14,8 @@ from scanpy import logging as logg
 from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
-from ._loops import ClusteringStage, LossTerms, train_clustering
+from ._checkpoint import TrainingCheckpoint
+from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
 
 
 @dataclass
@@ -34,6 +35,7 @@ class DECOutcome:
     history: dict
     info: dict
     timings: dict
+    centroids: np.ndarray | None = None  # trained, (n_clusters, latent_dim) float32
 
 
 def embed_all(feeder: CellFeeder, encode: Callable[[torch.Tensor], torch.Tensor], width: int):
@@ -55,11 +57,16 @@ def deep_embedded_clustering(
     extra_loss: Callable[[Batch], LossTerms] | None = None,
     make_pair_loss: Callable | None = None,
     progress: bool = True,
+    stage_name: str = "clustering",
+    divergence: str = DIVERGENCE_HINT,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> DECOutcome:
     """Initialise centroids on the clean embedding, train encoder + centroids on KL(p || q)
     (+ extra and pairwise terms), then embed and soft-assign every cell.
 
     `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
+    With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
+    to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     """
     timings = {}
     t0 = time.perf_counter()
@@ -80,6 +87,8 @@ def deep_embedded_clustering(
     layer = ClusteringLayer(torch.from_numpy(centroids), kernel=kernel, alpha=alpha)
     layer = layer.to(feeder.device)
     optimizer = make_optimizer([*trainable, *layer.parameters()])
+    if checkpoint is not None:
+        checkpoint.attach(modules={"clustering": layer})
 
     def embed(b: Batch) -> torch.Tensor:
         return encode(b.x)
@@ -94,6 +103,9 @@ def deep_embedded_clustering(
         extra_loss=extra_loss,
         pair_loss=None if make_pair_loss is None else make_pair_loss(embed, layer),
         progress=progress,
+        stage=stage_name,
+        divergence=divergence,
+        checkpoint=checkpoint,
     )
     timings["cluster_s"] = time.perf_counter() - t0
     converged = bool(history.pop("converged", [0.0])[0])
@@ -116,4 +128,5 @@ def deep_embedded_clustering(
             "clustering_epochs": len(history.get("clustering", [])),
         },
         timings=timings,
+        centroids=layer.centroids.detach().cpu().numpy().copy(),
     )

@@ -15,7 +15,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda' or "
+            "'cuda:N'."
+        ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available in this torch build "

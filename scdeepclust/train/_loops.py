@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer, kl_divergence, target_distribution
+from ._checkpoint import TrainingCheckpoint
 
 LossTerms = dict[str, torch.Tensor]
 
@@ -48,15 +49,27 @@ def default_epochs(
     return int(min(base, max(minimum, round(base * reference_cells / max(n_obs, 1)))))
 
 
-def _check_finite(value: float, stage: str, hint: str) -> None:
+def _check_finite(value: float, stage: str, epoch: int, hint: str) -> None:
     if not math.isfinite(value):
-        raise TrainingDiverged(f"The {stage} loss became {value}. {hint}")
+        raise TrainingDiverged(
+            f"The {stage} loss became {value} in epoch {epoch + 1}; training stopped and nothing "
+            f"was written. {hint}"
+        )
 
 
 DIVERGENCE_HINT = (
     "This usually means a learning rate that is too high for this data, or extreme values in "
     "the input; try a lower learning rate or check the input for outliers."
 )
+
+
+def divergence_hint(lr_name: str, lr: float, extra: str = "") -> str:
+    """What to change when a stage trained with learning rate `lr_name` diverges."""
+    return (
+        f"The likely cause is a learning rate too high for this data: lower `{lr_name}` "
+        f"(now {lr:g}), e.g. to {lr / 10:g}. Extreme values in the input can also cause it: "
+        f"check it for outliers{extra}."
+    )
 
 
 def fit_epochs(
@@ -70,32 +83,63 @@ def fit_epochs(
     stopper: PlateauStopper | None = None,
     stage: str = "pretraining",
     progress: bool = True,
+    divergence: str = DIVERGENCE_HINT,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> dict[str, list[float]]:
-    """Minibatch epochs minimising the sum of the loss terms; per-epoch means of each term."""
+    """Minibatch epochs minimising the sum of the loss terms; per-epoch means of each term.
+
+    A non-finite loss stops training with `TrainingDiverged` (its message ends with
+    `divergence`, what to change). With a `checkpoint`, the stage resumes from its saved state
+    (or is skipped if it had finished) and is saved every `checkpoint.every` epochs."""
     history: dict[str, list[float]] = defaultdict(list)
-    bar = tqdm(range(n_epochs), desc=stage, disable=not progress, leave=False)
-    for _epoch in bar:
+    first_epoch = 0
+    if checkpoint is not None and (saved := checkpoint.restore(stage, optimizer)) is not None:
+        history.update({k: list(v) for k, v in saved["history"].items()})
+        if saved["done"]:
+            return dict(history)
+        first_epoch = saved["epoch"] + 1
+        if stopper is not None:
+            stopper.best, stopper.since_best = saved["extra"]["stopper"]
+    bar = tqdm(
+        range(first_epoch, n_epochs),
+        desc=stage,
+        disable=not progress,
+        leave=False,
+        initial=first_epoch,
+        total=n_epochs,
+    )
+    epoch = first_epoch - 1
+    for epoch in bar:
         sums: dict[str, float] = defaultdict(float)
         n_seen = 0
         for batch in feeder.minibatches(batch_size, rng):
             terms = step_loss(batch)
+            values = {name: float(value.detach()) for name, value in terms.items()}
+            _check_finite(sum(values.values()), stage, epoch, divergence)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             n = len(batch.index)
             n_seen += n
-            for name, value in terms.items():
-                sums[name] += float(value.detach()) * n
+            for name, value in values.items():
+                sums[name] += value * n
         means = {name: s / n_seen for name, s in sums.items()}
         total = sum(means.values())
-        _check_finite(total, stage, DIVERGENCE_HINT)
+        _check_finite(total, stage, epoch, divergence)
         for name, value in means.items():
             history[name].append(value)
         bar.set_postfix(loss=f"{total:.4g}")
         if stopper is not None and stopper.update(total):
-            logg.info(f"    {stage}: loss plateaued, stopped after {_epoch + 1} epochs")
+            logg.info(f"    {stage}: loss plateaued, stopped after {epoch + 1} epochs")
             break
+        if checkpoint is not None and checkpoint.due(epoch) and epoch + 1 < n_epochs:
+            extra = {} if stopper is None else {"stopper": [stopper.best, stopper.since_best]}
+            checkpoint.save(
+                stage, epoch=epoch, done=False, history=history, optimizer=optimizer, extra=extra
+            )
+    if checkpoint is not None:
+        checkpoint.save(stage, epoch=epoch, done=True, history=history)
     return dict(history)
 
 
@@ -121,11 +165,15 @@ def train_clustering(
     extra_loss: Callable[[Batch], LossTerms] | None = None,
     pair_loss: Callable[[int], LossTerms] | None = None,
     progress: bool = True,
+    stage: str = "clustering",
+    divergence: str = DIVERGENCE_HINT,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> dict[str, list[float]]:
     """Train `embed` and the centroids on KL(p || q), p refreshed every `update_interval`
     epochs by streaming inference, stopping once fewer than `tol` of the labels change between
     refreshes. `extra_loss(batch)` adds e.g. a reconstruction term; `pair_loss(step)` adds the
-    pairwise-constraint terms for a training step."""
+    pairwise-constraint terms for a training step. `stage`, `divergence` and `checkpoint` as
+    in `fit_epochs` (the modules, including `clustering_layer`, are attached by the caller)."""
     history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = max(1, round(settings.update_interval * n_batches))
@@ -137,8 +185,27 @@ def train_clustering(
     previous_labels: np.ndarray | None = None
     target: torch.Tensor | None = None
     step = 0
-    bar = tqdm(range(settings.max_epochs), desc="clustering", disable=not progress, leave=False)
+    first_epoch = 0
+    if checkpoint is not None and (saved := checkpoint.restore(stage, optimizer)) is not None:
+        history.update({k: list(v) for k, v in saved["history"].items()})
+        if saved["done"]:
+            return dict(history)
+        first_epoch = saved["epoch"] + 1
+        step = saved["extra"]["step"]
+        if saved["extra"]["previous_labels"] is not None:
+            previous_labels = saved["extra"]["previous_labels"].numpy()
+        if saved["extra"]["target"] is not None:
+            target = saved["extra"]["target"].to(device)
+    bar = tqdm(
+        range(first_epoch, settings.max_epochs),
+        desc=stage,
+        disable=not progress,
+        leave=False,
+        initial=first_epoch,
+        total=settings.max_epochs,
+    )
     converged = False
+    epoch = first_epoch - 1
     for epoch in bar:
         sums: dict[str, float] = defaultdict(float)
         n_seen = 0
@@ -166,6 +233,8 @@ def train_clustering(
                 terms.update(extra_loss(batch))
             if pair_loss is not None:
                 terms.update(pair_loss(step))
+            values = {name: float(value.detach()) for name, value in terms.items()}
+            _check_finite(sum(values.values()), stage, epoch, divergence)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,15 +242,28 @@ def train_clustering(
             step += 1
             n = len(batch.index)
             n_seen += n
-            for name, value in terms.items():
-                sums[name] += float(value.detach()) * n
+            for name, value in values.items():
+                sums[name] += value * n
         if n_seen:
             means = {name: s / n_seen for name, s in sums.items()}
-            _check_finite(sum(means.values()), "clustering", DIVERGENCE_HINT)
+            _check_finite(sum(means.values()), stage, epoch, divergence)
             for name, value in means.items():
                 history[name].append(value)
         if converged:
             logg.info(f"    clustering converged after {epoch} epochs (labels changed < tol)")
             break
+        if checkpoint is not None and checkpoint.due(epoch) and epoch + 1 < settings.max_epochs:
+            extra = {
+                "step": step,
+                "previous_labels": None
+                if previous_labels is None
+                else torch.from_numpy(previous_labels),
+                "target": None if target is None else target.detach().cpu(),
+            }
+            checkpoint.save(
+                stage, epoch=epoch, done=False, history=history, optimizer=optimizer, extra=extra
+            )
     history["converged"] = [float(converged)]
+    if checkpoint is not None:
+        checkpoint.save(stage, epoch=epoch, done=True, history=history)
     return dict(history)

@@ -1,0 +1,76 @@
+"""Reading and writing files: trained models and training checkpoints.
+
+Tensors go through `torch.save` of plain containers (state dicts, lists, numbers, strings) and
+come back through ``torch.load(..., weights_only=True)``, which refuses anything that would run
+code when loaded. Everything else is JSON. Files are written to a temporary name and renamed,
+so an interrupted write never leaves a truncated file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ._version import __version__
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_tensors(path: str | Path, obj) -> None:
+    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def load_tensors(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a file written by `save_tensors`; never executes code from the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {path}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(
+            f"{path} could not be loaded as weights ({type(err).__name__}: {err}). It is either "
+            "damaged or not a file written by scdeepclust; objects that would execute code on "
+            "loading are always refused."
+        ) from err
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+    _atomic(Path(path), write)
+
+
+def read_json(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}.") from err
+
+
+def check_format_version(meta: dict, supported: int, what: str, path: str | Path) -> None:
+    """Refuse files of a newer, incompatible format with a message that says what to do."""
+    found = meta.get("format_version")
+    if not isinstance(found, int):
+        raise ValueError(f"{path} is not a {what} written by scdeepclust (no format_version).")
+    if found > supported:
+        raise ValueError(
+            f"{path} holds a {what} in format version {found}, written by scdeepclust "
+            f"{meta.get('scdeepclust_version', '?')}; this scdeepclust ({__version__}) reads "
+            f"format versions up to {supported}. Upgrade scdeepclust to load it."
+        )

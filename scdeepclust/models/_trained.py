@@ -1,0 +1,364 @@
+"""Trained models: the network, the centroids and the preprocessing of one clustering run.
+
+`tl.scdcc(..., return_model=True)` and `tl.desc(..., return_model=True)` return an `SCDCC` or
+a `DESC`. A model maps new cells onto its clusters (`predict`, the same as
+`tl.map_to_model`) and is saved to a directory of two files:
+
+``weights.pt``
+    The network's state dict (tensors only), read back with ``torch.load(weights_only=True)``:
+    loading a model never executes code from the file.
+``model.json``
+    Format version, method, scdeepclust version, configuration, the genes (or `obsm` columns)
+    in the order the network reads them, the preprocessing statistics and the centroids.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, is_dataclass
+from os import PathLike
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._results import ClusteringResult
+from .._serialization import (
+    check_format_version,
+    load_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
+from .._version import __version__
+from ..data import CellFeeder, RowSource, stream_outputs
+from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
+from ..pp._counts import size_factors
+from ..pp._input import check_counts, check_finite, counts_location, input_matrix, scan_matrix
+from ..train import resolve_device
+
+MODEL_FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "model.json"
+
+
+def _jsonable(value):
+    """Plain JSON types: tuples and arrays become lists, numpy scalars numbers."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
+    """Positions of the model's genes in `var_names` (-1 where missing, read as zeros).
+
+    Missing genes are reported in a warning, genes the model does not know are ignored."""
+    var_names = pd.Index(var_names).astype(str)
+    if not var_names.is_unique:
+        raise ValueError(
+            "adata.var_names are not unique, so genes cannot be matched to the model by name. "
+            "Run `adata.var_names_make_unique()` first."
+        )
+    columns = var_names.get_indexer(pd.Index(features))
+    missing = columns < 0
+    n_missing = int(missing.sum())
+    if n_missing == len(features):
+        raise ValueError(
+            f"None of the model's {len(features)} genes is in adata.var_names (model: "
+            f"{features[:3]}, adata: {list(var_names[:3])}). Use the same gene identifiers as "
+            "the data the model was trained on (e.g. symbols, not Ensembl IDs)."
+        )
+    if n_missing:
+        warnings.warn(
+            f"{n_missing} of the model's {len(features)} genes are not in adata.var_names (e.g. "
+            f"{list(np.asarray(features)[missing][:3])}) and are filled with zeros; the more "
+            "genes are missing, the less reliable the mapping.",
+            UserWarning,
+            stacklevel=4,
+        )
+    n_extra = len(var_names) - (len(features) - n_missing)
+    if n_extra:
+        logg.info(f"    {n_extra} genes of adata are not in the model and are ignored")
+    return columns
+
+
+class TrainedModel:
+    """A trained clustering model (base of `SCDCC` and `DESC`).
+
+    Attributes
+    ----------
+    network
+        The torch module (its `encode` gives the embedding).
+    centroids
+        Cluster centres in the embedding, (n_clusters, latent_dim) float32.
+    config
+        The settings it was trained with.
+    features
+        Genes (``var_names``), or for DESC on ``obsm`` the column positions, in the order the
+        network reads them.
+    preprocessing
+        What turns new cells into network input like the training cells were.
+    key_added
+        The key its training results were written under (default key of `predict`).
+    """
+
+    method: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        centroids: np.ndarray,
+        *,
+        config: dict,
+        features: list[str],
+        preprocessing: dict,
+        key_added: str,
+        trained_with: str = __version__,
+    ):
+        self.network = network
+        self.centroids = np.asarray(centroids, dtype=np.float32)
+        self.config = _jsonable(config)
+        self.features = [str(f) for f in features]
+        self.preprocessing = _jsonable(preprocessing)
+        self.key_added = key_added
+        self.trained_with = trained_with
+
+    @property
+    def n_clusters(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def latent_dim(self) -> int:
+        return self.centroids.shape[1]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__} model: {len(self.features)} features -> {self.latent_dim}-d "
+            f"embedding, {self.n_clusters} clusters (trained as {self.key_added!r} with "
+            f"scdeepclust {self.trained_with})"
+        )
+
+    # -- mapping new cells --------------------------------------------------------------------
+
+    def predict(
+        self,
+        adata: AnnData,
+        *,
+        key_added: str | None = None,
+        layer: str | None = None,
+        device: str = "auto",
+        copy: bool = False,
+    ) -> AnnData | None:
+        """Embed new cells with the stored preprocessing and assign them to the trained
+        clusters; the same as :func:`scdeepclust.tl.map_to_model`, which documents it."""
+        from ..tl import map_to_model
+
+        return map_to_model(
+            adata, self, key_added=key_added, layer=layer, device=device, copy=copy
+        )
+
+    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+        """The new cells as network input (genes matched by name)."""
+        raise NotImplementedError
+
+    def clustering_layer(self) -> ClusteringLayer:
+        return ClusteringLayer(
+            torch.from_numpy(self.centroids),
+            kernel=self.config.get("kernel", "t"),
+            alpha=self.config.get("alpha", 1.0),
+        )
+
+    def assign(self, feeder: CellFeeder) -> ClusteringResult:
+        """Embedding, soft assignments and labels of every cell of `feeder`."""
+        network = self.network.to(feeder.device)
+        layer = self.clustering_layer().to(feeder.device)
+
+        def run(batch):
+            z = network.encode(batch.x)
+            return {"z": z, "q": layer(z)}
+
+        out = stream_outputs(feeder, run, {"z": self.latent_dim, "q": self.n_clusters})
+        return ClusteringResult(
+            labels=out["q"].argmax(1),
+            embedding=out["z"],
+            probabilities=out["q"],
+            params={"method": self.method, "model_key": self.key_added},
+            info={"model_version": self.trained_with},
+        )
+
+    # -- saving and loading -------------------------------------------------------------------
+
+    def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``weights.pt`` and ``model.json`` into `directory` (created if needed)."""
+        directory = Path(directory)
+        existing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if (directory / f).exists()]
+        if existing and not overwrite:
+            raise FileExistsError(
+                f"{directory} already holds a model ({', '.join(existing)}). Pass "
+                "overwrite=True to replace it, or choose another directory."
+            )
+        state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        save_tensors(directory / WEIGHTS_FILE, state)
+        write_json(directory / CONFIG_FILE, self.metadata())
+        return directory
+
+    def metadata(self) -> dict:
+        return {
+            "format_version": MODEL_FORMAT_VERSION,
+            "method": self.method,
+            "scdeepclust_version": self.trained_with,
+            "key_added": self.key_added,
+            "config": self.config,
+            "features": self.features,
+            "preprocessing": self.preprocessing,
+            "centroids": self.centroids.tolist(),
+        }
+
+    @classmethod
+    def load(cls, directory: str | PathLike, *, device: str = "cpu") -> TrainedModel:
+        """Read a model written by `save` onto `device` ("cpu", "cuda", "auto"). Files of a
+        newer format version are refused."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"No model directory {directory}.")
+        device = resolve_device(device)
+        meta = read_json(directory / CONFIG_FILE)
+        check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
+        model_cls = MODEL_CLASSES.get(meta.get("method"))
+        if model_cls is None:
+            raise ValueError(f"{directory} holds an unknown method {meta.get('method')!r}.")
+        if cls is not TrainedModel and model_cls is not cls:
+            raise ValueError(
+                f"{directory} holds a {model_cls.__name__} model, not a {cls.__name__}; load it "
+                f"with scdeepclust.models.{model_cls.__name__}.load or scdeepclust.models.load."
+            )
+        centroids = np.asarray(meta["centroids"], dtype=np.float32)
+        network = model_cls.build_network(meta["config"], len(meta["features"]))
+        state = load_tensors(directory / WEIGHTS_FILE, device)
+        try:
+            network.load_state_dict(state)
+        except (RuntimeError, KeyError) as err:
+            raise ValueError(
+                f"{directory / WEIGHTS_FILE} does not match {directory / CONFIG_FILE}: {err}"
+            ) from err
+        return model_cls(
+            network.to(device),
+            centroids,
+            config=meta["config"],
+            features=meta["features"],
+            preprocessing=meta["preprocessing"],
+            key_added=meta["key_added"],
+            trained_with=meta.get("scdeepclust_version", "?"),
+        )
+
+    @staticmethod
+    def build_network(config: dict, n_input: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+
+class SCDCC(TrainedModel):
+    """A trained scDCC model (ZINB autoencoder and centroids).
+
+    Get one with ``SCDCC.fit(adata, n_clusters, ...)`` (:func:`scdeepclust.tl.scdcc` with
+    ``return_model=True``) or ``SCDCC.load(directory)``. New cells are normalised with size
+    factors from their own library sizes (in the model's genes) relative to the training
+    median, and z-scored with the training gene means and scales."""
+
+    method = "scdcc"
+
+    @classmethod
+    def fit(cls, adata: AnnData, n_clusters: int | None = None, **kwargs) -> SCDCC:
+        """Train on `adata` (results written to it as by `tl.scdcc`) and return the model."""
+        from ..tl import scdcc
+
+        return scdcc(adata, n_clusters, return_model=True, **kwargs)
+
+    @staticmethod
+    def build_network(config: dict, n_input: int) -> torch.nn.Module:
+        return ZINBAutoencoder(
+            n_input,
+            encoder_hidden=tuple(config["encoder_hidden"]),
+            latent_dim=config["latent_dim"],
+            decoder_hidden=tuple(config["decoder_hidden"]),
+        )
+
+    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+        layer, _ = counts_location(adata, layer)
+        matrix, where = input_matrix(adata, layer=layer)
+        check_counts(scan_matrix(matrix, where=where), where)
+        source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
+        pre = self.preprocessing
+        factors, _ = size_factors(source, pre["median_library_size"])
+        return CellFeeder(
+            source,
+            device=device,
+            size_factors=factors.astype(np.float32),
+            gene_mean=np.asarray(pre["gene_mean"], dtype=np.float32),
+            gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32),
+            max_value=pre.get("max_value"),
+        )
+
+
+class DESC(TrainedModel):
+    """A trained DESC model (stacked autoencoder, of which the encoder is used, and centroids).
+
+    Get one with ``DESC.fit(adata, ...)`` (:func:`scdeepclust.tl.desc` with
+    ``return_model=True``) or ``DESC.load(directory)``. New cells are read from the same place
+    as the training cells (``X``, the layer, or ``obsm[use_rep]``) and must be preprocessed the
+    same way (normalisation, log, scaling); for ``use_rep`` they must be projected into the
+    same space (e.g. with the training PCA loadings)."""
+
+    method = "desc"
+
+    @classmethod
+    def fit(cls, adata: AnnData, **kwargs) -> DESC:
+        """Train on `adata` (results written to it as by `tl.desc`) and return the model."""
+        from ..tl import desc
+
+        return desc(adata, return_model=True, **kwargs)
+
+    @staticmethod
+    def build_network(config: dict, n_input: int) -> torch.nn.Module:
+        return StackedAutoencoder(n_input, tuple(config["hidden"]))
+
+    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+        source = self.preprocessing["input"]
+        if source["kind"] == "obsm":
+            if layer is not None:
+                raise ValueError(
+                    f"This model reads adata.obsm[{source['key']!r}]; `layer` does not apply."
+                )
+            matrix, where = input_matrix(adata, use_rep=source["key"])
+            if matrix.shape[1] != source["n_columns"]:
+                raise ValueError(
+                    f"adata.{where} has {matrix.shape[1]} columns; the model was trained on "
+                    f"{source['n_columns']}. Project the new cells into the same space."
+                )
+            columns = np.asarray([int(f) for f in self.features])
+        else:
+            if layer is None and source["kind"] == "layer":
+                layer = source["key"]
+            matrix, where = input_matrix(adata, layer=layer)
+            columns = match_features(adata.var_names, self.features)
+        check_finite(scan_matrix(matrix, where=where), where)
+        return CellFeeder(RowSource(matrix, columns=columns), device=device)
+
+
+MODEL_CLASSES: dict[str, type[TrainedModel]] = {"scdcc": SCDCC, "desc": DESC}
+
+
+def load(directory: str | PathLike, *, device: str = "cpu") -> TrainedModel:
+    """Load a saved `SCDCC` or `DESC` model, whichever `directory` holds."""
+    return TrainedModel.load(directory, device=device)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import time
+from os import PathLike
+
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._results import write_results
+from ..models import TrainedModel
+from ..models import load as load_model
+from ..train import resolve_device
+from ._validate import check_adata, check_key_added, target_adata
+
+
+def map_to_model(
+    adata: AnnData,
+    model: TrainedModel | str | PathLike,
+    *,
+    key_added: str | None = None,
+    layer: str | None = None,
+    device: str = "auto",
+    copy: bool = False,
+) -> AnnData | None:
+    """Map new cells onto the clusters of a trained model.
+
+    The cells are preprocessed as the training cells were, with the statistics stored in the
+    model, embedded by its network and softly assigned to its centroids; nothing is trained.
+    Genes are matched by name: genes of the model missing from `adata` are filled with zeros
+    (a warning says how many), genes the model does not know are ignored.
+
+    - scDCC: raw counts (`layer`, default ``layers['counts']`` else ``X``); size factors from
+      each cell's library size in the model's genes relative to the training median; z-scored
+      with the training gene means and scales.
+    - DESC: the same representation as in training (``X``, the layer, or ``obsm[use_rep]``),
+      which must be preprocessed the same way (normalised, log-transformed, scaled).
+
+    Parameters
+    ----------
+    adata
+        The new cells.
+    model
+        A model from ``tl.scdcc(..., return_model=True)`` / ``tl.desc(..., return_model=True)``,
+        or the directory it was saved to.
+    key_added
+        Prefix of the keys written; default the key the model was trained under (e.g.
+        ``'scdcc'``), so that labels of reference and new cells share a column name and
+        categories.
+    layer
+        Take the input from this layer instead of the default.
+    device
+        "auto", "cpu", "cuda", ...
+    copy
+        Return a modified copy instead of writing to `adata`.
+
+    Returns
+    -------
+    `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
+    clusters), `obs[key + '_confidence']`, `obsm['X_' + key]`, `obsm[key + '_probs']` and
+    `uns[key]` (`params`: method, model key; `n_genes_missing`).
+    """
+    t_start = time.perf_counter()
+    check_adata(adata, copy=copy, min_cells=1)
+    if isinstance(model, (str, PathLike)):
+        model = load_model(model)
+    if not isinstance(model, TrainedModel):
+        raise TypeError(
+            f"model must be a trained scdeepclust model or the directory it was saved to, not "
+            f"{type(model).__name__}."
+        )
+    key = model.key_added if key_added is None else key_added
+    check_key_added(key)
+    dev = resolve_device(device)
+    start = logg.info(f"mapping {adata.n_obs} cells onto {model!r}")
+    feeder = model.feeder(adata, layer=layer, device=dev)
+    result = model.assign(feeder)
+    result.params.update(layer=layer, device=str(dev))
+    result.info["n_genes_missing"] = feeder.source.n_missing_columns
+    result.timings["total_s"] = time.perf_counter() - t_start
+
+    adata = target_adata(adata, copy)
+    write_results(adata, key, result)
+    logg.info(f"    assigned to {model.n_clusters} clusters", time=start)
+    return adata if copy else None

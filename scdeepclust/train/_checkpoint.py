@@ -1,0 +1,229 @@
+"""Checkpoints of a training run, so that an interrupted run can continue where it stopped.
+
+One file, ``checkpoint.pt`` in the checkpoint directory, holds a snapshot per training stage
+(e.g. ``pretraining``, ``clustering``): the weights of the attached modules, the RNG states and
+the loss history, plus, for the stage in progress, the epoch, the optimizer state and what the
+loop needs to go on (early-stopping counters, the DEC target). A finished stage keeps its final
+snapshot, so a resumed run skips it, with the same weights and RNG states it ended with.
+
+The loops (`fit_epochs`, `train_clustering`) call `restore` when a stage starts and `save` every
+`every` epochs and when the stage ends; the methods only `attach` their modules and RNGs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import warnings
+from dataclasses import asdict
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+from scanpy import logging as logg
+
+from .._serialization import check_format_version, load_tensors, save_tensors
+from .._version import __version__
+
+CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def run_fingerprint(**parts) -> str:
+    """A digest of what defines a run (method, settings, data summary): a checkpoint is only
+    resumed by the same run."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def open_checkpoint(
+    directory: str | PathLike | None, *, every: int, resume: bool, method: str, config, **data
+) -> TrainingCheckpoint | None:
+    """The checkpoint of a run of `method` with `config` (a dataclass; `progress` aside) on
+    data summarised by `data`, or None without a directory."""
+    if directory is None:
+        return None
+    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
+    fingerprint = run_fingerprint(method=method, config=settings, **data)
+    return TrainingCheckpoint(directory, every=every, resume=resume, fingerprint=fingerprint)
+
+
+@contextlib.contextmanager
+def report_interruption(checkpoint: TrainingCheckpoint | None):
+    """On Ctrl-C during training, say how to continue (the interruption goes on up)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            logg.warning(
+                "interrupted; nothing was written to adata. The same call with resume=True "
+                f"continues from the checkpoint in {checkpoint.directory} "
+                f"({checkpoint.describe()})."
+            )
+        raise
+
+
+class TrainingCheckpoint:
+    """Saves and restores the training state of one run in `directory`.
+
+    With ``resume=False`` an existing checkpoint is never overwritten (it may hold hours of
+    training): the call fails and says so. With ``resume=True`` and no checkpoint yet, training
+    starts from the beginning.
+    """
+
+    def __init__(self, directory: str | Path, *, every: int, resume: bool, fingerprint: str):
+        if int(every) != every or every < 1:
+            raise ValueError(f"checkpoint_every must be an integer >= 1, got {every!r}.")
+        self.directory = Path(directory)
+        self.path = self.directory / CHECKPOINT_FILE
+        self.every = int(every)
+        self.fingerprint = fingerprint
+        self.modules: dict[str, torch.nn.Module] = {}
+        self.numpy_rngs: dict[str, np.random.Generator] = {}
+        self.torch_generators: dict[str, torch.Generator] = {}
+        self.global_torch_rng = False
+        self.stages: dict[str, dict] = {}
+        if self.path.exists():
+            if not resume:
+                raise FileExistsError(
+                    f"{self.path} already holds a checkpoint. Pass resume=True to continue that "
+                    "run, or use another checkpoint_dir (or delete the file) to start afresh."
+                )
+            data = load_tensors(self.path)
+            check_format_version(data, CHECKPOINT_FORMAT_VERSION, "checkpoint", self.path)
+            if data.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"{self.path} was written by a run with other settings or other data; it "
+                    "can only be resumed by the same call. Use another checkpoint_dir to start "
+                    "a new run."
+                )
+            self.stages = data["stages"]
+            logg.info(f"    resuming from {self.path}: {self.describe()}")
+        elif resume:
+            warnings.warn(
+                f"resume=True, but there is no checkpoint in {self.directory} yet: training "
+                "starts from the beginning.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} " + ("done" if snap["done"] else f"after epoch {snap['epoch'] + 1}")
+            for name, snap in self.stages.items()
+        ]
+        return ", ".join(parts) or "nothing saved yet"
+
+    def attach(
+        self,
+        *,
+        modules: dict[str, torch.nn.Module] | None = None,
+        numpy_rngs: dict[str, np.random.Generator] | None = None,
+        torch_generators: dict[str, torch.Generator] | None = None,
+        global_torch_rng: bool | None = None,
+    ) -> None:
+        """Register what a snapshot holds. The global torch RNG (dropout) is only tracked when
+        asked, and only ever inside a `seeded` block, so the caller's RNG is left alone."""
+        self.modules.update(modules or {})
+        self.numpy_rngs.update(numpy_rngs or {})
+        self.torch_generators.update(torch_generators or {})
+        if global_torch_rng is not None:
+            self.global_torch_rng = global_torch_rng
+
+    def due(self, epoch: int) -> bool:
+        return (epoch + 1) % self.every == 0
+
+    def save(
+        self,
+        stage: str,
+        *,
+        epoch: int,
+        done: bool,
+        history: dict,
+        optimizer: torch.optim.Optimizer | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        snapshot = {
+            "epoch": int(epoch),
+            "done": bool(done),
+            "history": {k: [float(v) for v in vals] for k, vals in history.items()},
+            "extra": extra or {},
+            "modules": {
+                name: {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+                for name, module in self.modules.items()
+            },
+            "rng": self._rng_states(),
+        }
+        if optimizer is not None and not done:
+            snapshot["optimizer"] = _to_cpu(copy.deepcopy(optimizer.state_dict()))
+        self.stages[stage] = snapshot
+        save_tensors(
+            self.path,
+            {
+                "format_version": CHECKPOINT_FORMAT_VERSION,
+                "scdeepclust_version": __version__,
+                "fingerprint": self.fingerprint,
+                "stages": self.stages,
+            },
+        )
+
+    def restore(self, stage: str, optimizer: torch.optim.Optimizer | None = None) -> dict | None:
+        """Load the saved state of `stage` into the attached modules, RNGs and `optimizer`;
+        the snapshot (``done``, ``epoch``, ``history``, ``extra``), or None if there is none."""
+        snapshot = self.stages.get(stage)
+        if snapshot is None:
+            return None
+        for name, state in snapshot["modules"].items():
+            if name in self.modules:
+                _load_module(self.modules[name], state)
+        if optimizer is not None and "optimizer" in snapshot:
+            optimizer.load_state_dict(snapshot["optimizer"])
+        rng = snapshot["rng"]
+        for name, state in rng["numpy"].items():
+            if name in self.numpy_rngs:
+                self.numpy_rngs[name].bit_generator.state = state
+        for name, state in rng["torch"].items():
+            if name in self.torch_generators:
+                self.torch_generators[name].set_state(state)
+        if self.global_torch_rng and "global" in rng:
+            torch.set_rng_state(rng["global"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        if not snapshot["done"]:
+            logg.info(f"    {stage}: continuing after epoch {snapshot['epoch'] + 1}")
+        return snapshot
+
+    def _rng_states(self) -> dict:
+        states: dict = {
+            "numpy": {k: g.bit_generator.state for k, g in self.numpy_rngs.items()},
+            "torch": {k: g.get_state() for k, g in self.torch_generators.items()},
+        }
+        if self.global_torch_rng:
+            states["global"] = torch.get_rng_state()
+            if torch.cuda.is_available():
+                states["cuda"] = torch.cuda.get_rng_state_all()
+        return states
+
+
+def _load_module(module: torch.nn.Module, state: dict) -> None:
+    # A parameter whose shape differs (centroids, if a re-run initialisation found another
+    # number of clusters) takes the saved shape; the optimizer keeps the same parameter object.
+    own = module.state_dict()
+    for name, param in module.named_parameters():
+        if name in state and own[name].shape != state[name].shape:
+            param.data = torch.empty_like(state[name], device=param.device)
+    module.load_state_dict(state)
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj

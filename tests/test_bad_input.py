@@ -1,0 +1,626 @@
+"""Bad input: one row per case, the exact exception (or warning) and message each gets, and the
+caller's AnnData unchanged afterwards. Also failures during training (non-finite loss,
+KeyboardInterrupt) leave it unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import torch
+from anndata import ImplicitModificationWarning
+from scipy import sparse
+
+import scdeepclust as sdc
+from _helpers import assert_unchanged, snapshot
+from scdeepclust.train import TrainingDiverged, _loops
+
+# Rows that train do so for one epoch per stage on 90 cells.
+TINY = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=32)
+
+
+def counts_data() -> ad.AnnData:
+    return sdc.datasets.simulate(90, 30, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2)
+
+
+def lognorm_data() -> ad.AnnData:
+    adata = counts_data()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    return adata
+
+
+def _set(matrix_key: str, row: int, col: int, value: float):
+    """Put `value` at (row, col) of X or a layer (dense afterwards)."""
+
+    def edit(a):
+        m = a.X if matrix_key == "X" else a.layers[matrix_key]
+        m = m.toarray() if sparse.issparse(m) else np.array(m)
+        m[row, col] = value
+        if matrix_key == "X":
+            a.X = m
+        else:
+            a.layers[matrix_key] = m
+        return a
+
+    return edit
+
+
+def _counts_in_x(transform):
+    """scdcc with counts only in X, transformed (e.g. to floats)."""
+
+    def edit(a):
+        del a.layers["counts"]
+        a.X = transform(a.X.toarray())
+        return a
+
+    return edit
+
+
+def _zero_cell(key):
+    def edit(a):
+        m = (a.X if key == "X" else a.layers[key]).toarray()
+        m[5] = 0
+        if key == "X":
+            a.X = sparse.csr_matrix(m)
+        else:
+            a.layers[key] = sparse.csr_matrix(m)
+        return a
+
+    return edit
+
+
+def _zero_gene(a):
+    for key in ("X", "counts"):
+        m = (a.X if key == "X" else a.layers[key]).toarray()
+        m[:, 3] = 0
+        if key == "X":
+            a.X = sparse.csr_matrix(m)
+        else:
+            a.layers[key] = sparse.csr_matrix(m)
+    return a
+
+
+def _obs(column, values):
+    def edit(a):
+        a.obs[column] = values(a)
+        return a
+
+    return edit
+
+
+def _obsm(key, values):
+    def edit(a):
+        a.obsm[key] = values(a)
+        return a
+
+    return edit
+
+
+def _existing_key(a):
+    a.obs["scdcc"] = "old"
+    a.obs["desc"] = "old"
+    return a
+
+
+@dataclass
+class Case:
+    id: str
+    tool: str  # "scdcc" | "desc"
+    kwargs: dict = field(default_factory=dict)
+    edit: object = None  # AnnData -> AnnData, applied before the call
+    raises: type | None = None  # exception type ...
+    warns: type | None = None  # ... or warning type (the call then succeeds)
+    match: str = ""  # regex on the message
+    copy: bool = True  # for rows that succeed: run with copy=True and check the input
+
+
+# input, exception, message: the table of the report.
+CASES = [
+    # -- counts for scdcc ------------------------------------------------------------------
+    Case(
+        "scdcc-float-values",
+        "scdcc",
+        edit=_counts_in_x(lambda x: x + 0.5),
+        raises=ValueError,
+        match=r"adata\.X does not hold raw counts \(non-negative integers\): it has non-integer "
+        r"values such as \d+\.5: it looks normalised.*layer='counts'",
+    ),
+    Case(
+        "scdcc-negative-values",
+        "scdcc",
+        edit=_counts_in_x(lambda x: x - 1),
+        raises=ValueError,
+        match=r"adata\.X does not hold raw counts.*it has \d+ negative value\(s\)",
+    ),
+    Case(
+        "scdcc-log-normalised",
+        "scdcc",
+        edit=lambda a: _counts_in_x(lambda x: x)(lognorm_data()),
+        raises=ValueError,
+        match=r"does not hold raw counts.*looks normalised or log-transformed",
+    ),
+    Case(
+        "scdcc-nan",
+        "scdcc",
+        edit=_set("counts", 0, 0, np.nan),
+        raises=ValueError,
+        match=r"adata\.layers\['counts'\] contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "scdcc-inf",
+        "scdcc",
+        edit=_set("counts", 3, 2, np.inf),
+        raises=ValueError,
+        match=r"contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "scdcc-all-zero-cell",
+        "scdcc",
+        edit=_zero_cell("counts"),
+        raises=ValueError,
+        match=r"1 cell\(s\) have no counts in adata\.layers\['counts'\] \(e\.g\. \['cell5'\]\)"
+        r".*filter_cells",
+    ),
+    Case(
+        "scdcc-all-zero-gene",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_zero_gene,
+        warns=UserWarning,
+        match=r"1 gene\(s\) of adata\.layers\['counts'\] are all zero \(e\.g\. \['gene3'\]\) and "
+        r"are left out of training",
+    ),
+    Case(
+        "scdcc-fewer-cells-than-batch",
+        "scdcc",
+        kwargs=dict(n_clusters=3, batch_size=500),
+        warns=UserWarning,
+        match=r"batch_size=500 is larger than the number of cells \(90\)",
+    ),
+    Case(
+        "scdcc-n-clusters-above-cells",
+        "scdcc",
+        kwargs=dict(n_clusters=91),
+        raises=ValueError,
+        match=r"n_clusters=91 is larger than the number of cells \(90\)",
+    ),
+    Case(
+        "scdcc-n-clusters-1",
+        "scdcc",
+        kwargs=dict(n_clusters=1),
+        raises=ValueError,
+        match=r"n_clusters must be an integer >= 2, got 1",
+    ),
+    Case(
+        "scdcc-n-clusters-fraction",
+        "scdcc",
+        kwargs=dict(n_clusters=2.5),
+        raises=ValueError,
+        match=r"n_clusters must be an integer >= 2, got 2\.5",
+    ),
+    Case(
+        "scdcc-no-cells",
+        "scdcc",
+        edit=lambda a: a[:0].copy(),
+        raises=ValueError,
+        match=r"adata is empty \(shape \(0, 30\)\)",
+    ),
+    Case(
+        "scdcc-no-genes",
+        "scdcc",
+        edit=lambda a: a[:, :0].copy(),
+        raises=ValueError,
+        match=r"adata is empty \(shape \(90, 0\)\)",
+    ),
+    Case(
+        "scdcc-one-cell",
+        "scdcc",
+        edit=lambda a: a[:1].copy(),
+        raises=ValueError,
+        match=r"adata has 1 cell\(s\); at least 2 are needed",
+    ),
+    Case(
+        "scdcc-missing-layer",
+        "scdcc",
+        kwargs=dict(layer="raw"),
+        raises=KeyError,
+        match=r"Layer 'raw' not found; available layers: \['counts'\]",
+    ),
+    Case(
+        "scdcc-missing-label-key",
+        "scdcc",
+        kwargs=dict(label_key="cell_type"),
+        raises=KeyError,
+        match=r"label_key 'cell_type' is not in adata\.obs; available: \['group'",
+    ),
+    Case(
+        "scdcc-missing-protein-key",
+        "scdcc",
+        kwargs=dict(protein_key="adt"),
+        raises=KeyError,
+        match=r"protein_key 'adt' is not in adata\.obsm",
+    ),
+    Case(
+        "scdcc-protein-nan",
+        "scdcc",
+        kwargs=dict(n_clusters=3, protein_key="adt"),
+        edit=_obsm("adt", lambda a: np.full((a.n_obs, 4), np.nan)),
+        raises=ValueError,
+        match=r"adata\.obsm\['adt'\] must be a finite cells x proteins matrix",
+    ),
+    Case(
+        "scdcc-pair-out-of-range",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[[0, 90]]),
+        raises=ValueError,
+        match=r"must_link has cell indices outside 0\.\.89",
+    ),
+    Case(
+        "scdcc-pair-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, cannot_link=[[-1, 4]]),
+        raises=ValueError,
+        match=r"cannot_link has cell indices outside 0\.\.89",
+    ),
+    Case(
+        "scdcc-pair-unknown-name",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[["cell0", "nobody"]]),
+        raises=KeyError,
+        match=r"must_link names cells not in adata\.obs_names, e\.g\. \['nobody'\]",
+    ),
+    Case(
+        "scdcc-pair-wrong-shape",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[0, 1, 2]),
+        raises=ValueError,
+        match=r"must_link must have shape \(n, 2\), got \(3,\)",
+    ),
+    Case(
+        "scdcc-pair-contradictory",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[[0, 1]], cannot_link=[["cell1", "cell0"]]),
+        raises=ValueError,
+        match=r"1 pair\(s\) are both must-link and cannot-link, e\.g\. cells 0 and 1",
+    ),
+    Case(
+        "scdcc-pair-with-itself",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[[2, 2]]),
+        raises=ValueError,
+        match=r"must_link pairs a cell with itself",
+    ),
+    Case(
+        "scdcc-labels-single-class",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_key="known"),
+        edit=_obs("known", lambda a: ["T"] * 10 + [np.nan] * (a.n_obs - 10)),
+        raises=ValueError,
+        match=r"All labelled cells have the same label",
+    ),
+    Case(
+        "scdcc-labels-one-known",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_key="known"),
+        edit=_obs("known", lambda a: ["T"] + [np.nan] * (a.n_obs - 1)),
+        raises=ValueError,
+        match=r"fewer than 2 cells with a known label",
+    ),
+    Case(
+        "scdcc-leiden-too-few-cells",
+        "scdcc",
+        kwargs=dict(n_neighbors=15),
+        edit=lambda a: a[:12].copy(),
+        raises=ValueError,
+        match=r"Leiden initialisation needs more cells \(12\) than n_neighbors=15",
+    ),
+    Case(
+        "scdcc-batch-size-0",
+        "scdcc",
+        kwargs=dict(n_clusters=3, batch_size=0),
+        raises=ValueError,
+        match=r"batch_size must be an integer >= 2, got 0",
+    ),
+    Case(
+        "scdcc-resume-without-dir",
+        "scdcc",
+        kwargs=dict(n_clusters=3, resume=True),
+        raises=ValueError,
+        match=r"resume=True needs the checkpoint_dir",
+    ),
+    Case(
+        "scdcc-checkpoint-every-0",
+        "scdcc",
+        kwargs=dict(n_clusters=3, checkpoint_dir="unused", checkpoint_every=0),
+        raises=ValueError,
+        match=r"checkpoint_every must be an integer >= 1, got 0",
+    ),
+    Case(
+        "scdcc-unknown-device",
+        "scdcc",
+        kwargs=dict(n_clusters=3, device="gpu"),
+        raises=ValueError,
+        match=r"device='gpu' is not a device torch knows",
+    ),
+    Case(
+        "scdcc-cuda-without-cuda",
+        "scdcc",
+        kwargs=dict(n_clusters=3, device="cuda"),
+        raises=ValueError,
+        match=r"device='cuda' was requested but CUDA is not available",
+    ),
+    Case(
+        "scdcc-existing-key",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_existing_key,
+        warns=UserWarning,
+        match=r"adata\.obs\['scdcc'\] already exist\(s\) and are overwritten",
+    ),
+    Case(
+        "scdcc-not-anndata",
+        "scdcc",
+        edit=lambda a: a.X.toarray(),
+        raises=TypeError,
+        match=r"Expected an AnnData object, got ndarray",
+    ),
+    # -- desc ------------------------------------------------------------------------------
+    Case(
+        "desc-nan",
+        "desc",
+        edit=_set("X", 1, 1, np.nan),
+        raises=ValueError,
+        match=r"adata\.X contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "desc-inf",
+        "desc",
+        edit=_set("X", 1, 1, -np.inf),
+        raises=ValueError,
+        match=r"adata\.X contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "desc-raw-counts",
+        "desc",
+        kwargs=dict(n_clusters=3),
+        edit=lambda a: counts_data(),
+        warns=UserWarning,
+        match=r"adata\.X looks like raw counts\. DESC expects log-normalised, scaled data",
+    ),
+    Case(
+        "desc-all-zero-cell",
+        "desc",
+        kwargs=dict(n_clusters=3),
+        edit=_zero_cell("X"),
+        warns=UserWarning,
+        match=r"1 cell\(s\) are all zero in adata\.X \(e\.g\. \['cell5'\]\)",
+    ),
+    Case(
+        "desc-all-zero-gene",
+        "desc",
+        kwargs=dict(n_clusters=3),
+        edit=_zero_gene,
+        warns=UserWarning,
+        match=r"1 gene\(s\) of adata\.X are all zero \(e\.g\. \['gene3'\]\) and are left out",
+    ),
+    Case(
+        "desc-all-zero-matrix",
+        "desc",
+        edit=lambda a: ad.AnnData(np.zeros((20, 5), np.float32)),
+        raises=ValueError,
+        match=r"adata\.X holds only zeros",
+    ),
+    Case(
+        "desc-missing-use-rep",
+        "desc",
+        kwargs=dict(use_rep="X_pca"),
+        raises=KeyError,
+        match=r"use_rep 'X_pca' is not in adata\.obsm",
+    ),
+    Case(
+        "desc-missing-layer",
+        "desc",
+        kwargs=dict(layer="scaled"),
+        raises=KeyError,
+        match=r"Layer 'scaled' not found",
+    ),
+    Case(
+        "desc-layer-and-use-rep",
+        "desc",
+        kwargs=dict(layer="counts", use_rep="X_pca"),
+        raises=ValueError,
+        match=r"Pass either layer or use_rep, not both",
+    ),
+    Case(
+        "desc-use-rep-nan",
+        "desc",
+        kwargs=dict(use_rep="X_pca"),
+        edit=_obsm("X_pca", lambda a: np.full((a.n_obs, 3), np.nan)),
+        raises=ValueError,
+        match=r"adata\.obsm\['X_pca'\] contains 270 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "desc-n-clusters-1",
+        "desc",
+        kwargs=dict(n_clusters=1),
+        raises=ValueError,
+        match=r"n_clusters must be an integer >= 2, got 1",
+    ),
+    Case(
+        "desc-n-clusters-above-cells",
+        "desc",
+        kwargs=dict(n_clusters=100),
+        raises=ValueError,
+        match=r"n_clusters=100 is larger than the number of cells \(90\)",
+    ),
+    Case(
+        "desc-no-cells",
+        "desc",
+        edit=lambda a: a[:0].copy(),
+        raises=ValueError,
+        match=r"adata is empty \(shape \(0, 30\)\)",
+    ),
+    Case(
+        "desc-bad-kernel",
+        "desc",
+        kwargs=dict(kernel="cauchy"),
+        raises=ValueError,
+        match=r"kernel must be 't' or 'gaussian', not 'cauchy'",
+    ),
+    Case(
+        "desc-empty-resolution",
+        "desc",
+        kwargs=dict(resolution=[]),
+        raises=ValueError,
+        match=r"resolution must be a number or a non-empty list",
+    ),
+    Case(
+        "desc-existing-key",
+        "desc",
+        kwargs=dict(n_clusters=3),
+        edit=_existing_key,
+        warns=UserWarning,
+        match=r"adata\.obs\['desc'\] already exist\(s\) and are overwritten",
+    ),
+    Case(
+        "desc-cuda-without-cuda",
+        "desc",
+        kwargs=dict(device="cuda:0"),
+        raises=ValueError,
+        match=r"device='cuda:0' was requested but CUDA is not available",
+    ),
+]
+
+
+def _run(case: Case, adata, **extra):
+    kwargs = {**TINY, **case.kwargs, **extra}
+    if case.tool == "scdcc":
+        return sdc.tl.scdcc(adata, **kwargs)
+    return sdc.tl.desc(adata, **kwargs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case):
+    if "cuda" in case.kwargs.get("device", "") and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    adata = counts_data() if case.tool == "scdcc" else lognorm_data()
+    if case.edit is not None:
+        adata = case.edit(adata)
+    if not isinstance(adata, ad.AnnData):
+        with pytest.raises(case.raises, match=case.match):
+            _run(case, adata)
+        return
+    before = snapshot(adata)
+    if case.raises is not None:
+        with pytest.raises(case.raises, match=case.match):
+            _run(case, adata)
+        assert_unchanged(adata, before)
+    else:
+        with pytest.warns(case.warns, match=case.match):
+            out = _run(case, adata, copy=True)
+        assert_unchanged(adata, before)
+        assert case.tool in out.obs and f"X_{case.tool}" in out.obsm
+
+
+def test_the_table_covers_both_tools_and_all_outcomes():
+    ids = {c.id for c in CASES}
+    assert len(ids) == len(CASES)
+    assert {c.tool for c in CASES} == {"scdcc", "desc"}
+    assert all((c.raises is None) != (c.warns is None) for c in CASES)
+
+
+# -- views and backed AnnData ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_view_is_made_actual_and_parent_untouched(tool):
+    parent = counts_data() if tool == "scdcc" else lognorm_data()
+    before = snapshot(parent)
+    view = parent[:60]
+    assert view.is_view
+    # a failing call leaves the view a view
+    with pytest.raises(ValueError, match="n_clusters must be"):
+        _run(Case("", tool), view, n_clusters=1)
+    assert view.is_view
+    with pytest.warns(ImplicitModificationWarning, match="initializing view as actual"):
+        _run(Case("", tool), view, n_clusters=3)
+    assert not view.is_view and tool in view.obs
+    assert_unchanged(parent, before)
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_backed_read_only(tool, tmp_path):
+    adata = counts_data() if tool == "scdcc" else lognorm_data()
+    path = tmp_path / "data.h5ad"
+    adata.write_h5ad(path)
+    digest = _sha(path)
+    backed = ad.read_h5ad(path, backed="r")
+    obs_before = backed.obs.copy()
+    with pytest.raises(ValueError, match="copy=True cannot copy a backed AnnData"):
+        _run(Case("", tool), backed, n_clusters=3, copy=True)
+    assert backed.obs.equals(obs_before) and not backed.obsm
+    with pytest.warns(UserWarning, match=r"adata is backed by .* \(mode 'r'\).*in memory only"):
+        _run(Case("", tool), backed, n_clusters=3)
+    assert tool in backed.obs and f"X_{tool}" in backed.obsm
+    backed.file.close()
+    assert _sha(path) == digest  # the file is only read
+    in_memory = _run(Case("", tool), ad.read_h5ad(path), n_clusters=3, copy=True)
+    np.testing.assert_array_equal(in_memory.obsm[f"X_{tool}"], backed.obsm[f"X_{tool}"])
+
+
+# -- failures during training ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tool, kwargs, match",
+    [
+        ("scdcc", dict(pretrain_lr=1e8), r"pretraining loss became .* lower `pretrain_lr` \(now"),
+        ("desc", dict(pretrain_lr=1e8), r"layer1 loss became .* lower `pretrain_lr` \(now 1e\+08"),
+        ("desc", dict(lr=1e30), r"clustering_\S+ loss became .* lower `lr` \(now 1e\+30\), e\.g"),
+    ],
+)
+def test_non_finite_loss_names_the_cause_and_leaves_adata(tool, kwargs, match):
+    adata = counts_data() if tool == "scdcc" else lognorm_data()
+    before = snapshot(adata)
+    with pytest.raises(TrainingDiverged, match=match):
+        _run(Case("", tool), adata, n_clusters=3, pretrain_epochs=3, max_epochs=3, **kwargs)
+    assert_unchanged(adata, before)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_keyboard_interrupt_during_training_leaves_adata(tool, monkeypatch, tmp_path):
+    adata = counts_data() if tool == "scdcc" else lognorm_data()
+    adata.obs["scdcc"] = pd.Categorical(["x"] * adata.n_obs)  # an earlier result stays as is
+    before = snapshot(adata)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_loops, "kl_divergence", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _run(Case("", tool), adata, n_clusters=3, checkpoint_dir=tmp_path / "ckpt")
+    assert_unchanged(adata, before)
+
+
+def test_existing_key_warning_lists_every_key():
+    adata = counts_data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.scdcc(adata, 3, **TINY)
+    assert not [w for w in caught if "overwritten" in str(w.message)]
+    with pytest.warns(UserWarning, match="overwritten") as record:
+        sdc.tl.scdcc(adata, 3, **TINY)
+    message = str([w for w in record if "overwritten" in str(w.message)][0].message)
+    for key in ("obs['scdcc']", "obs['scdcc_confidence']", "obsm['X_scdcc']", "uns['scdcc']"):
+        assert key in message

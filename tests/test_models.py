@@ -1,0 +1,311 @@
+"""Trained models: return_model, save / load (safe, versioned), mapping new cells, and
+checkpoints that let an interrupted run continue."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import scanpy as sc
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from _helpers import assert_unchanged, shared_file, snapshot
+from scdeepclust.models import DESC, SCDCC
+from scdeepclust.train import _loops
+
+TRAIN = dict(pretrain_epochs=20, max_epochs=10, progress=False, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def split():
+    """300 simulated cells: the first 200 to train on, the other 100 to map."""
+    adata = sdc.datasets.simulate(
+        300, 120, 3, de_fraction=0.3, de_log_fold=2.0, random_state=11
+    )
+    return adata[:200].copy(), adata[200:].copy()
+
+
+@pytest.fixture(scope="module")
+def scdcc_model(split):
+    train, _ = split
+    train = train.copy()
+    model = sdc.tl.scdcc(train, 3, return_model=True, **TRAIN)
+    return train, model
+
+
+def test_return_model_and_copy(split):
+    train, _ = split
+    before = snapshot(train)
+    fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
+    out, model = sdc.tl.scdcc(train, 3, copy=True, return_model=True, **fast)
+    assert_unchanged(train, before)
+    assert isinstance(model, SCDCC) and isinstance(model, sdc.models.TrainedModel)
+    assert "scdcc" in out.obs and model.n_clusters == 3 and model.latent_dim == 32
+    assert model.features == list(train.var_names)
+    # the model reproduces the written result on the training cells
+    again = sdc.tl.map_to_model(train, model, copy=True, key_added="again")
+    np.testing.assert_allclose(again.obsm["X_again"], out.obsm["X_scdcc"], atol=1e-5)
+    np.testing.assert_array_equal(again.obs["again"], out.obs["scdcc"])
+    assert sdc.tl.scdcc(train, 3, copy=True, **fast).n_obs == train.n_obs  # no model: AnnData
+
+
+def test_class_api_is_the_same_object(split):
+    train, _ = split
+    fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
+    model = SCDCC.fit(train.copy(), 3, **fast)
+    assert type(model) is SCDCC
+
+
+def test_mapping_new_cells_scdcc(scdcc_model, split):
+    train, model = scdcc_model
+    _, test = split
+    test = test.copy()
+    before = snapshot(test)
+    out = model.predict(test, copy=True)
+    assert_unchanged(test, before)
+    trained_ari = adjusted_rand_score(train.obs["group"], train.obs["scdcc"])
+    mapped_ari = adjusted_rand_score(out.obs["group"], out.obs["scdcc"])
+    print(f"scDCC ARI: trained {trained_ari:.3f}, mapped {mapped_ari:.3f}")
+    assert trained_ari > 0.9 and mapped_ari > trained_ari - 0.1
+    probs = out.obsm["scdcc_probs"]
+    assert probs.shape == (test.n_obs, 3)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(out.obs["scdcc_confidence"], probs.max(1))
+    assert list(out.obs["scdcc"].cat.categories) == ["0", "1", "2"]
+    assert out.uns["scdcc"]["params"]["model_key"] == "scdcc"
+    assert out.uns["scdcc"]["n_genes_missing"] == 0
+
+
+def test_gene_matching_by_name(scdcc_model, split):
+    _, model = scdcc_model
+    _, test = split
+    ref = sdc.tl.map_to_model(test, model, copy=True)
+    # reordered genes and extra genes: the same result
+    shuffled = test[:, np.random.default_rng(0).permutation(test.n_vars)].copy()
+    extra = sc.AnnData(
+        np.ones((test.n_obs, 3), np.float32),
+        obs=test.obs[[]],
+        var=dict(index=["extra1", "extra2", "extra3"]),
+    )
+    extra.layers["counts"] = extra.X.copy()
+    wider = sc.concat([shuffled, extra], axis=1, merge="first")
+    out = sdc.tl.map_to_model(wider, model, copy=True)
+    np.testing.assert_allclose(out.obsm["X_scdcc"], ref.obsm["X_scdcc"], atol=1e-5)
+    # missing genes: zeros, with a warning that says how many
+    fewer = test[:, 10:].copy()
+    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata"):
+        out = sdc.tl.map_to_model(fewer, model, copy=True)
+    assert out.uns["scdcc"]["n_genes_missing"] == 10
+    assert adjusted_rand_score(test.obs["group"], out.obs["scdcc"]) > 0.8
+    # none in common, or names that cannot be matched
+    other = test.copy()
+    other.var_names = [f"ENSG{i}" for i in range(test.n_vars)]
+    with pytest.raises(ValueError, match="None of the model's 120 genes is in adata.var_names"):
+        sdc.tl.map_to_model(other, model, copy=True)
+    other.var_names = ["g"] * test.n_vars
+    with pytest.raises(ValueError, match="var_names are not unique"):
+        sdc.tl.map_to_model(other, model, copy=True)
+    with pytest.raises(ValueError, match="does not hold raw counts"):
+        lognorm = test.copy()
+        del lognorm.layers["counts"]
+        sc.pp.log1p(lognorm)
+        sdc.tl.map_to_model(lognorm, model)
+
+
+def test_save_load_round_trip(scdcc_model, split, tmp_path):
+    train, model = scdcc_model
+    _, test = split
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["format_version"] == sdc.models.MODEL_FORMAT_VERSION
+    assert meta["method"] == "scdcc" and meta["scdeepclust_version"] == sdc.__version__
+    assert meta["features"] == list(train.var_names)
+    pre = meta["preprocessing"]
+    lib = np.asarray(train.layers["counts"].sum(1)).ravel()
+    assert pre["median_library_size"] == pytest.approx(np.median(lib))
+    assert len(pre["gene_mean"]) == len(pre["gene_scale"]) == train.n_vars
+    assert pre["counts_from"] == "layers['counts']"
+    assert np.asarray(meta["centroids"]).shape == (3, 32)
+    assert meta["config"]["latent_dim"] == 32
+    # weights are a plain state dict, loadable without executing code
+    state = torch.load(path / "weights.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+    for loaded in (sdc.models.load(path), SCDCC.load(path)):
+        assert type(loaded) is SCDCC and loaded.key_added == "scdcc"
+        np.testing.assert_array_equal(loaded.centroids, model.centroids)
+        a = sdc.tl.map_to_model(test, model, copy=True)
+        b = sdc.tl.map_to_model(test, str(path), copy=True)  # a path works too
+        np.testing.assert_array_equal(a.obsm["X_scdcc"], b.obsm["X_scdcc"])
+        np.testing.assert_array_equal(a.obs["scdcc"], b.obs["scdcc"])
+
+    with pytest.raises(FileExistsError, match="already holds a model.*overwrite=True"):
+        model.save(path)
+    model.save(path, overwrite=True)
+    with pytest.raises(ValueError, match="holds a SCDCC model, not a DESC"):
+        DESC.load(path)
+
+
+def test_newer_format_is_refused(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "model.json").read_text())
+    meta["format_version"] = 99
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"format version 99.*reads format versions up to 1\. "):
+        sdc.models.load(path)
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch EXPLOITED",))
+
+
+def test_loading_never_executes_code(scdcc_model, tmp_path, monkeypatch):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    with open(path / "weights.pt", "wb") as f:
+        pickle.dump({"weights": _Exploit()}, f, protocol=2)
+    with pytest.raises(ValueError, match="could not be loaded as weights"):
+        sdc.models.load(path)
+    assert not (tmp_path / "EXPLOITED").exists()
+
+
+def test_desc_model_maps_new_cells(split, tmp_path):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+    model = sdc.tl.desc(
+        train, n_clusters=3, return_model=True, pretrain_epochs=15, max_epochs=10,
+        progress=False, batch_size=64,
+    )
+    assert isinstance(model, DESC)
+    assert model.preprocessing == {"input": {"kind": "X", "key": None}}
+    loaded = sdc.models.load(model.save(tmp_path / "d"))
+    loaded.predict(test)
+    trained_ari = adjusted_rand_score(train.obs["group"], train.obs["desc"])
+    mapped_ari = adjusted_rand_score(test.obs["group"], test.obs["desc"])
+    print(f"DESC ARI: trained {trained_ari:.3f}, mapped {mapped_ari:.3f}")
+    assert trained_ari > 0.9 and mapped_ari > trained_ari - 0.1
+    # several resolutions: one model per key
+    models = sdc.tl.desc(
+        train, resolution=[0.3, 1.0], return_model=True, pretrain_epochs=2, max_epochs=1,
+        progress=False, batch_size=64,
+    )
+    assert set(models) == {"desc_0.3", "desc_1.0"}
+    assert all(m.key_added == k for k, m in models.items())
+
+
+def test_desc_use_rep_model(split):
+    train, test = (a.copy() for a in split)
+    train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
+    test.obsm["X_rep"] = np.log1p(test.layers["counts"][:, :20].toarray())
+    model = sdc.tl.desc(
+        train, use_rep="X_rep", n_clusters=3, return_model=True, pretrain_epochs=2,
+        max_epochs=1, progress=False, batch_size=64,
+    )
+    assert model.preprocessing["input"] == {"kind": "obsm", "key": "X_rep", "n_columns": 20}
+    model.predict(test, key_added="mapped")
+    assert test.obsm["X_mapped"].shape == (test.n_obs, 32)
+    test.obsm["X_rep"] = test.obsm["X_rep"][:, :5]
+    with pytest.raises(ValueError, match="has 5 columns; the model was trained on 20"):
+        model.predict(test)
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+CKPT = dict(pretrain_epochs=4, max_epochs=4, progress=False, batch_size=64, tol=0)
+
+
+def _interrupt_after(monkeypatch, n_calls):
+    """Make the clustering loss raise KeyboardInterrupt on its n-th call."""
+    original, calls = _loops.kl_divergence, {"n": 0}
+
+    def flaky(p, q):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+        return original(p, q)
+
+    monkeypatch.setattr(_loops, "kl_divergence", flaky)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, monkeypatch):
+    adata = split[0][:120].copy()
+    if tool == "desc":
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+
+    def run(**kwargs):
+        fn = sdc.tl.scdcc if tool == "scdcc" else sdc.tl.desc
+        return fn(adata, n_clusters=3, copy=True, **CKPT, **kwargs)
+
+    reference = run()
+    ckpt = tmp_path / "ckpt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2 * 2 + 1)  # 2 batches per epoch: in the 3rd clustering epoch
+        with pytest.raises(KeyboardInterrupt):
+            run(checkpoint_dir=ckpt, checkpoint_every=2)
+    assert (ckpt / "checkpoint.pt").exists()
+    saved = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    stages = saved["stages"]
+    clustering = [s for s in stages if s.startswith("clustering")][0]
+    assert not stages[clustering]["done"] and stages[clustering]["epoch"] == 1
+    assert all(s["done"] for name, s in stages.items() if name != clustering)
+    assert {"model", "clustering"} <= set(stages[clustering]["modules"])
+    assert "optimizer" in stages[clustering] and "rng" in stages[clustering]
+
+    with pytest.raises(FileExistsError, match="resume=True"):
+        run(checkpoint_dir=ckpt)
+    with pytest.raises(ValueError, match="other settings or other data"):
+        run(checkpoint_dir=ckpt, resume=True, random_state=5)
+    resumed = run(checkpoint_dir=ckpt, resume=True)
+    key = tool
+    np.testing.assert_array_equal(resumed.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
+    np.testing.assert_array_equal(resumed.obs[key], reference.obs[key])
+    for name, values in reference.uns[key]["history"].items():
+        np.testing.assert_allclose(resumed.uns[key]["history"][name], values, err_msg=name)
+    # a finished run resumes to the same result at once
+    again = run(checkpoint_dir=ckpt, resume=True)
+    np.testing.assert_array_equal(again.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
+
+
+def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
+    adata = split[0][:80].copy()
+    with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in"):
+        pass_through = sdc.tl.scdcc(
+            adata, 3, copy=True, checkpoint_dir=tmp_path / "new", resume=True,
+            pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64,
+        )
+    assert "scdcc" in pass_through.obs
+
+
+def test_real_data_mapping():
+    """10X PBMC subsample (skipped without the shared data): train on 400 cells, map 200. Few
+    epochs, to keep the suite fast: this checks the mapping, not the accuracy."""
+    adata = sdc.datasets.read_h5(shared_file("10X_PBMC_top2000.h5"))
+    idx = np.random.default_rng(0).choice(adata.n_obs, 600, replace=False)
+    adata = adata[idx].copy()
+    sc.pp.filter_genes(adata, min_counts=1)
+    train, test = adata[:400].copy(), adata[400:].copy()
+    k = train.obs["label"].nunique()
+    model = sdc.tl.scdcc(
+        train, k, n_top_genes=300, return_model=True, pretrain_epochs=10, max_epochs=5,
+        progress=False,
+    )
+    assert len(model.features) == 300
+    again = model.predict(train, key_added="again", copy=True)
+    np.testing.assert_array_equal(again.obs["again"], train.obs["scdcc"])
+    model.predict(test)
+    trained_ari = adjusted_rand_score(train.obs["label"], train.obs["scdcc"])
+    mapped_ari = adjusted_rand_score(test.obs["label"], test.obs["scdcc"])
+    assert mapped_ari > trained_ari - 0.15, (trained_ari, mapped_ari)
