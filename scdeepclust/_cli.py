@@ -8,6 +8,7 @@ arguments are known to be usable, so mistakes are reported at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep the N most variable genes when there are more than 3000 (0: keep all; "
         "default 2000)",
+    )
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over the processes of `torchrun --nproc_per_node N "
+        "-m scdeepclust run ...` (one per GPU; gloo on CPUs); rank 0 prints and writes OUT",
     )
     _training_options(run)
 
@@ -168,8 +175,13 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
 def say(text: str = "") -> None:
-    print(text, flush=True)
+    if _is_rank_zero():  # under torchrun, rank 0 speaks for all
+        print(text, flush=True)
 
 
 def _run(args) -> int:
@@ -216,10 +228,14 @@ def _run(args) -> int:
     options = _tool_options(args, key)
     if args.resolution is not None:
         options["resolution"] = args.resolution
+    if args.distributed:
+        options["distributed"] = True
     if key == "scdcc":
         sdc.tl.scdcc(adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options)
     else:
         sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
+    if args.distributed and not _is_rank_zero():  # rank 0 writes the results
+        return 0
     _summary(adata, key, truth)
 
     if args.plot is not None:  # before writing: the file then holds the UMAP too

@@ -45,3 +45,25 @@ def assert_unchanged(adata, before):
         np.testing.assert_array_equal(after["layers"][k], before["layers"][k])
     assert after["obsm"].keys() == before["obsm"].keys()
     assert after["uns"] == before["uns"]
+
+
+def distributed_case():
+    """Data and options of the data-parallel test, shared by the test and its torchrun
+    workers: 4 well-separated simulated groups, counts in layers['counts'] for scDCC and
+    scaled log-normalised values in X for DESC."""
+    import scanpy as sc
+
+    import scdeepclust as sdc
+
+    adata = sdc.datasets.simulate(
+        n_cells=300, n_genes=100, n_groups=4, de_fraction=0.3, de_log_fold=2.0, random_state=1
+    )
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.scale(adata)
+    common = dict(device="cpu", progress=False, batch_size=64)
+    return adata, {
+        "scdcc": dict(pretrain_epochs=10, max_epochs=8, **common),
+        "desc": dict(n_clusters=4, pretrain_epochs=8, max_epochs=8, **common),
+    }

@@ -1,6 +1,6 @@
 """Data feeding: row access to dense / sparse / backed matrices and minibatches for torch."""
 
-from ._feeding import Batch, CellFeeder, stream_outputs
+from ._feeding import Batch, CellFeeder, RowShard, stream_outputs
 from ._rows import DEFAULT_CHUNK_SIZE, RowSource
 
-__all__ = ["Batch", "CellFeeder", "DEFAULT_CHUNK_SIZE", "RowSource", "stream_outputs"]
+__all__ = ["Batch", "CellFeeder", "DEFAULT_CHUNK_SIZE", "RowShard", "RowSource", "stream_outputs"]

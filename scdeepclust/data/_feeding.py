@@ -4,10 +4,14 @@
 carries the raw counts and size factors and builds the network input, z-scored
 log1p(counts / size factor), on the device per batch; for models of already-transformed data
 (DESC, `use_rep`) the rows are fed as they are.
+
+In data-parallel training each process feeds its own `RowShard` of the cells (`shard`); the
+shards yield the same number of minibatches per epoch, so collectives stay in step.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +19,31 @@ import numpy as np
 import torch
 
 from ._rows import DEFAULT_CHUNK_SIZE, RowSource
+
+
+@dataclass(frozen=True)
+class RowShard:
+    """Rows start:stop of n_total, the share of process `rank` of `world_size`."""
+
+    rank: int
+    world_size: int
+    start: int
+    stop: int
+    n_total: int
+
+    @staticmethod
+    def bounds(n_total: int, world_size: int) -> np.ndarray:
+        """Contiguous, nearly equal shards: rank r holds rows bounds[r]:bounds[r + 1]."""
+        return np.linspace(0, n_total, world_size + 1).round().astype(np.int64)
+
+    @classmethod
+    def of(cls, n_total: int, rank: int, world_size: int) -> RowShard:
+        b = cls.bounds(n_total, world_size)
+        return cls(rank, world_size, int(b[rank]), int(b[rank + 1]), n_total)
+
+    @property
+    def max_rows(self) -> int:
+        return int(np.diff(self.bounds(self.n_total, self.world_size)).max())
 
 
 @dataclass
@@ -37,8 +66,10 @@ class CellFeeder:
         gene_mean: np.ndarray | None = None,
         gene_scale: np.ndarray | None = None,
         max_value: float | None = None,
+        shard: RowShard | None = None,
     ):
         self.source = source
+        self.shard = shard
         self.device = device
         self.count_model = size_factors is not None
         self._size_factors = (
@@ -56,6 +87,27 @@ class CellFeeder:
     @property
     def n_vars(self) -> int:
         return self.source.n_vars
+
+    @property
+    def n_total(self) -> int:
+        """Cells of the whole dataset (all shards); `n_obs` is this feeder's share."""
+        return self.n_obs if self.shard is None else self.shard.n_total
+
+    @property
+    def distributed(self) -> bool:
+        return self.shard is not None and self.shard.world_size > 1
+
+    def sharded(self, rank: int, world_size: int) -> CellFeeder:
+        """This process's share of the cells, for data-parallel training: the same
+        preprocessing (size factors and gene statistics of the whole data) on rows
+        start:stop of `RowShard.of`."""
+        shard = RowShard.of(self.n_obs, rank, world_size)
+        part = copy.copy(self)
+        part.source = self.source.shard(shard.start, shard.stop)
+        if self._size_factors is not None:
+            part._size_factors = self._size_factors[shard.start : shard.stop]
+        part.shard = shard
+        return part
 
     def batch(self, index: np.ndarray) -> Batch:
         rows = torch.from_numpy(self.source.rows(index))
@@ -81,6 +133,10 @@ class CellFeeder:
         """One epoch of shuffled minibatches. A last batch of a single cell is merged into the
         previous one, since batch statistics of one cell are meaningless."""
         order = rng.permutation(self.n_obs)
+        if self.distributed:
+            for part in np.array_split(order, self.n_batches(batch_size)):
+                yield self.batch(part)
+            return
         bounds = _batch_bounds(self.n_obs, batch_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
             yield self.batch(order[start:stop])
@@ -91,7 +147,12 @@ class CellFeeder:
             yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
 
     def n_batches(self, batch_size: int) -> int:
-        """Minibatches per epoch, as `minibatches` makes them."""
+        """Minibatches per epoch, as `minibatches` makes them. Sharded, `batch_size` is the
+        global batch: each of the `world_size` shards gives 1 / world_size of it, and every
+        shard the same number of batches (that of the largest shard)."""
+        if self.distributed:
+            per_rank = -(-batch_size // self.shard.world_size)
+            return len(_batch_bounds(self.shard.max_rows, per_rank)) - 1
         return len(_batch_bounds(self.n_obs, batch_size)) - 1
 
 

@@ -6,6 +6,7 @@ materialised as float32 one minibatch (or one inference chunk) at a time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -45,6 +46,17 @@ class RowSource:
                 raise ValueError(f"columns must be positions in 0..{n_stored - 1} or -1.")
             self.n_vars = len(columns)
             self._selection = _ColumnSelection(columns, n_stored)
+        self._offset = 0  # first row of this source in `matrix` (a shard of the rows)
+
+    def shard(self, start: int, stop: int) -> RowSource:
+        """The rows start:stop as a source of their own, reading from the same matrix (nothing
+        is copied): one process's share of the cells in data-parallel training."""
+        if not 0 <= start <= stop <= self.n_obs:
+            raise ValueError(f"shard {start}:{stop} is outside 0..{self.n_obs}.")
+        part = copy.copy(self)
+        part._offset = self._offset + start
+        part.n_obs = stop - start
+        return part
 
     @property
     def n_missing_columns(self) -> int:
@@ -63,6 +75,7 @@ class RowSource:
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Dense float32 copy of the rows in `index` (any order)."""
+        index = np.asarray(index) + self._offset if self._offset else np.asarray(index)
         if self.is_backed:
             # HDF5-backed data only supports increasing indices.
             order = np.argsort(index, kind="stable")
@@ -78,7 +91,7 @@ class RowSource:
 
     def row_range(self, start: int, stop: int):
         """Rows start:stop in their native format (CSR stays CSR)."""
-        return self._select(self.matrix[start:stop])
+        return self._select(self.matrix[self._offset + start : self._offset + stop])
 
     def _select(self, block):
         return block if self._selection is None else self._selection(block)

@@ -89,13 +89,13 @@ def pretrain_desc(
     t0 = time.perf_counter()
     rng = numpy_rng(config.random_state)
     with seeded(config.random_state):
-        model = StackedAutoencoder(feeder.n_vars, config.resolved_hidden(feeder.n_obs))
+        model = StackedAutoencoder(feeder.n_vars, config.resolved_hidden(feeder.n_total))
         model = model.to(feeder.device)
     if checkpoint is not None:
         # Dropout draws from the global torch RNG, which is seeded (and restored) inside
         # `seeded` blocks only.
         checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng}, global_torch_rng=True)
-    n_epochs = config.resolved_pretrain_epochs(feeder.n_obs)
+    n_epochs = config.resolved_pretrain_epochs(feeder.n_total)
     auto_stop = config.pretrain_epochs is None
     history: dict[str, list[float]] = {}
 
@@ -127,7 +127,9 @@ def pretrain_desc(
                         h = embed_all(
                             feeder, lambda x, i=i: model.encode(x, depth=i), model.widths[i]
                         )
-                    layer_feeder = CellFeeder(RowSource(h), device=feeder.device)
+                    layer_feeder = CellFeeder(
+                        RowSource(h), device=feeder.device, shard=feeder.shard
+                    )
 
                 def layer_step(b: Batch, i=i) -> dict[str, torch.Tensor]:
                     return {"mse": F.mse_loss(model.layer_pair(i, b.x, config.drop_rate), b.x)}
@@ -188,7 +190,7 @@ def cluster_desc(
     history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
     params = asdict(config)
-    params["hidden"] = list(config.resolved_hidden(feeder.n_obs))
+    params["hidden"] = list(config.resolved_hidden(feeder.n_total))
     params["resolution"] = resolution
     return ClusteringResult(
         labels=outcome.labels,

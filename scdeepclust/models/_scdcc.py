@@ -95,7 +95,7 @@ def fit_scdcc(
         return {"zinb": zinb_nll(batch.counts, params)}
 
     t0 = time.perf_counter()
-    n_pretrain = config.resolved_pretrain_epochs(feeder.n_obs)
+    n_pretrain = config.resolved_pretrain_epochs(feeder.n_total)
     logg.info(f"    pretraining the ZINB autoencoder for up to {n_pretrain} epochs")
     pretrain_history = fit_epochs(
         feeder,

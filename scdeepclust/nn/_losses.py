@@ -52,9 +52,12 @@ def zinb_nll(counts: torch.Tensor, params: ZINBParameters, *, reduce: bool = Tru
     return -total / counts.numel()
 
 
-def target_distribution(q: torch.Tensor) -> torch.Tensor:
-    """DEC's sharpened target: q^2 / cluster frequency, normalised per cell."""
-    weight = q.pow(2) / q.sum(0).clamp_min(EPS)
+def target_distribution(q: torch.Tensor, frequency: torch.Tensor | None = None) -> torch.Tensor:
+    """DEC's sharpened target: q^2 / cluster frequency, normalised per cell. `frequency`:
+    the per-cluster sums of q over all cells, when `q` holds only some of them (default:
+    ``q.sum(0)``)."""
+    frequency = q.sum(0) if frequency is None else frequency
+    weight = q.pow(2) / frequency.clamp_min(EPS)
     return weight / weight.sum(1, keepdim=True)
 
 

@@ -19,6 +19,7 @@ from ._validate import (
     check_key_added,
     check_n_clusters,
     check_training_sizes,
+    start_distributed,
     target_adata,
     tool_input,
     tool_return,
@@ -55,6 +56,7 @@ def desc(
     checkpoint_dir: str | PathLike | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    distributed: bool = False,
 ) -> AnnData | DESC | dict[str, DESC] | tuple | None:
     """Deep embedding clustering (DESC, Li et al. 2020).
 
@@ -110,6 +112,10 @@ def desc(
     checkpoint_dir, checkpoint_every, resume
         Save the training state every `checkpoint_every` epochs, and continue an interrupted
         run, as in :func:`scdeepclust.tl.scdcc`.
+    distributed
+        Data-parallel training over the processes started by ``torchrun``, as in
+        :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`; only
+        rank 0 writes the results). Not yet with checkpoints.
     key_added
         Prefix of the keys written. With several resolutions, each result is written under
         ``f"{key_added}_{resolution}"`` (e.g. ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
@@ -147,6 +153,8 @@ def desc(
     if n_clusters is not None:
         resolutions = resolutions[:1]
     dev = resolve_device(device)
+    if distributed:
+        rank, world_size, dev = start_distributed(dev, checkpoint_dir=checkpoint_dir)
     start = logg.info(f"running DESC on {adata.n_obs} cells")
 
     data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False)
@@ -160,6 +168,8 @@ def desc(
             stacklevel=2,
         )
     feeder = CellFeeder(source, device=dev)
+    if distributed:
+        feeder = feeder.sharded(rank, world_size)
     config = DESCConfig(
         hidden=None if hidden is None else tuple(hidden),
         drop_rate=drop_rate,
@@ -195,7 +205,9 @@ def desc(
         for res in resolutions:
             key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
             result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
-            result.params.update(input=where, device=str(dev))
+            result.params.update(input=where, device=str(dev), distributed=distributed)
+            if distributed:
+                result.info["n_processes"] = world_size
             results[key] = result
     total = time.perf_counter() - t_start
     for result in results.values():
@@ -219,6 +231,10 @@ def desc(
                 preprocessing={"input": input_spec},
                 key_added=key,
             )
+    model = next(iter(models.values())) if len(models) == 1 else models
+    if next(iter(results.values())).labels is None:
+        # not rank 0 of a distributed run: rank 0 writes the results
+        return model if return_model else None
     adata = target_adata(adata, copy)
     for key, result in results.items():
         write_results(adata, key, result)
@@ -226,5 +242,4 @@ def desc(
         "    " + ", ".join(f"{k}: {len(np.unique(r.labels))} clusters" for k, r in results.items()),
         time=start,
     )
-    model = next(iter(models.values())) if len(models) == 1 else models
     return tool_return(adata, copy, model, return_model)

@@ -28,6 +28,7 @@ from ._validate import (
     check_keys,
     check_n_clusters,
     check_training_sizes,
+    start_distributed,
     target_adata,
     tool_input,
     tool_return,
@@ -75,6 +76,7 @@ def scdcc(
     checkpoint_dir: str | PathLike | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    distributed: bool = False,
 ) -> AnnData | SCDCC | tuple[AnnData, SCDCC] | None:
     """Deep count autoencoder clustering with pairwise constraints (scDCC).
 
@@ -163,6 +165,19 @@ def scdcc(
     resume
         Continue from the checkpoint in `checkpoint_dir` (the same call, same data); finished
         stages are skipped. Starts from the beginning if there is no checkpoint yet.
+    distributed
+        Data-parallel training over the processes started by ``torchrun`` (one per GPU, or
+        several on CPUs): every process calls the tool on the same `adata`, trains on its own
+        contiguous share of the cells and averages gradients with the others (backend nccl on
+        CUDA, gloo on the CPU; each process uses ``cuda:LOCAL_RANK``). Rank, world size and
+        address come from torchrun's environment, and the process group is initialised if it
+        is not already. `batch_size` is the global minibatch (each process takes its share), so
+        the training follows the single-process one up to its random draws (minibatch
+        order, noise). Centroids are initialised on rank 0 and broadcast; the target
+        distribution and the `tol` criterion are computed over all cells. Only rank 0 writes
+        the results; the other processes leave `adata` unchanged and return `None` (or the
+        model, identical on every rank, with `return_model`). Not yet with checkpoints or
+        pairwise constraints.
 
     Returns
     -------
@@ -191,6 +206,13 @@ def scdcc(
     check_keys(adata, label_key=label_key, protein_key=protein_key)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
+    if distributed:
+        has_constraints = any(
+            v is not None for v in (label_key, must_link, cannot_link, protein_key)
+        )
+        rank, world_size, dev = start_distributed(
+            dev, checkpoint_dir=checkpoint_dir, constraints=has_constraints
+        )
     start = logg.info(f"running scDCC on {adata.n_obs} cells")
 
     data = tool_input(adata, layer=layer, counts=True)
@@ -214,6 +236,8 @@ def scdcc(
         gene_scale=stats.gene_scale,
         max_value=max_value,
     )
+    if distributed:
+        feeder = feeder.sharded(rank, world_size)
     config = SCDCCConfig(
         n_clusters=n_clusters,
         encoder_hidden=tuple(encoder_hidden),
@@ -252,6 +276,7 @@ def scdcc(
     with report_interruption(checkpoint):
         result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)
     result.params.update(
+        distributed=distributed,
         counts_from=where,
         n_top_genes=n_top_genes,
         label_key=label_key,
@@ -259,6 +284,8 @@ def scdcc(
         device=str(dev),
     )
     result.timings["total_s"] = time.perf_counter() - t_start
+    if distributed:
+        result.info["n_processes"] = world_size
     genes = adata.var_names if genes_used is None else adata.var_names[genes_used]
     if genes_used is not None:
         result.info["genes_used"] = np.asarray(genes)
@@ -278,6 +305,8 @@ def scdcc(
             },
             key_added=key_added,
         )
+    if result.labels is None:  # not rank 0 of a distributed run: rank 0 writes the results
+        return model
 
     adata = target_adata(adata, copy)
     write_results(adata, key_added, result)

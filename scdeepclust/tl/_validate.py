@@ -108,6 +108,23 @@ def check_checkpointing(
         raise ValueError("resume=True needs the checkpoint_dir of the run to continue.")
 
 
+def start_distributed(
+    device, *, checkpoint_dir: str | PathLike | None, constraints: bool = False
+) -> tuple[int, int, object]:
+    """(rank, world size, device) of this process in a `distributed=True` run; refuses what
+    sharded training does not support yet."""
+    from ..train import init_distributed
+
+    if checkpoint_dir is not None:
+        raise ValueError("checkpoint_dir cannot be used with distributed=True (not supported yet).")
+    if constraints:
+        raise ValueError(
+            "Pairwise constraints (label_key, must_link, cannot_link, protein_key) cannot be "
+            "used with distributed=True (not supported yet)."
+        )
+    return init_distributed(device)
+
+
 @dataclass
 class ToolInput:
     """A tool's input matrix, where it came from and which of its columns are used."""

@@ -10,6 +10,7 @@ from ._checkpoint import (
 )
 from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
+from ._distributed import init_distributed
 from ._loops import (
     ClusteringStage,
     PlateauStopper,
@@ -37,6 +38,7 @@ __all__ = [
     "centroids_from_labels",
     "default_epochs",
     "fit_epochs",
+    "init_distributed",
     "initial_centroids",
     "kmeans_labels",
     "leiden_labels",

@@ -15,6 +15,7 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
+from ._distributed import broadcast_object, gather_rows, is_main
 from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
 
 
@@ -29,6 +30,9 @@ class CentroidInit:
 
 @dataclass
 class DECOutcome:
+    """What the clustering stage gives; in sharded training the arrays are on rank 0 only
+    (`None` on the other ranks)."""
+
     labels: np.ndarray
     embedding: np.ndarray
     probabilities: np.ndarray
@@ -71,15 +75,29 @@ def deep_embedded_clustering(
     timings = {}
     t0 = time.perf_counter()
     with torch.no_grad():
-        z = embed_all(feeder, encode, latent_dim)
-    centroids, init_labels, init_method = initial_centroids(
-        z,
-        n_clusters=init.n_clusters,
-        resolution=init.resolution,
-        n_neighbors=init.n_neighbors,
-        random_state=init.random_state,
-        seed_labels=init.seed_labels,
-    )
+        # Sharded over processes: rank 0 initialises from all cells' latents and broadcasts.
+        z = gather_rows(embed_all(feeder, encode, latent_dim), feeder)
+    init_outcome = None
+    if is_main(feeder):
+        try:
+            centroids, _labels, init_method = initial_centroids(
+                z,
+                n_clusters=init.n_clusters,
+                resolution=init.resolution,
+                n_neighbors=init.n_neighbors,
+                random_state=init.random_state,
+                seed_labels=init.seed_labels,
+            )
+            init_outcome = (centroids, init_method)
+        except Exception as error:  # raised on every rank, not only on rank 0
+            if not feeder.distributed:
+                raise
+            init_outcome = error
+    init_outcome = broadcast_object(init_outcome, feeder)
+    if isinstance(init_outcome, Exception):
+        raise init_outcome
+    centroids, init_method = init_outcome
+    del z
     timings["init_s"] = time.perf_counter() - t0
     logg.info(f"    {len(centroids)} initial centroids by {init_method}")
 
@@ -116,10 +134,12 @@ def deep_embedded_clustering(
             lambda b: {"z": (z_ := encode(b.x)), "q": layer(z_)},
             {"z": latent_dim, "q": layer.n_clusters},
         )
+    # Sharded: the results of all processes on rank 0, None on the others.
+    embedding, probabilities = gather_rows(out["z"], feeder), gather_rows(out["q"], feeder)
     return DECOutcome(
-        labels=out["q"].argmax(1),
-        embedding=out["z"],
-        probabilities=out["q"],
+        labels=None if probabilities is None else probabilities.argmax(1),
+        embedding=embedding,
+        probabilities=probabilities,
         history=history,
         info={
             "init_method": init_method,

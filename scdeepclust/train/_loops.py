@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer, kl_divergence, target_distribution
 from ._checkpoint import TrainingCheckpoint
+from ._distributed import all_reduce_sum, average_gradients, is_main, sync_parameters
 
 LossTerms = dict[str, torch.Tensor]
 
@@ -103,27 +104,24 @@ def fit_epochs(
     bar = tqdm(
         range(first_epoch, n_epochs),
         desc=stage,
-        disable=not progress,
+        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
         leave=False,
         initial=first_epoch,
         total=n_epochs,
     )
+    sync_parameters(optimizer, feeder)
     epoch = first_epoch - 1
     for epoch in bar:
         sums: dict[str, float] = defaultdict(float)
         n_seen = 0
         for batch in feeder.minibatches(batch_size, rng):
             terms = step_loss(batch)
-            values = {name: float(value.detach()) for name, value in terms.items()}
-            _check_finite(sum(values.values()), stage, epoch, divergence)
-            loss = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
             n = len(batch.index)
             n_seen += n
             for name, value in values.items():
                 sums[name] += value * n
+        sums, n_seen = _epoch_totals(sums, n_seen, feeder)
         means = {name: s / n_seen for name, s in sums.items()}
         total = sum(means.values())
         _check_finite(total, stage, epoch, divergence)
@@ -141,6 +139,39 @@ def fit_epochs(
     if checkpoint is not None:
         checkpoint.save(stage, epoch=epoch, done=True, history=history)
     return dict(history)
+
+
+def _optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    terms: LossTerms,
+    feeder: CellFeeder,
+    stage: str,
+    epoch: int,
+    divergence: str,
+) -> dict[str, float]:
+    """Backward pass, gradients averaged over processes (when sharded), finiteness check on
+    the (averaged) loss, optimizer step; returns this process's values of the loss terms."""
+    values = {name: float(value.detach()) for name, value in terms.items()}
+    loss = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    total = average_gradients(optimizer, feeder, sum(values.values()))
+    _check_finite(total, stage, epoch, divergence)
+    optimizer.step()
+    return values
+
+
+def _epoch_totals(
+    sums: dict[str, float], n_seen: int, feeder: CellFeeder
+) -> tuple[dict[str, float], int]:
+    """Cell-weighted loss sums and cell count of an epoch over all processes."""
+    if not feeder.distributed:
+        return sums, n_seen
+    names = list(sums)
+    totals = all_reduce_sum(
+        torch.tensor([float(n_seen), *(sums[k] for k in names)], dtype=torch.float64), feeder
+    )
+    return dict(zip(names, totals[1:].tolist())), int(totals[0])
 
 
 @dataclass
@@ -199,11 +230,12 @@ def train_clustering(
     bar = tqdm(
         range(first_epoch, settings.max_epochs),
         desc=stage,
-        disable=not progress,
+        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
         leave=False,
         initial=first_epoch,
         total=settings.max_epochs,
     )
+    sync_parameters(optimizer, feeder)
     converged = False
     epoch = first_epoch - 1
     for epoch in bar:
@@ -211,12 +243,15 @@ def train_clustering(
         n_seen = 0
         for batch in feeder.minibatches(settings.batch_size, rng):
             if step % refresh_every == 0:
+                # Over this process's cells; the cluster frequencies of the target and the
+                # count of changed labels are summed over all processes.
                 q_all = torch.from_numpy(
                     stream_outputs(feeder, soft_assign, {"q": clustering_layer.n_clusters})["q"]
                 )
                 labels = q_all.argmax(1).numpy()
                 if previous_labels is not None:
-                    delta = float(np.mean(labels != previous_labels))
+                    changed = torch.tensor([float(np.sum(labels != previous_labels))])
+                    delta = float(all_reduce_sum(changed, feeder)) / feeder.n_total
                     history["label_change"].append(delta)
                     history["label_change_epoch"].append(step / n_batches)
                     bar.set_postfix(changed=f"{delta:.4f}")
@@ -224,7 +259,8 @@ def train_clustering(
                         converged = True
                         break
                 previous_labels = labels
-                target = target_distribution(q_all).to(device)
+                frequency = all_reduce_sum(q_all.sum(0), feeder)
+                target = target_distribution(q_all, frequency).to(device)
             q = clustering_layer(embed(batch))
             terms = {
                 "clustering": settings.clustering_weight * kl_divergence(target[batch.index], q)
@@ -233,17 +269,13 @@ def train_clustering(
                 terms.update(extra_loss(batch))
             if pair_loss is not None:
                 terms.update(pair_loss(step))
-            values = {name: float(value.detach()) for name, value in terms.items()}
-            _check_finite(sum(values.values()), stage, epoch, divergence)
-            loss = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
             step += 1
             n = len(batch.index)
             n_seen += n
             for name, value in values.items():
                 sums[name] += value * n
+        sums, n_seen = _epoch_totals(sums, n_seen, feeder)
         if n_seen:
             means = {name: s / n_seen for name, s in sums.items()}
             _check_finite(sum(means.values()), stage, epoch, divergence)

@@ -1,0 +1,301 @@
+"""Time and memory of `tl.scdcc` and `tl.desc` against the number of cells, beside the floor
+that the machine's matrix-multiply rate sets.
+
+Simulated counts (`datasets.simulate`, 2,000 genes, 8 groups, sparse CSR with about 10% non-zero
+entries) at each size; each (size, tool, device) runs in its own subprocess, so its peak
+resident memory (from `os.wait4`, the rusage of that child alone) belongs to that run only;
+as the simulator's temporaries dominate it, the child also resets its peak after simulating
+and reports the tool's own peak (VmHWM after writing 5 to /proc/self/clear_refs, Linux).
+scDCC gets the raw counts and the true number of groups; DESC gets normalize_total + log1p +
+unit-variance scaling without centring (`sc.pp.scale(zero_center=False)`: the matrix stays
+sparse; DESC does not z-score internally) and its defaults (Leiden).
+
+The floor: one epoch's matrix multiplies (forward + backward, ~6 x cells x sum of in x out over
+the linear layers actually trained in that stage) divided by the float32 matmul rate measured
+here with torch at the same thread count on representative shapes. `x floor` is the measured
+pretraining time over that floor.
+
+    python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--tools scdcc desc]
+        [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda]
+
+Writes benchmarks/results/scaling.{json,md} after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+N_GENES = 2000
+N_GROUPS = 8
+# mean_log_expression=-2.5 gives ~10.9% non-zero entries at 2,000 genes (-0.5, the default:
+# ~40%; -3: ~7%), measured on 2,000 cells.
+SIM = {"mean_log_expression": -2.5}
+
+
+# --- floating-point work -------------------------------------------------------------------
+
+
+def linear_shapes(module: torch.nn.Module) -> list[tuple[int, int]]:
+    return [
+        (m.in_features, m.out_features) for m in module.modules() if isinstance(m, torch.nn.Linear)
+    ]
+
+
+def epoch_flops(n_cells: int, shapes: list[tuple[int, int]]) -> float:
+    """Matrix-multiply work of one training epoch: forward 2 x in x out per cell and layer,
+    backward twice that."""
+    return 6.0 * n_cells * sum(a * b for a, b in shapes)
+
+
+def matmul_rate(device: str, n_genes: int = N_GENES, repeats: int = 20) -> float:
+    """Best float32 matmul rate (FLOP/s) over shapes like those of training: a minibatch of 256
+    through the wide first layer, the ZINB heads, and the weight-gradient product."""
+    dev = torch.device(device)
+    shapes = [(256, n_genes, 256), (256, 256, 3 * n_genes), (n_genes, 256, 256)]
+    best = 0.0
+    for m, k, n in shapes:
+        a = torch.randn(m, k, device=dev)
+        b = torch.randn(k, n, device=dev)
+        for _ in range(3):
+            a @ b
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2.0 * m * k * n * repeats / (time.perf_counter() - t0))
+    return best
+
+
+# --- one run, in a child process -----------------------------------------------------------
+
+
+def worker(args) -> None:
+    import scanpy as sc
+    from sklearn.metrics import adjusted_rand_score
+
+    import scdeepclust as sdc
+
+    t0 = time.perf_counter()
+    adata = sdc.datasets.simulate(args.size, N_GENES, N_GROUPS, random_state=0, **SIM)
+    X = adata.X
+    row = {
+        "n_cells": args.size,
+        "tool": args.tool,
+        "device": args.device,
+        "density": X.nnz / (X.shape[0] * X.shape[1]),
+        "csr_mb": (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20,
+        "simulate_s": time.perf_counter() - t0,
+    }
+    del adata.layers["counts"]  # the same matrix as X; one copy is enough
+    # The simulator's dense temporaries set the process's peak; reset the peak (Linux >= 4.0)
+    # so that the tool's own peak can be read afterwards.
+    gc.collect()
+    row["rss_before_mb"] = _proc_status_mb("VmRSS")
+    row["peak_reset"] = _reset_peak_rss()
+    options = {"device": args.device, "progress": False, "random_state": 0}
+    if args.max_pretrain_epochs:
+        options["pretrain_epochs"] = args.max_pretrain_epochs
+    if args.max_epochs:
+        options["max_epochs"] = args.max_epochs
+    t0 = time.perf_counter()
+    if args.tool == "scdcc":
+        sdc.tl.scdcc(adata, N_GROUPS, **options)
+    else:
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+        sc.pp.scale(adata, zero_center=False)
+        row["prep_s"] = time.perf_counter() - t0
+        sdc.tl.desc(adata, **options)
+    row["wall_s"] = time.perf_counter() - t0
+    row["tool_peak_rss_mb"] = _proc_status_mb("VmHWM") if row["peak_reset"] else None
+    uns = adata.uns[args.tool]
+    row["ari"] = float(adjusted_rand_score(adata.obs["group"], adata.obs[args.tool]))
+    row["n_clusters"] = int(uns["n_clusters"])
+    row["pretrain_s"] = float(uns["timings"]["pretrain_s"])
+    row["cluster_s"] = float(uns["timings"]["cluster_s"])
+    row["clustering_epochs"] = int(uns["clustering_epochs"])
+    row["converged"] = bool(uns["converged"])
+    n = args.size
+    if args.tool == "scdcc":
+        from scdeepclust.nn import ZINBAutoencoder
+
+        model = ZINBAutoencoder(N_GENES)
+        epochs = {"pretraining": int(uns["pretrain_epochs"])}
+        shapes = {"pretraining": linear_shapes(model)}
+    else:
+        hidden = [int(h) for h in uns["params"]["hidden"]]
+        widths = [N_GENES, *hidden]
+        epochs = {k: int(v) for k, v in uns["pretrain_epochs"].items()}
+        shapes = {
+            f"layer{i + 1}": [(widths[i], widths[i + 1]), (widths[i + 1], widths[i])]
+            for i in range(len(hidden))
+        }
+        shapes["autoencoder"] = [s for stage in list(shapes.values()) for s in stage]
+    n_epochs = sum(epochs.values())
+    row["pretrain_epochs"] = n_epochs
+    row["pretrain_s_per_epoch"] = row["pretrain_s"] / max(n_epochs, 1)
+    row["cells_per_s"] = n * n_epochs / row["pretrain_s"]
+    row["pretrain_flop"] = sum(epoch_flops(n, shapes[k]) * e for k, e in epochs.items())
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(argv: list[str]) -> tuple[dict | None, float, str]:
+    """Run this script as a worker; (result row, peak RSS in MiB, stderr tail)."""
+    with open(os.devnull, "rb") as devnull:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", *argv],
+            stdin=devnull,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = proc.stdout.read(), proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
+    rows = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+    return (rows[0] if rows else None), peak_mb, err[-2000:]
+
+
+def fmt(row: dict) -> list[str]:
+    if "error" in row:
+        return [f"{row['n_cells']:,}", row["tool"], row["device"], "failed: " + row["error"]]
+    return [
+        f"{row['n_cells']:,}",
+        f"`tl.{row['tool']}`",
+        row["device"],
+        f"{row['csr_mb']:.0f}",
+        f"{row['pretrain_epochs']}",
+        f"{row['pretrain_s_per_epoch']:.2f}",
+        f"{row['cells_per_s']:,.0f}",
+        f"{row['floor_s_per_epoch']:.3f}",
+        f"{row['x_floor']:.1f}",
+        f"{row['clustering_epochs']}",
+        f"{row['wall_s']:.1f}",
+        f"{row['peak_rss_mb']:,.0f}",
+        "n/a" if row.get("tool_peak_rss_mb") is None else f"{row['tool_peak_rss_mb']:,.0f}",
+        f"{row['ari']:.3f}",
+    ]
+
+
+HEADER = [
+    "cells",
+    "tool",
+    "device",
+    "CSR MiB",
+    "pretrain epochs",
+    "s / pretrain epoch",
+    "cells / s",
+    "floor s / epoch",
+    "x floor",
+    "clustering epochs",
+    "end-to-end s",
+    "process peak RSS MiB",
+    "tool peak RSS MiB",
+    "ARI",
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--tools", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
+    parser.add_argument(
+        "--devices", nargs="*", default=None, help="default: cpu, and cuda if present"
+    )
+    parser.add_argument("--max-pretrain-epochs", type=int, default=None)
+    parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--name", default="scaling", help="results file name")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tool", help=argparse.SUPPRESS)
+    parser.add_argument("--device", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import save_results
+
+    cuda = torch.cuda.is_available()
+    devices = args.devices or (["cpu", "cuda"] if cuda else ["cpu"])
+    rates = {d: matmul_rate(d) for d in devices}
+    for d, r in rates.items():
+        print(f"float32 matmul rate on {d}: {r / 1e9:.1f} GFLOP/s", flush=True)
+    caps = []
+    if args.max_pretrain_epochs:
+        caps.append(f"pretraining capped at {args.max_pretrain_epochs} epochs per stage")
+    if args.max_epochs:
+        caps.append(f"clustering capped at {args.max_epochs} epochs")
+    meta = {
+        "matmul_gflops": {d: r / 1e9 for d, r in rates.items()},
+        "cuda": torch.cuda.get_device_name(0) if cuda else "not available: CPU only",
+        "epoch_caps": "; ".join(caps) or "none (defaults)",
+        "simulate": {"n_genes": N_GENES, "n_groups": N_GROUPS, **SIM},
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    rows = []
+    for size in args.sizes:
+        for tool in args.tools:
+            for device in devices:
+                argv = ["--size", str(size), "--tool", tool, "--device", device]
+                if args.max_pretrain_epochs:
+                    argv += ["--max-pretrain-epochs", str(args.max_pretrain_epochs)]
+                if args.max_epochs:
+                    argv += ["--max-epochs", str(args.max_epochs)]
+                print(f"{tool} on {size:,} cells ({device}) ...", flush=True)
+                row, peak_mb, err = run_child(argv)
+                if row is None:
+                    row = {"n_cells": size, "tool": tool, "device": device}
+                    row["error"] = err.strip().splitlines()[-1] if err.strip() else "no result"
+                else:
+                    row["peak_rss_mb"] = peak_mb
+                    floor_s = row["pretrain_flop"] / rates[device]
+                    row["floor_s_per_epoch"] = floor_s / max(row["pretrain_epochs"], 1)
+                    row["x_floor"] = row["pretrain_s"] / floor_s
+                rows.append(row)
+                table = save_results(args.name, rows, HEADER, fmt, **meta)
+                print(table, flush=True)
+    notes = [
+        f"float32 matmul: {', '.join(f'{d} {r / 1e9:.1f} GFLOP/s' for d, r in rates.items())}; "
+        f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}."
+    ]
+    print("\n".join(notes))
+    with open(Path(__file__).parent / "results" / f"{args.name}.md", "a") as f:
+        f.write("\n" + "\n".join(notes) + "\n")
+
+
+if __name__ == "__main__":
+    main()

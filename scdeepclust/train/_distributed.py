@@ -1,0 +1,144 @@
+"""Data-parallel training over processes with `torch.distributed`, as launched by `torchrun`.
+
+Each process trains the same networks on its own shard of the cells (a `CellFeeder` with a
+`RowShard`) and every collective the loops need is here: parameters broadcast from rank 0 at
+the start of each stage, gradients (and the step's loss) averaged over ranks after each
+backward pass, sums all-reduced (per-cluster frequencies of the DEC target, changed labels,
+epoch losses), small objects broadcast from rank 0 (the initial centroids), rows gathered to
+rank 0 (latents for centroid init, the final results).
+
+Every helper takes the feeder and does nothing (returns its input) when the feeder is not
+sharded over several processes, so the loops have one code path.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import distributed as dist
+
+from ..data import CellFeeder, RowShard
+
+ENV_HINT = (
+    "distributed=True runs one process per GPU (or CPU worker) under torchrun, e.g. "
+    "`torchrun --nproc_per_node 4 script.py`, which sets RANK, WORLD_SIZE, MASTER_ADDR and "
+    "MASTER_PORT; alternatively initialise torch.distributed yourself before the call."
+)
+
+
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this process's device). Uses the default process group if one is
+    initialised, else creates it from torchrun's environment: backend nccl on CUDA, gloo on
+    the CPU. A CUDA device without an index becomes ``cuda:LOCAL_RANK``."""
+    if not dist.is_available():
+        raise RuntimeError("This torch build has no torch.distributed; distributed=True needs it.")
+    if not dist.is_initialized():
+        missing = [
+            v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ
+        ]
+        if missing:
+            raise ValueError(f"{ENV_HINT} Not set here: {', '.join(missing)}.")
+        if device.type == "cuda" and device.index is None:
+            device = _local_cuda_device()
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    elif device.type == "cuda" and device.index is None:
+        device = _local_cuda_device()
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _local_cuda_device() -> torch.device:
+    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))
+    device = torch.device("cuda", local % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
+
+
+def is_main(feeder: CellFeeder) -> bool:
+    """Rank 0, or not distributed: the process that initialises centroids and writes results."""
+    return not feeder.distributed or feeder.shard.rank == 0
+
+
+def _comm(tensor: torch.Tensor, feeder: CellFeeder) -> torch.Tensor:
+    """The tensor where the backend wants it: CUDA for nccl, CPU for gloo."""
+    if dist.get_backend() == "nccl":
+        return tensor.to(feeder.device)
+    return tensor.cpu()
+
+
+def all_reduce_sum(tensor: torch.Tensor, feeder: CellFeeder) -> torch.Tensor:
+    """Sum of `tensor` over ranks (a new tensor on the input's device)."""
+    if not feeder.distributed:
+        return tensor
+    buffer = _comm(tensor.detach().clone(), feeder)
+    dist.all_reduce(buffer)
+    return buffer.to(tensor.device)
+
+
+def _trained_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def sync_parameters(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> None:
+    """Copy rank 0's values of the optimised parameters to every rank (one broadcast)."""
+    if not feeder.distributed:
+        return
+    params = _trained_parameters(optimizer)
+    flat = _comm(torch.cat([p.detach().reshape(-1) for p in params]), feeder)
+    dist.broadcast(flat, src=0)
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder, loss: float) -> float:
+    """Replace each gradient by its mean over ranks and return the mean of `loss` (this step's
+    loss value on this rank), with one all-reduce. Every rank then takes the same optimizer
+    step; a non-finite loss on any rank is seen by all of them."""
+    if not feeder.distributed:
+        return loss
+    grads = [p.grad for p in _trained_parameters(optimizer) if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_tensor([loss])])
+    flat = _comm(flat, feeder)
+    dist.all_reduce(flat)
+    flat /= feeder.shard.world_size
+    flat = flat.to(grads[0].device)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+    return float(flat[-1])
+
+
+def broadcast_object(obj, feeder: CellFeeder):
+    """Rank 0's `obj` (any picklable object) on every rank."""
+    if not feeder.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=feeder.device if _nccl() else None)
+    return box[0]
+
+
+def _nccl() -> bool:
+    return dist.get_backend() == "nccl"
+
+
+def gather_rows(array: np.ndarray, feeder: CellFeeder) -> np.ndarray | None:
+    """The rows of every shard, in order, on rank 0 (`None` on the other ranks); float32."""
+    if not feeder.distributed:
+        return array
+    shard = feeder.shard
+    bounds = RowShard.bounds(shard.n_total, shard.world_size)
+    padded = np.zeros((shard.max_rows, *array.shape[1:]), dtype=np.float32)
+    padded[: len(array)] = array
+    tensor = _comm(torch.from_numpy(padded), feeder)
+    parts = [torch.empty_like(tensor) for _ in range(shard.world_size)] if shard.rank == 0 else None
+    dist.gather(tensor, parts, dst=0)
+    if shard.rank != 0:
+        return None
+    return np.concatenate(
+        [p[: int(bounds[r + 1] - bounds[r])].cpu().numpy() for r, p in enumerate(parts)]
+    )

@@ -1,0 +1,75 @@
+"""Data-parallel training: two CPU processes (gloo) under torchrun against one process."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from _helpers import distributed_case
+from scdeepclust.data import CellFeeder, RowSource
+
+HERE = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shards_cover_the_rows_with_equal_batch_counts():
+    x = np.arange(103 * 2, dtype=np.float32).reshape(103, 2)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    shards = [feeder.sharded(r, 3) for r in range(3)]
+    assert sum(s.n_obs for s in shards) == 103 and {s.n_total for s in shards} == {103}
+    rows = np.concatenate([np.concatenate([b.x.numpy() for b in s.chunks(10)]) for s in shards])
+    np.testing.assert_array_equal(rows, x)
+    rng = np.random.default_rng(0)
+    counts = {len(list(s.minibatches(16, rng))) for s in shards}
+    assert counts == {shards[0].n_batches(16)}  # the same number of steps on every shard
+
+
+def test_distributed_needs_torchrun_environment(sim, monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match="torchrun"):
+        sdc.tl.scdcc(sim, 3, distributed=True, device="cpu", progress=False)
+
+
+def test_two_processes_match_one(tmp_path):
+    out = tmp_path / "labels.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(HERE / "_distributed_worker.py"),
+        str(out),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    two = np.load(out)
+    assert int(two["n_processes"]) == 2
+
+    adata, options = distributed_case()
+    sdc.tl.scdcc(adata, 4, **options["scdcc"])
+    sdc.tl.desc(adata, **options["desc"])
+    truth = adata.obs["group"].to_numpy()
+    for key in ("scdcc", "desc"):
+        one = adata.obs[key].cat.codes.to_numpy()
+        assert adjusted_rand_score(one, two[key]) > 0.9, key
+        assert adjusted_rand_score(truth, one) > 0.9, key
+        assert adjusted_rand_score(truth, two[key]) > 0.9, key
