@@ -93,22 +93,13 @@ def fit_epochs(
     `divergence`, what to change). With a `checkpoint`, the stage resumes from its saved state
     (or is skipped if it had finished) and is saved every `checkpoint.every` epochs."""
     history: dict[str, list[float]] = defaultdict(list)
-    first_epoch = 0
-    if checkpoint is not None and (saved := checkpoint.restore(stage, optimizer)) is not None:
-        history.update({k: list(v) for k, v in saved["history"].items()})
+    saved, first_epoch = _resume(checkpoint, stage, optimizer, history)
+    if saved is not None:
         if saved["done"]:
             return dict(history)
-        first_epoch = saved["epoch"] + 1
         if stopper is not None:
             stopper.best, stopper.since_best = saved["extra"]["stopper"]
-    bar = tqdm(
-        range(first_epoch, n_epochs),
-        desc=stage,
-        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
-        leave=False,
-        initial=first_epoch,
-        total=n_epochs,
-    )
+    bar = _epoch_bar(first_epoch, n_epochs, stage, progress, feeder)
     sync_parameters(optimizer, feeder)
     epoch = first_epoch - 1
     for epoch in bar:
@@ -139,6 +130,31 @@ def fit_epochs(
     if checkpoint is not None:
         checkpoint.save(stage, epoch=epoch, done=True, history=history)
     return dict(history)
+
+
+def _resume(
+    checkpoint: TrainingCheckpoint | None,
+    stage: str,
+    optimizer: torch.optim.Optimizer,
+    history: dict[str, list[float]],
+) -> tuple[dict | None, int]:
+    """(saved state of `stage` or None, first epoch to run); the saved history is restored
+    into `history` and the optimizer state into `optimizer`."""
+    if checkpoint is None or (saved := checkpoint.restore(stage, optimizer)) is None:
+        return None, 0
+    history.update({k: list(v) for k, v in saved["history"].items()})
+    return saved, saved["epoch"] + 1
+
+
+def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feeder: CellFeeder):
+    return tqdm(
+        range(first_epoch, n_epochs),
+        desc=stage,
+        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
+        leave=False,
+        initial=first_epoch,
+        total=n_epochs,
+    )
 
 
 def _optimizer_step(
@@ -216,25 +232,16 @@ def train_clustering(
     previous_labels: np.ndarray | None = None
     target: torch.Tensor | None = None
     step = 0
-    first_epoch = 0
-    if checkpoint is not None and (saved := checkpoint.restore(stage, optimizer)) is not None:
-        history.update({k: list(v) for k, v in saved["history"].items()})
+    saved, first_epoch = _resume(checkpoint, stage, optimizer, history)
+    if saved is not None:
         if saved["done"]:
             return dict(history)
-        first_epoch = saved["epoch"] + 1
         step = saved["extra"]["step"]
         if saved["extra"]["previous_labels"] is not None:
             previous_labels = saved["extra"]["previous_labels"].numpy()
         if saved["extra"]["target"] is not None:
             target = saved["extra"]["target"].to(device)
-    bar = tqdm(
-        range(first_epoch, settings.max_epochs),
-        desc=stage,
-        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
-        leave=False,
-        initial=first_epoch,
-        total=settings.max_epochs,
-    )
+    bar = _epoch_bar(first_epoch, settings.max_epochs, stage, progress, feeder)
     sync_parameters(optimizer, feeder)
     converged = False
     epoch = first_epoch - 1
