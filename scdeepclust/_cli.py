@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "turned into must-link / cannot-link constraints",
     )
     run.add_argument(
+        "--batch-key",
+        metavar="COL",
+        help="obs column naming each cell's batch (donor, run, ...): the input is scaled "
+        "within batches and the autoencoder is conditioned on the batch, so that clusters "
+        "need not follow batches",
+    )
+    run.add_argument(
         "--truth",
         metavar="COL",
         help="obs column with known labels to score the clusters against (ARI, NMI); default "
@@ -209,7 +216,8 @@ def _run(args) -> int:
         if sdc.datasets.h5_layout(path) == "scdcc":
             truth = "label"
             say("  the file's labels (obs['label']) are used as truth")
-    for column, option in ((truth, "--truth"), (args.label_key, "--label-key")):
+    columns = ((truth, "--truth"), (args.label_key, "--label-key"), (args.batch_key, "--batch-key"))
+    for column, option in columns:
         if column is not None and column not in adata.obs:
             raise CommandError(
                 f"{option} {column!r} is not a column of the input's obs; columns: "
@@ -218,7 +226,11 @@ def _run(args) -> int:
 
     say(f"preparing the data for {args.method}")
     steps = sdc.pp.recipe(
-        adata, args.method, layer=args.layer, n_top_genes=args.n_top_genes or None
+        adata,
+        args.method,
+        layer=args.layer,
+        n_top_genes=args.n_top_genes or None,
+        batch_key=args.batch_key,
     )
     for step in steps:
         say(f"  {step}")
@@ -230,6 +242,8 @@ def _run(args) -> int:
         options["resolution"] = args.resolution
     if args.distributed:
         options["distributed"] = True
+    if args.batch_key is not None:
+        options["batch_key"] = args.batch_key
     if key == "scdcc":
         sdc.tl.scdcc(adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options)
     else:

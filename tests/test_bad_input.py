@@ -329,6 +329,20 @@ CASES = [
         match=r"batch_size must be an integer >= 2, got 0",
     ),
     Case(
+        "scdcc-update-interval-0",
+        "scdcc",
+        kwargs=dict(n_clusters=3, update_interval=0),
+        raises=ValueError,
+        match=r"update_interval must be a positive number of epochs",
+    ),
+    Case(
+        "desc-update-interval-negative",
+        "desc",
+        kwargs=dict(update_interval=-1.0),
+        raises=ValueError,
+        match=r"update_interval must be a positive number of epochs",
+    ),
+    Case(
         "scdcc-resume-without-dir",
         "scdcc",
         kwargs=dict(n_clusters=3, resume=True),

@@ -116,3 +116,17 @@ def test_demo_in_process(tmp_path, capsys):
             assert f"{plot}_{key}.png" in names
     adata = ad.read_h5ad(tmp_path / "demo" / "pbmc68k_demo.h5ad")
     assert {"scdcc", "desc", "bulk_labels"} <= set(adata.obs)
+
+
+def test_run_with_batch_key_in_process(sim, tmp_path, capsys):
+    sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
+    path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    assert main([*args, "--batch-key", "donor"]) == 0
+    result = ad.read_h5ad(out)
+    assert result.uns["scdcc"]["params"]["batch_key"] == "donor"
+    assert list(result.uns["scdcc"]["params"]["batch_categories"]) == ["d1", "d2"]
+    capsys.readouterr()
+    assert main([*args, "--batch-key", "sample"]) == 2
+    assert capsys.readouterr().err.startswith("scdeepclust: error: --batch-key 'sample' is not")

@@ -1,6 +1,7 @@
 import h5py
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 
 import scdeepclust as sdc
@@ -43,3 +44,68 @@ def test_embedding_plot(sim, tmp_path):
     assert ax is not None
     with pytest.raises(KeyError, match="run scdeepclust.tl"):
         sdc.pl.embedding(sim, "desc", show=False)
+
+
+def test_simulate_one_batch_is_unchanged():
+    """n_batches=1 reproduces the call without batch options exactly; more batches leave the
+    groups and the cells' own library factors as they were (a separate generator)."""
+    kwargs = {"de_fraction": 0.2, "random_state": 5, "chunk_size": 64}
+    default = sdc.datasets.simulate(200, 60, 3, **kwargs)
+    one = sdc.datasets.simulate(200, 60, 3, n_batches=1, batch_effect=2.0, **kwargs)
+    for attr in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(one.X, attr), getattr(default.X, attr))
+    pd.testing.assert_frame_equal(one.obs, default.obs)
+    assert "batch" not in one.obs and not one.uns
+    three = sdc.datasets.simulate(200, 60, 3, n_batches=3, **kwargs)
+    pd.testing.assert_frame_equal(three.obs[["group", "library_factor"]], default.obs)
+    # batch factors of exp(0) = 1: the counts are those without batches
+    flat = sdc.datasets.simulate(200, 60, 3, n_batches=3, batch_effect=0.0, **kwargs)
+    assert (flat.X != default.X).nnz == 0
+    assert flat.obs["batch"].nunique() == 3
+
+
+def test_simulate_batches_share_groups():
+    adata = sdc.datasets.simulate(3000, 50, 6, n_batches=4, random_state=1)
+    batch = adata.obs["batch"]
+    assert isinstance(batch.dtype, pd.CategoricalDtype)
+    assert list(batch.cat.categories) == ["batch0", "batch1", "batch2", "batch3"]
+    table = pd.crosstab(adata.obs["group"], batch)
+    assert table.shape == (6, 4) and (table.to_numpy() > 50).all()
+    assert is_count_matrix(adata.X)
+    factors = adata.uns["simulate_batches"]
+    assert factors["gene_factor"].shape == (4, 50) and factors["library_factor"].shape == (4,)
+
+
+def test_simulate_batch_effects_follow_the_factors():
+    adata = sdc.datasets.simulate(
+        4000, 200, 4, mean_log_expression=1.0, n_batches=2, batch_effect=0.8, random_state=0
+    )
+    factors = adata.uns["simulate_batches"]
+    is_b1 = (adata.obs["batch"] == "batch1").to_numpy()
+    counts = adata.X.toarray()
+    observed = np.log(counts[is_b1].mean(0)) - np.log(counts[~is_b1].mean(0))
+    gene = np.log(factors["gene_factor"][1]) - np.log(factors["gene_factor"][0])
+    library = np.log(factors["library_factor"][1]) - np.log(factors["library_factor"][0])
+    # gene means differ by the gene factors times the batch library shift
+    assert np.corrcoef(observed, gene)[0, 1] > 0.9
+    assert abs(np.median(observed - gene) - library) < 0.1
+    # counts per cell: batch0's gene means moved by the factors predict batch1's library size
+    mean0 = counts[~is_b1].mean(0)
+    predicted = library + np.log((mean0 * np.exp(gene)).sum() / mean0.sum())
+    totals = np.log(counts[is_b1].sum(1).mean() / counts[~is_b1].sum(1).mean())
+    assert abs(totals - predicted) < 0.05 and abs(totals) > 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_batches": 0}, "n_batches must be an integer >= 1"),
+        ({"n_batches": 2.0}, "n_batches must be an integer >= 1"),
+        ({"n_batches": True}, "n_batches must be an integer >= 1"),
+        ({"n_batches": 2, "batch_effect": -0.1}, "batch_effect must be a finite number >= 0"),
+        ({"n_batches": 2, "batch_effect": float("nan")}, "batch_effect must be a finite number"),
+    ],
+)
+def test_simulate_rejects_bad_batch_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sdc.datasets.simulate(20, 10, 2, **kwargs)

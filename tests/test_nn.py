@@ -104,3 +104,21 @@ def test_pairwise_losses():
     assert cannot_link_loss(a, b).item() == pytest.approx(-(1 - same).log().mean().item(), rel=1e-6)
     # agreeing confident cells: small must-link loss, large cannot-link loss
     assert must_link_loss(a[:1], b[:1]) < cannot_link_loss(a[:1], b[:1])
+
+
+def test_zinb_reduced_loss_has_the_gradient_of_the_per_entry_mean():
+    rng = np.random.default_rng(3)
+    shape = (20, 30)
+    counts = torch.tensor(rng.poisson(1.0, shape) * (rng.random(shape) < 0.5), dtype=torch.float32)
+    raw = [
+        torch.tensor(rng.normal(size=shape), dtype=torch.float32, requires_grad=True)
+        for _ in range(3)
+    ]
+
+    def grads(reduce):
+        p = ZINBParameters(raw[0] * 1.0, torch.nn.functional.softplus(raw[1]), raw[2] * 1.0)
+        loss = zinb_nll(counts, p) if reduce else zinb_nll(counts, p, reduce=False).mean()
+        return torch.autograd.grad(loss, raw)
+
+    for fast, reference in zip(grads(True), grads(False)):
+        torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-6)

@@ -161,3 +161,33 @@ def test_label_constraints_use_labelled_cells_only(sim):
     expected = min(100 * n_labelled, n_possible)
     assert n_constraints["must_link"] + n_constraints["cannot_link"] == expected
     assert "cluster_cannot_link" in out.uns["scdcc"]["history"]
+
+
+def test_target_refresh_default_is_capped_in_steps_on_large_data():
+    from scdeepclust.train import ClusteringStage, _loops
+
+    stage = ClusteringStage(max_epochs=5, batch_size=256, tol=1e-3)
+    assert stage.refresh_every(100) == 100  # an epoch when it is short
+    assert stage.refresh_every(10 * _loops.REFRESH_MAX_STEPS) == _loops.REFRESH_MAX_STEPS
+    assert ClusteringStage(5, 256, 1e-3, update_interval=0.5).refresh_every(100) == 50
+
+
+def test_target_refreshes_within_epochs_when_epochs_are_long(sim, monkeypatch):
+    from scdeepclust.train import _loops
+
+    monkeypatch.setattr(_loops, "REFRESH_MAX_STEPS", 2)
+    sdc.tl.scdcc(sim, 3, **{**FAST, "max_epochs": 2, "tol": 0.0})
+    refreshed_at = sim.uns["scdcc"]["history"]["cluster_label_change_epoch"]
+    n_batches = -(-sim.n_obs // FAST.get("batch_size", 256))
+    np.testing.assert_allclose(np.diff(refreshed_at), 2 / n_batches)
+
+
+def test_clustering_epoch_cap_keeps_the_step_budget_on_large_data():
+    from scdeepclust.models import SCDCCConfig
+    from scdeepclust.models._desc import DESCConfig
+
+    assert SCDCCConfig().resolved_max_epochs(4_000) == 300
+    assert SCDCCConfig().resolved_max_epochs(1_000_000) == 6
+    assert SCDCCConfig(max_epochs=50).resolved_max_epochs(1_000_000) == 50
+    assert DESCConfig().resolved_max_epochs(100_000) == 100
+    assert DESCConfig().resolved_max_epochs(1_000_000) == 10

@@ -3,7 +3,10 @@
 `CellFeeder` turns a `RowSource` into what the networks consume. For count models (scDCC) it
 carries the raw counts and size factors and builds the network input, z-scored
 log1p(counts / size factor), on the device per batch; for models of already-transformed data
-(DESC, `use_rep`) the rows are fed as they are.
+(DESC, `use_rep`) the rows are fed as they are, or z-scored with given statistics.
+
+With `batch_codes` (each cell's batch, 0..n_batches-1) every minibatch carries them for
+conditional networks, and the z-scoring statistics may be per batch ((n_batches, n_vars)).
 
 In data-parallel training each process feeds its own `RowShard` of the cells (`shard`); the
 shards yield the same number of minibatches per epoch, so collectives stay in step.
@@ -52,6 +55,7 @@ class Batch:
     x: torch.Tensor  # network input
     counts: torch.Tensor | None = None  # raw counts, for count likelihoods
     size_factors: torch.Tensor | None = None
+    batch_code: torch.Tensor | None = None  # long, each cell's batch (the `batch_key` covariate)
 
 
 class CellFeeder:
@@ -67,6 +71,7 @@ class CellFeeder:
         gene_scale: np.ndarray | None = None,
         max_value: float | None = None,
         shard: RowShard | None = None,
+        batch_codes: np.ndarray | None = None,
     ):
         self.source = source
         self.shard = shard
@@ -79,6 +84,11 @@ class CellFeeder:
         self._inv_scale = None if gene_scale is None else _to(1.0 / gene_scale, device)
         self.max_value = max_value
         self._pin = device.type == "cuda"
+        self._batch_codes = (
+            None if batch_codes is None else torch.as_tensor(batch_codes, dtype=torch.long)
+        )
+        if self._mean is not None and self._mean.ndim == 2 and self._batch_codes is None:
+            raise ValueError("Per-batch statistics need the cells' batch codes.")
 
     @property
     def n_obs(self) -> int:
@@ -94,6 +104,11 @@ class CellFeeder:
         return self.n_obs if self.shard is None else self.shard.n_total
 
     @property
+    def batch_codes(self) -> np.ndarray | None:
+        """This feeder's cells' batch codes (`None` without batches)."""
+        return None if self._batch_codes is None else self._batch_codes.numpy()
+
+    @property
     def distributed(self) -> bool:
         return self.shard is not None and self.shard.world_size > 1
 
@@ -106,6 +121,8 @@ class CellFeeder:
         part.source = self.source.shard(shard.start, shard.stop)
         if self._size_factors is not None:
             part._size_factors = self._size_factors[shard.start : shard.stop]
+        if self._batch_codes is not None:
+            part._batch_codes = self._batch_codes[shard.start : shard.stop]
         part.shard = shard
         return part
 
@@ -115,16 +132,30 @@ class CellFeeder:
         if self._pin:
             rows = rows.pin_memory()
         rows = rows.to(self.device, non_blocking=True)
+        code = None
+        if self._batch_codes is not None:
+            code = self._batch_codes[index_t].to(self.device, non_blocking=True)
         if self.count_model:
             sf = self._size_factors[index_t].to(self.device, non_blocking=True)
             x = torch.log1p(rows / sf[:, None])
-            x = self._standardise(x)
-            return Batch(index=index_t.to(self.device), x=x, counts=rows, size_factors=sf)
-        return Batch(index=index_t.to(self.device), x=self._standardise(rows))
+            x = self._standardise(x, code)
+            return Batch(
+                index=index_t.to(self.device),
+                x=x,
+                counts=rows,
+                size_factors=sf,
+                batch_code=code,
+            )
+        return Batch(
+            index=index_t.to(self.device), x=self._standardise(rows, code), batch_code=code
+        )
 
-    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+    def _standardise(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
         if self._mean is not None:
-            x = (x - self._mean) * self._inv_scale
+            if self._mean.ndim == 2:  # within each cell's batch
+                x = (x - self._mean[code]) * self._inv_scale[code]
+            else:
+                x = (x - self._mean) * self._inv_scale
             if self.max_value is not None:
                 x = x.clamp(-self.max_value, self.max_value)
         return x

@@ -54,6 +54,8 @@ def simulate(
     dropout: float = 0.1,
     random_state: int = 0,
     chunk_size: int = 20_000,
+    n_batches: int = 1,
+    batch_effect: float = 0.5,
 ) -> AnnData:
     """Counts from a zero-inflated negative binomial model with known groups.
 
@@ -62,11 +64,51 @@ def simulate(
     drawn from a gamma-Poisson (NB with inverse dispersion `dispersion`), then zeroed with
     probability `dropout`. Generated in row chunks, so a million cells fit in memory as CSR.
 
+    Parameters
+    ----------
+    n_cells, n_genes, n_groups
+        Shape of the count matrix and number of true groups (cell types).
+    de_fraction
+        Fraction of the genes in which each group differs from the baseline.
+    de_log_fold
+        Mean absolute natural-log fold change of those genes.
+    mean_log_expression
+        Mean of the baseline log expression (gene-wise normal with standard deviation 1).
+    library_size_sd
+        Standard deviation of the cells' log library-size factors.
+    dispersion
+        Inverse dispersion of the negative binomial.
+    dropout
+        Probability that a count is set to zero afterwards.
+    random_state
+        Seed; the same seed gives the same counts.
+    chunk_size
+        Cells generated at once (memory, not the result).
+    n_batches
+        Number of batches. With more than one, every cell is assigned a batch uniformly at random,
+        independently of its group (each batch holds all cell types). Each batch gets a gene-wise
+        multiplicative factor ``exp(N(0, batch_effect))`` per gene and a library-size shift
+        ``exp(N(0, batch_effect / 2))``, both multiplied into the cell's negative binomial mean.
+        With ``n_batches=1`` (the default) the output is exactly that of a call without the
+        batch options: the batch randomness comes from a separate generator.
+    batch_effect
+        Standard deviation, on the natural-log scale, of the batch factors (see `n_batches`);
+        0 gives batches without any effect. Ignored when ``n_batches=1``.
+
     Returns
     -------
     AnnData with sparse float32 counts in ``X`` and ``layers['counts']`` (the same matrix),
-    ``obs['group']`` (categorical truth) and ``obs['library_factor']``.
+    ``obs['group']`` (categorical truth) and ``obs['library_factor']`` (the cell's own factor,
+    without the batch shift). With ``n_batches > 1`` also ``obs['batch']`` (categorical,
+    ``"batch0"``, ``"batch1"``, ...) and ``uns['simulate_batches']`` with the factors drawn:
+    ``'gene_factor'`` (batches x genes) and ``'library_factor'`` (per batch).
     """
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int | np.integer):
+        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches!r}.")
+    if n_batches < 1:
+        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches}.")
+    if not np.isfinite(batch_effect) or batch_effect < 0:
+        raise ValueError(f"batch_effect must be a finite number >= 0, got {batch_effect!r}.")
     rng = np.random.default_rng(random_state)
     base = rng.normal(mean_log_expression, 1.0, n_genes)
     log_means = np.tile(base, (n_groups, 1))
@@ -78,11 +120,22 @@ def simulate(
     means = np.exp(log_means)
     groups = rng.integers(0, n_groups, n_cells)
     library = np.exp(rng.normal(0.0, library_size_sd, n_cells))
+    batch_scale = None
+    if n_batches > 1:
+        # A separate generator: the main one's draws, hence the output with one batch, stay
+        # exactly as without batches.
+        brng = np.random.default_rng(None if random_state is None else [random_state, 1])
+        batches = brng.integers(0, n_batches, n_cells)
+        gene_factor = np.exp(brng.normal(0.0, batch_effect, (n_batches, n_genes)))
+        batch_library = np.exp(brng.normal(0.0, batch_effect / 2, n_batches))
+        batch_scale = gene_factor * batch_library[:, None]
 
     blocks = []
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         mu = library[start:stop, None] * means[groups[start:stop]]
+        if batch_scale is not None:
+            mu = mu * batch_scale[batches[start:stop]]
         lam = rng.gamma(dispersion, mu / dispersion)
         counts = rng.poisson(lam).astype(np.float32)
         counts[rng.random(counts.shape) < dropout] = 0
@@ -97,6 +150,14 @@ def simulate(
     )
     adata = AnnData(X, obs=obs, var=pd.DataFrame(index=[f"gene{i}" for i in range(n_genes)]))
     adata.layers["counts"] = adata.X
+    if batch_scale is not None:
+        names = [f"batch{i}" for i in range(n_batches)]
+        adata.obs["batch"] = pd.Categorical.from_codes(batches, names)
+        adata.uns["simulate_batches"] = {
+            "batches": np.array(names, dtype=object),
+            "gene_factor": gene_factor.astype(np.float32),
+            "library_factor": batch_library.astype(np.float32),
+        }
     return adata
 
 

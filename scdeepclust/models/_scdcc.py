@@ -38,10 +38,10 @@ class SCDCCConfig:
     sigma: float = 2.5
     pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
-    max_epochs: int = 300
+    max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0
-    update_interval: float = 1.0
+    update_interval: float | None = None
     tol: float = 1e-3
     resolution: float = 1.0
     n_neighbors: int = 15
@@ -50,6 +50,19 @@ class SCDCCConfig:
     batch_size: int = 256
     random_state: int | None = 0
     progress: bool = True
+    batch_key: str | None = None
+    batch_categories: tuple[str, ...] | None = None  # known batches, in code order
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.batch_categories or ())
+
+    def resolved_max_epochs(self, n_obs: int) -> int:
+        if self.max_epochs is not None:
+            return int(self.max_epochs)
+        # 300 epochs up to 20,000 cells, the same number of steps beyond (6 at a million): the
+        # stage usually stops far earlier on `tol`; the cap bounds the work on large data.
+        return default_epochs(n_obs, base=300, reference_cells=20_000, minimum=2)
 
     def resolved_pretrain_epochs(self, n_obs: int) -> int:
         if self.pretrain_epochs is not None:
@@ -82,6 +95,7 @@ def fit_scdcc(
             encoder_hidden=config.encoder_hidden,
             latent_dim=config.latent_dim,
             decoder_hidden=config.decoder_hidden,
+            n_batches=config.n_batches,
         ).to(device)
     if checkpoint is not None:
         checkpoint.attach(
@@ -91,7 +105,8 @@ def fit_scdcc(
 
     def denoising_zinb(batch: Batch) -> dict[str, torch.Tensor]:
         noisy = batch.x + config.sigma * torch.randn(batch.x.shape, generator=noise, device=device)
-        params = model.decode(model.encode(noisy), batch.size_factors)
+        z = model.encode(noisy, batch.batch_code)
+        params = model.decode(z, batch.size_factors, batch.batch_code)
         return {"zinb": zinb_nll(batch.counts, params)}
 
     t0 = time.perf_counter()
@@ -129,7 +144,7 @@ def fit_scdcc(
 
     outcome = deep_embedded_clustering(
         feeder,
-        model.encode,
+        lambda batch: model.encode(batch.x, batch.batch_code),
         model.parameters(),
         config.latent_dim,
         CentroidInit(
@@ -140,7 +155,7 @@ def fit_scdcc(
             seed_labels=seed_labels,
         ),
         ClusteringStage(
-            max_epochs=config.max_epochs,
+            max_epochs=config.resolved_max_epochs(feeder.n_total),
             batch_size=config.batch_size,
             tol=config.tol,
             update_interval=config.update_interval,

@@ -37,6 +37,7 @@ from .._serialization import (
 from .._version import __version__
 from ..data import CellFeeder, RowSource, stream_outputs
 from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
+from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
 from ..pp._input import check_counts, check_finite, counts_location, input_matrix, scan_matrix
 from ..train import resolve_device
@@ -158,6 +159,7 @@ class TrainedModel:
         *,
         key_added: str | None = None,
         layer: str | None = None,
+        batch_key: str | None = None,
         device: str = "auto",
         copy: bool = False,
     ) -> AnnData | None:
@@ -166,10 +168,44 @@ class TrainedModel:
         from ..tl import map_to_model
 
         return map_to_model(
-            adata, self, key_added=key_added, layer=layer, device=device, copy=copy
+            adata,
+            self,
+            key_added=key_added,
+            layer=layer,
+            batch_key=batch_key,
+            device=device,
+            copy=copy,
         )
 
-    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+    @property
+    def batch_key(self) -> str | None:
+        """The `obs` column of the batches it was trained with (`None`: without batches)."""
+        return self.config.get("batch_key")
+
+    @property
+    def batch_categories(self) -> list[str]:
+        """The batches it knows, in the order of its batch codes."""
+        return list(self.config.get("batch_categories") or [])
+
+    def batch_codes(self, adata: AnnData, batch_key: str | None = None) -> np.ndarray | None:
+        """New cells' batch codes, from `adata.obs[batch_key]` (default: the training key)."""
+        if not self.batch_categories:
+            if batch_key is not None:
+                raise ValueError(
+                    "This model was trained without batch_key, so new cells' batches cannot "
+                    "be used; leave batch_key out."
+                )
+            return None
+        return known_batch_codes(adata, batch_key or self.batch_key, self.batch_categories)
+
+    def feeder(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None,
+        device: torch.device,
+        batch_key: str | None = None,
+    ) -> CellFeeder:
         """The new cells as network input (genes matched by name)."""
         raise NotImplementedError
 
@@ -186,7 +222,7 @@ class TrainedModel:
         layer = self.clustering_layer().to(feeder.device)
 
         def run(batch):
-            z = network.encode(batch.x)
+            z = network.encode(batch.x, batch_code=batch.batch_code)
             return {"z": z, "q": layer(z)}
 
         out = stream_outputs(feeder, run, {"z": self.latent_dim, "q": self.n_clusters})
@@ -292,9 +328,18 @@ class SCDCC(TrainedModel):
             encoder_hidden=tuple(config["encoder_hidden"]),
             latent_dim=config["latent_dim"],
             decoder_hidden=tuple(config["decoder_hidden"]),
+            n_batches=len(config.get("batch_categories") or ()),
         )
 
-    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+    def feeder(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None,
+        device: torch.device,
+        batch_key: str | None = None,
+    ) -> CellFeeder:
+        codes = self.batch_codes(adata, batch_key)
         layer, _ = counts_location(adata, layer)
         matrix, where = input_matrix(adata, layer=layer)
         check_counts(scan_matrix(matrix, where=where), where)
@@ -308,6 +353,7 @@ class SCDCC(TrainedModel):
             gene_mean=np.asarray(pre["gene_mean"], dtype=np.float32),
             gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32),
             max_value=pre.get("max_value"),
+            batch_codes=codes,
         )
 
 
@@ -331,9 +377,19 @@ class DESC(TrainedModel):
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:
-        return StackedAutoencoder(n_input, tuple(config["hidden"]))
+        return StackedAutoencoder(
+            n_input, tuple(config["hidden"]), n_batches=len(config.get("batch_categories") or ())
+        )
 
-    def feeder(self, adata: AnnData, *, layer: str | None, device: torch.device) -> CellFeeder:
+    def feeder(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None,
+        device: torch.device,
+        batch_key: str | None = None,
+    ) -> CellFeeder:
+        codes = self.batch_codes(adata, batch_key)
         source = self.preprocessing["input"]
         if source["kind"] == "obsm":
             if layer is not None:
@@ -353,7 +409,15 @@ class DESC(TrainedModel):
             matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
         check_finite(scan_matrix(matrix, where=where), where)
-        return CellFeeder(RowSource(matrix, columns=columns), device=device)
+        pre = self.preprocessing
+        scaled = pre.get("gene_mean") is not None
+        return CellFeeder(
+            RowSource(matrix, columns=columns),
+            device=device,
+            gene_mean=np.asarray(pre["gene_mean"], dtype=np.float32) if scaled else None,
+            gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32) if scaled else None,
+            batch_codes=codes,
+        )
 
 
 MODEL_CLASSES: dict[str, type[TrainedModel]] = {"scdcc": SCDCC, "desc": DESC}

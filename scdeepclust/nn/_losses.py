@@ -43,12 +43,24 @@ def zinb_nll(counts: torch.Tensor, params: ZINBParameters, *, reduce: bool = Tru
         full = log_nonzero(counts, theta, log_mu, log_theta_mu, log_nb_zero, log_one_minus_pi)
         return -torch.where(counts > 0, full, log_zero)
     # The lgamma terms (and their digamma gradients) dominate the cost; count matrices are
-    # mostly zeros, so evaluate them on the non-zero entries only.
+    # mostly zeros, so evaluate them on the non-zero entries only. Their positions are found
+    # once and gathered with index_select (backward: index_add), not by boolean masks, each of
+    # which would search the mask again, forward and backward.
     nz = counts > 0
+    flat = torch.nonzero(nz.reshape(-1)).squeeze(1)
+
+    def at_nonzero(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1).index_select(0, flat)
+
     nonzero = log_nonzero(
-        counts[nz], theta[nz], log_mu[nz], log_theta_mu[nz], log_nb_zero[nz], log_one_minus_pi[nz]
+        at_nonzero(counts),
+        at_nonzero(theta),
+        at_nonzero(log_mu),
+        at_nonzero(log_theta_mu),
+        at_nonzero(log_nb_zero),
+        at_nonzero(log_one_minus_pi),
     )
-    total = (log_zero * ~nz).sum() + nonzero.sum()
+    total = log_zero.masked_fill(nz, 0.0).sum() + nonzero.sum()
     return -total / counts.numel()
 
 

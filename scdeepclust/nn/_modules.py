@@ -25,6 +25,25 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def batch_shift(n_batches: int, width: int) -> nn.Embedding | None:
+    """A learned per-batch offset of a layer's pre-activation: the same as giving the layer the
+    one-hot batch as extra inputs (a conditional autoencoder, as in scVI), without building the
+    one-hot matrix. Starts at zero, i.e. as the unconditioned network; `None` without batches."""
+    if n_batches <= 0:
+        return None
+    shift = nn.Embedding(n_batches, width)
+    nn.init.zeros_(shift.weight)
+    return shift
+
+
+def _shifted(h: torch.Tensor, shift: nn.Embedding | None, batch_code: torch.Tensor | None):
+    if shift is None:
+        return h
+    if batch_code is None:
+        raise ValueError("This network was trained with batches: give each cell's batch code.")
+    return h + shift(batch_code)
+
+
 @dataclass
 class ZINBParameters:
     """Zero-inflated negative binomial parameters per cell and gene, kept in log space where
@@ -50,7 +69,11 @@ DISPERSION_RANGE = (1e-4, 1e4)
 
 
 class ZINBAutoencoder(nn.Module):
-    """Autoencoder whose decoder gives the parameters of a ZINB distribution of the counts."""
+    """Autoencoder whose decoder gives the parameters of a ZINB distribution of the counts.
+
+    With `n_batches` > 0 it is conditional on the batch: the batch enters the encoder's first
+    layer, the decoder's first layer and the ZINB heads (so the mean, dispersion and dropout of
+    each gene may differ by batch), and the latent space need not encode it."""
 
     def __init__(
         self,
@@ -59,6 +82,7 @@ class ZINBAutoencoder(nn.Module):
         encoder_hidden: Sequence[int] = (256, 64),
         latent_dim: int = 32,
         decoder_hidden: Sequence[int] = (64, 256),
+        n_batches: int = 0,
     ):
         super().__init__()
         self.encoder = mlp([n_input, *encoder_hidden])
@@ -68,12 +92,34 @@ class ZINBAutoencoder(nn.Module):
         # Mean, dispersion and dropout heads as one matrix multiply.
         self.zinb_heads = nn.Linear(width, 3 * n_input)
         self.latent_dim = latent_dim
+        self.n_batches = n_batches
+        # Created last: without batches the other parameters draw the same random numbers.
+        self.encoder_batch = batch_shift(
+            n_batches, encoder_hidden[0] if encoder_hidden else latent_dim
+        )
+        self.decoder_batch = batch_shift(n_batches, decoder_hidden[0]) if decoder_hidden else None
+        self.heads_batch = batch_shift(n_batches, 3 * n_input)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_latent(self.encoder(x))
+    def encode(self, x: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
+        if self.encoder_batch is None:
+            return self.to_latent(self.encoder(x))
+        if len(self.encoder) == 0:
+            return _shifted(self.to_latent(x), self.encoder_batch, batch_code)
+        h = _shifted(self.encoder[0](x), self.encoder_batch, batch_code)
+        return self.to_latent(self.encoder[1:](h))
 
-    def decode(self, z: torch.Tensor, size_factors: torch.Tensor) -> ZINBParameters:
-        mean_out, dispersion_out, dropout_logits = self.zinb_heads(self.decoder(z)).chunk(3, dim=1)
+    def decode(
+        self,
+        z: torch.Tensor,
+        size_factors: torch.Tensor,
+        batch_code: torch.Tensor | None = None,
+    ) -> ZINBParameters:
+        if self.decoder_batch is None or len(self.decoder) == 0:
+            h = self.decoder(z)
+        else:
+            h = self.decoder[1:](_shifted(self.decoder[0](z), self.decoder_batch, batch_code))
+        heads = _shifted(self.zinb_heads(h), self.heads_batch, batch_code)
+        mean_out, dispersion_out, dropout_logits = heads.chunk(3, dim=1)
         log_mean = mean_out.clamp(*LOG_MEAN_RANGE) + size_factors.log()[:, None]
         dispersion = F.softplus(dispersion_out).clamp(*DISPERSION_RANGE)
         return ZINBParameters(log_mean, dispersion, dropout_logits)
@@ -111,9 +157,12 @@ class ClusteringLayer(nn.Module):
 
 class StackedAutoencoder(nn.Module):
     """DESC's stacked autoencoder: ReLU hidden layers, tanh on the embedding layer, a mirrored
-    decoder with a linear output; built from layer pairs so it can be pretrained greedily."""
+    decoder with a linear output; built from layer pairs so it can be pretrained greedily.
 
-    def __init__(self, n_input: int, hidden: Sequence[int]):
+    With `n_batches` > 0 it is conditional on the batch: the batch enters the first encoder
+    layer and every decoder layer (as scVI injects covariates into its decoder)."""
+
+    def __init__(self, n_input: int, hidden: Sequence[int], *, n_batches: int = 0):
         super().__init__()
         if not hidden:
             raise ValueError("hidden must name at least one layer size.")
@@ -123,6 +172,28 @@ class StackedAutoencoder(nn.Module):
         self.decoder_layers = nn.ModuleList(nn.Linear(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
         self.latent_dim = hidden[-1]
         self.widths = tuple(sizes)
+        self.n_batches = n_batches
+        self.encoder_batch = batch_shift(n_batches, sizes[1])
+        self.decoder_batch = (
+            nn.ModuleList(batch_shift(n_batches, width) for width in sizes[:-1])
+            if n_batches > 0
+            else None
+        )
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What the clustering stage trains: the encoder layers and their batch input."""
+        params = list(self.encoder_layers.parameters())
+        return params if self.encoder_batch is None else [*params, *self.encoder_batch.parameters()]
+
+    def _encoder_pre(self, i: int, h: torch.Tensor, batch_code: torch.Tensor | None):
+        out = self.encoder_layers[i](h)
+        return _shifted(out, self.encoder_batch, batch_code) if i == 0 else out
+
+    def _decoder_pre(self, i: int, h: torch.Tensor, batch_code: torch.Tensor | None):
+        out = self.decoder_layers[i](h)
+        if self.decoder_batch is None:
+            return out
+        return _shifted(out, self.decoder_batch[i], batch_code)
 
     @property
     def depth(self) -> int:
@@ -134,19 +205,36 @@ class StackedAutoencoder(nn.Module):
     def decoder_activation(self, i: int, h: torch.Tensor) -> torch.Tensor:
         return h if i == 0 else F.relu(h)
 
-    def encode(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+    def encode(
+        self, x: torch.Tensor, depth: int | None = None, batch_code: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The first `depth` encoder layers (all by default)."""
-        for i, layer in enumerate(self.encoder_layers[: self.depth if depth is None else depth]):
-            x = self.encoder_activation(i, layer(x))
+        for i in range(self.depth if depth is None else depth):
+            x = self.encoder_activation(i, self._encoder_pre(i, x, batch_code))
         return x
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
         for i in reversed(range(self.depth)):
-            z = self.decoder_activation(i, self.decoder_layers[i](z))
+            z = self.decoder_activation(i, self._decoder_pre(i, z, batch_code))
         return z
 
-    def layer_pair(self, i: int, h: torch.Tensor, dropout: float) -> torch.Tensor:
+    def layer_pair(
+        self, i: int, h: torch.Tensor, dropout: float, batch_code: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Denoising autoencoder of layer i alone: reconstruct its input h from a dropped-out
         copy, for greedy layer-wise pretraining."""
-        code = self.encoder_activation(i, self.encoder_layers[i](F.dropout(h, dropout, True)))
-        return self.decoder_activation(i, self.decoder_layers[i](F.dropout(code, dropout, True)))
+        code = self.encoder_activation(
+            i, self._encoder_pre(i, F.dropout(h, dropout, True), batch_code)
+        )
+        return self.decoder_activation(
+            i, self._decoder_pre(i, F.dropout(code, dropout, True), batch_code)
+        )
+
+    def layer_parameters(self, i: int) -> list[nn.Parameter]:
+        """What greedy pretraining of layer pair i trains, batch inputs included."""
+        params = [*self.encoder_layers[i].parameters(), *self.decoder_layers[i].parameters()]
+        if i == 0 and self.encoder_batch is not None:
+            params += list(self.encoder_batch.parameters())
+        if self.decoder_batch is not None:
+            params += list(self.decoder_batch[i].parameters())
+        return params

@@ -66,8 +66,8 @@ class CountStatistics:
 
     size_factors: np.ndarray  # float32, (n_obs,)
     median_library_size: float
-    gene_mean: np.ndarray  # float32, (n_vars,)
-    gene_scale: np.ndarray  # float32, (n_vars,); 1 where a gene is constant
+    gene_mean: np.ndarray  # float32, (n_vars,), or (n_batches, n_vars) within batches
+    gene_scale: np.ndarray  # float32, as gene_mean; 1 where a gene is constant
 
 
 def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
@@ -93,36 +93,98 @@ def size_factors(
     return totals / median, median
 
 
-def count_statistics(source: RowSource, *, chunk_size: int = 8192) -> CountStatistics:
+def count_statistics(
+    source: RowSource,
+    *,
+    batch_codes: np.ndarray | None = None,
+    n_batches: int = 1,
+    chunk_size: int = 8192,
+) -> CountStatistics:
     """Size factors (library size / median library size) and per-gene mean and standard
-    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give."""
+    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give.
+
+    With `batch_codes` (0..n_batches-1 per cell) the means and scales are computed within each
+    batch, (n_batches, n_vars) arrays: the z-scores remove per-batch gene-wise shifts."""
     size_factors_, median = size_factors(source, chunk_size=chunk_size)
 
-    sums = np.zeros(source.n_vars, dtype=np.float64)
-    sums_sq = np.zeros(source.n_vars, dtype=np.float64)
-    for start, stop, block in source.iter_blocks(chunk_size):
+    def log_normalised(block, start: int, stop: int):
         sf = size_factors_[start:stop]
         if sparse.issparse(block):
             block = sparse.csr_matrix(block)
-            values = np.log1p(block.data / np.repeat(sf, np.diff(block.indptr)))
-            sums += np.bincount(block.indices, weights=values, minlength=source.n_vars)
-            sums_sq += np.bincount(block.indices, weights=values**2, minlength=source.n_vars)
-        else:
-            values = np.log1p(np.asarray(block, dtype=np.float64) / sf[:, None])
-            sums += values.sum(axis=0)
-            sums_sq += (values**2).sum(axis=0)
-    n = source.n_obs
-    mean = sums / n
-    # Unbiased variance, as sc.pp.scale uses.
-    mean_sq = sums_sq / n
-    var = np.maximum(mean_sq - mean**2, 0.0) * (n / max(n - 1, 1))
-    scale = np.sqrt(var)
-    # A constant gene has variance 0 up to the rounding of mean_sq - mean**2 (relative error
-    # ~1e-16 of mean_sq): scale 1, or its rounding noise would be blown up to unit variance.
-    scale[var <= 1e-12 * mean_sq] = 1.0
+            block.data = np.log1p(block.data / np.repeat(sf, np.diff(block.indptr)))
+            return block
+        return np.log1p(np.asarray(block, dtype=np.float64) / sf[:, None])
+
+    mean, scale = feature_statistics(
+        source,
+        transform=log_normalised,
+        groups=batch_codes,
+        n_groups=n_batches,
+        chunk_size=chunk_size,
+    )
     return CountStatistics(
         size_factors=size_factors_.astype(np.float32),
         median_library_size=median,
-        gene_mean=mean.astype(np.float32),
-        gene_scale=scale.astype(np.float32),
+        gene_mean=mean,
+        gene_scale=scale,
     )
+
+
+def feature_statistics(
+    source: RowSource,
+    *,
+    transform=None,
+    groups: np.ndarray | None = None,
+    n_groups: int = 1,
+    chunk_size: int = 8192,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation (unbiased, as `sc.pp.scale`; 1 for a constant
+    column) of `transform(block, start, stop)` of the rows, in one streaming pass touching only
+    the non-zeros of a sparse matrix (`transform` must keep zeros at zero). With `groups` (a code
+    0..n_groups-1 per row), (n_groups, n_vars) float32 arrays of the statistics within each
+    group; else (n_vars,) arrays."""
+    n_vars = source.n_vars
+    sums = np.zeros((n_groups, n_vars), dtype=np.float64)
+    sums_sq = np.zeros((n_groups, n_vars), dtype=np.float64)
+    for start, stop, block in source.iter_blocks(chunk_size):
+        if transform is not None:
+            block = transform(block, start, stop)
+        block_groups = None if groups is None else groups[start:stop]
+        if sparse.issparse(block):
+            block = sparse.csr_matrix(block)
+            values = np.asarray(block.data, dtype=np.float64)
+            if block_groups is None:
+                sums[0] += np.bincount(block.indices, weights=values, minlength=n_vars)
+                sums_sq[0] += np.bincount(block.indices, weights=values**2, minlength=n_vars)
+            else:
+                flat = np.repeat(block_groups, np.diff(block.indptr)) * n_vars + block.indices
+                size = n_groups * n_vars
+                sums += np.bincount(flat, weights=values, minlength=size).reshape(n_groups, -1)
+                sums_sq += np.bincount(flat, weights=values**2, minlength=size).reshape(
+                    n_groups, -1
+                )
+        else:
+            values = np.asarray(block, dtype=np.float64)
+            if block_groups is None:
+                sums[0] += values.sum(axis=0)
+                sums_sq[0] += (values**2).sum(axis=0)
+            else:
+                for g in np.unique(block_groups):
+                    part = values[block_groups == g]
+                    sums[g] += part.sum(axis=0)
+                    sums_sq[g] += (part**2).sum(axis=0)
+    if groups is None:
+        n = np.array([source.n_obs], dtype=np.float64)
+    else:
+        n = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    n = n[:, None]
+    mean = sums / np.maximum(n, 1)
+    # Unbiased variance, as sc.pp.scale uses.
+    mean_sq = sums_sq / np.maximum(n, 1)
+    var = np.maximum(mean_sq - mean**2, 0.0) * (n / np.maximum(n - 1, 1))
+    scale = np.sqrt(var)
+    # A constant column has variance 0 up to the rounding of mean_sq - mean**2 (relative error
+    # ~1e-16 of mean_sq): scale 1, or its rounding noise would be blown up to unit variance.
+    scale[var <= 1e-12 * mean_sq] = 1.0
+    mean, scale = mean.astype(np.float32), scale.astype(np.float32)
+    return (mean[0], scale[0]) if groups is None else (mean, scale)

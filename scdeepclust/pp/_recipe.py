@@ -22,6 +22,7 @@ def recipe(
     n_top_genes: int | None = 2000,
     hvg_above: int = 3000,
     max_value: float = 10.0,
+    batch_key: str | None = None,
 ) -> list[str]:
     """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`,
     deciding from what the data holds; returns one line per step taken.
@@ -51,6 +52,10 @@ def recipe(
         Gene selection; `n_top_genes=None` keeps every gene.
     max_value
         Clip of the scaling (DESC).
+    batch_key
+        An `obs` column of batches: the variable genes are chosen within each batch and
+        ranked by in how many batches they are variable (scanpy's `batch_key`), so that genes
+        which only tell the batches apart are not preferred.
     """
     import scanpy as sc
 
@@ -91,9 +96,10 @@ def recipe(
             if adata.raw is None and state == "log":
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
-            selected = _highly_variable(adata, counts_key, n_top_genes)
+            selected = _highly_variable(adata, counts_key, n_top_genes, batch_key)
             adata._inplace_subset_var(selected)
-            steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}")
+            within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
+            steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
 
     if method == "desc" and state != "scaled":
         if sparse.issparse(adata.X):
@@ -150,7 +156,9 @@ def _x_state(X) -> str:
     return "normalised" if high > LOG_MAX else "log"
 
 
-def _highly_variable(adata: AnnData, counts_key: str | None, n_top_genes: int) -> np.ndarray:
+def _highly_variable(
+    adata: AnnData, counts_key: str | None, n_top_genes: int, batch_key: str | None = None
+) -> np.ndarray:
     """Mask of the most variable genes ('seurat' flavour on log-normalised values)."""
     import scanpy as sc
 
@@ -160,7 +168,9 @@ def _highly_variable(adata: AnnData, counts_key: str | None, n_top_genes: int) -
         sc.pp.log1p(tmp)
     else:
         tmp = AnnData(adata.X)
+    if batch_key is not None:
+        tmp.obs[batch_key] = adata.obs[batch_key].to_numpy()
     table = sc.pp.highly_variable_genes(
-        tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
+        tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False, batch_key=batch_key
     )
     return table["highly_variable"].to_numpy()

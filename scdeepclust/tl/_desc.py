@@ -12,6 +12,8 @@ from scanpy import logging as logg
 from .._results import ClusteringResult, write_results
 from ..data import CellFeeder, RowSource
 from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
+from ..pp._batches import batch_covariate
+from ..pp._counts import feature_statistics
 from ..train import open_checkpoint, report_interruption, resolve_device
 from ._validate import (
     check_adata,
@@ -19,6 +21,7 @@ from ._validate import (
     check_key_added,
     check_n_clusters,
     check_training_sizes,
+    check_update_interval,
     start_distributed,
     target_adata,
     tool_input,
@@ -33,6 +36,8 @@ def desc(
     n_clusters: int | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
+    batch_key: str | None = None,
+    scale: bool = False,
     hidden: Sequence[int] | None = None,
     drop_rate: float = 0.2,
     layerwise: bool = True,
@@ -43,9 +48,9 @@ def desc(
     alpha: float = 1.0,
     lr: float = 0.01,
     momentum: float = 0.9,
-    update_interval: float = 1.0,
+    update_interval: float | None = None,
     tol: float = 0.005,
-    max_epochs: int = 100,
+    max_epochs: int | None = None,
     batch_size: int = 256,
     device: str = "auto",
     random_state: int | None = 0,
@@ -79,9 +84,22 @@ def desc(
         Use ``adata.layers[layer]`` instead of ``X``.
     use_rep
         Use ``adata.obsm[use_rep]`` (e.g. ``'X_pca'``) instead of ``X``.
+    scale
+        Z-score every gene (zero mean, unit variance) inside DESC instead of beforehand: the
+        statistics come from one streaming pass and are applied per minibatch, so a sparse
+        log-normalised matrix is never densified (``sc.pp.scale`` on a million cells makes a
+        dense copy of 8 GB). The statistics are stored with a returned model. Implied within
+        batches by `batch_key`.
+    batch_key
+        An `obs` column naming each cell's batch (donor, run, technology...). The input is
+        z-scored within each batch (as DESC's authors recommend for data from several
+        batches), and the autoencoder is conditional on the batch (it enters the first encoder
+        layer and every decoder layer), so the embedding need not follow the batches. The
+        batches and their scaling statistics are stored with the model; mapped cells must come
+        from one of them.
     hidden
         Encoder layer sizes, the last one being the embedding. Default by number of cells:
-        (128, 32) up to 20,000 cells, (256, 64, 32) up to 200,000, (512, 128, 32) beyond.
+        (128, 32) up to 20,000 cells, (256, 64, 32) beyond.
     drop_rate
         Dropout of the layer-wise denoising pretraining.
     layerwise
@@ -99,11 +117,13 @@ def desc(
     lr, momentum
         SGD settings of the clustering stage.
     update_interval
-        Epochs between target refreshes; fractions refresh within an epoch.
+        Epochs between refreshes of the target distribution p (fractions refresh within an
+        epoch). Default: every epoch, or every 500 minibatches when an epoch is longer.
     tol
         Stop when fewer than this fraction of cells change label between refreshes.
     max_epochs
-        Upper bound on clustering-stage epochs.
+        Upper bound on clustering-stage epochs. Default: 100 up to 100,000 cells, the same
+        number of minibatch steps beyond (10 epochs at a million cells).
     batch_size, device, random_state, progress, copy
         As in :func:`scdeepclust.tl.scdcc`.
     return_model
@@ -144,6 +164,8 @@ def desc(
     check_training_sizes(
         adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
     )
+    batches = batch_covariate(adata, batch_key)
+    check_update_interval(update_interval)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     if kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
@@ -167,7 +189,19 @@ def desc(
             UserWarning,
             stacklevel=2,
         )
-    feeder = CellFeeder(source, device=dev)
+    batch_codes = None if batches is None else batches.codes
+    scaling = None
+    if batches is not None:
+        scaling = feature_statistics(source, groups=batch_codes, n_groups=batches.n_batches)
+    elif scale:
+        scaling = feature_statistics(source)
+    feeder = CellFeeder(
+        source,
+        device=dev,
+        gene_mean=None if scaling is None else scaling[0],
+        gene_scale=None if scaling is None else scaling[1],
+        batch_codes=batch_codes,
+    )
     if distributed:
         feeder = feeder.sharded(rank, world_size)
     config = DESCConfig(
@@ -188,6 +222,8 @@ def desc(
         batch_size=batch_size,
         random_state=random_state,
         progress=progress,
+        batch_key=batch_key,
+        batch_categories=None if batches is None else batches.categories,
     )
     checkpoint = open_checkpoint(
         checkpoint_dir,
@@ -205,9 +241,11 @@ def desc(
         for res in resolutions:
             key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
             result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
-            result.params.update(input=where, device=str(dev), distributed=distributed)
+            result.params.update(input=where, device=str(dev), distributed=distributed, scale=scale)
             if distributed:
                 result.info["n_processes"] = world_size
+            if batches is not None:
+                result.info["batch_sizes"] = batches.sizes()
             results[key] = result
     total = time.perf_counter() - t_start
     for result in results.values():
@@ -222,13 +260,16 @@ def desc(
             if layer is not None
             else {"kind": "X", "key": None}
         )
+        preprocessing = {"input": input_spec}
+        if scaling is not None:  # z-scoring (within the training batches), for mapped cells too
+            preprocessing.update(gene_mean=scaling[0], gene_scale=scaling[1])
         for key, result in results.items():
             models[key] = DESC(
                 result.trained["network"],
                 result.trained["centroids"],
                 config=result.params,
                 features=data.feature_names(adata, use_rep),
-                preprocessing={"input": input_spec},
+                preprocessing=preprocessing,
                 key_added=key,
             )
     model = next(iter(models.values())) if len(models) == 1 else models

@@ -19,6 +19,7 @@ def map_to_model(
     *,
     key_added: str | None = None,
     layer: str | None = None,
+    batch_key: str | None = None,
     device: str = "auto",
     copy: bool = False,
 ) -> AnnData | None:
@@ -48,6 +49,11 @@ def map_to_model(
         categories.
     layer
         Take the input from this layer instead of the default.
+    batch_key
+        For a model trained with `batch_key`: the `obs` column holding the new cells' batches
+        (default: the column name used in training). Every batch must be one the model was
+        trained on; the cells are scaled with that batch's statistics and the network is
+        given the batch, as in training.
     device
         "auto", "cpu", "cuda", ...
     copy
@@ -72,9 +78,9 @@ def map_to_model(
     check_key_added(key)
     dev = resolve_device(device)
     start = logg.info(f"mapping {adata.n_obs} cells onto {model!r}")
-    feeder = model.feeder(adata, layer=layer, device=dev)
+    feeder = model.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
     result = model.assign(feeder)
-    result.params.update(layer=layer, device=str(dev))
+    result.params.update(layer=layer, device=str(dev), batch_key=batch_key or model.batch_key)
     result.info["n_genes_missing"] = feeder.source.n_missing_columns
     result.timings["total_s"] = time.perf_counter() - t_start
 

@@ -19,6 +19,7 @@ from ..constraints import (
 )
 from ..data import CellFeeder, RowSource
 from ..models import SCDCC, SCDCCConfig, fit_scdcc
+from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics
 from ..train import open_checkpoint, report_interruption, resolve_device
 from ._validate import (
@@ -28,6 +29,7 @@ from ._validate import (
     check_keys,
     check_n_clusters,
     check_training_sizes,
+    check_update_interval,
     start_distributed,
     target_adata,
     tool_input,
@@ -44,6 +46,7 @@ def scdcc(
     n_clusters: int | None = None,
     *,
     layer: str | None = None,
+    batch_key: str | None = None,
     n_top_genes: int | None = None,
     label_key: str | None = None,
     must_link: Sequence | np.ndarray | None = None,
@@ -61,10 +64,10 @@ def scdcc(
     max_value: float | None = None,
     pretrain_epochs: int | None = None,
     pretrain_lr: float = 1e-3,
-    max_epochs: int = 300,
+    max_epochs: int | None = None,
     lr: float = 1.0,
     gamma: float = 1.0,
-    update_interval: float = 1.0,
+    update_interval: float | None = None,
     tol: float = 1e-3,
     batch_size: int = 256,
     device: str = "auto",
@@ -98,7 +101,12 @@ def scdcc(
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.
-    n_top_genes
+    batch_key
+        An `obs` column naming each cell's batch (donor, run, technology...). The input is
+        z-scored within each batch, and the autoencoder is conditional on the batch (the
+        batch enters its encoder, decoder and ZINB heads, so mean, dispersion and dropout may
+        differ by batch): the latent space, and so the clusters, need not follow the batches.
+        The batches are stored with the model; mapped cells must come from one of them.
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
         counts), chosen internally; `adata` is not modified.
     label_key
@@ -130,13 +138,15 @@ def scdcc(
     pretrain_lr
         Adam learning rate of pretraining.
     max_epochs
-        Upper bound on clustering-stage epochs.
+        Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
+        number of minibatch steps beyond (6 epochs at a million cells).
     lr
         Adadelta learning rate of the clustering stage.
     gamma
         Weight of the clustering (KL) loss against the ZINB loss.
     update_interval
-        Epochs between refreshes of the target distribution p (may be fractional).
+        Epochs between refreshes of the target distribution p (fractions refresh within an
+        epoch). Default: every epoch, or every 500 minibatches when an epoch is longer.
     tol
         Stop when fewer than this fraction of cells change label between refreshes.
     batch_size
@@ -204,6 +214,8 @@ def scdcc(
         adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
     )
     check_keys(adata, label_key=label_key, protein_key=protein_key)
+    batches = batch_covariate(adata, batch_key)
+    check_update_interval(update_interval)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
     if distributed:
@@ -223,7 +235,10 @@ def scdcc(
         chosen = _highly_variable(counts if genes_used is None else counts[:, kept], n_top_genes)
         genes_used = kept[chosen]
     source = RowSource(counts, columns=genes_used)
-    stats = count_statistics(source)
+    batch_codes = None if batches is None else batches.codes
+    stats = count_statistics(
+        source, batch_codes=batch_codes, n_batches=1 if batches is None else batches.n_batches
+    )
     rng = np.random.default_rng(random_state)
     constraints = _build_constraints(
         adata, label_key, must_link, cannot_link, protein_key, n_pairs, rng
@@ -235,6 +250,7 @@ def scdcc(
         gene_mean=stats.gene_mean,
         gene_scale=stats.gene_scale,
         max_value=max_value,
+        batch_codes=batch_codes,
     )
     if distributed:
         feeder = feeder.sharded(rank, world_size)
@@ -258,6 +274,8 @@ def scdcc(
         batch_size=batch_size,
         random_state=random_state,
         progress=progress,
+        batch_key=batch_key,
+        batch_categories=None if batches is None else batches.categories,
     )
     seed_labels = None
     if label_key is not None and n_clusters is not None:
@@ -286,6 +304,8 @@ def scdcc(
     result.timings["total_s"] = time.perf_counter() - t_start
     if distributed:
         result.info["n_processes"] = world_size
+    if batches is not None:
+        result.info["batch_sizes"] = batches.sizes()
     genes = adata.var_names if genes_used is None else adata.var_names[genes_used]
     if genes_used is not None:
         result.info["genes_used"] = np.asarray(genes)

@@ -54,6 +54,16 @@ def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> No
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
+def check_update_interval(update_interval: float | None) -> None:
+    if update_interval is not None and not (
+        isinstance(update_interval, numbers.Real) and update_interval > 0
+    ):
+        raise ValueError(
+            f"update_interval must be a positive number of epochs (or None for the default), "
+            f"got {update_interval!r}."
+        )
+
+
 def check_n_clusters(n_clusters: int | None, n_obs: int) -> None:
     check_int("n_clusters", n_clusters, minimum=2, allow_none=True)
     if n_clusters is not None and n_clusters > n_obs:
@@ -95,9 +105,7 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
         container = getattr(adata, where[name])
         if key not in container:
             listing = list(container.columns if where[name] == "obs" else container.keys())
-            raise KeyError(
-                f"{name} {key!r} is not in adata.{where[name]}; available: {listing}."
-            )
+            raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
 
 
 def check_checkpointing(

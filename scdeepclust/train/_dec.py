@@ -42,13 +42,14 @@ class DECOutcome:
     centroids: np.ndarray | None = None  # trained, (n_clusters, latent_dim) float32
 
 
-def embed_all(feeder: CellFeeder, encode: Callable[[torch.Tensor], torch.Tensor], width: int):
-    return stream_outputs(feeder, lambda b: {"z": encode(b.x)}, {"z": width})["z"]
+def embed_all(feeder: CellFeeder, encode: Callable[[Batch], torch.Tensor], width: int):
+    """`encode(batch)` of every cell, streamed in chunks into a float32 array."""
+    return stream_outputs(feeder, lambda b: {"z": encode(b)}, {"z": width})["z"]
 
 
 def deep_embedded_clustering(
     feeder: CellFeeder,
-    encode: Callable[[torch.Tensor], torch.Tensor],
+    encode: Callable[[Batch], torch.Tensor],
     trainable: Iterable[torch.nn.Parameter],
     latent_dim: int,
     init: CentroidInit,
@@ -65,8 +66,8 @@ def deep_embedded_clustering(
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
 ) -> DECOutcome:
-    """Initialise centroids on the clean embedding, train encoder + centroids on KL(p || q)
-    (+ extra and pairwise terms), then embed and soft-assign every cell.
+    """Initialise centroids on the clean embedding `encode(batch)`, train encoder + centroids
+    on KL(p || q) (+ extra and pairwise terms), then embed and soft-assign every cell.
 
     `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
@@ -108,18 +109,15 @@ def deep_embedded_clustering(
     if checkpoint is not None:
         checkpoint.attach(modules={"clustering": layer})
 
-    def embed(b: Batch) -> torch.Tensor:
-        return encode(b.x)
-
     history = train_clustering(
         feeder,
-        embed,
+        encode,
         layer,
         optimizer,
         stage,
         rng=rng,
         extra_loss=extra_loss,
-        pair_loss=None if make_pair_loss is None else make_pair_loss(embed, layer),
+        pair_loss=None if make_pair_loss is None else make_pair_loss(encode, layer),
         progress=progress,
         stage=stage_name,
         divergence=divergence,
@@ -131,7 +129,7 @@ def deep_embedded_clustering(
     with torch.no_grad():
         out = stream_outputs(
             feeder,
-            lambda b: {"z": (z_ := encode(b.x)), "q": layer(z_)},
+            lambda b: {"z": (z_ := encode(b)), "q": layer(z_)},
             {"z": latent_dim, "q": layer.n_clusters},
         )
     # Sharded: the results of all processes on rank 0, None on the others.

@@ -1,0 +1,437 @@
+"""Batch-effect correction of `tl.scdcc` and `tl.desc` (``batch_key=``), beside scanpy's ComBat
+and uncorrected Leiden clustering, on data with known cell types and known batch effects.
+
+Designs (one seed):
+
+* ``sim2`` / ``sim4``: `datasets.simulate` (3,000 cells, 1,000 genes, 6 groups) with 2 or 4
+  batches, ``batch_effect=0.5`` (per batch a gene-wise factor exp(N(0, 0.5)) and a library-size
+  shift exp(N(0, 0.25))); cell types are shared by all batches. Undistorted reference: the same
+  call with ``n_batches=1``, i.e. the same cells (groups, library factors) without the batch
+  factors.
+* ``pbmc``: 10X_PBMC_top2000.h5 (4,271 cells, 8 types) from ../shared/data, cells split at
+  random into batches "a" and "b"; the counts of batch "b" are redrawn with a known gene-wise
+  factor exp(N(0, 0.5)) and a library-size shift x0.6 (see `distort_counts`). Undistorted
+  reference: the original counts, with the same batch labels.
+
+Methods, on each design: `tl.scdcc` (raw counts, true k) with and without ``batch_key='batch'``;
+`tl.desc` (normalize_total, log1p, scale; true k) with and without ``batch_key``; scanpy ComBat
+on the log-normalised data, then scale -> PCA (50) -> neighbors (15) -> Leiden (1.0); the same
+without ComBat. Every tool also runs on the undistorted reference without ``batch_key``
+(ComBat's reference is plain Leiden there), which gives the "reference ARI".
+
+Metrics: ARI and NMI against the true cell types; batch mixing in the method's embedding
+(``obsm['X_scdcc']``, ``obsm['X_desc']``, ``obsm['X_pca']`` for the scanpy methods): the mean over
+cells of the entropy of the batch labels among the cell's 30 nearest neighbours, divided by the
+entropy of the overall batch proportions (1 = perfectly mixed, 0 = no neighbour from another
+batch); and the silhouette of the batch labels on the embedding (0 or below = mixed). Wall time
+of each method (the tool call; for the scanpy methods ComBat, scale, PCA, neighbours, Leiden).
+Writes benchmarks/results/batch.{json,md} (``--quick``: batch_quick.*, a small smoke test).
+
+    python benchmarks/batch.py [--designs sim2 sim4 pbmc] [--methods scdcc+batch scdcc ...]
+                               [--seed 0] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import scanpy as sc
+from _common import DATA, DATASETS, RESULTS, require_data, save_results
+from scipy import sparse
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.neighbors import NearestNeighbors
+
+import scdeepclust as sdc
+
+DESIGNS = ["sim2", "sim4", "pbmc"]
+# method -> (tool whose undistorted run is the reference, uses batch_key)
+METHODS = {
+    "scdcc+batch": ("scdcc", True),
+    "scdcc": ("scdcc", False),
+    "desc+batch": ("desc", True),
+    "desc": ("desc", False),
+    "combat-leiden": ("leiden", True),
+    "leiden": ("leiden", False),
+}
+LABELS = {
+    "scdcc+batch": "tl.scdcc",
+    "scdcc": "tl.scdcc",
+    "desc+batch": "tl.desc",
+    "desc": "tl.desc",
+    "combat-leiden": "ComBat + PCA-neighbors-Leiden",
+    "leiden": "PCA-neighbors-Leiden",
+}
+SIM = {"n_cells": 3000, "n_genes": 1000, "n_groups": 6, "batch_effect": 0.5}
+SIM_QUICK = {"n_cells": 600, "n_genes": 200, "n_groups": 6, "batch_effect": 0.5}
+PBMC_GENE_SD = 0.5
+PBMC_LIBRARY_SHIFT = 0.6
+QUICK_CELLS = 600
+QUICK_TOOL_KWARGS = {"pretrain_epochs": 2, "max_epochs": 2}
+N_NEIGHBORS_MIXING = 30
+SILHOUETTE_SAMPLE = 3000
+MIXING_TARGET = 0.9
+DELTA_ARI_TARGET = 0.03
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def entropy(labels: np.ndarray) -> float:
+    """Shannon entropy (natural log) of the label proportions in `labels`."""
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def batch_mixing_entropy(
+    embedding: np.ndarray, batches: np.ndarray, n_neighbors: int = N_NEIGHBORS_MIXING
+) -> float:
+    """Mean over cells of the entropy of the batch labels among each cell's `n_neighbors`
+    nearest neighbours (Euclidean, the cell itself excluded) in `embedding`, divided by the
+    entropy of the overall batch proportions.
+
+    1 means every neighbourhood holds the batches in their overall proportions (perfect
+    mixing), 0 that no cell has a neighbour from another batch. With unequal batch sizes a
+    neighbourhood more even than the whole can score slightly above 1. NaN with one batch.
+    """
+    codes = np.unique(np.asarray(batches), return_inverse=True)[1].ravel()
+    n_batches = codes.max() + 1
+    overall = entropy(codes)
+    if n_batches < 2 or overall == 0:
+        return float("nan")
+    k = min(n_neighbors, len(codes) - 1)
+    # kneighbors() without a query: neighbours of the fitted points, each point not its own
+    index = NearestNeighbors(n_neighbors=k).fit(np.asarray(embedding, dtype=np.float64))
+    neighbours = index.kneighbors(return_distance=False)
+    counts = np.zeros((len(codes), n_batches))
+    np.add.at(counts, (np.repeat(np.arange(len(codes)), k), codes[neighbours].ravel()), 1.0)
+    p = counts / k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        local = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
+    return float(local.mean() / overall)
+
+
+def batch_silhouette(
+    embedding: np.ndarray, batches: np.ndarray, sample_size: int = SILHOUETTE_SAMPLE, seed: int = 0
+) -> float:
+    """Silhouette of the batch labels on `embedding` (Euclidean), on a seeded random sample of
+    at most `sample_size` cells. Near 0 or negative: batches well mixed; towards 1: batches
+    separated. NaN with one batch."""
+    batches = np.asarray(batches)
+    if len(np.unique(batches)) < 2:
+        return float("nan")
+    size = sample_size if len(batches) > sample_size else None
+    return float(
+        silhouette_score(
+            np.asarray(embedding, dtype=np.float64), batches, sample_size=size, random_state=seed
+        )
+    )
+
+
+def cluster_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """ARI and NMI of the clustering `pred` against the true cell types, and its cluster count."""
+    return {
+        "ari": float(adjusted_rand_score(truth, pred)),
+        "nmi": float(normalized_mutual_info_score(truth, pred)),
+        "n_clusters": int(len(np.unique(pred))),
+    }
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def distort_counts(counts: np.ndarray, factor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Redraw integer counts with mean multiplied by `factor` (broadcast against `counts`).
+
+    Poisson resampling, new ~ Poisson(count * factor): the expected count moves exactly by the
+    factor whether it is below or above 1 (binomial thinning would be exact in distribution
+    but can only lower counts), the counts stay integers, and a zero stays zero (a gene the
+    cell did not capture is still not captured). The price is some extra Poisson noise in the
+    distorted cells, itself a realistic difference between technical batches.
+    """
+    return rng.poisson(np.asarray(counts, dtype=np.float64) * factor).astype(np.float32)
+
+
+def simulated_design(n_batches: int, seed: int, quick: bool):
+    """Simulated counts with `n_batches` batches and the same call with one batch (the same
+    cells' groups and library factors, no batch factors) with the batch labels copied."""
+    kwargs = {**(SIM_QUICK if quick else SIM), "random_state": seed}
+    distorted = sdc.datasets.simulate(**kwargs, n_batches=n_batches)
+    reference = sdc.datasets.simulate(**kwargs, n_batches=1)
+    for adata in (distorted, reference):
+        adata.obs["label"] = adata.obs["group"]
+    reference.obs["batch"] = distorted.obs["batch"].to_numpy()
+    return distorted, reference
+
+
+def pbmc_design(seed: int, quick: bool):
+    """10X PBMC split at random into batches "a" and "b"; batch "b" redrawn with a gene-wise
+    factor exp(N(0, PBMC_GENE_SD)) and a library-size shift PBMC_LIBRARY_SHIFT. Returns the
+    distorted data and the original (same cells, same batch labels), and the factors."""
+    original = sdc.datasets.read_h5(DATA / DATASETS["10X_PBMC"])
+    rng = np.random.default_rng([seed, 7])
+    if quick:
+        keep = np.sort(rng.choice(original.n_obs, QUICK_CELLS, replace=False))
+        original = original[keep].copy()
+    batch = np.where(rng.random(original.n_obs) < 0.5, "a", "b")
+    original.obs["batch"] = batch
+    original.obs["batch"] = original.obs["batch"].astype("category")
+    gene_factor = np.exp(rng.normal(0.0, PBMC_GENE_SD, original.n_vars))
+    counts = original.layers["counts"]
+    counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
+    in_b = batch == "b"
+    counts = counts.astype(np.float32)
+    counts[in_b] = distort_counts(counts[in_b], gene_factor * PBMC_LIBRARY_SHIFT, rng)
+    distorted = original.copy()
+    distorted.X = sparse.csr_matrix(counts)
+    distorted.layers["counts"] = distorted.X.copy()
+    return distorted, original, gene_factor
+
+
+def prepare(adata):
+    """Counts in ``layers['counts']`` (scDCC), log-normalised counts in ``layers['lognorm']``
+    (ComBat / Leiden) and the scaled log-normalised matrix in ``X`` (DESC)."""
+    adata = adata.copy()
+    adata.X = sparse.csr_matrix(adata.layers["counts"], dtype=np.float32)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    adata.X = adata.X.toarray()  # dense: a few tens of MB here, and scale would densify anyway
+    adata.layers["lognorm"] = adata.X.copy()
+    sc.pp.scale(adata)
+    return adata
+
+
+# --- methods -------------------------------------------------------------------------------
+
+
+def run_tool(tool, adata, k, seed, batch_key, quick):
+    """`tl.scdcc` or `tl.desc` with the true number of clusters; labels and embedding."""
+    kwargs = {"random_state": seed, "progress": False, "copy": True, "n_clusters": k}
+    if batch_key:
+        kwargs["batch_key"] = batch_key
+    if quick:
+        kwargs.update(QUICK_TOOL_KWARGS)
+    fn = sdc.tl.scdcc if tool == "scdcc" else sdc.tl.desc
+    t0 = time.perf_counter()
+    out = fn(adata, **kwargs)
+    wall = time.perf_counter() - t0
+    return out.obs[tool].to_numpy(), np.asarray(out.obsm[f"X_{tool}"]), wall
+
+
+def run_leiden(adata, seed, combat):
+    """Optionally ComBat on the log-normalised data, then scale -> PCA (50) -> neighbors (15)
+    -> Leiden (1.0); labels and the PCA embedding."""
+    t0 = time.perf_counter()
+    b = adata.copy()
+    b.X = b.layers["lognorm"].copy()
+    if combat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sc.pp.combat(b, key="batch")
+        # a gene constant within a batch gives ComBat a zero variance: no correction to make
+        b.X = np.nan_to_num(np.asarray(b.X), nan=0.0, posinf=0.0, neginf=0.0)
+    sc.pp.scale(b)
+    sc.pp.pca(b, n_comps=min(50, min(b.shape) - 1), random_state=seed)
+    # Exact neighbours: scanpy's approximate default (pynndescent, above 4,096 cells) fails with
+    # scipy >= 1.17 sparse arrays in scanpy 1.11 ('csr_array' has no 'getnnz').
+    sc.pp.neighbors(b, n_neighbors=15, random_state=seed, transformer="sklearn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        sc.tl.leiden(b, resolution=1.0, random_state=seed)
+    wall = time.perf_counter() - t0
+    return b.obs["leiden"].to_numpy(), np.asarray(b.obsm["X_pca"]), wall
+
+
+def run_method(method, adata, k, seed, quick):
+    tool, corrected = METHODS[method]
+    if tool == "leiden":
+        return run_leiden(adata, seed, combat=corrected)
+    return run_tool(tool, adata, k, seed, "batch" if corrected else None, quick)
+
+
+def evaluate(adata, labels, embedding, seed) -> dict:
+    """Every metric of one run on `adata` (true types in ``obs['label']``, batches in
+    ``obs['batch']``)."""
+    batches = adata.obs["batch"].to_numpy()
+    return {
+        **cluster_scores(adata.obs["label"].to_numpy(), labels),
+        "mixing_entropy": batch_mixing_entropy(embedding, batches),
+        "batch_silhouette": batch_silhouette(embedding, batches, seed=seed),
+    }
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def target_notes(rows: list[dict]) -> list[str]:
+    """One line per (design, tool): with batch_key, mixing entropy >= MIXING_TARGET and ARI at
+    most DELTA_ARI_TARGET below the same tool on the undistorted data; better mixing than
+    ComBat + Leiden at equal or better ARI."""
+    found = {(r["design"], r["method"]): r for r in rows if not r["reference"]}
+    notes = []
+    for design in dict.fromkeys(r["design"] for r in rows):
+        combat = found.get((design, "combat-leiden"))
+        for method in ("scdcc+batch", "desc+batch"):
+            r = found.get((design, method))
+            if r is None:
+                continue
+            mixing = r["mixing_entropy"] >= MIXING_TARGET
+            parts = [f"mixing {r['mixing_entropy']:.3f} >= {MIXING_TARGET}: {_yes(mixing)}"]
+            if r["delta_ari"] is not None:
+                close = r["delta_ari"] >= -DELTA_ARI_TARGET
+                parts.append(f"ΔARI {r['delta_ari']:+.3f} >= -{DELTA_ARI_TARGET}: {_yes(close)}")
+            if combat is not None:
+                better = (
+                    r["mixing_entropy"] > combat["mixing_entropy"] and r["ari"] >= combat["ari"]
+                )
+                parts.append(
+                    f"vs ComBat + Leiden (mixing {combat['mixing_entropy']:.3f}, ARI "
+                    f"{combat['ari']:.3f}) better mixing at equal or better ARI: {_yes(better)}"
+                )
+            notes.append(f"- {design}, {LABELS[method]} with batch_key: " + "; ".join(parts))
+    return notes
+
+
+def _yes(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--designs", nargs="*", choices=DESIGNS, default=DESIGNS)
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quick", action="store_true", help="small data and 2 epochs: a smoke test"
+    )
+    args = parser.parse_args()
+    if "pbmc" in args.designs:
+        require_data()
+    name = "batch_quick" if args.quick else "batch"
+    seed = args.seed
+
+    rows: list[dict] = []
+    reference_runs: dict = {}  # (reference data, tool) -> (labels, embedding, wall)
+    table = ""
+    for design in args.designs:
+        if design == "pbmc":
+            distorted, reference, gene_factor = pbmc_design(seed, args.quick)
+            ref_id = "pbmc"
+            extra = {"gene_sd": PBMC_GENE_SD, "library_shift": PBMC_LIBRARY_SHIFT}
+        else:
+            distorted, reference = simulated_design(int(design[3:]), seed, args.quick)
+            ref_id = "sim"  # sim2 and sim4 share it: n_batches=1, same other arguments
+            extra = {"batch_effect": SIM["batch_effect"]}
+        distorted, reference = prepare(distorted), prepare(reference)
+        k = int(distorted.obs["label"].nunique())
+        info = {
+            "design": design,
+            "cells": distorted.n_obs,
+            "genes": distorted.n_vars,
+            "k": k,
+            "n_batches": int(distorted.obs["batch"].nunique()),
+            "seed": seed,
+            **extra,
+        }
+        for method in args.methods:
+            tool, corrected = METHODS[method]
+            if (ref_id, tool) not in reference_runs:
+                reference_runs[ref_id, tool] = run_method(
+                    "leiden" if tool == "leiden" else tool, reference, k, seed, args.quick
+                )
+                labels, embedding, wall = reference_runs[ref_id, tool]
+                rows.append(
+                    {
+                        **info,
+                        "design": f"{design} undistorted",
+                        "method": "leiden" if tool == "leiden" else tool,
+                        "label": LABELS["leiden" if tool == "leiden" else tool],
+                        "batch_key": None,
+                        "reference": True,
+                        **evaluate(reference, labels, embedding, seed),
+                        "reference_ari": None,
+                        "delta_ari": None,
+                        "wall_s": wall,
+                    }
+                )
+            labels, embedding, wall = run_method(method, distorted, k, seed, args.quick)
+            reference_ari = cluster_scores(
+                reference.obs["label"].to_numpy(), reference_runs[ref_id, tool][0]
+            )["ari"]
+            row = {
+                **info,
+                "method": method,
+                "label": LABELS[method],
+                "batch_key": "batch" if corrected else None,
+                "reference": False,
+                **evaluate(distorted, labels, embedding, seed),
+                "reference_ari": reference_ari,
+                "wall_s": wall,
+            }
+            row["delta_ari"] = row["ari"] - reference_ari
+            rows.append(row)
+            print(
+                f"{design:5s} {method:14s} ARI {row['ari']:.3f} (reference {reference_ari:.3f}) "
+                f"NMI {row['nmi']:.3f} mixing {row['mixing_entropy']:.3f} batch silhouette "
+                f"{row['batch_silhouette']:.3f} wall {wall:.1f}s",
+                flush=True,
+            )
+            notes = target_notes(rows)
+            table = save_results(
+                name, rows, HEADER, format_row, seed=seed, quick=args.quick, targets=notes
+            )
+            (RESULTS / f"{name}.md").write_text(table + "\n" + NOTE_HEAD + "\n".join(notes) + "\n")
+
+    print(table)
+    print(NOTE_HEAD + "\n".join(target_notes(rows)))
+
+
+NOTE_HEAD = (
+    f"Targets: with batch_key, mixing entropy >= {MIXING_TARGET} and ARI within "
+    f"{DELTA_ARI_TARGET} of the same tool on the undistorted data; both tools better than "
+    "ComBat + Leiden on mixing at equal or better ARI. Reference ARI: the same tool on the "
+    "undistorted data without batch_key (for ComBat: plain Leiden).\n\n"
+)
+
+HEADER = [
+    "design",
+    "method",
+    "batch_key",
+    "ARI",
+    "NMI",
+    "mixing entropy",
+    "batch silhouette",
+    "reference ARI",
+    "ΔARI",
+    "clusters",
+    "wall s",
+]
+
+
+def format_row(r: dict) -> list[str]:
+    def num(value, fmt=".3f"):
+        return "-" if value is None or not np.isfinite(value) else format(value, fmt)
+
+    return [
+        r["design"],
+        r["label"],
+        r["batch_key"] or "-",
+        num(r["ari"]),
+        num(r["nmi"]),
+        num(r["mixing_entropy"]),
+        num(r["batch_silhouette"]),
+        num(r["reference_ari"]),
+        num(r["delta_ari"], "+.3f"),
+        str(r["n_clusters"]),
+        f"{r['wall_s']:.1f}",
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The batch of each cell (`batch_key`): integer codes for the networks, and the categories that
+a trained model keeps so that new cells are coded the same way."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+
+@dataclass(frozen=True)
+class BatchCovariate:
+    """Batch codes 0..len(categories)-1 of the cells, from `adata.obs[key]`."""
+
+    key: str
+    categories: tuple[str, ...]
+    codes: np.ndarray  # int64, (n_obs,)
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.categories)
+
+    def sizes(self) -> dict[str, int]:
+        return dict(
+            zip(self.categories, np.bincount(self.codes, minlength=self.n_batches).tolist())
+        )
+
+
+def _column(adata: AnnData, key: str) -> pd.Series:
+    if not isinstance(key, str):
+        raise TypeError(f"batch_key must be the name of an adata.obs column, not {key!r}.")
+    if key not in adata.obs:
+        raise KeyError(
+            f"batch_key {key!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}."
+        )
+    column = adata.obs[key]
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} cell(s) have no batch in adata.obs[{key!r}]. Give every cell "
+            "a batch (e.g. a category 'unknown'), or leave those cells out."
+        )
+    return column
+
+
+def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
+    """The batches of `adata.obs[key]`, or `None` without a key. Categories keep the order of a
+    categorical column (unused ones dropped), else sorted; a single batch gives a warning."""
+    if key is None:
+        return None
+    column = _column(adata, key)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.cat.remove_unused_categories()
+        categories = [str(c) for c in column.cat.categories]
+        values = column.astype(str).to_numpy()
+    else:
+        values = column.astype(str).to_numpy()
+        categories = sorted(set(values))
+    if len(set(categories)) != len(categories):
+        raise ValueError(
+            f"adata.obs[{key!r}] has categories that are equal as text "
+            f"({categories}); give the batches distinct names."
+        )
+    if len(categories) < 2:
+        warnings.warn(
+            f"adata.obs[{key!r}] names a single batch ({categories[0]!r}), so batch_key changes "
+            "nothing; leave it out, or check that the column is the one you meant.",
+            UserWarning,
+            stacklevel=3,
+        )
+    codes = pd.Index(categories).get_indexer(values).astype(np.int64)
+    return BatchCovariate(key, tuple(categories), codes)
+
+
+def known_batch_codes(adata: AnnData, key: str, categories: list[str]) -> np.ndarray:
+    """Codes of the cells' batches among those a model was trained on; a batch it does not
+    know raises, naming the ones it knows."""
+    if key not in adata.obs:
+        raise KeyError(
+            f"This model was trained with batch_key={key!r}: adata.obs needs that column, with "
+            f"each cell's batch among {list(categories)} (or pass batch_key= naming the column "
+            "that holds them)."
+        )
+    values = _column(adata, key).astype(str).to_numpy()
+    codes = pd.Index(categories).get_indexer(values)
+    unknown = codes < 0
+    if unknown.any():
+        raise ValueError(
+            f"{int(unknown.sum())} cell(s) are in batches the model does not know "
+            f"({sorted(set(values[unknown]))[:5]}); it knows {list(categories)}. Map cells of a "
+            "new batch by training on it, or label them with the known batch they resemble."
+        )
+    return codes.astype(np.int64)

@@ -1,0 +1,294 @@
+"""batch_key: per-batch scaling, conditional autoencoders, batches stored with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scanpy as sc
+import torch
+from scipy import sparse
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
+
+import scdeepclust as sdc
+from _helpers import assert_unchanged, snapshot
+from scdeepclust.data import RowSource
+from scdeepclust.nn import StackedAutoencoder, ZINBAutoencoder
+from scdeepclust.pp._counts import count_statistics, feature_statistics
+
+TRAIN = dict(pretrain_epochs=15, max_epochs=10, progress=False, batch_size=64)
+
+
+def distorted(seed: int = 0, factor_sd: float = 1.0):
+    """Three well-separated groups; cells split at random into batches "a" and "b", the counts
+    of "b" multiplied by gene-wise factors and a library-size factor of 0.6."""
+    adata = sdc.datasets.simulate(400, 100, 3, de_fraction=0.3, de_log_fold=2.0, random_state=1)
+    rng = np.random.default_rng(seed)
+    in_b = rng.random(adata.n_obs) < 0.5
+    counts = adata.layers["counts"].toarray()
+    factors = np.exp(rng.normal(0.0, factor_sd, adata.n_vars)) * 0.6
+    counts[in_b] = rng.poisson(counts[in_b] * factors)
+    adata.X = sparse.csr_matrix(counts.astype(np.float32))
+    adata.layers["counts"] = adata.X.copy()
+    adata.obs["batch"] = np.where(in_b, "b", "a")
+    adata.obs["batch"] = adata.obs["batch"].astype("category")
+    return adata
+
+
+def lognorm_scaled(adata):
+    adata = adata.copy()
+    adata.X = adata.X.toarray()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.scale(adata)
+    return adata
+
+
+def other_batch_fraction(embedding: np.ndarray, batches: np.ndarray, k: int = 15) -> float:
+    """Mean fraction of each cell's k nearest neighbours from the other batch (0.5: mixed)."""
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(embedding)
+    return float(np.mean(batches[idx[:, 1:]] != batches[:, None]))
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_feature_statistics_within_groups_match_numpy(fmt):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(300, 20)) * (rng.random((300, 20)) < 0.4)
+    values[:, 3] = 2.0  # constant column: scale 1
+    groups = rng.integers(0, 3, 300)
+    matrix = sparse.csr_matrix(values) if fmt == "csr" else values
+    mean, scale = feature_statistics(RowSource(matrix), groups=groups, n_groups=3, chunk_size=64)
+    assert mean.shape == scale.shape == (3, 20)
+    for g in range(3):
+        part = values[groups == g]
+        np.testing.assert_allclose(mean[g], part.mean(0), rtol=1e-5, atol=1e-6)
+        expected = part.std(0, ddof=1)
+        expected[3] = 1.0
+        np.testing.assert_allclose(scale[g], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_count_statistics_within_batches():
+    adata = distorted()
+    codes = (adata.obs["batch"] == "b").to_numpy().astype(np.int64)
+    stats = count_statistics(RowSource(adata.layers["counts"]), batch_codes=codes, n_batches=2)
+    overall = count_statistics(RowSource(adata.layers["counts"]))
+    np.testing.assert_allclose(stats.size_factors, overall.size_factors)
+    logn = np.log1p(adata.layers["counts"].toarray() / overall.size_factors[:, None])
+    for code in (0, 1):
+        np.testing.assert_allclose(
+            stats.gene_mean[code], logn[codes == code].mean(0), rtol=1e-4, atol=1e-6
+        )
+
+
+# -- networks --------------------------------------------------------------------------------
+
+
+def test_without_batches_the_networks_are_unchanged():
+    torch.manual_seed(0)
+    plain = ZINBAutoencoder(30, encoder_hidden=(16,), latent_dim=4, decoder_hidden=(16,))
+    torch.manual_seed(0)
+    conditional = ZINBAutoencoder(
+        30, encoder_hidden=(16,), latent_dim=4, decoder_hidden=(16,), n_batches=3
+    )
+    plain_state = plain.state_dict()
+    assert not any("batch" in k for k in plain_state)
+    for name, value in plain_state.items():  # same random draws for the shared parameters
+        torch.testing.assert_close(conditional.state_dict()[name], value)
+    # The batch shifts start at zero: at initialisation the networks agree.
+    x, code = torch.randn(8, 30), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    torch.testing.assert_close(conditional.encode(x, code), plain.encode(x))
+    sf = torch.ones(8)
+    torch.testing.assert_close(
+        conditional.decode(plain.encode(x), sf, code).log_mean,
+        plain.decode(plain.encode(x), sf).log_mean,
+    )
+    with pytest.raises(ValueError, match="trained with batches"):
+        conditional.encode(x)
+    stacked = StackedAutoencoder(30, (16, 4), n_batches=2)
+    assert len(stacked.encoder_parameters()) == 4 + 1
+    assert stacked.decode(stacked.encode(x, batch_code=code % 2), code % 2).shape == (8, 30)
+
+
+def test_batches_change_what_the_network_computes():
+    model = ZINBAutoencoder(10, encoder_hidden=(8,), latent_dim=2, decoder_hidden=(8,), n_batches=2)
+    torch.nn.init.normal_(model.encoder_batch.weight)
+    x = torch.randn(4, 10)
+    z0 = model.encode(x, torch.zeros(4, dtype=torch.long))
+    z1 = model.encode(x, torch.ones(4, dtype=torch.long))
+    assert not torch.allclose(z0, z1)
+
+
+# -- the tools -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batch_data():
+    return distorted()
+
+
+def test_scdcc_batch_key_mixes_batches_and_keeps_groups(batch_data):
+    adata = batch_data.copy()
+    plain = sdc.tl.scdcc(adata, 3, copy=True, **TRAIN)
+    sdc.tl.scdcc(adata, 3, batch_key="batch", **TRAIN)
+    batches = adata.obs["batch"].to_numpy()
+    mixed = other_batch_fraction(adata.obsm["X_scdcc"], batches)
+    unmixed = other_batch_fraction(plain.obsm["X_scdcc"], batches)
+    # measured: 0.43 against 0.34 (0.5 = perfectly mixed)
+    assert mixed > unmixed + 0.05
+    assert mixed > 0.4
+    assert adjusted_rand_score(adata.obs["group"], adata.obs["scdcc"]) > 0.9
+    uns = adata.uns["scdcc"]
+    assert uns["params"]["batch_key"] == "batch"
+    assert list(uns["params"]["batch_categories"]) == ["a", "b"]
+    assert dict(uns["batch_sizes"]) == adata.obs["batch"].value_counts().to_dict()
+
+
+def test_desc_batch_key_mixes_batches_and_keeps_groups(batch_data):
+    adata = lognorm_scaled(batch_data)
+    plain = sdc.tl.desc(adata, copy=True, **TRAIN)
+    sdc.tl.desc(adata, batch_key="batch", **TRAIN)
+    batches = adata.obs["batch"].to_numpy()
+    mixed = other_batch_fraction(adata.obsm["X_desc"], batches)
+    unmixed = other_batch_fraction(plain.obsm["X_desc"], batches)
+    # measured: 0.48 against 0.10 (0.5 = perfectly mixed)
+    assert mixed > unmixed + 0.2
+    assert mixed > 0.4
+    assert adjusted_rand_score(adata.obs["group"], adata.obs["desc"]) > 0.9
+    assert list(adata.uns["desc"]["params"]["batch_categories"]) == ["a", "b"]
+
+
+def test_without_batch_key_nothing_depends_on_the_batch_column(batch_data):
+    a = batch_data.copy()
+    b = batch_data.copy()
+    b.obs["batch"] = b.obs["batch"].cat.rename_categories({"a": "b", "b": "a"})
+    for adata in (a, b):
+        sdc.tl.scdcc(adata, 3, pretrain_epochs=2, max_epochs=2, progress=False)
+    np.testing.assert_array_equal(a.obsm["X_scdcc"], b.obsm["X_scdcc"])
+    assert "batch_sizes" not in a.uns["scdcc"]
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_saved_model_keeps_batches_and_maps_new_cells(tool, batch_data, tmp_path):
+    adata = batch_data if tool == "scdcc" else lognorm_scaled(batch_data)
+    train, new = adata[:300].copy(), adata[300:].copy()
+    kwargs = dict(batch_key="batch", pretrain_epochs=3, max_epochs=2, progress=False)
+    if tool == "scdcc":
+        _, model = sdc.tl.scdcc(train, 3, return_model=True, copy=True, **kwargs)
+    else:
+        _, model = sdc.tl.desc(train, return_model=True, copy=True, **kwargs)
+    assert model.batch_key == "batch" and model.batch_categories == ["a", "b"]
+    model.save(tmp_path / "m")
+    loaded = sdc.models.load(tmp_path / "m")
+    assert loaded.batch_categories == ["a", "b"]
+    first, second = new.copy(), new.copy()
+    model.predict(first)
+    sdc.tl.map_to_model(second, tmp_path / "m")
+    np.testing.assert_allclose(first.obsm["X_" + tool], second.obsm["X_" + tool], atol=1e-5)
+    assert second.uns[tool]["params"]["batch_key"] == "batch"
+    # The batch changes the embedding of the same cells.
+    swapped = new.copy()
+    swapped.obs["batch"] = swapped.obs["batch"].cat.rename_categories({"a": "b", "b": "a"})
+    model.predict(swapped)
+    assert not np.allclose(swapped.obsm["X_" + tool], first.obsm["X_" + tool])
+    # A column under another name.
+    renamed = new.copy()
+    renamed.obs["donor"] = renamed.obs.pop("batch")
+    model.predict(renamed, batch_key="donor")
+    np.testing.assert_allclose(renamed.obsm["X_" + tool], first.obsm["X_" + tool], atol=1e-5)
+
+
+def test_mapping_errors_name_the_known_batches(batch_data):
+    train = batch_data[:300].copy()
+    _, model = sdc.tl.scdcc(
+        train,
+        3,
+        batch_key="batch",
+        pretrain_epochs=1,
+        max_epochs=1,
+        progress=False,
+        return_model=True,
+        copy=True,
+    )
+    new = batch_data[300:].copy()
+    new.obs["batch"] = new.obs["batch"].astype(str)
+    new.obs.iloc[:5, new.obs.columns.get_loc("batch")] = "c"
+    before = snapshot(new)
+    with pytest.raises(
+        ValueError,
+        match=r"5 cell\(s\) are in batches the model does not know "
+        r"\(\['c'\]\); it knows \['a', 'b'\]",
+    ):
+        model.predict(new)
+    assert_unchanged(new, before)
+    missing = batch_data[300:].copy()
+    del missing.obs["batch"]
+    with pytest.raises(KeyError, match="trained with batch_key='batch'"):
+        model.predict(missing)
+    _, plain = sdc.tl.scdcc(
+        train, 3, pretrain_epochs=1, max_epochs=1, progress=False, return_model=True, copy=True
+    )
+    with pytest.raises(ValueError, match="trained without batch_key"):
+        plain.predict(batch_data[300:].copy(), batch_key="batch")
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "match"),
+    [
+        (lambda a: a, KeyError, r"batch_key 'donor' is not a column of adata.obs"),
+        (
+            lambda a: a.obs.__setitem__("donor", [None] * 3 + ["x"] * (a.n_obs - 3)),
+            ValueError,
+            r"3 cell\(s\) have no batch in adata.obs\['donor'\]",
+        ),
+    ],
+)
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_bad_batch_key(tool, edit, error, match, batch_data):
+    adata = batch_data.copy()
+    edit(adata)
+    before = snapshot(adata)
+    with pytest.raises(error, match=match):
+        if tool == "scdcc":
+            sdc.tl.scdcc(adata, 3, batch_key="donor", pretrain_epochs=1, progress=False)
+        else:
+            sdc.tl.desc(lognorm_scaled(adata), batch_key="donor", pretrain_epochs=1)
+    assert_unchanged(adata, before)
+
+
+def test_single_batch_warns(batch_data):
+    adata = batch_data.copy()
+    adata.obs["donor"] = "only"
+    with pytest.warns(UserWarning, match="names a single batch"):
+        sdc.tl.scdcc(adata, 3, batch_key="donor", pretrain_epochs=1, max_epochs=1, progress=False)
+
+
+def test_desc_scale_inside_matches_scanpy_scale_without_densifying(batch_data):
+    lognorm = batch_data.copy()
+    sc.pp.normalize_total(lognorm)
+    sc.pp.log1p(lognorm)
+    assert sparse.issparse(lognorm.X)
+    scaled = lognorm.copy()
+    scaled.X = scaled.X.toarray()
+    sc.pp.scale(scaled)
+    mean, scale = feature_statistics(RowSource(lognorm.X))
+    rows = np.arange(0, 400, 7)
+    inside = (lognorm.X[rows].toarray() - mean) / scale
+    np.testing.assert_allclose(inside, scaled.X[rows], rtol=1e-4, atol=1e-4)
+    before = snapshot(lognorm)
+    out, model = sdc.tl.desc(
+        lognorm,
+        scale=True,
+        pretrain_epochs=2,
+        max_epochs=2,
+        progress=False,
+        copy=True,
+        return_model=True,
+    )
+    assert_unchanged(lognorm, before)
+    assert sparse.issparse(out.X) and out.uns["desc"]["params"]["scale"]
+    mapped = lognorm.copy()
+    model.predict(mapped)
+    np.testing.assert_allclose(mapped.obsm["X_desc"], out.obsm["X_desc"], atol=1e-5)
