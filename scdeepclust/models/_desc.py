@@ -28,6 +28,7 @@ from ..train import (
     numpy_rng,
     seeded,
 )
+from ._settings import BatchSettings
 
 
 def default_hidden(n_obs: int) -> tuple[int, ...]:
@@ -44,7 +45,7 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
 
 
 @dataclass
-class DESCConfig:
+class DESCConfig(BatchSettings):
     hidden: Sequence[int] | None = None
     drop_rate: float = 0.2
     layerwise: bool = True
@@ -62,12 +63,6 @@ class DESCConfig:
     batch_size: int = 256
     random_state: int | None = 0
     progress: bool = True
-    batch_key: str | None = None
-    batch_categories: tuple[str, ...] | None = None  # known batches, in code order
-
-    @property
-    def n_batches(self) -> int:
-        return len(self.batch_categories or ())
 
     def resolved_max_epochs(self, n_obs: int) -> int:
         if self.max_epochs is not None:

@@ -27,10 +27,11 @@ from ..train import (
     seeded,
     torch_generator,
 )
+from ._settings import BatchSettings
 
 
 @dataclass
-class SCDCCConfig:
+class SCDCCConfig(BatchSettings):
     n_clusters: int | None = None
     encoder_hidden: Sequence[int] = (256, 64)
     latent_dim: int = 32
@@ -50,12 +51,6 @@ class SCDCCConfig:
     batch_size: int = 256
     random_state: int | None = 0
     progress: bool = True
-    batch_key: str | None = None
-    batch_categories: tuple[str, ...] | None = None  # known batches, in code order
-
-    @property
-    def n_batches(self) -> int:
-        return len(self.batch_categories or ())
 
     def resolved_max_epochs(self, n_obs: int) -> int:
         if self.max_epochs is not None:
