@@ -38,9 +38,9 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
     (seeds 0 / 1) where DESC's (64, 32) gave 0.57."""
     if n_obs <= 20_000:
         return (128, 32)
-    # Not wider beyond: with (512, 128, 32) on a million simulated cells each epoch cost twice
-    # as much and the clustering stage had not settled after 24 epochs, where (256, 64, 32)
-    # clusters 100,000 of those cells perfectly.
+    # Not wider beyond: (512, 128, 32) costs twice as much per epoch, and on a million simulated
+    # cells its clustering stage had not settled after 24 epochs (nor did (256, 64, 32)'s, which
+    # clusters 100,000 of those cells perfectly).
     return (256, 64, 32)
 
 

@@ -92,7 +92,6 @@ class ZINBAutoencoder(nn.Module):
         # Mean, dispersion and dropout heads as one matrix multiply.
         self.zinb_heads = nn.Linear(width, 3 * n_input)
         self.latent_dim = latent_dim
-        self.n_batches = n_batches
         # Created last: without batches the other parameters draw the same random numbers.
         self.encoder_batch = batch_shift(
             n_batches, encoder_hidden[0] if encoder_hidden else latent_dim
@@ -172,7 +171,6 @@ class StackedAutoencoder(nn.Module):
         self.decoder_layers = nn.ModuleList(nn.Linear(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
         self.latent_dim = hidden[-1]
         self.widths = tuple(sizes)
-        self.n_batches = n_batches
         self.encoder_batch = batch_shift(n_batches, sizes[1])
         self.decoder_batch = (
             nn.ModuleList(batch_shift(n_batches, width) for width in sizes[:-1])
