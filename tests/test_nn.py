@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,49 @@ def test_zinb_reduced_loss_has_the_gradient_of_the_per_entry_mean():
 
     for fast, reference in zip(grads(True), grads(False)):
         torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_zinb_closed_form_gradient_passes_gradcheck():
+    rng = np.random.default_rng(5)
+    shape = (6, 7)
+    counts = torch.tensor(rng.poisson(2.0, shape) * (rng.random(shape) < 0.6), dtype=torch.float64)
+    log_mean = torch.tensor(rng.normal(0.5, 1.0, shape), requires_grad=True)
+    theta = torch.tensor(rng.uniform(0.2, 5.0, shape), requires_grad=True)
+    logits = torch.tensor(rng.normal(size=shape), requires_grad=True)
+
+    def loss(log_mean, theta, logits):
+        return zinb_nll(counts, ZINBParameters(log_mean, theta, logits))
+
+    assert torch.autograd.gradcheck(loss, (log_mean, theta, logits))
+
+
+def test_zinb_gradient_finite_at_extremes():
+    x = torch.tensor([[0.0, 1.0, 5000.0, 0.0, 3.0]])
+    raw = [
+        torch.tensor([[np.log(1e-5), np.log(1e6), np.log(1e-5), np.log(1e6), 0.0]]),
+        torch.tensor([[1e-4, 1e4, 1e-4, 1e4, 1.0]]),
+        torch.tensor([[-30.0, 30.0, 0.0, -30.0, 30.0]]),
+    ]
+    for t in raw:
+        t.requires_grad_(True)
+    zinb_nll(x, ZINBParameters(*raw)).backward()
+    for t in raw:
+        assert torch.isfinite(t.grad).all()
+
+
+def test_adam_is_fused_where_torch_supports_it_and_steps_like_foreach_adam():
+    from scdeepclust.train import adam
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(5, 3)
+    b = copy.deepcopy(a)
+    fast = adam(a.parameters(), lr=1e-2, amsgrad=True)
+    plain = torch.optim.Adam(b.parameters(), lr=1e-2, amsgrad=True, foreach=True)
+    x = torch.randn(8, 5)
+    for _ in range(5):
+        for model, opt in ((a, fast), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

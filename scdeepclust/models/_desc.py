@@ -20,6 +20,7 @@ from ..train import (
     ClusteringStage,
     PlateauStopper,
     TrainingCheckpoint,
+    adam,
     deep_embedded_clustering,
     default_epochs,
     divergence_hint,
@@ -115,7 +116,7 @@ def pretrain_desc(
         out = fit_epochs(
             stage_feeder,
             step,
-            torch.optim.Adam(params, lr=config.pretrain_lr, foreach=True),
+            adam(params, lr=config.pretrain_lr),
             n_epochs=n_epochs,
             batch_size=config.batch_size,
             rng=rng,

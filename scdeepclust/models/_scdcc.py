@@ -19,6 +19,7 @@ from ..train import (
     ClusteringStage,
     PlateauStopper,
     TrainingCheckpoint,
+    adam,
     deep_embedded_clustering,
     default_epochs,
     divergence_hint,
@@ -110,7 +111,7 @@ def fit_scdcc(
     pretrain_history = fit_epochs(
         feeder,
         denoising_zinb,
-        torch.optim.Adam(model.parameters(), lr=config.pretrain_lr, amsgrad=True, foreach=True),
+        adam(model.parameters(), lr=config.pretrain_lr, amsgrad=True),
         n_epochs=n_pretrain,
         batch_size=config.batch_size,
         rng=rng,

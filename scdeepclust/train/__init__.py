@@ -20,8 +20,10 @@ from ._loops import (
     fit_epochs,
     train_clustering,
 )
+from ._optim import adam
 
 __all__ = [
+    "adam",
     "CHECKPOINT_FILE",
     "TrainingCheckpoint",
     "divergence_hint",
