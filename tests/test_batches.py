@@ -292,3 +292,83 @@ def test_desc_scale_inside_matches_scanpy_scale_without_densifying(batch_data):
     mapped = lognorm.copy()
     model.predict(mapped)
     np.testing.assert_allclose(mapped.obsm["X_desc"], out.obsm["X_desc"], atol=1e-5)
+
+
+# -- batch-mixing penalty ----------------------------------------------------------------------
+
+
+def brute_force_mmd(z, codes, scales=(0.1, 0.3, 1.0)):
+    """Unbiased squared MMD of each batch against the rest, pair by pair, averaged."""
+    z = z.double()
+    sq = torch.cdist(z, z).pow(2)
+    n = len(z)
+    median = sq[~torch.eye(n, dtype=torch.bool)].median()
+    kernel = sum(torch.exp(-sq / (s * median)) for s in scales) / len(scales)
+
+    def mean_pairs(a, b):
+        total = count = 0.0
+        for i in a:
+            for j in b:
+                if i != j:
+                    total += float(kernel[i, j])
+                    count += 1
+        return total / count
+
+    values = []
+    for b in sorted(set(codes.tolist())):
+        inside = [i for i in range(n) if codes[i] == b]
+        rest = [i for i in range(n) if codes[i] != b]
+        if len(inside) > 1 and len(rest) > 1:
+            values.append(
+                mean_pairs(inside, inside) + mean_pairs(rest, rest) - 2 * mean_pairs(inside, rest)
+            )
+    return float(np.mean(values))
+
+
+def test_batch_mixing_mmd_matches_the_pairwise_definition():
+    from scdeepclust.nn import batch_mixing_mmd
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(23, 4, generator=gen)
+    codes = torch.tensor([0] * 9 + [1] * 8 + [2] * 5 + [3])  # batch 3: one cell, left out
+    z[codes == 1] += 1.5
+    assert batch_mixing_mmd(z, codes).item() == pytest.approx(brute_force_mmd(z, codes), rel=1e-4)
+
+
+def test_batch_mixing_mmd_is_larger_for_separate_batches_and_zero_for_one_batch():
+    from scdeepclust.nn import batch_mixing_mmd
+
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(64, 8, generator=gen)
+    codes = torch.arange(64) % 2
+    apart = z + 3.0 * codes[:, None]
+    assert batch_mixing_mmd(apart, codes) > 10 * batch_mixing_mmd(z, codes).abs()
+    assert batch_mixing_mmd(z, torch.zeros(64, dtype=torch.long)).item() == 0.0
+    # its gradient pulls the batches together and cannot be lowered by scaling z
+    apart.requires_grad_(True)
+    batch_mixing_mmd(apart, codes).backward()
+    step = apart.detach() - 0.5 * apart.grad
+    assert batch_mixing_mmd(step, codes) < batch_mixing_mmd(apart.detach(), codes)
+    assert batch_mixing_mmd(2 * apart.detach(), codes).item() == pytest.approx(
+        batch_mixing_mmd(apart.detach(), codes).item(), rel=1e-5
+    )
+
+
+def test_scdcc_batch_mixing_penalty_is_trained_only_with_batches(batch_data):
+    adata = batch_data.copy()
+    with_penalty = sdc.tl.scdcc(adata, 3, batch_key="batch", copy=True, **TRAIN)
+    history = with_penalty.uns["scdcc"]["history"]
+    assert "cluster_batch_mixing" in history and "pretrain_batch_mixing" not in history
+    off = sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=0, copy=True, **TRAIN)
+    assert "cluster_batch_mixing" not in off.uns["scdcc"]["history"]
+    plain = sdc.tl.scdcc(adata, 3, copy=True, **TRAIN)
+    assert "cluster_batch_mixing" not in plain.uns["scdcc"]["history"]
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), "high", True])
+def test_bad_batch_mixing(value, batch_data):
+    adata = batch_data.copy()
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match="batch_mixing must be a finite number >= 0"):
+        sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=value, progress=False)
+    assert_unchanged(adata, before)

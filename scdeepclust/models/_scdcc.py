@@ -13,7 +13,7 @@ from scanpy import logging as logg
 from .._results import ClusteringResult
 from ..constraints import PairLoss, PairwiseConstraints
 from ..data import Batch, CellFeeder
-from ..nn import ZINBAutoencoder, zinb_nll
+from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
     CentroidInit,
     ClusteringStage,
@@ -43,6 +43,9 @@ class SCDCCConfig(BatchSettings):
     max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0
+    # Weight of the batch-mixing penalty (MMD between each batch's latent codes and the rest
+    # of the minibatch) in the clustering stage; used only with 2 or more batches.
+    batch_mixing: float = 10.0
     update_interval: float | None = None
     tol: float = 1e-3
     resolution: float = 1.0
@@ -99,11 +102,19 @@ def fit_scdcc(
         )
     clip_hint = "" if feeder.max_value is not None else ", or clip the input with `max_value=10`"
 
-    def denoising_zinb(batch: Batch) -> dict[str, torch.Tensor]:
+    mixing = config.n_batches > 1 and config.batch_mixing > 0
+
+    def denoising_zinb(batch: Batch, mixing_weight: float = 0.0) -> dict[str, torch.Tensor]:
         noisy = batch.x + config.sigma * torch.randn(batch.x.shape, generator=noise, device=device)
         z = model.encode(noisy, batch.batch_code)
         params = model.decode(z, batch.size_factors, batch.batch_code)
-        return {"zinb": zinb_nll(batch.counts, params)}
+        terms = {"zinb": zinb_nll(batch.counts, params)}
+        if mixing_weight > 0:
+            terms["batch_mixing"] = mixing_weight * batch_mixing_mmd(z, batch.batch_code)
+        return terms
+
+    def clustering_extra(batch: Batch) -> dict[str, torch.Tensor]:
+        return denoising_zinb(batch, config.batch_mixing if mixing else 0.0)
 
     t0 = time.perf_counter()
     n_pretrain = config.resolved_pretrain_epochs(feeder.n_total)
@@ -159,7 +170,7 @@ def fit_scdcc(
         ),
         lambda params: torch.optim.Adadelta(params, lr=config.lr, rho=0.95),
         rng=rng,
-        extra_loss=denoising_zinb,
+        extra_loss=clustering_extra,
         make_pair_loss=pair_loss_factory,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),

@@ -1,6 +1,13 @@
 """Torch modules and losses shared by DESC and scDCC."""
 
-from ._losses import cannot_link_loss, kl_divergence, must_link_loss, target_distribution, zinb_nll
+from ._losses import (
+    batch_mixing_mmd,
+    cannot_link_loss,
+    kl_divergence,
+    must_link_loss,
+    target_distribution,
+    zinb_nll,
+)
 from ._modules import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder, ZINBParameters, mlp
 
 __all__ = [
@@ -8,6 +15,7 @@ __all__ = [
     "StackedAutoencoder",
     "ZINBAutoencoder",
     "ZINBParameters",
+    "batch_mixing_mmd",
     "cannot_link_loss",
     "kl_divergence",
     "mlp",

@@ -147,3 +147,42 @@ def must_link_loss(q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
 def cannot_link_loss(q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
     """-log P(the cells in different clusters), averaged over pairs."""
     return -torch.log((1 - (q_a * q_b).sum(1)).clamp_min(EPS)).mean()
+
+
+def batch_mixing_mmd(
+    z: torch.Tensor, batch_code: torch.Tensor, scales: tuple[float, ...] = (0.1, 0.3, 1.0)
+) -> torch.Tensor:
+    """Batch-mixing penalty: the squared maximum mean discrepancy between each batch's cells
+    and the other cells of the minibatch, averaged over the batches present (with 2 or more
+    cells on both sides).
+
+    Gaussian kernels exp(-d^2 / (scale x median d^2)), averaged over `scales`, with the median
+    squared pairwise distance in `z` taken without gradient: the penalty cannot be lowered by
+    scaling the latent space. Unbiased estimate (a cell is not compared with itself; the biased
+    one rewards collapsing the cells together). All batches at once from the one-hot batch
+    matrix M: with A = M' K M, for batch b against the rest r, the kernel sums are A_bb,
+    row_b - A_bb and total - 2 row_b + A_bb (row_b: row sum of A). Zero when no batch has
+    2 or more cells on both sides."""
+    n = z.shape[0]
+    onehot = F.one_hot(batch_code, int(batch_code.max()) + 1).to(z.dtype)
+    n_b = onehot.sum(0)
+    n_r = n - n_b
+    present = (n_b > 1) & (n_r > 1)
+    if not bool(present.any()):
+        return z.new_zeros(())
+    sq = (z.pow(2).sum(1, keepdim=True) - 2 * z @ z.T + z.pow(2).sum(1)).clamp_min(0)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
+    median = sq.detach()[off_diagonal].median().clamp_min(EPS)
+    kernel = sum(torch.exp(-sq / (scale * median)) for scale in scales) / len(scales)
+    kernel = kernel * off_diagonal  # no self-pairs
+    a = onehot.T @ kernel @ onehot
+    within = a.diagonal()
+    row = a.sum(1)
+    rest = a.sum() - 2 * row + within
+    n_b, n_r = n_b[present], n_r[present]
+    mmd = (
+        within[present] / (n_b * (n_b - 1))
+        + rest[present] / (n_r * (n_r - 1))
+        - 2 * (row - within)[present] / (n_b * n_r)
+    )
+    return mmd.mean()

@@ -24,6 +24,7 @@ from ..pp._counts import count_statistics
 from ..train import open_checkpoint, report_interruption, resolve_device
 from ._validate import (
     check_adata,
+    check_batch_mixing,
     check_checkpointing,
     check_key_added,
     check_keys,
@@ -47,6 +48,7 @@ def scdcc(
     *,
     layer: str | None = None,
     batch_key: str | None = None,
+    batch_mixing: float = 10.0,
     n_top_genes: int | None = None,
     label_key: str | None = None,
     must_link: Sequence | np.ndarray | None = None,
@@ -107,6 +109,14 @@ def scdcc(
         batch enters its encoder, decoder and ZINB heads, so mean, dispersion and dropout may
         differ by batch): the latent space, and so the clusters, need not follow the batches.
         The batches are stored with the model; mapped cells must come from one of them.
+    batch_mixing
+        With `batch_key`: weight of a batch-mixing penalty in the clustering stage, the
+        maximum mean discrepancy between each batch's latent codes and the other cells of the
+        minibatch (Gaussian kernels at 0.1, 0.3 and 1 x the median squared distance). It pulls
+        the batches together where the clusters already hold the cell types in place; in
+        pretraining it cost cell-type accuracy on 10X PBMC, so it is not used there. 0 turns it
+        off. Ignored without batches.
+    n_top_genes
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
         counts), chosen internally; `adata` is not modified.
     label_key
@@ -215,6 +225,7 @@ def scdcc(
     )
     check_keys(adata, label_key=label_key, protein_key=protein_key)
     batches = batch_covariate(adata, batch_key)
+    check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
@@ -276,6 +287,7 @@ def scdcc(
         progress=progress,
         batch_key=batch_key,
         batch_categories=None if batches is None else batches.categories,
+        batch_mixing=float(batch_mixing),
     )
     seed_labels = None
     if label_key is not None and n_clusters is not None:

@@ -3,6 +3,7 @@ fast with a message that says what to change, and the caller's AnnData is never 
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ def check_update_interval(update_interval: float | None) -> None:
         raise ValueError(
             f"update_interval must be a positive number of epochs (or None for the default), "
             f"got {update_interval!r}."
+        )
+
+
+def check_batch_mixing(batch_mixing: float) -> None:
+    if not (
+        isinstance(batch_mixing, numbers.Real)
+        and not isinstance(batch_mixing, bool)
+        and math.isfinite(batch_mixing)
+        and batch_mixing >= 0
+    ):
+        raise ValueError(
+            f"batch_mixing must be a finite number >= 0 (0 turns the penalty off), "
+            f"got {batch_mixing!r}."
         )
 
 
