@@ -52,10 +52,11 @@ def _log_nonzero(x, theta, log_nb_zero, x_log_mu_ratio, softplus_logits):
 class _MeanZINBNLL(torch.autograd.Function):
     """The mean ZINB negative log-likelihood with its gradient written out.
 
-    Training spends most of its non-matmul time here. Autograd's version of the same formula
-    makes about thirty passes over the (cells x genes) tensors, forward and backward; the
-    closed-form gradient needs half as many. Count matrices are mostly zeros, so the
-    lgamma/digamma terms are evaluated on the non-zero entries only, found once per call.
+    Training spends most of its non-matmul time here: differentiated by autograd step by step,
+    the formula leaves many intermediate (cells x genes) tensors and gradient sums behind;
+    the closed form made one scDCC step on 256 cells x 2,000 genes 5 ms faster (66 -> 61 ms,
+    one thread). Count matrices are mostly zeros, so the lgamma/digamma terms are evaluated
+    on the non-zero entries only, found once per call.
 
     With t = theta, m = mu, r = log(t / (t + m)), w = m / (t + m), g = dropout logit and
     n0 = t * r = log NB(0):
@@ -68,8 +69,9 @@ class _MeanZINBNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, counts, log_mean, theta, logits):
-        log_theta_mu = torch.logaddexp(theta.log(), log_mean)
-        log_ratio = theta.log() - log_theta_mu
+        log_theta = theta.log()
+        log_theta_mu = torch.logaddexp(log_theta, log_mean)
+        log_ratio = log_theta.sub_(log_theta_mu)
         log_nb_zero = theta * log_ratio
         softplus_logits = F.softplus(logits)
         log_zero = torch.logaddexp(logits, log_nb_zero).sub_(softplus_logits)
