@@ -161,6 +161,8 @@ def test_adam_is_fused_where_torch_supports_it_and_steps_like_foreach_adam():
     a = torch.nn.Linear(5, 3)
     b = copy.deepcopy(a)
     fast = adam(a.parameters(), lr=1e-2, amsgrad=True)
+    version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    assert bool(fast.defaults.get("fused")) == (version >= (2, 4))
     plain = torch.optim.Adam(b.parameters(), lr=1e-2, amsgrad=True, foreach=True)
     x = torch.randn(8, 5)
     for _ in range(5):
