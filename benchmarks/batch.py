@@ -1,7 +1,7 @@
 """Batch-effect correction of `tl.scdcc` and `tl.desc` (``batch_key=``), beside scanpy's ComBat
 and uncorrected Leiden clustering, on data with known cell types and known batch effects.
 
-Designs (one seed):
+Designs (each drawn anew per seed; seeds 0, 1, 2 by default):
 
 * ``sim2`` / ``sim4``: `datasets.simulate` (3,000 cells, 1,000 genes, 6 groups) with 2 or 4
   batches, ``batch_effect=0.5`` (per batch a gene-wise factor exp(N(0, 0.5)) and a library-size
@@ -28,7 +28,7 @@ of each method (the tool call; for the scanpy methods ComBat, scale, PCA, neighb
 Writes benchmarks/results/batch.{json,md} (``--quick``: batch_quick.*, a small smoke test).
 
     python benchmarks/batch.py [--designs sim2 sim4 pbmc] [--methods scdcc+batch scdcc ...]
-                               [--seed 0] [--quick]
+                               [--seeds 0 1 2] [--quick]
 """
 
 from __future__ import annotations
@@ -263,16 +263,23 @@ def evaluate(adata, labels, embedding, seed) -> dict:
     }
 
 
-# --- targets -------------------------------------------------------------------------------
+# --- targets ---------------------------------------------------------------------------------
 
 
-def target_notes(rows: list[dict]) -> list[str]:
-    """One line per (design, tool): with batch_key, mixing entropy >= MIXING_TARGET and ARI at
-    most DELTA_ARI_TARGET below the same tool on the undistorted data; better mixing than
-    ComBat + Leiden at equal or better ARI."""
-    found = {(r["design"], r["method"]): r for r in rows if not r["reference"]}
+def better_than_combat(r: dict, combat: dict) -> bool:
+    """Better batch mixing than ComBat + Leiden at equal or better ARI."""
+    return r["mixing_entropy"] > combat["mixing_entropy"] and r["ari"] >= combat["ari"]
+
+
+def target_notes(summary: list[dict], rows: list[dict]) -> list[str]:
+    """One line per (design, tool), on the means over seeds (`summary`): with batch_key, mixing
+    entropy >= MIXING_TARGET and ARI at most DELTA_ARI_TARGET below the same tool on the
+    undistorted data; better mixing than ComBat + Leiden at equal or better ARI, also counted
+    seed by seed (`rows`)."""
+    found = {(r["design"], r["method"]): r for r in summary if not r["reference"]}
+    per_seed = {(r["design"], r["method"], r["seed"]): r for r in rows if not r["reference"]}
     notes = []
-    for design in dict.fromkeys(r["design"] for r in rows):
+    for design in dict.fromkeys(r["design"] for r in summary):
         combat = found.get((design, "combat-leiden"))
         for method in ("scdcc+batch", "desc+batch"):
             r = found.get((design, method))
@@ -284,12 +291,16 @@ def target_notes(rows: list[dict]) -> list[str]:
                 close = r["delta_ari"] >= -DELTA_ARI_TARGET
                 parts.append(f"ΔARI {r['delta_ari']:+.3f} >= -{DELTA_ARI_TARGET}: {_yes(close)}")
             if combat is not None:
-                better = (
-                    r["mixing_entropy"] > combat["mixing_entropy"] and r["ari"] >= combat["ari"]
-                )
+                seeds = [
+                    better_than_combat(per_seed[design, method, s], per_seed[c])
+                    for s in r["seeds"]
+                    if (c := (design, "combat-leiden", s)) in per_seed
+                ]
                 parts.append(
                     f"vs ComBat + Leiden (mixing {combat['mixing_entropy']:.3f}, ARI "
-                    f"{combat['ari']:.3f}) better mixing at equal or better ARI: {_yes(better)}"
+                    f"{combat['ari']:.3f}) better mixing at equal or better ARI: "
+                    f"{_yes(better_than_combat(r, combat))} (seed by seed: {sum(seeds)} of "
+                    f"{len(seeds)})"
                 )
             notes.append(f"- {design}, {LABELS[method]} with batch_key: " + "; ".join(parts))
     return notes
@@ -299,6 +310,30 @@ def _yes(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
+MEANS = ["ari", "nmi", "mixing_entropy", "batch_silhouette", "reference_ari", "delta_ari"]
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (design, method, reference or not): the mean of each metric over the seeds
+    run, the per-seed ARI and mixing, and the mean wall time; in the order first seen."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["design"], r["method"], r["reference"]), []).append(r)
+    summary = []
+    for runs in groups.values():
+        row = {**runs[0], "seeds": [r["seed"] for r in runs]}
+        del row["seed"]
+        for key in MEANS:
+            values = [r[key] for r in runs]
+            row[key] = None if any(v is None for v in values) else float(np.mean(values))
+        row["wall_s"] = float(np.mean([r["wall_s"] for r in runs]))
+        row["n_clusters"] = "/".join(str(r["n_clusters"]) for r in runs)
+        row["ari_per_seed"] = "/".join(f"{r['ari']:.3f}" for r in runs)
+        row["mixing_per_seed"] = "/".join(f"{r['mixing_entropy']:.3f}" for r in runs)
+        summary.append(row)
+    return summary
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -306,7 +341,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", nargs="*", choices=DESIGNS, default=DESIGNS)
     parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--quick", action="store_true", help="small data and 2 epochs: a smoke test"
     )
@@ -314,90 +349,115 @@ def main():
     if "pbmc" in args.designs:
         require_data()
     name = "batch_quick" if args.quick else "batch"
-    seed = args.seed
 
     rows: list[dict] = []
-    reference_runs: dict = {}  # (reference data, tool) -> (labels, embedding, wall)
+    references: dict = {}  # undistorted runs, shared by sim2 and sim4
     table = ""
     for design in args.designs:
-        if design == "pbmc":
-            distorted, reference, gene_factor = pbmc_design(seed, args.quick)
-            ref_id = "pbmc"
-            extra = {"gene_sd": PBMC_GENE_SD, "library_shift": PBMC_LIBRARY_SHIFT}
-        else:
-            distorted, reference = simulated_design(int(design[3:]), seed, args.quick)
-            ref_id = "sim"  # sim2 and sim4 share it: n_batches=1, same other arguments
-            extra = {"batch_effect": SIM["batch_effect"]}
-        distorted, reference = prepare(distorted), prepare(reference)
-        k = int(distorted.obs["label"].nunique())
-        info = {
-            "design": design,
-            "cells": distorted.n_obs,
-            "genes": distorted.n_vars,
-            "k": k,
-            "n_batches": int(distorted.obs["batch"].nunique()),
-            "seed": seed,
-            **extra,
-        }
-        for method in args.methods:
-            tool, corrected = METHODS[method]
-            if (ref_id, tool) not in reference_runs:
-                reference_runs[ref_id, tool] = run_method(
-                    "leiden" if tool == "leiden" else tool, reference, k, seed, args.quick
-                )
-                labels, embedding, wall = reference_runs[ref_id, tool]
-                rows.append(
-                    {
-                        **info,
-                        "design": f"{design} undistorted",
-                        "method": "leiden" if tool == "leiden" else tool,
-                        "label": LABELS["leiden" if tool == "leiden" else tool],
-                        "batch_key": None,
-                        "reference": True,
-                        **evaluate(reference, labels, embedding, seed),
-                        "reference_ari": None,
-                        "delta_ari": None,
-                        "wall_s": wall,
-                    }
-                )
-            labels, embedding, wall = run_method(method, distorted, k, seed, args.quick)
-            reference_ari = cluster_scores(
-                reference.obs["label"].to_numpy(), reference_runs[ref_id, tool][0]
-            )["ari"]
-            row = {
-                **info,
-                "method": method,
-                "label": LABELS[method],
-                "batch_key": "batch" if corrected else None,
-                "reference": False,
-                **evaluate(distorted, labels, embedding, seed),
-                "reference_ari": reference_ari,
-                "wall_s": wall,
-            }
-            row["delta_ari"] = row["ari"] - reference_ari
-            rows.append(row)
-            print(
-                f"{design:5s} {method:14s} ARI {row['ari']:.3f} (reference {reference_ari:.3f}) "
-                f"NMI {row['nmi']:.3f} mixing {row['mixing_entropy']:.3f} batch silhouette "
-                f"{row['batch_silhouette']:.3f} wall {wall:.1f}s",
-                flush=True,
-            )
-            notes = target_notes(rows)
+        for seed in args.seeds:
+            rows += run_design(design, seed, args.methods, args.quick, references)
+            summary = summarise(rows)
+            notes = target_notes(summary, rows)
             table = save_results(
-                name, rows, HEADER, format_row, seed=seed, quick=args.quick, targets=notes
+                name,
+                summary,
+                HEADER,
+                format_row,
+                seeds=args.seeds,
+                quick=args.quick,
+                targets=notes,
+                runs=rows,
             )
-            (RESULTS / f"{name}.md").write_text(table + "\n" + NOTE_HEAD + "\n".join(notes) + "\n")
+            (RESULTS / f"{name}.md").write_text(
+                table + "\n" + note_head(args.seeds) + "\n".join(notes) + "\n"
+            )
 
     print(table)
-    print(NOTE_HEAD + "\n".join(target_notes(rows)))
+    print(note_head(args.seeds) + "\n".join(target_notes(summarise(rows), rows)))
 
 
-NOTE_HEAD = (
-    f"Targets: with batch_key, mixing entropy >= {MIXING_TARGET} and ARI within "
-    f"{DELTA_ARI_TARGET} of the same tool on the undistorted data; both tools better than "
-    "ComBat + Leiden on mixing at equal or better ARI. Reference ARI: the same tool on the "
-    "undistorted data without batch_key (for ComBat: plain Leiden).\n\n"
-)
+def run_design(
+    design: str, seed: int, methods: list[str], quick: bool, references: dict
+) -> list[dict]:
+    """Every method in `methods` on the distorted data of `design` drawn with `seed`, and each
+    tool on its undistorted reference unless `references` has that run already (sim2 and sim4
+    share it: n_batches=1, the same other arguments); one row per run."""
+    if design == "pbmc":
+        distorted, reference, _gene_factor = pbmc_design(seed, quick)
+        extra = {"gene_sd": PBMC_GENE_SD, "library_shift": PBMC_LIBRARY_SHIFT}
+        ref_id = "pbmc"
+    else:
+        distorted, reference = simulated_design(int(design[3:]), seed, quick)
+        extra = {"batch_effect": SIM["batch_effect"]}
+        ref_id = "sim"
+    distorted, reference = prepare(distorted), prepare(reference)
+    k = int(distorted.obs["label"].nunique())
+    info = {
+        "design": design,
+        "cells": distorted.n_obs,
+        "genes": distorted.n_vars,
+        "k": k,
+        "n_batches": int(distorted.obs["batch"].nunique()),
+        "seed": seed,
+        **extra,
+    }
+    rows: list[dict] = []
+    for method in methods:
+        tool, corrected = METHODS[method]
+        reference_method = "leiden" if tool == "leiden" else tool
+        if (ref_id, seed, tool) not in references:
+            run = run_method(reference_method, reference, k, seed, quick)
+            references[ref_id, seed, tool] = run
+            labels, embedding, wall = run
+            rows.append(
+                {
+                    **info,
+                    "design": f"{design} undistorted",
+                    "method": reference_method,
+                    "label": LABELS[reference_method],
+                    "batch_key": None,
+                    "reference": True,
+                    **evaluate(reference, labels, embedding, seed),
+                    "reference_ari": None,
+                    "delta_ari": None,
+                    "wall_s": wall,
+                }
+            )
+        labels, embedding, wall = run_method(method, distorted, k, seed, quick)
+        reference_ari = cluster_scores(
+            reference.obs["label"].to_numpy(), references[ref_id, seed, tool][0]
+        )["ari"]
+        row = {
+            **info,
+            "method": method,
+            "label": LABELS[method],
+            "batch_key": "batch" if corrected else None,
+            "reference": False,
+            **evaluate(distorted, labels, embedding, seed),
+            "reference_ari": reference_ari,
+            "wall_s": wall,
+        }
+        row["delta_ari"] = row["ari"] - reference_ari
+        rows.append(row)
+        print(
+            f"{design:5s} seed {seed} {method:14s} ARI {row['ari']:.3f} (reference "
+            f"{reference_ari:.3f}) NMI {row['nmi']:.3f} mixing {row['mixing_entropy']:.3f} "
+            f"batch silhouette {row['batch_silhouette']:.3f} wall {wall:.1f}s",
+            flush=True,
+        )
+    return rows
+
+
+def note_head(seeds: list[int]) -> str:
+    return (
+        f"Each row: the mean over seeds {', '.join(map(str, seeds))} (the data drawn anew for "
+        "each), with the per-seed ARI and mixing beside it. Targets: with batch_key, mixing "
+        f"entropy >= {MIXING_TARGET} and ARI within {DELTA_ARI_TARGET} of the same tool on the "
+        "undistorted data; both tools better than ComBat + Leiden on mixing at equal or better "
+        "ARI. Reference ARI: the same tool on the undistorted data without batch_key (for "
+        "ComBat: plain Leiden).\n\n"
+    )
+
 
 HEADER = [
     "design",
@@ -409,6 +469,8 @@ HEADER = [
     "batch silhouette",
     "reference ARI",
     "ΔARI",
+    "ARI per seed",
+    "mixing per seed",
     "clusters",
     "wall s",
 ]
@@ -428,7 +490,9 @@ def format_row(r: dict) -> list[str]:
         num(r["batch_silhouette"]),
         num(r["reference_ari"]),
         num(r["delta_ari"], "+.3f"),
-        str(r["n_clusters"]),
+        r["ari_per_seed"],
+        r["mixing_per_seed"],
+        r["n_clusters"],
         f"{r['wall_s']:.1f}",
     ]
 

@@ -372,3 +372,55 @@ def test_bad_batch_mixing(value, batch_data):
     with pytest.raises(ValueError, match="batch_mixing must be a finite number >= 0"):
         sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=value, progress=False)
     assert_unchanged(adata, before)
+
+
+def test_tol_stop_waits_for_the_minimum_number_of_steps():
+    from scdeepclust.data import CellFeeder
+    from scdeepclust.nn import ClusteringLayer
+    from scdeepclust.train import ClusteringStage, train_clustering
+
+    # Two far-apart groups with centroids on them: no label ever changes, so only `min_steps`
+    # keeps the stage from stopping at its first check.
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(-5, 0.1, (64, 2)), rng.normal(5, 0.1, (64, 2))]).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    steps_per_epoch = feeder.n_batches(32)
+
+    def run(min_steps):
+        layer = ClusteringLayer(torch.tensor([[-5.0, -5.0], [5.0, 5.0]]))
+        weight = torch.nn.Parameter(torch.eye(2))
+        optimizer = torch.optim.SGD([weight, *layer.parameters()], lr=0.01)
+        stage = ClusteringStage(max_epochs=50, batch_size=32, tol=1e-3, min_steps=min_steps)
+        history = train_clustering(
+            feeder,
+            lambda b: b.x @ weight,
+            layer,
+            optimizer,
+            stage,
+            rng=np.random.default_rng(0),
+            progress=False,
+        )
+        return history
+
+    assert len(run(0)["clustering"]) == 1
+    history = run(5 * steps_per_epoch + 1)
+    assert history["converged"] == [1.0]
+    # the first refresh at or after the minimum: the start of epoch 7
+    assert history["label_change_epoch"][-1] == 6
+    assert all(change == 0 for change in history["label_change"])
+
+
+def test_scdcc_with_batch_mixing_trains_the_minimum_steps(batch_data, monkeypatch):
+    from scdeepclust.models import _scdcc
+
+    monkeypatch.setattr(_scdcc, "MIN_CLUSTERING_STEPS", 40)
+    adata = batch_data.copy()
+    settings = {**TRAIN, "max_epochs": None}
+    steps_per_epoch = -(-adata.n_obs // settings["batch_size"])
+    mixed = sdc.tl.scdcc(adata, 3, batch_key="batch", copy=True, **settings)
+    refreshed_at = mixed.uns["scdcc"]["history"]["cluster_label_change_epoch"]
+    assert refreshed_at[-1] * steps_per_epoch >= 40
+    assert mixed.uns["scdcc"]["clustering_epochs"] >= 40 / steps_per_epoch
+    # no penalty, no minimum: the stage may stop at its first check
+    off = sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=0, copy=True, **settings)
+    assert off.uns["scdcc"]["history"]["cluster_label_change_epoch"][-1] * steps_per_epoch < 40

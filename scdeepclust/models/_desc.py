@@ -16,6 +16,7 @@ from .._results import ClusteringResult
 from ..data import Batch, CellFeeder, RowSource
 from ..nn import StackedAutoencoder
 from ..train import (
+    MIN_CLUSTERING_STEPS,
     CentroidInit,
     ClusteringStage,
     PlateauStopper,
@@ -192,6 +193,7 @@ def cluster_desc(
                 batch_size=config.batch_size,
                 tol=config.tol,
                 update_interval=config.update_interval,
+                min_steps=MIN_CLUSTERING_STEPS,
             ),
             lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
             rng=rng,

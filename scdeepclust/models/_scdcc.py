@@ -15,6 +15,7 @@ from ..constraints import PairLoss, PairwiseConstraints
 from ..data import Batch, CellFeeder
 from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
+    MIN_CLUSTERING_STEPS,
     CentroidInit,
     ClusteringStage,
     PlateauStopper,
@@ -167,6 +168,8 @@ def fit_scdcc(
             tol=config.tol,
             update_interval=config.update_interval,
             clustering_weight=config.gamma,
+            # the labels settle before the batches have mixed
+            min_steps=MIN_CLUSTERING_STEPS if mixing else 0,
         ),
         lambda params: torch.optim.Adadelta(params, lr=config.lr, rho=0.95),
         rng=rng,

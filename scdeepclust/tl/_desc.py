@@ -120,7 +120,9 @@ def desc(
         Epochs between refreshes of the target distribution p (fractions refresh within an
         epoch). Default: every epoch, or every 500 minibatches when an epoch is longer.
     tol
-        Stop when fewer than this fraction of cells change label between refreshes.
+        Stop when fewer than this fraction of cells change label between refreshes, checked
+        from the 240th minibatch step of the clustering stage on (the first check on small
+        data came after a dozen steps, before cells between clusters had been resolved).
     max_epochs
         Upper bound on clustering-stage epochs. Default: 100 up to 100,000 cells, the same
         number of minibatch steps beyond (10 epochs at a million cells).

@@ -114,8 +114,10 @@ def scdcc(
         maximum mean discrepancy between each batch's latent codes and the other cells of the
         minibatch (Gaussian kernels at 0.1, 0.3 and 1 x the median squared distance). It pulls
         the batches together where the clusters already hold the cell types in place; in
-        pretraining it cost cell-type accuracy on 10X PBMC, so it is not used there. 0 turns it
-        off. Ignored without batches.
+        pretraining it cost cell-type accuracy on 10X PBMC, so it is not used there. With the
+        penalty on, the clustering stage trains at least 240 minibatch steps before `tol` may
+        stop it (the labels settle before the batches have mixed). 0 turns it off. Ignored
+        without batches.
     n_top_genes
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
         counts), chosen internally; `adata` is not modified.

@@ -12,6 +12,7 @@ from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
 from ._distributed import init_distributed
 from ._loops import (
+    MIN_CLUSTERING_STEPS,
     ClusteringStage,
     PlateauStopper,
     TrainingDiverged,
@@ -32,6 +33,7 @@ __all__ = [
     "run_fingerprint",
     "CentroidInit",
     "ClusteringStage",
+    "MIN_CLUSTERING_STEPS",
     "DECOutcome",
     "deep_embedded_clustering",
     "embed_all",
