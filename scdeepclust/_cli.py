@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         "need not follow batches",
     )
     run.add_argument(
+        "--batch-mixing",
+        type=_non_negative,
+        metavar="W",
+        help="with --batch-key: weight of the batch-mixing penalty of the clustering stage "
+        "(default 10; 0 turns it off)",
+    )
+    run.add_argument(
         "--truth",
         metavar="COL",
         help="obs column with known labels to score the clusters against (ARI, NMI); default "
@@ -153,6 +160,16 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -204,6 +221,8 @@ def _run(args) -> int:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
+    if args.batch_mixing is not None and args.batch_key is None:
+        raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
 
     import scdeepclust as sdc
 
@@ -244,6 +263,8 @@ def _run(args) -> int:
         options["distributed"] = True
     if args.batch_key is not None:
         options["batch_key"] = args.batch_key
+    if args.batch_mixing is not None:
+        options["batch_mixing"] = args.batch_mixing
     if key == "scdcc":
         sdc.tl.scdcc(adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options)
     else:

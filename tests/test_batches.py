@@ -365,12 +365,42 @@ def test_scdcc_batch_mixing_penalty_is_trained_only_with_batches(batch_data):
     assert "cluster_batch_mixing" not in plain.uns["scdcc"]["history"]
 
 
+def test_desc_batch_mixing_penalty_is_trained_only_with_batches(batch_data):
+    adata = lognorm_scaled(batch_data)
+    with_penalty = sdc.tl.desc(adata, n_clusters=3, batch_key="batch", copy=True, **TRAIN)
+    assert "cluster_batch_mixing" in with_penalty.uns["desc"]["history"]
+    assert with_penalty.uns["desc"]["params"]["batch_mixing"] == 10.0
+    off = sdc.tl.desc(adata, n_clusters=3, batch_key="batch", batch_mixing=0, copy=True, **TRAIN)
+    assert "cluster_batch_mixing" not in off.uns["desc"]["history"]
+    plain = sdc.tl.desc(adata, n_clusters=3, copy=True, **TRAIN)
+    assert "cluster_batch_mixing" not in plain.uns["desc"]["history"]
+
+
+def test_desc_batch_mixing_mixes_the_embedding(batch_data):
+    adata = lognorm_scaled(batch_data)
+    batches = adata.obs["batch"].to_numpy()
+    settings = {**TRAIN, "max_epochs": 40, "tol": 0.0}
+    fractions = {}
+    for weight in (0.0, 10.0):
+        out = sdc.tl.desc(
+            adata, n_clusters=3, batch_key="batch", batch_mixing=weight, copy=True, **settings
+        )
+        truth = adata.obs["group"].to_numpy()
+        assert adjusted_rand_score(truth, out.obs["desc"]) > 0.9, weight
+        fractions[weight] = other_batch_fraction(out.obsm["X_desc"], batches)
+    assert fractions[10.0] > fractions[0.0] + 0.03, fractions
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
 @pytest.mark.parametrize("value", [-1.0, float("nan"), "high", True])
-def test_bad_batch_mixing(value, batch_data):
+def test_bad_batch_mixing(value, tool, batch_data):
     adata = batch_data.copy()
     before = snapshot(adata)
     with pytest.raises(ValueError, match="batch_mixing must be a finite number >= 0"):
-        sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=value, progress=False)
+        if tool == "scdcc":
+            sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=value, progress=False)
+        else:
+            sdc.tl.desc(adata, batch_key="batch", batch_mixing=value, progress=False)
     assert_unchanged(adata, before)
 
 

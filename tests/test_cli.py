@@ -130,3 +130,20 @@ def test_run_with_batch_key_in_process(sim, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--batch-key", "sample"]) == 2
     assert capsys.readouterr().err.startswith("scdeepclust: error: --batch-key 'sample' is not")
+
+
+def test_run_batch_mixing_option(sim, tmp_path, capsys):
+    sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
+    path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-k", "3", "-o", str(out), *TINY]
+    assert main([*args, "-m", "scdcc", "--batch-key", "donor", "--batch-mixing", "0"]) == 0
+    result = ad.read_h5ad(out)
+    assert result.uns["scdcc"]["params"]["batch_mixing"] == 0.0
+    assert "cluster_batch_mixing" not in result.uns["scdcc"]["history"]
+    capsys.readouterr()
+    assert main([*args, "-m", "desc", "--batch-mixing", "5"]) == 2
+    assert "--batch-mixing needs --batch-key" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "-m", "scdcc", "--batch-key", "donor", "--batch-mixing", "-1"])
+    assert "is not a finite number >= 0" in capsys.readouterr().err

@@ -23,9 +23,7 @@ TRAIN = dict(pretrain_epochs=20, max_epochs=10, progress=False, batch_size=64)
 @pytest.fixture(scope="module")
 def split():
     """300 simulated cells: the first 200 to train on, the other 100 to map."""
-    adata = sdc.datasets.simulate(
-        300, 120, 3, de_fraction=0.3, de_log_fold=2.0, random_state=11
-    )
+    adata = sdc.datasets.simulate(300, 120, 3, de_fraction=0.3, de_log_fold=2.0, random_state=11)
     return adata[:200].copy(), adata[200:].copy()
 
 
@@ -184,8 +182,13 @@ def test_desc_model_maps_new_cells(split, tmp_path):
         sc.pp.normalize_total(a, target_sum=1e4)
         sc.pp.log1p(a)
     model = sdc.tl.desc(
-        train, n_clusters=3, return_model=True, pretrain_epochs=15, max_epochs=10,
-        progress=False, batch_size=64,
+        train,
+        n_clusters=3,
+        return_model=True,
+        pretrain_epochs=15,
+        max_epochs=10,
+        progress=False,
+        batch_size=64,
     )
     assert isinstance(model, DESC)
     assert model.preprocessing == {"input": {"kind": "X", "key": None}}
@@ -197,8 +200,13 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     assert trained_ari > 0.9 and mapped_ari > trained_ari - 0.1
     # several resolutions: one model per key
     models = sdc.tl.desc(
-        train, resolution=[0.3, 1.0], return_model=True, pretrain_epochs=2, max_epochs=1,
-        progress=False, batch_size=64,
+        train,
+        resolution=[0.3, 1.0],
+        return_model=True,
+        pretrain_epochs=2,
+        max_epochs=1,
+        progress=False,
+        batch_size=64,
     )
     assert set(models) == {"desc_0.3", "desc_1.0"}
     assert all(m.key_added == k for k, m in models.items())
@@ -209,8 +217,14 @@ def test_desc_use_rep_model(split):
     train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
     test.obsm["X_rep"] = np.log1p(test.layers["counts"][:, :20].toarray())
     model = sdc.tl.desc(
-        train, use_rep="X_rep", n_clusters=3, return_model=True, pretrain_epochs=2,
-        max_epochs=1, progress=False, batch_size=64,
+        train,
+        use_rep="X_rep",
+        n_clusters=3,
+        return_model=True,
+        pretrain_epochs=2,
+        max_epochs=1,
+        progress=False,
+        batch_size=64,
     )
     assert model.preprocessing["input"] == {"kind": "obsm", "key": "X_rep", "n_columns": 20}
     model.predict(test, key_added="mapped")
@@ -283,8 +297,15 @@ def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
     adata = split[0][:80].copy()
     with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in"):
         pass_through = sdc.tl.scdcc(
-            adata, 3, copy=True, checkpoint_dir=tmp_path / "new", resume=True,
-            pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64,
+            adata,
+            3,
+            copy=True,
+            checkpoint_dir=tmp_path / "new",
+            resume=True,
+            pretrain_epochs=1,
+            max_epochs=1,
+            progress=False,
+            batch_size=64,
         )
     assert "scdcc" in pass_through.obs
 
@@ -299,7 +320,12 @@ def test_real_data_mapping():
     train, test = adata[:400].copy(), adata[400:].copy()
     k = train.obs["label"].nunique()
     model = sdc.tl.scdcc(
-        train, k, n_top_genes=300, return_model=True, pretrain_epochs=10, max_epochs=5,
+        train,
+        k,
+        n_top_genes=300,
+        return_model=True,
+        pretrain_epochs=10,
+        max_epochs=5,
         progress=False,
     )
     assert len(model.features) == 300

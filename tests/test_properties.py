@@ -18,9 +18,7 @@ from scdeepclust.pp import all_finite, count_statistics, is_count_matrix
 from scdeepclust.pp._input import scan_matrix
 from scdeepclust.tl._validate import tool_input
 
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [np.float32, np.float64, np.float16, np.int32, np.int64, np.uint16]
 FORMATS = ["dense", "csr", "csc", "coo"]
 

@@ -61,8 +61,10 @@ class RowSource:
     @property
     def n_missing_columns(self) -> int:
         """Columns selected with -1, read as zeros."""
-        return 0 if self._selection is None else len(self._selection.columns) - len(
-            self._selection.present
+        return (
+            0
+            if self._selection is None
+            else len(self._selection.columns) - len(self._selection.present)
         )
 
     @property

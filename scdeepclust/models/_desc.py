@@ -1,5 +1,6 @@
 """DESC: a stacked autoencoder pretrained greedily then end to end, whose encoder is refined by
-the DEC clustering loss alone, one run per Leiden resolution."""
+the DEC clustering loss alone (with batches, plus a batch-mixing penalty), one run per Leiden
+resolution."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch.nn import functional as F
 
 from .._results import ClusteringResult
 from ..data import Batch, CellFeeder, RowSource
-from ..nn import StackedAutoencoder
+from ..nn import StackedAutoencoder, batch_mixing_mmd
 from ..train import (
     MIN_CLUSTERING_STEPS,
     CentroidInit,
@@ -176,6 +177,10 @@ def cluster_desc(
     rng = numpy_rng(config.random_state)
     if checkpoint is not None:
         checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng})
+
+    def batch_mixing(batch: Batch, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"batch_mixing": config.batch_mixing * batch_mixing_mmd(z, batch.batch_code)}
+
     with seeded(config.random_state):
         outcome = deep_embedded_clustering(
             feeder,
@@ -199,6 +204,7 @@ def cluster_desc(
             rng=rng,
             kernel=config.kernel,
             alpha=config.alpha,
+            extra_loss=batch_mixing if config.mixes_batches else None,
             progress=config.progress,
             stage_name=f"clustering_{resolution}",
             divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),

@@ -44,9 +44,6 @@ class SCDCCConfig(BatchSettings):
     max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0
-    # Weight of the batch-mixing penalty (MMD between each batch's latent codes and the rest
-    # of the minibatch) in the clustering stage; used only with 2 or more batches.
-    batch_mixing: float = 10.0
     update_interval: float | None = None
     tol: float = 1e-3
     resolution: float = 1.0
@@ -103,8 +100,6 @@ def fit_scdcc(
         )
     clip_hint = "" if feeder.max_value is not None else ", or clip the input with `max_value=10`"
 
-    mixing = config.n_batches > 1 and config.batch_mixing > 0
-
     def denoising_zinb(batch: Batch, mixing_weight: float = 0.0) -> dict[str, torch.Tensor]:
         noisy = batch.x + config.sigma * torch.randn(batch.x.shape, generator=noise, device=device)
         z = model.encode(noisy, batch.batch_code)
@@ -114,8 +109,9 @@ def fit_scdcc(
             terms["batch_mixing"] = mixing_weight * batch_mixing_mmd(z, batch.batch_code)
         return terms
 
-    def clustering_extra(batch: Batch) -> dict[str, torch.Tensor]:
-        return denoising_zinb(batch, config.batch_mixing if mixing else 0.0)
+    def clustering_extra(batch: Batch, _z: torch.Tensor) -> dict[str, torch.Tensor]:
+        # the penalty on the codes of the noisy input the ZINB term reconstructs from
+        return denoising_zinb(batch, config.batch_mixing if config.mixes_batches else 0.0)
 
     t0 = time.perf_counter()
     n_pretrain = config.resolved_pretrain_epochs(feeder.n_total)
@@ -169,7 +165,7 @@ def fit_scdcc(
             update_interval=config.update_interval,
             clustering_weight=config.gamma,
             # the labels settle before the batches have mixed
-            min_steps=MIN_CLUSTERING_STEPS if mixing else 0,
+            min_steps=MIN_CLUSTERING_STEPS if config.mixes_batches else 0,
         ),
         lambda params: torch.optim.Adadelta(params, lr=config.lr, rho=0.95),
         rng=rng,

@@ -11,7 +11,15 @@ class BatchSettings:
 
     batch_key: str | None = None
     batch_categories: tuple[str, ...] | None = None  # known batches, in code order
+    # Weight of the batch-mixing penalty of the clustering stage (the MMD between each batch's
+    # latent codes and the rest of the minibatch); used only with 2 or more batches.
+    batch_mixing: float = 10.0
 
     @property
     def n_batches(self) -> int:
         return len(self.batch_categories or ())
+
+    @property
+    def mixes_batches(self) -> bool:
+        """Whether the clustering stage carries the batch-mixing penalty."""
+        return self.n_batches > 1 and self.batch_mixing > 0

@@ -59,7 +59,7 @@ def deep_embedded_clustering(
     rng: np.random.Generator,
     kernel: str = "t",
     alpha: float = 1.0,
-    extra_loss: Callable[[Batch], LossTerms] | None = None,
+    extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
     make_pair_loss: Callable | None = None,
     progress: bool = True,
     stage_name: str = "clustering",

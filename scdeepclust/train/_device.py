@@ -19,8 +19,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(
-            f"device={device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda' or "
-            "'cuda:N'."
+            f"device={device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(

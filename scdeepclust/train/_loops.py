@@ -245,7 +245,7 @@ def train_clustering(
     settings: ClusteringStage,
     *,
     rng: np.random.Generator,
-    extra_loss: Callable[[Batch], LossTerms] | None = None,
+    extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
     pair_loss: Callable[[int], LossTerms] | None = None,
     progress: bool = True,
     stage: str = "clustering",
@@ -254,8 +254,9 @@ def train_clustering(
 ) -> dict[str, list[float]]:
     """Train `embed` and the centroids on KL(p || q), p refreshed (by streaming inference)
     as `settings.refresh_every` says, stopping once fewer than `tol` of the labels change between
-    refreshes (not before `settings.min_steps` training steps). `extra_loss(batch)` adds e.g. a
-    reconstruction term; `pair_loss(step)` adds the pairwise-constraint terms for a training
+    refreshes (not before `settings.min_steps` training steps). `extra_loss(batch, z)` adds e.g. a
+    reconstruction term or a batch-mixing penalty (z: `embed(batch)`, as the soft assignment
+    sees it); `pair_loss(step)` adds the pairwise-constraint terms for a training
     step. `stage`, `divergence` and `checkpoint` as in `fit_epochs` (the modules, including
     `clustering_layer`, are attached by the caller)."""
     history: dict[str, list[float]] = defaultdict(list)
@@ -305,12 +306,13 @@ def train_clustering(
                 previous_labels = labels
                 frequency = all_reduce_sum(q_all.sum(0), feeder)
                 target = target_distribution(q_all, frequency).to(device)
-            q = clustering_layer(embed(batch))
+            z = embed(batch)
+            q = clustering_layer(z)
             terms = {
                 "clustering": settings.clustering_weight * kl_divergence(target[batch.index], q)
             }
             if extra_loss is not None:
-                terms.update(extra_loss(batch))
+                terms.update(extra_loss(batch, z))
             if pair_loss is not None:
                 terms.update(pair_loss(step))
             values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
