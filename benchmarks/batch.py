@@ -28,7 +28,12 @@ of each method (the tool call; for the scanpy methods ComBat, scale, PCA, neighb
 Writes benchmarks/results/batch.{json,md} (``--quick``: batch_quick.*, a small smoke test).
 
     python benchmarks/batch.py [--designs sim2 sim4 pbmc] [--methods scdcc+batch scdcc ...]
-                               [--seeds 0 1 2] [--quick]
+                               [--seeds 0 1 2] [--quick] [--name NAME]
+
+The ablations ``scdcc+batch-unmixed`` / ``desc+batch-unmixed`` (``batch_key`` with
+``batch_mixing=0``) run only when named in ``--methods``, e.g. (results in batch_unmixed.*)
+``--designs pbmc --name batch_unmixed --methods scdcc+batch scdcc+batch-unmixed desc+batch
+desc+batch-unmixed``.
 """
 
 from __future__ import annotations
@@ -55,7 +60,15 @@ METHODS = {
     "desc": ("desc", False),
     "combat-leiden": ("leiden", True),
     "leiden": ("leiden", False),
+    # ablations, run only when named in --methods: batch_key without the batch-mixing penalty
+    "scdcc+batch-unmixed": ("scdcc", True),
+    "desc+batch-unmixed": ("desc", True),
 }
+TOOL_OPTIONS = {
+    "scdcc+batch-unmixed": {"batch_mixing": 0.0},
+    "desc+batch-unmixed": {"batch_mixing": 0.0},
+}
+DEFAULT_METHODS = [m for m in METHODS if m not in TOOL_OPTIONS]
 LABELS = {
     "scdcc+batch": "tl.scdcc",
     "scdcc": "tl.scdcc",
@@ -63,6 +76,8 @@ LABELS = {
     "desc": "tl.desc",
     "combat-leiden": "ComBat + PCA-neighbors-Leiden",
     "leiden": "PCA-neighbors-Leiden",
+    "scdcc+batch-unmixed": "tl.scdcc, batch_mixing=0",
+    "desc+batch-unmixed": "tl.desc, batch_mixing=0",
 }
 SIM = {"n_cells": 3000, "n_genes": 1000, "n_groups": 6, "batch_effect": 0.5}
 SIM_QUICK = {"n_cells": 600, "n_genes": 200, "n_groups": 6, "batch_effect": 0.5}
@@ -207,9 +222,10 @@ def prepare(adata):
 # --- methods -------------------------------------------------------------------------------
 
 
-def run_tool(tool, adata, k, seed, batch_key, quick):
-    """`tl.scdcc` or `tl.desc` with the true number of clusters; labels and embedding."""
-    kwargs = {"random_state": seed, "progress": False, "copy": True, "n_clusters": k}
+def run_tool(tool, adata, k, seed, batch_key, quick, **options):
+    """`tl.scdcc` or `tl.desc` with the true number of clusters (and `options`); labels and
+    embedding."""
+    kwargs = {"random_state": seed, "progress": False, "copy": True, "n_clusters": k, **options}
     if batch_key:
         kwargs["batch_key"] = batch_key
     if quick:
@@ -249,7 +265,8 @@ def run_method(method, adata, k, seed, quick):
     tool, corrected = METHODS[method]
     if tool == "leiden":
         return run_leiden(adata, seed, combat=corrected)
-    return run_tool(tool, adata, k, seed, "batch" if corrected else None, quick)
+    batch_key = "batch" if corrected else None
+    return run_tool(tool, adata, k, seed, batch_key, quick, **TOOL_OPTIONS.get(method, {}))
 
 
 def evaluate(adata, labels, embedding, seed) -> dict:
@@ -340,15 +357,18 @@ def summarise(rows: list[dict]) -> list[dict]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", nargs="*", choices=DESIGNS, default=DESIGNS)
-    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=DEFAULT_METHODS)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--quick", action="store_true", help="small data and 2 epochs: a smoke test"
     )
+    parser.add_argument(
+        "--name", help="results file name (default: batch, or batch_quick with --quick)"
+    )
     args = parser.parse_args()
     if "pbmc" in args.designs:
         require_data()
-    name = "batch_quick" if args.quick else "batch"
+    name = args.name or ("batch_quick" if args.quick else "batch")
 
     rows: list[dict] = []
     references: dict = {}  # undistorted runs, shared by sim2 and sim4

@@ -8,6 +8,7 @@ arguments are known to be usable, so mistakes are reported at once.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -134,40 +135,33 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
-        return value
+def _number(kind, holds, what: str):
+    """An argparse type: `kind(text)`, refused unless `holds(value)` (the value "is not `what`")."""
 
-    return parse
-
-
-def _positive(kind):
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
+            name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
 
     return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
-    return value
+def _int_at_least(low: int):
+    return _number(int, lambda value: value >= low, f"at least {low}")
+
+
+def _positive(kind):
+    return _number(kind, lambda value: value > 0, "positive")
+
+
+_non_negative = _number(
+    float, lambda value: math.isfinite(value) and value >= 0, "a finite number >= 0"
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -421,7 +421,7 @@ def test_tol_stop_waits_for_the_minimum_number_of_steps():
         weight = torch.nn.Parameter(torch.eye(2))
         optimizer = torch.optim.SGD([weight, *layer.parameters()], lr=0.01)
         stage = ClusteringStage(max_epochs=50, batch_size=32, tol=1e-3, min_steps=min_steps)
-        history = train_clustering(
+        return train_clustering(
             feeder,
             lambda b: b.x @ weight,
             layer,
@@ -430,7 +430,6 @@ def test_tol_stop_waits_for_the_minimum_number_of_steps():
             rng=np.random.default_rng(0),
             progress=False,
         )
-        return history
 
     assert len(run(0)["clustering"]) == 1
     history = run(5 * steps_per_epoch + 1)
@@ -440,17 +439,22 @@ def test_tol_stop_waits_for_the_minimum_number_of_steps():
     assert all(change == 0 for change in history["label_change"])
 
 
-def test_scdcc_with_batch_mixing_trains_the_minimum_steps(batch_data, monkeypatch):
-    from scdeepclust.models import _scdcc
+def test_methods_train_the_minimum_steps(batch_data, monkeypatch):
+    """scDCC waits for the minimum while the batch-mixing penalty is on, DESC always."""
+    from scdeepclust.models import _desc, _scdcc
 
     monkeypatch.setattr(_scdcc, "MIN_CLUSTERING_STEPS", 40)
-    adata = batch_data.copy()
+    monkeypatch.setattr(_desc, "MIN_CLUSTERING_STEPS", 40)
     settings = {**TRAIN, "max_epochs": None}
-    steps_per_epoch = -(-adata.n_obs // settings["batch_size"])
-    mixed = sdc.tl.scdcc(adata, 3, batch_key="batch", copy=True, **settings)
-    refreshed_at = mixed.uns["scdcc"]["history"]["cluster_label_change_epoch"]
-    assert refreshed_at[-1] * steps_per_epoch >= 40
-    assert mixed.uns["scdcc"]["clustering_epochs"] >= 40 / steps_per_epoch
-    # no penalty, no minimum: the stage may stop at its first check
-    off = sdc.tl.scdcc(adata, 3, batch_key="batch", batch_mixing=0, copy=True, **settings)
-    assert off.uns["scdcc"]["history"]["cluster_label_change_epoch"][-1] * steps_per_epoch < 40
+    steps_per_epoch = -(-batch_data.n_obs // settings["batch_size"])
+
+    def last_check_step(out, key):
+        return out.uns[key]["history"]["cluster_label_change_epoch"][-1] * steps_per_epoch
+
+    mixed = sdc.tl.scdcc(batch_data, 3, batch_key="batch", copy=True, **settings)
+    assert last_check_step(mixed, "scdcc") >= 40
+    # no penalty, no minimum: this stage stops at an earlier check
+    off = sdc.tl.scdcc(batch_data, 3, batch_key="batch", batch_mixing=0, copy=True, **settings)
+    assert last_check_step(off, "scdcc") < 40
+    plain = sdc.tl.desc(lognorm_scaled(batch_data), n_clusters=3, copy=True, **settings)
+    assert last_check_step(plain, "desc") >= 40

@@ -201,17 +201,19 @@ REFRESH_MAX_STEPS = 500
 
 # The `tol` stop compares the labels of two refreshes. On a few thousand cells one epoch is a
 # dozen steps, and the stage stopped at its first check, before the clustering loss had resolved
-# the cells between clusters or a batch-mixing penalty had done its work. Measured (median of
-# seeds 0 / 1 / 2; 240 steps against the stop at the first check):
-# - DESC on 3,000 simulated cells, 2 or 4 batches: ARI 1.000 on every run, where 1 to 3 cells
-#   with near-uniform soft assignments had stayed in the wrong cluster (ARI 0.998-0.999 on 4
-#   of 6 runs); 10X PBMC, true k 0.764 (was 0.751), defaults 0.606 (0.608); mouse bladder,
-#   defaults 0.614 (0.595), true k 0.541 (0.543); worm neuron, true k 0.508 (0.492), defaults
-#   0.437 (0.437); about 2 s more on PBMC.
-# - scDCC with the batch-mixing penalty on the same simulated cells: mixing entropy, seeds 0 /
-#   1 / 2, 2 batches 0.977 / 0.971 / 0.962 (was 0.968 / 0.967 / 0.964), 4 batches 0.960 /
-#   0.961 / 0.955 (was 0.938 / 0.942 / 0.915); 120 steps mixed 4 batches less (0.956 / 0.957),
-#   480 no better. scDCC without it is left as measured in benchmarks/results/scdcc_accuracy.md.
+# the cells between clusters or a batch-mixing penalty had done its work. Measured, 240 steps
+# against the stop at the first check (the same commands at commit 6200a06, whose
+# benchmarks/batch.py took one `--seed`):
+# - DESC, benchmarks/desc_accuracy.py (medians of seeds 0 / 1 / 2): 10X PBMC true k 0.764 (was
+#   0.751), defaults 0.606 (0.608, 20.1 s); mouse bladder defaults 0.614 (0.595), true k 0.541
+#   (0.543); worm neuron true k 0.508 (0.492), defaults 0.437 (0.437).
+# - DESC with batch_key on the simulated batches of benchmarks/batch.py: ARI 1.000 on all 6
+#   runs (was 0.998-0.999 on 3 of them: cells with near-uniform soft assignments left in the
+#   wrong cluster).
+# - scDCC with the batch-mixing penalty there: mixing entropy, seeds 0 / 1 / 2, 2 batches
+#   0.977 / 0.971 / 0.962 (was 0.968 / 0.967 / 0.964), 4 batches 0.960 / 0.961 / 0.955 (was
+#   0.938 / 0.942 / 0.915); 120 steps mixed 4 batches less (0.956 / 0.957), 480 no better.
+#   scDCC without it is left as measured in benchmarks/results/scdcc_accuracy.md.
 # At a million cells the first check comes after REFRESH_MAX_STEPS anyway.
 MIN_CLUSTERING_STEPS = 240
 
