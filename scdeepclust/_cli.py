@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-k",
         "--n-clusters",
-        type=_int_at_least(2),
-        metavar="K",
-        help="number of clusters (k-means); default: Leiden on the pretrained embedding decides",
+        type=_cluster_count,
+        metavar="K|LO-HI",
+        help="number of clusters (k-means), or LO-HI bounds of a search for it; default: scdcc "
+        "searches 2-30, desc runs Leiden on the pretrained embedding",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
@@ -153,6 +154,17 @@ def _number(kind, holds, what: str):
 
 def _int_at_least(low: int):
     return _number(int, lambda value: value >= low, f"at least {low}")
+
+
+def _cluster_count(text: str):
+    """K (an integer >= 2) or LO-HI (the bounds of a search for it)."""
+    at_least_two = _int_at_least(2)
+    if "-" not in text.strip("-"):
+        return at_least_two(text)
+    lo, hi = (at_least_two(part) for part in text.split("-", 1))
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{text}: the lower bound exceeds the upper one")
+    return (lo, hi)
 
 
 def _positive(kind):
@@ -347,6 +359,12 @@ def _summary(adata, key: str, truth: str | None):
     sizes = sizes[sizes > 0]
     seconds = adata.uns[key]["timings"].get("total_s", float("nan"))
     say(f"{key}: {len(sizes)} clusters in {_duration(seconds)}")
+    search = adata.uns[key].get("n_clusters_search")
+    if search is not None:
+        from .train._n_clusters import search_summary
+
+        span = f"{search['n_clusters'][0]}-{search['n_clusters'][-1]}"
+        say(f"  number of clusters searched in {span}: {search_summary(search)}")
     say("  cells per cluster: " + ", ".join(f"{name}: {n}" for name, n in sizes.items()))
     if truth is None:
         return None

@@ -316,7 +316,7 @@ CASES = [
     Case(
         "scdcc-leiden-too-few-cells",
         "scdcc",
-        kwargs=dict(n_neighbors=15),
+        kwargs=dict(n_neighbors=15, resolution=1.0),
         edit=lambda a: a[:12].copy(),
         raises=ValueError,
         match=r"Leiden initialisation needs more cells \(12\) than n_neighbors=15",
@@ -601,7 +601,7 @@ def test_backed_read_only(tool, tmp_path):
     [
         ("scdcc", dict(pretrain_lr=1e8), r"pretraining loss became .* lower `pretrain_lr` \(now"),
         ("desc", dict(pretrain_lr=1e8), r"layer1 loss became .* lower `pretrain_lr` \(now 1e\+08"),
-        ("desc", dict(lr=1e30), r"clustering_\S+ loss became .* lower `lr` \(now 1e\+30\), e\.g"),
+        ("desc", dict(lr=1e30), r"clustering\S* loss became .* lower `lr` \(now 1e\+30\), e\.g"),
     ],
 )
 def test_non_finite_loss_names_the_cause_and_leaves_adata(tool, kwargs, match):

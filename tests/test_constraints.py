@@ -85,10 +85,11 @@ def test_known_classes_place_the_first_centroids():
     labelled = np.flatnonzero(truth < 2)[:40]  # classes 0 and 1 known, class 2 not
     seeds[labelled] = truth[labelled]
 
-    centroids, labels, method = _centroids.initial_centroids(
+    initial = _centroids.initial_centroids(
         z, n_clusters=3, resolution=1.0, n_neighbors=15, random_state=0, seed_labels=seeds
     )
-    assert method == "known class means"
+    centroids, labels = initial.centroids, initial.labels
+    assert initial.method == "known class means"
     for code in (0, 1):  # centroid i sits at the labelled cells of class i, not refitted
         np.testing.assert_allclose(
             centroids[code], z[labelled][truth[labelled] == code].mean(0), atol=1e-5

@@ -56,6 +56,7 @@ def simulate(
     chunk_size: int = 20_000,
     n_batches: int = 1,
     batch_effect: float = 0.5,
+    group_fractions=None,
 ) -> AnnData:
     """Counts from a zero-inflated negative binomial model with known groups.
 
@@ -94,6 +95,9 @@ def simulate(
     batch_effect
         Standard deviation, on the natural-log scale, of the batch factors (see `n_batches`);
         0 gives batches without any effect. Ignored when ``n_batches=1``.
+    group_fractions
+        Expected share of the cells in each group (`n_groups` non-negative numbers, normalised
+        to sum to 1), for unequal or rare populations. Default: equal shares.
 
     Returns
     -------
@@ -109,6 +113,18 @@ def simulate(
         raise ValueError(f"n_batches must be an integer >= 1, got {n_batches}.")
     if not np.isfinite(batch_effect) or batch_effect < 0:
         raise ValueError(f"batch_effect must be a finite number >= 0, got {batch_effect!r}.")
+    if group_fractions is None:
+        shares = None
+    else:
+        shares = np.asarray(group_fractions, dtype=np.float64)
+        if shares.shape != (n_groups,) or not np.all(np.isfinite(shares)) or np.any(shares < 0):
+            raise ValueError(
+                f"group_fractions must be {n_groups} finite non-negative numbers (one per group), "
+                f"got {group_fractions!r}."
+            )
+        if shares.sum() <= 0:
+            raise ValueError("group_fractions must not all be zero.")
+        shares = shares / shares.sum()
     rng = np.random.default_rng(random_state)
     base = rng.normal(mean_log_expression, 1.0, n_genes)
     log_means = np.tile(base, (n_groups, 1))
@@ -118,7 +134,11 @@ def simulate(
         sign = rng.choice([-1.0, 1.0], n_de)
         log_means[g, genes] += sign * rng.normal(de_log_fold, 0.3, n_de)
     means = np.exp(log_means)
-    groups = rng.integers(0, n_groups, n_cells)
+    groups = (
+        rng.integers(0, n_groups, n_cells)
+        if shares is None
+        else rng.choice(n_groups, n_cells, p=shares)
+    )
     library = np.exp(rng.normal(0.0, library_size_sd, n_cells))
     batch_scale = None
     if n_batches > 1:

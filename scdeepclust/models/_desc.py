@@ -54,7 +54,7 @@ class DESCConfig(BatchSettings):
     layerwise: bool = True
     pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
-    n_clusters: int | None = None
+    n_clusters: int | tuple[int, int] | None = None
     n_neighbors: int = 10
     kernel: str = "t"
     alpha: float = 1.0
@@ -168,11 +168,12 @@ def cluster_desc(
     feeder: CellFeeder,
     pretrained: PretrainedDESC,
     config: DESCConfig,
-    resolution: float,
+    resolution: float | None,
     checkpoint: TrainingCheckpoint | None = None,
 ) -> ClusteringResult:
     """Drop the decoder and train a copy of the pretrained encoder with centroids on KL alone.
-    With a `checkpoint`, the stage is saved and resumed as ``clustering_{resolution}``."""
+    With a `checkpoint`, the stage is saved and resumed as ``clustering_{resolution}`` (or
+    ``clustering`` without a resolution)."""
     model = copy.deepcopy(pretrained.model)
     rng = numpy_rng(config.random_state)
     if checkpoint is not None:
@@ -206,7 +207,7 @@ def cluster_desc(
             alpha=config.alpha,
             extra_loss=batch_mixing if config.mixes_batches else None,
             progress=config.progress,
-            stage_name=f"clustering_{resolution}",
+            stage_name="clustering" if resolution is None else f"clustering_{resolution}",
             divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),
             checkpoint=checkpoint,
         )

@@ -34,7 +34,7 @@ from ._settings import BatchSettings
 
 @dataclass
 class SCDCCConfig(BatchSettings):
-    n_clusters: int | None = None
+    n_clusters: int | tuple[int, int] | None = None
     encoder_hidden: Sequence[int] = (256, 64)
     latent_dim: int = 32
     decoder_hidden: Sequence[int] = (64, 256)
@@ -46,7 +46,7 @@ class SCDCCConfig(BatchSettings):
     gamma: float = 1.0
     update_interval: float | None = None
     tol: float = 1e-3
-    resolution: float = 1.0
+    resolution: float | None = None
     n_neighbors: int = 15
     ml_weight: float = 1.0
     cl_weight: float = 1.0

@@ -21,6 +21,7 @@ from ._validate import (
     check_checkpointing,
     check_key_added,
     check_n_clusters,
+    check_resolution,
     check_training_sizes,
     check_update_interval,
     start_distributed,
@@ -33,8 +34,8 @@ from ._validate import (
 def desc(
     adata: AnnData,
     *,
-    resolution: float | Sequence[float] = 0.8,
-    n_clusters: int | None = None,
+    resolution: float | Sequence[float] | None = 0.8,
+    n_clusters: int | tuple[int, int] | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
     batch_key: str | None = None,
@@ -78,10 +79,19 @@ def desc(
     adata
         Cells x genes, preprocessed as usual with scanpy (normalize_total, log1p, scale).
     resolution
-        Leiden resolution of the initial clustering, or a list of them: the autoencoder is
-        pretrained once and the clustering stage runs once per resolution.
+        Leiden resolution of the initial clustering on a kNN graph of the pretrained
+        embedding, or a list of them: the autoencoder is pretrained once and the clustering
+        stage runs once per resolution. Ignored when `n_clusters` is given.
     n_clusters
-        Use k-means with this many clusters instead of Leiden (`resolution` is then ignored).
+        The number of clusters (k-means initialisation), or ``(lo, hi)`` bounds of a search
+        for it on the pretrained embedding: k-means on random subsamples, each from its own
+        seed, for every candidate k; the score of k is the mean adjusted Rand index between
+        those partitions, and the choice is the largest k whose score is within 0.05 of the
+        best (see ``uns[key]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
+        ``resolution=None`` with no `n_clusters` searches between 2 and 30. The search is not
+        DESC's default: on DESC's embedding its choice measured too coarse on 10X PBMC, mouse
+        bladder and CBMC and too fine on worm neurons (benchmarks/n_clusters.py), while it
+        suits scDCC's, where it is the default.
     layer
         Use ``adata.layers[layer]`` instead of ``X``.
     use_rep
@@ -167,14 +177,20 @@ def desc(
         Soft assignment q (cells x clusters).
     `adata.uns[key]`
         `params`, `n_clusters`, `history` (pretraining losses per stage, clustering KL and
-        label change), `timings`, `converged`.
+        label change), `timings`, `converged`, and `n_clusters_search` when the number of
+        clusters was searched (candidates, their scores and spreads, `chosen`, `runner_up`).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy, need_genes=use_rep is None)
     check_key_added(key_added)
-    check_n_clusters(n_clusters, adata.n_obs)
+    n_clusters = check_n_clusters(n_clusters, adata.n_obs)
+    check_resolution(resolution)
     check_training_sizes(
-        adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
+        adata.n_obs,
+        batch_size=batch_size,
+        n_clusters=n_clusters,
+        n_neighbors=n_neighbors,
+        resolution=resolution,
     )
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
@@ -182,11 +198,11 @@ def desc(
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     if kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
-    resolutions = [resolution] if np.isscalar(resolution) else list(resolution)
-    if not resolutions:
-        raise ValueError("resolution must be a number or a non-empty list of numbers.")
+    resolutions = (
+        [resolution] if resolution is None or np.isscalar(resolution) else list(resolution)
+    )
     if n_clusters is not None:
-        resolutions = resolutions[:1]
+        resolutions = [None]
     dev = resolve_device(device)
     if distributed:
         rank, world_size, dev = start_distributed(dev, checkpoint_dir=checkpoint_dir)

@@ -29,6 +29,7 @@ from ._validate import (
     check_key_added,
     check_keys,
     check_n_clusters,
+    check_resolution,
     check_training_sizes,
     check_update_interval,
     start_distributed,
@@ -44,7 +45,7 @@ DEFAULT_PAIRS_PER_LABELLED_CELL = 100
 
 def scdcc(
     adata: AnnData,
-    n_clusters: int | None = None,
+    n_clusters: int | tuple[int, int] | None = None,
     *,
     layer: str | None = None,
     batch_key: str | None = None,
@@ -57,7 +58,7 @@ def scdcc(
     n_pairs: int | None = None,
     ml_weight: float = 1.0,
     cl_weight: float = 1.0,
-    resolution: float = 1.0,
+    resolution: float | None = None,
     n_neighbors: int = 15,
     encoder_hidden: Sequence[int] = (256, 64),
     latent_dim: int = 32,
@@ -88,7 +89,8 @@ def scdcc(
     A denoising autoencoder reads z-scored log1p(normalised counts) with Gaussian noise; its
     decoder gives the mean, dispersion and dropout of a zero-inflated negative binomial fitted
     to the raw counts with size factors. After pretraining on that likelihood, centroids are
-    initialised in the latent space (k-means with `n_clusters`, else Leiden) and the network is
+    initialised in the latent space (k-means, with a number of clusters given or chosen from
+    the data; or Leiden at a given `resolution`) and the network is
     trained on ZINB + `gamma` x KL(p || q) (DEC), plus must-link / cannot-link losses from
     prior knowledge, until fewer than `tol` of the labels change between target refreshes.
 
@@ -98,8 +100,12 @@ def scdcc(
         Annotated data of cells x genes, holding raw counts. Genes are used as given: select
         highly variable genes with scanpy first, or pass `n_top_genes`.
     n_clusters
-        Number of clusters (k-means initialisation). If `None`, Leiden on a kNN graph of the
-        pretrained latent space at `resolution` decides.
+        Number of clusters (k-means initialisation), or ``(lo, hi)`` bounds of the search for
+        it. Default, with no `resolution` either: the number is chosen from the data between 2
+        and 30, on the pretrained latent space: k-means on random subsamples, each from its own
+        seed, for every candidate k; the score of k is the mean adjusted Rand index between
+        those partitions, and the choice is the largest k whose score is within 0.05 of the
+        best (see ``uns[key_added]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.
@@ -137,7 +143,9 @@ def scdcc(
     ml_weight, cl_weight
         Weights of the must-link and cannot-link losses.
     resolution, n_neighbors
-        Leiden resolution and kNN graph size when `n_clusters` is `None`.
+        Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
+        latent space at this resolution instead of choosing the number of clusters. Ignored
+        when `n_clusters` is given.
     encoder_hidden, latent_dim, decoder_hidden
         Network shape.
     sigma
@@ -216,14 +224,21 @@ def scdcc(
         Soft assignment q (cells x clusters), column i for label "i".
     `adata.uns[key_added]`
         `params`, `n_clusters` (non-empty clusters), `history` (per-epoch losses of both stages,
-        label change per refresh), `timings`, `converged`, `n_constraints`.
+        label change per refresh), `timings`, `converged`, `n_constraints`, and
+        `n_clusters_search` when the number of clusters was searched (candidates, their scores
+        and spreads, `chosen`, `runner_up`).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy)
     check_key_added(key_added)
-    check_n_clusters(n_clusters, adata.n_obs)
+    n_clusters = check_n_clusters(n_clusters, adata.n_obs)
+    check_resolution(resolution)
     check_training_sizes(
-        adata.n_obs, batch_size=batch_size, n_clusters=n_clusters, n_neighbors=n_neighbors
+        adata.n_obs,
+        batch_size=batch_size,
+        n_clusters=n_clusters,
+        n_neighbors=n_neighbors,
+        resolution=resolution,
     )
     check_keys(adata, label_key=label_key, protein_key=protein_key)
     batches = batch_covariate(adata, batch_key)
@@ -292,7 +307,7 @@ def scdcc(
         batch_mixing=float(batch_mixing),
     )
     seed_labels = None
-    if label_key is not None and n_clusters is not None:
+    if label_key is not None and (n_clusters is not None or resolution is None):
         seed_labels = _label_codes(adata.obs[label_key])
     checkpoint = open_checkpoint(
         checkpoint_dir,

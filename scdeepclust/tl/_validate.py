@@ -78,19 +78,57 @@ def check_batch_mixing(batch_mixing: float) -> None:
         )
 
 
-def check_n_clusters(n_clusters: int | None, n_obs: int) -> None:
+def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
+    """An integer >= 2, bounds ``(lo, hi)`` of a search with 2 <= lo <= hi, or `None`; returned
+    as an int, a tuple of ints, or `None`."""
+    if isinstance(n_clusters, tuple | list):
+        if len(n_clusters) != 2:
+            raise ValueError(
+                "n_clusters must be an integer, or (lo, hi) bounds of the search for the number "
+                f"of clusters; got a sequence of length {len(n_clusters)}."
+            )
+        lo, hi = n_clusters
+        check_int("n_clusters lower bound", lo, minimum=2)
+        check_int("n_clusters upper bound", hi, minimum=2)
+        if lo > hi:
+            raise ValueError(f"n_clusters=({lo}, {hi}): the lower bound exceeds the upper one.")
+        if hi >= n_obs:
+            raise ValueError(
+                f"n_clusters=({lo}, {hi}): the upper bound must be below the number of cells "
+                f"({n_obs})."
+            )
+        return int(lo), int(hi)
     check_int("n_clusters", n_clusters, minimum=2, allow_none=True)
     if n_clusters is not None and n_clusters > n_obs:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of cells ({n_obs}).")
+    return None if n_clusters is None else int(n_clusters)
+
+
+def check_resolution(resolution) -> None:
+    """`None` or a positive number (or, where allowed, a non-empty list of them)."""
+    values = resolution if isinstance(resolution, list | tuple | np.ndarray) else [resolution]
+    if resolution is None:
+        return
+    if not len(values):
+        raise ValueError("resolution must be a number or a non-empty list of numbers.")
+    for value in values:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"resolution must be a positive number, got {value!r}.")
 
 
 def check_training_sizes(
-    n_obs: int, *, batch_size: int, n_clusters: int | None, n_neighbors: int
+    n_obs: int,
+    *,
+    batch_size: int,
+    n_clusters: int | tuple[int, int] | None,
+    n_neighbors: int,
+    resolution=None,
 ) -> None:
     """Minibatch and kNN sizes against the number of cells."""
     check_int("batch_size", batch_size, minimum=2)
     check_int("n_neighbors", n_neighbors, minimum=2)
-    if n_clusters is None and n_neighbors >= n_obs:
+    if n_clusters is None and resolution is not None and n_neighbors >= n_obs:
         raise ValueError(
             f"Leiden initialisation needs more cells ({n_obs}) than n_neighbors={n_neighbors}: "
             "pass a smaller n_neighbors, or give n_clusters to use k-means."

@@ -1,12 +1,21 @@
-"""Initial centroids in the latent space: k-means for a given number of clusters, or Leiden on a
-kNN graph when the number is not known."""
+"""Initial centroids in the latent space: k-means for a given or searched number of clusters,
+or Leiden on a kNN graph at a given resolution."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scanpy import logging as logg
+
+from ._n_clusters import (
+    ClusterNumberSearch,
+    resolve_bounds,
+    search_n_clusters,
+    search_summary,
+)
 
 # Above these sizes the initial clustering runs on a random subsample and the other cells go
 # to the nearest resulting centroid: the centroids are only a starting point for training.
@@ -112,21 +121,43 @@ def centroids_from_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
+@dataclass
+class InitialClustering:
+    centroids: np.ndarray  # (n_clusters, latent_dim) float32
+    labels: np.ndarray
+    method: str
+    search: ClusterNumberSearch | None = None  # when the number of clusters was searched
+
+
 def initial_centroids(
     z: np.ndarray,
     *,
-    n_clusters: int | None,
-    resolution: float,
+    n_clusters: int | tuple[int, int] | None,
+    resolution: float | None,
     n_neighbors: int,
     random_state: int | None,
     seed_labels: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(centroids, initial labels, method name). `seed_labels` (known classes of some cells,
-    -1 elsewhere) place the first centroids at the known classes when given with `n_clusters`."""
+) -> InitialClustering:
+    """Initial clusters of the embedding `z`: k-means for an integer `n_clusters`; Leiden at
+    `resolution` when only that is given; otherwise k-means at a number of clusters searched
+    between the bounds `n_clusters` (``(lo, hi)``, or the default range when `None`).
+    `seed_labels` (known classes of some cells, -1 elsewhere) place the first centroids at the
+    known classes when the number of clusters is given or searched."""
+    search = None
+    if n_clusters is None and resolution is None or isinstance(n_clusters, tuple | list):
+        lo, hi = resolve_bounds(n_clusters, len(z))
+        if seed_labels is not None:  # at least one cluster per known class
+            lo = max(lo, min(hi, len(np.unique(seed_labels[seed_labels >= 0]))))
+        search = search_n_clusters(z, (lo, hi), random_state=random_state)
+        logg.info(f"    number of clusters: {search_summary(search.as_dict())}")
+        n_clusters = search.chosen
+    found = ", number searched" if search is not None else ""
     if n_clusters is not None and seed_labels is not None:
         seeds = class_mean_centroids(z, n_clusters, seed_labels, random_state=random_state)
         if seeds is not None:
-            return seeds, nearest_centroid(z, seeds), "known class means"
+            return InitialClustering(
+                seeds, nearest_centroid(z, seeds), "known class means" + found, search
+            )
         n_known = len(np.unique(seed_labels[seed_labels >= 0]))
         warnings.warn(
             f"The labelled cells name {n_known} classes, more than n_clusters={n_clusters}; "
@@ -137,7 +168,7 @@ def initial_centroids(
         )
     if n_clusters is not None:
         labels = kmeans_labels(z, n_clusters, random_state=random_state)
-        method = "kmeans"
+        method = "kmeans" + found
     else:
         labels = leiden_labels(
             z, resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
@@ -148,4 +179,4 @@ def initial_centroids(
                 f"Leiden at resolution={resolution} found a single cluster in the latent space. "
                 "Use a larger `resolution`, or give `n_clusters`."
             )
-    return centroids_from_labels(z, labels), labels, method
+    return InitialClustering(centroids_from_labels(z, labels), labels, method, search)

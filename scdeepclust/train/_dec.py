@@ -21,8 +21,8 @@ from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clusterin
 
 @dataclass
 class CentroidInit:
-    n_clusters: int | None
-    resolution: float
+    n_clusters: int | tuple[int, int] | None  # an integer, search bounds, or None
+    resolution: float | None
     n_neighbors: int
     random_state: int | None
     seed_labels: np.ndarray | None = None
@@ -81,7 +81,7 @@ def deep_embedded_clustering(
     init_outcome = None
     if is_main(feeder):
         try:
-            centroids, _labels, init_method = initial_centroids(
+            initial = initial_centroids(
                 z,
                 n_clusters=init.n_clusters,
                 resolution=init.resolution,
@@ -89,7 +89,7 @@ def deep_embedded_clustering(
                 random_state=init.random_state,
                 seed_labels=init.seed_labels,
             )
-            init_outcome = (centroids, init_method)
+            init_outcome = (initial.centroids, initial.method, initial.search)
         except Exception as error:  # raised on every rank, not only on rank 0
             if not feeder.distributed:
                 raise
@@ -97,7 +97,7 @@ def deep_embedded_clustering(
     init_outcome = broadcast_object(init_outcome, feeder)
     if isinstance(init_outcome, Exception):
         raise init_outcome
-    centroids, init_method = init_outcome
+    centroids, init_method, search = init_outcome
     del z
     timings["init_s"] = time.perf_counter() - t0
     logg.info(f"    {len(centroids)} initial centroids by {init_method}")
@@ -144,6 +144,7 @@ def deep_embedded_clustering(
             "n_initial_clusters": len(centroids),
             "converged": converged,
             "clustering_epochs": len(history.get("clustering", [])),
+            **({} if search is None else {"n_clusters_search": search.as_dict()}),
         },
         timings=timings,
         centroids=layer.centroids.detach().cpu().numpy().copy(),

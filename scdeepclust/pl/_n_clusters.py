@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from anndata import AnnData
+
+from ._utils import check_result, finish, new_figure
+
+
+def n_clusters(
+    adata: AnnData,
+    key: str = "scdcc",
+    *,
+    ax=None,
+    figsize: tuple[float, float] = (5.5, 3.5),
+    show: bool | None = None,
+    save=None,
+):
+    """How the number of clusters of run `key` was chosen: every candidate's score (the mean
+    agreement of k-means partitions of random subsamples, ± its spread), the tolerance band
+    below the best score, the choice and the runner-up.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a result of :func:`scdeepclust.tl.scdcc` or :func:`scdeepclust.tl.desc`
+        whose number of clusters was searched (``uns[key]['n_clusters_search']``).
+    key
+        The `key_added` of the run.
+    ax
+        Draw into this matplotlib axes instead of a new figure.
+    figsize
+        Size of a new figure.
+    show, save
+        As in scanpy (see :func:`scdeepclust.pl.umap`); the default file name is
+        ``n_clusters_<key>``.
+
+    Returns
+    -------
+    The :class:`~matplotlib.figure.Figure` when ``show=False``.
+    """
+    keys = check_result(adata, key, "uns")
+    uns = adata.uns[keys["uns"]]
+    search = uns.get("n_clusters_search") if isinstance(uns, Mapping) else None
+    if not isinstance(search, Mapping):
+        raise KeyError(
+            f"adata.uns[{key!r}] has no 'n_clusters_search': the run was given its number of "
+            "clusters or a Leiden resolution. Run it with n_clusters=(lo, hi), or at scDCC's "
+            "defaults, to search."
+        )
+    k = np.asarray(search["n_clusters"], dtype=int)
+    score = np.asarray(search["score"], dtype=float)
+    spread = np.asarray(search["spread"], dtype=float)
+    chosen = int(search["chosen"])
+    fig, ax = new_figure(figsize, ax)
+    best = score.max()
+    tolerance = float(search.get("tolerance", 0.0))
+    ax.axhspan(best - tolerance, best, color="#dceaf7", zorder=0, label="within tolerance of best")
+    ax.errorbar(
+        k, score, yerr=spread, fmt="o-", color="C0", ms=4, capsize=2, label="score ± spread"
+    )
+    ax.plot([chosen], [score[k == chosen][0]], "o", ms=11, mfc="none", mec="C3", mew=2)
+    ax.annotate(
+        f"chosen: {chosen}",
+        (chosen, score[k == chosen][0]),
+        textcoords="offset points",
+        xytext=(0, -18),
+        ha="center",
+        color="C3",
+    )
+    if "runner_up" in search:
+        runner = int(search["runner_up"])
+        ax.plot([runner], [score[k == runner][0]], "s", ms=9, mfc="none", mec="grey", mew=1.5)
+        ax.annotate(
+            f"runner-up: {runner}",
+            (runner, score[k == runner][0]),
+            textcoords="offset points",
+            xytext=(0, 10),
+            ha="center",
+            color="grey",
+        )
+    ax.set_xlabel("number of clusters k")
+    ax.set_ylabel("agreement of subsample clusterings (ARI)")
+    ax.set_title(f"{key}: choice of the number of clusters")
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    return finish(fig, f"n_clusters_{key}", show=show, save=save, returned=fig)

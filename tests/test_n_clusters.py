@@ -1,0 +1,149 @@
+"""The search for the number of clusters: its criterion, its bounds, what it stores and shows."""
+
+import matplotlib
+import numpy as np
+import pytest
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from _helpers import FAST, assert_unchanged, snapshot
+from scdeepclust._cli import build_parser
+from scdeepclust.train._n_clusters import _adjusted_rand, search_n_clusters
+
+matplotlib.use("Agg")
+
+
+def blobs(sizes, dim=8, spread=0.3, seed=0):
+    """Well-separated Gaussian groups of the given sizes in `dim` dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, (len(sizes), dim))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    z = centres[truth] + rng.normal(0, spread, (len(truth), dim))
+    return z.astype(np.float32), truth
+
+
+@pytest.mark.parametrize("sizes", [[200] * 5, [400, 300, 200, 60, 30, 30]])
+def test_search_finds_the_number_of_groups(sizes):
+    z, _ = blobs(sizes)
+    search = search_n_clusters(z, (2, 12), random_state=0)
+    assert search.chosen == len(sizes)
+    # past the true number, partitions cut groups at random places and agree less
+    assert search.score[search.n_clusters == len(sizes)][0] > search.score[-1] + 0.05
+
+
+def test_bounds_are_honoured():
+    z, _ = blobs([150] * 6)
+    search = search_n_clusters(z, (3, 4), random_state=0)
+    assert list(search.n_clusters) == [3, 4]
+    assert search.chosen in (3, 4) and search.runner_up in (3, 4)
+    assert search_n_clusters(z, (5, 5), random_state=0).chosen == 5
+
+
+def test_search_is_reproducible_and_subsamples_large_data():
+    z, _ = blobs([300] * 4)
+    a = search_n_clusters(z, (2, 6), random_state=3)
+    b = search_n_clusters(z, (2, 6), random_state=3)
+    np.testing.assert_array_equal(a.score, b.score)
+    capped = search_n_clusters(z, (2, 6), random_state=3, max_cells=500)
+    assert capped.n_cells == 500 and capped.chosen == 4
+
+
+def test_adjusted_rand_matches_sklearn():
+    rng = np.random.default_rng(0)
+    for k in (2, 5, 9):
+        a, b = rng.integers(0, k, 500), rng.integers(0, k, 500)
+        b[:250] = a[:250]
+        assert _adjusted_rand(a, b, k) == pytest.approx(adjusted_rand_score(a, b))
+    assert _adjusted_rand(np.zeros(10, int), np.zeros(10, int), 1) == 1.0
+
+
+@pytest.fixture
+def groups4():
+    return sdc.datasets.simulate(
+        n_cells=400, n_genes=150, n_groups=4, de_fraction=0.3, de_log_fold=2.5, random_state=2
+    )
+
+
+def test_scdcc_default_searches_and_stores_the_evidence(groups4, tmp_path):
+    sdc.tl.scdcc(groups4, pretrain_epochs=25, max_epochs=10, progress=False, batch_size=64)
+    uns = groups4.uns["scdcc"]
+    search = uns["n_clusters_search"]
+    assert search["chosen"] == 4 and uns["init_method"] == "kmeans, number searched"
+    assert list(search["n_clusters"]) == list(range(2, 31))
+    assert len(search["score"]) == len(search["spread"]) == 29
+    assert adjusted_rand_score(groups4.obs["group"], groups4.obs["scdcc"]) > 0.95
+    path = tmp_path / "searched.h5ad"
+    groups4.write_h5ad(path)
+    back = sc.read_h5ad(path)
+    stored = back.uns["scdcc"]["n_clusters_search"]
+    np.testing.assert_array_equal(stored["score"], search["score"])
+    assert stored["chosen"] == 4 and stored["runner_up"] == search["runner_up"]
+    fig = sdc.pl.n_clusters(back, "scdcc", show=False)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert fig.axes[0].get_xlabel() == "number of clusters k"
+
+
+def test_bounds_through_the_tools(sim):
+    sdc.tl.scdcc(sim, (4, 5), **FAST)
+    search = sim.uns["scdcc"]["n_clusters_search"]
+    assert list(search["n_clusters"]) == [4, 5]
+    assert sim.obsm["scdcc_probs"].shape[1] == search["chosen"]
+    scaled = sim.copy()
+    sc.pp.normalize_total(scaled)
+    sc.pp.log1p(scaled)
+    sc.pp.scale(scaled)
+    sdc.tl.desc(scaled, n_clusters=(2, 3), **FAST)
+    assert scaled.uns["desc"]["n_clusters_search"]["chosen"] in (2, 3)
+    assert "resolution" not in scaled.uns["desc"]["params"]
+
+
+def test_given_numbers_and_resolutions_do_not_search(sim):
+    sdc.tl.scdcc(sim, 3, **FAST)
+    assert "n_clusters_search" not in sim.uns["scdcc"]
+    sdc.tl.scdcc(sim, resolution=0.5, key_added="leiden_init", **FAST)
+    assert sim.uns["leiden_init"]["init_method"] == "leiden"
+    assert "n_clusters_search" not in sim.uns["leiden_init"]
+    with pytest.raises(KeyError, match="no 'n_clusters_search'"):
+        sdc.pl.n_clusters(sim, "scdcc", show=False)
+
+
+@pytest.mark.parametrize(
+    "n_clusters, match",
+    [
+        ((5, 3), "lower bound exceeds"),
+        ((1, 3), "lower bound must be an integer >= 2"),
+        ((2, 3, 4), "length 3"),
+        ((2, 240), "below the number of cells"),
+    ],
+)
+def test_bad_bounds_are_refused_before_training(sim, n_clusters, match):
+    before = snapshot(sim)
+    with pytest.raises(ValueError, match=match):
+        sdc.tl.scdcc(sim, n_clusters, **FAST)
+    assert_unchanged(sim, before)
+
+
+def test_bad_resolution_is_refused(sim):
+    before = snapshot(sim)
+    with pytest.raises(ValueError, match="resolution must be a positive number"):
+        sdc.tl.scdcc(sim, resolution=-1.0, **FAST)
+    assert_unchanged(sim, before)
+
+
+def test_command_line_takes_bounds():
+    parser = build_parser()
+    args = parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "3-9"])
+    assert args.n_clusters == (3, 9)
+    args = parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "7"])
+    assert args.n_clusters == 7
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "9-3"])
+
+
+def test_simulated_group_fractions():
+    sim = sdc.datasets.simulate(4000, 50, 4, group_fractions=[0.7, 0.2, 0.08, 0.02], random_state=0)
+    shares = sim.obs["group"].value_counts(normalize=True).sort_index().to_numpy()
+    np.testing.assert_allclose(shares, [0.7, 0.2, 0.08, 0.02], atol=0.02)
+    with pytest.raises(ValueError, match="one per group"):
+        sdc.datasets.simulate(100, 20, 3, group_fractions=[0.5, 0.5])
