@@ -12,31 +12,19 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-import scanpy as sc
-from _common import DATA, DATASETS, require_data, save_results
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from _common import (
+    DATA,
+    DATASETS,
+    leiden_baseline,
+    lognorm_scaled,
+    require_data,
+    save_results,
+    score,
+)
 
 import scdeepclust as sdc
-
-
-def preprocess(adata):
-    adata = adata.copy()
-    sc.pp.normalize_total(adata)
-    sc.pp.log1p(adata)
-    sc.pp.scale(adata)
-    return adata
-
-
-def score(truth, pred, wall):
-    return {
-        "ari": adjusted_rand_score(truth, pred),
-        "nmi": normalized_mutual_info_score(truth, pred),
-        "n_clusters": int(len(np.unique(pred))),
-        "wall_s": wall,
-    }
 
 
 def run_desc(adata, seed, **kwargs):
@@ -51,17 +39,7 @@ def run_desc(adata, seed, **kwargs):
 
 
 def run_leiden(adata, seed):
-    t0 = time.perf_counter()
-    b = adata.copy()
-    sc.pp.pca(b, n_comps=50, random_state=seed)
-    # Exact neighbours: scanpy's approximate default (pynndescent, above 4,096 cells) fails with
-    # scipy >= 1.17 sparse arrays in scanpy 1.11 ('csr_array' has no 'getnnz').
-    sc.pp.neighbors(b, n_neighbors=15, random_state=seed, transformer="sklearn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        sc.tl.leiden(b, resolution=1.0, random_state=seed)
-    wall = time.perf_counter() - t0
-    return score(adata.obs["label"].to_numpy(), b.obs["leiden"].to_numpy(), wall)
+    return leiden_baseline(adata, adata.obs["label"].to_numpy(), seed)
 
 
 def main():
@@ -76,7 +54,7 @@ def main():
         raw = sdc.datasets.read_h5(DATA / DATASETS[name])
         k = raw.obs["label"].nunique()
         t0 = time.perf_counter()
-        adata = preprocess(raw)
+        adata = lognorm_scaled(raw)
         prep_s = time.perf_counter() - t0
         methods = {
             "tl.desc (defaults)": (run_desc, {}),

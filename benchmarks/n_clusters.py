@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-import scanpy as sc
-from _common import DATA, DATASETS, require_data, save_results
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from _common import (
+    DATA,
+    DATASETS,
+    leiden_baseline,
+    lognorm_scaled,
+    require_data,
+    save_results,
+    score,
+)
 
 import scdeepclust as sdc
 
@@ -45,24 +50,6 @@ def load(name: str, seed: int):
     return sdc.datasets.read_h5(DATA / DATASETS[name])
 
 
-def lognorm_scaled(raw):
-    adata = raw.copy()
-    sc.pp.normalize_total(adata)
-    sc.pp.log1p(adata)
-    sc.pp.scale(adata)
-    return adata
-
-
-def score(truth, pred, wall, extra=None):
-    row = {
-        "ari": adjusted_rand_score(truth, pred),
-        "nmi": normalized_mutual_info_score(truth, pred),
-        "n_clusters": int(len(np.unique(pred))),
-        "wall_s": wall,
-    }
-    return {**row, **(extra or {})}
-
-
 def run_tool(tool, raw, scaled, seed, **kwargs):
     adata = raw if tool == "scdcc" else scaled
     t0 = time.perf_counter()
@@ -74,24 +61,14 @@ def run_tool(tool, raw, scaled, seed, **kwargs):
     if "n_clusters_search" in uns:
         search = uns["n_clusters_search"]
         extra.update(chosen=int(search["chosen"]), runner_up=int(search.get("runner_up", -1)))
-    return score(raw.obs["label"].to_numpy(), out.obs[tool].to_numpy(), wall, extra)
-
-
-def run_leiden(raw, scaled, seed):
-    t0 = time.perf_counter()
-    b = scaled.copy()
-    sc.pp.pca(b, n_comps=50, random_state=seed)
-    # exact neighbours: scanpy 1.11's approximate path fails with scipy >= 1.17 sparse arrays
-    sc.pp.neighbors(b, n_neighbors=15, random_state=seed, transformer="sklearn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        sc.tl.leiden(b, resolution=1.0, random_state=seed)
-    return score(raw.obs["label"].to_numpy(), b.obs["leiden"].to_numpy(), time.perf_counter() - t0)
+    return {**score(raw.obs["label"].to_numpy(), out.obs[tool].to_numpy(), wall), **extra}
 
 
 def methods(k: int, true_k: list[str]) -> dict:
     out = {
-        "scanpy Leiden (res. 1)": lambda raw, scaled, s: run_leiden(raw, scaled, s),
+        "scanpy Leiden (res. 1)": lambda raw, scaled, s: leiden_baseline(
+            scaled, raw.obs["label"].to_numpy(), s
+        ),
         "scdcc (defaults: search)": lambda raw, scaled, s: run_tool("scdcc", raw, scaled, s),
         "desc (defaults: Leiden 0.8)": lambda raw, scaled, s: run_tool("desc", raw, scaled, s),
         "desc (search 2-30)": lambda raw, scaled, s: run_tool(
