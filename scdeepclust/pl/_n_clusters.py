@@ -53,6 +53,10 @@ def n_clusters(
     score = np.asarray(search["score"], dtype=float)
     spread = np.asarray(search["spread"], dtype=float)
     chosen = int(search["chosen"])
+
+    def score_of(candidate: int) -> float:
+        return float(score[k == candidate][0])
+
     fig, ax = new_figure(figsize, ax)
     best = score.max()
     tolerance = float(search.get("tolerance", 0.0))
@@ -60,10 +64,10 @@ def n_clusters(
     ax.errorbar(
         k, score, yerr=spread, fmt="o-", color="C0", ms=4, capsize=2, label="score ± spread"
     )
-    ax.plot([chosen], [score[k == chosen][0]], "o", ms=11, mfc="none", mec="C3", mew=2)
+    ax.plot([chosen], [score_of(chosen)], "o", ms=11, mfc="none", mec="C3", mew=2)
     ax.annotate(
         f"chosen: {chosen}",
-        (chosen, score[k == chosen][0]),
+        (chosen, score_of(chosen)),
         textcoords="offset points",
         xytext=(0, -18),
         ha="center",
@@ -71,10 +75,10 @@ def n_clusters(
     )
     if "runner_up" in search:
         runner = int(search["runner_up"])
-        ax.plot([runner], [score[k == runner][0]], "s", ms=9, mfc="none", mec="grey", mew=1.5)
+        ax.plot([runner], [score_of(runner)], "s", ms=9, mfc="none", mec="grey", mew=1.5)
         ax.annotate(
             f"runner-up: {runner}",
-            (runner, score[k == runner][0]),
+            (runner, score_of(runner)),
             textcoords="offset points",
             xytext=(0, 10),
             ha="center",

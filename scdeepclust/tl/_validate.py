@@ -106,9 +106,9 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
 
 def check_resolution(resolution) -> None:
     """`None` or a positive number (or, where allowed, a non-empty list of them)."""
-    values = resolution if isinstance(resolution, list | tuple | np.ndarray) else [resolution]
     if resolution is None:
         return
+    values = resolution if isinstance(resolution, list | tuple | np.ndarray) else [resolution]
     if not len(values):
         raise ValueError("resolution must be a number or a non-empty list of numbers.")
     for value in values:
