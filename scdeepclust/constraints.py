@@ -182,5 +182,10 @@ class PairLoss:
             idx = inverse[offset : offset + 2 * len(sel)].view(-1, 2)
             offset += 2 * len(sel)
             if len(sel):
-                terms[name] = weight * fn(q[idx[:, 0]], q[idx[:, 1]])
+                # index_select, not q[idx]: the backward of advanced indexing adds the
+                # gradients of repeated cells in a thread-dependent order on the CPU (torch
+                # 2.13), which made runs with constraints differ between processes
+                terms[name] = weight * fn(
+                    q.index_select(0, idx[:, 0]), q.index_select(0, idx[:, 1])
+                )
         return terms

@@ -103,3 +103,32 @@ def test_known_classes_place_the_first_centroids():
         _centroids.initial_centroids(
             z, n_clusters=1, resolution=1.0, n_neighbors=15, random_state=0, seed_labels=too_many
         )
+
+
+_CONSTRAINED_RUN = """
+import hashlib, sys
+import numpy as np, torch
+import scdeepclust as sdc
+torch.set_num_threads(2)
+sim = sdc.datasets.simulate(1000, 100, 4, random_state=0)
+pairs = np.random.default_rng(0).integers(0, 1000, (40000, 2))
+pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+out = sdc.tl.scdcc(sim, 16, must_link=pairs, pretrain_epochs=1, max_epochs=2, tol=0,
+                   batch_size=64, progress=False, copy=True)
+sys.stdout.write(hashlib.md5(out.obsm["X_scdcc"].tobytes()).hexdigest())
+"""
+
+
+def test_constrained_runs_are_identical_in_separate_processes():
+    """Repeated cells in a step's pairs once made the gradient's sum order depend on thread
+    timing: the same call gave different embeddings in two processes."""
+    import subprocess
+    import sys
+
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", _CONSTRAINED_RUN], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(3)
+    }
+    assert len(digests) == 1, digests
