@@ -68,7 +68,11 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
             stacklevel=3,
         )
     adata.obs[keys["labels"]] = pd.Categorical.from_codes(result.labels, categories=categories)
-    adata.obs[keys["confidence"]] = result.probabilities.max(axis=1)
+    # the soft assignment to the reported cluster: its largest one, except for labelled cells
+    # that keep their known class
+    adata.obs[keys["confidence"]] = np.take_along_axis(
+        result.probabilities, result.labels[:, None], axis=1
+    )[:, 0]
     adata.obsm[keys["embedding"]] = result.embedding
     adata.obsm[keys["probabilities"]] = result.probabilities
     adata.uns[keys["uns"]] = _h5ad_safe(

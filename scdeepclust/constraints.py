@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from .data import CellFeeder
-from .nn import ClusteringLayer, cannot_link_loss, must_link_loss
+from .nn import ClusteringLayer, cannot_link_loss, known_class_loss, must_link_loss
 
 
 @dataclass
@@ -189,3 +189,47 @@ class PairLoss:
                     q.index_select(0, idx[:, 0]), q.index_select(0, idx[:, 1])
                 )
         return terms
+
+
+class KnownClassLoss:
+    """Keeps each labelled cell in the cluster of its known class: -log q(cell, its class's
+    cluster), cluster i standing for class code i (the centroids started at the class means).
+    Cycles through the labelled cells so that each epoch of `steps_per_epoch` training steps
+    sees every one once, as `PairLoss` does with its pairs.
+
+    Pairs of labelled cells say only "same" or "different"; the class of each cell says which
+    cluster, which is what a classifier trained on those labels learns from. With 10% of the
+    cells labelled this is what lifts the clustering to a classifier's accuracy (see the
+    changelog)."""
+
+    def __init__(
+        self,
+        known_classes: np.ndarray,
+        feeder: CellFeeder,
+        embed,
+        clustering_layer: ClusteringLayer,
+        *,
+        steps_per_epoch: int,
+        weight: float,
+        rng: np.random.Generator,
+    ):
+        if feeder.shard is not None:  # positions in this process's rows
+            known_classes = known_classes[feeder.shard.start : feeder.shard.stop]
+        self.cells = np.flatnonzero(known_classes >= 0)
+        self.classes = torch.from_numpy(known_classes[self.cells])
+        self.feeder, self.embed, self.layer = feeder, embed, clustering_layer
+        self.steps_per_epoch, self.weight, self.rng = steps_per_epoch, weight, rng
+        self._order: np.ndarray | None = None
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        if not len(self.cells) or self.weight <= 0:
+            return {}
+        slot = step % self.steps_per_epoch
+        if slot == 0 or self._order is None:
+            self._order = self.rng.permutation(len(self.cells))
+        per_step = -(-len(self.cells) // self.steps_per_epoch)
+        chosen = self._order[slot * per_step : (slot + 1) * per_step]
+        if not len(chosen):
+            return {}
+        q = self.layer(self.embed(self.feeder.batch(self.cells[chosen])))
+        return {"known_class": self.weight * known_class_loss(q, self.classes[chosen].to(q.device))}

@@ -314,6 +314,21 @@ CASES = [
         match=r"fewer than 2 cells with a known label",
     ),
     Case(
+        "scdcc-label-weight-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_weight=-1.0),
+        raises=ValueError,
+        match=r"label_weight must be a finite number >= 0 \(0 uses labels through pairs and "
+        r"centroids only\), got -1\.0",
+    ),
+    Case(
+        "scdcc-ml-weight-nan",
+        "scdcc",
+        kwargs=dict(n_clusters=3, ml_weight=float("nan")),
+        raises=ValueError,
+        match=r"ml_weight must be a finite number >= 0",
+    ),
+    Case(
         "scdcc-leiden-too-few-cells",
         "scdcc",
         kwargs=dict(n_neighbors=15, resolution=1.0),

@@ -163,6 +163,66 @@ def test_label_constraints_use_labelled_cells_only(sim):
     assert "cluster_cannot_link" in out.uns["scdcc"]["history"]
 
 
+def _random_known_classes(adata, fraction, seed):
+    """Labels for a `fraction` of the cells, drawn at random: they disagree with the data."""
+    rng = np.random.default_rng(seed)
+    labelled = rng.random(adata.n_obs) < fraction
+    classes = rng.choice(["a", "b", "c"], adata.n_obs)
+    return pd.Series(np.where(labelled, classes, None), index=adata.obs_names), labelled
+
+
+def test_labelled_cells_keep_their_class_unless_labels_may_be_wrong(sim):
+    known, labelled = _random_known_classes(sim, 0.1, seed=0)
+    sim.obs["known"] = known
+    kept = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
+    assert "cluster_known_class" in kept.uns["scdcc"]["history"]
+    assert kept.uns["scdcc"]["init_method"] == "known class means"
+    # class code i (categories sorted: a, b, c) is cluster i
+    codes = pd.Categorical(known[labelled]).codes.astype(str)
+    np.testing.assert_array_equal(kept.obs["scdcc"].to_numpy()[labelled], codes)
+    # the soft assignments stay as trained, the unlabelled cells follow them
+    probs = kept.obsm["scdcc_probs"]
+    np.testing.assert_array_equal(
+        probs[~labelled].argmax(1).astype(str), kept.obs["scdcc"].to_numpy()[~labelled]
+    )
+    reported = kept.obs["scdcc"].cat.codes.to_numpy()
+    np.testing.assert_allclose(  # the confidence is that of the reported cluster
+        kept.obs["scdcc_confidence"], probs[np.arange(sim.n_obs), reported]
+    )
+
+    free = sdc.tl.scdcc(sim, 3, label_key="known", keep_labels=False, copy=True, **FAST)
+    np.testing.assert_array_equal(
+        free.obsm["scdcc_probs"].argmax(1).astype(str), free.obs["scdcc"].to_numpy()
+    )
+
+
+def test_known_class_term_pulls_labelled_cells_to_their_class(sim):
+    """Against the data's own groups, a heavier known-class term moves more of the labelled
+    cells (and their neighbours in the latent space) to the cluster of their class."""
+    known, labelled = _random_known_classes(sim, 0.2, seed=1)
+    sim.obs["known"] = known
+    codes = pd.Categorical(known[labelled]).codes.astype(str)
+    kw = dict(pretrain_epochs=10, max_epochs=20, tol=0, progress=False, batch_size=64)
+    agree = {}
+    for weight in (0.0, 30.0):
+        out = sdc.tl.scdcc(
+            sim, 3, label_key="known", label_weight=weight, keep_labels=False, copy=True, **kw
+        )
+        assert ("cluster_known_class" in out.uns["scdcc"]["history"]) == (weight > 0)
+        agree[weight] = np.mean(out.obs["scdcc"].to_numpy()[labelled] == codes)
+    assert agree[30.0] > agree[0.0] + 0.2, agree
+
+
+def test_known_class_loss_is_the_log_assignment_to_the_class():
+    import torch
+
+    from scdeepclust.nn import known_class_loss
+
+    q = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    expected = -(np.log(0.2) + np.log(0.8)) / 2
+    assert float(known_class_loss(q, torch.tensor([1, 2]))) == pytest.approx(expected, rel=1e-6)
+
+
 def test_target_refresh_default_is_capped_in_steps_on_large_data():
     from scdeepclust.train import ClusteringStage, _loops
 

@@ -50,6 +50,8 @@ class SCDCCConfig(BatchSettings):
     n_neighbors: int = 15
     ml_weight: float = 1.0
     cl_weight: float = 1.0
+    label_weight: float = 10.0
+    keep_known_labels: bool = True
     batch_size: int = 256
     random_state: int | None = 0
     progress: bool = True
@@ -171,6 +173,8 @@ def fit_scdcc(
         rng=rng,
         extra_loss=clustering_extra,
         make_pair_loss=pair_loss_factory,
+        known_class_weight=config.label_weight,
+        keep_known_labels=config.keep_known_labels,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),
         checkpoint=checkpoint,

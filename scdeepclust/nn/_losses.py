@@ -146,6 +146,11 @@ def must_link_loss(q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
     return -torch.log((q_a * q_b).sum(1).clamp_min(EPS)).mean()
 
 
+def known_class_loss(q: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
+    """-log P(each cell in its known cluster), averaged over cells."""
+    return -torch.log(q.gather(1, clusters[:, None]).squeeze(1).clamp_min(EPS)).mean()
+
+
 def cannot_link_loss(q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
     """-log P(the cells in different clusters), averaged over pairs."""
     return -torch.log((1 - (q_a * q_b).sum(1)).clamp_min(EPS)).mean()

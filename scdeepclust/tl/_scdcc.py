@@ -32,6 +32,7 @@ from ._validate import (
     check_resolution,
     check_training_sizes,
     check_update_interval,
+    check_weight,
     start_distributed,
     target_adata,
     tool_input,
@@ -58,6 +59,8 @@ def scdcc(
     n_pairs: int | None = None,
     ml_weight: float = 1.0,
     cl_weight: float = 1.0,
+    label_weight: float = 10.0,
+    keep_labels: bool = True,
     resolution: float | None = None,
     n_neighbors: int = 15,
     encoder_hidden: Sequence[int] = (256, 64),
@@ -130,8 +133,10 @@ def scdcc(
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
-        With `n_clusters`, the labelled cells also place the initial centroids: each known class
-        starts at the mean latent position of its labelled cells (further clusters from k-means).
+        Unless `resolution` is given, the labelled cells also place the initial centroids: each
+        known class starts at the mean latent position of its labelled cells (further clusters
+        from k-means), and a loss term weighted by `label_weight` keeps each labelled cell in its
+        class's cluster.
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
     protein_key
@@ -142,6 +147,16 @@ def scdcc(
         labelled cell for labels, `n_obs` for proteins.
     ml_weight, cl_weight
         Weights of the must-link and cannot-link losses.
+    label_weight
+        Weight of the term that keeps each cell of `label_key` in its known class's cluster
+        (-log of its soft assignment there). 0 uses the labels only through pairs and the
+        initial centroids, as earlier releases did.
+    keep_labels
+        Labelled cells keep their known class in the result (the cluster their class started
+        at); their soft assignments in `obsm` are left as trained. When the labels may be wrong,
+        pass `False` (the labelled cells are then assigned by the model like every other cell)
+        and a lower `label_weight`: at the default weight the network learns the given labels
+        of nearly all labelled cells, even random ones.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. Ignored
@@ -243,6 +258,12 @@ def scdcc(
     check_keys(adata, label_key=label_key, protein_key=protein_key)
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
+    for name, weight, zero_means in (
+        ("ml_weight", ml_weight, "0 ignores must-link pairs"),
+        ("cl_weight", cl_weight, "0 ignores cannot-link pairs"),
+        ("label_weight", label_weight, "0 uses labels through pairs and centroids only"),
+    ):
+        check_weight(name, weight, zero_means)
     check_update_interval(update_interval)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
@@ -299,6 +320,8 @@ def scdcc(
         n_neighbors=n_neighbors,
         ml_weight=ml_weight,
         cl_weight=cl_weight,
+        label_weight=label_weight,
+        keep_known_labels=keep_labels,
         batch_size=batch_size,
         random_state=random_state,
         progress=progress,

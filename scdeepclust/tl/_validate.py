@@ -65,17 +65,19 @@ def check_update_interval(update_interval: float | None) -> None:
         )
 
 
-def check_batch_mixing(batch_mixing: float) -> None:
+def check_weight(name: str, value: float, zero_means: str) -> None:
+    """A loss weight: a finite number >= 0; `zero_means` says what 0 does."""
     if not (
-        isinstance(batch_mixing, numbers.Real)
-        and not isinstance(batch_mixing, bool)
-        and math.isfinite(batch_mixing)
-        and batch_mixing >= 0
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
     ):
-        raise ValueError(
-            f"batch_mixing must be a finite number >= 0 (0 turns the penalty off), "
-            f"got {batch_mixing!r}."
-        )
+        raise ValueError(f"{name} must be a finite number >= 0 ({zero_means}), got {value!r}.")
+
+
+def check_batch_mixing(batch_mixing: float) -> None:
+    check_weight("batch_mixing", batch_mixing, "0 turns the penalty off")
 
 
 def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:

@@ -127,6 +127,8 @@ class InitialClustering:
     labels: np.ndarray
     method: str
     search: ClusterNumberSearch | None = None  # when the number of clusters was searched
+    # centroid i started at the mean of the cells labelled with class code i
+    classes_anchored: bool = False
 
 
 def initial_centroids(
@@ -156,7 +158,11 @@ def initial_centroids(
         seeds = class_mean_centroids(z, n_clusters, seed_labels, random_state=random_state)
         if seeds is not None:
             return InitialClustering(
-                seeds, nearest_centroid(z, seeds), "known class means" + found, search
+                seeds,
+                nearest_centroid(z, seeds),
+                "known class means" + found,
+                search,
+                classes_anchored=True,
             )
         n_known = len(np.unique(seed_labels[seed_labels >= 0]))
         warnings.warn(

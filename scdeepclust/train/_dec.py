@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from scanpy import logging as logg
 
+from ..constraints import KnownClassLoss
 from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
@@ -61,6 +62,8 @@ def deep_embedded_clustering(
     alpha: float = 1.0,
     extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
     make_pair_loss: Callable | None = None,
+    known_class_weight: float = 0.0,
+    keep_known_labels: bool = False,
     progress: bool = True,
     stage_name: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -70,6 +73,9 @@ def deep_embedded_clustering(
     on KL(p || q) (+ extra and pairwise terms), then embed and soft-assign every cell.
 
     `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
+    When the centroids start at the known classes of `init.seed_labels`, `known_class_weight`
+    weighs a term that keeps each labelled cell in its class's cluster (`KnownClassLoss`), and
+    `keep_known_labels` gives the labelled cells their class's cluster in the result.
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     """
@@ -89,7 +95,12 @@ def deep_embedded_clustering(
                 random_state=init.random_state,
                 seed_labels=init.seed_labels,
             )
-            init_outcome = (initial.centroids, initial.method, initial.search)
+            init_outcome = (
+                initial.centroids,
+                initial.method,
+                initial.search,
+                initial.classes_anchored,
+            )
         except Exception as error:  # raised on every rank, not only on rank 0
             if not feeder.distributed:
                 raise
@@ -97,7 +108,7 @@ def deep_embedded_clustering(
     init_outcome = broadcast_object(init_outcome, feeder)
     if isinstance(init_outcome, Exception):
         raise init_outcome
-    centroids, init_method, search = init_outcome
+    centroids, init_method, search, anchored = init_outcome
     del z
     timings["init_s"] = time.perf_counter() - t0
     logg.info(f"    {len(centroids)} initial centroids by {init_method}")
@@ -109,6 +120,19 @@ def deep_embedded_clustering(
     if checkpoint is not None:
         checkpoint.attach(modules={"clustering": layer})
 
+    step_terms = [] if make_pair_loss is None else [make_pair_loss(encode, layer)]
+    if anchored and known_class_weight > 0:
+        step_terms.append(
+            KnownClassLoss(
+                init.seed_labels,
+                feeder,
+                encode,
+                layer,
+                steps_per_epoch=feeder.n_batches(stage.batch_size),
+                weight=known_class_weight,
+                rng=rng,
+            )
+        )
     history = train_clustering(
         feeder,
         encode,
@@ -117,7 +141,7 @@ def deep_embedded_clustering(
         stage,
         rng=rng,
         extra_loss=extra_loss,
-        pair_loss=None if make_pair_loss is None else make_pair_loss(encode, layer),
+        pair_loss=_combined(step_terms),
         progress=progress,
         stage=stage_name,
         divergence=divergence,
@@ -134,8 +158,12 @@ def deep_embedded_clustering(
         )
     # Sharded: the results of all processes on rank 0, None on the others.
     embedding, probabilities = gather_rows(out["z"], feeder), gather_rows(out["q"], feeder)
+    labels = None if probabilities is None else probabilities.argmax(1)
+    if labels is not None and anchored and keep_known_labels:
+        known = init.seed_labels >= 0
+        labels[known] = init.seed_labels[known]
     return DECOutcome(
-        labels=None if probabilities is None else probabilities.argmax(1),
+        labels=labels,
         embedding=embedding,
         probabilities=probabilities,
         history=history,
@@ -149,3 +177,17 @@ def deep_embedded_clustering(
         timings=timings,
         centroids=layer.centroids.detach().cpu().numpy().copy(),
     )
+
+
+def _combined(step_terms: list[Callable[[int], LossTerms]]) -> Callable[[int], LossTerms] | None:
+    """One callable giving the terms of all `step_terms` for a training step."""
+    if not step_terms:
+        return None
+
+    def terms(step: int) -> LossTerms:
+        out: LossTerms = {}
+        for make in step_terms:
+            out.update(make(step))
+        return out
+
+    return terms
