@@ -322,6 +322,13 @@ CASES = [
         r"centroids only\), got -1\.0",
     ),
     Case(
+        "scdcc-balance-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, balance=-0.5),
+        raises=ValueError,
+        match=r"balance must be a finite number >= 0 \(0 leaves the cluster sizes to the data\)",
+    ),
+    Case(
         "scdcc-ml-weight-nan",
         "scdcc",
         kwargs=dict(n_clusters=3, ml_weight=float("nan")),

@@ -172,3 +172,19 @@ def test_adam_is_fused_where_torch_supports_it_and_steps_like_foreach_adam():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_target_balance_exponent():
+    import torch
+
+    from scdeepclust.nn import target_distribution
+
+    q = torch.tensor([[0.6, 0.4], [0.7, 0.3], [0.8, 0.2]])
+    f = q.sum(0)
+    for balance in (0.0, 0.5, 1.0, 2.0):
+        w = q**2 / f**balance
+        expected = w / w.sum(1, keepdim=True)
+        torch.testing.assert_close(target_distribution(q, balance=balance), expected)
+    # DEC's target by default; less balance gives the large cluster more of each cell
+    torch.testing.assert_close(target_distribution(q), target_distribution(q, balance=1.0))
+    assert (target_distribution(q, balance=0.0)[:, 0] > target_distribution(q)[:, 0]).all()

@@ -251,3 +251,16 @@ def test_clustering_epoch_cap_keeps_the_step_budget_on_large_data():
     assert SCDCCConfig(max_epochs=50).resolved_max_epochs(1_000_000) == 50
     assert DESCConfig().resolved_max_epochs(100_000) == 100
     assert DESCConfig().resolved_max_epochs(1_000_000) == 10
+
+
+def test_balance_changes_the_target(sim):
+    kw = dict(FAST, max_epochs=6, tol=0.0, copy=True)
+    dec = sdc.tl.scdcc(sim, 3, **kw)
+    free = sdc.tl.scdcc(sim, 3, balance=0.0, **kw)
+    assert free.uns["scdcc"]["params"]["balance"] == 0.0
+    assert dec.uns["scdcc"]["params"]["balance"] == 1.0
+    # same pretraining, different clustering stage
+    np.testing.assert_array_equal(
+        dec.uns["scdcc"]["history"]["pretrain_zinb"], free.uns["scdcc"]["history"]["pretrain_zinb"]
+    )
+    assert not np.array_equal(dec.obsm["X_scdcc"], free.obsm["X_scdcc"])

@@ -44,6 +44,7 @@ class SCDCCConfig(BatchSettings):
     max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0
+    balance: float = 1.0
     update_interval: float | None = None
     tol: float = 1e-3
     resolution: float | None = None
@@ -166,6 +167,7 @@ def fit_scdcc(
             tol=config.tol,
             update_interval=config.update_interval,
             clustering_weight=config.gamma,
+            balance=config.balance,
             # the labels settle before the batches have mixed
             min_steps=MIN_CLUSTERING_STEPS if config.mixes_batches else 0,
         ),

@@ -127,12 +127,17 @@ class _MeanZINBNLL(torch.autograd.Function):
         )
 
 
-def target_distribution(q: torch.Tensor, frequency: torch.Tensor | None = None) -> torch.Tensor:
-    """DEC's sharpened target: q^2 / cluster frequency, normalised per cell. `frequency`:
-    the per-cluster sums of q over all cells, when `q` holds only some of them (default:
-    ``q.sum(0)``)."""
+def target_distribution(
+    q: torch.Tensor, frequency: torch.Tensor | None = None, balance: float = 1.0
+) -> torch.Tensor:
+    """DEC's sharpened target: q^2 / cluster frequency^balance, normalised per cell.
+    `frequency`: the per-cluster sums of q over all cells, when `q` holds only some of them
+    (default: ``q.sum(0)``). `balance` 1 is DEC's target, which favours clusters of equal size;
+    0 leaves the cluster sizes to the data."""
     frequency = q.sum(0) if frequency is None else frequency
-    weight = q.pow(2) / frequency.clamp_min(EPS)
+    weight = q.pow(2)
+    if balance:
+        weight = weight / frequency.clamp_min(EPS).pow(balance)
     return weight / weight.sum(1, keepdim=True)
 
 

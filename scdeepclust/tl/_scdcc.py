@@ -73,6 +73,7 @@ def scdcc(
     max_epochs: int | None = None,
     lr: float = 1.0,
     gamma: float = 1.0,
+    balance: float = 1.0,
     update_interval: float | None = None,
     tol: float = 1e-3,
     batch_size: int = 256,
@@ -179,6 +180,10 @@ def scdcc(
         Adadelta learning rate of the clustering stage.
     gamma
         Weight of the clustering (KL) loss against the ZINB loss.
+    balance
+        Exponent of the cluster frequency f in the target p = q^2 / f^balance (normalised per
+        cell). 1 is DEC's target, which favours clusters of equal size; 0 leaves the sizes to
+        the data.
     update_interval
         Epochs between refreshes of the target distribution p (fractions refresh within an
         epoch). Default: every epoch, or every 500 minibatches when an epoch is longer.
@@ -232,7 +237,8 @@ def scdcc(
     `adata.obs[key_added]`
         Cluster labels, categorical ("0", "1", ...).
     `adata.obs[key_added + '_confidence']`
-        Highest soft-assignment probability of each cell.
+        Soft-assignment probability of each cell's reported cluster: its highest, except for
+        labelled cells that keep their known class (`keep_labels`).
     `adata.obsm['X_' + key_added]`
         Latent embedding (float32).
     `adata.obsm[key_added + '_probs']`
@@ -262,6 +268,7 @@ def scdcc(
         ("ml_weight", ml_weight, "0 ignores must-link pairs"),
         ("cl_weight", cl_weight, "0 ignores cannot-link pairs"),
         ("label_weight", label_weight, "0 uses labels through pairs and centroids only"),
+        ("balance", balance, "0 leaves the cluster sizes to the data"),
     ):
         check_weight(name, weight, zero_means)
     check_update_interval(update_interval)
@@ -314,6 +321,7 @@ def scdcc(
         max_epochs=max_epochs,
         lr=lr,
         gamma=gamma,
+        balance=balance,
         update_interval=update_interval,
         tol=tol,
         resolution=resolution,

@@ -141,7 +141,7 @@ def deep_embedded_clustering(
         stage,
         rng=rng,
         extra_loss=extra_loss,
-        pair_loss=_combined(step_terms),
+        step_loss=_combined(step_terms),
         progress=progress,
         stage=stage_name,
         divergence=divergence,

@@ -229,6 +229,8 @@ class ClusteringStage:
     # REFRESH_MAX_STEPS minibatches when an epoch is longer than that.
     update_interval: float | None = None
     clustering_weight: float = 1.0
+    # exponent of the cluster frequency in the target (`nn.target_distribution`)
+    balance: float = 1.0
     # Training steps before the `tol` stop applies (MIN_CLUSTERING_STEPS in the methods).
     min_steps: int = 0
 
@@ -248,7 +250,7 @@ def train_clustering(
     *,
     rng: np.random.Generator,
     extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
-    pair_loss: Callable[[int], LossTerms] | None = None,
+    step_loss: Callable[[int], LossTerms] | None = None,
     progress: bool = True,
     stage: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -258,9 +260,10 @@ def train_clustering(
     as `settings.refresh_every` says, stopping once fewer than `tol` of the labels change between
     refreshes (not before `settings.min_steps` training steps). `extra_loss(batch, z)` adds e.g. a
     reconstruction term or a batch-mixing penalty (z: `embed(batch)`, as the soft assignment
-    sees it); `pair_loss(step)` adds the pairwise-constraint terms for a training
-    step. `stage`, `divergence` and `checkpoint` as in `fit_epochs` (the modules, including
-    `clustering_layer`, are attached by the caller)."""
+    sees it); `step_loss(step)` adds terms that depend on the training step rather than on
+    the minibatch (pairwise constraints, known classes). `stage`, `divergence` and
+    `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are attached
+    by the caller)."""
     history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = settings.refresh_every(n_batches)
@@ -307,7 +310,7 @@ def train_clustering(
                         break
                 previous_labels = labels
                 frequency = all_reduce_sum(q_all.sum(0), feeder)
-                target = target_distribution(q_all, frequency).to(device)
+                target = target_distribution(q_all, frequency, settings.balance).to(device)
             z = embed(batch)
             q = clustering_layer(z)
             terms = {
@@ -315,8 +318,8 @@ def train_clustering(
             }
             if extra_loss is not None:
                 terms.update(extra_loss(batch, z))
-            if pair_loss is not None:
-                terms.update(pair_loss(step))
+            if step_loss is not None:
+                terms.update(step_loss(step))
             values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
             step += 1
             n = len(batch.index)
