@@ -277,7 +277,7 @@ def _run(args) -> int:
         sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
-    _summary(adata, key, truth)
+    _summary(adata, key, truth, known=args.label_key if key == "scdcc" else None)
 
     if args.plot is not None:  # before writing: the file then holds the UMAP too
         say("drawing the UMAP of the embedding")
@@ -351,8 +351,10 @@ def _tool_options(args, key: str) -> dict:
     return options
 
 
-def _summary(adata, key: str, truth: str | None):
-    """Print clusters, sizes, time and agreement with `truth`; returns the agreement."""
+def _summary(adata, key: str, truth: str | None, known: str | None = None):
+    """Print clusters, sizes, time and agreement with `truth`; returns the agreement. With
+    `known` (the `--label-key` column), only the cells without a known label are scored: the
+    labelled ones keep their label and would score themselves."""
     from ._metrics import agreement
 
     sizes = adata.obs[key].value_counts(sort=False)
@@ -368,9 +370,15 @@ def _summary(adata, key: str, truth: str | None):
     say("  cells per cluster: " + ", ".join(f"{name}: {n}" for name, n in sizes.items()))
     if truth is None:
         return None
-    score = agreement(adata.obs[key], adata.obs[truth])
-    known = "" if score.n_cells == adata.n_obs else f", on the {score.n_cells} labelled cells"
-    say(f"  against {truth}: ARI {score.ari:.3f}, NMI {score.nmi:.3f}{known}")
+    reference = adata.obs[truth]
+    if known is not None:
+        reference = reference.astype(object).where(adata.obs[known].isna())
+        where = f", on the {{}} cells without a {known!r} label"
+    else:
+        where = ", on the {} labelled cells"
+    score = agreement(adata.obs[key], reference)
+    scope = "" if score.n_cells == adata.n_obs else where.format(score.n_cells)
+    say(f"  against {truth}: ARI {score.ari:.3f}, NMI {score.nmi:.3f}{scope}")
     return score
 
 

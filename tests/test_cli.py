@@ -147,3 +147,15 @@ def test_run_batch_mixing_option(sim, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "-m", "scdcc", "--batch-key", "donor", "--batch-mixing", "-1"])
     assert "is not a finite number >= 0" in capsys.readouterr().err
+
+
+def test_run_with_label_key_scores_the_cells_without_a_label(sim, tmp_path, capsys):
+    known = sim.obs["group"].astype(object).copy()
+    known.iloc[20:] = None  # 20 labelled cells
+    sim.obs["known"] = known
+    path, out = tmp_path / "sim.h5ad", tmp_path / "l.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), "--truth", "group"]
+    assert main([*args, "--label-key", "known", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert f"on the {sim.n_obs - 20} cells without a 'known' label" in text
