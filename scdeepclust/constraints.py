@@ -133,6 +133,13 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
     return pos.reshape(-1, 2).astype(np.int64)
 
 
+def _share_of_step(order: np.ndarray, slot: int, steps_per_epoch: int) -> np.ndarray:
+    """The part of a shuffled `order` that training step `slot` of an epoch uses, so that the
+    epoch's steps together use every element once."""
+    per_step = -(-len(order) // steps_per_epoch)
+    return order[slot * per_step : (slot + 1) * per_step]
+
+
 class PairLoss:
     """Must-link and cannot-link loss terms, cycling through shuffled constraints so that each
     epoch of `steps_per_epoch` training steps sees every pair once."""
@@ -170,8 +177,7 @@ class PairLoss:
         for i, (pairs, *_rest) in enumerate(self.parts):
             if slot == 0 or self._orders[i] is None:
                 self._orders[i] = self.rng.permutation(len(pairs))
-            per_step = -(-len(pairs) // self.steps_per_epoch)
-            chosen.append(pairs[self._orders[i][slot * per_step : (slot + 1) * per_step]])
+            chosen.append(pairs[_share_of_step(self._orders[i], slot, self.steps_per_epoch)])
         if sum(len(c) for c in chosen) == 0:
             return {}
         cells, inverse = np.unique(np.concatenate([c.ravel() for c in chosen]), return_inverse=True)
@@ -227,8 +233,7 @@ class KnownClassLoss:
         slot = step % self.steps_per_epoch
         if slot == 0 or self._order is None:
             self._order = self.rng.permutation(len(self.cells))
-        per_step = -(-len(self.cells) // self.steps_per_epoch)
-        chosen = self._order[slot * per_step : (slot + 1) * per_step]
+        chosen = _share_of_step(self._order, slot, self.steps_per_epoch)
         if not len(chosen):
             return {}
         q = self.layer(self.embed(self.feeder.batch(self.cells[chosen])))
