@@ -62,6 +62,16 @@ def lognorm_scaled(adata):
     return adata
 
 
+def median_min_max(runs: list[dict], metrics) -> dict:
+    """For each metric over the runs (seeds): median as `m`, range as `m_min`, `m_max`."""
+    out = {}
+    for m in metrics:
+        values = [r[m] for r in runs]
+        out[m] = float(np.median(values))
+        out[f"{m}_min"], out[f"{m}_max"] = float(np.min(values)), float(np.max(values))
+    return out
+
+
 def score(truth, pred, wall: float) -> dict:
     """ARI, NMI, number of clusters and wall seconds of one run."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 from _common import (
     DATA,
     DATASETS,
     leiden_baseline,
     lognorm_scaled,
+    median_min_max,
     require_data,
     save_results,
     score,
@@ -111,10 +111,7 @@ def main():
                 )
         for method, runs in per_method.items():
             row = {"dataset": name, "method": method, "cells": raw.n_obs, "k": k, "runs": runs}
-            for m in ("ari", "nmi", "n_clusters", "wall_s"):
-                values = [r[m] for r in runs]
-                row[m] = float(np.median(values))
-                row[f"{m}_min"], row[f"{m}_max"] = float(np.min(values)), float(np.max(values))
+            row.update(median_min_max(runs, ("ari", "nmi", "n_clusters", "wall_s")))
             rows.append(row)
         table = save_results(args.name, rows, HEADER, format_row, seeds=args.seeds)
     print(table)

@@ -15,7 +15,7 @@ import argparse
 import time
 
 import numpy as np
-from _common import lognorm_scaled, save_results, scanpy_leiden, score
+from _common import lognorm_scaled, median_min_max, save_results, scanpy_leiden, score
 
 import scdeepclust as sdc
 
@@ -77,10 +77,7 @@ def main():
     rows = []
     for method, rs in runs.items():
         row = {"method": method, "runs": rs}
-        for m in ("ari", "n_clusters", "wall_s", *(f"f1 {s}" for s in RARE)):
-            values = [r[m] for r in rs]
-            row[m] = float(np.median(values))
-            row[f"{m}_min"], row[f"{m}_max"] = float(np.min(values)), float(np.max(values))
+        row.update(median_min_max(rs, ("ari", "n_clusters", "wall_s", *(f"f1 {s}" for s in RARE))))
         for s in RARE:
             row[f"recovered {s}"] = int(sum(r[f"f1 {s}"] >= RECOVERED_F1 for r in rs))
         rows.append(row)
