@@ -1,6 +1,16 @@
 import pytest
+import torch
 
 import scdeepclust as sdc
+from _helpers import TEST_DEVICE
+
+
+def pytest_report_header(config):
+    auto = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return (
+        f"scdeepclust: device-placement tests on {TEST_DEVICE} (SCDEEPCLUST_TEST_DEVICE); "
+        f"device='auto' resolves to {auto}"
+    )
 
 
 @pytest.fixture

@@ -77,15 +77,20 @@ class CellFeeder:
         self.shard = shard
         self.device = device
         self.count_model = size_factors is not None
+        # Per-cell vectors stay on the host beside the rows; each batch's share is copied over.
         self._size_factors = (
-            None if size_factors is None else torch.as_tensor(size_factors, dtype=torch.float32)
+            None
+            if size_factors is None
+            else torch.as_tensor(size_factors, dtype=torch.float32, device="cpu")
         )
         self._mean = None if gene_mean is None else _to(gene_mean, device)
         self._inv_scale = None if gene_scale is None else _to(1.0 / gene_scale, device)
         self.max_value = max_value
         self._pin = device.type == "cuda"
         self._batch_codes = (
-            None if batch_codes is None else torch.as_tensor(batch_codes, dtype=torch.long)
+            None
+            if batch_codes is None
+            else torch.as_tensor(batch_codes, dtype=torch.long, device="cpu")
         )
         if self._mean is not None and self._mean.ndim == 2 and self._batch_codes is None:
             raise ValueError("Per-batch statistics need the cells' batch codes.")

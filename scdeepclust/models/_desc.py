@@ -100,11 +100,13 @@ def pretrain_desc(
     `checkpoint`: save (and resume) the training state of every stage."""
     t0 = time.perf_counter()
     rng = numpy_rng(config.random_state)
-    with seeded(config.random_state):
+    # Built on the CPU from its seeded RNG whatever torch's default device is (the same initial
+    # weights on every device), then moved.
+    with seeded(config.random_state), torch.device("cpu"):
         model = StackedAutoencoder(
             feeder.n_vars, config.resolved_hidden(feeder.n_total), n_batches=config.n_batches
         )
-        model = model.to(feeder.device)
+    model = model.to(feeder.device)
     if checkpoint is not None:
         # Dropout draws from the global torch RNG, which is seeded (and restored) inside
         # `seeded` blocks only.

@@ -89,7 +89,9 @@ def fit_scdcc(
     noise = torch_generator(config.random_state, device)
     timings: dict[str, float] = {}
 
-    with seeded(config.random_state):
+    # Built on the CPU from its seeded RNG whatever torch's default device is (the same initial
+    # weights on every device), then moved.
+    with seeded(config.random_state), torch.device("cpu"):
         model = ZINBAutoencoder(
             feeder.n_vars,
             encoder_hidden=config.encoder_hidden,

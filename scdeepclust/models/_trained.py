@@ -281,7 +281,8 @@ class TrainedModel:
                 f"with scdeepclust.models.{model_cls.__name__}.load or scdeepclust.models.load."
             )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
-        network = model_cls.build_network(meta["config"], len(meta["features"]))
+        with torch.device("cpu"):  # whatever torch's default device is; moved below
+            network = model_cls.build_network(meta["config"], len(meta["features"]))
         state = load_tensors(directory / WEIGHTS_FILE, device)
         try:
             network.load_state_dict(state)

@@ -185,7 +185,10 @@ def _epoch_totals(
         return sums, n_seen
     names = list(sums)
     totals = all_reduce_sum(
-        torch.tensor([float(n_seen), *(sums[k] for k in names)], dtype=torch.float64), feeder
+        torch.tensor(
+            [float(n_seen), *(sums[k] for k in names)], dtype=torch.float64, device=feeder.device
+        ),
+        feeder,
     )
     return dict(zip(names, totals[1:].tolist())), int(totals[0])
 
@@ -300,7 +303,9 @@ def train_clustering(
                 )
                 labels = q_all.argmax(1).numpy()
                 if previous_labels is not None:
-                    changed = torch.tensor([float(np.sum(labels != previous_labels))])
+                    changed = torch.tensor(
+                        [float(np.sum(labels != previous_labels))], device=device
+                    )
                     delta = float(all_reduce_sum(changed, feeder)) / feeder.n_total
                     history["label_change"].append(delta)
                     history["label_change_epoch"].append(step / n_batches)

@@ -1,0 +1,136 @@
+"""Device placement, checked without a GPU.
+
+Both tools run end to end while torch's default device is "meta": a tensor that the package
+creates without saying where (``torch.zeros(n)``, ``torch.tensor([...])``, a module built and
+never moved) is a meta tensor, and the first operation that mixes it with the real tensors of
+the run fails, as a CPU tensor beside CUDA tensors would on a GPU. The runs use the test device
+(`SCDEEPCLUST_TEST_DEVICE`, default "cpu")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import torch
+
+import scdeepclust as sdc
+from _helpers import TEST_DEVICE, default_device_meta
+from scdeepclust.models import DESC, SCDCC
+from scdeepclust.train import _loops
+
+QUICK = dict(pretrain_epochs=2, max_epochs=3, progress=False, batch_size=32, device=TEST_DEVICE)
+
+
+def batched_counts(seed: int = 3):
+    """150 cells in 3 groups and 2 batches, counts in X and layers['counts']."""
+    return sdc.datasets.simulate(
+        150, 60, 3, de_fraction=0.3, de_log_fold=2.0, n_batches=2, random_state=seed
+    )
+
+
+def scaled(adata):
+    adata = adata.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    return adata
+
+
+def test_the_guard_fails_on_a_tensor_created_without_device(monkeypatch):
+    """A clustering loss that forgets `device=` must fail the run under the guard (and only
+    under it): otherwise the tests below could not fail."""
+    adata = batched_counts()
+    original = _loops.kl_divergence
+
+    def forgetful(p, q):
+        weight = torch.ones(len(q))  # no device: the mistake the guard is there to catch
+        return original(p, q) * weight.mean()
+
+    monkeypatch.setattr(_loops, "kl_divergence", forgetful)
+    sdc.tl.scdcc(adata, 3, copy=True, **QUICK)  # fine where everything is on the CPU
+    with default_device_meta(), pytest.raises((RuntimeError, NotImplementedError)):
+        sdc.tl.scdcc(adata, 3, copy=True, **QUICK)
+
+
+def test_the_guard_restores_the_default_device_after_a_failure():
+    with pytest.raises(RuntimeError, match="inside"), default_device_meta():
+        assert torch.zeros(1).device.type == "meta"
+        raise RuntimeError("inside the block")
+    assert torch.zeros(1).device.type == "cpu"
+
+
+def test_scdcc_with_constraints_batches_and_mapping(tmp_path):
+    """Pretraining, clustering with known labels, must-link / cannot-link pairs and batches,
+    mapping new cells, saving and loading the model."""
+    adata = batched_counts()
+    train, new = adata[:110].copy(), adata[110:].copy()
+    group = train.obs["group"].astype(object).to_numpy()
+    known = group.copy()
+    unknown = np.flatnonzero(np.random.default_rng(0).random(train.n_obs) > 0.3)
+    known[unknown] = np.nan
+    train.obs["known"] = pd.Categorical(known)
+    # explicit pairs among the unlabelled cells, so that they cannot contradict the labels
+    same = [c for c in unknown if group[c] == group[unknown[0]]]
+    other = [c for c in unknown if group[c] != group[unknown[0]]]
+    with default_device_meta():
+        model = sdc.tl.scdcc(
+            train,
+            3,
+            label_key="known",
+            must_link=[same[:2]],
+            cannot_link=[[same[0], other[0]]],
+            batch_key="batch",
+            return_model=True,
+            **QUICK,
+        )
+        model.predict(new, device=TEST_DEVICE)
+        model.save(tmp_path / "model")
+        loaded = SCDCC.load(tmp_path / "model", device=TEST_DEVICE)
+        again = loaded.predict(new, key_added="again", device=TEST_DEVICE, copy=True)
+    assert train.obsm["X_scdcc"].shape == (110, 32) and np.isfinite(train.obsm["X_scdcc"]).all()
+    np.testing.assert_allclose(again.obsm["X_again"], new.obsm["X_scdcc"], atol=1e-5)
+
+
+def test_desc_with_batches_scaling_and_mapping(tmp_path):
+    """Layer-wise and end-to-end pretraining, Leiden and k-means initialisation, scaling
+    inside, batches, mapping new cells, saving and loading the model."""
+    adata = scaled(batched_counts())
+    train, new = adata[:110].copy(), adata[110:].copy()
+    with default_device_meta():
+        sdc.tl.desc(train, resolution=0.5, key_added="leiden_init", **QUICK)
+        model = sdc.tl.desc(
+            train, n_clusters=3, scale=True, batch_key="batch", return_model=True, **QUICK
+        )
+        model.predict(new, device=TEST_DEVICE)
+        model.save(tmp_path / "model")
+        again = DESC.load(tmp_path / "model", device=TEST_DEVICE).predict(
+            new, key_added="again", device=TEST_DEVICE, copy=True
+        )
+    assert np.isfinite(train.obsm["X_desc"]).all() and "leiden_init" in train.obs
+    np.testing.assert_allclose(again.obsm["X_again"], new.obsm["X_desc"], atol=1e-5)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_checkpoint_and_resume(tool, tmp_path, monkeypatch):
+    """An interrupted run resumed from its checkpoint: restored weights, optimizer state, RNGs
+    and DEC target must land where the run computes."""
+    adata = batched_counts()
+    if tool == "desc":
+        adata = scaled(adata)
+    fn = sdc.tl.scdcc if tool == "scdcc" else sdc.tl.desc
+    options = dict(QUICK, max_epochs=4, tol=0, checkpoint_dir=tmp_path, checkpoint_every=1)
+    original, calls = _loops.kl_divergence, {"n": 0}
+
+    def interrupted(p, q):
+        calls["n"] += 1
+        if calls["n"] == 12:  # 5 steps per epoch: in the third clustering epoch
+            raise KeyboardInterrupt
+        return original(p, q)
+
+    with default_device_meta():
+        with monkeypatch.context() as m:
+            m.setattr(_loops, "kl_divergence", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                fn(adata, n_clusters=3, copy=True, **options)
+        resumed = fn(adata, n_clusters=3, copy=True, resume=True, **options)
+    assert calls["n"] == 12 and np.isfinite(resumed.obsm[f"X_{tool}"]).all()
