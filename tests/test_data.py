@@ -1,11 +1,13 @@
 import anndata as ad
 import numpy as np
+import pytest
 import scanpy as sc
 import torch
 from scipy import sparse
 
 import scdeepclust as sdc
-from scdeepclust.data import CellFeeder, RowSource, stream_outputs
+from scdeepclust.data import CellFeeder, RowSource, _feeding, stream_outputs
+from scdeepclust.data._feeding import fits_on_device, gather_csr_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
 
 
@@ -50,6 +52,64 @@ def test_feeder_sparse_equals_dense(sim):
     expected = np.log1p(sim.X[idx].toarray() / stats.size_factors[idx, None]) - stats.gene_mean
     expected /= stats.gene_scale
     np.testing.assert_allclose(bs.x.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gather_csr_rows_matches_scipy_with_empty_rows_and_duplicates():
+    rng = np.random.default_rng(0)
+    for density in (0.0, 0.02, 0.3):
+        matrix = sparse.random(80, 40, density=density, format="csr", random_state=rng)
+        matrix = sparse.diags((rng.random(80) < 0.6).astype(float)) @ matrix  # empty rows
+        matrix = sparse.csr_matrix(matrix, dtype=np.float32)
+        # a row holding column 3 twice, which scipy sums when densifying
+        matrix = sparse.vstack([matrix, sparse.csr_matrix(([1.5, 2.0], [3, 3], [0, 2]), (1, 40))])
+        matrix = sparse.csr_matrix(matrix)
+        arrays = [torch.from_numpy(a) for a in (matrix.indptr, matrix.indices, matrix.data)]
+        for index in (
+            rng.integers(0, 81, 50),
+            np.array([80, 80, 0]),
+            np.flatnonzero(np.diff(matrix.indptr) == 0)[:3],
+        ):
+            expected = matrix[index].toarray()
+            rows = torch.from_numpy(index.astype(np.int64))
+            np.testing.assert_array_equal(gather_csr_rows(*arrays, rows, 40).numpy(), expected)
+            n = int(np.diff(matrix.indptr)[index].sum())
+            np.testing.assert_array_equal(gather_csr_rows(*arrays, rows, 40, n).numpy(), expected)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["csr", "dense"])
+def test_feeder_with_rows_on_the_device_gives_the_host_batches(sim, monkeypatch, dense):
+    matrix = sim.X.toarray() if dense else sim.X
+    stats = count_statistics(RowSource(sim.X))
+    codes = np.arange(sim.n_obs) % 3
+
+    def feeder():
+        return CellFeeder(
+            RowSource(matrix),
+            device=torch.device("cpu"),
+            size_factors=stats.size_factors,
+            gene_mean=np.stack([stats.gene_mean] * 3),
+            gene_scale=np.stack([stats.gene_scale] * 3),
+            batch_codes=codes,
+        )
+
+    host = feeder()
+    expected = list(host.minibatches(64, np.random.default_rng(0)))
+    monkeypatch.setattr(_feeding, "fits_on_device", lambda nbytes, device: True)
+    kept = feeder()
+    for a, b in zip(expected, kept.minibatches(64, np.random.default_rng(0)), strict=True):
+        for field in ("index", "x", "counts", "size_factors", "batch_code"):
+            torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=0, atol=0)
+    assert host._resident is None and kept._resident is not None
+
+
+def test_rows_stay_on_a_cuda_device_only_with_room_to_spare(monkeypatch):
+    gib = 2**30
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * gib, 80 * gib))
+    assert fits_on_device(20 * gib, cuda) and not fits_on_device(21 * gib, cuda)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * gib, 80 * gib))
+    assert fits_on_device(gib, cuda) and not fits_on_device(gib + 1, cuda)
+    assert not fits_on_device(1, torch.device("cpu"))
 
 
 def test_minibatches_cover_every_cell_once(sim):

@@ -16,6 +16,7 @@ import torch
 
 import scdeepclust as sdc
 from _helpers import TEST_DEVICE, default_device_meta
+from scdeepclust.data import _feeding
 from scdeepclust.models import DESC, SCDCC
 from scdeepclust.train import _loops
 
@@ -59,9 +60,20 @@ def test_the_guard_restores_the_default_device_after_a_failure():
     assert torch.zeros(1).device.type == "cpu"
 
 
-def test_scdcc_with_constraints_batches_and_mapping(tmp_path):
+def rows_on_device(monkeypatch, on: bool) -> None:
+    """Keep the rows on the device, as on a GPU where they fit (on the CPU only when forced)."""
+    if on:
+        monkeypatch.setattr(_feeding, "fits_on_device", lambda nbytes, device: True)
+
+
+RESIDENT = pytest.mark.parametrize("resident", [False, True], ids=["host-rows", "device-rows"])
+
+
+@RESIDENT
+def test_scdcc_with_constraints_batches_and_mapping(resident, monkeypatch, tmp_path):
     """Pretraining, clustering with known labels, must-link / cannot-link pairs and batches,
     mapping new cells, saving and loading the model."""
+    rows_on_device(monkeypatch, resident)
     adata = batched_counts()
     train, new = adata[:110].copy(), adata[110:].copy()
     group = train.obs["group"].astype(object).to_numpy()
@@ -91,9 +103,11 @@ def test_scdcc_with_constraints_batches_and_mapping(tmp_path):
     np.testing.assert_allclose(again.obsm["X_again"], new.obsm["X_scdcc"], atol=1e-5)
 
 
-def test_desc_with_batches_scaling_and_mapping(tmp_path):
+@RESIDENT
+def test_desc_with_batches_scaling_and_mapping(resident, monkeypatch, tmp_path):
     """Layer-wise and end-to-end pretraining, Leiden and k-means initialisation, scaling
     inside, batches, mapping new cells, saving and loading the model."""
+    rows_on_device(monkeypatch, resident)
     adata = scaled(batched_counts())
     train, new = adata[:110].copy(), adata[110:].copy()
     with default_device_meta():

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from scdeepclust.data import CellFeeder, RowSource
+from scdeepclust.data._feeding import ResidentRows
 from scdeepclust.pp import all_finite, count_statistics, is_count_matrix
 from scdeepclust.pp._input import scan_matrix
 from scdeepclust.tl._validate import tool_input
@@ -93,6 +94,26 @@ def test_row_source_rows_blocks_and_column_selection(data):
         for _, _, block in source.iter_blocks(chunk)
     ]
     np.testing.assert_allclose(np.vstack(blocks), expected, rtol=1e-6)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_rows_kept_on_the_device_are_the_host_rows(data):
+    """Rows copied to a device once and gathered there (here on the CPU) are exactly the host
+    path's rows: any format and dtype, column selection, shard, repeated and empty rows."""
+    stored, ref = data.draw(matrices(allow_special=False))
+    columns = data.draw(st.none() | column_selections(ref.shape[1]))
+    source = RowSource(stored, columns=columns)
+    start = data.draw(st.integers(0, source.n_obs - 1))
+    source = source.shard(start, data.draw(st.integers(start + 1, source.n_obs)))
+    resident = ResidentRows.upload(source, torch.device("cpu"))
+    assert ResidentRows.nbytes(source) >= sum(t.nbytes for t in resident.csr or [resident.dense])
+    index = np.asarray(
+        data.draw(st.lists(st.integers(0, source.n_obs - 1), min_size=1, max_size=8))
+    )
+    rows = resident.rows(index, torch.from_numpy(index))
+    assert rows.dtype == torch.float32
+    np.testing.assert_array_equal(rows.numpy(), source.rows(index))
 
 
 @SETTINGS

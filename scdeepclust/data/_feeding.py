@@ -10,6 +10,12 @@ conditional networks, and the z-scoring statistics may be per batch ((n_batches,
 
 In data-parallel training each process feeds its own `RowShard` of the cells (`shard`); the
 shards yield the same number of minibatches per epoch, so collectives stay in step.
+
+Where the rows live: on the CPU they are read from the source per minibatch (dense float32).
+On a CUDA device whose free memory holds the matrix with room to spare, the rows are copied to
+the device once (`ResidentRows`: CSR as three arrays, or dense) and each minibatch is gathered
+and densified there, so training does not wait on the host; otherwise they are densified on
+the host as on the CPU, in pinned memory, and copied without blocking.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ import numpy as np
 import torch
 
 from ._rows import DEFAULT_CHUNK_SIZE, RowSource
+
+# Rows are kept on a CUDA device only when they take at most this share of its free memory,
+# and leave at least RESIDENT_HEADROOM free: training, inference chunks and the gathered
+# minibatches need room beside the data, and other processes may share the device.
+RESIDENT_SHARE = 0.5
+RESIDENT_HEADROOM = 2 * 2**30
+_UNDECIDED = object()
 
 
 @dataclass(frozen=True)
@@ -77,12 +90,8 @@ class CellFeeder:
         self.shard = shard
         self.device = device
         self.count_model = size_factors is not None
-        # Per-cell vectors stay on the host beside the rows; each batch's share is copied over.
-        self._size_factors = (
-            None
-            if size_factors is None
-            else torch.as_tensor(size_factors, dtype=torch.float32, device="cpu")
-        )
+        # Per-cell vectors are small: on the device, indexed there by each batch's cells.
+        self._size_factors = None if size_factors is None else _to(size_factors, device)
         self._mean = None if gene_mean is None else _to(gene_mean, device)
         self._inv_scale = None if gene_scale is None else _to(1.0 / gene_scale, device)
         self.max_value = max_value
@@ -90,8 +99,10 @@ class CellFeeder:
         self._batch_codes = (
             None
             if batch_codes is None
-            else torch.as_tensor(batch_codes, dtype=torch.long, device="cpu")
+            else torch.as_tensor(np.asarray(batch_codes), dtype=torch.long, device=device)
         )
+        # Decided at the first batch, so that a feeder sharded right away uploads its share only.
+        self._resident = _UNDECIDED
         if self._mean is not None and self._mean.ndim == 2 and self._batch_codes is None:
             raise ValueError("Per-batch statistics need the cells' batch codes.")
 
@@ -111,7 +122,7 @@ class CellFeeder:
     @property
     def batch_codes(self) -> np.ndarray | None:
         """This feeder's cells' batch codes (`None` without batches)."""
-        return None if self._batch_codes is None else self._batch_codes.numpy()
+        return None if self._batch_codes is None else self._batch_codes.cpu().numpy()
 
     @property
     def distributed(self) -> bool:
@@ -129,31 +140,34 @@ class CellFeeder:
         if self._batch_codes is not None:
             part._batch_codes = self._batch_codes[shard.start : shard.stop]
         part.shard = shard
+        part._resident = _UNDECIDED
         return part
 
     def batch(self, index: np.ndarray) -> Batch:
-        rows = torch.from_numpy(self.source.rows(index))
-        index_t = torch.from_numpy(np.asarray(index, dtype=np.int64))
-        if self._pin:
-            rows = rows.pin_memory()
-        rows = rows.to(self.device, non_blocking=True)
-        code = None
-        if self._batch_codes is not None:
-            code = self._batch_codes[index_t].to(self.device, non_blocking=True)
+        index = np.asarray(index, dtype=np.int64)
+        index_t = torch.from_numpy(index).to(self.device, non_blocking=True)
+        rows = self._rows(index, index_t)
+        code = None if self._batch_codes is None else self._batch_codes[index_t]
         if self.count_model:
-            sf = self._size_factors[index_t].to(self.device, non_blocking=True)
+            sf = self._size_factors[index_t]
             x = torch.log1p(rows / sf[:, None])
             x = self._standardise(x, code)
-            return Batch(
-                index=index_t.to(self.device),
-                x=x,
-                counts=rows,
-                size_factors=sf,
-                batch_code=code,
+            return Batch(index=index_t, x=x, counts=rows, size_factors=sf, batch_code=code)
+        return Batch(index=index_t, x=self._standardise(rows, code), batch_code=code)
+
+    def _rows(self, index: np.ndarray, index_t: torch.Tensor) -> torch.Tensor:
+        """Dense float32 rows of `index` on the device (`index_t`: the same on the device)."""
+        if self._resident is _UNDECIDED:
+            keep = not self.source.is_backed and fits_on_device(
+                ResidentRows.nbytes(self.source), self.device
             )
-        return Batch(
-            index=index_t.to(self.device), x=self._standardise(rows, code), batch_code=code
-        )
+            self._resident = ResidentRows.upload(self.source, self.device) if keep else None
+        if self._resident is not None:
+            return self._resident.rows(index, index_t)
+        rows = torch.from_numpy(self.source.rows(index))
+        if self._pin:
+            rows = rows.pin_memory()
+        return rows.to(self.device, non_blocking=True)
 
     def _standardise(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
         if self._mean is not None:
@@ -197,6 +211,104 @@ def _batch_bounds(n_obs: int, batch_size: int) -> list[int]:
     if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         bounds.pop(-2)
     return bounds
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether data of `nbytes` is to be kept on `device` for training: on a CUDA device when it
+    fits its free memory with room to spare (RESIDENT_SHARE, RESIDENT_HEADROOM); never on the
+    CPU, where the host rows are already in the device's memory."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= min(RESIDENT_SHARE * free, free - RESIDENT_HEADROOM)
+
+
+class ResidentRows:
+    """The rows of a `RowSource` copied once to a device: a CSR matrix as its three arrays
+    (float32 values, int32 columns, int64 row pointers) or a dense float32 matrix. Minibatches
+    are gathered and densified on the device (`gather_csr_rows`). Columns are selected as the
+    source selects them, while copying."""
+
+    def __init__(self, n_vars: int, *, dense=None, csr=None, indptr_host=None):
+        self.n_vars = n_vars
+        self.dense = dense
+        self.csr = csr  # (indptr, indices, data) on the device
+        # Row pointers also on the host: each batch's number of entries is known there, which
+        # spares the device a synchronisation per batch.
+        self._indptr_host = indptr_host
+
+    @staticmethod
+    def nbytes(source: RowSource) -> int:
+        """Device memory the rows of `source` take (an upper bound when columns are selected)."""
+        if source.is_sparse:
+            return source.stored_entries * 8 + (source.n_obs + 1) * 8
+        return source.n_obs * source.n_vars * 4
+
+    @classmethod
+    def upload(cls, source: RowSource, device: torch.device) -> ResidentRows:
+        """Copy the rows block by block (never more than a block densified or converted on the
+        host), into device arrays allocated once."""
+        if not source.is_sparse:
+            dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
+            for start, stop, block in source.iter_blocks():
+                dense[start:stop].copy_(torch.from_numpy(np.asarray(block, dtype=np.float32)))
+            return cls(source.n_vars, dense=dense)
+        capacity = source.stored_entries
+        data = torch.empty(capacity, dtype=torch.float32, device=device)
+        indices = torch.empty(capacity, dtype=torch.int32, device=device)
+        indptr = np.zeros(source.n_obs + 1, dtype=np.int64)
+        filled = 0
+        for start, stop, block in source.iter_blocks():
+            block = block.tocsr()
+            n = int(block.indptr[-1])
+            data[filled : filled + n].copy_(
+                torch.from_numpy(np.asarray(block.data[:n], dtype=np.float32))
+            )
+            indices[filled : filled + n].copy_(
+                torch.from_numpy(np.asarray(block.indices[:n], dtype=np.int32))
+            )
+            indptr[start + 1 : stop + 1] = filled + block.indptr[1:]
+            filled += n
+        indptr_t = torch.from_numpy(indptr).to(device)
+        return cls(source.n_vars, csr=(indptr_t, indices, data), indptr_host=indptr)
+
+    def rows(self, index: np.ndarray, index_t: torch.Tensor) -> torch.Tensor:
+        """Dense rows `index` (`index_t`: the same positions on the device)."""
+        if self.dense is not None:
+            return self.dense.index_select(0, index_t)
+        n_entries = int((self._indptr_host[index + 1] - self._indptr_host[index]).sum())
+        return gather_csr_rows(*self.csr, index_t, self.n_vars, n_entries)
+
+
+def gather_csr_rows(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    data: torch.Tensor,
+    rows: torch.Tensor,
+    n_cols: int,
+    n_entries: int | None = None,
+) -> torch.Tensor:
+    """Dense (len(rows), n_cols) rows of a CSR matrix given as tensors, on their device.
+
+    `n_entries`: the number of stored entries in those rows, if known (otherwise it is counted,
+    which waits for the device). Entries stored twice in a row are summed, as scipy's
+    `toarray` does."""
+    device = data.device
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts
+    if n_entries is None:
+        n_entries = int(counts.sum())
+    out = torch.zeros((len(rows), n_cols), dtype=data.dtype, device=device)
+    if n_entries == 0:
+        return out
+    entry_row = torch.repeat_interleave(
+        torch.arange(len(rows), device=device), counts, output_size=n_entries
+    )
+    # An entry's position in `data`: its row's start plus its rank among the row's entries.
+    first = torch.cumsum(counts, 0) - counts
+    source = torch.arange(n_entries, device=device) + (starts - first)[entry_row]
+    out.index_put_((entry_row, indices[source].long()), data[source], accumulate=True)
+    return out
 
 
 def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -72,6 +72,13 @@ class RowSource:
         return sparse.issparse(self.matrix) or _is_backed_sparse(self.matrix)
 
     @property
+    def stored_entries(self) -> int:
+        """Entries stored for this source's rows of an in-memory sparse matrix (an upper bound
+        on those read when columns are selected)."""
+        indptr = self.matrix.indptr
+        return int(indptr[self._offset + self.n_obs] - indptr[self._offset])
+
+    @property
     def is_backed(self) -> bool:
         return _is_backed(self.matrix)
 
