@@ -7,7 +7,7 @@ from scipy import sparse
 
 import scdeepclust as sdc
 from scdeepclust.data import CellFeeder, RowSource, _feeding, stream_outputs
-from scdeepclust.data._feeding import fits_on_device, gather_csr_rows
+from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
 
 
@@ -74,6 +74,16 @@ def test_gather_csr_rows_matches_scipy_with_empty_rows_and_duplicates():
             np.testing.assert_array_equal(gather_csr_rows(*arrays, rows, 40).numpy(), expected)
             n = int(np.diff(matrix.indptr)[index].sum())
             np.testing.assert_array_equal(gather_csr_rows(*arrays, rows, 40, n).numpy(), expected)
+
+
+def test_rows_on_the_device_with_a_column_selected_twice():
+    """A column selected twice doubles its entries: more than the matrix stores."""
+    matrix = sparse.csr_matrix(np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]], dtype=np.float32))
+    source = RowSource(matrix, columns=np.array([0, 0, -1, 2, 0]))
+    resident = ResidentRows.upload(source, torch.device("cpu"))
+    index = np.array([1, 0, 0])
+    rows = resident.rows(index, torch.from_numpy(index)).numpy()
+    np.testing.assert_array_equal(rows, source.rows(index))
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["csr", "dense"])

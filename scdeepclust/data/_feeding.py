@@ -241,7 +241,7 @@ class ResidentRows:
     def nbytes(source: RowSource) -> int:
         """Device memory the rows of `source` take (an upper bound when columns are selected)."""
         if source.is_sparse:
-            return source.stored_entries * 8 + (source.n_obs + 1) * 8
+            return source.max_entries * 8 + (source.n_obs + 1) * 8
         return source.n_obs * source.n_vars * 4
 
     @classmethod
@@ -253,7 +253,7 @@ class ResidentRows:
             for start, stop, block in source.iter_blocks():
                 dense[start:stop].copy_(torch.from_numpy(np.asarray(block, dtype=np.float32)))
             return cls(source.n_vars, dense=dense)
-        capacity = source.stored_entries
+        capacity = source.max_entries
         data = torch.empty(capacity, dtype=torch.float32, device=device)
         indices = torch.empty(capacity, dtype=torch.int32, device=device)
         indptr = np.zeros(source.n_obs + 1, dtype=np.int64)

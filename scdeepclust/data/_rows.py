@@ -72,11 +72,15 @@ class RowSource:
         return sparse.issparse(self.matrix) or _is_backed_sparse(self.matrix)
 
     @property
-    def stored_entries(self) -> int:
-        """Entries stored for this source's rows of an in-memory sparse matrix (an upper bound
-        on those read when columns are selected)."""
+    def max_entries(self) -> int:
+        """The most entries this source's rows of an in-memory sparse matrix hold as read: those
+        stored, times the most times one column is selected (a column may be selected twice)."""
         indptr = self.matrix.indptr
-        return int(indptr[self._offset + self.n_obs] - indptr[self._offset])
+        stored = int(indptr[self._offset + self.n_obs] - indptr[self._offset])
+        if self._selection is None:
+            return stored
+        selected = self._selection.columns[self._selection.present]
+        return stored * (int(np.bincount(selected).max()) if len(selected) else 0)
 
     @property
     def is_backed(self) -> bool:
