@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 import warnings
@@ -15,8 +16,10 @@ import torch
 import scdeepclust as sdc
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+# Overridable where the checkout travels without ../shared (benchmarks/gpu_check.sh on a lent
+# GPU machine) or where a run must not touch the committed tables (its dry run).
+DATA = Path(os.environ.get("SCDEEPCLUST_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = Path(os.environ.get("SCDEEPCLUST_RESULTS", ROOT / "benchmarks" / "results"))
 DATASETS = {
     "10X_PBMC": "10X_PBMC_top2000.h5",
     "mouse_bladder": "mouse_bladder_cell_top2000.h5",

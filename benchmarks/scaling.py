@@ -16,14 +16,18 @@ here with torch at the same thread count on representative shapes. `x floor` is 
 pretraining time over that floor.
 
     python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--tools scdcc desc]
-        [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda]
+        [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda] [--cache DIR]
+    python benchmarks/scaling.py --prepare --sizes 1000000 --cache DIR
 
-Writes benchmarks/results/scaling.{json,md} after every run.
+Writes benchmarks/results/scaling.{json,md} after every run. With `--cache`, the simulated
+matrix of each size is written to DIR once and read back by later runs (simulating a million
+cells takes minutes); `--prepare` only fills the cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gc
 import json
 import os
@@ -32,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 N_GENES = 2000
@@ -78,6 +83,60 @@ def matmul_rate(device: str, n_genes: int = N_GENES, repeats: int = 20) -> float
     return best
 
 
+# --- the data ------------------------------------------------------------------------------
+
+
+def simulated(size: int, cache: str | None):
+    """The simulated counts of `size` cells; with `cache`, read from a file there, or simulated
+    and written there first. A lock lets a run wait for another process that is writing it."""
+    import scdeepclust as sdc
+
+    if cache is None:
+        return sdc.datasets.simulate(size, N_GENES, N_GROUPS, random_state=0, **SIM)
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"simulate_{size}x{N_GENES}_{N_GROUPS}groups.npz"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            adata = sdc.datasets.simulate(size, N_GENES, N_GROUPS, random_state=0, **SIM)
+            X = adata.X
+            tmp = path.with_suffix(".partial.npz")
+            np.savez(
+                tmp,
+                data=X.data,
+                indices=X.indices,
+                indptr=X.indptr,
+                shape=np.asarray(X.shape),
+                group=adata.obs["group"].cat.codes.to_numpy(),
+                library_factor=adata.obs["library_factor"].to_numpy(),
+            )
+            os.replace(tmp, path)
+            return adata
+    return _from_cache(path)
+
+
+def _from_cache(path: Path):
+    """The AnnData `datasets.simulate` returns, rebuilt from the arrays in `path`."""
+    import anndata as ad
+    import pandas as pd
+    from scipy import sparse
+
+    stored = np.load(path)
+    n_obs, n_vars = (int(v) for v in stored["shape"])
+    X = sparse.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), (n_obs, n_vars))
+    obs = pd.DataFrame(
+        {
+            "group": pd.Categorical.from_codes(stored["group"], [str(i) for i in range(N_GROUPS)]),
+            "library_factor": stored["library_factor"],
+        },
+        index=[f"cell{i}" for i in range(n_obs)],
+    )
+    adata = ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"gene{i}" for i in range(n_vars)]))
+    adata.layers["counts"] = adata.X
+    return adata
+
+
 # --- one run, in a child process -----------------------------------------------------------
 
 
@@ -88,7 +147,7 @@ def worker(args) -> None:
     import scdeepclust as sdc
 
     t0 = time.perf_counter()
-    adata = sdc.datasets.simulate(args.size, N_GENES, N_GROUPS, random_state=0, **SIM)
+    adata = simulated(args.size, args.cache)
     X = adata.X
     row = {
         "n_cells": args.size,
@@ -96,7 +155,7 @@ def worker(args) -> None:
         "device": args.device,
         "density": X.nnz / (X.shape[0] * X.shape[1]),
         "csr_mb": (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20,
-        "simulate_s": time.perf_counter() - t0,
+        "simulate_s": time.perf_counter() - t0,  # reading the cache, with --cache
     }
     del adata.layers["counts"]  # the same matrix as X; one copy is enough
     # The simulator's dense temporaries set the process's peak; reset the peak (Linux >= 4.0)
@@ -238,6 +297,8 @@ def main():
     parser.add_argument("--max-pretrain-epochs", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--name", default="scaling", help="results file name")
+    parser.add_argument("--cache", default=None, help="folder of simulated matrices to reuse")
+    parser.add_argument("--prepare", action="store_true", help="only simulate into --cache")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tool", help=argparse.SUPPRESS)
@@ -245,9 +306,17 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.prepare:
+        if args.cache is None:
+            parser.error("--prepare needs --cache")
+        for size in args.sizes:
+            t0 = time.perf_counter()
+            simulated(size, args.cache)
+            print(f"{size:,} cells in {args.cache} after {time.perf_counter() - t0:.1f} s")
+        return
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from _common import save_results
+    from _common import RESULTS, save_results
 
     cuda = torch.cuda.is_available()
     devices = args.devices or (["cpu", "cuda"] if cuda else ["cpu"])
@@ -275,6 +344,8 @@ def main():
                     argv += ["--max-pretrain-epochs", str(args.max_pretrain_epochs)]
                 if args.max_epochs:
                     argv += ["--max-epochs", str(args.max_epochs)]
+                if args.cache:
+                    argv += ["--cache", args.cache]
                 print(f"{tool} on {size:,} cells ({device}) ...", flush=True)
                 row, peak_mb, err = run_child(argv)
                 if row is None:
@@ -293,7 +364,7 @@ def main():
         f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}."
     ]
     print("\n".join(notes))
-    with open(Path(__file__).parent / "results" / f"{args.name}.md", "a") as f:
+    with open(RESULTS / f"{args.name}.md", "a") as f:
         f.write("\n" + "\n".join(notes) + "\n")
 
 

@@ -45,7 +45,9 @@ def test_distributed_needs_torchrun_environment(sim, monkeypatch):
 
 def test_two_processes_match_one(tmp_path):
     out = tmp_path / "labels.npz"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    # Prepended: where the package itself comes from PYTHONPATH (the GPU check), it must stay.
+    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     cmd = [
         sys.executable,
         "-m",
