@@ -16,8 +16,10 @@ class Agreement:
 
 
 def agreement(clusters, truth) -> Agreement:
-    """ARI and NMI (scikit-learn) of `clusters` against `truth`, on the cells whose `truth` is
-    known (not missing)."""
+    """Compute ARI and NMI (scikit-learn) of `clusters` against `truth`.
+
+    Only the cells whose `truth` is known (not missing) are scored.
+    """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     clusters = pd.Series(np.asarray(clusters, dtype=object))

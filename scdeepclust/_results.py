@@ -46,7 +46,10 @@ def _h5ad_safe(value):
 
 
 def existing_keys(adata: AnnData, key: str) -> list[str]:
-    """The keys of a result under `key` that `adata` already has, e.g. ``["obs['scdcc']"]``."""
+    """Return the keys of a result under `key` that `adata` already has.
+
+    For example ``["obs['scdcc']"]``.
+    """
     keys = result_keys(key)
     found = [f"obs[{keys[k]!r}]" for k in ("labels", "confidence") if keys[k] in adata.obs]
     found += [f"obsm[{keys[k]!r}]" for k in ("embedding", "probabilities") if keys[k] in adata.obsm]
@@ -55,8 +58,10 @@ def existing_keys(adata: AnnData, key: str) -> list[str]:
 
 
 def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
-    """Write everything in one step; called only after training succeeded. Keys that exist are
-    overwritten with a warning."""
+    """Write everything in one step; called only after training succeeded.
+
+    Keys that exist are overwritten with a warning.
+    """
     keys = result_keys(key)
     n_clusters = result.probabilities.shape[1]
     categories = [str(i) for i in range(n_clusters)]

@@ -1,5 +1,7 @@
-"""Must-link / cannot-link constraints: building them from prior knowledge and turning them into
-loss terms during the clustering stage (scDCC)."""
+"""Must-link / cannot-link constraints for the clustering stage (scDCC).
+
+Building them from prior knowledge and turning them into loss terms during the clustering stage.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +24,15 @@ class PairwiseConstraints:
 
     @classmethod
     def empty(cls) -> PairwiseConstraints:
+        """Return constraints without any pair."""
         return cls(np.empty((0, 2), np.int64), np.empty((0, 2), np.int64))
 
     def __len__(self) -> int:
+        """Return the number of pairs, must-link and cannot-link together."""
         return len(self.must_link) + len(self.cannot_link)
 
     def __add__(self, other: PairwiseConstraints) -> PairwiseConstraints:
+        """Return the pairs of both, must-link and cannot-link each concatenated."""
         return PairwiseConstraints(
             np.concatenate([self.must_link, other.must_link]),
             np.concatenate([self.cannot_link, other.cannot_link]),
@@ -77,8 +82,10 @@ def _random_distinct_pairs(
 
 
 def pairs_from_labels(labels, n_pairs: int, rng: np.random.Generator) -> PairwiseConstraints:
-    """Random pairs among cells with a known label (missing = unknown): same label must-link,
-    different labels cannot-link."""
+    """Draw random pairs among cells with a known label (missing = unknown).
+
+    Pairs with the same label must-link, pairs with different labels cannot-link.
+    """
     series = pd.Series(labels)
     known = np.flatnonzero(series.notna().to_numpy())
     if len(known) < 2:
@@ -104,8 +111,11 @@ def pairs_from_protein(
     low_quantile: float = 0.005,
     high_quantile: float = 0.95,
 ) -> PairwiseConstraints:
-    """From random cell pairs, those closer in protein space than the `low_quantile` of pair
-    distances must-link, those farther than the `high_quantile` cannot-link."""
+    """Draw constraints from random cell pairs by their distance in protein space.
+
+    Of the random cell pairs, those closer in protein space than the `low_quantile` of pair
+    distances must-link, those farther than the `high_quantile` cannot-link.
+    """
     protein = np.asarray(protein, dtype=np.float32)
     candidates = _random_distinct_pairs(np.arange(len(protein)), 50 * n_pairs, rng)
     dist = np.linalg.norm(protein[candidates[:, 0]] - protein[candidates[:, 1]], axis=1)
@@ -118,7 +128,7 @@ def pairs_from_protein(
 
 
 def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
-    """An (n, 2) array of positions or obs_names as int64 positions."""
+    """Convert an (n, 2) array of positions or obs_names to int64 positions."""
     arr = np.asarray(pairs)
     if arr.size == 0:
         return np.empty((0, 2), np.int64)
@@ -134,15 +144,19 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
 
 
 def _share_of_step(order: np.ndarray, slot: int, steps_per_epoch: int) -> np.ndarray:
-    """The part of a shuffled `order` that training step `slot` of an epoch uses, so that the
-    epoch's steps together use every element once."""
+    """Return the part of a shuffled `order` that training step `slot` of an epoch uses.
+
+    The epoch's steps together use every element once.
+    """
     per_step = -(-len(order) // steps_per_epoch)
     return order[slot * per_step : (slot + 1) * per_step]
 
 
 class PairLoss:
-    """Must-link and cannot-link loss terms, cycling through shuffled constraints so that each
-    epoch of `steps_per_epoch` training steps sees every pair once."""
+    """Must-link and cannot-link loss terms, cycling through shuffled constraints.
+
+    Each epoch of `steps_per_epoch` training steps sees every pair once.
+    """
 
     def __init__(
         self,
@@ -170,6 +184,7 @@ class PairLoss:
         self._orders = [None] * len(self.parts)
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        """Return the weighted must-link and cannot-link terms of training step `step`."""
         if not self.parts:
             return {}
         slot = step % self.steps_per_epoch
@@ -198,15 +213,17 @@ class PairLoss:
 
 
 class KnownClassLoss:
-    """Keeps each labelled cell in the cluster of its known class: -log q(cell, its class's
-    cluster), cluster i standing for class code i (the centroids started at the class means).
-    Cycles through the labelled cells so that each epoch of `steps_per_epoch` training steps
-    sees every one once, as `PairLoss` does with its pairs.
+    """Keeps each labelled cell in the cluster of its known class.
+
+    The term is -log q(cell, its class's cluster), cluster i standing for class code i (the
+    centroids started at the class means). Cycles through the labelled cells so that each epoch of
+    `steps_per_epoch` training steps sees every one once, as `PairLoss` does with its pairs.
 
     Pairs of labelled cells say only "same" or "different"; the class of each cell says which
     cluster, which is what a classifier trained on those labels learns from. With 10% of the
     cells labelled this is what lifts the clustering to a classifier's accuracy (see the
-    changelog)."""
+    changelog).
+    """
 
     def __init__(
         self,
@@ -228,6 +245,7 @@ class KnownClassLoss:
         self._order: np.ndarray | None = None
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        """Return the weighted known-class term of training step `step`."""
         if not len(self.cells) or self.weight <= 0:
             return {}
         slot = step % self.steps_per_epoch

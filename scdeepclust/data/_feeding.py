@@ -121,7 +121,7 @@ class CellFeeder:
 
     @property
     def batch_codes(self) -> np.ndarray | None:
-        """This feeder's cells' batch codes (`None` without batches)."""
+        """Batch codes of the feeder's cells (`None` without batches)."""
         return None if self._batch_codes is None else self._batch_codes.cpu().numpy()
 
     @property
@@ -129,9 +129,11 @@ class CellFeeder:
         return self.shard is not None and self.shard.world_size > 1
 
     def sharded(self, rank: int, world_size: int) -> CellFeeder:
-        """This process's share of the cells, for data-parallel training: the same
-        preprocessing (size factors and gene statistics of the whole data) on rows
-        start:stop of `RowShard.of`."""
+        """Return this process's share of the cells, for data-parallel training.
+
+        The same preprocessing (size factors and gene statistics of the whole data) on rows
+        start:stop of `RowShard.of`.
+        """
         shard = RowShard.of(self.n_obs, rank, world_size)
         part = copy.copy(self)
         part.source = self.source.shard(shard.start, shard.stop)
@@ -180,8 +182,11 @@ class CellFeeder:
         return x
 
     def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """One epoch of shuffled minibatches. A last batch of a single cell is merged into the
-        previous one, since batch statistics of one cell are meaningless."""
+        """Yield one epoch of shuffled minibatches.
+
+        A last batch of a single cell is merged into the previous one, since batch statistics of
+        one cell are meaningless.
+        """
         order = rng.permutation(self.n_obs)
         if self.distributed:
             for part in np.array_split(order, self.n_batches(batch_size)):
@@ -197,9 +202,12 @@ class CellFeeder:
             yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
 
     def n_batches(self, batch_size: int) -> int:
-        """Minibatches per epoch, as `minibatches` makes them. Sharded, `batch_size` is the
-        global batch: each of the `world_size` shards gives 1 / world_size of it, and every
-        shard the same number of batches (that of the largest shard)."""
+        """Return the number of minibatches per epoch, as `minibatches` makes them.
+
+        Sharded, `batch_size` is the global batch: each of the `world_size` shards gives
+        1 / world_size of it, and every shard the same number of batches (that of the largest
+        shard).
+        """
         if self.distributed:
             per_rank = -(-batch_size // self.shard.world_size)
             return len(_batch_bounds(self.shard.max_rows, per_rank)) - 1
@@ -214,9 +222,11 @@ def _batch_bounds(n_obs: int, batch_size: int) -> list[int]:
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
-    """Whether data of `nbytes` is to be kept on `device` for training: on a CUDA device when it
-    fits its free memory with room to spare (RESIDENT_SHARE, RESIDENT_HEADROOM); never on the
-    CPU, where the host rows are already in the device's memory."""
+    """Decide whether data of `nbytes` is to be kept on `device` for training.
+
+    On a CUDA device when it fits its free memory with room to spare (RESIDENT_SHARE,
+    RESIDENT_HEADROOM); never on the CPU, where the host rows are already in the device's memory.
+    """
     if device.type != "cuda":
         return False
     free, _ = torch.cuda.mem_get_info(device)
@@ -224,10 +234,12 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
 
 
 class ResidentRows:
-    """The rows of a `RowSource` copied once to a device: a CSR matrix as its three arrays
-    (float32 values, int32 columns, int64 row pointers) or a dense float32 matrix. Minibatches
-    are gathered and densified on the device (`gather_csr_rows`). Columns are selected as the
-    source selects them, while copying."""
+    """The rows of a `RowSource` copied once to a device.
+
+    A CSR matrix as its three arrays (float32 values, int32 columns, int64 row pointers) or a
+    dense float32 matrix. Minibatches are gathered and densified on the device
+    (`gather_csr_rows`). Columns are selected as the source selects them, while copying.
+    """
 
     def __init__(self, n_vars: int, *, dense=None, csr=None, indptr_host=None):
         self.n_vars = n_vars
@@ -246,8 +258,10 @@ class ResidentRows:
 
     @classmethod
     def upload(cls, source: RowSource, device: torch.device) -> ResidentRows:
-        """Copy the rows block by block (never more than a block densified or converted on the
-        host), into device arrays allocated once."""
+        """Copy the rows block by block into device arrays allocated once.
+
+        Never more than a block is densified or converted on the host.
+        """
         if not source.is_sparse:
             dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
             for start, stop, block in source.iter_blocks():
@@ -292,7 +306,8 @@ def gather_csr_rows(
 
     `n_entries`: the number of stored entries in those rows, if known (otherwise it is counted,
     which waits for the device). Entries stored twice in a row are summed, as scipy's
-    `toarray` does."""
+    `toarray` does.
+    """
     device = data.device
     starts = indptr[rows]
     counts = indptr[rows + 1] - starts
@@ -319,8 +334,10 @@ def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def stream_outputs(
     feeder: CellFeeder, fn, widths: dict[str, int], chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> dict[str, np.ndarray]:
-    """Apply `fn(batch) -> {name: tensor}` over all cells in chunks, writing into preallocated
-    float32 arrays of the given widths."""
+    """Apply `fn(batch) -> {name: tensor}` over all cells in chunks.
+
+    The results are written into preallocated float32 arrays of the given widths.
+    """
     out = {name: np.empty((feeder.n_obs, w), dtype=np.float32) for name, w in widths.items()}
     for batch in feeder.chunks(chunk_size):
         start = int(batch.index[0])

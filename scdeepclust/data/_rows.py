@@ -49,8 +49,10 @@ class RowSource:
         self._offset = 0  # first row of this source in `matrix` (a shard of the rows)
 
     def shard(self, start: int, stop: int) -> RowSource:
-        """The rows start:stop as a source of their own, reading from the same matrix (nothing
-        is copied): one process's share of the cells in data-parallel training."""
+        """Return the rows start:stop as a source of their own, reading from the same matrix.
+
+        Nothing is copied: one process's share of the cells in data-parallel training.
+        """
         if not 0 <= start <= stop <= self.n_obs:
             raise ValueError(f"shard {start}:{stop} is outside 0..{self.n_obs}.")
         part = copy.copy(self)
@@ -73,8 +75,11 @@ class RowSource:
 
     @property
     def max_entries(self) -> int:
-        """The most entries this source's rows of an in-memory sparse matrix hold as read: those
-        stored, times the most times one column is selected (a column may be selected twice)."""
+        """The most entries this source's rows of an in-memory sparse matrix hold as read.
+
+        Those stored, times the most times one column is selected (a column may be selected
+        twice).
+        """
         indptr = self.matrix.indptr
         stored = int(indptr[self._offset + self.n_obs] - indptr[self._offset])
         if self._selection is None:

@@ -1,5 +1,8 @@
-"""Built-in and simulated data, a reader for the scDCC / scDeepCluster HDF5 layout, and `read`
-for any input of the command line (.h5ad, 10x .h5, scDCC .h5)."""
+"""Built-in and simulated data, and readers.
+
+A reader for the scDCC / scDeepCluster HDF5 layout, and `read` for any input of the command line
+(.h5ad, 10x .h5, scDCC .h5).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ __all__ = ["h5_layout", "pbmc68k", "read", "read_h5", "simulate"]
 
 
 def pbmc68k() -> AnnData:
-    """scanpy's bundled `pbmc68k_reduced` (700 cells, 765 genes) with its raw counts.
+    """Scanpy's bundled `pbmc68k_reduced` (700 cells, 765 genes) with its raw counts.
 
     The bundled `.raw` holds log1p(counts / n_counts * 1e4); the integer counts are recovered
     exactly from it into ``layers['counts']``. ``X`` is the log-normalised matrix,
@@ -58,7 +61,7 @@ def simulate(
     batch_effect: float = 0.5,
     group_fractions=None,
 ) -> AnnData:
-    """Counts from a zero-inflated negative binomial model with known groups.
+    """Simulate counts from a zero-inflated negative binomial model with known groups.
 
     Each group differs from a shared baseline in `de_fraction` of the genes by a log fold change
     of about `de_log_fold` (up or down). Cells get a log-normal library-size factor, counts are
@@ -101,11 +104,12 @@ def simulate(
 
     Returns
     -------
-    AnnData with sparse float32 counts in ``X`` and ``layers['counts']`` (the same matrix),
-    ``obs['group']`` (categorical truth) and ``obs['library_factor']`` (the cell's own factor,
-    without the batch shift). With ``n_batches > 1`` also ``obs['batch']`` (categorical,
-    ``"batch0"``, ``"batch1"``, ...) and ``uns['simulate_batches']`` with the factors drawn:
-    ``'gene_factor'`` (batches x genes) and ``'library_factor'`` (per batch).
+    AnnData
+        Sparse float32 counts in ``X`` and ``layers['counts']`` (the same matrix),
+        ``obs['group']`` (categorical truth) and ``obs['library_factor']`` (the cell's own
+        factor, without the batch shift). With ``n_batches > 1`` also ``obs['batch']``
+        (categorical, ``"batch0"``, ``"batch1"``, ...) and ``uns['simulate_batches']`` with the
+        factors drawn: ``'gene_factor'`` (batches x genes) and ``'library_factor'`` (per batch).
     """
     if isinstance(n_batches, bool) or not isinstance(n_batches, int | np.integer):
         raise ValueError(f"n_batches must be an integer >= 1, got {n_batches!r}.")
@@ -188,6 +192,21 @@ def read_h5(path: str | Path, *, label_key: str = "label", protein_key: str = "p
     integer labels (into ``obs[label_key]`` as categorical); optional ``ADT_X``: protein levels
     (into ``obsm[protein_key]``). Cells are named ``cell0``..., genes ``gene0``... unless the
     file has ``obs_names`` / ``var_names`` datasets.
+
+    Parameters
+    ----------
+    path
+        The HDF5 file.
+    label_key
+        Column of ``obs`` that receives the labels ``Y``, if the file has them.
+    protein_key
+        Key of ``obsm`` that receives the protein levels ``ADT_X``, if the file has them.
+
+    Returns
+    -------
+    AnnData
+        Raw counts in ``X`` and ``layers['counts']``, with the labels and protein levels the
+        file holds.
     """
     import h5py
 

@@ -10,10 +10,12 @@ H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
 def h5_layout(path: str | Path) -> str:
-    """Which kind of HDF5 file `path` is, from its keys: ``'10x'`` (Cell Ranger's
-    ``matrix/barcodes...``, or one group per genome in the older format), ``'scdcc'`` (a
-    top-level dataset ``X``, the scDCC / scDeepCluster layout) or ``'h5ad'`` (AnnData's groups
-    ``X`` and ``obs``)."""
+    """Tell which kind of HDF5 file `path` is, from its keys.
+
+    ``'10x'`` (Cell Ranger's ``matrix/barcodes...``, or one group per genome in the older
+    format), ``'scdcc'`` (a top-level dataset ``X``, the scDCC / scDeepCluster layout) or
+    ``'h5ad'`` (AnnData's groups ``X`` and ``obs``).
+    """
     import h5py
 
     try:

@@ -1,6 +1,8 @@
-"""DESC: a stacked autoencoder pretrained greedily then end to end, whose encoder is refined by
-the DEC clustering loss alone (with batches, plus a batch-mixing penalty), one run per Leiden
-resolution."""
+"""DESC: a stacked autoencoder pretrained greedily then end to end, refined by the DEC loss.
+
+The encoder is refined by the DEC clustering loss alone (with batches, plus a batch-mixing
+penalty), one run per Leiden resolution.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
     """Layer sizes by dataset size, as DESC chooses them: wider and deeper for more cells.
 
     Measured on 10X PBMC (4,271 cells, 50 pretraining epochs): (128, 32) gave ARI 0.63 / 0.58
-    (seeds 0 / 1) where DESC's (64, 32) gave 0.57."""
+    (seeds 0 / 1) where DESC's (64, 32) gave 0.57.
+    """
     if n_obs <= 20_000:
         return (128, 32)
     # Not wider beyond: (512, 128, 32) costs twice as much per epoch, and on a million simulated
@@ -49,6 +52,8 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
 
 @dataclass
 class DESCConfig(BatchSettings):
+    """Settings of a DESC run: the parameters of `tl.desc`, which documents them."""
+
     hidden: Sequence[int] | None = None
     drop_rate: float = 0.2
     layerwise: bool = True
@@ -68,6 +73,7 @@ class DESCConfig(BatchSettings):
     progress: bool = True
 
     def resolved_max_epochs(self, n_obs: int) -> int:
+        """Return `max_epochs`, or by default one that depends on the number of cells `n_obs`."""
         if self.max_epochs is not None:
             return int(self.max_epochs)
         # 100 epochs up to 100,000 cells, the same number of steps beyond (10 at a million):
@@ -75,9 +81,11 @@ class DESCConfig(BatchSettings):
         return default_epochs(n_obs, base=100, reference_cells=100_000, minimum=2)
 
     def resolved_hidden(self, n_obs: int) -> tuple[int, ...]:
+        """Return the layer sizes `hidden`, or by default `default_hidden` of `n_obs` cells."""
         return tuple(self.hidden) if self.hidden is not None else default_hidden(n_obs)
 
     def resolved_pretrain_epochs(self, n_obs: int) -> int:
+        """Return `pretrain_epochs`, or by default one that depends on the number of cells."""
         if self.pretrain_epochs is not None:
             return int(self.pretrain_epochs)
         # 50 epochs per stage on up to 100,000 cells, fewer beyond: longer pretraining did not
@@ -87,6 +95,18 @@ class DESCConfig(BatchSettings):
 
 @dataclass
 class PretrainedDESC:
+    """The outcome of `pretrain_desc`: the autoencoder, the loss history and the time taken.
+
+    Attributes
+    ----------
+    model
+        The pretrained stacked autoencoder.
+    history
+        The epoch losses of each pretraining stage, by stage name.
+    seconds
+        Wall time of the pretraining.
+    """
+
     model: StackedAutoencoder
     history: dict
     seconds: float
@@ -95,9 +115,25 @@ class PretrainedDESC:
 def pretrain_desc(
     feeder: CellFeeder, config: DESCConfig, checkpoint: TrainingCheckpoint | None = None
 ) -> PretrainedDESC:
-    """Greedy layer-wise denoising pretraining (each layer reconstructs its input from a
+    """Pretrain DESC's autoencoder: greedily layer by layer, then end to end.
+
+    Greedy layer-wise denoising pretraining (each layer reconstructs its input from a
     dropped-out copy), then end-to-end fine-tuning of the whole autoencoder on MSE.
-    `checkpoint`: save (and resume) the training state of every stage."""
+
+    Parameters
+    ----------
+    feeder
+        The cells, preprocessed, as minibatches.
+    config
+        The settings of the run.
+    checkpoint
+        Save (and resume) the training state of every stage.
+
+    Returns
+    -------
+    PretrainedDESC
+        The autoencoder, the loss history of each stage and the time taken.
+    """
     t0 = time.perf_counter()
     rng = numpy_rng(config.random_state)
     # Built on the CPU from its seeded RNG whatever torch's default device is (the same initial
@@ -174,8 +210,27 @@ def cluster_desc(
     checkpoint: TrainingCheckpoint | None = None,
 ) -> ClusteringResult:
     """Drop the decoder and train a copy of the pretrained encoder with centroids on KL alone.
-    With a `checkpoint`, the stage is saved and resumed as ``clustering_{resolution}`` (or
-    ``clustering`` without a resolution)."""
+
+    Parameters
+    ----------
+    feeder
+        The cells, preprocessed, as minibatches.
+    pretrained
+        The outcome of `pretrain_desc`; its model is copied, not changed.
+    config
+        The settings of the run.
+    resolution
+        Leiden resolution of the initial clustering (see `tl.desc`); ignored when
+        ``config.n_clusters`` is given.
+    checkpoint
+        The stage is saved and resumed as ``clustering_{resolution}`` (or ``clustering``
+        without a resolution).
+
+    Returns
+    -------
+    ClusteringResult
+        Labels, embedding, soft assignments, parameters, history and timings of the run.
+    """
     model = copy.deepcopy(pretrained.model)
     rng = numpy_rng(config.random_state)
     if checkpoint is not None:

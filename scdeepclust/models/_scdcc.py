@@ -34,6 +34,8 @@ from ._settings import BatchSettings
 
 @dataclass
 class SCDCCConfig(BatchSettings):
+    """Settings of an scDCC run: the parameters of `tl.scdcc`, which documents them."""
+
     n_clusters: int | tuple[int, int] | None = None
     encoder_hidden: Sequence[int] = (256, 64)
     latent_dim: int = 32
@@ -58,6 +60,7 @@ class SCDCCConfig(BatchSettings):
     progress: bool = True
 
     def resolved_max_epochs(self, n_obs: int) -> int:
+        """Return `max_epochs`, or by default one that depends on the number of cells `n_obs`."""
         if self.max_epochs is not None:
             return int(self.max_epochs)
         # 300 epochs up to 20,000 cells, the same number of steps beyond (6 at a million): the
@@ -65,6 +68,7 @@ class SCDCCConfig(BatchSettings):
         return default_epochs(n_obs, base=300, reference_cells=20_000, minimum=2)
 
     def resolved_pretrain_epochs(self, n_obs: int) -> int:
+        """Return `pretrain_epochs`, or by default one that depends on the number of cells."""
         if self.pretrain_epochs is not None:
             return int(self.pretrain_epochs)
         # Measured on 10X PBMC (4,271 cells): ARI of k-means on the latent space peaks after
@@ -81,9 +85,25 @@ def fit_scdcc(
 ) -> ClusteringResult:
     """Pretrain the ZINB autoencoder, initialise centroids, run the clustering stage.
 
-    `seed_labels`: known classes of some cells (codes, -1 elsewhere) whose mean
-    latent positions are the first initial centroids.
-    `checkpoint`: save (and resume) the training state of both stages."""
+    Parameters
+    ----------
+    feeder
+        The cells, preprocessed, as minibatches.
+    config
+        The settings of the run.
+    constraints
+        Must-link and cannot-link pairs for the clustering stage, if any.
+    seed_labels
+        Known classes of some cells (codes, -1 elsewhere) whose mean latent positions are the
+        first initial centroids.
+    checkpoint
+        Save (and resume) the training state of both stages.
+
+    Returns
+    -------
+    ClusteringResult
+        Labels, embedding, soft assignments, parameters, history and timings of the run.
+    """
     device = feeder.device
     rng = numpy_rng(config.random_state)
     noise = torch_generator(config.random_state, device)

@@ -17,6 +17,7 @@ class BatchSettings:
 
     @property
     def n_batches(self) -> int:
+        """The number of known batches, `batch_categories` (0 without them)."""
         return len(self.batch_categories or ())
 
     @property

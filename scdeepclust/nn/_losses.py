@@ -38,7 +38,7 @@ def zinb_nll(counts: torch.Tensor, params: ZINBParameters, *, reduce: bool = Tru
 
 
 def _log_nonzero(x, theta, log_nb_zero, x_log_mu_ratio, softplus_logits):
-    """log ZINB(x) for x > 0: log(1 - pi) + log NB(x); log NB(x) contains log NB(0)."""
+    """Log ZINB(x) for x > 0: log(1 - pi) + log NB(x); log NB(x) contains log NB(0)."""
     return (
         torch.lgamma(x + theta)
         - torch.lgamma(theta)
@@ -131,9 +131,11 @@ def target_distribution(
     q: torch.Tensor, frequency: torch.Tensor | None = None, balance: float = 1.0
 ) -> torch.Tensor:
     """DEC's sharpened target: q^2 / cluster frequency^balance, normalised per cell.
+
     `frequency`: the per-cluster sums of q over all cells, when `q` holds only some of them
     (default: ``q.sum(0)``). `balance` 1 is DEC's target, which favours clusters of equal size;
-    0 leaves the cluster sizes to the data."""
+    0 leaves the cluster sizes to the data.
+    """
     frequency = q.sum(0) if frequency is None else frequency
     weight = q.pow(2)
     if balance:
@@ -164,9 +166,10 @@ def cannot_link_loss(q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
 def batch_mixing_mmd(
     z: torch.Tensor, batch_code: torch.Tensor, scales: tuple[float, ...] = (0.1, 0.3, 1.0)
 ) -> torch.Tensor:
-    """Batch-mixing penalty: the squared maximum mean discrepancy between each batch's cells
-    and the other cells of the minibatch, averaged over the batches present (with 2 or more
-    cells on both sides).
+    """Batch-mixing penalty: the squared maximum mean discrepancy (MMD) of batch vs. rest.
+
+    The squared MMD between each batch's cells and the other cells of the minibatch, averaged
+    over the batches present (with 2 or more cells on both sides).
 
     Gaussian kernels exp(-d^2 / (scale x median d^2)), averaged over `scales`, with the median
     squared pairwise distance in `z` taken without gradient: the penalty cannot be lowered by
@@ -174,7 +177,8 @@ def batch_mixing_mmd(
     one rewards collapsing the cells together). All batches at once from the one-hot batch
     matrix M: with A = M' K M, for batch b against the rest r, the kernel sums are A_bb,
     row_b - A_bb and total - 2 row_b + A_bb (row_b: row sum of A). Zero when no batch has
-    2 or more cells on both sides."""
+    2 or more cells on both sides.
+    """
     n = z.shape[0]
     onehot = F.one_hot(batch_code, int(batch_code.max()) + 1).to(z.dtype)
     n_b = onehot.sum(0)

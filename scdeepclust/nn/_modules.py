@@ -26,9 +26,12 @@ def mlp(
 
 
 def batch_shift(n_batches: int, width: int) -> nn.Embedding | None:
-    """A learned per-batch offset of a layer's pre-activation: the same as giving the layer the
-    one-hot batch as extra inputs (a conditional autoencoder, as in scVI), without building the
-    one-hot matrix. Starts at zero, i.e. as the unconditioned network; `None` without batches."""
+    """Make a learned per-batch offset of a layer's pre-activation.
+
+    The same as giving the layer the one-hot batch as extra inputs (a conditional autoencoder, as in
+    scVI), without building the one-hot matrix. Starts at zero, i.e. as the unconditioned network;
+    `None` without batches.
+    """
     if n_batches <= 0:
         return None
     shift = nn.Embedding(n_batches, width)
@@ -46,8 +49,10 @@ def _shifted(h: torch.Tensor, shift: nn.Embedding | None, batch_code: torch.Tens
 
 @dataclass
 class ZINBParameters:
-    """Zero-inflated negative binomial parameters per cell and gene, kept in log space where
-    that is what the likelihood needs."""
+    """Zero-inflated negative binomial parameters per cell and gene.
+
+    Kept in log space where that is what the likelihood needs.
+    """
 
     log_mean: torch.Tensor  # log of the mean count, size factor included
     dispersion: torch.Tensor  # inverse dispersion theta > 0
@@ -73,7 +78,8 @@ class ZINBAutoencoder(nn.Module):
 
     With `n_batches` > 0 it is conditional on the batch: the batch enters the encoder's first
     layer, the decoder's first layer and the ZINB heads (so the mean, dispersion and dropout of
-    each gene may differ by batch), and the latent space need not encode it."""
+    each gene may differ by batch), and the latent space need not encode it.
+    """
 
     def __init__(
         self,
@@ -155,11 +161,13 @@ class ClusteringLayer(nn.Module):
 
 
 class StackedAutoencoder(nn.Module):
-    """DESC's stacked autoencoder: ReLU hidden layers, tanh on the embedding layer, a mirrored
-    decoder with a linear output; built from layer pairs so it can be pretrained greedily.
+    """DESC's stacked autoencoder, built from layer pairs so it can be pretrained greedily.
+
+    ReLU hidden layers, tanh on the embedding layer, a mirrored decoder with a linear output.
 
     With `n_batches` > 0 it is conditional on the batch: the batch enters the first encoder
-    layer and every decoder layer (as scVI injects covariates into its decoder)."""
+    layer and every decoder layer (as scVI injects covariates into its decoder).
+    """
 
     def __init__(self, n_input: int, hidden: Sequence[int], *, n_batches: int = 0):
         super().__init__()
@@ -179,7 +187,7 @@ class StackedAutoencoder(nn.Module):
         )
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """What the clustering stage trains: the encoder layers and their batch input."""
+        """Return what the clustering stage trains: the encoder layers and their batch input."""
         params = list(self.encoder_layers.parameters())
         return params if self.encoder_batch is None else [*params, *self.encoder_batch.parameters()]
 
@@ -206,7 +214,7 @@ class StackedAutoencoder(nn.Module):
     def encode(
         self, x: torch.Tensor, depth: int | None = None, batch_code: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The first `depth` encoder layers (all by default)."""
+        """Apply the first `depth` encoder layers (all by default)."""
         for i in range(self.depth if depth is None else depth):
             x = self.encoder_activation(i, self._encoder_pre(i, x, batch_code))
         return x
@@ -219,8 +227,10 @@ class StackedAutoencoder(nn.Module):
     def layer_pair(
         self, i: int, h: torch.Tensor, dropout: float, batch_code: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Denoising autoencoder of layer i alone: reconstruct its input h from a dropped-out
-        copy, for greedy layer-wise pretraining."""
+        """Run the denoising autoencoder of layer i alone, for greedy layer-wise pretraining.
+
+        It reconstructs its input h from a dropped-out copy.
+        """
         code = self.encoder_activation(
             i, self._encoder_pre(i, F.dropout(h, dropout, True), batch_code)
         )
@@ -229,7 +239,7 @@ class StackedAutoencoder(nn.Module):
         )
 
     def layer_parameters(self, i: int) -> list[nn.Parameter]:
-        """What greedy pretraining of layer pair i trains, batch inputs included."""
+        """Return what greedy pretraining of layer pair i trains, batch inputs included."""
         params = [*self.encoder_layers[i].parameters(), *self.decoder_layers[i].parameters()]
         if i == 0 and self.encoder_batch is not None:
             params += list(self.encoder_batch.parameters())

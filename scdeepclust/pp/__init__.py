@@ -1,5 +1,8 @@
-"""Input checks and transforms. None of them modifies an AnnData, except `recipe`, the
-preparation the command line applies (in place, like scanpy's `recipe_*` functions)."""
+"""Input checks and transforms.
+
+None of them modifies an AnnData, except `recipe`, the preparation the command line applies (in
+place, like scanpy's `recipe_*` functions).
+"""
 
 from ._counts import (
     CountStatistics,

@@ -1,5 +1,8 @@
-"""The batch of each cell (`batch_key`): integer codes for the networks, and the categories that
-a trained model keeps so that new cells are coded the same way."""
+"""The batch of each cell (`batch_key`).
+
+Integer codes for the networks, and the categories that a trained model keeps so that new cells
+are coded the same way.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +50,11 @@ def _column(adata: AnnData, key: str) -> pd.Series:
 
 
 def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
-    """The batches of `adata.obs[key]`, or `None` without a key. Categories keep the order of a
-    categorical column (unused ones dropped), else sorted; a single batch gives a warning."""
+    """Return the batches of `adata.obs[key]`, or `None` without a key.
+
+    Categories keep the order of a categorical column (unused ones dropped), else sorted; a
+    single batch gives a warning.
+    """
     if key is None:
         return None
     column = _column(adata, key)
@@ -76,8 +82,10 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
 
 
 def known_batch_codes(adata: AnnData, key: str, categories: list[str]) -> np.ndarray:
-    """Codes of the cells' batches among those a model was trained on; a batch it does not
-    know raises, naming the ones it knows."""
+    """Return codes of the cells' batches among those a model was trained on.
+
+    A batch it does not know raises, naming the ones it knows.
+    """
     if key not in adata.obs:
         raise KeyError(
             f"This model was trained with batch_key={key!r}: adata.obs needs that column, with "

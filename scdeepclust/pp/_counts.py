@@ -23,7 +23,20 @@ from ._input import (  # noqa: F401  (HOW_TO_PASS_COUNTS: re-exported)
 
 
 def all_finite(matrix, *, chunk_size: int = 8192) -> bool:
-    """Whether the matrix has no NaN or infinite entries (checked block by block)."""
+    """Check whether the matrix has no NaN or infinite entries (checked block by block).
+
+    Parameters
+    ----------
+    matrix
+        A dense or sparse matrix, in memory or backed.
+    chunk_size
+        Rows checked at once.
+
+    Returns
+    -------
+    bool
+        `True` if every entry is finite.
+    """
     for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
         values = block.data if sparse.issparse(block) else np.asarray(block)
         if not np.all(np.isfinite(values)):
@@ -32,7 +45,20 @@ def all_finite(matrix, *, chunk_size: int = 8192) -> bool:
 
 
 def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
-    """Whether every entry is a finite, non-negative integer (stored as any dtype)."""
+    """Check whether every entry is a finite, non-negative integer (stored as any dtype).
+
+    Parameters
+    ----------
+    matrix
+        A dense or sparse matrix, in memory or backed.
+    chunk_size
+        Rows checked at once.
+
+    Returns
+    -------
+    bool
+        `True` if the matrix holds counts.
+    """
     for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
         values = block.data if sparse.issparse(block) else np.asarray(block)
         if values.size == 0:
@@ -47,11 +73,25 @@ def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
 
 
 def get_counts(adata: AnnData, layer: str | None):
-    """The raw count matrix of `adata` and a short name of where it came from.
+    """Return the raw count matrix of `adata` and a short name of where it came from.
 
     With ``layer=None``: ``layers['counts']`` if present, else ``adata.X`` if it holds counts.
     Anything else (NaN, negative or non-integer values) raises a `ValueError` that says what
     was found.
+
+    Parameters
+    ----------
+    adata
+        The cells; not modified.
+    layer
+        Layer that holds the counts, or `None` to look for them as described above.
+
+    Returns
+    -------
+    matrix
+        The count matrix, as stored (not copied).
+    where : str
+        Where it came from, e.g. ``"X"`` or ``"layers['counts']"``.
     """
     layer, where = counts_location(adata, layer)
     matrix, where = input_matrix(adata, layer=layer)
@@ -80,8 +120,11 @@ def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
 def size_factors(
     source: RowSource, median: float | None = None, *, chunk_size: int = 8192
 ) -> tuple[np.ndarray, float]:
-    """(library size / median, median): the median of these cells, or a stored one (cells
-    mapped onto a trained model are normalised like the cells it was trained on)."""
+    """Return (library size / median, median).
+
+    The median is that of these cells, or a stored one (cells mapped onto a trained model are
+    normalised like the cells it was trained on).
+    """
     totals = library_sizes(source, chunk_size=chunk_size)
     if np.any(totals <= 0):
         n_empty = int(np.sum(totals <= 0))
@@ -100,11 +143,29 @@ def count_statistics(
     n_batches: int = 1,
     chunk_size: int = 8192,
 ) -> CountStatistics:
-    """Size factors (library size / median library size) and per-gene mean and standard
-    deviation of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give.
+    """Compute size factors and per-gene mean and standard deviation of the log counts.
 
-    With `batch_codes` (0..n_batches-1 per cell) the means and scales are computed within each
-    batch, (n_batches, n_vars) arrays: the z-scores remove per-batch gene-wise shifts."""
+    Size factors (library size / median library size) and per-gene mean and standard deviation
+    of log1p(counts / size factor), as scanpy's normalize/log1p/scale would give.
+
+    Parameters
+    ----------
+    source
+        The count matrix, read block by block.
+    batch_codes
+        Batch of each cell (0..n_batches-1). With them, the means and scales are computed
+        within each batch, (n_batches, n_vars) arrays: the z-scores remove per-batch gene-wise
+        shifts.
+    n_batches
+        Number of batches of `batch_codes`.
+    chunk_size
+        Rows read at once.
+
+    Returns
+    -------
+    CountStatistics
+        Size factors, median library size, gene means and scales.
+    """
     size_factors_, median = size_factors(source, chunk_size=chunk_size)
 
     def log_normalised(block, start: int, stop: int):
@@ -138,11 +199,14 @@ def feature_statistics(
     n_groups: int = 1,
     chunk_size: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and standard deviation (unbiased, as `sc.pp.scale`; 1 for a constant
-    column) of `transform(block, start, stop)` of the rows, in one streaming pass touching only
-    the non-zeros of a sparse matrix (`transform` must keep zeros at zero). With `groups` (a code
+    """Compute the per-column mean and standard deviation of the transformed rows.
+
+    Mean and standard deviation (unbiased, as `sc.pp.scale`; 1 for a constant column) of
+    `transform(block, start, stop)` of the rows, in one streaming pass touching only the
+    non-zeros of a sparse matrix (`transform` must keep zeros at zero). With `groups` (a code
     0..n_groups-1 per row), (n_groups, n_vars) float32 arrays of the statistics within each
-    group; else (n_vars,) arrays."""
+    group; else (n_vars,) arrays.
+    """
     n_vars = source.n_vars
     sums = np.zeros((n_groups, n_vars), dtype=np.float64)
     sums_sq = np.zeros((n_groups, n_vars), dtype=np.float64)

@@ -33,8 +33,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run_fingerprint(**parts) -> str:
-    """A digest of what defines a run (method, settings, data summary): a checkpoint is only
-    resumed by the same run."""
+    """Return a digest of what defines a run (method, settings, data summary).
+
+    A checkpoint is only resumed by the same run.
+    """
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -42,8 +44,11 @@ def run_fingerprint(**parts) -> str:
 def open_checkpoint(
     directory: str | PathLike | None, *, every: int, resume: bool, method: str, config, **data
 ) -> TrainingCheckpoint | None:
-    """The checkpoint of a run of `method` with `config` (a dataclass; `progress` aside) on
-    data summarised by `data`, or None without a directory."""
+    """Return the checkpoint of a run, or None without a directory.
+
+    The run is one of `method` with `config` (a dataclass; `progress` aside) on data summarised
+    by `data`.
+    """
     if directory is None:
         return None
     settings = {k: v for k, v in asdict(config).items() if k != "progress"}
@@ -126,8 +131,11 @@ class TrainingCheckpoint:
         torch_generators: dict[str, torch.Generator] | None = None,
         global_torch_rng: bool | None = None,
     ) -> None:
-        """Register what a snapshot holds. The global torch RNG (dropout) is only tracked when
-        asked, and only ever inside a `seeded` block, so the caller's RNG is left alone."""
+        """Register what a snapshot holds.
+
+        The global torch RNG (dropout) is only tracked when asked, and only ever inside a
+        `seeded` block, so the caller's RNG is left alone.
+        """
         self.modules.update(modules or {})
         self.numpy_rngs.update(numpy_rngs or {})
         self.torch_generators.update(torch_generators or {})
@@ -172,8 +180,11 @@ class TrainingCheckpoint:
         )
 
     def restore(self, stage: str, optimizer: torch.optim.Optimizer | None = None) -> dict | None:
-        """Load the saved state of `stage` into the attached modules, RNGs and `optimizer`;
-        the snapshot (``done``, ``epoch``, ``history``, ``extra``), or None if there is none."""
+        """Load the saved state of `stage` into the attached modules, RNGs and `optimizer`.
+
+        Return the snapshot (``done``, ``epoch``, ``history``, ``extra``), or None if there is
+        none.
+        """
         snapshot = self.stages.get(stage)
         if snapshot is None:
             return None

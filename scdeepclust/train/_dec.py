@@ -1,5 +1,8 @@
-"""From a pretrained encoder to clusters: centroid init, the DEC clustering stage, and the final
-streaming pass that gives labels, embedding and soft assignments. Shared by DESC and scDCC."""
+"""From a pretrained encoder to clusters; shared by DESC and scDCC.
+
+Centroid init, the DEC clustering stage, and the final streaming pass that gives labels,
+embedding and soft assignments.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +34,10 @@ class CentroidInit:
 
 @dataclass
 class DECOutcome:
-    """What the clustering stage gives; in sharded training the arrays are on rank 0 only
-    (`None` on the other ranks)."""
+    """What the clustering stage gives.
+
+    In sharded training the arrays are on rank 0 only (`None` on the other ranks).
+    """
 
     labels: np.ndarray
     embedding: np.ndarray
@@ -69,8 +74,11 @@ def deep_embedded_clustering(
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
 ) -> DECOutcome:
-    """Initialise centroids on the clean embedding `encode(batch)`, train encoder + centroids
-    on KL(p || q) (+ extra and pairwise terms), then embed and soft-assign every cell.
+    """Initialise centroids, train encoder and centroids on KL, then embed every cell.
+
+    Centroids are initialised on the clean embedding `encode(batch)`, encoder + centroids are
+    trained on KL(p || q) (+ extra and pairwise terms), then every cell is embedded and
+    soft-assigned.
 
     `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
     When the centroids start at the known classes of `init.seed_labels`, `known_class_weight`

@@ -9,8 +9,10 @@ import torch
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """ "auto" means CUDA when available, else CPU; an explicit CUDA request without CUDA fails
-    here rather than deep inside torch."""
+    """Resolve a device request: "auto" means CUDA when available, else CPU.
+
+    An explicit CUDA request without CUDA fails here rather than deep inside torch.
+    """
     if isinstance(device, torch.device):
         device = str(device)
     if device == "auto":

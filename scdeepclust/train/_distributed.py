@@ -29,9 +29,12 @@ ENV_HINT = (
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """(rank, world size, this process's device). Uses the default process group if one is
-    initialised, else creates it from torchrun's environment: backend nccl on CUDA, gloo on
-    the CPU. A CUDA device without an index becomes ``cuda:LOCAL_RANK``."""
+    """Return (rank, world size, this process's device).
+
+    Uses the default process group if one is initialised, else creates it from torchrun's
+    environment: backend nccl on CUDA, gloo on the CPU. A CUDA device without an index becomes
+    ``cuda:LOCAL_RANK``.
+    """
     if not dist.is_available():
         raise RuntimeError("This torch build has no torch.distributed; distributed=True needs it.")
     if not dist.is_initialized():
@@ -61,7 +64,7 @@ def is_main(feeder: CellFeeder) -> bool:
 
 
 def _comm(tensor: torch.Tensor, feeder: CellFeeder) -> torch.Tensor:
-    """The tensor where the backend wants it: CUDA for nccl, CPU for gloo."""
+    """Move the tensor where the backend wants it: CUDA for nccl, CPU for gloo."""
     if dist.get_backend() == "nccl":
         return tensor.to(feeder.device)
     return tensor.cpu()
@@ -95,9 +98,11 @@ def sync_parameters(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> Non
 
 
 def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder, loss: float) -> float:
-    """Replace each gradient by its mean over ranks and return the mean of `loss` (this step's
-    loss value on this rank), with one all-reduce. Every rank then takes the same optimizer
-    step; a non-finite loss on any rank is seen by all of them."""
+    """Replace each gradient by its mean over ranks and return the mean of `loss`.
+
+    `loss` is this step's loss value on this rank; one all-reduce does both. Every rank then takes
+    the same optimizer step; a non-finite loss on any rank is seen by all of them.
+    """
     if not feeder.distributed:
         return loss
     grads = [p.grad for p in _trained_parameters(optimizer) if p.grad is not None]
@@ -127,7 +132,7 @@ def _nccl() -> bool:
 
 
 def gather_rows(array: np.ndarray, feeder: CellFeeder) -> np.ndarray | None:
-    """The rows of every shard, in order, on rank 0 (`None` on the other ranks); float32."""
+    """Gather the rows of every shard, in order, on rank 0 (`None` on the other ranks); float32."""
     if not feeder.distributed:
         return array
     shard = feeder.shard

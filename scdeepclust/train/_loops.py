@@ -1,5 +1,8 @@
-"""Training loops shared by the methods: epochs of minibatch steps with early stopping, and the
-DEC clustering stage with periodic target refresh and the label-change stop."""
+"""Training loops shared by the methods.
+
+Epochs of minibatch steps with early stopping, and the DEC clustering stage with periodic target
+refresh and the label-change stop.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +30,11 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class PlateauStopper:
-    """Stops when the epoch loss has not improved by more than `min_rel_delta` (relative) for
-    `patience` epochs."""
+    """Early stopping on a plateau of the epoch loss.
+
+    Stops when the epoch loss has not improved by more than `min_rel_delta` (relative) for
+    `patience` epochs.
+    """
 
     patience: int = 10
     min_rel_delta: float = 1e-3
@@ -65,7 +71,7 @@ DIVERGENCE_HINT = (
 
 
 def divergence_hint(lr_name: str, lr: float, extra: str = "") -> str:
-    """What to change when a stage trained with learning rate `lr_name` diverges."""
+    """Say what to change when a stage trained with learning rate `lr_name` diverges."""
     return (
         f"The likely cause is a learning rate too high for this data: lower `{lr_name}` "
         f"(now {lr:g}), e.g. to {lr / 10:g}. Extreme values in the input can also cause it: "
@@ -91,7 +97,8 @@ def fit_epochs(
 
     A non-finite loss stops training with `TrainingDiverged` (its message ends with
     `divergence`, what to change). With a `checkpoint`, the stage resumes from its saved state
-    (or is skipped if it had finished) and is saved every `checkpoint.every` epochs."""
+    (or is skipped if it had finished) and is saved every `checkpoint.every` epochs.
+    """
     history: dict[str, list[float]] = defaultdict(list)
     saved, first_epoch = _resume(checkpoint, stage, optimizer, history)
     if saved is not None:
@@ -138,8 +145,10 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     history: dict[str, list[float]],
 ) -> tuple[dict | None, int]:
-    """(saved state of `stage` or None, first epoch to run); the saved history is restored
-    into `history` and the optimizer state into `optimizer`."""
+    """Return (saved state of `stage` or None, first epoch to run).
+
+    The saved history is restored into `history` and the optimizer state into `optimizer`.
+    """
     if checkpoint is None or (saved := checkpoint.restore(stage, optimizer)) is None:
         return None, 0
     history.update({k: list(v) for k, v in saved["history"].items()})
@@ -165,8 +174,11 @@ def _optimizer_step(
     epoch: int,
     divergence: str,
 ) -> dict[str, float]:
-    """Backward pass, gradients averaged over processes (when sharded), finiteness check on
-    the (averaged) loss, optimizer step; returns this process's values of the loss terms."""
+    """Take one training step and return this process's values of the loss terms.
+
+    Backward pass, gradients averaged over processes (when sharded), finiteness check on the
+    (averaged) loss, optimizer step.
+    """
     values = {name: float(value.detach()) for name, value in terms.items()}
     loss = sum(terms.values())
     optimizer.zero_grad(set_to_none=True)
@@ -259,14 +271,16 @@ def train_clustering(
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
 ) -> dict[str, list[float]]:
-    """Train `embed` and the centroids on KL(p || q), p refreshed (by streaming inference)
-    as `settings.refresh_every` says, stopping once fewer than `tol` of the labels change between
-    refreshes (not before `settings.min_steps` training steps). `extra_loss(batch, z)` adds e.g. a
-    reconstruction term or a batch-mixing penalty (z: `embed(batch)`, as the soft assignment
-    sees it); `step_loss(step)` adds terms that depend on the training step rather than on
-    the minibatch (pairwise constraints, known classes). `stage`, `divergence` and
-    `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are attached
-    by the caller)."""
+    """Train `embed` and the centroids on KL(p || q) until the labels settle.
+
+    p is refreshed (by streaming inference) as `settings.refresh_every` says, stopping once fewer
+    than `tol` of the labels change between refreshes (not before `settings.min_steps` training
+    steps). `extra_loss(batch, z)` adds e.g. a reconstruction term or a batch-mixing penalty (z:
+    `embed(batch)`, as the soft assignment sees it); `step_loss(step)` adds terms that depend on the
+    training step rather than on the minibatch (pairwise constraints, known classes). `stage`,
+    `divergence` and `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are
+    attached by the caller).
+    """
     history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = settings.refresh_every(n_batches)

@@ -45,7 +45,7 @@ class ClusterNumberSearch:
     n_repeats: int
 
     def as_dict(self) -> dict:
-        """What `uns[key]['n_clusters_search']` holds (h5ad-safe)."""
+        """Return what `uns[key]['n_clusters_search']` holds (h5ad-safe)."""
         out = {
             "n_clusters": self.n_clusters.astype(np.int64),
             "score": self.score.astype(np.float64),
@@ -62,8 +62,10 @@ class ClusterNumberSearch:
 
 
 def search_summary(search) -> str:
-    """One line on a search (as stored by `ClusterNumberSearch.as_dict`): the choice and the
-    runner-up with their scores."""
+    """Describe a search in one line (as stored by `ClusterNumberSearch.as_dict`).
+
+    The line gives the choice and the runner-up with their scores.
+    """
     candidates = [int(k) for k in search["n_clusters"]]
 
     def scored(k: int) -> str:
@@ -77,8 +79,11 @@ def search_summary(search) -> str:
 
 
 def resolve_bounds(n_clusters, n_obs: int) -> tuple[int, int]:
-    """The candidate range of a search: `n_clusters` as ``(lo, hi)``, or the default range
-    (capped below the number of cells) when it is `None`."""
+    """Return the candidate range of a search.
+
+    `n_clusters` as ``(lo, hi)``, or the default range (capped below the number of cells) when
+    it is `None`.
+    """
     if n_clusters is None:
         lo, hi = DEFAULT_BOUNDS
         return lo, max(lo, min(hi, n_obs - 1))
@@ -96,8 +101,11 @@ def search_n_clusters(
     tolerance: float = DEFAULT_TOLERANCE,
     max_cells: int = SEARCH_MAX_CELLS,
 ) -> ClusterNumberSearch:
-    """Score every k in `bounds` (inclusive) by the agreement of k-means fits on random
-    subsamples of `z`, and choose the largest k within `tolerance` of the best score."""
+    """Score every k in `bounds` (inclusive) and choose one.
+
+    Each k is scored by the agreement of k-means fits on random subsamples of `z`; the largest k
+    within `tolerance` of the best score is chosen.
+    """
     from sklearn.cluster import KMeans
 
     lo, hi = bounds
@@ -144,8 +152,11 @@ def _choose(candidates, scores, spreads, tolerance, n_cells, n_repeats) -> Clust
 
 
 def _adjusted_rand(a: np.ndarray, b: np.ndarray, k: int) -> float:
-    """Adjusted Rand index of two labelings with codes 0..k-1, from their k x k contingency
-    table (one bincount; sklearn's general version sorts and builds a sparse matrix)."""
+    """Compute the adjusted Rand index of two labelings with codes 0..k-1.
+
+    From their k x k contingency table (one bincount; sklearn's general version sorts and builds
+    a sparse matrix).
+    """
     table = np.bincount(a * k + b, minlength=k * k).reshape(k, k).astype(np.float64)
     n = len(a)
 

@@ -8,10 +8,12 @@ import torch
 
 
 def adam(params: Iterable[torch.nn.Parameter], *, lr: float, amsgrad: bool = False):
-    """Adam with its fused kernel (one pass over all parameters per step instead of one per
-    operation and tensor) where this torch has one for the parameters' device: CUDA, and CPU
-    from torch 2.4. Elsewhere the multi-tensor ("foreach") form; the updates are the same up to
-    float rounding."""
+    """Make an Adam optimizer, with its fused kernel where this torch has one.
+
+    It uses the fused kernel (one pass over all parameters per step instead of one per operation and
+    tensor) where this torch has one for the parameters' device: CUDA, and CPU from torch 2.4.
+    Elsewhere the multi-tensor ("foreach") form; the updates are the same up to float rounding.
+    """
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, amsgrad=amsgrad, fused=True)
