@@ -97,14 +97,8 @@ class DESCConfig(BatchSettings):
 class PretrainedDESC:
     """The outcome of `pretrain_desc`: the autoencoder, the loss history and the time taken.
 
-    Attributes
-    ----------
-    model
-        The pretrained stacked autoencoder.
-    history
-        The epoch losses of each pretraining stage, by stage name.
-    seconds
-        Wall time of the pretraining.
+    `model` is the pretrained stacked autoencoder, `history` the epoch losses of each
+    pretraining stage by stage name, and `seconds` the wall time of the pretraining.
     """
 
     model: StackedAutoencoder
@@ -228,7 +222,7 @@ def cluster_desc(
 
     Returns
     -------
-    ClusteringResult
+    scdeepclust._results.ClusteringResult
         Labels, embedding, soft assignments, parameters, history and timings of the run.
     """
     model = copy.deepcopy(pretrained.model)

@@ -101,7 +101,7 @@ def fit_scdcc(
 
     Returns
     -------
-    ClusteringResult
+    scdeepclust._results.ClusteringResult
         Labels, embedding, soft assignments, parameters, history and timings of the run.
     """
     device = feeder.device
