@@ -184,20 +184,23 @@ def test_saved_model_keeps_batches_and_maps_new_cells(tool, batch_data, tmp_path
     loaded = sdc.models.load(tmp_path / "m")
     assert loaded.batch_categories == ["a", "b"]
     first, second = new.copy(), new.copy()
-    model.predict(first)
+    sdc.tl.map_to_model(first, model)
     sdc.tl.map_to_model(second, tmp_path / "m")
     np.testing.assert_allclose(first.obsm["X_" + tool], second.obsm["X_" + tool], atol=1e-5)
     assert second.uns[tool]["params"]["batch_key"] == "batch"
     # The batch changes the embedding of the same cells.
     swapped = new.copy()
     swapped.obs["batch"] = swapped.obs["batch"].cat.rename_categories({"a": "b", "b": "a"})
-    model.predict(swapped)
+    sdc.tl.map_to_model(swapped, model)
     assert not np.allclose(swapped.obsm["X_" + tool], first.obsm["X_" + tool])
     # A column under another name.
     renamed = new.copy()
     renamed.obs["donor"] = renamed.obs.pop("batch")
-    model.predict(renamed, batch_key="donor")
+    sdc.tl.map_to_model(renamed, model, batch_key="donor")
     np.testing.assert_allclose(renamed.obsm["X_" + tool], first.obsm["X_" + tool], atol=1e-5)
+    np.testing.assert_array_equal(
+        model.get_latent_representation(renamed, batch_key="donor"), renamed.obsm["X_" + tool]
+    )
 
 
 def test_mapping_errors_name_the_known_batches(batch_data):
@@ -289,9 +292,10 @@ def test_desc_scale_inside_matches_scanpy_scale_without_densifying(batch_data):
     )
     assert_unchanged(lognorm, before)
     assert sparse.issparse(out.X) and out.uns["desc"]["params"]["scale"]
-    mapped = lognorm.copy()
-    model.predict(mapped)
-    np.testing.assert_allclose(mapped.obsm["X_desc"], out.obsm["X_desc"], atol=1e-5)
+    np.testing.assert_allclose(
+        model.get_latent_representation(lognorm), out.obsm["X_desc"], atol=1e-5
+    )
+    assert_unchanged(lognorm, before)
 
 
 # -- batch-mixing penalty ----------------------------------------------------------------------

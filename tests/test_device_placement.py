@@ -95,12 +95,14 @@ def test_scdcc_with_constraints_batches_and_mapping(resident, monkeypatch, tmp_p
             return_model=True,
             **QUICK,
         )
-        model.predict(new, device=TEST_DEVICE)
+        sdc.tl.map_to_model(new, model, device=TEST_DEVICE)
         model.save(tmp_path / "model")
         loaded = SCDCC.load(tmp_path / "model", device=TEST_DEVICE)
-        again = loaded.predict(new, key_added="again", device=TEST_DEVICE, copy=True)
+        again = loaded.get_latent_representation(new, device=TEST_DEVICE)
+        labels = loaded.predict(new, device=TEST_DEVICE)
     assert train.obsm["X_scdcc"].shape == (110, 32) and np.isfinite(train.obsm["X_scdcc"]).all()
-    np.testing.assert_allclose(again.obsm["X_again"], new.obsm["X_scdcc"], atol=1e-5)
+    np.testing.assert_allclose(again, new.obsm["X_scdcc"], atol=1e-5)
+    np.testing.assert_array_equal(labels, new.obs["scdcc"].astype(int))
 
 
 @RESIDENT
@@ -115,13 +117,13 @@ def test_desc_with_batches_scaling_and_mapping(resident, monkeypatch, tmp_path):
         model = sdc.tl.desc(
             train, n_clusters=3, scale=True, batch_key="batch", return_model=True, **QUICK
         )
-        model.predict(new, device=TEST_DEVICE)
+        sdc.tl.map_to_model(new, model, device=TEST_DEVICE)
         model.save(tmp_path / "model")
-        again = DESC.load(tmp_path / "model", device=TEST_DEVICE).predict(
-            new, key_added="again", device=TEST_DEVICE, copy=True
+        again = DESC.load(tmp_path / "model", device=TEST_DEVICE).get_latent_representation(
+            new, device=TEST_DEVICE
         )
     assert np.isfinite(train.obsm["X_desc"]).all() and "leiden_init" in train.obs
-    np.testing.assert_allclose(again.obsm["X_again"], new.obsm["X_desc"], atol=1e-5)
+    np.testing.assert_allclose(again, new.obsm["X_desc"], atol=1e-5)
 
 
 @pytest.mark.parametrize("tool", ["scdcc", "desc"])

@@ -51,19 +51,12 @@ def test_return_model_and_copy(split):
     assert sdc.tl.scdcc(train, 3, copy=True, **fast).n_obs == train.n_obs  # no model: AnnData
 
 
-def test_class_api_is_the_same_object(split):
-    train, _ = split
-    fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
-    model = SCDCC.fit(train.copy(), 3, **fast)
-    assert type(model) is SCDCC
-
-
 def test_mapping_new_cells_scdcc(scdcc_model, split):
     train, model = scdcc_model
     _, test = split
     test = test.copy()
     before = snapshot(test)
-    out = model.predict(test, copy=True)
+    out = sdc.tl.map_to_model(test, model, copy=True)
     assert_unchanged(test, before)
     trained_ari = adjusted_rand_score(train.obs["group"], train.obs["scdcc"])
     mapped_ari = adjusted_rand_score(out.obs["group"], out.obs["scdcc"])
@@ -76,6 +69,59 @@ def test_mapping_new_cells_scdcc(scdcc_model, split):
     assert list(out.obs["scdcc"].cat.categories) == ["0", "1", "2"]
     assert out.uns["scdcc"]["params"]["model_key"] == "scdcc"
     assert out.uns["scdcc"]["n_genes_missing"] == 0
+
+
+def test_predict_and_latent_return_what_map_to_model_writes(scdcc_model, split):
+    _, model = scdcc_model
+    _, test = split
+    test = test.copy()
+    before = snapshot(test)
+    labels = model.predict(test)
+    probs = model.predict(test, soft=True)
+    embedding = model.get_latent_representation(test)
+    assert_unchanged(test, before)
+    for key, values in before["obsm"].items():
+        np.testing.assert_array_equal(test.obsm[key], values)
+    assert labels.shape == (test.n_obs,) and np.issubdtype(labels.dtype, np.integer)
+    assert probs.shape == (test.n_obs, 3) and probs.dtype == np.float32
+    assert embedding.shape == (test.n_obs, 32) and embedding.dtype == np.float32
+    np.testing.assert_array_equal(labels, probs.argmax(1))
+
+    written = sdc.tl.map_to_model(test, model, copy=True)
+    np.testing.assert_array_equal(labels.astype(str), written.obs["scdcc"].astype(str))
+    np.testing.assert_array_equal(probs, written.obsm["scdcc_probs"])
+    np.testing.assert_array_equal(embedding, written.obsm["X_scdcc"])
+
+
+def _raised(call) -> tuple[type, str]:
+    with pytest.raises(Exception) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+def test_predict_refuses_what_map_to_model_refuses(scdcc_model, split):
+    _, model = scdcc_model
+    _, test = split
+    renamed = test.copy()
+    renamed.var_names = [f"ENSG{i}" for i in range(test.n_vars)]
+    duplicated = test.copy()
+    duplicated.var_names = ["g"] * test.n_vars
+    lognorm = test.copy()
+    del lognorm.layers["counts"]
+    sc.pp.log1p(lognorm)
+    bad = {
+        "not an AnnData": test.X,
+        "no cells": test[:0].copy(),
+        "no gene in common": renamed,
+        "duplicate gene names": duplicated,
+        "not counts": lognorm,
+    }
+    for what, adata in bad.items():
+        expected = _raised(lambda a=adata: sdc.tl.map_to_model(a, model, copy=True))
+        for call in (model.predict, model.get_latent_representation):
+            assert _raised(lambda a=adata, c=call: c(a)) == expected, (what, call.__name__)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'key_added'"):
+        model.predict(test, key_added="mapped")  # writing is map_to_model's
 
 
 def test_gene_matching_by_name(scdcc_model, split):
@@ -95,8 +141,12 @@ def test_gene_matching_by_name(scdcc_model, split):
     np.testing.assert_allclose(out.obsm["X_scdcc"], ref.obsm["X_scdcc"], atol=1e-5)
     # missing genes: zeros, with a warning that says how many
     fewer = test[:, 10:].copy()
-    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata"):
+    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata") as w:
         out = sdc.tl.map_to_model(fewer, model, copy=True)
+    assert w[0].filename == __file__  # the warning points at the caller's line
+    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata") as w:
+        np.testing.assert_array_equal(model.predict(fewer), out.obs["scdcc"].astype(int))
+    assert w[0].filename == __file__
     assert out.uns["scdcc"]["n_genes_missing"] == 10
     assert adjusted_rand_score(test.obs["group"], out.obs["scdcc"]) > 0.8
     # none in common, or names that cannot be matched
@@ -193,7 +243,8 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     assert isinstance(model, DESC)
     assert model.preprocessing == {"input": {"kind": "X", "key": None}}
     loaded = sdc.models.load(model.save(tmp_path / "d"))
-    loaded.predict(test)
+    sdc.tl.map_to_model(test, loaded)
+    np.testing.assert_array_equal(loaded.predict(test), test.obs["desc"].astype(int))
     trained_ari = adjusted_rand_score(train.obs["group"], train.obs["desc"])
     mapped_ari = adjusted_rand_score(test.obs["group"], test.obs["desc"])
     print(f"DESC ARI: trained {trained_ari:.3f}, mapped {mapped_ari:.3f}")
@@ -227,8 +278,9 @@ def test_desc_use_rep_model(split):
         batch_size=64,
     )
     assert model.preprocessing["input"] == {"kind": "obsm", "key": "X_rep", "n_columns": 20}
-    model.predict(test, key_added="mapped")
+    sdc.tl.map_to_model(test, model, key_added="mapped")
     assert test.obsm["X_mapped"].shape == (test.n_obs, 32)
+    np.testing.assert_array_equal(model.get_latent_representation(test), test.obsm["X_mapped"])
     test.obsm["X_rep"] = test.obsm["X_rep"][:, :5]
     with pytest.raises(ValueError, match="has 5 columns; the model was trained on 20"):
         model.predict(test)
@@ -329,9 +381,9 @@ def test_real_data_mapping():
         progress=False,
     )
     assert len(model.features) == 300
-    again = model.predict(train, key_added="again", copy=True)
+    again = sdc.tl.map_to_model(train, model, key_added="again", copy=True)
     np.testing.assert_array_equal(again.obs["again"], train.obs["scdcc"])
-    model.predict(test)
+    sdc.tl.map_to_model(test, model)
     trained_ari = adjusted_rand_score(train.obs["label"], train.obs["scdcc"])
     mapped_ari = adjusted_rand_score(test.obs["label"], test.obs["scdcc"])
     assert mapped_ari > trained_ari - 0.15, (trained_ari, mapped_ari)

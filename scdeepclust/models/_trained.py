@@ -1,8 +1,9 @@
 """Trained models: the network, the centroids and the preprocessing of one clustering run.
 
 `tl.scdcc(..., return_model=True)` and `tl.desc(..., return_model=True)` return an `SCDCC` or
-a `DESC`. A model maps new cells onto its clusters (`predict`, the same as
-`tl.map_to_model`) and is saved to a directory of two files:
+a `DESC`. A model maps new cells onto its clusters: `predict` and `get_latent_representation`
+return arrays, `tl.map_to_model` writes the same result into the AnnData. It is saved to a
+directory of two files:
 
 ``weights.pt``
     The network's state dict (tensors only), read back with ``torch.load(weights_only=True)``:
@@ -39,7 +40,14 @@ from ..data import CellFeeder, RowSource, stream_outputs
 from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
 from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
-from ..pp._input import check_counts, check_finite, counts_location, input_matrix, scan_matrix
+from ..pp._input import (
+    check_adata,
+    check_counts,
+    check_finite,
+    counts_location,
+    input_matrix,
+    scan_matrix,
+)
 from ..train import resolve_device
 
 MODEL_FORMAT_VERSION = 1
@@ -87,7 +95,8 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
             f"{list(np.asarray(features)[missing][:3])}) and are filled with zeros; the more "
             "genes are missing, the less reliable the mapping.",
             UserWarning,
-            stacklevel=4,
+            # the caller of predict / map_to_model, through _map_cells and feeder
+            stacklevel=5,
         )
     n_extra = len(var_names) - (len(features) - n_missing)
     if n_extra:
@@ -112,7 +121,8 @@ class TrainedModel:
     preprocessing
         What turns new cells into network input like the training cells were.
     key_added
-        The key its training results were written under (default key of `predict`).
+        The key its training results were written under (the default key of
+        `tl.map_to_model`).
     """
 
     method: ClassVar[str] = ""
@@ -153,29 +163,112 @@ class TrainedModel:
 
     # -- mapping new cells --------------------------------------------------------------------
 
+    def _map_cells(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        device: str = "auto",
+    ) -> ClusteringResult:
+        """Embed and assign new cells, reading `adata` only.
+
+        The one path from new cells to a result: `predict`, `get_latent_representation` and
+        :func:`scdeepclust.tl.map_to_model` (which writes it) all go through it.
+        """
+        check_adata(adata, min_cells=1, writes=False)
+        dev = resolve_device(device)
+        start = logg.info(f"mapping {adata.n_obs} cells onto {self!r}")
+        feeder = self.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
+        result = self.assign(feeder)
+        result.params.update(layer=layer, device=str(dev), batch_key=batch_key or self.batch_key)
+        result.info["n_genes_missing"] = feeder.source.n_missing_columns
+        logg.info(f"    assigned to {self.n_clusters} clusters", time=start)
+        return result
+
     def predict(
         self,
         adata: AnnData,
         *,
-        key_added: str | None = None,
+        soft: bool = False,
         layer: str | None = None,
         batch_key: str | None = None,
         device: str = "auto",
-        copy: bool = False,
-    ) -> AnnData | None:
-        """Embed new cells with the stored preprocessing and assign them to the trained
-        clusters; the same as :func:`scdeepclust.tl.map_to_model`, which documents it."""
-        from ..tl import map_to_model
+    ) -> np.ndarray:
+        """Assign new cells to the trained clusters and return the result, writing nothing.
 
-        return map_to_model(
-            adata,
-            self,
-            key_added=key_added,
-            layer=layer,
-            batch_key=batch_key,
-            device=device,
-            copy=copy,
-        )
+        The cells are preprocessed, embedded and assigned exactly as by
+        :func:`scdeepclust.tl.map_to_model` (which documents what input each method expects and
+        how genes are matched); `adata` is only read. To write the labels, probabilities and
+        embedding into `adata` instead, call ``tl.map_to_model(adata, model)``.
+
+        Parameters
+        ----------
+        adata
+            The new cells.
+        soft
+            Return the soft assignments to every cluster instead of the labels.
+        layer
+            Take the input from this layer instead of the default.
+        batch_key
+            For a model trained with `batch_key`: the `obs` column holding the new cells'
+            batches (default: the column name used in training).
+        device
+            "auto", "cpu", "cuda", ...
+
+        Returns
+        -------
+        numpy.ndarray
+            ``soft=False``: the cluster of each cell, integers ``0 .. n_clusters - 1`` of shape
+            ``(n_obs,)`` (`map_to_model` writes them as the categories ``"0"``, ``"1"``, ...
+            of ``obs[key]``). ``soft=True``: the soft assignments, float32 of shape
+            ``(n_obs, n_clusters)`` with rows summing to 1 (``obsm[key + '_probs']``); the
+            label is the largest of each row.
+
+        See Also
+        --------
+        get_latent_representation : The embedding of the same cells.
+        """
+        result = self._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
+        return result.probabilities if soft else result.labels
+
+    def get_latent_representation(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        device: str = "auto",
+    ) -> np.ndarray:
+        """Embed new cells with the trained network and return the embedding, writing nothing.
+
+        The cells are preprocessed and embedded exactly as by
+        :func:`scdeepclust.tl.map_to_model`; `adata` is only read.
+
+        Parameters
+        ----------
+        adata
+            The new cells.
+        layer
+            Take the input from this layer instead of the default.
+        batch_key
+            For a model trained with `batch_key`: the `obs` column holding the new cells'
+            batches (default: the column name used in training).
+        device
+            "auto", "cpu", "cuda", ...
+
+        Returns
+        -------
+        numpy.ndarray
+            Float32 of shape ``(n_obs, latent_dim)``: what `map_to_model` writes to
+            ``obsm['X_' + key]``. Store it yourself with e.g.
+            ``adata.obsm['X_scdcc'] = model.get_latent_representation(adata)``.
+
+        See Also
+        --------
+        predict : The clusters of the same cells.
+        """
+        return self._map_cells(adata, layer=layer, batch_key=batch_key, device=device).embedding
 
     @property
     def batch_key(self) -> str | None:
@@ -308,19 +401,13 @@ class TrainedModel:
 class SCDCC(TrainedModel):
     """A trained scDCC model (ZINB autoencoder and centroids).
 
-    Get one with ``SCDCC.fit(adata, n_clusters, ...)`` (:func:`scdeepclust.tl.scdcc` with
-    ``return_model=True``) or ``SCDCC.load(directory)``. New cells are normalised with size
-    factors from their own library sizes (in the model's genes) relative to the training
-    median, and z-scored with the training gene means and scales."""
+    Get one with ``tl.scdcc(adata, n_clusters, return_model=True)`` or
+    ``SCDCC.load(directory)``; training lives in :mod:`scdeepclust.tl`, which builds on this
+    module, so there is no ``SCDCC.fit``. New cells are normalised with size factors from their
+    own library sizes (in the model's genes) relative to the training median, and z-scored with
+    the training gene means and scales."""
 
     method = "scdcc"
-
-    @classmethod
-    def fit(cls, adata: AnnData, n_clusters: int | None = None, **kwargs) -> SCDCC:
-        """Train on `adata` (results written to it as by `tl.scdcc`) and return the model."""
-        from ..tl import scdcc
-
-        return scdcc(adata, n_clusters, return_model=True, **kwargs)
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:
@@ -361,20 +448,14 @@ class SCDCC(TrainedModel):
 class DESC(TrainedModel):
     """A trained DESC model (stacked autoencoder, of which the encoder is used, and centroids).
 
-    Get one with ``DESC.fit(adata, ...)`` (:func:`scdeepclust.tl.desc` with
-    ``return_model=True``) or ``DESC.load(directory)``. New cells are read from the same place
-    as the training cells (``X``, the layer, or ``obsm[use_rep]``) and must be preprocessed the
-    same way (normalisation, log, scaling); for ``use_rep`` they must be projected into the
-    same space (e.g. with the training PCA loadings)."""
+    Get one with ``tl.desc(adata, return_model=True)`` or ``DESC.load(directory)`` (there is
+    no ``DESC.fit``: training lives in :mod:`scdeepclust.tl`, which builds on this module). New
+    cells are read from the same place as the training cells (``X``, the layer, or
+    ``obsm[use_rep]``) and must be preprocessed the same way (normalisation, log, scaling); for
+    ``use_rep`` they must be projected into the same space (e.g. with the training PCA
+    loadings)."""
 
     method = "desc"
-
-    @classmethod
-    def fit(cls, adata: AnnData, **kwargs) -> DESC:
-        """Train on `adata` (results written to it as by `tl.desc`) and return the model."""
-        from ..tl import desc
-
-        return desc(adata, return_model=True, **kwargs)
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:

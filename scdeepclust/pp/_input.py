@@ -1,12 +1,14 @@
 """Finding a tool's input matrix in an AnnData and checking it, in one streaming pass.
 
-Shared by every tool: where the matrix comes from (``X``, a layer, an ``obsm`` entry, the
-default count layer), whether it is numeric and finite, whether it holds counts, and which
-cells and genes are all zero. Nothing here modifies the AnnData.
+Shared by every tool and by the trained models: whether the AnnData has enough cells, where
+the matrix comes from (``X``, a layer, an ``obsm`` entry, the default count layer), whether it
+is numeric and finite, whether it holds counts, and which cells and genes are all zero.
+Nothing here modifies the AnnData.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,52 @@ HOW_TO_PASS_COUNTS = (
     "scdcc models raw counts. Keep them before normalising, e.g. "
     "`adata.layers['counts'] = adata.X.copy()` right after loading, then pass `layer='counts'`."
 )
+
+
+def check_adata(
+    adata,
+    *,
+    copy: bool = False,
+    min_cells: int = 2,
+    need_genes: bool = True,
+    writes: bool = True,
+) -> None:
+    """Check that `adata` is an AnnData with enough cells (and genes).
+
+    Parameters
+    ----------
+    adata
+        What the caller passed as its AnnData.
+    copy
+        Whether the caller will write to a copy: refused for a backed AnnData.
+    min_cells
+        The fewest cells the caller can work with.
+    need_genes
+        Whether an AnnData without variables is refused (not when the input is in ``obsm``).
+    writes
+        Whether the caller writes results into `adata`; a backed one is then told that they
+        stay in memory. Readers such as ``model.predict`` pass `False`.
+    """
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
+    if adata.n_obs == 0 or (need_genes and adata.n_vars == 0):
+        raise ValueError(f"adata is empty (shape {adata.shape}): there is nothing to cluster.")
+    if adata.n_obs < min_cells:
+        raise ValueError(f"adata has {adata.n_obs} cell(s); at least {min_cells} are needed.")
+    if adata.isbacked and writes:
+        if copy:
+            raise ValueError(
+                "copy=True cannot copy a backed AnnData (anndata needs a new file for that). "
+                "Pass copy=False: the results are added to the object in memory, and the file "
+                "is only read. Or load it first with `adata = adata.to_memory()`."
+            )
+        warnings.warn(
+            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): the counts "
+            "are read from the file, and the results are added to the object in memory only, "
+            "not to the file. Save them with `adata.write_h5ad(new_path)`.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None):

@@ -4,13 +4,12 @@ import time
 from os import PathLike
 
 from anndata import AnnData
-from scanpy import logging as logg
 
 from .._results import write_results
 from ..models import TrainedModel
 from ..models import load as load_model
-from ..train import resolve_device
-from ._validate import check_adata, check_key_added, target_adata
+from ..pp._input import check_adata
+from ._validate import check_key_added, target_adata
 
 
 def map_to_model(
@@ -64,6 +63,12 @@ def map_to_model(
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
     clusters), `obs[key + '_confidence']`, `obsm['X_' + key]`, `obsm[key + '_probs']` and
     `uns[key]` (`params`: method, model key; `n_genes_missing`).
+
+    See Also
+    --------
+    scdeepclust.models.TrainedModel.predict : The labels or soft assignments as an array,
+        without writing to `adata`.
+    scdeepclust.models.TrainedModel.get_latent_representation : The embedding as an array.
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy, min_cells=1)
@@ -76,15 +81,8 @@ def map_to_model(
         )
     key = model.key_added if key_added is None else key_added
     check_key_added(key)
-    dev = resolve_device(device)
-    start = logg.info(f"mapping {adata.n_obs} cells onto {model!r}")
-    feeder = model.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
-    result = model.assign(feeder)
-    result.params.update(layer=layer, device=str(dev), batch_key=batch_key or model.batch_key)
-    result.info["n_genes_missing"] = feeder.source.n_missing_columns
+    result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
     result.timings["total_s"] = time.perf_counter() - t_start
-
     adata = target_adata(adata, copy)
     write_results(adata, key, result)
-    logg.info(f"    assigned to {model.n_clusters} clusters", time=start)
     return adata if copy else None

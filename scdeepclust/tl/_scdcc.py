@@ -21,9 +21,9 @@ from ..data import CellFeeder, RowSource
 from ..models import SCDCC, SCDCCConfig, fit_scdcc
 from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics
+from ..pp._input import check_adata
 from ..train import open_checkpoint, report_interruption, resolve_device
 from ._validate import (
-    check_adata,
     check_batch_mixing,
     check_checkpointing,
     check_key_added,

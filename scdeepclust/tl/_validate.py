@@ -22,30 +22,6 @@ from ..pp._input import (
 )
 
 
-def check_adata(adata, *, copy: bool = False, min_cells: int = 2, need_genes: bool = True) -> None:
-    """An AnnData with enough cells (and genes); a backed one only with ``copy=False``."""
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
-    if adata.n_obs == 0 or (need_genes and adata.n_vars == 0):
-        raise ValueError(f"adata is empty (shape {adata.shape}): there is nothing to cluster.")
-    if adata.n_obs < min_cells:
-        raise ValueError(f"adata has {adata.n_obs} cell(s); at least {min_cells} are needed.")
-    if adata.isbacked:
-        if copy:
-            raise ValueError(
-                "copy=True cannot copy a backed AnnData (anndata needs a new file for that). "
-                "Pass copy=False: the results are added to the object in memory, and the file "
-                "is only read. Or load it first with `adata = adata.to_memory()`."
-            )
-        warnings.warn(
-            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): the counts "
-            "are read from the file, and the results are added to the object in memory only, "
-            "not to the file. Save them with `adata.write_h5ad(new_path)`.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
