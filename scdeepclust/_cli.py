@@ -389,10 +389,14 @@ def _figure(plot, adata, key: str, path: Path, **kwargs) -> None:
     import matplotlib.pyplot as plt
     import scanpy as sc
 
+    from .pl._utils import figure_of, save_dpi
+
     verbosity = sc.settings.verbosity
     sc.settings.verbosity = 0  # the CLI says itself what it wrote
     try:
-        plot(adata, key, show=False, save=path, **kwargs)
+        fig = figure_of(plot(adata, key, show=False, **kwargs))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=save_dpi(), bbox_inches="tight")
     finally:
         sc.settings.verbosity = verbosity
         plt.close("all")

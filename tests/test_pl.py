@@ -74,19 +74,64 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
         sdc.pl.umap(back, "scdcc", show=False)
 
 
-def test_umap_ax_and_save(clustered, tmp_path, figdir):
+def test_umap_ax_and_saving_through_the_figure(clustered, tmp_path, figdir):
     adata = clustered.copy()
     fig, ax = plt.subplots()
-    returned = sdc.pl.umap(adata, "desc", ax=ax, show=False, save=tmp_path / "sub" / "u.png")
+    returned = sdc.pl.umap(adata, "desc", ax=ax, show=False)
     assert returned is ax
-    assert (tmp_path / "sub" / "u.png").stat().st_size > 0
-    sdc.pl.umap(adata, "desc", show=False, save="_suffix.pdf")  # scanpy's convention
-    assert (figdir / "umap_desc_suffix.pdf").exists()
+    assert not list(figdir.iterdir())  # nothing saved unasked
+    returned.figure.savefig(tmp_path / "u.png")
+    assert (tmp_path / "u.png").stat().st_size > 0
+
+
+PLOTS = {
+    "umap": (lambda a, **kw: sdc.pl.umap(a, "desc", **kw), "umap_desc"),
+    "embedding": (lambda a, **kw: sdc.pl.embedding(a, "desc", **kw), "X_desc"),
+    "probabilities": (
+        lambda a, **kw: sdc.pl.probabilities(a, "scdcc", **kw),
+        "probabilities_scdcc",
+    ),
+    "history": (lambda a, **kw: sdc.pl.history(a, "scdcc", **kw), "history_scdcc"),
+    "compare": (lambda a, **kw: sdc.pl.compare(a, "scdcc", "group", **kw), "compare_scdcc"),
+}
+
+
+@pytest.mark.parametrize("plot", PLOTS)
+def test_save_is_deprecated_but_still_saves(plot, clustered, tmp_path, figdir):
+    draw, name = PLOTS[plot]
+    adata = clustered.copy()
+    with pytest.warns(FutureWarning, match=r"`save` .* deprecated.*savefig") as caught:
+        draw(adata, show=False, save=tmp_path / "sub" / "f.png")
+    ours = [w for w in caught if w.category is FutureWarning]
+    assert len(ours) == 1 and ours[0].filename == __file__  # points at the caller's line
+    assert (tmp_path / "sub" / "f.png").stat().st_size > 0
+    with pytest.warns(FutureWarning, match="deprecated"):
+        draw(adata, show=False, save="_suffix.pdf")  # scanpy's convention
+    assert (figdir / f"{name}_suffix.pdf").exists()
+    # only ours: `save` is not handed on to scanpy (whose own is deprecated in 1.12)
+    assert all("scdeepclust" in str(w.message) for w in caught if w.category is FutureWarning)
+
+
+@pytest.mark.parametrize("plot", PLOTS)
+def test_autosave_saves_once_without_a_warning(plot, clustered, figdir, recwarn):
+    draw, name = PLOTS[plot]
+    # a property of scanpy's settings class, which monkeypatch cannot restore
+    before, sc.settings.autosave = sc.settings.autosave, True
+    try:
+        draw(clustered.copy(), show=False)
+    finally:
+        sc.settings.autosave = before
+    assert not [w for w in recwarn if w.category is FutureWarning]
+    # one file, under our name: scanpy did not save the unfinished figure under its own
+    assert [p.name for p in figdir.iterdir()] == [
+        f"{name}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
+    ]
 
 
 def test_probabilities(clustered, tmp_path):
-    fig = sdc.pl.probabilities(clustered, "scdcc", show=False, save=tmp_path / "p.png")
+    fig = sdc.pl.probabilities(clustered, "scdcc", show=False)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
+    fig.savefig(tmp_path / "p.png")
     assert (tmp_path / "p.png").exists()
     heat = fig.axes[1].images[0].get_array()
     assert heat.shape == clustered.obsm["scdcc_probs"].shape
@@ -97,7 +142,8 @@ def test_probabilities(clustered, tmp_path):
 
 @pytest.mark.parametrize("key", ["scdcc", "desc"])
 def test_history(clustered, key, tmp_path, figdir):
-    fig = sdc.pl.history(clustered, key, show=False, save=True)
+    with pytest.warns(FutureWarning, match="deprecated"):
+        fig = sdc.pl.history(clustered, key, show=False, save=True)
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     assert (figdir / f"history_{key}.{sc.settings.file_format_figs}").exists()
     reconstruction, losses, change = fig.axes
@@ -113,9 +159,10 @@ def test_history(clustered, key, tmp_path, figdir):
 
 def test_compare(clustered, tmp_path):
     adata = clustered.copy()
-    ax = sdc.pl.compare(adata, "scdcc", "group", show=False, save=tmp_path / "c.svg")
+    ax = sdc.pl.compare(adata, "scdcc", "group", show=False)
     assert isinstance(ax, Axes)
     assert "ARI" in ax.get_title() and "NMI" in ax.get_title()
+    ax.figure.savefig(tmp_path / "c.svg")
     assert (tmp_path / "c.svg").exists()
     # partially known truth: only labelled cells count, and the title says so
     adata.obs["partial"] = adata.obs["group"].astype(object)

@@ -1,7 +1,9 @@
 """Plots of clustering results, on top of scanpy's plotting and matplotlib.
 
-Each takes the `key` of a run (its `key_added`: "desc", "scdcc", ...), returns matplotlib
-objects with ``show=False``, and saves with ``save=`` the way scanpy does.
+Each takes the `key` of a run (its `key_added`: "desc", "scdcc", ...) and, with ``show=False``,
+returns its matplotlib objects, through which the figure is saved (``fig.savefig(path)``, or
+``ax.figure.savefig(path)`` for the plots that return axes), the convention of scanpy 1.12.
+``save=`` still works for one release, with a FutureWarning.
 """
 
 from ._compare import compare

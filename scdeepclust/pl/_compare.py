@@ -50,8 +50,11 @@ def compare(
         Draw into this axes.
     figsize
         Size of a new figure (default from the table size).
-    show, save
-        As in scanpy (see :func:`scdeepclust.pl.umap`); the default file name is
+    show
+        Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the axes is
+        returned instead: save it with ``ax.figure.savefig(path)``.
+    save
+        Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is
         ``compare_<key>``.
 
     Returns

@@ -2,18 +2,48 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._utils import as_list, check_result
+from ._utils import as_list, check_result, figure_of, finish, scanpy_draws_only
 
 
 def embedding(
-    adata: AnnData, key: str = "scdcc", *, basis: str | None = None, color=None, **kwargs
+    adata: AnnData,
+    key: str = "scdcc",
+    *,
+    basis: str | None = None,
+    color=None,
+    show: bool | None = None,
+    save=None,
+    **kwargs,
 ):
     """Cells on a 2-d embedding coloured by the clusters of `key` (and any other `color`).
 
     `basis` defaults to ``X_umap`` if present, else the first two dimensions of the method's own
-    embedding ``obsm['X_' + key]``. Other arguments (`show`, `save`, `ax`, `legend_loc`, ...)
-    go to :func:`scanpy.pl.embedding`. For a UMAP of the method's own embedding, see
+    embedding ``obsm['X_' + key]``. For a UMAP of the method's own embedding, see
     :func:`scdeepclust.pl.umap`.
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results of :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
+    key
+        The `key_added` of the run.
+    basis
+        The ``obsm`` key of the coordinates.
+    color
+        More panels besides the clusters: `obs` columns or genes.
+    show
+        Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the axes are
+        returned instead: save the figure with ``ax.figure.savefig(path)``.
+    save
+        Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is `basis`,
+        as in scanpy.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding`: `ax`, `legend_loc`, `palette`, `title`, ...
+
+    Returns
+    -------
+    With ``show=False``, what :func:`scanpy.pl.embedding` returns: an Axes, or a list of Axes
+    with several panels; with ``return_fig=True`` the Figure, never shown (as in scanpy).
     """
     import scanpy as sc
 
@@ -21,4 +51,10 @@ def embedding(
     if basis is None:
         basis = "X_umap" if "X_umap" in adata.obsm else f"X_{key}"
     colors = [key] + [c for c in as_list(color) if c != key]
-    return sc.pl.embedding(adata, basis=basis, color=colors, **kwargs)
+    # scanpy only draws; saving and showing are finish's, so that `save` is not handed to
+    # scanpy, whose own `save` is deprecated in 1.12
+    with scanpy_draws_only():
+        returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
+    if kwargs.get("return_fig"):  # scanpy returns that figure without showing it
+        show = False
+    return finish(figure_of(returned), basis, show=show, save=save, returned=returned)

@@ -47,8 +47,11 @@ def history(
         The `key_added` of the run.
     figsize
         Size of the figure.
-    show, save
-        As in scanpy (see :func:`scdeepclust.pl.umap`); the default file name is
+    show
+        Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the figure is
+        returned instead: save it with ``fig.savefig(path)``.
+    save
+        Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is
         ``history_<key>``.
 
     Returns

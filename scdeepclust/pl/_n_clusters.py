@@ -32,8 +32,11 @@ def n_clusters(
         Draw into this matplotlib axes instead of a new figure.
     figsize
         Size of a new figure.
-    show, save
-        As in scanpy (see :func:`scdeepclust.pl.umap`); the default file name is
+    show
+        Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the figure is
+        returned instead: save it with ``fig.savefig(path)``.
+    save
+        Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is
         ``n_clusters_<key>``.
 
     Returns

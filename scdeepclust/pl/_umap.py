@@ -4,9 +4,8 @@ import hashlib
 
 import numpy as np
 from anndata import AnnData
-from matplotlib.figure import Figure
 
-from ._utils import as_list, check_result, finish
+from ._utils import as_list, check_result, figure_of, finish, scanpy_draws_only
 
 
 def umap(
@@ -45,9 +44,16 @@ def umap(
         Settings of the kNN graph (exact neighbours) and of :func:`scanpy.tl.umap`.
     recompute
         Compute the UMAP again even if a cached one matches.
-    show, save
-        As in scanpy: `save` is `True` (``sc.settings.figdir``), a suffix like ``'_pbmc.png'``
-        appended to ``umap_<key>`` in ``figdir``, or a path (``'out/umap.png'``).
+    show
+        Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the axes are
+        returned instead: save the figure with ``ax.figure.savefig(path)`` (for a list of
+        axes, ``axes[0].figure``).
+    save
+        Deprecated, as in scanpy 1.12 (a FutureWarning; removed in the next release): save
+        through the returned axes instead. Until then it works as in scanpy 1.11: `True`
+        (``sc.settings.figdir``), a suffix like ``'_pbmc.png'`` appended to ``umap_<key>`` in
+        ``figdir``, or a path (``'out/umap.png'``). ``sc.settings.autosave`` still saves to
+        ``figdir``, without a warning.
     **kwargs
         Passed to :func:`scanpy.pl.embedding`: `ax`, `legend_loc`, `palette`, `title`, `size`,
         `ncols`, `frameon`, `return_fig`, ...
@@ -75,11 +81,9 @@ def umap(
         and kwargs.get("legend_loc", "right margin") == ("right margin")
     ):
         kwargs["wspace"] = _legend_space(adata, colors[:-1])
-    returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
-    if isinstance(returned, Figure):
-        fig = returned
-    else:
-        fig = (returned[0] if isinstance(returned, list) else returned).figure
+    with scanpy_draws_only():
+        returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
+    fig = figure_of(returned)
     for ax in fig.axes:  # scanpy names the axes after the obsm key ("X_umap_scdcc1")
         if ax.get_xlabel() == f"{basis}1":
             ax.set_xlabel("UMAP1")

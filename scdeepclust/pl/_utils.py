@@ -1,10 +1,15 @@
-"""Helpers shared by the plots: finding a run's results with clear errors, cluster colours, and
-scanpy-style show / save handling."""
+"""Helpers shared by the plots.
+
+Finding a run's results with clear errors, cluster colours, and scanpy-style show handling
+(the figure is returned with ``show=False`` and saved through it).
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +102,33 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     return ["grey"] * k
 
 
+def figure_of(returned):
+    """Return the figure behind what a plot returned: a Figure, an Axes or a list of Axes."""
+    from matplotlib.figure import Figure
+
+    if isinstance(returned, Figure):
+        return returned
+    return (returned[0] if isinstance(returned, list) else returned).figure
+
+
+SAVE_DEPRECATED = (
+    "Argument `save` of scdeepclust.pl is deprecated and will be removed in the next release "
+    "(as scanpy 1.12 deprecates its own). Save through the figure instead: "
+    "`fig = sdc.pl.history(adata, key, show=False)` then `fig.savefig(path)`; for the plots "
+    "that return axes (umap, embedding, compare), `ax.figure.savefig(path)`."
+)
+
+
+def warn_if_saving(save, *, stacklevel: int = 4) -> None:
+    """Warn that `save=` is deprecated, pointing at the caller of the plot.
+
+    As in scanpy, an explicit `save` that asks for no file (`None`, `False`, ``''``) does not
+    warn, and ``sc.settings.autosave`` goes on saving without a warning.
+    """
+    if save is not None and save is not False and save != "":
+        warnings.warn(SAVE_DEPRECATED, FutureWarning, stacklevel=stacklevel)
+
+
 def _figure_formats() -> set[str]:
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -104,10 +136,11 @@ def _figure_formats() -> set[str]:
 
 
 def figure_path(save: bool | str | os.PathLike | None, name: str) -> Path | None:
-    """Where `save` asks a figure to go, following scanpy's convention.
+    """Where the deprecated `save`, or ``sc.settings.autosave``, sends a figure (or `None`).
 
-    `True`: ``sc.settings.figdir / (name + plot_suffix + '.' + file_format_figs)``. A string
-    without a directory, like scanpy's ``save='_pbmc.pdf'``, is appended to the plot's name in
+    Kept only until `save=` is removed; it follows scanpy's convention. `True`:
+    ``sc.settings.figdir / (name + plot_suffix + '.' + file_format_figs)``. A string without a
+    directory, like scanpy's ``save='_pbmc.pdf'``, is appended to the plot's name in
     ``figdir``; the extension, when it is a known figure format, sets the format. A
     :class:`~pathlib.Path`, or a string with a directory part (``'out/umap.png'``,
     ``'./umap.png'``), is used as the file name as it is. `None` follows
@@ -136,17 +169,22 @@ def figure_path(save: bool | str | os.PathLike | None, name: str) -> Path | None
 
 
 def finish(fig, name: str, *, show: bool | None, save, returned):
-    """Save and / or show `fig` the way scanpy's plots do; return `returned` when `show` is
-    False (scanpy returns plot objects only then)."""
+    """Show `fig` the way scanpy's plots do; return `returned` when `show` is False.
+
+    scanpy returns plot objects only with ``show=False``, so that a caller saves through them
+    (``fig.savefig``). The deprecated `save` still writes a file, with a FutureWarning; so does
+    ``sc.settings.autosave``, without one, as in scanpy.
+    """
     import matplotlib.pyplot as plt
     import scanpy as sc
     from scanpy import logging as logg
 
+    warn_if_saving(save)
     path = figure_path(save, name)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         logg.warning(f"saving figure to file {path}")
-        fig.savefig(path, dpi=_save_dpi(), bbox_inches="tight")
+        fig.savefig(path, dpi=save_dpi(), bbox_inches="tight")
     show = sc.settings.autoshow if show is None else show
     if show:
         plt.show()
@@ -155,13 +193,31 @@ def finish(fig, name: str, *, show: bool | None, save, returned):
     return returned if show is False else None
 
 
-def _save_dpi():
+def save_dpi() -> float:
+    """Return the resolution figures are written at: ``savefig.dpi``, at least 150."""
     from matplotlib import rcParams
 
     dpi = rcParams["savefig.dpi"]
     if isinstance(dpi, str) or dpi < 150:
         return 150
     return dpi
+
+
+@contextmanager
+def scanpy_draws_only():
+    """Let a scanpy plot draw without saving: `finish` saves the finished figure itself.
+
+    Without this, ``sc.settings.autosave`` would make scanpy write (and close) the figure
+    before it is finished, under scanpy's file name.
+    """
+    import scanpy as sc
+
+    autosave = sc.settings.autosave
+    sc.settings.autosave = False
+    try:
+        yield
+    finally:
+        sc.settings.autosave = autosave
 
 
 def new_figure(figsize, ax=None):
