@@ -101,7 +101,7 @@ def test_recipe_respects_prepared_data(sim):
         "X has negative values, so it is taken as scaled already: used as is"
     ]
     np.testing.assert_array_equal(sim.X, scaled)
-    with pytest.raises(KeyError, match="Layer 'raw' not found"):
+    with pytest.raises(KeyError, match=r"Layer 'raw' not found; layers: \[\]"):  # not X's None
         sdc.pp.recipe(sim, "desc", layer="raw")
     with pytest.raises(ValueError, match="method must be"):
         sdc.pp.recipe(sim, "leiden")

@@ -69,6 +69,11 @@ def check_adata(
         )
 
 
+def layer_names(adata: AnnData) -> list[str]:
+    """Return the names of `adata`'s layers (anndata >= 0.13 also lists ``X``, as `None`)."""
+    return [k for k in adata.layers.keys() if k is not None]
+
+
 def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None):
     """(matrix, where): ``adata.obsm[use_rep]``, ``adata.layers[layer]`` or ``adata.X``, with
     `where` a short description such as ``"layers['counts']"`` for messages."""
@@ -84,9 +89,7 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
             matrix = matrix.to_numpy()
     elif layer is not None:
         if layer not in adata.layers:
-            raise KeyError(
-                f"Layer {layer!r} not found; available layers: {list(adata.layers.keys())}."
-            )
+            raise KeyError(f"Layer {layer!r} not found; available layers: {layer_names(adata)}.")
         matrix, where = adata.layers[layer], f"layers[{layer!r}]"
     else:
         matrix, where = adata.X, "X"

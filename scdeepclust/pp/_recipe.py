@@ -8,6 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._counts import is_count_matrix
+from ._input import layer_names
 
 METHODS = ("desc", "scdcc")
 # Log-normalised values (log1p of counts per 10,000) stay well below this.
@@ -112,7 +113,7 @@ def recipe(
 def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | None:
     if layer is not None:
         if layer not in adata.layers:
-            raise KeyError(f"Layer {layer!r} not found; layers: {list(adata.layers.keys())}.")
+            raise KeyError(f"Layer {layer!r} not found; layers: {layer_names(adata)}.")
         if not is_count_matrix(adata.layers[layer]):
             raise ValueError(f"layers[{layer!r}] does not hold raw counts (non-negative integers).")
         steps.append(f"raw counts from layers[{layer!r}]")

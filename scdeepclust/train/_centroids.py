@@ -85,16 +85,17 @@ def leiden_labels(
         transformer="sklearn",
         method="gauss",
     )
-    with warnings.catch_warnings():
-        # scanpy announces a future change of the default flavor; we choose it explicitly.
-        warnings.simplefilter("ignore", FutureWarning)
-        sc.tl.leiden(
-            tmp,
-            resolution=resolution,
-            random_state=random_state or 0,
-            flavor="leidenalg",
-            key_added="leiden",
-        )
+    # igraph's implementation, with the settings scanpy recommends (and will default to): the
+    # leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
+    sc.tl.leiden(
+        tmp,
+        resolution=resolution,
+        random_state=random_state or 0,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        key_added="leiden",
+    )
     return tmp.obs["leiden"].astype(int).to_numpy()
 
 
