@@ -137,7 +137,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _number(kind, holds, what: str):
-    """An argparse type: `kind(text)`, refused unless `holds(value)` (the value "is not `what`")."""
+    """Build an argparse type that parses with `kind` and refuses values failing `holds`.
+
+    The refusal reads "<text> is not `what`", so `what` is a predicate such as "positive".
+    """
 
     def parse(text: str):
         try:
@@ -352,9 +355,11 @@ def _tool_options(args, key: str) -> dict:
 
 
 def _summary(adata, key: str, truth: str | None, known: str | None = None):
-    """Print clusters, sizes, time and agreement with `truth`; returns the agreement. With
-    `known` (the `--label-key` column), only the cells without a known label are scored: the
-    labelled ones keep their label and would score themselves."""
+    """Print clusters, sizes, time and agreement with `truth`; return the agreement.
+
+    With `known` (the `--label-key` column), only the cells without a known label are scored:
+    the labelled ones keep their label and would score themselves.
+    """
     from ._metrics import agreement
 
     sizes = adata.obs[key].value_counts(sort=False)

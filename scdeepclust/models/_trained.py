@@ -73,7 +73,8 @@ def _jsonable(value):
 def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
     """Positions of the model's genes in `var_names` (-1 where missing, read as zeros).
 
-    Missing genes are reported in a warning, genes the model does not know are ignored."""
+    Missing genes are reported in a warning, genes the model does not know are ignored.
+    """
     var_names = pd.Index(var_names).astype(str)
     if not var_names.is_unique:
         raise ValueError(
@@ -281,7 +282,21 @@ class TrainedModel:
         return list(self.config.get("batch_categories") or [])
 
     def batch_codes(self, adata: AnnData, batch_key: str | None = None) -> np.ndarray | None:
-        """New cells' batch codes, from `adata.obs[batch_key]` (default: the training key)."""
+        """Code the new cells' batches as in training.
+
+        Parameters
+        ----------
+        adata
+            The new cells.
+        batch_key
+            The `obs` column holding their batches (default: the column used in training).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            One code per cell, in the order of :attr:`batch_categories`; `None` for a model
+            trained without batches.
+        """
         if not self.batch_categories:
             if batch_key is not None:
                 raise ValueError(
@@ -299,7 +314,11 @@ class TrainedModel:
         device: torch.device,
         batch_key: str | None = None,
     ) -> CellFeeder:
-        """The new cells as network input (genes matched by name)."""
+        """Prepare the new cells as network input, with genes matched to the model by name.
+
+        Each model class reads and preprocesses its input as it did in training, which is why
+        this is left to the subclasses.
+        """
         raise NotImplementedError
 
     def clustering_layer(self) -> ClusteringLayer:
@@ -357,8 +376,10 @@ class TrainedModel:
 
     @classmethod
     def load(cls, directory: str | PathLike, *, device: str = "cpu") -> TrainedModel:
-        """Read a model written by `save` onto `device` ("cpu", "cuda", "auto"). Files of a
-        newer format version are refused."""
+        """Read a model written by `save` onto `device` ("cpu", "cuda", "auto").
+
+        Files of a newer format version are refused: this release cannot know what they hold.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"No model directory {directory}.")
@@ -405,7 +426,8 @@ class SCDCC(TrainedModel):
     ``SCDCC.load(directory)``; training lives in :mod:`scdeepclust.tl`, which builds on this
     module, so there is no ``SCDCC.fit``. New cells are normalised with size factors from their
     own library sizes (in the model's genes) relative to the training median, and z-scored with
-    the training gene means and scales."""
+    the training gene means and scales.
+    """
 
     method = "scdcc"
 
@@ -453,7 +475,8 @@ class DESC(TrainedModel):
     cells are read from the same place as the training cells (``X``, the layer, or
     ``obsm[use_rep]``) and must be preprocessed the same way (normalisation, log, scaling); for
     ``use_rep`` they must be projected into the same space (e.g. with the training PCA
-    loadings)."""
+    loadings).
+    """
 
     method = "desc"
 

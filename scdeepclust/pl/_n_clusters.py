@@ -17,9 +17,11 @@ def n_clusters(
     show: bool | None = None,
     save=None,
 ):
-    """How the number of clusters of run `key` was chosen: every candidate's score (the mean
-    agreement of k-means partitions of random subsamples, ± its spread), the tolerance band
-    below the best score, the choice and the runner-up.
+    """Plot how the number of clusters of run `key` was chosen.
+
+    The plot shows every candidate's score (the mean agreement of k-means partitions of random
+    subsamples, ± its spread), the tolerance band below the best score, the choice and the
+    runner-up.
 
     Parameters
     ----------

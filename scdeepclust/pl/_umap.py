@@ -136,8 +136,10 @@ def umap_coordinates(
 
 
 def _legend_space(adata: AnnData, colors: list[str]) -> float:
-    """Space between panels (scanpy's `wspace`, in panel widths) that fits the widest legend
-    drawn in the right margin, so that legends do not run into the next panel."""
+    """Space between panels (scanpy's `wspace`, in panel widths) that fits the widest legend.
+
+    Legends are drawn in the right margin; without the room they would run into the next panel.
+    """
     import pandas as pd
     from matplotlib import rcParams
 
@@ -153,7 +155,7 @@ def _legend_space(adata: AnnData, colors: list[str]) -> float:
 
 
 def _fingerprint(embedding: np.ndarray, *settings) -> str:
-    """A digest of the embedding and the UMAP settings: the cache is valid while it matches."""
+    """Digest the embedding and the UMAP settings: the cache is valid while the digest matches."""
     digest = hashlib.sha1(np.ascontiguousarray(embedding).tobytes())
     digest.update(repr((embedding.shape, str(embedding.dtype), *settings)).encode())
     return digest.hexdigest()

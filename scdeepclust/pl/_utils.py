@@ -38,8 +38,11 @@ def result_names(adata: AnnData) -> list[str]:
 
 
 def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
-    """The keys of run `key`, after checking that `parts` (e.g. "labels", "probabilities") are
-    all in `adata`; a KeyError that says what is missing and which runs exist otherwise."""
+    """Return the keys of run `key` after checking that its `parts` are all in `adata`.
+
+    `parts` are names such as "labels" or "probabilities". When one is missing, a KeyError says
+    which, and which runs `adata` does hold, so that a mistyped key is easy to correct.
+    """
     if not isinstance(adata, AnnData):
         raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
     if not isinstance(key, str) or not key:
@@ -76,9 +79,12 @@ def cluster_categories(adata: AnnData, key: str) -> pd.Categorical:
 
 
 def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
-    """One colour per category of ``obs[key]``: `palette` if given (a list, a dict by category or
-    a matplotlib colormap name), else ``uns[key + '_colors']`` as scanpy stores it, else scanpy's
-    default palettes. Nothing is written to `adata`."""
+    """One colour per category of ``obs[key]``, without writing to `adata`.
+
+    The colours come from `palette` if given (a list, a dict by category or a matplotlib
+    colormap name), else from ``uns[key + '_colors']`` as scanpy stores it, else from scanpy's
+    default palettes.
+    """
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
     from scanpy.plotting import palettes

@@ -75,8 +75,11 @@ def layer_names(adata: AnnData) -> list[str]:
 
 
 def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None):
-    """(matrix, where): ``adata.obsm[use_rep]``, ``adata.layers[layer]`` or ``adata.X``, with
-    `where` a short description such as ``"layers['counts']"`` for messages."""
+    """Return ``(matrix, where)``: the input matrix and where it was found.
+
+    The matrix is ``adata.obsm[use_rep]``, ``adata.layers[layer]`` or ``adata.X``; `where` is a
+    short description such as ``"layers['counts']"`` for messages.
+    """
     if layer is not None and use_rep is not None:
         raise ValueError("Pass either layer or use_rep, not both.")
     if use_rep is not None:
@@ -99,8 +102,10 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
 
 
 def counts_location(adata: AnnData, layer: str | None) -> tuple[str | None, str]:
-    """The layer scdcc reads counts from (None for X) and its description: `layer`, else
-    ``layers['counts']`` if present, else ``X``."""
+    """Return the layer scdcc reads counts from (None for X) and its description.
+
+    That is `layer`, else ``layers['counts']`` if present, else ``X``.
+    """
     if layer is None and "counts" in adata.layers:
         layer = "counts"
     return layer, ("X" if layer is None else f"layers[{layer!r}]")
@@ -133,8 +138,11 @@ def _check_dtype(dtype, where: str) -> np.dtype:
 
 
 def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSummary:
-    """Non-finite, negative and non-integer values and all-zero rows / columns, block by block
-    (a sparse matrix is read through its stored entries only)."""
+    """Find non-finite, negative and non-integer values and all-zero rows / columns.
+
+    The matrix is read block by block, and a sparse one through its stored entries only, so
+    that no dense copy of a large matrix is made.
+    """
     source = RowSource(matrix)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0

@@ -1,5 +1,7 @@
-"""The preparation the command line applies before a tool: the one function in `pp` that
-modifies an AnnData (in place, like scanpy's `recipe_*`)."""
+"""The preparation the command line applies before a tool.
+
+This is the one function in `pp` that modifies an AnnData (in place, like scanpy's `recipe_*`).
+"""
 
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ def recipe(
     max_value: float = 10.0,
     batch_key: str | None = None,
 ) -> list[str]:
-    """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`,
-    deciding from what the data holds; returns one line per step taken.
+    """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
+
+    Each step is decided from what the data holds:
 
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
@@ -57,6 +60,11 @@ def recipe(
         An `obs` column of batches: the variable genes are chosen within each batch and
         ranked by in how many batches they are variable (scanpy's `batch_key`), so that genes
         which only tell the batches apart are not preferred.
+
+    Returns
+    -------
+    list of str
+        One line per step taken, saying what was done to `adata`.
     """
     import scanpy as sc
 

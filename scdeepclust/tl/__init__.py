@@ -1,5 +1,7 @@
-"""Tools: one call from an AnnData to clusters, an embedding and soft assignments; mapping new
-cells onto a trained model."""
+"""Tools: one call from an AnnData to clusters, an embedding and soft assignments.
+
+Also the mapping of new cells onto a trained model.
+"""
 
 from ._desc import desc
 from ._map import map_to_model

@@ -1,5 +1,8 @@
-"""Checks shared by the public tools, all done before any training, so that a bad input fails
-fast with a message that says what to change, and the caller's AnnData is never touched."""
+"""Checks shared by the public tools, all done before any training.
+
+A bad input thus fails fast, with a message that says what to change, and the caller's AnnData
+is never touched.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def check_update_interval(update_interval: float | None) -> None:
 
 
 def check_weight(name: str, value: float, zero_means: str) -> None:
-    """A loss weight: a finite number >= 0; `zero_means` says what 0 does."""
+    """Check a loss weight: a finite number >= 0; `zero_means` says what 0 does."""
     if not (
         isinstance(value, numbers.Real)
         and not isinstance(value, bool)
@@ -57,8 +60,10 @@ def check_batch_mixing(batch_mixing: float) -> None:
 
 
 def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
-    """An integer >= 2, bounds ``(lo, hi)`` of a search with 2 <= lo <= hi, or `None`; returned
-    as an int, a tuple of ints, or `None`."""
+    """Check `n_clusters`: an integer >= 2, search bounds ``(lo, hi)`` or `None`.
+
+    Bounds need 2 <= lo <= hi. The value is returned as an int, a tuple of ints, or `None`.
+    """
     if isinstance(n_clusters, tuple | list):
         if len(n_clusters) != 2:
             raise ValueError(
@@ -149,8 +154,10 @@ def check_checkpointing(
 def start_distributed(
     device, *, checkpoint_dir: str | PathLike | None, constraints: bool = False
 ) -> tuple[int, int, object]:
-    """(rank, world size, device) of this process in a `distributed=True` run; refuses what
-    sharded training does not support yet."""
+    """Return (rank, world size, device) of this process in a `distributed=True` run.
+
+    Options that sharded training does not support yet are refused.
+    """
     from ..train import init_distributed
 
     if checkpoint_dir is not None:
@@ -237,13 +244,16 @@ def tool_input(
 
 
 def target_adata(adata: AnnData, copy: bool) -> AnnData:
-    """The object results are written to: a copy, or the caller's (a view is made actual, with
-    anndata's usual warning, only at write time; its parent is never changed)."""
+    """Return the object results are written to: a copy, or the caller's.
+
+    A view is made actual, with anndata's usual warning, only at write time; its parent is
+    never changed.
+    """
     return adata.copy() if copy else adata
 
 
 def tool_return(adata: AnnData, copy: bool, model, return_model: bool):
-    """What a tool returns: None, the copy, the model, or (copy, model)."""
+    """Return what a tool returns: None, the copy, the model, or (copy, model)."""
     if return_model:
         return (adata, model) if copy else model
     return adata if copy else None

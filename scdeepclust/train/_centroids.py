@@ -1,5 +1,8 @@
-"""Initial centroids in the latent space: k-means for a given or searched number of clusters,
-or Leiden on a kNN graph at a given resolution."""
+"""Initial centroids in the latent space.
+
+They come from k-means for a given or searched number of clusters, or from Leiden on a kNN
+graph at a given resolution.
+"""
 
 from __future__ import annotations
 
@@ -40,15 +43,17 @@ def kmeans_labels(
 def class_mean_centroids(
     z: np.ndarray, n_clusters: int, seed_labels: np.ndarray, *, random_state: int | None
 ) -> np.ndarray | None:
-    """Centroids that start at the known classes: centroid i is the mean position of the cells
-    labelled with class code i (`seed_labels`, -1 for unknown). Centroids beyond the known
-    classes come from a free k-means run, those farthest from the known classes. `None` when
-    more classes are known than `n_clusters`.
+    """Centroids that start at the known classes.
+
+    Centroid i is the mean position of the cells labelled with class code i (`seed_labels`, -1
+    for unknown). Centroids beyond the known classes come from a free k-means run, those
+    farthest from the known classes. `None` when more classes are known than `n_clusters`.
 
     No k-means iterations follow: measured with 10% of cells labelled (ARI on the other 90%),
     Lloyd steps from the class means drift towards k-means' own optimum and lose what the
     labels say (10X PBMC: 0.79 at the class means, 0.77 after k-means; worm neuron after the
-    clustering stage: 0.67 against 0.52)."""
+    clustering stage: 0.67 against 0.52).
+    """
     known = seed_labels >= 0
     seeds = centroids_from_labels(z[known], seed_labels[known])
     n_extra = n_clusters - len(seeds)
@@ -141,11 +146,14 @@ def initial_centroids(
     random_state: int | None,
     seed_labels: np.ndarray | None = None,
 ) -> InitialClustering:
-    """Initial clusters of the embedding `z`: k-means for an integer `n_clusters`; Leiden at
-    `resolution` when only that is given; otherwise k-means at a number of clusters searched
-    between the bounds `n_clusters` (``(lo, hi)``, or the default range when `None`).
-    `seed_labels` (known classes of some cells, -1 elsewhere) place the first centroids at the
-    known classes when the number of clusters is given or searched."""
+    """Cluster the embedding `z` to start the clustering stage from.
+
+    k-means for an integer `n_clusters`; Leiden at `resolution` when only that is given;
+    otherwise k-means at a number of clusters searched between the bounds `n_clusters`
+    (``(lo, hi)``, or the default range when `None`). `seed_labels` (known classes of some
+    cells, -1 elsewhere) place the first centroids at the known classes when the number of
+    clusters is given or searched.
+    """
     search = None
     if n_clusters is None and resolution is None or isinstance(n_clusters, tuple | list):
         lo, hi = resolve_bounds(n_clusters, len(z))
