@@ -43,6 +43,27 @@ def test_distributed_needs_torchrun_environment(sim, monkeypatch):
         sdc.tl.scdcc(sim, 3, distributed=True, device="cpu", progress=False)
 
 
+@pytest.mark.parametrize(
+    ("given", "local_rank", "expected"),
+    [("cuda:1", "0", "cuda:1"), ("cuda", "3", "cuda:1"), ("cpu", "1", "cpu")],
+)
+def test_process_device_becomes_the_current_cuda_device(monkeypatch, given, local_rank, expected):
+    # nccl works on the current CUDA device: an explicit cuda:N must become it as well, or the
+    # process would also use GPU 0. No GPU here, so torch.cuda's calls are recorded instead.
+    from scdeepclust.train import _distributed
+
+    made_current = []
+    monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    rank, world, device = _distributed.init_distributed(torch.device(given))
+    assert (rank, world, device) == (0, 2, torch.device(expected))
+    assert made_current == ([] if expected == "cpu" else [torch.device(expected)])
+
+
 def test_two_processes_match_one(tmp_path):
     out = tmp_path / "labels.npz"
     # Prepended: where the package itself comes from PYTHONPATH (the GPU check), it must stay.

@@ -33,7 +33,7 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
 
     Uses the default process group if one is initialised, else creates it from torchrun's
     environment: backend nccl on CUDA, gloo on the CPU. A CUDA device without an index becomes
-    ``cuda:LOCAL_RANK``.
+    ``cuda:LOCAL_RANK``; either way it becomes the process's current CUDA device.
     """
     if not dist.is_available():
         raise RuntimeError("This torch build has no torch.distributed; distributed=True needs it.")
@@ -43,17 +43,24 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
         ]
         if missing:
             raise ValueError(f"{ENV_HINT} Not set here: {', '.join(missing)}.")
-        if device.type == "cuda" and device.index is None:
-            device = _local_cuda_device()
+        device = _process_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    elif device.type == "cuda" and device.index is None:
-        device = _local_cuda_device()
+    else:
+        device = _process_device(device)
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def _local_cuda_device() -> torch.device:
-    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))
-    device = torch.device("cuda", local % torch.cuda.device_count())
+def _process_device(device: torch.device) -> torch.device:
+    """Make a CUDA device this process's current one (``cuda:LOCAL_RANK`` without an index).
+
+    nccl runs its collectives on the current CUDA device; left at cuda:0, every process given
+    an explicit ``cuda:N`` would also put work and memory on GPU 0.
+    """
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))
+        device = torch.device("cuda", local % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device
 
@@ -97,17 +104,17 @@ def sync_parameters(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> Non
             offset += p.numel()
 
 
-def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder, loss: float) -> float:
-    """Replace each gradient by its mean over ranks and return the mean of `loss`.
+def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> None:
+    """Replace each gradient by its mean over ranks, so that every rank takes the same step.
 
-    `loss` is this step's loss value on this rank; one all-reduce does both. Every rank then takes
-    the same optimizer step; a non-finite loss on any rank is seen by all of them.
+    A non-finite loss on one rank makes its gradients non-finite, and through the mean those of
+    every rank: all of them stop together at the end of the epoch (`_epoch_totals` sums the
+    losses over ranks).
     """
     if not feeder.distributed:
-        return loss
+        return
     grads = [p.grad for p in _trained_parameters(optimizer) if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_tensor([loss])])
-    flat = _comm(flat, feeder)
+    flat = _comm(torch.cat([g.reshape(-1) for g in grads]), feeder)
     dist.all_reduce(flat)
     flat /= feeder.shard.world_size
     flat = flat.to(grads[0].device)
@@ -115,7 +122,6 @@ def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder, loss
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
-    return float(flat[-1])
 
 
 def broadcast_object(obj, feeder: CellFeeder):

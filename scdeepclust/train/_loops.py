@@ -110,15 +110,13 @@ def fit_epochs(
     sync_parameters(optimizer, feeder)
     epoch = first_epoch - 1
     for epoch in bar:
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
         n_seen = 0
         for batch in feeder.minibatches(batch_size, rng):
-            terms = step_loss(batch)
-            values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
+            values = _optimizer_step(optimizer, step_loss(batch), feeder)
             n = len(batch.index)
             n_seen += n
-            for name, value in values.items():
-                sums[name] += value * n
+            _accumulate(sums, values, n)
         sums, n_seen = _epoch_totals(sums, n_seen, feeder)
         means = {name: s / n_seen for name, s in sums.items()}
         total = sum(means.values())
@@ -170,35 +168,47 @@ def _optimizer_step(
     optimizer: torch.optim.Optimizer,
     terms: LossTerms,
     feeder: CellFeeder,
-    stage: str,
-    epoch: int,
-    divergence: str,
-) -> dict[str, float]:
-    """Take one training step and return this process's values of the loss terms.
+) -> LossTerms:
+    """Take one training step and return this process's loss terms, detached.
 
-    Backward pass, gradients averaged over processes (when sharded), finiteness check on the
-    (averaged) loss, optimizer step.
+    Backward pass, gradients averaged over processes (when sharded), optimizer step. The values
+    stay on the device: reading them would make the host wait for the device at every step, so
+    they are summed there and read once per epoch, where `_check_finite` sees them. A non-finite
+    loss (on any process: the averaged gradients carry it to all) therefore stops training at the
+    end of its epoch, before anything is saved or written.
     """
-    values = {name: float(value.detach()) for name, value in terms.items()}
+    values = {name: value.detach() for name, value in terms.items()}
     loss = sum(terms.values())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    total = average_gradients(optimizer, feeder, sum(values.values()))
-    _check_finite(total, stage, epoch, divergence)
+    average_gradients(optimizer, feeder)
     optimizer.step()
     return values
 
 
+def _accumulate(sums: dict[str, torch.Tensor], values: LossTerms, n: int) -> None:
+    """Add each loss term, weighted by the `n` cells of its step, to the epoch's sums.
+
+    The sums are float64, on the device, in step order: the same numbers as adding the values
+    read on the host.
+    """
+    for name, value in values.items():
+        weighted = value.double() * n
+        sums[name] = weighted if name not in sums else sums[name] + weighted
+
+
 def _epoch_totals(
-    sums: dict[str, float], n_seen: int, feeder: CellFeeder
+    sums: dict[str, torch.Tensor], n_seen: int, feeder: CellFeeder
 ) -> tuple[dict[str, float], int]:
-    """Cell-weighted loss sums and cell count of an epoch over all processes."""
-    if not feeder.distributed:
-        return sums, n_seen
+    """Cell-weighted loss sums and cell count of an epoch over all processes, read in one go."""
     names = list(sums)
+    if not feeder.distributed:
+        values = torch.stack([sums[k] for k in names]).tolist() if names else []
+        return dict(zip(names, values)), n_seen
     totals = all_reduce_sum(
-        torch.tensor(
-            [float(n_seen), *(sums[k] for k in names)], dtype=torch.float64, device=feeder.device
+        torch.stack(
+            [torch.tensor(float(n_seen), dtype=torch.float64, device=feeder.device)]
+            + [sums[k].to(feeder.device) for k in names]
         ),
         feeder,
     )
@@ -306,7 +316,7 @@ def train_clustering(
     converged = False
     epoch = first_epoch - 1
     for epoch in bar:
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
         n_seen = 0
         for batch in feeder.minibatches(settings.batch_size, rng):
             if step % refresh_every == 0:
@@ -339,12 +349,11 @@ def train_clustering(
                 terms.update(extra_loss(batch, z))
             if step_loss is not None:
                 terms.update(step_loss(step))
-            values = _optimizer_step(optimizer, terms, feeder, stage, epoch, divergence)
+            values = _optimizer_step(optimizer, terms, feeder)
             step += 1
             n = len(batch.index)
             n_seen += n
-            for name, value in values.items():
-                sums[name] += value * n
+            _accumulate(sums, values, n)
         sums, n_seen = _epoch_totals(sums, n_seen, feeder)
         if n_seen:
             means = {name: s / n_seen for name, s in sums.items()}
