@@ -43,7 +43,8 @@ def n_clusters(
 
     Returns
     -------
-    The :class:`~matplotlib.figure.Figure` when ``show=False``.
+    matplotlib.figure.Figure or None
+        The figure when ``show=False``; otherwise it is shown and `None` is returned.
     """
     keys = check_result(adata, key, "uns")
     uns = adata.uns[keys["uns"]]
