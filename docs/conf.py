@@ -78,10 +78,9 @@ napoleon_use_param = False
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
 
-# The tutorial is rendered as stored in notebooks/tutorial.ipynb (docs/tutorial.ipynb is a link
-# to it). SCDEEPCLUST_DOCS_EXECUTE=1 runs it while building instead (a few minutes on a laptop
-# CPU; with SCDEEPCLUST_TUTORIAL_FAST=1 a few epochs only), so the page shows its figures
-# without storing outputs in the repository.
+# The tutorial page shows docs/tutorial.ipynb, the executed copy of notebooks/tutorial.ipynb
+# written by docs/render_tutorial.py (figures included; tests/test_notebook.py checks that its
+# cells match the source). SCDEEPCLUST_DOCS_EXECUTE=1 runs it again while building instead.
 nb_execution_mode = "force" if os.environ.get("SCDEEPCLUST_DOCS_EXECUTE") == "1" else "off"
 nb_execution_timeout = 3600
 nb_execution_in_temp = True
