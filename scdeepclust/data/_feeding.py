@@ -181,13 +181,20 @@ class CellFeeder:
                 x = x.clamp(-self.max_value, self.max_value)
         return x
 
-    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+    def minibatches(
+        self, batch_size: int, rng: np.random.Generator, weights: np.ndarray | None = None
+    ) -> Iterator[Batch]:
         """Yield one epoch of shuffled minibatches.
 
         A last batch of a single cell is merged into the previous one, since batch statistics of
-        one cell are meaningless.
+        one cell are meaningless. With `weights` (a probability per cell of this feeder), the
+        epoch's `n_obs` cells are drawn with replacement with these probabilities instead of
+        each cell once; the batches are the same in number and size.
         """
-        order = rng.permutation(self.n_obs)
+        if weights is None:
+            order = rng.permutation(self.n_obs)
+        else:
+            order = rng.choice(self.n_obs, self.n_obs, p=weights)
         if self.distributed:
             for part in np.array_split(order, self.n_batches(batch_size)):
                 yield self.batch(part)

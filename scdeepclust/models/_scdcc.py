@@ -12,7 +12,7 @@ from scanpy import logging as logg
 
 from .._results import ClusteringResult
 from ..constraints import PairLoss, PairwiseConstraints
-from ..data import Batch, CellFeeder
+from ..data import Batch, CellFeeder, density_balanced_weights
 from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
     MIN_CLUSTERING_STEPS,
@@ -43,6 +43,7 @@ class SCDCCConfig(BatchSettings):
     sigma: float = 2.5
     pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
+    pretrain_balance: float = 0.5
     max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0
@@ -139,6 +140,11 @@ def fit_scdcc(
         return denoising_zinb(batch, config.batch_mixing if config.mixes_batches else 0.0)
 
     t0 = time.perf_counter()
+    # Drawn less often where the data are crowded, so that the latent space does not spread the
+    # most abundant types at the cost of small ones (see data._balance).
+    sample_weights = density_balanced_weights(
+        feeder, config.pretrain_balance, random_state=config.random_state
+    )
     n_pretrain = config.resolved_pretrain_epochs(feeder.n_total)
     logg.info(f"    pretraining the ZINB autoencoder for up to {n_pretrain} epochs")
     pretrain_history = fit_epochs(
@@ -153,6 +159,7 @@ def fit_scdcc(
         progress=config.progress,
         divergence=divergence_hint("pretrain_lr", config.pretrain_lr, clip_hint),
         checkpoint=checkpoint,
+        sample_weights=sample_weights,
     )
     timings["pretrain_s"] = time.perf_counter() - t0
 

@@ -70,6 +70,7 @@ def scdcc(
     max_value: float | None = None,
     pretrain_epochs: int | None = None,
     pretrain_lr: float = 1e-3,
+    pretrain_balance: float = 0.5,
     max_epochs: int | None = None,
     lr: float = 1.0,
     gamma: float = 1.0,
@@ -173,6 +174,16 @@ def scdcc(
         early stopping on a plateau of the loss.
     pretrain_lr
         Adam learning rate of pretraining.
+    pretrain_balance
+        Evens out how often crowded and sparse regions of the data are seen in pretraining.
+        The cells are split into 50 small groups (k-means on 50 principal components of the
+        network input), and a cell in a group of n cells is drawn with probability
+        proportional to n^-pretrain_balance (with replacement; as many draws per epoch as
+        cells). Drawn uniformly, the most abundant cell type dominates the reconstruction and
+        the latent space spreads it out, so that it is split into several clusters while small
+        types are merged. 0 draws every cell once per epoch, as earlier versions did, and so
+        do runs with `batch_key` or `distributed=True` (not measured there yet), and data of
+        under 100 cells.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
         number of minibatch steps beyond (6 epochs at a million cells).
@@ -269,6 +280,7 @@ def scdcc(
         ("cl_weight", cl_weight, "0 ignores cannot-link pairs"),
         ("label_weight", label_weight, "0 uses labels through pairs and centroids only"),
         ("balance", balance, "0 leaves the cluster sizes to the data"),
+        ("pretrain_balance", pretrain_balance, "0 draws every cell equally often"),
     ):
         check_weight(name, weight, zero_means)
     check_update_interval(update_interval)
@@ -318,6 +330,7 @@ def scdcc(
         sigma=sigma,
         pretrain_epochs=pretrain_epochs,
         pretrain_lr=pretrain_lr,
+        pretrain_balance=pretrain_balance,
         max_epochs=max_epochs,
         lr=lr,
         gamma=gamma,

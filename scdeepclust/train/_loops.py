@@ -92,8 +92,12 @@ def fit_epochs(
     progress: bool = True,
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
+    sample_weights: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Minibatch epochs minimising the sum of the loss terms; per-epoch means of each term.
+
+    `sample_weights`: draw each epoch's cells with these probabilities (see
+    `CellFeeder.minibatches`) instead of each cell once.
 
     A non-finite loss stops training with `TrainingDiverged` (its message ends with
     `divergence`, what to change). With a `checkpoint`, the stage resumes from its saved state
@@ -112,7 +116,7 @@ def fit_epochs(
     for epoch in bar:
         sums: dict[str, torch.Tensor] = {}
         n_seen = 0
-        for batch in feeder.minibatches(batch_size, rng):
+        for batch in feeder.minibatches(batch_size, rng, sample_weights):
             values = _optimizer_step(optimizer, step_loss(batch), feeder)
             n = len(batch.index)
             n_seen += n
