@@ -6,7 +6,13 @@ import torch
 from scipy import sparse
 
 import scdeepclust as sdc
-from scdeepclust.data import CellFeeder, RowSource, _feeding, stream_outputs
+from scdeepclust.data import (
+    CellFeeder,
+    RowSource,
+    _feeding,
+    density_balanced_weights,
+    stream_outputs,
+)
 from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
 
@@ -136,6 +142,52 @@ def test_minibatches_cover_every_cell_once(sim):
         )
     ]
     assert sizes == [64, 65]
+
+
+def test_weighted_minibatches_draw_by_the_weights():
+    x = np.arange(1000, dtype=np.float32)[:, None]
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    weights = np.where(np.arange(1000) < 100, 9.0, 1.0)  # the first 100 cells 9x as often
+    weights /= weights.sum()
+    rng = np.random.default_rng(0)
+    batches = [b for _ in range(20) for b in feeder.minibatches(64, rng, weights)]
+    assert [len(b.index) for b in batches[:16]] == [
+        len(b.index) for b in feeder.minibatches(64, rng)
+    ]
+    drawn = np.concatenate([b.index.numpy() for b in batches])
+    share = np.mean(drawn < 100)  # expected 900 / 1800
+    assert 0.47 < share < 0.53
+    a = [b.index.numpy() for b in feeder.minibatches(64, np.random.default_rng(1), weights)]
+    b = [b.index.numpy() for b in feeder.minibatches(64, np.random.default_rng(1), weights)]
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))  # seeded
+
+
+def test_density_balanced_weights_favour_small_groups():
+    # a group of 5% of the cells beside two of 70% and 25%: its cells are drawn more often
+    adata = sdc.datasets.simulate(
+        2000, 200, 3, group_fractions=[0.7, 0.25, 0.05], de_fraction=0.3, random_state=0
+    )
+    stats = count_statistics(RowSource(adata.X))
+    feeder = CellFeeder(
+        RowSource(adata.X),
+        device=torch.device("cpu"),
+        size_factors=stats.size_factors,
+        gene_mean=stats.gene_mean,
+        gene_scale=stats.gene_scale,
+    )
+    weights = density_balanced_weights(feeder, 0.5, random_state=0)
+    assert weights.shape == (2000,) and np.isclose(weights.sum(), 1.0) and (weights > 0).all()
+    group = adata.obs["group"].cat.codes.to_numpy()
+    per_cell = [weights[group == g].mean() for g in range(3)]
+    assert per_cell[2] > per_cell[1] > per_cell[0]
+    share = [weights[group == g].sum() for g in range(3)]
+    assert share[2] > 0.05 and share[0] < 0.7  # evened out, not equalised
+    np.testing.assert_array_equal(weights, density_balanced_weights(feeder, 0.5, random_state=0))
+    assert density_balanced_weights(feeder, 0.0, random_state=0) is None
+    small = CellFeeder(RowSource(adata.X[:99]), device=torch.device("cpu"))
+    assert density_balanced_weights(small, 0.5, random_state=0) is None  # one group only
+    with pytest.raises(ValueError, match="power must be >= 0"):
+        density_balanced_weights(feeder, -1.0, random_state=0)
 
 
 def test_stream_outputs_in_order(sim):
