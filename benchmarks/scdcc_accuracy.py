@@ -32,10 +32,13 @@ TARGETS = {
 }
 
 
-def run_one(adata, k, seed, labelled_fraction):
+RESULTS_NAME = "scdcc_accuracy"
+
+
+def run_one(adata, k, seed, labelled_fraction, **options):
     truth = adata.obs["label"].to_numpy()
     scored = np.ones(adata.n_obs, bool)
-    kwargs = {}
+    kwargs = dict(options)
     if labelled_fraction:
         rng = np.random.default_rng(1000 + seed)
         labelled = rng.random(adata.n_obs) < labelled_fraction
@@ -77,13 +80,24 @@ def main():
         choices=["unconstrained", "labelled"],
         default=["unconstrained", "labelled"],
     )
+    parser.add_argument(
+        "--pretrain-balance",
+        type=float,
+        help="tl.scdcc's pretrain_balance (default: the tool's); results go to "
+        "scdcc_accuracy_balance<value>",
+    )
     args = parser.parse_args()
+    global RESULTS_NAME
+    options = {}
+    if args.pretrain_balance is not None:
+        options["pretrain_balance"] = args.pretrain_balance
+        RESULTS_NAME = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
     if args.render_only:
         rows = _earlier_rows()
         for row in rows:
             row["target_ari"] = _target(row["dataset"], row["mode"] != "unconstrained")
         seeds = sorted({r["seed"] for row in rows for r in row["runs"]})
-        print(save_results("scdcc_accuracy", rows, HEADER, format_row, seeds=seeds))
+        print(save_results(RESULTS_NAME, rows, HEADER, format_row, seeds=seeds))
         return
     require_data()
 
@@ -99,7 +113,7 @@ def main():
         adata = sdc.datasets.read_h5(DATA / DATASETS[name])
         k = adata.obs["label"].nunique()
         for mode, frac in modes:
-            runs = [run_one(adata, k, s, frac) for s in args.seeds]
+            runs = [run_one(adata, k, s, frac, **options) for s in args.seeds]
             row = {
                 "dataset": name,
                 "mode": mode,
@@ -129,7 +143,7 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
-            table = save_results("scdcc_accuracy", rows, HEADER, format_row, seeds=args.seeds)
+            table = save_results(RESULTS_NAME, rows, HEADER, format_row, seeds=args.seeds)
 
     print(table)
 
@@ -139,7 +153,7 @@ def _target(dataset: str, labelled: bool) -> float | None:
 
 
 def _earlier_rows() -> list[dict]:
-    path = RESULTS / "scdcc_accuracy.json"
+    path = RESULTS / f"{RESULTS_NAME}.json"
     return json.loads(path.read_text())["rows"] if path.exists() else []
 
 

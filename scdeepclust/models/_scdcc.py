@@ -43,7 +43,7 @@ class SCDCCConfig(BatchSettings):
     sigma: float = 2.5
     pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
-    pretrain_balance: float = 0.5
+    pretrain_balance: float = 0.0
     max_epochs: int | None = None
     lr: float = 1.0
     gamma: float = 1.0

@@ -70,7 +70,7 @@ def scdcc(
     max_value: float | None = None,
     pretrain_epochs: int | None = None,
     pretrain_lr: float = 1e-3,
-    pretrain_balance: float = 0.5,
+    pretrain_balance: float = 0.0,
     max_epochs: int | None = None,
     lr: float = 1.0,
     gamma: float = 1.0,
@@ -179,11 +179,12 @@ def scdcc(
         The cells are split into 50 small groups (k-means on 50 principal components of the
         network input), and a cell in a group of n cells is drawn with probability
         proportional to n^-pretrain_balance (with replacement; as many draws per epoch as
-        cells). Drawn uniformly, the most abundant cell type dominates the reconstruction and
-        the latent space spreads it out, so that it is split into several clusters while small
-        types are merged. 0 draws every cell once per epoch, as earlier versions did, and so
-        do runs with `batch_key` or `distributed=True` (not measured there yet), and data of
-        under 100 cells.
+        cells). Drawn uniformly (0, the default), the most abundant cell type dominates the
+        reconstruction and the latent space spreads it out, so that k-means may split it while
+        merging small types. Measured at 0.5 (true k, median of 3 seeds): mouse bladder 0.633
+        instead of 0.524 and CITE CBMC 0.530 instead of 0.510, but 10X PBMC 0.738 instead of
+        0.764 and simulated data with rare groups 0.850 instead of 0.953; so not the default.
+        Draws stay uniform with `batch_key`, `distributed=True` and under 100 cells.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
         number of minibatch steps beyond (6 epochs at a million cells).
