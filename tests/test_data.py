@@ -183,6 +183,11 @@ def test_density_balanced_weights_favour_small_groups():
     share = [weights[group == g].sum() for g in range(3)]
     assert share[2] > 0.05 and share[0] < 0.7  # evened out, not equalised
     np.testing.assert_array_equal(weights, density_balanced_weights(feeder, 0.5, random_state=0))
+    # fitted on a subsample, the other cells streamed into their nearest group: the same picture
+    streamed = density_balanced_weights(feeder, 0.5, random_state=0, max_fit_cells=800)
+    assert streamed.shape == (2000,) and np.isclose(streamed.sum(), 1.0)
+    per_cell = [streamed[group == g].mean() for g in range(3)]
+    assert per_cell[2] > per_cell[1] > per_cell[0]
     assert density_balanced_weights(feeder, 0.0, random_state=0) is None
     small = CellFeeder(RowSource(adata.X[:99]), device=torch.device("cpu"))
     assert density_balanced_weights(small, 0.5, random_state=0) is None  # one group only

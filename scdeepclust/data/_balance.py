@@ -16,9 +16,10 @@ import numpy as np
 from ._feeding import CellFeeder
 
 # Enough groups to resolve regions much smaller than a typical cell type, few enough that each
-# holds many cells on data of a few thousand cells; more components than groups' structure needs.
+# holds many cells on data of a few thousand cells (measured with these on the shared datasets).
 N_GROUPS = 50
 N_COMPONENTS = 50
+# Fewer groups on small data: the sizes of groups of a few cells are noise.
 MIN_CELLS_PER_GROUP = 50
 # PCA and k-means run on at most this many cells; the others join their nearest group.
 MAX_FIT_CELLS = 20_000
@@ -49,7 +50,6 @@ def density_balanced_weights(
     if feeder.distributed or feeder.batch_codes is not None:
         return None
     n_obs = feeder.n_obs
-    # at least ~50 cells per group on average: on small data, sizes of tiny groups are noise
     n_groups = min(n_groups, n_obs // MIN_CELLS_PER_GROUP)
     if power == 0 or n_groups < 2:
         return None
@@ -62,10 +62,13 @@ def density_balanced_weights(
     n_components = int(min(N_COMPONENTS, sample.shape[1], len(sample) - 1))
     pca = PCA(n_components, svd_solver="randomized", random_state=random_state).fit(sample)
     kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(pca.transform(sample))
-    groups = np.empty(n_obs, dtype=np.int64)
-    for batch in feeder.chunks():
-        index = batch.index.cpu().numpy()
-        groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
+    if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
+        groups = kmeans.labels_.astype(np.int64)
+    else:
+        groups = np.empty(n_obs, dtype=np.int64)
+        for batch in feeder.chunks():
+            index = batch.index.cpu().numpy()
+            groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
     weights = sizes[groups] ** -power
     return weights / weights.sum()
