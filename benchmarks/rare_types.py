@@ -6,7 +6,10 @@ both tools given the true k: ARI, and for each rare group the best F1 of any clu
 (recovered: F1 >= 0.8). Data are drawn anew for each seed; 3 seeds. Writes
 benchmarks/results/rare_types.{json,md}.
 
-    python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000]
+    python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000] [--pretrain-balance X]
+
+`--pretrain-balance X` passes `pretrain_balance=X` to `tl.scdcc` and writes
+rare_types_balance<X>.{json,md} instead.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ def best_f1(truth: np.ndarray, pred: np.ndarray, group) -> float:
     return float(best)
 
 
-def run(method: str, raw, scaled, k: int, seed: int) -> np.ndarray:
+def run(method: str, raw, scaled, k: int, seed: int, scdcc_options: dict) -> np.ndarray:
     if method == "scanpy Leiden (res. 1)":
         return scanpy_leiden(scaled, seed)
     tool = method.split()[0]
-    fn, data = (sdc.tl.scdcc, raw) if tool == "scdcc" else (sdc.tl.desc, scaled)
-    out = fn(data, n_clusters=k, random_state=seed, progress=False, copy=True)
+    fn, data, options = (
+        (sdc.tl.scdcc, raw, scdcc_options) if tool == "scdcc" else (sdc.tl.desc, scaled, {})
+    )
+    out = fn(data, n_clusters=k, random_state=seed, progress=False, copy=True, **options)
     return out.obs[tool].to_numpy()
 
 
@@ -51,7 +56,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--cells", type=int, default=4000)
+    parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
     args = parser.parse_args()
+    name, scdcc_options = "rare_types", {}
+    if args.pretrain_balance is not None:
+        scdcc_options["pretrain_balance"] = args.pretrain_balance
+        name = f"rare_types_balance{args.pretrain_balance:g}"
 
     runs: dict[str, list[dict]] = {m: [] for m in METHODS}
     for seed in args.seeds:
@@ -63,7 +73,7 @@ def main():
         scaled = lognorm_scaled(raw)
         for method in METHODS:
             t0 = time.perf_counter()
-            pred = run(method, raw, scaled, len(SHARES), seed)
+            pred = run(method, raw, scaled, len(SHARES), seed, scdcc_options)
             r = {"seed": seed, **score(truth, pred, time.perf_counter() - t0)}
             for share, index in RARE.items():
                 r[f"f1 {share}"] = best_f1(truth, pred, groups[index])
@@ -82,7 +92,7 @@ def main():
             row[f"recovered {s}"] = int(sum(r[f"f1 {s}"] >= RECOVERED_F1 for r in rs))
         rows.append(row)
     table = save_results(
-        "rare_types", rows, HEADER, format_row, seeds=args.seeds, cells=args.cells, shares=SHARES
+        name, rows, HEADER, format_row, seeds=args.seeds, cells=args.cells, shares=SHARES
     )
     print(table)
 

@@ -32,9 +32,6 @@ TARGETS = {
 }
 
 
-RESULTS_NAME = "scdcc_accuracy"
-
-
 def run_one(adata, k, seed, labelled_fraction, **options):
     truth = adata.obs["label"].to_numpy()
     scored = np.ones(adata.n_obs, bool)
@@ -87,17 +84,16 @@ def main():
         "scdcc_accuracy_balance<value>",
     )
     args = parser.parse_args()
-    global RESULTS_NAME
-    options = {}
+    name, options = "scdcc_accuracy", {}
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
-        RESULTS_NAME = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
+        name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
     if args.render_only:
-        rows = _earlier_rows()
+        rows = _earlier_rows(name)
         for row in rows:
             row["target_ari"] = _target(row["dataset"], row["mode"] != "unconstrained")
         seeds = sorted({r["seed"] for row in rows for r in row["runs"]})
-        print(save_results(RESULTS_NAME, rows, HEADER, format_row, seeds=seeds))
+        print(save_results(name, rows, HEADER, format_row, seeds=seeds))
         return
     require_data()
 
@@ -108,7 +104,7 @@ def main():
         if ("unconstrained" if frac == 0 else "labelled") in args.modes
     ]
     measured = {(d, m) for d in args.datasets for m, _ in modes}
-    rows = [r for r in _earlier_rows() if (r["dataset"], r["mode"]) not in measured]
+    rows = [r for r in _earlier_rows(name) if (r["dataset"], r["mode"]) not in measured]
     for name in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[name])
         k = adata.obs["label"].nunique()
@@ -143,7 +139,7 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
-            table = save_results(RESULTS_NAME, rows, HEADER, format_row, seeds=args.seeds)
+            table = save_results(name, rows, HEADER, format_row, seeds=args.seeds)
 
     print(table)
 
@@ -152,8 +148,8 @@ def _target(dataset: str, labelled: bool) -> float | None:
     return TARGETS.get(dataset, (None, None))[int(labelled)]
 
 
-def _earlier_rows() -> list[dict]:
-    path = RESULTS / f"{RESULTS_NAME}.json"
+def _earlier_rows(name: str) -> list[dict]:
+    path = RESULTS / f"{name}.json"
     return json.loads(path.read_text())["rows"] if path.exists() else []
 
 
