@@ -143,6 +143,36 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
     return pos.reshape(-1, 2).astype(np.int64)
 
 
+class _RowsWithOrderedGradient(torch.autograd.Function):
+    """``source.index_select(0, index)`` whose backward adds repeated rows in a fixed order.
+
+    A cell is in many of a step's pairs, so the gradient of its row of q is a sum over them.
+    index_select's own backward adds them with atomics on a GPU, in an order that changes from
+    run to run: constrained runs on the GPU machine gave three different embeddings in three
+    processes. The sum is small (pairs x clusters), so on an accelerator it is done on the host,
+    in index order, as the CPU does it; on the CPU this is index_select's own backward, bit for
+    bit. It costs one wait for the device per constrained step.
+    """
+
+    @staticmethod
+    def forward(ctx, source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.source_shape = source.shape
+        return source.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        host_grad, host_index = grad.cpu(), index.cpu()
+        summed = host_grad.new_zeros(ctx.source_shape).index_add_(0, host_index, host_grad)
+        return summed.to(grad.device), None
+
+
+def rows_with_ordered_gradient(source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows `index` of `source`; repeated rows' gradients are added in the same order every run."""
+    return _RowsWithOrderedGradient.apply(source, index)
+
+
 def _share_of_step(order: np.ndarray, slot: int, steps_per_epoch: int) -> np.ndarray:
     """Return the part of a shuffled `order` that training step `slot` of an epoch uses.
 
@@ -203,11 +233,12 @@ class PairLoss:
             idx = inverse[offset : offset + 2 * len(sel)].view(-1, 2)
             offset += 2 * len(sel)
             if len(sel):
-                # index_select, not q[idx]: the backward of advanced indexing adds the
-                # gradients of repeated cells in a thread-dependent order on the CPU (torch
-                # 2.13), which made runs with constraints differ between processes
+                # not q[idx]: the backward of advanced indexing adds the gradients of
+                # repeated cells in a thread-dependent order on the CPU (torch 2.13), and
+                # index_select's does on a GPU, which made constrained runs differ
                 terms[name] = weight * fn(
-                    q.index_select(0, idx[:, 0]), q.index_select(0, idx[:, 1])
+                    rows_with_ordered_gradient(q, idx[:, 0]),
+                    rows_with_ordered_gradient(q, idx[:, 1]),
                 )
         return terms
 

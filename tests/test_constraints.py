@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from scdeepclust.constraints import (
     PairwiseConstraints,
@@ -132,3 +133,18 @@ def test_constrained_runs_are_identical_in_separate_processes():
         for _ in range(3)
     }
     assert len(digests) == 1, digests
+
+
+def test_ordered_gradient_rows_match_index_select_bit_for_bit():
+    """The CPU path of the GPU-safe gather is index_select's own: constrained CPU results are
+    unchanged by it."""
+    from scdeepclust.constraints import rows_with_ordered_gradient
+
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(50, 7, generator=g, requires_grad=True)
+    index = torch.randint(0, 50, (400,), generator=g)  # most rows repeated many times
+    weights = torch.randn(400, 7, generator=g)
+    ours = torch.autograd.grad((rows_with_ordered_gradient(source, index) * weights).sum(), source)
+    torch_own = torch.autograd.grad((source.index_select(0, index) * weights).sum(), source)
+    assert torch.equal(ours[0], torch_own[0])
+    assert torch.equal(rows_with_ordered_gradient(source, index), source.index_select(0, index))

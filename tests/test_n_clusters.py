@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 import scdeepclust as sdc
 from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust._cli import build_parser
+from scdeepclust.train._centroids import kmeans_labels
 from scdeepclust.train._n_clusters import _adjusted_rand, search_n_clusters
 
 matplotlib.use("Agg")
@@ -47,6 +48,34 @@ def test_search_is_reproducible_and_subsamples_large_data():
     np.testing.assert_array_equal(a.score, b.score)
     capped = search_n_clusters(z, (2, 6), random_state=3, max_cells=500)
     assert capped.n_cells == 500 and capped.chosen == 4
+
+
+def test_search_is_reproducible_on_many_threads(monkeypatch):
+    """scikit-learn's k-means adds its threads' partial centroids in arrival order: with three or
+    more threads, repeated searches differed (seen on a 16-core machine). Its threads are capped
+    at two, whose single addition is exact in either order."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scdeepclust._threads import KMEANS_THREADS
+
+    threads_seen = []
+    fit = KMeans.fit
+
+    def recording_fit(self, *args, **kwargs):
+        pools = threadpool_info()
+        threads_seen.extend(p["num_threads"] for p in pools if p["user_api"] == "openmp")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit", recording_fit)
+    z, _ = blobs([300] * 4)
+    with threadpool_limits(limits=5, user_api="openmp"):
+        scores = {tuple(search_n_clusters(z, (2, 6), random_state=3).score) for _ in range(6)}
+        n_searched = len(threads_seen)
+        kmeans_labels(z, 4, random_state=0)  # the initial centroids of a given k
+    assert n_searched and len(threads_seen) > n_searched
+    assert max(threads_seen) <= KMEANS_THREADS
+    assert len(scores) == 1
 
 
 def test_adjusted_rand_matches_sklearn():

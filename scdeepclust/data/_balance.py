@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import kmeans_thread_limit
 from ._feeding import CellFeeder
 
 # Enough groups to resolve regions much smaller than a typical cell type, few enough that each
@@ -61,14 +62,16 @@ def density_balanced_weights(
     sample = _network_input(feeder, fit_rows)
     n_components = int(min(N_COMPONENTS, sample.shape[1], len(sample) - 1))
     pca = PCA(n_components, svd_solver="randomized", random_state=random_state).fit(sample)
-    kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(pca.transform(sample))
+    with kmeans_thread_limit():
+        kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(pca.transform(sample))
     if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
         groups = kmeans.labels_.astype(np.int64)
     else:
         groups = np.empty(n_obs, dtype=np.int64)
         for batch in feeder.chunks():
             index = batch.index.cpu().numpy()
-            groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
+            with kmeans_thread_limit():
+                groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
     weights = sizes[groups] ** -power
     return weights / weights.sum()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scanpy import logging as logg
 
+from .._threads import kmeans_thread_limit
 from ._n_clusters import (
     ClusterNumberSearch,
     resolve_bounds,
@@ -36,7 +37,8 @@ def kmeans_labels(
         sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
         labels = kmeans_labels(z[sample], n_clusters, random_state=random_state, n_init=n_init)
         return nearest_centroid(z, centroids_from_labels(z[sample], labels))
-    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
+    with kmeans_thread_limit():
+        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
     return km.labels_.astype(np.int64)
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._threads import kmeans_thread_limit
+
 # The search clusters at most this many cells (a random subsample of the embedding): enough to
 # find populations of a fraction of a percent, at a cost that does not grow with the data.
 SEARCH_MAX_CELLS = 20_000
@@ -122,10 +124,13 @@ def search_n_clusters(
     scores = np.empty(len(candidates))
     spreads = np.empty(len(candidates))
     for i, k in enumerate(candidates):
-        partitions = [
-            KMeans(n_clusters=int(k), n_init=N_INIT, random_state=int(seed)).fit(z[rows]).predict(z)
-            for rows, seed in zip(subsamples, seeds)
-        ]
+        with kmeans_thread_limit():
+            partitions = [
+                KMeans(n_clusters=int(k), n_init=N_INIT, random_state=int(seed))
+                .fit(z[rows])
+                .predict(z)
+                for rows, seed in zip(subsamples, seeds)
+            ]
         agreement = [
             _adjusted_rand(partitions[a], partitions[b], int(k))
             for a in range(n_repeats)

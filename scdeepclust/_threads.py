@@ -1,0 +1,27 @@
+"""Thread limits that keep scikit-learn's k-means reproducible and quick on many cores.
+
+scikit-learn's k-means sums each thread's share of the new centroids into the shared ones
+under a lock, in whatever order the threads arrive. With three or more threads that order,
+and so the float rounding, changes from run to run: the same `random_state` gave different
+centroids, and sometimes different labels, on a 16-core machine (seen in the GPU machine's
+test run; reproduced here with ``OMP_NUM_THREADS=5`` on 2 cores). With two threads the one
+addition is commutative, so the result is exact whichever thread comes first. Two threads also
+avoid waking 16 threads for each of the thousands of small Lloyd steps of a few thousand cells,
+which cost seconds there (10X PBMC: 4.2 s of k-means in `tl.scdcc` on the GPU machine, 0.65 s
+on this 2-core one).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from threadpoolctl import threadpool_limits
+
+KMEANS_THREADS = 2
+
+
+@contextmanager
+def kmeans_thread_limit():
+    """Run scikit-learn's k-means (fit and predict) on at most `KMEANS_THREADS` threads."""
+    with threadpool_limits(limits=KMEANS_THREADS, user_api="openmp"):
+        yield
