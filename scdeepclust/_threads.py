@@ -6,9 +6,9 @@ and so the float rounding, changes from run to run: the same `random_state` gave
 centroids, and sometimes different labels, on a 16-core machine (seen in the GPU machine's
 test run; reproduced here with ``OMP_NUM_THREADS=5`` on 2 cores). With two threads the one
 addition is commutative, so the result is exact whichever thread comes first. Two threads also
-avoid waking 16 threads for each of the thousands of small Lloyd steps of a few thousand cells,
-which cost seconds there (10X PBMC: 4.2 s of k-means in `tl.scdcc` on the GPU machine, 0.65 s
-on this 2-core one).
+spare waking 16 threads for each of the thousands of small Lloyd steps on a few thousand cells,
+the likely cause of the seconds k-means took there (10X PBMC: 4.2 s in `tl.scdcc` on the GPU
+machine, 0.65 s on a 2-core one).
 """
 
 from __future__ import annotations
