@@ -149,6 +149,8 @@ def test_single_cluster_resolution_is_refused(scaled, monkeypatch):
         (dict(layer="missing"), KeyError, "Layer 'missing'"),
         (dict(layer="counts", use_rep="X_pca"), ValueError, "either layer or use_rep"),
         (dict(kernel="cauchy"), ValueError, "kernel"),
+        (dict(drop_rate=1.0), ValueError, r"drop_rate must be in \[0, 1\)"),
+        (dict(drop_rate=-0.1), ValueError, "drop_rate"),
         (dict(resolution=[]), ValueError, "non-empty"),
     ],
 )

@@ -188,3 +188,22 @@ def test_target_balance_exponent():
     # DEC's target by default; less balance gives the large cluster more of each cell
     torch.testing.assert_close(target_distribution(q), target_distribution(q, balance=1.0))
     assert (target_distribution(q, balance=0.0)[:, 0] > target_distribution(q)[:, 0]).all()
+
+
+def test_denoising_dropout_drops_at_the_rate_and_keeps_the_mean():
+    """The CPU mask (from torch.rand, faster than torch's dropout there) behaves as dropout:
+    about p of the entries zeroed, the others scaled by 1 / (1 - p), seeded by the global RNG,
+    gradients through the kept entries only."""
+    from scdeepclust.nn._modules import denoising_dropout
+
+    x = torch.ones(400, 500, requires_grad=True)
+    torch.manual_seed(0)
+    out = denoising_dropout(x, 0.2)
+    torch.manual_seed(0)
+    assert torch.equal(out, denoising_dropout(x, 0.2))
+    dropped = (out == 0).float().mean().item()
+    assert abs(dropped - 0.2) < 0.01
+    assert torch.allclose(out[out != 0], torch.tensor(1.25))
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())
+    assert denoising_dropout(x, 0.0) is x

