@@ -84,34 +84,34 @@ def main():
         "scdcc_accuracy_balance<value>",
     )
     args = parser.parse_args()
-    name, options = "scdcc_accuracy", {}
+    results_name, options = "scdcc_accuracy", {}
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
-        name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
+        results_name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
     if args.render_only:
-        rows = _earlier_rows(name)
+        rows = _earlier_rows(results_name)
         for row in rows:
             row["target_ari"] = _target(row["dataset"], row["mode"] != "unconstrained")
         seeds = sorted({r["seed"] for row in rows for r in row["runs"]})
-        print(save_results(name, rows, HEADER, format_row, seeds=seeds))
+        print(save_results(results_name, rows, HEADER, format_row, seeds=seeds))
         return
     require_data()
 
     label_mode = f"{int(args.labelled * 100)}% labelled"
     modes = [
-        (name, frac)
-        for name, frac in (("unconstrained", 0.0), (label_mode, args.labelled))
+        (mode, frac)
+        for mode, frac in (("unconstrained", 0.0), (label_mode, args.labelled))
         if ("unconstrained" if frac == 0 else "labelled") in args.modes
     ]
     measured = {(d, m) for d in args.datasets for m, _ in modes}
-    rows = [r for r in _earlier_rows(name) if (r["dataset"], r["mode"]) not in measured]
-    for name in args.datasets:
-        adata = sdc.datasets.read_h5(DATA / DATASETS[name])
+    rows = [r for r in _earlier_rows(results_name) if (r["dataset"], r["mode"]) not in measured]
+    for dataset in args.datasets:
+        adata = sdc.datasets.read_h5(DATA / DATASETS[dataset])
         k = adata.obs["label"].nunique()
         for mode, frac in modes:
             runs = [run_one(adata, k, s, frac, **options) for s in args.seeds]
             row = {
-                "dataset": name,
+                "dataset": dataset,
                 "mode": mode,
                 "cells": adata.n_obs,
                 "genes": adata.n_vars,
@@ -129,17 +129,17 @@ def main():
                 },
                 "runs": runs,
             }
-            target = _target(name, frac > 0)
+            target = _target(dataset, frac > 0)
             row["target_ari"] = target
             rows.append(row)
             rows.sort(key=_row_order)
             print(
-                f"{name:14s} {mode:14s} ARI {row['ari']:.3f} NMI {row['nmi']:.3f} "
+                f"{dataset:14s} {mode:14s} ARI {row['ari']:.3f} NMI {row['nmi']:.3f} "
                 f"wall {row['wall_s']:.1f}s  (target {target})  per-seed ARI "
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
-            table = save_results(name, rows, HEADER, format_row, seeds=args.seeds)
+            table = save_results(results_name, rows, HEADER, format_row, seeds=args.seeds)
 
     print(table)
 
