@@ -64,13 +64,12 @@ def density_balanced_weights(
     pca = PCA(n_components, svd_solver="randomized", random_state=random_state).fit(sample)
     with kmeans_thread_limit():
         kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(pca.transform(sample))
-    if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
-        groups = kmeans.labels_.astype(np.int64)
-    else:
-        groups = np.empty(n_obs, dtype=np.int64)
-        for batch in feeder.chunks():
-            index = batch.index.cpu().numpy()
-            with kmeans_thread_limit():
+        if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
+            groups = kmeans.labels_.astype(np.int64)
+        else:
+            groups = np.empty(n_obs, dtype=np.int64)
+            for batch in feeder.chunks():
+                index = batch.index.cpu().numpy()
                 groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
     weights = sizes[groups] ** -power

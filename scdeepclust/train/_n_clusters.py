@@ -123,20 +123,20 @@ def search_n_clusters(
     candidates = np.arange(lo, hi + 1)
     scores = np.empty(len(candidates))
     spreads = np.empty(len(candidates))
-    for i, k in enumerate(candidates):
-        with kmeans_thread_limit():
+    with kmeans_thread_limit():
+        for i, k in enumerate(candidates):
             partitions = [
                 KMeans(n_clusters=int(k), n_init=N_INIT, random_state=int(seed))
                 .fit(z[rows])
                 .predict(z)
                 for rows, seed in zip(subsamples, seeds)
             ]
-        agreement = [
-            _adjusted_rand(partitions[a], partitions[b], int(k))
-            for a in range(n_repeats)
-            for b in range(a + 1, n_repeats)
-        ]
-        scores[i], spreads[i] = np.mean(agreement), np.std(agreement)
+            agreement = [
+                _adjusted_rand(partitions[a], partitions[b], int(k))
+                for a in range(n_repeats)
+                for b in range(a + 1, n_repeats)
+            ]
+            scores[i], spreads[i] = np.mean(agreement), np.std(agreement)
     return _choose(candidates, scores, spreads, tolerance, n, n_repeats)
 
 
