@@ -15,6 +15,7 @@ import numpy as np
 
 from .._threads import kmeans_thread_limit
 from ._feeding import CellFeeder
+from ._rows import DEFAULT_CHUNK_SIZE
 
 # Enough groups to resolve regions much smaller than a typical cell type, few enough that each
 # holds many cells on data of a few thousand cells (measured with these on the shared datasets).
@@ -79,6 +80,6 @@ def density_balanced_weights(
 def _network_input(feeder: CellFeeder, rows: np.ndarray) -> np.ndarray:
     """Return the network input of `rows`, densified chunk by chunk on the host (float32)."""
     parts = []
-    for start in range(0, len(rows), 4096):
-        parts.append(feeder.batch(rows[start : start + 4096]).x.cpu().numpy())
+    for start in range(0, len(rows), DEFAULT_CHUNK_SIZE):
+        parts.append(feeder.batch(rows[start : start + DEFAULT_CHUNK_SIZE]).x.cpu().numpy())
     return np.concatenate(parts).astype(np.float32, copy=False)

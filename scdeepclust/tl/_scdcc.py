@@ -181,9 +181,10 @@ def scdcc(
         proportional to n^-pretrain_balance (with replacement; as many draws per epoch as
         cells). Drawn uniformly (0, the default), the most abundant cell type dominates the
         reconstruction and the latent space spreads it out, so that k-means may split it while
-        merging small types. Measured at 0.5 (true k, median of 3 seeds): mouse bladder 0.633
-        instead of 0.524 and CITE CBMC 0.530 instead of 0.510, but 10X PBMC 0.738 instead of
-        0.764 and simulated data with rare groups 0.850 instead of 0.953; so not the default.
+        merging small types. Measured at 0.5 against 0 at one earlier version (true k, median
+        of 3 seeds): mouse bladder 0.633 instead of 0.524 and CITE CBMC 0.530 instead of 0.510,
+        but 10X PBMC 0.738 instead of 0.764 and simulated data with rare groups 0.850 instead
+        of 0.953; so not the default.
         Draws stay uniform with `batch_key`, `distributed=True` and under 100 cells.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
