@@ -16,6 +16,8 @@ class ClusteringResult:
     embedding: np.ndarray  # float32, (n_obs, latent_dim)
     probabilities: np.ndarray  # float32, (n_obs, n_clusters)
     params: dict
+    # calibrated (train/_confidence.py); None: the soft assignment to the reported cluster
+    confidence: np.ndarray | None = None
     history: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
@@ -73,11 +75,10 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
             stacklevel=3,
         )
     adata.obs[keys["labels"]] = pd.Categorical.from_codes(result.labels, categories=categories)
-    # the soft assignment to the reported cluster: its largest one, except for labelled cells
-    # that keep their known class
-    adata.obs[keys["confidence"]] = np.take_along_axis(
-        result.probabilities, result.labels[:, None], axis=1
-    )[:, 0]
+    confidence = result.confidence
+    if confidence is None:
+        confidence = np.take_along_axis(result.probabilities, result.labels[:, None], axis=1)[:, 0]
+    adata.obs[keys["confidence"]] = confidence
     adata.obsm[keys["embedding"]] = result.embedding
     adata.obsm[keys["probabilities"]] = result.probabilities
     adata.uns[keys["uns"]] = _h5ad_safe(

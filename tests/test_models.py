@@ -65,7 +65,8 @@ def test_mapping_new_cells_scdcc(scdcc_model, split):
     probs = out.obsm["scdcc_probs"]
     assert probs.shape == (test.n_obs, 3)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
-    np.testing.assert_allclose(out.obs["scdcc_confidence"], probs.max(1))
+    # on the scale fitted to the training cells
+    np.testing.assert_allclose(out.obs["scdcc_confidence"], model.confidence_map(probs.max(1)))
     assert list(out.obs["scdcc"].cat.categories) == ["0", "1", "2"]
     assert out.uns["scdcc"]["params"]["model_key"] == "scdcc"
     assert out.uns["scdcc"]["n_genes_missing"] == 0
@@ -179,6 +180,7 @@ def test_save_load_round_trip(scdcc_model, split, tmp_path):
     assert pre["counts_from"] == "layers['counts']"
     assert np.asarray(meta["centroids"]).shape == (3, 32)
     assert meta["config"]["latent_dim"] == 32
+    assert meta["confidence_map"] == model.confidence_map.as_dict()
     # weights are a plain state dict, loadable without executing code
     state = torch.load(path / "weights.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
@@ -190,6 +192,7 @@ def test_save_load_round_trip(scdcc_model, split, tmp_path):
         b = sdc.tl.map_to_model(test, str(path), copy=True)  # a path works too
         np.testing.assert_array_equal(a.obsm["X_scdcc"], b.obsm["X_scdcc"])
         np.testing.assert_array_equal(a.obs["scdcc"], b.obs["scdcc"])
+        np.testing.assert_array_equal(a.obs["scdcc_confidence"], b.obs["scdcc_confidence"])
 
     with pytest.raises(FileExistsError, match="already holds a model.*overwrite=True"):
         model.save(path)

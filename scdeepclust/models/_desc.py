@@ -275,6 +275,7 @@ def cluster_desc(
         labels=outcome.labels,
         embedding=outcome.embedding,
         probabilities=outcome.probabilities,
+        confidence=outcome.confidence,
         params=params,
         history=history,
         timings={"pretrain_s": pretrained.seconds, **outcome.timings},
@@ -282,7 +283,11 @@ def cluster_desc(
             **outcome.info,
             "pretrain_epochs": {k: len(v) for k, v in pretrained.history.items()},
         },
-        trained={"network": model, "centroids": outcome.centroids},
+        trained={
+            "network": model,
+            "centroids": outcome.centroids,
+            "confidence_map": outcome.confidence_map,
+        },
     )
 
 

@@ -216,6 +216,7 @@ def fit_scdcc(
         labels=outcome.labels,
         embedding=outcome.embedding,
         probabilities=outcome.probabilities,
+        confidence=outcome.confidence,
         params=asdict(config),
         history=history,
         timings={**timings, **outcome.timings},
@@ -227,5 +228,9 @@ def fit_scdcc(
                 "cannot_link": 0 if constraints is None else len(constraints.cannot_link),
             },
         },
-        trained={"network": model, "centroids": outcome.centroids},
+        trained={
+            "network": model,
+            "centroids": outcome.centroids,
+            "confidence_map": outcome.confidence_map,
+        },
     )

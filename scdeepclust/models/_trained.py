@@ -49,6 +49,7 @@ from ..pp._input import (
     scan_matrix,
 )
 from ..train import resolve_device
+from ..train._confidence import ConfidenceMap, assigned_soft_assignment
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -124,6 +125,10 @@ class TrainedModel:
     key_added
         The key its training results were written under (the default key of
         `tl.map_to_model`).
+    confidence_map
+        The function from a cell's soft assignment to its reported confidence, fitted on the
+        training cells; `None` for models saved before it existed (mapped cells then report
+        the soft assignment itself).
     """
 
     method: ClassVar[str] = ""
@@ -137,6 +142,7 @@ class TrainedModel:
         features: list[str],
         preprocessing: dict,
         key_added: str,
+        confidence_map: ConfidenceMap | None = None,
         trained_with: str = __version__,
     ):
         self.network = network
@@ -145,6 +151,7 @@ class TrainedModel:
         self.features = [str(f) for f in features]
         self.preprocessing = _jsonable(preprocessing)
         self.key_added = key_added
+        self.confidence_map = confidence_map
         self.trained_with = trained_with
 
     @property
@@ -338,10 +345,15 @@ class TrainedModel:
             return {"z": z, "q": layer(z)}
 
         out = stream_outputs(feeder, run, {"z": self.latent_dim, "q": self.n_clusters})
+        labels = out["q"].argmax(1)
+        confidence = None
+        if self.confidence_map is not None:
+            confidence = self.confidence_map(assigned_soft_assignment(out["q"], labels))
         return ClusteringResult(
-            labels=out["q"].argmax(1),
+            labels=labels,
             embedding=out["z"],
             probabilities=out["q"],
+            confidence=confidence,
             params={"method": self.method, "model_key": self.key_added},
             info={"model_version": self.trained_with},
         )
@@ -372,6 +384,11 @@ class TrainedModel:
             "features": self.features,
             "preprocessing": self.preprocessing,
             "centroids": self.centroids.tolist(),
+            **(
+                {}
+                if self.confidence_map is None
+                else {"confidence_map": self.confidence_map.as_dict()}
+            ),
         }
 
     @classmethod
@@ -411,6 +428,11 @@ class TrainedModel:
             features=meta["features"],
             preprocessing=meta["preprocessing"],
             key_added=meta["key_added"],
+            confidence_map=(
+                ConfidenceMap.from_dict(meta["confidence_map"])
+                if "confidence_map" in meta
+                else None
+            ),
             trained_with=meta.get("scdeepclust_version", "?"),
         )
 

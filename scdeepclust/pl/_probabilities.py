@@ -181,7 +181,7 @@ def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key)
     low = min(float(confidence.min()), threshold) if len(confidence) else 0.0
     ax.set_ylim(max(0.0, low - 0.05), 1.09 if len(data) <= 12 else 1.14)
     ax.set_xlabel(f"{key} cluster")
-    ax.set_ylabel("confidence (highest probability)")
+    ax.set_ylabel("confidence")
     ax.set_title(f"confidence per cluster (on top: % of cells below {threshold:g})", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
 

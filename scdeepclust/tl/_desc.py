@@ -131,7 +131,7 @@ def desc(
     pretrain_lr
         Adam learning rate of pretraining.
     n_neighbors
-        kNN graph size for Leiden.
+        kNN graph size for Leiden, and of the neighbourhoods that scale the reported confidence.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     lr, momentum
@@ -170,7 +170,11 @@ def desc(
     `adata.obs[key]`
         Cluster labels, categorical ("0", "1", ...).
     `adata.obs[key + '_confidence']`
-        Highest soft-assignment probability of each cell.
+        How sure each cell's cluster is, on a probability scale: an increasing function of its
+        highest soft assignment (which for DESC stays near uniform), fitted to the share of the
+        cell's nearest neighbours in the pretrained embedding that share its cluster; kept as
+        `uns[key]['confidence_calibration']`. It cannot see types that one cluster holds
+        whole, so it is too high there.
     `adata.obsm['X_' + key]`
         Embedding (float32).
     `adata.obsm[key + '_probs']`
@@ -302,6 +306,7 @@ def desc(
             models[key] = DESC(
                 result.trained["network"],
                 result.trained["centroids"],
+                confidence_map=result.trained["confidence_map"],
                 config=result.params,
                 features=data.feature_names(adata, use_rep),
                 preprocessing=preprocessing,

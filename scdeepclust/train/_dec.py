@@ -19,6 +19,7 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
+from ._confidence import ConfidenceMap, NeighbourView, calibrated_confidence, neighbour_view
 from ._distributed import broadcast_object, gather_rows, is_main
 from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
 
@@ -46,6 +47,8 @@ class DECOutcome:
     info: dict
     timings: dict
     centroids: np.ndarray | None = None  # trained, (n_clusters, latent_dim) float32
+    confidence: np.ndarray | None = None  # calibrated, (n_obs,) float32
+    confidence_map: ConfidenceMap | None = None
 
 
 def embed_all(feeder: CellFeeder, encode: Callable[[Batch], torch.Tensor], width: int):
@@ -93,6 +96,7 @@ def deep_embedded_clustering(
         # Sharded over processes: rank 0 initialises from all cells' latents and broadcasts.
         z = gather_rows(embed_all(feeder, encode, latent_dim), feeder)
     init_outcome = None
+    view: NeighbourView | None = None
     if is_main(feeder):
         try:
             initial = initial_centroids(
@@ -109,6 +113,12 @@ def deep_embedded_clustering(
                 initial.search,
                 initial.classes_anchored,
             )
+            # neighbours before the clustering stage tightens the clusters: the confidence's scale
+            t_view = time.perf_counter()
+            view = neighbour_view(
+                z, init.n_neighbors, random_state=init.random_state, device=feeder.device
+            )
+            timings["confidence_neighbours_s"] = time.perf_counter() - t_view
         except Exception as error:  # raised on every rank, not only on rank 0
             if not feeder.distributed:
                 raise
@@ -170,6 +180,9 @@ def deep_embedded_clustering(
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
+    confidence = confidence_map = None
+    if labels is not None:
+        confidence, confidence_map = calibrated_confidence(probabilities, labels, view)
     return DECOutcome(
         labels=labels,
         embedding=embedding,
@@ -181,9 +194,16 @@ def deep_embedded_clustering(
             "converged": converged,
             "clustering_epochs": len(history.get("clustering", [])),
             **({} if search is None else {"n_clusters_search": search.as_dict()}),
+            **(
+                {}
+                if confidence_map is None
+                else {"confidence_calibration": confidence_map.as_dict()}
+            ),
         },
         timings=timings,
         centroids=layer.centroids.detach().cpu().numpy().copy(),
+        confidence=confidence,
+        confidence_map=confidence_map,
     )
 
 

@@ -1,0 +1,180 @@
+"""Is the reported confidence a probability? Calibration of `obs[key + '_confidence']` against
+the annotated types of the labelled datasets in ../shared/data.
+
+A cell counts as right when its annotated type is the most frequent type of its cluster
+(clusters matched to types by majority). Expected calibration error (ECE): the cells are binned
+by confidence (10 equal-width bins) and the gap between each bin's mean confidence and its share
+of right cells is averaged, weighted by the bin's cells. For comparison, the same for the soft
+assignment to the reported cluster (`obsm[key + '_probs']`, the confidence of earlier versions).
+Per dataset: `tl.desc` at defaults and with the true k, `tl.scdcc` with the true k; three seeds,
+median (min-max). Writes benchmarks/results/calibration.{json,md} and a reliability diagram of
+seed 0, calibration.png.
+
+    python benchmarks/calibration.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from _common import DATA, DATASETS, RESULTS, lognorm_scaled, require_data, save_results
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+
+N_BINS = 10
+TARGET_ECE = 0.05  # issue 15
+
+
+def right_cells(truth: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Whether each cell's type is the most frequent type of its cluster."""
+    right = np.zeros(len(truth), bool)
+    for cluster in np.unique(clusters):
+        members = clusters == cluster
+        types, counts = np.unique(truth[members], return_counts=True)
+        right[members] = truth[members] == types[counts.argmax()]
+    return right
+
+
+def reliability(confidence: np.ndarray, right: np.ndarray) -> dict:
+    """Per confidence bin: cells, mean confidence, share right; and the ECE."""
+    bins = np.clip((confidence * N_BINS).astype(int), 0, N_BINS - 1)
+    table = {"cells": [], "confidence": [], "right": []}
+    ece = 0.0
+    for b in range(N_BINS):
+        members = bins == b
+        n = int(members.sum())
+        mean_conf = float(confidence[members].mean()) if n else float("nan")
+        share = float(right[members].mean()) if n else float("nan")
+        table["cells"].append(n)
+        table["confidence"].append(mean_conf)
+        table["right"].append(share)
+        if n:
+            ece += n / len(confidence) * abs(mean_conf - share)
+    return {"ece": ece, "bins": table}
+
+
+def run(tool: str, adata, raw, k: int | None, seed: int) -> dict:
+    if tool == "desc":
+        out = sdc.tl.desc(adata, n_clusters=k, random_state=seed, progress=False, copy=True)
+    else:
+        out = sdc.tl.scdcc(raw, n_clusters=k, random_state=seed, progress=False, copy=True)
+    truth = raw.obs["label"].astype(str).to_numpy()
+    clusters = out.obs[tool].cat.codes.to_numpy()
+    right = right_cells(truth, clusters)
+    confidence = out.obs[f"{tool}_confidence"].to_numpy(np.float64)
+    soft = out.obsm[f"{tool}_probs"][np.arange(out.n_obs), clusters].astype(np.float64)
+    calibrated, uncalibrated = reliability(confidence, right), reliability(soft, right)
+    return {
+        "seed": seed,
+        "ari": adjusted_rand_score(truth, clusters),
+        "right": float(right.mean()),
+        "mean_confidence": float(confidence.mean()),
+        "ece": calibrated["ece"],
+        "ece_soft_assignment": uncalibrated["ece"],
+        "mean_soft_assignment": float(soft.mean()),
+        "bins": calibrated["bins"],
+        "bins_soft_assignment": uncalibrated["bins"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    args = parser.parse_args()
+    require_data()
+
+    rows = []
+    for name in args.datasets:
+        raw = sdc.datasets.read_h5(DATA / DATASETS[name])
+        k = raw.obs["label"].nunique()
+        scaled = lognorm_scaled(raw)
+        for method, tool, n_clusters in (
+            ("tl.desc (defaults)", "desc", None),
+            ("tl.desc (true k)", "desc", k),
+            ("tl.scdcc (true k)", "scdcc", k),
+        ):
+            runs = [run(tool, scaled, raw, n_clusters, s) for s in args.seeds]
+            row = {"dataset": name, "method": method, "cells": raw.n_obs, "runs": runs}
+            for m in ("ece", "ece_soft_assignment", "right", "mean_confidence", "ari"):
+                row[m] = float(np.median([r[m] for r in runs]))
+            rows.append(row)
+            print(
+                f"{name:14s} {method:20s} ECE {row['ece']:.3f} (soft assignment "
+                f"{row['ece_soft_assignment']:.3f}) right {row['right']:.3f} mean confidence "
+                f"{row['mean_confidence']:.3f}",
+                flush=True,
+            )
+            table = save_results("calibration", rows, HEADER, format_row, seeds=args.seeds)
+    plot_reliability(rows, RESULTS / "calibration.png")
+    print(table)
+
+
+def _spread(row: dict, metric: str) -> str:
+    values = [r[metric] for r in row["runs"]]
+    return f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+HEADER = [
+    "dataset",
+    "method",
+    "ECE of the confidence",
+    "ECE of the soft assignment",
+    "share right",
+    "mean confidence",
+    "ARI",
+]
+
+
+def format_row(r: dict) -> list[str]:
+    return [
+        r["dataset"],
+        r["method"],
+        _spread(r, "ece"),
+        _spread(r, "ece_soft_assignment"),
+        f"{r['right']:.3f}",
+        f"{r['mean_confidence']:.3f}",
+        f"{r['ari']:.3f}",
+    ]
+
+
+def plot_reliability(rows: list[dict], path) -> None:
+    """Share of right cells against mean confidence per bin, first seed of each row."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(
+        len(datasets),
+        len(methods),
+        figsize=(3.2 * len(methods), 3.0 * len(datasets)),
+        squeeze=False,
+    )
+    for row in rows:
+        ax = axes[datasets.index(row["dataset"]), methods.index(row["method"])]
+        first = row["runs"][0]
+        for bins, label, style in (
+            (first["bins"], f"confidence (ECE {first['ece']:.2f})", "o-"),
+            (
+                first["bins_soft_assignment"],
+                f"soft assignment (ECE {first['ece_soft_assignment']:.2f})",
+                "s--",
+            ),
+        ):
+            ax.plot(bins["confidence"], bins["right"], style, ms=3, label=label)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{row['dataset']}\n{row['method']}")
+        ax.set_xlabel("mean confidence in bin", fontsize=8)
+        ax.set_ylabel("share of right cells", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
+
+import scdeepclust as sdc
+from scdeepclust.train import _confidence
+from scdeepclust.train._confidence import (
+    ConfidenceMap,
+    calibrated_confidence,
+    fit_confidence_map,
+    neighbour_view,
+)
+
+
+def _overlapping_groups(n=3000, seed=0):
+    """Three Gaussian groups in 8 dimensions close enough that some cells cross over."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n)
+    centres = np.eye(3, 8) * 3.0
+    z = (centres[truth] + rng.normal(size=(n, 8))).astype(np.float32)
+    return z, truth, centres
+
+
+def _expected_calibration_error(confidence, correct, n_bins=10):
+    bins = np.clip((confidence * n_bins).astype(int), 0, n_bins - 1)
+    return sum(
+        (bins == b).mean() * abs(confidence[bins == b].mean() - correct[bins == b].mean())
+        for b in np.unique(bins)
+    )
+
+
+def test_neighbours_are_exact_and_never_the_cell_itself():
+    z, _, _ = _overlapping_groups(500)
+    view = neighbour_view(z, 10, random_state=0)
+    np.testing.assert_array_equal(view.reference, np.arange(500))
+    expected = NearestNeighbors(n_neighbors=11).fit(z).kneighbors(z)[1][:, 1:]
+    assert (np.sort(view.neighbours, 1) == np.sort(expected, 1)).mean() > 0.999
+    assert not (view.neighbours == np.arange(500)[:, None]).any()
+
+
+def test_large_data_looks_up_neighbours_in_a_sample(monkeypatch):
+    monkeypatch.setattr(_confidence, "REFERENCE_MAX_CELLS", 200)
+    z, _, _ = _overlapping_groups(1000)
+    view = neighbour_view(z, 5, random_state=0)
+    assert len(view.reference) == 200 and len(np.unique(view.reference)) == 200
+    assert view.neighbours.shape == (1000, 5) and view.neighbours.max() < 200
+    sampled = view.reference  # the sampled cells do not find themselves
+    assert not (view.reference[view.neighbours[sampled]] == sampled[:, None]).any()
+
+
+def test_map_is_increasing_bounded_and_survives_a_dict_round_trip():
+    rng = np.random.default_rng(0)
+    soft = rng.random(2000).astype(np.float32)
+    agreement = np.clip(soft + rng.normal(0, 0.2, 2000), 0, 1)
+    mapping = fit_confidence_map(soft, agreement)
+    out = mapping(np.sort(soft))
+    assert (np.diff(out) >= 0).all() and out.min() >= 0 and out.max() <= 1
+    assert abs(out.mean() - agreement.mean()) < 0.02  # isotonic regression keeps the mean
+    back = ConfidenceMap.from_dict(mapping.as_dict())
+    np.testing.assert_array_equal(back(soft), mapping(soft))
+
+
+def test_confidence_is_calibrated_where_near_uniform_soft_assignments_are_not():
+    """Clusters = the nearest centre; a cell is right when its group is its cluster's. DEC's t
+    kernel on a wide latent scale gives near-uniform q (as DESC's); the confidence keeps q's
+    order and matches the share of right cells."""
+    z, truth, centres = _overlapping_groups()
+    d2 = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
+    q = 1.0 / (1.0 + d2)
+    q /= q.sum(1, keepdims=True)
+    labels = q.argmax(1)
+    correct = labels == truth
+    assert 0.8 < correct.mean() < 0.99  # some cells do cross over
+    confidence, _ = calibrated_confidence(q, labels, neighbour_view(z, 15, random_state=0))
+    raw_error = _expected_calibration_error(q.max(1), correct)
+    error = _expected_calibration_error(confidence, correct)
+    assert raw_error > 0.2 and error < 0.05, (raw_error, error)
+    order = np.argsort(q.max(1))
+    assert (np.diff(confidence[order]) >= -1e-6).all()
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_tools_report_a_confidence_on_the_calibrated_scale(sim, tool):
+    fit = dict(pretrain_epochs=20, max_epochs=20, batch_size=60, progress=False)
+    if tool == "desc":
+        adata = sim.copy()
+        adata.X = np.log1p(adata.X)
+        sdc.tl.desc(adata, n_clusters=3, **fit)
+    else:
+        adata = sim
+        sdc.tl.scdcc(adata, 3, **fit)
+    assert adjusted_rand_score(adata.obs["group"], adata.obs[tool]) > 0.9
+    confidence = adata.obs[f"{tool}_confidence"].to_numpy()
+    soft = adata.obsm[f"{tool}_probs"].max(1)
+    mapping = ConfidenceMap.from_dict(adata.uns[tool]["confidence_calibration"])
+    np.testing.assert_allclose(confidence, mapping(soft), rtol=1e-6)
+    assert confidence.min() >= 0 and confidence.max() <= 1
+    # well separated groups: cells agree with their neighbours, whatever q's level
+    assert np.median(confidence) > 0.9
