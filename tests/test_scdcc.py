@@ -7,7 +7,6 @@ from sklearn.metrics import adjusted_rand_score
 import scdeepclust as sdc
 from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust.train import TrainingDiverged
-from scdeepclust.train._confidence import ConfidenceMap
 
 
 def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
@@ -20,9 +19,8 @@ def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
     assert probs.shape == (sim.n_obs, 3)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(probs.argmax(1).astype(str), labels.to_numpy())
+    np.testing.assert_allclose(sim.obs["scdcc_confidence"], probs.max(1))
     uns = sim.uns["scdcc"]
-    calibration = ConfidenceMap.from_dict(uns["confidence_calibration"])
-    np.testing.assert_allclose(sim.obs["scdcc_confidence"], calibration(probs.max(1)))
     assert uns["params"]["n_clusters"] == 3 and uns["params"]["counts_from"] == "layers['counts']"
     assert uns["n_clusters"] == labels.nunique()
     assert len(uns["history"]["pretrain_zinb"]) == FAST["pretrain_epochs"]
@@ -188,9 +186,8 @@ def test_labelled_cells_keep_their_class_unless_labels_may_be_wrong(sim):
         probs[~labelled].argmax(1).astype(str), kept.obs["scdcc"].to_numpy()[~labelled]
     )
     reported = kept.obs["scdcc"].cat.codes.to_numpy()
-    calibration = ConfidenceMap.from_dict(kept.uns["scdcc"]["confidence_calibration"])
     np.testing.assert_allclose(  # the confidence is that of the reported cluster
-        kept.obs["scdcc_confidence"], calibration(probs[np.arange(sim.n_obs), reported])
+        kept.obs["scdcc_confidence"], probs[np.arange(sim.n_obs), reported]
     )
 
     free = sdc.tl.scdcc(sim, 3, label_key="known", keep_labels=False, copy=True, **FAST)

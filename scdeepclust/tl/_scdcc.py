@@ -162,8 +162,7 @@ def scdcc(
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. Ignored
-        when `n_clusters` is given. `n_neighbors` also sets the neighbourhoods that scale the
-        reported confidence.
+        when `n_clusters` is given.
     encoder_hidden, latent_dim, decoder_hidden
         Network shape.
     sigma
@@ -251,12 +250,11 @@ def scdcc(
     `adata.obs[key_added]`
         Cluster labels, categorical ("0", "1", ...).
     `adata.obs[key_added + '_confidence']`
-        How sure each cell's reported cluster is, on a probability scale: an increasing
-        function of its soft assignment there (`keep_labels` may report a labelled cell's
-        known class rather than its highest one), fitted to the share of the cell's nearest
-        neighbours in the pretrained embedding that share its cluster. The function is kept
-        as `uns[key_added]['confidence_calibration']` (and in a returned model, for mapped
-        cells). It cannot see types that one cluster holds whole, so it is too high there.
+        Soft-assignment probability of each cell's reported cluster: its highest, except for
+        labelled cells that keep their known class (`keep_labels`). Unlike DESC's, scDCC's
+        soft assignments are already about as well calibrated against annotated types as a
+        neighbour-based calibration makes them (`benchmarks/calibration.py`), so they are
+        reported as they are.
     `adata.obsm['X_' + key_added]`
         Latent embedding (float32).
     `adata.obsm[key_added + '_probs']`
@@ -394,7 +392,6 @@ def scdcc(
         model = SCDCC(
             result.trained["network"],
             result.trained["centroids"],
-            confidence_map=result.trained["confidence_map"],
             config={**asdict(config), "max_value": max_value},
             features=list(genes.astype(str)),
             preprocessing={

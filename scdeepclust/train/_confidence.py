@@ -1,16 +1,18 @@
 """A confidence for each cell's cluster that reads as a probability.
 
 The soft assignment q of the clustering layer ranks cells by how sure their cluster is, but its
-level says little: DESC's q stays near uniform (largest value about 0.3 on 10X PBMC, where about
-85% of the cells sit in a cluster led by their own annotated type) and scDCC's is sharp. The
+level can say little: DESC's q stays near uniform (largest value about 0.3 on 10X PBMC, where
+about 85% of the cells sit in a cluster led by their own annotated type). The calibrated
 confidence keeps q's ranking and takes its level from the data: an increasing function of q,
 fitted (isotonic regression) to the share of each cell's nearest neighbours in the *pretrained*
 embedding that carry the same cluster label. That embedding is taken before the clustering
 stage pulls the cells to their centroids, so it still shows where clusters touch.
 
-Measured against annotated types (expected calibration error, `benchmarks/calibration.py`) the
-confidence is far better calibrated than q; it cannot see a type that a cluster has swallowed
-whole (its cells agree with their neighbours), so where clusters merge types it is too high.
+Measured against annotated types (expected calibration error, `benchmarks/calibration.py`) it
+is far better calibrated than DESC's q. It cannot see a type that a cluster has swallowed whole
+(its cells agree with their neighbours), so where clusters merge types it is too high; scDCC's
+pretrained embedding separates its clusters so well that this makes it worse than scDCC's own
+q, which is therefore reported as it is (`deep_embedded_clustering(calibrate_confidence=...)`).
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def deep_embedded_clustering(
     make_pair_loss: Callable | None = None,
     known_class_weight: float = 0.0,
     keep_known_labels: bool = False,
+    calibrate_confidence: bool = False,
     progress: bool = True,
     stage_name: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -87,6 +88,9 @@ def deep_embedded_clustering(
     When the centroids start at the known classes of `init.seed_labels`, `known_class_weight`
     weighs a term that keeps each labelled cell in its class's cluster (`KnownClassLoss`), and
     `keep_known_labels` gives the labelled cells their class's cluster in the result.
+    With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
+    neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
+    is left to the soft assignment.
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     """
@@ -113,12 +117,12 @@ def deep_embedded_clustering(
                 initial.search,
                 initial.classes_anchored,
             )
-            # neighbours before the clustering stage tightens the clusters: the confidence's scale
-            t_view = time.perf_counter()
-            view = neighbour_view(
-                z, init.n_neighbors, random_state=init.random_state, device=feeder.device
-            )
-            timings["confidence_neighbours_s"] = time.perf_counter() - t_view
+            if calibrate_confidence:  # before the clustering stage tightens the clusters
+                t_view = time.perf_counter()
+                view = neighbour_view(
+                    z, init.n_neighbors, random_state=init.random_state, device=feeder.device
+                )
+                timings["confidence_neighbours_s"] = time.perf_counter() - t_view
         except Exception as error:  # raised on every rank, not only on rank 0
             if not feeder.distributed:
                 raise
@@ -181,7 +185,7 @@ def deep_embedded_clustering(
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
     confidence = confidence_map = None
-    if labels is not None:
+    if labels is not None and view is not None:
         confidence, confidence_map = calibrated_confidence(probabilities, labels, view)
     return DECOutcome(
         labels=labels,
