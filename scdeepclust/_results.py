@@ -26,6 +26,11 @@ class ClusteringResult:
     trained: dict = field(default_factory=dict)
 
 
+def assigned_soft_assignment(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each cell's soft assignment to its reported cluster."""
+    return np.take_along_axis(probabilities, labels[:, None], axis=1)[:, 0]
+
+
 def result_keys(key: str) -> dict[str, str]:
     return {
         "labels": key,
@@ -77,7 +82,7 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     adata.obs[keys["labels"]] = pd.Categorical.from_codes(result.labels, categories=categories)
     confidence = result.confidence
     if confidence is None:
-        confidence = np.take_along_axis(result.probabilities, result.labels[:, None], axis=1)[:, 0]
+        confidence = assigned_soft_assignment(result.probabilities, result.labels)
     adata.obs[keys["confidence"]] = confidence
     adata.obsm[keys["embedding"]] = result.embedding
     adata.obsm[keys["probabilities"]] = result.probabilities

@@ -27,7 +27,7 @@ import torch
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._results import ClusteringResult
+from .._results import ClusteringResult, assigned_soft_assignment
 from .._serialization import (
     check_format_version,
     load_tensors,
@@ -49,7 +49,7 @@ from ..pp._input import (
     scan_matrix,
 )
 from ..train import resolve_device
-from ..train._confidence import ConfidenceMap, assigned_soft_assignment
+from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._results import assigned_soft_assignment
+
 # Neighbours are looked up among at most this many cells (a random sample above it), which
 # bounds the work at n_obs x REFERENCE_MAX_CELLS distances.
 REFERENCE_MAX_CELLS = 10_000
@@ -117,11 +119,6 @@ def fit_confidence_map(soft_assignment: np.ndarray, agreement: np.ndarray) -> Co
     return ConfidenceMap(knots.astype(np.float32), iso.predict(knots).astype(np.float32))
 
 
-def assigned_soft_assignment(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each cell's soft assignment to its reported cluster."""
-    return np.take_along_axis(probabilities, labels[:, None], axis=1)[:, 0]
-
-
 def calibrated_confidence(
     probabilities: np.ndarray, labels: np.ndarray, view: NeighbourView
 ) -> tuple[np.ndarray, ConfidenceMap]:
@@ -134,7 +131,6 @@ def calibrated_confidence(
 __all__ = [
     "ConfidenceMap",
     "NeighbourView",
-    "assigned_soft_assignment",
     "calibrated_confidence",
     "fit_confidence_map",
     "neighbour_view",
