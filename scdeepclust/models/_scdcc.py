@@ -56,6 +56,7 @@ class SCDCCConfig(BatchSettings):
     cl_weight: float = 1.0
     label_weight: float = 10.0
     keep_known_labels: bool = True
+    label_prior: float = 2.0
     batch_size: int = 256
     random_state: int | None = 0
     progress: bool = True
@@ -206,6 +207,7 @@ def fit_scdcc(
         make_pair_loss=pair_loss_factory,
         known_class_weight=config.label_weight,
         keep_known_labels=config.keep_known_labels,
+        label_prior_weight=config.label_prior,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),
         checkpoint=checkpoint,

@@ -128,19 +128,25 @@ class _MeanZINBNLL(torch.autograd.Function):
 
 
 def target_distribution(
-    q: torch.Tensor, frequency: torch.Tensor | None = None, balance: float = 1.0
+    q: torch.Tensor,
+    frequency: torch.Tensor | None = None,
+    balance: float = 1.0,
+    prior: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """DEC's sharpened target: q^2 / cluster frequency^balance, normalised per cell.
+    """DEC's sharpened target: q^2 / cluster frequency^balance (x prior), normalised per cell.
 
     `frequency`: the per-cluster sums of q over all cells, when `q` holds only some of them
     (default: ``q.sum(0)``). `balance` 1 is DEC's target, which favours clusters of equal size;
-    0 leaves the cluster sizes to the data.
+    0 leaves the cluster sizes to the data. `prior` (cells x clusters, positive, on q's
+    device) weighs each cell's clusters by outside evidence, e.g. a classifier of known labels.
     """
     frequency = q.sum(0) if frequency is None else frequency
     weight = q.pow(2)
     if balance:
         weight = weight / frequency.clamp_min(EPS).pow(balance)
-    return weight / weight.sum(1, keepdim=True)
+    if prior is not None:
+        weight = weight * prior
+    return weight / weight.sum(1, keepdim=True).clamp_min(EPS)
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

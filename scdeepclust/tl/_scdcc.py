@@ -61,6 +61,7 @@ def scdcc(
     cl_weight: float = 1.0,
     label_weight: float = 10.0,
     keep_labels: bool = True,
+    label_prior: float = 2.0,
     resolution: float | None = None,
     n_neighbors: int = 15,
     encoder_hidden: Sequence[int] = (256, 64),
@@ -159,6 +160,15 @@ def scdcc(
         pass `False` (the labelled cells are then assigned by the model like every other cell)
         and a lower `label_weight`: at the default weight the network learns the given labels
         of nearly all labelled cells, even random ones.
+    label_prior
+        How strongly the labelled cells' classes guide the others. A logistic regression on 50
+        principal components of the input, trained on the cells of `label_key`, gives every
+        cell class probabilities, averaged with those of its 15 nearest neighbours (in the
+        components and in the pretrained latent space); DEC's target p is multiplied by these
+        probabilities raised to the power `label_prior`, so unlabelled cells go where both the
+        clusters and the labels point. 0 leaves the target to the clusters alone, as earlier
+        releases did. Used with `label_key` when the known classes place the initial
+        centroids (not with `resolution`).
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. Ignored
@@ -284,6 +294,7 @@ def scdcc(
         ("ml_weight", ml_weight, "0 ignores must-link pairs"),
         ("cl_weight", cl_weight, "0 ignores cannot-link pairs"),
         ("label_weight", label_weight, "0 uses labels through pairs and centroids only"),
+        ("label_prior", label_prior, "0 leaves DEC's target to the clusters alone"),
         ("balance", balance, "0 leaves the cluster sizes to the data"),
         ("pretrain_balance", pretrain_balance, "0 draws every cell equally often"),
     ):
@@ -348,6 +359,7 @@ def scdcc(
         cl_weight=cl_weight,
         label_weight=label_weight,
         keep_known_labels=keep_labels,
+        label_prior=label_prior,
         batch_size=batch_size,
         random_state=random_state,
         progress=progress,

@@ -21,6 +21,12 @@ from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
 from ._confidence import ConfidenceMap, NeighbourView, calibrated_confidence, neighbour_view
 from ._distributed import broadcast_object, gather_rows, is_main
+from ._label_prior import (
+    PRIOR_FLOOR,
+    PRIOR_NEIGHBOURS,
+    classifier_prior,
+    input_principal_components,
+)
 from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
 
 
@@ -72,6 +78,7 @@ def deep_embedded_clustering(
     make_pair_loss: Callable | None = None,
     known_class_weight: float = 0.0,
     keep_known_labels: bool = False,
+    label_prior_weight: float = 0.0,
     calibrate_confidence: bool = False,
     progress: bool = True,
     stage_name: str = "clustering",
@@ -87,18 +94,25 @@ def deep_embedded_clustering(
     `make_pair_loss(embed, clustering_layer)` builds the pairwise-constraint term, if any.
     When the centroids start at the known classes of `init.seed_labels`, `known_class_weight`
     weighs a term that keeps each labelled cell in its class's cluster (`KnownClassLoss`), and
-    `keep_known_labels` gives the labelled cells their class's cluster in the result.
+    `keep_known_labels` gives the labelled cells their class's cluster in the result, and
+    `label_prior_weight` > 0 weighs DEC's target by a classifier of the labelled cells raised
+    to that power (`_label_prior.py`).
     With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
     neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
     is left to the soft assignment.
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     """
-    timings = {}
+    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with torch.no_grad():
         # Sharded over processes: rank 0 initialises from all cells' latents and broadcasts.
         z = gather_rows(embed_all(feeder, encode, latent_dim), feeder)
+        components = None
+        if init.seed_labels is not None and label_prior_weight > 0:
+            t_prior = time.perf_counter()
+            components = input_principal_components(feeder, random_state=init.random_state)
+            timings["label_prior_s"] = time.perf_counter() - t_prior
     init_outcome = None
     view: NeighbourView | None = None
     if is_main(feeder):
@@ -111,11 +125,19 @@ def deep_embedded_clustering(
                 random_state=init.random_state,
                 seed_labels=init.seed_labels,
             )
+            prior = None
+            if components is not None and initial.classes_anchored:
+                t_prior = time.perf_counter()
+                prior = _label_prior(
+                    z, components, init, len(initial.centroids), label_prior_weight, feeder
+                )
+                timings["label_prior_s"] += time.perf_counter() - t_prior
             init_outcome = (
                 initial.centroids,
                 initial.method,
                 initial.search,
                 initial.classes_anchored,
+                prior,
             )
             if calibrate_confidence:  # before the clustering stage tightens the clusters
                 t_view = time.perf_counter()
@@ -130,8 +152,13 @@ def deep_embedded_clustering(
     init_outcome = broadcast_object(init_outcome, feeder)
     if isinstance(init_outcome, Exception):
         raise init_outcome
-    centroids, init_method, search, anchored = init_outcome
-    del z
+    centroids, init_method, search, anchored, prior = init_outcome
+    del z, components
+    target_prior = None
+    if prior is not None:
+        if feeder.shard is not None:  # this process's cells
+            prior = prior[feeder.shard.start : feeder.shard.stop]
+        target_prior = torch.from_numpy(prior)
     timings["init_s"] = time.perf_counter() - t0
     logg.info(f"    {len(centroids)} initial centroids by {init_method}")
 
@@ -164,6 +191,7 @@ def deep_embedded_clustering(
         rng=rng,
         extra_loss=extra_loss,
         step_loss=_combined(step_terms),
+        target_prior=target_prior,
         progress=progress,
         stage=stage_name,
         divergence=divergence,
@@ -200,6 +228,16 @@ def deep_embedded_clustering(
             **({} if search is None else {"n_clusters_search": search.as_dict()}),
             **(
                 {}
+                if prior is None
+                else {
+                    "label_prior": {
+                        "classifier": "logistic regression on principal components of the input",
+                        "weight": float(label_prior_weight),
+                    }
+                }
+            ),
+            **(
+                {}
                 if confidence_map is None
                 else {"confidence_calibration": confidence_map.as_dict()}
             ),
@@ -209,6 +247,24 @@ def deep_embedded_clustering(
         confidence=confidence,
         confidence_map=confidence_map,
     )
+
+
+def _label_prior(z, components, init, n_clusters, weight, feeder) -> np.ndarray | None:
+    """Return the target's weights from the labelled cells, `classifier_prior` ** `weight`."""
+    views = [
+        neighbour_view(
+            space, PRIOR_NEIGHBOURS, random_state=init.random_state, device=feeder.device
+        )
+        for space in (z, components)
+    ]
+    prior = classifier_prior(
+        components, init.seed_labels, n_clusters, views, random_state=init.random_state
+    )
+    if prior is None:
+        return None
+    # A floor keeps q^2 x prior^weight representable in float32 where the classifier rules a
+    # cell's likeliest cluster out.
+    return np.maximum(prior, PRIOR_FLOOR) ** weight
 
 
 def _combined(step_terms: list[Callable[[int], LossTerms]]) -> Callable[[int], LossTerms] | None:

@@ -280,6 +280,7 @@ def train_clustering(
     rng: np.random.Generator,
     extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
     step_loss: Callable[[int], LossTerms] | None = None,
+    target_prior: torch.Tensor | None = None,
     progress: bool = True,
     stage: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -291,7 +292,9 @@ def train_clustering(
     than `tol` of the labels change between refreshes (not before `settings.min_steps` training
     steps). `extra_loss(batch, z)` adds e.g. a reconstruction term or a batch-mixing penalty (z:
     `embed(batch)`, as the soft assignment sees it); `step_loss(step)` adds terms that depend on the
-    training step rather than on the minibatch (pairwise constraints, known classes). `stage`,
+    training step rather than on the minibatch (pairwise constraints, known classes).
+    `target_prior` (this process's cells x clusters, a CPU tensor) weighs the target
+    (`nn.target_distribution`), e.g. by what known labels say of each cell. `stage`,
     `divergence` and `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are
     attached by the caller).
     """
@@ -343,7 +346,9 @@ def train_clustering(
                         break
                 previous_labels = labels
                 frequency = all_reduce_sum(q_all.sum(0), feeder)
-                target = target_distribution(q_all, frequency, settings.balance).to(device)
+                target = target_distribution(q_all, frequency, settings.balance, target_prior).to(
+                    device
+                )
             z = embed(batch)
             q = clustering_layer(z)
             terms = {

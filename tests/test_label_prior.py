@@ -1,0 +1,123 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.decomposition import PCA
+
+import scdeepclust as sdc
+import scdeepclust.train._dec as dec
+from _helpers import FAST
+from scdeepclust.data import CellFeeder, RowSource
+from scdeepclust.train import _label_prior
+from scdeepclust.train._confidence import NeighbourView
+from scdeepclust.train._label_prior import classifier_prior, input_principal_components
+
+
+def _blobs(n_per_class=60, n_classes=3, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 6, (n_classes, dim))
+    classes = np.repeat(np.arange(n_classes), n_per_class)
+    return (centres[classes] + rng.normal(0, 1, (len(classes), dim))).astype(np.float32), classes
+
+
+def _no_neighbours(n):
+    return NeighbourView(reference=np.arange(n), neighbours=np.empty((n, 0), np.int64))
+
+
+def test_principal_components_are_those_of_the_input():
+    rng = np.random.default_rng(0)
+    # distinct variances along random directions, so every component is well defined
+    x = (rng.normal(size=(300, 12)) * np.linspace(5, 0.5, 12)) @ np.linalg.qr(
+        rng.normal(size=(12, 12))
+    )[0]
+    x = x.astype(np.float32) + 3.0
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    ours = input_principal_components(feeder, 4, random_state=0)
+    theirs = PCA(4).fit_transform(x)
+    assert ours.shape == (300, 4) and ours.dtype == np.float32
+    for j in range(4):  # the same axes up to sign
+        assert abs(np.corrcoef(ours[:, j], theirs[:, j])[0, 1]) > 0.9999
+    np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-3)
+
+
+def test_principal_components_from_a_sample_above_the_cap(monkeypatch):
+    x, _ = _blobs(n_per_class=200)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    monkeypatch.setattr(_label_prior, "COVARIANCE_MAX_CELLS", 150)
+    sampled = input_principal_components(feeder, 2, random_state=0)
+    theirs = PCA(2).fit_transform(x)
+    assert sampled.shape == (600, 2)  # every cell projected, from a 150-cell covariance
+    for j in range(2):
+        assert abs(np.corrcoef(sampled[:, j], theirs[:, j])[0, 1]) > 0.99
+
+
+def test_classifier_prior_places_unlabelled_cells_and_leaves_extra_clusters_neutral():
+    x, classes = _blobs()
+    known = np.where(np.random.default_rng(1).random(len(x)) < 0.2, classes, -1)
+    prior = classifier_prior(x, known, 4, [_no_neighbours(len(x))], random_state=0)
+    assert prior.shape == (len(x), 4) and prior.dtype == np.float32
+    np.testing.assert_allclose(prior.sum(1), 1, rtol=1e-5)
+    assert np.mean(prior[known < 0, :3].argmax(1) == classes[known < 0]) > 0.95
+    # the cluster beyond the known classes: 1/3 against class probabilities summing to 1
+    np.testing.assert_allclose(prior[:, 3], 0.25, rtol=1e-5)
+
+
+def test_classifier_prior_is_smoothed_over_neighbours():
+    x, classes = _blobs()
+    known = np.where(np.arange(len(x)) % 5 == 0, classes, -1)
+    alone = classifier_prior(x, known, 3, [_no_neighbours(len(x))], random_state=0)
+    # every cell's neighbours: the cells of the next class
+    nxt = (classes + 1) % 3
+    neighbours = np.stack([np.flatnonzero(classes == c)[:5] for c in nxt])
+    view = NeighbourView(reference=np.arange(len(x)), neighbours=neighbours)
+    smoothed = classifier_prior(x, known, 3, [view], random_state=0)
+    expected = 0.5 * alone + 0.5 * alone[neighbours].mean(1)
+    np.testing.assert_allclose(smoothed, expected, atol=1e-5)
+
+
+def test_no_prior_from_a_single_known_class():
+    x, classes = _blobs()
+    known = np.where(classes == 0, 0, -1)
+    assert classifier_prior(x, known, 3, [], random_state=0) is None
+
+
+def _captured_prior(monkeypatch):
+    seen = {}
+    train = dec.train_clustering
+
+    def spy(*args, **kwargs):
+        seen["prior"] = kwargs.get("target_prior")
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(dec, "train_clustering", spy)
+    return seen
+
+
+def test_scdcc_weighs_the_target_by_the_labels(sim, monkeypatch):
+    labelled = np.arange(sim.n_obs) % 4 == 0
+    sim.obs["known"] = sim.obs["group"].astype(object).where(labelled)
+    seen = _captured_prior(monkeypatch)
+    out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
+    prior = seen["prior"].numpy()
+    assert prior.shape == (sim.n_obs, 3)
+    codes = pd.Categorical(sim.obs["known"][labelled].astype(str)).codes
+    assert np.mean(prior[labelled].argmax(1) == codes) > 0.95
+    info = out.uns["scdcc"]["label_prior"]
+    assert info["weight"] == 2.0
+    assert "label_prior_s" in out.uns["scdcc"]["timings"]
+
+
+@pytest.mark.parametrize("options", [dict(label_prior=0.0), dict(resolution=1.0)])
+def test_scdcc_without_label_prior(sim, monkeypatch, options):
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    seen = _captured_prior(monkeypatch)
+    n_clusters = None if "resolution" in options else 3
+    out = sdc.tl.scdcc(sim, n_clusters, label_key="known", copy=True, **options, **FAST)
+    assert seen["prior"] is None
+    assert "label_prior" not in out.uns["scdcc"]
+
+
+def test_scdcc_refuses_a_negative_label_prior(sim):
+    sim.obs["known"] = sim.obs["group"].astype(object)
+    with pytest.raises(ValueError, match="label_prior"):
+        sdc.tl.scdcc(sim, 3, label_key="known", label_prior=-1.0, **FAST)
