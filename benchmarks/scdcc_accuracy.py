@@ -3,11 +3,12 @@
 For each dataset: the true number of clusters given, (a) no constraints, scored on all cells;
 (b) 10% of cells labelled through `label_key`, scored on the other 90%; (c, `--modes wrong`)
 the same cells labelled, 10% of those labels replaced by a wrong one, scored on the same 90%
-(its target: (b)'s ARI - 0.03). Three seeds, median. Writes
+(its target: (b)'s ARI - 0.03); (d, `--modes noisy`) as (c) with the setting documented for
+labels that may be wrong, `keep_labels=False, label_weight=1`. Three seeds, median. Writes
 benchmarks/results/scdcc_accuracy.{json,md}.
 
     python benchmarks/scdcc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
-                                        [--modes unconstrained labelled wrong]
+                                        [--modes unconstrained labelled wrong noisy]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -78,9 +79,10 @@ def main():
     parser.add_argument(
         "--modes",
         nargs="*",
-        choices=["unconstrained", "labelled", "wrong"],
+        choices=["unconstrained", "labelled", "wrong", "noisy"],
         default=["unconstrained", "labelled"],
-        help="wrong: labelled as in 'labelled', with --wrong of those labels replaced by others",
+        help="wrong: labelled as in 'labelled', with --wrong of those labels replaced by others; "
+        "noisy: as wrong, with keep_labels=False, label_weight=1",
     )
     parser.add_argument(
         "--wrong",
@@ -110,22 +112,25 @@ def main():
 
     label_mode = f"{int(args.labelled * 100)}% labelled"
     wrong_mode = f"{label_mode}, {int(args.wrong * 100)}% of them wrong"
+    noisy_mode = f"{wrong_mode}, keep_labels=False, label_weight=1"
+    noisy_options = {"keep_labels": False, "label_weight": 1.0}
     modes = [
-        (mode, frac, wrong)
-        for mode, frac, wrong, choice in (
-            ("unconstrained", 0.0, 0.0, "unconstrained"),
-            (label_mode, args.labelled, 0.0, "labelled"),
-            (wrong_mode, args.labelled, args.wrong, "wrong"),
+        (mode, frac, wrong, extra)
+        for mode, frac, wrong, extra, choice in (
+            ("unconstrained", 0.0, 0.0, {}, "unconstrained"),
+            (label_mode, args.labelled, 0.0, {}, "labelled"),
+            (wrong_mode, args.labelled, args.wrong, {}, "wrong"),
+            (noisy_mode, args.labelled, args.wrong, noisy_options, "noisy"),
         )
         if choice in args.modes
     ]
-    measured = {(d, m) for d in args.datasets for m, _, _ in modes}
+    measured = {(d, m) for d in args.datasets for m, *_ in modes}
     rows = [r for r in _earlier_rows(results_name) if (r["dataset"], r["mode"]) not in measured]
     for dataset in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[dataset])
         k = adata.obs["label"].nunique()
-        for mode, frac, wrong in modes:
-            runs = [run_one(adata, k, s, frac, wrong, **options) for s in args.seeds]
+        for mode, frac, wrong, extra in modes:
+            runs = [run_one(adata, k, s, frac, wrong, **options, **extra) for s in args.seeds]
             row = {
                 "dataset": dataset,
                 "mode": mode,
