@@ -9,6 +9,7 @@ benchmarks/results/scdcc_accuracy.{json,md}.
 
     python benchmarks/scdcc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                         [--modes unconstrained labelled wrong noisy]
+                                        [--label-prior W] [--pretrain-balance X]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -96,11 +97,20 @@ def main():
         help="tl.scdcc's pretrain_balance (default: the tool's); results go to "
         "scdcc_accuracy_balance<value>",
     )
+    parser.add_argument(
+        "--label-prior",
+        type=float,
+        help="tl.scdcc's label_prior (default: the tool's); results go to "
+        "scdcc_accuracy_prior<value>",
+    )
     args = parser.parse_args()
     results_name, options = "scdcc_accuracy", {}
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
         results_name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
+    if args.label_prior is not None:
+        options["label_prior"] = args.label_prior
+        results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
     if args.render_only:
         rows = _earlier_rows(results_name)
         for row in rows:
