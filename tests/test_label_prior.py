@@ -44,9 +44,13 @@ def test_principal_components_from_a_sample_above_the_cap(monkeypatch):
     x, _ = _blobs(n_per_class=200)
     feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
     monkeypatch.setattr(_label_prior, "COVARIANCE_MAX_CELLS", 150)
+    rows_read = []
+    read = feeder.batch
+    monkeypatch.setattr(feeder, "batch", lambda index: rows_read.append(len(index)) or read(index))
     sampled = input_principal_components(feeder, 2, random_state=0)
     theirs = PCA(2).fit_transform(x)
-    assert sampled.shape == (600, 2)  # every cell projected, from a 150-cell covariance
+    assert sampled.shape == (600, 2)
+    assert sum(rows_read) == 150 + 600  # a 150-cell covariance, then every cell projected
     for j in range(2):
         assert abs(np.corrcoef(sampled[:, j], theirs[:, j])[0, 1]) > 0.99
 
