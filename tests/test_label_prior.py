@@ -8,9 +8,10 @@ import scdeepclust as sdc
 import scdeepclust.train._dec as dec
 from _helpers import FAST
 from scdeepclust.data import CellFeeder, RowSource
-from scdeepclust.train import _label_prior
+from scdeepclust.train import _components
+from scdeepclust.train._components import input_principal_components
 from scdeepclust.train._confidence import NeighbourView
-from scdeepclust.train._label_prior import classifier_prior, input_principal_components
+from scdeepclust.train._label_prior import classifier_prior
 
 
 def _blobs(n_per_class=60, n_classes=3, dim=8, seed=0):
@@ -43,7 +44,7 @@ def test_principal_components_are_those_of_the_input():
 def test_principal_components_from_a_sample_above_the_cap(monkeypatch):
     x, _ = _blobs(n_per_class=200)
     feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
-    monkeypatch.setattr(_label_prior, "COVARIANCE_MAX_CELLS", 150)
+    monkeypatch.setattr(_components, "COVARIANCE_MAX_CELLS", 150)
     rows_read = []
     read = feeder.batch
     monkeypatch.setattr(feeder, "batch", lambda index: rows_read.append(len(index)) or read(index))

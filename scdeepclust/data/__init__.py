@@ -1,6 +1,5 @@
 """Data feeding: row access to dense / sparse / backed matrices and minibatches for torch."""
 
-from ._balance import density_balanced_weights
 from ._feeding import Batch, CellFeeder, RowShard, stream_outputs
 from ._rows import DEFAULT_CHUNK_SIZE, RowSource
 
@@ -10,6 +9,5 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "RowShard",
     "RowSource",
-    "density_balanced_weights",
     "stream_outputs",
 ]

@@ -12,7 +12,7 @@ from scanpy import logging as logg
 
 from .._results import ClusteringResult
 from ..constraints import PairLoss, PairwiseConstraints
-from ..data import Batch, CellFeeder, density_balanced_weights
+from ..data import Batch, CellFeeder
 from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
     MIN_CLUSTERING_STEPS,
@@ -23,6 +23,7 @@ from ..train import (
     adam,
     deep_embedded_clustering,
     default_epochs,
+    density_balanced_weights,
     divergence_hint,
     fit_epochs,
     numpy_rng,

@@ -1,5 +1,6 @@
 """Training: device and seeds, the epoch loops, the DEC clustering stage, centroid init."""
 
+from ._balance import density_balanced_weights
 from ._centroids import centroids_from_labels, initial_centroids, kmeans_labels, leiden_labels
 from ._checkpoint import (
     CHECKPOINT_FILE,
@@ -36,6 +37,7 @@ __all__ = [
     "MIN_CLUSTERING_STEPS",
     "DECOutcome",
     "deep_embedded_clustering",
+    "density_balanced_weights",
     "embed_all",
     "PlateauStopper",
     "TrainingDiverged",

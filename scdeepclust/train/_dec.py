@@ -19,14 +19,10 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
+from ._components import input_principal_components
 from ._confidence import ConfidenceMap, NeighbourView, calibrated_confidence, neighbour_view
 from ._distributed import broadcast_object, gather_rows, is_main
-from ._label_prior import (
-    PRIOR_FLOOR,
-    PRIOR_NEIGHBOURS,
-    classifier_prior,
-    input_principal_components,
-)
+from ._label_prior import PRIOR_FLOOR, PRIOR_NEIGHBOURS, classifier_prior
 from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
 
 

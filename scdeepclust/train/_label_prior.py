@@ -19,16 +19,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 
-from ..data import CellFeeder, stream_outputs
 from ._confidence import NeighbourView
-from ._distributed import all_reduce_sum, gather_rows
 
-N_COMPONENTS = 50
-# The covariance of the input is estimated on at most this many cells (a random sample): its
-# leading directions are stable long before that, and the cost stays bounded at any size.
-COVARIANCE_MAX_CELLS = 50_000
 # The regularisation of `benchmarks/supervised_ceiling.py`'s logistic regression, whose
 # accuracy is the target this prior is for.
 CLASSIFIER_C = 0.1
@@ -37,46 +30,6 @@ CLASSIFIER_C = 0.1
 OWN_SHARE = 0.5
 PRIOR_NEIGHBOURS = 15
 PRIOR_FLOOR = 1e-6
-_CHUNK_ROWS = 4096
-
-
-def input_principal_components(
-    feeder: CellFeeder, n_components: int = N_COMPONENTS, *, random_state: int | None
-) -> np.ndarray | None:
-    """Return the leading principal components of the feeder's clean input, per cell.
-
-    The covariance comes from a random sample of at most `COVARIANCE_MAX_CELLS` cells (summed
-    over all processes when sharded); every cell is projected in chunks, so the input is never
-    held dense as a whole. Sharded: all processes' rows on rank 0, `None` on the others.
-    """
-    n_components = min(n_components, feeder.n_vars)
-    rng = np.random.default_rng(random_state)
-    share = COVARIANCE_MAX_CELLS * feeder.n_obs // max(feeder.n_total, 1)
-    rows = np.arange(feeder.n_obs)
-    if feeder.n_obs > share:
-        rows = np.sort(rng.choice(feeder.n_obs, max(share, 1), replace=False))
-    total = torch.zeros(feeder.n_vars, dtype=torch.float64, device=feeder.device)
-    products = torch.zeros(
-        (feeder.n_vars, feeder.n_vars), dtype=torch.float64, device=feeder.device
-    )
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        x = feeder.batch(rows[start : start + _CHUNK_ROWS]).x.double()
-        total += x.sum(0)
-        products += x.T @ x
-    count = all_reduce_sum(torch.tensor([float(len(rows))], device=feeder.device), feeder)
-    total, products = all_reduce_sum(total, feeder), all_reduce_sum(products, feeder)
-    mean = total / count
-    covariance = products / count - torch.outer(mean, mean)
-    _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
-    vectors = vectors[:, -n_components:].flip(1)
-    # The sign of an eigenvector is arbitrary: fix it so results do not depend on the solver.
-    largest = vectors.abs().argmax(0)
-    vectors = vectors * torch.sign(vectors[largest, torch.arange(n_components)])
-    mean32, vectors32 = mean.float(), vectors.float()
-    components = stream_outputs(
-        feeder, lambda b: {"pc": (b.x - mean32) @ vectors32}, {"pc": n_components}
-    )["pc"]
-    return gather_rows(components, feeder)
 
 
 def classifier_prior(

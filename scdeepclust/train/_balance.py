@@ -5,8 +5,8 @@ abundant cell type dominates the reconstruction loss, and the latent space sprea
 over a large volume while small types are squeezed together. k-means and the DEC stage then split
 the large type and merge small ones. Drawing the cells of crowded regions less often evens this
 out. Crowding is measured without the network, on a fixed partition of the input into many small
-groups (k-means on its principal components): a cell in a group of n cells is drawn with
-probability proportional to n ** -power.
+groups (k-means on its principal components, `_components.py`): a cell in a group of n cells is
+drawn with probability proportional to n ** -power.
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import kmeans_thread_limit
-from ._feeding import CellFeeder
-from ._rows import DEFAULT_CHUNK_SIZE
+from ..data import CellFeeder
+from ._components import input_principal_components
 
 # Enough groups to resolve regions much smaller than a typical cell type, few enough that each
 # holds many cells on data of a few thousand cells (measured with these on the shared datasets).
 N_GROUPS = 50
-N_COMPONENTS = 50
 # Fewer groups on small data: the sizes of groups of a few cells are noise.
 MIN_CELLS_PER_GROUP = 50
-# PCA and k-means run on at most this many cells; the others join their nearest group.
+# k-means runs on at most this many cells; the others join their nearest group.
 MAX_FIT_CELLS = 20_000
 
 
@@ -38,8 +37,9 @@ def density_balanced_weights(
     """Return the probability of drawing each of the feeder's cells, or `None` for uniform draws.
 
     The cells are partitioned into `n_groups` groups by k-means on the first principal
-    components of the network input (fitted on at most `max_fit_cells` of them); a cell in a
-    group of n cells gets weight n ** -`power`, normalised to sum to 1. `power` 0 (or data too
+    components of the network input (`input_principal_components`; k-means fitted on at most
+    `max_fit_cells` cells, the others join their nearest group); a cell in a group of n cells
+    gets weight n ** -`power`, normalised to sum to 1. `power` 0 (or data too
     small to split) gives `None`, as does a sharded feeder: in data-parallel training two
     processes with weights (each its share's, or all computing the whole data's alike) did not
     reproduce one process's clusters on the test data of tests/test_distributed.py, which is
@@ -56,30 +56,16 @@ def density_balanced_weights(
     if power == 0 or n_groups < 2:
         return None
     from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
 
+    components = input_principal_components(feeder, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit_rows = np.sort(rng.choice(n_obs, min(n_obs, max_fit_cells), replace=False))
-    sample = _network_input(feeder, fit_rows)
-    n_components = int(min(N_COMPONENTS, sample.shape[1], len(sample) - 1))
-    pca = PCA(n_components, svd_solver="randomized", random_state=random_state).fit(sample)
     with kmeans_thread_limit():
-        kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(pca.transform(sample))
+        kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(components[fit_rows])
         if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
             groups = kmeans.labels_.astype(np.int64)
         else:
-            groups = np.empty(n_obs, dtype=np.int64)
-            for batch in feeder.chunks():
-                index = batch.index.cpu().numpy()
-                groups[index] = kmeans.predict(pca.transform(batch.x.cpu().numpy()))
+            groups = kmeans.predict(components).astype(np.int64)
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
     weights = sizes[groups] ** -power
     return weights / weights.sum()
-
-
-def _network_input(feeder: CellFeeder, rows: np.ndarray) -> np.ndarray:
-    """Return the network input of `rows`, densified chunk by chunk on the host (float32)."""
-    parts = []
-    for start in range(0, len(rows), DEFAULT_CHUNK_SIZE):
-        parts.append(feeder.batch(rows[start : start + DEFAULT_CHUNK_SIZE]).x.cpu().numpy())
-    return np.concatenate(parts).astype(np.float32, copy=False)
