@@ -256,6 +256,21 @@ def test_clustering_epoch_cap_keeps_the_step_budget_on_large_data():
     assert DESCConfig().resolved_max_epochs(1_000_000) == 10
 
 
+def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):
+    kw = dict(FAST, max_epochs=2, copy=True)
+    given_k = sdc.tl.scdcc(sim, 3, **kw)
+    uniform = sdc.tl.scdcc(sim, 3, pretrain_balance=0.0, **kw)
+    by_resolution = sdc.tl.scdcc(sim, resolution=0.3, **kw)
+    assert given_k.uns["scdcc"]["params"]["pretrain_balance"] == 0.5
+    assert uniform.uns["scdcc"]["params"]["pretrain_balance"] == 0.0
+    assert by_resolution.uns["scdcc"]["params"]["pretrain_balance"] == 0.0
+    # the draws differ, so does the pretraining
+    assert not np.array_equal(
+        given_k.uns["scdcc"]["history"]["pretrain_zinb"],
+        uniform.uns["scdcc"]["history"]["pretrain_zinb"],
+    )
+
+
 def test_balance_changes_the_target(sim):
     kw = dict(FAST, max_epochs=6, tol=0.0, copy=True)
     dec = sdc.tl.scdcc(sim, 3, **kw)

@@ -71,7 +71,7 @@ def scdcc(
     max_value: float | None = None,
     pretrain_epochs: int | None = None,
     pretrain_lr: float = 1e-3,
-    pretrain_balance: float = 0.0,
+    pretrain_balance: float | None = None,
     max_epochs: int | None = None,
     lr: float = 1.0,
     gamma: float = 1.0,
@@ -189,12 +189,13 @@ def scdcc(
         The cells are split into 50 small groups (k-means on 50 principal components of the
         network input), and a cell in a group of n cells is drawn with probability
         proportional to n^-pretrain_balance (with replacement; as many draws per epoch as
-        cells). Drawn uniformly (0, the default), the most abundant cell type dominates the
-        reconstruction and the latent space spreads it out, so that k-means may split it while
-        merging small types. Measured at 0.5 against 0 at one earlier version (true k, median
-        of 3 seeds): mouse bladder 0.633 instead of 0.524 and CITE CBMC 0.530 instead of 0.510,
-        but 10X PBMC 0.738 instead of 0.764 and simulated data with rare groups 0.850 instead
-        of 0.953; so not the default.
+        cells); 0 draws every cell equally often. Drawn uniformly, the most abundant cell type
+        dominates the reconstruction and the latent space spreads it out, so that k-means may
+        split it while merging small types. `None` (default): 0.5 when `n_clusters` is a
+        number, else 0. At the true k (median of seeds 0-2), 0.5 against 0: mouse bladder
+        0.637 / 0.538, CITE CBMC 0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC
+        0.759 / 0.767; when the number of clusters is searched, 0.5 made the search choose
+        fewer clusters (mouse bladder 0.504 against 0.642), hence 0 there.
         Draws stay uniform with `batch_key`, `distributed=True` and under 100 cells.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
@@ -296,9 +297,10 @@ def scdcc(
         ("label_weight", label_weight, "0 uses labels through pairs and centroids only"),
         ("label_prior", label_prior, "0 leaves DEC's target to the clusters alone"),
         ("balance", balance, "0 leaves the cluster sizes to the data"),
-        ("pretrain_balance", pretrain_balance, "0 draws every cell equally often"),
     ):
         check_weight(name, weight, zero_means)
+    if pretrain_balance is not None:
+        check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
