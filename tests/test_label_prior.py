@@ -112,6 +112,22 @@ def test_scdcc_weighs_the_target_by_the_labels(sim, monkeypatch):
     assert "label_prior_s" in out.uns["scdcc"]["timings"]
 
 
+def test_scdcc_computes_the_input_components_once(sim, monkeypatch):
+    # the balanced draws (on by default with k) and the label prior share one pass
+    passes = []
+    stream = _components.stream_outputs
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return stream(*args, **kwargs)
+
+    monkeypatch.setattr(_components, "stream_outputs", counted)
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
+    assert out.uns["scdcc"]["params"]["pretrain_balance"] > 0 and "label_prior" in out.uns["scdcc"]
+    assert len(passes) == 1
+
+
 @pytest.mark.parametrize("options", [dict(label_prior=0.0), dict(resolution=1.0)])
 def test_scdcc_without_label_prior(sim, monkeypatch, options):
     sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)

@@ -9,6 +9,7 @@ from ._checkpoint import (
     report_interruption,
     run_fingerprint,
 )
+from ._components import input_principal_components
 from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
 from ._distributed import init_distributed
@@ -39,6 +40,7 @@ __all__ = [
     "deep_embedded_clustering",
     "density_balanced_weights",
     "embed_all",
+    "input_principal_components",
     "PlateauStopper",
     "TrainingDiverged",
     "centroids_from_labels",

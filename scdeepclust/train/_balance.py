@@ -33,12 +33,14 @@ def density_balanced_weights(
     random_state: int | None,
     n_groups: int = N_GROUPS,
     max_fit_cells: int = MAX_FIT_CELLS,
+    components: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Return the probability of drawing each of the feeder's cells, or `None` for uniform draws.
 
     The cells are partitioned into `n_groups` groups by k-means on the first principal
     components of the network input (`input_principal_components`; k-means fitted on at most
-    `max_fit_cells` cells, the others join their nearest group); a cell in a group of n cells
+    `max_fit_cells` cells, the others join their nearest group; `components`, when the caller
+    has them already); a cell in a group of n cells
     gets weight n ** -`power`, normalised to sum to 1. `power` 0 (or data too
     small to split) gives `None`, as does a sharded feeder: in data-parallel training two
     processes with weights (each its share's, or all computing the whole data's alike) did not
@@ -57,7 +59,8 @@ def density_balanced_weights(
         return None
     from sklearn.cluster import KMeans
 
-    components = input_principal_components(feeder, random_state=random_state)
+    if components is None:
+        components = input_principal_components(feeder, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit_rows = np.sort(rng.choice(n_obs, min(n_obs, max_fit_cells), replace=False))
     with kmeans_thread_limit():

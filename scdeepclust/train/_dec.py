@@ -75,6 +75,7 @@ def deep_embedded_clustering(
     known_class_weight: float = 0.0,
     keep_known_labels: bool = False,
     label_prior_weight: float = 0.0,
+    input_components: np.ndarray | None = None,
     calibrate_confidence: bool = False,
     progress: bool = True,
     stage_name: str = "clustering",
@@ -92,7 +93,8 @@ def deep_embedded_clustering(
     weighs a term that keeps each labelled cell in its class's cluster (`KnownClassLoss`), and
     `keep_known_labels` gives the labelled cells their class's cluster in the result, and
     `label_prior_weight` > 0 weighs DEC's target by a classifier of the labelled cells raised
-    to that power (`_label_prior.py`).
+    to that power (`_label_prior.py`), on `input_components` when the caller has them already
+    (`input_principal_components(feeder, random_state=init.random_state)`).
     With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
     neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
     is left to the soft assignment.
@@ -107,7 +109,9 @@ def deep_embedded_clustering(
         components = None
         if init.seed_labels is not None and label_prior_weight > 0:
             t_prior = time.perf_counter()
-            components = input_principal_components(feeder, random_state=init.random_state)
+            components = input_components
+            if components is None:
+                components = input_principal_components(feeder, random_state=init.random_state)
             timings["label_prior_s"] = time.perf_counter() - t_prior
     init_outcome = None
     view: NeighbourView | None = None
