@@ -61,6 +61,19 @@ def shared_file(name: str) -> Path:
     return path
 
 
+def count_calls(monkeypatch, owner, name: str) -> list:
+    """Replace `owner.name` by a pass-through that records each call; return the record."""
+    calls = []
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 def snapshot(adata):
     """Keys and arrays of an AnnData, to check a call left it exactly as it was."""
 

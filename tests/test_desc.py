@@ -5,7 +5,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, snapshot
+from _helpers import assert_unchanged, count_calls, snapshot
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
 
@@ -65,14 +65,7 @@ def test_layerwise_pretraining_trains_every_layer(scaled):
 def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     import scdeepclust.tl._desc as desc_module
 
-    calls = []
-    original = desc_module.pretrain_desc
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(desc_module, "pretrain_desc", counting)
+    calls = count_calls(monkeypatch, desc_module, "pretrain_desc")
     sdc.tl.desc(scaled, resolution=[0.2, 1.5], **FAST)
     assert len(calls) == 1
     for key in ("desc_0.2", "desc_1.5"):

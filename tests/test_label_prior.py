@@ -6,7 +6,7 @@ from sklearn.decomposition import PCA
 
 import scdeepclust as sdc
 import scdeepclust.train._dec as dec
-from _helpers import FAST
+from _helpers import FAST, count_calls
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.train import _components
 from scdeepclust.train._components import input_principal_components
@@ -114,14 +114,7 @@ def test_scdcc_weighs_the_target_by_the_labels(sim, monkeypatch):
 
 def test_scdcc_computes_the_input_components_once(sim, monkeypatch):
     # the balanced draws (on by default with k) and the label prior share one pass
-    passes = []
-    stream = _components.stream_outputs
-
-    def counted(*args, **kwargs):
-        passes.append(1)
-        return stream(*args, **kwargs)
-
-    monkeypatch.setattr(_components, "stream_outputs", counted)
+    passes = count_calls(monkeypatch, _components, "stream_outputs")
     sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
     out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
     assert out.uns["scdcc"]["params"]["pretrain_balance"] > 0 and "label_prior" in out.uns["scdcc"]
