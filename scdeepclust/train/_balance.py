@@ -37,17 +37,16 @@ def density_balanced_weights(
 ) -> np.ndarray | None:
     """Return the probability of drawing each of the feeder's cells, or `None` for uniform draws.
 
-    The cells are partitioned into `n_groups` groups by k-means on the first principal
-    components of the network input (`input_principal_components`; k-means fitted on at most
-    `max_fit_cells` cells, the others join their nearest group; `components`, when the caller
-    has them already); a cell in a group of n cells
-    gets weight n ** -`power`, normalised to sum to 1. `power` 0 (or data too
-    small to split) gives `None`, as does a sharded feeder: in data-parallel training two
-    processes with weights (each its share's, or all computing the whole data's alike) did not
-    reproduce one process's clusters on the test data of tests/test_distributed.py, which is
-    not understood yet, so the draws stay uniform there. They also stay uniform for data with
-    batches (`batch_codes`): the groups would follow batches as well as cell types, and the
-    weights were measured on data without batches only.
+    The cells are partitioned into `n_groups` groups by k-means on the first principal components of
+    the network input (`components` when the caller has them already, else
+    `input_principal_components`; k-means fitted on at most `max_fit_cells` cells, the others join
+    their nearest group); a cell in a group of n cells gets weight n ** -`power`, normalised to sum
+    to 1. `power` 0 (or data too small to split) gives `None`, as does a sharded feeder: in
+    data-parallel training two processes with weights (each its share's, or all computing the whole
+    data's alike) did not reproduce one process's clusters on the test data of
+    tests/test_distributed.py, which is not understood yet, so the draws stay uniform there. They
+    also stay uniform for data with batches (`batch_codes`): the groups would follow batches as well
+    as cell types, and the weights were measured on data without batches only.
     """
     if power < 0:
         raise ValueError(f"power must be >= 0, got {power}.")
