@@ -271,6 +271,23 @@ def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):
     )
 
 
+def test_tol_default_is_stricter_with_prior_knowledge(sim):
+    kw = dict(FAST, max_epochs=30, copy=True)
+    plain = sdc.tl.scdcc(sim, 3, **kw)
+    known = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 5 == 0)
+    sim.obs["known"] = known
+    labelled = sdc.tl.scdcc(sim, 3, label_key="known", **kw)
+    explicit = sdc.tl.scdcc(sim, 3, tol=0.2, **kw)
+    for out, tol in ((plain, 0.005), (labelled, 0.001), (explicit, 0.2)):
+        uns = out.uns["scdcc"]
+        assert uns["params"]["tol"] == tol
+        change = np.asarray(uns["history"]["cluster_label_change"])
+        # the stage stops at the first refresh below tol, not before
+        assert np.all(change[:-1] >= tol)
+        if uns["converged"]:
+            assert change[-1] < tol
+
+
 def test_balance_changes_the_target(sim):
     kw = dict(FAST, max_epochs=6, tol=0.0, copy=True)
     dec = sdc.tl.scdcc(sim, 3, **kw)

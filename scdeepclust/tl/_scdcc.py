@@ -77,7 +77,7 @@ def scdcc(
     gamma: float = 1.0,
     balance: float = 1.0,
     update_interval: float | None = None,
-    tol: float = 1e-3,
+    tol: float | None = None,
     batch_size: int = 256,
     device: str = "auto",
     random_state: int | None = 0,
@@ -212,7 +212,10 @@ def scdcc(
         Epochs between refreshes of the target distribution p (fractions refresh within an
         epoch). Default: every epoch, or every 500 minibatches when an epoch is longer.
     tol
-        Stop when fewer than this fraction of cells change label between refreshes.
+        Stop when fewer than this fraction of cells change label between refreshes. Default
+        0.005, or 0.001 with constraints or known labels (`label_key`, `protein_key`,
+        `must_link`, `cannot_link`), which keep improving the clusters after the labels have
+        mostly settled.
     batch_size
         Minibatch size.
     device
