@@ -271,6 +271,23 @@ def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):
     )
 
 
+def test_plateau_rule_only_reads_the_loss_of_uniform_draws(sim, monkeypatch):
+    import scdeepclust.models._scdcc as scdcc_module
+
+    class StopAtOnce:
+        def update(self, loss):
+            return True
+
+    monkeypatch.setattr(scdcc_module, "PlateauStopper", StopAtOnce)
+    kw = dict(max_epochs=1, progress=False, batch_size=64, copy=True)
+    balanced = sdc.tl.scdcc(sim, 3, **kw)  # a given k draws balanced
+    uniform = sdc.tl.scdcc(sim, 3, pretrain_balance=0.0, **kw)
+    assert balanced.uns["scdcc"]["params"]["pretrain_balance"] == 0.5
+    n_default = scdcc_module.SCDCCConfig().resolved_pretrain_epochs(sim.n_obs)
+    assert len(balanced.uns["scdcc"]["history"]["pretrain_zinb"]) == n_default
+    assert len(uniform.uns["scdcc"]["history"]["pretrain_zinb"]) == 1
+
+
 def test_tol_default_is_stricter_with_prior_knowledge(sim):
     kw = dict(FAST, max_epochs=30, copy=True)
     plain = sdc.tl.scdcc(sim, 3, **kw)

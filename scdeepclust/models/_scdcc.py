@@ -200,7 +200,13 @@ def fit_scdcc(
         n_epochs=n_pretrain,
         batch_size=config.batch_size,
         rng=rng,
-        stopper=PlateauStopper() if config.pretrain_epochs is None else None,
+        # Drawn with weights (and replacement), each epoch sees another multiset of cells and its
+        # loss moves with the draw: on 20 simulated groups of 1-10% the plateau rule then stopped
+        # pretraining after 14 of 40 epochs and the clustering collapsed (seed 1: ARI 0.05; 0.68
+        # after all 40).
+        stopper=PlateauStopper()
+        if config.pretrain_epochs is None and sample_weights is None
+        else None,
         stage="pretraining",
         progress=config.progress,
         divergence=divergence_hint("pretrain_lr", config.pretrain_lr, clip_hint),
