@@ -181,7 +181,8 @@ def scdcc(
         Clip the z-scored network input to [-max_value, max_value], as `sc.pp.scale` does.
     pretrain_epochs
         Pretraining epochs. `None`: chosen from the number of cells (fewer for more cells) with
-        early stopping on a plateau of the loss.
+        early stopping on a plateau of the loss when the cells are drawn uniformly (with
+        `pretrain_balance` > 0 each epoch's loss moves with the draw, and all epochs run).
     pretrain_lr
         Adam learning rate of pretraining.
     pretrain_balance
