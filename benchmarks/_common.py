@@ -56,8 +56,9 @@ def save_results(
     return table
 
 
-# Results move with these and with the CPU: the same commit and seeds gave tl.desc at defaults
-# on 10X PBMC 0.613 (0.612-0.616) in one session and 0.580 (0.573-0.617) on the next machine.
+# Results can move with these and with the CPU: the same commit and seeds gave tl.desc at
+# defaults on 10X PBMC 0.613 (0.612-0.616) in one session and 0.580 (0.573-0.617) on the next
+# machine, whose package versions were not recorded then.
 _VERSIONED = ("numpy", "scipy", "scikit-learn", "scanpy", "anndata", "leidenalg", "igraph")
 
 

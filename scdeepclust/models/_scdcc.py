@@ -231,6 +231,7 @@ def fit_scdcc(
             )
 
     prior_knowledge = seed_labels is not None or bool(constraints is not None and len(constraints))
+    tol = config.resolved_tol(prior_knowledge=prior_knowledge)
     outcome = deep_embedded_clustering(
         feeder,
         lambda batch: model.encode(batch.x, batch.batch_code),
@@ -246,7 +247,7 @@ def fit_scdcc(
         ClusteringStage(
             max_epochs=config.resolved_max_epochs(feeder.n_total),
             batch_size=config.batch_size,
-            tol=config.resolved_tol(prior_knowledge=prior_knowledge),
+            tol=tol,
             update_interval=config.update_interval,
             clustering_weight=config.gamma,
             balance=config.balance,
@@ -275,7 +276,7 @@ def fit_scdcc(
         params={
             **asdict(config),
             "pretrain_balance": config.resolved_pretrain_balance(),
-            "tol": config.resolved_tol(prior_knowledge=prior_knowledge),
+            "tol": tol,
         },
         history=history,
         timings={**timings, **outcome.timings},
