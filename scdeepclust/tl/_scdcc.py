@@ -162,7 +162,8 @@ def scdcc(
         of nearly all labelled cells, even random ones.
     label_prior
         How strongly the labelled cells' classes guide the others. A logistic regression on 50
-        principal components of the input, trained on the cells of `label_key`, gives every
+        principal components of the input (clipped to [-10, 10] for them, as scanpy's PCA
+        workflow does), trained on the cells of `label_key`, gives every
         cell class probabilities, averaged with those of its 15 nearest neighbours (in the
         components and in the pretrained latent space); DEC's target p is multiplied by these
         probabilities raised to the power `label_prior`, so unlabelled cells go where both the
@@ -186,18 +187,18 @@ def scdcc(
     pretrain_lr
         Adam learning rate of pretraining.
     pretrain_balance
-        Evens out how often crowded and sparse regions of the data are seen in pretraining.
-        The cells are split into 50 small groups (k-means on 50 principal components of the
-        network input), and a cell in a group of n cells is drawn with probability
-        proportional to n^-pretrain_balance (with replacement; as many draws per epoch as
-        cells); 0 draws every cell equally often. Drawn uniformly, the most abundant cell type
-        dominates the reconstruction and the latent space spreads it out, so that k-means may
-        split it while merging small types. `None` (default): 0.5 when `n_clusters` is a
-        number, else 0. At the true k (median of seeds 0-2), 0.5 against 0: mouse bladder
-        0.637 / 0.538, CITE CBMC 0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC
-        0.759 / 0.767; when the number of clusters is searched, 0.5 made the search choose
-        fewer clusters (mouse bladder 0.504 against 0.642), hence 0 there.
-        Draws stay uniform with `batch_key`, `distributed=True` and under 100 cells.
+        Evens out how often crowded and sparse regions of the data are seen in pretraining. The
+        cells are split into 50 small groups (k-means on 50 principal components of the network
+        input, clipped to [-10, 10] for them), and a cell in a group of n cells is drawn with
+        probability proportional to n^-pretrain_balance (with replacement; as many draws per epoch
+        as cells); 0 draws every cell equally often. Drawn uniformly, the most abundant cell type
+        dominates the reconstruction and the latent space spreads it out, so that k-means may split
+        it while merging small types. `None` (default): 0.5 when `n_clusters` is a number, else 0.
+        At the true k (median of seeds 0-2), 0.5 against 0: mouse bladder 0.637 / 0.538, CITE CBMC
+        0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC 0.759 / 0.767; when the number of
+        clusters is searched, 0.5 made the search choose fewer clusters (mouse bladder 0.504 against
+        0.642), hence 0 there. Draws stay uniform with `batch_key`, `distributed=True` and under 100
+        cells.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
         number of minibatch steps beyond (6 epochs at a million cells).
