@@ -162,14 +162,13 @@ def scdcc(
         of nearly all labelled cells, even random ones.
     label_prior
         How strongly the labelled cells' classes guide the others. A logistic regression on 50
-        principal components of the input (clipped to [-10, 10] for them, as scanpy's PCA
-        workflow does), trained on the cells of `label_key`, gives every
-        cell class probabilities, averaged with those of its 15 nearest neighbours (in the
-        components and in the pretrained latent space); DEC's target p is multiplied by these
-        probabilities raised to the power `label_prior`, so unlabelled cells go where both the
-        clusters and the labels point. 0 leaves the target to the clusters alone, as earlier
-        releases did. Used with `label_key` when the known classes place the initial
-        centroids (not with `resolution`).
+        principal components of the input (clipped to [-10, 10] for them, as scanpy's PCA workflow
+        does), trained on the cells of `label_key`, gives every cell class probabilities, averaged
+        with those of its 15 nearest neighbours (in the components and in the pretrained latent
+        space); DEC's target p is multiplied by these probabilities raised to the power
+        `label_prior`, so unlabelled cells go where both the clusters and the labels point. 0 leaves
+        the target to the clusters alone, as earlier releases did. Used with `label_key` when the
+        known classes place the initial centroids (not with `resolution`).
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. Ignored
