@@ -7,6 +7,11 @@ determined by the expression profiles. Three seeds, median. Writes
 benchmarks/results/supervised_ceiling.{json,md}.
 
     python benchmarks/supervised_ceiling.py [--datasets 10X_PBMC ...] [--fractions 0.1 0.8]
+                                            [--classifiers "logistic regression" ...]
+                                            [--max-value 10 | none] [--name supervised_ceiling]
+
+`--max-value none` scales without clipping (the input the scDCC label prior's components read
+before they were clipped; `--name supervised_ceiling_unclipped` keeps it apart).
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from sklearn.neural_network import MLPClassifier
 import scdeepclust as sdc
 
 
-def features(adata):
+def features(adata, max_value=10.0):
     """Scaled log-normalised genes and their first 50 principal components."""
     prepared = adata.copy()
     sc.pp.normalize_total(prepared)
     sc.pp.log1p(prepared)
-    sc.pp.scale(prepared, max_value=10)
+    sc.pp.scale(prepared, max_value=max_value)
     sc.tl.pca(prepared, n_comps=50, random_state=0)
     return {"genes": np.asarray(prepared.X), "pca50": prepared.obsm["X_pca"]}
 
@@ -48,6 +53,14 @@ def main():
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--fractions", nargs="*", type=float, default=[0.1, 0.8])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--classifiers", nargs="*", default=list(CLASSIFIERS))
+    parser.add_argument(
+        "--max-value",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=10.0,
+        help="sc.pp.scale's clip of the features ('none': unclipped)",
+    )
+    parser.add_argument("--name", default="supervised_ceiling", help="results file name")
     args = parser.parse_args()
     require_data()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -56,9 +69,10 @@ def main():
     for name in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[name])
         truth = adata.obs["label"].to_numpy()
-        feats = features(adata)
+        feats = features(adata, args.max_value)
         for fraction in args.fractions:
-            for clf_name, (feature, make) in CLASSIFIERS.items():
+            for clf_name in args.classifiers:
+                feature, make = CLASSIFIERS[clf_name]
                 runs = []
                 for seed in args.seeds:
                     # The same cells as the 10%-labelled scDCC benchmark for fraction 0.1.
@@ -77,15 +91,14 @@ def main():
                     "labelled": fraction,
                     "classifier": clf_name,
                     "features": feature,
+                    "max_value": args.max_value,
                     "ari": float(np.median([r["ari"] for r in runs])),
                     "nmi": float(np.median([r["nmi"] for r in runs])),
                     "runs": runs,
                 }
                 rows.append(row)
                 print(" | ".join(format_row(row)), flush=True)
-                table = save_results(
-                    "supervised_ceiling", rows, HEADER, format_row, seeds=args.seeds
-                )
+                table = save_results(args.name, rows, HEADER, format_row, seeds=args.seeds)
     print(table)
 
 

@@ -20,8 +20,8 @@ COVARIANCE_MAX_CELLS = 50_000
 # (`sc.pp.scale(max_value=10)`): a gene expressed in a handful of cells has z-scores up to
 # sqrt(n_cells), and unclipped such genes lead the components. The label prior's logistic
 # regression on 10% of the labels, on scanpy's 50 PCs without / with the clip (medians of seeds
-# 0-2): worm neuron 0.840 / 0.866, CITE CBMC 0.799 / 0.811, 10X PBMC 0.826 / 0.821, mouse
-# bladder 0.771 / 0.765.
+# 0-2, benchmarks/supervised_ceiling.py --max-value none / 10): worm neuron 0.840 / 0.866, CITE
+# CBMC 0.799 / 0.811, 10X PBMC 0.826 / 0.821, mouse bladder 0.771 / 0.765.
 INPUT_CLIP = 10.0
 _CHUNK_ROWS = 4096
 
@@ -31,8 +31,8 @@ def input_principal_components(
 ) -> np.ndarray | None:
     """Return the leading principal components of the feeder's clean input, per cell.
 
-    Of the input clipped to [-INPUT_CLIP, INPUT_CLIP], whatever `max_value` the network reads it
-    with.
+    The input is read clipped to [-INPUT_CLIP, INPUT_CLIP], whatever `max_value` the network
+    reads it with.
 
     The covariance comes from a random sample of at most `COVARIANCE_MAX_CELLS` cells (summed
     over all processes when sharded); every cell is projected in chunks, so the input is never
