@@ -81,7 +81,9 @@ def desc(
     resolution
         Leiden resolution of the initial clustering on a kNN graph of the pretrained
         embedding, or a list of them: the autoencoder is pretrained once and the clustering
-        stage runs once per resolution. Ignored when `n_clusters` is given.
+        stage runs once per resolution. Ignored when `n_clusters` is given. On more than
+        10,000 cells Leiden runs on a random sample of 10,000 and the other cells join the
+        nearest of its clusters: Leiden's clusters get finer as its graph holds more cells.
     n_clusters
         The number of clusters (k-means initialisation), or ``(lo, hi)`` bounds of a search
         for it on the pretrained embedding: k-means on random subsamples, each from its own

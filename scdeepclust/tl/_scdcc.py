@@ -172,7 +172,8 @@ def scdcc(
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. Ignored
-        when `n_clusters` is given.
+        when `n_clusters` is given. On more than 10,000 cells Leiden runs on a random sample
+        of 10,000 and the other cells join the nearest of its clusters.
     encoder_hidden, latent_dim, decoder_hidden
         Network shape.
     sigma
