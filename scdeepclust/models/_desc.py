@@ -88,13 +88,17 @@ class DESCConfig(BatchSettings):
         """Return `pretrain_epochs`, or by default one that depends on the number of cells."""
         if self.pretrain_epochs is not None:
             return int(self.pretrain_epochs)
-        # 25 epochs per stage on up to 200,000 cells, fewer beyond (5 at a million, as before).
+        # 25 epochs per stage on up to 100,000 cells, the same number of steps beyond (2 at a
+        # million), as the clustering stage's cap. On a million simulated cells (8 groups,
+        # `benchmarks/scaling.py`) the earlier 200,000-cell reference (5 epochs) gave an
+        # embedding with far-out cells of every group that Leiden split off: ARI 0.854 after
+        # an unsettled clustering stage, against 0.962 with 3 epochs, settled after one.
         # Against 50, the earlier default (seeds 0-2, median ARI at defaults / true k): 10X PBMC
         # 0.613 / 0.768 against 0.606 / 0.764, bladder 0.644 / 0.518 against 0.614 / 0.541,
         # worm 0.456 / 0.464 against 0.437 / 0.508 (seeds 0-8 at the true k: 0.499 against
         # 0.489), CBMC 0.626 / 0.527 against 0.588 / 0.512, at half the time. 15 lost more;
         # end to end only (`layerwise=False`) lost 0.07 on worm at the true k.
-        return default_epochs(n_obs, base=25, reference_cells=200_000, minimum=2)
+        return default_epochs(n_obs, base=25, reference_cells=100_000, minimum=2)
 
 
 @dataclass
