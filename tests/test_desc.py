@@ -158,3 +158,14 @@ def test_nan_refused(scaled):
     scaled.X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         sdc.tl.desc(scaled, **FAST)
+
+
+def test_pretraining_steps_stop_growing_beyond_100000_cells():
+    # Longer pretraining on large data gave far-out cells that Leiden split off (scaling_1m_desc*)
+    config = DESCConfig()
+    assert config.resolved_pretrain_epochs(4_000) == config.resolved_pretrain_epochs(100_000) == 25
+    steps_at_100k = 25 * 100_000
+    for n_obs in (200_000, 500_000, 1_000_000):  # at least 2 epochs: more steps beyond
+        steps = config.resolved_pretrain_epochs(n_obs) * n_obs
+        assert 0.75 * steps_at_100k <= steps <= 1.25 * steps_at_100k, n_obs
+    assert DESCConfig(pretrain_epochs=7).resolved_pretrain_epochs(1_000_000) == 7
