@@ -92,7 +92,8 @@ class DESCConfig(BatchSettings):
         # million), as the clustering stage's cap. On a million simulated cells (8 groups,
         # `benchmarks/scaling.py`) the earlier 200,000-cell reference (5 epochs) gave an
         # embedding with far-out cells of every group that Leiden split off: ARI 0.854 after
-        # an unsettled clustering stage, against 0.962 with 3 epochs, settled after one.
+        # an unsettled clustering stage, against 0.962 with 3 epochs and 0.957 with 2, each
+        # settled after one.
         # Against 50, the earlier default (seeds 0-2, median ARI at defaults / true k): 10X PBMC
         # 0.613 / 0.768 against 0.606 / 0.764, bladder 0.644 / 0.518 against 0.614 / 0.541,
         # worm 0.456 / 0.464 against 0.437 / 0.508 (seeds 0-8 at the true k: 0.499 against
