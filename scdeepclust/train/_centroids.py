@@ -26,9 +26,10 @@ from ._n_clusters import (
 # Leiden's sample is small on purpose: at a fixed resolution and number of neighbours, its
 # clusters get finer as the graph holds more cells (each neighbourhood covers a smaller share
 # of them). On simulated data with 8 groups (100,000 cells, DESC's pretrained embedding) a
-# sample of 10,000 gives 11-13 clusters, 20,000 gives 13-17, 50,000 15-20, whose extra ones
-# hold high-library-size cells of one group or of several; DESC's clustering stage then mixed the
-# groups (ARI 0.83, not settled after 100 epochs, against 0.97 settled after one from 10,000).
+# sample of 10,000 gives 11-13 clusters, 20,000 gives 13-17, 50,000 15-20 (scratch runs), whose
+# extra ones hold high-library-size cells of one group or of several; DESC's clustering stage
+# then mixed the groups (benchmarks/results/scaling_100k_desc*.md: ARI 0.83, not settled after
+# 100 epochs, against 0.97 settled after one from 10,000).
 # 10,000 keeps the clusters of any larger data as they would be on a dataset of that size.
 LEIDEN_MAX_CELLS = 10_000
 KMEANS_MAX_CELLS = 200_000
