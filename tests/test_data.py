@@ -12,7 +12,7 @@ from scdeepclust.data import (
     _feeding,
     stream_outputs,
 )
-from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows
+from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows, keeps_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
 from scdeepclust.train import density_balanced_weights
 
@@ -108,14 +108,45 @@ def test_feeder_with_rows_on_the_device_gives_the_host_batches(sim, monkeypatch,
             batch_codes=codes,
         )
 
+    monkeypatch.setattr(_feeding, "keeps_rows", lambda source, device: False)
     host = feeder()
     expected = list(host.minibatches(64, np.random.default_rng(0)))
-    monkeypatch.setattr(_feeding, "fits_on_device", lambda nbytes, device: True)
+    monkeypatch.setattr(_feeding, "keeps_rows", lambda source, device: True)
     kept = feeder()
     for a, b in zip(expected, kept.minibatches(64, np.random.default_rng(0)), strict=True):
         for field in ("index", "x", "counts", "size_factors", "batch_code"):
             torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=0, atol=0)
     assert host._resident is None and kept._resident is not None
+
+
+def test_dense_rows_on_the_cpu_are_kept_as_float32(monkeypatch):
+    """float32 rows are used in place; others are copied once, up to a size; sparse rows and
+    rows on disk are read per minibatch."""
+    cpu = torch.device("cpu")
+    values = np.random.default_rng(0).normal(size=(30, 7))
+    index = np.array([29, 0, 3, 3])
+    as_float32 = RowSource(values.astype(np.float32))
+    in_place = ResidentRows.upload(as_float32, cpu).dense
+    assert keeps_rows(as_float32, cpu)
+    assert in_place.data_ptr() == as_float32.matrix.ctypes.data  # no copy
+    as_float64 = RowSource(values)
+    assert keeps_rows(as_float64, cpu)
+    copied = ResidentRows.upload(as_float64, cpu)
+    assert copied.dense.dtype == torch.float32
+    np.testing.assert_array_equal(
+        copied.rows(index, torch.from_numpy(index)).numpy(), as_float64.rows(index)
+    )
+    shard = as_float32.shard(10, 20)
+    np.testing.assert_array_equal(
+        ResidentRows.upload(shard, cpu).rows(index[1:], torch.from_numpy(index[1:])).numpy(),
+        shard.rows(index[1:]),
+    )
+    assert not keeps_rows(RowSource(sparse.csr_matrix(values)), cpu)
+    monkeypatch.setattr(_feeding, "CPU_RESIDENT_MAX_BYTES", values.size * 4 - 1)
+    assert not keeps_rows(as_float64, cpu)
+    assert keeps_rows(as_float32, cpu)  # in place: no copy to bound
+    selected = RowSource(values.astype(np.float32), columns=np.array([0, 2]))
+    assert selected.dense_float32_rows() is None and keeps_rows(selected, cpu)
 
 
 def test_rows_stay_on_a_cuda_device_only_with_room_to_spare(monkeypatch):

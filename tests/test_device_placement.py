@@ -61,9 +61,8 @@ def test_the_guard_restores_the_default_device_after_a_failure():
 
 
 def rows_on_device(monkeypatch, on: bool) -> None:
-    """Keep the rows on the device, as on a GPU where they fit (on the CPU only when forced)."""
-    if on:
-        monkeypatch.setattr(_feeding, "fits_on_device", lambda nbytes, device: True)
+    """Keep the rows on the device, as on a GPU where they fit, or read them per minibatch."""
+    monkeypatch.setattr(_feeding, "keeps_rows", lambda source, device: on)
 
 
 RESIDENT = pytest.mark.parametrize("resident", [False, True], ids=["host-rows", "device-rows"])

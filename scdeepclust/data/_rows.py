@@ -91,6 +91,23 @@ class RowSource:
     def is_backed(self) -> bool:
         return _is_backed(self.matrix)
 
+    def dense_float32_rows(self) -> np.ndarray | None:
+        """Return the rows as a view of the matrix, when it is an in-memory float32 array.
+
+        C-contiguous, writeable and without a column selection, so that torch can use it in
+        place; `None` otherwise.
+        """
+        matrix = self.matrix
+        if (
+            self._selection is not None
+            or not isinstance(matrix, np.ndarray)
+            or matrix.dtype != np.float32
+            or not matrix.flags.c_contiguous
+            or not matrix.flags.writeable
+        ):
+            return None
+        return matrix[self._offset : self._offset + self.n_obs]
+
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Dense float32 copy of the rows in `index` (any order)."""
         index = np.asarray(index) + self._offset if self._offset else np.asarray(index)
