@@ -120,8 +120,8 @@ def test_feeder_with_rows_on_the_device_gives_the_host_batches(sim, monkeypatch,
 
 
 def test_dense_rows_on_the_cpu_are_kept_as_float32(monkeypatch):
-    """float32 rows are used in place; others are copied once, up to a size; sparse rows and
-    rows on disk are read per minibatch."""
+    """float32 rows are used in place; others are copied once, up to a size; sparse rows are
+    read per minibatch."""
     cpu = torch.device("cpu")
     values = np.random.default_rng(0).normal(size=(30, 7))
     index = np.array([29, 0, 3, 3])
