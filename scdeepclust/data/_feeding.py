@@ -253,10 +253,10 @@ def keeps_rows(source: RowSource, device: torch.device) -> bool:
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
-    """Decide whether data of `nbytes` is to be kept on `device` for training.
+    """Decide whether data of `nbytes` fits a CUDA device to be kept there for training.
 
-    On a CUDA device when it fits its free memory with room to spare (RESIDENT_SHARE,
-    RESIDENT_HEADROOM); never on the CPU, where the host rows are already in the device's memory.
+    When it fits its free memory with room to spare (RESIDENT_SHARE, RESIDENT_HEADROOM); `False`
+    for any other device (the CPU has its own rule, `keeps_rows`).
     """
     if device.type != "cuda":
         return False
