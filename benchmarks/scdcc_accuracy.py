@@ -10,6 +10,7 @@ benchmarks/results/scdcc_accuracy.{json,md}.
     python benchmarks/scdcc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                         [--modes unconstrained labelled wrong noisy]
                                         [--label-prior W] [--pretrain-balance X]
+                                        [--balance B]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -98,6 +99,12 @@ def main():
         "scdcc_accuracy_balance<value>",
     )
     parser.add_argument(
+        "--balance",
+        type=float,
+        help="tl.scdcc's balance, the cluster-frequency exponent of DEC's target (default: the "
+        "tool's); results go to scdcc_accuracy_target_balance<value>",
+    )
+    parser.add_argument(
         "--label-prior",
         type=float,
         help="tl.scdcc's label_prior (default: the tool's); results go to "
@@ -108,6 +115,9 @@ def main():
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
         results_name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
+    if args.balance is not None:
+        options["balance"] = args.balance
+        results_name = f"scdcc_accuracy_target_balance{args.balance:g}"
     if args.label_prior is not None:
         options["label_prior"] = args.label_prior
         results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
