@@ -7,9 +7,11 @@ both tools given the true k: ARI, and for each rare group the best F1 of any clu
 benchmarks/results/rare_types.{json,md}.
 
     python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000] [--pretrain-balance X]
+                                    [--balance B]
 
 `--pretrain-balance X` passes `pretrain_balance=X` to `tl.scdcc` and writes
-rare_types_balance<X>.{json,md} instead.
+rare_types_balance<X>.{json,md} instead; `--balance B` passes `balance=B` (the cluster-frequency
+exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}.
 """
 
 from __future__ import annotations
@@ -57,11 +59,15 @@ def main():
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--cells", type=int, default=4000)
     parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
+    parser.add_argument("--balance", type=float, help="tl.scdcc's balance")
     args = parser.parse_args()
     name, scdcc_options = "rare_types", {}
     if args.pretrain_balance is not None:
         scdcc_options["pretrain_balance"] = args.pretrain_balance
         name = f"rare_types_balance{args.pretrain_balance:g}"
+    if args.balance is not None:
+        scdcc_options["balance"] = args.balance
+        name = f"rare_types_target_balance{args.balance:g}"
 
     runs: dict[str, list[dict]] = {m: [] for m in METHODS}
     for seed in args.seeds:
