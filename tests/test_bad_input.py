@@ -365,6 +365,13 @@ CASES = [
         match=r"update_interval must be a positive number of epochs",
     ),
     Case(
+        "desc-target-smoothing-above-1",
+        "desc",
+        kwargs=dict(target_smoothing=1.5),
+        raises=ValueError,
+        match=r"target_smoothing must be a number in \[0, 1\]",
+    ),
+    Case(
         "scdcc-resume-without-dir",
         "scdcc",
         kwargs=dict(n_clusters=3, resume=True),

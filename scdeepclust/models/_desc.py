@@ -61,6 +61,7 @@ class DESCConfig(BatchSettings):
     pretrain_lr: float = 1e-3
     n_clusters: int | tuple[int, int] | None = None
     n_neighbors: int = 10
+    target_smoothing: float = 0.5
     kernel: str = "t"
     alpha: float = 1.0
     lr: float = 0.01
@@ -266,6 +267,7 @@ def cluster_desc(
             kernel=config.kernel,
             alpha=config.alpha,
             extra_loss=batch_mixing if config.mixes_batches else None,
+            target_smoothing=config.target_smoothing,
             # DESC's soft assignments stay near uniform (about 0.3 at most on 10X PBMC);
             # scDCC's are as close to a probability as the calibration (calibration.md)
             calibrate_confidence=True,

@@ -55,6 +55,18 @@ def check_weight(name: str, value: float, zero_means: str) -> None:
         raise ValueError(f"{name} must be a finite number >= 0 ({zero_means}), got {value!r}.")
 
 
+def check_target_smoothing(target_smoothing: float) -> None:
+    if not (
+        isinstance(target_smoothing, numbers.Real)
+        and not isinstance(target_smoothing, bool)
+        and 0 <= target_smoothing <= 1
+    ):
+        raise ValueError(
+            "target_smoothing must be a number in [0, 1] (the weight of the neighbours' soft "
+            f"assignments in the clustering target; 0 turns it off), got {target_smoothing!r}."
+        )
+
+
 def check_batch_mixing(batch_mixing: float) -> None:
     check_weight("batch_mixing", batch_mixing, "0 turns the penalty off")
 

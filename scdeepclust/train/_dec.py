@@ -24,6 +24,7 @@ from ._confidence import ConfidenceMap, NeighbourView, calibrated_confidence, ne
 from ._distributed import broadcast_object, gather_rows, is_main
 from ._label_prior import PRIOR_FLOOR, PRIOR_NEIGHBOURS, classifier_prior
 from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
+from ._smoothing import TargetSmoothing
 
 
 @dataclass
@@ -76,6 +77,7 @@ def deep_embedded_clustering(
     keep_known_labels: bool = False,
     label_prior_weight: float = 0.0,
     input_components: np.ndarray | None = None,
+    target_smoothing: float = 0.0,
     calibrate_confidence: bool = False,
     progress: bool = True,
     stage_name: str = "clustering",
@@ -95,6 +97,9 @@ def deep_embedded_clustering(
     `label_prior_weight` > 0 weighs DEC's target by a classifier of the labelled cells raised
     to that power (`_label_prior.py`), on `input_components` when the caller has them already
     (`input_principal_components(feeder, random_state=init.random_state)`).
+    `target_smoothing` > 0 sharpens DEC's target from each cell's soft assignment mixed with
+    that weight with its `init.n_neighbors` nearest neighbours' in the embedding before this
+    stage (`_smoothing.py`).
     With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
     neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
     is left to the soft assignment.
@@ -132,19 +137,21 @@ def deep_embedded_clustering(
                     z, components, init, len(initial.centroids), label_prior_weight, feeder
                 )
                 timings["label_prior_s"] += time.perf_counter() - t_prior
+            # before the clustering stage tightens the clusters
+            if calibrate_confidence or target_smoothing > 0:
+                t_view = time.perf_counter()
+                view = neighbour_view(
+                    z, init.n_neighbors, random_state=init.random_state, device=feeder.device
+                )
+                timings["confidence_neighbours_s"] = time.perf_counter() - t_view
             init_outcome = (
                 initial.centroids,
                 initial.method,
                 initial.search,
                 initial.classes_anchored,
                 prior,
+                view if target_smoothing > 0 else None,  # every process smooths its cells
             )
-            if calibrate_confidence:  # before the clustering stage tightens the clusters
-                t_view = time.perf_counter()
-                view = neighbour_view(
-                    z, init.n_neighbors, random_state=init.random_state, device=feeder.device
-                )
-                timings["confidence_neighbours_s"] = time.perf_counter() - t_view
         except Exception as error:  # raised on every rank, not only on rank 0
             if not feeder.distributed:
                 raise
@@ -152,8 +159,11 @@ def deep_embedded_clustering(
     init_outcome = broadcast_object(init_outcome, feeder)
     if isinstance(init_outcome, Exception):
         raise init_outcome
-    centroids, init_method, search, anchored, prior = init_outcome
+    centroids, init_method, search, anchored, prior, smoothing_view = init_outcome
     del z, components
+    smoothing = None
+    if smoothing_view is not None:
+        smoothing = TargetSmoothing.from_view(target_smoothing, smoothing_view, feeder)
     target_prior = None
     if prior is not None:
         if feeder.shard is not None:  # this process's cells
@@ -192,6 +202,7 @@ def deep_embedded_clustering(
         extra_loss=extra_loss,
         step_loss=_combined(step_terms),
         target_prior=target_prior,
+        target_smoothing=smoothing,
         progress=progress,
         stage=stage_name,
         divergence=divergence,

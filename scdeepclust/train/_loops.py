@@ -20,6 +20,7 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer, kl_divergence, target_distribution
 from ._checkpoint import TrainingCheckpoint
 from ._distributed import all_reduce_sum, average_gradients, is_main, sync_parameters
+from ._smoothing import TargetSmoothing
 
 LossTerms = dict[str, torch.Tensor]
 
@@ -281,6 +282,7 @@ def train_clustering(
     extra_loss: Callable[[Batch, torch.Tensor], LossTerms] | None = None,
     step_loss: Callable[[int], LossTerms] | None = None,
     target_prior: torch.Tensor | None = None,
+    target_smoothing: TargetSmoothing | None = None,
     progress: bool = True,
     stage: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -294,7 +296,9 @@ def train_clustering(
     `embed(batch)`, as the soft assignment sees it); `step_loss(step)` adds terms that depend on the
     training step rather than on the minibatch (pairwise constraints, known classes).
     `target_prior` (this process's cells x clusters, a CPU tensor) weighs the target
-    (`nn.target_distribution`), e.g. by what known labels say of each cell. `stage`,
+    (`nn.target_distribution`), e.g. by what known labels say of each cell;
+    `target_smoothing` mixes the soft assignments with the cells' neighbours' before the target
+    is sharpened from them (the labels whose changes are counted stay the cells' own). `stage`,
     `divergence` and `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are
     attached by the caller).
     """
@@ -345,6 +349,8 @@ def train_clustering(
                         converged = True
                         break
                 previous_labels = labels
+                if target_smoothing is not None:
+                    q_all = target_smoothing(q_all, feeder)
                 frequency = all_reduce_sum(q_all.sum(0), feeder)
                 target = target_distribution(q_all, frequency, settings.balance, target_prior).to(
                     device
