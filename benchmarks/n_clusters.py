@@ -9,7 +9,9 @@ scanpy's PCA (50) -> neighbors (15) -> Leiden (1.0). Medians and min-max over se
 benchmarks/results/<name>.{json,md}.
 
     python benchmarks/n_clusters.py [--datasets 10X_PBMC ... sim5 sim10 sim20] [--seeds 0 1 2]
-        [--true-k scdcc desc] [--name n_clusters]
+        [--tools scdcc desc] [--true-k scdcc desc] [--name n_clusters]
+
+`--tools` limits the runs without k to those tools (scanpy's Leiden always runs).
 """
 
 from __future__ import annotations
@@ -64,17 +66,19 @@ def run_tool(tool, raw, scaled, seed, **kwargs):
     return {**score(raw.obs["label"].to_numpy(), out.obs[tool].to_numpy(), wall), **extra}
 
 
-def methods(k: int, true_k: list[str]) -> dict:
+def methods(k: int, tools: list[str], true_k: list[str]) -> dict:
     out = {
         "scanpy Leiden (res. 1)": lambda raw, scaled, s: leiden_baseline(
             scaled, raw.obs["label"].to_numpy(), s
         ),
-        "scdcc (defaults: search)": lambda raw, scaled, s: run_tool("scdcc", raw, scaled, s),
-        "desc (defaults: Leiden 0.8)": lambda raw, scaled, s: run_tool("desc", raw, scaled, s),
-        "desc (search 2-30)": lambda raw, scaled, s: run_tool(
-            "desc", raw, scaled, s, n_clusters=(2, 30)
-        ),
     }
+    if "scdcc" in tools:
+        out["scdcc (defaults: search)"] = lambda raw, scaled, s: run_tool("scdcc", raw, scaled, s)
+    if "desc" in tools:
+        out["desc (defaults: Leiden 0.8)"] = lambda raw, scaled, s: run_tool("desc", raw, scaled, s)
+        out["desc (search 2-30)"] = lambda raw, scaled, s: run_tool(
+            "desc", raw, scaled, s, n_clusters=(2, 30)
+        )
     for tool in true_k:
         out[f"{tool} (true k)"] = lambda raw, scaled, s, tool=tool: run_tool(
             tool, raw, scaled, s, n_clusters=k
@@ -86,6 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=[*DATASETS, *SIMULATIONS])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--tools", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
     parser.add_argument("--true-k", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
     parser.add_argument("--name", default="n_clusters")
     args = parser.parse_args()
@@ -101,7 +106,7 @@ def main():
             raw = load(name, seed)
             scaled = lognorm_scaled(raw)
             k = int(raw.obs["label"].nunique())
-            for method, fn in methods(k, args.true_k).items():
+            for method, fn in methods(k, args.tools, args.true_k).items():
                 per_method.setdefault(method, []).append({"seed": seed, **fn(raw, scaled, seed)})
                 r = per_method[method][-1]
                 print(
