@@ -11,11 +11,15 @@ median (min-max). Writes benchmarks/results/calibration.{json,md} and a reliabil
 seed 0, calibration.png.
 
     python benchmarks/calibration.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
+                                     [--tools desc scdcc]
+
+`--tools` runs only those tools' rows; the other rows of the earlier results are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import matplotlib
 
@@ -87,9 +91,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--tools", nargs="*", default=["desc", "scdcc"], choices=["desc", "scdcc"])
     args = parser.parse_args()
     require_data()
 
+    earlier = RESULTS / "calibration.json"
+    kept = json.loads(earlier.read_text())["rows"] if earlier.exists() else []
     rows = []
     for name in args.datasets:
         raw = sdc.datasets.read_h5(DATA / DATASETS[name])
@@ -100,6 +107,8 @@ def main():
             ("tl.desc (true k)", "desc", k),
             ("tl.scdcc (true k)", "scdcc", k),
         ):
+            if tool not in args.tools:
+                continue
             runs = [run(tool, scaled, raw, n_clusters, s) for s in args.seeds]
             row = {"dataset": name, "method": method, "cells": raw.n_obs, "runs": runs}
             for m in ("ece", "ece_soft_assignment", "right", "mean_confidence", "ari"):
@@ -111,9 +120,18 @@ def main():
                 f"{row['mean_confidence']:.3f}",
                 flush=True,
             )
-            table = save_results("calibration", rows, HEADER, format_row, seeds=args.seeds)
-    plot_reliability(rows, RESULTS / "calibration.png")
+            table = save_results(
+                "calibration", _merged(kept, rows), HEADER, format_row, seeds=args.seeds
+            )
+    plot_reliability(_merged(kept, rows), RESULTS / "calibration.png")
     print(table)
+
+
+def _merged(kept: list[dict], measured: list[dict]) -> list[dict]:
+    """The earlier rows in their order, each replaced by this run's where it measured it."""
+    new = {(r["dataset"], r["method"]): r for r in measured}
+    out = [new.pop((r["dataset"], r["method"]), r) for r in kept]
+    return out + list(new.values())
 
 
 def _spread(row: dict, metric: str) -> str:
