@@ -142,9 +142,10 @@ def desc(
         clustering stage's target: the target p is sharpened from ``(1 - w) q + w x`` the mean of
         the neighbours' q, so that cells of one dense region are pulled to one cluster and
         boundaries settle where the neighbourhood graph is thin. 0 is DESC's own target.
-        Against 0, at 0.5 (median of seeds 0-2, benchmarks/desc_accuracy.py): at the defaults,
-        10X PBMC 0.617 against 0.580, mouse bladder 0.669 against 0.605, CITE CBMC 0.692
-        against 0.632, worm neurons 0.440 against 0.442.
+        Against 0, at 0.5 (ARI, median of seeds 0-2, benchmarks/desc_accuracy.py): at the
+        defaults 10X PBMC 0.617 against 0.580, mouse bladder 0.658 against 0.605, CITE CBMC
+        0.692 against 0.632, worm neurons 0.441 against 0.442; level or a little better at the
+        true k.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     lr, momentum
