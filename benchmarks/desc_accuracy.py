@@ -6,6 +6,10 @@ the true number of clusters, (c) the scanpy baseline PCA (50) -> neighbors (15) 
 Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
 
     python benchmarks/desc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
+                                       [--target-smoothing W]
+
+`--target-smoothing W` passes `target_smoothing=W` to both `tl.desc` runs and writes
+desc_accuracy_smoothing<W>.{json,md} instead.
 """
 
 from __future__ import annotations
@@ -46,8 +50,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
     args = parser.parse_args()
     require_data()
+    options = {}
+    name = "desc_accuracy"
+    if args.target_smoothing is not None:
+        options["target_smoothing"] = args.target_smoothing
+        name = f"desc_accuracy_smoothing{args.target_smoothing:g}"
 
     rows = []
     for name in args.datasets:
@@ -57,8 +67,8 @@ def main():
         adata = lognorm_scaled(raw)
         prep_s = time.perf_counter() - t0
         methods = {
-            "tl.desc (defaults)": (run_desc, {}),
-            "tl.desc (n_clusters = true k)": (run_desc, {"n_clusters": k}),
+            "tl.desc (defaults)": (run_desc, options),
+            "tl.desc (n_clusters = true k)": (run_desc, {"n_clusters": k, **options}),
             "scanpy PCA-neighbors-Leiden(1.0)": (run_leiden, {}),
         }
         for method, (fn, kwargs) in methods.items():
@@ -84,7 +94,7 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
-            table = save_results("desc_accuracy", rows, HEADER, format_row, seeds=args.seeds)
+            table = save_results(name, rows, HEADER, format_row, seeds=args.seeds, **options)
 
     print(table)
 
