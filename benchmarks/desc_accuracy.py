@@ -54,10 +54,10 @@ def main():
     args = parser.parse_args()
     require_data()
     options = {}
-    name = "desc_accuracy"
+    results_name = "desc_accuracy"
     if args.target_smoothing is not None:
         options["target_smoothing"] = args.target_smoothing
-        name = f"desc_accuracy_smoothing{args.target_smoothing:g}"
+        results_name = f"desc_accuracy_smoothing{args.target_smoothing:g}"
 
     rows = []
     for name in args.datasets:
@@ -94,7 +94,9 @@ def main():
                 f"{[round(r['ari'], 3) for r in runs]}",
                 flush=True,
             )
-            table = save_results(name, rows, HEADER, format_row, seeds=args.seeds, **options)
+            table = save_results(
+                results_name, rows, HEADER, format_row, seeds=args.seeds, **options
+            )
 
     print(table)
 
