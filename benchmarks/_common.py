@@ -56,6 +56,12 @@ def save_results(
     return table
 
 
+def earlier_rows(name: str) -> list[dict]:
+    """The rows of results/<name>.json, or none when it does not exist yet."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
 # Results can move with these and with the CPU: the same commit and seeds gave tl.desc at
 # defaults on 10X PBMC 0.613 (0.612-0.616) in one session and 0.580 (0.573-0.617) on the next
 # machine, whose package versions were not recorded then.

@@ -19,14 +19,21 @@ seed 0, calibration.png.
 from __future__ import annotations
 
 import argparse
-import json
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import DATA, DATASETS, RESULTS, lognorm_scaled, require_data, save_results
+from _common import (
+    DATA,
+    DATASETS,
+    RESULTS,
+    earlier_rows,
+    lognorm_scaled,
+    require_data,
+    save_results,
+)
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
@@ -95,8 +102,7 @@ def main():
     args = parser.parse_args()
     require_data()
 
-    earlier = RESULTS / "calibration.json"
-    kept = json.loads(earlier.read_text())["rows"] if earlier.exists() else []
+    kept = earlier_rows("calibration")
     rows = []
     for name in args.datasets:
         raw = sdc.datasets.read_h5(DATA / DATASETS[name])

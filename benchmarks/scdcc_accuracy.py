@@ -18,11 +18,10 @@ Rows of an earlier run that this run does not measure are kept in the tables.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
-from _common import DATA, DATASETS, RESULTS, require_data, save_results
+from _common import DATA, DATASETS, earlier_rows, require_data, save_results
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scdeepclust as sdc
@@ -122,7 +121,7 @@ def main():
         options["label_prior"] = args.label_prior
         results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
     if args.render_only:
-        rows = _earlier_rows(results_name)
+        rows = earlier_rows(results_name)
         for row in rows:
             row["target_ari"] = _target(row["dataset"], row["mode"] != "unconstrained")
         seeds = sorted({r["seed"] for row in rows for r in row["runs"]})
@@ -145,7 +144,7 @@ def main():
         if choice in args.modes
     ]
     measured = {(d, m) for d in args.datasets for m, *_ in modes}
-    rows = [r for r in _earlier_rows(results_name) if (r["dataset"], r["mode"]) not in measured]
+    rows = [r for r in earlier_rows(results_name) if (r["dataset"], r["mode"]) not in measured]
     for dataset in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[dataset])
         k = adata.obs["label"].nunique()
@@ -202,11 +201,6 @@ def _mislabel(known, fraction: float, rng):
 
 def _target(dataset: str, labelled: bool) -> float | None:
     return TARGETS.get(dataset, (None, None))[int(labelled)]
-
-
-def _earlier_rows(name: str) -> list[dict]:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text())["rows"] if path.exists() else []
 
 
 def _row_order(row: dict) -> tuple:
