@@ -62,6 +62,13 @@ def earlier_rows(name: str) -> list[dict]:
     return json.loads(path.read_text())["rows"] if path.exists() else []
 
 
+def merged_rows(kept: list[dict], measured: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """The earlier rows in their order, each replaced by this run's with the same `keys`."""
+    new = {tuple(r[k] for k in keys): r for r in measured}
+    out = [new.pop(tuple(r[k] for k in keys), r) for r in kept]
+    return out + list(new.values())
+
+
 # Results can move with these and with the CPU: the same commit and seeds gave tl.desc at
 # defaults on 10X PBMC 0.613 (0.612-0.616) in one session and 0.580 (0.573-0.617) on the next
 # machine, whose package versions were not recorded then.

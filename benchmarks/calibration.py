@@ -31,6 +31,7 @@ from _common import (
     RESULTS,
     earlier_rows,
     lognorm_scaled,
+    merged_rows,
     require_data,
     save_results,
 )
@@ -127,17 +128,14 @@ def main():
                 flush=True,
             )
             table = save_results(
-                "calibration", _merged(kept, rows), HEADER, format_row, seeds=args.seeds
+                "calibration",
+                merged_rows(kept, rows, ("dataset", "method")),
+                HEADER,
+                format_row,
+                seeds=args.seeds,
             )
-    plot_reliability(_merged(kept, rows), RESULTS / "calibration.png")
+    plot_reliability(merged_rows(kept, rows, ("dataset", "method")), RESULTS / "calibration.png")
     print(table)
-
-
-def _merged(kept: list[dict], measured: list[dict]) -> list[dict]:
-    """The earlier rows in their order, each replaced by this run's where it measured it."""
-    new = {(r["dataset"], r["method"]): r for r in measured}
-    out = [new.pop((r["dataset"], r["method"]), r) for r in kept]
-    return out + list(new.values())
 
 
 def _spread(row: dict, metric: str) -> str:

@@ -7,11 +7,12 @@ both tools given the true k: ARI, and for each rare group the best F1 of any clu
 benchmarks/results/rare_types.{json,md}.
 
     python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000] [--pretrain-balance X]
-                                    [--balance B]
+                                    [--balance B] [--methods leiden scdcc desc]
 
 `--pretrain-balance X` passes `pretrain_balance=X` to `tl.scdcc` and writes
 rare_types_balance<X>.{json,md} instead; `--balance B` passes `balance=B` (the cluster-frequency
-exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}.
+exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}. `--methods`
+measures some methods only and keeps the other rows of the results file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import argparse
 import time
 
 import numpy as np
-from _common import lognorm_scaled, median_min_max, save_results, scanpy_leiden, score
+from _common import (
+    earlier_rows,
+    lognorm_scaled,
+    median_min_max,
+    merged_rows,
+    save_results,
+    scanpy_leiden,
+    score,
+)
 
 import scdeepclust as sdc
 
@@ -51,7 +60,12 @@ def run(method: str, raw, scaled, k: int, seed: int, scdcc_options: dict) -> np.
     return out.obs[tool].to_numpy()
 
 
-METHODS = ["scanpy Leiden (res. 1)", "scdcc (true k)", "desc (true k)"]
+METHOD_NAMES = {
+    "leiden": "scanpy Leiden (res. 1)",
+    "scdcc": "scdcc (true k)",
+    "desc": "desc (true k)",
+}
+METHODS = list(METHOD_NAMES.values())
 
 
 def main():
@@ -60,6 +74,9 @@ def main():
     parser.add_argument("--cells", type=int, default=4000)
     parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
     parser.add_argument("--balance", type=float, help="tl.scdcc's balance")
+    parser.add_argument(
+        "--methods", nargs="*", default=list(METHOD_NAMES), choices=list(METHOD_NAMES)
+    )
     args = parser.parse_args()
     name, scdcc_options = "rare_types", {}
     if args.pretrain_balance is not None:
@@ -69,7 +86,8 @@ def main():
         scdcc_options["balance"] = args.balance
         name = f"rare_types_target_balance{args.balance:g}"
 
-    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+    methods = [METHOD_NAMES[m] for m in args.methods]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
     for seed in args.seeds:
         raw = sdc.datasets.simulate(
             args.cells, 500, len(SHARES), group_fractions=SHARES, random_state=200 + seed
@@ -77,7 +95,7 @@ def main():
         truth = raw.obs["group"].to_numpy()
         groups = np.asarray(raw.obs["group"].cat.categories)
         scaled = lognorm_scaled(raw)
-        for method in METHODS:
+        for method in methods:
             t0 = time.perf_counter()
             pred = run(method, raw, scaled, len(SHARES), seed, scdcc_options)
             r = {"seed": seed, **score(truth, pred, time.perf_counter() - t0)}
@@ -97,6 +115,8 @@ def main():
         for s in RARE:
             row[f"recovered {s}"] = int(sum(r[f"f1 {s}"] >= RECOVERED_F1 for r in rs))
         rows.append(row)
+    if len(methods) < len(METHODS):
+        rows = merged_rows(earlier_rows(name), rows, ("method",))
     table = save_results(
         name, rows, HEADER, format_row, seeds=args.seeds, cells=args.cells, shares=SHARES
     )

@@ -365,6 +365,13 @@ CASES = [
         match=r"update_interval must be a positive number of epochs",
     ),
     Case(
+        "desc-unknown-init",
+        "desc",
+        kwargs=dict(n_clusters=3, init="gmm"),
+        raises=ValueError,
+        match=r"init must be one of \('kmeans', 'leiden'\)",
+    ),
+    Case(
         "desc-target-smoothing-above-1",
         "desc",
         kwargs=dict(target_smoothing=1.5),

@@ -81,7 +81,7 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
 
 
 def test_gaussian_kernel_and_kmeans(scaled):
-    sdc.tl.desc(scaled, n_clusters=3, kernel="gaussian", **FAST)
+    sdc.tl.desc(scaled, n_clusters=3, kernel="gaussian", init="kmeans", **FAST)
     assert scaled.uns["desc"]["params"]["kernel"] == "gaussian"
     assert scaled.uns["desc"]["init_method"] == "kmeans"
     assert scaled.obsm["desc_probs"].shape[1] == 3

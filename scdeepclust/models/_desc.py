@@ -62,6 +62,7 @@ class DESCConfig(BatchSettings):
     n_clusters: int | tuple[int, int] | None = None
     n_neighbors: int = 10
     target_smoothing: float = 0.5
+    init: str = "leiden"
     kernel: str = "t"
     alpha: float = 1.0
     lr: float = 0.01
@@ -254,6 +255,7 @@ def cluster_desc(
                 resolution=resolution,
                 n_neighbors=config.n_neighbors,
                 random_state=config.random_state,
+                init=config.init,
             ),
             ClusteringStage(
                 max_epochs=config.resolved_max_epochs(feeder.n_total),

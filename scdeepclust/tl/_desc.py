@@ -19,6 +19,7 @@ from ..train import open_checkpoint, report_interruption, resolve_device
 from ._validate import (
     check_batch_mixing,
     check_checkpointing,
+    check_init,
     check_key_added,
     check_n_clusters,
     check_resolution,
@@ -37,6 +38,7 @@ def desc(
     *,
     resolution: float | Sequence[float] | None = 0.8,
     n_clusters: int | tuple[int, int] | None = None,
+    init: str = "leiden",
     layer: str | None = None,
     use_rep: str | None = None,
     batch_key: str | None = None,
@@ -83,11 +85,12 @@ def desc(
     resolution
         Leiden resolution of the initial clustering on a kNN graph of the pretrained
         embedding, or a list of them: the autoencoder is pretrained once and the clustering
-        stage runs once per resolution. Ignored when `n_clusters` is given. On more than
-        10,000 cells Leiden runs on a random sample of 10,000 and the other cells join the
-        nearest of its clusters: Leiden's clusters get finer as its graph holds more cells.
+        stage runs once per resolution. Ignored when `n_clusters` is given (see `init`). On
+        more than 10,000 cells Leiden runs on a random sample of 10,000 and the other cells
+        join the nearest of its clusters: Leiden's clusters get finer as its graph holds more
+        cells.
     n_clusters
-        The number of clusters (k-means initialisation), or ``(lo, hi)`` bounds of a search
+        The number of clusters (reached as `init` says), or ``(lo, hi)`` bounds of a search
         for it on the pretrained embedding: k-means on random subsamples, each from its own
         seed, for every candidate k; the score of k is the mean adjusted Rand index between
         those partitions, and the choice is the largest k whose score is within 0.05 of the
@@ -95,7 +98,16 @@ def desc(
         ``resolution=None`` with no `n_clusters` searches between 2 and 30. The search is not
         DESC's default: on DESC's embedding its choice measured too coarse on 10X PBMC, mouse
         bladder and CBMC and too fine on worm neurons (benchmarks/n_clusters.py), while it
-        suits scDCC's, where it is the default.
+        suits scDCC's, where it is the default; the chosen number starts from k-means.
+    init
+        How a given number of clusters `n_clusters` is reached on the pretrained embedding.
+        ``"leiden"``: Leiden on its kNN graph (`n_neighbors`) at resolution 0.8, raised by
+        factors of 1.25 until it finds at least `n_clusters` clusters, which are then merged in
+        pairs by Ward's criterion (the pair whose merge adds least to the within-cluster sum
+        of squares) down to `n_clusters`; k-means when no resolution up to 100 finds enough.
+        ``"kmeans"``: k-means (DESC's original). Leiden follows the data's graph, where
+        k-means cuts large types and joins small ones. At the true k (ARI, median (min-max)
+        of seeds 0-2, benchmarks/desc_accuracy.py): RESULTS_HERE.
     layer
         Use ``adata.layers[layer]`` instead of ``X``.
     use_rep
@@ -203,12 +215,14 @@ def desc(
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
+    check_init(init)
     check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,
         n_clusters=n_clusters,
         n_neighbors=n_neighbors,
         resolution=resolution,
+        init=init,
     )
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
@@ -266,6 +280,7 @@ def desc(
         n_clusters=n_clusters,
         n_neighbors=n_neighbors,
         target_smoothing=float(target_smoothing),
+        init=init,
         kernel=kernel,
         alpha=alpha,
         lr=lr,

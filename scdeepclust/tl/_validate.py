@@ -67,6 +67,15 @@ def check_target_smoothing(target_smoothing: float) -> None:
         )
 
 
+def check_init(init: str) -> None:
+    from ..train._centroids import INIT_METHODS
+
+    if init not in INIT_METHODS:
+        raise ValueError(
+            f"init must be one of {INIT_METHODS} (how a given n_clusters is reached), got {init!r}."
+        )
+
+
 def check_batch_mixing(batch_mixing: float) -> None:
     check_weight("batch_mixing", batch_mixing, "0 turns the penalty off")
 
@@ -119,10 +128,16 @@ def check_training_sizes(
     n_clusters: int | tuple[int, int] | None,
     n_neighbors: int,
     resolution=None,
+    init: str = "kmeans",
 ) -> None:
     """Minibatch and kNN sizes against the number of cells."""
     check_int("batch_size", batch_size, minimum=2)
     check_int("n_neighbors", n_neighbors, minimum=2)
+    if isinstance(n_clusters, int) and init == "leiden" and n_neighbors >= n_obs:
+        raise ValueError(
+            f"init='leiden' needs more cells ({n_obs}) than n_neighbors={n_neighbors}: pass a "
+            "smaller n_neighbors, or init='kmeans'."
+        )
     if n_clusters is None and resolution is not None and n_neighbors >= n_obs:
         raise ValueError(
             f"Leiden initialisation needs more cells ({n_obs}) than n_neighbors={n_neighbors}: "

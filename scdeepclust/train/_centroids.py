@@ -7,6 +7,7 @@ graph at a given resolution.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,14 @@ from ._n_clusters import (
 # 10,000 keeps the clusters of any larger data as they would be on a dataset of that size.
 LEIDEN_MAX_CELLS = 10_000
 KMEANS_MAX_CELLS = 200_000
+# A given number of clusters from Leiden (`leiden_ward_labels`): the resolution grows by this
+# factor until Leiden finds enough clusters, up to this bound (on a kNN graph of 10 neighbours
+# per cell, far past one cluster per handful of cells).
+LEIDEN_RESOLUTION_STEP = 1.25
+LEIDEN_MAX_RESOLUTION = 100.0
+LEIDEN_START_RESOLUTION = 0.8  # DESC's default resolution
+# How an integer number of clusters is reached (`initial_centroids(init=...)`).
+INIT_METHODS = ("kmeans", "leiden")
 
 
 def kmeans_labels(
@@ -79,15 +88,37 @@ def class_mean_centroids(
 def leiden_labels(
     z: np.ndarray, *, resolution: float, n_neighbors: int, random_state: int | None
 ) -> np.ndarray:
+    return leiden_labels_at(
+        z, resolutions=[resolution], n_neighbors=n_neighbors, random_state=random_state
+    )[0]
+
+
+def leiden_labels_at(
+    z: np.ndarray,
+    *,
+    resolutions: Iterable[float],
+    n_neighbors: int,
+    random_state: int | None,
+    until: Callable[[np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, float]:
+    """Leiden labels at each of `resolutions` in turn, on one kNN graph of `z`.
+
+    Returns the labels and resolution of the first run for which `until(labels)` holds (the
+    last run when none does, or when `until` is None).
+    """
     import anndata as ad
     import scanpy as sc
 
     if len(z) > LEIDEN_MAX_CELLS:
         sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
-        labels = leiden_labels(
-            z[sample], resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
+        labels, resolution = leiden_labels_at(
+            z[sample],
+            resolutions=resolutions,
+            n_neighbors=n_neighbors,
+            random_state=random_state,
+            until=until,
         )
-        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
+        return nearest_centroid(z, centroids_from_labels(z[sample], labels)), resolution
     tmp = ad.AnnData(obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str)))
     sc.pp.neighbors(
         tmp,
@@ -100,18 +131,78 @@ def leiden_labels(
         transformer="sklearn",
         method="gauss",
     )
-    # igraph's implementation, with the settings scanpy recommends (and will default to): the
-    # leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
-    sc.tl.leiden(
-        tmp,
-        resolution=resolution,
-        random_state=random_state or 0,
-        flavor="igraph",
-        n_iterations=2,
-        directed=False,
-        key_added="leiden",
+    for resolution in resolutions:
+        # igraph's implementation, with the settings scanpy recommends (and will default to):
+        # the leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
+        sc.tl.leiden(
+            tmp,
+            resolution=resolution,
+            random_state=random_state or 0,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            key_added="leiden",
+        )
+        labels = tmp.obs["leiden"].astype(int).to_numpy()
+        if until is not None and until(labels):
+            break
+    return labels, resolution
+
+
+def leiden_ward_labels(
+    z: np.ndarray,
+    n_clusters: int,
+    *,
+    resolution: float,
+    n_neighbors: int,
+    random_state: int | None,
+) -> tuple[np.ndarray, float] | None:
+    """Leiden clusters of `z` brought to `n_clusters` by Ward's criterion.
+
+    Leiden runs at `resolution`, then at resolutions `LEIDEN_RESOLUTION_STEP` times larger
+    until it finds at least `n_clusters` clusters; those are merged in pairs, each time the
+    pair whose merge adds least to the within-cluster sum of squares, down to `n_clusters`.
+    Returns the labels and the Leiden resolution, or `None` when no resolution up to
+    `LEIDEN_MAX_RESOLUTION` gives enough clusters.
+    """
+    ladder = []
+    while resolution <= LEIDEN_MAX_RESOLUTION:
+        ladder.append(resolution)
+        resolution *= LEIDEN_RESOLUTION_STEP
+    labels, found_at = leiden_labels_at(
+        z,
+        resolutions=ladder,
+        n_neighbors=n_neighbors,
+        random_state=random_state,
+        until=lambda labels: len(np.unique(labels)) >= n_clusters,
     )
-    return tmp.obs["leiden"].astype(int).to_numpy()
+    if len(np.unique(labels)) < n_clusters:
+        return None
+    return ward_merged(z, labels, n_clusters), found_at
+
+
+def ward_merged(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Merge the clusters of `labels` by Ward's criterion down to `n_clusters` (0..k-1)."""
+    _, labels = np.unique(labels, return_inverse=True)
+    centroids = centroids_from_labels(z, labels).astype(np.float64)
+    sizes = np.bincount(labels).astype(np.float64)
+    group = np.arange(len(sizes))  # the merged cluster each initial one belongs to
+    alive = np.arange(len(sizes))
+    while len(alive) > n_clusters:
+        c, n = centroids[alive], sizes[alive]
+        # increase of the within-cluster sum of squares when two clusters merge
+        cost = ((c[:, None] - c[None]) ** 2).sum(-1) * (
+            n[:, None] * n[None] / (n[:, None] + n[None])
+        )
+        np.fill_diagonal(cost, np.inf)
+        a, b = np.unravel_index(np.argmin(cost), cost.shape)
+        keep, gone = alive[min(a, b)], alive[max(a, b)]
+        total = sizes[keep] + sizes[gone]
+        centroids[keep] = (sizes[keep] * centroids[keep] + sizes[gone] * centroids[gone]) / total
+        sizes[keep] = total
+        group[group == gone] = keep
+        alive = alive[alive != gone]
+    return np.unique(group, return_inverse=True)[1][labels]
 
 
 def _subsample(n: int, size: int, random_state: int | None) -> np.ndarray:
@@ -155,15 +246,20 @@ def initial_centroids(
     n_neighbors: int,
     random_state: int | None,
     seed_labels: np.ndarray | None = None,
+    init: str = "kmeans",
 ) -> InitialClustering:
     """Cluster the embedding `z` to start the clustering stage from.
 
-    k-means for an integer `n_clusters`; Leiden at `resolution` when only that is given;
-    otherwise k-means at a number of clusters searched between the bounds `n_clusters`
-    (``(lo, hi)``, or the default range when `None`). `seed_labels` (known classes of some
-    cells, -1 elsewhere) place the first centroids at the known classes when the number of
-    clusters is given or searched.
+    For an integer `n_clusters`: k-means, or with ``init="leiden"`` Leiden from `resolution`
+    (`LEIDEN_START_RESOLUTION` when `None`) upwards, merged to `n_clusters` by Ward's criterion
+    (`leiden_ward_labels`). Leiden at `resolution` when only that is given; otherwise k-means
+    at a number of clusters searched between the bounds `n_clusters` (``(lo, hi)``, or the
+    default range when `None`): the search scores k-means partitions, so the chosen number
+    keeps k-means. `seed_labels` (known classes of some cells, -1 elsewhere) place the first
+    centroids at the known classes when the number of clusters is given or searched.
     """
+    if init not in INIT_METHODS:
+        raise ValueError(f"init must be one of {INIT_METHODS}, not {init!r}.")
     search = None
     if n_clusters is None and resolution is None or isinstance(n_clusters, tuple | list):
         lo, hi = resolve_bounds(n_clusters, len(z))
@@ -188,6 +284,21 @@ def initial_centroids(
             f"The labelled cells name {n_known} classes, more than n_clusters={n_clusters}; "
             "the centroids come from k-means instead of the known classes. Give n_clusters >= "
             f"{n_known} to start from the known classes.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if n_clusters is not None and search is None and seed_labels is None and init == "leiden":
+        start = LEIDEN_START_RESOLUTION if resolution is None else resolution
+        merged = leiden_ward_labels(
+            z, n_clusters, resolution=start, n_neighbors=n_neighbors, random_state=random_state
+        )
+        if merged is not None:
+            labels, found_at = merged
+            method = f"leiden (resolution {found_at:.3g}), merged by Ward's criterion"
+            return InitialClustering(centroids_from_labels(z, labels), labels, method)
+        warnings.warn(
+            f"Leiden found fewer than n_clusters={n_clusters} clusters at every resolution up "
+            f"to {LEIDEN_MAX_RESOLUTION:g}; the initial centroids come from k-means instead.",
             UserWarning,
             stacklevel=2,
         )

@@ -34,6 +34,7 @@ class CentroidInit:
     n_neighbors: int
     random_state: int | None
     seed_labels: np.ndarray | None = None
+    init: str = "kmeans"  # how an integer n_clusters is reached: "kmeans" or "leiden"
 
 
 @dataclass
@@ -129,6 +130,7 @@ def deep_embedded_clustering(
                 n_neighbors=init.n_neighbors,
                 random_state=init.random_state,
                 seed_labels=init.seed_labels,
+                init=init.init,
             )
             prior = None
             if components is not None and initial.classes_anchored:

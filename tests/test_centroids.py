@@ -1,0 +1,109 @@
+"""Initial clusterings brought to a given number of clusters from Leiden (init="leiden")."""
+
+import numpy as np
+import pytest
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust as sdc
+from scdeepclust.train import _centroids
+from scdeepclust.train._centroids import initial_centroids, leiden_ward_labels, ward_merged
+
+
+def _blobs(n_per, centres, scale=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    z = np.concatenate([rng.normal(c, scale, size=(n_per, len(c))) for c in centres])
+    truth = np.repeat(np.arange(len(centres)), n_per)
+    return z.astype(np.float32), truth
+
+
+def _sum_of_squares(points):
+    return ((points - points.mean(0)) ** 2).sum()
+
+
+def test_ward_merges_the_pair_that_adds_least_to_the_sum_of_squares():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(200, 3)).astype(np.float32)
+    labels = rng.integers(0, 6, 200)
+    z += labels[:, None] * np.array([0.4, -0.2, 0.1], np.float32)  # unequal distances
+    merged = ward_merged(z, labels, 5)
+    assert len(np.unique(merged)) == 5
+
+    def increase(a, b):
+        both = z[(labels == a) | (labels == b)]
+        return (
+            _sum_of_squares(both)
+            - _sum_of_squares(z[labels == a])
+            - _sum_of_squares(z[labels == b])
+        )
+
+    pairs = [(a, b) for a in range(6) for b in range(a + 1, 6)]
+    cheapest = min(pairs, key=lambda p: increase(*p))
+    together = [(a, b) for a, b in pairs if merged[labels == a][0] == merged[labels == b][0]]
+    assert together == [cheapest]
+
+
+def test_ward_undoes_a_split_of_separated_groups():
+    z, truth = _blobs(60, [(0, 0), (6, 0), (0, 6)])
+    halves = truth * 2 + (np.arange(len(z)) % 2)  # every group cut in two at random
+    merged = ward_merged(z, halves, 3)
+    assert adjusted_rand_score(truth, merged) == 1.0
+    assert sorted(np.unique(merged)) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("n_clusters", [2, 4, 7])
+def test_leiden_reaches_exactly_the_given_number(n_clusters):
+    z, _ = _blobs(50, [(0, 0), (5, 0), (0, 5), (5, 5)])
+    labels, resolution = leiden_ward_labels(
+        z, n_clusters, resolution=0.1, n_neighbors=10, random_state=0
+    )
+    assert sorted(np.unique(labels)) == list(range(n_clusters))
+    if n_clusters == 7:  # more than the four groups: the resolution had to grow
+        assert resolution > 0.1
+
+
+def test_initial_centroids_from_leiden_and_the_k_means_fallback(monkeypatch):
+    z, truth = _blobs(50, [(0, 0), (5, 0), (0, 5), (5, 5)])
+    initial = initial_centroids(
+        z, n_clusters=4, resolution=None, n_neighbors=10, random_state=0, init="leiden"
+    )
+    assert initial.method.startswith("leiden (resolution") and "Ward" in initial.method
+    assert initial.centroids.shape == (4, 2)
+    assert adjusted_rand_score(truth, initial.labels) == 1.0
+    # a graph on which Leiden never finds enough clusters: k-means, with a warning
+    monkeypatch.setattr(
+        _centroids,
+        "leiden_labels_at",
+        lambda z, **kw: (np.zeros(len(z), dtype=np.int64), 100.0),
+    )
+    with pytest.warns(UserWarning, match="k-means instead"):
+        fallback = initial_centroids(
+            z, n_clusters=4, resolution=None, n_neighbors=10, random_state=0, init="leiden"
+        )
+    assert fallback.method == "kmeans" and fallback.centroids.shape == (4, 2)
+    with pytest.raises(ValueError, match="init must be one of"):
+        initial_centroids(
+            z, n_clusters=4, resolution=None, n_neighbors=10, random_state=0, init="gmm"
+        )
+
+
+def test_leiden_on_a_sample_of_large_data(monkeypatch):
+    monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 120)
+    z, truth = _blobs(100, [(0, 0), (5, 0), (0, 5)])
+    labels, _ = leiden_ward_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
+    assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_desc_reaches_a_given_number_from_leiden_by_default(sim):
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.X = sim.X.toarray()
+    sc.pp.scale(sim)
+    fast = dict(pretrain_epochs=4, max_epochs=2, progress=False, batch_size=64)
+    default = sdc.tl.desc(sim, n_clusters=3, copy=True, **fast)
+    assert "Ward" in default.uns["desc"]["init_method"]
+    assert default.uns["desc"]["params"]["init"] == "leiden"
+    kmeans = sdc.tl.desc(sim, n_clusters=3, init="kmeans", copy=True, **fast)
+    assert kmeans.uns["desc"]["init_method"] == "kmeans"
+    searched = sdc.tl.desc(sim, n_clusters=(2, 4), copy=True, **fast)
+    assert searched.uns["desc"]["init_method"] == "kmeans, number searched"
