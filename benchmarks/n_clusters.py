@@ -11,7 +11,9 @@ benchmarks/results/<name>.{json,md}.
     python benchmarks/n_clusters.py [--datasets 10X_PBMC ... sim5 sim10 sim20] [--seeds 0 1 2]
         [--tools scdcc desc] [--true-k scdcc desc] [--name n_clusters]
 
-`--tools` limits the runs without k to those tools (scanpy's Leiden always runs).
+`--tools` limits the runs without k to those tools (scanpy's Leiden always runs), `--true-k` the
+runs given the true number; when either leaves a tool out, the rows of results/<name>.json that
+this run did not measure are kept.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import time
 from _common import (
     DATA,
     DATASETS,
+    earlier_rows,
     leiden_baseline,
     lognorm_scaled,
     median_min_max,
+    merged_rows,
     require_data,
     save_results,
     score,
@@ -97,6 +101,8 @@ def main():
     if any(d in DATASETS for d in args.datasets):
         require_data()
 
+    complete = set(args.tools) == set(args.true_k) == {"scdcc", "desc"}
+    kept = [] if complete else earlier_rows(args.name)
     rows = []
     for name in args.datasets:
         per_method: dict[str, list] = {}
@@ -118,7 +124,13 @@ def main():
             row = {"dataset": name, "method": method, "cells": raw.n_obs, "k": k, "runs": runs}
             row.update(median_min_max(runs, ("ari", "nmi", "n_clusters", "wall_s")))
             rows.append(row)
-        table = save_results(args.name, rows, HEADER, format_row, seeds=args.seeds)
+        table = save_results(
+            args.name,
+            rows if complete else merged_rows(kept, rows, ("dataset", "method")),
+            HEADER,
+            format_row,
+            seeds=args.seeds,
+        )
     print(table)
 
 
