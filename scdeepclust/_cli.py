@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-clusters",
         type=_cluster_count,
         metavar="K|LO-HI",
-        help="number of clusters (k-means), or LO-HI bounds of a search for it; default: scdcc "
-        "searches 2-30, desc runs Leiden on the pretrained embedding",
+        help="number of clusters (desc: Leiden merged to K by Ward's criterion; scdcc: "
+        "k-means), or LO-HI bounds of a search for it; default: scdcc searches 2-30, desc runs "
+        "Leiden on the pretrained embedding",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")

@@ -372,6 +372,14 @@ CASES = [
         match=r"init must be one of \('kmeans', 'leiden'\)",
     ),
     Case(
+        "desc-leiden-init-too-few-cells",
+        "desc",
+        kwargs=dict(n_clusters=3, n_neighbors=15),
+        edit=lambda a: a[:12].copy(),
+        raises=ValueError,
+        match=r"init='leiden' needs more cells \(12\) than n_neighbors=15.*init='kmeans'",
+    ),
+    Case(
         "desc-target-smoothing-above-1",
         "desc",
         kwargs=dict(target_smoothing=1.5),
