@@ -7,11 +7,13 @@ both tools given the true k: ARI, and for each rare group the best F1 of any clu
 benchmarks/results/rare_types.{json,md}.
 
     python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000] [--pretrain-balance X]
-                                    [--balance B] [--methods leiden scdcc desc]
+                                    [--balance B] [--scdcc-init leiden]
+                                    [--methods leiden scdcc desc]
 
 `--pretrain-balance X` passes `pretrain_balance=X` to `tl.scdcc` and writes
 rare_types_balance<X>.{json,md} instead; `--balance B` passes `balance=B` (the cluster-frequency
-exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}. `--methods`
+exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}; `--scdcc-init I`
+passes `init=I` and writes rare_types_scdcc_init_<I>.{json,md}. `--methods`
 measures some methods only and keeps the other rows of the results file.
 """
 
@@ -74,6 +76,7 @@ def main():
     parser.add_argument("--cells", type=int, default=4000)
     parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
     parser.add_argument("--balance", type=float, help="tl.scdcc's balance")
+    parser.add_argument("--scdcc-init", choices=["kmeans", "leiden"], help="tl.scdcc's init")
     parser.add_argument(
         "--methods", nargs="*", default=list(METHOD_NAMES), choices=list(METHOD_NAMES)
     )
@@ -85,6 +88,9 @@ def main():
     if args.balance is not None:
         scdcc_options["balance"] = args.balance
         name = f"rare_types_target_balance{args.balance:g}"
+    if args.scdcc_init is not None:
+        scdcc_options["init"] = args.scdcc_init
+        name = f"rare_types_scdcc_init_{args.scdcc_init}"
 
     methods = [METHOD_NAMES[m] for m in args.methods]
     runs: dict[str, list[dict]] = {m: [] for m in methods}

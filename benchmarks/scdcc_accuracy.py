@@ -10,7 +10,7 @@ benchmarks/results/scdcc_accuracy.{json,md}.
     python benchmarks/scdcc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                         [--modes unconstrained labelled wrong noisy]
                                         [--label-prior W] [--pretrain-balance X]
-                                        [--balance B]
+                                        [--balance B] [--init leiden]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -104,6 +104,11 @@ def main():
         "tool's); results go to scdcc_accuracy_target_balance<value>",
     )
     parser.add_argument(
+        "--init",
+        choices=["kmeans", "leiden"],
+        help="tl.scdcc's init (default: the tool's); results go to scdcc_accuracy_init_<value>",
+    )
+    parser.add_argument(
         "--label-prior",
         type=float,
         help="tl.scdcc's label_prior (default: the tool's); results go to "
@@ -117,6 +122,9 @@ def main():
     if args.balance is not None:
         options["balance"] = args.balance
         results_name = f"scdcc_accuracy_target_balance{args.balance:g}"
+    if args.init is not None:
+        options["init"] = args.init
+        results_name = f"scdcc_accuracy_init_{args.init}"
     if args.label_prior is not None:
         options["label_prior"] = args.label_prior
         results_name = f"scdcc_accuracy_prior{args.label_prior:g}"

@@ -107,3 +107,12 @@ def test_desc_reaches_a_given_number_from_leiden_by_default(sim):
     assert kmeans.uns["desc"]["init_method"] == "kmeans"
     searched = sdc.tl.desc(sim, n_clusters=(2, 4), copy=True, **fast)
     assert searched.uns["desc"]["init_method"] == "kmeans, number searched"
+
+
+def test_scdcc_can_reach_a_given_number_from_leiden(sim):
+    fast = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64)
+    out = sdc.tl.scdcc(sim, 3, init="leiden", copy=True, **fast)
+    assert "Ward" in out.uns["scdcc"]["init_method"]
+    assert out.uns["scdcc"]["params"]["init"] == "leiden"
+    assert out.obs["scdcc"].nunique() <= 3
+    assert sdc.tl.scdcc(sim, 3, copy=True, **fast).uns["scdcc"]["init_method"] == "kmeans"

@@ -59,6 +59,7 @@ class SCDCCConfig(BatchSettings):
     update_interval: float | None = None
     tol: float | None = None
     resolution: float | None = None
+    init: str = "kmeans"
     n_neighbors: int = 15
     ml_weight: float = 1.0
     cl_weight: float = 1.0
@@ -243,6 +244,7 @@ def fit_scdcc(
             n_neighbors=config.n_neighbors,
             random_state=config.random_state,
             seed_labels=seed_labels,
+            init=config.init,
         ),
         ClusteringStage(
             max_epochs=config.resolved_max_epochs(feeder.n_total),
