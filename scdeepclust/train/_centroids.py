@@ -40,6 +40,7 @@ KMEANS_MAX_CELLS = 200_000
 LEIDEN_RESOLUTION_STEP = 1.25
 LEIDEN_MAX_RESOLUTION = 100.0
 LEIDEN_START_RESOLUTION = 0.8  # DESC's default resolution
+_WARD_CHUNK_ROWS = 256
 # How an integer number of clusters is reached (`initial_centroids(init=...)`).
 INIT_METHODS = ("kmeans", "leiden")
 
@@ -186,23 +187,40 @@ def ward_merged(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarra
     _, labels = np.unique(labels, return_inverse=True)
     centroids = centroids_from_labels(z, labels).astype(np.float64)
     sizes = np.bincount(labels).astype(np.float64)
-    group = np.arange(len(sizes))  # the merged cluster each initial one belongs to
-    alive = np.arange(len(sizes))
-    while len(alive) > n_clusters:
-        c, n = centroids[alive], sizes[alive]
-        # increase of the within-cluster sum of squares when two clusters merge
-        cost = ((c[:, None] - c[None]) ** 2).sum(-1) * (
-            n[:, None] * n[None] / (n[:, None] + n[None])
-        )
-        np.fill_diagonal(cost, np.inf)
+    m = len(sizes)
+    # cost[i, j]: increase of the within-cluster sum of squares if clusters i and j merge;
+    # only the merged cluster's row and column change after a merge
+    cost = np.empty((m, m))
+    for start in range(0, m, _WARD_CHUNK_ROWS):
+        rows = np.arange(start, min(start + _WARD_CHUNK_ROWS, m))
+        cost[rows] = _ward_costs(centroids, sizes, rows)
+    np.fill_diagonal(cost, np.inf)
+    group = np.arange(m)  # the merged cluster each initial one belongs to
+    alive = np.ones(m, bool)
+    for _ in range(m - n_clusters):
         a, b = np.unravel_index(np.argmin(cost), cost.shape)
-        keep, gone = alive[min(a, b)], alive[max(a, b)]
+        keep, gone = min(a, b), max(a, b)
         total = sizes[keep] + sizes[gone]
         centroids[keep] = (sizes[keep] * centroids[keep] + sizes[gone] * centroids[gone]) / total
         sizes[keep] = total
         group[group == gone] = keep
-        alive = alive[alive != gone]
+        alive[gone] = False
+        cost[gone, :] = cost[:, gone] = np.inf
+        others = np.flatnonzero(alive)
+        others = others[others != keep]
+        row = _ward_costs(centroids[others], sizes[others], None, centroids[keep], sizes[keep])
+        cost[keep, others] = cost[others, keep] = row
     return np.unique(group, return_inverse=True)[1][labels]
+
+
+def _ward_costs(centroids, sizes, rows, centroid=None, size=None) -> np.ndarray:
+    """Ward merge costs of `rows` against every cluster, or of one cluster against all."""
+    if centroid is not None:
+        return ((centroids - centroid) ** 2).sum(-1) * (sizes * size / (sizes + size))
+    c, n = centroids[rows], sizes[rows]
+    return ((c[:, None] - centroids[None]) ** 2).sum(-1) * (
+        n[:, None] * sizes[None] / (n[:, None] + sizes[None])
+    )
 
 
 def _subsample(n: int, size: int, random_state: int | None) -> np.ndarray:
