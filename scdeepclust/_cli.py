@@ -54,9 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-clusters",
         type=_cluster_count,
         metavar="K|LO-HI",
-        help="number of clusters (desc: Leiden merged to K by Ward's criterion; scdcc: "
-        "k-means), or LO-HI bounds of a search for it; default: scdcc searches 2-30, desc runs "
-        "Leiden on the pretrained embedding",
+        help="number of clusters (reached as --init says), or LO-HI bounds of a search for "
+        "it; default: scdcc searches 2-30, desc runs Leiden on the pretrained embedding",
+    )
+    run.add_argument(
+        "--init",
+        choices=("leiden", "kmeans"),
+        help="how a given K is reached: Leiden merged to K by Ward's criterion, or k-means "
+        "(default: leiden for desc, kmeans for scdcc)",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
@@ -269,6 +274,8 @@ def _run(args) -> int:
     options = _tool_options(args, key)
     if args.resolution is not None:
         options["resolution"] = args.resolution
+    if args.init is not None:
+        options["init"] = args.init
     if args.distributed:
         options["distributed"] = True
     if args.batch_key is not None:

@@ -58,6 +58,7 @@ def scdcc_h5(tmp_path):
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--bogus"], ["--bogus"]),
         (["run", "x.h5ad", "-m", "scdcc", "-k", "many", "-o", "o.h5ad"], ["not an integer"]),
         (["run", "x.h5ad", "-m", "scdcc"], ["-o/--output"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--init", "gmm"], ["invalid choice"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -100,6 +101,7 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     assert plot.stat().st_size > 0
     result = ad.read_h5ad(out)
     assert "desc" in result.obs and "X_umap_desc" in result.obsm
+    assert "Ward" in result.uns["desc"]["init_method"]
     # a mistake found after reading: one line, exit status 2
     assert main([*args, "--truth", "cell_type"]) == 2
     assert capsys.readouterr().err.startswith("scdeepclust: error: --truth 'cell_type' is not")
@@ -140,6 +142,8 @@ def test_run_batch_mixing_option(sim, tmp_path, capsys):
     assert main([*args, "-m", "scdcc", "--batch-key", "donor", "--batch-mixing", "0"]) == 0
     result = ad.read_h5ad(out)
     assert result.uns["scdcc"]["params"]["batch_mixing"] == 0.0
+    assert main([*args, "-m", "desc", "--init", "kmeans"]) == 0
+    assert ad.read_h5ad(out).uns["desc"]["init_method"] == "kmeans"
     assert "cluster_batch_mixing" not in result.uns["scdcc"]["history"]
     capsys.readouterr()
     assert main([*args, "-m", "desc", "--batch-mixing", "5"]) == 2
