@@ -1,7 +1,8 @@
 """Initial centroids in the latent space.
 
-They come from k-means for a given or searched number of clusters, or from Leiden on a kNN
-graph at a given resolution.
+They come from k-means for a given or searched number of clusters, from Leiden on a kNN
+graph at a given resolution, or, for a given number, from Leiden at the smallest resolution of
+a ladder that finds at least that many clusters, merged down to it by Ward's criterion.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ._n_clusters import (
 LEIDEN_MAX_CELLS = 10_000
 KMEANS_MAX_CELLS = 200_000
 # A given number of clusters from Leiden (`leiden_ward_labels`): the resolution grows by this
-# factor until Leiden finds enough clusters, up to this bound (on a kNN graph of 10 neighbours
-# per cell, far past one cluster per handful of cells).
+# factor until Leiden finds enough clusters, up to this bound, which ends the search on a graph
+# that does not split into that many (a number of clusters close to the number of cells).
 LEIDEN_RESOLUTION_STEP = 1.25
 LEIDEN_MAX_RESOLUTION = 100.0
 LEIDEN_START_RESOLUTION = 0.8  # DESC's default resolution
@@ -193,7 +194,7 @@ def ward_merged(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarra
     cost = np.empty((m, m))
     for start in range(0, m, _WARD_CHUNK_ROWS):
         rows = np.arange(start, min(start + _WARD_CHUNK_ROWS, m))
-        cost[rows] = _ward_costs(centroids, sizes, rows)
+        cost[rows] = _ward_costs(centroids[rows], sizes[rows], centroids, sizes)
     np.fill_diagonal(cost, np.inf)
     group = np.arange(m)  # the merged cluster each initial one belongs to
     alive = np.ones(m, bool)
@@ -208,19 +209,17 @@ def ward_merged(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarra
         cost[gone, :] = cost[:, gone] = np.inf
         others = np.flatnonzero(alive)
         others = others[others != keep]
-        row = _ward_costs(centroids[others], sizes[others], None, centroids[keep], sizes[keep])
-        cost[keep, others] = cost[others, keep] = row
+        row = _ward_costs(centroids[[keep]], sizes[[keep]], centroids[others], sizes[others])
+        cost[keep, others] = cost[others, keep] = row[0]
     return np.unique(group, return_inverse=True)[1][labels]
 
 
-def _ward_costs(centroids, sizes, rows, centroid=None, size=None) -> np.ndarray:
-    """Ward merge costs of `rows` against every cluster, or of one cluster against all."""
-    if centroid is not None:
-        return ((centroids - centroid) ** 2).sum(-1) * (sizes * size / (sizes + size))
-    c, n = centroids[rows], sizes[rows]
-    return ((c[:, None] - centroids[None]) ** 2).sum(-1) * (
-        n[:, None] * sizes[None] / (n[:, None] + sizes[None])
-    )
+def _ward_costs(
+    centroids: np.ndarray, sizes: np.ndarray, other_centroids: np.ndarray, other_sizes: np.ndarray
+) -> np.ndarray:
+    """Increase of the within-cluster sum of squares for merging each cluster with each other."""
+    squared = ((centroids[:, None] - other_centroids[None]) ** 2).sum(-1)
+    return squared * (sizes[:, None] * other_sizes[None] / (sizes[:, None] + other_sizes[None]))
 
 
 def _subsample(n: int, size: int, random_state: int | None) -> np.ndarray:
