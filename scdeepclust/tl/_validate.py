@@ -23,6 +23,7 @@ from ..pp._input import (
     input_matrix,
     scan_matrix,
 )
+from ..train._centroids import check_init as check_init  # the engine checks with it too
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -64,15 +65,6 @@ def check_target_smoothing(target_smoothing: float) -> None:
         raise ValueError(
             "target_smoothing must be a number in [0, 1] (the weight of the neighbours' soft "
             f"assignments in the clustering target; 0 turns it off), got {target_smoothing!r}."
-        )
-
-
-def check_init(init: str) -> None:
-    from ..train._centroids import INIT_METHODS
-
-    if init not in INIT_METHODS:
-        raise ValueError(
-            f"init must be one of {INIT_METHODS} (how a given n_clusters is reached), got {init!r}."
         )
 
 

@@ -46,6 +46,13 @@ _WARD_CHUNK_ROWS = 256
 INIT_METHODS = ("kmeans", "leiden")
 
 
+def check_init(init: str) -> None:
+    if init not in INIT_METHODS:
+        raise ValueError(
+            f"init must be one of {INIT_METHODS} (how a given n_clusters is reached), got {init!r}."
+        )
+
+
 def kmeans_labels(
     z: np.ndarray, n_clusters: int, *, random_state: int | None, n_init: int = 20
 ) -> np.ndarray:
@@ -275,8 +282,7 @@ def initial_centroids(
     keeps k-means. `seed_labels` (known classes of some cells, -1 elsewhere) place the first
     centroids at the known classes when the number of clusters is given or searched.
     """
-    if init not in INIT_METHODS:
-        raise ValueError(f"init must be one of {INIT_METHODS}, not {init!r}.")
+    check_init(init)
     search = None
     if n_clusters is None and resolution is None or isinstance(n_clusters, tuple | list):
         lo, hi = resolve_bounds(n_clusters, len(z))
