@@ -127,14 +127,9 @@ def main():
                 f"{row['mean_confidence']:.3f}",
                 flush=True,
             )
-            table = save_results(
-                "calibration",
-                merged_rows(kept, rows, ("dataset", "method")),
-                HEADER,
-                format_row,
-                seeds=args.seeds,
-            )
-    plot_reliability(merged_rows(kept, rows, ("dataset", "method")), RESULTS / "calibration.png")
+            every_row = merged_rows(kept, rows, ("dataset", "method"))
+            table = save_results("calibration", every_row, HEADER, format_row, seeds=args.seeds)
+    plot_reliability(every_row, RESULTS / "calibration.png")
     print(table)
 
 

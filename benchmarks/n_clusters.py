@@ -102,7 +102,7 @@ def main():
         require_data()
 
     complete = set(args.tools) == set(args.true_k) == {"scdcc", "desc"}
-    kept = [] if complete else earlier_rows(args.name)
+    kept = [] if complete else earlier_rows(args.name)  # merged_rows([], rows) is rows
     rows = []
     for name in args.datasets:
         per_method: dict[str, list] = {}
@@ -126,7 +126,7 @@ def main():
             rows.append(row)
         table = save_results(
             args.name,
-            rows if complete else merged_rows(kept, rows, ("dataset", "method")),
+            merged_rows(kept, rows, ("dataset", "method")),
             HEADER,
             format_row,
             seeds=args.seeds,
