@@ -70,8 +70,12 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     Keys that exist are overwritten with a warning.
     """
     keys = result_keys(key)
-    n_clusters = result.probabilities.shape[1]
-    categories = [str(i) for i in range(n_clusters)]
+    # Categories are the clusters that hold cells, named by their column of the soft
+    # assignments: an empty category breaks scanpy steps that follow (rank_genes_groups,
+    # dendrogram).
+    populated = np.unique(result.labels)
+    codes = np.searchsorted(populated, result.labels)
+    categories = [str(i) for i in populated]
     if found := existing_keys(adata, key):
         warnings.warn(
             f"adata.{', '.join(found)} already exist(s) and are overwritten. Pass another "
@@ -79,7 +83,7 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
             UserWarning,
             stacklevel=3,
         )
-    adata.obs[keys["labels"]] = pd.Categorical.from_codes(result.labels, categories=categories)
+    adata.obs[keys["labels"]] = pd.Categorical.from_codes(codes, categories=categories)
     confidence = result.confidence
     if confidence is None:
         confidence = assigned_soft_assignment(result.probabilities, result.labels)
@@ -89,7 +93,7 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     adata.uns[keys["uns"]] = _h5ad_safe(
         {
             "params": result.params,
-            "n_clusters": int(len(np.unique(result.labels))),
+            "n_clusters": len(populated),
             "history": result.history,
             "timings": result.timings,
             **result.info,

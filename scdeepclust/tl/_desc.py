@@ -197,7 +197,9 @@ def desc(
     both. Writes (to `adata`, or to the copy), after training succeeded, for each key:
 
     `adata.obs[key]`
-        Cluster labels, categorical ("0", "1", ...).
+        Cluster labels, categorical ("0", "1", ...): the clusters that hold cells, each named
+        by its column of the soft assignments (a cluster the clustering stage empties has no
+        category; a warning says so when `n_clusters` was given).
     `adata.obs[key + '_confidence']`
         How sure each cell's cluster is, on a probability scale: an increasing function of its
         highest soft assignment (which for DESC stays near uniform), fitted to the share of the
@@ -209,9 +211,10 @@ def desc(
     `adata.obsm[key + '_probs']`
         Soft assignment q (cells x clusters).
     `adata.uns[key]`
-        `params`, `n_clusters`, `history` (pretraining losses per stage, clustering KL and
-        label change), `timings`, `converged`, and `n_clusters_search` when the number of
-        clusters was searched (candidates, their scores and spreads, `chosen`, `runner_up`).
+        `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
+        `history` (pretraining losses per stage, clustering KL and label change), `timings`,
+        `converged`, and `n_clusters_search` when the number of clusters was searched
+        (candidates, their scores and spreads, `chosen`, `runner_up`).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy, need_genes=use_rep is None)

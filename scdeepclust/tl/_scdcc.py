@@ -278,7 +278,9 @@ def scdcc(
     both. Writes (to `adata`, or to the copy), after training succeeded:
 
     `adata.obs[key_added]`
-        Cluster labels, categorical ("0", "1", ...).
+        Cluster labels, categorical ("0", "1", ...): the clusters that hold cells (a cluster the
+        clustering stage empties has no category; a warning says so when `n_clusters` was
+        given).
     `adata.obs[key_added + '_confidence']`
         Soft-assignment probability of each cell's reported cluster: its highest, except for
         labelled cells that keep their known class (`keep_labels`). Unlike DESC's, scDCC's
@@ -290,10 +292,10 @@ def scdcc(
     `adata.obsm[key_added + '_probs']`
         Soft assignment q (cells x clusters), column i for label "i".
     `adata.uns[key_added]`
-        `params`, `n_clusters` (non-empty clusters), `history` (per-epoch losses of both stages,
-        label change per refresh), `timings`, `converged`, `n_constraints`, and
-        `n_clusters_search` when the number of clusters was searched (candidates, their scores
-        and spreads, `chosen`, `runner_up`).
+        `params`, `n_clusters` (non-empty clusters), `empty_clusters` (the others), `history`
+        (per-epoch losses of both stages, label change per refresh), `timings`, `converged`,
+        `n_constraints`, and `n_clusters_search` when the number of clusters was searched
+        (candidates, their scores and spreads, `chosen`, `runner_up`).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy)

@@ -7,6 +7,7 @@ embedding and soft assignments.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -225,6 +226,7 @@ def deep_embedded_clustering(
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
+    empty = [] if labels is None else _empty_clusters(labels, layer.n_clusters, init.n_clusters)
     confidence = confidence_map = None
     if labels is not None and view is not None:
         confidence, confidence_map = calibrated_confidence(probabilities, labels, view)
@@ -238,6 +240,7 @@ def deep_embedded_clustering(
             "n_initial_clusters": len(centroids),
             "converged": converged,
             "clustering_epochs": len(history.get("clustering", [])),
+            "empty_clusters": np.asarray(empty, dtype=np.int64),
             **({} if search is None else {"n_clusters_search": search.as_dict()}),
             **(
                 {}
@@ -260,6 +263,38 @@ def deep_embedded_clustering(
         confidence=confidence,
         confidence_map=confidence_map,
     )
+
+
+def _empty_clusters(
+    labels: np.ndarray, n_centroids: int, asked: int | tuple[int, int] | None
+) -> list[int]:
+    """Return the clusters no cell is assigned to; warn when a given number is missed.
+
+    DEC's clustering stage can move every cell of a cluster to its neighbours. When the
+    number of clusters came from Leiden or a search, that is how the stage corrects it (logged);
+    when the user gave `n_clusters`, the result has fewer clusters than asked for (a warning).
+    """
+    empty = np.setdiff1d(np.arange(n_centroids), labels).tolist()
+    if not empty:
+        return empty
+    one = len(empty) == 1
+    message = (
+        f"{len(empty)} of the {n_centroids} clusters {'holds' if one else 'hold'} no cells "
+        f"after the clustering stage ({'cluster' if one else 'clusters'} "
+        f"{', '.join(map(str, empty))}): their cells moved to other clusters during training, "
+        f"so the labels name {n_centroids - len(empty)} clusters. The soft assignments keep a "
+        "column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
+    )
+    if isinstance(asked, int | np.integer):
+        warnings.warn(
+            message + f" To get {n_centroids} populated clusters, try another `random_state` "
+            "or `init`, or a smaller `n_clusters` if the data may hold fewer groups.",
+            UserWarning,
+            stacklevel=4,
+        )
+    else:
+        logg.info(f"    {message}")
+    return empty
 
 
 def _label_prior(z, components, init, n_clusters, weight, feeder) -> np.ndarray | None:

@@ -1,0 +1,72 @@
+"""Clusters that end with no cells: what is written and what the user is told."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scanpy as sc
+
+import scdeepclust as sdc
+import scdeepclust.train._dec as dec
+from _helpers import FAST
+from scdeepclust._results import ClusteringResult, write_results
+from scdeepclust.train._centroids import InitialClustering
+from scdeepclust.train._dec import _empty_clusters
+
+
+def _result(labels: np.ndarray, n_clusters: int) -> ClusteringResult:
+    rng = np.random.default_rng(0)
+    probs = rng.random((len(labels), n_clusters)).astype(np.float32)
+    probs[np.arange(len(labels)), labels] += n_clusters  # argmax is the label
+    probs /= probs.sum(1, keepdims=True)
+    return ClusteringResult(
+        labels=labels,
+        embedding=rng.normal(size=(len(labels), 4)).astype(np.float32),
+        probabilities=probs,
+        params={},
+    )
+
+
+def test_categories_are_the_populated_clusters(sim):
+    labels = np.repeat([0, 2, 3], sim.n_obs // 3)
+    write_results(sim, "c", _result(labels, 4))
+    assert list(sim.obs["c"].cat.categories) == ["0", "2", "3"]
+    np.testing.assert_array_equal(sim.obs["c"].to_numpy(), labels.astype(str))
+    assert sim.obsm["c_probs"].shape[1] == 4  # a column per centroid, the empty one included
+    assert sim.uns["c"]["n_clusters"] == 3
+    # the scanpy steps after clustering run on the labels (an empty category breaks both)
+    sc.pp.log1p(sim)
+    sc.tl.rank_genes_groups(sim, "c")
+    sc.tl.dendrogram(sim, "c", use_rep="X_c")
+    assert set(sim.uns["rank_genes_groups"]["names"].dtype.names) == {"0", "2", "3"}
+
+
+def test_empty_clusters_warn_only_when_the_number_was_given():
+    labels = np.array([0, 0, 2, 2])
+    with pytest.warns(UserWarning, match=r"1 of the 3 clusters holds no cells .*cluster 1\)"):
+        assert _empty_clusters(labels, 3, asked=3) == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _empty_clusters(labels, 3, asked=None) == [1]  # Leiden's number: logged
+        assert _empty_clusters(labels, 3, asked=(2, 5)) == [1]  # a searched number: logged
+        assert _empty_clusters(np.array([0, 1, 2]), 3, asked=3) == []
+
+
+def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch):
+    """A centroid placed on another one never wins a cell; the result says so."""
+    original = dec.initial_centroids
+
+    def doubled_last_centroid(z, *, n_clusters, **kwargs):
+        start = original(z, n_clusters=n_clusters - 1, **kwargs)
+        centroids = np.vstack([start.centroids, start.centroids[-1:]])
+        return InitialClustering(centroids, start.labels, start.method)
+
+    monkeypatch.setattr(dec, "initial_centroids", doubled_last_centroid)
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    with pytest.warns(UserWarning, match="1 of the 4 clusters holds no cells"):
+        sdc.tl.desc(sim, n_clusters=4, init="kmeans", **FAST)
+    assert list(sim.uns["desc"]["empty_clusters"]) == [3]
+    assert sim.uns["desc"]["n_clusters"] == 3
+    assert list(sim.obs["desc"].cat.categories) == ["0", "1", "2"]
+    assert sim.obsm["desc_probs"].shape[1] == 4
