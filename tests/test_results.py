@@ -52,7 +52,8 @@ def test_empty_clusters_warn_only_when_the_number_was_given():
         assert _empty_clusters(np.array([0, 1, 2]), 3, asked=3) == []
 
 
-def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch):
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch, tool):
     """A centroid placed on another one never wins a cell; the result says so."""
     original = dec.initial_centroids
 
@@ -62,11 +63,14 @@ def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch):
         return InitialClustering(centroids, start.labels, start.method)
 
     monkeypatch.setattr(dec, "initial_centroids", doubled_last_centroid)
-    sc.pp.normalize_total(sim)
-    sc.pp.log1p(sim)
-    with pytest.warns(UserWarning, match="1 of the 4 clusters holds no cells"):
-        sdc.tl.desc(sim, n_clusters=4, init="kmeans", **FAST)
-    assert list(sim.uns["desc"]["empty_clusters"]) == [3]
-    assert sim.uns["desc"]["n_clusters"] == 3
-    assert list(sim.obs["desc"].cat.categories) == ["0", "1", "2"]
-    assert sim.obsm["desc_probs"].shape[1] == 4
+    if tool == "desc":
+        sc.pp.normalize_total(sim)
+        sc.pp.log1p(sim)
+    with pytest.warns(UserWarning, match="1 of the 4 clusters holds no cells") as record:
+        getattr(sdc.tl, tool)(sim, n_clusters=4, init="kmeans", **FAST)
+    # the warning points at the user's call
+    assert [w.filename for w in record if "no cells" in str(w.message)] == [__file__]
+    assert list(sim.uns[tool]["empty_clusters"]) == [3]
+    assert sim.uns[tool]["n_clusters"] == 3
+    assert list(sim.obs[tool].cat.categories) == ["0", "1", "2"]
+    assert sim.obsm[f"{tool}_probs"].shape[1] == 4

@@ -282,15 +282,16 @@ def _empty_clusters(
         f"{len(empty)} of the {n_centroids} clusters {'holds' if one else 'hold'} no cells "
         f"after the clustering stage ({'cluster' if one else 'clusters'} "
         f"{', '.join(map(str, empty))}): their cells moved to other clusters during training, "
-        f"so the labels name {n_centroids - len(empty)} clusters. The soft assignments keep a "
-        "column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
+        f"so the labels name {n_centroids - len(empty)} "
+        f"{'cluster' if n_centroids - len(empty) == 1 else 'clusters'}. The soft assignments "
+        "keep a column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
     )
     if isinstance(asked, int | np.integer):
         warnings.warn(
             message + f" To get {n_centroids} populated clusters, try another `random_state` "
             "or `init`, or a smaller `n_clusters` if the data may hold fewer groups.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of tl.desc / tl.scdcc
         )
     else:
         logg.info(f"    {message}")
