@@ -370,8 +370,7 @@ def _summary(adata, key: str, truth: str | None, known: str | None = None):
     """
     from ._metrics import agreement
 
-    sizes = adata.obs[key].value_counts(sort=False)
-    sizes = sizes[sizes > 0]
+    sizes = adata.obs[key].value_counts(sort=False)  # categories are populated clusters
     seconds = adata.uns[key]["timings"].get("total_s", float("nan"))
     say(f"{key}: {len(sizes)} clusters in {_duration(seconds)}")
     search = adata.uns[key].get("n_clusters_search")
