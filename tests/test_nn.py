@@ -126,6 +126,20 @@ def test_zinb_reduced_loss_has_the_gradient_of_the_per_entry_mean():
         torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["transposed", "all zero"])
+def test_zinb_reduced_loss_reads_any_count_layout(layout):
+    rng = np.random.default_rng(4)
+    counts = torch.tensor(rng.poisson(1.0, (30, 20)) * (rng.random((30, 20)) < 0.5))
+    counts = counts.float().T if layout == "transposed" else torch.zeros(20, 30)
+    p = ZINBParameters(
+        torch.tensor(rng.normal(size=(20, 30)), dtype=torch.float32),
+        torch.tensor(rng.uniform(0.2, 5.0, (20, 30)), dtype=torch.float32),
+        torch.tensor(rng.normal(size=(20, 30)), dtype=torch.float32),
+    )
+    reference = zinb_nll(counts.contiguous(), p, reduce=False).mean()
+    torch.testing.assert_close(zinb_nll(counts, p), reference, rtol=1e-5, atol=1e-6)
+
+
 def test_zinb_closed_form_gradient_passes_gradcheck():
     rng = np.random.default_rng(5)
     shape = (6, 7)
