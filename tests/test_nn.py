@@ -204,20 +204,38 @@ def test_target_balance_exponent():
     assert (target_distribution(q, balance=0.0)[:, 0] > target_distribution(q)[:, 0]).all()
 
 
-def test_denoising_dropout_drops_at_the_rate_and_keeps_the_mean():
-    """The CPU mask (from torch.rand, faster than torch's dropout there) behaves as dropout:
-    about p of the entries zeroed, the others scaled by 1 / (1 - p), seeded by the global RNG,
-    gradients through the kept entries only."""
-    from scdeepclust.nn._modules import denoising_dropout
+def test_dropout_masks_drop_at_the_rate_keep_the_mean_and_change_between_calls():
+    """Masks sliced from two banks behave as dropout: about p of the entries zeroed, the others
+    scaled by 1 / (1 - p), gradients through the kept entries only; the banks come from their
+    seed and the slices from the global RNG, and successive minibatches meet other masks."""
+    from scdeepclust.nn import DropoutMasks
 
+    masks = DropoutMasks(500, 0.2, seed=3, max_rows=400, device="cpu")
+    assert masks.rows == 2048
     x = torch.ones(400, 500, requires_grad=True)
     torch.manual_seed(0)
-    out = denoising_dropout(x, 0.2)
+    out = masks(x)
     torch.manual_seed(0)
-    assert torch.equal(out, denoising_dropout(x, 0.2))
-    dropped = (out == 0).float().mean().item()
-    assert abs(dropped - 0.2) < 0.01
+    assert torch.equal(out, DropoutMasks(500, 0.2, seed=3, max_rows=400, device="cpu")(x))
+    assert not torch.equal(out, DropoutMasks(500, 0.2, seed=4, max_rows=400, device="cpu")(x))
+    assert abs((out == 0).float().mean().item() - 0.2) < 0.01
     assert torch.allclose(out[out != 0], torch.tensor(1.25))
     out.sum().backward()
     assert torch.equal(x.grad, out.detach())
-    assert denoising_dropout(x, 0.0) is x
+    # the rows of one minibatch differ, and so do the masks of the next minibatch
+    kept = (out != 0).float()
+    assert (kept[1:] != kept[:-1]).any(dim=1).all()
+    assert (masks(x) != out).any(dim=1).float().mean() > 0.99
+    with pytest.raises(ValueError, match="exceed"):
+        masks(torch.ones(401, 500))
+
+
+def test_dropout_mask_bank_stays_small_for_wide_inputs(monkeypatch):
+    from scdeepclust.nn import _modules
+    from scdeepclust.nn._modules import MASK_BANK_MAX_BYTES, DropoutMasks
+
+    wide = DropoutMasks(20_000, 0.1, seed=0, max_rows=256, device="cpu")
+    assert 256 <= wide.rows < 2048 and wide.rows * 20_000 * 4 <= MASK_BANK_MAX_BYTES
+    # never fewer masks than a minibatch has rows
+    monkeypatch.setattr(_modules, "MASK_BANK_MAX_BYTES", 1000)
+    assert DropoutMasks(100, 0.1, seed=0, max_rows=8, device="cpu").rows == 8

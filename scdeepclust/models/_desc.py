@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .._results import ClusteringResult
 from ..data import Batch, CellFeeder, RowSource
-from ..nn import StackedAutoencoder, batch_mixing_mmd
+from ..nn import DropoutMasks, StackedAutoencoder, batch_mixing_mmd
 from ..train import (
     MIN_CLUSTERING_STEPS,
     CentroidInit,
@@ -174,9 +174,24 @@ def pretrain_desc(
         history[name] = out["mse"]
 
     with seeded(config.random_state):  # dropout masks
+        # Drawn before any stage, so a run resumed from a checkpoint builds the same banks.
+        bank_seeds = torch.randint(0, 2**62, (model.depth, 2), device="cpu").tolist()
         if config.layerwise:
             layer_feeder = feeder
             for i in range(model.depth):
+                drop_input, drop_code = (
+                    DropoutMasks(
+                        model.widths[i + j],
+                        config.drop_rate,
+                        seed=bank_seeds[i][j],
+                        # a last minibatch of one cell joins the one before
+                        max_rows=config.batch_size + 1,
+                        device=feeder.device,
+                    )
+                    if config.drop_rate > 0
+                    else None
+                    for j in (0, 1)
+                )
                 if i > 0:
                     # Deeper layers learn from the frozen output of the layers below: compute it
                     # once (cells x width, small) instead of once per epoch.
@@ -193,8 +208,12 @@ def pretrain_desc(
                         batch_codes=feeder.batch_codes,
                     )
 
-                def layer_step(b: Batch, i=i) -> dict[str, torch.Tensor]:
-                    out = model.layer_pair(i, b.x, config.drop_rate, b.batch_code)
+                def layer_step(
+                    b: Batch, i=i, drop_input=drop_input, drop_code=drop_code
+                ) -> dict[str, torch.Tensor]:
+                    out = model.layer_pair(
+                        i, b.x, b.batch_code, drop_input=drop_input, drop_code=drop_code
+                    )
                     return {"mse": F.mse_loss(out, b.x)}
 
                 run(f"layer{i + 1}", layer_step, model.layer_parameters(i), layer_feeder)

@@ -9,10 +9,18 @@ from ._losses import (
     target_distribution,
     zinb_nll,
 )
-from ._modules import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder, ZINBParameters, mlp
+from ._modules import (
+    ClusteringLayer,
+    DropoutMasks,
+    StackedAutoencoder,
+    ZINBAutoencoder,
+    ZINBParameters,
+    mlp,
+)
 
 __all__ = [
     "ClusteringLayer",
+    "DropoutMasks",
     "StackedAutoencoder",
     "ZINBAutoencoder",
     "ZINBParameters",
