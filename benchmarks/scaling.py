@@ -16,7 +16,7 @@ here with torch at the same thread count on representative shapes. `x floor` is 
 pretraining time over that floor.
 
     python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--tools scdcc desc]
-        [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda] [--cache DIR]
+        [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda] [--cache DIR] [--seed N]
     python benchmarks/scaling.py --prepare --sizes 1000000 --cache DIR
 
 Writes benchmarks/results/scaling.{json,md} after every run. With `--cache`, the simulated
@@ -163,7 +163,7 @@ def worker(args) -> None:
     gc.collect()
     row["rss_before_mb"] = _proc_status_mb("VmRSS")
     row["peak_reset"] = _reset_peak_rss()
-    options = {"device": args.device, "progress": False, "random_state": 0}
+    options = {"device": args.device, "progress": False, "random_state": args.seed}
     if args.max_pretrain_epochs:
         options["pretrain_epochs"] = args.max_pretrain_epochs
     if args.max_epochs:
@@ -298,6 +298,9 @@ def main():
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--name", default="scaling", help="results file name")
     parser.add_argument("--cache", default=None, help="folder of simulated matrices to reuse")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the tools' random_state (the data stay the same)"
+    )
     parser.add_argument("--prepare", action="store_true", help="only simulate into --cache")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -333,6 +336,7 @@ def main():
         "cuda": torch.cuda.get_device_name(0) if cuda else "not available: CPU only",
         "epoch_caps": "; ".join(caps) or "none (defaults)",
         "simulate": {"n_genes": N_GENES, "n_groups": N_GROUPS, **SIM},
+        "random_state": args.seed,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
     rows = []
@@ -340,6 +344,7 @@ def main():
         for tool in args.tools:
             for device in devices:
                 argv = ["--size", str(size), "--tool", tool, "--device", device]
+                argv += ["--seed", str(args.seed)]
                 if args.max_pretrain_epochs:
                     argv += ["--max-pretrain-epochs", str(args.max_pretrain_epochs)]
                 if args.max_epochs:
@@ -361,7 +366,7 @@ def main():
                 print(table, flush=True)
     notes = [
         f"float32 matmul: {', '.join(f'{d} {r / 1e9:.1f} GFLOP/s' for d, r in rates.items())}; "
-        f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}."
+        f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}; random_state {args.seed}."
     ]
     print("\n".join(notes))
     with open(RESULTS / f"{args.name}.md", "a") as f:
