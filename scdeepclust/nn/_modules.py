@@ -38,9 +38,8 @@ class DropoutMasks:
         self.max_rows = int(max_rows)
         self.rows = max(min(MASK_BANK_ROWS, MASK_BANK_MAX_BYTES // (4 * width)), self.max_rows)
         generator = torch.Generator().manual_seed(int(seed))
-        kept = torch.rand((2, self.rows, width), generator=generator, device="cpu")
-        kept = kept < math.sqrt(1.0 - p)
-        banks = kept.to(torch.float32)
+        uniform = torch.rand((2, self.rows, width), generator=generator, device="cpu")
+        banks = (uniform < math.sqrt(1.0 - p)).to(torch.float32)
         banks[0] *= 1.0 / (1.0 - p)
         # the first max_rows masks repeated at the end: a slice from any start never wraps
         self._banks = torch.cat([banks, banks[:, : self.max_rows]], dim=1).to(device)
