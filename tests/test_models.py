@@ -351,6 +351,46 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
     np.testing.assert_array_equal(again.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
 
 
+def test_desc_resumed_inside_layerwise_pretraining_meets_the_same_masks(
+    split, tmp_path, monkeypatch
+):
+    """Stopped inside a layer's pretraining after its dropout banks were redrawn, a resumed run
+    applies the masks the run never stopped applied, and ends with the same result."""
+    from scdeepclust.nn import _modules
+
+    monkeypatch.setattr(_modules, "MASK_BANK_ROWS", 65)
+    monkeypatch.setattr(_modules, "MASK_REUSE", 1)  # banks redrawn at every minibatch
+    adata = split[0][:120].copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+
+    def run(**kwargs):
+        return sdc.tl.desc(adata, n_clusters=3, copy=True, **CKPT, **kwargs)
+
+    reference = run()
+    ckpt = tmp_path / "ckpt"
+    original, calls = _modules.DropoutMasks.forward, {"n": 0}
+
+    def flaky(self, x):
+        calls["n"] += 1
+        if calls["n"] == 4 * 2 + 3:  # input and code masks, 2 batches an epoch: 3rd epoch
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    with monkeypatch.context() as m:
+        m.setattr(_modules.DropoutMasks, "forward", flaky)
+        with pytest.raises(KeyboardInterrupt):
+            run(checkpoint_dir=ckpt, checkpoint_every=2)
+    stages = torch.load(ckpt / "checkpoint.pt", weights_only=True)["stages"]
+    assert list(stages) == ["layer1"]
+    assert not stages["layer1"]["done"] and stages["layer1"]["epoch"] == 1
+    assert {"layer1_input_masks", "layer1_code_masks"} <= set(stages["layer1"]["modules"])
+    resumed = run(checkpoint_dir=ckpt, resume=True)
+    np.testing.assert_array_equal(resumed.obsm["X_desc"], reference.obsm["X_desc"])
+    for name, values in reference.uns["desc"]["history"].items():
+        np.testing.assert_allclose(resumed.uns["desc"]["history"][name], values, err_msg=name)
+
+
 def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
     adata = split[0][:80].copy()
     with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in"):
