@@ -230,33 +230,6 @@ def test_dropout_masks_drop_at_the_rate_keep_the_mean_and_change_between_calls()
         masks(torch.ones(401, 500))
 
 
-def test_dropout_mask_banks_are_redrawn_and_resume_from_their_saved_state(monkeypatch):
-    """The banks are drawn afresh every `calls_per_draw` minibatches; a copy loaded from the
-    module's state dict (as a checkpoint does) goes on with the same masks."""
-    from scdeepclust.nn import _modules
-
-    monkeypatch.setattr(_modules, "MASK_BANK_ROWS", 16)
-    monkeypatch.setattr(_modules, "MASK_REUSE", 2)
-    masks = _modules.DropoutMasks(50, 0.3, seed=1, max_rows=16, device="cpu")
-    assert masks.calls_per_draw == 2
-    x = torch.ones(16, 50)
-    banks = [masks._banks.clone()]
-    for _ in range(5):
-        masks(x)
-        banks.append(masks._banks.clone())
-    # drawn afresh before the 3rd and the 5th minibatch
-    changed = [not torch.equal(a, b) for a, b in zip(banks[:-1], banks[1:])]
-    assert changed == [False, False, True, False, True]
-
-    resumed = _modules.DropoutMasks(50, 0.3, seed=1, max_rows=16, device="cpu")
-    resumed.load_state_dict(masks.state_dict())
-    assert torch.equal(resumed._banks, masks._banks)
-    torch.manual_seed(7)
-    expected = [masks(x) for _ in range(4)]
-    torch.manual_seed(7)
-    assert all(torch.equal(resumed(x), e) for e in expected)
-
-
 def test_dropout_mask_bank_stays_small_for_wide_inputs(monkeypatch):
     from scdeepclust.nn import _modules
     from scdeepclust.nn._modules import MASK_BANK_MAX_BYTES, DropoutMasks

@@ -192,14 +192,6 @@ def pretrain_desc(
                     else None
                     for j in (0, 1)
                 )
-                if checkpoint is not None and config.drop_rate > 0:
-                    # where the masks stand mid-stage, so a resumed stage meets the same ones
-                    checkpoint.attach(
-                        modules={
-                            f"layer{i + 1}_input_masks": drop_input,
-                            f"layer{i + 1}_code_masks": drop_code,
-                        }
-                    )
                 if i > 0:
                     # Deeper layers learn from the frozen output of the layers below: compute it
                     # once (cells x width, small) instead of once per epoch.

@@ -14,65 +14,40 @@ from torch.nn import functional as F
 # MASK_BANK_MAX_BYTES, but never fewer than a minibatch has rows.
 MASK_BANK_ROWS = 2048
 MASK_BANK_MAX_BYTES = 32 * 2**20
-# Minibatches each bank row serves, on average, before both banks are drawn afresh. Banks kept for
-# a whole run lowered DESC's ARI at a million simulated cells (0.938 / 0.966 / 0.899 against 0.957
-# / 0.987 / 0.974 with fresh masks, seeds 0-2), where each row served thousands of minibatches.
-MASK_REUSE = 8
 
 
-class DropoutMasks(nn.Module):
-    """Denoising dropout of a fixed width whose masks come from two banks, redrawn now and then.
+class DropoutMasks:
+    """Denoising dropout of a fixed width whose masks come from two banks drawn once.
 
     A fresh mask per entry (`torch.rand` over 256 x 2,000, a comparison, two multiplies) took
     about a fifth of DESC's pretraining on the CPU (10X PBMC: 1.7 of 8.3 s). Here each call
     multiplies a minibatch by `len(x)` consecutive rows of each of two banks of Bernoulli
     masks, each bank's slice starting at its own row drawn from the global torch RNG: two
     multiplies. The banks keep an entry with probability sqrt(1 - p) each, so their product
-    keeps it with probability 1 - p (one bank also carries the 1 / (1 - p) scaling). Both banks
-    are drawn afresh once each row has served about `MASK_REUSE` minibatches, which costs
-    2 / MASK_REUSE of drawing every mask fresh. The banks come from their own `seed`, on the
-    CPU, so every device applies the same masks.
-
-    The module's state (calls so far, and its generator's state when the current banks were
-    drawn) goes into checkpoints, so a resumed run meets the same masks as one never stopped.
+    keeps it with probability 1 - p (one bank also carries the 1 / (1 - p) scaling), and a cell
+    meets one of rows x rows masks (about 4 million), from a minibatch that is itself a fresh
+    random draw of cells. The banks come from their own `seed`, on the CPU, so every device
+    applies the same masks.
     """
 
     def __init__(
         self, width: int, p: float, *, seed: int, max_rows: int, device: torch.device | str
     ):
-        super().__init__()
         if not 0 < p < 1:
             raise ValueError(f"dropout rate must be in (0, 1), got {p}.")
-        self.width, self.p, self.device = int(width), float(p), torch.device(device)
         self.max_rows = int(max_rows)
         self.rows = max(min(MASK_BANK_ROWS, MASK_BANK_MAX_BYTES // (4 * width)), self.max_rows)
-        self.calls_per_draw = max(1, MASK_REUSE * self.rows // self.max_rows)
-        self._generator = torch.Generator().manual_seed(int(seed))
-        self.register_buffer("calls", torch.zeros((), dtype=torch.int64, device="cpu"))
-        self.register_buffer("draw_state", self._generator.get_state())
-        self._draw()
-        self.register_load_state_dict_post_hook(lambda module, _: module._redraw_saved())
-
-    def _draw(self) -> None:
-        self.draw_state = self._generator.get_state()
-        uniform = torch.rand((2, self.rows, self.width), generator=self._generator, device="cpu")
-        banks = (uniform < math.sqrt(1.0 - self.p)).to(torch.float32)
-        banks[0] *= 1.0 / (1.0 - self.p)
+        generator = torch.Generator().manual_seed(int(seed))
+        uniform = torch.rand((2, self.rows, width), generator=generator, device="cpu")
+        banks = (uniform < math.sqrt(1.0 - p)).to(torch.float32)
+        banks[0] *= 1.0 / (1.0 - p)
         # the first max_rows masks repeated at the end: a slice from any start never wraps
-        self._banks = torch.cat([banks, banks[:, : self.max_rows]], dim=1).to(self.device)
+        self._banks = torch.cat([banks, banks[:, : self.max_rows]], dim=1).to(device)
 
-    def _redraw_saved(self) -> None:
-        self._generator.set_state(self.draw_state)
-        self._draw()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
         if n > self.max_rows:
             raise ValueError(f"{n} rows exceed the {self.max_rows} of a dropout minibatch.")
-        calls = int(self.calls)
-        if calls > 0 and calls % self.calls_per_draw == 0:
-            self._draw()
-        self.calls.fill_(calls + 1)
         a, b = torch.randint(self.rows, (2,), device="cpu").tolist()
         return x * self._banks[0, a : a + n].to(x.dtype) * self._banks[1, b : b + n].to(x.dtype)
 
