@@ -203,10 +203,13 @@ def worker(args) -> None:
         }
         shapes["autoencoder"] = [s for stage in list(shapes.values()) for s in stage]
     n_epochs = sum(epochs.values())
+    # DESC's default pretraining draws a subset of the cells per epoch on large data
+    epoch_cells = uns.get("pretrain_epoch_cells") or n
+    row["pretrain_epoch_cells"] = int(epoch_cells)
     row["pretrain_epochs"] = n_epochs
     row["pretrain_s_per_epoch"] = row["pretrain_s"] / max(n_epochs, 1)
-    row["cells_per_s"] = n * n_epochs / row["pretrain_s"]
-    row["pretrain_flop"] = sum(epoch_flops(n, shapes[k]) * e for k, e in epochs.items())
+    row["cells_per_s"] = epoch_cells * n_epochs / row["pretrain_s"]
+    row["pretrain_flop"] = sum(epoch_flops(epoch_cells, shapes[k]) * e for k, e in epochs.items())
     print("RESULT " + json.dumps(row), flush=True)
 
 

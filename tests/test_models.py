@@ -430,3 +430,29 @@ def test_real_data_mapping():
     trained_ari = adjusted_rand_score(train.obs["label"], train.obs["scdcc"])
     mapped_ari = adjusted_rand_score(test.obs["label"], test.obs["scdcc"])
     assert mapped_ari > trained_ari - 0.15, (trained_ari, mapped_ari)
+
+
+def test_desc_default_pretraining_on_many_cells_draws_a_subset_per_epoch():
+    """By default a DESC pretraining stage sees about PRETRAIN_CELL_VISITS cells: whole epochs
+    up to 20,000 cells, random subsets beyond; given epochs are always whole."""
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.models._desc import PRETRAIN_CELL_VISITS, DESCConfig
+
+    config = DESCConfig()
+    assert config.resolved_pretrain_epoch_cells(8_617) is None
+    assert config.resolved_pretrain_epoch_cells(20_000) is None
+    for n in (100_000, 1_000_000):
+        cells = config.resolved_pretrain_epoch_cells(n)
+        assert cells < n
+        visits = cells * config.resolved_pretrain_epochs(n)
+        assert PRETRAIN_CELL_VISITS - cells < visits <= PRETRAIN_CELL_VISITS
+    assert DESCConfig(pretrain_epochs=3).resolved_pretrain_epoch_cells(1_000_000) is None
+
+    feeder = CellFeeder(
+        RowSource(np.arange(1000, dtype=np.float32)[:, None]), device=torch.device("cpu")
+    )
+    rng = np.random.default_rng(0)
+    seen = np.concatenate([b.index.numpy() for b in feeder.minibatches(64, rng, n_cells=300)])
+    assert len(seen) == 300 and len(np.unique(seen)) == 300
+    whole = np.concatenate([b.index.numpy() for b in feeder.minibatches(64, rng)])
+    assert np.array_equal(np.sort(whole), np.arange(1000))

@@ -187,24 +187,32 @@ class CellFeeder:
         return x
 
     def minibatches(
-        self, batch_size: int, rng: np.random.Generator, weights: np.ndarray | None = None
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        weights: np.ndarray | None = None,
+        n_cells: int | None = None,
     ) -> Iterator[Batch]:
         """Yield one epoch of shuffled minibatches.
 
         A last batch of a single cell is merged into the previous one, since batch statistics of
         one cell are meaningless. With `weights` (a probability per cell of this feeder), the
         epoch's `n_obs` cells are drawn with replacement with these probabilities instead of
-        each cell once; the batches are the same in number and size.
+        each cell once; the batches are the same in number and size. With `n_cells` below
+        `n_obs` (without `weights`, on one process), the epoch is a random `n_cells` of the
+        cells, each at most once.
         """
         if weights is None:
             order = rng.permutation(self.n_obs)
+            if n_cells is not None and n_cells < self.n_obs and not self.distributed:
+                order = order[:n_cells]
         else:
             order = rng.choice(self.n_obs, self.n_obs, p=weights)
         if self.distributed:
             for part in np.array_split(order, self.n_batches(batch_size)):
                 yield self.batch(part)
             return
-        bounds = _batch_bounds(self.n_obs, batch_size)
+        bounds = _batch_bounds(len(order), batch_size)
         for start, stop in zip(bounds[:-1], bounds[1:]):
             yield self.batch(order[start:stop])
 

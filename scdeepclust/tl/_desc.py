@@ -146,7 +146,10 @@ def desc(
         only.
     pretrain_epochs
         Epochs of each pretraining stage. `None`: chosen from the number of cells, with early
-        stopping on a plateau.
+        stopping on a plateau; above 20,000 cells each epoch is a random subset of them, so
+        that a stage sees about 500,000 cells (longer pretraining pushed some cells of every
+        group far out on large simulated data); `uns[key_added]['pretrain_epoch_cells']` then
+        says how many. A given number means whole epochs.
     pretrain_lr
         Adam learning rate of pretraining.
     n_neighbors

@@ -94,11 +94,13 @@ def fit_epochs(
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
     sample_weights: np.ndarray | None = None,
+    epoch_cells: int | None = None,
 ) -> dict[str, list[float]]:
     """Minibatch epochs minimising the sum of the loss terms; per-epoch means of each term.
 
     `sample_weights`: draw each epoch's cells with these probabilities (see
-    `CellFeeder.minibatches`) instead of each cell once.
+    `CellFeeder.minibatches`) instead of each cell once; `epoch_cells`: each epoch is a random
+    subset of that many cells (see `CellFeeder.minibatches`).
 
     A non-finite loss stops training with `TrainingDiverged` (its message ends with
     `divergence`, what to change). With a `checkpoint`, the stage resumes from its saved state
@@ -117,7 +119,7 @@ def fit_epochs(
     for epoch in bar:
         sums: dict[str, torch.Tensor] = {}
         n_seen = 0
-        for batch in feeder.minibatches(batch_size, rng, sample_weights):
+        for batch in feeder.minibatches(batch_size, rng, sample_weights, epoch_cells):
             values = _optimizer_step(optimizer, step_loss(batch), feeder)
             n = len(batch.index)
             n_seen += n
