@@ -36,6 +36,24 @@ def test_shards_cover_the_rows_with_equal_batch_counts():
     assert counts == {shards[0].n_batches(16)}  # the same number of steps on every shard
 
 
+def test_shards_draw_epoch_subsets_with_equal_batch_counts():
+    """An epoch of n_cells (DESC's default pretraining on many cells) is each shard's share of
+    them, in the same number of batches on every shard."""
+    x = np.arange(1003, dtype=np.float32)[:, None]
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    shards = [feeder.sharded(r, 3) for r in range(3)]
+    rng = np.random.default_rng(0)
+    epochs = [list(s.minibatches(48, rng, n_cells=300)) for s in shards]
+    assert {len(e) for e in epochs} == {shards[0].n_batches(48, n_cells=300)}
+    rows = np.concatenate([b.x.numpy().ravel() for e in epochs for b in e])
+    assert len(rows) == 300 and len(np.unique(rows)) == 300
+    # one process: the same count
+    assert (
+        len(np.concatenate([b.index.numpy() for b in feeder.minibatches(48, rng, n_cells=300)]))
+        == 300
+    )
+
+
 def test_distributed_needs_torchrun_environment(sim, monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)

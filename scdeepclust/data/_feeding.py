@@ -199,17 +199,18 @@ class CellFeeder:
         one cell are meaningless. With `weights` (a probability per cell of this feeder), the
         epoch's `n_obs` cells are drawn with replacement with these probabilities instead of
         each cell once; the batches are the same in number and size. With `n_cells` below
-        `n_obs` (without `weights`, on one process), the epoch is a random `n_cells` of the
-        cells, each at most once.
+        `n_total` (without `weights`), the epoch is a random `n_cells` of the cells, each at
+        most once (sharded, each process's share of them).
         """
         if weights is None:
             order = rng.permutation(self.n_obs)
-            if n_cells is not None and n_cells < self.n_obs and not self.distributed:
-                order = order[:n_cells]
+            if n_cells is not None and n_cells < self.n_total:
+                order = order[: self._epoch_rows(n_cells)]
         else:
             order = rng.choice(self.n_obs, self.n_obs, p=weights)
+            n_cells = None
         if self.distributed:
-            for part in np.array_split(order, self.n_batches(batch_size)):
+            for part in np.array_split(order, self.n_batches(batch_size, n_cells)):
                 yield self.batch(part)
             return
         bounds = _batch_bounds(len(order), batch_size)
@@ -221,17 +222,27 @@ class CellFeeder:
         for start in range(0, self.n_obs, chunk_size):
             yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
 
-    def n_batches(self, batch_size: int) -> int:
+    def n_batches(self, batch_size: int, n_cells: int | None = None) -> int:
         """Return the number of minibatches per epoch, as `minibatches` makes them.
 
         Sharded, `batch_size` is the global batch: each of the `world_size` shards gives
         1 / world_size of it, and every shard the same number of batches (that of the largest
-        shard).
+        shard, or of a share of `n_cells` when epochs are subsets).
         """
         if self.distributed:
             per_rank = -(-batch_size // self.shard.world_size)
-            return len(_batch_bounds(self.shard.max_rows, per_rank)) - 1
-        return len(_batch_bounds(self.n_obs, batch_size)) - 1
+            rows = self.shard.max_rows
+            if n_cells is not None and n_cells < self.n_total:
+                rows = -(-n_cells // self.shard.world_size)
+            return len(_batch_bounds(rows, per_rank)) - 1
+        rows = self.n_obs if n_cells is None else min(n_cells, self.n_obs)
+        return len(_batch_bounds(rows, batch_size)) - 1
+
+    def _epoch_rows(self, n_cells: int) -> int:
+        """Return this process's rows of an epoch of `n_cells` cells across processes."""
+        if self.distributed:
+            return min(self.n_obs, -(-n_cells // self.shard.world_size))
+        return n_cells
 
 
 def _batch_bounds(n_obs: int, batch_size: int) -> list[int]:

@@ -175,7 +175,7 @@ def pretrain_desc(
         # `seeded` blocks only.
         checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng}, global_torch_rng=True)
     n_epochs = config.resolved_pretrain_epochs(feeder.n_total)
-    epoch_cells = _pretrain_epoch_cells(feeder, config)
+    epoch_cells = config.resolved_pretrain_epoch_cells(feeder.n_total)
     if epoch_cells is not None:
         logg.info(f"    DESC pretraining: each epoch draws {epoch_cells:,} of the cells")
     auto_stop = config.pretrain_epochs is None
@@ -250,11 +250,6 @@ def pretrain_desc(
 
         run("autoencoder", end_to_end, list(model.parameters()))
     return PretrainedDESC(model, history, time.perf_counter() - t0)
-
-
-def _pretrain_epoch_cells(feeder: CellFeeder, config: DESCConfig) -> int | None:
-    # shards of a distributed run keep whole epochs (`CellFeeder.minibatches`)
-    return None if feeder.distributed else config.resolved_pretrain_epoch_cells(feeder.n_total)
 
 
 def cluster_desc(
@@ -347,7 +342,7 @@ def cluster_desc(
             # only where pretraining epochs drew a subset (h5ad has no None)
             **(
                 {"pretrain_epoch_cells": epoch_cells}
-                if (epoch_cells := _pretrain_epoch_cells(feeder, config))
+                if (epoch_cells := config.resolved_pretrain_epoch_cells(feeder.n_total))
                 else {}
             ),
         },
