@@ -16,7 +16,7 @@ import torch
 from scanpy import logging as logg
 
 from ..constraints import KnownClassLoss
-from ..data import Batch, CellFeeder, stream_outputs
+from ..data import DEFAULT_CHUNK_SIZE, Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
@@ -24,7 +24,13 @@ from ._components import input_principal_components
 from ._confidence import ConfidenceMap, NeighbourView, calibrated_confidence, neighbour_view
 from ._distributed import broadcast_object, gather_rows, is_main
 from ._label_prior import PRIOR_FLOOR, PRIOR_NEIGHBOURS, classifier_prior
-from ._loops import DIVERGENCE_HINT, ClusteringStage, LossTerms, train_clustering
+from ._loops import (
+    DIVERGENCE_HINT,
+    ClusteringStage,
+    LossTerms,
+    StageOutputs,
+    train_clustering,
+)
 from ._smoothing import TargetSmoothing
 
 
@@ -59,6 +65,22 @@ class DECOutcome:
 def embed_all(feeder: CellFeeder, encode: Callable[[Batch], torch.Tensor], width: int):
     """`encode(batch)` of every cell, streamed in chunks into a float32 array."""
     return stream_outputs(feeder, lambda b: {"z": encode(b)}, {"z": width})["z"]
+
+
+@torch.no_grad()
+def soft_assignments(
+    z: np.ndarray, layer: ClusteringLayer, device: torch.device | str
+) -> np.ndarray:
+    """`layer`'s soft assignment of every row of `z`, in the chunks `stream_outputs` uses.
+
+    The same chunks give the same floats as computing the soft assignments while streaming the
+    embedding (the first refresh of the clustering stage did that before).
+    """
+    q = np.empty((len(z), layer.n_clusters), dtype=np.float32)
+    for start in range(0, len(z), DEFAULT_CHUNK_SIZE):
+        rows = torch.from_numpy(z[start : start + DEFAULT_CHUNK_SIZE]).to(device)
+        q[start : start + len(rows)] = layer(rows).float().cpu().numpy()
+    return q
 
 
 def deep_embedded_clustering(
@@ -112,7 +134,8 @@ def deep_embedded_clustering(
     t0 = time.perf_counter()
     with torch.no_grad():
         # Sharded over processes: rank 0 initialises from all cells' latents and broadcasts.
-        z = gather_rows(embed_all(feeder, encode, latent_dim), feeder)
+        z_local = embed_all(feeder, encode, latent_dim)
+        z = gather_rows(z_local, feeder)
         components = None
         if init.seed_labels is not None and label_prior_weight > 0:
             t_prior = time.perf_counter()
@@ -178,6 +201,9 @@ def deep_embedded_clustering(
     t0 = time.perf_counter()
     layer = ClusteringLayer(torch.from_numpy(centroids), kernel=kernel, alpha=alpha)
     layer = layer.to(feeder.device)
+    # The stage's first target comes from these, without another pass over the cells.
+    initial_probabilities = soft_assignments(z_local, layer, feeder.device)
+    del z_local
     optimizer = make_optimizer([*trainable, *layer.parameters()])
     if checkpoint is not None:
         checkpoint.attach(modules={"clustering": layer})
@@ -195,6 +221,7 @@ def deep_embedded_clustering(
                 rng=rng,
             )
         )
+    outputs = StageOutputs()
     history = train_clustering(
         feeder,
         encode,
@@ -206,6 +233,8 @@ def deep_embedded_clustering(
         step_loss=_combined(step_terms),
         target_prior=target_prior,
         target_smoothing=smoothing,
+        initial_probabilities=initial_probabilities,
+        outputs=outputs,
         progress=progress,
         stage=stage_name,
         divergence=divergence,
@@ -214,14 +243,17 @@ def deep_embedded_clustering(
     timings["cluster_s"] = time.perf_counter() - t0
     converged = bool(history.pop("converged", [0.0])[0])
 
-    with torch.no_grad():
-        out = stream_outputs(
-            feeder,
-            lambda b: {"z": (z_ := encode(b)), "q": layer(z_)},
-            {"z": latent_dim, "q": layer.n_clusters},
-        )
+    if outputs.probabilities is None:  # the stage did not end on a refresh
+        with torch.no_grad():
+            out = stream_outputs(
+                feeder,
+                lambda b: {"z": (z_ := encode(b)), "q": layer(z_)},
+                {"z": latent_dim, "q": layer.n_clusters},
+            )
+        outputs = StageOutputs(out["z"], out["q"])
     # Sharded: the results of all processes on rank 0, None on the others.
-    embedding, probabilities = gather_rows(out["z"], feeder), gather_rows(out["q"], feeder)
+    embedding = gather_rows(outputs.embedding, feeder)
+    probabilities = gather_rows(outputs.probabilities, feeder)
     labels = None if probabilities is None else probabilities.argmax(1)
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0

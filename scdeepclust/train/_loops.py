@@ -273,6 +273,14 @@ class ClusteringStage:
         return max(1, round(self.update_interval * n_batches))
 
 
+@dataclass
+class StageOutputs:
+    """Every cell's embedding and soft assignment as the clustering stage left them."""
+
+    embedding: np.ndarray | None = None  # float32 (cells, latent width)
+    probabilities: np.ndarray | None = None  # float32 (cells, clusters)
+
+
 def train_clustering(
     feeder: CellFeeder,
     embed: Callable[[Batch], torch.Tensor],
@@ -285,6 +293,8 @@ def train_clustering(
     step_loss: Callable[[int], LossTerms] | None = None,
     target_prior: torch.Tensor | None = None,
     target_smoothing: TargetSmoothing | None = None,
+    initial_probabilities: np.ndarray | None = None,
+    outputs: StageOutputs | None = None,
     progress: bool = True,
     stage: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -303,14 +313,24 @@ def train_clustering(
     is sharpened from them (the labels whose changes are counted stay the cells' own). `stage`,
     `divergence` and `checkpoint` as in `fit_epochs` (the modules, including `clustering_layer`, are
     attached by the caller).
+
+    Each refresh is a pass over every cell; two of them can come from elsewhere. The first needs
+    the soft assignments before any training step: `initial_probabilities` (this process's
+    cells, as `clustering_layer` gives them from the caller's embedding), when the caller has them.
+    When the stage stops on `tol`, its last refresh came after its last step, so the cells'
+    embedding and soft assignments at that refresh are the final ones: they are put in `outputs`
+    (left empty when the stage ran to `max_epochs` or had finished before a resume).
     """
     history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = settings.refresh_every(n_batches)
     device = clustering_layer.centroids.device
 
-    def soft_assign(batch: Batch) -> dict[str, torch.Tensor]:
-        return {"q": clustering_layer(embed(batch))}
+    widths = {"z": clustering_layer.centroids.shape[1], "q": clustering_layer.n_clusters}
+
+    def embed_and_assign(batch: Batch) -> dict[str, torch.Tensor]:
+        z = embed(batch)
+        return {"z": z, "q": clustering_layer(z)}
 
     previous_labels: np.ndarray | None = None
     target: torch.Tensor | None = None
@@ -335,9 +355,11 @@ def train_clustering(
             if step % refresh_every == 0:
                 # Over this process's cells; the cluster frequencies of the target and the
                 # count of changed labels are summed over all processes.
-                q_all = torch.from_numpy(
-                    stream_outputs(feeder, soft_assign, {"q": clustering_layer.n_clusters})["q"]
-                )
+                if step == 0 and initial_probabilities is not None:
+                    q_all, z_all = torch.from_numpy(initial_probabilities), None
+                else:
+                    streamed = stream_outputs(feeder, embed_and_assign, widths)
+                    q_all, z_all = torch.from_numpy(streamed["q"]), streamed["z"]
                 labels = q_all.argmax(1).numpy()
                 if previous_labels is not None:
                     changed = torch.tensor(
@@ -349,8 +371,11 @@ def train_clustering(
                     bar.set_postfix(changed=f"{delta:.4f}")
                     if delta < settings.tol and step >= settings.min_steps:
                         converged = True
+                        if outputs is not None and z_all is not None:
+                            outputs.embedding, outputs.probabilities = z_all, q_all.numpy()
                         break
                 previous_labels = labels
+                del z_all
                 if target_smoothing is not None:
                     q_all = target_smoothing(q_all, feeder)
                 frequency = all_reduce_sum(q_all.sum(0), feeder)

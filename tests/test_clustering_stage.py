@@ -1,0 +1,99 @@
+"""The DEC clustering stage reuses the passes over the cells it already made: the soft
+assignments before training give its first target, and the refresh that stops it gives the
+final embedding and soft assignments."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scdeepclust.data import CellFeeder, RowSource, stream_outputs
+from scdeepclust.nn import ClusteringLayer
+from scdeepclust.train import ClusteringStage, _loops, train_clustering
+from scdeepclust.train._dec import embed_all, soft_assignments
+
+
+def _groups(n_per_group=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.vstack(
+        [rng.normal(-2, 1.0, (n_per_group, 4)), rng.normal(2, 1.0, (n_per_group, 4))]
+    ).astype(np.float32)
+    return CellFeeder(RowSource(x), device=torch.device("cpu"))
+
+
+def _run(feeder, *, initial=False, min_steps=0, max_epochs=30, outputs=None):
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.eye(4) + 0.1 * torch.randn(4, 4))
+    layer = ClusteringLayer(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+
+    def embed(batch):
+        return batch.x @ weight
+
+    q0 = None
+    if initial:
+        with torch.no_grad():
+            q0 = soft_assignments(embed_all(feeder, embed, 4), layer, "cpu")
+    optimizer = torch.optim.SGD([weight, *layer.parameters()], lr=0.05, momentum=0.9)
+    stage = ClusteringStage(max_epochs=max_epochs, batch_size=32, tol=0.01, min_steps=min_steps)
+    history = train_clustering(
+        feeder,
+        embed,
+        layer,
+        optimizer,
+        stage,
+        rng=np.random.default_rng(0),
+        initial_probabilities=q0,
+        outputs=outputs,
+        progress=False,
+    )
+    return history, embed, layer
+
+
+def test_outputs_of_the_stopping_refresh_are_those_of_a_fresh_pass():
+    feeder = _groups()
+    outputs = _loops.StageOutputs()
+    history, embed, layer = _run(feeder, outputs=outputs)
+    assert history["converged"] == [1.0]
+    with torch.no_grad():
+        fresh = stream_outputs(
+            feeder, lambda b: {"z": (z := embed(b)), "q": layer(z)}, {"z": 4, "q": 2}
+        )
+    np.testing.assert_array_equal(outputs.embedding, fresh["z"])
+    np.testing.assert_array_equal(outputs.probabilities, fresh["q"])
+
+
+def test_no_outputs_when_the_stage_runs_out_of_epochs():
+    feeder = _groups()
+    outputs = _loops.StageOutputs()
+    # the stop on `tol` is held back beyond the last epoch
+    history, _, _ = _run(feeder, min_steps=10**6, max_epochs=3, outputs=outputs)
+    assert history["converged"] == [0.0]
+    assert outputs.embedding is None and outputs.probabilities is None
+
+
+def test_initial_soft_assignments_replace_the_first_pass(monkeypatch):
+    passes = []
+    original = _loops.stream_outputs
+
+    def counting(*args, **kwargs):
+        passes.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_loops, "stream_outputs", counting)
+    feeder = _groups()
+    streamed, _, layer_streamed = _run(feeder)
+    n_streamed = len(passes)
+    passes.clear()
+    given, _, layer_given = _run(feeder, initial=True)
+    assert len(passes) == n_streamed - 1
+    assert given == streamed  # same label changes at every refresh, same losses
+    torch.testing.assert_close(layer_given.centroids, layer_streamed.centroids, rtol=0, atol=0)
+
+
+def test_soft_assignments_match_those_computed_while_streaming():
+    feeder = _groups(n_per_group=5000)  # more than one chunk
+    layer = ClusteringLayer(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+    with torch.no_grad():
+        streamed = stream_outputs(feeder, lambda b: {"q": layer(b.x)}, {"q": 2})["q"]
+        z = embed_all(feeder, lambda b: b.x, 4)
+    np.testing.assert_array_equal(soft_assignments(z, layer, "cpu"), streamed)
