@@ -62,6 +62,40 @@ def test_layerwise_pretraining_trains_every_layer(scaled):
     assert list(end_to_end.history) == ["autoencoder"]
 
 
+def test_layerwise_pretraining_reads_the_input_once_for_the_frozen_layers(scaled, monkeypatch):
+    """Each deeper stage's input is the one before it through one more layer, not the input
+    through every layer again; the result is the same to the bit."""
+    import scdeepclust.models._desc as desc_models
+
+    models = []
+
+    class Recorded(desc_models.StackedAutoencoder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            models.append(self)
+
+    x = torch.from_numpy(np.asarray(scaled.X, dtype=np.float32))
+    streamed = []
+    original = desc_models.embed_all
+
+    def recording(feeder, encode, width):
+        out = original(feeder, encode, width)
+        with torch.no_grad():  # the layers below, as they are now
+            expected = models[0].encode(x, depth=len(streamed) + 1).numpy()
+        streamed.append((feeder, out, expected))
+        return out
+
+    monkeypatch.setattr(desc_models, "StackedAutoencoder", Recorded)
+    monkeypatch.setattr(desc_models, "embed_all", recording)
+    feeder = CellFeeder(RowSource(scaled.X), device=torch.device("cpu"))
+    config = DESCConfig(hidden=(24, 12, 6), pretrain_epochs=2, progress=False, batch_size=64)
+    pretrain_desc(feeder, config)
+    assert len(streamed) == 2  # the inputs of layers 2 and 3
+    assert streamed[0][0] is feeder and streamed[1][0] is not feeder
+    for _, h, expected in streamed:
+        np.testing.assert_array_equal(h, expected)
+
+
 def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     import scdeepclust.tl._desc as desc_module
 

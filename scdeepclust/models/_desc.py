@@ -221,11 +221,13 @@ def pretrain_desc(
                 )
                 if i > 0:
                     # Deeper layers learn from the frozen output of the layers below: compute it
-                    # once (cells x width, small) instead of once per epoch.
+                    # once (cells x width, small) instead of once per epoch, from the output of
+                    # the layers below the last one (the input of the stage before), so that the
+                    # widest layer runs over all cells once, not once per stage.
                     with torch.no_grad():
                         h = embed_all(
-                            feeder,
-                            lambda b, i=i: model.encode(b.x, depth=i, batch_code=b.batch_code),
+                            layer_feeder,
+                            lambda b, i=i: model.encode_layer(i - 1, b.x, b.batch_code),
                             model.widths[i],
                         )
                     layer_feeder = CellFeeder(

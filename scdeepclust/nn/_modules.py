@@ -257,8 +257,14 @@ class StackedAutoencoder(nn.Module):
     ) -> torch.Tensor:
         """Apply the first `depth` encoder layers (all by default)."""
         for i in range(self.depth if depth is None else depth):
-            x = self.encoder_activation(i, self._encoder_pre(i, x, batch_code))
+            x = self.encode_layer(i, x, batch_code)
         return x
+
+    def encode_layer(
+        self, i: int, h: torch.Tensor, batch_code: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Apply encoder layer i alone to the output `h` of the layers before it."""
+        return self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
 
     def decode(self, z: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
         for i in reversed(range(self.depth)):
