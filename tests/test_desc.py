@@ -114,6 +114,20 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     assert scaled.uns["desc_1.5"]["n_clusters"] >= scaled.uns["desc_0.2"]["n_clusters"]
 
 
+def test_resolutions_share_one_embedding_pass_and_neighbour_lookup(scaled, monkeypatch):
+    import scdeepclust.train._dec as dec
+
+    passes = count_calls(monkeypatch, dec, "embed_all")
+    lookups = count_calls(monkeypatch, dec, "neighbour_view")
+    both = sdc.tl.desc(scaled, resolution=[0.2, 1.5], copy=True, **FAST)
+    assert len(passes) == 1 and len(lookups) == 1
+    alone = sdc.tl.desc(scaled, resolution=1.5, copy=True, **FAST)
+    # the second resolution's run is the one it would be on its own
+    np.testing.assert_array_equal(both.obs["desc_1.5"], alone.obs["desc"])
+    np.testing.assert_array_equal(both.obsm["X_desc_1.5"], alone.obsm["X_desc"])
+    np.testing.assert_array_equal(both.obs["desc_1.5_confidence"], alone.obs["desc_confidence"])
+
+
 def test_gaussian_kernel_and_kmeans(scaled):
     sdc.tl.desc(scaled, n_clusters=3, kernel="gaussian", init="kmeans", **FAST)
     assert scaled.uns["desc"]["params"]["kernel"] == "gaussian"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from scanpy import logging as logg
@@ -22,6 +22,7 @@ from ..train import (
     MIN_CLUSTERING_STEPS,
     CentroidInit,
     ClusteringStage,
+    LatentCache,
     PlateauStopper,
     TrainingCheckpoint,
     adam,
@@ -138,6 +139,8 @@ class PretrainedDESC:
     model: StackedAutoencoder
     history: dict
     seconds: float
+    # the model's embedding of the cells and its neighbour views, shared by the resolutions
+    latent: LatentCache = field(default_factory=LatentCache)
 
 
 def pretrain_desc(
@@ -325,6 +328,7 @@ def cluster_desc(
             stage_name="clustering" if resolution is None else f"clustering_{resolution}",
             divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),
             checkpoint=checkpoint,
+            latent=pretrained.latent,
         )
     history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})

@@ -84,8 +84,9 @@ def desc(
         Cells x genes, preprocessed as usual with scanpy (normalize_total, log1p, scale).
     resolution
         Leiden resolution of the initial clustering on a kNN graph of the pretrained
-        embedding, or a list of them: the autoencoder is pretrained once and the clustering
-        stage runs once per resolution. Ignored when `n_clusters` is given (see `init`). On
+        embedding, or a list of them: the autoencoder is pretrained once (and the cells
+        embedded and their neighbours looked up once) and the clustering stage runs once per
+        resolution. Ignored when `n_clusters` is given (see `init`). On
         more than 10,000 cells Leiden runs on a random sample of 10,000 and the other cells
         join the nearest of its clusters: Leiden's clusters get finer as its graph holds more
         cells.

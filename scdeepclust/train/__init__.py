@@ -10,7 +10,7 @@ from ._checkpoint import (
     run_fingerprint,
 )
 from ._components import input_principal_components
-from ._dec import CentroidInit, DECOutcome, deep_embedded_clustering, embed_all
+from ._dec import CentroidInit, DECOutcome, LatentCache, deep_embedded_clustering, embed_all
 from ._device import numpy_rng, resolve_device, seeded, torch_generator
 from ._distributed import init_distributed
 from ._loops import (
@@ -37,6 +37,7 @@ __all__ = [
     "ClusteringStage",
     "MIN_CLUSTERING_STEPS",
     "DECOutcome",
+    "LatentCache",
     "deep_embedded_clustering",
     "density_balanced_weights",
     "embed_all",

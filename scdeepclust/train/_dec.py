@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,6 +42,19 @@ class CentroidInit:
     random_state: int | None
     seed_labels: np.ndarray | None = None
     init: str = "kmeans"  # how an integer n_clusters is reached: "kmeans" or "leiden"
+
+
+@dataclass
+class LatentCache:
+    """A pretrained encoder's embedding of this process's cells and the neighbour views of it.
+
+    Kept for several clustering stages that start from the same encoder (DESC's resolutions),
+    which then share one pass over the cells and one neighbour lookup.
+    """
+
+    embedding: np.ndarray | None = None
+    # (n_neighbors, random_state) -> the view of `embedding` (rank 0's, of all cells)
+    views: dict[tuple[int, int | None], NeighbourView] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +120,7 @@ def deep_embedded_clustering(
     stage_name: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
     checkpoint: TrainingCheckpoint | None = None,
+    latent: LatentCache | None = None,
 ) -> DECOutcome:
     """Initialise centroids, train encoder and centroids on KL, then embed every cell.
 
@@ -129,12 +143,18 @@ def deep_embedded_clustering(
     is left to the soft assignment.
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
+    With a `latent` cache, the embedding before the stage and its neighbour view are taken from
+    it, or computed and kept there: only for stages whose `encode` starts from the same weights.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with torch.no_grad():
         # Sharded over processes: rank 0 initialises from all cells' latents and broadcasts.
-        z_local = embed_all(feeder, encode, latent_dim)
+        z_local = None if latent is None else latent.embedding
+        if z_local is None:
+            z_local = embed_all(feeder, encode, latent_dim)
+            if latent is not None:
+                latent.embedding = z_local
         z = gather_rows(z_local, feeder)
         components = None
         if init.seed_labels is not None and label_prior_weight > 0:
@@ -165,11 +185,16 @@ def deep_embedded_clustering(
                 timings["label_prior_s"] += time.perf_counter() - t_prior
             # before the clustering stage tightens the clusters
             if calibrate_confidence or target_smoothing > 0:
-                t_view = time.perf_counter()
-                view = neighbour_view(
-                    z, init.n_neighbors, random_state=init.random_state, device=feeder.device
-                )
-                timings["confidence_neighbours_s"] = time.perf_counter() - t_view
+                view_key = (init.n_neighbors, init.random_state)
+                view = None if latent is None else latent.views.get(view_key)
+                if view is None:
+                    t_view = time.perf_counter()
+                    view = neighbour_view(
+                        z, init.n_neighbors, random_state=init.random_state, device=feeder.device
+                    )
+                    timings["confidence_neighbours_s"] = time.perf_counter() - t_view
+                    if latent is not None:
+                        latent.views[view_key] = view
             init_outcome = (
                 initial.centroids,
                 initial.method,
