@@ -184,6 +184,8 @@ def worker(args) -> None:
     row["n_clusters"] = int(uns["n_clusters"])
     row["pretrain_s"] = float(uns["timings"]["pretrain_s"])
     row["cluster_s"] = float(uns["timings"]["cluster_s"])
+    # every phase the tool timed (initial clustering, neighbour lookup, ...), for the JSON
+    row["timings"] = {name: float(seconds) for name, seconds in uns["timings"].items()}
     row["clustering_epochs"] = int(uns["clustering_epochs"])
     row["converged"] = bool(uns["converged"])
     n = args.size
