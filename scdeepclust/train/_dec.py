@@ -16,7 +16,7 @@ import torch
 from scanpy import logging as logg
 
 from ..constraints import KnownClassLoss
-from ..data import DEFAULT_CHUNK_SIZE, Batch, CellFeeder, stream_outputs
+from ..data import Batch, CellFeeder, RowSource, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
@@ -84,16 +84,13 @@ def embed_all(feeder: CellFeeder, encode: Callable[[Batch], torch.Tensor], width
 def soft_assignments(
     z: np.ndarray, layer: ClusteringLayer, device: torch.device | str
 ) -> np.ndarray:
-    """`layer`'s soft assignment of every row of `z`, in the chunks `stream_outputs` uses.
+    """`layer`'s soft assignment of every row of `z`, streamed as the embedding was.
 
     The same chunks give the same floats as computing the soft assignments while streaming the
     embedding (the first refresh of the clustering stage did that before).
     """
-    q = np.empty((len(z), layer.n_clusters), dtype=np.float32)
-    for start in range(0, len(z), DEFAULT_CHUNK_SIZE):
-        rows = torch.from_numpy(z[start : start + DEFAULT_CHUNK_SIZE]).to(device)
-        q[start : start + len(rows)] = layer(rows).float().cpu().numpy()
-    return q
+    rows = CellFeeder(RowSource(z), device=torch.device(device))
+    return stream_outputs(rows, lambda b: {"q": layer(b.x)}, {"q": layer.n_clusters})["q"]
 
 
 def deep_embedded_clustering(
