@@ -39,6 +39,14 @@ def test_neighbours_are_exact_and_never_the_cell_itself():
     assert not (view.neighbours == np.arange(500)[:, None]).any()
 
 
+def test_neighbours_stay_exact_far_from_the_origin():
+    z, _, _ = _overlapping_groups(500)
+    shifted = z + np.float32(1000.0)  # |x|^2 ~ 8e6: float32 expansions lose the distances
+    view = neighbour_view(shifted, 10, random_state=0)
+    expected = NearestNeighbors(n_neighbors=11).fit(z).kneighbors(z)[1][:, 1:]
+    assert (np.sort(view.neighbours, 1) == np.sort(expected, 1)).mean() > 0.999
+
+
 def test_large_data_looks_up_neighbours_in_a_sample(monkeypatch):
     monkeypatch.setattr(_confidence, "REFERENCE_MAX_CELLS", 200)
     z, _, _ = _overlapping_groups(1000)

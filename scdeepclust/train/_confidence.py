@@ -72,15 +72,25 @@ def neighbour_view(
     position_in_reference = np.full(n, -1, np.int64)
     position_in_reference[reference] = np.arange(len(reference))
     ref = torch.as_tensor(z[reference], dtype=torch.float32, device=device)
+    # Distances do not move with the origin; measured from the reference's mean, the expansion
+    # below loses less to float32 cancellation.
+    origin = ref.mean(0)
+    ref = ref - origin
+    # A row's squared distances less its own squared norm, |r|^2 - 2 r.x: the same order of
+    # neighbours as the distances, in one matrix multiply (no per-row norm, no square root).
+    ref_t = ref.T.contiguous()
+    ref_squared_norms = ref.pow(2).sum(1)
     neighbours = np.empty((n, max(k, 0)), np.int64)
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n)
-        rows = torch.as_tensor(z[start:stop], dtype=torch.float32, device=device)
-        distances = torch.cdist(rows, ref)
+        rows = torch.as_tensor(z[start:stop], dtype=torch.float32, device=device) - origin
+        distances = torch.addmm(ref_squared_norms, rows, ref_t, alpha=-2)
         own = position_in_reference[start:stop]
         in_ref = np.flatnonzero(own >= 0)
         distances[in_ref, own[in_ref]] = torch.inf
-        neighbours[start:stop] = distances.topk(k, largest=False).indices.cpu().numpy()
+        # the neighbours are used as a set (shares and means), so they need no order
+        nearest = distances.topk(k, largest=False, sorted=False).indices
+        neighbours[start:stop] = nearest.cpu().numpy()
     return NeighbourView(reference=reference, neighbours=neighbours)
 
 
