@@ -29,6 +29,7 @@ from ._loops import (
     ClusteringStage,
     LossTerms,
     StageOutputs,
+    stream_stage_outputs,
     train_clustering,
 )
 from ._smoothing import TargetSmoothing
@@ -266,13 +267,7 @@ def deep_embedded_clustering(
     converged = bool(history.pop("converged", [0.0])[0])
 
     if outputs.probabilities is None:  # the stage did not end on a refresh
-        with torch.no_grad():
-            out = stream_outputs(
-                feeder,
-                lambda b: {"z": (z_ := encode(b)), "q": layer(z_)},
-                {"z": latent_dim, "q": layer.n_clusters},
-            )
-        outputs = StageOutputs(out["z"], out["q"])
+        outputs = stream_stage_outputs(feeder, encode, layer)
     # Sharded: the results of all processes on rank 0, None on the others.
     embedding = gather_rows(outputs.embedding, feeder)
     probabilities = gather_rows(outputs.probabilities, feeder)

@@ -281,6 +281,20 @@ class StageOutputs:
     probabilities: np.ndarray | None = None  # float32 (cells, clusters)
 
 
+def stream_stage_outputs(
+    feeder: CellFeeder, embed: Callable[[Batch], torch.Tensor], clustering_layer: ClusteringLayer
+) -> StageOutputs:
+    """Embed every cell of `feeder` and assign it softly, in one streaming pass."""
+
+    def embed_and_assign(batch: Batch) -> dict[str, torch.Tensor]:
+        z = embed(batch)
+        return {"z": z, "q": clustering_layer(z)}
+
+    widths = {"z": clustering_layer.centroids.shape[1], "q": clustering_layer.n_clusters}
+    out = stream_outputs(feeder, embed_and_assign, widths)
+    return StageOutputs(out["z"], out["q"])
+
+
 def train_clustering(
     feeder: CellFeeder,
     embed: Callable[[Batch], torch.Tensor],
@@ -326,12 +340,6 @@ def train_clustering(
     refresh_every = settings.refresh_every(n_batches)
     device = clustering_layer.centroids.device
 
-    widths = {"z": clustering_layer.centroids.shape[1], "q": clustering_layer.n_clusters}
-
-    def embed_and_assign(batch: Batch) -> dict[str, torch.Tensor]:
-        z = embed(batch)
-        return {"z": z, "q": clustering_layer(z)}
-
     previous_labels: np.ndarray | None = None
     target: torch.Tensor | None = None
     step = 0
@@ -358,8 +366,8 @@ def train_clustering(
                 if step == 0 and initial_probabilities is not None:
                     q_all, z_all = torch.from_numpy(initial_probabilities), None
                 else:
-                    streamed = stream_outputs(feeder, embed_and_assign, widths)
-                    q_all, z_all = torch.from_numpy(streamed["q"]), streamed["z"]
+                    streamed = stream_stage_outputs(feeder, embed, clustering_layer)
+                    q_all, z_all = torch.from_numpy(streamed.probabilities), streamed.embedding
                 labels = q_all.argmax(1).numpy()
                 if previous_labels is not None:
                     changed = torch.tensor(
