@@ -11,6 +11,7 @@ benchmarks/results/scdcc_accuracy.{json,md}.
                                         [--modes unconstrained labelled wrong noisy]
                                         [--label-prior W] [--pretrain-balance X]
                                         [--balance B] [--init leiden]
+                                        [--decoder-hidden 64 128]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -114,8 +115,18 @@ def main():
         help="tl.scdcc's label_prior (default: the tool's); results go to "
         "scdcc_accuracy_prior<value>",
     )
+    parser.add_argument(
+        "--decoder-hidden",
+        nargs="+",
+        type=int,
+        help="tl.scdcc's decoder_hidden (default: the tool's (64, 256)); results go to "
+        "scdcc_accuracy_decoder<sizes joined by '-'>",
+    )
     args = parser.parse_args()
     results_name, options = "scdcc_accuracy", {}
+    if args.decoder_hidden is not None:
+        options["decoder_hidden"] = tuple(args.decoder_hidden)
+        results_name = "scdcc_accuracy_decoder" + "-".join(map(str, args.decoder_hidden))
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
         results_name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
