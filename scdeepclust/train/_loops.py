@@ -281,10 +281,14 @@ class StageOutputs:
     probabilities: np.ndarray | None = None  # float32 (cells, clusters)
 
 
+@torch.no_grad()
 def stream_stage_outputs(
     feeder: CellFeeder, embed: Callable[[Batch], torch.Tensor], clustering_layer: ClusteringLayer
 ) -> StageOutputs:
-    """Embed every cell of `feeder` and assign it softly, in one streaming pass."""
+    """Embed every cell of `feeder` and assign it softly, in one streaming pass.
+
+    Without autograd: the pass only reads the network, and the refreshes call it on every cell.
+    """
 
     def embed_and_assign(batch: Batch) -> dict[str, torch.Tensor]:
         z = embed(batch)
