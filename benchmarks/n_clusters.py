@@ -3,8 +3,8 @@ beside the same tool given the true number, on the labelled datasets in ../share
 simulated data with 5, 10 and 20 groups (the last two with groups of 1-2% of the cells).
 
 Per dataset and seed: scDCC on the raw counts at its defaults (the search); DESC on
-normalize_total + log1p + scale at its defaults (Leiden at resolution 0.8) and with the search
-(``n_clusters=(2, 30)``); each tool given the true number where asked (``--true-k``); and
+normalize_total + log1p + scale at its defaults (Leiden at its default resolution) and with
+the search (``n_clusters=(2, 30)``); each tool given the true number where asked (``--true-k``); and
 scanpy's PCA (50) -> neighbors (15) -> Leiden (1.0). Medians and min-max over seeds. Writes
 benchmarks/results/<name>.{json,md}.
 
@@ -19,6 +19,7 @@ this run did not measure are kept.
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 
 from _common import (
@@ -35,6 +36,8 @@ from _common import (
 )
 
 import scdeepclust as sdc
+
+DESC_RESOLUTION = inspect.signature(sdc.tl.desc).parameters["resolution"].default
 
 # Simulated designs: number of groups and their expected shares (None: equal).
 SIMULATIONS = {
@@ -79,7 +82,9 @@ def methods(k: int, tools: list[str], true_k: list[str]) -> dict:
     if "scdcc" in tools:
         out["scdcc (defaults: search)"] = lambda raw, scaled, s: run_tool("scdcc", raw, scaled, s)
     if "desc" in tools:
-        out["desc (defaults: Leiden 0.8)"] = lambda raw, scaled, s: run_tool("desc", raw, scaled, s)
+        out[f"desc (defaults: Leiden {DESC_RESOLUTION})"] = lambda raw, scaled, s: run_tool(
+            "desc", raw, scaled, s
+        )
         out["desc (search 2-30)"] = lambda raw, scaled, s: run_tool(
             "desc", raw, scaled, s, n_clusters=(2, 30)
         )
