@@ -324,7 +324,12 @@ def _demo(args) -> int:
             say(f"\nscDCC with n_clusters = {n_types} (the number of cell types)")
             sdc.tl.scdcc(adata, n_types, **_tool_options(args, key))
         else:
-            say("\nDESC at its defaults (Leiden at resolution 0.5 picks the number of clusters)")
+            from .models._desc import DEFAULT_RESOLUTION as resolution
+
+            say(
+                f"\nDESC at its defaults (Leiden at resolution {resolution} picks the "
+                "number of clusters)"
+            )
             sdc.tl.desc(adata, **_tool_options(args, key))
         scores[key] = _summary(adata, key, truth)
         say("  drawing figures")

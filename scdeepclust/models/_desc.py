@@ -51,6 +51,10 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
     return (256, 64, 32)
 
 
+# `tl.desc`'s default Leiden resolution (its docstring and the changelog give the measurements).
+DEFAULT_RESOLUTION = 0.5
+
+
 @dataclass
 class DESCConfig(BatchSettings):
     """Settings of a DESC run: the parameters of `tl.desc`, which documents them."""

@@ -12,6 +12,7 @@ from scanpy import logging as logg
 from .._results import ClusteringResult, write_results
 from ..data import CellFeeder, RowSource
 from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
+from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import check_adata
@@ -36,7 +37,7 @@ from ._validate import (
 def desc(
     adata: AnnData,
     *,
-    resolution: float | Sequence[float] | None = 0.5,
+    resolution: float | Sequence[float] | None = DEFAULT_RESOLUTION,
     n_clusters: int | tuple[int, int] | None = None,
     init: str = "leiden",
     layer: str | None = None,
