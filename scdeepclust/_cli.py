@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--init",
         choices=("leiden", "kmeans"),
-        help="how a given K is reached: Leiden merged to K by Ward's criterion, or k-means "
+        help="how a given K is reached: Leiden brought to K (merged by Ward's criterion or "
+        "with its most separate parts split off), or k-means "
         "(default: leiden for desc, kmeans for scdcc)",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")

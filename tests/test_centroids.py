@@ -7,7 +7,14 @@ from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
 from scdeepclust.train import _centroids
-from scdeepclust.train._centroids import initial_centroids, leiden_ward_labels, ward_merged
+from scdeepclust.train._centroids import (
+    LatentGraph,
+    initial_centroids,
+    leiden_k_labels,
+    leiden_ward_labels,
+    split_off_parts,
+    ward_merged,
+)
 
 
 def _blobs(n_per, centres, scale=0.3, seed=0):
@@ -15,6 +22,18 @@ def _blobs(n_per, centres, scale=0.3, seed=0):
     z = np.concatenate([rng.normal(c, scale, size=(n_per, len(c))) for c in centres])
     truth = np.repeat(np.arange(len(centres)), n_per)
     return z.astype(np.float32), truth
+
+
+def _large_and_small_groups(seed=0):
+    """Three groups of 300 cells in 10 dimensions, and two of 20 beside two of them."""
+    rng = np.random.default_rng(seed)
+    groups = [(300, 1.0, (0, 0)), (300, 1.0, (12, 0)), (300, 1.0, (0, 12))]
+    groups += [(20, 0.3, (0, 0, 5)), (20, 0.3, (12, 0, 5))]
+    z, truth = [], []
+    for i, (n, scale, centre) in enumerate(groups):
+        z.append(rng.normal(np.pad(centre, (0, 10 - len(centre))), scale, size=(n, 10)))
+        truth += [i] * n
+    return np.concatenate(z).astype(np.float32), np.array(truth)
 
 
 def _sum_of_squares(points):
@@ -72,9 +91,11 @@ def test_initial_centroids_from_leiden_and_the_k_means_fallback(monkeypatch):
     assert adjusted_rand_score(truth, initial.labels) == 1.0
     # a graph on which Leiden never finds enough clusters: k-means, with a warning
     monkeypatch.setattr(
-        _centroids,
-        "leiden_labels_at",
-        lambda z, **kw: (np.zeros(len(z), dtype=np.int64), 100.0),
+        LatentGraph,
+        "leiden",
+        lambda self, resolution, cells=None: np.zeros(
+            len(self.degree) if cells is None else len(cells), dtype=np.int64
+        ),
     )
     with pytest.warns(UserWarning, match="k-means instead"):
         fallback = initial_centroids(
@@ -91,6 +112,40 @@ def test_leiden_on_a_sample_of_large_data(monkeypatch):
     monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 120)
     z, truth = _blobs(100, [(0, 0), (5, 0), (0, 5)])
     labels, _ = leiden_ward_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
+    assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_split_off_parts_separates_small_groups_hidden_in_larger_clusters():
+    z, truth = _large_and_small_groups()
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    coarse = np.where(truth == 3, 0, np.where(truth == 4, 1, truth))  # each small one hidden
+    split = split_off_parts(graph, coarse, 5)
+    assert adjusted_rand_score(truth, split) == 1.0
+    # five clusters the other way, a large group cut in three, cut more of the graph
+    thirds = coarse.copy()
+    thirds[truth == 2] = 2 + np.arange(300) % 3
+    assert graph.cut_fraction(split) < graph.cut_fraction(thirds)
+    # more clusters than there are parts to split off
+    assert split_off_parts(graph, coarse, len(z)) is None
+
+
+@pytest.mark.parametrize("n_clusters", [3, 5, 8])
+def test_leiden_start_cuts_no_more_of_the_graph_than_the_ward_merged_ladder(n_clusters):
+    z, truth = _large_and_small_groups(seed=1)
+    labels, method = leiden_k_labels(z, n_clusters, resolution=0.8, n_neighbors=10, random_state=0)
+    assert sorted(np.unique(labels)) == list(range(n_clusters))
+    assert method.startswith("leiden (resolution")
+    ladder, _ = leiden_ward_labels(z, n_clusters, resolution=0.8, n_neighbors=10, random_state=0)
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    assert graph.cut_fraction(labels) <= graph.cut_fraction(ladder)
+    if n_clusters == 5:
+        assert adjusted_rand_score(truth, labels) > 0.98
+
+
+def test_leiden_start_on_a_sample_of_large_data(monkeypatch):
+    monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 120)
+    z, truth = _blobs(100, [(0, 0), (5, 0), (0, 5)])
+    labels, _ = leiden_k_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
     assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
 
 

@@ -34,6 +34,7 @@ from ..train import (
     numpy_rng,
     seeded,
 )
+from ..train._centroids import LEIDEN_COARSE_RESOLUTION
 from ._settings import BatchSettings
 
 
@@ -51,8 +52,9 @@ def default_hidden(n_obs: int) -> tuple[int, ...]:
     return (256, 64, 32)
 
 
-# `tl.desc`'s default Leiden resolution (its docstring and the changelog give the measurements).
-DEFAULT_RESOLUTION = 0.5
+# `tl.desc`'s default Leiden resolution (its docstring and the changelog give the measurements);
+# a given number of clusters also starts from a Leiden clustering at it (`init="leiden"`).
+DEFAULT_RESOLUTION = LEIDEN_COARSE_RESOLUTION
 
 
 @dataclass

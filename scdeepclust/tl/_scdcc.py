@@ -116,15 +116,18 @@ def scdcc(
         best (see ``uns[key_added]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
     init
         How a given number of clusters `n_clusters` is reached on the pretrained latent space:
-        ``"kmeans"``, or ``"leiden"``: Leiden on its kNN graph (`n_neighbors`) from
-        `resolution` (0.8 when `None`) upwards by factors of 1.25 until it finds at least
-        `n_clusters` clusters, merged in pairs by Ward's criterion down to `n_clusters`, as
-        :func:`scdeepclust.tl.desc` does by default. k-means stays scDCC's default: at the true
-        k with Leiden (median of seeds 0-2, benchmarks/scdcc_accuracy.py --init leiden) 10X PBMC
-        0.757 against 0.753, but mouse bladder 0.467 against 0.586, worm neurons 0.422 against
-        0.426, CITE CBMC 0.483 against 0.538. On simulated rare types it finds them more often
-        (benchmarks/rare_types.py --scdcc-init leiden). Not used when the known classes of
-        `label_key` place the centroids.
+        ``"kmeans"``, or ``"leiden"``: Leiden on its kNN graph (`n_neighbors`) brought to
+        `n_clusters` as :func:`scdeepclust.tl.desc` does by default (its ladder from
+        `resolution`, 0.8 when `None`, merged by Ward's criterion, or Leiden at resolution 0.5
+        merged or with its most separate parts split off, whichever cuts less of the graph).
+        k-means stays scDCC's default: at the true k with Leiden (median (min-max) of seeds
+        0-2, benchmarks/scdcc_accuracy.py --init leiden) 10X PBMC 0.740 (0.721-0.751) against
+        0.753 (0.727-0.767), mouse bladder 0.597 (0.506-0.607) against 0.586, worm neurons
+        0.433 against 0.426, CITE CBMC 0.537 (0.526-0.582) against 0.538 (k-means measured on
+        another machine). On simulated rare types it finds them more often (benchmarks/
+        rare_types.py --scdcc-init leiden: the 2% / 1% / 0.5% groups in 2 / 1 / 1 of 3 runs,
+        against 1 / 0 / 0 with k-means). Not used when the known classes of `label_key` place
+        the centroids.
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.

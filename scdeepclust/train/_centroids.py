@@ -1,8 +1,10 @@
 """Initial centroids in the latent space.
 
 They come from k-means for a given or searched number of clusters, from Leiden on a kNN
-graph at a given resolution, or, for a given number, from Leiden at the smallest resolution of
-a ladder that finds at least that many clusters, merged down to it by Ward's criterion.
+graph at a given resolution, or, for a given number, from Leiden brought to that number: the
+smallest resolution of a ladder that finds at least that many clusters, merged down to it by
+Ward's criterion, or a coarse Leiden clustering with its most separate parts split off,
+whichever cuts less of the graph.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scanpy import logging as logg
 
 from .._threads import kmeans_thread_limit
@@ -44,6 +47,11 @@ LEIDEN_MAX_RESOLUTION = 100.0
 # measured no better at the true k (seeds 0-2: 10X PBMC 0.773 against 0.775, mouse bladder
 # 0.598 against 0.577, worm neurons 0.508 against 0.521, CITE CBMC 0.619 against 0.593).
 LEIDEN_START_RESOLUTION = 0.8
+# The coarse candidate of a given number of clusters (`leiden_k_labels`), at `tl.desc`'s
+# default resolution (models._desc.DEFAULT_RESOLUTION reads it), and how it is split up.
+LEIDEN_COARSE_RESOLUTION = 0.5
+SPLIT_RESOLUTION = 1.0
+MIN_PART_CELLS = 10
 _WARD_CHUNK_ROWS = 256
 # How an integer number of clusters is reached (`initial_centroids(init=...)`).
 INIT_METHODS = ("kmeans", "leiden")
@@ -105,6 +113,66 @@ def leiden_labels(
     )[0]
 
 
+class LatentGraph:
+    """The kNN graph of an embedding, on which the Leiden clusterings of one start are run."""
+
+    def __init__(self, z: np.ndarray, *, n_neighbors: int, random_state: int | None):
+        import anndata as ad
+        import scanpy as sc
+
+        self.random_state = random_state or 0
+        self._adata = ad.AnnData(
+            obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str))
+        )
+        sc.pp.neighbors(
+            self._adata,
+            n_neighbors=n_neighbors,
+            use_rep="X_latent",
+            random_state=self.random_state,
+            # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
+            # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel weights
+            # (adaptive widths) avoid the umap weights' numba compilation, seconds per process.
+            transformer="sklearn",
+            method="gauss",
+        )
+        self.weights = sp.csr_matrix(self._adata.obsp["connectivities"])
+        self.degree = np.asarray(self.weights.sum(1)).ravel()
+
+    def leiden(self, resolution: float, cells: np.ndarray | None = None) -> np.ndarray:
+        """Leiden labels (0..m-1) of all cells, or of the subgraph of `cells` alone."""
+        import anndata as ad
+        import scanpy as sc
+
+        if cells is None:
+            adata, adjacency = self._adata, None
+        else:
+            adata = ad.AnnData(obs=pd.DataFrame(index=np.arange(len(cells)).astype(str)))
+            adjacency = self.weights[cells][:, cells]
+        # igraph's implementation, with the settings scanpy recommends (and will default to):
+        # the leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            random_state=self.random_state,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            key_added="leiden",
+            adjacency=adjacency,
+        )
+        return adata.obs["leiden"].astype(int).to_numpy()
+
+    def cut_fraction(self, labels: np.ndarray) -> float:
+        """Return the share of the graph's edge weight that joins different clusters."""
+        edges = self.weights.tocoo()
+        return float(edges.data[labels[edges.row] != labels[edges.col]].sum() / edges.data.sum())
+
+    def outflow(self, cells: np.ndarray) -> float:
+        """Return the share of the edge weight of `cells` that leaves them (conductance)."""
+        volume = self.degree[cells].sum()
+        return float((volume - self.weights[cells][:, cells].sum()) / volume)
+
+
 def leiden_labels_at(
     z: np.ndarray,
     *,
@@ -118,9 +186,6 @@ def leiden_labels_at(
     Returns the labels and resolution of the first run for which `until(labels)` holds (the
     last run when none does, or when `until` is None).
     """
-    import anndata as ad
-    import scanpy as sc
-
     if len(z) > LEIDEN_MAX_CELLS:
         sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
         labels, resolution = leiden_labels_at(
@@ -131,34 +196,24 @@ def leiden_labels_at(
             until=until,
         )
         return nearest_centroid(z, centroids_from_labels(z[sample], labels)), resolution
-    tmp = ad.AnnData(obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str)))
-    sc.pp.neighbors(
-        tmp,
-        n_neighbors=n_neighbors,
-        use_rep="X_latent",
-        random_state=random_state or 0,
-        # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
-        # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel weights
-        # (adaptive widths) avoid the umap weights' numba compilation, seconds per process.
-        transformer="sklearn",
-        method="gauss",
-    )
+    graph = LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state)
+    return _leiden_until(graph, resolutions, until)
+
+
+def _leiden_until(graph: LatentGraph, resolutions, until) -> tuple[np.ndarray, float]:
     for resolution in resolutions:
-        # igraph's implementation, with the settings scanpy recommends (and will default to):
-        # the leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
-        sc.tl.leiden(
-            tmp,
-            resolution=resolution,
-            random_state=random_state or 0,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            key_added="leiden",
-        )
-        labels = tmp.obs["leiden"].astype(int).to_numpy()
+        labels = graph.leiden(resolution)
         if until is not None and until(labels):
             break
     return labels, resolution
+
+
+def _resolution_ladder(start: float) -> list[float]:
+    ladder = []
+    while start <= LEIDEN_MAX_RESOLUTION:
+        ladder.append(start)
+        start *= LEIDEN_RESOLUTION_STEP
+    return ladder
 
 
 def leiden_ward_labels(
@@ -177,13 +232,9 @@ def leiden_ward_labels(
     Returns the labels and the Leiden resolution, or `None` when no resolution up to
     `LEIDEN_MAX_RESOLUTION` gives enough clusters.
     """
-    ladder = []
-    while resolution <= LEIDEN_MAX_RESOLUTION:
-        ladder.append(resolution)
-        resolution *= LEIDEN_RESOLUTION_STEP
     labels, found_at = leiden_labels_at(
         z,
-        resolutions=ladder,
+        resolutions=_resolution_ladder(resolution),
         n_neighbors=n_neighbors,
         random_state=random_state,
         until=lambda labels: len(np.unique(labels)) >= n_clusters,
@@ -191,6 +242,110 @@ def leiden_ward_labels(
     if len(np.unique(labels)) < n_clusters:
         return None
     return ward_merged(z, labels, n_clusters), found_at
+
+
+def leiden_k_labels(
+    z: np.ndarray,
+    n_clusters: int,
+    *,
+    resolution: float,
+    n_neighbors: int,
+    random_state: int | None,
+) -> tuple[np.ndarray, str] | None:
+    """Leiden clusters of `z` brought to `n_clusters`, and how they were reached.
+
+    Two candidates on one kNN graph: Leiden from `resolution` upwards until it finds enough
+    clusters, merged down by Ward's criterion (`leiden_ward_labels`); and Leiden at the coarser
+    `LEIDEN_COARSE_RESOLUTION`, merged by Ward's criterion when it finds more clusters, or,
+    when it finds fewer, with the sub-populations that are most apart from the rest split off
+    (`split_off_parts`). The start is the candidate whose clusters cut less of the graph's
+    edge weight. A finer resolution reaches a larger k by cutting large populations into
+    pieces; the coarse clusters keep them whole and separate what the graph separates. `None`
+    when neither candidate reaches `n_clusters`.
+    """
+    if len(z) > LEIDEN_MAX_CELLS:
+        sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
+        found = leiden_k_labels(
+            z[sample],
+            n_clusters,
+            resolution=resolution,
+            n_neighbors=n_neighbors,
+            random_state=random_state,
+        )
+        if found is None:
+            return None
+        labels, method = found
+        return nearest_centroid(z, centroids_from_labels(z[sample], labels)), method
+    graph = LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state)
+    candidates = []
+    fine, found_at = _leiden_until(
+        graph,
+        _resolution_ladder(resolution),
+        lambda labels: len(np.unique(labels)) >= n_clusters,
+    )
+    if len(np.unique(fine)) >= n_clusters:
+        candidates.append(
+            (
+                ward_merged(z, fine, n_clusters),
+                f"leiden (resolution {found_at:.3g}), merged by Ward's criterion",
+            )
+        )
+    coarse = graph.leiden(LEIDEN_COARSE_RESOLUTION)
+    n_coarse = len(np.unique(coarse))
+    if n_coarse >= n_clusters:
+        candidates.append(
+            (
+                ward_merged(z, coarse, n_clusters),
+                f"leiden (resolution {LEIDEN_COARSE_RESOLUTION:g}), merged by Ward's criterion",
+            )
+        )
+    else:
+        split = split_off_parts(graph, coarse, n_clusters)
+        if split is not None:
+            n_split = n_clusters - n_coarse
+            candidates.append(
+                (
+                    split,
+                    f"leiden (resolution {LEIDEN_COARSE_RESOLUTION:g}), "
+                    f"{n_split} separate part{'s' if n_split > 1 else ''} split off",
+                )
+            )
+    if not candidates:
+        return None
+    cuts = [graph.cut_fraction(labels) for labels, _ in candidates]
+    labels, method = candidates[int(np.argmin(cuts))]
+    if len(candidates) > 1:
+        method += f" (graph cut {min(cuts):.3f} against {max(cuts):.3f})"
+    return labels, method
+
+
+def split_off_parts(graph: LatentGraph, labels: np.ndarray, n_clusters: int) -> np.ndarray | None:
+    """Bring `labels` up to `n_clusters` by splitting off the parts most apart from the rest.
+
+    Leiden within each cluster (`SPLIT_RESOLUTION`) proposes its parts, all but the largest, of
+    at least `MIN_PART_CELLS` cells; those whose edge weight leaves them least (lowest
+    conductance) become clusters of their own. `None` when there are too few parts.
+    """
+    _, labels = np.unique(labels, return_inverse=True)
+    needed = n_clusters - (labels.max() + 1)
+    parts = []
+    for cluster in range(labels.max() + 1):
+        cells = np.flatnonzero(labels == cluster)
+        if len(cells) < 2 * MIN_PART_CELLS:
+            continue
+        within = graph.leiden(SPLIT_RESOLUTION, cells)
+        sizes = np.bincount(within)
+        for part in np.flatnonzero(sizes >= MIN_PART_CELLS):
+            if part != sizes.argmax():
+                members = cells[within == part]
+                parts.append((graph.outflow(members), members))
+    if len(parts) < needed:
+        return None
+    split = labels.copy()
+    order = np.argsort([outflow for outflow, _ in parts], kind="stable")
+    for new_label, i in enumerate(order[:needed], start=labels.max() + 1):
+        split[parts[i][1]] = new_label
+    return split
 
 
 def ward_merged(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -277,9 +432,9 @@ def initial_centroids(
 ) -> InitialClustering:
     """Cluster the embedding `z` to start the clustering stage from.
 
-    For an integer `n_clusters`: k-means, or with ``init="leiden"`` Leiden from `resolution`
-    (`LEIDEN_START_RESOLUTION` when `None`) upwards, merged to `n_clusters` by Ward's criterion
-    (`leiden_ward_labels`). Leiden at `resolution` when only that is given; otherwise k-means
+    For an integer `n_clusters`: k-means, or with ``init="leiden"`` Leiden brought to
+    `n_clusters` (`leiden_k_labels`, its ladder from `resolution`, `LEIDEN_START_RESOLUTION`
+    when `None`). Leiden at `resolution` when only that is given; otherwise k-means
     at a number of clusters searched between the bounds `n_clusters` (``(lo, hi)``, or the
     default range when `None`): the search scores k-means partitions, so the chosen number
     keeps k-means. `seed_labels` (known classes of some cells, -1 elsewhere) place the first
@@ -315,12 +470,11 @@ def initial_centroids(
         )
     if n_clusters is not None and search is None and seed_labels is None and init == "leiden":
         start = LEIDEN_START_RESOLUTION if resolution is None else resolution
-        merged = leiden_ward_labels(
+        reached = leiden_k_labels(
             z, n_clusters, resolution=start, n_neighbors=n_neighbors, random_state=random_state
         )
-        if merged is not None:
-            labels, found_at = merged
-            method = f"leiden (resolution {found_at:.3g}), merged by Ward's criterion"
+        if reached is not None:
+            labels, method = reached
             return InitialClustering(centroids_from_labels(z, labels), labels, method)
         warnings.warn(
             f"Leiden found fewer than n_clusters={n_clusters} clusters at every resolution up "
