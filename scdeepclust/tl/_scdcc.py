@@ -122,12 +122,12 @@ def scdcc(
         merged or with its most separate parts split off, whichever cuts less of the graph).
         k-means stays scDCC's default: at the true k with Leiden (median (min-max) of seeds
         0-2, benchmarks/scdcc_accuracy.py --init leiden) 10X PBMC 0.740 (0.721-0.751) against
-        0.753 (0.727-0.767), mouse bladder 0.597 (0.506-0.607) against 0.586, worm neurons
-        0.433 against 0.426, CITE CBMC 0.537 (0.526-0.582) against 0.538 (k-means measured on
-        another machine). On simulated rare types it finds them more often (benchmarks/
-        rare_types.py --scdcc-init leiden: the 2% / 1% / 0.5% groups in 2 / 1 / 1 of 3 runs,
-        against 1 / 0 / 0 with k-means). Not used when the known classes of `label_key` place
-        the centroids.
+        0.750 (0.733-0.751), mouse bladder 0.597 (0.506-0.607) against 0.566 (0.550-0.627),
+        worm neurons 0.433 against 0.425, CITE CBMC 0.537 (0.526-0.582) against 0.580
+        (0.532-0.615), k-means measured the same day on the same machine. On simulated rare
+        types it finds them more often (benchmarks/rare_types.py --scdcc-init leiden: the 2% /
+        1% / 0.5% groups in 2 / 1 / 1 of 3 runs, against 1 / 0 / 0 with k-means). Not used
+        when the known classes of `label_key` place the centroids.
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.
