@@ -9,9 +9,9 @@ import scdeepclust as sdc
 from scdeepclust.train import _centroids
 from scdeepclust.train._centroids import (
     LatentGraph,
+    _ward_merged_ladder,
     initial_centroids,
     leiden_k_labels,
-    leiden_ward_labels,
     split_off_parts,
     ward_merged,
 )
@@ -73,12 +73,13 @@ def test_ward_undoes_a_split_of_separated_groups():
 @pytest.mark.parametrize("n_clusters", [2, 4, 7])
 def test_leiden_reaches_exactly_the_given_number(n_clusters):
     z, _ = _blobs(50, [(0, 0), (5, 0), (0, 5), (5, 5)])
-    labels, resolution = leiden_ward_labels(
-        z, n_clusters, resolution=0.1, n_neighbors=10, random_state=0
-    )
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    labels, resolution = _ward_merged_ladder(graph, z, n_clusters, 0.1)
     assert sorted(np.unique(labels)) == list(range(n_clusters))
     if n_clusters == 7:  # more than the four groups: the resolution had to grow
         assert resolution > 0.1
+    labels, _ = leiden_k_labels(z, n_clusters, resolution=0.1, n_neighbors=10, random_state=0)
+    assert sorted(np.unique(labels)) == list(range(n_clusters))
 
 
 def test_initial_centroids_from_leiden_and_the_k_means_fallback(monkeypatch):
@@ -111,7 +112,9 @@ def test_initial_centroids_from_leiden_and_the_k_means_fallback(monkeypatch):
 def test_leiden_on_a_sample_of_large_data(monkeypatch):
     monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 120)
     z, truth = _blobs(100, [(0, 0), (5, 0), (0, 5)])
-    labels, _ = leiden_ward_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
+    labels = _centroids.leiden_labels(z, resolution=0.3, n_neighbors=10, random_state=0)
+    assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
+    labels, _ = leiden_k_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
     assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
 
 
@@ -135,18 +138,11 @@ def test_leiden_start_cuts_no_more_of_the_graph_than_the_ward_merged_ladder(n_cl
     labels, method = leiden_k_labels(z, n_clusters, resolution=0.8, n_neighbors=10, random_state=0)
     assert sorted(np.unique(labels)) == list(range(n_clusters))
     assert method.startswith("leiden (resolution")
-    ladder, _ = leiden_ward_labels(z, n_clusters, resolution=0.8, n_neighbors=10, random_state=0)
     graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    ladder, _ = _ward_merged_ladder(graph, z, n_clusters, 0.8)
     assert graph.cut_fraction(labels) <= graph.cut_fraction(ladder)
     if n_clusters == 5:
         assert adjusted_rand_score(truth, labels) > 0.98
-
-
-def test_leiden_start_on_a_sample_of_large_data(monkeypatch):
-    monkeypatch.setattr(_centroids, "LEIDEN_MAX_CELLS", 120)
-    z, truth = _blobs(100, [(0, 0), (5, 0), (0, 5)])
-    labels, _ = leiden_k_labels(z, 3, resolution=0.8, n_neighbors=10, random_state=0)
-    assert len(labels) == len(z) and adjusted_rand_score(truth, labels) == 1.0
 
 
 def test_desc_reaches_a_given_number_from_leiden_by_default(sim):

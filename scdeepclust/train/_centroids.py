@@ -38,7 +38,7 @@ from ._n_clusters import (
 # 10,000 keeps the clusters of any larger data as they would be on a dataset of that size.
 LEIDEN_MAX_CELLS = 10_000
 KMEANS_MAX_CELLS = 200_000
-# A given number of clusters from Leiden (`leiden_ward_labels`): the resolution grows by this
+# A given number of clusters from Leiden (`_ward_merged_ladder`): the resolution grows by this
 # factor until Leiden finds enough clusters, up to this bound, which ends the search on a graph
 # that does not split into that many (a number of clusters close to the number of cells).
 LEIDEN_RESOLUTION_STEP = 1.25
@@ -108,9 +108,14 @@ def class_mean_centroids(
 def leiden_labels(
     z: np.ndarray, *, resolution: float, n_neighbors: int, random_state: int | None
 ) -> np.ndarray:
-    return leiden_labels_at(
-        z, resolutions=[resolution], n_neighbors=n_neighbors, random_state=random_state
-    )[0]
+    """Leiden labels of `z` at `resolution` (on a sample of large data, see LEIDEN_MAX_CELLS)."""
+    if len(z) > LEIDEN_MAX_CELLS:
+        sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
+        labels = leiden_labels(
+            z[sample], resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
+        )
+        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
+    return LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state).leiden(resolution)
 
 
 class LatentGraph:
@@ -173,37 +178,13 @@ class LatentGraph:
         return float((volume - self.weights[cells][:, cells].sum()) / volume)
 
 
-def leiden_labels_at(
-    z: np.ndarray,
-    *,
-    resolutions: Iterable[float],
-    n_neighbors: int,
-    random_state: int | None,
-    until: Callable[[np.ndarray], bool] | None = None,
+def _leiden_until(
+    graph: LatentGraph, resolutions: Iterable[float], until: Callable[[np.ndarray], bool]
 ) -> tuple[np.ndarray, float]:
-    """Leiden labels at each of `resolutions` in turn, on one kNN graph of `z`.
-
-    Returns the labels and resolution of the first run for which `until(labels)` holds (the
-    last run when none does, or when `until` is None).
-    """
-    if len(z) > LEIDEN_MAX_CELLS:
-        sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
-        labels, resolution = leiden_labels_at(
-            z[sample],
-            resolutions=resolutions,
-            n_neighbors=n_neighbors,
-            random_state=random_state,
-            until=until,
-        )
-        return nearest_centroid(z, centroids_from_labels(z[sample], labels)), resolution
-    graph = LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state)
-    return _leiden_until(graph, resolutions, until)
-
-
-def _leiden_until(graph: LatentGraph, resolutions, until) -> tuple[np.ndarray, float]:
+    """Leiden at each of `resolutions` in turn until `until(labels)` holds (else the last)."""
     for resolution in resolutions:
         labels = graph.leiden(resolution)
-        if until is not None and until(labels):
+        if until(labels):
             break
     return labels, resolution
 
@@ -216,28 +197,20 @@ def _resolution_ladder(start: float) -> list[float]:
     return ladder
 
 
-def leiden_ward_labels(
-    z: np.ndarray,
-    n_clusters: int,
-    *,
-    resolution: float,
-    n_neighbors: int,
-    random_state: int | None,
+def _ward_merged_ladder(
+    graph: LatentGraph, z: np.ndarray, n_clusters: int, resolution: float
 ) -> tuple[np.ndarray, float] | None:
-    """Leiden clusters of `z` brought to `n_clusters` by Ward's criterion.
+    """Leiden from `resolution` upwards until it finds `n_clusters`, merged down by Ward.
 
-    Leiden runs at `resolution`, then at resolutions `LEIDEN_RESOLUTION_STEP` times larger
-    until it finds at least `n_clusters` clusters; those are merged in pairs, each time the
-    pair whose merge adds least to the within-cluster sum of squares, down to `n_clusters`.
-    Returns the labels and the Leiden resolution, or `None` when no resolution up to
-    `LEIDEN_MAX_RESOLUTION` gives enough clusters.
+    The resolution grows by `LEIDEN_RESOLUTION_STEP` until Leiden finds at least `n_clusters`
+    clusters; those are merged in pairs, each time the pair whose merge adds least to the
+    within-cluster sum of squares. Returns the labels and the Leiden resolution, or `None`
+    when no resolution up to `LEIDEN_MAX_RESOLUTION` gives enough clusters.
     """
-    labels, found_at = leiden_labels_at(
-        z,
-        resolutions=_resolution_ladder(resolution),
-        n_neighbors=n_neighbors,
-        random_state=random_state,
-        until=lambda labels: len(np.unique(labels)) >= n_clusters,
+    labels, found_at = _leiden_until(
+        graph,
+        _resolution_ladder(resolution),
+        lambda labels: len(np.unique(labels)) >= n_clusters,
     )
     if len(np.unique(labels)) < n_clusters:
         return None
@@ -255,13 +228,14 @@ def leiden_k_labels(
     """Leiden clusters of `z` brought to `n_clusters`, and how they were reached.
 
     Two candidates on one kNN graph: Leiden from `resolution` upwards until it finds enough
-    clusters, merged down by Ward's criterion (`leiden_ward_labels`); and Leiden at the coarser
+    clusters, merged down by Ward's criterion (`_ward_merged_ladder`); and Leiden at the coarser
     `LEIDEN_COARSE_RESOLUTION`, merged by Ward's criterion when it finds more clusters, or,
     when it finds fewer, with the sub-populations that are most apart from the rest split off
     (`split_off_parts`). The start is the candidate whose clusters cut less of the graph's
     edge weight. A finer resolution reaches a larger k by cutting large populations into
     pieces; the coarse clusters keep them whole and separate what the graph separates. `None`
-    when neither candidate reaches `n_clusters`.
+    when neither candidate reaches `n_clusters`. Above `LEIDEN_MAX_CELLS` cells both are built
+    on a random sample of that many, and the other cells go to the nearest centroid.
     """
     if len(z) > LEIDEN_MAX_CELLS:
         sample = _subsample(len(z), LEIDEN_MAX_CELLS, random_state)
@@ -278,17 +252,11 @@ def leiden_k_labels(
         return nearest_centroid(z, centroids_from_labels(z[sample], labels)), method
     graph = LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state)
     candidates = []
-    fine, found_at = _leiden_until(
-        graph,
-        _resolution_ladder(resolution),
-        lambda labels: len(np.unique(labels)) >= n_clusters,
-    )
-    if len(np.unique(fine)) >= n_clusters:
+    ladder = _ward_merged_ladder(graph, z, n_clusters, resolution)
+    if ladder is not None:
+        labels, found_at = ladder
         candidates.append(
-            (
-                ward_merged(z, fine, n_clusters),
-                f"leiden (resolution {found_at:.3g}), merged by Ward's criterion",
-            )
+            (labels, f"leiden (resolution {found_at:.3g}), merged by Ward's criterion")
         )
     coarse = graph.leiden(LEIDEN_COARSE_RESOLUTION)
     n_coarse = len(np.unique(coarse))
