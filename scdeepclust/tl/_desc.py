@@ -117,8 +117,8 @@ def desc(
         finds fewer, with the sub-populations most apart from the rest of their cluster split
         off (Leiden within each cluster at resolution 1, parts of at least 10 cells, lowest
         conductance first). The start is the one whose clusters cut less of the graph's edge
-        weight (``uns[key_added]['init_method']`` says which); k-means when no resolution up
-        to 100 finds enough. A finer resolution reaches a larger k by cutting large types in
+        weight (``uns[key_added]['init_method']`` says which); k-means when neither
+        reaches `n_clusters`. A finer resolution reaches a larger k by cutting large types in
         pieces; the coarse clusters keep them whole and separate what the graph separates.
         At the true k (median (min-max) of seeds 0-2, benchmarks/desc_accuracy.py): mouse
         bladder 0.690 (0.678-0.715) against 0.577 (0.566-0.656) from the resolution ladder
