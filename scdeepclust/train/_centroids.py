@@ -73,7 +73,7 @@ def kmeans_labels(
     if len(z) > KMEANS_MAX_CELLS:
         sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
         labels = kmeans_labels(z[sample], n_clusters, random_state=random_state, n_init=n_init)
-        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
+        return _extended_from_sample(z, sample, labels)
     with kmeans_thread_limit():
         km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
     return km.labels_.astype(np.int64)
@@ -114,7 +114,7 @@ def leiden_labels(
         labels = leiden_labels(
             z[sample], resolution=resolution, n_neighbors=n_neighbors, random_state=random_state
         )
-        return nearest_centroid(z, centroids_from_labels(z[sample], labels))
+        return _extended_from_sample(z, sample, labels)
     return LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state).leiden(resolution)
 
 
@@ -249,7 +249,7 @@ def leiden_k_labels(
         if found is None:
             return None
         labels, method = found
-        return nearest_centroid(z, centroids_from_labels(z[sample], labels)), method
+        return _extended_from_sample(z, sample, labels), method
     graph = LatentGraph(z, n_neighbors=n_neighbors, random_state=random_state)
     candidates = []
     ladder = _ward_merged_ladder(graph, z, n_clusters, resolution)
@@ -357,6 +357,11 @@ def _ward_costs(
 
 def _subsample(n: int, size: int, random_state: int | None) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))
+
+
+def _extended_from_sample(z: np.ndarray, sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Labels of all rows of `z`: the nearest centroid of the clusters of the `sample` rows."""
+    return nearest_centroid(z, centroids_from_labels(z[sample], labels))
 
 
 def nearest_centroid(z: np.ndarray, centroids: np.ndarray, chunk_size: int = 65_536) -> np.ndarray:
