@@ -6,10 +6,11 @@ the true number of clusters, (c) the scanpy baseline PCA (50) -> neighbors (15) 
 Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
 
     python benchmarks/desc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
-                                       [--target-smoothing W]
+                                       [--target-smoothing W] [--initial-label-weight A]
 
 `--target-smoothing W` passes `target_smoothing=W` to both `tl.desc` runs and writes
-desc_accuracy_smoothing<W>.{json,md} instead.
+desc_accuracy_smoothing<W>.{json,md} instead; `--initial-label-weight A` passes
+`initial_label_weight=A` and writes desc_accuracy_initial_label_weight<A>.{json,md}.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main():
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
+    parser.add_argument("--initial-label-weight", type=float, help="tl.desc's initial_label_weight")
     args = parser.parse_args()
     require_data()
     options = {}
@@ -58,6 +60,9 @@ def main():
     if args.target_smoothing is not None:
         options["target_smoothing"] = args.target_smoothing
         results_name = f"desc_accuracy_smoothing{args.target_smoothing:g}"
+    if args.initial_label_weight is not None:
+        options["initial_label_weight"] = args.initial_label_weight
+        results_name = f"desc_accuracy_initial_label_weight{args.initial_label_weight:g}"
 
     rows = []
     for name in args.datasets:

@@ -387,6 +387,13 @@ CASES = [
         match=r"target_smoothing must be a number in \[0, 1\]",
     ),
     Case(
+        "desc-initial-label-weight-negative",
+        "desc",
+        kwargs=dict(initial_label_weight=-0.1),
+        raises=ValueError,
+        match=r"initial_label_weight must be a number in \[0, 1\]",
+    ),
+    Case(
         "scdcc-resume-without-dir",
         "scdcc",
         kwargs=dict(n_clusters=3, resume=True),

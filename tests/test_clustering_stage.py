@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from scdeepclust.data import CellFeeder, RowSource, stream_outputs
-from scdeepclust.nn import ClusteringLayer
+from scdeepclust.nn import ClusteringLayer, target_distribution
 from scdeepclust.train import ClusteringStage, _loops, train_clustering
-from scdeepclust.train._dec import embed_all, soft_assignments
+from scdeepclust.train._dec import embed_all, leaning_on_labels, soft_assignments
 
 
 def _groups(n_per_group=200, seed=0):
@@ -97,3 +97,36 @@ def test_soft_assignments_match_those_computed_while_streaming():
         streamed = stream_outputs(feeder, lambda b: {"q": layer(b.x)}, {"q": 2})["q"]
         z = embed_all(feeder, lambda b: b.x, 4)
     np.testing.assert_array_equal(soft_assignments(z, layer, "cpu"), streamed)
+
+
+def test_leaning_on_labels_mixes_each_row_with_its_label():
+    q = torch.softmax(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)), 1).numpy()
+    labels = np.random.default_rng(0).integers(0, 4, 50)
+    for weight in (0.0, 0.3, 0.5, 1.0):
+        leaned = leaning_on_labels(q.copy(), labels, weight)
+        expected = (1 - weight) * q + weight * np.eye(4, dtype=np.float32)[labels]
+        np.testing.assert_allclose(leaned, expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(leaned.sum(1), 1.0, rtol=1e-5)
+        if weight >= 0.5:
+            np.testing.assert_array_equal(leaned.argmax(1), labels)
+
+
+def test_a_small_compact_cluster_takes_fewer_cells_in_the_first_target():
+    # A large spread group and a small compact one beside it, labelled as a graph clustering
+    # would: the nearest centroid hands the large group's near edge to the small cluster, and
+    # DEC's own target (which favours small clusters) hands over more; leaning on the labels
+    # hands over far fewer, and the small group's own cells stay in its cluster either way.
+    rng = np.random.default_rng(0)
+    z = np.vstack([rng.normal(0, 2.0, (400, 2)), rng.normal((5, 0), 0.2, (20, 2))])
+    labels = np.repeat([0, 1], [400, 20])
+    centroids = torch.tensor(
+        np.array([z[labels == c].mean(0) for c in (0, 1)]), dtype=torch.float32
+    )
+    q = soft_assignments(z.astype(np.float32), ClusteringLayer(centroids), "cpu")
+    own = target_distribution(torch.from_numpy(q)).argmax(1).numpy()
+    leaned = target_distribution(torch.from_numpy(leaning_on_labels(q.copy(), labels, 0.5)))
+    leaned = leaned.argmax(1).numpy()
+    handed_over, handed_over_leaning = np.sum(own[:400] == 1), np.sum(leaned[:400] == 1)
+    assert handed_over >= 40
+    assert handed_over_leaning < handed_over / 2
+    assert np.all(own[400:] == 1) and np.all(leaned[400:] == 1)

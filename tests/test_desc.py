@@ -217,3 +217,31 @@ def test_pretraining_steps_stop_growing_beyond_100000_cells():
         steps = config.resolved_pretrain_epochs(n_obs) * n_obs
         assert 0.75 * steps_at_100k <= steps <= 1.25 * steps_at_100k, n_obs
     assert DESCConfig(pretrain_epochs=7).resolved_pretrain_epochs(1_000_000) == 7
+
+
+def test_first_target_leans_on_the_initial_labels(scaled, monkeypatch):
+    from scdeepclust.train import _dec
+
+    seen = {"labels": [], "initial": []}
+    initial_centroids, train_clustering = _dec.initial_centroids, _dec.train_clustering
+
+    def init_spy(z, **kwargs):
+        out = initial_centroids(z, **kwargs)
+        seen["labels"].append(out.labels)
+        return out
+
+    def stage_spy(*args, initial_probabilities=None, **kwargs):
+        seen["initial"].append(initial_probabilities.copy())
+        return train_clustering(*args, initial_probabilities=initial_probabilities, **kwargs)
+
+    monkeypatch.setattr(_dec, "initial_centroids", init_spy)
+    monkeypatch.setattr(_dec, "train_clustering", stage_spy)
+    own = sdc.tl.desc(scaled, initial_label_weight=0, copy=True, **FAST)
+    leaning = sdc.tl.desc(scaled, copy=True, **FAST)  # the default, 0.5
+    assert own.uns["desc"]["params"]["initial_label_weight"] == 0
+    assert leaning.uns["desc"]["params"]["initial_label_weight"] == 0.5
+    np.testing.assert_array_equal(seen["labels"][0], seen["labels"][1])
+    onehot = np.eye(seen["initial"][0].shape[1], dtype=np.float32)[seen["labels"][0]]
+    np.testing.assert_allclose(
+        seen["initial"][1], 0.5 * seen["initial"][0] + 0.5 * onehot, rtol=1e-6, atol=1e-7
+    )

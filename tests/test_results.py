@@ -54,15 +54,16 @@ def test_empty_clusters_warn_only_when_the_number_was_given():
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])
 def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch, tool):
-    """A centroid placed on another one never wins a cell; the result says so."""
+    """A centroid placed far from every cell never wins one; the result says so."""
     original = dec.initial_centroids
 
-    def doubled_last_centroid(z, *, n_clusters, **kwargs):
+    def one_far_centroid(z, *, n_clusters, **kwargs):
         start = original(z, n_clusters=n_clusters - 1, **kwargs)
-        centroids = np.vstack([start.centroids, start.centroids[-1:]])
+        far = np.abs(z).max() + 100.0
+        centroids = np.vstack([start.centroids, np.full((1, z.shape[1]), far, np.float32)])
         return InitialClustering(centroids, start.labels, start.method)
 
-    monkeypatch.setattr(dec, "initial_centroids", doubled_last_centroid)
+    monkeypatch.setattr(dec, "initial_centroids", one_far_centroid)
     if tool == "desc":
         sc.pp.normalize_total(sim)
         sc.pp.log1p(sim)

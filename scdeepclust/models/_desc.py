@@ -69,6 +69,7 @@ class DESCConfig(BatchSettings):
     n_clusters: int | tuple[int, int] | None = None
     n_neighbors: int = 10
     target_smoothing: float = 0.5
+    initial_label_weight: float = 0.5
     init: str = "leiden"
     kernel: str = "t"
     alpha: float = 1.0
@@ -327,6 +328,7 @@ def cluster_desc(
             alpha=config.alpha,
             extra_loss=batch_mixing if config.mixes_batches else None,
             target_smoothing=config.target_smoothing,
+            initial_label_weight=config.initial_label_weight,
             # DESC's soft assignments stay near uniform (about 0.3 at most on 10X PBMC);
             # scDCC's are as close to a probability as the calibration (calibration.md)
             calibrate_confidence=True,

@@ -56,16 +56,27 @@ def check_weight(name: str, value: float, zero_means: str) -> None:
         raise ValueError(f"{name} must be a finite number >= 0 ({zero_means}), got {value!r}.")
 
 
+def check_share(name: str, value: float, meaning: str) -> None:
+    """Check a mixing weight: a number in [0, 1]; `meaning` says what it weighs."""
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1):
+        raise ValueError(f"{name} must be a number in [0, 1] ({meaning}), got {value!r}.")
+
+
 def check_target_smoothing(target_smoothing: float) -> None:
-    if not (
-        isinstance(target_smoothing, numbers.Real)
-        and not isinstance(target_smoothing, bool)
-        and 0 <= target_smoothing <= 1
-    ):
-        raise ValueError(
-            "target_smoothing must be a number in [0, 1] (the weight of the neighbours' soft "
-            f"assignments in the clustering target; 0 turns it off), got {target_smoothing!r}."
-        )
+    check_share(
+        "target_smoothing",
+        target_smoothing,
+        "the weight of the neighbours' soft assignments in the clustering target; 0 turns it off",
+    )
+
+
+def check_initial_label_weight(initial_label_weight: float) -> None:
+    check_share(
+        "initial_label_weight",
+        initial_label_weight,
+        "the weight of the initial clustering's labels in the first clustering target; 0 gives "
+        "DEC's own first target",
+    )
 
 
 def check_batch_mixing(batch_mixing: float) -> None:
