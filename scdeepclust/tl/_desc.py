@@ -187,13 +187,13 @@ def desc(
         true k.
     initial_label_weight
         Weight of the initial clustering's labels in the clustering stage's first target: it is
-        sharpened from ``(1 - w) q + w`` x the one-hot initial label, so that the stage starts
-        from the Leiden clusters as the graph drew them rather than from the cells nearest to
-        their centroids (which give the edge of a large, spread cluster to a small, compact
-        one). 0 is DEC's own first target. Against 0, at 0.5 (ARI, median of seeds 0-2,
-        benchmarks/desc_accuracy.py): at the true k worm neurons 0.538 against 0.521 and CITE
-        CBMC 0.691 against 0.642, 10X PBMC and mouse bladder level; at the defaults worm 0.484
-        against 0.471, the others within 0.005.
+        sharpened from ``(1 - w) q + w e``, with ``e`` the one-hot vector of the cell's initial
+        label, so that the stage starts from the Leiden clusters as the graph drew them rather
+        than from the cells nearest to their centroids (which give the edge of a large, spread
+        cluster to a small, compact one). 0 is DEC's own first target. Against 0, at 0.5 (ARI,
+        median of seeds 0-2, benchmarks/desc_accuracy.py): at the true k worm neurons 0.538
+        against 0.521 and CITE CBMC 0.691 against 0.642, 10X PBMC and mouse bladder level; at
+        the defaults worm 0.484 against 0.471, the others within 0.005.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     lr, momentum
