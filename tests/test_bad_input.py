@@ -540,6 +540,13 @@ CASES = [
         match=r"kernel must be 't' or 'gaussian', not 'cauchy'",
     ),
     Case(
+        "desc-bad-alpha",
+        "desc",
+        kwargs=dict(alpha=0),
+        raises=ValueError,
+        match=r"alpha must be a finite number > 0 \(the degrees of freedom",
+    ),
+    Case(
         "desc-empty-resolution",
         "desc",
         kwargs=dict(resolution=[]),

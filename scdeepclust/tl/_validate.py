@@ -79,6 +79,19 @@ def check_initial_label_weight(initial_label_weight: float) -> None:
     )
 
 
+def check_degrees_of_freedom(alpha: float) -> None:
+    if not (
+        isinstance(alpha, numbers.Real)
+        and not isinstance(alpha, bool)
+        and math.isfinite(alpha)
+        and alpha > 0
+    ):
+        raise ValueError(
+            f"alpha must be a finite number > 0 (the degrees of freedom of the Student's t "
+            f"kernel; 1 is DEC's), got {alpha!r}."
+        )
+
+
 def check_batch_mixing(batch_mixing: float) -> None:
     check_weight("batch_mixing", batch_mixing, "0 turns the penalty off")
 
