@@ -45,14 +45,13 @@ def check_update_interval(update_interval: float | None) -> None:
         )
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_weight(name: str, value: float, zero_means: str) -> None:
     """Check a loss weight: a finite number >= 0; `zero_means` says what 0 does."""
-    if not (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    ):
+    if not (_finite_number(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0 ({zero_means}), got {value!r}.")
 
 
@@ -80,12 +79,7 @@ def check_initial_label_weight(initial_label_weight: float) -> None:
 
 
 def check_degrees_of_freedom(alpha: float) -> None:
-    if not (
-        isinstance(alpha, numbers.Real)
-        and not isinstance(alpha, bool)
-        and math.isfinite(alpha)
-        and alpha > 0
-    ):
+    if not (_finite_number(alpha) and alpha > 0):
         raise ValueError(
             f"alpha must be a finite number > 0 (the degrees of freedom of the Student's t "
             f"kernel; 1 is DEC's), got {alpha!r}."
@@ -132,8 +126,7 @@ def check_resolution(resolution) -> None:
     if not len(values):
         raise ValueError("resolution must be a number or a non-empty list of numbers.")
     for value in values:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or value <= 0:
+        if not (_finite_number(value) and value > 0):
             raise ValueError(f"resolution must be a positive number, got {value!r}.")
 
 
