@@ -7,10 +7,13 @@ Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
 
     python benchmarks/desc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                        [--target-smoothing W] [--initial-label-weight A]
+                                       [--alpha D]
 
 `--target-smoothing W` passes `target_smoothing=W` to both `tl.desc` runs and writes
 desc_accuracy_smoothing<W>.{json,md} instead; `--initial-label-weight A` passes
-`initial_label_weight=A` and writes desc_accuracy_initial_label_weight<A>.{json,md}.
+`initial_label_weight=A` and writes desc_accuracy_initial_label_weight<A>.{json,md};
+`--alpha D` passes `alpha=D` (the Student's t kernel's degrees of freedom) and writes
+desc_accuracy_alpha<D>.{json,md}.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main():
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
     parser.add_argument("--initial-label-weight", type=float, help="tl.desc's initial_label_weight")
+    parser.add_argument("--alpha", type=float, help="tl.desc's alpha (the t kernel's freedom)")
     args = parser.parse_args()
     require_data()
     options = {}
@@ -63,6 +67,9 @@ def main():
     if args.initial_label_weight is not None:
         options["initial_label_weight"] = args.initial_label_weight
         results_name = f"desc_accuracy_initial_label_weight{args.initial_label_weight:g}"
+    if args.alpha is not None:
+        options["alpha"] = args.alpha
+        results_name = f"desc_accuracy_alpha{args.alpha:g}"
 
     rows = []
     for name in args.datasets:
