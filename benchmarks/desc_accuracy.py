@@ -57,6 +57,11 @@ def main():
     parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
     parser.add_argument("--initial-label-weight", type=float, help="tl.desc's initial_label_weight")
     parser.add_argument("--alpha", type=float, help="tl.desc's alpha (the t kernel's freedom)")
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        help="tl.desc's precision (default: the tool's float32)",
+    )
     args = parser.parse_args()
     require_data()
     options = {}
@@ -70,6 +75,9 @@ def main():
     if args.alpha is not None:
         options["alpha"] = args.alpha
         results_name = f"desc_accuracy_alpha{args.alpha:g}"
+    if args.precision is not None:
+        options["precision"] = args.precision
+        results_name = f"desc_accuracy_{args.precision}"
 
     rows = []
     for name in args.datasets:

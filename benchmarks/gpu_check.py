@@ -29,6 +29,8 @@ REFERENCE = HERE / "results"
 # seconds per tool on a million cells x 2,000 genes.
 PBMC_TARGET_S = {"scdcc": 10.0, "desc": 3.0}
 MILLION_TARGET_S = 180.0
+# The same calls with the network's layers in bfloat16 (`precision`), beside float32's.
+BF16 = {"precision": "bfloat16"}
 PACKAGES = [
     "numpy",
     "scipy",
@@ -177,6 +179,8 @@ def pbmc(args) -> None:
         ("scdcc", "true k", sdc.tl.scdcc, raw, {"n_clusters": k}),
         ("desc", "defaults", sdc.tl.desc, scaled, {}),
         ("desc", "true k", sdc.tl.desc, scaled, {"n_clusters": k}),
+        ("scdcc", "true k, bfloat16", sdc.tl.scdcc, raw, {"n_clusters": k, **BF16}),
+        ("desc", "defaults, bfloat16", sdc.tl.desc, scaled, BF16),
     ]
     for tool, setting, fn, data, options in runs:
         if device.type == "cuda":
@@ -213,12 +217,15 @@ def pbmc(args) -> None:
 
 def cpu_reference(tool: str, setting: str) -> dict | None:
     """The committed CPU figures of the same call on 10X PBMC: median and range of ARI over
-    seeds, median wall seconds (results/scdcc_accuracy.json, results/desc_accuracy.json)."""
+    seeds, median wall seconds (results/scdcc_accuracy.json, results/desc_accuracy.json, or
+    their `_bfloat16` runs)."""
+    suffix = "_bfloat16" if setting.endswith(", bfloat16") else ""
+    setting = setting.removesuffix(", bfloat16")
     if tool == "scdcc":
-        path, key, value = REFERENCE / "scdcc_accuracy.json", "mode", "unconstrained"
+        path, key, value = REFERENCE / f"scdcc_accuracy{suffix}.json", "mode", "unconstrained"
     else:
         method = "tl.desc (defaults)" if setting == "defaults" else "tl.desc (n_clusters = true k)"
-        path, key, value = REFERENCE / "desc_accuracy.json", "method", method
+        path, key, value = REFERENCE / f"desc_accuracy{suffix}.json", "method", method
     if not path.exists():
         return None
     rows = json.loads(path.read_text())["rows"]

@@ -11,12 +11,14 @@ unit-variance scaling without centring (`sc.pp.scale(zero_center=False)`: the ma
 sparse; DESC does not z-score internally) and its defaults (Leiden).
 
 The floor: one epoch's matrix multiplies (forward + backward, ~6 x cells x sum of in x out over
-the linear layers actually trained in that stage) divided by the float32 matmul rate measured
-here with torch at the same thread count on representative shapes. `x floor` is the measured
+the linear layers actually trained in that stage) divided by the matmul rate measured
+here with torch at the same thread count on representative shapes (the bfloat16 rate with
+`--precision bfloat16`, where the tools run their layers in bfloat16). `x floor` is the measured
 pretraining time over that floor.
 
     python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--tools scdcc desc]
         [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda] [--cache DIR] [--seed N]
+        [--precision bfloat16]
     python benchmarks/scaling.py --prepare --sizes 1000000 --cache DIR
 
 Writes benchmarks/results/scaling.{json,md} after every run. With `--cache`, the simulated
@@ -61,15 +63,17 @@ def epoch_flops(n_cells: int, shapes: list[tuple[int, int]]) -> float:
     return 6.0 * n_cells * sum(a * b for a, b in shapes)
 
 
-def matmul_rate(device: str, n_genes: int = N_GENES, repeats: int = 20) -> float:
-    """Best float32 matmul rate (FLOP/s) over shapes like those of training: a minibatch of 256
-    through the wide first layer, the ZINB heads, and the weight-gradient product."""
+def matmul_rate(
+    device: str, n_genes: int = N_GENES, repeats: int = 20, precision: str = "float32"
+) -> float:
+    """Best matmul rate (FLOP/s) in `precision` over shapes like those of training: a minibatch
+    of 256 through the wide first layer, the ZINB heads, and the weight-gradient product."""
     dev = torch.device(device)
     shapes = [(256, n_genes, 256), (256, 256, 3 * n_genes), (n_genes, 256, 256)]
     best = 0.0
     for m, k, n in shapes:
-        a = torch.randn(m, k, device=dev)
-        b = torch.randn(k, n, device=dev)
+        a = torch.randn(m, k, device=dev, dtype=getattr(torch, precision))
+        b = torch.randn(k, n, device=dev, dtype=getattr(torch, precision))
         for _ in range(3):
             a @ b
         if dev.type == "cuda":
@@ -164,6 +168,7 @@ def worker(args) -> None:
     row["rss_before_mb"] = _proc_status_mb("VmRSS")
     row["peak_reset"] = _reset_peak_rss()
     options = {"device": args.device, "progress": False, "random_state": args.seed}
+    options["precision"] = args.precision
     if args.max_pretrain_epochs:
         options["pretrain_epochs"] = args.max_pretrain_epochs
     if args.max_epochs:
@@ -306,6 +311,12 @@ def main():
     parser.add_argument(
         "--seed", type=int, default=0, help="the tools' random_state (the data stay the same)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the tools' precision; the floor is then that precision's matmul rate",
+    )
     parser.add_argument("--prepare", action="store_true", help="only simulate into --cache")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -328,9 +339,9 @@ def main():
 
     cuda = torch.cuda.is_available()
     devices = args.devices or (["cpu", "cuda"] if cuda else ["cpu"])
-    rates = {d: matmul_rate(d) for d in devices}
+    rates = {d: matmul_rate(d, precision=args.precision) for d in devices}
     for d, r in rates.items():
-        print(f"float32 matmul rate on {d}: {r / 1e9:.1f} GFLOP/s", flush=True)
+        print(f"{args.precision} matmul rate on {d}: {r / 1e9:.1f} GFLOP/s", flush=True)
     caps = []
     if args.max_pretrain_epochs:
         caps.append(f"pretraining capped at {args.max_pretrain_epochs} epochs per stage")
@@ -342,6 +353,7 @@ def main():
         "epoch_caps": "; ".join(caps) or "none (defaults)",
         "simulate": {"n_genes": N_GENES, "n_groups": N_GROUPS, **SIM},
         "random_state": args.seed,
+        "precision": args.precision,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
     rows = []
@@ -349,7 +361,7 @@ def main():
         for tool in args.tools:
             for device in devices:
                 argv = ["--size", str(size), "--tool", tool, "--device", device]
-                argv += ["--seed", str(args.seed)]
+                argv += ["--seed", str(args.seed), "--precision", args.precision]
                 if args.max_pretrain_epochs:
                     argv += ["--max-pretrain-epochs", str(args.max_pretrain_epochs)]
                 if args.max_epochs:
@@ -370,7 +382,8 @@ def main():
                 table = save_results(args.name, rows, HEADER, fmt, **meta)
                 print(table, flush=True)
     notes = [
-        f"float32 matmul: {', '.join(f'{d} {r / 1e9:.1f} GFLOP/s' for d, r in rates.items())}; "
+        f"{args.precision} matmul: "
+        f"{', '.join(f'{d} {r / 1e9:.1f} GFLOP/s' for d, r in rates.items())}; "
         f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}; random_state {args.seed}."
     ]
     print("\n".join(notes))

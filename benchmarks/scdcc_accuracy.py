@@ -122,8 +122,17 @@ def main():
         help="tl.scdcc's decoder_hidden (default: the tool's (64, 256)); results go to "
         "scdcc_accuracy_decoder<sizes joined by '-'>",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        help="tl.scdcc's precision (default: the tool's float32); results go to "
+        "scdcc_accuracy_<value>",
+    )
     args = parser.parse_args()
     results_name, options = "scdcc_accuracy", {}
+    if args.precision is not None:
+        options["precision"] = args.precision
+        results_name = f"scdcc_accuracy_{args.precision}"
     if args.decoder_hidden is not None:
         options["decoder_hidden"] = tuple(args.decoder_hidden)
         results_name = "scdcc_accuracy_decoder" + "-".join(map(str, args.decoder_hidden))

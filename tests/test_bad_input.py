@@ -547,6 +547,20 @@ CASES = [
         match=r"alpha must be a finite number > 0 \(the degrees of freedom",
     ),
     Case(
+        "desc-bad-precision",
+        "desc",
+        kwargs=dict(precision="float16"),
+        raises=ValueError,
+        match=r"precision='float16' is not one of 'float32', 'bfloat16'",
+    ),
+    Case(
+        "scdcc-bad-precision",
+        "scdcc",
+        kwargs=dict(precision="half"),
+        raises=ValueError,
+        match=r"precision='half' is not one of 'float32', 'bfloat16'",
+    ),
+    Case(
         "desc-empty-resolution",
         "desc",
         kwargs=dict(resolution=[]),

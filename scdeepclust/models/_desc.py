@@ -79,6 +79,7 @@ class DESCConfig(BatchSettings):
     tol: float = 0.005
     max_epochs: int | None = None
     batch_size: int = 256
+    precision: str = "float32"
     random_state: int | None = 0
     progress: bool = True
 
@@ -178,7 +179,10 @@ def pretrain_desc(
     # weights on every device), then moved.
     with seeded(config.random_state), torch.device("cpu"):
         model = StackedAutoencoder(
-            feeder.n_vars, config.resolved_hidden(feeder.n_total), n_batches=config.n_batches
+            feeder.n_vars,
+            config.resolved_hidden(feeder.n_total),
+            n_batches=config.n_batches,
+            precision=config.precision,
         )
     model = model.to(feeder.device)
     if checkpoint is not None:

@@ -67,6 +67,7 @@ class SCDCCConfig(BatchSettings):
     keep_known_labels: bool = True
     label_prior: float = 2.0
     batch_size: int = 256
+    precision: str = "float32"
     random_state: int | None = 0
     progress: bool = True
 
@@ -152,6 +153,7 @@ def fit_scdcc(
             latent_dim=config.latent_dim,
             decoder_hidden=config.decoder_hidden,
             n_batches=config.n_batches,
+            precision=config.precision,
         ).to(device)
     if checkpoint is not None:
         checkpoint.attach(

@@ -461,6 +461,7 @@ class SCDCC(TrainedModel):
             latent_dim=config["latent_dim"],
             decoder_hidden=tuple(config["decoder_hidden"]),
             n_batches=len(config.get("batch_categories") or ()),
+            precision=config.get("precision", "float32"),  # saved before the option existed
         )
 
     def feeder(
@@ -505,7 +506,10 @@ class DESC(TrainedModel):
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:
         return StackedAutoencoder(
-            n_input, tuple(config["hidden"]), n_batches=len(config.get("batch_categories") or ())
+            n_input,
+            tuple(config["hidden"]),
+            n_batches=len(config.get("batch_categories") or ()),
+            precision=config.get("precision", "float32"),  # saved before the option existed
         )
 
     def feeder(

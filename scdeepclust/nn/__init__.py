@@ -10,6 +10,7 @@ from ._losses import (
     zinb_nll,
 )
 from ._modules import (
+    PRECISIONS,
     ClusteringLayer,
     DropoutMasks,
     StackedAutoencoder,
@@ -19,6 +20,7 @@ from ._modules import (
 )
 
 __all__ = [
+    "PRECISIONS",
     "ClusteringLayer",
     "DropoutMasks",
     "StackedAutoencoder",

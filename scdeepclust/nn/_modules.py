@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,27 @@ class DropoutMasks:
             raise ValueError(f"{n} rows exceed the {self.max_rows} of a dropout minibatch.")
         a, b = torch.randint(self.rows, (2,), device="cpu").tolist()
         return x * self._banks[0, a : a + n].to(x.dtype) * self._banks[1, b : b + n].to(x.dtype)
+
+
+# What a network's layers compute in. "bfloat16" runs the linear layers under torch's autocast
+# (float32 weights, optimiser and losses; bfloat16 products): on a CPU with AMX the ZINB heads'
+# product for a minibatch (256 x 256 by 256 x 6,000) takes 0.45 ms against 3.6 ms in float32.
+PRECISIONS = ("float32", "bfloat16")
+
+
+class ComputePrecision:
+    """What both autoencoders share: their layers run in `precision`, their outputs are float32.
+
+    Kept with the network (and saved in its configuration), so that training, inference and a
+    saved model mapping new cells all compute the same way.
+    """
+
+    precision: str = "float32"
+
+    def _layers_in(self, x: torch.Tensor) -> contextlib.AbstractContextManager:
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
 
 def mlp(
@@ -114,7 +136,7 @@ LOG_MEAN_RANGE = (math.log(1e-5), math.log(1e6))
 DISPERSION_RANGE = (1e-4, 1e4)
 
 
-class ZINBAutoencoder(nn.Module):
+class ZINBAutoencoder(ComputePrecision, nn.Module):
     """Autoencoder whose decoder gives the parameters of a ZINB distribution of the counts.
 
     With `n_batches` > 0 it is conditional on the batch: the batch enters the encoder's first
@@ -130,8 +152,10 @@ class ZINBAutoencoder(nn.Module):
         latent_dim: int = 32,
         decoder_hidden: Sequence[int] = (64, 256),
         n_batches: int = 0,
+        precision: str = "float32",
     ):
         super().__init__()
+        self.precision = precision
         self.encoder = mlp([n_input, *encoder_hidden])
         self.to_latent = nn.Linear(encoder_hidden[-1] if encoder_hidden else n_input, latent_dim)
         self.decoder = mlp([latent_dim, *decoder_hidden])
@@ -147,6 +171,10 @@ class ZINBAutoencoder(nn.Module):
         self.heads_batch = batch_shift(n_batches, 3 * n_input)
 
     def encode(self, x: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
+        with self._layers_in(x):
+            return self._encode(x, batch_code).float()
+
+    def _encode(self, x: torch.Tensor, batch_code: torch.Tensor | None) -> torch.Tensor:
         if self.encoder_batch is None:
             return self.to_latent(self.encoder(x))
         if len(self.encoder) == 0:
@@ -160,11 +188,14 @@ class ZINBAutoencoder(nn.Module):
         size_factors: torch.Tensor,
         batch_code: torch.Tensor | None = None,
     ) -> ZINBParameters:
-        if self.decoder_batch is None or len(self.decoder) == 0:
-            h = self.decoder(z)
-        else:
-            h = self.decoder[1:](_shifted(self.decoder[0](z), self.decoder_batch, batch_code))
-        heads = _shifted(self.zinb_heads(h), self.heads_batch, batch_code)
+        with self._layers_in(z):
+            if self.decoder_batch is None or len(self.decoder) == 0:
+                h = self.decoder(z)
+            else:
+                h = self.decoder[1:](_shifted(self.decoder[0](z), self.decoder_batch, batch_code))
+            heads = self.zinb_heads(h)
+        # the likelihood's logs and clamps stay in float32
+        heads = _shifted(heads.float(), self.heads_batch, batch_code)
         mean_out, dispersion_out, dropout_logits = heads.chunk(3, dim=1)
         log_mean = mean_out.clamp(*LOG_MEAN_RANGE) + size_factors.log()[:, None]
         dispersion = F.softplus(dispersion_out).clamp(*DISPERSION_RANGE)
@@ -201,7 +232,7 @@ class ClusteringLayer(nn.Module):
         return torch.softmax(logits, dim=1)
 
 
-class StackedAutoencoder(nn.Module):
+class StackedAutoencoder(ComputePrecision, nn.Module):
     """DESC's stacked autoencoder, built from layer pairs so it can be pretrained greedily.
 
     ReLU hidden layers, tanh on the embedding layer, a mirrored decoder with a linear output.
@@ -210,8 +241,16 @@ class StackedAutoencoder(nn.Module):
     layer and every decoder layer (as scVI injects covariates into its decoder).
     """
 
-    def __init__(self, n_input: int, hidden: Sequence[int], *, n_batches: int = 0):
+    def __init__(
+        self,
+        n_input: int,
+        hidden: Sequence[int],
+        *,
+        n_batches: int = 0,
+        precision: str = "float32",
+    ):
         super().__init__()
+        self.precision = precision
         if not hidden:
             raise ValueError("hidden must name at least one layer size.")
         sizes = [n_input, *hidden]
@@ -256,20 +295,23 @@ class StackedAutoencoder(nn.Module):
         self, x: torch.Tensor, depth: int | None = None, batch_code: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Apply the first `depth` encoder layers (all by default)."""
-        for i in range(self.depth if depth is None else depth):
-            x = self.encode_layer(i, x, batch_code)
-        return x
+        with self._layers_in(x):
+            for i in range(self.depth if depth is None else depth):
+                x = self.encoder_activation(i, self._encoder_pre(i, x, batch_code))
+            return x.float()
 
     def encode_layer(
         self, i: int, h: torch.Tensor, batch_code: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Apply encoder layer i alone to the output `h` of the layers before it."""
-        return self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
+        with self._layers_in(h):
+            return self.encoder_activation(i, self._encoder_pre(i, h, batch_code)).float()
 
     def decode(self, z: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
-        for i in reversed(range(self.depth)):
-            z = self.decoder_activation(i, self._decoder_pre(i, z, batch_code))
-        return z
+        with self._layers_in(z):
+            for i in reversed(range(self.depth)):
+                z = self.decoder_activation(i, self._decoder_pre(i, z, batch_code))
+            return z.float()
 
     def layer_pair(
         self,
@@ -287,10 +329,11 @@ class StackedAutoencoder(nn.Module):
         """
         if drop_input is not None:
             h = drop_input(h)
-        code = self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
-        if drop_code is not None:
-            code = drop_code(code)
-        return self.decoder_activation(i, self._decoder_pre(i, code, batch_code))
+        with self._layers_in(h):
+            code = self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
+            if drop_code is not None:
+                code = drop_code(code)
+            return self.decoder_activation(i, self._decoder_pre(i, code, batch_code)).float()
 
     def layer_parameters(self, i: int) -> list[nn.Parameter]:
         """Return what greedy pretraining of layer pair i trains, batch inputs included."""

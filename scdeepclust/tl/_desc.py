@@ -16,7 +16,7 @@ from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import check_adata
-from ..train import open_checkpoint, report_interruption, resolve_device
+from ..train import check_precision, open_checkpoint, report_interruption, resolve_device
 from ._validate import (
     check_batch_mixing,
     check_checkpointing,
@@ -64,6 +64,7 @@ def desc(
     max_epochs: int | None = None,
     batch_size: int = 256,
     device: str = "auto",
+    precision: str = "float32",
     random_state: int | None = 0,
     key_added: str = "desc",
     progress: bool = True,
@@ -215,7 +216,7 @@ def desc(
     max_epochs
         Upper bound on clustering-stage epochs. Default: 100 up to 100,000 cells, the same
         number of minibatch steps beyond (10 epochs at a million cells).
-    batch_size, device, random_state, progress, copy
+    batch_size, device, precision, random_state, progress, copy
         As in :func:`scdeepclust.tl.scdcc`.
     return_model
         Also return the trained model, an :class:`scdeepclust.models.DESC` (with several
@@ -290,6 +291,7 @@ def desc(
     if n_clusters is not None:
         resolutions = [None]
     dev = resolve_device(device)
+    check_precision(precision, dev)
     if distributed:
         rank, world_size, dev = start_distributed(dev, checkpoint_dir=checkpoint_dir)
     start = logg.info(f"running DESC on {adata.n_obs} cells")
@@ -338,6 +340,7 @@ def desc(
         tol=tol,
         max_epochs=max_epochs,
         batch_size=batch_size,
+        precision=precision,
         random_state=random_state,
         progress=progress,
         batch_key=batch_key,

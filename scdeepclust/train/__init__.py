@@ -11,7 +11,7 @@ from ._checkpoint import (
 )
 from ._components import input_principal_components
 from ._dec import CentroidInit, DECOutcome, LatentCache, deep_embedded_clustering, embed_all
-from ._device import numpy_rng, resolve_device, seeded, torch_generator
+from ._device import check_precision, numpy_rng, resolve_device, seeded, torch_generator
 from ._distributed import init_distributed
 from ._loops import (
     MIN_CLUSTERING_STEPS,
@@ -51,6 +51,7 @@ __all__ = [
     "initial_centroids",
     "kmeans_labels",
     "leiden_labels",
+    "check_precision",
     "numpy_rng",
     "resolve_device",
     "seeded",

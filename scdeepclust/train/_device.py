@@ -7,6 +7,8 @@ import contextlib
 import numpy as np
 import torch
 
+from ..nn import PRECISIONS
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve a device request: "auto" means CUDA when available, else CPU.
@@ -29,6 +31,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"({torch.__version__}). Use device='cpu' or device='auto'."
         )
     return dev
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """Check a `precision` request against what `device` can do; return it."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))}: "
+            "'float32' computes everything in float32, 'bfloat16' runs the network's layers in "
+            "bfloat16 (for speed on CPUs with AMX or AVX-512 BF16 and on recent GPUs)."
+        )
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            f"precision='bfloat16' was requested on {torch.cuda.get_device_name(device)}, which "
+            "does not compute in bfloat16; use precision='float32'."
+        )
+    return precision
 
 
 @contextlib.contextmanager
