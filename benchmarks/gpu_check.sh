@@ -6,7 +6,8 @@
 #   env            versions, the GPU, fp32 matmul and pinned host-to-device rates
 #   (background)   the 1M-cell simulated matrix, cached for the scaling steps
 #   pbmc           tl.scdcc (true k) and tl.desc (defaults, true k) on 10X PBMC: time and ARI
-#                  against the committed CPU figures and the targets
+#                  against the committed CPU figures and the targets; scDCC (true k) and DESC
+#                  (defaults) again with precision="bfloat16"
 #   tests          the test suite with the tools on CUDA (SCDEEPCLUST_TEST_DEVICE=cuda)
 #   scaling_scdcc  benchmarks/scaling.py, one million cells x 2,000 genes, tl.scdcc
 #   scaling_desc   the same for tl.desc

@@ -247,7 +247,7 @@ def scdcc(
         than float32) and on GPUs that compute in it (not yet timed). On a 2-core Intel Xeon
         with AMX (10X PBMC, seeds 0-2) scDCC at the true k took 23 s against 32 s and DESC at
         its defaults 5.2 s against 6.8 s, and each median ARI of the four benchmark datasets
-        stayed within 0.025 of float32's (`benchmarks/results/*_accuracy_bfloat16.md`). A
+        stayed within 0.023 of float32's (`benchmarks/results/*_accuracy_bfloat16.md`). A
         saved model keeps it, so that mapped cells are embedded as in training.
     random_state
         Seed of weights, minibatch order, noise, k-means / Leiden and constraint sampling. The
