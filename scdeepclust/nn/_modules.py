@@ -297,7 +297,7 @@ class StackedAutoencoder(ComputePrecision, nn.Module):
         """Apply the first `depth` encoder layers (all by default)."""
         with self._layers_in(x):
             for i in range(self.depth if depth is None else depth):
-                x = self.encoder_activation(i, self._encoder_pre(i, x, batch_code))
+                x = self._code(i, x, batch_code)
             return x.float()
 
     def encode_layer(
@@ -305,7 +305,10 @@ class StackedAutoencoder(ComputePrecision, nn.Module):
     ) -> torch.Tensor:
         """Apply encoder layer i alone to the output `h` of the layers before it."""
         with self._layers_in(h):
-            return self.encoder_activation(i, self._encoder_pre(i, h, batch_code)).float()
+            return self._code(i, h, batch_code).float()
+
+    def _code(self, i: int, h: torch.Tensor, batch_code: torch.Tensor | None) -> torch.Tensor:
+        return self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
 
     def decode(self, z: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
         with self._layers_in(z):
@@ -330,7 +333,7 @@ class StackedAutoencoder(ComputePrecision, nn.Module):
         if drop_input is not None:
             h = drop_input(h)
         with self._layers_in(h):
-            code = self.encoder_activation(i, self._encoder_pre(i, h, batch_code))
+            code = self._code(i, h, batch_code)
             if drop_code is not None:
                 code = drop_code(code)
             return self.decoder_activation(i, self._decoder_pre(i, code, batch_code)).float()
