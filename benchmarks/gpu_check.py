@@ -201,7 +201,7 @@ def pbmc(args) -> None:
             "clustering_epochs": int(uns["clustering_epochs"]),
             "converged": bool(uns["converged"]),
             "target_s": PBMC_TARGET_S[tool],
-            "cpu": cpu_reference(tool, setting),
+            "cpu": cpu_reference(tool, options),
         }
         if device.type == "cuda":
             row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -217,16 +217,16 @@ def pbmc(args) -> None:
         )
 
 
-def cpu_reference(tool: str, setting: str) -> dict | None:
-    """The committed CPU figures of the same call on 10X PBMC: median and range of ARI over
-    seeds, median wall seconds (results/scdcc_accuracy.json, results/desc_accuracy.json, or
-    their `_bfloat16` runs)."""
-    suffix = "_bfloat16" if setting.endswith(", bfloat16") else ""
-    setting = setting.removesuffix(", bfloat16")
+def cpu_reference(tool: str, options: dict) -> dict | None:
+    """The committed CPU figures of the same call (its `options`) on 10X PBMC: median and range
+    of ARI over seeds, median wall seconds (results/scdcc_accuracy.json,
+    results/desc_accuracy.json, or their `_bfloat16` runs)."""
+    suffix = "_bfloat16" if options.get("precision") == "bfloat16" else ""
     if tool == "scdcc":
         path, key, value = REFERENCE / f"scdcc_accuracy{suffix}.json", "mode", "unconstrained"
     else:
-        method = "tl.desc (defaults)" if setting == "defaults" else "tl.desc (n_clusters = true k)"
+        given_k = "n_clusters" in options
+        method = "tl.desc (n_clusters = true k)" if given_k else "tl.desc (defaults)"
         path, key, value = REFERENCE / f"desc_accuracy{suffix}.json", "method", method
     if not path.exists():
         return None

@@ -64,7 +64,7 @@ def test_stacked_autoencoder_in_bfloat16_stays_close_and_returns_float32():
 
 def test_check_precision():
     for precision in PRECISIONS:
-        assert check_precision(precision, torch.device("cpu")) == precision
+        check_precision(precision, torch.device("cpu"))  # accepted: no error
     with pytest.raises(ValueError, match=r"precision='float16' is not one of 'float32', 'bf"):
         check_precision("float16", torch.device("cpu"))
 

@@ -33,8 +33,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def check_precision(precision: str, device: torch.device) -> str:
-    """Check a `precision` request against what `device` can do; return it."""
+def check_precision(precision: str, device: torch.device) -> None:
+    """Check a `precision` request against what `device` can do."""
     if precision not in PRECISIONS:
         raise ValueError(
             f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))}: "
@@ -46,7 +46,6 @@ def check_precision(precision: str, device: torch.device) -> str:
             f"precision='bfloat16' was requested on {torch.cuda.get_device_name(device)}, which "
             "does not compute in bfloat16; use precision='float32'."
         )
-    return precision
 
 
 @contextlib.contextmanager
