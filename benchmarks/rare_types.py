@@ -76,7 +76,9 @@ def main():
     parser.add_argument("--cells", type=int, default=4000)
     parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
     parser.add_argument("--balance", type=float, help="tl.scdcc's balance")
-    parser.add_argument("--scdcc-init", choices=["kmeans", "leiden"], help="tl.scdcc's init")
+    parser.add_argument(
+        "--scdcc-init", choices=["kmeans", "leiden", "balanced-kmeans"], help="tl.scdcc's init"
+    )
     parser.add_argument(
         "--methods", nargs="*", default=list(METHOD_NAMES), choices=list(METHOD_NAMES)
     )

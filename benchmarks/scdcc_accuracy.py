@@ -106,7 +106,7 @@ def main():
     )
     parser.add_argument(
         "--init",
-        choices=["kmeans", "leiden"],
+        choices=["kmeans", "leiden", "balanced-kmeans"],
         help="tl.scdcc's init (default: the tool's); results go to scdcc_accuracy_init_<value>",
     )
     parser.add_argument(

@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--init",
-        choices=("leiden", "kmeans"),
+        choices=("leiden", "kmeans", "balanced-kmeans"),
         help="how a given K is reached: Leiden brought to K (merged by Ward's criterion or "
-        "with its most separate parts split off), or k-means "
+        "with its most separate parts split off), k-means, or k-means on the cells' latent "
+        "directions with crowded regions weighted down "
         "(default: leiden for desc, kmeans for scdcc)",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")

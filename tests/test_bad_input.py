@@ -369,7 +369,7 @@ CASES = [
         "desc",
         kwargs=dict(n_clusters=3, init="gmm"),
         raises=ValueError,
-        match=r"init must be one of \('kmeans', 'leiden'\)",
+        match=r"init must be one of \('balanced-kmeans', 'kmeans', 'leiden'\)",
     ),
     Case(
         "desc-leiden-init-too-few-cells",

@@ -1,4 +1,4 @@
-"""Initial clusterings brought to a given number of clusters from Leiden (init="leiden")."""
+"""Initial clusterings of a given number of clusters: Leiden brought to it, balanced k-means."""
 
 import numpy as np
 import pytest
@@ -166,4 +166,59 @@ def test_scdcc_can_reach_a_given_number_from_leiden(sim):
     assert "Ward" in out.uns["scdcc"]["init_method"]
     assert out.uns["scdcc"]["params"]["init"] == "leiden"
     assert out.obs["scdcc"].nunique() <= 3
+
+
+def _directions_at_many_lengths(n_per=200, seed=0):
+    """Three groups a few degrees apart by direction, each cell at a length from 1 to 10."""
+    rng = np.random.default_rng(seed)
+    axes = np.zeros((3, 6))
+    axes[:, 0] = 1
+    axes[0, 1], axes[1, 1], axes[2, 2] = 0.25, -0.25, 0.25
+    truth = np.repeat(np.arange(3), n_per)
+    directions = axes[truth] + rng.normal(0, 0.04, size=(len(truth), 6))
+    lengths = rng.uniform(1, 10, size=(len(truth), 1))
+    return (directions * lengths).astype(np.float32), truth
+
+
+def test_balanced_kmeans_follows_directions_not_lengths():
+    z, truth = _directions_at_many_lengths()
+    balanced = _centroids.balanced_kmeans_labels(z, 3, random_state=0)
+    plain = _centroids.kmeans_labels(z, 3, random_state=0)
+    assert adjusted_rand_score(truth, balanced) > 0.98
+    assert adjusted_rand_score(truth, plain) < 0.5  # plain k-means cuts by length
+    again = _centroids.balanced_kmeans_labels(z, 3, random_state=0)
+    np.testing.assert_array_equal(balanced, again)
+
+
+def test_crowding_weights_count_crowded_groups_less():
+    from scdeepclust.train._balance import crowding_weights
+
+    rng = np.random.default_rng(0)
+    crowded = rng.normal(0, 0.1, size=(900, 2))
+    sparse = rng.normal(0, 0.1, size=(100, 2)) + [20, 0]
+    points = np.concatenate([crowded, sparse]).astype(np.float32)
+    weights = crowding_weights(points, 0.5, random_state=0, n_groups=2)
+    np.testing.assert_allclose(weights[:900], 900**-0.5)
+    np.testing.assert_allclose(weights[900:], 100**-0.5)
+    assert crowding_weights(points, 0.0, random_state=0) is None
+    assert crowding_weights(points[:60], 0.5, random_state=0) is None  # too few for 2 groups
+
+
+def test_balanced_kmeans_on_large_data_fits_a_sample(monkeypatch):
+    z, truth = _directions_at_many_lengths(n_per=300)
+    z[0] = 0  # a zero vector has no direction: it must not turn into NaN
+    monkeypatch.setattr(_centroids, "KMEANS_MAX_CELLS", 400)
+    labels = _centroids.balanced_kmeans_labels(z, 3, random_state=0)
+    assert labels.shape == (900,) and set(labels) == {0, 1, 2}
+    assert adjusted_rand_score(truth[1:], labels[1:]) > 0.98
+
+
+def test_scdcc_starts_from_kmeans_by_default_and_balanced_kmeans_on_request(sim):
+    fast = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64)
     assert sdc.tl.scdcc(sim, 3, copy=True, **fast).uns["scdcc"]["init_method"] == "kmeans"
+    out = sdc.tl.scdcc(sim, 3, init="balanced-kmeans", copy=True, **fast)
+    assert out.uns["scdcc"]["init_method"] == "balanced-kmeans"
+    assert out.uns["scdcc"]["params"]["init"] == "balanced-kmeans"
+    assert out.obs["scdcc"].nunique() <= 3
+    searched = sdc.tl.scdcc(sim, (2, 4), init="balanced-kmeans", copy=True, **fast)
+    assert searched.uns["scdcc"]["init_method"] == "balanced-kmeans, number searched"

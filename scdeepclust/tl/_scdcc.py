@@ -109,26 +109,32 @@ def scdcc(
         Annotated data of cells x genes, holding raw counts. Genes are used as given: select
         highly variable genes with scanpy first, or pass `n_top_genes`.
     n_clusters
-        Number of clusters (k-means initialisation), or ``(lo, hi)`` bounds of the search for
+        Number of clusters (initialised as `init` says), or ``(lo, hi)`` bounds of the search for
         it. Default, with no `resolution` either: the number is chosen from the data between 2
         and 30, on the pretrained latent space: k-means on random subsamples, each from its own
         seed, for every candidate k; the score of k is the mean adjusted Rand index between
         those partitions, and the choice is the largest k whose score is within 0.05 of the
         best (see ``uns[key_added]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
     init
-        How a given number of clusters `n_clusters` is reached on the pretrained latent space:
-        ``"kmeans"``, or ``"leiden"``: Leiden on its kNN graph (`n_neighbors`) brought to
-        `n_clusters` as :func:`scdeepclust.tl.desc` does by default (its ladder from
-        `resolution`, 0.8 when `None`, merged by Ward's criterion, or Leiden at resolution 0.5
-        merged or with its most separate parts split off, whichever cuts less of the graph).
-        k-means stays scDCC's default: at the true k with Leiden (median (min-max) of seeds
-        0-2, benchmarks/scdcc_accuracy.py --init leiden) 10X PBMC 0.740 (0.721-0.751) against
-        0.750 (0.733-0.751), mouse bladder 0.597 (0.506-0.607) against 0.566 (0.550-0.627),
-        worm neurons 0.433 against 0.425, CITE CBMC 0.537 (0.526-0.582) against 0.580
-        (0.532-0.615), k-means measured the same day on the same machine. On simulated rare
-        types it finds them more often (benchmarks/rare_types.py --scdcc-init leiden: the 2% /
-        1% / 0.5% groups in 2 / 1 / 1 of 3 runs, against 1 / 0 / 0 with k-means). Not used
-        when the known classes of `label_key` place the centroids.
+        How a given (or searched) number of clusters `n_clusters` is reached on the pretrained
+        latent space. ``"kmeans"``: k-means on the latent vectors (scDCC's). ``"leiden"``:
+        Leiden on its kNN graph (`n_neighbors`) brought to `n_clusters` as
+        :func:`scdeepclust.tl.desc` does by default (its ladder from `resolution`, 0.8 when
+        `None`, merged by Ward's criterion, or Leiden at resolution 0.5 merged or with its most
+        separate parts split off, whichever cuts less of the graph). ``"balanced-kmeans"``:
+        k-means on the cells' directions (each latent vector scaled to unit length: its length
+        follows the library size, which the size factors already model), each cell weighted by
+        n ** -0.5 for its group of n among 50 k-means groups of the directions, so that the most
+        abundant type is not cut in two at the cost of small ones. At the true k (median
+        (min-max), seeds 0-2 of benchmarks/scdcc_accuracy.py and ``--init leiden`` / ``--init
+        balanced-kmeans``, measured on one machine each): with Leiden 10X PBMC 0.740
+        (0.721-0.751) against k-means' 0.750 (0.733-0.751), mouse bladder 0.597 against 0.566,
+        worm neurons 0.433 against 0.425, CITE CBMC 0.537 against 0.580; with balanced k-means
+        (seeds 0-5, another machine) 10X PBMC 0.772 (0.742-0.780) against 0.740 (0.707-0.772),
+        worm 0.433 against 0.429, CBMC 0.545 against 0.540, mouse bladder 0.583 (0.534-0.607)
+        against 0.606 (0.585-0.670). On simulated rare types (benchmarks/rare_types.py) both
+        find the 2% / 1% / 0.5% groups in 2 / 1 / 1 of 3 runs, against 1 / 0 / 0 with k-means.
+        Not used when the known classes of `label_key` place the centroids.
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.

@@ -7,6 +7,9 @@ the large type and merge small ones. Drawing the cells of crowded regions less o
 out. Crowding is measured without the network, on a fixed partition of the input into many small
 groups (k-means on its principal components, `_components.py`): a cell in a group of n cells is
 drawn with probability proportional to n ** -power.
+
+The same crowding weights (`crowding_weights`, on any points) let the k-means start of the
+clustering stage count crowded regions of the latent space less (`_centroids.py`).
 """
 
 from __future__ import annotations
@@ -52,22 +55,43 @@ def density_balanced_weights(
         raise ValueError(f"power must be >= 0, got {power}.")
     if feeder.distributed or feeder.batch_codes is not None:
         return None
-    n_obs = feeder.n_obs
+    if power == 0 or feeder.n_obs // MIN_CELLS_PER_GROUP < 2:
+        return None
+    if components is None:
+        components = input_principal_components(feeder, random_state=random_state)
+    weights = crowding_weights(
+        components, power, random_state=random_state, n_groups=n_groups, max_fit_cells=max_fit_cells
+    )
+    return None if weights is None else weights / weights.sum()
+
+
+def crowding_weights(
+    points: np.ndarray,
+    power: float,
+    *,
+    random_state: int | None,
+    n_groups: int = N_GROUPS,
+    max_fit_cells: int = MAX_FIT_CELLS,
+) -> np.ndarray | None:
+    """Return n ** -`power` for each row of `points`, n the size of its group; `None` if uniform.
+
+    The groups: k-means with `n_groups` clusters (fewer on small data, see
+    `MIN_CELLS_PER_GROUP`) fitted on at most `max_fit_cells` rows, the others joining their
+    nearest group.
+    """
+    n_obs = len(points)
     n_groups = min(n_groups, n_obs // MIN_CELLS_PER_GROUP)
     if power == 0 or n_groups < 2:
         return None
     from sklearn.cluster import KMeans
 
-    if components is None:
-        components = input_principal_components(feeder, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit_rows = np.sort(rng.choice(n_obs, min(n_obs, max_fit_cells), replace=False))
     with kmeans_thread_limit():
-        kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(components[fit_rows])
-        if len(fit_rows) == n_obs:  # fitted on every cell (in order): their groups are known
+        kmeans = KMeans(n_groups, n_init=3, random_state=random_state).fit(points[fit_rows])
+        if len(fit_rows) == n_obs:  # fitted on every row (in order): their groups are known
             groups = kmeans.labels_.astype(np.int64)
         else:
-            groups = kmeans.predict(components).astype(np.int64)
+            groups = kmeans.predict(points).astype(np.int64)
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
-    weights = sizes[groups] ** -power
-    return weights / weights.sum()
+    return sizes[groups] ** -power

@@ -42,7 +42,7 @@ class CentroidInit:
     n_neighbors: int
     random_state: int | None
     seed_labels: np.ndarray | None = None
-    init: str = "kmeans"  # how an integer n_clusters is reached: "kmeans" or "leiden"
+    init: str = "kmeans"  # how an integer n_clusters is reached (_centroids.INIT_METHODS)
 
 
 @dataclass
