@@ -70,17 +70,35 @@ def check_init(init: str) -> None:
 
 
 def kmeans_labels(
-    z: np.ndarray, n_clusters: int, *, random_state: int | None, n_init: int = 20
+    z: np.ndarray,
+    n_clusters: int,
+    *,
+    random_state: int | None,
+    n_init: int = 20,
+    crowding_power: float = 0.0,
 ) -> np.ndarray:
-    """k-means labels (on a random subsample, the rest by nearest centroid, for large data)."""
+    """k-means labels (on a random subsample, the rest by nearest centroid, for large data).
+
+    With `crowding_power` > 0 each row weighs n ** -`crowding_power` in the fit, n the size of
+    its group (`crowding_weights`).
+    """
     from sklearn.cluster import KMeans
 
     if len(z) > KMEANS_MAX_CELLS:
         sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
-        labels = kmeans_labels(z[sample], n_clusters, random_state=random_state, n_init=n_init)
+        labels = kmeans_labels(
+            z[sample],
+            n_clusters,
+            random_state=random_state,
+            n_init=n_init,
+            crowding_power=crowding_power,
+        )
         return _extended_from_sample(z, sample, labels)
+    weights = crowding_weights(z, crowding_power, random_state=random_state)
     with kmeans_thread_limit():
-        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(z)
+        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(
+            z, sample_weight=weights
+        )
     return km.labels_.astype(np.int64)
 
 
@@ -98,24 +116,16 @@ def balanced_kmeans_labels(
     widest-spread, most abundant type while merging small ones. The directions lift the start
     on 10X PBMC, worm neurons and simulated rare groups, the weights on mouse bladder and CITE
     CBMC; after the clustering stage it is better on PBMC and worse on bladder than plain
-    k-means (docs/measurements.md), so it is an option. For large data as `kmeans_labels`:
-    fitted on a random sample, the others to their nearest centroid.
+    k-means (docs/measurements.md), so it is an option.
     """
     directions = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), np.finfo(z.dtype).tiny)
-    if len(z) > KMEANS_MAX_CELLS:
-        sample = _subsample(len(z), KMEANS_MAX_CELLS, random_state)
-        labels = balanced_kmeans_labels(
-            directions[sample], n_clusters, random_state=random_state, n_init=n_init
-        )
-        return _extended_from_sample(directions, sample, labels)
-    from sklearn.cluster import KMeans
-
-    weights = crowding_weights(directions, CROWDING_POWER, random_state=random_state)
-    with kmeans_thread_limit():
-        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(
-            directions, sample_weight=weights
-        )
-    return km.labels_.astype(np.int64)
+    return kmeans_labels(
+        directions,
+        n_clusters,
+        random_state=random_state,
+        n_init=n_init,
+        crowding_power=CROWDING_POWER,
+    )
 
 
 def class_mean_centroids(
