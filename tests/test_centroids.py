@@ -158,6 +158,8 @@ def test_desc_reaches_a_given_number_from_leiden_by_default(sim):
     assert kmeans.uns["desc"]["init_method"] == "kmeans"
     searched = sdc.tl.desc(sim, n_clusters=(2, 4), copy=True, **fast)
     assert searched.uns["desc"]["init_method"] == "kmeans, number searched"
+    balanced = sdc.tl.desc(sim, n_clusters=3, init="balanced-kmeans", copy=True, **fast)
+    assert balanced.uns["desc"]["init_method"] == "balanced-kmeans"
 
 
 def test_scdcc_can_reach_a_given_number_from_leiden(sim):

@@ -132,8 +132,11 @@ def desc(
         k-means cuts large types and joins small ones. At the true k, against k-means (an
         earlier version, with the ladder alone): 10X PBMC 0.775 (0.775-0.779) against 0.732
         (0.614-0.772), mouse bladder 0.599 (0.522-0.620) against 0.573, worm neurons 0.546
-        (0.532-0.553) against 0.529 (0.404-0.552), CITE CBMC 0.558 against 0.529. The
-        searched number keeps k-means, whose partitions the search scores.
+        (0.532-0.553) against 0.529 (0.404-0.552), CITE CBMC 0.558 against 0.529.
+        ``"balanced-kmeans"``: k-means on the cells' directions, crowded regions weighted down
+        (see :func:`scdeepclust.tl.scdcc`'s `init`; not measured on DESC's embedding). The
+        searched number keeps k-means, whose partitions the search scores (balanced with
+        ``"balanced-kmeans"``).
     layer
         Use ``adata.layers[layer]`` instead of ``X``.
     use_rep
