@@ -55,7 +55,8 @@ def density_balanced_weights(
         raise ValueError(f"power must be >= 0, got {power}.")
     if feeder.distributed or feeder.batch_codes is not None:
         return None
-    if power == 0 or feeder.n_obs // MIN_CELLS_PER_GROUP < 2:
+    # before the principal components, which cost a pass over the data
+    if power == 0 or _n_crowding_groups(feeder.n_obs, n_groups) < 2:
         return None
     if components is None:
         components = input_principal_components(feeder, random_state=random_state)
@@ -80,7 +81,7 @@ def crowding_weights(
     nearest group.
     """
     n_obs = len(points)
-    n_groups = min(n_groups, n_obs // MIN_CELLS_PER_GROUP)
+    n_groups = _n_crowding_groups(n_obs, n_groups)
     if power == 0 or n_groups < 2:
         return None
     from sklearn.cluster import KMeans
@@ -95,3 +96,8 @@ def crowding_weights(
             groups = kmeans.predict(points).astype(np.int64)
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
     return sizes[groups] ** -power
+
+
+def _n_crowding_groups(n_obs: int, n_groups: int) -> int:
+    """Return how many crowding groups `n_obs` points get: `n_groups`, fewer on small data."""
+    return min(n_groups, n_obs // MIN_CELLS_PER_GROUP)
