@@ -1,4 +1,5 @@
 import pytest
+import scanpy as sc
 import torch
 
 import scdeepclust as sdc
@@ -19,3 +20,13 @@ def sim():
     return sdc.datasets.simulate(
         n_cells=240, n_genes=120, n_groups=3, de_fraction=0.3, de_log_fold=2.0, random_state=1
     )
+
+
+@pytest.fixture
+def scaled(sim):
+    """`sim` log-normalised and scaled, dense: DESC's input."""
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.X = sim.X.toarray()
+    sc.pp.scale(sim)
+    return sim

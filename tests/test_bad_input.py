@@ -394,6 +394,20 @@ CASES = [
         match=r"initial_label_weight must be a number in \[0, 1\]",
     ),
     Case(
+        "desc-refine-above-1",
+        "desc",
+        kwargs=dict(refine=1.5),
+        raises=ValueError,
+        match=r"refine must be a number in \[0, 1\] \(the share of each cluster's",
+    ),
+    Case(
+        "scdcc-refine-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, refine=-0.5),
+        raises=ValueError,
+        match=r"refine must be a number in \[0, 1\].*0 keeps the clustering stage's labels",
+    ),
+    Case(
         "scdcc-resume-without-dir",
         "scdcc",
         kwargs=dict(n_clusters=3, resume=True),

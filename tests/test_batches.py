@@ -161,6 +161,7 @@ def test_desc_batch_key_mixes_batches_and_keeps_groups(batch_data):
     assert mixed > 0.4
     assert adjusted_rand_score(adata.obs["group"], adata.obs["desc"]) > 0.9
     assert list(adata.uns["desc"]["params"]["batch_categories"]) == ["a", "b"]
+    assert "refinement" not in adata.uns["desc"] and "refinement" in plain.uns["desc"]
 
 
 def test_without_batch_key_nothing_depends_on_the_batch_column(batch_data):

@@ -12,15 +12,6 @@ from scdeepclust.models import DESCConfig, pretrain_desc
 FAST = dict(pretrain_epochs=8, max_epochs=5, progress=False, batch_size=64)
 
 
-@pytest.fixture
-def scaled(sim):
-    sc.pp.normalize_total(sim)
-    sc.pp.log1p(sim)
-    sim.X = sim.X.toarray()
-    sc.pp.scale(sim)
-    return sim
-
-
 def test_output_contract_and_round_trip(scaled, tmp_path):
     sdc.tl.desc(scaled, resolution=0.5, **FAST)
     labels = scaled.obs["desc"]

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import scanpy as sc
 import torch
 
 import scdeepclust as sdc
@@ -52,14 +51,6 @@ def test_a_cell_among_another_clusters_cells_gets_their_target():
     own = sdc.nn.target_distribution(q)
     smoothed = sdc.nn.target_distribution(smoothing(q, _feeder(12)))
     assert own[0].argmax() == 0 and smoothed[0].argmax() == 1
-
-
-@pytest.fixture
-def scaled(sim):
-    sc.pp.normalize_total(sim)
-    sc.pp.log1p(sim)
-    sc.pp.scale(sim)
-    return sim
 
 
 @pytest.mark.parametrize(("weight", "smoothed"), [(None, True), (0.25, True), (0.0, False)])

@@ -70,6 +70,7 @@ class DESCConfig(BatchSettings):
     n_neighbors: int = 10
     target_smoothing: float = 0.5
     initial_label_weight: float = 0.5
+    refine: float = 0.5
     init: str = "leiden"
     kernel: str = "t"
     alpha: float = 1.0
@@ -336,6 +337,8 @@ def cluster_desc(
             # DESC's soft assignments stay near uniform (about 0.3 at most on 10X PBMC);
             # scDCC's are as close to a probability as the calibration (calibration.md)
             calibrate_confidence=True,
+            # the input's components carry the batch effects that the clustering stage removes
+            refine_share=0.0 if config.mixes_batches else config.refine,
             progress=config.progress,
             stage_name="clustering" if resolution is None else f"clustering_{resolution}",
             divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),

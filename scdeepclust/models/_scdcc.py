@@ -66,6 +66,7 @@ class SCDCCConfig(BatchSettings):
     label_weight: float = 10.0
     keep_known_labels: bool = True
     label_prior: float = 2.0
+    refine: float = 0.0
     batch_size: int = 256
     precision: str = "float32"
     random_state: int | None = 0
@@ -266,6 +267,10 @@ def fit_scdcc(
         keep_known_labels=config.keep_known_labels,
         label_prior_weight=config.label_prior,
         input_components=components,
+        # Known labels and pairs already say where cells belong (the label prior reads the
+        # labels with this classifier), and the input's components carry the batch effects
+        # that the clustering stage removes.
+        refine_share=0.0 if prior_knowledge or config.mixes_batches else config.refine,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),
         checkpoint=checkpoint,

@@ -61,7 +61,9 @@ def map_to_model(
     Returns
     -------
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
-    clusters; its categories are those the cells fall into), `obs[key + '_confidence']` (on
+    clusters: each cell's highest soft assignment, without the classifier that read the
+    training cells' clusters again with `refine`; its categories are those the cells fall
+    into), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
     `uns[key]` (`params`: method, model key; `n_genes_missing`).

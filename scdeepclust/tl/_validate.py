@@ -78,6 +78,15 @@ def check_initial_label_weight(initial_label_weight: float) -> None:
     )
 
 
+def check_refine(refine: float) -> None:
+    check_share(
+        "refine",
+        refine,
+        "the share of each cluster's most confident cells that train the classifier which "
+        "assigns every cell at the end; 0 keeps the clustering stage's labels",
+    )
+
+
 def check_degrees_of_freedom(alpha: float) -> None:
     if not (_finite_number(alpha) and alpha > 0):
         raise ValueError(

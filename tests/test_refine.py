@@ -1,0 +1,112 @@
+"""The classifier's second reading of the clusters (`refine`)."""
+
+import numpy as np
+
+import scdeepclust as sdc
+import scdeepclust.train._dec as dec
+from _helpers import FAST
+from scdeepclust.train import _refine
+from scdeepclust.train._refine import refined_labels, teaching_cells
+
+
+def _blobs(n_per_class=80, n_classes=3, dim=10, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 5, (n_classes, dim))
+    classes = np.repeat(np.arange(n_classes), n_per_class)
+    return (centres[classes] + rng.normal(0, 1, (len(classes), dim))).astype(np.float32), classes
+
+
+def _soft_assignment(labels, n_clusters, sure, unsure_cells):
+    """Rows that put `sure` on each cell's label, and less on the labels of `unsure_cells`."""
+    rest = (1 - sure) / (n_clusters - 1)
+    probabilities = np.full((len(labels), n_clusters), rest, np.float32)
+    probabilities[np.arange(len(labels)), labels] = sure
+    probabilities[unsure_cells] = 1.0 / n_clusters + 0.01 * np.eye(n_clusters)[labels[unsure_cells]]
+    return probabilities / probabilities.sum(1, keepdims=True)
+
+
+def test_teaching_cells_are_each_clusters_most_confident_share():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    soft = np.array([0.9, 0.2, 0.8, 0.1, 0.5, 0.6, 0.7, 0.1, 0.2, 0.3])
+    teaching = teaching_cells(labels, soft, 0.5, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(teaching, [0, -1, 0, -1, 1, 1, 1, -1, -1, -1])
+    # every cluster teaches with at least one cell, and share 1 uses them all
+    assert (teaching_cells(labels, soft, 0.01, rng=np.random.default_rng(0)) >= 0).sum() == 2
+    np.testing.assert_array_equal(
+        teaching_cells(labels, soft, 1.0, rng=np.random.default_rng(0)), labels
+    )
+
+
+def test_teaching_cells_per_cluster_are_capped(monkeypatch):
+    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS_PER_CLUSTER", 5)
+    labels = np.repeat([0, 1], [50, 3])
+    soft = np.random.default_rng(0).random(53)
+    teaching = teaching_cells(labels, soft, 1.0, rng=np.random.default_rng(0))
+    assert (teaching == 0).sum() == 5 and (teaching == 1).sum() == 3  # the small one whole
+
+
+def test_refinement_returns_misplaced_uncertain_cells_to_their_group():
+    x, classes = _blobs()
+    stage_labels = classes.copy()
+    rng = np.random.default_rng(1)
+    misplaced = rng.choice(len(classes), 24, replace=False)
+    stage_labels[misplaced] = (classes[misplaced] + 1) % 3
+    probabilities = _soft_assignment(stage_labels, 3, 0.9, misplaced)
+    refined = refined_labels(x, stage_labels, probabilities, 0.5, random_state=0)
+    np.testing.assert_array_equal(refined, classes)
+
+
+def test_refinement_keeps_one_cluster_and_an_empty_clusters_column():
+    x, _ = _blobs(n_classes=2)
+    one = np.zeros(len(x), np.int64)
+    probabilities = np.full((len(x), 3), 1 / 3, np.float32)
+    np.testing.assert_array_equal(refined_labels(x, one, probabilities, 0.5, random_state=0), one)
+    two = np.repeat([0, 2], len(x) // 2)  # cluster 1 is empty: no cell goes there
+    probabilities = _soft_assignment(two, 3, 0.8, np.array([], np.int64))
+    refined = refined_labels(x, two, probabilities, 0.5, random_state=0)
+    assert set(refined) == {0, 2}
+
+
+def test_desc_records_the_refinement_and_zero_turns_it_off(scaled, monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        dec, "refined_labels", lambda *a, **k: calls.append(a[1].copy()) or a[1][::-1].copy()
+    )
+    refined = sdc.tl.desc(scaled, resolution=0.5, copy=True, **FAST)
+    plain = sdc.tl.desc(scaled, resolution=0.5, refine=0, copy=True, **FAST)
+    assert len(calls) == 1  # not with refine=0
+    info = refined.uns["desc"]["refinement"]
+    assert info["share"] == 0.5
+    moved = calls[0][::-1] != calls[0]
+    assert info["cells_moved"] == int(moved.sum())
+    # the stub reversed the stage's labels: those are the reported ones, the soft
+    # assignments stay the stage's
+    np.testing.assert_array_equal(refined.obs["desc"].astype(int).to_numpy(), calls[0][::-1])
+    np.testing.assert_array_equal(refined.obsm["desc_probs"].argmax(1), calls[0])
+    assert "refinement" not in plain.uns["desc"]
+    np.testing.assert_array_equal(plain.obsm["desc_probs"].argmax(1), calls[0])
+
+
+def test_scdcc_refines_on_request_without_prior_knowledge_or_batches(sim, monkeypatch):
+    calls = []
+    monkeypatch.setattr(dec, "refined_labels", lambda *a, **k: calls.append(a[3]) or a[1])
+    default = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    assert calls == [] and "refinement" not in default.uns["scdcc"]  # off by default
+    out = sdc.tl.scdcc(sim, 3, refine=1, copy=True, **FAST)
+    assert calls == [1.0] and out.uns["scdcc"]["refinement"]["cells_moved"] == 0
+    known = sim.obs["group"].astype(object).copy()
+    known.iloc[::2] = None
+    sim.obs["known"] = known
+    labelled = sdc.tl.scdcc(sim, 3, label_key="known", refine=1, copy=True, **FAST)
+    sim.obs["batch"] = np.where(np.arange(sim.n_obs) % 2, "a", "b")
+    batched = sdc.tl.scdcc(sim, 3, batch_key="batch", refine=1, copy=True, **FAST)
+    assert len(calls) == 1
+    assert "refinement" not in labelled.uns["scdcc"] and "refinement" not in batched.uns["scdcc"]
+
+
+def test_refinement_finds_the_simulated_groups(scaled):
+    out = sdc.tl.desc(scaled, n_clusters=3, copy=True, **FAST)
+    assert out.uns["desc"]["refinement"]["cells_moved"] <= 0.05 * scaled.n_obs
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(scaled.obs["group"], out.obs["desc"]) > 0.95
