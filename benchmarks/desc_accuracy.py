@@ -7,13 +7,14 @@ Three seeds, median. Writes benchmarks/results/desc_accuracy.{json,md}.
 
     python benchmarks/desc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                        [--target-smoothing W] [--initial-label-weight A]
-                                       [--alpha D]
+                                       [--alpha D] [--refine R]
 
 `--target-smoothing W` passes `target_smoothing=W` to both `tl.desc` runs and writes
 desc_accuracy_smoothing<W>.{json,md} instead; `--initial-label-weight A` passes
 `initial_label_weight=A` and writes desc_accuracy_initial_label_weight<A>.{json,md};
 `--alpha D` passes `alpha=D` (the Student's t kernel's degrees of freedom) and writes
-desc_accuracy_alpha<D>.{json,md}.
+desc_accuracy_alpha<D>.{json,md}; `--refine R` passes `refine=R` (0 keeps the clustering
+stage's labels) and writes desc_accuracy_refine<R>.{json,md}.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main():
     parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
     parser.add_argument("--initial-label-weight", type=float, help="tl.desc's initial_label_weight")
     parser.add_argument("--alpha", type=float, help="tl.desc's alpha (the t kernel's freedom)")
+    parser.add_argument("--refine", type=float, help="tl.desc's refine (0: the stage's labels)")
     parser.add_argument(
         "--precision",
         choices=["float32", "bfloat16"],
@@ -78,6 +80,9 @@ def main():
     if args.precision is not None:
         options["precision"] = args.precision
         results_name = f"desc_accuracy_{args.precision}"
+    if args.refine is not None:
+        options["refine"] = args.refine
+        results_name = f"desc_accuracy_refine{args.refine:g}"
 
     rows = []
     for name in args.datasets:

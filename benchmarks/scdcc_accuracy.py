@@ -11,7 +11,7 @@ benchmarks/results/scdcc_accuracy.{json,md}.
                                         [--modes unconstrained labelled wrong noisy]
                                         [--label-prior W] [--pretrain-balance X]
                                         [--balance B] [--init leiden]
-                                        [--decoder-hidden 64 128]
+                                        [--decoder-hidden 64 128] [--refine R]
 
 Rows of an earlier run that this run does not measure are kept in the tables.
 """
@@ -123,6 +123,12 @@ def main():
         "scdcc_accuracy_decoder<sizes joined by '-'>",
     )
     parser.add_argument(
+        "--refine",
+        type=float,
+        help="tl.scdcc's refine (default: the tool's; 0 keeps the clustering stage's labels); "
+        "results go to scdcc_accuracy_refine<value>",
+    )
+    parser.add_argument(
         "--precision",
         choices=["float32", "bfloat16"],
         help="tl.scdcc's precision (default: the tool's float32); results go to "
@@ -148,6 +154,9 @@ def main():
     if args.label_prior is not None:
         options["label_prior"] = args.label_prior
         results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
+    if args.refine is not None:
+        options["refine"] = args.refine
+        results_name = f"scdcc_accuracy_refine{args.refine:g}"
     if args.render_only:
         rows = earlier_rows(results_name)
         for row in rows:
