@@ -205,18 +205,17 @@ def desc(
         Read the clusters once more in another view before reporting them: each cluster's
         most confident cells (this share of it, by soft assignment) train a logistic regression
         on 50 principal components of the input (clipped to [-10, 10] for them; each cluster
-        weighted equally, so that small ones keep their cells), whose class
-        probabilities, averaged with those of each cell's 15 nearest neighbours in those
-        components, give every cell its reported cluster. It moves cells that the embedding
+        weighted equally, so that small ones keep their cells), whose class probabilities,
+        averaged with those of each cell's 15 nearest neighbours in those components, give
+        every cell its reported cluster. It moves cells that the embedding
         placed across a boundary that the input does not draw; `uns[key]['refinement']` says
         how many. The soft assignments in `obsm` stay the clustering stage's, so a moved cell's
         label is not its highest soft assignment. 0 reports the stage's own labels. Not used
         with `batch_key` (the input holds the batch effects the stage removed) nor with
-        `distributed`. At 0.5 against
-        0 (ARI at the defaults / the true k, median of seeds 0-2, benchmarks/desc_accuracy.py):
-        worm neurons 0.601 / 0.623 against 0.515 / 0.545; 10X PBMC 0.778 / 0.778 against
-        0.766 / 0.769; mouse bladder 0.716 / 0.717 against 0.706 / 0.703; CITE CBMC 0.698 /
-        0.690 against 0.689 / 0.688.
+        `distributed`. At 0.5 against 0 (ARI at the defaults / the true k, median of seeds 0-2,
+        benchmarks/desc_accuracy.py): worm neurons 0.601 / 0.623 against 0.515 / 0.545;
+        10X PBMC 0.778 / 0.778 against 0.766 / 0.769; mouse bladder 0.716 / 0.717 against
+        0.706 / 0.703; CITE CBMC 0.698 / 0.690 against 0.689 / 0.688.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     alpha

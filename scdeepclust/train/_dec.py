@@ -313,8 +313,8 @@ def deep_embedded_clustering(
     probabilities = gather_rows(outputs.probabilities, feeder)
     labels = None if probabilities is None else probabilities.argmax(1)
     n_refined = 0
-    refine_components_used = refine_components is not None
-    if labels is not None and refine_components is not None:
+    refined = labels is not None and refine_components is not None
+    if refined:
         t_refine = time.perf_counter()
         stage_labels = labels
         labels = refined_labels(
@@ -360,7 +360,7 @@ def deep_embedded_clustering(
             ),
             **(
                 {}
-                if refine_components_used is False or labels is None
+                if not refined
                 else {
                     "refinement": {
                         "classifier": "logistic regression on principal components of the input",
