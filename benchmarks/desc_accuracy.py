@@ -44,6 +44,8 @@ def run_desc(adata, seed, **kwargs):
     n_epochs = sum(int(v) for v in uns["pretrain_epochs"].values())
     row["pretrain_s_per_epoch"] = float(uns["timings"]["pretrain_s"]) / max(n_epochs, 1)
     row["clustering_epochs"] = int(uns["clustering_epochs"])
+    if "refinement" in uns:  # share of the cells the refinement gave another cluster
+        row["refined_share"] = int(uns["refinement"]["cells_moved"]) / adata.n_obs
     return row
 
 
