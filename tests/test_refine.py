@@ -4,7 +4,7 @@ import numpy as np
 
 import scdeepclust as sdc
 import scdeepclust.train._dec as dec
-from _helpers import FAST
+from _helpers import FAST, count_calls
 from scdeepclust.train import _refine
 from scdeepclust.train._refine import refined_labels, teaching_cells
 
@@ -110,3 +110,10 @@ def test_refinement_finds_the_simulated_groups(scaled):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(scaled.obs["group"], out.obs["desc"]) > 0.95
+
+
+def test_desc_resolutions_share_one_pass_for_the_input_components(scaled, monkeypatch):
+    passes = count_calls(monkeypatch, dec, "input_principal_components")
+    out = sdc.tl.desc(scaled, resolution=[0.3, 0.5], copy=True, **FAST)
+    assert len(passes) == 1
+    assert all("refinement" in out.uns[f"desc_{r}"] for r in (0.3, 0.5))
