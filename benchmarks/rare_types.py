@@ -7,13 +7,15 @@ both tools given the true k: ARI, and for each rare group the best F1 of any clu
 benchmarks/results/rare_types.{json,md}.
 
     python benchmarks/rare_types.py [--seeds 0 1 2] [--cells 4000] [--pretrain-balance X]
-                                    [--balance B] [--scdcc-init leiden]
+                                    [--balance B] [--scdcc-init leiden] [--scdcc-refine R]
                                     [--methods leiden scdcc desc]
 
 `--pretrain-balance X` passes `pretrain_balance=X` to `tl.scdcc` and writes
 rare_types_balance<X>.{json,md} instead; `--balance B` passes `balance=B` (the cluster-frequency
 exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}; `--scdcc-init I`
-passes `init=I` and writes rare_types_scdcc_init_<I>.{json,md}. `--methods`
+passes `init=I` and writes rare_types_scdcc_init_<I>.{json,md}; `--scdcc-refine R` passes
+`refine=R` and adds `_scdcc_refine<R>` to the name (rare_types_scdcc_init_<I>_scdcc_refine<R>
+with both). `--methods`
 measures some methods only and keeps the other rows of the results file.
 """
 
@@ -79,6 +81,7 @@ def main():
     parser.add_argument(
         "--scdcc-init", choices=["kmeans", "leiden", "balanced-kmeans"], help="tl.scdcc's init"
     )
+    parser.add_argument("--scdcc-refine", type=float, help="tl.scdcc's refine")
     parser.add_argument(
         "--methods", nargs="*", default=list(METHOD_NAMES), choices=list(METHOD_NAMES)
     )
@@ -93,6 +96,9 @@ def main():
     if args.scdcc_init is not None:
         scdcc_options["init"] = args.scdcc_init
         name = f"rare_types_scdcc_init_{args.scdcc_init}"
+    if args.scdcc_refine is not None:
+        scdcc_options["refine"] = args.scdcc_refine
+        name = f"{name}_scdcc_refine{args.scdcc_refine:g}"
 
     methods = [METHOD_NAMES[m] for m in args.methods]
     runs: dict[str, list[dict]] = {m: [] for m in methods}

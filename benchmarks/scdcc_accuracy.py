@@ -126,7 +126,7 @@ def main():
         "--refine",
         type=float,
         help="tl.scdcc's refine (default: the tool's; 0 keeps the clustering stage's labels); "
-        "results go to scdcc_accuracy_refine<value>",
+        "'_refine<value>' is added to the results' name (scdcc_accuracy_refine<value> alone)",
     )
     parser.add_argument(
         "--precision",
@@ -156,7 +156,7 @@ def main():
         results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
     if args.refine is not None:
         options["refine"] = args.refine
-        results_name = f"scdcc_accuracy_refine{args.refine:g}"
+        results_name = f"{results_name}_refine{args.refine:g}"
     if args.render_only:
         rows = earlier_rows(results_name)
         for row in rows:
