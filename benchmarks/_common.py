@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -46,6 +47,8 @@ def save_results(
         "packages": _package_versions(),
         "threads": torch.get_num_threads(),
         "scdeepclust": sdc.__version__,
+        # the run that wrote the file last (rows kept from earlier runs may come from others)
+        "last_command": " ".join(["python", *sys.argv]),
         **meta,
     }
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
