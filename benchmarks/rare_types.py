@@ -14,8 +14,8 @@ benchmarks/results/rare_types.{json,md}.
 rare_types_balance<X>.{json,md} instead; `--balance B` passes `balance=B` (the cluster-frequency
 exponent of DEC's target) and writes rare_types_target_balance<B>.{json,md}; `--scdcc-init I`
 passes `init=I` and writes rare_types_scdcc_init_<I>.{json,md}; `--scdcc-refine R` passes
-`refine=R` and adds `_scdcc_refine<R>` to the name (rare_types_scdcc_init_<I>_scdcc_refine<R>
-with both). `--methods`
+`refine=R` and writes rare_types_scdcc_refine<R>.{json,md}. Options given together write to
+one file whose name has each part (rare_types_scdcc_init_<I>_scdcc_refine<R>). `--methods`
 measures some methods only and keeps the other rows of the results file.
 """
 
@@ -86,19 +86,21 @@ def main():
         "--methods", nargs="*", default=list(METHOD_NAMES), choices=list(METHOD_NAMES)
     )
     args = parser.parse_args()
-    name, scdcc_options = "rare_types", {}
+    # Each option given adds its part to the results' name (see scdcc_accuracy.py).
+    scdcc_options, suffixes = {}, []
     if args.pretrain_balance is not None:
         scdcc_options["pretrain_balance"] = args.pretrain_balance
-        name = f"rare_types_balance{args.pretrain_balance:g}"
+        suffixes.append(f"balance{args.pretrain_balance:g}")
     if args.balance is not None:
         scdcc_options["balance"] = args.balance
-        name = f"rare_types_target_balance{args.balance:g}"
+        suffixes.append(f"target_balance{args.balance:g}")
     if args.scdcc_init is not None:
         scdcc_options["init"] = args.scdcc_init
-        name = f"rare_types_scdcc_init_{args.scdcc_init}"
+        suffixes.append(f"scdcc_init_{args.scdcc_init}")
     if args.scdcc_refine is not None:
         scdcc_options["refine"] = args.scdcc_refine
-        name = f"{name}_scdcc_refine{args.scdcc_refine:g}"
+        suffixes.append(f"scdcc_refine{args.scdcc_refine:g}")
+    name = "_".join(["rare_types", *suffixes])
 
     methods = [METHOD_NAMES[m] for m in args.methods]
     runs: dict[str, list[dict]] = {m: [] for m in methods}

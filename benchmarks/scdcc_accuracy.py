@@ -13,7 +13,9 @@ benchmarks/results/scdcc_accuracy.{json,md}.
                                         [--balance B] [--init leiden]
                                         [--decoder-hidden 64 128] [--refine R]
 
-Rows of an earlier run that this run does not measure are kept in the tables.
+Each option writes to a results file of its own (named in its help); options given together
+write to one whose name has each part (scdcc_accuracy_init_balanced-kmeans_refine0.5). Rows
+of an earlier run that this run does not measure are kept in the tables.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def main():
         "--refine",
         type=float,
         help="tl.scdcc's refine (default: the tool's; 0 keeps the clustering stage's labels); "
-        "'_refine<value>' is added to the results' name (scdcc_accuracy_refine<value> alone)",
+        "results go to scdcc_accuracy_refine<value>",
     )
     parser.add_argument(
         "--precision",
@@ -135,28 +137,31 @@ def main():
         "scdcc_accuracy_<value>",
     )
     args = parser.parse_args()
-    results_name, options = "scdcc_accuracy", {}
+    # Each option given adds its part to the results' name, so a combination gets a file of
+    # its own and one option alone keeps the name it always had.
+    options, suffixes = {}, []
     if args.precision is not None:
         options["precision"] = args.precision
-        results_name = f"scdcc_accuracy_{args.precision}"
+        suffixes.append(args.precision)
     if args.decoder_hidden is not None:
         options["decoder_hidden"] = tuple(args.decoder_hidden)
-        results_name = "scdcc_accuracy_decoder" + "-".join(map(str, args.decoder_hidden))
+        suffixes.append("decoder" + "-".join(map(str, args.decoder_hidden)))
     if args.pretrain_balance is not None:
         options["pretrain_balance"] = args.pretrain_balance
-        results_name = f"scdcc_accuracy_balance{args.pretrain_balance:g}"
+        suffixes.append(f"balance{args.pretrain_balance:g}")
     if args.balance is not None:
         options["balance"] = args.balance
-        results_name = f"scdcc_accuracy_target_balance{args.balance:g}"
+        suffixes.append(f"target_balance{args.balance:g}")
     if args.init is not None:
         options["init"] = args.init
-        results_name = f"scdcc_accuracy_init_{args.init}"
+        suffixes.append(f"init_{args.init}")
     if args.label_prior is not None:
         options["label_prior"] = args.label_prior
-        results_name = f"scdcc_accuracy_prior{args.label_prior:g}"
+        suffixes.append(f"prior{args.label_prior:g}")
     if args.refine is not None:
         options["refine"] = args.refine
-        results_name = f"{results_name}_refine{args.refine:g}"
+        suffixes.append(f"refine{args.refine:g}")
+    results_name = "_".join(["scdcc_accuracy", *suffixes])
     if args.render_only:
         rows = earlier_rows(results_name)
         for row in rows:
