@@ -7,8 +7,10 @@ by confidence (10 equal-width bins) and the gap between each bin's mean confiden
 of right cells is averaged, weighted by the bin's cells. For comparison, the same for the soft
 assignment to the reported cluster (`obsm[key + '_probs']`, the confidence of earlier versions).
 Per dataset: `tl.desc` at defaults and with the true k, `tl.scdcc` with the true k; three seeds,
-median (min-max). Writes benchmarks/results/calibration.{json,md} and a reliability diagram of
-seed 0, calibration.png.
+median (min-max). Also where the wrong cells are: their share in clusters whose leading type
+holds under 75% of the cells (clusters that join types), and the share right and the mean
+confidence in those clusters and in the others. Writes benchmarks/results/calibration.{json,md}
+and a reliability diagram of seed 0, calibration.png.
 
     python benchmarks/calibration.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                      [--tools desc scdcc]
@@ -41,6 +43,8 @@ import scdeepclust as sdc
 
 N_BINS = 10
 TARGET_ECE = 0.05  # issue 15
+# A cluster whose leading type holds fewer of its cells than this joins annotated types.
+MIXED_BELOW = 0.75
 
 
 def right_cells(truth: np.ndarray, clusters: np.ndarray) -> np.ndarray:
@@ -71,6 +75,31 @@ def reliability(confidence: np.ndarray, right: np.ndarray) -> dict:
     return {"ece": ece, "bins": table}
 
 
+def mixed_clusters(clusters: np.ndarray, right: np.ndarray, confidence: np.ndarray) -> dict:
+    """Where the wrong cells are: in clusters that join annotated types, or in the others.
+
+    Returns the share of the wrong cells in clusters whose leading type holds under
+    `MIXED_BELOW` of their cells, and the share right and the mean confidence in those
+    clusters and in the others (NaN where there are none).
+    """
+    codes, members = np.unique(clusters, return_inverse=True)
+    purity = np.bincount(members, weights=right) / np.bincount(members)
+    mixed = purity[members] < MIXED_BELOW
+    wrong = ~right
+
+    def mean(values, where):
+        return float(values[where].mean()) if where.any() else float("nan")
+
+    return {
+        "mixed_clusters": int((purity < MIXED_BELOW).sum()),
+        "wrong_in_mixed": mean(mixed.astype(float), wrong),
+        "mixed_right": mean(right.astype(float), mixed),
+        "mixed_confidence": mean(confidence, mixed),
+        "other_right": mean(right.astype(float), ~mixed),
+        "other_confidence": mean(confidence, ~mixed),
+    }
+
+
 def run(tool: str, adata, raw, k: int | None, seed: int) -> dict:
     if tool == "desc":
         out = sdc.tl.desc(adata, n_clusters=k, random_state=seed, progress=False, copy=True)
@@ -92,6 +121,7 @@ def run(tool: str, adata, raw, k: int | None, seed: int) -> dict:
         "mean_soft_assignment": float(soft.mean()),
         "bins": calibrated["bins"],
         "bins_soft_assignment": uncalibrated["bins"],
+        **mixed_clusters(clusters, right, confidence),
     }
 
 
@@ -118,8 +148,8 @@ def main():
                 continue
             runs = [run(tool, scaled, raw, n_clusters, s) for s in args.seeds]
             row = {"dataset": name, "method": method, "cells": raw.n_obs, "runs": runs}
-            for m in ("ece", "ece_soft_assignment", "right", "mean_confidence", "ari"):
-                row[m] = float(np.median([r[m] for r in runs]))
+            for m in ("ece", "ece_soft_assignment", "right", "mean_confidence", "ari", *MIXED):
+                row[m] = float(np.nanmedian([r[m] for r in runs]))
             rows.append(row)
             print(
                 f"{name:14s} {method:20s} ECE {row['ece']:.3f} (soft assignment "
@@ -146,7 +176,17 @@ HEADER = [
     "share right",
     "mean confidence",
     "ARI",
+    f"share of the wrong cells in clusters under {MIXED_BELOW:.0%} one type",
+    "there: right / confidence",
+    "other clusters: right / confidence",
 ]
+MIXED = (
+    "wrong_in_mixed",
+    "mixed_right",
+    "mixed_confidence",
+    "other_right",
+    "other_confidence",
+)
 
 
 def format_row(r: dict) -> list[str]:
@@ -158,7 +198,16 @@ def format_row(r: dict) -> list[str]:
         f"{r['right']:.3f}",
         f"{r['mean_confidence']:.3f}",
         f"{r['ari']:.3f}",
+        _share(r.get("wrong_in_mixed")),
+        f"{_share(r.get('mixed_right'))} / {_share(r.get('mixed_confidence'))}",
+        f"{_share(r.get('other_right'))} / {_share(r.get('other_confidence'))}",
     ]
+
+
+def _share(value: float | None) -> str:
+    """A median over the seeds, or '-' (not measured by the run that wrote the row, or no
+    such cluster on any seed)."""
+    return "-" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
 def plot_reliability(rows: list[dict], path) -> None:
