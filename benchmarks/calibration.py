@@ -45,6 +45,8 @@ N_BINS = 10
 TARGET_ECE = 0.05  # issue 15
 # A cluster whose leading type holds fewer of its cells than this joins annotated types.
 MIXED_BELOW = 0.75
+# What `mixed_clusters` measures per run, given per row as the median over the seeds.
+MIXED = ("wrong_in_mixed", "mixed_right", "mixed_confidence", "other_right", "other_confidence")
 
 
 def right_cells(truth: np.ndarray, clusters: np.ndarray) -> np.ndarray:
@@ -82,7 +84,7 @@ def mixed_clusters(clusters: np.ndarray, right: np.ndarray, confidence: np.ndarr
     `MIXED_BELOW` of their cells, and the share right and the mean confidence in those
     clusters and in the others (NaN where there are none).
     """
-    codes, members = np.unique(clusters, return_inverse=True)
+    _, members = np.unique(clusters, return_inverse=True)
     purity = np.bincount(members, weights=right) / np.bincount(members)
     mixed = purity[members] < MIXED_BELOW
     wrong = ~right
@@ -180,13 +182,6 @@ HEADER = [
     "there: right / confidence",
     "other clusters: right / confidence",
 ]
-MIXED = (
-    "wrong_in_mixed",
-    "mixed_right",
-    "mixed_confidence",
-    "other_right",
-    "other_confidence",
-)
 
 
 def format_row(r: dict) -> list[str]:
