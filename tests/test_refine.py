@@ -37,12 +37,16 @@ def test_teaching_cells_are_each_clusters_most_confident_share():
     )
 
 
-def test_teaching_cells_per_cluster_are_capped(monkeypatch):
-    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS_PER_CLUSTER", 5)
-    labels = np.repeat([0, 1], [50, 3])
-    soft = np.random.default_rng(0).random(53)
-    teaching = teaching_cells(labels, soft, 1.0, rng=np.random.default_rng(0))
-    assert (teaching == 0).sum() == 5 and (teaching == 1).sum() == 3  # the small one whole
+def test_teaching_cells_keep_the_clusters_proportions_under_the_cap(monkeypatch):
+    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS", 30)
+    monkeypatch.setattr(_refine, "MIN_TEACHING_CELLS", 4)
+    labels = np.repeat([0, 1, 2], [120, 60, 3])
+    soft = np.random.default_rng(0).random(len(labels))
+    teaching = teaching_cells(labels, soft, 0.5, rng=np.random.default_rng(0))
+    # candidates 60 / 30 / 2: 30 of 92 is about a third of each; at least 4, or all it has
+    assert [(teaching == c).sum() for c in range(3)] == [20, 10, 2]
+    order = np.argsort(-soft[labels == 0])
+    assert set(np.flatnonzero(teaching == 0)) <= set(order[:60])  # from the confident half
 
 
 def test_refinement_returns_misplaced_uncertain_cells_to_their_group():

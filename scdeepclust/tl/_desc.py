@@ -203,9 +203,9 @@ def desc(
         the defaults worm 0.484 against 0.471, the others within 0.005.
     refine
         Read the clusters once more in another view before reporting them: each cluster's
-        most confident cells (this share of it, by soft assignment) train a logistic regression
-        on 50 principal components of the input (clipped to [-10, 10] for them; each cluster
-        weighted equally, so that small ones keep their cells), whose class probabilities,
+        most confident cells (this share of it, by soft assignment; at most 20,000 in all,
+        drawn in proportion to the clusters) train a logistic regression on 50 principal
+        components of the input (clipped to [-10, 10] for them), whose class probabilities,
         averaged with those of each cell's 15 nearest neighbours in those components, give
         every cell its reported cluster. It moves cells that the embedding
         placed across a boundary that the input does not draw; `uns[key]['refinement']` says
@@ -213,12 +213,9 @@ def desc(
         label is not its highest soft assignment. 0 reports the stage's own labels. Not used
         with `batch_key` (the input holds the batch effects the stage removed) nor with
         `distributed`. At 0.5 against 0 (ARI at the defaults / the true k, median of seeds 0-2,
-        benchmarks/desc_accuracy.py): worm neurons 0.601 / 0.623 against 0.515 / 0.545;
-        10X PBMC 0.778 / 0.778 against 0.766 / 0.769; mouse bladder 0.716 / 0.717 against
-        0.706 / 0.703; CITE CBMC 0.698 / 0.690 against 0.689 / 0.688. On a million simulated
-        cells it grew three small clusters of the initial Leiden sample from 117-3,186
-        cells to 22,514-27,605 each (ARI 0.912 against the stage's 0.995): on large data that
-        has such clusters, pass 0.
+        benchmarks/desc_accuracy.py): worm neurons 0.586 / 0.618 against 0.515 / 0.545;
+        10X PBMC 0.778 / 0.780 against 0.766 / 0.769; mouse bladder 0.714 / 0.715 against
+        0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     alpha

@@ -195,19 +195,20 @@ def scdcc(
         the target to the clusters alone, as earlier releases did. Used with `label_key` when the
         known classes place the initial centroids (not with `resolution`).
     refine
-        Read the clusters once more in another view before reporting them, as `tl.desc` does
-        by default: a logistic regression on 50 principal components of the input (clipped to
-        [-10, 10] for them; each cluster weighted equally), trained on this share of each
-        cluster's cells (those of highest soft assignment), gives class probabilities that,
-        averaged with those of each cell's 15 nearest neighbours in those components, give
-        every cell its reported cluster; `uns[key_added]['refinement']` says how many cells
-        moved. The soft assignments in `obsm` stay the clustering stage's. 0 (the default)
-        reports the stage's own labels. Not used with `label_key`, pairs or proteins (the label
-        prior reads the labels with the same classifier) nor with `batch_key` (the input holds
-        the batch effects the stage removed) or `distributed`. Off by default because it
-        measured level for scDCC (true k, ARI, median of seeds 0-2,
-        `benchmarks/scdcc_accuracy.py --refine 0.5`, 10X PBMC / mouse bladder / worm neurons /
-        CITE CBMC): 0.751 / 0.591 / 0.436 / 0.530 against 0.753 / 0.586 / 0.426 / 0.538.
+        Read the clusters once more in another view before reporting them, as `tl.desc` does by
+        default: a logistic regression on 50 principal components of the input (clipped to
+        [-10, 10] for them), trained on this share of each cluster's cells (those of highest
+        soft assignment; at most 20,000 in all, in proportion to the clusters), gives class
+        probabilities that, averaged with those of each cell's 15 nearest neighbours in those
+        components, give every cell its reported cluster; `uns[key_added]['refinement']` says
+        how many cells moved. The soft assignments in `obsm` stay the clustering stage's. 0 (the
+        default) reports the stage's own labels. Not used with `label_key`, pairs or proteins
+        (the label prior reads the labels with the same classifier) nor with `batch_key` (the
+        input holds the batch effects the stage removed) or `distributed`. Off by default
+        because it measured level for scDCC (with the earlier classifier, which weighed each
+        cluster equally; true k, ARI, median of seeds 0-2, `benchmarks/scdcc_accuracy.py
+        --refine 0.5`, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.751 / 0.591 /
+        0.436 / 0.530 against 0.753 / 0.586 / 0.426 / 0.538.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. When

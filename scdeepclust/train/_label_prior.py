@@ -39,14 +39,14 @@ def classifier_prior(
     views: list[NeighbourView],
     *,
     random_state: int | None,
-    balanced: bool = False,
+    regularisation: float = CLASSIFIER_C,
 ) -> np.ndarray | None:
     """Class probabilities of every cell from the labelled ones, smoothed over neighbours.
 
     `known_classes`: class code per cell (0 .. n_classes - 1; -1 unlabelled), cluster i standing
     for class i. Returns (n_obs, n_clusters) float32 rows summing to 1, or `None` when fewer
-    than two classes are known (nothing to tell apart). `balanced` weighs each class's cells
-    inversely to its size in the fit, so that the regularisation does not shrink small classes.
+    than two classes are known (nothing to tell apart). `regularisation` is the logistic
+    regression's C (smaller: stronger).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -58,10 +58,9 @@ def classifier_prior(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier = LogisticRegression(
-            C=CLASSIFIER_C,
+            C=regularisation,
             max_iter=2000,
             random_state=random_state,
-            class_weight="balanced" if balanced else None,
         )
         classifier.fit(features[known], known_classes[known])
     probabilities = np.zeros((len(features), n_classes), np.float32)
