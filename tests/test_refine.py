@@ -38,13 +38,14 @@ def test_teaching_cells_are_each_clusters_most_confident_share():
 
 
 def test_teaching_cells_keep_the_clusters_proportions_under_the_cap(monkeypatch):
-    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS", 30)
+    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS", 33)
     monkeypatch.setattr(_refine, "MIN_TEACHING_CELLS", 4)
-    labels = np.repeat([0, 1, 2], [120, 60, 3])
+    labels = np.repeat([0, 1, 2, 3], [120, 60, 18, 3])
     soft = np.random.default_rng(0).random(len(labels))
     teaching = teaching_cells(labels, soft, 0.5, rng=np.random.default_rng(0))
-    # candidates 60 / 30 / 2: 30 of 92 is about a third of each; at least 4, or all it has
-    assert [(teaching == c).sum() for c in range(3)] == [20, 10, 2]
+    # candidates 60 / 30 / 9 / 2, 33 of 101 in all: about a third of each, but at least 4
+    # (cluster 2's third is 3), or all a cluster has (cluster 3)
+    assert [(teaching == c).sum() for c in range(4)] == [20, 10, 4, 2]
     order = np.argsort(-soft[labels == 0])
     assert set(np.flatnonzero(teaching == 0)) <= set(order[:60])  # from the confident half
 
