@@ -205,10 +205,9 @@ def scdcc(
         default) reports the stage's own labels. Not used with `label_key`, pairs or proteins
         (the label prior reads the labels with the same classifier) nor with `batch_key` (the
         input holds the batch effects the stage removed) or `distributed`. Off by default
-        because it measured level for scDCC (with the earlier classifier, which weighed each
-        cluster equally; true k, ARI, median of seeds 0-2, `benchmarks/scdcc_accuracy.py
-        --refine 0.5`, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.751 / 0.591 /
-        0.436 / 0.530 against 0.753 / 0.586 / 0.426 / 0.538.
+        because it measured level for scDCC (true k, ARI, median of seeds 0-2,
+        `benchmarks/scdcc_accuracy.py --refine 0.5`, 10X PBMC / mouse bladder / worm neurons /
+        CITE CBMC): 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 / 0.426 / 0.538.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution instead of choosing the number of clusters. When
