@@ -14,7 +14,8 @@ desc_accuracy_smoothing<W>.{json,md} instead; `--initial-label-weight A` passes
 `initial_label_weight=A` and writes desc_accuracy_initial_label_weight<A>.{json,md};
 `--alpha D` passes `alpha=D` (the Student's t kernel's degrees of freedom) and writes
 desc_accuracy_alpha<D>.{json,md}; `--refine R` passes `refine=R` (0 keeps the clustering
-stage's labels) and writes desc_accuracy_refine<R>.{json,md}.
+stage's labels) and writes desc_accuracy_refine<R>.{json,md}. Options given together write to
+one file whose name has each part (desc_accuracy_alpha3_refine0).
 """
 
 from __future__ import annotations
@@ -68,23 +69,24 @@ def main():
     )
     args = parser.parse_args()
     require_data()
-    options = {}
-    results_name = "desc_accuracy"
+    # Each option given adds its part to the results' name (see scdcc_accuracy.py).
+    options, suffixes = {}, []
     if args.target_smoothing is not None:
         options["target_smoothing"] = args.target_smoothing
-        results_name = f"desc_accuracy_smoothing{args.target_smoothing:g}"
+        suffixes.append(f"smoothing{args.target_smoothing:g}")
     if args.initial_label_weight is not None:
         options["initial_label_weight"] = args.initial_label_weight
-        results_name = f"desc_accuracy_initial_label_weight{args.initial_label_weight:g}"
+        suffixes.append(f"initial_label_weight{args.initial_label_weight:g}")
     if args.alpha is not None:
         options["alpha"] = args.alpha
-        results_name = f"desc_accuracy_alpha{args.alpha:g}"
+        suffixes.append(f"alpha{args.alpha:g}")
     if args.precision is not None:
         options["precision"] = args.precision
-        results_name = f"desc_accuracy_{args.precision}"
+        suffixes.append(args.precision)
     if args.refine is not None:
         options["refine"] = args.refine
-        results_name = f"desc_accuracy_refine{args.refine:g}"
+        suffixes.append(f"refine{args.refine:g}")
+    results_name = "_".join(["desc_accuracy", *suffixes])
 
     rows = []
     for name in args.datasets:
