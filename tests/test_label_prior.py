@@ -85,6 +85,8 @@ def test_no_prior_from_a_single_known_class():
     x, classes = _blobs()
     known = np.where(classes == 0, 0, -1)
     assert classifier_prior(x, known, 3, [], random_state=0) is None
+    known = np.where(classes == 2, 2, -1)  # one class, not the first
+    assert classifier_prior(x, known, 3, [], random_state=0) is None
 
 
 def _captured_prior(monkeypatch):

@@ -53,7 +53,9 @@ def classifier_prior(
 
     known = known_classes >= 0
     n_classes = int(known_classes.max()) + 1 if known.any() else 0
-    if n_classes < 2 or n_classes > n_clusters:
+    # counted, not read from the largest code: a clustering stage that emptied clusters 0 and 1
+    # leaves class 2 alone
+    if len(np.unique(known_classes[known])) < 2 or n_classes > n_clusters:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
