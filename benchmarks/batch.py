@@ -59,6 +59,10 @@ harmonypy`` (jax from PyPI, CPU).
     python benchmarks/batch.py [--designs sim2 sim4 pbmc] [--methods scdcc+batch scdcc ...]
                                [--seeds 0 1 2] [--quick] [--name NAME]
 
+Runs of an earlier results file that this run does not repeat (other designs, methods or
+seeds; a tool's undistorted reference is repeated with any of its methods) are kept, and the
+tables are drawn from both.
+
 The ablations ``scdcc+batch-unmixed`` / ``desc+batch-unmixed`` (``batch_key`` with
 ``batch_mixing=0``) run only when named in ``--methods``, e.g. (results in batch_unmixed.*)
 ``--designs pbmc --name batch_unmixed --methods scdcc+batch scdcc+batch-unmixed desc+batch
@@ -68,6 +72,7 @@ desc+batch-unmixed``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
@@ -503,14 +508,16 @@ def main():
         require_data()
     name = args.name or ("batch_quick" if args.quick else "batch")
 
+    kept = earlier_runs_not_repeated(name, args.designs, args.methods, args.seeds)
     rows: list[dict] = []
     references: dict = {}  # undistorted runs, shared by sim2 and sim4
     table = ""
     for design in args.designs:
         for seed in args.seeds:
             rows += run_design(design, seed, args.methods, args.quick, references)
-            summary = summarise(rows)
-            notes = target_notes(summary, rows)
+            runs = in_table_order(kept + rows)
+            summary = summarise(runs)
+            notes = target_notes(summary, runs)
             table = save_results(
                 name,
                 summary,
@@ -519,7 +526,7 @@ def main():
                 seeds=args.seeds,
                 quick=args.quick,
                 targets=notes,
-                runs=rows,
+                runs=runs,
             )
             scib_table = markdown_table(summary, SCIB_HEADER, format_scib_row)
             (RESULTS / f"{name}.md").write_text(
@@ -535,7 +542,53 @@ def main():
 
     print(table)
     print(scib_head() + scib_table)
-    print(note_head(args.seeds) + "\n".join(target_notes(summarise(rows), rows)))
+    print(note_head(args.seeds) + "\n".join(target_notes(summarise(runs), runs)))
+
+
+def tool_of(run: dict) -> str:
+    """The tool behind a run: its method's, or the method itself for an undistorted reference."""
+    return run["method"] if run["reference"] else METHODS[run["method"]][0]
+
+
+def earlier_runs_not_repeated(
+    name: str, designs: list[str], methods: list[str], seeds: list[int]
+) -> list[dict]:
+    """The runs of results/<name>.json that a run of `designs` x `methods` x `seeds` does not
+    repeat (every method reruns its tool's undistorted reference)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return []
+    tools = {METHODS[m][0] for m in methods}
+
+    def repeated(run: dict) -> bool:
+        base = run["design"].split()[0]
+        method_repeated = tool_of(run) in tools if run["reference"] else run["method"] in methods
+        if run["reference"] and base.startswith("sim"):  # shared by sim2 and sim4
+            design_repeated = any(d.startswith("sim") for d in designs)
+        else:
+            design_repeated = base in designs
+        return design_repeated and method_repeated and run["seed"] in seeds
+
+    return [r for r in json.loads(path.read_text())["meta"]["runs"] if not repeated(r)]
+
+
+def in_table_order(runs: list[dict]) -> list[dict]:
+    """`runs` by design, seed, then tool (scDCC, DESC, the scanpy methods), its undistorted
+    reference first, then method: the order of a full run."""
+    tools = list(dict.fromkeys(tool for tool, _ in METHODS.values()))
+    methods = list(METHODS)
+
+    def key(run: dict) -> tuple:
+        base = run["design"].split()[0]
+        return (
+            DESIGNS.index(base),
+            run["seed"],
+            tools.index(tool_of(run)),
+            not run["reference"],
+            -1 if run["reference"] else methods.index(run["method"]),
+        )
+
+    return sorted(runs, key=key)
 
 
 def run_design(
