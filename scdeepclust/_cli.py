@@ -62,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("leiden", "kmeans", "balanced-kmeans"),
         help="how a given K is reached: Leiden brought to K (merged by Ward's criterion or "
         "with its most separate parts split off), k-means, or k-means on the cells' latent "
-        "directions with crowded regions weighted down "
-        "(default: leiden for desc, kmeans for scdcc)",
+        "directions with crowded regions weighted down (default: leiden)",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")

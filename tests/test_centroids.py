@@ -215,12 +215,19 @@ def test_balanced_kmeans_on_large_data_fits_a_sample(monkeypatch):
     assert adjusted_rand_score(truth[1:], labels[1:]) > 0.98
 
 
-def test_scdcc_starts_from_kmeans_by_default_and_balanced_kmeans_on_request(sim):
+def test_scdcc_starts_from_leiden_by_default_and_kmeans_on_request(sim):
     fast = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64)
-    assert sdc.tl.scdcc(sim, 3, copy=True, **fast).uns["scdcc"]["init_method"] == "kmeans"
+    default = sdc.tl.scdcc(sim, 3, copy=True, **fast)
+    assert default.uns["scdcc"]["init_method"].startswith("leiden (resolution")
+    assert default.obs["scdcc"].nunique() <= 3
+    kmeans = sdc.tl.scdcc(sim, 3, init="kmeans", copy=True, **fast)
+    assert kmeans.uns["scdcc"]["init_method"] == "kmeans"
     out = sdc.tl.scdcc(sim, 3, init="balanced-kmeans", copy=True, **fast)
     assert out.uns["scdcc"]["init_method"] == "balanced-kmeans"
     assert out.uns["scdcc"]["params"]["init"] == "balanced-kmeans"
     assert out.obs["scdcc"].nunique() <= 3
     searched = sdc.tl.scdcc(sim, (2, 4), init="balanced-kmeans", copy=True, **fast)
     assert searched.uns["scdcc"]["init_method"] == "balanced-kmeans, number searched"
+    # a searched number keeps the k-means partitions that the search scored
+    searched = sdc.tl.scdcc(sim, (2, 4), copy=True, **fast)
+    assert searched.uns["scdcc"]["init_method"] == "kmeans, number searched"

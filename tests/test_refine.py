@@ -66,6 +66,8 @@ def test_refinement_keeps_one_cluster_and_an_empty_clusters_column():
     one = np.zeros(len(x), np.int64)
     probabilities = np.full((len(x), 3), 1 / 3, np.float32)
     np.testing.assert_array_equal(refined_labels(x, one, probabilities, 0.5, random_state=0), one)
+    last = np.full(len(x), 2, np.int64)  # the stage emptied clusters 0 and 1
+    np.testing.assert_array_equal(refined_labels(x, last, probabilities, 0.5, random_state=0), last)
     two = np.repeat([0, 2], len(x) // 2)  # cluster 1 is empty: no cell goes there
     probabilities = _soft_assignment(two, 3, 0.8, np.array([], np.int64))
     refined = refined_labels(x, two, probabilities, 0.5, random_state=0)
@@ -92,13 +94,14 @@ def test_desc_records_the_refinement_and_zero_turns_it_off(scaled, monkeypatch):
     np.testing.assert_array_equal(plain.obsm["desc_probs"].argmax(1), calls[0])
 
 
-def test_scdcc_refines_on_request_without_prior_knowledge_or_batches(sim, monkeypatch):
+def test_scdcc_refines_by_default_without_prior_knowledge_or_batches(sim, monkeypatch):
     calls = []
     monkeypatch.setattr(dec, "refined_labels", lambda *a, **k: calls.append(a[3]) or a[1])
-    default = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
-    assert calls == [] and "refinement" not in default.uns["scdcc"]  # off by default
-    out = sdc.tl.scdcc(sim, 3, refine=1, copy=True, **FAST)
-    assert calls == [1.0] and out.uns["scdcc"]["refinement"]["cells_moved"] == 0
+    plain = sdc.tl.scdcc(sim, 3, refine=0, copy=True, **FAST)
+    assert calls == [] and "refinement" not in plain.uns["scdcc"]
+    out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    assert calls == [0.5] and out.uns["scdcc"]["refinement"]["cells_moved"] == 0
+    assert out.uns["scdcc"]["refinement"]["share"] == 0.5
     known = sim.obs["group"].astype(object).copy()
     known.iloc[::2] = None
     sim.obs["known"] = known

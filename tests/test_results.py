@@ -68,7 +68,8 @@ def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch, tool):
         sc.pp.normalize_total(sim)
         sc.pp.log1p(sim)
     with pytest.warns(UserWarning, match="1 of the 4 clusters holds no cells") as record:
-        getattr(sdc.tl, tool)(sim, n_clusters=4, init="kmeans", **FAST)
+        # the stage's own labels: at these few epochs the refinement may empty another cluster
+        getattr(sdc.tl, tool)(sim, n_clusters=4, init="kmeans", refine=0, **FAST)
     # the warning points at the user's call
     assert [w.filename for w in record if "no cells" in str(w.message)] == [__file__]
     assert list(sim.uns[tool]["empty_clusters"]) == [3]

@@ -59,14 +59,14 @@ class SCDCCConfig(BatchSettings):
     update_interval: float | None = None
     tol: float | None = None
     resolution: float | None = None
-    init: str = "kmeans"
+    init: str = "leiden"
     n_neighbors: int = 15
     ml_weight: float = 1.0
     cl_weight: float = 1.0
     label_weight: float = 10.0
     keep_known_labels: bool = True
     label_prior: float = 2.0
-    refine: float = 0.0
+    refine: float = 0.5
     batch_size: int = 256
     precision: str = "float32"
     random_state: int | None = 0

@@ -7,8 +7,9 @@ cells of highest soft assignment (a `share` of it) train a logistic regression o
 components of the network's input (the label prior's classifier, `_label_prior.py`, with the
 clusters as the known classes); its class probabilities, averaged with those of each cell's
 nearest neighbours in those components, assign every cell. For DESC it raised the ARI on
-every labelled dataset, worm neurons most (0.545 to 0.618 at the true k); for scDCC it measured
-level (`docs/measurements.md`).
+every labelled dataset, worm neurons most (0.545 to 0.618 at the true k); for scDCC it restores
+the small clusters that its Leiden start holds and its clustering stage blurs
+(`docs/measurements.md`).
 """
 
 from __future__ import annotations
