@@ -585,7 +585,7 @@ def in_table_order(runs: list[dict]) -> list[dict]:
             run["seed"],
             tools.index(tool_of(run)),
             not run["reference"],
-            -1 if run["reference"] else methods.index(run["method"]),
+            methods.index(run["method"]),
         )
 
     return sorted(runs, key=key)
