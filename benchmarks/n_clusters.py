@@ -2,9 +2,9 @@
 beside the same tool given the true number, on the labelled datasets in ../shared/data and on
 simulated data with 5, 10 and 20 groups (the last two with groups of 1-2% of the cells).
 
-Per dataset and seed: scDCC on the raw counts at its defaults (the search); DESC on
-normalize_total + log1p + scale at its defaults (Leiden at its default resolution) and with
-the search (``n_clusters=(2, 30)``); each tool given the true number where asked (``--true-k``); and
+Per dataset and seed: scDCC on the raw counts and DESC on normalize_total + log1p + scale,
+each at its defaults (Leiden at the tool's default resolution) and with the search
+(``n_clusters=(2, 30)``); each tool given the true number where asked (``--true-k``); and
 scanpy's PCA (50) -> neighbors (15) -> Leiden (1.0). Medians and min-max over seeds. Writes
 benchmarks/results/<name>.{json,md}.
 
@@ -36,6 +36,7 @@ from _common import (
 )
 
 import scdeepclust as sdc
+from scdeepclust.models._scdcc import DEFAULT_RESOLUTION as SCDCC_RESOLUTION
 
 DESC_RESOLUTION = inspect.signature(sdc.tl.desc).parameters["resolution"].default
 
@@ -80,7 +81,12 @@ def methods(k: int, tools: list[str], true_k: list[str]) -> dict:
         ),
     }
     if "scdcc" in tools:
-        out["scdcc (defaults: search)"] = lambda raw, scaled, s: run_tool("scdcc", raw, scaled, s)
+        out[f"scdcc (defaults: Leiden {SCDCC_RESOLUTION})"] = lambda raw, scaled, s: run_tool(
+            "scdcc", raw, scaled, s
+        )
+        out["scdcc (search 2-30)"] = lambda raw, scaled, s: run_tool(
+            "scdcc", raw, scaled, s, n_clusters=(2, 30)
+        )
     if "desc" in tools:
         out[f"desc (defaults: Leiden {DESC_RESOLUTION})"] = lambda raw, scaled, s: run_tool(
             "desc", raw, scaled, s

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_cluster_count,
         metavar="K|LO-HI",
         help="number of clusters (reached as --init says), or LO-HI bounds of a search for "
-        "it; default: scdcc searches 2-30, desc runs Leiden on the pretrained embedding",
+        "it; default: Leiden on the pretrained embedding (scdcc with --label-key searches 2-30)",
     )
     run.add_argument(
         "--init",

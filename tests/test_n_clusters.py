@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 import scdeepclust as sdc
 from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust._cli import build_parser
+from scdeepclust.models._scdcc import DEFAULT_RESOLUTION as SCDCC_DEFAULT_RESOLUTION
 from scdeepclust.train._centroids import kmeans_labels
 from scdeepclust.train._n_clusters import _adjusted_rand, search_n_clusters
 
@@ -94,8 +95,27 @@ def groups4():
     )
 
 
-def test_scdcc_default_searches_and_stores_the_evidence(groups4, tmp_path):
+def test_scdcc_default_is_leiden_at_its_resolution(groups4):
     sdc.tl.scdcc(groups4, pretrain_epochs=25, max_epochs=10, progress=False, batch_size=64)
+    uns = groups4.uns["scdcc"]
+    assert uns["init_method"] == "leiden" and "n_clusters_search" not in uns
+    assert uns["params"]["resolution"] == SCDCC_DEFAULT_RESOLUTION
+    assert uns["n_clusters"] == 4
+    assert adjusted_rand_score(groups4.obs["group"], groups4.obs["scdcc"]) > 0.95
+
+
+def test_scdcc_with_labels_and_no_number_searches(groups4):
+    labelled = np.arange(groups4.n_obs) % 10 == 0
+    groups4.obs["known"] = groups4.obs["group"].astype(object).where(labelled)
+    sdc.tl.scdcc(groups4, label_key="known", pretrain_epochs=5, max_epochs=2, progress=False)
+    uns = groups4.uns["scdcc"]
+    assert "n_clusters_search" in uns and uns["n_clusters_search"]["chosen"] >= 4
+    assert uns["init_method"].startswith("known class means")
+    assert uns["params"].get("resolution") is None
+
+
+def test_scdcc_search_stores_the_evidence(groups4, tmp_path):
+    sdc.tl.scdcc(groups4, (2, 30), pretrain_epochs=25, max_epochs=10, progress=False, batch_size=64)
     uns = groups4.uns["scdcc"]
     search = uns["n_clusters_search"]
     assert search["chosen"] == 4 and uns["init_method"] == "kmeans, number searched"
