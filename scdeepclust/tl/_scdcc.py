@@ -224,9 +224,8 @@ def scdcc(
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
         `label_key`). When `n_clusters` is given, only the starting resolution of
-        ``init="leiden"`` (0.8 when `None`). On more than
-        10,000 cells Leiden runs on a random sample of 10,000 and the other cells join the
-        nearest of its clusters.
+        ``init="leiden"`` (0.8 when `None`). On more than 10,000 cells Leiden runs on a random
+        sample of 10,000 and the other cells join the nearest of its clusters.
     encoder_hidden, latent_dim, decoder_hidden
         Network shape.
     sigma
