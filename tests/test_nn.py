@@ -188,6 +188,36 @@ def test_adam_is_fused_where_torch_supports_it_and_steps_like_foreach_adam():
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adadelta"])
+def test_vanishing_optimizer_averages_are_zeroed_before_they_turn_subnormal(optimizer):
+    """A weight whose gradient was non-zero once and zero since: Adam's first moment (SGD's
+    momentum) shrinks by 0.9 per step and after ~800 steps would be subnormal (slow on CPUs);
+    the training step zeroes it first and leaves the averages that still matter."""
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import adam
+    from scdeepclust.train._loops import _optimizer_step
+
+    w = torch.nn.Parameter(torch.ones(4))
+    kept = torch.nn.Parameter(torch.ones(4))
+    opt, decaying = {
+        "adam": (adam([w, kept], lr=1e-3), "exp_avg"),
+        "sgd": (torch.optim.SGD([w, kept], lr=1e-3, momentum=0.9), "momentum_buffer"),
+        # rho 0.9 here (0.95 in scDCC) so that 850 steps reach the subnormals
+        "adadelta": (torch.optim.Adadelta([w, kept], lr=1e-3, rho=0.9), "square_avg"),
+    }[optimizer]
+    feeder = CellFeeder(RowSource(np.zeros((2, 1), np.float32)), device=torch.device("cpu"))
+    for step in range(1, 851):
+        grad = 1.0 if step == 1 else 0.0
+        _optimizer_step(opt, {"loss": (w * grad).sum() + kept.pow(2).sum()}, feeder, step)
+    smallest_normal = torch.finfo(torch.float32).tiny
+    for state in opt.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                assert not ((value != 0) & (value.abs() < smallest_normal)).any()
+    assert torch.equal(opt.state[w][decaying], torch.zeros(4))
+    assert (opt.state[kept][decaying] != 0).all()  # an average still in use stays
+
+
 def test_target_balance_exponent():
     import torch
 

@@ -20,6 +20,7 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer, kl_divergence, target_distribution
 from ._checkpoint import TrainingCheckpoint
 from ._distributed import all_reduce_sum, average_gradients, is_main, sync_parameters
+from ._optim import VANISHING_EVERY, zero_vanishing_averages
 from ._smoothing import TargetSmoothing
 
 LossTerms = dict[str, torch.Tensor]
@@ -116,11 +117,13 @@ def fit_epochs(
     bar = _epoch_bar(first_epoch, n_epochs, stage, progress, feeder)
     sync_parameters(optimizer, feeder)
     epoch = first_epoch - 1
+    steps = 0
     for epoch in bar:
         sums: dict[str, torch.Tensor] = {}
         n_seen = 0
         for batch in feeder.minibatches(batch_size, rng, sample_weights, epoch_cells):
-            values = _optimizer_step(optimizer, step_loss(batch), feeder)
+            steps += 1
+            values = _optimizer_step(optimizer, step_loss(batch), feeder, steps)
             n = len(batch.index)
             n_seen += n
             _accumulate(sums, values, n)
@@ -175,10 +178,13 @@ def _optimizer_step(
     optimizer: torch.optim.Optimizer,
     terms: LossTerms,
     feeder: CellFeeder,
+    step: int,
 ) -> LossTerms:
     """Take one training step and return this process's loss terms, detached.
 
-    Backward pass, gradients averaged over processes (when sharded), optimizer step. The values
+    Backward pass, gradients averaged over processes (when sharded), optimizer step, and every
+    `VANISHING_EVERY` steps (`step` counts them) the optimizer's vanishing averages zeroed
+    (`zero_vanishing_averages`). The values
     stay on the device: reading them would make the host wait for the device at every step, so
     they are summed there and read once per epoch, where `_check_finite` sees them. A non-finite
     loss (on any process: the averaged gradients carry it to all) therefore stops training at the
@@ -190,6 +196,8 @@ def _optimizer_step(
     loss.backward()
     average_gradients(optimizer, feeder)
     optimizer.step()
+    if step % VANISHING_EVERY == 0:
+        zero_vanishing_averages(optimizer)
     return values
 
 
@@ -403,8 +411,8 @@ def train_clustering(
                 terms.update(extra_loss(batch, z))
             if step_loss is not None:
                 terms.update(step_loss(step))
-            values = _optimizer_step(optimizer, terms, feeder)
             step += 1
+            values = _optimizer_step(optimizer, terms, feeder, step)
             n = len(batch.index)
             n_seen += n
             _accumulate(sums, values, n)
