@@ -57,6 +57,35 @@ def test_large_data_looks_up_neighbours_in_a_sample(monkeypatch):
     assert not (view.reference[view.neighbours[sampled]] == sampled[:, None]).any()
 
 
+@pytest.mark.parametrize("k", [1, 15, 625])
+def test_grouped_search_of_a_full_reference_finds_the_plain_top_k(k):
+    import torch
+
+    distances = torch.randn(64, _confidence.REFERENCE_MAX_CELLS)  # distinct values
+    grouped = _confidence._nearest(distances, k)
+    plain = distances.topk(k, largest=False).indices
+    torch.testing.assert_close(grouped.sort(1).values, plain.sort(1).values)
+
+
+def test_sampled_reference_neighbours_are_exact(monkeypatch):
+    monkeypatch.setattr(_confidence, "REFERENCE_MAX_CELLS", 320)  # 20 groups of 16 columns
+    calls = []
+    plain_top_k = _confidence.torch.Tensor.topk
+    monkeypatch.setattr(
+        _confidence.torch.Tensor,
+        "topk",
+        lambda t, k, **kw: calls.append(t.shape[1]) or plain_top_k(t, k, **kw),
+    )
+    z, _, _ = _overlapping_groups(2000)
+    view = neighbour_view(z, 10, random_state=0)
+    assert 320 not in calls  # no top-k over the whole reference
+    reference = z[view.reference]
+    expected = NearestNeighbors(n_neighbors=11).fit(reference).kneighbors(z)[1]
+    is_self = view.reference[expected] == np.arange(2000)[:, None]
+    expected = np.array([row[~own][:10] for row, own in zip(expected, is_self)])
+    assert (np.sort(view.neighbours, 1) == np.sort(expected, 1)).mean() > 0.999
+
+
 def test_map_is_increasing_bounded_and_survives_a_dict_round_trip():
     rng = np.random.default_rng(0)
     soft = rng.random(2000).astype(np.float32)

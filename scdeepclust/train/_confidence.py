@@ -89,10 +89,39 @@ def neighbour_view(
         own = position_in_reference[start:stop]
         in_ref = np.flatnonzero(own >= 0)
         distances[in_ref, own[in_ref]] = torch.inf
-        # the neighbours are used as a set (shares and means), so they need no order
-        nearest = distances.topk(k, largest=False, sorted=False).indices
-        neighbours[start:stop] = nearest.cpu().numpy()
+        neighbours[start:stop] = _nearest(distances, k).cpu().numpy()
     return NeighbourView(reference=reference, neighbours=neighbours)
+
+
+# Columns per group in `_nearest`'s first pass.
+_GROUPS = 16
+
+
+def _nearest(distances: torch.Tensor, k: int) -> torch.Tensor:
+    """Columns of the `k` smallest distances of each row, in no particular order.
+
+    The neighbours are used as a set (shares and means), so they need no order. A top-k over the
+    full reference (`REFERENCE_MAX_CELLS` columns) took most of the lookup (20 of 34 s for
+    DESC's two lookups at a million cells), so there the columns are cut into groups of
+    `_GROUPS`, and only the `k` groups with the smallest minima are searched: a group left out
+    holds nothing nearer than the k minima of those searched, so the neighbours are the same
+    (where two columns tie at the k-th distance, either may be taken). Measured at 200,000
+    cells: 2.4 against 4.3 s for the whole lookup. On a smaller reference the lookup takes a
+    second at most, and the plain top-k keeps the order in which means over the neighbours
+    have always been summed.
+    """
+    n_rows, n_columns = distances.shape
+    width = n_columns // _GROUPS
+    if n_columns < REFERENCE_MAX_CELLS or n_columns % _GROUPS or k > width:
+        return distances.topk(k, largest=False, sorted=False).indices
+    # group g holds columns g, g + width, g + 2 width, ...: the minimum over the _GROUPS rows of
+    # this view runs along contiguous memory
+    smallest = distances.view(n_rows, _GROUPS, width).amin(1)
+    groups = smallest.topk(k, largest=False, sorted=False).indices
+    offsets = torch.arange(_GROUPS, device=distances.device) * width
+    columns = (groups[:, :, None] + offsets).reshape(n_rows, k * _GROUPS)
+    picked = distances.gather(1, columns).topk(k, largest=False, sorted=False).indices
+    return columns.gather(1, picked)
 
 
 @dataclass
