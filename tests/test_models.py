@@ -393,6 +393,51 @@ def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
         np.testing.assert_allclose(resumed.uns["desc"]["history"][name], values, err_msg=name)
 
 
+def test_resumed_pretraining_keeps_the_clean_up_schedule_of_the_optimizer(
+    split, tmp_path, monkeypatch
+):
+    """The vanishing optimizer averages are zeroed at the same Adam steps whether or not a
+    stage was interrupted and resumed."""
+    from scdeepclust.nn import _modules
+
+    adata = split[0][:120].copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    monkeypatch.setattr(_loops, "VANISHING_EVERY", 3)
+    original_clean_up = _loops.zero_vanishing_averages
+
+    def run(cleaned, **kwargs):
+        def recorded(optimizer):
+            steps = [s["step"] for s in optimizer.state.values() if "step" in s]
+            cleaned.append(int(steps[0]) if steps else None)
+            original_clean_up(optimizer)
+
+        monkeypatch.setattr(_loops, "zero_vanishing_averages", recorded)
+        return sdc.tl.desc(adata, n_clusters=3, copy=True, **CKPT, **kwargs)
+
+    uninterrupted = []
+    run(uninterrupted)
+    ckpt = tmp_path / "ckpt"
+    original, calls = _modules.DropoutMasks.__call__, {"n": 0}
+
+    def flaky(self, x):
+        calls["n"] += 1
+        if calls["n"] == 4 * 2 + 3:  # input and code masks, 2 batches an epoch: 3rd epoch
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    before, after = [], []
+    with monkeypatch.context() as m:
+        m.setattr(_modules.DropoutMasks, "__call__", flaky)
+        with pytest.raises(KeyboardInterrupt):
+            run(before, checkpoint_dir=ckpt, checkpoint_every=2)
+    run(after, checkpoint_dir=ckpt, resume=True)
+    first_stage = [3, 6]  # layer 1's Adam steps 3 and 6 of its 8 (4 epochs of 2 batches)
+    assert uninterrupted[:2] == first_stage
+    assert before == [3] and after[:1] == [6]  # saved after step 4, stopped in step 5
+    assert before + after == uninterrupted
+
+
 def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
     adata = split[0][:80].copy()
     with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in"):

@@ -117,7 +117,10 @@ def fit_epochs(
     bar = _epoch_bar(first_epoch, n_epochs, stage, progress, feeder)
     sync_parameters(optimizer, feeder)
     epoch = first_epoch - 1
-    steps = 0
+    # counted from the stage's start, so that a resumed stage keeps the clean-up schedule
+    steps = first_epoch * feeder.n_batches(
+        batch_size, None if sample_weights is not None else epoch_cells
+    )
     for epoch in bar:
         sums: dict[str, torch.Tensor] = {}
         n_seen = 0
