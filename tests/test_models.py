@@ -315,6 +315,21 @@ def _interrupt_after(monkeypatch, n_calls):
     monkeypatch.setattr(_loops, "kl_divergence", flaky)
 
 
+def _interrupt_dropout_after(monkeypatch, n_calls):
+    """Make DESC's dropout masks raise KeyboardInterrupt on their n-th use."""
+    from scdeepclust.nn import _modules
+
+    original, calls = _modules.DropoutMasks.__call__, {"n": 0}
+
+    def flaky(self, x):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(_modules.DropoutMasks, "__call__", flaky)
+
+
 @pytest.mark.parametrize("tool", ["scdcc", "desc"])
 def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, monkeypatch):
     adata = split[0][:120].copy()
@@ -361,8 +376,6 @@ def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
 ):
     """Stopped inside a layer's denoising pretraining, a resumed run meets the dropout masks the
     run never stopped met (banks from their seeds, slices from the checkpointed global RNG)."""
-    from scdeepclust.nn import _modules
-
     adata = split[0][:120].copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
@@ -372,18 +385,10 @@ def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
 
     reference = run()
     ckpt = tmp_path / "ckpt"
-    original, calls = _modules.DropoutMasks.__call__, {"n": 0}
-
-    def flaky(self, x):
-        calls["n"] += 1
-        if calls["n"] == 4 * 2 + 3:  # input and code masks, 2 batches an epoch: 3rd epoch
-            raise KeyboardInterrupt
-        return original(self, x)
-
     with monkeypatch.context() as m:
-        m.setattr(_modules.DropoutMasks, "__call__", flaky)
+        _interrupt_dropout_after(m, 4 * 2 + 3)  # input and code masks, 2 batches an epoch
         with pytest.raises(KeyboardInterrupt):
-            run(checkpoint_dir=ckpt, checkpoint_every=2)
+            run(checkpoint_dir=ckpt, checkpoint_every=2)  # in layer 1's 3rd epoch
     stages = torch.load(ckpt / "checkpoint.pt", weights_only=True)["stages"]
     assert list(stages) == ["layer1"]
     assert not stages["layer1"]["done"] and stages["layer1"]["epoch"] == 1
@@ -398,8 +403,6 @@ def test_resumed_pretraining_keeps_the_clean_up_schedule_of_the_optimizer(
 ):
     """The vanishing optimizer averages are zeroed at the same Adam steps whether or not a
     stage was interrupted and resumed."""
-    from scdeepclust.nn import _modules
-
     adata = split[0][:120].copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
@@ -418,17 +421,9 @@ def test_resumed_pretraining_keeps_the_clean_up_schedule_of_the_optimizer(
     uninterrupted = []
     run(uninterrupted)
     ckpt = tmp_path / "ckpt"
-    original, calls = _modules.DropoutMasks.__call__, {"n": 0}
-
-    def flaky(self, x):
-        calls["n"] += 1
-        if calls["n"] == 4 * 2 + 3:  # input and code masks, 2 batches an epoch: 3rd epoch
-            raise KeyboardInterrupt
-        return original(self, x)
-
     before, after = [], []
     with monkeypatch.context() as m:
-        m.setattr(_modules.DropoutMasks, "__call__", flaky)
+        _interrupt_dropout_after(m, 4 * 2 + 3)
         with pytest.raises(KeyboardInterrupt):
             run(before, checkpoint_dir=ckpt, checkpoint_every=2)
     run(after, checkpoint_dir=ckpt, resume=True)
