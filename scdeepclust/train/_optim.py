@@ -22,17 +22,18 @@ def adam(params: Iterable[torch.nn.Parameter], *, lr: float, amsgrad: bool = Fal
 
 
 # The optimizers' running averages (Adam's moments, SGD's momentum, Adadelta's averages) of a
-# weight whose gradient is exactly zero step after step shrink by their decay (0.9-0.999) per
-# step, and Adam's first moment is a subnormal float (below 1.2e-38) within some 800 steps, on
-# which x86 CPUs compute many times slower, in every later step. Such weights are common on
-# sparse input that is not centred: the first layer's weights of genes that no cell of a
-# minibatch expresses. In DESC's pretraining on a million simulated cells (benchmarks/scaling.py)
-# Adam took 4.7-5.2 ms of a 7 ms step; with the averages below VANISHING zeroed, 0.4-0.5 ms, and
-# the pretraining 41.9 s against 50.1. Averages this small move no weight (Adam's update is then
-# below 1e-22 x lr), so they are zeroed before they get there: between two clean-ups an average
-# shrinks at most by 0.9^64 ~ 1e-3, which keeps it far above the subnormals. (Setting the CPU to
-# flush subnormals would change the caller's process, and from the calling thread it does not
-# reach the threads torch already computes in.)
+# weight whose gradient is exactly zero step after step shrink by their decay (0.9-0.999 as the
+# tools set them) per step, and Adam's first moment is a subnormal float (below 1.2e-38) within
+# some 800 steps, on which x86 CPUs compute many times slower, in every later step. Such weights
+# are common on sparse input that is not centred: the first layer's weights of genes that no cell
+# of a minibatch expresses. In DESC's pretraining on a million simulated cells
+# (benchmarks/scaling.py) Adam took 4.7-5.2 ms of a 7 ms step; with the averages below VANISHING
+# zeroed, 0.4-0.5 ms, and the pretraining 41.9-47.1 s against 50.1-51.5 (scDCC's: 109 s per epoch
+# against 143). Averages this small move no weight (Adam's update is then below 1e-22 x lr), so
+# they are zeroed before they get there: between two clean-ups an average shrinks at most by
+# 0.9^64 ~ 1e-3, which keeps it far above the subnormals. (Setting the CPU to flush subnormals
+# would change the caller's process, and from the calling thread it does not reach the threads
+# torch already computes in.)
 VANISHING = 1e-30
 VANISHING_EVERY = 64
 
