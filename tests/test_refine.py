@@ -6,7 +6,7 @@ import scdeepclust as sdc
 import scdeepclust.train._dec as dec
 from _helpers import FAST, count_calls
 from scdeepclust.train import _refine
-from scdeepclust.train._refine import refined_labels, teaching_cells
+from scdeepclust.train._refine import Refinement, refined_clusters, teaching_cells
 
 
 def _blobs(n_per_class=80, n_classes=3, dim=10, seed=0):
@@ -57,27 +57,35 @@ def test_refinement_returns_misplaced_uncertain_cells_to_their_group():
     misplaced = rng.choice(len(classes), 24, replace=False)
     stage_labels[misplaced] = (classes[misplaced] + 1) % 3
     probabilities = _soft_assignment(stage_labels, 3, 0.9, misplaced)
-    refined = refined_labels(x, stage_labels, probabilities, 0.5, random_state=0)
-    np.testing.assert_array_equal(refined, classes)
+    refined = refined_clusters(x, stage_labels, probabilities, 0.5, random_state=0)
+    np.testing.assert_array_equal(refined.labels, classes)
+    # the classifier's probability of each cell's cluster: its largest of three
+    assert refined.probability.shape == (len(x),)
+    assert np.all((refined.probability > 1 / 3) & (refined.probability <= 1))
 
 
 def test_refinement_keeps_one_cluster_and_an_empty_clusters_column():
     x, _ = _blobs(n_classes=2)
     one = np.zeros(len(x), np.int64)
     probabilities = np.full((len(x), 3), 1 / 3, np.float32)
-    np.testing.assert_array_equal(refined_labels(x, one, probabilities, 0.5, random_state=0), one)
+    kept = refined_clusters(x, one, probabilities, 0.5, random_state=0)
+    np.testing.assert_array_equal(kept.labels, one)
+    assert kept.probability is None
     last = np.full(len(x), 2, np.int64)  # the stage emptied clusters 0 and 1
-    np.testing.assert_array_equal(refined_labels(x, last, probabilities, 0.5, random_state=0), last)
+    kept = refined_clusters(x, last, probabilities, 0.5, random_state=0)
+    np.testing.assert_array_equal(kept.labels, last)
     two = np.repeat([0, 2], len(x) // 2)  # cluster 1 is empty: no cell goes there
     probabilities = _soft_assignment(two, 3, 0.8, np.array([], np.int64))
-    refined = refined_labels(x, two, probabilities, 0.5, random_state=0)
-    assert set(refined) == {0, 2}
+    refined = refined_clusters(x, two, probabilities, 0.5, random_state=0)
+    assert set(refined.labels) == {0, 2}
 
 
 def test_desc_records_the_refinement_and_zero_turns_it_off(scaled, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        dec, "refined_labels", lambda *a, **k: calls.append(a[1].copy()) or a[1][::-1].copy()
+        dec,
+        "refined_clusters",
+        lambda *a, **k: calls.append(a[1].copy()) or Refinement(a[1][::-1].copy(), None),
     )
     refined = sdc.tl.desc(scaled, resolution=0.5, copy=True, **FAST)
     plain = sdc.tl.desc(scaled, resolution=0.5, refine=0, copy=True, **FAST)
@@ -96,7 +104,9 @@ def test_desc_records_the_refinement_and_zero_turns_it_off(scaled, monkeypatch):
 
 def test_scdcc_refines_by_default_without_prior_knowledge_or_batches(sim, monkeypatch):
     calls = []
-    monkeypatch.setattr(dec, "refined_labels", lambda *a, **k: calls.append(a[3]) or a[1])
+    monkeypatch.setattr(
+        dec, "refined_clusters", lambda *a, **k: calls.append(a[3]) or Refinement(a[1], None)
+    )
     plain = sdc.tl.scdcc(sim, 3, refine=0, copy=True, **FAST)
     assert calls == [] and "refinement" not in plain.uns["scdcc"]
     out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
@@ -125,3 +135,22 @@ def test_desc_resolutions_share_one_pass_for_the_input_components(scaled, monkey
     out = sdc.tl.desc(scaled, resolution=[0.3, 0.5], copy=True, **FAST)
     assert len(passes) == 1
     assert all("refinement" in out.uns[f"desc_{r}"] for r in (0.3, 0.5))
+
+
+def test_scdcc_reports_the_classifiers_probability_for_the_cells_it_moved(sim, monkeypatch):
+    def move_every_fifth(components, labels, probabilities, share, **kwargs):
+        moved = labels.copy()
+        moved[::5] = (labels[::5] + 1) % probabilities.shape[1]
+        return Refinement(moved, np.linspace(0.3, 0.9, len(labels)))
+
+    monkeypatch.setattr(dec, "refined_clusters", move_every_fifth)
+    out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    labels = out.obs["scdcc"].astype(int).to_numpy()
+    probs = out.obsm["scdcc_probs"]
+    confidence = out.obs["scdcc_confidence"].to_numpy()
+    moved = probs.argmax(1) != labels
+    assert moved.sum() == len(labels[::5])
+    np.testing.assert_allclose(confidence[moved], np.linspace(0.3, 0.9, len(labels))[moved])
+    np.testing.assert_allclose(
+        confidence[~moved], probs[np.arange(len(labels)), labels][~moved], rtol=1e-6
+    )

@@ -22,7 +22,11 @@ def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
     codes = labels.astype(int).to_numpy()
     uns = sim.uns["scdcc"]
     assert (probs.argmax(1) != codes).sum() == uns["refinement"]["cells_moved"]
-    np.testing.assert_allclose(sim.obs["scdcc_confidence"], probs[np.arange(sim.n_obs), codes])
+    # the confidence: the soft assignment, or for a moved cell the refinement's probability
+    confidence = sim.obs["scdcc_confidence"].to_numpy()
+    kept = probs.argmax(1) == codes
+    np.testing.assert_allclose(confidence[kept], probs[np.arange(sim.n_obs), codes][kept])
+    assert np.all((confidence > 0) & (confidence <= 1))
     assert uns["params"]["n_clusters"] == 3 and uns["params"]["counts_from"] == "layers['counts']"
     assert uns["n_clusters"] == labels.nunique()
     assert len(uns["history"]["pretrain_zinb"]) == FAST["pretrain_epochs"]

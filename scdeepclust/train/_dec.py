@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from scanpy import logging as logg
 
+from .._results import assigned_soft_assignment
 from ..constraints import KnownClassLoss
 from ..data import Batch, CellFeeder, RowSource, stream_outputs
 from ..nn import ClusteringLayer
@@ -32,7 +33,7 @@ from ._loops import (
     stream_stage_outputs,
     train_clustering,
 )
-from ._refine import refined_labels
+from ._refine import refined_clusters
 from ._smoothing import TargetSmoothing
 
 
@@ -313,11 +314,11 @@ def deep_embedded_clustering(
     probabilities = gather_rows(outputs.probabilities, feeder)
     labels = None if probabilities is None else probabilities.argmax(1)
     n_refined = 0
-    refined = labels is not None and refine_components is not None
-    if refined:
+    refinement = None
+    if labels is not None and refine_components is not None:
         t_refine = time.perf_counter()
         stage_labels = labels
-        labels = refined_labels(
+        refinement = refined_clusters(
             refine_components,
             stage_labels,
             probabilities,
@@ -325,7 +326,9 @@ def deep_embedded_clustering(
             random_state=init.random_state,
             device=feeder.device,
         )
-        n_refined = int((labels != stage_labels).sum())
+        labels = refinement.labels.copy()
+        moved = labels != stage_labels
+        n_refined = int(moved.sum())
         timings["refine_s"] += time.perf_counter() - t_refine
         logg.info(f"    the classifier of the input moved {n_refined} cells to another cluster")
     del refine_components
@@ -336,6 +339,12 @@ def deep_embedded_clustering(
     confidence = confidence_map = None
     if labels is not None and view is not None:
         confidence, confidence_map = calibrated_confidence(probabilities, labels, view)
+    elif refinement is not None and refinement.probability is not None and n_refined:
+        # A moved cell's cluster is the classifier's reading, not the soft assignment's, which
+        # puts little weight on it: its confidence is the classifier's probability of it.
+        confidence = assigned_soft_assignment(probabilities, labels).copy()
+        by_classifier = moved & (labels == refinement.labels)
+        confidence[by_classifier] = refinement.probability[by_classifier]
     return DECOutcome(
         labels=labels,
         embedding=embedding,
@@ -360,7 +369,7 @@ def deep_embedded_clustering(
             ),
             **(
                 {}
-                if not refined
+                if refinement is None
                 else {
                     "refinement": {
                         "classifier": "logistic regression on principal components of the input",

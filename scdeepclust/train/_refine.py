@@ -14,6 +14,8 @@ the small clusters that its Leiden start holds and its clustering stage blurs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -64,7 +66,17 @@ def teaching_cells(
     return teaching
 
 
-def refined_labels(
+@dataclass(frozen=True)
+class Refinement:
+    """Each cell's cluster as the classifier reads it, and how sure the classifier is of it."""
+
+    labels: np.ndarray
+    # the classifier's probability of each cell's cluster; None where the labels were kept as
+    # they came (fewer than two clusters)
+    probability: np.ndarray | None
+
+
+def refined_clusters(
     components: np.ndarray,
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -72,8 +84,8 @@ def refined_labels(
     *,
     random_state: int | None,
     device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """Return each cell's cluster as the classifier of the clusters' confident cells reads it.
+) -> Refinement:
+    """Read each cell's cluster with the classifier of the clusters' confident cells.
 
     `components`: the input's principal components per cell; `labels` and `probabilities`:
     the clustering stage's clusters and soft assignments. With fewer than two clusters there is
@@ -91,8 +103,9 @@ def refined_labels(
         components, teaching, n_clusters, [view], random_state=random_state, regularisation=REFINE_C
     )
     if classes is None:
-        return labels
-    return classes.argmax(1)
+        return Refinement(labels, None)
+    refined = classes.argmax(1)
+    return Refinement(refined, np.take_along_axis(classes, refined[:, None], axis=1)[:, 0])
 
 
-__all__ = ["refined_labels", "teaching_cells"]
+__all__ = ["Refinement", "refined_clusters", "teaching_cells"]
