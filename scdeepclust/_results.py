@@ -16,7 +16,8 @@ class ClusteringResult:
     embedding: np.ndarray  # float32, (n_obs, latent_dim)
     probabilities: np.ndarray  # float32, (n_obs, n_clusters)
     params: dict
-    # calibrated (train/_confidence.py); None: the soft assignment to the reported cluster
+    # calibrated (train/_confidence.py), or the refinement's probability for the cells it moved;
+    # None: the soft assignment to the reported cluster
     confidence: np.ndarray | None = None
     history: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)

@@ -12,7 +12,8 @@ Measured against annotated types (expected calibration error, `benchmarks/calibr
 is far better calibrated than DESC's q. It cannot see a type that a cluster has swallowed whole
 (its cells agree with their neighbours), so where clusters merge types it is too high; scDCC's
 pretrained embedding separates its clusters so well that this makes it worse than scDCC's own
-q, which is therefore reported as it is (`deep_embedded_clustering(calibrate_confidence=...)`).
+q, which is therefore reported as it is (`deep_embedded_clustering(calibrate_confidence=...)`;
+the cells its refinement moves report the refinement's probability instead).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ class DECOutcome:
     info: dict
     timings: dict
     centroids: np.ndarray | None = None  # trained, (n_clusters, latent_dim) float32
-    confidence: np.ndarray | None = None  # calibrated, (n_obs,) float32
+    # calibrated, or the refinement's probability for the cells it moved; (n_obs,) float32
+    confidence: np.ndarray | None = None
     confidence_map: ConfidenceMap | None = None
 
 
@@ -162,7 +163,8 @@ def deep_embedded_clustering(
     towards the initial clustering's labels with that weight (`leaning_on_labels`).
     With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
     neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
-    is left to the soft assignment.
+    is left to the soft assignment, except for the cells that the refinement moved, whose
+    confidence is its classifier's probability of their new cluster.
     `refine_share` > 0 gives each cell the cluster that a classifier of the input's principal
     components, trained on that share of each cluster's most confident cells, reads for it
     (`_refine.py`); the soft assignments stay the stage's.
