@@ -333,7 +333,7 @@ def scdcc(
         labelled cells that keep their known class (`keep_labels`); for the cells that
         `refine` moved to another cluster, the probability the refinement's classifier gives
         that cluster (their soft assignment to it is low: 0.08-0.24 on average where 0.28-0.74
-        of them are in a cluster led by their annotated type, `benchmarks/calibration.py`).
+        of them are in a cluster led by their annotated type; docs/measurements.md).
         Unlike DESC's, scDCC's soft assignments are already about as well calibrated against
         annotated types as a neighbour-based calibration makes them, so they are reported as
         they are.
