@@ -33,6 +33,7 @@ from ..train import (
     fit_epochs,
     numpy_rng,
     seeded,
+    sgd,
 )
 from ..train._centroids import LEIDEN_COARSE_RESOLUTION
 from ._settings import BatchSettings
@@ -327,7 +328,7 @@ def cluster_desc(
                 update_interval=config.update_interval,
                 min_steps=MIN_CLUSTERING_STEPS,
             ),
-            lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+            lambda params: sgd(params, lr=config.lr, momentum=config.momentum),
             rng=rng,
             kernel=config.kernel,
             alpha=config.alpha,

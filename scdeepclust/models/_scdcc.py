@@ -20,6 +20,7 @@ from ..train import (
     ClusteringStage,
     PlateauStopper,
     TrainingCheckpoint,
+    adadelta,
     adam,
     deep_embedded_clustering,
     default_epochs,
@@ -266,7 +267,7 @@ def fit_scdcc(
             # the labels settle before the batches have mixed
             min_steps=MIN_CLUSTERING_STEPS if config.mixes_batches else 0,
         ),
-        lambda params: torch.optim.Adadelta(params, lr=config.lr, rho=0.95),
+        lambda params: adadelta(params, lr=config.lr, rho=0.95),
         rng=rng,
         extra_loss=clustering_extra,
         make_pair_loss=pair_loss_factory,

@@ -23,10 +23,12 @@ from ._loops import (
     fit_epochs,
     train_clustering,
 )
-from ._optim import adam
+from ._optim import adadelta, adam, sgd
 
 __all__ = [
+    "adadelta",
     "adam",
+    "sgd",
     "CHECKPOINT_FILE",
     "TrainingCheckpoint",
     "divergence_hint",

@@ -27,6 +27,7 @@ from scanpy import logging as logg
 
 from .._serialization import check_format_version, load_tensors, save_tensors
 from .._version import __version__
+from ._optim import TrainingOptimizer
 
 CHECKPOINT_FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -152,7 +153,7 @@ class TrainingCheckpoint:
         epoch: int,
         done: bool,
         history: dict,
-        optimizer: torch.optim.Optimizer | None = None,
+        optimizer: TrainingOptimizer | None = None,
         extra: dict | None = None,
     ) -> None:
         snapshot = {
@@ -179,7 +180,7 @@ class TrainingCheckpoint:
             },
         )
 
-    def restore(self, stage: str, optimizer: torch.optim.Optimizer | None = None) -> dict | None:
+    def restore(self, stage: str, optimizer: TrainingOptimizer | None = None) -> dict | None:
         """Load the saved state of `stage` into the attached modules, RNGs and `optimizer`.
 
         Return the snapshot (``done``, ``epoch``, ``history``, ``extra``), or None if there is

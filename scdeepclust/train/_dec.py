@@ -33,6 +33,7 @@ from ._loops import (
     stream_stage_outputs,
     train_clustering,
 )
+from ._optim import TrainingOptimizer
 from ._refine import refined_clusters
 from ._smoothing import TargetSmoothing
 
@@ -122,7 +123,7 @@ def deep_embedded_clustering(
     latent_dim: int,
     init: CentroidInit,
     stage: ClusteringStage,
-    make_optimizer: Callable[[list], torch.optim.Optimizer],
+    make_optimizer: Callable[[list], TrainingOptimizer],
     *,
     rng: np.random.Generator,
     kernel: str = "t",

@@ -20,6 +20,7 @@ import torch
 from torch import distributed as dist
 
 from ..data import CellFeeder, RowShard
+from ._optim import TrainingOptimizer
 
 ENV_HINT = (
     "distributed=True runs one process per GPU (or CPU worker) under torchrun, e.g. "
@@ -86,11 +87,11 @@ def all_reduce_sum(tensor: torch.Tensor, feeder: CellFeeder) -> torch.Tensor:
     return buffer.to(tensor.device)
 
 
-def _trained_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+def _trained_parameters(optimizer: TrainingOptimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def sync_parameters(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> None:
+def sync_parameters(optimizer: TrainingOptimizer, feeder: CellFeeder) -> None:
     """Copy rank 0's values of the optimised parameters to every rank (one broadcast)."""
     if not feeder.distributed:
         return
@@ -104,7 +105,7 @@ def sync_parameters(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> Non
             offset += p.numel()
 
 
-def average_gradients(optimizer: torch.optim.Optimizer, feeder: CellFeeder) -> None:
+def average_gradients(optimizer: TrainingOptimizer, feeder: CellFeeder) -> None:
     """Replace each gradient by its mean over ranks, so that every rank takes the same step.
 
     A non-finite loss on one rank makes its gradients non-finite, and through the mean those of

@@ -20,7 +20,7 @@ from ..data import Batch, CellFeeder, stream_outputs
 from ..nn import ClusteringLayer, kl_divergence, target_distribution
 from ._checkpoint import TrainingCheckpoint
 from ._distributed import all_reduce_sum, average_gradients, is_main, sync_parameters
-from ._optim import VANISHING_EVERY, zero_vanishing_averages
+from ._optim import VANISHING_EVERY, TrainingOptimizer, zero_vanishing_averages
 from ._smoothing import TargetSmoothing
 
 LossTerms = dict[str, torch.Tensor]
@@ -84,7 +84,7 @@ def divergence_hint(lr_name: str, lr: float, extra: str = "") -> str:
 def fit_epochs(
     feeder: CellFeeder,
     step_loss: Callable[[Batch], LossTerms],
-    optimizer: torch.optim.Optimizer,
+    optimizer: TrainingOptimizer,
     *,
     n_epochs: int,
     batch_size: int,
@@ -153,7 +153,7 @@ def fit_epochs(
 def _resume(
     checkpoint: TrainingCheckpoint | None,
     stage: str,
-    optimizer: torch.optim.Optimizer,
+    optimizer: TrainingOptimizer,
     history: dict[str, list[float]],
 ) -> tuple[dict | None, int]:
     """Return (saved state of `stage` or None, first epoch to run).
@@ -178,7 +178,7 @@ def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feed
 
 
 def _optimizer_step(
-    optimizer: torch.optim.Optimizer,
+    optimizer: TrainingOptimizer,
     terms: LossTerms,
     feeder: CellFeeder,
     step: int,
@@ -314,7 +314,7 @@ def train_clustering(
     feeder: CellFeeder,
     embed: Callable[[Batch], torch.Tensor],
     clustering_layer: ClusteringLayer,
-    optimizer: torch.optim.Optimizer,
+    optimizer: TrainingOptimizer,
     settings: ClusteringStage,
     *,
     rng: np.random.Generator,
