@@ -4,6 +4,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
+from scdeepclust._results import assigned_soft_assignment
 from scdeepclust.train import _confidence
 from scdeepclust.train._confidence import (
     ConfidenceMap,
@@ -115,6 +116,36 @@ def test_confidence_is_calibrated_where_near_uniform_soft_assignments_are_not():
     assert raw_error > 0.2 and error < 0.05, (raw_error, error)
     order = np.argsort(q.max(1))
     assert (np.diff(confidence[order]) >= -1e-6).all()
+
+
+def test_input_components_lower_the_confidence_of_cells_the_embedding_misplaced():
+    """One cell in ten sits inside another cluster in the embedding (clusters far apart, so
+    its neighbours there all agree with it) but among its own type in the input: neighbour
+    agreement in the embedding alone reports every cell as sure (0.9 of them are right); with
+    the input's components the level comes down towards the share of right cells (the right
+    cells' input neighbours include the misplaced ones, so it lands below). Components that are
+    the embedding itself change nothing."""
+    rng = np.random.default_rng(0)
+    n, centres = 3000, np.eye(3, 8) * 6.0
+    truth = rng.integers(0, 3, n)
+    misplaced = rng.random(n) < 0.1
+    labels = np.where(misplaced, (truth + rng.integers(1, 3, n)) % 3, truth)
+    z = (centres[labels] + rng.normal(size=(n, 8))).astype(np.float32)
+    components = (centres[truth] + rng.normal(size=(n, 8))).astype(np.float32)
+    q = 1.0 / (1.0 + ((z[:, None, :] - centres[None]) ** 2).sum(-1))
+    q /= q.sum(1, keepdims=True)
+    assert (q.argmax(1) == labels).mean() > 0.99
+    correct = labels == truth
+    view = neighbour_view(z, 15, random_state=0)
+    embedding_only, _ = calibrated_confidence(q, labels, view)
+    both, mapping = calibrated_confidence(q, labels, view, components)
+    assert embedding_only.mean() > 0.99 and 0.75 < both.mean() < correct.mean()
+    assert _expected_calibration_error(both, correct) < _expected_calibration_error(
+        embedding_only, correct
+    )
+    np.testing.assert_array_equal(both, mapping(assigned_soft_assignment(q, labels)))
+    same, _ = calibrated_confidence(q, labels, view, z)
+    np.testing.assert_allclose(same, embedding_only, atol=1e-6)
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])

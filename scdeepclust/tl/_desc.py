@@ -264,9 +264,10 @@ def desc(
     `adata.obs[key + '_confidence']`
         How sure each cell's cluster is, on a probability scale: an increasing function of its
         highest soft assignment (which for DESC stays near uniform), fitted to the share of the
-        cell's nearest neighbours in the pretrained embedding that share its cluster; kept as
-        `uns[key]['confidence_calibration']`. It cannot see types that one cluster holds
-        whole, so it is too high there.
+        cell's nearest neighbours in the pretrained embedding that share its cluster (with
+        `refine`, the smaller of that and the same share among its neighbours in the input's
+        principal components); kept as `uns[key]['confidence_calibration']`. It cannot see
+        types that one cluster holds whole, so it is too high there.
     `adata.obsm['X_' + key]`
         Embedding (float32).
     `adata.obsm[key + '_probs']`

@@ -163,7 +163,8 @@ def deep_embedded_clustering(
     `initial_label_weight` > 0 moves the soft assignments behind the stage's first target
     towards the initial clustering's labels with that weight (`leaning_on_labels`).
     With `calibrate_confidence`, the outcome's confidence is the soft assignment mapped onto
-    neighbour agreement in the embedding before this stage (`_confidence.py`); otherwise it
+    neighbour agreement in the embedding before this stage and, with `refine_share` > 0, among
+    the input's principal components as well (`_confidence.py`); otherwise it
     is left to the soft assignment, except for the cells that the refinement moved, whose
     confidence is its classifier's probability of their new cluster.
     `refine_share` > 0 gives each cell the cluster that a classifier of the input's principal
@@ -334,20 +335,22 @@ def deep_embedded_clustering(
         n_refined = int(moved.sum())
         timings["refine_s"] += time.perf_counter() - t_refine
         logg.info(f"    the classifier of the input moved {n_refined} cells to another cluster")
-    del refine_components
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
     empty = [] if labels is None else _empty_clusters(labels, layer.n_clusters, init.n_clusters)
     confidence = confidence_map = None
     if labels is not None and view is not None:
-        confidence, confidence_map = calibrated_confidence(probabilities, labels, view)
+        confidence, confidence_map = calibrated_confidence(
+            probabilities, labels, view, refine_components, device=feeder.device
+        )
     elif refinement is not None and refinement.probability is not None and n_refined:
         # A moved cell's cluster is the classifier's reading, not the soft assignment's, which
         # puts little weight on it: its confidence is the classifier's probability of it.
         confidence = assigned_soft_assignment(probabilities, labels).copy()
         by_classifier = moved & (labels == refinement.labels)
         confidence[by_classifier] = refinement.probability[by_classifier]
+    del refine_components
     return DECOutcome(
         labels=labels,
         embedding=embedding,
