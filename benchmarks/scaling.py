@@ -141,6 +141,12 @@ def _from_cache(path: Path):
     return adata
 
 
+def _sha1(array: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
 # --- one run, in a child process -----------------------------------------------------------
 
 
@@ -186,6 +192,9 @@ def worker(args) -> None:
     row["tool_peak_rss_mb"] = _proc_status_mb("VmHWM") if row["peak_reset"] else None
     uns = adata.uns[args.tool]
     row["ari"] = float(adjusted_rand_score(adata.obs["group"], adata.obs[args.tool]))
+    # two runs of the same code, data and seed should match to the bit; these tell them apart
+    row["labels_sha1"] = _sha1(adata.obs[args.tool].cat.codes.to_numpy())
+    row["embedding_sha1"] = _sha1(adata.obsm[f"X_{args.tool}"])
     row["n_clusters"] = int(uns["n_clusters"])
     row["pretrain_s"] = float(uns["timings"]["pretrain_s"])
     row["cluster_s"] = float(uns["timings"]["cluster_s"])
