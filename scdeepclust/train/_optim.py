@@ -3,7 +3,7 @@
 They make the same updates as `torch.optim`'s (Adam with torch's fused kernel, SGD and
 Adadelta in the order of operations of torch's single-tensor form, which torch uses on CPU), to
 the bit on CPU, without what `torch.optim.Optimizer` wraps each step in: its first step in a
-process imports `torch._dynamo` (1.4-2.6 s, more than the whole clustering stage on 10X PBMC:
+process imports `torch._dynamo` (1.4-2.6 s, more than DESC's clustering stage on 10X PBMC:
 a tool's first call paid it, every call of the command line too), and every step passes
 through a profiler record, hooks and `torch._dynamo.graph_break` (0.13 ms of a 0.28 ms Adam
 step on DESC's first layer). The training loops use `param_groups`, `state`, `zero_grad`,
