@@ -6,10 +6,10 @@ the bit on CPU, without what `torch.optim.Optimizer` wraps each step in: its fir
 process imports `torch._dynamo` (1.4-2.6 s, more than DESC's clustering stage on 10X PBMC:
 a tool's first call paid it, every call of the command line too), and every step passes
 through a profiler record, hooks and `torch._dynamo.graph_break` (0.13 ms of a 0.28 ms Adam
-step on DESC's first layer). The training loops use `param_groups`, `state`, `zero_grad`,
-`step`, `state_dict` and `load_state_dict`, which these keep in torch's form, so that a
-checkpoint written with `torch.optim` loads into them, and the loops take torch's optimizers
-as well.
+step over a 2,000 x 64 encoder and decoder layer). The training loops use `param_groups`,
+`state`, `zero_grad`, `step`, `state_dict` and `load_state_dict`, which these keep in torch's
+form, so that a checkpoint written with `torch.optim` loads into them, and the loops take
+torch's optimizers as well.
 """
 
 from __future__ import annotations
