@@ -21,35 +21,13 @@ TEST_DEVICE = os.environ.get("SCDEEPCLUST_TEST_DEVICE", "cpu")
 @contextlib.contextmanager
 def default_device_meta():
     """Within the block, tensors created without a device are meta tensors, which fail beside
-    real ones; the previous default is restored afterwards, also on failure.
-
-    Optimizer steps are exempt: torch's own optimizers keep their step counters as host
-    scalars by design (they mix with tensors on any device), and that is torch's code."""
-    from torch.optim.optimizer import (
-        register_optimizer_step_post_hook,
-        register_optimizer_step_pre_hook,
-    )
-
-    inside_step = []
-
-    def enter_step(*_):
-        inside_step.append(torch.device("cpu"))
-        inside_step[-1].__enter__()
-
-    def leave_step(*_):
-        inside_step.pop().__exit__(None, None, None)
-
+    real ones; the previous default is restored afterwards, also on failure. The tools'
+    optimizers are covered too: they place their state on each parameter's device."""
     previous = torch.get_default_device()
-    hooks = [register_optimizer_step_pre_hook(enter_step)]
-    hooks.append(register_optimizer_step_post_hook(leave_step))
     torch.set_default_device("meta")
     try:
         yield
     finally:
-        while inside_step:  # a step that raised never reached its post hook
-            leave_step()
-        for hook in hooks:
-            hook.remove()
         # None rather than "cpu": a default device set at all slows every later torch call
         torch.set_default_device(None if previous.type == "cpu" else previous)
 
