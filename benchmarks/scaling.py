@@ -141,10 +141,13 @@ def _from_cache(path: Path):
     return adata
 
 
-def _sha1(array: np.ndarray) -> str:
+def _sha1(*arrays: np.ndarray) -> str:
     import hashlib
 
-    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
+    digest = hashlib.sha1()
+    for array in arrays:  # fed in place: a million cells' indices are gigabytes
+        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()
 
 
 # --- one run, in a child process -----------------------------------------------------------
@@ -152,6 +155,7 @@ def _sha1(array: np.ndarray) -> str:
 
 def worker(args) -> None:
     import scanpy as sc
+    from _common import _cpu_model
     from sklearn.metrics import adjusted_rand_score
 
     import scdeepclust as sdc
@@ -168,6 +172,11 @@ def worker(args) -> None:
         "simulate_s": time.perf_counter() - t0,  # reading the cache, with --cache
     }
     del adata.layers["counts"]  # the same matrix as X; one copy is enough
+    # What else could make two runs of the same code and seed differ: their input (a cache
+    # written by another version), the thread count and the CPU (both move float rounding).
+    row["input_sha1"] = _sha1(X.indptr, X.indices, X.data)
+    row["threads"] = torch.get_num_threads()
+    row["cpu"] = _cpu_model()
     # The simulator's dense temporaries set the process's peak; reset the peak (Linux >= 4.0)
     # so that the tool's own peak can be read afterwards.
     gc.collect()
