@@ -262,6 +262,23 @@ def test_clustering_epoch_cap_keeps_the_step_budget_on_large_data():
     assert DESCConfig().resolved_max_epochs(1_000_000) == 10
 
 
+def test_default_pretraining_gives_small_data_the_steps_of_larger_data():
+    from scdeepclust.models import SCDCCConfig
+    from scdeepclust.models._scdcc import MIN_PRETRAIN_STEPS
+
+    config = SCDCCConfig()
+    assert config.resolved_pretrain_epochs(4_271) == 40  # where the 40 epochs were measured
+    for n_obs in (100, 500, 2_000, 2_746, 4_000):
+        steps_per_epoch = -(-n_obs // config.batch_size)
+        steps = config.resolved_pretrain_epochs(n_obs) * steps_per_epoch
+        assert MIN_PRETRAIN_STEPS <= steps < MIN_PRETRAIN_STEPS + steps_per_epoch
+    # beyond 100,000 cells the epochs still fall so that the steps stay the same
+    assert config.resolved_pretrain_epochs(1_000_000) == 4
+    assert SCDCCConfig(pretrain_epochs=7).resolved_pretrain_epochs(500) == 7
+    small = SCDCCConfig(batch_size=64).resolved_pretrain_epochs(500)
+    assert small * -(-500 // 64) >= MIN_PRETRAIN_STEPS
+
+
 def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):
     kw = dict(FAST, max_epochs=2, copy=True)
     given_k = sdc.tl.scdcc(sim, 3, **kw)
@@ -289,7 +306,7 @@ def test_plateau_rule_only_reads_the_loss_of_uniform_draws(sim, monkeypatch):
     balanced = sdc.tl.scdcc(sim, 3, **kw)  # a given k draws balanced
     uniform = sdc.tl.scdcc(sim, 3, pretrain_balance=0.0, **kw)
     assert balanced.uns["scdcc"]["params"]["pretrain_balance"] == 0.5
-    n_default = scdcc_module.SCDCCConfig().resolved_pretrain_epochs(sim.n_obs)
+    n_default = scdcc_module.SCDCCConfig(batch_size=64).resolved_pretrain_epochs(sim.n_obs)
     assert len(balanced.uns["scdcc"]["history"]["pretrain_zinb"]) == n_default
     assert len(uniform.uns["scdcc"]["history"]["pretrain_zinb"]) == 1
 
