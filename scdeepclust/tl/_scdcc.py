@@ -236,7 +236,8 @@ def scdcc(
         Pretraining epochs. `None`: chosen from the number of cells (40 up to 100,000 cells,
         fewer beyond, so that the number of minibatch steps stays the same), and at least
         enough for 680 minibatch steps (those 40 epochs on 10X PBMC's 4,271 cells), so that
-        small data are not trained less (62 epochs for 2,746 cells, 85 for 2,000); with early
+        small data are not trained less (62 epochs for 2,746 cells, 85 for 2,000, at most 100
+        below 1,700 cells); with early
         stopping on a plateau of the loss when the cells are drawn uniformly (with
         `pretrain_balance` > 0 each epoch's loss moves with the draw, and all epochs run).
     pretrain_lr
