@@ -127,7 +127,9 @@ class SCDCCConfig(BatchSettings):
         # 20-40 epochs and falls with longer pretraining (0.67 after 177 epochs). What trains
         # the network is the number of Adam steps, so smaller data get as many steps as those
         # 40 epochs were: with 40 epochs of 8 steps, 2,000 simulated cells in 20 groups kept
-        # 11-14 Leiden clusters in the latent space (ARI 0.65-0.89 at the defaults).
+        # 11-14 Leiden clusters in the latent space (ARI 0.65-0.89 at the defaults). Bladder and
+        # 1,000-cell subsets of PBMC and bladder gained too; scanpy's 700-cell pbmc68k_reduced
+        # lost (docs/measurements.md).
         epochs = default_epochs(n_obs, base=40, reference_cells=100_000, minimum=2)
         steps_per_epoch = -(-max(n_obs, 1) // self.batch_size)
         floor = min(-(-MIN_PRETRAIN_STEPS // steps_per_epoch), MAX_FLOOR_PRETRAIN_EPOCHS)

@@ -237,9 +237,9 @@ def scdcc(
         fewer beyond, so that the number of minibatch steps stays the same), and at least
         enough for 680 minibatch steps (those 40 epochs on 10X PBMC's 4,271 cells), so that
         small data are not trained less (62 epochs for 2,746 cells, 85 for 2,000, at most 100
-        below 1,700 cells); with early
-        stopping on a plateau of the loss when the cells are drawn uniformly (with
-        `pretrain_balance` > 0 each epoch's loss moves with the draw, and all epochs run).
+        below 1,700 cells); with early stopping on a plateau of the loss when the cells are
+        drawn uniformly (with `pretrain_balance` > 0 each epoch's loss moves with the draw,
+        and all epochs run).
     pretrain_lr
         Adam learning rate of pretraining.
     pretrain_balance
