@@ -263,13 +263,15 @@ def test_clustering_epoch_cap_keeps_the_step_budget_on_large_data():
 
 
 def test_default_pretraining_gives_small_data_the_steps_of_larger_data():
+    from scdeepclust.data import minibatch_count
     from scdeepclust.models import SCDCCConfig
     from scdeepclust.models._scdcc import MAX_FLOOR_PRETRAIN_EPOCHS, MIN_PRETRAIN_STEPS
 
     config = SCDCCConfig()
     assert config.resolved_pretrain_epochs(4_271) == 40  # where the 40 epochs were measured
-    for n_obs in (1_800, 2_000, 2_746, 4_000):
-        steps_per_epoch = -(-n_obs // config.batch_size)
+    # 2,049 and 4,097 cells: the feeder merges a last minibatch of one row into the one before
+    for n_obs in (1_800, 2_000, 2_049, 2_746, 4_000, 4_097):
+        steps_per_epoch = minibatch_count(n_obs, config.batch_size)
         steps = config.resolved_pretrain_epochs(n_obs) * steps_per_epoch
         assert MIN_PRETRAIN_STEPS <= steps < MIN_PRETRAIN_STEPS + steps_per_epoch
     # the floor stops at a bounded number of epochs on tiny data
@@ -279,7 +281,7 @@ def test_default_pretraining_gives_small_data_the_steps_of_larger_data():
     assert config.resolved_pretrain_epochs(1_000_000) == 4
     assert SCDCCConfig(pretrain_epochs=7).resolved_pretrain_epochs(500) == 7
     small = SCDCCConfig(batch_size=64).resolved_pretrain_epochs(2_000)
-    assert small * -(-2_000 // 64) >= MIN_PRETRAIN_STEPS
+    assert small * minibatch_count(2_000, 64) >= MIN_PRETRAIN_STEPS
 
 
 def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):

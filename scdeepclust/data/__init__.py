@@ -1,6 +1,6 @@
 """Data feeding: row access to dense / sparse / backed matrices and minibatches for torch."""
 
-from ._feeding import Batch, CellFeeder, RowShard, stream_outputs
+from ._feeding import Batch, CellFeeder, RowShard, minibatch_count, stream_outputs
 from ._rows import DEFAULT_CHUNK_SIZE, RowSource
 
 __all__ = [
@@ -9,5 +9,6 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "RowShard",
     "RowSource",
+    "minibatch_count",
     "stream_outputs",
 ]

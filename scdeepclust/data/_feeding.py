@@ -234,15 +234,20 @@ class CellFeeder:
             rows = self.shard.max_rows
             if n_cells is not None and n_cells < self.n_total:
                 rows = -(-n_cells // self.shard.world_size)
-            return len(_batch_bounds(rows, per_rank)) - 1
+            return minibatch_count(rows, per_rank)
         rows = self.n_obs if n_cells is None else min(n_cells, self.n_obs)
-        return len(_batch_bounds(rows, batch_size)) - 1
+        return minibatch_count(rows, batch_size)
 
     def _epoch_rows(self, n_cells: int) -> int:
         """Return this process's rows of an epoch of `n_cells` cells across processes."""
         if self.distributed:
             return min(self.n_obs, -(-n_cells // self.shard.world_size))
         return n_cells
+
+
+def minibatch_count(n_obs: int, batch_size: int) -> int:
+    """Return the number of minibatches `minibatches` cuts `n_obs` rows into."""
+    return len(_batch_bounds(n_obs, batch_size)) - 1
 
 
 def _batch_bounds(n_obs: int, batch_size: int) -> list[int]:

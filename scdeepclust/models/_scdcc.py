@@ -12,7 +12,7 @@ from scanpy import logging as logg
 
 from .._results import ClusteringResult
 from ..constraints import PairLoss, PairwiseConstraints
-from ..data import Batch, CellFeeder
+from ..data import Batch, CellFeeder, minibatch_count
 from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
     MIN_CLUSTERING_STEPS,
@@ -131,7 +131,7 @@ class SCDCCConfig(BatchSettings):
         # 1,000-cell subsets of PBMC and bladder gained too; scanpy's 700-cell pbmc68k_reduced
         # lost (docs/measurements.md).
         epochs = default_epochs(n_obs, base=40, reference_cells=100_000, minimum=2)
-        steps_per_epoch = -(-max(n_obs, 1) // self.batch_size)
+        steps_per_epoch = max(minibatch_count(n_obs, self.batch_size), 1)
         floor = min(-(-MIN_PRETRAIN_STEPS // steps_per_epoch), MAX_FLOOR_PRETRAIN_EPOCHS)
         return max(epochs, floor)
 
