@@ -230,10 +230,10 @@ def scdcc(
         Network shape.
     sigma
         Standard deviation of the Gaussian noise added to the (z-scored) input during training.
-        The default is scDCC's own. Less noise keeps finer differences in the latent space:
-        given the true number of clusters, 1.0-1.5 measured better on worm neurons (ARI 0.48-0.49
-        against 0.43, median of seeds 0-2), while at the defaults the finer space gave Leiden
-        more clusters and 10X PBMC lost (0.61-0.62 against 0.74; docs/measurements.md).
+        The default is scDCC's own. Less noise measured better on worm neurons given the true
+        number of clusters (1.0-1.5: ARI 0.48-0.49 against 0.43, median of seeds 0-2) and worse
+        on 10X PBMC at the defaults (0.61-0.62 against 0.74) and on CITE CBMC given the true
+        number with 1.5-2.0 (0.53-0.57 against 0.63; docs/measurements.md).
     max_value
         Clip the z-scored network input to [-max_value, max_value], as `sc.pp.scale` does.
     pretrain_epochs
