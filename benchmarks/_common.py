@@ -42,7 +42,7 @@ def save_results(
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": platform.processor() or platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "torch": torch.__version__,
         "packages": _package_versions(),
         "threads": torch.get_num_threads(),
@@ -90,7 +90,7 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name and its widest vector units (they decide float rounding)."""
     try:
         text = Path("/proc/cpuinfo").read_text()

@@ -155,7 +155,7 @@ def _sha1(*arrays: np.ndarray) -> str:
 
 def worker(args) -> None:
     import scanpy as sc
-    from _common import _cpu_model
+    from _common import cpu_model
     from sklearn.metrics import adjusted_rand_score
 
     import scdeepclust as sdc
@@ -176,7 +176,7 @@ def worker(args) -> None:
     # written by another version), the thread count and the CPU (both move float rounding).
     row["input_sha1"] = _sha1(X.indptr, X.indices, X.data)
     row["threads"] = torch.get_num_threads()
-    row["cpu"] = _cpu_model()
+    row["cpu"] = cpu_model()
     # The simulator's dense temporaries set the process's peak; reset the peak (Linux >= 4.0)
     # so that the tool's own peak can be read afterwards.
     gc.collect()
