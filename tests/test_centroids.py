@@ -1,5 +1,7 @@
 """Initial clusterings of a given number of clusters: Leiden brought to it, balanced k-means."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scanpy as sc
@@ -68,6 +70,35 @@ def test_ward_undoes_a_split_of_separated_groups():
     merged = ward_merged(z, halves, 3)
     assert adjusted_rand_score(truth, merged) == 1.0
     assert sorted(np.unique(merged)) == [0, 1, 2]
+
+
+def test_the_graph_of_coincident_cells_has_finite_weights_and_keeps_the_groups():
+    # Seven or more cells at one point (all-zero or duplicated input cells) have a kernel width
+    # of 0; their 0 / 0 weights, left as NaN, made Leiden give nearly every cell its own cluster.
+    z, truth = _blobs(100, [(0, 0), (6, 0), (0, 6)])
+    z = np.concatenate([z, np.full((30, 2), 3.0, np.float32)])
+    truth = np.concatenate([truth, np.full(30, 3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does numpy's 0 / 0 warning reach the user
+        graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    assert np.isfinite(graph.weights.data).all()
+    coincident = graph.weights[300:][:, 300:]
+    assert coincident.nnz > 0 and np.all(coincident.data == 1.0)
+    assert (graph.weights.diagonal() == 0).all()
+    labels = graph.leiden(0.2)
+    assert adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_desc_clusters_data_holding_duplicated_cells(sim):
+    sim.X = sim.X.toarray()
+    sim.X[:12] = sim.X[12]  # thirteen identical cells
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sc.pp.scale(sim)
+    sdc.tl.desc(sim, pretrain_epochs=4, max_epochs=2, progress=False, batch_size=64)
+    labels = sim.obs["desc"].to_numpy()
+    assert len(np.unique(labels)) <= 4  # the three groups, and the duplicates perhaps apart
+    assert adjusted_rand_score(sim.obs["group"][13:], labels[13:]) > 0.9
 
 
 @pytest.mark.parametrize("n_clusters", [2, 4, 7])

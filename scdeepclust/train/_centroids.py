@@ -178,18 +178,31 @@ class LatentGraph:
         self._adata = ad.AnnData(
             obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str))
         )
-        sc.pp.neighbors(
-            self._adata,
-            n_neighbors=n_neighbors,
-            use_rep="X_latent",
-            random_state=self.random_state,
-            # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
-            # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel weights
-            # (adaptive widths) avoid the umap weights' numba compilation, seconds per process.
-            transformer="sklearn",
-            method="gauss",
+        # Coincident cells: the kernel's 0 / 0 between them is repaired below, so numpy's
+        # warning is not the user's; nor is scipy's when scanpy zeroes the distance of a cell
+        # to itself that ties with a coincident neighbour's.
+        with (
+            np.errstate(invalid="ignore", divide="ignore"),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
+            sc.pp.neighbors(
+                self._adata,
+                n_neighbors=n_neighbors,
+                use_rep="X_latent",
+                random_state=self.random_state,
+                # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
+                # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel
+                # weights (adaptive widths) avoid the umap weights' numba compilation, seconds
+                # per process.
+                transformer="sklearn",
+                method="gauss",
+            )
+        self.weights = _coincident_cells_joined(
+            sp.csr_matrix(self._adata.obsp["connectivities"]), z
         )
-        self.weights = sp.csr_matrix(self._adata.obsp["connectivities"])
+        # the full-graph Leiden reads the weights from here
+        self._adata.obsp["connectivities"] = self.weights
         self.degree = np.asarray(self.weights.sum(1)).ravel()
 
     def leiden(self, resolution: float, cells: np.ndarray | None = None) -> np.ndarray:
@@ -225,6 +238,31 @@ class LatentGraph:
         """Return the share of the edge weight of `cells` that leaves them (conductance)."""
         volume = self.degree[cells].sum()
         return float((volume - self.weights[cells][:, cells].sum()) / volume)
+
+
+def _coincident_cells_joined(weights: sp.csr_matrix, z: np.ndarray) -> sp.csr_matrix:
+    """Return the Gaussian-kernel weights with their 0 / 0 entries at the limit, and no loops.
+
+    A cell whose neighbours mostly share its embedding (all-zero or duplicated input cells)
+    gets a kernel width of 0, and the kernel between two such cells is 0 / 0. Left as NaN,
+    those weights made Leiden put nearly every cell of the data in a cluster of its own (40
+    all-zero cells among 2,000: 1,961 clusters). The limit is 1 between coincident cells and 0
+    between distinct ones; the weights to cells outside are 0 (the kernel's own value for a
+    width of 0), so a group of coincident cells is a cluster of its own.
+    """
+    rows = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
+    cols = weights.indices
+    bad = ~np.isfinite(weights.data)
+    # Ties at distance 0 can list a cell among its own neighbours: no loops, as in other graphs.
+    loops = rows == cols
+    if not (bad.any() or loops.any()):
+        return weights
+    weights = weights.copy()
+    coincide = (z[rows[bad]] == z[cols[bad]]).all(axis=1)
+    weights.data[bad] = coincide.astype(weights.dtype)
+    weights.data[loops] = 0
+    weights.eliminate_zeros()
+    return weights
 
 
 def _leiden_until(
