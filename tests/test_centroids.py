@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scanpy as sc
+from scipy.sparse import SparseEfficiencyWarning
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
@@ -89,16 +90,20 @@ def test_the_graph_of_coincident_cells_has_finite_weights_and_keeps_the_groups()
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
-def test_desc_clusters_data_holding_duplicated_cells(sim):
+def test_desc_clusters_and_draws_data_holding_duplicated_cells(sim):
     sim.X = sim.X.toarray()
-    sim.X[:12] = sim.X[12]  # thirteen identical cells
+    sim.X[:29] = sim.X[29]  # thirty identical cells
     sc.pp.normalize_total(sim)
     sc.pp.log1p(sim)
     sc.pp.scale(sim)
     sdc.tl.desc(sim, pretrain_epochs=4, max_epochs=2, progress=False, batch_size=64)
     labels = sim.obs["desc"].to_numpy()
     assert len(np.unique(labels)) <= 4  # the three groups, and the duplicates perhaps apart
-    assert adjusted_rand_score(sim.obs["group"][13:], labels[13:]) > 0.9
+    assert adjusted_rand_score(sim.obs["group"][30:], labels[30:]) > 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SparseEfficiencyWarning)
+        sdc.pl.umap(sim, "desc", show=False)
+    assert np.isfinite(sim.obsm["X_umap_desc"]).all()
 
 
 @pytest.mark.parametrize("n_clusters", [2, 4, 7])
