@@ -110,16 +110,26 @@ def pairs_from_protein(
     *,
     low_quantile: float = 0.005,
     high_quantile: float = 0.95,
+    where: str = "the protein levels",
 ) -> PairwiseConstraints:
     """Draw constraints from random cell pairs by their distance in protein space.
 
     Of the random cell pairs, those closer in protein space than the `low_quantile` of pair
-    distances must-link, those farther than the `high_quantile` cannot-link.
+    distances must-link, those farther than the `high_quantile` cannot-link. Levels that
+    (nearly) never differ between cells make the two quantiles meet, and are refused: every
+    pair would then be both near and far.
     """
     protein = np.asarray(protein, dtype=np.float32)
     candidates = _random_distinct_pairs(np.arange(len(protein)), 50 * n_pairs, rng)
     dist = np.linalg.norm(protein[candidates[:, 0]] - protein[candidates[:, 1]], axis=1)
     low, high = np.quantile(dist, [low_quantile, high_quantile])
+    if not high > low:
+        raise ValueError(
+            f"{where} do not tell cells apart: most random pairs of cells are equally far "
+            f"apart (distance {low:.3g}), so no pair is nearer or farther than the rest for a "
+            "constraint. Pass protein levels that vary between cells (e.g. the normalised ADT "
+            "matrix), or leave out protein_key."
+        )
     ml = candidates[dist <= low]
     cl = candidates[dist >= high]
     return PairwiseConstraints(

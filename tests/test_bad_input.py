@@ -256,6 +256,14 @@ CASES = [
         match=r"adata\.obsm\['adt'\] must be a finite cells x proteins matrix",
     ),
     Case(
+        "scdcc-protein-constant",
+        "scdcc",
+        kwargs=dict(n_clusters=3, protein_key="adt"),
+        edit=_obsm("adt", lambda a: np.ones((a.n_obs, 4))),
+        raises=ValueError,
+        match=r"The levels of adata\.obsm\['adt'\] do not tell cells apart",
+    ),
+    Case(
         "scdcc-pair-out-of-range",
         "scdcc",
         kwargs=dict(n_clusters=3, must_link=[[0, 90]]),

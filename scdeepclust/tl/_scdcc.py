@@ -572,7 +572,9 @@ def _build_constraints(
                 "infinite values."
             )
         n = n_pairs if n_pairs is not None else adata.n_obs
-        constraints = constraints + pairs_from_protein(protein, n, rng)
+        constraints = constraints + pairs_from_protein(
+            protein, n, rng, where=f"The levels of adata.obsm[{protein_key!r}]"
+        )
     if must_link is not None or cannot_link is not None:
         constraints = constraints + PairwiseConstraints(
             pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),
