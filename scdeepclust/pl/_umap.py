@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 
 import numpy as np
 from anndata import AnnData
-from scipy.sparse import SparseEfficiencyWarning
 
+from .._neighbors import exact_neighbors
 from ._utils import as_list, check_result, figure_of, finish, scanpy_draws_only
 
 
@@ -116,20 +115,13 @@ def umap_coordinates(
     stored = stored.get("params", {}).get("scdeepclust_source") if hasattr(stored, "get") else None
     if not recompute and umap_key in adata.obsm and stored == fingerprint:
         return umap_key
-    with warnings.catch_warnings():
-        # scipy's, when scanpy zeroes the distance of a cell to itself that ties with an
-        # identical cell's (all-zero or duplicated input cells): nothing for the user to do
-        warnings.simplefilter("ignore", SparseEfficiencyWarning)
-        sc.pp.neighbors(
-            adata,
-            n_neighbors=n_neighbors,
-            use_rep=embedding_key,
-            key_added=neighbors_key,
-            random_state=random_state,
-            # Exact neighbours: scanpy 1.11's approximate path (pynndescent, used above 4,096
-            # cells) fails on scipy >= 1.17 sparse arrays; the embedding is low-dimensional.
-            transformer="sklearn",
-        )
+    exact_neighbors(
+        adata,
+        use_rep=embedding_key,
+        n_neighbors=n_neighbors,
+        random_state=random_state,
+        key_added=neighbors_key,
+    )
     sc.tl.umap(
         adata,
         min_dist=min_dist,

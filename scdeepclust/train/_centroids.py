@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scanpy import logging as logg
 
+from .._neighbors import exact_neighbors
 from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
 from ._n_clusters import (
@@ -172,30 +173,22 @@ class LatentGraph:
 
     def __init__(self, z: np.ndarray, *, n_neighbors: int, random_state: int | None):
         import anndata as ad
-        import scanpy as sc
 
         self.random_state = random_state or 0
         self._adata = ad.AnnData(
             obsm={"X_latent": z}, obs=pd.DataFrame(index=np.arange(len(z)).astype(str))
         )
-        # Coincident cells: the kernel's 0 / 0 between them is repaired below, so numpy's
-        # warning is not the user's; nor is scipy's when scanpy zeroes the distance of a cell
-        # to itself that ties with a coincident neighbour's.
-        with (
-            np.errstate(invalid="ignore", divide="ignore"),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
-            sc.pp.neighbors(
+        # The kernel's 0 / 0 between coincident cells is repaired below: numpy's warning about
+        # it is not the user's.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # Exact neighbours are cheap at this size (see LEIDEN_MAX_CELLS). Gaussian-kernel
+            # weights (adaptive widths) avoid the umap weights' numba compilation, seconds per
+            # process.
+            exact_neighbors(
                 self._adata,
-                n_neighbors=n_neighbors,
                 use_rep="X_latent",
+                n_neighbors=n_neighbors,
                 random_state=self.random_state,
-                # Exact neighbours: cheap at this size (see LEIDEN_MAX_CELLS), and scanpy 1.11's
-                # approximate path breaks on scipy >= 1.17 sparse arrays. Gaussian-kernel
-                # weights (adaptive widths) avoid the umap weights' numba compilation, seconds
-                # per process.
-                transformer="sklearn",
                 method="gauss",
             )
         self.weights = _coincident_cells_joined(
