@@ -79,9 +79,11 @@ def test_the_graph_of_coincident_cells_has_finite_weights_and_keeps_the_groups()
     z, truth = _blobs(100, [(0, 0), (6, 0), (0, 6)])
     z = np.concatenate([z, np.full((30, 2), 3.0, np.float32)])
     truth = np.concatenate([truth, np.full(30, 3)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nor does numpy's 0 / 0 warning reach the user
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    # ours, naming the cells; not numpy's 0 / 0 nor scipy's sparse-structure warning
+    assert [str(w.message).split(" cells clustered")[0] for w in caught] == ["30 of the 330"]
     assert np.isfinite(graph.weights.data).all()
     coincident = graph.weights[300:][:, 300:]
     assert coincident.nnz > 0 and np.all(coincident.data == 1.0)
@@ -96,7 +98,8 @@ def test_desc_clusters_and_draws_data_holding_duplicated_cells(sim):
     sc.pp.normalize_total(sim)
     sc.pp.log1p(sim)
     sc.pp.scale(sim)
-    sdc.tl.desc(sim, pretrain_epochs=4, max_epochs=2, progress=False, batch_size=64)
+    with pytest.warns(UserWarning, match="30 of the 240 cells clustered by Leiden share"):
+        sdc.tl.desc(sim, pretrain_epochs=4, max_epochs=2, progress=False, batch_size=64)
     labels = sim.obs["desc"].to_numpy()
     assert len(np.unique(labels)) <= 4  # the three groups, and the duplicates perhaps apart
     assert adjusted_rand_score(sim.obs["group"][30:], labels[30:]) > 0.9

@@ -241,7 +241,7 @@ def _coincident_cells_joined(weights: sp.csr_matrix, z: np.ndarray) -> sp.csr_ma
     those weights made Leiden put nearly every cell of the data in a cluster of its own (40
     all-zero cells among 2,000: 1,961 clusters). The limit is 1 between coincident cells and 0
     between distinct ones; the weights to cells outside are 0 (the kernel's own value for a
-    width of 0), so a group of coincident cells is a cluster of its own.
+    width of 0), so a group of coincident cells is a cluster of its own, which a warning says.
     """
     rows = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
     cols = weights.indices
@@ -255,6 +255,18 @@ def _coincident_cells_joined(weights: sp.csr_matrix, z: np.ndarray) -> sp.csr_ma
     weights.data[bad] = coincide.astype(weights.dtype)
     weights.data[loops] = 0
     weights.eliminate_zeros()
+    n_coincident = len(np.unique(rows[bad][coincide]))
+    if n_coincident:
+        warnings.warn(
+            f"{n_coincident} of the {len(z)} cells clustered by Leiden share their point of "
+            "the embedding with most of their nearest neighbours: their input rows are "
+            "identical (e.g. all-zero cells, which scaling turns into identical rows, or "
+            "duplicated cells). Each such group becomes a cluster of its own; to leave empty "
+            "cells out, remove them before normalising, e.g. "
+            "`sc.pp.filter_cells(adata, min_genes=1)`.",
+            UserWarning,
+            stacklevel=2,
+        )
     return weights
 
 
