@@ -371,6 +371,51 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
     np.testing.assert_array_equal(again.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
 
 
+def _relabelled(adata, column, every_other_from):
+    labelled = np.arange(adata.n_obs) % 2 == every_other_from
+    adata.obs[column] = adata.obs["group"].astype(object).where(labelled)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_checkpoint_is_resumed_only_by_the_same_data_and_settings(tool, split, tmp_path):
+    """Other cells of the same shape, the genes in another order, other labels (scdcc) or
+    another `scale` (desc) would continue a run that trained on something else."""
+    adata = split[0][:100].copy()
+    if tool == "desc":
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+    _relabelled(adata, "known", 0)
+    _relabelled(adata, "other_known", 1)
+    fn = sdc.tl.scdcc if tool == "scdcc" else sdc.tl.desc
+    options = {"label_key": "known"} if tool == "scdcc" else {}
+    ckpt = tmp_path / "ckpt"
+    fn(adata, n_clusters=3, copy=True, checkpoint_dir=ckpt, **CKPT, **options)
+
+    other_cells = split[0][100:200].copy()
+    other_cells.obs_names = adata.obs_names
+    if tool == "desc":
+        sc.pp.normalize_total(other_cells)
+        sc.pp.log1p(other_cells)
+    _relabelled(other_cells, "known", 0)
+    genes_reordered = adata[:, np.random.default_rng(0).permutation(adata.n_vars)].copy()
+    changes = [(other_cells, {}), (genes_reordered, {})]
+    changes.append(
+        (adata, {"label_key": "other_known"}) if tool == "scdcc" else (adata, {"scale": True})
+    )
+    for data, change in changes:
+        with pytest.raises(ValueError, match="other settings or other data"):
+            fn(
+                data,
+                n_clusters=3,
+                copy=True,
+                checkpoint_dir=ckpt,
+                resume=True,
+                **CKPT,
+                **{**options, **change},
+            )
+    fn(adata, n_clusters=3, copy=True, checkpoint_dir=ckpt, resume=True, **CKPT, **options)
+
+
 def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
     split, tmp_path, monkeypatch
 ):

@@ -122,6 +122,8 @@ class MatrixSummary:
     example_non_integer: float | None  # a finite value that is not an integer, if any
     zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
+    row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
+    col_sums: np.ndarray  # float64 (n_vars,)
 
     @property
     def is_counts(self) -> bool:
@@ -140,8 +142,9 @@ def _check_dtype(dtype, where: str) -> np.dtype:
 def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSummary:
     """Find non-finite, negative and non-integer values and all-zero rows / columns.
 
-    The matrix is read block by block, and a sparse one through its stored entries only, so
-    that no dense copy of a large matrix is made.
+    Also sums each row and column, which tells one matrix from another at little cost (a
+    resumed checkpoint checks them). The matrix is read block by block, and a sparse one
+    through its stored entries only, so that no dense copy of a large matrix is made.
     """
     source = RowSource(matrix)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
@@ -149,6 +152,8 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
     non_integer = None
     row_nonzero = np.zeros(source.n_obs, dtype=bool)
     col_nonzero = np.zeros(source.n_vars, dtype=bool)
+    row_sums = np.zeros(source.n_obs)
+    col_sums = np.zeros(source.n_vars)
     for start, stop, block in source.iter_blocks(chunk_size):
         if sparse.issparse(block):
             block = sparse.csr_matrix(block)
@@ -157,11 +162,15 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
             rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
             row_nonzero[start:stop] |= np.bincount(rows[nonzero], minlength=stop - start) > 0
             col_nonzero[block.indices[nonzero]] = True
+            row_sums[start:stop] += np.asarray(block.sum(axis=1)).ravel()
+            col_sums += np.asarray(block.sum(axis=0)).ravel()
         else:
             values = np.asarray(block)
             nonzero = values != 0
             row_nonzero[start:stop] |= nonzero.any(axis=1)
             col_nonzero |= nonzero.any(axis=0)
+            row_sums[start:stop] += values.sum(axis=1, dtype=np.float64)
+            col_sums += values.sum(axis=0, dtype=np.float64)
             values = values.ravel()
         if values.size == 0 or dtype.kind == "b":
             continue
@@ -182,6 +191,8 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
         example_non_integer=non_integer,
         zero_rows=~row_nonzero,
         zero_cols=~col_nonzero,
+        row_sums=row_sums,
+        col_sums=col_sums,
     )
 
 

@@ -380,6 +380,8 @@ def desc(
         shape=[adata.n_obs, source.n_vars],
         input=where,
         resolutions=resolutions,
+        scale=scale,
+        data=data.content_digest(adata, use_rep),
     )
     results: dict[str, ClusteringResult] = {}
     with report_interruption(checkpoint):

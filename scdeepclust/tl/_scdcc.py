@@ -23,7 +23,13 @@ from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics
 from ..pp._input import check_adata
-from ..train import check_precision, open_checkpoint, report_interruption, resolve_device
+from ..train import (
+    array_digest,
+    check_precision,
+    open_checkpoint,
+    report_interruption,
+    resolve_device,
+)
 from ._validate import (
     check_batch_mixing,
     check_checkpointing,
@@ -471,6 +477,11 @@ def scdcc(
         median_library_size=stats.median_library_size,
         n_constraints=0 if constraints is None else len(constraints),
         max_value=max_value,
+        data=data.content_digest(adata, None, columns=genes_used),
+        constraints=None
+        if constraints is None
+        else array_digest(constraints.must_link, constraints.cannot_link),
+        seed_labels=None if seed_labels is None else array_digest(seed_labels),
     )
     with report_interruption(checkpoint):
         result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)

@@ -24,6 +24,7 @@ from ..pp._input import (
     scan_matrix,
 )
 from ..train._centroids import check_init as check_init  # the engine checks with it too
+from ..train._checkpoint import array_digest
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -231,6 +232,26 @@ class ToolInput:
             else np.asarray(adata.var_names).astype(str)
         )
         return list(names if self.columns is None else names[self.columns])
+
+    def content_digest(
+        self, adata: AnnData, use_rep: str | None, columns: np.ndarray | None = None
+    ) -> str:
+        """Return a digest of the cells, the features used and the row and column sums.
+
+        Tells a checkpoint's data from other cells, another gene order or other values of the
+        same shape. `columns` overrides the columns used (scdcc's highly variable genes).
+        """
+        used = self.columns if columns is None else columns
+        names = self.feature_names(adata, use_rep)
+        if columns is not None:
+            names = list(np.asarray(adata.var_names).astype(str)[columns])
+        col_sums = self.summary.col_sums if used is None else self.summary.col_sums[used]
+        return array_digest(
+            np.asarray(adata.obs_names).astype(str),
+            np.asarray(names),
+            self.summary.row_sums.astype(np.float32),
+            col_sums.astype(np.float32),
+        )
 
 
 def tool_input(

@@ -42,6 +42,18 @@ def run_fingerprint(**parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def array_digest(*arrays: np.ndarray) -> str:
+    """Return a digest of the arrays' shapes, types and contents (for `run_fingerprint`)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        if array.dtype.kind in "OU":  # names: their text, not object pointers
+            array = np.asarray([str(item).encode() for item in array.ravel()], dtype=bytes)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def open_checkpoint(
     directory: str | PathLike | None, *, every: int, resume: bool, method: str, config, **data
 ) -> TrainingCheckpoint | None:
