@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    parser.add_argument(
+        "--seed", type=_int_at_least(0), default=0, metavar="N", help="random seed (default 0)"
+    )
     parser.add_argument(
         "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ..."
     )
@@ -240,8 +243,16 @@ def _run(args) -> int:
     output = Path(args.output)
     if output.suffix != ".h5ad":
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
+    if output.resolve() == path.resolve():
+        raise CommandError(
+            f"-o/--output {output} is the input file: the results would replace the data they "
+            "come from (prepared, so no longer the counts). Give another output file."
+        )
+    _check_writable(output, "-o/--output")
     if args.plot is not None and Path(args.plot).suffix.lower() not in FIGURE_FORMATS:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
+    if args.plot is not None:
+        _check_writable(Path(args.plot), "--plot")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
     if args.batch_mixing is not None and args.batch_key is None:
@@ -307,6 +318,21 @@ def _run(args) -> int:
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse, before hours of training, a file path that cannot be written.
+
+    Its folder is created now (it would be at the end) and a scratch file written there.
+    """
+    if path.is_dir():
+        raise CommandError(f"{option} {path} is a folder; give a file name inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise CommandError(f"{option} {path} cannot be written: {error}") from None
 
 
 def _demo(args) -> int:

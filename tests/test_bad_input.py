@@ -256,6 +256,20 @@ CASES = [
         match=r"adata\.obsm\['adt'\] must be a finite cells x proteins matrix",
     ),
     Case(
+        "scdcc-random-state-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, random_state=-1),
+        raises=ValueError,
+        match=r"random_state must be a non-negative integer \(or None\), got -1",
+    ),
+    Case(
+        "desc-random-state-float",
+        "desc",
+        kwargs=dict(n_clusters=3, random_state=1.5),
+        raises=ValueError,
+        match=r"random_state must be a non-negative integer \(or None\), got 1\.5",
+    ),
+    Case(
         "scdcc-protein-constant",
         "scdcc",
         kwargs=dict(n_clusters=3, protein_key="adt"),

@@ -59,6 +59,7 @@ def scdcc_h5(tmp_path):
         (["run", "x.h5ad", "-m", "scdcc", "-k", "many", "-o", "o.h5ad"], ["not an integer"]),
         (["run", "x.h5ad", "-m", "scdcc"], ["-o/--output"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--init", "gmm"], ["invalid choice"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", "-1"], ["-1 is not at least 0"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -74,6 +75,33 @@ def test_errors_from_the_data_are_one_line(tmp_path):
     lognorm.write_h5ad(path)
     # scDCC refuses data without raw counts: a ValueError raised inside the package
     assert_one_line_error(cli("run", path, "-m", "scdcc", "-o", tmp_path / "o.h5ad"), "raw counts")
+
+
+def test_output_paths_are_checked_before_reading_the_data(scdcc_h5, tmp_path, capsys):
+    """The input as output, a folder, or a path below a file: refused at once (no "reading")."""
+    (tmp_path / "folder.h5ad").mkdir()
+    (tmp_path / "a_file").write_text("")
+    h5ad = tmp_path / "in.h5ad"
+    sdc.datasets.simulate(40, 20, 2, random_state=0).write_h5ad(h5ad)
+    before = h5ad.read_bytes()
+    cases = [
+        (["run", h5ad, "-m", "desc", "-o", h5ad], "is the input file"),
+        (["run", scdcc_h5, "-m", "desc", "-o", tmp_path / "folder.h5ad"], "is a folder"),
+        (
+            ["run", scdcc_h5, "-m", "desc", "-o", tmp_path / "a_file" / "o.h5ad"],
+            "cannot be written",
+        ),
+        (
+            ["run", scdcc_h5, "-m", "desc", "-o", tmp_path / "o.h5ad", "--plot"]
+            + [tmp_path / "a_file" / "u.png"],
+            "--plot",
+        ),
+    ]
+    for args, fragment in cases:
+        assert main([*map(str, args), *TINY]) == 2
+        captured = capsys.readouterr()
+        assert fragment in captured.err and "reading" not in captured.out
+    assert h5ad.read_bytes() == before
 
 
 def test_run_scdcc_layout_file(scdcc_h5, tmp_path):

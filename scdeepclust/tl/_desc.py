@@ -25,6 +25,7 @@ from ._validate import (
     check_initial_label_weight,
     check_key_added,
     check_n_clusters,
+    check_random_state,
     check_refine,
     check_resolution,
     check_target_smoothing,
@@ -296,6 +297,7 @@ def desc(
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
+    check_random_state(random_state)
     check_target_smoothing(target_smoothing)
     check_initial_label_weight(initial_label_weight)
     check_refine(refine)

@@ -37,6 +37,7 @@ from ._validate import (
     check_key_added,
     check_keys,
     check_n_clusters,
+    check_random_state,
     check_refine,
     check_resolution,
     check_training_sizes,
@@ -393,6 +394,7 @@ def scdcc(
     if pretrain_balance is not None:
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
+    check_random_state(random_state)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
     check_precision(precision, dev)

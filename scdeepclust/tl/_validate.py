@@ -36,6 +36,15 @@ def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> No
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
+def check_random_state(random_state) -> None:
+    """None or a non-negative integer: what numpy's and torch's seeding take."""
+    ok = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    if random_state is not None and not (ok and random_state >= 0):
+        raise ValueError(
+            f"random_state must be a non-negative integer (or None), got {random_state!r}."
+        )
+
+
 def check_update_interval(update_interval: float | None) -> None:
     if update_interval is not None and not (
         isinstance(update_interval, numbers.Real) and update_interval > 0
