@@ -128,6 +128,24 @@ def test_autosave_saves_once_without_a_warning(plot, clustered, figdir, recwarn)
     ]
 
 
+def test_panels_are_checked_before_the_umap_is_cached(clustered):
+    adata = clustered.copy()
+    before = (set(adata.obsm), set(adata.obsp), set(adata.uns))
+    with pytest.raises(KeyError, match=r"color \['nope'\] not found.*adata.obs"):
+        sdc.pl.umap(adata, "scdcc", color="nope", show=False)
+    _, ax = plt.subplots()
+    for plot in (sdc.pl.umap, sdc.pl.embedding):
+        with pytest.raises(ValueError, match=r"ax= holds one panel, but this plot draws 2"):
+            plot(adata, "scdcc", color="group", ax=ax, show=False)
+    with pytest.raises(ValueError, match=r"pl.umap draws obsm\['X_umap_scdcc'\].*pl.embedding"):
+        sdc.pl.umap(adata, "scdcc", basis="X_pca", show=False)
+    assert (set(adata.obsm), set(adata.obsp), set(adata.uns)) == before
+    # a gene is a colour, and return_fig returns the figure whatever `show` says
+    fig = sdc.pl.umap(adata, "scdcc", color=adata.var_names[0], return_fig=True)
+    assert isinstance(fig, Figure) and len(fig.axes) >= 2
+    assert sdc.pl.umap(adata, "scdcc", ax=ax, show=False) is ax
+
+
 def test_probabilities(clustered, tmp_path):
     fig = sdc.pl.probabilities(clustered, "scdcc", show=False)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
@@ -138,6 +156,26 @@ def test_probabilities(clustered, tmp_path):
     fig = sdc.pl.probabilities(clustered, "desc", max_cells=50, threshold=0.9, show=False)
     assert fig.axes[1].images[0].get_array().shape == (50, 3)
     assert "50 of 240 shown" in fig.axes[1].get_title()
+
+
+def test_probabilities_names_each_column_by_its_cluster(clustered):
+    """Column j of the soft assignments is cluster "j", whatever the order of the categories."""
+    adata = clustered.copy()
+    n_columns = adata.obsm["scdcc_probs"].shape[1]
+    numbers = [str(j) for j in range(n_columns)]
+    adata.obs["scdcc"] = adata.obs["scdcc"].cat.reorder_categories(numbers[::-1])
+    reordered = sdc.pl.probabilities(adata, "scdcc", show=False)
+    adata.obs["scdcc"] = adata.obs["scdcc"].astype(str)
+    as_text = sdc.pl.probabilities(adata, "scdcc", show=False)
+    for fig in (reordered, as_text):
+        assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == numbers
+    adata.obs["scdcc"] = adata.obs["scdcc"].astype("category")
+    renamed = [f"type {j}" for j in range(n_columns)]
+    adata.obs["scdcc"] = adata.obs["scdcc"].cat.rename_categories(renamed)
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == renamed
+    with pytest.raises(KeyError, match=r"palette has no colour for the scdcc cluster\(s\)"):
+        sdc.pl.probabilities(adata, "scdcc", palette={"type 0": "red"}, show=False)
 
 
 @pytest.mark.parametrize("key", ["scdcc", "desc"])

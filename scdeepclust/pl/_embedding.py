@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._utils import as_list, check_result, figure_of, finish, scanpy_draws_only
+from ._utils import check_result, figure_of, finish, panel_colors, scanpy_draws_only
 
 
 def embedding(
@@ -50,7 +50,7 @@ def embedding(
     check_result(adata, key)
     if basis is None:
         basis = "X_umap" if "X_umap" in adata.obsm else f"X_{key}"
-    colors = [key] + [c for c in as_list(color) if c != key]
+    colors = panel_colors(adata, key, color, kwargs)
     # scanpy only draws; saving and showing are finish's, so that `save` is not handed to
     # scanpy, whose own `save` is deprecated in 1.12
     with scanpy_draws_only():

@@ -64,9 +64,7 @@ def probabilities(
     categories = [str(c) for c in labels.categories]
     codes = labels.codes
     colors = cluster_colors(adata, key, palette)
-    column_names = (
-        categories if len(categories) == probs.shape[1] else list(map(str, range(probs.shape[1])))
-    )
+    column_names = _column_names(categories, probs.shape[1])
 
     order = np.lexsort((-confidence, codes))  # by cluster, then by falling confidence
     shown = order
@@ -133,6 +131,18 @@ def probabilities(
 
     _confidence_panel(conf_ax, confidence, codes, categories, colors, threshold, key)
     return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)
+
+
+def _column_names(categories: list[str], n_columns: int) -> list[str]:
+    """Column j of the soft assignments is cluster "j", whatever order the categories are in.
+
+    Categories renamed from those numbers (`rename_categories`, which keeps their order) name
+    the columns when there is one per column.
+    """
+    numbers = [str(j) for j in range(n_columns)]
+    if set(categories) <= set(numbers) or len(categories) != n_columns:
+        return numbers
+    return categories
 
 
 def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key):

@@ -6,7 +6,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._neighbors import exact_neighbors
-from ._utils import as_list, check_result, figure_of, finish, scanpy_draws_only
+from ._utils import check_result, figure_of, finish, panel_colors, scanpy_draws_only
 
 
 def umap(
@@ -62,11 +62,17 @@ def umap(
     Returns
     -------
     With ``show=False``, what :func:`scanpy.pl.embedding` returns: an Axes, or a list of Axes
-    with several panels (a Figure with ``return_fig=True``).
+    with several panels; with ``return_fig=True`` the Figure, never shown (as in scanpy).
     """
     import scanpy as sc
 
     check_result(adata, key, "embedding")
+    if "basis" in kwargs:
+        raise ValueError(
+            f"pl.umap draws obsm['X_umap_{key}'], the UMAP of the run's own embedding; for "
+            "other coordinates use scdeepclust.pl.embedding(adata, key, basis=...)."
+        )
+    colors = panel_colors(adata, key, color, kwargs)
     basis = umap_coordinates(
         adata,
         key,
@@ -75,7 +81,6 @@ def umap(
         random_state=random_state,
         recompute=recompute,
     )
-    colors = [key] + [c for c in as_list(color) if c != key]
     if (
         len(colors) > 1
         and "wspace" not in kwargs
@@ -89,6 +94,8 @@ def umap(
         if ax.get_xlabel() == f"{basis}1":
             ax.set_xlabel("UMAP1")
             ax.set_ylabel("UMAP2")
+    if kwargs.get("return_fig"):  # scanpy returns that figure without showing it
+        show = False
     return finish(fig, f"umap_{key}", show=show, save=save, returned=returned)
 
 

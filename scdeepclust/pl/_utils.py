@@ -93,6 +93,12 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     k = len(categories)
     if palette is not None:
         if isinstance(palette, Mapping):
+            missing = [c for c in categories if c not in palette]
+            if missing:
+                raise KeyError(
+                    f"palette has no colour for the {key} cluster(s) {missing}; give one for "
+                    f"each of {categories}."
+                )
             return [palette[c] for c in categories]
         if isinstance(palette, str):
             cmap = colormaps[palette]
@@ -242,6 +248,37 @@ def as_list(value) -> list:
     if isinstance(value, str):
         return [value]
     return list(value)
+
+
+def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
+    """Return the panels: the run's clusters, then each `color`, checked before drawing.
+
+    A key that is neither an ``obs`` column nor a gene (in ``var_names``, ``raw`` or the
+    `gene_symbols` column) is refused here, before the UMAP is cached in `adata`; so is an
+    `ax` for more than one panel, which scanpy refuses without saying that the clusters'
+    panel is always drawn.
+    """
+    colors = [key] + [c for c in as_list(color) if c != key]
+    genes = set(adata.var_names)
+    symbols = kwargs.get("gene_symbols")
+    if symbols is not None and symbols in adata.var:
+        genes |= set(adata.var[symbols].astype(str))
+    if adata.raw is not None and kwargs.get("use_raw") is not False:
+        genes |= set(adata.raw.var_names)
+    unknown = [c for c in colors[1:] if c not in adata.obs.columns and c not in genes]
+    if unknown:
+        raise KeyError(
+            f"color {unknown} not found: each must be a column of adata.obs or a gene of "
+            "adata.var_names (or of adata.raw)."
+        )
+    if kwargs.get("ax") is not None and len(colors) > 1:
+        raise ValueError(
+            f"ax= holds one panel, but this plot draws {len(colors)}: the {key} clusters and "
+            f"each color ({colors[1:]}). Leave out `ax` to get a grid of panels, or draw one "
+            "panel per axes: `color=None` for the clusters, or sc.pl.embedding(adata, "
+            "basis=..., color=..., ax=ax) for another colour."
+        )
+    return colors
 
 
 def spans_decades(values, ratio: float = 20.0) -> bool:
