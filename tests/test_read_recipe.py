@@ -88,6 +88,38 @@ def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
     assert sim.layers["counts"] is not sim.X
 
 
+def test_recipe_tells_normalised_from_log_normalised_data():
+    """Normalised values under 50 are log-transformed; log-normalised ones are left alone."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim)  # to the median total: every value far below 50
+    assert sim.X.max() < 50 and "log1p" not in sim.uns
+    normalised = sim.X.copy()
+    steps = sdc.pp.recipe(sim.copy(), "desc")
+    assert any(step.startswith("X looks normalised but not log-transformed") for step in steps)
+    logged = sim.copy()
+    logged.X = np.log1p(normalised)  # log-normalised elsewhere: no scanpy record of it
+    steps = sdc.pp.recipe(logged, "desc")
+    assert "X looks log-normalised already: no normalisation" in steps
+
+
+def test_recipe_checks_its_keys_before_changing_anything():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=80, n_groups=2, random_state=0)
+    before = sim.copy()
+    with pytest.raises(KeyError, match=r"batch_key 'donor' is not a column of adata.obs"):
+        sdc.pp.recipe(sim, "desc", batch_key="donor")
+    assert sim.uns.keys() == before.uns.keys() and sim.raw is None
+    np.testing.assert_array_equal(sim.X.toarray(), before.X.toarray())
+    # X holds counts, layers['counts'] does not: the message says so and how to use X's
+    sim.layers["counts"] = np.log1p(sim.X.toarray())
+    with pytest.raises(
+        ValueError, match=r"layers\['counts'\] does not hold counts .* while X does"
+    ):
+        sdc.pp.recipe(sim, "scdcc")
+    with pytest.raises(ValueError, match=r"if adata.X holds them, rename that layer"):
+        sdc.tl.scdcc(sim, 2, progress=False)
+
+
 def test_recipe_respects_prepared_data(sim):
     sc.pp.normalize_total(sim)
     sc.pp.log1p(sim)

@@ -473,9 +473,10 @@ class SCDCC(TrainedModel):
         batch_key: str | None = None,
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
+        found_by_name = layer is None and "counts" in adata.layers
         layer, _ = counts_location(adata, layer)
         matrix, where = input_matrix(adata, layer=layer)
-        check_counts(scan_matrix(matrix, where=where), where)
+        check_counts(scan_matrix(matrix, where=where), where, found_by_name=found_by_name)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
         factors, _ = size_factors(source, pre["median_library_size"])

@@ -93,10 +93,16 @@ def get_counts(adata: AnnData, layer: str | None):
     where : str
         Where it came from, e.g. ``"X"`` or ``"layers['counts']"``.
     """
+    found_by_name = layer is None and "counts" in adata.layers
     layer, where = counts_location(adata, layer)
     matrix, where = input_matrix(adata, layer=layer)
     summary = scan_matrix(matrix, where=where)
-    check_counts(summary, where, raw_hint=where == "X" and adata.raw is not None)
+    check_counts(
+        summary,
+        where,
+        raw_hint=where == "X" and adata.raw is not None,
+        found_by_name=found_by_name,
+    )
     return matrix, where
 
 

@@ -204,8 +204,14 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
         )
 
 
-def check_counts(summary: MatrixSummary, where: str, *, raw_hint: bool = False) -> None:
-    """Refuse anything but finite non-negative integers, saying what was found."""
+def check_counts(
+    summary: MatrixSummary, where: str, *, raw_hint: bool = False, found_by_name: bool = False
+) -> None:
+    """Refuse anything but finite non-negative integers, saying what was found.
+
+    `found_by_name`: the matrix is ``layers['counts']``, read because of its name (no `layer`
+    was given); the message then says how to read ``X`` instead.
+    """
     check_finite(summary, where)
     if summary.is_counts:
         return
@@ -221,7 +227,13 @@ def check_counts(summary: MatrixSummary, where: str, *, raw_hint: bool = False) 
         if raw_hint
         else ""
     )
+    how = HOW_TO_PASS_COUNTS
+    if found_by_name:
+        how = (
+            f"scdcc reads raw counts from adata.{where} when there is such a layer; if adata.X "
+            f"holds them, rename that layer (`adata.layers['lognorm'] = "
+            f"adata.layers.pop('counts')`), or pass `layer=` naming the layer with the counts."
+        )
     raise ValueError(
-        f"adata.{where} does not hold raw counts (non-negative integers): {found}. "
-        f"{HOW_TO_PASS_COUNTS}{hint}"
+        f"adata.{where} does not hold raw counts (non-negative integers): {found}. {how}{hint}"
     )

@@ -36,8 +36,10 @@ def recipe(
        scDCC reads them). scDCC fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
     3. ``X``: counts are normalised (10,000 per cell) and log1p-transformed; non-integer values
-       above 50 are taken as normalised and only log1p-transformed; anything else is taken as
-       log-normalised already, or as scaled when it has negative values (then used as is).
+       with the same total in every cell (what ``sc.pp.normalize_total`` leaves) or above 50,
+       and no record of a log1p in ``uns['log1p']``, are taken as normalised and only
+       log1p-transformed; anything else is taken as log-normalised already, or as scaled when
+       it has negative values (then used as is).
     4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
        ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
        (scanpy's 'seurat' flavour).
@@ -70,17 +72,33 @@ def recipe(
 
     if method not in METHODS:
         raise ValueError(f"method must be 'desc' or 'scdcc', not {method!r}.")
+    if batch_key is not None and batch_key not in adata.obs:  # before anything is changed
+        raise KeyError(
+            f"batch_key {batch_key!r} is not a column of adata.obs; columns: "
+            f"{list(adata.obs.columns)}."
+        )
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
     if counts_key is None and method == "scdcc":
-        raise ValueError(
-            "scdcc models raw counts, but X does not hold counts (non-negative integers) and "
-            "there is no layers['counts']; name the layer that holds them (--layer / layer=)."
-        )
+        name_it = "name the layer that holds them (--layer / layer=)"
+        if "counts" not in adata.layers:
+            found = "X does not hold counts (non-negative integers), and there is no "
+            found += f"layers['counts']; {name_it}"
+        elif is_count_matrix(adata.X):
+            found = (
+                "layers['counts'] does not hold counts (non-negative integers), while X does; "
+                "rename that layer (`adata.layers['lognorm'] = adata.layers.pop('counts')`) so "
+                f"that X's counts are used, or {name_it}"
+            )
+        else:
+            found = (
+                f"neither X nor layers['counts'] holds counts (non-negative integers); {name_it}"
+            )
+        raise ValueError(f"scdcc models raw counts, but {found}.")
     if counts_key is not None:
         _drop_empty(adata, counts_key, steps)
 
-    state = _x_state(adata.X)
+    state = _x_state(adata.X, logged="log1p" in adata.uns)
     if state == "counts":
         adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
         sc.pp.normalize_total(adata, target_sum=1e4)
@@ -90,7 +108,10 @@ def recipe(
     elif state == "normalised":
         adata.X = adata.X.copy()
         sc.pp.log1p(adata)
-        steps.append("X looks normalised but not log-transformed (values above 50): log1p")
+        steps.append(
+            "X looks normalised but not log-transformed (the same total in every cell, or "
+            "values above 50): log1p"
+        )
         state = "log"
     elif state == "log":
         steps.append("X looks log-normalised already: no normalisation")
@@ -153,7 +174,13 @@ def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
         raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
 
 
-def _x_state(X) -> str:
+def _x_state(X, *, logged: bool) -> str:
+    """Return what X holds: "counts", "normalised" (not logged), "log" or "scaled".
+
+    Normalised values are told from log-normalised ones by scanpy's record of a log1p
+    (`logged`), else by equal totals per cell (what `normalize_total` leaves) or values above
+    `LOG_MAX`.
+    """
     if is_count_matrix(X):
         return "counts"
     values = X.data if sparse.issparse(X) else np.asarray(X)
@@ -162,7 +189,11 @@ def _x_state(X) -> str:
     low, high = float(np.min(values)), float(np.max(values))
     if low < 0:
         return "scaled"
-    return "normalised" if high > LOG_MAX else "log"
+    if logged:
+        return "log"
+    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
+    return "normalised" if equal_totals or high > LOG_MAX else "log"
 
 
 def _highly_variable(
