@@ -701,6 +701,30 @@ def test_backed_read_only(tool, tmp_path):
     np.testing.assert_array_equal(in_memory.obsm[f"X_{tool}"], backed.obsm[f"X_{tool}"])
 
 
+def test_backed_gene_selection_view_and_recipe(tmp_path):
+    """scdcc's n_top_genes reads a backed file block by block (the genes and results of the
+    data in memory); a view of a backed AnnData, which cannot take results, and pp.recipe,
+    which changes X in place, are refused before any work."""
+    path = tmp_path / "data.h5ad"
+    adata = counts_data()
+    adata.X = sparse.csr_matrix(adata.layers.pop("counts"))  # backed mode reads X only
+    adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    with pytest.warns(UserWarning, match="in memory only"):
+        _run(Case("", "scdcc"), backed, n_clusters=3, n_top_genes=15)
+    in_memory = _run(Case("", "scdcc"), ad.read_h5ad(path), n_clusters=3, n_top_genes=15, copy=True)
+    np.testing.assert_array_equal(
+        backed.uns["scdcc"]["genes_used"], in_memory.uns["scdcc"]["genes_used"]
+    )
+    np.testing.assert_array_equal(backed.obsm["X_scdcc"], in_memory.obsm["X_scdcc"])
+    view = ad.read_h5ad(path, backed="r")[:60]
+    with pytest.raises(ValueError, match=r"a view of a backed AnnData.*adata.to_memory\(\)"):
+        _run(Case("", "scdcc"), view, n_clusters=3)
+    assert not view.obsm
+    with pytest.raises(ValueError, match=r"pp.recipe changes X in place.*to_memory"):
+        sdc.pp.recipe(ad.read_h5ad(path, backed="r"), "scdcc")
+
+
 # -- failures during training ---------------------------------------------------------------
 
 

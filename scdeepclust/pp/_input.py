@@ -54,6 +54,12 @@ def check_adata(
     if adata.n_obs < min_cells:
         raise ValueError(f"adata has {adata.n_obs} cell(s); at least {min_cells} are needed.")
     if adata.isbacked and writes:
+        if adata.is_view:
+            raise ValueError(
+                "adata is a view of a backed AnnData, which cannot take results (anndata makes "
+                "a view actual in memory only when the data are in memory). Load the cells "
+                "first: `adata = adata.to_memory()`."
+            )
         if copy:
             raise ValueError(
                 "copy=True cannot copy a backed AnnData (anndata needs a new file for that). "

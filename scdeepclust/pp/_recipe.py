@@ -72,6 +72,11 @@ def recipe(
 
     if method not in METHODS:
         raise ValueError(f"method must be 'desc' or 'scdcc', not {method!r}.")
+    if adata.isbacked:
+        raise ValueError(
+            "pp.recipe changes X in place, which a backed AnnData keeps in its file; load it "
+            "first: `adata = adata.to_memory()`."
+        )
     if batch_key is not None and batch_key not in adata.obs:  # before anything is changed
         raise KeyError(
             f"batch_key {batch_key!r} is not a column of adata.obs; columns: "

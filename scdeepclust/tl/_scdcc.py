@@ -412,7 +412,7 @@ def scdcc(
     n_genes = adata.n_vars if genes_used is None else len(genes_used)
     if n_top_genes is not None and n_top_genes < n_genes:
         kept = np.arange(adata.n_vars) if genes_used is None else genes_used
-        chosen = _highly_variable(counts if genes_used is None else counts[:, kept], n_top_genes)
+        chosen = _highly_variable(counts, n_top_genes, None if genes_used is None else kept)
         genes_used = kept[chosen]
     source = RowSource(counts, columns=genes_used)
     batch_codes = None if batches is None else batches.codes
@@ -542,9 +542,17 @@ def _label_codes(labels) -> np.ndarray:
     return codes
 
 
-def _highly_variable(counts, n_top_genes: int) -> np.ndarray:
+def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np.ndarray:
+    """Positions (among `columns`, if given) of the most variable genes ('seurat' flavour)."""
     import scanpy as sc
+    from scipy import sparse
 
+    source = RowSource(counts, columns=columns)
+    if source.is_backed:  # in memory, block by block: the choice needs every cell's counts
+        blocks = [sparse.csr_matrix(block) for _, _, block in source.iter_blocks()]
+        counts = sparse.vstack(blocks, format="csr")
+    elif columns is not None:
+        counts = counts[:, columns]
     normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
     tmp = AnnData(normalised)
     sc.pp.log1p(tmp)
