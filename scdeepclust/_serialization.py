@@ -65,8 +65,8 @@ def read_json(path: str | Path) -> dict:
 
 def check_format_version(meta: dict, supported: int, what: str, path: str | Path) -> None:
     """Refuse files of a newer, incompatible format with a message that says what to do."""
-    found = meta.get("format_version")
-    if not isinstance(found, int):
+    found = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(found, int) or isinstance(found, bool):
         raise ValueError(f"{path} is not a {what} written by scdeepclust (no format_version).")
     if found > supported:
         raise ValueError(

@@ -146,6 +146,12 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (n, 2), got {arr.shape}.")
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.int64)
+    if not obs_names.is_unique:
+        raise ValueError(
+            f"{name} names cells, but adata.obs_names are not unique, so a name may stand for "
+            "several cells. Call `adata.obs_names_make_unique()` first, or give the pairs as "
+            "cell positions (integers)."
+        )
     pos = obs_names.get_indexer(arr.ravel())
     if np.any(pos < 0):
         missing = [str(m) for m in arr.ravel()[pos < 0][:3]]

@@ -103,6 +103,14 @@ def _obsm(key, values):
     return edit
 
 
+def _set_obs_names(names):
+    def edit(a):
+        a.obs_names = names(a)
+        return a
+
+    return edit
+
+
 def _existing_key(a):
     a.obs["scdcc"] = "old"
     a.obs["desc"] = "old"
@@ -297,6 +305,14 @@ CASES = [
         kwargs=dict(n_clusters=3, must_link=[["cell0", "nobody"]]),
         raises=KeyError,
         match=r"must_link names cells not in adata\.obs_names, e\.g\. \['nobody'\]",
+    ),
+    Case(
+        "scdcc-pair-names-not-unique",
+        "scdcc",
+        kwargs=dict(n_clusters=3, must_link=[["cell0", "cell1"]]),
+        edit=_set_obs_names(lambda a: [f"cell{i % 45}" for i in range(a.n_obs)]),
+        raises=ValueError,
+        match=r"must_link names cells, but adata\.obs_names are not unique.*obs_names_make_unique",
     ),
     Case(
         "scdcc-pair-wrong-shape",

@@ -234,6 +234,10 @@ def test_mapping_errors_name_the_known_batches(batch_data):
     del missing.obs["batch"]
     with pytest.raises(KeyError, match="trained with batch_key='batch'"):
         model.predict(missing)
+    with pytest.raises(
+        KeyError, match=r"batch_key 'donr' is not a column .* trained with batch_key='batch'"
+    ):
+        model.predict(batch_data[300:].copy(), batch_key="donr")
     _, plain = sdc.tl.scdcc(
         train, 3, pretrain_epochs=1, max_epochs=1, progress=False, return_model=True, copy=True
     )

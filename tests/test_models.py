@@ -146,7 +146,7 @@ def test_gene_matching_by_name(scdcc_model, split):
     np.testing.assert_allclose(out.obsm["X_scdcc"], ref.obsm["X_scdcc"], atol=1e-5)
     # missing genes: zeros, with a warning that says how many
     fewer = test[:, 10:].copy()
-    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata") as w:
+    with pytest.warns(UserWarning, match=r"10 of the model's 120 genes .*\(e.g. \['gene0'") as w:
         out = sdc.tl.map_to_model(fewer, model, copy=True)
     assert w[0].filename == __file__  # the warning points at the caller's line
     with pytest.warns(UserWarning, match=r"10 of the model's 120 genes are not in adata") as w:
@@ -157,7 +157,7 @@ def test_gene_matching_by_name(scdcc_model, split):
     # none in common, or names that cannot be matched
     other = test.copy()
     other.var_names = [f"ENSG{i}" for i in range(test.n_vars)]
-    with pytest.raises(ValueError, match="None of the model's 120 genes is in adata.var_names"):
+    with pytest.raises(ValueError, match=r"None of the model's 120 genes .*\(model: \['gene0'"):
         sdc.tl.map_to_model(other, model, copy=True)
     other.var_names = ["g"] * test.n_vars
     with pytest.raises(ValueError, match="var_names are not unique"):
@@ -215,6 +215,21 @@ def test_newer_format_is_refused(scdcc_model, tmp_path):
         sdc.models.load(path)
 
 
+def test_model_files_not_written_by_save_are_refused_by_name(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "model.json").read_text())
+    edits = [
+        ([meta], "is not a model written by scdeepclust"),  # a list, not the object
+        ({**meta, "format_version": True}, "is not a model written by scdeepclust"),
+        ({k: v for k, v in meta.items() if k != "centroids"}, r"lacks \['centroids'\]"),
+    ]
+    for edited, match in edits:
+        (path / "model.json").write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match=match):
+            sdc.models.load(path)
+
+
 class _Exploit:
     def __reduce__(self):
         import os
@@ -260,6 +275,9 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     mapped_ari = adjusted_rand_score(test.obs["group"], test.obs["desc"])
     print(f"DESC ARI: trained {trained_ari:.3f}, mapped {mapped_ari:.3f}")
     assert trained_ari > 0.9 and mapped_ari > trained_ari - 0.1
+    # raw counts where the model read log-normalised values: the warning tl.desc gives
+    with pytest.warns(UserWarning, match=r"adata.X looks like raw counts"):
+        loaded.predict(split[1])
     # several resolutions: one model per key
     models = sdc.tl.desc(
         train,
@@ -358,6 +376,8 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
 
     with pytest.raises(FileExistsError, match="resume=True"):
         run(checkpoint_dir=ckpt)
+    with pytest.raises(ValueError, match=r"checkpoint_dir '.*checkpoint.pt' is a file"):
+        run(checkpoint_dir=ckpt / "checkpoint.pt")
     with pytest.raises(ValueError, match="other settings or other data"):
         run(checkpoint_dir=ckpt, resume=True, random_state=5)
     resumed = run(checkpoint_dir=ckpt, resume=True)

@@ -47,12 +47,15 @@ from ..pp._input import (
     counts_location,
     input_matrix,
     scan_matrix,
+    warn_if_counts,
 )
 from ..train import resolve_device
 from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
+# what `load` reads from model.json besides the format version and the method
+MODEL_FIELDS = ("centroids", "config", "features", "preprocessing", "key_added")
 CONFIG_FILE = "model.json"
 
 
@@ -88,14 +91,15 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
     if n_missing == len(features):
         raise ValueError(
             f"None of the model's {len(features)} genes is in adata.var_names (model: "
-            f"{features[:3]}, adata: {list(var_names[:3])}). Use the same gene identifiers as "
-            "the data the model was trained on (e.g. symbols, not Ensembl IDs)."
+            f"{[str(f) for f in features[:3]]}, adata: {[str(v) for v in var_names[:3]]}). "
+            "Use the same gene identifiers as the data the model was trained on (e.g. symbols, "
+            "not Ensembl IDs)."
         )
     if n_missing:
         warnings.warn(
             f"{n_missing} of the model's {len(features)} genes are not in adata.var_names (e.g. "
-            f"{list(np.asarray(features)[missing][:3])}) and are filled with zeros; the more "
-            "genes are missing, the less reliable the mapping.",
+            f"{[str(f) for f in np.asarray(features)[missing][:3]]}) and are filled with zeros; "
+            "the more genes are missing, the less reliable the mapping.",
             UserWarning,
             # the caller of predict / map_to_model, through _map_cells and feeder
             stacklevel=5,
@@ -311,7 +315,9 @@ class TrainedModel:
                     "be used; leave batch_key out."
                 )
             return None
-        return known_batch_codes(adata, batch_key or self.batch_key, self.batch_categories)
+        return known_batch_codes(
+            adata, batch_key or self.batch_key, self.batch_categories, trained_key=self.batch_key
+        )
 
     def feeder(
         self,
@@ -410,6 +416,12 @@ class TrainedModel:
             raise ValueError(
                 f"{directory} holds a {model_cls.__name__} model, not a {cls.__name__}; load it "
                 f"with scdeepclust.models.{model_cls.__name__}.load or scdeepclust.models.load."
+            )
+        missing = [k for k in MODEL_FIELDS if k not in meta]
+        if missing:
+            raise ValueError(
+                f"{directory / CONFIG_FILE} lacks {missing}; it was not written by "
+                "model.save, or was edited. Save the model again."
             )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
         with torch.device("cpu"):  # whatever torch's default device is; moved below
@@ -540,7 +552,10 @@ class DESC(TrainedModel):
                 layer = source["key"]
             matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
-        check_finite(scan_matrix(matrix, where=where), where)
+        summary = scan_matrix(matrix, where=where)
+        check_finite(summary, where)
+        if source["kind"] != "obsm":
+            warn_if_counts(summary, where, stacklevel=4)
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None
         return CellFeeder(

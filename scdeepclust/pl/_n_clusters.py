@@ -52,8 +52,9 @@ def n_clusters(
     if not isinstance(search, Mapping):
         raise KeyError(
             f"adata.uns[{key!r}] has no 'n_clusters_search': the run was given its number of "
-            "clusters or a Leiden resolution. Run it with n_clusters=(lo, hi), or at scDCC's "
-            "defaults, to search."
+            "clusters or a Leiden resolution (both tools' default). Run it with "
+            "n_clusters=(lo, hi) to search; tl.scdcc with label_key and no n_clusters searches "
+            "too."
         )
     k = np.asarray(search["n_clusters"], dtype=int)
     score = np.asarray(search["score"], dtype=float)

@@ -81,12 +81,21 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
     return BatchCovariate(key, tuple(categories), codes)
 
 
-def known_batch_codes(adata: AnnData, key: str, categories: list[str]) -> np.ndarray:
+def known_batch_codes(
+    adata: AnnData, key: str, categories: list[str], *, trained_key: str | None = None
+) -> np.ndarray:
     """Return codes of the cells' batches among those a model was trained on.
 
+    `key` is the column read, `trained_key` the model's own when the caller named another.
     A batch it does not know raises, naming the ones it knows.
     """
     if key not in adata.obs:
+        if trained_key is not None and trained_key != key:
+            raise KeyError(
+                f"batch_key {key!r} is not a column of adata.obs (the model was trained with "
+                f"batch_key={trained_key!r}); name the column that holds each cell's batch "
+                f"among {list(categories)}."
+            )
         raise KeyError(
             f"This model was trained with batch_key={key!r}: adata.obs needs that column, with "
             f"each cell's batch among {list(categories)} (or pass batch_key= naming the column "

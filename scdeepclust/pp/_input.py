@@ -210,6 +210,17 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
         )
 
 
+def warn_if_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+    """DESC's input (and a DESC model's) is log-normalised, scaled data, not counts."""
+    if summary.is_counts:
+        warnings.warn(
+            f"adata.{where} looks like raw counts. DESC expects log-normalised, scaled data: "
+            "run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first (or pass use_rep).",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
 def check_counts(
     summary: MatrixSummary, where: str, *, raw_hint: bool = False, found_by_name: bool = False
 ) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from os import PathLike
 
@@ -15,7 +14,7 @@ from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
 from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
-from ..pp._input import check_adata
+from ..pp._input import check_adata, warn_if_counts
 from ..train import check_precision, open_checkpoint, report_interruption, resolve_device
 from ._validate import (
     check_batch_mixing,
@@ -111,8 +110,9 @@ def desc(
         best (see ``uns[key]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
         ``resolution=None`` with no `n_clusters` searches between 2 and 30. The search is not
         DESC's default: on DESC's embedding its choice measured too coarse on 10X PBMC, mouse
-        bladder and CBMC and too fine on worm neurons (benchmarks/n_clusters.py), while it
-        suits scDCC's, where it is the default.
+        bladder and CBMC and too fine on worm neurons (benchmarks/n_clusters.py). Nor is it
+        scDCC's, where Leiden measured better too; `tl.scdcc` searches by default only with
+        known labels (`label_key`).
     init
         How a given number of clusters `n_clusters` is reached on the pretrained embedding.
         ``"leiden"``: Leiden on its kNN graph (`n_neighbors`) brought to `n_clusters`, by
@@ -324,13 +324,8 @@ def desc(
     data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False)
     where = data.where
     source = RowSource(data.matrix, columns=data.columns)
-    if use_rep is None and data.summary.is_counts:
-        warnings.warn(
-            f"adata.{where} looks like raw counts. DESC expects log-normalised, scaled data: "
-            "run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first (or pass use_rep).",
-            UserWarning,
-            stacklevel=2,
-        )
+    if use_rep is None:
+        warn_if_counts(data.summary, where, stacklevel=2)
     batch_codes = None if batches is None else batches.codes
     scaling = None
     if batches is not None:

@@ -11,6 +11,7 @@ import numbers
 import warnings
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 from anndata import AnnData
@@ -204,6 +205,12 @@ def check_checkpointing(
     check_int("checkpoint_every", checkpoint_every, minimum=1)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir of the run to continue.")
+    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
+        if not Path(checkpoint_dir).is_dir():
+            raise ValueError(
+                f"checkpoint_dir {str(checkpoint_dir)!r} is a file; name a folder (created if "
+                "needed) for the checkpoint."
+            )
 
 
 def start_distributed(
