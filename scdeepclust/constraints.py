@@ -5,6 +5,7 @@ Building them from prior knowledge and turning them into loss terms during the c
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,17 @@ class PairwiseConstraints:
             np.concatenate([self.cannot_link, other.cannot_link]),
         )
 
+    def without_contradicting(self, other: PairwiseConstraints, n_obs: int) -> PairwiseConstraints:
+        """Return these pairs less the must-links that `other` cannot-links, and vice versa."""
+        return PairwiseConstraints(
+            self.must_link[
+                ~np.isin(_keys(self.must_link, n_obs), _pair_keys(other.cannot_link, n_obs))
+            ],
+            self.cannot_link[
+                ~np.isin(_keys(self.cannot_link, n_obs), _pair_keys(other.must_link, n_obs))
+            ],
+        )
+
     def check(self, n_obs: int) -> None:
         """Refuse out-of-range, self and contradictory pairs."""
         for name, pairs in (("must_link", self.must_link), ("cannot_link", self.cannot_link)):
@@ -56,9 +68,14 @@ class PairwiseConstraints:
             )
 
 
-def _pair_keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:
+def _keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:
+    """One number per pair, the same for (a, b) and (b, a)."""
     lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
-    return np.unique(lo * n_obs + hi)
+    return lo * n_obs + hi
+
+
+def _pair_keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:
+    return np.unique(_keys(pairs, n_obs))
 
 
 def _random_distinct_pairs(
@@ -70,6 +87,10 @@ def _random_distinct_pairs(
     n_pairs = min(n_pairs, n_possible)
     if n_pairs <= 0:
         return np.empty((0, 2), np.int64)
+    if 4 * n_pairs >= 3 * n_possible:  # drawing would take long to meet the last unseen pairs
+        a, b = np.triu_indices(n, k=1)
+        chosen = rng.permutation(n_possible)[:n_pairs]
+        return np.stack([candidates[a[chosen]], candidates[b[chosen]]], axis=1).astype(np.int64)
     found = np.empty(0, np.int64)
     while len(found) < n_pairs:
         draw = rng.integers(0, n, size=(2 * (n_pairs - len(found)) + 16, 2))
@@ -146,6 +167,14 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (n, 2), got {arr.shape}.")
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.int64)
+    positions = _whole_numbers(arr)
+    if positions is not None:
+        return positions
+    if arr.dtype.kind in "fcb" or not all(isinstance(x, str) for x in arr.ravel()):
+        raise ValueError(
+            f"{name} must hold cell positions (whole numbers) or cell names (strings); it holds "
+            f"values such as {[str(x) for x in arr.ravel()[:3]]}."
+        )
     if not obs_names.is_unique:
         raise ValueError(
             f"{name} names cells, but adata.obs_names are not unique, so a name may stand for "
@@ -157,6 +186,21 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         missing = [str(m) for m in arr.ravel()[pos < 0][:3]]
         raise KeyError(f"{name} names cells not in adata.obs_names, e.g. {missing}.")
     return pos.reshape(-1, 2).astype(np.int64)
+
+
+def _whole_numbers(arr: np.ndarray) -> np.ndarray | None:
+    """Return `arr` as int64 when every value is a whole number, else None.
+
+    Floats come from tables with missing values, numbers in object arrays from nullable columns.
+    """
+    if arr.dtype.kind == "O":
+        values = arr.ravel()
+        if not all(isinstance(x, numbers.Number) and not isinstance(x, bool) for x in values):
+            return None
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        return None
+    return arr.astype(np.int64)
 
 
 class _RowsWithOrderedGradient(torch.autograd.Function):

@@ -58,6 +58,44 @@ def test_user_pairs_by_name():
         pairs_from_user([1, 2, 3], names, "ml")
 
 
+def test_user_pairs_as_whole_numbers_of_any_type():
+    """Positions read from a table (floats, nullable integers) are positions, not names."""
+    names = pd.Index(["x", "y", "z", "w"])
+    for pairs in (
+        pd.DataFrame({"a": [0, 2], "b": [1, 3]}, dtype="Int64"),
+        np.array([[0, 1], [2, 3]], dtype=object),
+        np.array([[0.0, 1.0], [2.0, 3.0]]),
+    ):
+        np.testing.assert_array_equal(pairs_from_user(pairs, names, "ml"), [[0, 1], [2, 3]])
+    for pairs in (np.array([[0.5, 1.0]]), [[True, False]]):
+        with pytest.raises(ValueError, match=r"ml must hold cell positions \(whole numbers\)"):
+            pairs_from_user(pairs, names, "ml")
+
+
+def test_random_pairs_cover_all_pairs_quickly():
+    """Asking for (nearly) every pair enumerates them instead of drawing until all are met."""
+    from scdeepclust.constraints import _random_distinct_pairs
+
+    pairs = _random_distinct_pairs(np.arange(300), 300 * 299 // 2, np.random.default_rng(0))
+    assert len({tuple(sorted(p)) for p in pairs}) == 300 * 299 // 2
+
+
+def test_protein_pairs_that_contradict_the_labels_are_left_out():
+    """Two random draws: where a near protein pair holds two cells of different labelled
+    classes (or a far one two of the same), the labels win instead of failing the call."""
+    rng = np.random.default_rng(0)
+    n = 200
+    protein = rng.normal(0, 1, (n, 2))  # proteins that say nothing of the classes
+    labels = np.where(rng.random(n) < 0.5, np.array(["a", "b"])[rng.integers(0, 2, n)], None)
+    from_labels = pairs_from_labels(labels, 2000, rng)
+    from_protein = pairs_from_protein(protein, 2000, rng)
+    with pytest.raises(ValueError, match="both must-link and cannot-link"):
+        (from_labels + from_protein).check(n)
+    kept = from_protein.without_contradicting(from_labels, n)
+    (from_labels + kept).check(n)
+    assert 0 < len(from_protein) - len(kept) < len(from_protein)
+
+
 def test_initial_clustering_subsamples_large_data(monkeypatch):
     from scdeepclust.train import _centroids
 

@@ -34,6 +34,7 @@ from ._validate import (
     check_batch_mixing,
     check_checkpointing,
     check_init,
+    check_int,
     check_key_added,
     check_keys,
     check_n_clusters,
@@ -184,8 +185,10 @@ def scdcc(
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
     protein_key
-        `obsm` key of protein levels (e.g. CITE-seq ADT): random cell pairs closest in protein
-        space become must-link, the farthest cannot-link.
+        `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
+        DataFrame): random cell pairs closest in protein space become must-link, the farthest
+        cannot-link. With `label_key` as well, protein pairs that contradict the labels' (two
+        cells of different known classes near, or of one class far) are left out.
     n_pairs
         Number of random pairs drawn for `label_key` and for `protein_key`. Default: 100 per
         labelled cell for labels, `n_obs` for proteins.
@@ -395,6 +398,10 @@ def scdcc(
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
     check_random_state(random_state)
+    check_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
+    check_int("n_pairs", n_pairs, minimum=1, allow_none=True)
+    n_top_genes = None if n_top_genes is None else int(n_top_genes)
+    n_pairs = None if n_pairs is None else int(n_pairs)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
     check_precision(precision, dev)
@@ -562,6 +569,22 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     return np.flatnonzero(table["highly_variable"].to_numpy())
 
 
+def _protein_levels(stored, protein_key: str) -> np.ndarray:
+    """Return the levels in ``obsm[protein_key]`` (array, sparse or DataFrame) as float64."""
+    from scipy import sparse
+
+    if sparse.issparse(stored):
+        stored = stored.toarray()
+    elif hasattr(stored, "to_numpy"):
+        stored = stored.to_numpy()
+    try:
+        return np.asarray(stored, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"adata.obsm[{protein_key!r}] must hold numbers (cells x proteins): {error}."
+        ) from None
+
+
 def _build_constraints(
     adata: AnnData,
     label_key: str | None,
@@ -572,20 +595,22 @@ def _build_constraints(
     rng: np.random.Generator,
 ) -> PairwiseConstraints | None:
     constraints = PairwiseConstraints.empty()
+    labelled = PairwiseConstraints.empty()
     if label_key is not None:
         if label_key not in adata.obs:
             raise KeyError(f"label_key {label_key!r} is not a column of adata.obs.")
         labels = adata.obs[label_key]
         n_labelled = int(labels.notna().sum())
         n = n_pairs if n_pairs is not None else DEFAULT_PAIRS_PER_LABELLED_CELL * n_labelled
-        constraints = constraints + pairs_from_labels(labels.to_numpy(), n, rng)
+        labelled = pairs_from_labels(labels.to_numpy(), n, rng)
+        constraints = constraints + labelled
     if protein_key is not None:
         if protein_key not in adata.obsm:
             raise KeyError(
                 f"protein_key {protein_key!r} is not in adata.obsm; "
                 f"keys: {list(adata.obsm.keys())}."
             )
-        protein = np.asarray(adata.obsm[protein_key], dtype=np.float64)
+        protein = _protein_levels(adata.obsm[protein_key], protein_key)
         if protein.ndim != 2 or not np.all(np.isfinite(protein)):
             raise ValueError(
                 f"adata.obsm[{protein_key!r}] must be a finite cells x proteins matrix; it has "
@@ -593,9 +618,12 @@ def _build_constraints(
                 "infinite values."
             )
         n = n_pairs if n_pairs is not None else adata.n_obs
-        constraints = constraints + pairs_from_protein(
+        from_protein = pairs_from_protein(
             protein, n, rng, where=f"The levels of adata.obsm[{protein_key!r}]"
         )
+        # Both are random draws; where they disagree about two labelled cells, the labels say
+        # more than the proteins' distance.
+        constraints = constraints + from_protein.without_contradicting(labelled, adata.n_obs)
     if must_link is not None or cannot_link is not None:
         constraints = constraints + PairwiseConstraints(
             pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),
