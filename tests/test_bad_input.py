@@ -643,6 +643,27 @@ CASES = [
         match=r"resolution must be a number or a non-empty list",
     ),
     Case(
+        "desc-repeated-resolution",
+        "desc",
+        kwargs=dict(resolution=[0.5, np.float32(0.5)]),
+        raises=ValueError,
+        match=r"resolution lists \[0\.5\] more than once",
+    ),
+    Case(
+        "scdcc-resolution-list",
+        "scdcc",
+        kwargs=dict(resolution=[0.3, 0.5]),
+        raises=ValueError,
+        match=r"resolution must be one number here.*once per resolution",
+    ),
+    Case(
+        "desc-key-with-slash",
+        "desc",
+        kwargs=dict(n_clusters=3, key_added="run/1"),
+        raises=ValueError,
+        match=r"key_added 'run/1' contains '/'",
+    ),
+    Case(
         "desc-existing-key",
         "desc",
         kwargs=dict(n_clusters=3),

@@ -91,9 +91,9 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     import scdeepclust.tl._desc as desc_module
 
     calls = count_calls(monkeypatch, desc_module, "pretrain_desc")
-    sdc.tl.desc(scaled, resolution=[0.2, 1.5], **FAST)
+    sdc.tl.desc(scaled, resolution=np.array([0.2, 1.5], dtype=np.float32), **FAST)
     assert len(calls) == 1
-    for key in ("desc_0.2", "desc_1.5"):
+    for key in ("desc_0.2", "desc_1.5"):  # float32 values named as written
         assert key in scaled.obs and f"X_{key}" in scaled.obsm and key in scaled.uns
         assert scaled.uns[key]["params"]["resolution"] == float(key.split("_")[1])
     assert "desc" not in scaled.obs

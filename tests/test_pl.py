@@ -68,10 +68,17 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
     monkeypatch.setattr(sc.tl, "umap", no_recompute)
     ax = sdc.pl.umap(back, "scdcc", show=False)
     assert isinstance(ax, Axes)
+    # changed coordinates (another run written under key_added="umap_scdcc") are noticed
+    other = back.copy()
+    other.obsm["X_umap_scdcc"] = np.zeros((other.n_obs, 32), np.float32)
+    with pytest.raises(AssertionError, match="cached UMAP"):
+        sdc.pl.umap(other, "scdcc", show=False)
     # a changed embedding (e.g. a new run of the tool) is noticed
     back.obsm["X_scdcc"] = back.obsm["X_scdcc"] + 1.0
     with pytest.raises(AssertionError, match="cached UMAP"):
         sdc.pl.umap(back, "scdcc", show=False)
+    with pytest.raises(ValueError, match="A UMAP needs at least 4 cells; adata has 3"):
+        sdc.pl.umap(adata[:3].copy(), "scdcc", show=False)
 
 
 def test_umap_ax_and_saving_through_the_figure(clustered, tmp_path, figdir):

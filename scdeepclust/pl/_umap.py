@@ -112,15 +112,21 @@ def umap_coordinates(
     import scanpy as sc
 
     embedding_key, umap_key, neighbors_key = f"X_{key}", f"X_umap_{key}", f"neighbors_{key}"
+    if adata.n_obs < 4:  # UMAP's spectral start needs more cells than its two dimensions + 1
+        raise ValueError(f"A UMAP needs at least 4 cells; adata has {adata.n_obs}.")
     n_neighbors = int(min(n_neighbors, adata.n_obs - 1))
-    if n_neighbors < 2:
-        raise ValueError(f"A UMAP needs at least 3 cells; adata has {adata.n_obs}.")
     fingerprint = _fingerprint(
         np.asarray(adata.obsm[embedding_key]), n_neighbors, min_dist, random_state
     )
-    stored = adata.uns.get(umap_key, {})
-    stored = stored.get("params", {}).get("scdeepclust_source") if hasattr(stored, "get") else None
-    if not recompute and umap_key in adata.obsm and stored == fingerprint:
+    params = adata.uns.get(umap_key, {})
+    params = params.get("params", {}) if hasattr(params, "get") else {}
+    # the coordinates too: another run's key_added may have written over them ("umap_<key>")
+    if (
+        not recompute
+        and umap_key in adata.obsm
+        and params.get("scdeepclust_source") == fingerprint
+        and params.get("scdeepclust_coordinates") == _fingerprint(_coordinates(adata, umap_key))
+    ):
         return umap_key
     exact_neighbors(
         adata,
@@ -137,7 +143,14 @@ def umap_coordinates(
         key_added=umap_key,
     )
     adata.uns[umap_key]["params"]["scdeepclust_source"] = fingerprint
+    adata.uns[umap_key]["params"]["scdeepclust_coordinates"] = _fingerprint(
+        _coordinates(adata, umap_key)
+    )
     return umap_key
+
+
+def _coordinates(adata: AnnData, umap_key: str) -> np.ndarray:
+    return np.asarray(adata.obsm[umap_key], dtype=np.float32)
 
 
 def _legend_space(adata: AnnData, colors: list[str]) -> float:

@@ -30,6 +30,7 @@ from ._validate import (
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
+    resolution_list,
     start_distributed,
     target_adata,
     tool_input,
@@ -284,7 +285,7 @@ def desc(
     check_adata(adata, copy=copy, need_genes=use_rep is None)
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
-    check_resolution(resolution)
+    check_resolution(resolution, several=True)
     check_init(init)
     check_training_sizes(
         adata.n_obs,
@@ -310,9 +311,7 @@ def desc(
             f"drop_rate must be in [0, 1) (the fraction of inputs dropped in the denoising "
             f"pretraining; 0 turns it off), got {drop_rate}."
         )
-    resolutions = (
-        [resolution] if resolution is None or np.isscalar(resolution) else list(resolution)
-    )
+    resolutions = resolution_list(resolution)
     if n_clusters is not None:
         resolutions = [None]
     dev = resolve_device(device)

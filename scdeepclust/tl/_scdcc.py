@@ -44,6 +44,7 @@ from ._validate import (
     check_training_sizes,
     check_update_interval,
     check_weight,
+    resolution_list,
     start_distributed,
     target_adata,
     tool_input,
@@ -371,6 +372,7 @@ def scdcc(
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
+    resolution = resolution_list(resolution)[0]
     if n_clusters is None and resolution is None and label_key is None:
         resolution = DEFAULT_RESOLUTION
     check_init(init)

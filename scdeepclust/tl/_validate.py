@@ -138,16 +138,51 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
     return None if n_clusters is None else int(n_clusters)
 
 
-def check_resolution(resolution) -> None:
-    """`None` or a positive number (or, where allowed, a non-empty list of them)."""
+def check_resolution(resolution, *, several: bool = False) -> None:
+    """`None` or a positive number (or, with `several`, a non-empty list of distinct ones)."""
     if resolution is None:
         return
-    values = resolution if isinstance(resolution, list | tuple | np.ndarray) else [resolution]
+    if not several and isinstance(resolution, list | tuple | np.ndarray) and np.ndim(resolution):
+        raise ValueError(
+            f"resolution must be one number here, got {resolution!r}; for several, call the "
+            "tool once per resolution, each with its own key_added."
+        )
+    values = _resolution_values(resolution)
     if not len(values):
         raise ValueError("resolution must be a number or a non-empty list of numbers.")
     for value in values:
         if not (_finite_number(value) and value > 0):
             raise ValueError(f"resolution must be a positive number, got {value!r}.")
+    repeated = sorted({float(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(
+            f"resolution lists {repeated} more than once; each resolution gives one result "
+            "(key_added + '_' + resolution), so give each once."
+        )
+
+
+def resolution_list(resolution) -> list[float | int | None]:
+    """Return the checked `resolution` as a list of Python numbers (``[None]`` for none).
+
+    A numpy float32 keeps its short form (0.3, not 0.30000001192092896), which names the keys.
+    """
+    if resolution is None:
+        return [None]
+    return [_plain_number(v) for v in _resolution_values(resolution)]
+
+
+def _plain_number(value) -> float | int:
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(str(value)) if isinstance(value, np.floating) else float(value)
+
+
+def _resolution_values(resolution) -> list:
+    if isinstance(resolution, np.ndarray) and resolution.ndim == 0:
+        resolution = resolution[()]  # the numpy scalar
+    if isinstance(resolution, list | tuple | np.ndarray):
+        return list(resolution)
+    return [resolution]
 
 
 def check_training_sizes(
@@ -185,6 +220,11 @@ def check_training_sizes(
 def check_key_added(key_added: str) -> None:
     if not isinstance(key_added, str) or not key_added:
         raise ValueError("key_added must be a non-empty string.")
+    if "/" in key_added:  # .h5ad would store it as nested groups it cannot read back
+        raise ValueError(
+            f"key_added {key_added!r} contains '/', which .h5ad and .zarr files cannot hold in "
+            "a key (the file would not read back); use another character, e.g. '_'."
+        )
 
 
 def check_keys(adata: AnnData, **keys: str | None) -> None:
