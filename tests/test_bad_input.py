@@ -405,6 +405,14 @@ CASES = [
         match=r"Leiden initialisation needs more cells \(12\) than n_neighbors=15",
     ),
     Case(
+        "scdcc-batch-of-one-cell",
+        "scdcc",
+        kwargs=dict(n_clusters=3, batch_key="donor"),
+        edit=_obs("donor", lambda a: ["d1"] * (a.n_obs - 1) + ["d2"]),
+        warns=UserWarning,
+        match=r"batch\(es\) 'd2' \(1\) of adata\.obs\['donor'\] hold fewer than 10 cells",
+    ),
+    Case(
         "scdcc-batch-size-0",
         "scdcc",
         kwargs=dict(n_clusters=3, batch_size=0),

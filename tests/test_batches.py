@@ -75,6 +75,16 @@ def test_count_statistics_within_batches():
     codes = (adata.obs["batch"] == "b").to_numpy().astype(np.int64)
     stats = count_statistics(RowSource(adata.layers["counts"]), batch_codes=codes, n_batches=2)
     overall = count_statistics(RowSource(adata.layers["counts"]))
+    # the public function takes the matrix itself too, and checks the codes
+    from_matrix = count_statistics(adata.layers["counts"], batch_codes=codes, n_batches=2)
+    np.testing.assert_array_equal(from_matrix.gene_mean, stats.gene_mean)
+    for bad in (codes[:-1], codes + 1, codes.astype(float)):
+        with pytest.raises(
+            ValueError, match=r"batch_codes must hold one integer in 0..n_batches-1"
+        ):
+            count_statistics(adata.layers["counts"], batch_codes=bad, n_batches=2)
+    with pytest.raises(TypeError, match="takes the count matrix, not the AnnData"):
+        count_statistics(adata)
     np.testing.assert_allclose(stats.size_factors, overall.size_factors)
     logn = np.log1p(adata.layers["counts"].toarray() / overall.size_factors[:, None])
     for code in (0, 1):

@@ -120,6 +120,25 @@ def test_recipe_checks_its_keys_before_changing_anything():
         sdc.tl.scdcc(sim, 2, progress=False)
 
 
+def test_recipe_chooses_genes_within_batches_of_any_type():
+    """Integer batches (scanpy wants categories) and cells removed before the choice."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=400, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sim.X = sim.X.toarray()
+    sim.X[:2] = 0  # two empty cells, removed first
+    sim.obs["donor"] = np.arange(sim.n_obs) % 2
+    steps = sdc.pp.recipe(sim, "scdcc", n_top_genes=50, hvg_above=300, batch_key="donor")
+    assert "removed 2 cells without any count" in steps
+    assert (
+        "kept the 50 most variable genes of 400 (chosen within the batches of obs['donor'])"
+        in steps
+    )
+    with pytest.raises(
+        ValueError, match=r"n_top_genes must be an integer >= 1 \(or None\), got 2.5"
+    ):
+        sdc.pp.recipe(sim, "desc", n_top_genes=2.5)
+
+
 def test_recipe_respects_prepared_data(sim):
     sc.pp.normalize_total(sim)
     sc.pp.log1p(sim)

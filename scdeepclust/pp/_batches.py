@@ -49,6 +49,10 @@ def _column(adata: AnnData, key: str) -> pd.Series:
     return column
 
 
+# Below this a batch's own gene means and spreads (its scaling) say little.
+MIN_BATCH_CELLS = 10
+
+
 def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
     """Return the batches of `adata.obs[key]`, or `None` without a key.
 
@@ -78,6 +82,17 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
             stacklevel=3,
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
+    sizes = np.bincount(codes, minlength=len(categories))
+    small = [f"{c!r} ({n})" for c, n in zip(categories, sizes) if n < MIN_BATCH_CELLS]
+    if small and len(categories) > 1:
+        warnings.warn(
+            f"batch(es) {', '.join(small)} of adata.obs[{key!r}] hold fewer than "
+            f"{MIN_BATCH_CELLS} cells. The genes are scaled within each batch, which leaves a "
+            "batch of one cell all zeros and one of a few cells little to go on; merge them "
+            "into a batch they resemble, or leave those cells out.",
+            UserWarning,
+            stacklevel=3,
+        )
     return BatchCovariate(key, tuple(categories), codes)
 
 

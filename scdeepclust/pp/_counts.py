@@ -143,7 +143,7 @@ def size_factors(
 
 
 def count_statistics(
-    source: RowSource,
+    source,
     *,
     batch_codes: np.ndarray | None = None,
     n_batches: int = 1,
@@ -157,7 +157,8 @@ def count_statistics(
     Parameters
     ----------
     source
-        The count matrix, read block by block.
+        The count matrix (numpy array, scipy sparse matrix, anndata's backed matrix, or a
+        `scdeepclust.data.RowSource`), read block by block.
     batch_codes
         Batch of each cell (0..n_batches-1). With them, the means and scales are computed
         within each batch, (n_batches, n_vars) arrays: the z-scores remove per-batch gene-wise
@@ -172,6 +173,26 @@ def count_statistics(
     CountStatistics
         Size factors, median library size, gene means and scales.
     """
+    if isinstance(source, AnnData):
+        raise TypeError(
+            "count_statistics takes the count matrix, not the AnnData: pass adata.X or "
+            "adata.layers['counts'] (pp.get_counts(adata) finds it)."
+        )
+    if not isinstance(source, RowSource):
+        source = RowSource(source)
+    if batch_codes is not None:
+        batch_codes = np.asarray(batch_codes)
+        if (
+            batch_codes.shape != (source.n_obs,)
+            or batch_codes.dtype.kind not in "iu"
+            or batch_codes.min(initial=0) < 0
+            or batch_codes.max(initial=0) >= n_batches
+        ):
+            raise ValueError(
+                f"batch_codes must hold one integer in 0..n_batches-1 (n_batches={n_batches}) "
+                f"per cell ({source.n_obs}); got shape {batch_codes.shape}, dtype "
+                f"{batch_codes.dtype}."
+            )
     size_factors_, median = size_factors(source, chunk_size=chunk_size)
 
     def log_normalised(block, start: int, stop: int):

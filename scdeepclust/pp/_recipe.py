@@ -5,10 +5,14 @@ This is the one function in `pp` that modifies an AnnData (in place, like scanpy
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from ._batches import BatchCovariate, batch_covariate
 from ._counts import is_count_matrix
 from ._input import layer_names
 
@@ -77,11 +81,11 @@ def recipe(
             "pp.recipe changes X in place, which a backed AnnData keeps in its file; load it "
             "first: `adata = adata.to_memory()`."
         )
-    if batch_key is not None and batch_key not in adata.obs:  # before anything is changed
-        raise KeyError(
-            f"batch_key {batch_key!r} is not a column of adata.obs; columns: "
-            f"{list(adata.obs.columns)}."
-        )
+    if n_top_genes is not None and not (
+        isinstance(n_top_genes, numbers.Integral) and n_top_genes >= 1
+    ):
+        raise ValueError(f"n_top_genes must be an integer >= 1 (or None), got {n_top_genes!r}.")
+    batches = batch_covariate(adata, batch_key)  # checked before anything is changed
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
     if counts_key is None and method == "scdcc":
@@ -101,7 +105,9 @@ def recipe(
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
     if counts_key is not None:
-        _drop_empty(adata, counts_key, steps)
+        kept_cells = _drop_empty(adata, counts_key, steps)
+        if batches is not None and kept_cells is not None:
+            batches = BatchCovariate(batches.key, batches.categories, batches.codes[kept_cells])
 
     state = _x_state(adata.X, logged="log1p" in adata.uns)
     if state == "counts":
@@ -131,7 +137,7 @@ def recipe(
             if adata.raw is None and state == "log":
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
-            selected = _highly_variable(adata, counts_key, n_top_genes, batch_key)
+            selected = _highly_variable(adata, counts_key, n_top_genes, batches)
             adata._inplace_subset_var(selected)
             within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
             steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
@@ -162,11 +168,13 @@ def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | N
     return None
 
 
-def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
+def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> np.ndarray | None:
+    """Remove cells and genes without counts; return the mask of the cells kept, if any went."""
     counts = adata.layers[counts_key]
     per_cell = np.asarray(counts.sum(axis=1)).ravel()
     keep_cells = per_cell > 0
-    if not keep_cells.all():
+    removed = not keep_cells.all()
+    if removed:
         steps.append(f"removed {int((~keep_cells).sum())} cells without any count")
         adata._inplace_subset_obs(keep_cells)
         counts = adata.layers[counts_key]
@@ -177,6 +185,7 @@ def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
         adata._inplace_subset_var(keep_genes)
     if adata.n_obs < 2 or adata.n_vars < 1:
         raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
+    return keep_cells if removed else None
 
 
 def _x_state(X, *, logged: bool) -> str:
@@ -202,7 +211,7 @@ def _x_state(X, *, logged: bool) -> str:
 
 
 def _highly_variable(
-    adata: AnnData, counts_key: str | None, n_top_genes: int, batch_key: str | None = None
+    adata: AnnData, counts_key: str | None, n_top_genes: int, batches: BatchCovariate | None
 ) -> np.ndarray:
     """Mask of the most variable genes ('seurat' flavour on log-normalised values)."""
     import scanpy as sc
@@ -213,8 +222,10 @@ def _highly_variable(
         sc.pp.log1p(tmp)
     else:
         tmp = AnnData(adata.X)
-    if batch_key is not None:
-        tmp.obs[batch_key] = adata.obs[batch_key].to_numpy()
+    batch_key = None
+    if batches is not None:  # as text categories: scanpy needs categories, not numbers
+        batch_key = batches.key
+        tmp.obs[batch_key] = pd.Categorical.from_codes(batches.codes, list(batches.categories))
     table = sc.pp.highly_variable_genes(
         tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False, batch_key=batch_key
     )
