@@ -104,8 +104,17 @@ def test_simulate_batch_effects_follow_the_factors():
         ({"n_batches": True}, "n_batches must be an integer >= 1"),
         ({"n_batches": 2, "batch_effect": -0.1}, "batch_effect must be a finite number >= 0"),
         ({"n_batches": 2, "batch_effect": float("nan")}, "batch_effect must be a finite number"),
+        ({"n_groups": 0}, "n_groups must be an integer >= 1, got 0"),
+        ({"n_cells": 0}, "n_cells must be an integer >= 1, got 0"),
+        ({"n_cells": 20.0}, "n_cells must be an integer >= 1, got 20.0"),
+        ({"n_genes": -1}, "n_genes must be an integer >= 1"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+        ({"de_fraction": 2}, r"de_fraction must be a number in \[0, 1\], got 2"),
+        ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\]"),
+        ({"dispersion": 0}, "dispersion must be a positive number, got 0"),
     ],
 )
-def test_simulate_rejects_bad_batch_arguments(kwargs, match):
+def test_simulate_rejects_bad_arguments(kwargs, match):
+    args = {"n_cells": 20, "n_genes": 10, "n_groups": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
-        sdc.datasets.simulate(20, 10, 2, **kwargs)
+        sdc.datasets.simulate(**args)

@@ -63,6 +63,26 @@ def test_read_tells_the_formats_apart(sim, tmp_path):
         sdc.datasets.read(tmp_path / "text.h5")
 
 
+def test_read_h5_labels_of_any_storage(tmp_path):
+    """Labels as bytes, a column vector or floats with missing values read as text."""
+    counts = np.random.default_rng(0).poisson(1, (6, 4))
+    cases = [
+        (np.array([b"B", b"T", b"B", b"x", b"x", b"B"]), ["B", "T", "x"], 0),
+        (np.arange(6.0)[:, None] % 3, ["0", "1", "2"], 0),
+        (np.array([0.0, 1.0, np.nan, 2.0, 0.0, 1.0]), ["0", "1", "2"], 1),
+    ]
+    for y, categories, n_missing in cases:
+        with h5py.File(tmp_path / "y.h5", "w") as f:
+            f["X"] = counts
+            f["Y"] = y
+        labels = sdc.datasets.read_h5(tmp_path / "y.h5").obs["label"]
+        assert list(labels.cat.categories) == categories and labels.isna().sum() == n_missing
+    with h5py.File(tmp_path / "sparse.h5", "w") as f:
+        f.create_group("X")["data"] = [1.0]
+    with pytest.raises(ValueError, match="'X' is not the dense cells x genes matrix"):
+        sdc.datasets.read_h5(tmp_path / "sparse.h5")
+
+
 def test_recipe_from_counts(sim):
     sim.X = sim.X.copy()
     del sim.layers["counts"]

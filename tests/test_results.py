@@ -41,7 +41,7 @@ def test_categories_are_the_populated_clusters(sim):
     assert set(sim.uns["rank_genes_groups"]["names"].dtype.names) == {"0", "2", "3"}
 
 
-def test_empty_clusters_warn_only_when_the_number_was_given():
+def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():
     labels = np.array([0, 0, 2, 2])
     with pytest.warns(UserWarning, match=r"1 of the 3 clusters holds no cells .*cluster 1\)"):
         assert _empty_clusters(labels, 3, asked=3) == [1]
@@ -50,6 +50,9 @@ def test_empty_clusters_warn_only_when_the_number_was_given():
         assert _empty_clusters(labels, 3, asked=None) == [1]  # Leiden's number: logged
         assert _empty_clusters(labels, 3, asked=(2, 5)) == [1]  # a searched number: logged
         assert _empty_clusters(np.array([0, 1, 2]), 3, asked=3) == []
+    # a searched number that ends below the search's lower bound: a warning
+    with pytest.warns(UserWarning, match=r"below the lower bound of n_clusters=\(3, 5\)"):
+        assert _empty_clusters(labels, 3, asked=(3, 5)) == [1]
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])

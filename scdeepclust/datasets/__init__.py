@@ -111,10 +111,25 @@ def simulate(
         (categorical, ``"batch0"``, ``"batch1"``, ...) and ``uns['simulate_batches']`` with the
         factors drawn: ``'gene_factor'`` (batches x genes) and ``'library_factor'`` (per batch).
     """
-    if isinstance(n_batches, bool) or not isinstance(n_batches, int | np.integer):
-        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches!r}.")
-    if n_batches < 1:
-        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches}.")
+    for name, value in (
+        ("n_cells", n_cells),
+        ("n_genes", n_genes),
+        ("n_groups", n_groups),
+        ("n_batches", n_batches),
+        ("chunk_size", chunk_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    for name, value, low, high in (
+        ("de_fraction", de_fraction, 0.0, 1.0),
+        ("dropout", dropout, 0.0, 1.0),
+    ):
+        if not (np.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}.")
+    if not (np.isfinite(dispersion) and dispersion > 0):
+        raise ValueError(f"dispersion must be a positive number, got {dispersion!r}.")
+    if not (np.isfinite(library_size_sd) and library_size_sd >= 0):
+        raise ValueError(f"library_size_sd must be a number >= 0, got {library_size_sd!r}.")
     if not np.isfinite(batch_effect) or batch_effect < 0:
         raise ValueError(f"batch_effect must be a finite number >= 0, got {batch_effect!r}.")
     if group_fractions is None:
@@ -216,21 +231,44 @@ def read_h5(path: str | Path, *, label_key: str = "label", protein_key: str = "p
     with h5py.File(path, "r") as f:
         if "X" not in f:
             raise ValueError(f"{path} has no dataset 'X'; keys: {list(f.keys())}.")
+        if not isinstance(f["X"], h5py.Dataset) or f["X"].ndim != 2:
+            raise ValueError(
+                f"{path}: 'X' is not the dense cells x genes matrix of the scDCC layout (a "
+                "group, e.g. a sparse matrix, or not 2-d). Read .h5ad files with "
+                "scdeepclust.datasets.read or anndata.read_h5ad."
+            )
         X = sparse.csr_matrix(np.asarray(f["X"], dtype=np.float32))
         n_obs, n_vars = X.shape
         obs_names = _names(f, "obs_names", "cell", n_obs)
         var_names = _names(f, "var_names", "gene", n_vars)
         obs = pd.DataFrame(index=obs_names)
         if "Y" in f:
-            y = np.asarray(f["Y"])
-            if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
-                y = y.astype(np.int64)
-            obs[label_key] = pd.Categorical(y.astype(str) if y.dtype.kind in "iu" else y)
+            obs[label_key] = _labels(np.asarray(f["Y"]), n_obs, path)
         adata = AnnData(X, obs=obs, var=pd.DataFrame(index=var_names))
         if "ADT_X" in f:
             adata.obsm[protein_key] = np.asarray(f["ADT_X"], dtype=np.float32)
     adata.layers["counts"] = adata.X.copy()
     return adata
+
+
+def _labels(y: np.ndarray, n_obs: int, path: Path) -> pd.Categorical:
+    """Labels of the file's cells as text categories; missing where not finite."""
+    if y.ndim == 2 and 1 in y.shape:  # a column or row vector
+        y = y.ravel()
+    if y.shape != (n_obs,):
+        raise ValueError(
+            f"{path}: 'Y' has shape {y.shape}; one label per cell ({n_obs}) is needed."
+        )
+    if y.dtype.kind in "SO":
+        return pd.Categorical([v.decode() if isinstance(v, bytes) else v for v in y])
+    if y.dtype.kind == "f":
+        known = np.isfinite(y)
+        if np.all(y[known] == np.round(y[known])):
+            text = np.full(len(y), None, dtype=object)
+            text[known] = y[known].astype(np.int64).astype(str)
+            return pd.Categorical(text)
+        return pd.Categorical(np.where(known, y, np.nan))
+    return pd.Categorical(y.astype(str) if y.dtype.kind in "iub" else y)
 
 
 def _names(f, key: str, prefix: str, n: int) -> list[str]:

@@ -403,8 +403,9 @@ def _empty_clusters(
     """Return the clusters no cell is assigned to; warn when a given number is missed.
 
     DEC's clustering stage can move every cell of a cluster to its neighbours. When the
-    number of clusters came from Leiden or a search, that is how the stage corrects it (logged);
-    when the user gave `n_clusters`, the result has fewer clusters than asked for (a warning).
+    number of clusters came from Leiden or a search, that is how the stage corrects it (logged),
+    unless it falls below the lower bound of a searched ``(lo, hi)``; when the user gave
+    `n_clusters`, the result has fewer clusters than asked for (a warning).
     """
     empty = np.setdiff1d(np.arange(n_centroids), labels).tolist()
     if not empty:
@@ -418,12 +419,20 @@ def _empty_clusters(
         f"{'cluster' if n_centroids - len(empty) == 1 else 'clusters'}. The soft assignments "
         "keep a column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
     )
+    n_left = n_centroids - len(empty)
     if isinstance(asked, int | np.integer):
         warnings.warn(
             message + f" To get {n_centroids} populated clusters, try another `random_state` "
             "or `init`, or a smaller `n_clusters` if the data may hold fewer groups.",
             UserWarning,
             stacklevel=5,  # the caller of tl.desc / tl.scdcc
+        )
+    elif isinstance(asked, tuple) and n_left < asked[0]:
+        warnings.warn(
+            message + f" That is below the lower bound of n_clusters={tuple(asked)}; try "
+            "another `random_state`, or give the number itself.",
+            UserWarning,
+            stacklevel=5,
         )
     else:
         logg.info(f"    {message}")
