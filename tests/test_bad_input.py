@@ -268,14 +268,14 @@ CASES = [
         "scdcc",
         kwargs=dict(n_clusters=3, random_state=-1),
         raises=ValueError,
-        match=r"random_state must be a non-negative integer \(or None\), got -1",
+        match=r"random_state must be an integer in 0\.\.2\*\*32 - 1 \(or None\), got -1",
     ),
     Case(
         "desc-random-state-float",
         "desc",
         kwargs=dict(n_clusters=3, random_state=1.5),
         raises=ValueError,
-        match=r"random_state must be a non-negative integer \(or None\), got 1\.5",
+        match=r"random_state must be an integer in 0\.\.2\*\*32 - 1 \(or None\), got 1\.5",
     ),
     Case(
         "scdcc-protein-text",
@@ -299,6 +299,90 @@ CASES = [
         kwargs=dict(n_clusters=3, n_top_genes=-5),
         raises=ValueError,
         match=r"n_top_genes must be an integer >= 1, got -5",
+    ),
+    Case(
+        "desc-pretrain-epochs-zero",
+        "desc",
+        kwargs=dict(n_clusters=3, pretrain_epochs=0),
+        raises=ValueError,
+        match=r"pretrain_epochs must be an integer >= 1, got 0",
+    ),
+    Case(
+        "desc-max-epochs-inf",
+        "desc",
+        kwargs=dict(n_clusters=3, max_epochs=float("inf")),
+        raises=ValueError,
+        match=r"max_epochs must be an integer >= 1, got inf",
+    ),
+    Case(
+        "desc-hidden-zero",
+        "desc",
+        kwargs=dict(n_clusters=3, hidden=(16, 0)),
+        raises=ValueError,
+        match=r"each size in hidden must be an integer >= 1, got 0",
+    ),
+    Case(
+        "scdcc-encoder-hidden-int",
+        "scdcc",
+        kwargs=dict(n_clusters=3, encoder_hidden=64),
+        raises=ValueError,
+        match=r"encoder_hidden must be a sequence of layer sizes",
+    ),
+    Case(
+        "scdcc-latent-dim-zero",
+        "scdcc",
+        kwargs=dict(n_clusters=3, latent_dim=0),
+        raises=ValueError,
+        match=r"latent_dim must be an integer >= 1, got 0",
+    ),
+    Case(
+        "desc-lr-nan",
+        "desc",
+        kwargs=dict(n_clusters=3, lr=float("nan")),
+        raises=ValueError,
+        match=r"lr must be a finite number > 0, got nan",
+    ),
+    Case(
+        "desc-momentum-above-1",
+        "desc",
+        kwargs=dict(n_clusters=3, momentum=1.5),
+        raises=ValueError,
+        match=r"momentum must be a number in \[0, 1\), got 1\.5",
+    ),
+    Case(
+        "scdcc-sigma-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, sigma=-1),
+        raises=ValueError,
+        match=r"sigma must be a finite number >= 0, got -1",
+    ),
+    Case(
+        "scdcc-tol-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, tol=-1),
+        raises=ValueError,
+        match=r"tol must be a number in \[0, 1\], got -1",
+    ),
+    Case(
+        "scdcc-max-value-zero",
+        "scdcc",
+        kwargs=dict(n_clusters=3, max_value=0),
+        raises=ValueError,
+        match=r"max_value must be a finite number > 0, got 0",
+    ),
+    Case(
+        "desc-random-state-huge",
+        "desc",
+        kwargs=dict(n_clusters=3, random_state=2**40),
+        raises=ValueError,
+        match=r"random_state must be an integer in 0\.\.2\*\*32 - 1",
+    ),
+    Case(
+        "desc-update-interval-inf",
+        "desc",
+        kwargs=dict(n_clusters=3, update_interval=float("inf")),
+        raises=ValueError,
+        match=r"update_interval must be a positive number of epochs",
     ),
     Case(
         "scdcc-protein-constant",
@@ -724,6 +808,15 @@ def test_the_table_covers_both_tools_and_all_outcomes():
     assert len(ids) == len(CASES)
     assert {c.tool for c in CASES} == {"scdcc", "desc"}
     assert all((c.raises is None) != (c.warns is None) for c in CASES)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_whole_number_floats_are_taken_as_integers(tool):
+    """5.0 passes the integer checks, so it must reach torch and sklearn as 5."""
+    adata = counts_data() if tool == "scdcc" else lognorm_data()
+    out = _run(Case("", tool), adata, n_clusters=3, batch_size=32.0, n_neighbors=5.0, copy=True)
+    same = _run(Case("", tool), adata, n_clusters=3, batch_size=32, n_neighbors=5, copy=True)
+    np.testing.assert_array_equal(out.obsm[f"X_{tool}"], same.obsm[f"X_{tool}"])
 
 
 # -- views and backed AnnData ---------------------------------------------------------------

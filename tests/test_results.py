@@ -53,6 +53,8 @@ def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():
     # a searched number that ends below the search's lower bound: a warning
     with pytest.warns(UserWarning, match=r"below the lower bound of n_clusters=\(3, 5\)"):
         assert _empty_clusters(labels, 3, asked=(3, 5)) == [1]
+    with pytest.warns(UserWarning, match=r"Every cell is in one cluster"):  # Leiden's number
+        assert _empty_clusters(np.array([2, 2, 2]), 3, asked=None) == [0, 1]
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])

@@ -227,8 +227,9 @@ def pretrain_desc(
                         model.widths[i + j],
                         config.drop_rate,
                         seed=bank_seeds[i][j],
-                        # a last minibatch of one cell joins the one before
-                        max_rows=config.batch_size + 1,
+                        # a last minibatch of one cell joins the one before; no minibatch
+                        # holds more than the cells
+                        max_rows=min(config.batch_size + 1, feeder.n_obs),
                         device=feeder.device,
                     )
                     if config.drop_rate > 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Sequence
 from os import PathLike
@@ -17,13 +18,17 @@ from ..pp._counts import feature_statistics
 from ..pp._input import check_adata, warn_if_counts
 from ..train import check_precision, open_checkpoint, report_interruption, resolve_device
 from ._validate import (
+    as_int,
+    as_layer_sizes,
     check_batch_mixing,
+    check_between,
     check_checkpointing,
     check_degrees_of_freedom,
     check_init,
     check_initial_label_weight,
     check_key_added,
     check_n_clusters,
+    check_positive,
     check_random_state,
     check_refine,
     check_resolution,
@@ -299,6 +304,16 @@ def desc(
     check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
     check_random_state(random_state)
+    batch_size = as_int("batch_size", batch_size, minimum=2)
+    n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
+    pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
+    max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
+    check_positive("pretrain_lr", pretrain_lr)
+    check_positive("lr", lr)
+    check_between("momentum", momentum, 0, 1, high_open=True)
+    check_between("tol", tol, 0, 1)
+    if hidden is not None:
+        hidden = as_layer_sizes("hidden", hidden, allow_empty=False)
     check_target_smoothing(target_smoothing)
     check_initial_label_weight(initial_label_weight)
     check_refine(refine)
@@ -306,7 +321,7 @@ def desc(
     if kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
     check_degrees_of_freedom(alpha)
-    if not 0 <= drop_rate < 1:
+    if not (isinstance(drop_rate, numbers.Real) and 0 <= drop_rate < 1):
         raise ValueError(
             f"drop_rate must be in [0, 1) (the fraction of inputs dropped in the denoising "
             f"pretraining; 0 turns it off), got {drop_rate}."

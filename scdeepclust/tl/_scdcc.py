@@ -31,13 +31,16 @@ from ..train import (
     resolve_device,
 )
 from ._validate import (
+    as_int,
+    as_layer_sizes,
     check_batch_mixing,
+    check_between,
     check_checkpointing,
     check_init,
-    check_int,
     check_key_added,
     check_keys,
     check_n_clusters,
+    check_positive,
     check_random_state,
     check_refine,
     check_resolution,
@@ -191,8 +194,9 @@ def scdcc(
         cannot-link. With `label_key` as well, protein pairs that contradict the labels' (two
         cells of different known classes near, or of one class far) are left out.
     n_pairs
-        Number of random pairs drawn for `label_key` and for `protein_key`. Default: 100 per
-        labelled cell for labels, `n_obs` for proteins.
+        Number of random pairs drawn for `label_key` (default: 100 per labelled cell); for
+        `protein_key`, the most pairs of each kind (default `n_obs`), out of 50 x `n_pairs`
+        random pairs, the nearest 0.5% must-linked and the farthest 5% cannot-linked.
     ml_weight, cl_weight
         Weights of the must-link and cannot-link losses.
     label_weight
@@ -400,10 +404,23 @@ def scdcc(
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
     check_random_state(random_state)
-    check_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
-    check_int("n_pairs", n_pairs, minimum=1, allow_none=True)
-    n_top_genes = None if n_top_genes is None else int(n_top_genes)
-    n_pairs = None if n_pairs is None else int(n_pairs)
+    n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
+    n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
+    batch_size = as_int("batch_size", batch_size, minimum=2)
+    n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
+    pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
+    max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
+    latent_dim = as_int("latent_dim", latent_dim, minimum=1)
+    encoder_hidden = as_layer_sizes("encoder_hidden", encoder_hidden, allow_empty=True)
+    decoder_hidden = as_layer_sizes("decoder_hidden", decoder_hidden, allow_empty=True)
+    check_positive("pretrain_lr", pretrain_lr)
+    check_positive("lr", lr)
+    check_positive("sigma", sigma, allow_zero=True)
+    check_weight("gamma", gamma, "0 leaves the clustering loss out")
+    if tol is not None:
+        check_between("tol", tol, 0, 1)
+    if max_value is not None:
+        check_positive("max_value", max_value)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     dev = resolve_device(device)
     check_precision(precision, dev)

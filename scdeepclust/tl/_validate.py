@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -37,18 +38,52 @@ def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> No
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
-def check_random_state(random_state) -> None:
-    """None or a non-negative integer: what numpy's and torch's seeding take."""
-    ok = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    if random_state is not None and not (ok and random_state >= 0):
+def as_int(name: str, value, *, minimum: int, allow_none: bool = False) -> int | None:
+    """Check an integer option (whole-number floats allowed) and return it as an int."""
+    check_int(name, value, minimum=minimum, allow_none=allow_none)
+    return None if value is None else int(value)
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    """Check a finite number > 0 (>= 0 with `allow_zero`)."""
+    if not (_finite_number(value) and (value >= 0 if allow_zero else value > 0)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+
+
+def check_between(name: str, value, low: float, high: float, *, high_open: bool = False) -> None:
+    """Check a number in [low, high] ([low, high) with `high_open`)."""
+    ok = _finite_number(value) and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        closing = ")" if high_open else "]"
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}{closing}, got {value!r}.")
+
+
+def as_layer_sizes(name: str, sizes, *, allow_empty: bool) -> tuple[int, ...]:
+    """Check a sequence of layer widths (integers >= 1) and return it as a tuple of ints."""
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence | np.ndarray):
         raise ValueError(
-            f"random_state must be a non-negative integer (or None), got {random_state!r}."
+            f"{name} must be a sequence of layer sizes, e.g. (256, 64); got {sizes!r}."
+        )
+    if not len(sizes) and not allow_empty:
+        raise ValueError(f"{name} must name at least one layer size; got {tuple(sizes)!r}.")
+    for size in sizes:
+        check_int(f"each size in {name}", size, minimum=1)
+    return tuple(int(size) for size in sizes)
+
+
+def check_random_state(random_state) -> None:
+    """None or an integer in 0..2**32 - 1: what numpy's and scikit-learn's seeding take."""
+    ok = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    if random_state is not None and not (ok and 0 <= random_state < 2**32):
+        raise ValueError(
+            f"random_state must be an integer in 0..2**32 - 1 (or None), got {random_state!r}."
         )
 
 
 def check_update_interval(update_interval: float | None) -> None:
     if update_interval is not None and not (
-        isinstance(update_interval, numbers.Real) and update_interval > 0
+        _finite_number(update_interval) and update_interval > 0
     ):
         raise ValueError(
             f"update_interval must be a positive number of epochs (or None for the default), "

@@ -95,7 +95,11 @@ def crowding_weights(
         else:
             groups = kmeans.predict(points).astype(np.int64)
     sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
-    return sizes[groups] ** -power
+    weights = sizes[groups] ** -power
+    if not (np.all(np.isfinite(weights)) and weights.max() > 0):
+        # a large power underflows every weight to 0: the same ratios, from the smallest group
+        weights = np.exp(-power * (np.log(sizes[groups]) - np.log(sizes[sizes > 0].min())))
+    return weights
 
 
 def _n_crowding_groups(n_obs: int, n_groups: int) -> int:

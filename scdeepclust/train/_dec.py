@@ -404,8 +404,8 @@ def _empty_clusters(
 
     DEC's clustering stage can move every cell of a cluster to its neighbours. When the
     number of clusters came from Leiden or a search, that is how the stage corrects it (logged),
-    unless it falls below the lower bound of a searched ``(lo, hi)``; when the user gave
-    `n_clusters`, the result has fewer clusters than asked for (a warning).
+    unless it falls below the lower bound of a searched ``(lo, hi)`` or to a single cluster;
+    when the user gave `n_clusters`, the result has fewer clusters than asked for (a warning).
     """
     empty = np.setdiff1d(np.arange(n_centroids), labels).tolist()
     if not empty:
@@ -431,6 +431,13 @@ def _empty_clusters(
         warnings.warn(
             message + f" That is below the lower bound of n_clusters={tuple(asked)}; try "
             "another `random_state`, or give the number itself.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif n_left == 1:  # whatever chose the number: a result without clusters
+        warnings.warn(
+            message + " Every cell is in one cluster: train longer (`pretrain_epochs`, "
+            "`max_epochs`), try another `random_state`, or give `n_clusters`.",
             UserWarning,
             stacklevel=5,
         )
