@@ -3,6 +3,7 @@ checkpoints that let an interrupted run continue."""
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 
@@ -169,6 +170,29 @@ def test_gene_matching_by_name(scdcc_model, split):
         sdc.tl.map_to_model(lognorm, model)
 
 
+def test_repeated_gene_names_and_cells_without_the_models_genes(scdcc_model, split):
+    """Repeated names: a warning in training, no model (it could not match genes by name);
+    a cell without counts in the model's genes is named when it is refused."""
+    train, model = scdcc_model
+    doubled = split[0][:60].copy()
+    names = list(doubled.var_names)
+    names[1] = names[0]
+    doubled.var_names = names
+    with pytest.warns(UserWarning, match=r"adata.var_names are not unique \(e.g. \['gene0'\]\)"):
+        sdc.tl.scdcc(doubled, 3, copy=True, **TRAIN)
+    with pytest.raises(ValueError, match=r"var_names are not unique .* a model of this run"):
+        sdc.tl.scdcc(doubled, 3, return_model=True, copy=True, **TRAIN)
+    model_with_repeats = copy.copy(model)
+    model_with_repeats.features = names
+    with pytest.raises(ValueError, match=r"This model's genes have repeated names"):
+        model_with_repeats.predict(split[1])
+    cells = split[1][:5].copy()
+    cells.layers["counts"] = cells.layers["counts"].toarray()
+    cells.layers["counts"][0] = 0
+    with pytest.raises(ValueError, match=r"1 cell\(s\) \(e.g. \['cell.*'\]\) have no counts"):
+        model.predict(cells)
+
+
 def test_save_load_round_trip(scdcc_model, split, tmp_path):
     train, model = scdcc_model
     _, test = split
@@ -310,6 +334,9 @@ def test_desc_use_rep_model(split):
     sdc.tl.map_to_model(test, model, key_added="mapped")
     assert test.obsm["X_mapped"].shape == (test.n_obs, 32)
     np.testing.assert_array_equal(model.get_latent_representation(test), test.obsm["X_mapped"])
+    # the model reads obsm only: cells without genes are mapped too
+    genes_less = sc.AnnData(obs=test.obs[[]].copy(), obsm={"X_rep": test.obsm["X_rep"]})
+    np.testing.assert_array_equal(model.predict(genes_less), test.obs["mapped"].astype(int))
     test.obsm["X_rep"] = test.obsm["X_rep"][:, :5]
     with pytest.raises(ValueError, match="has 5 columns; the model was trained on 20"):
         model.predict(test)

@@ -80,6 +80,13 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
     Missing genes are reported in a warning, genes the model does not know are ignored.
     """
     var_names = pd.Index(var_names).astype(str)
+    repeated = pd.Index(features)[pd.Index(features).duplicated()]
+    if len(repeated):
+        raise ValueError(
+            f"This model's genes have repeated names (e.g. {[str(g) for g in repeated[:3]]}), "
+            "so new cells' genes cannot be matched to them. Train it again after "
+            "`adata.var_names_make_unique()`."
+        )
     if not var_names.is_unique:
         raise ValueError(
             "adata.var_names are not unique, so genes cannot be matched to the model by name. "
@@ -188,7 +195,8 @@ class TrainedModel:
         The one path from new cells to a result: `predict`, `get_latent_representation` and
         :func:`scdeepclust.tl.map_to_model` (which writes it) all go through it.
         """
-        check_adata(adata, min_cells=1, writes=False)
+        reads_genes = self.preprocessing.get("input", {}).get("kind") != "obsm"
+        check_adata(adata, min_cells=1, writes=False, need_genes=reads_genes)
         dev = resolve_device(device)
         start = logg.info(f"mapping {adata.n_obs} cells onto {self!r}")
         feeder = self.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
@@ -491,7 +499,13 @@ class SCDCC(TrainedModel):
         check_counts(scan_matrix(matrix, where=where), where, found_by_name=found_by_name)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
-        factors, _ = size_factors(source, pre["median_library_size"])
+        factors, _ = size_factors(
+            source,
+            pre["median_library_size"],
+            cell_names=adata.obs_names,
+            genes="the model's genes",
+            remedy="The model cannot place them; map the other cells.",
+        )
         return CellFeeder(
             source,
             device=device,

@@ -124,7 +124,13 @@ def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
 
 
 def size_factors(
-    source: RowSource, median: float | None = None, *, chunk_size: int = 8192
+    source: RowSource,
+    median: float | None = None,
+    *,
+    chunk_size: int = 8192,
+    cell_names=None,
+    genes: str = "the genes used",
+    remedy: str = "Remove them first, e.g. `sc.pp.filter_cells(adata, min_counts=1)`.",
 ) -> tuple[np.ndarray, float]:
     """Return (library size / median, median).
 
@@ -133,10 +139,12 @@ def size_factors(
     """
     totals = library_sizes(source, chunk_size=chunk_size)
     if np.any(totals <= 0):
-        n_empty = int(np.sum(totals <= 0))
+        empty = totals <= 0
+        examples = (
+            "" if cell_names is None else f" (e.g. {[str(c) for c in cell_names[empty][:3]]})"
+        )
         raise ValueError(
-            f"{n_empty} cell(s) have no counts in the genes used. Remove them first, e.g. "
-            "`sc.pp.filter_cells(adata, min_counts=1)`."
+            f"{int(empty.sum())} cell(s){examples} have no counts in {genes}. {remedy}"
         )
     median = float(np.median(totals)) if median is None else float(median)
     return totals / median, median

@@ -24,6 +24,7 @@ from ._validate import (
     check_between,
     check_checkpointing,
     check_degrees_of_freedom,
+    check_gene_names,
     check_init,
     check_initial_label_weight,
     check_key_added,
@@ -304,6 +305,7 @@ def desc(
     check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
     check_random_state(random_state)
+    check_gene_names(adata, use_rep=use_rep, return_model=return_model)
     batch_size = as_int("batch_size", batch_size, minimum=2)
     n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)

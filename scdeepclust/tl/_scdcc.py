@@ -36,6 +36,7 @@ from ._validate import (
     check_batch_mixing,
     check_between,
     check_checkpointing,
+    check_gene_names,
     check_init,
     check_key_added,
     check_keys,
@@ -404,6 +405,7 @@ def scdcc(
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
     check_random_state(random_state)
+    check_gene_names(adata, use_rep=None, return_model=return_model)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
     batch_size = as_int("batch_size", batch_size, minimum=2)

@@ -274,6 +274,26 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
             raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
 
 
+def check_gene_names(adata: AnnData, *, use_rep: str | None, return_model: bool) -> None:
+    """Repeated gene names: a returned model could not match genes by name, so it is refused."""
+    if use_rep is not None or adata.var_names.is_unique:
+        return
+    examples = [str(g) for g in adata.var_names[adata.var_names.duplicated()][:3]]
+    if return_model:
+        raise ValueError(
+            f"adata.var_names are not unique (e.g. {examples}), so a model of this run could "
+            "not match new cells' genes to its own by name. Run "
+            "`adata.var_names_make_unique()` first."
+        )
+    warnings.warn(
+        f"adata.var_names are not unique (e.g. {examples}). The clusters do not depend on the "
+        "names, but genes that share one cannot be told apart afterwards (plots, a saved "
+        "model); consider `adata.var_names_make_unique()` first.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def check_checkpointing(
     checkpoint_dir: str | PathLike | None, checkpoint_every: int, resume: bool
 ) -> None:
