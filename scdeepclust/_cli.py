@@ -257,6 +257,11 @@ def _run(args) -> int:
         raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
+    if args.resolution is not None and args.n_clusters is not None and args.method == "desc":
+        raise CommandError(
+            "--resolution has no effect on -m desc with -k (Leiden is brought to K from its own "
+            "start); give one of them"
+        )
 
     import scdeepclust as sdc
 
@@ -275,6 +280,16 @@ def _run(args) -> int:
             raise CommandError(
                 f"{option} {column!r} is not a column of the input's obs; columns: "
                 f"{list(adata.obs.columns)}"
+            )
+    if truth is not None:  # before training: the score comes after it
+        scored = adata.obs[truth].notna()
+        if args.label_key is not None and args.method == "scdcc":
+            scored &= adata.obs[args.label_key].isna()  # labelled cells keep their label
+        if not scored.any():
+            raise CommandError(
+                f"--truth {truth!r} has no label for any cell"
+                + (f" without a --label-key {args.label_key!r} label" if args.label_key else "")
+                + ", so there is nothing to score; leave --truth out or name another column"
             )
 
     say(f"preparing the data for {args.method}")
@@ -340,7 +355,10 @@ def _demo(args) -> int:
 
     started = time.perf_counter()
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; name a folder for the results")
     out.mkdir(parents=True, exist_ok=True)
+    figures = []
     truth = "bulk_labels"
     adata = sdc.datasets.pbmc68k()
     n_types = adata.obs[truth].nunique()
@@ -369,16 +387,21 @@ def _demo(args) -> int:
         say("  drawing figures")
         # the widest legend (the cell types) last: nothing to its right to run into
         colors = [f"{key}_confidence", truth]
-        _figure(sdc.pl.umap, adata, key, out / f"umap_{key}.png", color=colors)
-        _figure(sdc.pl.compare, adata, key, out / f"compare_{key}.png", truth=truth)
-        _figure(sdc.pl.probabilities, adata, key, out / f"probabilities_{key}.png")
-        _figure(sdc.pl.history, adata, key, out / f"history_{key}.png")
+        drawn = {
+            f"umap_{key}.png": (sdc.pl.umap, {"color": colors}),
+            f"compare_{key}.png": (sdc.pl.compare, {"truth": truth}),
+            f"probabilities_{key}.png": (sdc.pl.probabilities, {}),
+            f"history_{key}.png": (sdc.pl.history, {}),
+        }
+        for name, (plot, kwargs) in drawn.items():
+            _figure(plot, adata, key, out / name, **kwargs)
+            figures.append(name)
 
     result = out / "pbmc68k_demo.h5ad"
     adata.write_h5ad(result)
     say(f"\nwrote {result} and figures into {out}/:")
-    for path in sorted(out.glob("*.png")):
-        say(f"  {path.name}")
+    for name in sorted(figures):  # only this run's: the folder may hold other files
+        say(f"  {name}")
     say(
         "ARI against bulk_labels: "
         + ", ".join(f"{key} {score.ari:.3f}" for key, score in scores.items())

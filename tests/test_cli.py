@@ -130,15 +130,26 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     result = ad.read_h5ad(out)
     assert "desc" in result.obs and "X_umap_desc" in result.obsm
     assert "Ward" in result.uns["desc"]["init_method"]
-    # a mistake found after reading: one line, exit status 2
+    # a mistake found after reading: one line, exit status 2, before training
     assert main([*args, "--truth", "cell_type"]) == 2
     assert capsys.readouterr().err.startswith("scdeepclust: error: --truth 'cell_type' is not")
+    sim.obs["unknown"] = np.nan
+    sim.write_h5ad(path)
+    assert main([*args, "--truth", "unknown", *TINY]) == 2
+    captured = capsys.readouterr()
+    assert "--truth 'unknown' has no label for any cell" in captured.err
+    assert "training" not in captured.out
+    assert main([*args, "--resolution", "1.0", *TINY]) == 2
+    assert "--resolution has no effect on -m desc with -k" in capsys.readouterr().err
 
 
 def test_demo_in_process(tmp_path, capsys):
     # The full demo at a few epochs; `python -m` is covered above, so this runs in-process.
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "mine.png").write_bytes(b"")  # not the demo's: not listed as its own
     assert main(["demo", "--out", str(tmp_path / "demo"), *TINY]) == 0
     text = capsys.readouterr().out
+    assert "mine.png" not in text and "  umap_desc.png" in text
     assert "ARI against bulk_labels: scdcc" in text
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     for key in ("scdcc", "desc"):
@@ -146,6 +157,8 @@ def test_demo_in_process(tmp_path, capsys):
             assert f"{plot}_{key}.png" in names
     adata = ad.read_h5ad(tmp_path / "demo" / "pbmc68k_demo.h5ad")
     assert {"scdcc", "desc", "bulk_labels"} <= set(adata.obs)
+    assert main(["demo", "--out", str(tmp_path / "demo" / "mine.png"), *TINY]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_run_with_batch_key_in_process(sim, tmp_path, capsys):

@@ -75,6 +75,11 @@ def test_mapping_new_cells_scdcc(scdcc_model, split):
     assert list(out.obs["scdcc"].cat.categories) == ["0", "1", "2"]
     assert out.uns["scdcc"]["params"]["model_key"] == "scdcc"
     assert out.uns["scdcc"]["n_genes_missing"] == 0
+    # mapping trains and searches nothing: the plots of training say so
+    with pytest.raises(ValueError, match=r"mapped onto a trained model .* no history"):
+        sdc.pl.history(out, "scdcc", show=False)
+    with pytest.raises(KeyError, match=r"mapped onto a trained model .* searches nothing"):
+        sdc.pl.n_clusters(out, "scdcc", show=False)
 
 
 def test_predict_and_latent_return_what_map_to_model_writes(scdcc_model, split):

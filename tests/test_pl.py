@@ -4,6 +4,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import scanpy as sc  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
@@ -77,6 +78,14 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
     back.obsm["X_scdcc"] = back.obsm["X_scdcc"] + 1.0
     with pytest.raises(AssertionError, match="cached UMAP"):
         sdc.pl.umap(back, "scdcc", show=False)
+    # a run named "umap_scdcc" holds the cache's keys: refused, not overwritten
+    clash = adata.copy()
+    clash.obs["umap_scdcc"] = clash.obs["scdcc"]
+    clash.uns["umap_scdcc"] = dict(clash.uns["scdcc"])
+    clash.obsm["X_umap_scdcc"] = clash.obsm["X_scdcc"].copy()
+    with pytest.raises(ValueError, match=r"The run 'umap_scdcc' holds the keys where pl.umap"):
+        sdc.pl.umap(clash, "scdcc", show=False)
+    np.testing.assert_array_equal(clash.obsm["X_umap_scdcc"], clash.obsm["X_scdcc"])
     with pytest.raises(ValueError, match="A UMAP needs at least 4 cells; adata has 3"):
         sdc.pl.umap(adata[:3].copy(), "scdcc", show=False)
 
@@ -170,7 +179,10 @@ def test_probabilities_names_each_column_by_its_cluster(clustered):
     adata = clustered.copy()
     n_columns = adata.obsm["scdcc_probs"].shape[1]
     numbers = [str(j) for j in range(n_columns)]
-    adata.obs["scdcc"] = adata.obs["scdcc"].cat.reorder_categories(numbers[::-1])
+    # each cell in the cluster of its largest soft assignment (this few epochs' refinement
+    # moved most of them), so that an annotation's cells point at its column
+    top = adata.obsm["scdcc_probs"].argmax(1).astype(str)
+    adata.obs["scdcc"] = pd.Categorical(top, categories=numbers[::-1])
     reordered = sdc.pl.probabilities(adata, "scdcc", show=False)
     adata.obs["scdcc"] = adata.obs["scdcc"].astype(str)
     as_text = sdc.pl.probabilities(adata, "scdcc", show=False)
@@ -181,6 +193,17 @@ def test_probabilities_names_each_column_by_its_cluster(clustered):
     adata.obs["scdcc"] = adata.obs["scdcc"].cat.rename_categories(renamed)
     fig = sdc.pl.probabilities(adata, "scdcc", show=False)
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == renamed
+    # annotations mapped onto the numbers and sorted by name: each still names its own column
+    adata.obs["scdcc"] = adata.obs["scdcc"].cat.reorder_categories(renamed[::-1])
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == renamed
+    # an annotation joining clusters 1 and 2 names the column most of its cells are in
+    joined = pd.Categorical(np.where(top == "0", "type 0", "types 1+2"))
+    adata.obs["scdcc"] = joined
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    most = "1" if (top == "1").sum() >= (top == "2").sum() else "2"
+    expected = ["type 0", "types 1+2" if most == "1" else "1", "types 1+2" if most == "2" else "2"]
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == expected
     with pytest.raises(KeyError, match=r"palette has no colour for the scdcc cluster\(s\)"):
         sdc.pl.probabilities(adata, "scdcc", palette={"type 0": "red"}, show=False)
 
@@ -217,6 +240,10 @@ def test_compare(clustered, tmp_path):
     assert "200 cells with a label" in own.get_title()
     with pytest.raises(ValueError, match="normalize"):
         sdc.pl.compare(adata, "desc", "group", normalize="all", show=False)
+    # integer truth: rows in numeric order (2 before 10)
+    adata.obs["number"] = np.arange(adata.n_obs) % 12
+    ax = sdc.pl.compare(adata, "desc", "number", show=False)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(i) for i in range(12)]
 
 
 def test_diagonal_order_puts_matches_on_the_diagonal():

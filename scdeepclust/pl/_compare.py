@@ -143,10 +143,19 @@ def diagonal_order(counts: np.ndarray) -> np.ndarray:
 
 
 def _category_order(values: pd.Series, present) -> list:
-    """`present` labels in the order of the column's categories (when categorical)."""
+    """Return `present` labels in the order of the column's categories.
+
+    A column that is not categorical is ordered by its values (numbers as numbers: 2 before 10).
+    """
     present = list(present)
     if isinstance(values.dtype, pd.CategoricalDtype):
         ordered = [str(c) for c in values.cat.categories]
+    else:
+        try:
+            ordered = [str(v) for v in sorted(pd.unique(values.dropna()))]
+        except TypeError:  # values of mixed types: as found
+            return present
+    if set(present) <= set(ordered):
         return [c for c in ordered if c in set(present)]
     return present
 

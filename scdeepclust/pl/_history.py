@@ -65,6 +65,12 @@ def history(
     record = uns.get("history") if isinstance(uns, Mapping) else None
     if not isinstance(record, Mapping):
         raise KeyError(f"adata.uns[{key!r}] has no 'history'; it is not a scdeepclust result.")
+    if "model_version" in uns and not any(len(np.ravel(v)) for v in record.values()):
+        raise ValueError(
+            f"adata.uns[{key!r}] holds cells mapped onto a trained model (tl.map_to_model), "
+            "which trains nothing: there is no history to plot. Plot the run the model came "
+            "from."
+        )
     record = {str(k): np.asarray(v, dtype=float).ravel() for k, v in record.items()}
     pretrain = {k[len("pretrain_") :]: v for k, v in record.items() if k.startswith("pretrain_")}
     # Stages in training order (h5ad files store uns keys sorted): DESC's layer1, layer2, ...

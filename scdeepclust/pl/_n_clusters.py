@@ -49,6 +49,11 @@ def n_clusters(
     keys = check_result(adata, key, "uns")
     uns = adata.uns[keys["uns"]]
     search = uns.get("n_clusters_search") if isinstance(uns, Mapping) else None
+    if not isinstance(search, Mapping) and isinstance(uns, Mapping) and "model_version" in uns:
+        raise KeyError(
+            f"adata.uns[{key!r}] holds cells mapped onto a trained model (tl.map_to_model), "
+            "which searches nothing; plot the run the model came from."
+        )
     if not isinstance(search, Mapping):
         raise KeyError(
             f"adata.uns[{key!r}] has no 'n_clusters_search': the run was given its number of "

@@ -64,7 +64,7 @@ def probabilities(
     categories = [str(c) for c in labels.categories]
     codes = labels.codes
     colors = cluster_colors(adata, key, palette)
-    column_names = _column_names(categories, probs.shape[1])
+    column_names = _column_names(categories, codes, probs)
 
     order = np.lexsort((-confidence, codes))  # by cluster, then by falling confidence
     shown = order
@@ -133,16 +133,27 @@ def probabilities(
     return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)
 
 
-def _column_names(categories: list[str], n_columns: int) -> list[str]:
-    """Column j of the soft assignments is cluster "j", whatever order the categories are in.
+def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str]:
+    """Name column j of the soft assignments, which is cluster "j" whatever the categories say.
 
-    Categories renamed from those numbers (`rename_categories`, which keeps their order) name
-    the columns when there is one per column.
+    Categories that are those numbers name their own columns. Renamed ones (annotations such
+    as "T cells") name the column most of their cells are assigned to, when each column is
+    claimed by one category only; otherwise the columns keep their numbers.
     """
-    numbers = [str(j) for j in range(n_columns)]
-    if set(categories) <= set(numbers) or len(categories) != n_columns:
+    numbers = [str(j) for j in range(probs.shape[1])]
+    if set(categories) <= set(numbers):
         return numbers
-    return categories
+    assigned = probs.argmax(1)
+    claimed: dict[int, str] = {}
+    for code, name in enumerate(categories):
+        cells = codes == code
+        if not cells.any():
+            continue
+        column = int(np.bincount(assigned[cells], minlength=len(numbers)).argmax())
+        if column in claimed:  # two categories in one column: the names would mislead
+            return numbers
+        claimed[column] = name
+    return [claimed.get(j, number) for j, number in enumerate(numbers)]
 
 
 def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key):

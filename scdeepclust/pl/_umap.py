@@ -6,7 +6,14 @@ import numpy as np
 from anndata import AnnData
 
 from .._neighbors import exact_neighbors
-from ._utils import check_result, figure_of, finish, panel_colors, scanpy_draws_only
+from ._utils import (
+    check_result,
+    figure_of,
+    finish,
+    panel_colors,
+    result_names,
+    scanpy_draws_only,
+)
 
 
 def umap(
@@ -73,6 +80,13 @@ def umap(
             "other coordinates use scdeepclust.pl.embedding(adata, key, basis=...)."
         )
     colors = panel_colors(adata, key, color, kwargs)
+    clashing = [run for run in (f"umap_{key}", f"neighbors_{key}") if run in result_names(adata)]
+    if clashing:
+        raise ValueError(
+            f"The run {clashing[0]!r} holds the keys where pl.umap keeps the UMAP of {key!r} "
+            f"(obsm['X_umap_{key}'], uns['neighbors_{key}']), which drawing it would overwrite. "
+            "Run that tool again with another key_added."
+        )
     basis = umap_coordinates(
         adata,
         key,
