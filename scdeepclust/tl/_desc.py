@@ -293,7 +293,7 @@ def desc(
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution, several=True)
     check_init(init)
-    check_training_sizes(
+    batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,
         n_clusters=n_clusters,
@@ -306,8 +306,6 @@ def desc(
     check_update_interval(update_interval)
     check_random_state(random_state)
     check_gene_names(adata, use_rep=use_rep, return_model=return_model)
-    batch_size = as_int("batch_size", batch_size, minimum=2)
-    n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
     check_positive("pretrain_lr", pretrain_lr)

@@ -381,7 +381,7 @@ def scdcc(
     if n_clusters is None and resolution is None and label_key is None:
         resolution = DEFAULT_RESOLUTION
     check_init(init)
-    check_training_sizes(
+    batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,
         n_clusters=n_clusters,
@@ -408,8 +408,6 @@ def scdcc(
     check_gene_names(adata, use_rep=None, return_model=return_model)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
-    batch_size = as_int("batch_size", batch_size, minimum=2)
-    n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
     latent_dim = as_int("latent_dim", latent_dim, minimum=1)

@@ -228,10 +228,10 @@ def check_training_sizes(
     n_neighbors: int,
     resolution=None,
     init: str = "kmeans",
-) -> None:
-    """Minibatch and kNN sizes against the number of cells."""
-    check_int("batch_size", batch_size, minimum=2)
-    check_int("n_neighbors", n_neighbors, minimum=2)
+) -> tuple[int, int]:
+    """Check the minibatch and kNN sizes against the number of cells; return them as ints."""
+    batch_size = as_int("batch_size", batch_size, minimum=2)
+    n_neighbors = as_int("n_neighbors", n_neighbors, minimum=2)
     if isinstance(n_clusters, int) and init == "leiden" and n_neighbors >= n_obs:
         raise ValueError(
             f"init='leiden' needs more cells ({n_obs}) than n_neighbors={n_neighbors}: pass a "
@@ -250,6 +250,7 @@ def check_training_sizes(
             UserWarning,
             stacklevel=3,
         )
+    return batch_size, n_neighbors
 
 
 def check_key_added(key_added: str) -> None:
