@@ -42,9 +42,8 @@ from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
 from ..pp._input import (
     check_adata,
-    check_counts,
     check_finite,
-    counts_location,
+    checked_counts,
     input_matrix,
     scan_matrix,
     warn_if_counts,
@@ -493,10 +492,7 @@ class SCDCC(TrainedModel):
         batch_key: str | None = None,
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
-        found_by_name = layer is None and "counts" in adata.layers
-        layer, _ = counts_location(adata, layer)
-        matrix, where = input_matrix(adata, layer=layer)
-        check_counts(scan_matrix(matrix, where=where), where, found_by_name=found_by_name)
+        matrix, _, _ = checked_counts(adata, layer)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
         factors, _ = size_factors(

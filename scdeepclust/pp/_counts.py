@@ -15,10 +15,7 @@ from scipy import sparse
 from ..data import RowSource
 from ._input import (  # noqa: F401  (HOW_TO_PASS_COUNTS: re-exported)
     HOW_TO_PASS_COUNTS,
-    check_counts,
-    counts_location,
-    input_matrix,
-    scan_matrix,
+    checked_counts,
 )
 
 
@@ -93,16 +90,7 @@ def get_counts(adata: AnnData, layer: str | None):
     where : str
         Where it came from, e.g. ``"X"`` or ``"layers['counts']"``.
     """
-    found_by_name = layer is None and "counts" in adata.layers
-    layer, where = counts_location(adata, layer)
-    matrix, where = input_matrix(adata, layer=layer)
-    summary = scan_matrix(matrix, where=where)
-    check_counts(
-        summary,
-        where,
-        raw_hint=where == "X" and adata.raw is not None,
-        found_by_name=found_by_name,
-    )
+    matrix, where, _ = checked_counts(adata, layer)
     return matrix, where
 
 

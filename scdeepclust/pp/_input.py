@@ -202,6 +202,26 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
     )
 
 
+def checked_counts(adata: AnnData, layer: str | None):
+    """Return ``(matrix, where, summary)`` of scdcc's raw counts, refusing anything else.
+
+    The counts are `layer`, else ``layers['counts']`` if present, else ``X``
+    (`counts_location`), read in one pass (`scan_matrix`); when ``layers['counts']`` was taken
+    for its name and holds no counts, the message says how to read ``X`` instead.
+    """
+    found_by_name = layer is None and "counts" in adata.layers
+    layer, _ = counts_location(adata, layer)
+    matrix, where = input_matrix(adata, layer=layer)
+    summary = scan_matrix(matrix, where=where)
+    check_counts(
+        summary,
+        where,
+        raw_hint=where == "X" and adata.raw is not None,
+        found_by_name=found_by_name,
+    )
+    return matrix, where, summary
+
+
 def check_finite(summary: MatrixSummary, where: str) -> None:
     if summary.n_nonfinite:
         raise ValueError(

@@ -19,9 +19,8 @@ from anndata import AnnData
 
 from ..pp._input import (
     MatrixSummary,
-    check_counts,
     check_finite,
-    counts_location,
+    checked_counts,
     input_matrix,
     scan_matrix,
 )
@@ -377,19 +376,11 @@ def tool_input(
     are kept with a warning (every cell gets a result). All-zero genes (columns) are left out
     with a warning in both cases.
     """
-    found_by_name = counts and layer is None
     if counts:
-        layer, _ = counts_location(adata, layer)
-    matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
-    summary = scan_matrix(matrix, where=where)
-    if counts:
-        check_counts(
-            summary,
-            where,
-            raw_hint=where == "X" and adata.raw is not None,
-            found_by_name=found_by_name and layer is not None,
-        )
+        matrix, where, summary = checked_counts(adata, layer)
     else:
+        matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
+        summary = scan_matrix(matrix, where=where)
         check_finite(summary, where)
     if summary.zero_cols.all():
         raise ValueError(f"adata.{where} holds only zeros; there is nothing to cluster.")
