@@ -316,10 +316,17 @@ def _run(args) -> int:
         options["batch_key"] = args.batch_key
     if args.batch_mixing is not None:
         options["batch_mixing"] = args.batch_mixing
-    if key == "scdcc":
-        sdc.tl.scdcc(adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options)
-    else:
-        sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
+    from .pp._batches import BatchWarning
+
+    with warnings.catch_warnings():
+        # pp.recipe has warned about the batches already
+        warnings.filterwarnings("ignore", category=BatchWarning)
+        if key == "scdcc":
+            sdc.tl.scdcc(
+                adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
+            )
+        else:
+            sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
     _summary(adata, key, truth, known=args.label_key if key == "scdcc" else None)

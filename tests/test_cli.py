@@ -175,6 +175,16 @@ def test_run_with_batch_key_in_process(sim, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("scdeepclust: error: --batch-key 'sample' is not")
 
 
+def test_run_warns_once_about_a_small_batch(sim, tmp_path, capsys):
+    # pp.recipe and the tool both check the batches; the command line says it once
+    sim.obs["donor"] = np.where(np.arange(sim.n_obs) < 3, "d0", "d1")
+    path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]
+    assert main([*args, "--batch-key", "donor"]) == 0
+    assert capsys.readouterr().err.count("hold fewer than 10 cells") == 1
+
+
 def test_run_batch_mixing_option(sim, tmp_path, capsys):
     sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
     path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"

@@ -14,6 +14,10 @@ import pandas as pd
 from anndata import AnnData
 
 
+class BatchWarning(UserWarning):
+    """A `batch_key` column with a single batch, or with batches of very few cells."""
+
+
 @dataclass(frozen=True)
 class BatchCovariate:
     """Batch codes 0..len(categories)-1 of the cells, from `adata.obs[key]`."""
@@ -78,7 +82,7 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
         warnings.warn(
             f"adata.obs[{key!r}] names a single batch ({categories[0]!r}), so batch_key changes "
             "nothing; leave it out, or check that the column is the one you meant.",
-            UserWarning,
+            BatchWarning,
             stacklevel=3,
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
@@ -90,7 +94,7 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
             f"{MIN_BATCH_CELLS} cells. The genes are scaled within each batch, which leaves a "
             "batch of one cell all zeros and one of a few cells little to go on; merge them "
             "into a batch they resemble, or leave those cells out.",
-            UserWarning,
+            BatchWarning,
             stacklevel=3,
         )
     return BatchCovariate(key, tuple(categories), codes)
