@@ -474,6 +474,13 @@ CASES = [
         match=r"balance must be a finite number >= 0 \(0 leaves the cluster sizes to the data\)",
     ),
     Case(
+        "scdcc-label-prior-huge",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_prior=1e6),
+        raises=ValueError,
+        match=r"label_prior must be at most 6, got 1000000\.0: the class probabilities raised",
+    ),
+    Case(
         "scdcc-ml-weight-nan",
         "scdcc",
         kwargs=dict(n_clusters=3, ml_weight=float("nan")),

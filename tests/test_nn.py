@@ -237,6 +237,26 @@ def test_target_balance_exponent():
     assert (target_distribution(q, balance=0.0)[:, 0] > target_distribution(q)[:, 0]).all()
 
 
+def test_target_stays_a_distribution_with_strong_balance_and_prior():
+    import torch
+
+    from scdeepclust.nn import target_distribution
+
+    # 100,000 cells in 4 clusters: frequency^4 is ~4e17, so q^2 / f^4 sums to far below 1e-8
+    gen = torch.Generator().manual_seed(0)
+    q = torch.softmax(torch.randn(50, 4, generator=gen) * 2, dim=1)
+    frequency = torch.tensor([40_000.0, 30_000.0, 20_000.0, 10_000.0])
+    prior = torch.rand(50, 4, generator=gen) ** 20  # down to ~1e-30
+    for balance, weights in ((2.0, None), (4.0, None), (4.0, prior), (1.0, prior)):
+        log_w = 2 * q.double().log() - balance * frequency.double().log()
+        if weights is not None:
+            log_w = log_w + weights.double().log()
+        expected = torch.softmax(log_w, dim=1).float()
+        target = target_distribution(q, frequency, balance, weights)
+        torch.testing.assert_close(target.sum(1), torch.ones(50))
+        torch.testing.assert_close(target, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_dropout_masks_drop_at_the_rate_keep_the_mean_and_change_between_calls():
     """Masks sliced from two banks behave as dropout: about p of the entries zeroed, the others
     scaled by 1 / (1 - p), gradients through the kept entries only; the banks come from their

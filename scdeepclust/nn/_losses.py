@@ -157,7 +157,22 @@ def target_distribution(
         weight = weight / frequency.clamp_min(EPS).pow(balance)
     if prior is not None:
         weight = weight * prior
-    return weight / weight.sum(1, keepdim=True).clamp_min(EPS)
+    total = weight.sum(1, keepdim=True)
+    # frequency^balance grows as (cells / clusters)^balance: with balance 2-4 on thousands of
+    # cells, or a strong prior, the weights of a cell sum to less than EPS (or underflow), and
+    # dividing by the clamped sum no longer gives a distribution. Those cells' targets are
+    # computed again from logarithms; the others keep the direct form.
+    small = ~(total >= EPS).squeeze(1)
+    if not bool(small.any()):
+        return weight / total
+    target = weight / total.clamp_min(EPS)
+    log_weight = 2 * q[small].clamp_min(EPS).log()
+    if balance:
+        log_weight = log_weight - balance * frequency.clamp_min(EPS).log()
+    if prior is not None:
+        log_weight = log_weight + prior[small].clamp_min(torch.finfo(prior.dtype).tiny).log()
+    target[small] = torch.softmax(log_weight, dim=1)
+    return target
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from ..train import (
     report_interruption,
     resolve_device,
 )
+from ..train._label_prior import MAX_LABEL_PRIOR
 from ._validate import (
     as_int,
     as_layer_sizes,
@@ -217,8 +218,8 @@ def scdcc(
         with those of its 15 nearest neighbours (in the components and in the pretrained latent
         space); DEC's target p is multiplied by these probabilities raised to the power
         `label_prior`, so unlabelled cells go where both the clusters and the labels point. 0 leaves
-        the target to the clusters alone, as earlier releases did. Used with `label_key` when the
-        known classes place the initial centroids (not with `resolution`).
+        the target to the clusters alone, as earlier releases did; at most 6. Used with
+        `label_key` when the known classes place the initial centroids (not with `resolution`).
     refine
         Read the clusters once more in another view before reporting them, as `tl.desc` does: a
         logistic regression on 50 principal components of the input (clipped to [-10, 10] for
@@ -400,6 +401,13 @@ def scdcc(
         ("balance", balance, "0 leaves the cluster sizes to the data"),
     ):
         check_weight(name, weight, zero_means)
+    if label_prior > MAX_LABEL_PRIOR:
+        raise ValueError(
+            f"label_prior must be at most {MAX_LABEL_PRIOR:g}, got {label_prior!r}: the class "
+            f"probabilities raised to a larger power leave float32's range, and at "
+            f"{MAX_LABEL_PRIOR:g} the classifier already overrules the clusters nearly everywhere "
+            "(a ratio of 0.9 to 0.1 becomes half a million to one)."
+        )
     check_refine(refine)
     if pretrain_balance is not None:
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")

@@ -30,6 +30,8 @@ CLASSIFIER_C = 0.1
 OWN_SHARE = 0.5
 PRIOR_NEIGHBOURS = 15
 PRIOR_FLOOR = 1e-6
+# The floor raised to this power stays a normal float32 (1e-36 > 1.2e-38).
+MAX_LABEL_PRIOR = 6.0
 
 
 def classifier_prior(
