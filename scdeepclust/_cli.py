@@ -345,16 +345,24 @@ def _run(args) -> int:
 def _check_writable(path: Path, option: str) -> None:
     """Refuse, before hours of training, a file path that cannot be written.
 
-    Its folder is created now (it would be at the end) and a scratch file written there.
+    A scratch file is written in its folder; folders created for that are removed again (the
+    run creates them when it writes), so that a run that fails leaves none behind.
     """
     if path.is_dir():
         raise CommandError(f"{option} {path} is a folder; give a file name inside it")
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as error:
         raise CommandError(f"{option} {path} cannot be written: {error}") from None
+    finally:
+        for folder in missing:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _demo(args) -> int:

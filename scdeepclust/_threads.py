@@ -15,13 +15,18 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 KMEANS_THREADS = 2
 
 
 @contextmanager
 def kmeans_thread_limit():
-    """Run scikit-learn's k-means (fit and predict) on at most `KMEANS_THREADS` threads."""
-    with threadpool_limits(limits=KMEANS_THREADS, user_api="openmp"):
+    """Run scikit-learn's k-means (fit and predict) on at most `KMEANS_THREADS` threads.
+
+    A tighter limit of the caller's (e.g. ``threadpool_limits(1)`` around the call) is kept:
+    threadpoolctl sets the pools to the number given, which would raise it.
+    """
+    current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+    with threadpool_limits(limits=min([KMEANS_THREADS, *current]), user_api="openmp"):
         yield

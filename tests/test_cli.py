@@ -102,6 +102,10 @@ def test_output_paths_are_checked_before_reading_the_data(scdcc_h5, tmp_path, ca
         captured = capsys.readouterr()
         assert fragment in captured.err and "reading" not in captured.out
     assert h5ad.read_bytes() == before
+    # a run that fails after the check leaves no folders of the output path behind
+    out = tmp_path / "new" / "sub" / "o.h5ad"
+    assert main(["run", str(h5ad), "-m", "scdcc", "-o", str(out), "--label-key", "no"]) != 0
+    assert "no" in capsys.readouterr().err and not (tmp_path / "new").exists()
 
 
 def test_run_scdcc_layout_file(scdcc_h5, tmp_path):

@@ -258,3 +258,8 @@ def test_simulate_is_seeded_and_sparse():
     assert (a.X != b.X).nnz == 0
     assert a.obs["group"].nunique() == 2
     assert is_count_matrix(a.X)
+    # the counts layer is a copy: normalising X in place leaves it as it was
+    assert (a.layers["counts"] != a.X).nnz == 0
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    assert (a.layers["counts"] != b.X).nnz == 0

@@ -227,6 +227,13 @@ def test_save_load_round_trip(scdcc_model, split, tmp_path):
         np.testing.assert_array_equal(a.obs["scdcc"], b.obs["scdcc"])
         np.testing.assert_array_equal(a.obs["scdcc_confidence"], b.obs["scdcc_confidence"])
 
+    # loading builds layers whose initial weights it replaces: the caller's RNG stays as it was
+    torch.manual_seed(5)
+    state = torch.random.get_rng_state()
+    sdc.models.load(path)
+    sdc.tl.map_to_model(test, str(path), copy=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
     with pytest.raises(FileExistsError, match="already holds a model.*overwrite=True"):
         model.save(path)
     model.save(path, overwrite=True)

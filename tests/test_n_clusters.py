@@ -77,6 +77,11 @@ def test_search_is_reproducible_on_many_threads(monkeypatch):
     assert n_searched and len(threads_seen) > n_searched
     assert max(threads_seen) <= KMEANS_THREADS
     assert len(scores) == 1
+    # a tighter limit of the caller's is kept, not raised to two
+    threads_seen.clear()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        kmeans_labels(z, 4, random_state=0)
+    assert threads_seen and max(threads_seen) == 1
 
 
 def test_adjusted_rand_matches_sklearn():

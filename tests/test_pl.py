@@ -144,6 +144,23 @@ def test_autosave_saves_once_without_a_warning(plot, clustered, figdir, recwarn)
     ]
 
 
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda a: sdc.pl.probabilities(a, "scdcc", cmap="no-such-map", show=False),
+        lambda a: sdc.pl.compare(a, "scdcc", "group", cmap="no-such-map", show=False),
+        lambda a: sdc.pl.embedding(a, "desc", color="desc", cmap="no-such-map", show=False),
+        lambda a: sdc.pl.umap(a, "desc", color="desc", no_such_keyword=1, show=False),
+    ],
+    ids=["probabilities", "compare", "embedding", "umap"],
+)
+def test_a_failed_plot_leaves_no_figure_open(draw, clustered):
+    plt.close("all")
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        draw(clustered.copy())
+    assert plt.get_fignums() == []
+
+
 def test_panels_are_checked_before_the_umap_is_cached(clustered):
     adata = clustered.copy()
     before = (set(adata.obsm), set(adata.obsp), set(adata.uns))

@@ -105,7 +105,7 @@ def simulate(
     Returns
     -------
     AnnData
-        Sparse float32 counts in ``X`` and ``layers['counts']`` (the same matrix),
+        Sparse float32 counts in ``X`` and in ``layers['counts']`` (a copy of them),
         ``obs['group']`` (categorical truth) and ``obs['library_factor']`` (the cell's own
         factor, without the batch shift). With ``n_batches > 1`` also ``obs['batch']``
         (categorical, ``"batch0"``, ``"batch1"``, ...) and ``uns['simulate_batches']`` with the
@@ -188,7 +188,8 @@ def simulate(
         index=[f"cell{i}" for i in range(n_cells)],
     )
     adata = AnnData(X, obs=obs, var=pd.DataFrame(index=[f"gene{i}" for i in range(n_genes)]))
-    adata.layers["counts"] = adata.X
+    # a copy: sc.pp.normalize_total / log1p on X must leave the counts as they are
+    adata.layers["counts"] = adata.X.copy()
     if batch_scale is not None:
         names = [f"batch{i}" for i in range(n_batches)]
         adata.obs["batch"] = pd.Categorical.from_codes(batches, names)

@@ -431,7 +431,9 @@ class TrainedModel:
                 "model.save, or was edited. Save the model again."
             )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
-        with torch.device("cpu"):  # whatever torch's default device is; moved below
+        # on the CPU whatever torch's default device is (moved below); the layers' initial
+        # weights, replaced by the saved ones, must not draw from the caller's global RNG
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
             network = model_cls.build_network(meta["config"], len(meta["features"]))
         state = load_tensors(directory / WEIGHTS_FILE, device)
         try:

@@ -5,11 +5,12 @@ import pandas as pd
 from anndata import AnnData
 
 from .._metrics import agreement
-from ._utils import check_obs_column, check_result, finish, new_figure
+from ._utils import check_obs_column, check_result, closes_figures_on_error, finish, new_figure
 
 _NORMALIZE = {"row": "share of each known label", "column": "share of each cluster", None: "cells"}
 
 
+@closes_figures_on_error
 def compare(
     adata: AnnData,
     key: str,

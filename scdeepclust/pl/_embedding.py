@@ -2,9 +2,17 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._utils import check_result, figure_of, finish, panel_colors, scanpy_draws_only
+from ._utils import (
+    check_result,
+    closes_figures_on_error,
+    figure_of,
+    finish,
+    panel_colors,
+    scanpy_draws_only,
+)
 
 
+@closes_figures_on_error
 def embedding(
     adata: AnnData,
     key: str = "scdcc",

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import numpy as np
 from anndata import AnnData
 
-from ._utils import check_result, finish, spans_decades
+from ._utils import check_result, closes_figures_on_error, finish, spans_decades
 
 # Clustering-stage history entries that are not reconstruction losses.
 _CLUSTER_LOSSES = {
@@ -22,6 +22,7 @@ def _loss_name(stage: str) -> str:
     return _RECONSTRUCTION_NAMES.get(stage, f"{stage} MSE")
 
 
+@closes_figures_on_error
 def history(
     adata: AnnData,
     key: str = "scdcc",

@@ -5,9 +5,10 @@ from collections.abc import Mapping
 import numpy as np
 from anndata import AnnData
 
-from ._utils import check_result, finish, new_figure
+from ._utils import check_result, closes_figures_on_error, finish, new_figure
 
 
+@closes_figures_on_error
 def n_clusters(
     adata: AnnData,
     key: str = "scdcc",

@@ -3,9 +3,16 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
-from ._utils import check_result, cluster_categories, cluster_colors, finish
+from ._utils import (
+    check_result,
+    closes_figures_on_error,
+    cluster_categories,
+    cluster_colors,
+    finish,
+)
 
 
+@closes_figures_on_error
 def probabilities(
     adata: AnnData,
     key: str = "scdcc",

@@ -8,6 +8,7 @@ from anndata import AnnData
 from .._neighbors import exact_neighbors
 from ._utils import (
     check_result,
+    closes_figures_on_error,
     figure_of,
     finish,
     panel_colors,
@@ -16,6 +17,7 @@ from ._utils import (
 )
 
 
+@closes_figures_on_error
 def umap(
     adata: AnnData,
     key: str = "scdcc",

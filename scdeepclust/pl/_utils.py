@@ -6,6 +6,7 @@ Finding a run's results with clear errors, cluster colours, and scanpy-style sho
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Mapping
@@ -17,6 +18,29 @@ import pandas as pd
 from anndata import AnnData
 
 from .._results import result_keys
+
+
+def closes_figures_on_error(plot):
+    """Close the figures `plot` opened when it raises: a failed call leaves none open.
+
+    Whether the error comes from our checks, matplotlib (a bad colour map) or scanpy's
+    `embedding`, which has drawn its figure before it reads some of its keywords.
+    """
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        before = set(plt.get_fignums())
+        try:
+            return plot(*args, **kwargs)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+
+    return wrapper
+
 
 # What each plot needs from a run, by the names of `result_keys`.
 _WHERE = {
@@ -131,8 +155,11 @@ SAVE_DEPRECATED = (
 )
 
 
-def warn_if_saving(save, *, stacklevel: int = 4) -> None:
+def warn_if_saving(save, *, stacklevel: int = 5) -> None:
     """Warn that `save=` is deprecated, pointing at the caller of the plot.
+
+    The default `stacklevel` counts this function, `finish`, the plot and its
+    `closes_figures_on_error` wrapper.
 
     As in scanpy, an explicit `save` that asks for no file (`None`, `False`, ``''``) does not
     warn, and ``sc.settings.autosave`` goes on saving without a warning.
