@@ -459,6 +459,14 @@ CASES = [
         match=r"fewer than 2 cells with a known label",
     ),
     Case(
+        "scdcc-labels-placeholder-text",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_key="known"),
+        edit=_obs("known", lambda a: (["T", "B"] * 10 + ["unknown"] * a.n_obs)[: a.n_obs]),
+        warns=UserWarning,
+        match=r"labels cells 'unknown' \(\d+ cells\): such a value is a cell type of its own",
+    ),
+    Case(
         "scdcc-label-weight-negative",
         "scdcc",
         kwargs=dict(n_clusters=3, label_weight=-1.0),

@@ -156,7 +156,23 @@ def test_scdcc_batch_key_mixes_batches_and_keeps_groups(batch_data):
     uns = adata.uns["scdcc"]
     assert uns["params"]["batch_key"] == "batch"
     assert list(uns["params"]["batch_categories"]) == ["a", "b"]
-    assert dict(uns["batch_sizes"]) == adata.obs["batch"].value_counts().to_dict()
+    sizes = dict(zip(uns["params"]["batch_categories"], uns["batch_sizes"].tolist()))
+    assert sizes == adata.obs["batch"].value_counts().to_dict()
+    # the draws stay uniform with batches, and params say so
+    assert uns["params"]["pretrain_balance"] == 0.0 and uns["params"]["refine"] == 0.0
+
+
+def test_batch_names_with_a_slash_survive_an_h5ad_round_trip(batch_data, tmp_path):
+    import anndata as ad
+
+    adata = batch_data.copy()
+    adata.obs["batch"] = adata.obs["batch"].map({"a": "10x/v2", "b": "10x/v3"})
+    sdc.tl.scdcc(adata, 3, batch_key="batch", pretrain_epochs=1, max_epochs=1, progress=False)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    uns = ad.read_h5ad(tmp_path / "a.h5ad").uns["scdcc"]
+    assert list(uns["params"]["batch_categories"]) == ["10x/v2", "10x/v3"]
+    counts = adata.obs["batch"].value_counts()
+    assert uns["batch_sizes"].tolist() == [counts["10x/v2"], counts["10x/v3"]]
 
 
 def test_desc_batch_key_mixes_batches_and_keeps_groups(batch_data):
@@ -172,6 +188,7 @@ def test_desc_batch_key_mixes_batches_and_keeps_groups(batch_data):
     assert adjusted_rand_score(adata.obs["group"], adata.obs["desc"]) > 0.9
     assert list(adata.uns["desc"]["params"]["batch_categories"]) == ["a", "b"]
     assert "refinement" not in adata.uns["desc"] and "refinement" in plain.uns["desc"]
+    assert adata.uns["desc"]["params"]["refine"] == 0.0 and plain.uns["desc"]["params"]["refine"]
 
 
 def test_without_batch_key_nothing_depends_on_the_batch_column(batch_data):

@@ -120,6 +120,9 @@ def test_scdcc_refines_by_default_without_prior_knowledge_or_batches(sim, monkey
     batched = sdc.tl.scdcc(sim, 3, batch_key="batch", refine=1, copy=True, **FAST)
     assert len(calls) == 1
     assert "refinement" not in labelled.uns["scdcc"] and "refinement" not in batched.uns["scdcc"]
+    # params record the share used: none with labels or batches
+    shares = [r.uns["scdcc"]["params"]["refine"] for r in (out, plain, labelled, batched)]
+    assert shares == [0.5, 0.0, 0.0, 0.0]
 
 
 def test_refinement_finds_the_simulated_groups(scaled):

@@ -183,9 +183,10 @@ def test_labelled_cells_keep_their_class_unless_labels_may_be_wrong(sim):
     kept = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
     assert "cluster_known_class" in kept.uns["scdcc"]["history"]
     assert kept.uns["scdcc"]["init_method"] == "known class means"
-    # class code i (categories sorted: a, b, c) is cluster i
+    # class code i (categories sorted: a, b, c) is cluster i, as uns says
     codes = pd.Categorical(known[labelled]).codes.astype(str)
     np.testing.assert_array_equal(kept.obs["scdcc"].to_numpy()[labelled], codes)
+    assert list(kept.uns["scdcc"]["label_classes"]) == ["a", "b", "c"]
     # the soft assignments stay as trained, the unlabelled cells follow them
     probs = kept.obsm["scdcc_probs"]
     np.testing.assert_array_equal(
@@ -199,6 +200,16 @@ def test_labelled_cells_keep_their_class_unless_labels_may_be_wrong(sim):
     free = sdc.tl.scdcc(sim, 3, label_key="known", keep_labels=False, copy=True, **FAST)
     np.testing.assert_array_equal(
         free.obsm["scdcc_probs"].argmax(1).astype(str), free.obs["scdcc"].to_numpy()
+    )
+
+    # numbers as labels: their clusters are read from uns, not from the numbers
+    sim.obs["known"] = known.map({"a": 6, "b": 11, "c": 1}).astype("Int64")
+    numbered = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
+    classes = list(numbered.uns["scdcc"]["label_classes"])
+    assert classes == ["1", "11", "6"]
+    cluster_of_label = numbered.obs["scdcc"].astype(int).to_numpy()[labelled]
+    np.testing.assert_array_equal(
+        np.asarray(classes)[cluster_of_label], sim.obs["known"][labelled].astype(int).astype(str)
     )
 
 

@@ -32,6 +32,7 @@ from ..train import (
     embed_all,
     fit_epochs,
     numpy_rng,
+    refined_share,
     seeded,
     sgd,
 )
@@ -352,6 +353,7 @@ def cluster_desc(
     params = asdict(config)
     params["hidden"] = list(config.resolved_hidden(feeder.n_total))
     params["resolution"] = resolution
+    params["refine"] = refined_share(outcome.info)  # 0 where mixed batches or processes skip it
     return ClusteringResult(
         labels=outcome.labels,
         embedding=outcome.embedding,

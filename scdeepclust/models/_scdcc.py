@@ -29,6 +29,7 @@ from ..train import (
     fit_epochs,
     input_principal_components,
     numpy_rng,
+    refined_share,
     seeded,
     torch_generator,
 )
@@ -308,7 +309,12 @@ def fit_scdcc(
         confidence=outcome.confidence,
         params={
             **asdict(config),
-            "pretrain_balance": config.resolved_pretrain_balance(),
+            # the values used: uniform draws with batches or on small data, no refinement with
+            # prior knowledge, mixed batches or several processes
+            "pretrain_balance": 0.0
+            if sample_weights is None
+            else config.resolved_pretrain_balance(),
+            "refine": refined_share(outcome.info),
             "tol": tol,
         },
         history=history,

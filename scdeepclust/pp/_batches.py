@@ -30,10 +30,12 @@ class BatchCovariate:
     def n_batches(self) -> int:
         return len(self.categories)
 
-    def sizes(self) -> dict[str, int]:
-        return dict(
-            zip(self.categories, np.bincount(self.codes, minlength=self.n_batches).tolist())
-        )
+    def sizes(self) -> np.ndarray:
+        """Cells per batch, in the order of `categories`.
+
+        An array, not a dict by name: names with '/' do not survive an h5ad round trip as keys.
+        """
+        return np.bincount(self.codes, minlength=self.n_batches).astype(np.int64)
 
 
 def _column(adata: AnnData, key: str) -> pd.Series:

@@ -219,8 +219,9 @@ def desc(
         placed across a boundary that the input does not draw; `uns[key]['refinement']` says
         how many. The soft assignments in `obsm` stay the clustering stage's, so a moved cell's
         label is not its highest soft assignment. 0 reports the stage's own labels. Not used
-        with `batch_key` (the input holds the batch effects the stage removed) nor with
-        `distributed`. At 0.5 against 0 (ARI at the defaults / the true k, median of seeds 0-2,
+        where batches are mixed (`batch_key` with `batch_mixing` > 0: the input holds the
+        batch effects the stage removed) nor with `distributed` (``params['refine']`` is then
+        0). At 0.5 against 0 (ARI at the defaults / the true k, median of seeds 0-2,
         benchmarks/desc_accuracy.py): worm neurons 0.586 / 0.618 against 0.515 / 0.545;
         10X PBMC 0.778 / 0.780 against 0.766 / 0.769; mouse bladder 0.714 / 0.715 against
         0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.

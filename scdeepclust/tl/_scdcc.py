@@ -30,6 +30,7 @@ from ..train import (
     report_interruption,
     resolve_device,
 )
+from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
 from ._validate import (
     as_int,
@@ -54,6 +55,7 @@ from ._validate import (
     target_adata,
     tool_input,
     tool_return,
+    warn_if_placeholder_labels,
 )
 
 # Measured on 10X PBMC with 10% labelled cells (ARI on the rest): 20 pairs per labelled cell
@@ -229,14 +231,16 @@ def scdcc(
         every cell its reported cluster; `uns[key_added]['refinement']` says how many cells
         moved. The soft assignments in `obsm` stay the clustering stage's. 0 reports the stage's
         own labels. Not used with `label_key`, pairs or proteins (the label prior reads the
-        labels with the same classifier) nor with `batch_key` (the input holds the batch effects
-        the stage removed) or `distributed`. The stage blurs the edges of small clusters, which
-        the input still draws: on the simulated rare types, with the Leiden start, the 0.5%
-        group's best F1 fell from 1.00 at the start to 0.77 at the end of the stage (seed 0) and
-        is 0.98 refined. With the Leiden start, against 0 (true k, ARI, median of seeds 0-2,
-        10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.749 / 0.560 / 0.427 / 0.630
-        against 0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means'
-        start 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 / 0.426 / 0.538.
+        labels with the same classifier) nor where batches are mixed (`batch_key` with
+        `batch_mixing` > 0: the input holds the batch effects the stage removed) or
+        `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
+        clusters, which the input still draws: on the simulated rare types, with the Leiden
+        start, the 0.5% group's best F1 fell from 1.00 at the start to 0.77 at the end of the
+        stage (seed 0) and is 0.98 refined. With the Leiden start, against 0 (true k, ARI,
+        median of seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.749 /
+        0.560 / 0.427 / 0.630 against 0.740 / 0.597 / 0.433 / 0.537 (this one on another
+        machine); with k-means' start 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 /
+        0.426 / 0.538.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
@@ -275,7 +279,7 @@ def scdcc(
         0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC 0.759 / 0.767; when the number of
         clusters is searched, 0.5 made the search choose fewer clusters (mouse bladder 0.504 against
         0.642), hence 0 there. Draws stay uniform with `batch_key`, `distributed=True` and under 100
-        cells.
+        cells (``params['pretrain_balance']`` is then 0).
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
         number of minibatch steps beyond (6 epochs at a million cells).
@@ -369,9 +373,12 @@ def scdcc(
     `adata.uns[key_added]`
         `params`, `n_clusters` (non-empty clusters), `empty_clusters` (the others), `history`
         (per-epoch losses of both stages, label change per refresh), `timings`, `converged`,
-        `n_constraints`, `refinement` (`share`, `cells_moved`) when `refine` was used, and
+        `n_constraints`, `refinement` (`share`, `cells_moved`) when `refine` was used,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
-        and spreads, `chosen`, `runner_up`).
+        and spreads, `chosen`, `runner_up`), `label_classes` when the known classes of
+        `label_key` placed the initial centroids (cluster "i" started from class
+        ``label_classes[i]``; classes in text order) and `batch_sizes` with `batch_key` (cells
+        per batch, in the order of ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy)
@@ -391,6 +398,7 @@ def scdcc(
         init=init,
     )
     check_keys(adata, label_key=label_key, protein_key=protein_key)
+    warn_if_placeholder_labels(adata, label_key)
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
     for name, weight, zero_means in (
@@ -500,9 +508,9 @@ def scdcc(
         batch_categories=None if batches is None else batches.categories,
         batch_mixing=float(batch_mixing),
     )
-    seed_labels = None
+    seed_labels = label_classes = None
     if label_key is not None and (n_clusters is not None or resolution is None):
-        seed_labels = _label_codes(adata.obs[label_key])
+        seed_labels, label_classes = _label_codes(adata.obs[label_key])
     checkpoint = open_checkpoint(
         checkpoint_dir,
         every=checkpoint_every,
@@ -534,6 +542,9 @@ def scdcc(
         result.info["n_processes"] = world_size
     if batches is not None:
         result.info["batch_sizes"] = batches.sizes()
+    if label_classes is not None and result.info["init_method"].startswith(KNOWN_CLASS_MEANS):
+        # the known classes started clusters 0, 1, ...: which is which
+        result.info["label_classes"] = label_classes
     genes = adata.var_names if genes_used is None else adata.var_names[genes_used]
     if genes_used is not None:
         result.info["genes_used"] = np.asarray(genes)
@@ -568,12 +579,13 @@ def scdcc(
     return tool_return(adata, copy, model, return_model)
 
 
-def _label_codes(labels) -> np.ndarray:
-    """Integer codes of known labels, -1 where missing."""
+def _label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of known labels (-1 where missing), and the classes in code order."""
     codes = np.full(len(labels), -1, np.int64)
     known = labels.notna().to_numpy()
-    codes[known] = pd.Categorical(labels[known].astype(str)).codes
-    return codes
+    classes = pd.Categorical(labels[known].astype(str))
+    codes[known] = classes.codes
+    return codes, np.asarray(classes.categories, dtype=str)
 
 
 def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np.ndarray:

@@ -274,6 +274,41 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
             raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
 
 
+# Values that people write for "no label" and that are text, not missing, to pandas.
+_PLACEHOLDER_LABELS = frozenset(
+    {"", "nan", "none", "null", "na", "n/a", "?", "-", "unknown", "unlabelled", "unlabeled"}
+    | {"unassigned", "missing"}
+)
+
+
+def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
+    """Warn about label values that look like "no label" but count as a cell type.
+
+    Only missing values (NaN, None) mark unlabelled cells; a text "unknown" or a "nan" left by
+    ``astype(str)`` is a class of its own, with its own must-link pairs and centroid.
+    """
+    if label_key is None or label_key not in adata.obs:
+        return
+    labels = adata.obs[label_key]
+    known = labels[labels.notna()]
+    text = known.astype(str).str.strip().str.lower()
+    placeholders = text[text.isin(_PLACEHOLDER_LABELS)]
+    if placeholders.empty:
+        return
+    found = known[placeholders.index].astype(str).value_counts()
+    listing = ", ".join(f"{value!r} ({n} cells)" for value, n in found.items())
+    first = found.index[0]
+    warnings.warn(
+        f"adata.obs[{label_key!r}] labels cells {listing}: such a value is a cell type of its "
+        "own here (must-link pairs among those cells, a centroid of their own), since only "
+        "missing values mark cells without a label. If it means 'no label', make those cells "
+        f"missing first, e.g. `adata.obs[{label_key!r}] = "
+        f"adata.obs[{label_key!r}].mask(adata.obs[{label_key!r}].astype(str) == {first!r})`.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def check_gene_names(adata: AnnData, *, use_rep: str | None, return_model: bool) -> None:
     """Repeated gene names: a returned model could not match genes by name, so it is refused."""
     if use_rep is not None or adata.var_names.is_unique:

@@ -11,7 +11,14 @@ from ._checkpoint import (
     run_fingerprint,
 )
 from ._components import input_principal_components
-from ._dec import CentroidInit, DECOutcome, LatentCache, deep_embedded_clustering, embed_all
+from ._dec import (
+    CentroidInit,
+    DECOutcome,
+    LatentCache,
+    deep_embedded_clustering,
+    embed_all,
+    refined_share,
+)
 from ._device import check_precision, numpy_rng, resolve_device, seeded, torch_generator
 from ._distributed import init_distributed
 from ._loops import (
@@ -45,6 +52,7 @@ __all__ = [
     "deep_embedded_clustering",
     "density_balanced_weights",
     "embed_all",
+    "refined_share",
     "input_principal_components",
     "PlateauStopper",
     "TrainingDiverged",

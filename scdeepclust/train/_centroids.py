@@ -129,6 +129,10 @@ def balanced_kmeans_labels(
     )
 
 
+# `init_method` of a start at the known classes (cluster i at class i)
+KNOWN_CLASS_MEANS = "known class means"
+
+
 def class_mean_centroids(
     z: np.ndarray, n_clusters: int, seed_labels: np.ndarray, *, random_state: int | None
 ) -> np.ndarray | None:
@@ -523,7 +527,7 @@ def initial_centroids(
             return InitialClustering(
                 seeds,
                 nearest_centroid(z, seeds),
-                "known class means" + found,
+                KNOWN_CLASS_MEANS + found,
                 search,
                 classes_anchored=True,
             )

@@ -463,6 +463,14 @@ def _input_components_for_refinement(
     return components
 
 
+def refined_share(info: dict) -> float:
+    """Return the share of each cluster that trained the refinement; 0 where none ran.
+
+    `info` is a `DECOutcome`'s.
+    """
+    return float(info["refinement"]["share"]) if "refinement" in info else 0.0
+
+
 def _label_prior(z, components, init, n_clusters, weight, feeder) -> np.ndarray | None:
     """Return the target's weights from the labelled cells, `classifier_prior` ** `weight`."""
     views = [
