@@ -32,6 +32,44 @@ def test_count_statistics_match_scanpy(sim):
     np.testing.assert_allclose(dense_stats.gene_mean, stats.gene_mean, rtol=1e-5)
 
 
+def test_count_statistics_of_any_storage_of_the_same_counts(sim):
+    counts = sparse.csr_matrix(sim.X)
+    expected = count_statistics(RowSource(counts))
+    # every entry stored twice, as two whole parts: scipy sums them when it reads values
+    coo = counts.tocoo()
+    half = np.floor(coo.data / 2)
+    rows = np.tile(coo.row, 2)
+    order = np.argsort(rows, kind="stable")
+    twice = sparse.csr_matrix(
+        (
+            np.concatenate([half, coo.data - half])[order],
+            np.tile(coo.col, 2)[order],
+            np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=counts.shape[0]))]),
+        ),
+        shape=counts.shape,
+    )
+    assert not twice.has_canonical_format
+    dense = counts.toarray()
+    big = dense.copy()
+    big[0] = np.round(70_000 / dense.shape[1])  # one cell above float16's largest, 65,504
+    for stored in (twice, dense.astype(np.float16), sparse.csr_array(counts)):
+        stats = count_statistics(RowSource(stored))
+        np.testing.assert_allclose(stats.size_factors, expected.size_factors, rtol=1e-6)
+        np.testing.assert_allclose(stats.gene_mean, expected.gene_mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stats.gene_scale, expected.gene_scale, rtol=1e-5, atol=1e-6)
+    # scDCC's choice of variable genes reads the summed entries too
+    from scdeepclust.tl._scdcc import _highly_variable
+
+    np.testing.assert_array_equal(
+        _highly_variable(twice, 20, None), _highly_variable(counts, 20, None)
+    )
+    # library sizes summed in float64, not in float16 (inf above 65,504)
+    high = count_statistics(RowSource(big.astype(np.float16)))
+    np.testing.assert_allclose(
+        high.size_factors, count_statistics(RowSource(big)).size_factors, rtol=1e-6
+    )
+
+
 def test_is_count_matrix():
     assert is_count_matrix(np.array([[0, 3], [2, 1]], dtype=np.float32))
     assert is_count_matrix(sparse.csr_matrix(np.array([[0, 3], [2, 1]])))
@@ -249,6 +287,13 @@ def test_backed_anndata_rows(sim, tmp_path):
         stats.gene_mean, count_statistics(RowSource(sim.X)).gene_mean, rtol=1e-5
     )
     backed.file.close()
+    # dense rows read repeatedly (draws with replacement): HDF5 reads increasing indices only
+    dense_path = tmp_path / "dense.h5ad"
+    ad.AnnData(sim.X.toarray()).write_h5ad(dense_path)
+    dense = sc.read_h5ad(dense_path, backed="r")
+    idx = np.array([5, 2, 5, 0, 2])
+    np.testing.assert_array_equal(RowSource(dense.X).rows(idx), sim.X[idx].toarray())
+    dense.file.close()
 
 
 def test_simulate_is_seeded_and_sparse():

@@ -98,6 +98,58 @@ def test_recipe_from_counts(sim):
     assert X.max() <= 10
 
 
+def _stored_twice(matrix):
+    """The same counts with every entry stored in two whole parts (scipy sums them on reading)."""
+    coo = sparse.coo_matrix(matrix)
+    half = np.floor(coo.data / 2)
+    data = np.concatenate([half, coo.data - half])
+    rows, cols = np.tile(coo.row, 2), np.tile(coo.col, 2)
+    order = np.argsort(rows, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=matrix.shape[0]))])
+    twice = sparse.csr_matrix((data[order], cols[order], indptr), shape=matrix.shape)
+    assert not twice.has_canonical_format
+    return twice
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda m: _stored_twice(m),
+        lambda m: sparse.csr_array(m),
+        lambda m: m.toarray().astype(">f4"),
+        lambda m: m.toarray().astype(np.float16),
+    ],
+    ids=["repeated-entries", "csr_array", "big-endian", "float16"],
+)
+@pytest.mark.parametrize("method", ["desc", "scdcc"])
+def test_recipe_gives_the_same_result_for_any_form_of_the_counts(form, method):
+    plain = sdc.datasets.simulate(n_cells=80, n_genes=400, n_groups=2, random_state=0)
+    del plain.layers["counts"]
+    other = plain.copy()
+    other.X = form(plain.X)
+    assert sdc.pp.recipe(other, method, n_top_genes=50, hvg_above=300) == sdc.pp.recipe(
+        plain, method, n_top_genes=50, hvg_above=300
+    )
+    assert list(other.var_names) == list(plain.var_names)
+    dense = [m.toarray() if sparse.issparse(m) else np.asarray(m) for m in (other.X, plain.X)]
+    np.testing.assert_allclose(dense[0], dense[1], rtol=1e-5, atol=1e-5)
+
+
+def test_recipe_refuses_values_that_are_not_numbers_and_points_at_raw_counts():
+    sim = sdc.datasets.simulate(n_cells=40, n_genes=30, n_groups=2, random_state=0)
+    objects = sim.copy()
+    objects.X = sim.X.toarray().astype(object)
+    with pytest.raises(TypeError, match=r"adata.X has dtype object; a numeric matrix"):
+        sdc.pp.recipe(objects, "desc")
+    lognorm = sim.copy()
+    del lognorm.layers["counts"]
+    lognorm.raw = lognorm.copy()
+    sc.pp.normalize_total(lognorm)
+    sc.pp.log1p(lognorm)
+    with pytest.raises(ValueError, match=r"adata.raw holds counts: `adata.layers\['counts'\]"):
+        sdc.pp.recipe(lognorm, "scdcc")
+
+
 def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
     sim = sdc.datasets.simulate(n_cells=100, n_genes=400, n_groups=2, random_state=0)
     steps = sdc.pp.recipe(sim, "scdcc", n_top_genes=50, hvg_above=300)

@@ -36,6 +36,9 @@ class RowSource:
             if matrix.ndim != 2:
                 raise ValueError(f"Expected a 2-d matrix, got an array of shape {matrix.shape}.")
         self.matrix = matrix
+        # A sparse matrix may store one entry several times (scipy sums them when it reads
+        # values, but not in `.data`): blocks are then summed up before anyone reads `.data`.
+        self.sums_duplicates = sparse.issparse(matrix) and not matrix.has_canonical_format
         self.n_obs, n_stored = matrix.shape
         self._selection = None
         if columns is None:
@@ -112,21 +115,24 @@ class RowSource:
         """Dense float32 copy of the rows in `index` (any order)."""
         index = np.asarray(index) + self._offset if self._offset else np.asarray(index)
         if self.is_backed:
-            # HDF5-backed data only supports increasing indices.
-            order = np.argsort(index, kind="stable")
-            block = self.matrix[index[order]]
-            block = self._select(block)
-            dense = np.empty((len(index), self.n_vars), dtype=np.float32)
-            dense[order] = block.toarray() if sparse.issparse(block) else np.asarray(block)
-            return dense
+            # HDF5 reads strictly increasing indices only: each row once, then spread out (draws
+            # with replacement repeat rows)
+            unique, position = np.unique(index, return_inverse=True)
+            block = self._select(self.matrix[unique])
+            block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+            return np.asarray(block, dtype=np.float32)[position.reshape(-1)]
         block = self._select(self.matrix[index])
         if sparse.issparse(block):
             return block.toarray().astype(np.float32, copy=False)
         return np.asarray(block, dtype=np.float32)
 
     def row_range(self, start: int, stop: int):
-        """Rows start:stop in their native format (CSR stays CSR)."""
-        return self._select(self.matrix[self._offset + start : self._offset + stop])
+        """Rows start:stop in their native format (CSR stays CSR, without repeated entries)."""
+        block = self.matrix[self._offset + start : self._offset + stop]
+        if self.sums_duplicates:
+            block = block.copy() if block is self.matrix else block  # a slice is a copy
+            block.sum_duplicates()
+        return self._select(block)
 
     def _select(self, block):
         return block if self._selection is None else self._selection(block)

@@ -107,7 +107,8 @@ class CountStatistics:
 def library_sizes(source: RowSource, *, chunk_size: int = 8192) -> np.ndarray:
     totals = np.empty(source.n_obs, dtype=np.float64)
     for start, stop, block in source.iter_blocks(chunk_size):
-        totals[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+        # in float64: float16 counts sum to inf above 65,504 (and round long before)
+        totals[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return totals
 
 

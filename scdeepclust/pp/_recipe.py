@@ -14,7 +14,7 @@ from scipy import sparse
 
 from ._batches import BatchCovariate, batch_covariate
 from ._counts import is_count_matrix
-from ._input import layer_names
+from ._input import _check_dtype, layer_names
 
 METHODS = ("desc", "scdcc")
 # Log-normalised values (log1p of counts per 10,000) stay well below this.
@@ -86,8 +86,12 @@ def recipe(
     ):
         raise ValueError(f"n_top_genes must be an integer >= 1 (or None), got {n_top_genes!r}.")
     batches = batch_covariate(adata, batch_key)  # checked before anything is changed
+    _check_dtype(getattr(adata.X, "dtype", np.float64), "X")
+    adata.X = _computable(adata.X)
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
+    if counts_key is not None:
+        adata.layers[counts_key] = _computable(adata.layers[counts_key])
     if counts_key is None and method == "scdcc":
         name_it = "name the layer that holds them (--layer / layer=)"
         if "counts" not in adata.layers:
@@ -102,6 +106,11 @@ def recipe(
         else:
             found = (
                 f"neither X nor layers['counts'] holds counts (non-negative integers); {name_it}"
+            )
+        if adata.raw is not None and is_count_matrix(adata.raw.X):
+            found += (
+                "; adata.raw holds counts: `adata.layers['counts'] = "
+                "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
     if counts_key is not None:
@@ -148,6 +157,27 @@ def recipe(
         sc.pp.scale(adata, max_value=max_value)
         steps.append(f"X: scale (zero mean, unit variance per gene, clipped at {max_value:g})")
     return steps
+
+
+def _computable(matrix):
+    """Return `matrix` in a form scanpy's steps compute right on (a copy where it changes).
+
+    A scipy sparse matrix rather than array (scanpy 1.11's `normalize_total` fails on arrays),
+    each entry stored once (its `log1p` takes repeated entries one by one), native byte order
+    (numba's `scale` fails on others) and float32 rather than float16 (log1p's precision).
+    """
+    if sparse.issparse(matrix):
+        if not isinstance(matrix, sparse.spmatrix):
+            matrix = sparse.csr_matrix(matrix)
+        if not matrix.has_canonical_format:
+            matrix = matrix.copy()
+            matrix.sum_duplicates()
+    dtype = matrix.dtype
+    if dtype == np.float16:
+        return matrix.astype(np.float32)
+    if not dtype.isnative:
+        return matrix.astype(dtype.newbyteorder("="))
+    return matrix
 
 
 def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | None:

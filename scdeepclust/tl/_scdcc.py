@@ -594,7 +594,9 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     from scipy import sparse
 
     source = RowSource(counts, columns=columns)
-    if source.is_backed:  # in memory, block by block: the choice needs every cell's counts
+    # in memory, block by block: the choice needs every cell's counts (and scanpy's log1p
+    # would take repeated entries of a sparse matrix one by one)
+    if source.is_backed or source.sums_duplicates:
         blocks = [sparse.csr_matrix(block) for _, _, block in source.iter_blocks()]
         counts = sparse.vstack(blocks, format="csr")
     elif columns is not None:
