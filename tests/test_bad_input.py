@@ -597,6 +597,27 @@ CASES = [
         match=r"device='gpu' is not a device torch knows",
     ),
     Case(
+        "desc-no-seed-with-checkpoints",
+        "desc",
+        kwargs=dict(n_clusters=3, random_state=None, checkpoint_dir="unused"),
+        raises=ValueError,
+        match=r"random_state=None draws a new seed at every call, but a checkpoint is resumed",
+    ),
+    Case(
+        "scdcc-device-not-cpu-or-cuda",
+        "scdcc",
+        kwargs=dict(n_clusters=3, device="mps"),
+        raises=ValueError,
+        match=r"device='mps': scdeepclust trains on the CPU or on CUDA GPUs only",
+    ),
+    Case(
+        "desc-meta-device",
+        "desc",
+        kwargs=dict(n_clusters=3, device="meta"),
+        raises=ValueError,
+        match=r"device='meta': scdeepclust trains on the CPU or on CUDA GPUs only",
+    ),
+    Case(
         "scdcc-cuda-without-cuda",
         "scdcc",
         kwargs=dict(n_clusters=3, device="cuda"),
@@ -769,6 +790,13 @@ CASES = [
         kwargs=dict(n_clusters=3, key_added="run/1"),
         raises=ValueError,
         match=r"key_added 'run/1' contains '/'",
+    ),
+    Case(
+        "scdcc-key-in-scanpy-colour-slot",
+        "scdcc",
+        kwargs=dict(n_clusters=3, key_added="scdcc_colors"),
+        raises=ValueError,
+        match=r"key_added 'scdcc_colors' ends in '_colors', where scanpy keeps the colours",
     ),
     Case(
         "desc-existing-key",

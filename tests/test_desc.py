@@ -104,6 +104,26 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     )
     assert scaled.uns["desc_1.5"]["n_clusters"] >= scaled.uns["desc_0.2"]["n_clusters"]
 
+    # one failing resolution: nothing is written, and the error says which
+    cluster = desc_module.cluster_desc
+
+    def failing_at_3(feeder, pretrained, config, res, **kw):
+        if res == 3:
+            raise ValueError("Leiden at resolution=3 found ...")
+        return cluster(feeder, pretrained, config, res, **kw)
+
+    monkeypatch.setattr(desc_module, "cluster_desc", failing_at_3)
+    before = snapshot(scaled)
+    with pytest.raises(ValueError, match="resolution=3 found") as failed:
+        sdc.tl.desc(scaled, resolution=[0.2, 3], key_added="failed", **FAST)
+    assert "at resolution 3 of [0.2, 3]: nothing was written" in failed.value.__notes__[0]
+    assert_unchanged(scaled, before)
+    # sums of floats are named as written, not as 1.2000000000000002
+    from scdeepclust.tl._validate import resolution_list
+
+    assert resolution_list(np.arange(0.6, 1.3, 0.2)) == [0.6, 0.8, 1.0, 1.2]
+    assert resolution_list([0.1 + 0.2, np.float32(0.3), 2]) == [0.3, 0.3, 2]
+
 
 def test_resolutions_share_one_embedding_pass_and_neighbour_lookup(scaled, monkeypatch):
     import scdeepclust.train._dec as dec
@@ -184,6 +204,7 @@ def test_single_cluster_resolution_is_refused(scaled, monkeypatch):
         (dict(drop_rate=1.0), ValueError, r"drop_rate must be in \[0, 1\)"),
         (dict(drop_rate=-0.1), ValueError, "drop_rate"),
         (dict(resolution=[]), ValueError, "non-empty"),
+        (dict(resolution=[0.9, 0.3 + 0.6]), ValueError, r"resolution lists \[0\.9\] more"),
     ],
 )
 def test_bad_arguments(scaled, kwargs, error, match):

@@ -149,3 +149,18 @@ def test_checkpoint_and_resume(tool, tmp_path, monkeypatch):
                 fn(adata, n_clusters=3, copy=True, **options)
         resumed = fn(adata, n_clusters=3, copy=True, resume=True, **options)
     assert calls["n"] == 12 and np.isfinite(resumed.obsm[f"X_{tool}"]).all()
+
+
+def test_device_requests_are_checked_before_any_work(monkeypatch):
+    from scdeepclust.train import resolve_device
+
+    assert resolve_device("cpu:0") == torch.device("cpu", 0)
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for device in ("meta", "mps", "xpu"):
+        with pytest.raises(ValueError, match="on the CPU or on CUDA GPUs only"):
+            resolve_device(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device(1) == torch.device("cuda", 1)  # a bare index, as torch reads it
+    with pytest.raises(ValueError, match=r"has 2 CUDA device\(s\), numbered from 0"):
+        resolve_device("cuda:2")

@@ -161,6 +161,22 @@ def test_a_failed_plot_leaves_no_figure_open(draw, clustered):
     assert plt.get_fignums() == []
 
 
+def test_probabilities_refuses_labels_of_another_run(clustered):
+    adata = clustered.copy()
+    adata.obsm["scdcc_probs"] = adata.obsm["scdcc_probs"][:, :2]  # as after a concat
+    with pytest.raises(ValueError, match=r"cluster\(s\) \['2'\] without a column among the 2"):
+        sdc.pl.probabilities(adata, "scdcc", show=False)
+
+
+def test_stored_colours_that_are_not_colours_are_passed_over(clustered):
+    adata = clustered.copy()
+    adata.uns["desc_colors"] = {"params": {}, "history": {}}  # e.g. an older run's results
+    fig = sdc.pl.probabilities(adata, "desc", show=False)
+    assert isinstance(fig, Figure)
+    adata.uns["desc_colors"] = ["red", "not-a-colour", "blue"]
+    assert isinstance(sdc.pl.probabilities(adata, "desc", show=False), Figure)
+
+
 def test_panels_are_checked_before_the_umap_is_cached(clustered):
     adata = clustered.copy()
     before = (set(adata.obsm), set(adata.obsp), set(adata.uns))

@@ -62,6 +62,13 @@ def test_same_seed_same_labels(sim):
     np.testing.assert_array_equal(a.obsm["X_scdcc"], b.obsm["X_scdcc"])
     c = sdc.tl.scdcc(sim, 3, random_state=8, copy=True, **FAST)
     assert not np.array_equal(a.obsm["X_scdcc"], c.obsm["X_scdcc"])
+    # None draws a seed, recorded: that seed repeats the run exactly
+    drawn = sdc.tl.scdcc(sim, 3, random_state=None, copy=True, **FAST)
+    seed = drawn.uns["scdcc"]["params"]["random_state"]
+    again = sdc.tl.scdcc(sim, 3, random_state=seed, copy=True, **FAST)
+    np.testing.assert_array_equal(drawn.obsm["X_scdcc"], again.obsm["X_scdcc"])
+    other = sdc.tl.scdcc(sim, 3, random_state=None, copy=True, **FAST)
+    assert other.uns["scdcc"]["params"]["random_state"] != seed
 
 
 def test_sparse_and_dense_give_the_same_result(sim):

@@ -70,6 +70,14 @@ def probabilities(
     labels = cluster_categories(adata, key)
     categories = [str(c) for c in labels.categories]
     codes = labels.codes
+    beyond = [c for c in categories if c.isdigit() and int(c) >= probs.shape[1]]
+    if beyond:
+        raise ValueError(
+            f"obs[{key!r}] has cluster(s) {beyond} without a column among the "
+            f"{probs.shape[1]} of obsm[{keys['probabilities']!r}]: the labels and the soft "
+            "assignments come from different runs (e.g. after anndata.concat of two results). "
+            "Run the tool on the combined data."
+        )
     colors = cluster_colors(adata, key, palette)
     column_names = _column_names(categories, codes, probs)
 

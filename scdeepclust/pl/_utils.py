@@ -129,8 +129,15 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
             return [to_hex(cmap(i / max(k - 1, 1))) for i in range(k)]
         palette = list(palette)
         return [palette[i % len(palette)] for i in range(k)]
+    from matplotlib.colors import is_color_like
+
     stored = adata.uns.get(f"{key}_colors")
-    if stored is not None and len(stored) >= k:
+    # scanpy's palette slot, if it holds colours (not, say, a dict of another run's results)
+    if (
+        isinstance(stored, list | tuple | np.ndarray)
+        and len(stored) >= k
+        and all(is_color_like(c) for c in list(stored)[:k])
+    ):
         return list(stored)[:k]
     for default in (palettes.default_20, palettes.default_28, palettes.default_102):
         if k <= len(default):

@@ -30,13 +30,13 @@ from ._validate import (
     check_key_added,
     check_n_clusters,
     check_positive,
-    check_random_state,
     check_refine,
     check_resolution,
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
     resolution_list,
+    resolved_random_state,
     start_distributed,
     target_adata,
     tool_input,
@@ -305,7 +305,9 @@ def desc(
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
-    check_random_state(random_state)
+    random_state = resolved_random_state(
+        random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
+    )
     check_gene_names(adata, use_rep=use_rep, return_model=return_model)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
@@ -400,7 +402,15 @@ def desc(
         pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
         for res in resolutions:
             key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
-            result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
+            try:
+                result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
+            except Exception as error:
+                if len(resolutions) > 1:  # results are written only when all of them succeed
+                    error.add_note(
+                        f"(at resolution {res} of {resolutions}: nothing was written for any of "
+                        "them; leave that one out to get the others)"
+                    )
+                raise
             result.params.update(input=where, device=str(dev), distributed=distributed, scale=scale)
             if distributed:
                 result.info["n_processes"] = world_size

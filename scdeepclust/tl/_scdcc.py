@@ -44,13 +44,13 @@ from ._validate import (
     check_keys,
     check_n_clusters,
     check_positive,
-    check_random_state,
     check_refine,
     check_resolution,
     check_training_sizes,
     check_update_interval,
     check_weight,
     resolution_list,
+    resolved_random_state,
     start_distributed,
     target_adata,
     tool_input,
@@ -314,7 +314,9 @@ def scdcc(
         saved model keeps it, so that mapped cells are embedded as in training.
     random_state
         Seed of weights, minibatch order, noise, k-means / Leiden and constraint sampling. The
-        same value gives the same labels on the same machine.
+        same value gives the same labels on the same machine. `None` draws a seed, kept in
+        ``uns[key_added]['params']['random_state']`` so that the run can be repeated (not with
+        `checkpoint_dir` or `distributed`, which need the seed known in advance).
     key_added
         Prefix of the keys written.
     progress
@@ -420,7 +422,9 @@ def scdcc(
     if pretrain_balance is not None:
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
-    check_random_state(random_state)
+    random_state = resolved_random_state(
+        random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
+    )
     check_gene_names(adata, use_rep=None, return_model=return_model)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)

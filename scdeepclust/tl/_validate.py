@@ -80,6 +80,32 @@ def check_random_state(random_state) -> None:
         )
 
 
+def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) -> int:
+    """Check `random_state`; `None` draws a seed, which the results' params then record.
+
+    Every random choice of the run (weights, minibatches, noise, k-means, Leiden) follows the
+    one seed, rather than torch's following 0 and numpy's nothing.
+    """
+    check_random_state(random_state)
+    if random_state is not None:
+        return int(random_state)
+    if distributed or checkpoint_dir is not None:
+        why = (
+            "the processes of a distributed run must share one"
+            if distributed
+            else "a checkpoint is resumed only by a run with the seed that wrote it"
+        )
+        raise ValueError(
+            f"random_state=None draws a new seed at every call, but {why}: pass an integer "
+            "random_state."
+        )
+    from scanpy import logging as logg
+
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    logg.info(f"    random_state=None: drew the seed {seed}")
+    return seed
+
+
 def check_update_interval(update_interval: float | None) -> None:
     if update_interval is not None and not (
         _finite_number(update_interval) and update_interval > 0
@@ -187,7 +213,8 @@ def check_resolution(resolution, *, several: bool = False) -> None:
     for value in values:
         if not (_finite_number(value) and value > 0):
             raise ValueError(f"resolution must be a positive number, got {value!r}.")
-    repeated = sorted({float(v) for v in values if values.count(v) > 1})
+    plain = [_plain_number(v) for v in values]  # as they name the keys
+    repeated = sorted({v for v in plain if plain.count(v) > 1})
     if repeated:
         raise ValueError(
             f"resolution lists {repeated} more than once; each resolution gives one result "
@@ -206,9 +233,16 @@ def resolution_list(resolution) -> list[float | int | None]:
 
 
 def _plain_number(value) -> float | int:
+    """Return the number as written.
+
+    float32's shortest form, and floats of sums such as 0.1 + 0.2 or
+    ``np.arange(0.6, 1.3, 0.2)`` to 12 significant digits (0.3, 1.2).
+    """
     if isinstance(value, numbers.Integral):
         return int(value)
-    return float(str(value)) if isinstance(value, np.floating) else float(value)
+    if isinstance(value, np.float32 | np.float16):
+        return float(str(value))
+    return float(f"{float(value):.12g}")
 
 
 def _resolution_values(resolution) -> list:
@@ -259,6 +293,12 @@ def check_key_added(key_added: str) -> None:
         raise ValueError(
             f"key_added {key_added!r} contains '/', which .h5ad and .zarr files cannot hold in "
             "a key (the file would not read back); use another character, e.g. '_'."
+        )
+    if key_added.endswith("_colors"):  # scanpy's slot for the colours of obs[...]
+        raise ValueError(
+            f"key_added {key_added!r} ends in '_colors', where scanpy keeps the colours of an "
+            f"obs column (uns[{key_added!r}] for obs[{key_added[: -len('_colors')]!r}]); plots "
+            "would read this run's results as colours, or overwrite them. Choose another name."
         )
 
 

@@ -17,6 +17,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(device, torch.device):
         device = str(device)
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = f"cuda:{device}"  # torch's meaning of a bare index
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -25,10 +27,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(
             f"device={device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r}: scdeepclust trains on the CPU or on CUDA GPUs only; use 'auto', "
+            "'cpu', 'cuda' or 'cuda:N'."
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available in this torch build "
             f"({torch.__version__}). Use device='cpu' or device='auto'."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"numbered from 0; use 'cuda' or 'cuda:0'."
         )
     return dev
 
