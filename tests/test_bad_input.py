@@ -141,6 +141,14 @@ CASES = [
         r"values such as \d+\.5: it looks normalised.*layer='counts'",
     ),
     Case(
+        "scdcc-nearly-whole-values",
+        "scdcc",
+        edit=_counts_in_x(lambda x: x * (1 - 1e-6)),
+        raises=ValueError,
+        match=r"it has values such as \d+\.\d+, within \S+ of whole numbers: counts that "
+        r"went through a float conversion\? Round them first, e\.g\. `adata\.X\.data = ",
+    ),
+    Case(
         "scdcc-negative-values",
         "scdcc",
         edit=_counts_in_x(lambda x: x - 1),

@@ -476,6 +476,21 @@ def test_tol_stop_waits_for_the_minimum_number_of_steps():
     # the first refresh at or after the minimum: the start of epoch 7
     assert history["label_change_epoch"][-1] == 6
     assert all(change == 0 for change in history["label_change"])
+    # a stage shorter than the minimum (20 epochs of 4 steps) may stop from its middle on,
+    # not never (small data ran every epoch and reported no convergence)
+    stage = ClusteringStage(max_epochs=20, batch_size=32, tol=1e-3, min_steps=240)
+    layer = ClusteringLayer(torch.tensor([[-5.0, -5.0], [5.0, 5.0]]))
+    weight = torch.nn.Parameter(torch.eye(2))
+    short = train_clustering(
+        feeder,
+        lambda b: b.x @ weight,
+        layer,
+        torch.optim.SGD([weight, *layer.parameters()], lr=0.01),
+        stage,
+        rng=np.random.default_rng(0),
+        progress=False,
+    )
+    assert short["converged"] == [1.0] and short["label_change_epoch"][-1] == 10
 
 
 def test_methods_train_the_minimum_steps(batch_data, monkeypatch):

@@ -270,3 +270,24 @@ def test_scdcc_starts_from_leiden_by_default_and_kmeans_on_request(sim):
     # a searched number keeps the k-means partitions that the search scored
     searched = sdc.tl.scdcc(sim, (2, 4), copy=True, **fast)
     assert searched.uns["scdcc"]["init_method"] == "kmeans, number searched"
+
+
+@pytest.mark.parametrize("init", ["kmeans", "balanced-kmeans"])
+def test_kmeans_start_refuses_more_clusters_than_distinct_positions(init):
+    z = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0]], np.float32), 50, axis=0)
+    with pytest.raises(ValueError, match=r"n_clusters=3, but k-means finds only 2 distinct"):
+        initial_centroids(
+            z, n_clusters=3, resolution=None, n_neighbors=10, random_state=0, init=init
+        )
+    if init == "kmeans":
+        return
+    line = np.linspace(-1, 1, 100, dtype=np.float32)[:, None]  # one dimension: two directions
+    with pytest.raises(ValueError, match="a latent space of one dimension has two"):
+        initial_centroids(
+            line,
+            n_clusters=3,
+            resolution=None,
+            n_neighbors=10,
+            random_state=0,
+            init="balanced-kmeans",
+        )

@@ -168,7 +168,7 @@ def test_given_numbers_and_resolutions_do_not_search(sim):
         ((5, 3), "lower bound exceeds"),
         ((1, 3), "lower bound must be an integer >= 2"),
         ((2, 3, 4), "length 3"),
-        ((2, 240), "below the number of cells"),
+        ((2, 240), r"on 240 cells an upper bound of 48 at most"),
     ],
 )
 def test_bad_bounds_are_refused_before_training(sim, n_clusters, match):
@@ -201,3 +201,18 @@ def test_simulated_group_fractions():
     np.testing.assert_allclose(shares, [0.7, 0.2, 0.08, 0.02], atol=0.02)
     with pytest.raises(ValueError, match="one per group"):
         sdc.datasets.simulate(100, 20, 3, group_fractions=[0.5, 0.5])
+
+
+def test_search_bounds_leave_several_cells_per_cluster():
+    from scdeepclust.tl._validate import check_n_clusters
+    from scdeepclust.train._n_clusters import resolve_bounds
+
+    # by default up to 30, and at most a fifth of the cells (12 cells of 3 groups chose 11)
+    assert resolve_bounds(None, 12) == (2, 2)
+    assert resolve_bounds(None, 100) == (2, 20)
+    assert resolve_bounds(None, 1_000) == (2, 30)
+    assert check_n_clusters((2, 40), 200) == (2, 40)
+    with pytest.raises(ValueError, match=r"n_clusters=\(2, 199\).*an upper bound of 40 at most\."):
+        check_n_clusters((2, 199), 200)
+    with pytest.raises(ValueError, match="too few cells to search; give n_clusters as a number"):
+        check_n_clusters((2, 3), 9)

@@ -78,6 +78,14 @@ def test_refinement_keeps_one_cluster_and_an_empty_clusters_column():
     probabilities = _soft_assignment(two, 3, 0.8, np.array([], np.int64))
     refined = refined_clusters(x, two, probabilities, 0.5, random_state=0)
     assert set(refined.labels) == {0, 2}
+    # clusters emptied at the end: their columns take no share of the cells' probabilities
+    x, classes = _blobs()
+    wide = _soft_assignment(classes, 5, 0.9, np.array([], np.int64))
+    trailing = refined_clusters(x, classes, wide, 0.5, random_state=0)
+    narrow = _soft_assignment(classes, 3, 0.9, np.array([], np.int64))
+    np.testing.assert_allclose(
+        trailing.probability, refined_clusters(x, classes, narrow, 0.5, random_state=0).probability
+    )
 
 
 def test_desc_records_the_refinement_and_zero_turns_it_off(scaled, monkeypatch):

@@ -138,6 +138,14 @@ def test_n_top_genes_does_not_modify_adata(sim):
     assert len(out.uns["scdcc"]["genes_used"]) == 50
 
 
+def test_cells_without_counts_in_the_chosen_genes_are_named():
+    sparse_counts = sdc.datasets.simulate(300, 2000, 4, random_state=0, mean_log_expression=-2.5)
+    with pytest.raises(
+        ValueError, match=r"cell\(s\) \(e\.g\. \['cell\d+'.*the n_top_genes=20 most"
+    ):
+        sdc.tl.scdcc(sparse_counts, 4, n_top_genes=20, **FAST)
+
+
 def _same_cluster_rate(adata, pairs, key):
     lab = adata.obs[key].to_numpy()
     return np.mean(lab[pairs[:, 0]] == lab[pairs[:, 1]])

@@ -126,6 +126,9 @@ class MatrixSummary:
     n_nonfinite: int  # NaN or infinite entries
     n_negative: int
     example_non_integer: float | None  # a finite value that is not an integer, if any
+    # how far from a whole number the non-integers of the block holding that value are at most
+    # (tiny for counts that went through a float conversion, e.g. 2.9999999)
+    non_integer_offset: float | None
     zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
@@ -155,7 +158,7 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
     source = RowSource(matrix)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0
-    non_integer = None
+    non_integer = non_integer_offset = None
     row_nonzero = np.zeros(source.n_obs, dtype=bool)
     col_nonzero = np.zeros(source.n_vars, dtype=bool)
     row_sums = np.zeros(source.n_obs)
@@ -186,15 +189,18 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
             values = values[finite]
         n_negative += int((values < 0).sum())
         if non_integer is None and dtype.kind == "f":
-            off = values != np.round(values)
+            rounded = np.round(values)
+            off = values != rounded
             if off.any():
                 non_integer = float(values[np.argmax(off)])
+                non_integer_offset = float(np.abs(values[off] - rounded[off]).max())
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
         n_nonfinite=n_nonfinite,
         n_negative=n_negative,
         example_non_integer=non_integer,
+        non_integer_offset=non_integer_offset,
         zero_rows=~row_nonzero,
         zero_cols=~col_nonzero,
         row_sums=row_sums,
@@ -254,9 +260,17 @@ def check_counts(
         return
     if summary.n_negative:
         found = f"it has {summary.n_negative} negative value(s) (scaled or centred data?)"
+    elif summary.non_integer_offset is not None and summary.non_integer_offset < 1e-3:
+        found = (
+            f"it has values such as {summary.example_non_integer!r}, within "
+            f"{summary.non_integer_offset:.1g} of whole numbers: counts that went through a "
+            "float conversion? Round them first, e.g. "
+            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
+            f"(`np.round(adata.{where})` for a dense one)"
+        )
     else:
         found = (
-            f"it has non-integer values such as {summary.example_non_integer:.4g}: it looks "
+            f"it has non-integer values such as {summary.example_non_integer!r}: it looks "
             "normalised or log-transformed"
         )
     hint = (

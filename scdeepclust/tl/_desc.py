@@ -115,7 +115,9 @@ def desc(
         seed, for every candidate k; the score of k is the mean adjusted Rand index between
         those partitions, and the choice is the largest k whose score is within 0.05 of the
         best (see ``uns[key]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`).
-        ``resolution=None`` with no `n_clusters` searches between 2 and 30. The search is not
+        ``resolution=None`` with no `n_clusters` searches between 2 and 30 (at most a fifth of
+        the cells: bounds above that are refused, since clusters of a cell or two come back
+        under any resampling and would be chosen). The search is not
         DESC's default: on DESC's embedding its choice measured too coarse on 10X PBMC, mouse
         bladder and CBMC and too fine on worm neurons (benchmarks/n_clusters.py). Nor is it
         scDCC's, where Leiden measured better too; `tl.scdcc` searches by default only with
@@ -241,7 +243,8 @@ def desc(
     tol
         Stop when fewer than this fraction of cells change label between refreshes, checked
         from the 240th minibatch step of the clustering stage on (the first check on small
-        data came after a dozen steps, before cells between clusters had been resolved).
+        data came after a dozen steps, before cells between clusters had been resolved), or
+        from the middle of the stage when all its `max_epochs` hold fewer than 480 steps.
     max_epochs
         Upper bound on clustering-stage epochs. Default: 100 up to 100,000 cells, the same
         number of minibatch steps beyond (10 epochs at a million cells).

@@ -21,7 +21,7 @@ from ..data import CellFeeder, RowSource
 from ..models import SCDCC, SCDCCConfig, fit_scdcc
 from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
-from ..pp._counts import count_statistics
+from ..pp._counts import count_statistics, library_sizes
 from ..pp._input import check_adata
 from ..train import (
     array_digest,
@@ -129,18 +129,18 @@ def scdcc(
         Annotated data of cells x genes, holding raw counts. Genes are used as given: select
         highly variable genes with scanpy first, or pass `n_top_genes`.
     n_clusters
-        Number of clusters (initialised as `init` says), or ``(lo, hi)`` bounds of a search for
-        it. Default, with no `resolution` either: Leiden at resolution 0.3 on the pretrained
-        latent space chooses the clusters (see `resolution`); with `label_key` the number is
-        searched instead (at least one cluster per known class) and the known classes place
-        the centroids. The search, between 2 and 30 for ``n_clusters=(2, 30)``: k-means on random
-        subsamples, each from its own seed, for every candidate k; the score of k is the mean
-        adjusted Rand index between those partitions, and the choice is the largest k whose
-        score is within 0.05 of the best (see ``uns[key_added]['n_clusters_search']`` and
-        :func:`scdeepclust.pl.n_clusters`). Leiden measured better than the search at the
-        defaults (ARI, median of seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE
-        CBMC): 0.742 / 0.607 / 0.519 / 0.649 against 0.723 / 0.611 / 0.430 / 0.623, with
-        bladder's spread over the seeds 0.021 against 0.106.
+        Number of clusters (initialised as `init` says), or ``(lo, hi)`` bounds of a search for it.
+        Default, with no `resolution` either: Leiden at resolution 0.3 on the pretrained latent
+        space chooses the clusters (see `resolution`); with `label_key` the number is searched
+        instead (at least one cluster per known class) and the known classes place the centroids
+        (between 2 and 30, and at most a fifth of the cells, as in :func:`scdeepclust.tl.desc`). The
+        search, between 2 and 30 for ``n_clusters=(2, 30)``: k-means on random subsamples, each from
+        its own seed, for every candidate k; the score of k is the mean adjusted Rand index between
+        those partitions, and the choice is the largest k whose score is within 0.05 of the best
+        (see ``uns[key_added]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`). Leiden
+        measured better than the search at the defaults (ARI, median of seeds 0-2, 10X PBMC / mouse
+        bladder / worm neurons / CITE CBMC): 0.742 / 0.607 / 0.519 / 0.649 against 0.723 / 0.611 /
+        0.430 / 0.623, with bladder's spread over the seeds 0.021 against 0.106.
     init
         How a given number of clusters `n_clusters` is reached on the pretrained latent space (a
         searched number keeps the k-means partitions that its search scored, balanced with
@@ -177,8 +177,9 @@ def scdcc(
         minibatch (Gaussian kernels at 0.1, 0.3 and 1 x the median squared distance). It pulls
         the batches together where the clusters already hold the cell types in place; in
         pretraining it cost cell-type accuracy on 10X PBMC, so it is not used there. With the
-        penalty on, the clustering stage trains at least 240 minibatch steps before `tol` may
-        stop it (the labels settle before the batches have mixed). 0 turns it off. Ignored
+        penalty on, the clustering stage trains at least 240 minibatch steps (or half its
+        steps, when it has fewer than 480) before `tol` may stop it (the labels settle before
+        the batches have mixed). 0 turns it off. Ignored
         without batches.
     n_top_genes
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
@@ -462,9 +463,20 @@ def scdcc(
         genes_used = kept[chosen]
     source = RowSource(counts, columns=genes_used)
     batch_codes = None if batches is None else batches.codes
-    stats = count_statistics(
-        source, batch_codes=batch_codes, n_batches=1 if batches is None else batches.n_batches
-    )
+    try:
+        stats = count_statistics(
+            source, batch_codes=batch_codes, n_batches=1 if batches is None else batches.n_batches
+        )
+    except ValueError:
+        if n_top_genes is None or n_top_genes >= n_genes:
+            raise
+        # the input check passed every cell: only the chosen genes can have left some empty
+        empty = library_sizes(source) <= 0
+        raise ValueError(
+            f"{int(empty.sum())} cell(s) (e.g. {list(adata.obs_names[empty][:3])}) have no "
+            f"counts in the n_top_genes={n_top_genes} most variable genes; pass a larger "
+            "n_top_genes (or none), or leave those cells out."
+        ) from None
     rng = np.random.default_rng(random_state)
     constraints = _build_constraints(
         adata, label_key, must_link, cannot_link, protein_key, n_pairs, rng

@@ -26,6 +26,7 @@ from ..pp._input import (
 )
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import array_digest
+from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -186,10 +187,14 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
         check_int("n_clusters upper bound", hi, minimum=2)
         if lo > hi:
             raise ValueError(f"n_clusters=({lo}, {hi}): the lower bound exceeds the upper one.")
-        if hi >= n_obs:
+        most = n_obs // MIN_CELLS_PER_CANDIDATE_CLUSTER
+        if hi > most:
             raise ValueError(
-                f"n_clusters=({lo}, {hi}): the upper bound must be below the number of cells "
-                f"({n_obs})."
+                f"n_clusters=({lo}, {hi}): the search scores partitions by how well they come "
+                f"back under resampling, which clusters of a cell or two always do, so it "
+                f"leaves at least {MIN_CELLS_PER_CANDIDATE_CLUSTER} cells per cluster: on "
+                f"{n_obs} cells an upper bound of {most} at most"
+                + ("." if most >= 2 else ": too few cells to search; give n_clusters as a number.")
             )
         return int(lo), int(hi)
     check_int("n_clusters", n_clusters, minimum=2, allow_none=True)
@@ -279,7 +284,7 @@ def check_training_sizes(
         warnings.warn(
             f"batch_size={batch_size} is larger than the number of cells ({n_obs}): each epoch "
             "is a single full-batch step, so the networks train little. Pass a smaller "
-            f"batch_size (e.g. {max(1, n_obs // 4)}).",
+            f"batch_size (e.g. {max(2, n_obs // 4)}).",
             UserWarning,
             stacklevel=3,
         )

@@ -557,6 +557,19 @@ def initial_centroids(
         method = "balanced-kmeans" if init == "balanced-kmeans" else "kmeans"
         fit = balanced_kmeans_labels if method == "balanced-kmeans" else kmeans_labels
         labels = fit(z, n_clusters, random_state=random_state)
+        n_found = len(np.unique(labels))
+        if n_found < n_clusters:  # fewer distinct positions than clusters (sklearn only warns)
+            directions = (
+                " (init='balanced-kmeans' clusters the cells' directions, and a latent space of "
+                "one dimension has two: give it at least two, or init='kmeans')"
+                if method == "balanced-kmeans" and z.shape[1] < 2
+                else ""
+            )
+            raise ValueError(
+                f"n_clusters={n_clusters}, but k-means finds only {n_found} distinct groups of "
+                f"cells in the latent space (cells embedded at one point){directions}; give "
+                f"n_clusters <= {n_found}."
+            )
         method += found
     else:
         labels = leiden_labels(

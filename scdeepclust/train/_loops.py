@@ -333,9 +333,10 @@ def train_clustering(
 
     p is refreshed (by streaming inference) as `settings.refresh_every` says, stopping once fewer
     than `tol` of the labels change between refreshes (not before `settings.min_steps` training
-    steps). `extra_loss(batch, z)` adds e.g. a reconstruction term or a batch-mixing penalty (z:
-    `embed(batch)`, as the soft assignment sees it); `step_loss(step)` adds terms that depend on the
-    training step rather than on the minibatch (pairwise constraints, known classes).
+    steps, or half the stage's steps when it has fewer). `extra_loss(batch, z)` adds e.g. a
+    reconstruction term or a batch-mixing penalty (z: `embed(batch)`, as the soft assignment
+    sees it); `step_loss(step)` adds terms that depend on the training step rather than on the
+    minibatch (pairwise constraints, known classes).
     `target_prior` (this process's cells x clusters, a CPU tensor) weighs the target
     (`nn.target_distribution`), e.g. by what known labels say of each cell;
     `target_smoothing` mixes the soft assignments with the cells' neighbours' before the target
@@ -353,6 +354,9 @@ def train_clustering(
     history: dict[str, list[float]] = defaultdict(list)
     n_batches = feeder.n_batches(settings.batch_size)
     refresh_every = settings.refresh_every(n_batches)
+    # On small data (or with few max_epochs) the whole stage may be shorter than min_steps; the
+    # `tol` stop then applies from its second half instead of never.
+    min_steps = min(settings.min_steps, settings.max_epochs * n_batches // 2)
     device = clustering_layer.centroids.device
 
     previous_labels: np.ndarray | None = None
@@ -392,7 +396,7 @@ def train_clustering(
                     history["label_change"].append(delta)
                     history["label_change_epoch"].append(step / n_batches)
                     bar.set_postfix(changed=f"{delta:.4f}")
-                    if delta < settings.tol and step >= settings.min_steps:
+                    if delta < settings.tol and step >= min_steps:
                         converged = True
                         if outputs is not None and z_all is not None:
                             outputs.embedding, outputs.probabilities = z_all, q_all.numpy()

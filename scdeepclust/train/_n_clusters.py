@@ -24,6 +24,10 @@ from .._threads import kmeans_thread_limit
 # find populations of a fraction of a percent, at a cost that does not grow with the data.
 SEARCH_MAX_CELLS = 20_000
 DEFAULT_BOUNDS = (2, 30)
+# Candidates leave at least this many cells per cluster on average: with a cell or two per
+# cluster every k-means fit finds the same partition, whose perfect agreement the choice
+# would then follow (12 cells of 3 groups gave 11 clusters, 200 cells searched up to 199: 137).
+MIN_CELLS_PER_CANDIDATE_CLUSTER = 5
 # Agreement a finer clustering may lose against the most reproducible one and still be chosen.
 DEFAULT_TOLERANCE = 0.05
 N_REPEATS = 6
@@ -83,12 +87,12 @@ def search_summary(search) -> str:
 def resolve_bounds(n_clusters, n_obs: int) -> tuple[int, int]:
     """Return the candidate range of a search.
 
-    `n_clusters` as ``(lo, hi)``, or the default range (capped below the number of cells) when
-    it is `None`.
+    `n_clusters` as ``(lo, hi)``, or the default range (capped at a fifth of the number of
+    cells) when it is `None`.
     """
     if n_clusters is None:
         lo, hi = DEFAULT_BOUNDS
-        return lo, max(lo, min(hi, n_obs - 1))
+        return lo, max(lo, min(hi, n_obs // MIN_CELLS_PER_CANDIDATE_CLUSTER))
     lo, hi = (int(v) for v in n_clusters)
     return lo, hi
 

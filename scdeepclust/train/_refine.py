@@ -99,11 +99,15 @@ def refined_clusters(
         rng=np.random.default_rng(random_state),
     )
     view = neighbour_view(components, PRIOR_NEIGHBOURS, random_state=random_state, device=device)
+    # Clusters after the last one that holds cells are no class (probability 0): the label
+    # prior's level for clusters beyond its classes would take a share of every cell's.
+    n_taught = int(teaching.max()) + 1
     classes = classifier_prior(
-        components, teaching, n_clusters, [view], random_state=random_state, regularisation=REFINE_C
+        components, teaching, n_taught, [view], random_state=random_state, regularisation=REFINE_C
     )
     if classes is None:
         return Refinement(labels, None)
+    classes = np.pad(classes, ((0, 0), (0, n_clusters - n_taught)))
     refined = classes.argmax(1)
     return Refinement(refined, np.take_along_axis(classes, refined[:, None], axis=1)[:, 0])
 
