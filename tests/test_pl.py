@@ -168,6 +168,20 @@ def test_probabilities_refuses_labels_of_another_run(clustered):
         sdc.pl.probabilities(adata, "scdcc", show=False)
 
 
+@pytest.mark.parametrize("plot", ["probabilities", "umap", "compare"])
+def test_plots_refuse_a_key_another_tool_wrote_over(clustered, plot):
+    adata = clustered.copy()
+    sc.pp.neighbors(adata, use_rep="X_desc")
+    sc.tl.leiden(adata, key_added="desc", flavor="igraph", n_iterations=2, directed=False)
+    draw = {
+        "probabilities": lambda: sdc.pl.probabilities(adata, "desc", show=False),
+        "umap": lambda: sdc.pl.umap(adata, "desc", show=False),
+        "compare": lambda: sdc.pl.compare(adata, "desc", "group", show=False),
+    }[plot]
+    with pytest.raises(KeyError, match=r"adata.uns\['desc'\] is not a scdeepclust result"):
+        draw()
+
+
 def test_stored_colours_that_are_not_colours_are_passed_over(clustered):
     adata = clustered.copy()
     adata.uns["desc_colors"] = {"params": {}, "history": {}}  # e.g. an older run's results

@@ -85,6 +85,14 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
             f"run scdeepclust.tl.desc(adata, key_added={key!r}) or "
             f"scdeepclust.tl.scdcc(adata, n_clusters, key_added={key!r}) first."
         )
+    stored = adata.uns.get(keys["uns"])
+    if isinstance(stored, Mapping) and "n_clusters" not in stored:
+        raise KeyError(
+            f"adata.uns[{keys['uns']!r}] is not a scdeepclust result: another tool wrote under "
+            f"this key (e.g. sc.tl.leiden(adata, key_added={key!r})), so obs[{key!r}] need not "
+            "be the clusters of the soft assignments and embedding left from an earlier run. "
+            "Run the scdeepclust tool again, or plot another key."
+        )
     return keys
 
 

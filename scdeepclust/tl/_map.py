@@ -45,7 +45,10 @@ def map_to_model(
     key_added
         Prefix of the keys written; default the key the model was trained under (e.g.
         ``'scdcc'``), so that labels of reference and new cells share a column name and
-        categories.
+        cluster names. The new cells' categories are the clusters they fall into (an empty
+        category breaks scanpy steps such as `rank_genes_groups`), so colours are matched by
+        name: ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a
+        `palette`.
     layer
         Take the input from this layer instead of the default.
     batch_key
@@ -63,7 +66,7 @@ def map_to_model(
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
     clusters: each cell's highest soft assignment, without the classifier that read the
     training cells' clusters again with `refine`; its categories are those the cells fall
-    into), `obs[key + '_confidence']` (on
+    into, as in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
     `uns[key]` (`params`: method, model key; `n_genes_missing`).
