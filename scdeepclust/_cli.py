@@ -248,10 +248,12 @@ def _run(args) -> int:
             f"-o/--output {output} is the input file: the results would replace the data they "
             "come from (prepared, so no longer the counts). Give another output file."
         )
-    _check_writable(output, "-o/--output")
+    writes = _is_rank_zero()  # rank 0 writes the results; the others' probes could race it
+    if writes:
+        _check_writable(output, "-o/--output")
     if args.plot is not None and Path(args.plot).suffix.lower() not in FIGURE_FORMATS:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
-    if args.plot is not None:
+    if args.plot is not None and writes:
         _check_writable(Path(args.plot), "--plot")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")

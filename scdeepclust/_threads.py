@@ -24,8 +24,11 @@ KMEANS_THREADS = 2
 def kmeans_thread_limit():
     """Run scikit-learn's k-means (fit and predict) on at most `KMEANS_THREADS` threads.
 
-    A tighter limit of the caller's (e.g. ``threadpool_limits(1)`` around the call) is kept:
-    threadpoolctl sets the pools to the number given, which would raise it.
+    A tighter limit of the caller's (e.g. ``threadpool_limits(1)`` around the call, or
+    ``OMP_NUM_THREADS=1`` as torchrun and many batch systems set) is kept: threadpoolctl sets
+    the pools to the number given, which would raise it. One thread's centroids are exact too,
+    but their rounding differs from two threads', so a run under such a limit may differ from
+    one without it in the last bits of k-means (as torch's own sums do with their threads).
     """
     current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
     with threadpool_limits(limits=min([KMEANS_THREADS, *current]), user_api="openmp"):

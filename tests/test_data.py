@@ -32,7 +32,7 @@ def test_count_statistics_match_scanpy(sim):
     np.testing.assert_allclose(dense_stats.gene_mean, stats.gene_mean, rtol=1e-5)
 
 
-def test_count_statistics_of_any_storage_of_the_same_counts(sim):
+def test_count_statistics_of_any_storage_of_the_same_counts(sim, tmp_path):
     counts = sparse.csr_matrix(sim.X)
     expected = count_statistics(RowSource(counts))
     # every entry stored twice, as two whole parts: scipy sums them when it reads values
@@ -57,6 +57,13 @@ def test_count_statistics_of_any_storage_of_the_same_counts(sim):
         np.testing.assert_allclose(stats.size_factors, expected.size_factors, rtol=1e-6)
         np.testing.assert_allclose(stats.gene_mean, expected.gene_mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(stats.gene_scale, expected.gene_scale, rtol=1e-5, atol=1e-6)
+    # also from a backed file, which anndata writes with the repeated entries as they are
+    path = tmp_path / "twice.h5ad"
+    ad.AnnData(twice).write_h5ad(path)
+    backed = sc.read_h5ad(path, backed="r")
+    stats = count_statistics(RowSource(backed.X))
+    np.testing.assert_allclose(stats.gene_mean, expected.gene_mean, rtol=1e-5, atol=1e-6)
+    backed.file.close()
     # scDCC's choice of variable genes reads the summed entries too
     from scdeepclust.tl._scdcc import _highly_variable
 

@@ -1,5 +1,6 @@
 """`datasets.read` (the command line's reader) and `pp.recipe` (its preparation)."""
 
+import anndata as ad
 import h5py
 import numpy as np
 import pytest
@@ -133,6 +134,28 @@ def test_recipe_gives_the_same_result_for_any_form_of_the_counts(form, method):
     assert list(other.var_names) == list(plain.var_names)
     dense = [m.toarray() if sparse.issparse(m) else np.asarray(m) for m in (other.X, plain.X)]
     np.testing.assert_allclose(dense[0], dense[1], rtol=1e-5, atol=1e-5)
+
+
+def test_recipe_changes_nothing_when_it_refuses_and_warns_of_batches_it_leaves_small():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.X = sparse.csr_array(sim.X)
+    with pytest.raises(ValueError, match="scdcc models raw counts"):
+        sdc.pp.recipe(sim, "scdcc")
+    assert isinstance(sim.X, sparse.csr_array)  # not converted before the refusal
+    # a batch of 12 cells, 5 of them without counts: small once those are removed
+    counts = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    del counts.layers["counts"]
+    counts.X = counts.X.toarray()
+    counts.X[:5] = 0
+    counts.obs["donor"] = ["d0"] * 12 + ["d1"] * 48
+    with pytest.warns(UserWarning, match=r"batch\(es\) 'd0' \(7\) of adata.obs\['donor'\]"):
+        sdc.pp.recipe(counts, "desc", batch_key="donor")
+    empty = ad.AnnData(obs=sim.obs.copy(), var=sim.var.copy())
+    with pytest.raises(ValueError, match=r"adata.X is empty \(None\)"):
+        sdc.pp.recipe(empty, "desc")
 
 
 def test_recipe_refuses_values_that_are_not_numbers_and_points_at_raw_counts():

@@ -129,7 +129,10 @@ class RowSource:
     def row_range(self, start: int, stop: int):
         """Rows start:stop in their native format (CSR stays CSR, without repeated entries)."""
         block = self.matrix[self._offset + start : self._offset + stop]
-        if self.sums_duplicates:
+        # a backed file's blocks are checked one by one (anndata writes repeated entries as is)
+        if self.sums_duplicates or (
+            self.is_backed and sparse.issparse(block) and not block.has_canonical_format
+        ):
             block = block.copy() if block is self.matrix else block  # a slice is a copy
             block.sum_duplicates()
         return self._select(block)

@@ -266,7 +266,7 @@ def check_counts(
             f"{summary.non_integer_offset:.1g} of whole numbers: counts that went through a "
             "float conversion? Round them first, e.g. "
             f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
-            f"(`np.round(adata.{where})` for a dense one)"
+            f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
         )
     else:
         found = (

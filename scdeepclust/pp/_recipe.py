@@ -6,13 +6,14 @@ This is the one function in `pp` that modifies an AnnData (in place, like scanpy
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ._batches import BatchCovariate, batch_covariate
+from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import _check_dtype, layer_names
 
@@ -85,13 +86,14 @@ def recipe(
         isinstance(n_top_genes, numbers.Integral) and n_top_genes >= 1
     ):
         raise ValueError(f"n_top_genes must be an integer >= 1 (or None), got {n_top_genes!r}.")
-    batches = batch_covariate(adata, batch_key)  # checked before anything is changed
-    _check_dtype(getattr(adata.X, "dtype", np.float64), "X")
-    adata.X = _computable(adata.X)
+    with warnings.catch_warnings():  # said below, of the cells kept
+        warnings.simplefilter("ignore", BatchWarning)
+        batches = batch_covariate(adata, batch_key)  # checked before anything is changed
+    if adata.X is None:
+        raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
+    _check_dtype(adata.X.dtype, "X")
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
-    if counts_key is not None:
-        adata.layers[counts_key] = _computable(adata.layers[counts_key])
     if counts_key is None and method == "scdcc":
         name_it = "name the layer that holds them (--layer / layer=)"
         if "counts" not in adata.layers:
@@ -113,10 +115,12 @@ def recipe(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
+    adata.X = _computable(adata.X)
     if counts_key is not None:
-        kept_cells = _drop_empty(adata, counts_key, steps)
-        if batches is not None and kept_cells is not None:
-            batches = BatchCovariate(batches.key, batches.categories, batches.codes[kept_cells])
+        adata.layers[counts_key] = _computable(adata.layers[counts_key])
+        _drop_empty(adata, counts_key, steps)
+    if batches is not None:  # of the cells kept; warns about small batches (once)
+        batches = batch_covariate(adata, batch_key)
 
     state = _x_state(adata.X, logged="log1p" in adata.uns)
     if state == "counts":
@@ -198,13 +202,12 @@ def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | N
     return None
 
 
-def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> np.ndarray | None:
-    """Remove cells and genes without counts; return the mask of the cells kept, if any went."""
+def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
+    """Remove cells and genes without counts."""
     counts = adata.layers[counts_key]
     per_cell = np.asarray(counts.sum(axis=1)).ravel()
     keep_cells = per_cell > 0
-    removed = not keep_cells.all()
-    if removed:
+    if not keep_cells.all():
         steps.append(f"removed {int((~keep_cells).sum())} cells without any count")
         adata._inplace_subset_obs(keep_cells)
         counts = adata.layers[counts_key]
@@ -215,7 +218,6 @@ def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> np.ndarray
         adata._inplace_subset_var(keep_genes)
     if adata.n_obs < 2 or adata.n_vars < 1:
         raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
-    return keep_cells if removed else None
 
 
 def _x_state(X, *, logged: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(device, torch.device):
         device = str(device)
-    if isinstance(device, int) and not isinstance(device, bool):
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
         device = f"cuda:{device}"  # torch's meaning of a bare index
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
