@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_cluster_count,
         metavar="K|LO-HI",
         help="number of clusters (reached as --init says), or LO-HI bounds of a search for "
-        "it; default: Leiden on the pretrained embedding (scdcc with --label-key searches 2-30)",
+        "it; default: Leiden on the pretrained embedding (scdcc with --label-key searches "
+        "2-30, at most cells/5)",
     )
     run.add_argument(
         "--init",
@@ -132,7 +133,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--seed", type=_int_at_least(0), default=0, metavar="N", help="random seed (default 0)"
     )
     parser.add_argument(
-        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ..."
+        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
     )
     parser.add_argument(
         "--precision",

@@ -233,7 +233,7 @@ class TrainedModel:
             For a model trained with `batch_key`: the `obs` column holding the new cells'
             batches (default: the column name used in training).
         device
-            "auto", "cpu", "cuda", ...
+            "auto", "cpu", "cuda" or "cuda:N".
 
         Returns
         -------
@@ -274,7 +274,7 @@ class TrainedModel:
             For a model trained with `batch_key`: the `obs` column holding the new cells'
             batches (default: the column name used in training).
         device
-            "auto", "cpu", "cuda", ...
+            "auto", "cpu", "cuda" or "cuda:N".
 
         Returns
         -------

@@ -4,6 +4,7 @@ None of them modifies an AnnData, except `recipe`, the preparation the command l
 place, like scanpy's `recipe_*` functions).
 """
 
+from ._batches import BatchWarning
 from ._counts import (
     CountStatistics,
     all_finite,
@@ -14,6 +15,7 @@ from ._counts import (
 from ._recipe import recipe
 
 __all__ = [
+    "BatchWarning",
     "CountStatistics",
     "all_finite",
     "count_statistics",

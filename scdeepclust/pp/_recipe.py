@@ -36,6 +36,9 @@ def recipe(
 
     Each step is decided from what the data holds:
 
+    0. ``X`` and the counts are stored as scanpy's steps compute right on them (the same
+       values): a scipy sparse array becomes a sparse matrix, repeated entries of a sparse
+       matrix are summed, float16 becomes float32 and another byte order this machine's.
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
        scDCC reads them). scDCC fails without counts; DESC can do without.
@@ -50,6 +53,9 @@ def recipe(
        (scanpy's 'seurat' flavour).
     5. DESC only: ``X`` is scaled to zero mean and unit variance per gene, clipped at
        `max_value` (this makes ``X`` dense).
+
+    With `batch_key`, a single batch or batches of fewer than 10 cells (after step 2) are
+    warned about (:class:`scdeepclust.pp.BatchWarning`).
 
     Parameters
     ----------
@@ -115,9 +121,10 @@ def recipe(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
-    adata.X = _computable(adata.X)
+    adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
-        adata.layers[counts_key] = _computable(adata.layers[counts_key])
+        where = f"layers[{counts_key!r}]"
+        adata.layers[counts_key] = _computable(adata.layers[counts_key], where, steps)
         _drop_empty(adata, counts_key, steps)
     if batches is not None:  # of the cells kept; warns about small batches (once)
         batches = batch_covariate(adata, batch_key)
@@ -163,24 +170,32 @@ def recipe(
     return steps
 
 
-def _computable(matrix):
+def _computable(matrix, where: str, steps: list[str]):
     """Return `matrix` in a form scanpy's steps compute right on (a copy where it changes).
 
     A scipy sparse matrix rather than array (scanpy 1.11's `normalize_total` fails on arrays),
     each entry stored once (its `log1p` takes repeated entries one by one), native byte order
-    (numba's `scale` fails on others) and float32 rather than float16 (log1p's precision).
+    (numba's `scale` fails on others) and float32 rather than float16 (log1p's precision). What
+    changed is added to `steps`.
     """
+    done = []
     if sparse.issparse(matrix):
         if not isinstance(matrix, sparse.spmatrix):
             matrix = sparse.csr_matrix(matrix)
+            done.append("a scipy sparse matrix (not array)")
         if not matrix.has_canonical_format:
             matrix = matrix.copy()
             matrix.sum_duplicates()
+            done.append("each entry stored once (repeated entries summed)")
     dtype = matrix.dtype
     if dtype == np.float16:
-        return matrix.astype(np.float32)
-    if not dtype.isnative:
-        return matrix.astype(dtype.newbyteorder("="))
+        matrix = matrix.astype(np.float32)
+        done.append("float32 (was float16)")
+    elif not dtype.isnative:
+        matrix = matrix.astype(dtype.newbyteorder("="))
+        done.append("in this machine's byte order")
+    if done:
+        steps.append(f"{where} stored as " + ", ".join(done) + ": the same values")
     return matrix
 
 

@@ -261,8 +261,9 @@ def desc(
         :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`; only
         rank 0 writes the results). Not yet with checkpoints.
     key_added
-        Prefix of the keys written. With several resolutions, each result is written under
-        ``f"{key_added}_{resolution}"`` (e.g. ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
+        Prefix of the keys written (as in :func:`scdeepclust.tl.scdcc`). With several
+        resolutions, each result is written under ``f"{key_added}_{resolution}"`` (e.g.
+        ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
 
     Returns
     -------
@@ -287,9 +288,10 @@ def desc(
     `adata.uns[key]`
         `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
         `history` (pretraining losses per stage, clustering KL and label change), `timings`,
-        `converged`, `refinement` (`share`, `cells_moved`) with `refine`, and
+        `converged`, `refinement` (`share`, `cells_moved`) with `refine`,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
-        and spreads, `chosen`, `runner_up`).
+        and spreads, `chosen`, `runner_up`), and `batch_sizes` with `batch_key` (cells per
+        batch, in the order of ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
     check_adata(adata, copy=copy, need_genes=use_rep is None)

@@ -48,7 +48,8 @@ def map_to_model(
         cluster names. The new cells' categories are the clusters they fall into (an empty
         category breaks scanpy steps such as `rank_genes_groups`), so colours are matched by
         name: ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a
-        `palette`.
+        `palette` (the colours are in `uns` once a plot of the reference, e.g. `pl.umap`, has
+        stored them).
     layer
         Take the input from this layer instead of the default.
     batch_key
@@ -57,7 +58,7 @@ def map_to_model(
         trained on; the cells are scaled with that batch's statistics and the network is
         given the batch, as in training.
     device
-        "auto", "cpu", "cuda", ...
+        "auto", "cpu", "cuda" or "cuda:N" (other torch devices are refused).
     copy
         Return a modified copy instead of writing to `adata`.
 

@@ -190,7 +190,10 @@ def scdcc(
         Unless `resolution` is given, the labelled cells also place the initial centroids: each
         known class starts at the mean latent position of its labelled cells (further clusters
         from k-means), and a loss term weighted by `label_weight` keeps each labelled cell in its
-        class's cluster.
+        class's cluster. Only missing values (NaN, None) mark unlabelled cells: a text such as
+        "unknown" or "nan" is a class of its own (the tool warns). With more known classes
+        than a fifth of the cells, the searched number falls short of them (see
+        `n_clusters`): give `n_clusters` as a number.
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
     protein_key
@@ -303,7 +306,8 @@ def scdcc(
     batch_size
         Minibatch size.
     device
-        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+        "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N" (an integer N means
+        "cuda:N"); other torch devices (mps, xpu, meta) are refused.
     precision
         ``"float32"``, or ``"bfloat16"``: the network's layers compute in bfloat16 (torch's
         autocast; weights, optimiser, likelihood and clustering stay float32), for speed on
@@ -319,7 +323,8 @@ def scdcc(
         ``uns[key_added]['params']['random_state']`` so that the run can be repeated (not with
         `checkpoint_dir` or `distributed`, which need the seed known in advance).
     key_added
-        Prefix of the keys written.
+        Prefix of the keys written (not ending in "_colors", scanpy's place for the colours of
+        an obs column, and without '/', which h5ad files cannot hold in a key).
     progress
         Show progress bars.
     copy
