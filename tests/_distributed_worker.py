@@ -43,6 +43,17 @@ if __name__ == "__main__":
         sdc.tl.scdcc(adata, 4, distributed=True, **options["scdcc"])
         sdc.tl.desc(adata, distributed=True, **options["desc"])
     assert all(calls.values()), calls  # every wrapped collective was used, so checked
+    # another order of the cells on one process: refused on every process, nothing written
+    rank = torch.distributed.get_rank()
+    mixed = adata.copy() if rank == 0 else adata[::-1].copy()
+    with default_device_meta():
+        try:
+            sdc.tl.desc(mixed, distributed=True, key_added="mixed", **options["desc"])
+        except ValueError as error:
+            assert "given different data or options" in str(error), error
+        else:
+            raise AssertionError("processes given other cells were not refused")
+    assert "mixed" not in mixed.obs
     if torch.distributed.get_rank() == 0:
         np.savez(
             sys.argv[1],

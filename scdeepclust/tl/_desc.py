@@ -16,7 +16,14 @@ from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import check_adata, warn_if_counts
-from ..train import check_precision, open_checkpoint, report_interruption, resolve_device
+from ..train import (
+    check_precision,
+    check_same_run,
+    open_checkpoint,
+    report_interruption,
+    resolve_device,
+    run_digest,
+)
 from ._validate import (
     as_int,
     as_layer_sizes,
@@ -258,8 +265,9 @@ def desc(
         run, as in :func:`scdeepclust.tl.scdcc`.
     distributed
         Data-parallel training over the processes started by ``torchrun``, as in
-        :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`; only
-        rank 0 writes the results). Not yet with checkpoints.
+        :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`, which
+        is checked; only rank 0 writes the results; `refine` is not used). Not yet with
+        checkpoints.
     key_added
         Prefix of the keys written (as in :func:`scdeepclust.tl.scdcc`). With several
         resolutions, each result is written under ``f"{key_added}_{resolution}"`` (e.g.
@@ -390,10 +398,7 @@ def desc(
         batch_categories=None if batches is None else batches.categories,
         batch_mixing=float(batch_mixing),
     )
-    checkpoint = open_checkpoint(
-        checkpoint_dir,
-        every=checkpoint_every,
-        resume=resume,
+    run = dict(
         method="desc",
         config=config,
         shape=[adata.n_obs, source.n_vars],
@@ -402,6 +407,9 @@ def desc(
         scale=scale,
         data=data.content_digest(adata, use_rep),
     )
+    checkpoint = open_checkpoint(checkpoint_dir, every=checkpoint_every, resume=resume, **run)
+    if distributed:
+        check_same_run(run_digest(**run), dev)
     results: dict[str, ClusteringResult] = {}
     with report_interruption(checkpoint):
         pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
@@ -451,7 +459,7 @@ def desc(
     model = next(iter(models.values())) if len(models) == 1 else models
     if next(iter(results.values())).labels is None:
         # not rank 0 of a distributed run: rank 0 writes the results
-        return model if return_model else None
+        return tool_return(None, copy, model, return_model)
     adata = target_adata(adata, copy)
     for key, result in results.items():
         write_results(adata, key, result)

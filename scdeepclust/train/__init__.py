@@ -8,6 +8,7 @@ from ._checkpoint import (
     array_digest,
     open_checkpoint,
     report_interruption,
+    run_digest,
     run_fingerprint,
 )
 from ._components import input_principal_components
@@ -20,7 +21,7 @@ from ._dec import (
     refined_share,
 )
 from ._device import check_precision, numpy_rng, resolve_device, seeded, torch_generator
-from ._distributed import init_distributed
+from ._distributed import check_same_run, init_distributed
 from ._loops import (
     MIN_CLUSTERING_STEPS,
     ClusteringStage,
@@ -43,7 +44,9 @@ __all__ = [
     "open_checkpoint",
     "report_interruption",
     "array_digest",
+    "run_digest",
     "run_fingerprint",
+    "check_same_run",
     "CentroidInit",
     "ClusteringStage",
     "MIN_CLUSTERING_STEPS",

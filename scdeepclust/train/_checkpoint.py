@@ -64,9 +64,17 @@ def open_checkpoint(
     """
     if directory is None:
         return None
-    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
-    fingerprint = run_fingerprint(method=method, config=settings, **data)
+    fingerprint = run_digest(method=method, config=config, **data)
     return TrainingCheckpoint(directory, every=every, resume=resume, fingerprint=fingerprint)
+
+
+def run_digest(*, method: str, config, **data) -> str:
+    """Return the fingerprint of a run of `method` with `config` (a dataclass) on `data`.
+
+    What a checkpoint is resumed by, and what the processes of a distributed run must share.
+    """
+    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
+    return run_fingerprint(method=method, config=settings, **data)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,28 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def check_same_run(fingerprint: str, device: torch.device) -> None:
+    """Refuse, on every process at once, a run whose processes differ in data or options.
+
+    Each process trains on its share of the rows it was given and rank 0 gathers the results
+    in rank order: other cells, another order or other options on one process gave labels of
+    the wrong cells, a collective mismatch deep in torch, or a hang. `fingerprint` is the run's
+    (hexadecimal, as `run_digest` gives it); the largest and smallest over the processes are
+    compared, so that every process sees the same outcome.
+    """
+    if not dist.is_initialized() or dist.get_world_size() < 2:
+        return
+    value = int(fingerprint[:15], 16)  # 60 bits: an int64 on every backend
+    extremes = torch.tensor([value, -value], dtype=torch.int64, device=device)
+    dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
+    if int(extremes[0]) != value or -int(extremes[1]) != value:
+        raise ValueError(
+            "The processes of this distributed run were given different data or options "
+            "(cells, their order, genes, values or settings). Every process must call the tool "
+            "on the same AnnData with the same arguments."
+        )
+
+
 def _process_device(device: torch.device) -> torch.device:
     """Make a CUDA device this process's current one (``cuda:LOCAL_RANK`` without an index).
 
