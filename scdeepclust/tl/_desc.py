@@ -16,14 +16,7 @@ from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import check_adata, warn_if_counts
-from ..train import (
-    check_precision,
-    check_same_run,
-    open_checkpoint,
-    report_interruption,
-    resolve_device,
-    run_digest,
-)
+from ..train import check_precision, report_interruption, resolve_device
 from ._validate import (
     as_int,
     as_layer_sizes,
@@ -42,6 +35,7 @@ from ._validate import (
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
+    open_run,
     resolution_list,
     resolved_random_state,
     start_distributed,
@@ -407,9 +401,14 @@ def desc(
         scale=scale,
         data=data.content_digest(adata, use_rep),
     )
-    checkpoint = open_checkpoint(checkpoint_dir, every=checkpoint_every, resume=resume, **run)
-    if distributed:
-        check_same_run(run_digest(**run), dev)
+    checkpoint = open_run(
+        checkpoint_dir,
+        every=checkpoint_every,
+        resume=resume,
+        distributed=distributed,
+        device=dev,
+        **run,
+    )
     results: dict[str, ClusteringResult] = {}
     with report_interruption(checkpoint):
         pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)

@@ -26,11 +26,8 @@ from ..pp._input import check_adata
 from ..train import (
     array_digest,
     check_precision,
-    check_same_run,
-    open_checkpoint,
     report_interruption,
     resolve_device,
-    run_digest,
 )
 from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
@@ -51,6 +48,7 @@ from ._validate import (
     check_training_sizes,
     check_update_interval,
     check_weight,
+    open_run,
     resolution_list,
     resolved_random_state,
     start_distributed,
@@ -551,9 +549,14 @@ def scdcc(
         else array_digest(constraints.must_link, constraints.cannot_link),
         seed_labels=None if seed_labels is None else array_digest(seed_labels),
     )
-    checkpoint = open_checkpoint(checkpoint_dir, every=checkpoint_every, resume=resume, **run)
-    if distributed:
-        check_same_run(run_digest(**run), dev)
+    checkpoint = open_run(
+        checkpoint_dir,
+        every=checkpoint_every,
+        resume=resume,
+        distributed=distributed,
+        device=dev,
+        **run,
+    )
     with report_interruption(checkpoint):
         result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)
     result.params.update(

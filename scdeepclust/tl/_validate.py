@@ -25,7 +25,8 @@ from ..pp._input import (
     scan_matrix,
 )
 from ..train._centroids import check_init as check_init  # the engine checks with it too
-from ..train._checkpoint import array_digest
+from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
+from ..train._distributed import check_same_run
 from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER
 
 
@@ -386,6 +387,19 @@ def check_checkpointing(
                 f"checkpoint_dir {str(checkpoint_dir)!r} is a file; name a folder (created if "
                 "needed) for the checkpoint."
             )
+
+
+def open_run(
+    checkpoint_dir, *, every: int, resume: bool, distributed: bool, device, **run
+) -> TrainingCheckpoint | None:
+    """Open the run's checkpoint (if any).
+
+    First a distributed run's processes are checked to have the same data and options. `run`
+    describes the run as `open_checkpoint` takes it.
+    """
+    if distributed:
+        check_same_run(run_digest(**run), device)
+    return open_checkpoint(checkpoint_dir, every=every, resume=resume, **run)
 
 
 def start_distributed(
