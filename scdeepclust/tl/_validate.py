@@ -322,8 +322,8 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
 
 # Values that people write for "no label" and that are text, not missing, to pandas.
 _PLACEHOLDER_LABELS = frozenset(
-    {"", "nan", "none", "null", "na", "n/a", "?", "-", "unknown", "unlabelled", "unlabeled"}
-    | {"unassigned", "missing"}
+    ["", "nan", "none", "null", "na", "n/a", "?", "-", "missing", "unknown", "unassigned"]
+    + ["unlabelled", "unlabeled"]
 )
 
 
@@ -336,12 +336,11 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
     if label_key is None or label_key not in adata.obs:
         return
     labels = adata.obs[label_key]
-    known = labels[labels.notna()]
-    text = known.astype(str).str.strip().str.lower()
-    placeholders = text[text.isin(_PLACEHOLDER_LABELS)]
-    if placeholders.empty:
+    known = labels[labels.notna()].astype(str)
+    placeholder = known.str.strip().str.lower().isin(_PLACEHOLDER_LABELS).to_numpy()
+    if not placeholder.any():
         return
-    found = known[placeholders.index].astype(str).value_counts()
+    found = known[placeholder].value_counts()
     listing = ", ".join(f"{value!r} ({n} cells)" for value, n in found.items())
     first = found.index[0]
     warnings.warn(
