@@ -319,11 +319,9 @@ def _run(args) -> int:
         options["batch_key"] = args.batch_key
     if args.batch_mixing is not None:
         options["batch_mixing"] = args.batch_mixing
-    from .pp._batches import BatchWarning
-
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
-        warnings.filterwarnings("ignore", category=BatchWarning)
+        warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)
         if key == "scdcc":
             sdc.tl.scdcc(
                 adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
