@@ -119,3 +119,73 @@ def test_cli_precision_option(sim, tmp_path):
     assert sc.read_h5ad(out).uns["scdcc"]["params"]["precision"] == "bfloat16"
     with pytest.raises(SystemExit):
         main([*args, "--precision", "float16"])
+
+
+def _float64_default():
+    """`torch.set_default_dtype(torch.float64)` for the block."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def block():
+        torch.set_default_dtype(torch.float64)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+    return block()
+
+
+CALLER_MODES = {
+    "autocast": lambda: torch.autocast(torch.device(TEST_DEVICE).type, dtype=torch.bfloat16),
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+    "float64_default": _float64_default,
+}
+
+
+@pytest.mark.parametrize("mode", CALLER_MODES)
+def test_a_torch_mode_open_in_the_callers_code_changes_nothing(sim, tmp_path, mode):
+    # A caller's autocast ran the float32 run partly in bfloat16 (ARI 1.0 -> 0.10, recorded as
+    # float32); no_grad / inference_mode stopped training; a float64 default dtype failed in
+    # torch's "mat1 and mat2 must have the same dtype".
+    short = dict(FAST, pretrain_epochs=3, max_epochs=2, device=TEST_DEVICE)
+    want, model = sdc.tl.scdcc(sim, 3, copy=True, return_model=True, **short)
+    path = model.save(tmp_path / "m")
+    want_mapped = sdc.tl.map_to_model(sim, model, copy=True, device=TEST_DEVICE)
+    with CALLER_MODES[mode]():
+        got = sdc.tl.scdcc(sim, 3, copy=True, **short)
+        loaded = sdc.models.load(path, device=TEST_DEVICE)
+        mapped = sdc.tl.map_to_model(sim, loaded, copy=True, device=TEST_DEVICE)
+        latent = loaded.get_latent_representation(sim, device=TEST_DEVICE)
+    assert torch.get_default_dtype() == torch.float32
+    np.testing.assert_array_equal(got.obsm["X_scdcc"], want.obsm["X_scdcc"])
+    np.testing.assert_array_equal(got.obs["scdcc"], want.obs["scdcc"])
+    assert latent.dtype == np.float32
+    np.testing.assert_allclose(latent, want.obsm["X_scdcc"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(mapped.obs["scdcc"], want_mapped.obs["scdcc"])
+
+
+def test_a_float64_default_dtype_is_left_as_the_caller_set_it(scaled):
+    with _float64_default():
+        sdc.tl.desc(scaled, n_clusters=3, copy=True, **FAST, device=TEST_DEVICE)
+        assert torch.get_default_dtype() == torch.float64
+
+
+def test_bfloat16_runs_inside_a_callers_autocast_as_outside(sim):
+    # The layers' own autocast kept its weight cache while an enclosing autocast was open, so
+    # later steps computed with stale bfloat16 copies of weights the optimiser had changed.
+    short = dict(FAST, pretrain_epochs=3, max_epochs=2, device=TEST_DEVICE, precision="bfloat16")
+    want = sdc.tl.scdcc(sim, 3, copy=True, **short)
+    with torch.autocast(torch.device(TEST_DEVICE).type, dtype=torch.bfloat16):
+        got = sdc.tl.scdcc(sim, 3, copy=True, **short)
+    np.testing.assert_array_equal(got.obsm["X_scdcc"], want.obsm["X_scdcc"])
+
+
+@pytest.mark.parametrize("mode", CALLER_MODES)
+def test_desc_in_a_callers_torch_mode_as_outside(scaled, mode):
+    short = dict(FAST, pretrain_epochs=3, max_epochs=2, device=TEST_DEVICE, n_clusters=3)
+    want = sdc.tl.desc(scaled, copy=True, **short)
+    with CALLER_MODES[mode]():
+        got = sdc.tl.desc(scaled, copy=True, **short)
+    np.testing.assert_array_equal(got.obsm["X_desc"], want.obsm["X_desc"])

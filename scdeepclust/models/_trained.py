@@ -48,7 +48,7 @@ from ..pp._input import (
     scan_matrix,
     warn_if_counts,
 )
-from ..train import resolve_device
+from ..train import resolve_device, standard_torch_mode
 from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
@@ -199,7 +199,8 @@ class TrainedModel:
         dev = resolve_device(device)
         start = logg.info(f"mapping {adata.n_obs} cells onto {self!r}")
         feeder = self.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
-        result = self.assign(feeder)
+        with standard_torch_mode():
+            result = self.assign(feeder)
         result.params.update(layer=layer, device=str(dev), batch_key=batch_key or self.batch_key)
         result.info["n_genes_missing"] = feeder.source.n_missing_columns
         logg.info(f"    assigned to {self.n_clusters} clusters", time=start)
@@ -433,7 +434,7 @@ class TrainedModel:
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
         # on the CPU whatever torch's default device is (moved below); the layers' initial
         # weights, replaced by the saved ones, must not draw from the caller's global RNG
-        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]), standard_torch_mode():
             network = model_cls.build_network(meta["config"], len(meta["features"]))
         state = load_tensors(directory / WEIGHTS_FILE, device)
         try:

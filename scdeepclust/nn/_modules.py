@@ -70,9 +70,12 @@ class ComputePrecision:
     precision: str  # set by each network's __init__
 
     def _layers_in(self, x: torch.Tensor) -> contextlib.AbstractContextManager:
-        if self.precision == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast(x.device.type, dtype=torch.bfloat16)
+        if self.precision == "float32":  # also where a caller's autocast is open
+            return torch.autocast(x.device.type, enabled=False)
+        # No weight cache: inside an enclosing autocast block (the tools open one, and so may a
+        # caller) the cache lives until that block ends, and later steps would compute with
+        # the bfloat16 copies of weights the optimiser has since changed.
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def mlp(

@@ -16,7 +16,12 @@ from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import check_adata, warn_if_counts
-from ..train import check_precision, report_interruption, resolve_device
+from ..train import (
+    check_precision,
+    report_interruption,
+    resolve_device,
+    standard_torch_mode,
+)
 from ._validate import (
     as_int,
     as_layer_sizes,
@@ -410,7 +415,7 @@ def desc(
         **run,
     )
     results: dict[str, ClusteringResult] = {}
-    with report_interruption(checkpoint):
+    with standard_torch_mode(), report_interruption(checkpoint):
         pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
         for res in resolutions:
             key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"

@@ -28,6 +28,7 @@ from ..train import (
     check_precision,
     report_interruption,
     resolve_device,
+    standard_torch_mode,
 )
 from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
@@ -557,7 +558,7 @@ def scdcc(
         device=dev,
         **run,
     )
-    with report_interruption(checkpoint):
+    with standard_torch_mode(), report_interruption(checkpoint):
         result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)
     result.params.update(
         distributed=distributed,

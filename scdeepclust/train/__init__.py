@@ -20,7 +20,14 @@ from ._dec import (
     embed_all,
     refined_share,
 )
-from ._device import check_precision, numpy_rng, resolve_device, seeded, torch_generator
+from ._device import (
+    check_precision,
+    numpy_rng,
+    resolve_device,
+    seeded,
+    standard_torch_mode,
+    torch_generator,
+)
 from ._distributed import check_same_run, init_distributed
 from ._loops import (
     MIN_CLUSTERING_STEPS,
@@ -70,6 +77,7 @@ __all__ = [
     "numpy_rng",
     "resolve_device",
     "seeded",
+    "standard_torch_mode",
     "torch_generator",
     "train_clustering",
 ]

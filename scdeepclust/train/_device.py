@@ -62,6 +62,32 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 @contextlib.contextmanager
+def standard_torch_mode():
+    """Compute in the precision the options chose, whatever torch mode the caller has open.
+
+    Without it a caller's ``torch.autocast`` ran the float32 layers, the components and the
+    distances in bfloat16 (simulated 3 groups: ARI 1.0 -> 0.10, recorded as float32),
+    ``torch.no_grad`` or ``torch.inference_mode`` stopped training with torch's "does not
+    require grad", and a float64 default dtype built float64 layers the float32 data could not
+    pass through. The bfloat16 `precision` opens its own autocast inside this block.
+    """
+    previous_dtype = torch.get_default_dtype()
+    if previous_dtype != torch.float32:  # the setting is process-wide: changed only if needed
+        torch.set_default_dtype(torch.float32)
+    try:
+        with (
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            torch.autocast("cpu", enabled=False),
+            torch.autocast("cuda", enabled=False),
+        ):
+            yield
+    finally:
+        if previous_dtype != torch.float32:
+            torch.set_default_dtype(previous_dtype)
+
+
+@contextlib.contextmanager
 def seeded(random_state: int | None):
     """Seed torch inside the block without changing the caller's global RNG state."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
