@@ -124,6 +124,12 @@ def pairs_from_labels(labels, n_pairs: int, rng: np.random.Generator) -> Pairwis
     return PairwiseConstraints(pairs[same], pairs[~same])
 
 
+# Random pairs measured at once when drawing protein constraints; beyond it the pairs are
+# drawn and filtered in batches of this size (at once, a million cells with the default pairs
+# took 8 GB: fifty million pairs, each with its two cells' protein levels).
+PROTEIN_PAIRS_AT_ONCE = 2_000_000
+
+
 def pairs_from_protein(
     protein: np.ndarray,
     n_pairs: int,
@@ -135,14 +141,18 @@ def pairs_from_protein(
 ) -> PairwiseConstraints:
     """Draw constraints from random cell pairs by their distance in protein space.
 
-    Of the random cell pairs, those closer in protein space than the `low_quantile` of pair
-    distances must-link, those farther than the `high_quantile` cannot-link. Levels that
-    (nearly) never differ between cells make the two quantiles meet, and are refused: every
-    pair would then be both near and far.
+    Of 50 x `n_pairs` random cell pairs, those closer in protein space than the `low_quantile`
+    of pair distances must-link, those farther than the `high_quantile` cannot-link (at most
+    `n_pairs` of each). Levels that (nearly) never differ between cells make the two quantiles
+    meet, and are refused: every pair would then be both near and far. Beyond
+    `PROTEIN_PAIRS_AT_ONCE` random pairs, the quantiles come from that many and the rest are
+    drawn and filtered in batches.
     """
     protein = np.asarray(protein, dtype=np.float32)
-    candidates = _random_distinct_pairs(np.arange(len(protein)), 50 * n_pairs, rng)
-    dist = np.linalg.norm(protein[candidates[:, 0]] - protein[candidates[:, 1]], axis=1)
+    cells = np.arange(len(protein))
+    n_candidates = 50 * n_pairs
+    candidates = _random_distinct_pairs(cells, min(n_candidates, PROTEIN_PAIRS_AT_ONCE), rng)
+    dist = _pair_distances(protein, candidates)
     low, high = np.quantile(dist, [low_quantile, high_quantile])
     if not high > low:
         raise ValueError(
@@ -151,11 +161,34 @@ def pairs_from_protein(
             "constraint. Pass protein levels that vary between cells (e.g. the normalised ADT "
             "matrix), or leave out protein_key."
         )
-    ml = candidates[dist <= low]
-    cl = candidates[dist >= high]
+    near, far = [candidates[dist <= low]], [candidates[dist >= high]]
+    for start in range(len(candidates), n_candidates, PROTEIN_PAIRS_AT_ONCE):
+        batch = _random_distinct_pairs(cells, min(PROTEIN_PAIRS_AT_ONCE, n_candidates - start), rng)
+        dist = _pair_distances(protein, batch)
+        near.append(batch[dist <= low])
+        far.append(batch[dist >= high])
+    if len(near) > 1:  # batches drawn apart may repeat a pair
+        near, far = (_distinct(np.concatenate(pairs), len(protein)) for pairs in (near, far))
+    else:
+        near, far = near[0], far[0]
     return PairwiseConstraints(
-        ml[rng.permutation(len(ml))[:n_pairs]], cl[rng.permutation(len(cl))[:n_pairs]]
+        near[rng.permutation(len(near))[:n_pairs]], far[rng.permutation(len(far))[:n_pairs]]
     )
+
+
+def _pair_distances(protein: np.ndarray, pairs: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Euclidean distance between the two cells of each pair, in blocks of pairs."""
+    dist = np.empty(len(pairs), np.float32)
+    for start in range(0, len(pairs), chunk):
+        a, b = pairs[start : start + chunk].T
+        dist[start : start + chunk] = np.linalg.norm(protein[a] - protein[b], axis=1)
+    return dist
+
+
+def _distinct(pairs: np.ndarray, n_obs: int) -> np.ndarray:
+    """Drop repeated pairs (as unordered pairs), keeping the first of each in order."""
+    _, first = np.unique(_keys(pairs, n_obs), return_index=True)
+    return pairs[np.sort(first)]
 
 
 def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:

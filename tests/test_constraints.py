@@ -39,6 +39,29 @@ def test_protein_pairs_separate_near_and_far():
     assert np.all(group[c.cannot_link[:, 0]] != group[c.cannot_link[:, 1]])
 
 
+def test_protein_pairs_of_many_cells_are_drawn_in_batches_alike(monkeypatch):
+    import scdeepclust.constraints as constraints
+
+    protein = np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32)
+    whole = pairs_from_protein(protein, 400, np.random.default_rng(1))  # 20,000 at once
+    monkeypatch.setattr(constraints, "PROTEIN_PAIRS_AT_ONCE", 5000)  # 4 batches
+    batched = pairs_from_protein(protein, 400, np.random.default_rng(1))
+    for pairs in (batched.must_link, batched.cannot_link):
+        keys = np.minimum(*pairs.T) * len(protein) + np.maximum(*pairs.T)
+        assert len(np.unique(keys)) == len(pairs) and np.all(pairs[:, 0] != pairs[:, 1])
+
+    def dist(pairs):
+        return np.linalg.norm(protein[pairs[:, 0]] - protein[pairs[:, 1]], axis=1)
+
+    assert len(batched.cannot_link) == len(whole.cannot_link) == 400
+    # 0.5% of 20,000 each; the batched quantile comes from the first 5,000 pairs alone
+    assert 60 <= len(batched.must_link) <= 140 and len(whole.must_link) == 100
+    assert dist(batched.must_link).max() < dist(batched.cannot_link).min()
+    for near_or_far in ("must_link", "cannot_link"):
+        got, want = dist(getattr(batched, near_or_far)), dist(getattr(whole, near_or_far))
+        assert abs(np.median(got) - np.median(want)) < 0.1 * np.median(want)
+
+
 def test_check_rejects_bad_pairs():
     ml = np.array([[0, 1], [2, 3]])
     with pytest.raises(ValueError, match="both must-link and cannot-link"):

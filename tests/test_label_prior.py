@@ -138,3 +138,16 @@ def test_scdcc_refuses_a_negative_label_prior(sim):
     sim.obs["known"] = sim.obs["group"].astype(object)
     with pytest.raises(ValueError, match="label_prior"):
         sdc.tl.scdcc(sim, 3, label_key="known", label_prior=-1.0, **FAST)
+
+
+def test_neighbour_mean_in_blocks_is_the_mean_over_all_neighbours(monkeypatch):
+    import scdeepclust.train._confidence as confidence
+
+    rng = np.random.default_rng(0)
+    values = rng.random((101, 4)).astype(np.float32)
+    view = NeighbourView(reference=np.arange(0, 101, 2), neighbours=rng.integers(0, 51, (101, 5)))
+    want = values[view.reference][view.neighbours].mean(1)
+    monkeypatch.setattr(confidence, "_MEAN_CHUNK_ROWS", 16)  # several blocks and a short last
+    got = view.neighbour_mean(values)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)

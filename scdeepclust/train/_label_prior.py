@@ -73,7 +73,7 @@ def classifier_prior(
     n_views = 0
     for view in views:
         if view.neighbours.shape[1]:
-            neighbour_mean += probabilities[view.reference][view.neighbours].mean(1)
+            neighbour_mean += view.neighbour_mean(probabilities)
             n_views += 1
     if n_views:
         probabilities = OWN_SHARE * probabilities + (1 - OWN_SHARE) * neighbour_mean / n_views
