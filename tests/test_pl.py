@@ -90,6 +90,29 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
         sdc.pl.umap(adata[:3].copy(), "scdcc", show=False)
 
 
+def test_umap_of_many_cells_uses_approximate_neighbours(clustered, monkeypatch):
+    # The exact search grows with the square of the cells (a million: about half an hour);
+    # scanpy 1.11's own pynndescent path fails on scipy >= 1.17's sparse arrays.
+    import scdeepclust._neighbors as neighbors
+
+    monkeypatch.setattr(neighbors, "EXACT_PLOT_NEIGHBORS_MAX_CELLS", 100)  # 240 cells here
+    monkeypatch.setattr(neighbors, "exact_neighbors", None)  # not called
+    first, again = clustered.copy(), clustered.copy()
+    sdc.pl.umap(first, "scdcc", show=False)
+    sdc.pl.umap(again, "scdcc", show=False)
+    graph = first.obsp["neighbors_scdcc_distances"]
+    assert graph.shape == (240, 240) and np.all(np.diff(graph.indptr) >= 14)  # 15 with itself
+    np.testing.assert_array_equal(first.obsm["X_umap_scdcc"], again.obsm["X_umap_scdcc"])
+    # the neighbours are (nearly all) the exact ones on this small, well-separated data
+    z = first.obsm["X_scdcc"]
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1)[:, :14]
+    found = np.split(graph.indices, graph.indptr[1:-1])
+    recall = np.mean([len(np.intersect1d(f, t)) / 14 for f, t in zip(found, nearest, strict=True)])
+    assert recall > 0.9
+
+
 def test_umap_ax_and_saving_through_the_figure(clustered, tmp_path, figdir):
     adata = clustered.copy()
     fig, ax = plt.subplots()

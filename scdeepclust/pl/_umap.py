@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 from anndata import AnnData
 
-from .._neighbors import exact_neighbors
+from .._neighbors import plot_neighbors
 from ._utils import (
     check_result,
     closes_figures_on_error,
@@ -51,7 +51,9 @@ def umap(
         More panels besides the clusters: `obs` columns (a known cell type, ``key +
         '_confidence'``, ...) or genes.
     n_neighbors, min_dist, random_state
-        Settings of the kNN graph (exact neighbours) and of :func:`scanpy.tl.umap`.
+        Settings of the kNN graph and of :func:`scanpy.tl.umap`. The neighbours are exact up
+        to 100,000 cells and approximate above (pynndescent, as in scanpy's default: the exact
+        search would take about half an hour on a million cells).
     recompute
         Compute the UMAP again even if a cached one matches.
     show
@@ -144,7 +146,7 @@ def umap_coordinates(
         and params.get("scdeepclust_coordinates") == _fingerprint(_coordinates(adata, umap_key))
     ):
         return umap_key
-    exact_neighbors(
+    plot_neighbors(
         adata,
         use_rep=embedding_key,
         n_neighbors=n_neighbors,
