@@ -139,9 +139,10 @@ def scdcc(
         its own seed, for every candidate k; the score of k is the mean adjusted Rand index between
         those partitions, and the choice is the largest k whose score is within 0.05 of the best
         (see ``uns[key_added]['n_clusters_search']`` and :func:`scdeepclust.pl.n_clusters`). Leiden
-        measured better than the search at the defaults (ARI, median of seeds 0-2, 10X PBMC / mouse
-        bladder / worm neurons / CITE CBMC): 0.742 / 0.607 / 0.519 / 0.649 against 0.723 / 0.611 /
-        0.430 / 0.623, with bladder's spread over the seeds 0.021 against 0.106.
+        measured better than the search at the defaults over the four datasets (ARI, median of
+        seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.742 / 0.608 / 0.519 /
+        0.649 against 0.723 / 0.643 / 0.430 / 0.623, the search ahead on bladder alone, where
+        the seeds spread 0.086 against Leiden's 0.041.
     init
         How a given number of clusters `n_clusters` is reached on the pretrained latent space (a
         searched number keeps the k-means partitions that its search scored, balanced with
@@ -159,8 +160,8 @@ def scdcc(
         already misses the groups of 2%, 1% and 0.5% of the cells in most runs, which Leiden's
         start holds. With the default `refine` (ARI at the true k, median of seeds 0-2,
         benchmarks/scdcc_accuracy.py, one machine; 10X PBMC / mouse bladder / worm neurons /
-        CITE CBMC): Leiden 0.749 / 0.560 / 0.427 / 0.630 against k-means' 0.746 / 0.590 /
-        0.430 / 0.549; rare groups found (F1 >= 0.8) in 2 / 2 / 2 of 3 runs against 1 / 0 / 0.
+        CITE CBMC): Leiden 0.749 / 0.612 / 0.427 / 0.630 (bladder with the longer pretraining
+        of small data; 0.560 before) against k-means' 0.746 / 0.590 / 0.430 / 0.549; rare groups found (F1 >= 0.8) in 2 / 2 / 2 of 3 runs against 1 / 0 / 0.
         Balanced k-means with `refine` measured 0.776 / 0.555 / 0.438 / 0.522 and 2 / 1 / 2. Not
         used when the known classes of `label_key` place the centroids.
     layer
@@ -240,11 +241,11 @@ def scdcc(
         `batch_mixing` > 0: the input holds the batch effects the stage removed) or
         `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
         clusters, which the input still draws: on the simulated rare types, with the Leiden
-        start, the 0.5% group's best F1 fell from 1.00 at the start to 0.77 at the end of the
-        stage (seed 0) and is 0.98 refined. With the Leiden start, against 0 (true k, ARI,
+        start, the 0.5% group's best F1 fell from 1.00 at the start to 0.75 at the end of the
+        stage (seed 0) and is 1.00 refined. With the Leiden start, against 0 (true k, ARI,
         median of seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.749 /
-        0.560 / 0.427 / 0.630 against 0.740 / 0.597 / 0.433 / 0.537 (this one on another
-        machine); with k-means' start 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 /
+        0.560 / 0.427 / 0.630 (bladder 0.612 since the longer pretraining of small data) against
+        0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means' start 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 /
         0.426 / 0.538.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
@@ -314,9 +315,10 @@ def scdcc(
         autocast; weights, optimiser, likelihood and clustering stay float32), for speed on
         CPUs with AMX or AVX-512 BF16 instructions (others emulate bfloat16 and may be slower
         than float32) and on GPUs that compute in it (not yet timed). On a 2-core Intel Xeon
-        with AMX (10X PBMC, seeds 0-2) scDCC at the true k took 23 s against 32 s and DESC at
-        its defaults 5.2 s against 6.8 s, and each median ARI of the four benchmark datasets
-        stayed within 0.023 of float32's (`benchmarks/results/*_accuracy_bfloat16.md`). A
+        with AMX (10X PBMC, seeds 0-2) scDCC at the true k took 22.4 s against 26.3 s and
+        DESC at its defaults 5.2 s against 6.8 s; the median ARIs of the four benchmark datasets
+        moved by at most 0.026 either way, except scDCC's on CBMC at the true k, 0.061 lower
+        (`benchmarks/results/*_accuracy_bfloat16.md`; README). A
         saved model keeps it, so that mapped cells are embedded as in training.
     random_state
         Seed of weights, minibatch order, noise, k-means / Leiden and constraint sampling. The
