@@ -162,8 +162,10 @@ def pairs_from_protein(
             "matrix), or leave out protein_key."
         )
     near, far = [candidates[dist <= low]], [candidates[dist >= high]]
-    for start in range(len(candidates), n_candidates, PROTEIN_PAIRS_AT_ONCE):
-        batch = _random_distinct_pairs(cells, min(PROTEIN_PAIRS_AT_ONCE, n_candidates - start), rng)
+    # fewer than asked for: those were all the pairs there are
+    n_more = n_candidates - len(candidates) if len(candidates) >= PROTEIN_PAIRS_AT_ONCE else 0
+    for start in range(0, n_more, PROTEIN_PAIRS_AT_ONCE):
+        batch = _random_distinct_pairs(cells, min(PROTEIN_PAIRS_AT_ONCE, n_more - start), rng)
         dist = _pair_distances(protein, batch)
         near.append(batch[dist <= low])
         far.append(batch[dist >= high])

@@ -62,6 +62,18 @@ def test_protein_pairs_of_many_cells_are_drawn_in_batches_alike(monkeypatch):
         assert abs(np.median(got) - np.median(want)) < 0.1 * np.median(want)
 
 
+def test_protein_pairs_of_few_cells_are_all_the_pairs_there_are(monkeypatch):
+    import scdeepclust.constraints as constraints
+
+    protein = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)  # 780 pairs
+    whole = pairs_from_protein(protein, 100, np.random.default_rng(1))  # 5,000 asked for
+    assert len(whole.must_link) == 4 and len(whole.cannot_link) == 39  # 0.5% and 5% of 780
+    monkeypatch.setattr(constraints, "PROTEIN_PAIRS_AT_ONCE", 1000)  # no batches to draw
+    again = pairs_from_protein(protein, 100, np.random.default_rng(1))
+    np.testing.assert_array_equal(again.must_link, whole.must_link)
+    np.testing.assert_array_equal(again.cannot_link, whole.cannot_link)
+
+
 def test_check_rejects_bad_pairs():
     ml = np.array([[0, 1], [2, 3]])
     with pytest.raises(ValueError, match="both must-link and cannot-link"):

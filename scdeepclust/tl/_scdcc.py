@@ -161,9 +161,10 @@ def scdcc(
         start holds. With the default `refine` (ARI at the true k, median of seeds 0-2,
         benchmarks/scdcc_accuracy.py, one machine; 10X PBMC / mouse bladder / worm neurons /
         CITE CBMC): Leiden 0.749 / 0.612 / 0.427 / 0.630 (bladder with the longer pretraining
-        of small data; 0.560 before) against k-means' 0.746 / 0.590 / 0.430 / 0.549; rare groups found (F1 >= 0.8) in 2 / 2 / 2 of 3 runs against 1 / 0 / 0.
-        Balanced k-means with `refine` measured 0.776 / 0.555 / 0.438 / 0.522 and 2 / 1 / 2. Not
-        used when the known classes of `label_key` place the centroids.
+        of small data; 0.560 before) against k-means' 0.746 / 0.590 / 0.430 / 0.549; rare
+        groups found (F1 >= 0.8) in 2 / 2 / 2 of 3 runs against 1 / 0 / 0. Balanced k-means
+        with `refine` measured 0.776 / 0.555 / 0.438 / 0.522 and 2 / 1 / 2. Not used when the
+        known classes of `label_key` place the centroids.
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.
@@ -245,8 +246,8 @@ def scdcc(
         stage (seed 0) and is 1.00 refined. With the Leiden start, against 0 (true k, ARI,
         median of seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.749 /
         0.560 / 0.427 / 0.630 (bladder 0.612 since the longer pretraining of small data) against
-        0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means' start 0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 /
-        0.426 / 0.538.
+        0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means' start
+        0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 / 0.426 / 0.538.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
