@@ -370,3 +370,17 @@ def test_balance_changes_the_target(sim):
         dec.uns["scdcc"]["history"]["pretrain_zinb"], free.uns["scdcc"]["history"]["pretrain_zinb"]
     )
     assert not np.array_equal(dec.obsm["X_scdcc"], free.obsm["X_scdcc"])
+
+
+def test_placeholder_labels_are_counted_over_every_form_of_the_text():
+    import anndata as ad
+
+    from scdeepclust.tl._validate import warn_if_placeholder_labels
+
+    values = ["T"] * 5 + ["nan"] * 3 + [" Unknown"] * 2 + ["unknown"] * 2 + [None] * 4
+    labels = pd.Categorical(values, categories=["T", "nan", " Unknown", "unknown", "unused"])
+    adata = ad.AnnData(obs=pd.DataFrame({"known": labels}, index=[str(i) for i in range(16)]))
+    with pytest.warns(UserWarning, match=r"labels cells 'nan' \(3 cells\), ' Unknown' \(2 cells\)"):
+        warn_if_placeholder_labels(adata, "known")
+    adata.obs["known"] = [1, 1, "1", 2.5] + [np.nan] * 12  # no placeholder among them
+    warn_if_placeholder_labels(adata, "known")
