@@ -254,3 +254,21 @@ def test_recipe_respects_prepared_data(sim):
         sdc.pp.recipe(sim, "desc", layer="raw")
     with pytest.raises(ValueError, match="method must be"):
         sdc.pp.recipe(sim, "leiden")
+
+
+def test_recipe_refuses_sparse_counts_read_lazily_before_changing_anything(sim, tmp_path):
+    # it failed deep inside: "'_CSRDataset' object has no attribute 'sum'"
+    path = tmp_path / "counts.h5ad"
+    sim.write_h5ad(path)
+    with h5py.File(path) as f:
+        adata = sim.copy()
+        adata.layers["counts"] = ad.io.sparse_dataset(f["X"])
+        before = adata.X.copy()
+        with pytest.raises(ValueError, match=r"layers\['counts'\] is read from a file or by dask"):
+            sdc.pp.recipe(adata, "scdcc")
+        assert (adata.X != before).nnz == 0 and adata.n_vars == sim.n_vars
+    da = pytest.importorskip("dask.array")
+    adata = sim.copy()
+    adata.X = da.from_array(sim.X, chunks=(50, -1))
+    with pytest.raises(ValueError, match=r"`adata.X = adata.X.compute\(\)`"):
+        sdc.pp.recipe(adata, "scdcc")

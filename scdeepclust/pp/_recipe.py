@@ -13,6 +13,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from ..data import RowSource
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import _check_dtype, layer_names
@@ -121,6 +122,9 @@ def recipe(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
+    _refuse_sparse_read_lazily(adata.X, "X")
+    if counts_key is not None:
+        _refuse_sparse_read_lazily(adata.layers[counts_key], f"layers[{counts_key!r}]")
     adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
         where = f"layers[{counts_key!r}]"
@@ -168,6 +172,29 @@ def recipe(
         sc.pp.scale(adata, max_value=max_value)
         steps.append(f"X: scale (zero mean, unit variance per gene, clipped at {max_value:g})")
     return steps
+
+
+def _refuse_sparse_read_lazily(matrix, where: str) -> None:
+    """Refuse a sparse matrix read from a file or by dask, which scanpy's steps cannot change.
+
+    The tools themselves read such a matrix block by block; only the preparation needs it in
+    memory (it failed deep inside with "'_CSRDataset' object has no attribute 'sum'", or
+    "Expected a 2-d matrix").
+    """
+    source = RowSource(matrix)
+    if not source.is_backed or (source.is_dask and not source.is_sparse):  # scanpy's dask
+        return
+    if source.is_dask:
+        load = f"`adata.{where} = adata.{where}.compute()`"
+    elif source.is_sparse:
+        load = f"`adata.{where} = adata.{where}.to_memory()`"
+    else:
+        load = f"`adata.{where} = adata.{where}[:]`"
+    raise ValueError(
+        f"adata.{where} is read from a file or by dask ({type(matrix).__name__}), which "
+        f"pp.recipe cannot prepare in place; load it into memory first: {load}. The tools "
+        "read such matrices block by block, prepared already."
+    )
 
 
 def _computable(matrix, where: str, steps: list[str]):
