@@ -18,19 +18,28 @@ class Agreement:
 def agreement(clusters, truth) -> Agreement:
     """Compute ARI and NMI (scikit-learn) of `clusters` against `truth`.
 
-    Only the cells whose `truth` is known (not missing) are scored.
+    Only the cells whose `truth` is known (not missing) are scored. Labels are compared as
+    text (1 and "1" are one label).
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    clusters = pd.Series(np.asarray(clusters, dtype=object))
-    truth = pd.Series(np.asarray(truth, dtype=object))
-    known = (truth.notna() & clusters.notna()).to_numpy()
+    a, b = _text_codes(clusters), _text_codes(truth)
+    known = (a >= 0) & (b >= 0)
     if not known.any():
         raise ValueError("No cell has both a cluster and a known label to compare.")
-    a = clusters[known].astype(str).to_numpy()
-    b = truth[known].astype(str).to_numpy()
     return Agreement(
-        ari=float(adjusted_rand_score(b, a)),
-        nmi=float(normalized_mutual_info_score(b, a)),
+        ari=float(adjusted_rand_score(b[known], a[known])),
+        nmi=float(normalized_mutual_info_score(b[known], a[known])),
         n_cells=int(known.sum()),
     )
+
+
+def _text_codes(labels) -> np.ndarray:
+    """Return integer codes of the labels as text, -1 where missing.
+
+    The distinct values, not every cell, are turned into text (1.6 million cells took 13 s).
+    """
+    labels = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels, object))
+    codes, distinct = pd.factorize(labels)
+    text_codes = pd.factorize(np.asarray(distinct, dtype=object).astype(str))[0]
+    return np.where(codes >= 0, text_codes[np.maximum(codes, 0)], -1)

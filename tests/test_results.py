@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 
@@ -81,3 +82,19 @@ def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch, tool):
     assert sim.uns[tool]["n_clusters"] == 3
     assert list(sim.obs[tool].cat.categories) == ["0", "1", "2"]
     assert sim.obsm[f"{tool}_probs"].shape[1] == 4
+
+
+def test_agreement_compares_labels_as_text_and_leaves_out_missing_ones():
+    from sklearn.metrics import adjusted_rand_score
+
+    from scdeepclust._metrics import agreement
+
+    clusters = pd.Series([1, "1", 2, None, 2, 0, 0]).astype(object)
+    truth = pd.Categorical(["a", "a", "b", "b", None, "c", "b"])
+    got = agreement(clusters, truth)
+    assert got.n_cells == 5  # the missing cluster and the missing label left out
+    want = adjusted_rand_score(["a", "a", "b", "c", "b"], ["1", "1", "2", "0", "0"])
+    assert got.ari == pytest.approx(want)
+    assert agreement(np.array(["x", "y"]), ["p", "q"]).ari == 1.0
+    with pytest.raises(ValueError, match="No cell has both"):
+        agreement([None, 1], [2, None])
