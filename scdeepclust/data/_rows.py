@@ -1,4 +1,4 @@
-"""Row access to a cells x genes matrix that is dense, sparse, HDF5-backed or a dask array.
+"""Row access to a cells x genes matrix that is dense, sparse or HDF5-backed.
 
 The whole point of this module is that nothing ever densifies the full matrix: rows are
 materialised as float32 one minibatch (or one inference chunk) at a time.
@@ -19,8 +19,7 @@ class RowSource:
     """Dense float32 rows of a matrix, read one block at a time.
 
     Accepts numpy arrays, scipy sparse matrices (CSC/COO are converted to CSR once, since every
-    access is by row), anndata's backed sparse datasets, HDF5 datasets and dask arrays (what
-    anndata's lazy readers give); the last three are read one block of rows at a time.
+    access is by row) and anndata's backed sparse datasets.
 
     `columns` selects and orders the columns seen: positions in `matrix`, with -1 for a column
     that `matrix` lacks and that reads as zeros (genes matched by name, missing genes filled).
@@ -75,11 +74,7 @@ class RowSource:
 
     @property
     def is_sparse(self) -> bool:
-        return (
-            sparse.issparse(self.matrix)
-            or _is_backed_sparse(self.matrix)
-            or (_is_dask(self.matrix) and sparse.issparse(self.matrix._meta))
-        )
+        return sparse.issparse(self.matrix) or _is_backed_sparse(self.matrix)
 
     @property
     def max_entries(self) -> int:
@@ -98,10 +93,6 @@ class RowSource:
     @property
     def is_backed(self) -> bool:
         return _is_backed(self.matrix)
-
-    @property
-    def is_dask(self) -> bool:
-        return _is_dask(self.matrix)
 
     def dense_float32_rows(self) -> np.ndarray | None:
         """Return the rows as a view of the matrix, when it is an in-memory float32 array.
@@ -127,7 +118,7 @@ class RowSource:
             # HDF5 reads strictly increasing indices only: each row once, then spread out (draws
             # with replacement repeat rows)
             unique, position = np.unique(index, return_inverse=True)
-            block = self._select(_loaded(self.matrix[unique]))
+            block = self._select(self.matrix[unique])
             block = block.toarray() if sparse.issparse(block) else np.asarray(block)
             return np.asarray(block, dtype=np.float32)[position.reshape(-1)]
         block = self._select(self.matrix[index])
@@ -137,7 +128,7 @@ class RowSource:
 
     def row_range(self, start: int, stop: int):
         """Rows start:stop in their native format (CSR stays CSR, without repeated entries)."""
-        block = _loaded(self.matrix[self._offset + start : self._offset + stop])
+        block = self.matrix[self._offset + start : self._offset + stop]
         # a backed file's blocks are checked one by one (anndata writes repeated entries as is)
         if self.sums_duplicates or (
             self.is_backed and sparse.issparse(block) and not block.has_canonical_format
@@ -190,20 +181,10 @@ def _is_backed_sparse(matrix) -> bool:
     return type(matrix).__name__ in {"CSRDataset", "CSCDataset", "_CSRDataset", "_CSCDataset"}
 
 
-def _is_dask(matrix) -> bool:
+def is_dask_array(matrix) -> bool:
+    """Tell a dask array (what anndata's lazy readers give) without importing dask."""
     return type(matrix).__module__.startswith("dask") and hasattr(matrix, "compute")
 
 
 def _is_backed(matrix) -> bool:
-    """Read from elsewhere, a block at a time: a file (HDF5, anndata's backed sparse) or dask."""
-    return (
-        _is_backed_sparse(matrix) or type(matrix).__module__.startswith("h5py") or _is_dask(matrix)
-    )
-
-
-def _loaded(block):
-    """Return a block read from a dask array as the numpy or scipy CSR matrix it holds."""
-    if not _is_dask(block):
-        return block
-    block = block.compute()
-    return sparse.csr_matrix(block) if sparse.issparse(block) else np.asarray(block)
+    return _is_backed_sparse(matrix) or type(matrix).__module__.startswith("h5py")

@@ -15,7 +15,7 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
-from ..data import RowSource
+from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
     "scdcc models raw counts. Keep them before normalising, e.g. "
@@ -104,6 +104,11 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
         matrix, where = adata.X, "X"
     if matrix is None:
         raise ValueError(f"adata.{where} is empty (None).")
+    if is_dask_array(matrix):
+        # computed once, here: read by row (random minibatches) it would compute every chunk
+        # again for each step, and computed wherever it is read it was computed twice
+        matrix = matrix.compute()
+        matrix = sparse.csr_matrix(matrix) if sparse.issparse(matrix) else np.asarray(matrix)
     return matrix, where
 
 

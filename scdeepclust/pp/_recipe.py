@@ -13,7 +13,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ..data import RowSource
+from ..data import RowSource, is_dask_array
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import _check_dtype, layer_names
@@ -177,23 +177,25 @@ def recipe(
 def _refuse_sparse_read_lazily(matrix, where: str) -> None:
     """Refuse a sparse matrix read from a file or by dask, which scanpy's steps cannot change.
 
-    The tools themselves read such a matrix block by block; only the preparation needs it in
-    memory (it failed deep inside with "'_CSRDataset' object has no attribute 'sum'", or
-    "Expected a 2-d matrix").
+    The tools themselves read such a matrix; only the preparation needs it in memory (it failed
+    deep inside with "'_CSRDataset' object has no attribute 'sum'", or "Expected a 2-d matrix").
     """
-    source = RowSource(matrix)
-    if not source.is_backed or (source.is_dask and not source.is_sparse):  # scanpy's dask
-        return
-    if source.is_dask:
+    if is_dask_array(matrix):
+        if not sparse.issparse(matrix._meta):  # scanpy's steps take dense dask arrays
+            return
         load = f"`adata.{where} = adata.{where}.compute()`"
-    elif source.is_sparse:
-        load = f"`adata.{where} = adata.{where}.to_memory()`"
+    elif RowSource(matrix).is_backed:
+        load = (
+            f"`adata.{where} = adata.{where}.to_memory()`"
+            if RowSource(matrix).is_sparse
+            else f"`adata.{where} = adata.{where}[:]`"
+        )
     else:
-        load = f"`adata.{where} = adata.{where}[:]`"
+        return
     raise ValueError(
         f"adata.{where} is read from a file or by dask ({type(matrix).__name__}), which "
         f"pp.recipe cannot prepare in place; load it into memory first: {load}. The tools "
-        "read such matrices block by block, prepared already."
+        "read such matrices themselves, prepared already."
     )
 
 
