@@ -37,9 +37,12 @@ def agreement(clusters, truth) -> Agreement:
 def _text_codes(labels) -> np.ndarray:
     """Return integer codes of the labels as text, -1 where missing.
 
-    The distinct values, not every cell, are turned into text (1.6 million cells took 13 s).
+    The distinct values of a typed column, not every cell, are turned into text, and the scores
+    count integer codes, not strings (1.6 million cells took 17 s).
     """
     labels = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels, object))
+    if labels.dtype == object:  # factorize takes 1, 1.0 and True for one value, as text three
+        labels = labels.astype(str).where(labels.notna())
     codes, distinct = pd.factorize(labels)
     text_codes = pd.factorize(np.asarray(distinct, dtype=object).astype(str))[0]
-    return np.where(codes >= 0, text_codes[np.maximum(codes, 0)], -1)
+    return np.append(text_codes, -1)[codes]  # -1, missing, reads the appended -1

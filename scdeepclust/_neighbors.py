@@ -77,7 +77,8 @@ class _SparseMatrixOutput:
     """A kNN transformer whose graphs are scipy sparse matrices, not sparse arrays.
 
     scanpy 1.11 reads the graph with `getnnz`, which scipy >= 1.17's `csr_array` (what
-    pynndescent returns there) no longer has.
+    pynndescent returns there) no longer has. Without an `index_`, scanpy keeps no search
+    forest in `uns`, which nothing here reads.
     """
 
     def __init__(self, transformer):

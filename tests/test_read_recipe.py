@@ -267,8 +267,15 @@ def test_recipe_refuses_sparse_counts_read_lazily_before_changing_anything(sim, 
         with pytest.raises(ValueError, match=r"layers\['counts'\] is read from a file or by dask"):
             sdc.pp.recipe(adata, "scdcc")
         assert (adata.X != before).nnz == 0 and adata.n_vars == sim.n_vars
+    with h5py.File(path) as f:  # counts in X alone, read from the file
+        adata = ad.AnnData(ad.io.sparse_dataset(f["X"]), obs=sim.obs, var=sim.var)
+        with pytest.raises(ValueError, match=r"adata.X is read from a file or by dask"):
+            sdc.pp.recipe(adata, "scdcc")
+        assert list(adata.layers) == []
     da = pytest.importorskip("dask.array")
     adata = sim.copy()
+    del adata.layers["counts"]
     adata.X = da.from_array(sim.X, chunks=(50, -1))
     with pytest.raises(ValueError, match=r"`adata.X = adata.X.compute\(\)`"):
         sdc.pp.recipe(adata, "scdcc")
+    assert list(adata.layers) == []

@@ -98,3 +98,7 @@ def test_agreement_compares_labels_as_text_and_leaves_out_missing_ones():
     assert agreement(np.array(["x", "y"]), ["p", "q"]).ari == 1.0
     with pytest.raises(ValueError, match="No cell has both"):
         agreement([None, 1], [2, None])
+    with pytest.raises(ValueError, match="No cell has both"):  # no label at all
+        agreement(["a", "b"], pd.Series([np.nan, np.nan]))
+    # labels equal as numbers but not as text stay apart, as text
+    assert agreement([1, 1.0, True], ["a", "b", "c"]).ari == 1.0

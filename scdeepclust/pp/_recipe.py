@@ -99,6 +99,10 @@ def recipe(
     if adata.X is None:
         raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
     _check_dtype(adata.X.dtype, "X")
+    _refuse_read_lazily(adata.X, "X")
+    counts_candidate = layer or "counts"
+    if counts_candidate in adata.layers:
+        _refuse_read_lazily(adata.layers[counts_candidate], f"layers[{counts_candidate!r}]")
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
     if counts_key is None and method == "scdcc":
@@ -122,9 +126,6 @@ def recipe(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
-    _refuse_sparse_read_lazily(adata.X, "X")
-    if counts_key is not None:
-        _refuse_sparse_read_lazily(adata.layers[counts_key], f"layers[{counts_key!r}]")
     adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
         where = f"layers[{counts_key!r}]"
@@ -174,11 +175,12 @@ def recipe(
     return steps
 
 
-def _refuse_sparse_read_lazily(matrix, where: str) -> None:
-    """Refuse a sparse matrix read from a file or by dask, which scanpy's steps cannot change.
+def _refuse_read_lazily(matrix, where: str) -> None:
+    """Refuse a matrix read from a file (HDF5, anndata's sparse dataset) or a sparse dask array.
 
-    The tools themselves read such a matrix; only the preparation needs it in memory (it failed
-    deep inside with "'_CSRDataset' object has no attribute 'sum'", or "Expected a 2-d matrix").
+    scanpy's steps cannot change those in place (dense dask arrays they can). The tools
+    themselves read such a matrix; only the preparation needs it in memory (it failed deep
+    inside with "'_CSRDataset' object has no attribute 'sum'", or "Expected a 2-d matrix").
     """
     if is_dask_array(matrix):
         if not sparse.issparse(matrix._meta):  # scanpy's steps take dense dask arrays

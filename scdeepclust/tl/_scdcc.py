@@ -17,7 +17,7 @@ from ..constraints import (
     pairs_from_protein,
     pairs_from_user,
 )
-from ..data import CellFeeder, RowSource
+from ..data import CellFeeder, RowSource, is_dask_array
 from ..models import SCDCC, SCDCCConfig, fit_scdcc
 from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
@@ -648,6 +648,8 @@ def _protein_levels(stored, protein_key: str) -> np.ndarray:
     """Return the levels in ``obsm[protein_key]`` (array, sparse or DataFrame) as float64."""
     from scipy import sparse
 
+    if is_dask_array(stored):
+        stored = stored.compute()
     if sparse.issparse(stored):
         stored = stored.toarray()
     elif hasattr(stored, "to_numpy"):

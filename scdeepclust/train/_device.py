@@ -63,13 +63,14 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 @contextlib.contextmanager
 def standard_torch_mode():
-    """Compute in the precision the options chose, whatever torch mode the caller has open.
+    """Compute as the options chose, whatever autocast, grad mode or default dtype is set.
 
-    Without it a caller's ``torch.autocast`` ran the float32 layers, the components and the
-    distances in bfloat16 (simulated 3 groups: ARI 1.0 -> 0.10, recorded as float32),
-    ``torch.no_grad`` or ``torch.inference_mode`` stopped training with torch's "does not
-    require grad", and a float64 default dtype built float64 layers the float32 data could not
-    pass through. The bfloat16 `precision` opens its own autocast inside this block.
+    Those the caller's code has set are put aside inside the block. Without it a caller's
+    ``torch.autocast`` ran the float32 layers, the components and the distances in bfloat16
+    (simulated 3 groups: ARI 1.0 -> 0.10, recorded as float32), ``torch.no_grad`` or
+    ``torch.inference_mode`` stopped training with torch's "does not require grad", and a
+    float64 default dtype built float64 layers the float32 data could not pass through. The
+    bfloat16 `precision` opens its own autocast inside this block.
     """
     previous_dtype = torch.get_default_dtype()
     if previous_dtype != torch.float32:  # the setting is process-wide: changed only if needed
