@@ -182,18 +182,18 @@ def _refuse_read_lazily(matrix, where: str) -> None:
     themselves read such a matrix; only the preparation needs it in memory (it failed deep
     inside with "'_CSRDataset' object has no attribute 'sum'", or "Expected a 2-d matrix").
     """
+    if isinstance(matrix, np.ndarray) or sparse.issparse(matrix):  # in memory
+        return
     if is_dask_array(matrix):
         if not sparse.issparse(matrix._meta):  # scanpy's steps take dense dask arrays
             return
         load = f"`adata.{where} = adata.{where}.compute()`"
-    elif RowSource(matrix).is_backed:
-        load = (
-            f"`adata.{where} = adata.{where}.to_memory()`"
-            if RowSource(matrix).is_sparse
-            else f"`adata.{where} = adata.{where}[:]`"
-        )
     else:
-        return
+        source = RowSource(matrix)
+        if not source.is_backed:
+            return
+        to_memory = ".to_memory()" if source.is_sparse else "[:]"
+        load = f"`adata.{where} = adata.{where}{to_memory}`"
     raise ValueError(
         f"adata.{where} is read from a file or by dask ({type(matrix).__name__}), which "
         f"pp.recipe cannot prepare in place; load it into memory first: {load}. The tools "
