@@ -87,9 +87,14 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     outgrows the caches: 1.2 s on 1.6 million pair keys where sorting takes 0.1 s.
     """
     keys = np.sort(keys)
-    first = np.ones(len(keys), bool)
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    return keys[first]
+    return keys[_run_starts(keys)]
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Mark the first of each run of equal values in sorted keys."""
+    first = np.ones(len(sorted_keys), bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    return first
 
 
 def _random_distinct_pairs(
@@ -203,8 +208,9 @@ def _pair_distances(protein: np.ndarray, pairs: np.ndarray, chunk: int = 65_536)
 
 def _distinct(pairs: np.ndarray, n_obs: int) -> np.ndarray:
     """Drop repeated pairs (as unordered pairs), keeping the first of each in order."""
-    _, first = np.unique(_keys(pairs, n_obs), return_index=True)
-    return pairs[np.sort(first)]
+    keys = _keys(pairs, n_obs)
+    order = np.argsort(keys, kind="stable")  # by sorting, as `_sorted_unique`
+    return pairs[np.sort(order[_run_starts(keys[order])])]
 
 
 def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
