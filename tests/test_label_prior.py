@@ -42,6 +42,18 @@ def test_principal_components_are_those_of_the_clipped_input():
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-3)
 
 
+def test_principal_components_ignore_the_callers_default_device():
+    # The sign fix indexed with a column index built on torch's default device: under
+    # `torch.device("meta")` it read uninitialised memory (16 of 50 columns all zero), and a
+    # default device other than the feeder's would fail.
+    x, _ = _blobs()
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    want = input_principal_components(feeder, 5, random_state=0)
+    with torch.device("meta"):
+        got = input_principal_components(feeder, 5, random_state=0)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_principal_components_from_a_sample_above_the_cap(monkeypatch):
     x, _ = _blobs(n_per_class=200)
     feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))

@@ -479,7 +479,8 @@ def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
     split, tmp_path, monkeypatch
 ):
     """Stopped inside a layer's denoising pretraining, a resumed run meets the dropout masks the
-    run never stopped met (banks from their seeds, slices from the checkpointed global RNG)."""
+    run never stopped met (banks from their seeds, slices from the checkpointed generator), also
+    from a checkpoint written when dropout drew from the global generator."""
     adata = split[0][:120].copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
@@ -493,13 +494,20 @@ def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
         _interrupt_dropout_after(m, 4 * 2 + 3)  # input and code masks, 2 batches an epoch
         with pytest.raises(KeyboardInterrupt):
             run(checkpoint_dir=ckpt, checkpoint_every=2)  # in layer 1's 3rd epoch
-    stages = torch.load(ckpt / "checkpoint.pt", weights_only=True)["stages"]
+    saved = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    stages = saved["stages"]
     assert list(stages) == ["layer1"]
     assert not stages["layer1"]["done"] and stages["layer1"]["epoch"] == 1
-    resumed = run(checkpoint_dir=ckpt, resume=True)
-    np.testing.assert_array_equal(resumed.obsm["X_desc"], reference.obsm["X_desc"])
-    for name, values in reference.uns["desc"]["history"].items():
-        np.testing.assert_allclose(resumed.uns["desc"]["history"][name], values, err_msg=name)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    rng = stages["layer1"]["rng"]
+    rng["global"] = rng["torch"].pop("dropout")  # as checkpoints had it before this release
+    torch.save(saved, legacy / "checkpoint.pt")
+    for directory in (ckpt, legacy):
+        resumed = run(checkpoint_dir=directory, resume=True)
+        np.testing.assert_array_equal(resumed.obsm["X_desc"], reference.obsm["X_desc"])
+        for name, values in reference.uns["desc"]["history"].items():
+            np.testing.assert_allclose(resumed.uns["desc"]["history"][name], values, err_msg=name)
 
 
 def test_resumed_pretraining_keeps_the_clean_up_schedule_of_the_optimizer(

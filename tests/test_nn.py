@@ -260,17 +260,23 @@ def test_target_stays_a_distribution_with_strong_balance_and_prior():
 def test_dropout_masks_drop_at_the_rate_keep_the_mean_and_change_between_calls():
     """Masks sliced from two banks behave as dropout: about p of the entries zeroed, the others
     scaled by 1 / (1 - p), gradients through the kept entries only; the banks come from their
-    seed and the slices from the global RNG, and successive minibatches meet other masks."""
+    seed and the slices from their own generator (not the global one), and successive minibatches
+    meet other masks."""
     from scdeepclust.nn import DropoutMasks
 
-    masks = DropoutMasks(500, 0.2, seed=3, max_rows=400, device="cpu")
+    def masks_from(seed, offsets_seed=0):
+        offsets = torch.Generator().manual_seed(offsets_seed)
+        return DropoutMasks(500, 0.2, seed=seed, offsets=offsets, max_rows=400, device="cpu")
+
+    masks = masks_from(3)
     assert masks.rows == 2048
     x = torch.ones(400, 500, requires_grad=True)
-    torch.manual_seed(0)
+    global_state = torch.random.get_rng_state()
     out = masks(x)
-    torch.manual_seed(0)
-    assert torch.equal(out, DropoutMasks(500, 0.2, seed=3, max_rows=400, device="cpu")(x))
-    assert not torch.equal(out, DropoutMasks(500, 0.2, seed=4, max_rows=400, device="cpu")(x))
+    assert torch.equal(torch.random.get_rng_state(), global_state)
+    assert torch.equal(out, masks_from(3)(x))
+    assert not torch.equal(out, masks_from(4)(x))
+    assert not torch.equal(out, masks_from(3, offsets_seed=1)(x))
     assert abs((out == 0).float().mean().item() - 0.2) < 0.01
     assert torch.allclose(out[out != 0], torch.tensor(1.25))
     out.sum().backward()
@@ -287,8 +293,9 @@ def test_dropout_mask_bank_stays_small_for_wide_inputs(monkeypatch):
     from scdeepclust.nn import _modules
     from scdeepclust.nn._modules import MASK_BANK_MAX_BYTES, DropoutMasks
 
-    wide = DropoutMasks(20_000, 0.1, seed=0, max_rows=256, device="cpu")
+    offsets = torch.Generator()
+    wide = DropoutMasks(20_000, 0.1, seed=0, offsets=offsets, max_rows=256, device="cpu")
     assert 256 <= wide.rows < 2048 and wide.rows * 20_000 * 4 <= MASK_BANK_MAX_BYTES
     # never fewer masks than a minibatch has rows
     monkeypatch.setattr(_modules, "MASK_BANK_MAX_BYTES", 1000)
-    assert DropoutMasks(100, 0.1, seed=0, max_rows=8, device="cpu").rows == 8
+    assert DropoutMasks(100, 0.1, seed=0, offsets=offsets, max_rows=8, device="cpu").rows == 8

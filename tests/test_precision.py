@@ -12,7 +12,7 @@ import scdeepclust as sdc
 from _helpers import TEST_DEVICE
 from scdeepclust._cli import main
 from scdeepclust.nn import PRECISIONS, StackedAutoencoder, ZINBAutoencoder
-from scdeepclust.train import check_precision
+from scdeepclust.train import check_precision, standard_torch_mode
 
 FAST = dict(pretrain_epochs=20, max_epochs=10, progress=False, batch_size=64)
 
@@ -136,11 +136,27 @@ def _float64_default():
     return block()
 
 
+def _matmul_precision(level):
+    """`torch.set_float32_matmul_precision(level)` for the block."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def block():
+        torch.set_float32_matmul_precision(level)
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision("highest")
+
+    return block()
+
+
 CALLER_MODES = {
     "autocast": lambda: torch.autocast(torch.device(TEST_DEVICE).type, dtype=torch.bfloat16),
     "no_grad": torch.no_grad,
     "inference_mode": torch.inference_mode,
     "float64_default": _float64_default,
+    "matmul_medium": lambda: _matmul_precision("medium"),
 }
 
 
@@ -170,6 +186,18 @@ def test_a_float64_default_dtype_is_left_as_the_caller_set_it(scaled):
     with _float64_default():
         sdc.tl.desc(scaled, n_clusters=3, copy=True, **FAST, device=TEST_DEVICE)
         assert torch.get_default_dtype() == torch.float64
+
+
+@pytest.mark.parametrize("level", ["high", "medium"])
+def test_float32_products_run_at_full_precision_whatever_the_caller_set(level):
+    # "medium" let float32 products round through bfloat16 on CPUs that have it (simulated
+    # data: scDCC's embedding moved by up to 0.3, recorded as float32); "high" is TF32 on GPUs.
+    seen = []
+    with _matmul_precision(level):
+        with standard_torch_mode():
+            seen.append(torch.get_float32_matmul_precision())
+        seen.append(torch.get_float32_matmul_precision())
+    assert seen == ["highest", level]
 
 
 def test_bfloat16_runs_inside_a_callers_autocast_as_outside(sim):

@@ -29,6 +29,7 @@ from ..train import (
     deep_embedded_clustering,
     default_epochs,
     divergence_hint,
+    dropout_generator,
     embed_all,
     fit_epochs,
     numpy_rng,
@@ -188,10 +189,13 @@ def pretrain_desc(
             precision=config.precision,
         )
     model = model.to(feeder.device)
+    dropout_rng = dropout_generator(config.random_state)
     if checkpoint is not None:
-        # Dropout draws from the global torch RNG, which is seeded (and restored) inside
-        # `seeded` blocks only.
-        checkpoint.attach(modules={"model": model}, numpy_rngs={"rng": rng}, global_torch_rng=True)
+        checkpoint.attach(
+            modules={"model": model},
+            numpy_rngs={"rng": rng},
+            torch_generators={"dropout": dropout_rng},
+        )
     n_epochs = config.resolved_pretrain_epochs(feeder.n_total)
     epoch_cells = config.resolved_pretrain_epoch_cells(feeder.n_total)
     if epoch_cells is not None:
@@ -217,59 +221,59 @@ def pretrain_desc(
         )
         history[name] = out["mse"]
 
-    with seeded(config.random_state):  # dropout masks
-        # Drawn before any stage, so a run resumed from a checkpoint builds the same banks.
-        bank_seeds = torch.randint(0, 2**62, (model.depth, 2), device="cpu").tolist()
-        if config.layerwise:
-            layer_feeder = feeder
-            for i in range(model.depth):
-                drop_input, drop_code = (
-                    DropoutMasks(
-                        model.widths[i + j],
-                        config.drop_rate,
-                        seed=bank_seeds[i][j],
-                        # a last minibatch of one cell joins the one before; no minibatch
-                        # holds more than the cells
-                        max_rows=min(config.batch_size + 1, feeder.n_obs),
-                        device=feeder.device,
-                    )
-                    if config.drop_rate > 0
-                    else None
-                    for j in (0, 1)
+    # Drawn before any stage, so a run resumed from a checkpoint builds the same banks.
+    bank_seeds = torch.randint(0, 2**62, (model.depth, 2), generator=dropout_rng).tolist()
+    if config.layerwise:
+        layer_feeder = feeder
+        for i in range(model.depth):
+            drop_input, drop_code = (
+                DropoutMasks(
+                    model.widths[i + j],
+                    config.drop_rate,
+                    seed=bank_seeds[i][j],
+                    offsets=dropout_rng,
+                    # a last minibatch of one cell joins the one before; no minibatch
+                    # holds more than the cells
+                    max_rows=min(config.batch_size + 1, feeder.n_obs),
+                    device=feeder.device,
                 )
-                if i > 0:
-                    # Deeper layers learn from the frozen output of the layers below: compute it
-                    # once (cells x width, small) instead of once per epoch, from the output of
-                    # the layers below the last one (the input of the stage before), so that the
-                    # widest layer runs over all cells once, not once per stage.
-                    with torch.no_grad():
-                        h = embed_all(
-                            layer_feeder,
-                            lambda b, i=i: model.encode_layer(i - 1, b.x, b.batch_code),
-                            model.widths[i],
-                        )
-                    layer_feeder = CellFeeder(
-                        RowSource(h),
-                        device=feeder.device,
-                        shard=feeder.shard,
-                        batch_codes=feeder.batch_codes,
+                if config.drop_rate > 0
+                else None
+                for j in (0, 1)
+            )
+            if i > 0:
+                # Deeper layers learn from the frozen output of the layers below: compute it
+                # once (cells x width, small) instead of once per epoch, from the output of
+                # the layers below the last one (the input of the stage before), so that the
+                # widest layer runs over all cells once, not once per stage.
+                with torch.no_grad():
+                    h = embed_all(
+                        layer_feeder,
+                        lambda b, i=i: model.encode_layer(i - 1, b.x, b.batch_code),
+                        model.widths[i],
                     )
+                layer_feeder = CellFeeder(
+                    RowSource(h),
+                    device=feeder.device,
+                    shard=feeder.shard,
+                    batch_codes=feeder.batch_codes,
+                )
 
-                def layer_step(
-                    b: Batch, i=i, drop_input=drop_input, drop_code=drop_code
-                ) -> dict[str, torch.Tensor]:
-                    out = model.layer_pair(
-                        i, b.x, b.batch_code, drop_input=drop_input, drop_code=drop_code
-                    )
-                    return {"mse": F.mse_loss(out, b.x)}
+            def layer_step(
+                b: Batch, i=i, drop_input=drop_input, drop_code=drop_code
+            ) -> dict[str, torch.Tensor]:
+                out = model.layer_pair(
+                    i, b.x, b.batch_code, drop_input=drop_input, drop_code=drop_code
+                )
+                return {"mse": F.mse_loss(out, b.x)}
 
-                run(f"layer{i + 1}", layer_step, model.layer_parameters(i), layer_feeder)
+            run(f"layer{i + 1}", layer_step, model.layer_parameters(i), layer_feeder)
 
-        def end_to_end(b: Batch) -> dict[str, torch.Tensor]:
-            reconstruction = model.decode(model.encode(b.x, batch_code=b.batch_code), b.batch_code)
-            return {"mse": F.mse_loss(reconstruction, b.x)}
+    def end_to_end(b: Batch) -> dict[str, torch.Tensor]:
+        reconstruction = model.decode(model.encode(b.x, batch_code=b.batch_code), b.batch_code)
+        return {"mse": F.mse_loss(reconstruction, b.x)}
 
-        run("autoencoder", end_to_end, list(model.parameters()))
+    run("autoencoder", end_to_end, list(model.parameters()))
     return PretrainedDESC(model, history, time.perf_counter() - t0)
 
 
@@ -310,44 +314,43 @@ def cluster_desc(
     def batch_mixing(batch: Batch, z: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"batch_mixing": config.batch_mixing * batch_mixing_mmd(z, batch.batch_code)}
 
-    with seeded(config.random_state):
-        outcome = deep_embedded_clustering(
-            feeder,
-            lambda b: model.encode(b.x, batch_code=b.batch_code),
-            model.encoder_parameters(),
-            model.latent_dim,
-            CentroidInit(
-                n_clusters=config.n_clusters,
-                resolution=resolution,
-                n_neighbors=config.n_neighbors,
-                random_state=config.random_state,
-                init=config.init,
-            ),
-            ClusteringStage(
-                max_epochs=config.resolved_max_epochs(feeder.n_total),
-                batch_size=config.batch_size,
-                tol=config.tol,
-                update_interval=config.update_interval,
-                min_steps=MIN_CLUSTERING_STEPS,
-            ),
-            lambda params: sgd(params, lr=config.lr, momentum=config.momentum),
-            rng=rng,
-            kernel=config.kernel,
-            alpha=config.alpha,
-            extra_loss=batch_mixing if config.mixes_batches else None,
-            target_smoothing=config.target_smoothing,
-            initial_label_weight=config.initial_label_weight,
-            # DESC's soft assignments stay near uniform (about 0.3 at most on 10X PBMC);
-            # scDCC's are as close to a probability as the calibration (calibration.md)
-            calibrate_confidence=True,
-            # the input's components carry the batch effects that the clustering stage removes
-            refine_share=0.0 if config.mixes_batches else config.refine,
-            progress=config.progress,
-            stage_name="clustering" if resolution is None else f"clustering_{resolution}",
-            divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),
-            checkpoint=checkpoint,
-            latent=pretrained.latent,
-        )
+    outcome = deep_embedded_clustering(
+        feeder,
+        lambda b: model.encode(b.x, batch_code=b.batch_code),
+        model.encoder_parameters(),
+        model.latent_dim,
+        CentroidInit(
+            n_clusters=config.n_clusters,
+            resolution=resolution,
+            n_neighbors=config.n_neighbors,
+            random_state=config.random_state,
+            init=config.init,
+        ),
+        ClusteringStage(
+            max_epochs=config.resolved_max_epochs(feeder.n_total),
+            batch_size=config.batch_size,
+            tol=config.tol,
+            update_interval=config.update_interval,
+            min_steps=MIN_CLUSTERING_STEPS,
+        ),
+        lambda params: sgd(params, lr=config.lr, momentum=config.momentum),
+        rng=rng,
+        kernel=config.kernel,
+        alpha=config.alpha,
+        extra_loss=batch_mixing if config.mixes_batches else None,
+        target_smoothing=config.target_smoothing,
+        initial_label_weight=config.initial_label_weight,
+        # DESC's soft assignments stay near uniform (about 0.3 at most on 10X PBMC);
+        # scDCC's are as close to a probability as the calibration (calibration.md)
+        calibrate_confidence=True,
+        # the input's components carry the batch effects that the clustering stage removes
+        refine_share=0.0 if config.mixes_batches else config.refine,
+        progress=config.progress,
+        stage_name="clustering" if resolution is None else f"clustering_{resolution}",
+        divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),
+        checkpoint=checkpoint,
+        latent=pretrained.latent,
+    )
     history = {f"pretrain_{k}": v for k, v in pretrained.history.items()}
     history.update({f"cluster_{k}": v for k, v in outcome.history.items()})
     params = asdict(config)

@@ -48,7 +48,7 @@ from ..pp._input import (
     scan_matrix,
     warn_if_counts,
 )
-from ..train import resolve_device, standard_torch_mode
+from ..train import resolve_device, seeded, standard_torch_mode
 from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
@@ -433,8 +433,9 @@ class TrainedModel:
             )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
         # on the CPU whatever torch's default device is (moved below); the layers' initial
-        # weights, replaced by the saved ones, must not draw from the caller's global RNG
-        with torch.device("cpu"), torch.random.fork_rng(devices=[]), standard_torch_mode():
+        # weights, replaced by the saved ones, must not draw from the caller's global RNG, nor
+        # from a run building its layers in another thread
+        with torch.device("cpu"), seeded(0), standard_torch_mode():
             network = model_cls.build_network(meta["config"], len(meta["features"]))
         state = load_tensors(directory / WEIGHTS_FILE, device)
         try:

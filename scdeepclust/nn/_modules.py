@@ -23,8 +23,8 @@ class DropoutMasks:
     A fresh mask per entry (`torch.rand` over 256 x 2,000, a comparison, two multiplies) took
     about a fifth of DESC's pretraining on the CPU (10X PBMC: 1.7 of 8.3 s). Here each call
     multiplies a minibatch by `len(x)` consecutive rows of each of two banks of Bernoulli
-    masks, each bank's slice starting at its own row drawn from the global torch RNG: two
-    multiplies. The banks keep an entry with probability sqrt(1 - p) each, so their product
+    masks, each bank's slice starting at its own row drawn from the CPU generator `offsets`:
+    two multiplies. The banks keep an entry with probability sqrt(1 - p) each, so their product
     keeps it with probability 1 - p (one bank also carries the 1 / (1 - p) scaling), and a cell
     meets one of rows x rows masks (about 4 million), from a minibatch that is itself a fresh
     random draw of cells. The banks come from their own `seed`, on the CPU, so every device
@@ -32,11 +32,19 @@ class DropoutMasks:
     """
 
     def __init__(
-        self, width: int, p: float, *, seed: int, max_rows: int, device: torch.device | str
+        self,
+        width: int,
+        p: float,
+        *,
+        seed: int,
+        offsets: torch.Generator,
+        max_rows: int,
+        device: torch.device | str,
     ):
         if not 0 < p < 1:
             raise ValueError(f"dropout rate must be in (0, 1), got {p}.")
         self.max_rows = int(max_rows)
+        self.offsets = offsets
         self.rows = max(min(MASK_BANK_ROWS, MASK_BANK_MAX_BYTES // (4 * width)), self.max_rows)
         generator = torch.Generator().manual_seed(int(seed))
         uniform = torch.rand((2, self.rows, width), generator=generator, device="cpu")
@@ -49,7 +57,7 @@ class DropoutMasks:
         n = len(x)
         if n > self.max_rows:
             raise ValueError(f"{n} rows exceed the {self.max_rows} of a dropout minibatch.")
-        a, b = torch.randint(self.rows, (2,), device="cpu").tolist()
+        a, b = torch.randint(self.rows, (2,), generator=self.offsets, device="cpu").tolist()
         return x * self._banks[0, a : a + n].to(x.dtype) * self._banks[1, b : b + n].to(x.dtype)
 
 

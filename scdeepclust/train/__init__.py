@@ -22,6 +22,7 @@ from ._dec import (
 )
 from ._device import (
     check_precision,
+    dropout_generator,
     numpy_rng,
     resolve_device,
     seeded,
@@ -76,6 +77,7 @@ __all__ = [
     "check_precision",
     "numpy_rng",
     "resolve_device",
+    "dropout_generator",
     "seeded",
     "standard_torch_mode",
     "torch_generator",

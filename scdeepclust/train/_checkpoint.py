@@ -110,7 +110,6 @@ class TrainingCheckpoint:
         self.modules: dict[str, torch.nn.Module] = {}
         self.numpy_rngs: dict[str, np.random.Generator] = {}
         self.torch_generators: dict[str, torch.Generator] = {}
-        self.global_torch_rng = False
         self.stages: dict[str, dict] = {}
         if self.path.exists():
             if not resume:
@@ -150,18 +149,11 @@ class TrainingCheckpoint:
         modules: dict[str, torch.nn.Module] | None = None,
         numpy_rngs: dict[str, np.random.Generator] | None = None,
         torch_generators: dict[str, torch.Generator] | None = None,
-        global_torch_rng: bool | None = None,
     ) -> None:
-        """Register what a snapshot holds.
-
-        The global torch RNG (dropout) is only tracked when asked, and only ever inside a
-        `seeded` block, so the caller's RNG is left alone.
-        """
+        """Register what a snapshot holds."""
         self.modules.update(modules or {})
         self.numpy_rngs.update(numpy_rngs or {})
         self.torch_generators.update(torch_generators or {})
-        if global_torch_rng is not None:
-            self.global_torch_rng = global_torch_rng
 
     def due(self, epoch: int) -> bool:
         return (epoch + 1) % self.every == 0
@@ -218,27 +210,21 @@ class TrainingCheckpoint:
         for name, state in rng["numpy"].items():
             if name in self.numpy_rngs:
                 self.numpy_rngs[name].bit_generator.state = state
-        for name, state in rng["torch"].items():
+        # Checkpoints written before DESC's dropout had its own generator saved the global
+        # CPU generator it drew from then: the same kind of generator, the same stream.
+        saved = {**({"dropout": rng["global"]} if "global" in rng else {}), **rng["torch"]}
+        for name, state in saved.items():
             if name in self.torch_generators:
                 self.torch_generators[name].set_state(state)
-        if self.global_torch_rng and "global" in rng:
-            torch.set_rng_state(rng["global"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
         if not snapshot["done"]:
             logg.info(f"    {stage}: continuing after epoch {snapshot['epoch'] + 1}")
         return snapshot
 
     def _rng_states(self) -> dict:
-        states: dict = {
+        return {
             "numpy": {k: g.bit_generator.state for k, g in self.numpy_rngs.items()},
             "torch": {k: g.get_state() for k, g in self.torch_generators.items()},
         }
-        if self.global_torch_rng:
-            states["global"] = torch.get_rng_state()
-            if torch.cuda.is_available():
-                states["cuda"] = torch.cuda.get_rng_state_all()
-        return states
 
 
 def _load_module(module: torch.nn.Module, state: dict) -> None:

@@ -63,7 +63,8 @@ def input_principal_components(
     vectors = _leading_eigenvectors(covariance, n_components)
     # The sign of an eigenvector is arbitrary: fix it so results do not depend on the solver.
     largest = vectors.abs().argmax(0)
-    vectors = vectors * torch.sign(vectors[largest, torch.arange(n_components)])
+    columns = torch.arange(n_components, device=vectors.device)
+    vectors = vectors * torch.sign(vectors[largest, columns])
     mean32, vectors32 = mean.float(), vectors.float()
     components = stream_outputs(
         feeder, lambda b: {"pc": (clipped(b) - mean32) @ vectors32}, {"pc": n_components}

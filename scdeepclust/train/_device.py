@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 
 import numpy as np
 import torch
@@ -69,12 +70,19 @@ def standard_torch_mode():
     ``torch.autocast`` ran the float32 layers, the components and the distances in bfloat16
     (simulated 3 groups: ARI 1.0 -> 0.10, recorded as float32), ``torch.no_grad`` or
     ``torch.inference_mode`` stopped training with torch's "does not require grad", and a
-    float64 default dtype built float64 layers the float32 data could not pass through. The
-    bfloat16 `precision` opens its own autocast inside this block.
+    float64 default dtype built float64 layers the float32 data could not pass through, and
+    ``torch.set_float32_matmul_precision("medium")`` let float32 products round through
+    bfloat16 on CPUs that have it (TF32 on GPUs with "high"): simulated data, scDCC's
+    embedding moved by up to 0.3. The bfloat16 `precision` opens its own autocast inside this
+    block.
     """
     previous_dtype = torch.get_default_dtype()
-    if previous_dtype != torch.float32:  # the setting is process-wide: changed only if needed
+    previous_matmul = torch.get_float32_matmul_precision()
+    # both settings are process-wide: changed only where the caller changed them
+    if previous_dtype != torch.float32:
         torch.set_default_dtype(torch.float32)
+    if previous_matmul != "highest":
+        torch.set_float32_matmul_precision("highest")
     try:
         with (
             torch.inference_mode(False),
@@ -86,20 +94,42 @@ def standard_torch_mode():
     finally:
         if previous_dtype != torch.float32:
             torch.set_default_dtype(previous_dtype)
+        if previous_matmul != "highest":
+            torch.set_float32_matmul_precision(previous_matmul)
+
+
+# torch has one global CPU generator per process. Layers draw their initial weights from it;
+# two calls building layers at once in two threads took each other's draws (simulated 3 groups:
+# other labels in 3 of 3 tries, scDCC sometimes one cluster), so they build one at a time.
+_GLOBAL_RNG_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def seeded(random_state: int | None):
-    """Seed torch inside the block without changing the caller's global RNG state."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        seed = 0 if random_state is None else int(random_state)
-        torch.manual_seed(seed)
+    """Seed torch's global CPU generator inside the block, for building layers.
+
+    The caller's state of that generator is restored after the block, and no other generator
+    (CUDA's) is touched: layers are built on the CPU. One thread at a time holds the block.
+    Nothing trained draws from the global generator; what trains draws from its own
+    generators (`torch_generator`, `dropout_generator`).
+    """
+    seed = 0 if random_state is None else int(random_state)
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         yield
 
 
 def numpy_rng(random_state: int | None) -> np.random.Generator:
     return np.random.default_rng(random_state)
+
+
+def dropout_generator(random_state: int | None) -> torch.Generator:
+    """Return the CPU generator of DESC's dropout: the stream the global one gave once seeded.
+
+    Its own object, so that threads and the caller's code do not share it, and that a
+    checkpoint saves it.
+    """
+    return torch.Generator().manual_seed(0 if random_state is None else int(random_state))
 
 
 def torch_generator(random_state: int | None, device: torch.device) -> torch.Generator:
