@@ -16,6 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ._serialization import write_atomically
 from ._version import __version__
 
 PROG = "scdeepclust"
@@ -284,6 +285,10 @@ def _run(args) -> int:
                 f"{option} {column!r} is not a column of the input's obs; columns: "
                 f"{list(adata.obs.columns)}"
             )
+    if args.layer is not None and args.layer not in adata.layers:
+        raise CommandError(
+            f"--layer {args.layer!r} is not a layer of the input; layers: {list(adata.layers)}"
+        )
     if truth is not None:  # before training: the score comes after it
         scored = adata.obs[truth].notna()
         if args.label_key is not None and args.method == "scdcc":
@@ -336,8 +341,8 @@ def _run(args) -> int:
         say("drawing the UMAP of the embedding")
         _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
         say(f"wrote {args.plot}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(output)
+    # interrupted, it leaves no partial file, nor a truncated earlier result
+    write_atomically(output, adata.write_h5ad)
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
@@ -414,7 +419,7 @@ def _demo(args) -> int:
             figures.append(name)
 
     result = out / "pbmc68k_demo.h5ad"
-    adata.write_h5ad(result)
+    write_atomically(result, adata.write_h5ad)
     say(f"\nwrote {result} and figures into {out}/:")
     for name in sorted(figures):  # only this run's: the folder may hold other files
         say(f"  {name}")
@@ -486,8 +491,7 @@ def _figure(plot, adata, key: str, path: Path, **kwargs) -> None:
     sc.settings.verbosity = 0  # the CLI says itself what it wrote
     try:
         fig = figure_of(plot(adata, key, show=False, **kwargs))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=save_dpi(), bbox_inches="tight")
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=save_dpi(), bbox_inches="tight"))
     finally:
         sc.settings.verbosity = verbosity
         plt.close("all")

@@ -17,16 +17,26 @@ import torch
 from ._version import __version__
 
 
-def _atomic(path: Path, write) -> None:
+def write_atomically(path: str | Path, write) -> None:
+    """Call ``write(tmp)`` on a file beside `path`, then rename it to `path`.
+
+    A failed or interrupted write leaves `path` as it was (an earlier file there included) and
+    no partial file behind. The temporary name keeps the suffix, for writers that read the
+    format from it (matplotlib).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_tensors(path: str | Path, obj) -> None:
-    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu"):
@@ -49,7 +59,7 @@ def write_json(path: str | Path, data: dict) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
 
-    _atomic(Path(path), write)
+    write_atomically(path, write)
 
 
 def read_json(path: str | Path) -> dict:

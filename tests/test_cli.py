@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
 import h5py
@@ -106,6 +107,28 @@ def test_output_paths_are_checked_before_reading_the_data(scdcc_h5, tmp_path, ca
     out = tmp_path / "new" / "sub" / "o.h5ad"
     assert main(["run", str(h5ad), "-m", "scdcc", "-o", str(out), "--label-key", "no"]) != 0
     assert "no" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_an_interrupted_write_leaves_the_earlier_output_and_no_partial_file(
+    sim, tmp_path, capsys, monkeypatch
+):
+    # The result was written straight onto the output path: interrupted there, it left a file
+    # anndata could not read ("'obs' doesn't exist") in place of the earlier result.
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    assert main([*args, "--layer", "spliced"]) == 2  # a mistake: usage status, before training
+    assert "--layer 'spliced' is not a layer" in capsys.readouterr().err
+    out.write_bytes(b"an earlier result")
+
+    def interrupted(self, filename, **kwargs):
+        Path(filename).write_bytes(b"the first bytes")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", interrupted)
+    assert main(args) == 130
+    assert out.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5ad", "sim.h5ad"]
 
 
 def test_run_scdcc_layout_file(scdcc_h5, tmp_path):
