@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +29,35 @@ DATASETS = {
 }
 
 
-def require_data() -> None:
+def require_data(names: Iterable[str] = ()) -> None:
+    """Stop with a message when the shared data, or the file of one of `names`, is missing."""
     if not DATA.exists():
-        raise SystemExit(f"{DATA} not found: the benchmark needs the shared datasets.")
+        raise SystemExit(
+            f"{DATA} not found: the benchmark needs the shared datasets (or SCDEEPCLUST_DATA "
+            "naming their folder)."
+        )
+    missing = [DATASETS[n] for n in names if not (DATA / DATASETS[n]).exists()]
+    if missing:
+        raise SystemExit(f"{DATA} lacks {', '.join(missing)}: leave those datasets out.")
+
+
+def description(doc: str) -> str:
+    """The first paragraph of a script's docstring, for its --help."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def add_dataset_options(parser, extra: Iterable[str] = ()) -> None:
+    """--datasets (named as in DATASETS, or `extra`; at least one) and --seeds (at least one)."""
+    names = [*DATASETS, *extra]
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=names,
+        default=names,
+        metavar="NAME",
+        help=f"any of {', '.join(names)} (default: all)",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
 
 
 def save_results(

@@ -78,7 +78,7 @@ import warnings
 
 import numpy as np
 import scanpy as sc
-from _common import DATA, DATASETS, RESULTS, require_data, save_results
+from _common import DATA, DATASETS, RESULTS, description, require_data, save_results
 from scipy import sparse
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 from sklearn.neighbors import NearestNeighbors
@@ -493,10 +493,10 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--designs", nargs="*", choices=DESIGNS, default=DESIGNS)
     parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=DEFAULT_METHODS)
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--quick", action="store_true", help="small data and 2 epochs: a smoke test"
     )
@@ -505,7 +505,7 @@ def main():
     )
     args = parser.parse_args()
     if "pbmc" in args.designs:
-        require_data()
+        require_data(["10X_PBMC"])
     name = args.name or ("batch_quick" if args.quick else "batch")
 
     kept = earlier_runs_not_repeated(name, args.designs, args.methods, args.seeds)

@@ -31,6 +31,8 @@ from _common import (
     DATA,
     DATASETS,
     RESULTS,
+    add_dataset_options,
+    description,
     earlier_rows,
     lognorm_scaled,
     merged_rows,
@@ -128,12 +130,11 @@ def run(tool: str, adata, raw, k: int | None, seed: int) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    add_dataset_options(parser)
     parser.add_argument("--tools", nargs="*", default=["desc", "scdcc"], choices=["desc", "scdcc"])
     args = parser.parse_args()
-    require_data()
+    require_data(args.datasets)
 
     kept = earlier_rows("calibration")
     rows = []

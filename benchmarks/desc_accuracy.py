@@ -27,8 +27,12 @@ import numpy as np
 from _common import (
     DATA,
     DATASETS,
+    add_dataset_options,
+    description,
+    earlier_rows,
     leiden_baseline,
     lognorm_scaled,
+    merged_rows,
     require_data,
     save_results,
     score,
@@ -55,9 +59,8 @@ def run_leiden(adata, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    add_dataset_options(parser)
     parser.add_argument("--target-smoothing", type=float, help="tl.desc's target_smoothing")
     parser.add_argument("--initial-label-weight", type=float, help="tl.desc's initial_label_weight")
     parser.add_argument("--alpha", type=float, help="tl.desc's alpha (the t kernel's freedom)")
@@ -68,7 +71,7 @@ def main():
         help="tl.desc's precision (default: the tool's float32)",
     )
     args = parser.parse_args()
-    require_data()
+    require_data(args.datasets)
     # Each option given adds its part to the results' name (see scdcc_accuracy.py).
     options, suffixes = {}, []
     if args.target_smoothing is not None:
@@ -88,7 +91,8 @@ def main():
         suffixes.append(f"refine{args.refine:g}")
     results_name = "_".join(["desc_accuracy", *suffixes])
 
-    rows = []
+    # rows of other datasets stay; those measured again are replaced
+    kept, rows = earlier_rows(results_name), []
     for name in args.datasets:
         raw = sdc.datasets.read_h5(DATA / DATASETS[name])
         k = raw.obs["label"].nunique()
@@ -124,7 +128,12 @@ def main():
                 flush=True,
             )
             table = save_results(
-                results_name, rows, HEADER, format_row, seeds=args.seeds, **options
+                results_name,
+                merged_rows(kept, rows, ("dataset", "method")),
+                HEADER,
+                format_row,
+                seeds=args.seeds,
+                **options,
             )
 
     print(table)

@@ -150,10 +150,11 @@ def pbmc(args) -> None:
     """scDCC at the true k, DESC at its defaults and at the true k, on 10X PBMC, each timed end
     to end after a warm-up run on small simulated data (CUDA context, kernels, libraries)."""
     sys.path.insert(0, str(HERE))
-    from _common import DATA, DATASETS, lognorm_scaled, score
+    from _common import DATA, DATASETS, lognorm_scaled, require_data, score
 
     import scdeepclust as sdc
 
+    require_data(["10X_PBMC"])
     device = torch.device(args.device)
     raw = sdc.datasets.read_h5(DATA / DATASETS["10X_PBMC"])
     caps = {}
@@ -363,7 +364,7 @@ def _markdown(data: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.strip().split("\n\n")[0].split()))
     parser.add_argument("step", choices=["env", "pbmc", "summary"])
     parser.add_argument("--work", required=True, help="folder for the steps' JSON")
     parser.add_argument("--out", help="summary: where summary.md / summary.json go")

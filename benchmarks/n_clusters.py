@@ -25,6 +25,8 @@ import time
 from _common import (
     DATA,
     DATASETS,
+    add_dataset_options,
+    description,
     earlier_rows,
     leiden_baseline,
     lognorm_scaled,
@@ -102,18 +104,17 @@ def methods(k: int, tools: list[str], true_k: list[str]) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=[*DATASETS, *SIMULATIONS])
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    add_dataset_options(parser, extra=SIMULATIONS)
     parser.add_argument("--tools", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
     parser.add_argument("--true-k", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
     parser.add_argument("--name", default="n_clusters")
     args = parser.parse_args()
     if any(d in DATASETS for d in args.datasets):
-        require_data()
+        require_data([d for d in args.datasets if d in DATASETS])
 
-    complete = set(args.tools) == set(args.true_k) == {"scdcc", "desc"}
-    kept = [] if complete else earlier_rows(args.name)  # merged_rows([], rows) is rows
+    # rows of other datasets or tools stay; those measured again are replaced
+    kept = earlier_rows(args.name)
     rows = []
     for name in args.datasets:
         per_method: dict[str, list] = {}

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 from _common import (
+    description,
     earlier_rows,
     lognorm_scaled,
     median_min_max,
@@ -37,6 +38,7 @@ from _common import (
 
 import scdeepclust as sdc
 
+CELLS = 4000  # the simulation of the committed table
 SHARES = [0.25, 0.2, 0.15, 0.12, 0.1, 0.08, 0.065, 0.02, 0.01, 0.005]
 RARE = {"2%": 7, "1%": 8, "0.5%": 9}  # share -> group index
 RECOVERED_F1 = 0.8
@@ -73,9 +75,9 @@ METHODS = list(METHOD_NAMES.values())
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--cells", type=int, default=4000)
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--cells", type=int, default=CELLS)
     parser.add_argument("--pretrain-balance", type=float, help="tl.scdcc's pretrain_balance")
     parser.add_argument("--balance", type=float, help="tl.scdcc's balance")
     parser.add_argument(
@@ -100,6 +102,8 @@ def main():
     if args.scdcc_refine is not None:
         scdcc_options["refine"] = args.scdcc_refine
         suffixes.append(f"scdcc_refine{args.scdcc_refine:g}")
+    if args.cells != CELLS:  # other data: its own table
+        suffixes.append(f"cells{args.cells}")
     name = "_".join(["rare_types", *suffixes])
 
     methods = [METHOD_NAMES[m] for m in args.methods]

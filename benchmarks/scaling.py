@@ -316,7 +316,7 @@ HEADER = [
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.strip().split("\n\n")[0].split()))
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--tools", nargs="*", default=["scdcc", "desc"], choices=["scdcc", "desc"])
     parser.add_argument(
@@ -353,10 +353,12 @@ def main():
         return
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from _common import RESULTS, save_results
+    from _common import RESULTS, earlier_rows, merged_rows, save_results
 
     cuda = torch.cuda.is_available()
     devices = args.devices or (["cpu", "cuda"] if cuda else ["cpu"])
+    if not cuda and any(d.startswith("cuda") for d in devices):
+        parser.error("--devices names cuda, but torch finds no CUDA device here")
     rates = {d: matmul_rate(d, precision=args.precision) for d in devices}
     for d, r in rates.items():
         print(f"{args.precision} matmul rate on {d}: {r / 1e9:.1f} GFLOP/s", flush=True)
@@ -374,7 +376,8 @@ def main():
         "precision": args.precision,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-    rows = []
+    # rows of other sizes, tools or devices stay, each with the settings it was measured with
+    kept, rows = earlier_rows(args.name), []
     for size in args.sizes:
         for tool in args.tools:
             for device in devices:
@@ -396,14 +399,23 @@ def main():
                     floor_s = row["pretrain_flop"] / rates[device]
                     row["floor_s_per_epoch"] = floor_s / max(row["pretrain_epochs"], 1)
                     row["x_floor"] = row["pretrain_s"] / floor_s
+                row["settings"] = {
+                    "matmul_gflops": rates[device] / 1e9,
+                    "precision": args.precision,
+                    "epoch_caps": meta["epoch_caps"],
+                    "random_state": args.seed,
+                }
                 rows.append(row)
-                table = save_results(args.name, rows, HEADER, fmt, **meta)
+                every_row = merged_rows(kept, rows, ("n_cells", "tool", "device"))
+                table = save_results(args.name, every_row, HEADER, fmt, **meta)
                 print(table, flush=True)
     notes = [
         f"{args.precision} matmul: "
         f"{', '.join(f'{d} {r / 1e9:.1f} GFLOP/s' for d, r in rates.items())}; "
         f"CUDA: {meta['cuda']}; epoch caps: {meta['epoch_caps']}; random_state {args.seed}."
     ]
+    if len(merged_rows(kept, rows, ("n_cells", "tool", "device"))) > len(rows):
+        notes.append("Rows of earlier runs are kept; each row's settings are in the JSON.")
     print("\n".join(notes))
     with open(RESULTS / f"{args.name}.md", "a") as f:
         f.write("\n" + "\n".join(notes) + "\n")

@@ -26,7 +26,15 @@ import argparse
 import time
 
 import numpy as np
-from _common import DATA, DATASETS, earlier_rows, require_data, save_results
+from _common import (
+    DATA,
+    DATASETS,
+    add_dataset_options,
+    description,
+    earlier_rows,
+    require_data,
+    save_results,
+)
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scdeepclust as sdc
@@ -76,9 +84,8 @@ def run_one(adata, k, seed, labelled_fraction, wrong_fraction=0.0, **options):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    add_dataset_options(parser)
     parser.add_argument("--labelled", type=float, default=0.10)
     parser.add_argument(
         "--render-only",
@@ -175,10 +182,10 @@ def main():
         seeds = sorted({r["seed"] for row in rows for r in row["runs"]})
         print(save_results(results_name, rows, HEADER, format_row, seeds=seeds))
         return
-    require_data()
+    require_data(args.datasets)
 
-    label_mode = f"{int(args.labelled * 100)}% labelled"
-    wrong_mode = f"{label_mode}, {int(args.wrong * 100)}% of them wrong"
+    label_mode = f"{args.labelled * 100:g}% labelled"
+    wrong_mode = f"{label_mode}, {args.wrong * 100:g}% of them wrong"
     noisy_mode = f"{wrong_mode}, keep_labels=False, label_weight=1"
     no_k_mode = f"{label_mode}, number not given"
     noisy_options = {"keep_labels": False, "label_weight": 1.0}

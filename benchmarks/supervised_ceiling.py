@@ -21,7 +21,16 @@ import warnings
 
 import numpy as np
 import scanpy as sc
-from _common import DATA, DATASETS, require_data, save_results
+from _common import (
+    DATA,
+    DATASETS,
+    add_dataset_options,
+    description,
+    earlier_rows,
+    merged_rows,
+    require_data,
+    save_results,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -49,10 +58,9 @@ CLASSIFIERS = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    add_dataset_options(parser)
     parser.add_argument("--fractions", nargs="*", type=float, default=[0.1, 0.8])
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--classifiers", nargs="*", default=list(CLASSIFIERS))
     parser.add_argument(
         "--max-value",
@@ -62,10 +70,11 @@ def main():
     )
     parser.add_argument("--name", default="supervised_ceiling", help="results file name")
     args = parser.parse_args()
-    require_data()
+    require_data(args.datasets)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
-    rows = []
+    # rows of other datasets, fractions or classifiers stay; those measured again are replaced
+    kept, rows = earlier_rows(args.name), []
     for name in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[name])
         truth = adata.obs["label"].to_numpy()
@@ -98,7 +107,8 @@ def main():
                 }
                 rows.append(row)
                 print(" | ".join(format_row(row)), flush=True)
-                table = save_results(args.name, rows, HEADER, format_row, seeds=args.seeds)
+                every_row = merged_rows(kept, rows, ("dataset", "labelled", "classifier"))
+                table = save_results(args.name, every_row, HEADER, format_row, seeds=args.seeds)
     print(table)
 
 
