@@ -1,0 +1,59 @@
+"""What the benchmark scripts share (benchmarks/_common.py): options, data checks, merging."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _common  # noqa: E402
+
+
+def _parser(extra=()):
+    parser = argparse.ArgumentParser(prog="bench")
+    _common.add_dataset_options(parser, extra=extra)
+    return parser
+
+
+def test_dataset_names_and_seeds_are_checked_by_the_parser(capsys):
+    args = _parser(extra=["sim5"]).parse_args(["--datasets", "mouse_bladder", "sim5"])
+    assert args.datasets == ["mouse_bladder", "sim5"] and args.seeds == [0, 1, 2]
+    assert _parser().parse_args([]).datasets == list(_common.DATASETS)
+    # a misspelt name, or none at all, failed deep inside with a KeyError / UnboundLocalError
+    for argv in (["--datasets", "10x_pbmc"], ["--datasets"], ["--seeds"]):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(argv)
+    assert "invalid choice: '10x_pbmc'" in capsys.readouterr().err
+
+
+def test_missing_data_stops_with_a_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(_common, "DATA", tmp_path / "absent")
+    with pytest.raises(SystemExit, match="not found"):
+        _common.require_data()
+    monkeypatch.setattr(_common, "DATA", tmp_path)
+    (tmp_path / _common.DATASETS["10X_PBMC"]).write_bytes(b"")
+    _common.require_data(["10X_PBMC"])
+    with pytest.raises(SystemExit, match=_common.DATASETS["worm_neuron"]):
+        _common.require_data(["10X_PBMC", "worm_neuron"])
+
+
+def test_a_partial_run_keeps_the_rows_it_does_not_measure():
+    kept = [{"dataset": d, "method": m, "ari": 0.0} for d in ("a", "b") for m in ("x", "y")]
+    measured = [{"dataset": "b", "method": "x", "ari": 1.0}, {"dataset": "c", "method": "x"}]
+    merged = _common.merged_rows(kept, measured, ("dataset", "method"))
+    assert [(r["dataset"], r["method"]) for r in merged] == [
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "x"),
+        ("b", "y"),
+        ("c", "x"),
+    ]
+    assert merged[2]["ari"] == 1.0
+
+
+def test_help_shows_the_first_paragraph():
+    doc = "First line of it,\ncontinued here.\n\nUsage: not this."
+    assert _common.description(doc) == "First line of it, continued here."
