@@ -130,7 +130,9 @@ def pairs_from_labels(labels, n_pairs: int, rng: np.random.Generator) -> Pairwis
     known = np.flatnonzero(series.notna().to_numpy())
     if len(known) < 2:
         raise ValueError("The label column has fewer than 2 cells with a known label.")
-    codes = pd.Categorical(series.iloc[known]).codes
+    # compared as text, as the rest of scDCC reads labels: 1 and "1" (a column put together
+    # from two tables) are one class, 1 and 1.0 two
+    codes = pd.Categorical(series.iloc[known].astype(str)).codes
     if len(np.unique(codes)) < 2:
         raise ValueError(
             "All labelled cells have the same label: that gives must-link pairs only and cannot "

@@ -24,6 +24,19 @@ def test_pairs_from_labels():
     assert len(keys) == 15
 
 
+def test_labels_are_classes_as_text_as_the_rest_of_scdcc_reads_them():
+    # A column put together from two tables (1 and "1") gave two classes in the pairs and one
+    # in the centroids' start: cannot-links joined cells of one class.
+    mixed = pd.Series([1, "1", 2, "2", 1.0, None], dtype=object)
+    c = pairs_from_labels(mixed, 10, np.random.default_rng(0))
+    text = mixed.where(mixed.isna(), mixed.astype(str))
+    for a, b in c.must_link:
+        assert text[a] == text[b]
+    for a, b in c.cannot_link:
+        assert text[a] != text[b]
+    assert {(0, 1), (2, 3)} <= {tuple(sorted(p)) for p in c.must_link}
+
+
 def test_labels_need_two_classes():
     with pytest.raises(ValueError, match="same label"):
         pairs_from_labels(pd.Series(["a", "a", np.nan]), 5, np.random.default_rng(0))

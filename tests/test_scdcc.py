@@ -138,6 +138,25 @@ def test_n_top_genes_does_not_modify_adata(sim):
     assert len(out.uns["scdcc"]["genes_used"]) == 50
 
 
+def test_n_top_genes_of_counts_in_a_sparse_array_or_float16(sim):
+    # A scipy sparse array failed inside scanpy's log1p ("setting an array element with a
+    # sequence"); float16 counts overflowed when normalised and chose other genes.
+    from scipy import sparse
+
+    from scdeepclust.tl._scdcc import _highly_variable
+
+    counts = sim.layers["counts"].astype(np.float32)
+    want = _highly_variable(counts, 50, None)
+    np.testing.assert_array_equal(_highly_variable(sparse.csr_array(counts), 50, None), want)
+    deep = counts.toarray() * 60  # library sizes beyond float16's range once normalised
+    np.testing.assert_array_equal(
+        _highly_variable(deep.astype(np.float16), 50, None), _highly_variable(deep, 50, None)
+    )
+    adata = sc.AnnData(sparse.csr_array(counts), obs=sim.obs)
+    out = sdc.tl.scdcc(adata, 3, n_top_genes=50, copy=True, **FAST)
+    assert len(out.uns["scdcc"]["genes_used"]) == 50
+
+
 def test_cells_without_counts_in_the_chosen_genes_are_named():
     sparse_counts = sdc.datasets.simulate(300, 2000, 4, random_state=0, mean_log_expression=-2.5)
     with pytest.raises(

@@ -319,11 +319,16 @@ class ResidentRows:
         """
         if not source.is_sparse:
             in_place = source.dense_float32_rows() if device.type == "cpu" else None
-            if in_place is not None:
+            # torch warns about sharing a read-only array (the caller's may be), though
+            # nothing writes to it: those are copied block by block
+            if in_place is not None and in_place.flags.writeable:
                 return cls(source.n_vars, dense=torch.from_numpy(in_place))
             dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
             for start, stop, block in source.iter_blocks():
-                dense[start:stop].copy_(torch.from_numpy(np.asarray(block, dtype=np.float32)))
+                block = np.asarray(block, dtype=np.float32)
+                if not block.flags.writeable:
+                    block = block.copy()
+                dense[start:stop].copy_(torch.from_numpy(block))
             return cls(source.n_vars, dense=dense)
         capacity = source.max_entries
         data = torch.empty(capacity, dtype=torch.float32, device=device)

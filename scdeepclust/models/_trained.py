@@ -555,12 +555,16 @@ class DESC(TrainedModel):
                     f"This model reads adata.obsm[{source['key']!r}]; `layer` does not apply."
                 )
             matrix, where = input_matrix(adata, use_rep=source["key"])
-            if matrix.shape[1] != source["n_columns"]:
+            stored = adata.obsm[source["key"]]
+            if "column_names" in source and isinstance(stored, pd.DataFrame):
+                columns = _named_columns(stored.columns, source["column_names"], where)
+            elif matrix.shape[1] != source["n_columns"]:
                 raise ValueError(
                     f"adata.{where} has {matrix.shape[1]} columns; the model was trained on "
                     f"{source['n_columns']}. Project the new cells into the same space."
                 )
-            columns = np.asarray([int(f) for f in self.features])
+            else:
+                columns = np.asarray([int(f) for f in self.features])
         else:
             if layer is None and source["kind"] == "layer":
                 layer = source["key"]
@@ -579,6 +583,26 @@ class DESC(TrainedModel):
             gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32) if scaled else None,
             batch_codes=codes,
         )
+
+
+def _named_columns(present: pd.Index, trained: list[str], where: str) -> np.ndarray:
+    """Positions in `present` of the columns a model was trained on (a DataFrame's, by name)."""
+    present = pd.Index(present.astype(str))
+    if present.has_duplicates:
+        raise ValueError(
+            f"adata.{where} has repeated column names "
+            f"{list(present[present.duplicated()].unique()[:3])}; the model's columns are "
+            "matched by name. Give each column its own name."
+        )
+    positions = present.get_indexer(pd.Index(trained))
+    if (positions < 0).any():
+        missing = [name for name, at in zip(trained, positions) if at < 0]
+        raise ValueError(
+            f"adata.{where} lacks {len(missing)} of the {len(trained)} columns the model was "
+            f"trained on (e.g. {missing[:3]}); a DataFrame's columns are matched by name. "
+            "Project the new cells into the same space, with the same column names."
+        )
+    return positions
 
 
 MODEL_CLASSES: dict[str, type[TrainedModel]] = {"scdcc": SCDCC, "desc": DESC}

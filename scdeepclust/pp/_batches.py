@@ -82,8 +82,10 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
         )
     if len(categories) < 2:
         warnings.warn(
-            f"adata.obs[{key!r}] names a single batch ({categories[0]!r}), so batch_key changes "
-            "nothing; leave it out, or check that the column is the one you meant.",
+            f"adata.obs[{key!r}] names a single batch ({categories[0]!r}): there is no batch "
+            "effect to correct, yet the run differs from one without batch_key (the network "
+            "takes the batch as an input, and the tools' settings for batches apply); leave it "
+            "out, or check that the column is the one you meant.",
             BatchWarning,
             stacklevel=3,
         )

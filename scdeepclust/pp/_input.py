@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
@@ -95,7 +96,11 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
             )
         matrix, where = adata.obsm[use_rep], f"obsm[{use_rep!r}]"
         if hasattr(matrix, "to_numpy"):  # a DataFrame in obsm
-            matrix = matrix.to_numpy()
+            frame, matrix = matrix, matrix.to_numpy()
+            if matrix.dtype == object and all(map(pd.api.types.is_numeric_dtype, frame.dtypes)):
+                # pandas' nullable types (Float64, Int64) come out as objects; missing values
+                # become NaN, refused as every other NaN is
+                matrix = frame.to_numpy(dtype=np.float64, na_value=np.nan)
     elif layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"Layer {layer!r} not found; available layers: {layer_names(adata)}.")

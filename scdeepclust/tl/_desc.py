@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from os import PathLike
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
@@ -441,7 +442,17 @@ def desc(
     models = {}
     if return_model:
         input_spec = (
-            {"kind": "obsm", "key": use_rep, "n_columns": data.summary.shape[1]}
+            {
+                "kind": "obsm",
+                "key": use_rep,
+                "n_columns": data.summary.shape[1],
+                # a DataFrame's columns are matched by name when new cells are mapped
+                **(
+                    {"column_names": [str(c) for c in adata.obsm[use_rep].columns]}
+                    if isinstance(adata.obsm[use_rep], pd.DataFrame)
+                    else {}
+                ),
+            }
             if use_rep is not None
             else {"kind": "layer", "key": layer}
             if layer is not None

@@ -635,6 +635,10 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
         counts = sparse.vstack(blocks, format="csr")
     elif columns is not None:
         counts = counts[:, columns]
+    if sparse.issparse(counts) and not isinstance(counts, sparse.spmatrix):
+        counts = sparse.csr_matrix(counts)  # scanpy 1.11's log1p fails on a sparse array
+    if counts.dtype == np.float16:
+        counts = counts.astype(np.float32)  # its normalised values would overflow
     normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
     tmp = AnnData(normalised)
     sc.pp.log1p(tmp)
