@@ -225,6 +225,7 @@ def _quiet_warnings() -> None:
     warnings.showwarning = show
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 
 
 def _is_rank_zero() -> bool:
@@ -339,7 +340,13 @@ def _run(args) -> int:
 
     if args.plot is not None:  # before writing: the file then holds the UMAP too
         say("drawing the UMAP of the embedding")
-        _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
+        try:
+            _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
+        except Exception:
+            # the trained result is kept all the same (without the UMAP)
+            write_atomically(output, adata.write_h5ad)
+            print(f"{PROG}: the plot failed; wrote {output} without it", file=sys.stderr)
+            raise
         say(f"wrote {args.plot}")
     # interrupted, it leaves no partial file, nor a truncated earlier result
     write_atomically(output, adata.write_h5ad)

@@ -84,6 +84,7 @@ def test_the_graph_of_coincident_cells_has_finite_weights_and_keeps_the_groups()
         graph = LatentGraph(z, n_neighbors=10, random_state=0)
     # ours, naming the cells; not numpy's 0 / 0 nor scipy's sparse-structure warning
     assert [str(w.message).split(" cells clustered")[0] for w in caught] == ["30 of the 330"]
+    assert caught[0].filename == __file__
     assert np.isfinite(graph.weights.data).all()
     coincident = graph.weights[300:][:, 300:]
     assert coincident.nnz > 0 and np.all(coincident.data == 1.0)

@@ -244,3 +244,36 @@ def test_run_with_label_key_scores_the_cells_without_a_label(sim, tmp_path, caps
     assert main([*args, "--label-key", "known", *TINY]) == 0
     text = capsys.readouterr().out
     assert f"on the {sim.n_obs - 20} cells without a 'known' label" in text
+
+
+def test_warnings_as_errors_run_and_plot(sim, tmp_path):
+    # scanpy's plot raised matplotlib's PendingDeprecationWarning about Colormap.set_bad: under
+    # `python -W error` the command failed in its plot, after training, and wrote nothing.
+    path, out, plot = tmp_path / "sim.h5ad", tmp_path / "o.h5ad", tmp_path / "umap.png"
+    sim.write_h5ad(path)
+    args = ["run", path, "-m", "scdcc", "-k", 3, "-o", out, "--plot", plot, *TINY]
+    result = subprocess.run(
+        # other libraries' notices as errors (the data is small enough for ours to warn)
+        [sys.executable, "-W", "error::PendingDeprecationWarning", "-W", "error::FutureWarning"]
+        + ["-W", "error::DeprecationWarning", "-m", "scdeepclust", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and plot.exists()
+
+
+def test_a_failed_plot_keeps_the_trained_result(sim, tmp_path, capsys, monkeypatch):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def broken(*args, **kwargs):
+        raise ValueError("no room to draw")
+
+    monkeypatch.setattr(sdc.pl, "umap", broken)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), "--plot"]
+    assert main([*args, str(tmp_path / "u.png"), *TINY]) == 1
+    assert "no room to draw" in capsys.readouterr().err
+    assert "scdcc" in ad.read_h5ad(out).obs

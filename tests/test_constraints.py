@@ -192,10 +192,11 @@ def test_known_classes_place_the_first_centroids():
     assert np.array_equal(labels, truth)
 
     too_many = np.where(seeds >= 0, seeds, -1)
-    with pytest.warns(UserWarning, match="more than n_clusters=1"):
+    with pytest.warns(UserWarning, match="more than n_clusters=1") as caught:
         _centroids.initial_centroids(
             z, n_clusters=1, resolution=1.0, n_neighbors=15, random_state=0, seed_labels=too_many
         )
+    assert caught[0].filename == __file__  # the caller's line (it named one in the package)
 
 
 _CONSTRAINED_RUN = """

@@ -598,7 +598,7 @@ def test_resumed_pretraining_keeps_the_clean_up_schedule_of_the_optimizer(
 
 def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
     adata = split[0][:80].copy()
-    with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in"):
+    with pytest.warns(UserWarning, match="resume=True, but there is no checkpoint in") as caught:
         pass_through = sdc.tl.scdcc(
             adata,
             3,
@@ -611,6 +611,7 @@ def test_resume_without_checkpoint_starts_afresh(split, tmp_path):
             batch_size=64,
         )
     assert "scdcc" in pass_through.obs
+    assert caught[0].filename == __file__  # the user's line (it named one in the package)
 
 
 def test_real_data_mapping():

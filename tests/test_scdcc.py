@@ -403,3 +403,34 @@ def test_placeholder_labels_are_counted_over_every_form_of_the_text():
         warn_if_placeholder_labels(adata, "known")
     adata.obs["known"] = [1, 1, "1", 2.5] + [np.nan] * 12  # no placeholder among them
     warn_if_placeholder_labels(adata, "known")
+
+
+def test_warnings_name_the_users_line_and_scanpy_speaks_only_of_the_users_object(sim, capfd):
+    # More labelled classes than n_clusters: the warning named a line inside the package. At
+    # verbosity 2+, scanpy reported keys added to the package's own temporary objects.
+    import scanpy as sc
+
+    sim.obs["known"] = sim.obs["group"].astype(str).where(np.arange(sim.n_obs) % 3 == 0)
+    verbosity = sc.settings.verbosity
+    sc.settings.verbosity = 3
+    try:
+        with pytest.warns(UserWarning, match="more than n_clusters=2") as caught:
+            sdc.tl.scdcc(sim, 2, label_key="known", copy=True, **FAST)
+    finally:
+        sc.settings.verbosity = verbosity
+    assert [w.filename for w in caught if "n_clusters=2" in str(w.message)] == [__file__]
+    said = capfd.readouterr().err
+    assert "uns['neighbors']" not in said and "'leiden', the cluster labels" not in said
+
+
+def test_progress_bars_into_a_log_are_redrawn_seldom():
+    # Written into a file, a bar wrote a frame per epoch (hundreds per run).
+    import torch
+
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import _loops
+
+    feeder = CellFeeder(RowSource(np.zeros((4, 2), np.float32)), device=torch.device("cpu"))
+    bar = _loops._epoch_bar(0, 10, "stage", True, feeder)
+    assert bar.mininterval == _loops.LOG_REDRAW_SECONDS  # pytest's stderr is not a terminal
+    bar.close()

@@ -262,14 +262,20 @@ def scanpy_draws_only():
     """Let a scanpy plot draw without saving: `finish` saves the finished figure itself.
 
     Without this, ``sc.settings.autosave`` would make scanpy write (and close) the figure
-    before it is finished, under scanpy's file name.
+    before it is finished, under scanpy's file name. Matplotlib's notice that scanpy's own call
+    of ``Colormap.set_bad`` will be deprecated is not the user's: under warnings as errors
+    (``python -W error``, pytest's ``-W error``) it stopped every plot.
     """
     import scanpy as sc
 
     autosave = sc.settings.autosave
     sc.settings.autosave = False
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The set_bad function", category=PendingDeprecationWarning
+            )
+            yield
     finally:
         sc.settings.autosave = autosave
 

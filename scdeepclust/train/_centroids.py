@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel, scanpy_quiet
 from .._neighbors import exact_neighbors
 from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
@@ -184,7 +185,7 @@ class LatentGraph:
         )
         # The kernel's 0 / 0 between coincident cells is repaired below: numpy's warning about
         # it is not the user's.
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), scanpy_quiet():
             # Exact neighbours are cheap at this size (see LEIDEN_MAX_CELLS). Gaussian-kernel
             # weights (adaptive widths) avoid the umap weights' numba compilation, seconds per
             # process.
@@ -214,16 +215,17 @@ class LatentGraph:
             adjacency = self.weights[cells][:, cells]
         # igraph's implementation, with the settings scanpy recommends (and will default to):
         # the leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
-        sc.tl.leiden(
-            adata,
-            resolution=resolution,
-            random_state=self.random_state,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            key_added="leiden",
-            adjacency=adjacency,
-        )
+        with scanpy_quiet():  # about the temporary object, not the user's
+            sc.tl.leiden(
+                adata,
+                resolution=resolution,
+                random_state=self.random_state,
+                flavor="igraph",
+                n_iterations=2,
+                directed=False,
+                key_added="leiden",
+                adjacency=adjacency,
+            )
         return adata.obs["leiden"].astype(int).to_numpy()
 
     def cut_fraction(self, labels: np.ndarray) -> float:
@@ -269,7 +271,7 @@ def _coincident_cells_joined(weights: sp.csr_matrix, z: np.ndarray) -> sp.csr_ma
             "cells out, remove them before normalising, e.g. "
             "`sc.pp.filter_cells(adata, min_genes=1)`.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     return weights
 
@@ -537,7 +539,7 @@ def initial_centroids(
             "the centroids come from k-means instead of the known classes. Give n_clusters >= "
             f"{n_known} to start from the known classes.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     if n_clusters is not None and search is None and seed_labels is None and init == "leiden":
         start = LEIDEN_START_RESOLUTION if resolution is None else resolution
@@ -551,7 +553,7 @@ def initial_centroids(
             f"Leiden found fewer than n_clusters={n_clusters} clusters at every resolution up "
             f"to {LEIDEN_MAX_RESOLUTION:g}; the initial centroids come from k-means instead.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     if n_clusters is not None:
         method = "balanced-kmeans" if init == "balanced-kmeans" else "kmeans"

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel
 from .._serialization import check_format_version, load_tensors, save_tensors
 from .._version import __version__
 from ._optim import TrainingOptimizer
@@ -132,7 +133,7 @@ class TrainingCheckpoint:
                 f"resume=True, but there is no checkpoint in {self.directory} yet: training "
                 "starts from the beginning.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         self.directory.mkdir(parents=True, exist_ok=True)
 

@@ -7,6 +7,7 @@ refresh and the label-change stop.
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def _check_finite(value: float, stage: str, epoch: int, hint: str) -> None:
             f"was written. {hint}"
         )
 
+
+# Seconds between redraws of a progress bar written into a log file.
+LOG_REDRAW_SECONDS = 5.0
 
 DIVERGENCE_HINT = (
     "This usually means a learning rate that is too high for this data, or extreme values in "
@@ -136,7 +140,7 @@ def fit_epochs(
         _check_finite(total, stage, epoch, divergence)
         for name, value in means.items():
             history[name].append(value)
-        bar.set_postfix(loss=f"{total:.4g}")
+        bar.set_postfix(loss=f"{total:.4g}", refresh=False)
         if stopper is not None and stopper.update(total):
             logg.info(f"    {stage}: loss plateaued, stopped after {epoch + 1} epochs")
             break
@@ -167,6 +171,9 @@ def _resume(
 
 
 def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feeder: CellFeeder):
+    # Into a log file (stderr not a terminal, not a notebook) a bar wrote a frame per epoch,
+    # hundreds per run; there it is redrawn every few seconds at most.
+    interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
     return tqdm(
         range(first_epoch, n_epochs),
         desc=stage,
@@ -174,6 +181,7 @@ def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feed
         leave=False,
         initial=first_epoch,
         total=n_epochs,
+        mininterval=0.1 if interactive else LOG_REDRAW_SECONDS,
     )
 
 
@@ -395,7 +403,7 @@ def train_clustering(
                     delta = float(all_reduce_sum(changed, feeder)) / feeder.n_total
                     history["label_change"].append(delta)
                     history["label_change_epoch"].append(step / n_batches)
-                    bar.set_postfix(changed=f"{delta:.4f}")
+                    bar.set_postfix(changed=f"{delta:.4f}", refresh=False)
                     if delta < settings.tol and step >= min_steps:
                         converged = True
                         if outputs is not None and z_all is not None:
