@@ -13,15 +13,11 @@ machine, 0.65 s on a 2-core one).
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
 KMEANS_THREADS = 2
-# OpenMP's thread count is process-wide: a run in another thread leaving its block would restore
-# the count while this one's k-means still runs, so the blocks run one at a time.
-_LIMIT_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -34,7 +30,6 @@ def kmeans_thread_limit():
     but their rounding differs from two threads', so a run under such a limit may differ from
     one without it in the last bits of k-means (as torch's own sums do with their threads).
     """
-    with _LIMIT_LOCK:
-        current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
-        with threadpool_limits(limits=min([KMEANS_THREADS, *current]), user_api="openmp"):
-            yield
+    current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+    with threadpool_limits(limits=min([KMEANS_THREADS, *current]), user_api="openmp"):
+        yield

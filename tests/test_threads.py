@@ -60,31 +60,3 @@ def test_runs_in_two_threads_at_once_give_what_each_gives_alone(tool):
             np.testing.assert_array_equal(got.obsm[f"X_{tool}"], want.obsm[f"X_{tool}"])
             np.testing.assert_array_equal(got.obs[tool], want.obs[tool])
     assert torch.equal(torch.random.get_rng_state(), caller_state)
-
-
-def test_kmeans_thread_limits_of_two_threads_do_not_overlap():
-    # The limit is process-wide: a run leaving its block restored OpenMP's thread count while
-    # another run's k-means was still inside its own, on as many threads as the machine has.
-    from scdeepclust._threads import kmeans_thread_limit
-
-    inside, leave, entered_second = threading.Event(), threading.Event(), threading.Event()
-
-    def first():
-        with kmeans_thread_limit():
-            inside.set()
-            leave.wait(10)
-
-    def second():
-        with kmeans_thread_limit():
-            entered_second.set()
-
-    a = threading.Thread(target=first)
-    a.start()
-    inside.wait(10)
-    b = threading.Thread(target=second)
-    b.start()
-    assert not entered_second.wait(0.5)  # waits for the first block to end
-    leave.set()
-    a.join()
-    b.join()
-    assert entered_second.is_set()
