@@ -342,10 +342,10 @@ def _run(args) -> int:
         say("drawing the UMAP of the embedding")
         try:
             _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
-        except Exception:
-            # the trained result is kept all the same (without the UMAP)
+        except BaseException:
+            # the trained result is kept all the same, an interrupted plot included
             write_atomically(output, adata.write_h5ad)
-            print(f"{PROG}: the plot failed; wrote {output} without it", file=sys.stderr)
+            print(f"{PROG}: no figure; wrote {output}", file=sys.stderr)
             raise
         say(f"wrote {args.plot}")
     # interrupted, it leaves no partial file, nor a truncated earlier result

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import os
 import sys
 from pathlib import Path
 
-_PACKAGE = str(Path(__file__).resolve().parent)
+from ._process import ProcessWideOverride
+
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 def caller_stacklevel() -> int:
@@ -23,20 +25,25 @@ def caller_stacklevel() -> int:
     return level
 
 
-@contextlib.contextmanager
+def _scanpy_verbosity(value=None):
+    import scanpy as sc
+
+    if value is None:
+        return sc.settings.verbosity
+    sc.settings.verbosity = value
+
+
+_SCANPY_WARNINGS_ONLY = ProcessWideOverride(
+    _scanpy_verbosity, _scanpy_verbosity, lambda verbosity: min(verbosity, 1)
+)
+
+
 def scanpy_quiet():
     """Silence scanpy's info messages inside the block (its warnings stay).
 
     For scanpy calls on the package's own temporary AnnData objects: at verbosity 2 and above
     scanpy reported "added to `.uns['neighbors']`" and "'leiden', the cluster labels" about
-    keys the user's object never gets.
+    keys the user's object never gets. The verbosity is the process's: held while any such
+    block is open, in any thread.
     """
-    import scanpy as sc
-
-    verbosity = sc.settings.verbosity
-    if verbosity > 1:
-        sc.settings.verbosity = 1
-    try:
-        yield
-    finally:
-        sc.settings.verbosity = verbosity
+    return _SCANPY_WARNINGS_ONLY()

@@ -8,8 +8,10 @@ so an interrupted write never leaves a truncated file in place of a good one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -26,12 +28,18 @@ def write_atomically(path: str | Path, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # a name of its own (two writers of one path do not share it); the writer replaces the file
+    handle, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+    )
+    os.close(handle)
+    tmp = Path(name)
     try:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            tmp.unlink()
         raise
 
 

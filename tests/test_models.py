@@ -382,6 +382,20 @@ def test_a_dataframe_in_obsm_is_mapped_by_column_name(split):
     test.obsm["X_rep"] = test.obsm["X_rep"].rename(columns={"PC3": "pc3"})
     with pytest.raises(ValueError, match=r"lacks 1 of the 12 columns.*\['PC3'\]"):
         model.predict(test)
+    # an all-zero column is left out of training, and of the names matched
+    train.obsm["X_rep"]["PC5"] = 0.0
+    sparse_model = sdc.tl.desc(
+        train,
+        use_rep="X_rep",
+        n_clusters=3,
+        return_model=True,
+        pretrain_epochs=2,
+        max_epochs=1,
+        progress=False,
+        batch_size=64,
+    )
+    assert "PC5" not in sparse_model.preprocessing["input"]["column_names"]
+    assert sparse_model.get_latent_representation(train).shape == (train.n_obs, 32)
     # pandas' nullable floats are numbers too (they were refused as "dtype object")
     train.obsm["X_rep"] = train.obsm["X_rep"].astype("Float64")
     sdc.tl.desc(

@@ -1,3 +1,5 @@
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -86,6 +88,16 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"The run 'umap_scdcc' holds the keys where pl.umap"):
         sdc.pl.umap(clash, "scdcc", show=False)
     np.testing.assert_array_equal(clash.obsm["X_umap_scdcc"], clash.obsm["X_scdcc"])
+    # nor a run named "X_umap_scdcc": scanpy's umap replaced its uns entry whole
+    named = adata.copy()
+    for key in ("X_umap_scdcc", "X_umap_scdcc_confidence"):
+        named.obs[key] = named.obs["scdcc" + key[len("X_umap_scdcc") :]]
+    named.uns["X_umap_scdcc"] = dict(named.uns["scdcc"])
+    named.obsm["X_X_umap_scdcc"] = named.obsm["X_scdcc"].copy()
+    named.obsm["X_umap_scdcc_probs"] = named.obsm["scdcc_probs"].copy()
+    with pytest.raises(ValueError, match=r"The run 'X_umap_scdcc' holds the keys"):
+        sdc.pl.umap(named, "scdcc", show=False)
+    assert "history" in named.uns["X_umap_scdcc"]
     with pytest.raises(ValueError, match="A UMAP needs at least 4 cells; adata has 3"):
         sdc.pl.umap(adata[:3].copy(), "scdcc", show=False)
 
@@ -230,6 +242,18 @@ def test_panels_are_checked_before_the_umap_is_cached(clustered):
     fig = sdc.pl.umap(adata, "scdcc", color=adata.var_names[0], return_fig=True)
     assert isinstance(fig, Figure) and len(fig.axes) >= 2
     assert sdc.pl.umap(adata, "scdcc", ax=ax, show=False) is ax
+
+
+@pytest.mark.parametrize("plot", ["umap", "embedding"])
+def test_plots_draw_under_warnings_as_errors(clustered, plot):
+    # scanpy's call of Colormap.set_bad raised matplotlib's PendingDeprecationWarning
+    adata = clustered.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if plot == "umap":
+            sdc.pl.umap(adata, "scdcc", color="scdcc_confidence", show=False)
+        else:
+            sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", color="scdcc_confidence", show=False)
 
 
 def test_probabilities(clustered, tmp_path):

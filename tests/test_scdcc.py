@@ -423,14 +423,19 @@ def test_warnings_name_the_users_line_and_scanpy_speaks_only_of_the_users_object
     assert "uns['neighbors']" not in said and "'leiden', the cluster labels" not in said
 
 
-def test_progress_bars_into_a_log_are_redrawn_seldom():
+def test_progress_bars_into_a_log_are_redrawn_seldom(monkeypatch):
     # Written into a file, a bar wrote a frame per epoch (hundreds per run).
+    import io
+    import sys
+
     import torch
 
     from scdeepclust.data import CellFeeder, RowSource
     from scdeepclust.train import _loops
 
     feeder = CellFeeder(RowSource(np.zeros((4, 2), np.float32)), device=torch.device("cpu"))
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file, not a terminal
     bar = _loops._epoch_bar(0, 10, "stage", True, feeder)
-    assert bar.mininterval == _loops.LOG_REDRAW_SECONDS  # pytest's stderr is not a terminal
+    assert bar.mininterval == _loops.LOG_REDRAW_SECONDS
     bar.close()

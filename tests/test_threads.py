@@ -60,3 +60,43 @@ def test_runs_in_two_threads_at_once_give_what_each_gives_alone(tool):
             np.testing.assert_array_equal(got.obsm[f"X_{tool}"], want.obsm[f"X_{tool}"])
             np.testing.assert_array_equal(got.obs[tool], want.obs[tool])
     assert torch.equal(torch.random.get_rng_state(), caller_state)
+
+
+def test_process_wide_settings_come_back_when_the_last_run_in_any_thread_ends():
+    # Each run restored what it found: one ending inside another's run handed it the caller's
+    # float64 default dtype or "medium" matmul precision, and one starting inside another's
+    # kept the package's setting for good.
+    from scdeepclust._messages import scanpy_quiet
+    from scdeepclust.train import standard_torch_mode
+
+    verbosity = sc.settings.verbosity
+    sc.settings.verbosity = 3
+    torch.set_float32_matmul_precision("medium")
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with standard_torch_mode(), scanpy_quiet():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with standard_torch_mode(), scanpy_quiet():
+            second_in.set()
+            first_out.wait(10)
+            seen["inside"] = (torch.get_float32_matmul_precision(), int(sc.settings.verbosity))
+
+    try:
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert seen["inside"] == ("highest", 1)
+        assert torch.get_float32_matmul_precision() == "medium"
+        assert int(sc.settings.verbosity) == 3
+    finally:
+        torch.set_float32_matmul_precision("highest")
+        sc.settings.verbosity = verbosity

@@ -25,6 +25,7 @@ minibatch of them faster than the gather on the device does there.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -319,16 +320,12 @@ class ResidentRows:
         """
         if not source.is_sparse:
             in_place = source.dense_float32_rows() if device.type == "cpu" else None
-            # torch warns about sharing a read-only array (the caller's may be), though
-            # nothing writes to it: those are copied block by block
-            if in_place is not None and in_place.flags.writeable:
-                return cls(source.n_vars, dense=torch.from_numpy(in_place))
+            if in_place is not None:
+                return cls(source.n_vars, dense=_shared_tensor(in_place))
             dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
             for start, stop, block in source.iter_blocks():
                 block = np.asarray(block, dtype=np.float32)
-                if not block.flags.writeable:
-                    block = block.copy()
-                dense[start:stop].copy_(torch.from_numpy(block))
+                dense[start:stop].copy_(_shared_tensor(block))
             return cls(source.n_vars, dense=dense)
         capacity = source.max_entries
         data = torch.empty(capacity, dtype=torch.float32, device=device)
@@ -408,3 +405,16 @@ def stream_outputs(
         for name, value in fn(batch).items():
             out[name][start:stop] = value.detach().float().cpu().numpy()
     return out
+
+
+def _shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """Return a tensor sharing `array`'s memory, which the package only reads.
+
+    torch warns when the array is read-only (the caller's may be, e.g. a memory map), since a
+    tensor could write to it; nothing here does, and a copy would double the memory.
+    """
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)

@@ -588,13 +588,14 @@ class DESC(TrainedModel):
 def _named_columns(present: pd.Index, trained: list[str], where: str) -> np.ndarray:
     """Positions in `present` of the columns a model was trained on (a DataFrame's, by name)."""
     present = pd.Index(present.astype(str))
-    if present.has_duplicates:
+    repeated = sorted(set(present[present.duplicated()]) & set(trained))
+    if repeated:
         raise ValueError(
-            f"adata.{where} has repeated column names "
-            f"{list(present[present.duplicated()].unique()[:3])}; the model's columns are "
-            "matched by name. Give each column its own name."
+            f"adata.{where} has more than one column named {repeated[:3]}; the model's columns "
+            "are matched by name. Give each column its own name."
         )
-    positions = present.get_indexer(pd.Index(trained))
+    first = {name: at for at, name in reversed(list(enumerate(present)))}
+    positions = np.asarray([first.get(name, -1) for name in trained], dtype=np.int64)
     if (positions < 0).any():
         missing = [name for name, at in zip(trained, positions) if at < 0]
         raise ValueError(

@@ -23,12 +23,12 @@ class DropoutMasks:
     A fresh mask per entry (`torch.rand` over 256 x 2,000, a comparison, two multiplies) took
     about a fifth of DESC's pretraining on the CPU (10X PBMC: 1.7 of 8.3 s). Here each call
     multiplies a minibatch by `len(x)` consecutive rows of each of two banks of Bernoulli
-    masks, each bank's slice starting at its own row drawn from the CPU generator `offsets`:
-    two multiplies. The banks keep an entry with probability sqrt(1 - p) each, so their product
-    keeps it with probability 1 - p (one bank also carries the 1 / (1 - p) scaling), and a cell
-    meets one of rows x rows masks (about 4 million), from a minibatch that is itself a fresh
-    random draw of cells. The banks come from their own `seed`, on the CPU, so every device
-    applies the same masks.
+    masks, each bank's slice starting at its own row drawn from the CPU generator `offsets`
+    (torch's global one if None): two multiplies. The banks keep an entry with probability
+    sqrt(1 - p) each, so their product keeps it with probability 1 - p (one bank also carries
+    the 1 / (1 - p) scaling), and a cell meets one of rows x rows masks (about 4 million), from
+    a minibatch that is itself a fresh random draw of cells. The banks come from their own
+    `seed`, on the CPU, so every device applies the same masks.
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class DropoutMasks:
         p: float,
         *,
         seed: int,
-        offsets: torch.Generator,
+        offsets: torch.Generator | None = None,
         max_rows: int,
         device: torch.device | str,
     ):

@@ -84,11 +84,15 @@ def umap(
             "other coordinates use scdeepclust.pl.embedding(adata, key, basis=...)."
         )
     colors = panel_colors(adata, key, color, kwargs)
-    clashing = [run for run in (f"umap_{key}", f"neighbors_{key}") if run in result_names(adata)]
+    # scanpy's umap writes uns['X_umap_<key>'] whole: a run stored under that key lost its
+    # history and every other entry
+    runs = result_names(adata)
+    clashing = [run for run in (f"umap_{key}", f"neighbors_{key}", f"X_umap_{key}") if run in runs]
     if clashing:
         raise ValueError(
             f"The run {clashing[0]!r} holds the keys where pl.umap keeps the UMAP of {key!r} "
-            f"(obsm['X_umap_{key}'], uns['neighbors_{key}']), which drawing it would overwrite. "
+            f"(obsm['X_umap_{key}'], uns['X_umap_{key}'], uns['neighbors_{key}']), which "
+            "drawing it would overwrite. "
             "Run that tool again with another key_added."
         )
     basis = umap_coordinates(

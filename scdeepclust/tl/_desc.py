@@ -447,11 +447,7 @@ def desc(
                 "key": use_rep,
                 "n_columns": data.summary.shape[1],
                 # a DataFrame's columns are matched by name when new cells are mapped
-                **(
-                    {"column_names": [str(c) for c in adata.obsm[use_rep].columns]}
-                    if isinstance(adata.obsm[use_rep], pd.DataFrame)
-                    else {}
-                ),
+                **_column_names(adata.obsm[use_rep], data.feature_names(adata, use_rep)),
             }
             if use_rep is not None
             else {"kind": "layer", "key": layer}
@@ -483,3 +479,17 @@ def desc(
         time=start,
     )
     return tool_return(adata, copy, model, return_model)
+
+
+def _column_names(stored, features: list[str]) -> dict:
+    """``{"column_names": ...}``: the names of a DataFrame's columns the network reads, if any.
+
+    Those are the `features` (positions; all-zero columns are left out); without distinct
+    names (an array, repeated names) the columns are taken by position.
+    """
+    if not isinstance(stored, pd.DataFrame) or stored.columns.has_duplicates:
+        return {}
+    names = np.asarray(stored.columns.astype(str))
+    if len(set(names)) != len(names):  # distinct only as objects (1 and "1")
+        return {}
+    return {"column_names": [str(names[int(f)]) for f in features]}

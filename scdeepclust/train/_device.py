@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import torch
 
+from .._process import ProcessWideOverride
 from ..nn import PRECISIONS
 
 
@@ -62,6 +63,16 @@ def check_precision(precision: str, device: torch.device) -> None:
         )
 
 
+# Process-wide: set while any run is open in any thread, the caller's value restored after the
+# last (see ProcessWideOverride).
+_FLOAT32_DEFAULT = ProcessWideOverride(
+    torch.get_default_dtype, torch.set_default_dtype, lambda _: torch.float32
+)
+_FULL_PRECISION_MATMUL = ProcessWideOverride(
+    torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, lambda _: "highest"
+)
+
+
 @contextlib.contextmanager
 def standard_torch_mode():
     """Compute as the options chose, whatever autocast, grad mode or default dtype is set.
@@ -69,33 +80,23 @@ def standard_torch_mode():
     Those the caller's code has set are put aside inside the block. Without it a caller's
     ``torch.autocast`` ran the float32 layers, the components and the distances in bfloat16
     (simulated 3 groups: ARI 1.0 -> 0.10, recorded as float32), ``torch.no_grad`` or
-    ``torch.inference_mode`` stopped training with torch's "does not require grad", and a
+    ``torch.inference_mode`` stopped training with torch's "does not require grad", a
     float64 default dtype built float64 layers the float32 data could not pass through, and
     ``torch.set_float32_matmul_precision("medium")`` let float32 products round through
     bfloat16 on CPUs that have it (TF32 on GPUs with "high"): simulated data, scDCC's
     embedding moved by up to 0.3. The bfloat16 `precision` opens its own autocast inside this
-    block.
+    block. Autocast and grad modes are the thread's own; the default dtype and the matmul
+    precision are the process's, held while any run is open.
     """
-    previous_dtype = torch.get_default_dtype()
-    previous_matmul = torch.get_float32_matmul_precision()
-    # both settings are process-wide: changed only where the caller changed them
-    if previous_dtype != torch.float32:
-        torch.set_default_dtype(torch.float32)
-    if previous_matmul != "highest":
-        torch.set_float32_matmul_precision("highest")
-    try:
-        with (
-            torch.inference_mode(False),
-            torch.enable_grad(),
-            torch.autocast("cpu", enabled=False),
-            torch.autocast("cuda", enabled=False),
-        ):
-            yield
-    finally:
-        if previous_dtype != torch.float32:
-            torch.set_default_dtype(previous_dtype)
-        if previous_matmul != "highest":
-            torch.set_float32_matmul_precision(previous_matmul)
+    with (
+        _FLOAT32_DEFAULT(),
+        _FULL_PRECISION_MATMUL(),
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        torch.autocast("cpu", enabled=False),
+        torch.autocast("cuda", enabled=False),
+    ):
+        yield
 
 
 # torch has one global CPU generator per process. Layers draw their initial weights from it;
@@ -113,10 +114,13 @@ def seeded(random_state: int | None):
     Nothing trained draws from the global generator; what trains draws from its own
     generators (`torch_generator`, `dropout_generator`).
     """
-    seed = 0 if random_state is None else int(random_state)
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(_seed(random_state))
         yield
+
+
+def _seed(random_state: int | None) -> int:
+    return 0 if random_state is None else int(random_state)
 
 
 def numpy_rng(random_state: int | None) -> np.random.Generator:
@@ -129,10 +133,11 @@ def dropout_generator(random_state: int | None) -> torch.Generator:
     Its own object, so that threads and the caller's code do not share it, and that a
     checkpoint saves it.
     """
-    return torch.Generator().manual_seed(0 if random_state is None else int(random_state))
+    return torch.Generator().manual_seed(_seed(random_state))
 
 
 def torch_generator(random_state: int | None, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
+    # one past the seed: a stream other than the layers' and the dropout's
     gen.manual_seed(0 if random_state is None else int(random_state) + 1)
     return gen
