@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._messages import caller_stacklevel
+
 
 @dataclass
 class ClusteringResult:
@@ -65,10 +67,40 @@ def existing_keys(adata: AnnData, key: str) -> list[str]:
     return found
 
 
+def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> None:
+    """Refuse results that would overwrite what the run reads; warn about what they replace.
+
+    Called before training: `keys` are the runs' `key_added`, `inputs` the run's ``label_key``,
+    ``batch_key`` (obs columns), ``use_rep`` and ``protein_key`` (obsm keys). A warning turned
+    into an error (``-W error``) then costs no training, and a run with several keys warns once.
+    """
+    where = {"label_key": "obs", "batch_key": "obs", "use_rep": "obsm", "protein_key": "obsm"}
+    for key in keys:
+        names = result_keys(key)
+        written = {
+            "obs": {names["labels"], names["confidence"]},
+            "obsm": {names["embedding"], names["probabilities"]},
+        }
+        for option, value in inputs.items():
+            if value is not None and value in written[where[option]]:
+                raise ValueError(
+                    f"key_added {key!r} would write over adata.{where[option]}[{value!r}], "
+                    f"which this run reads as {option}; choose another key_added."
+                )
+    found = [name for key in keys for name in existing_keys(adata, key)]
+    if found:
+        warnings.warn(
+            f"adata.{', '.join(found)} already exist(s) and will be overwritten. Pass another "
+            "`key_added` to keep them.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+
+
 def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     """Write everything in one step; called only after training succeeded.
 
-    Keys that exist are overwritten with a warning.
+    Keys that exist are overwritten: `check_result_keys` warned about them before training.
     """
     keys = result_keys(key)
     # Categories are the clusters that hold cells, named by their column of the soft
@@ -77,13 +109,6 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     populated = np.unique(result.labels)
     codes = np.searchsorted(populated, result.labels)
     categories = [str(i) for i in populated]
-    if found := existing_keys(adata, key):
-        warnings.warn(
-            f"adata.{', '.join(found)} already exist(s) and are overwritten. Pass another "
-            "`key_added` to keep them.",
-            UserWarning,
-            stacklevel=3,
-        )
     adata.obs[keys["labels"]] = pd.Categorical.from_codes(codes, categories=categories)
     confidence = result.confidence
     if confidence is None:

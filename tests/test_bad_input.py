@@ -467,6 +467,31 @@ CASES = [
         match=r"fewer than 2 cells with a known label",
     ),
     Case(
+        "scdcc-key-added-is-label-key",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_key="known", key_added="known"),
+        edit=_obs("known", lambda a: (["T", "B"] * a.n_obs)[: a.n_obs]),
+        raises=ValueError,
+        match=r"key_added 'known' would write over adata.obs\['known'\], which this run reads "
+        r"as label_key",
+    ),
+    Case(
+        "desc-key-added-over-use-rep",
+        "desc",
+        kwargs=dict(n_clusters=3, use_rep="X_pca", key_added="pca"),
+        edit=_obsm("X_pca", lambda a: np.random.default_rng(0).normal(size=(a.n_obs, 5))),
+        raises=ValueError,
+        match=r"key_added 'pca' would write over adata.obsm\['X_pca'\], which this run reads as "
+        r"use_rep",
+    ),
+    Case(
+        "desc-key-added-dot",
+        "desc",
+        kwargs=dict(n_clusters=3, key_added="."),
+        raises=ValueError,
+        match=r"key_added '\.' cannot be written to .h5ad",
+    ),
+    Case(
         "scdcc-labels-placeholder-text",
         "scdcc",
         kwargs=dict(n_clusters=3, label_key="known"),
@@ -638,7 +663,7 @@ CASES = [
         kwargs=dict(n_clusters=3),
         edit=_existing_key,
         warns=UserWarning,
-        match=r"adata\.obs\['scdcc'\] already exist\(s\) and are overwritten",
+        match=r"adata\.obs\['scdcc'\] already exist\(s\) and will be overwritten",
     ),
     Case(
         "scdcc-not-anndata",
@@ -812,7 +837,7 @@ CASES = [
         kwargs=dict(n_clusters=3),
         edit=_existing_key,
         warns=UserWarning,
-        match=r"adata\.obs\['desc'\] already exist\(s\) and are overwritten",
+        match=r"adata\.obs\['desc'\] already exist\(s\) and will be overwritten",
     ),
     Case(
         "desc-cuda-without-cuda",

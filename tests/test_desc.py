@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scanpy as sc
@@ -257,3 +259,23 @@ def test_first_target_leans_on_the_initial_labels(scaled, monkeypatch):
     np.testing.assert_allclose(
         seen["initial"][1], 0.5 * seen["initial"][0] + 0.5 * onehot, rtol=1e-6, atol=1e-7
     )
+
+
+def test_existing_keys_are_announced_once_before_training(scaled, monkeypatch):
+    # The warning came after training, key by key: under warnings as errors a run with several
+    # resolutions trained, then wrote the first resolution's results and failed on the second.
+    from scdeepclust.tl import _desc
+
+    scaled.obs["desc_0.5"] = "old"
+    scaled.uns["desc_1.0"] = {"old": 1}
+    before = snapshot(scaled)
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("trained before warning")
+
+    monkeypatch.setattr(_desc, "pretrain_desc", not_reached)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match=r"desc_0\.5'\].*desc_1\.0'\].* will be"):
+            sdc.tl.desc(scaled, resolution=[0.5, 1.0], **FAST)
+    assert_unchanged(scaled, before)

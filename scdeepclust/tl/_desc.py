@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._results import ClusteringResult, write_results
+from .._results import ClusteringResult, check_result_keys, write_results
 from ..data import CellFeeder, RowSource
 from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
 from ..models._desc import DEFAULT_RESOLUTION
@@ -345,6 +345,8 @@ def desc(
     resolutions = resolution_list(resolution)
     if n_clusters is not None:
         resolutions = [None]
+    keys = [key_added] if len(resolutions) == 1 else [f"{key_added}_{r}" for r in resolutions]
+    check_result_keys(adata, keys, batch_key=batch_key, use_rep=use_rep)
     dev = resolve_device(device)
     check_precision(precision, dev)
     if distributed:

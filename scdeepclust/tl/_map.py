@@ -5,7 +5,7 @@ from os import PathLike
 
 from anndata import AnnData
 
-from .._results import write_results
+from .._results import check_result_keys, write_results
 from ..models import TrainedModel
 from ..models import load as load_model
 from ..pp._input import check_adata
@@ -89,6 +89,13 @@ def map_to_model(
         )
     key = model.key_added if key_added is None else key_added
     check_key_added(key)
+    source = model.preprocessing.get("input", {})
+    check_result_keys(
+        adata,
+        [key],
+        batch_key=batch_key or model.batch_key,
+        use_rep=source.get("key") if source.get("kind") == "obsm" else None,
+    )
     result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
     result.timings["total_s"] = time.perf_counter() - t_start
     adata = target_adata(adata, copy)

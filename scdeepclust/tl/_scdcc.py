@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._results import write_results
+from .._results import check_result_keys, write_results
 from ..constraints import (
     PairwiseConstraints,
     pairs_from_labels,
@@ -414,6 +414,9 @@ def scdcc(
         init=init,
     )
     check_keys(adata, label_key=label_key, protein_key=protein_key)
+    check_result_keys(
+        adata, [key_added], label_key=label_key, batch_key=batch_key, protein_key=protein_key
+    )
     warn_if_placeholder_labels(adata, label_key)
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)

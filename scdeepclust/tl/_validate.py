@@ -300,6 +300,11 @@ def check_key_added(key_added: str) -> None:
             f"key_added {key_added!r} contains '/', which .h5ad and .zarr files cannot hold in "
             "a key (the file would not read back); use another character, e.g. '_'."
         )
+    if key_added in (".", "..", "_index") or "\x00" in key_added:
+        raise ValueError(
+            f"key_added {key_added!r} cannot be written to .h5ad (a path of its own, anndata's "
+            "reserved '_index', or a NUL character); choose another name."
+        )
     if key_added.endswith("_colors"):  # scanpy's slot for the colours of obs[...]
         raise ValueError(
             f"key_added {key_added!r} ends in '_colors', where scanpy keeps the colours of an "
