@@ -222,7 +222,9 @@ def pretrain_desc(
         history[name] = out["mse"]
 
     # Drawn before any stage, so a run resumed from a checkpoint builds the same banks.
-    bank_seeds = torch.randint(0, 2**62, (model.depth, 2), generator=dropout_rng).tolist()
+    bank_seeds = torch.randint(
+        0, 2**62, (model.depth, 2), generator=dropout_rng, device="cpu"
+    ).tolist()
     if config.layerwise:
         layer_feeder = feeder
         for i in range(model.depth):
