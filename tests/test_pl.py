@@ -201,6 +201,11 @@ def test_probabilities_refuses_labels_of_another_run(clustered):
     adata.obsm["scdcc_probs"] = adata.obsm["scdcc_probs"][:, :2]  # as after a concat
     with pytest.raises(ValueError, match=r"cluster\(s\) \['2'\] without a column among the 2"):
         sdc.pl.probabilities(adata, "scdcc", show=False)
+    # a run under key_added="scdcc_confidence" wrote its labels there: they drew as 0, 1, 2
+    other = clustered.copy()
+    other.obs["scdcc_confidence"] = other.obs["scdcc"]
+    with pytest.raises(ValueError, match=r"holds category values, not the run's confidences"):
+        sdc.pl.probabilities(other, "scdcc", show=False)
 
 
 @pytest.mark.parametrize("plot", ["probabilities", "umap", "compare"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from ._utils import (
@@ -66,7 +67,14 @@ def probabilities(
 
     keys = check_result(adata, key, "probabilities", "confidence")
     probs = np.asarray(adata.obsm[keys["probabilities"]], dtype=np.float32)
-    confidence = np.asarray(adata.obs[keys["confidence"]], dtype=np.float32)
+    stored = adata.obs[keys["confidence"]]
+    if not pd.api.types.is_float_dtype(stored.dtype):  # read as numbers, labels 0, 1, 2 drew
+        raise ValueError(
+            f"adata.obs[{keys['confidence']!r}] holds {stored.dtype} values, not the run's "
+            f"confidences (another run's key_added may have written over it); run the tool "
+            "again, or with another key_added."
+        )
+    confidence = np.asarray(stored, dtype=np.float32)
     labels = cluster_categories(adata, key)
     categories = [str(c) for c in labels.categories]
     codes = labels.codes
