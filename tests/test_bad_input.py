@@ -117,6 +117,13 @@ def _existing_key(a):
     return a
 
 
+def _counts_in_raw_only(a):
+    a.raw = a.copy()
+    a.X = np.log1p(a.X.toarray() / 3.0)
+    del a.layers["counts"]
+    return a
+
+
 @dataclass
 class Case:
     id: str
@@ -483,6 +490,22 @@ CASES = [
         raises=ValueError,
         match=r"key_added 'pca' would write over adata.obsm\['X_pca'\], which this run reads as "
         r"use_rep",
+    ),
+    Case(
+        "desc-use-rep-scaled",
+        "desc",
+        kwargs=dict(n_clusters=3, use_rep="X_pca", scale=True),
+        edit=_obsm("X_pca", lambda a: np.random.default_rng(0).normal(size=(a.n_obs, 5))),
+        warns=UserWarning,
+        match=r"scale=True z-scores each column of adata.obsm\['X_pca'\]",
+    ),
+    Case(
+        "scdcc-counts-in-raw-only",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_counts_in_raw_only,
+        raises=ValueError,
+        match=r"adata.layers\['counts'\] = adata.raw\[:, adata.var_names\].X` puts those",
     ),
     Case(
         "desc-key-added-dot",

@@ -279,3 +279,31 @@ def test_recipe_refuses_sparse_counts_read_lazily_before_changing_anything(sim, 
     with pytest.raises(ValueError, match=r"`adata.X = adata.X.compute\(\)`"):
         sdc.pp.recipe(adata, "scdcc")
     assert list(adata.layers) == []
+
+
+def test_recipe_says_whether_entries_were_summed_or_only_sorted(sim):
+    # pbmc68k's matrices have unsorted indices and no repeated entry: the step line said
+    # "repeated entries summed" all the same.
+    counts = sparse.csr_matrix(sim.X)
+    unsorted = counts.copy()
+    for row in range(unsorted.shape[0]):  # each row's entries in reverse column order
+        lo, hi = unsorted.indptr[row], unsorted.indptr[row + 1]
+        unsorted.indices[lo:hi] = unsorted.indices[lo:hi][::-1].copy()
+        unsorted.data[lo:hi] = unsorted.data[lo:hi][::-1].copy()
+    unsorted.has_sorted_indices = False
+    steps = sdc.pp.recipe(sc.AnnData(unsorted), "scdcc", n_top_genes=None)
+    assert any("column indices sorted" in s for s in steps)
+    assert not any("repeated" in s for s in steps)
+    end = counts.indptr[1]  # one more entry in the first row, at the column of its first
+    indptr = counts.indptr.copy()
+    indptr[1:] += 1
+    repeated = sparse.csr_matrix(
+        (
+            np.r_[counts.data[:end], 1.0, counts.data[end:]],
+            np.r_[counts.indices[:end], counts.indices[0], counts.indices[end:]],
+            indptr,
+        ),
+        shape=counts.shape,
+    )
+    steps = sdc.pp.recipe(sc.AnnData(repeated), "scdcc", n_top_genes=None)
+    assert any("repeated entries summed" in s for s in steps)

@@ -20,7 +20,8 @@ from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
     "scdcc models raw counts. Keep them before normalising, e.g. "
-    "`adata.layers['counts'] = adata.X.copy()` right after loading, then pass `layer='counts'`."
+    "`adata.layers['counts'] = adata.X.copy()` right after loading: scdcc reads that layer "
+    "by default."
 )
 
 
@@ -284,7 +285,9 @@ def check_counts(
             "normalised or log-transformed"
         )
     hint = (
-        " adata.raw holds a matrix too; if it has counts, use `adata.raw.to_adata()`."
+        " adata.raw holds a matrix too; if it has counts, "
+        "`adata.layers['counts'] = adata.raw[:, adata.var_names].X` puts those of adata's genes "
+        "where scdcc reads them."
         if raw_hint
         else ""
     )

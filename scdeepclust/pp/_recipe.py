@@ -215,9 +215,15 @@ def _computable(matrix, where: str, steps: list[str]):
             matrix = sparse.csr_matrix(matrix)
             done.append("a scipy sparse matrix (not array)")
         if not matrix.has_canonical_format:
+            entries = matrix.nnz
             matrix = matrix.copy()
             matrix.sum_duplicates()
-            done.append("each entry stored once (repeated entries summed)")
+            # sorting alone (the usual case) is not worth the word "repeated"
+            done.append(
+                "each entry stored once (repeated entries summed)"
+                if matrix.nnz < entries
+                else "column indices sorted"
+            )
     dtype = matrix.dtype
     if dtype == np.float16:
         matrix = matrix.astype(np.float32)
