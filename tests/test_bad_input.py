@@ -145,7 +145,7 @@ CASES = [
         edit=_counts_in_x(lambda x: x + 0.5),
         raises=ValueError,
         match=r"adata\.X does not hold raw counts \(non-negative integers\): it has non-integer "
-        r"values such as \d+\.5: it looks normalised.*layer='counts'",
+        r"values such as \d+\.5: it looks normalised.*scdcc reads that layer by default",
     ),
     Case(
         "scdcc-nearly-whole-values",

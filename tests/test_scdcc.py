@@ -94,7 +94,7 @@ def test_refuses_non_counts_and_leaves_adata_unchanged(sim):
     sc.pp.log1p(sim)
     del sim.layers["counts"]
     before = snapshot(sim)
-    with pytest.raises(ValueError, match="does not hold raw counts.*layer='counts'"):
+    with pytest.raises(ValueError, match="does not hold raw counts.*reads that layer by default"):
         sdc.tl.scdcc(sim, 3, **FAST)
     assert_unchanged(sim, before)
 
