@@ -329,11 +329,9 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     assert all(m.key_added == k for k, m in models.items())
 
 
-def test_desc_use_rep_model(split):
-    train, test = (a.copy() for a in split)
-    train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
-    test.obsm["X_rep"] = np.log1p(test.layers["counts"][:, :20].toarray())
-    model = sdc.tl.desc(
+def _rep_model(train, **kwargs):
+    """A DESC model of `train.obsm['X_rep']`, trained briefly."""
+    return sdc.tl.desc(
         train,
         use_rep="X_rep",
         n_clusters=3,
@@ -342,7 +340,15 @@ def test_desc_use_rep_model(split):
         max_epochs=1,
         progress=False,
         batch_size=64,
+        **kwargs,
     )
+
+
+def test_desc_use_rep_model(split):
+    train, test = (a.copy() for a in split)
+    train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
+    test.obsm["X_rep"] = np.log1p(test.layers["counts"][:, :20].toarray())
+    model = _rep_model(train)
     assert model.preprocessing["input"] == {"kind": "obsm", "key": "X_rep", "n_columns": 20}
     sdc.tl.map_to_model(test, model, key_added="mapped")
     assert test.obsm["X_mapped"].shape == (test.n_obs, 32)
@@ -365,16 +371,7 @@ def test_a_dataframe_in_obsm_is_mapped_by_column_name(split):
     for adata in (train, test):
         values = np.log1p(adata.layers["counts"][:, :12].toarray())
         adata.obsm["X_rep"] = pd.DataFrame(values, index=adata.obs_names, columns=names)
-    model = sdc.tl.desc(
-        train,
-        use_rep="X_rep",
-        n_clusters=3,
-        return_model=True,
-        pretrain_epochs=2,
-        max_epochs=1,
-        progress=False,
-        batch_size=64,
-    )
+    model = _rep_model(train)
     assert model.preprocessing["input"]["column_names"] == names
     want = model.get_latent_representation(test)
     test.obsm["X_rep"] = test.obsm["X_rep"][names[::-1]]
@@ -384,29 +381,12 @@ def test_a_dataframe_in_obsm_is_mapped_by_column_name(split):
         model.predict(test)
     # an all-zero column is left out of training, and of the names matched
     train.obsm["X_rep"]["PC5"] = 0.0
-    sparse_model = sdc.tl.desc(
-        train,
-        use_rep="X_rep",
-        n_clusters=3,
-        return_model=True,
-        pretrain_epochs=2,
-        max_epochs=1,
-        progress=False,
-        batch_size=64,
-    )
+    sparse_model = _rep_model(train)
     assert "PC5" not in sparse_model.preprocessing["input"]["column_names"]
     assert sparse_model.get_latent_representation(train).shape == (train.n_obs, 32)
     # pandas' nullable floats are numbers too (they were refused as "dtype object")
     train.obsm["X_rep"] = train.obsm["X_rep"].astype("Float64")
-    sdc.tl.desc(
-        train,
-        use_rep="X_rep",
-        n_clusters=3,
-        pretrain_epochs=2,
-        max_epochs=1,
-        progress=False,
-        batch_size=64,
-    )
+    _rep_model(train)
 
 
 def test_a_read_only_input_is_read_without_torch_warning(split):
