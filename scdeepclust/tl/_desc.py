@@ -498,9 +498,9 @@ def _column_names(stored, features: list[str]) -> dict:
     Those are the `features` (positions; all-zero columns are left out); without distinct
     names (an array, repeated names) the columns are taken by position.
     """
-    if not isinstance(stored, pd.DataFrame) or stored.columns.has_duplicates:
+    if not isinstance(stored, pd.DataFrame):
         return {}
     names = np.asarray(stored.columns.astype(str))
-    if len(set(names)) != len(names):  # distinct only as objects (1 and "1")
+    if len(set(names)) != len(names):  # repeated, also as text only (1 and "1")
         return {}
     return {"column_names": [str(names[int(f)]) for f in features]}
