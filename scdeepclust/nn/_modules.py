@@ -182,6 +182,18 @@ class ZINBAutoencoder(ComputePrecision, nn.Module):
         self.decoder_batch = batch_shift(n_batches, decoder_hidden[0]) if decoder_hidden else None
         self.heads_batch = batch_shift(n_batches, 3 * n_input)
 
+    @torch.no_grad()
+    def scale_initial_mean(self, factor: float) -> None:
+        """Multiply every gene's mean, before the size factor, by `factor` (before training).
+
+        The mean head's output is that log mean: its bias, drawn near 0 (means near 1), moves
+        by log(factor).
+        """
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, not {factor}.")
+        n_genes = self.zinb_heads.out_features // 3
+        self.zinb_heads.bias[:n_genes] += math.log(factor)
+
     def encode(self, x: torch.Tensor, batch_code: torch.Tensor | None = None) -> torch.Tensor:
         with self._layers_in(x):
             return self._encode(x, batch_code).float()

@@ -565,7 +565,14 @@ def scdcc(
         **run,
     )
     with standard_torch_mode(), report_interruption(checkpoint):
-        result = fit_scdcc(feeder, config, constraints, seed_labels, checkpoint=checkpoint)
+        result = fit_scdcc(
+            feeder,
+            config,
+            constraints,
+            seed_labels,
+            checkpoint=checkpoint,
+            median_library_size=stats.median_library_size,
+        )
     result.params.update(
         distributed=distributed,
         counts_from=where,
