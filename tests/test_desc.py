@@ -24,6 +24,7 @@ def test_output_contract_and_round_trip(scaled, tmp_path):
     np.testing.assert_array_equal(probs.argmax(1).astype(str), labels.to_numpy())
     uns = scaled.uns["desc"]
     assert uns["params"]["hidden"].tolist() == [128, 32]
+    assert uns["params"]["method"] == "desc"
     assert set(uns["history"]) >= {
         "pretrain_layer1",
         "pretrain_layer2",

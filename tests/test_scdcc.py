@@ -31,6 +31,7 @@ def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
     np.testing.assert_allclose(confidence[kept], probs[np.arange(sim.n_obs), codes][kept])
     assert np.all((confidence > 0) & (confidence <= 1))
     assert uns["params"]["n_clusters"] == 3 and uns["params"]["counts_from"] == "layers['counts']"
+    assert uns["params"]["method"] == "scdcc"
     assert uns["n_clusters"] == labels.nunique()
     assert len(uns["history"]["pretrain_zinb"]) == options["pretrain_epochs"]
     assert len(uns["history"]["cluster_zinb"]) >= 1

@@ -440,7 +440,9 @@ def desc(
                         "them; leave that one out to get the others)"
                     )
                 raise
-            result.params.update(input=where, device=str(dev), distributed=distributed, scale=scale)
+            result.params.update(
+                method="desc", input=where, device=str(dev), distributed=distributed, scale=scale
+            )
             if distributed:
                 result.info["n_processes"] = world_size
             if batches is not None:

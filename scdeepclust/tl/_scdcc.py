@@ -574,6 +574,7 @@ def scdcc(
             median_library_size=stats.median_library_size,
         )
     result.params.update(
+        method="scdcc",
         distributed=distributed,
         counts_from=where,
         n_top_genes=n_top_genes,
