@@ -179,6 +179,38 @@ def test_counts_warn(sim):
         sdc.tl.desc(sim, n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False)
 
 
+@pytest.mark.parametrize("factor", [1e-3, 100.0])
+def test_input_far_from_z_scores_warns_unless_desc_scales_it(scaled, factor):
+    # simulated groups z-scored and multiplied by 0.003: one cluster, by 30: ARI 0.41, silently
+    scaled.X = scaled.X * factor
+    options = dict(
+        n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64, copy=True
+    )
+    with pytest.warns(UserWarning, match="root mean square") as caught:
+        sdc.tl.desc(scaled, **options)
+    assert [w.filename for w in caught if "root mean square" in str(w.message)] == [__file__]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sdc.tl.desc(scaled, scale=True, **options)
+
+
+def test_z_scored_log_normalised_and_counts_get_no_scale_warning():
+    options = dict(
+        n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64, copy=True
+    )
+    counts = sdc.datasets.simulate(240, 120, 3, de_fraction=0.3, random_state=1)
+    logged = counts.copy()
+    sc.pp.normalize_total(logged)
+    sc.pp.log1p(logged)
+    scaled = logged.copy()
+    sc.pp.scale(scaled, max_value=10)
+    for adata in (scaled, logged, counts):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sdc.tl.desc(adata, **options)
+        assert not [w for w in caught if "root mean square" in str(w.message)]
+
+
 def test_single_cluster_resolution_is_refused(scaled, monkeypatch):
     from scdeepclust.train import _centroids
 

@@ -17,7 +17,7 @@ from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
 from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
-from ..pp._input import check_adata, warn_if_counts
+from ..pp._input import check_adata, warn_if_counts, warn_if_off_scale
 from ..train import (
     check_precision,
     report_interruption,
@@ -367,6 +367,8 @@ def desc(
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is None:
         warn_if_counts(data.summary, where, stacklevel=2)
+        if not scale and batches is None:
+            warn_if_off_scale(data.summary, where, stacklevel=2)
     batch_codes = None if batches is None else batches.codes
     scaling = None
     if batches is not None:
