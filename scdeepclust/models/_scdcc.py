@@ -159,7 +159,7 @@ def fit_scdcc(
     seed_labels: np.ndarray | None = None,
     checkpoint: TrainingCheckpoint | None = None,
     *,
-    median_library_size: float,
+    median_library_size: float | None = None,
 ) -> ClusteringResult:
     """Pretrain the ZINB autoencoder, initialise centroids, run the clustering stage.
 
@@ -178,7 +178,9 @@ def fit_scdcc(
         Save (and resume) the training state of both stages.
     median_library_size
         The median library size of the cells the size factors divide by (the feeder's
-        normalised counts sum to it in every cell).
+        normalised counts sum to it in every cell): the genes' means start at the level it
+        gives when that is above 1 (`initial_mean_count`). `None`: near 1 whatever the data,
+        which lost the groups of deep counts.
 
     Returns
     -------
@@ -201,7 +203,8 @@ def fit_scdcc(
             n_batches=config.n_batches,
             precision=config.precision,
         ).to(device)
-    model.scale_initial_mean(initial_mean_count(median_library_size, feeder.n_vars))
+    if median_library_size is not None:
+        model.scale_initial_mean(initial_mean_count(median_library_size, feeder.n_vars))
     if checkpoint is not None:
         checkpoint.attach(
             modules={"model": model}, numpy_rngs={"rng": rng}, torch_generators={"noise": noise}

@@ -152,7 +152,7 @@ class MatrixSummary:
 
     @property
     def root_mean_square(self) -> float:
-        """The entries' root mean square (non-finite ones left out): about 1 for z-scores."""
+        """The entries' root mean square (non-finite ones count as 0): about 1 for z-scores."""
         size = self.shape[0] * self.shape[1]
         return float(np.sqrt(self.sum_of_squares / size)) if size else 0.0
 

@@ -34,6 +34,7 @@ _CHUNK_ROWS = 4096
 DIRECT_MAX_GENES = 4096
 SUBSPACE_OVERSAMPLING = 20
 SUBSPACE_ITERATIONS = 10
+SUBSPACE_START_SEED = 0
 
 
 def input_principal_components(
@@ -66,7 +67,7 @@ def input_principal_components(
 
     count = all_reduce_sum(torch.tensor([float(len(rows))], device=feeder.device), feeder)
     if feeder.n_vars > DIRECT_MAX_GENES:
-        mean, vectors = _leading_eigenvectors_by_iteration(sample, count, feeder, n_components, rng)
+        mean, vectors = _leading_eigenvectors_by_iteration(sample, count, feeder, n_components)
     else:
         total = torch.zeros(feeder.n_vars, dtype=torch.float64, device=feeder.device)
         products = torch.zeros(
@@ -105,7 +106,7 @@ def _leading_eigenvectors(covariance: torch.Tensor, n_components: int) -> torch.
 
 
 def _leading_eigenvectors_by_iteration(
-    sample, count: torch.Tensor, feeder: CellFeeder, n_components: int, rng: np.random.Generator
+    sample, count: torch.Tensor, feeder: CellFeeder, n_components: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the sample's mean and its covariance's leading eigenvectors, largest first.
 
@@ -130,8 +131,10 @@ def _leading_eigenvectors_by_iteration(
             mean = all_reduce_sum(total, feeder) / count
         return all_reduce_sum(applied, feeder) / count - torch.outer(mean, mean @ basis)
 
-    # drawn by numpy: the same start on every device
-    start = torch.from_numpy(rng.standard_normal((n_vars, width))).to(device)
+    # The same start on every process and device: drawn by numpy from a generator of its own
+    # (the sample's generator has drawn as many rows as each process holds, which may differ).
+    start = np.random.default_rng(SUBSPACE_START_SEED).standard_normal((n_vars, width))
+    start = torch.from_numpy(start).to(device)
     basis = torch.linalg.qr(start).Q
     for _ in range(SUBSPACE_ITERATIONS):
         basis = torch.linalg.qr(covariance_times(basis)).Q
