@@ -215,7 +215,7 @@ def test_single_cluster_resolution_is_refused(scaled, monkeypatch):
     from scdeepclust.train import _centroids
 
     blob = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
-    with pytest.raises(ValueError, match="larger `resolution`"):
+    with pytest.raises(ValueError, match="larger `resolution`.*no distinct groups"):
         _centroids.initial_centroids(
             blob, n_clusters=None, resolution=1e-4, n_neighbors=10, random_state=0
         )

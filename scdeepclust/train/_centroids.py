@@ -581,6 +581,8 @@ def initial_centroids(
         if labels.max() < 1:
             raise ValueError(
                 f"Leiden at resolution={resolution} found a single cluster in the latent space. "
-                "Use a larger `resolution`, or give `n_clusters`."
+                "Use a larger `resolution`, or give `n_clusters`; or the cells may hold no "
+                "distinct groups (scanpy's Leiden on their principal components tells), and "
+                "any clusters forced on them would be arbitrary."
             )
     return InitialClustering(centroids_from_labels(z, labels), labels, method, search)
