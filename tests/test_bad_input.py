@@ -87,6 +87,21 @@ def _zero_gene(a):
     return a
 
 
+def _big_endian(key):
+    """X or a layer as a CSR matrix of big-endian values (as read from some files)."""
+
+    def edit(a):
+        m = sparse.csr_matrix(a.X if key == "X" else a.layers[key])
+        m = sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
+        if key == "X":
+            a.X = m
+        else:
+            a.layers[key] = m
+        return a
+
+    return edit
+
+
 def _obs(column, values):
     def edit(a):
         a.obs[column] = values(a)
@@ -182,6 +197,16 @@ CASES = [
         edit=_set("counts", 3, 2, np.inf),
         raises=ValueError,
         match=r"contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "scdcc-big-endian-sparse-copy",
+        "scdcc",
+        kwargs=dict(copy=True),
+        edit=_big_endian("counts"),
+        raises=ValueError,
+        match=r"adata\.layers\['counts'\] is a sparse matrix of '>f4' values \(another byte "
+        r"order than this machine's\), which anndata cannot copy \(copy=True\)\. Pass "
+        r"copy=False, or convert it in place first: `adata\.layers\['counts'\]\.data = ",
     ),
     Case(
         "scdcc-all-zero-cell",
@@ -918,6 +943,25 @@ def test_whole_number_floats_are_taken_as_integers(tool):
     np.testing.assert_array_equal(out.obsm[f"X_{tool}"], same.obsm[f"X_{tool}"])
 
 
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_sparse_input_in_another_byte_order_is_read_and_the_copy_hint_works(tool):
+    """scipy refuses to slice or copy a CSR matrix of big-endian values: the tools read it
+    block by block; copy=True, which anndata cannot make, is refused before any work, with a
+    line of code that converts the matrix."""
+    data = counts_data if tool == "scdcc" else lognorm_data
+    big_endian = _big_endian("counts" if tool == "scdcc" else "X")
+    expected = _run(Case("", tool), data(), n_clusters=3, copy=True)
+    adata = big_endian(data())
+    _run(Case("", tool), adata, n_clusters=3)
+    np.testing.assert_array_equal(adata.obsm[f"X_{tool}"], expected.obsm[f"X_{tool}"])
+    adata = big_endian(data())
+    with pytest.raises(ValueError, match="which anndata cannot copy") as refused:
+        _run(Case("", tool), adata, n_clusters=3, copy=True)
+    exec(str(refused.value).split("`")[1], {"adata": adata})  # the conversion it names
+    out = _run(Case("", tool), adata, n_clusters=3, copy=True)
+    np.testing.assert_array_equal(out.obsm[f"X_{tool}"], expected.obsm[f"X_{tool}"])
+
+
 # -- views and backed AnnData ---------------------------------------------------------------
 
 
@@ -952,7 +996,12 @@ def test_backed_read_only(tool, tmp_path):
     with pytest.raises(ValueError, match="copy=True cannot copy a backed AnnData"):
         _run(Case("", tool), backed, n_clusters=3, copy=True)
     assert backed.obs.equals(obs_before) and not backed.obsm
-    with pytest.warns(UserWarning, match=r"adata is backed by .* \(mode 'r'\).*in memory only"):
+    # the message names what the tool reads from the file: anndata keeps X alone there
+    reads = {
+        "scdcc": r": the results",  # layers['counts'], in memory
+        "desc": r": X \(the log-normalised, scaled data DESC reads\) is read from the file",
+    }[tool]
+    with pytest.warns(UserWarning, match=rf"adata is backed by .* \(mode 'r'\){reads}.*in memory"):
         _run(Case("", tool), backed, n_clusters=3)
     assert tool in backed.obs and f"X_{tool}" in backed.obsm
     backed.file.close()
@@ -970,7 +1019,7 @@ def test_backed_gene_selection_view_and_recipe(tmp_path):
     adata.X = sparse.csr_matrix(adata.layers.pop("counts"))  # backed mode reads X only
     adata.write_h5ad(path)
     backed = ad.read_h5ad(path, backed="r")
-    with pytest.warns(UserWarning, match="in memory only"):
+    with pytest.warns(UserWarning, match=r"X \(the raw counts scdcc reads\) is read from the "):
         _run(Case("", "scdcc"), backed, n_clusters=3, n_top_genes=15)
     in_memory = _run(Case("", "scdcc"), ad.read_h5ad(path), n_clusters=3, n_top_genes=15, copy=True)
     np.testing.assert_array_equal(

@@ -137,6 +137,45 @@ def test_rows_on_the_device_with_a_column_selected_twice():
     np.testing.assert_array_equal(rows, source.rows(index))
 
 
+def test_rows_of_a_sparse_matrix_in_another_byte_order(sim):
+    """scipy refuses to slice or copy a CSR matrix of big-endian values: its rows and blocks
+    are read in this machine's byte order instead (repeated entries summed, columns selected),
+    the caller's matrix left as it is."""
+    native = sparse.csr_matrix(sim.X, dtype=np.float32)
+    n_obs = native.shape[0]
+    twice = sparse.csr_matrix(  # every entry stored twice, each holding half
+        (np.repeat(native.data / 2, 2), np.repeat(native.indices, 2), 2 * native.indptr),
+        shape=native.shape,
+    )
+    assert not twice.has_canonical_format
+    columns = np.array([5, -1, 0, 7, 5])
+    for matrix in (native, native.astype(np.float64), twice):
+        swapped = sparse.csr_matrix(
+            (matrix.data.astype(matrix.dtype.newbyteorder(">")), matrix.indices, matrix.indptr),
+            shape=matrix.shape,
+        )
+        for cols in (None, columns):
+            expected, source = RowSource(matrix, columns=cols), RowSource(swapped, columns=cols)
+            assert source.swaps_bytes and not expected.swaps_bytes
+            index = np.array([7, 0, 7, n_obs - 1])
+            np.testing.assert_array_equal(source.rows(index), expected.rows(index))
+            for (_, _, got), (_, _, want) in zip(
+                source.iter_blocks(50), expected.iter_blocks(50), strict=True
+            ):
+                assert got.dtype.isnative and got.dtype == want.dtype
+                np.testing.assert_array_equal(got.toarray(), want.toarray())
+            shard = source.shard(30, 90)
+            np.testing.assert_array_equal(
+                shard.rows(np.array([0, 59])), expected.rows(np.array([30, 89]))
+            )
+        np.testing.assert_allclose(
+            count_statistics(RowSource(swapped)).size_factors,
+            count_statistics(RowSource(matrix)).size_factors,
+            rtol=1e-6,
+        )
+        assert not swapped.dtype.isnative  # the caller's matrix is left as it was
+
+
 @pytest.mark.parametrize("dense", [False, True], ids=["csr", "dense"])
 def test_feeder_with_rows_on_the_device_gives_the_host_batches(sim, monkeypatch, dense):
     matrix = sim.X.toarray() if dense else sim.X

@@ -119,8 +119,20 @@ def _stored_twice(matrix):
         lambda m: sparse.csr_array(m),
         lambda m: m.toarray().astype(">f4"),
         lambda m: m.toarray().astype(np.float16),
+        # numba's steps failed on these (TypingError), scipy's on the big-endian CSR
+        lambda m: m.astype(np.longdouble),
+        lambda m: m.toarray().astype(np.longdouble),
+        lambda m: sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape),
     ],
-    ids=["repeated-entries", "csr_array", "big-endian", "float16"],
+    ids=[
+        "repeated-entries",
+        "csr_array",
+        "big-endian",
+        "float16",
+        "longdouble",
+        "longdouble-dense",
+        "big-endian-sparse",
+    ],
 )
 @pytest.mark.parametrize("method", ["desc", "scdcc"])
 def test_recipe_gives_the_same_result_for_any_form_of_the_counts(form, method):

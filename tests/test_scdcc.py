@@ -192,6 +192,40 @@ def test_n_top_genes_of_counts_in_a_sparse_array_or_float16(sim):
     assert len(out.uns["scdcc"]["genes_used"]) == 50
 
 
+def test_counts_in_longdouble_or_another_byte_order(sim):
+    # np.longdouble counts failed inside scanpy's numba code (TypingError) with n_top_genes; a
+    # CSR matrix of big-endian values failed at once ("scipy.sparse does not support dtype >f4")
+    from scipy import sparse
+
+    from scdeepclust.tl._scdcc import _highly_variable
+
+    counts = sparse.csr_matrix(sim.layers["counts"], dtype=np.float32)
+    big_endian = sparse.csr_matrix(
+        (counts.data.astype(">f4"), counts.indices, counts.indptr), shape=counts.shape
+    )
+    want = _highly_variable(counts, 50, None)
+    for stored in (
+        counts.astype(np.longdouble),
+        counts.toarray().astype(np.longdouble),
+        big_endian,
+        counts.toarray().astype(">f4"),
+    ):
+        np.testing.assert_array_equal(_highly_variable(stored, 50, None), want)
+    columns = np.arange(10, 120)
+    np.testing.assert_array_equal(
+        _highly_variable(big_endian, 30, columns), _highly_variable(counts, 30, columns)
+    )
+    short = dict(FAST, pretrain_epochs=1, max_epochs=1)
+    expected = sdc.tl.scdcc(sc.AnnData(counts), 3, n_top_genes=50, copy=True, **short)
+    for stored in (counts.astype(np.longdouble), big_endian):
+        out = sc.AnnData(stored)  # in place: anndata cannot copy the big-endian matrix
+        sdc.tl.scdcc(out, 3, n_top_genes=50, **short)
+        np.testing.assert_array_equal(
+            out.uns["scdcc"]["genes_used"], expected.uns["scdcc"]["genes_used"]
+        )
+        np.testing.assert_allclose(out.obsm["X_scdcc"], expected.obsm["X_scdcc"], atol=1e-5)
+
+
 def test_cells_without_counts_in_the_chosen_genes_are_named():
     sparse_counts = sdc.datasets.simulate(300, 2000, 4, random_state=0, mean_log_expression=-2.5)
     with pytest.raises(

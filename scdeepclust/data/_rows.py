@@ -19,7 +19,9 @@ class RowSource:
     """Dense float32 rows of a matrix, read one block at a time.
 
     Accepts numpy arrays, scipy sparse matrices (CSC/COO are converted to CSR once, since every
-    access is by row) and anndata's backed sparse datasets.
+    access is by row) and anndata's backed sparse datasets. A CSR matrix whose values are in
+    another byte order (e.g. '>f4' read from a file), which scipy refuses to slice or copy, is
+    read block by block in this machine's order.
 
     `columns` selects and orders the columns seen: positions in `matrix`, with -1 for a column
     that `matrix` lacks and that reads as zeros (genes matched by name, missing genes filled).
@@ -39,6 +41,7 @@ class RowSource:
         # A sparse matrix may store one entry several times (scipy sums them when it reads
         # values, but not in `.data`): blocks are then summed up before anyone reads `.data`.
         self.sums_duplicates = sparse.issparse(matrix) and not matrix.has_canonical_format
+        self.swaps_bytes = sparse.issparse(matrix) and not matrix.dtype.isnative
         self.n_obs, n_stored = matrix.shape
         self._selection = None
         if columns is None:
@@ -121,14 +124,20 @@ class RowSource:
             block = self._select(self.matrix[unique])
             block = block.toarray() if sparse.issparse(block) else np.asarray(block)
             return np.asarray(block, dtype=np.float32)[position.reshape(-1)]
-        block = self._select(self.matrix[index])
+        block = self._select(
+            _native_rows(self.matrix, index) if self.swaps_bytes else self.matrix[index]
+        )
         if sparse.issparse(block):
             return block.toarray().astype(np.float32, copy=False)
         return np.asarray(block, dtype=np.float32)
 
     def row_range(self, start: int, stop: int):
         """Rows start:stop in their native format (CSR stays CSR, without repeated entries)."""
-        block = self.matrix[self._offset + start : self._offset + stop]
+        if self.swaps_bytes:
+            rows = np.arange(self._offset + start, self._offset + stop)
+            block = _native_rows(self.matrix, rows)
+        else:
+            block = self.matrix[self._offset + start : self._offset + stop]
         # a backed file's blocks are checked one by one (anndata writes repeated entries as is)
         if self.sums_duplicates or (
             self.is_backed and sparse.issparse(block) and not block.has_canonical_format
@@ -174,6 +183,45 @@ class _ColumnSelection:
         out = np.zeros((block.shape[0], len(self.columns)), dtype=np.result_type(block, np.float32))
         out[:, self.present] = block[:, self.columns[self.present]]
         return out
+
+
+def native_byte_order(matrix):
+    """Return `matrix` with its values in this machine's byte order (itself when they are).
+
+    A sparse matrix is rebuilt around a converted copy of its values: scipy refuses to copy,
+    slice or convert to COO one whose values are in another order.
+    """
+    dtype = matrix.dtype
+    if dtype.isnative:
+        return matrix
+    native = dtype.newbyteorder("=")
+    if sparse.issparse(matrix) and matrix.format in ("csr", "csc"):
+        return type(matrix)(
+            (matrix.data.astype(native), matrix.indices.copy(), matrix.indptr.copy()),
+            shape=matrix.shape,
+        )
+    return matrix.astype(native)
+
+
+def _native_rows(matrix, index: np.ndarray):
+    """Return rows `index` (any order) of a CSR matrix of values in another byte order.
+
+    As a CSR matrix of values in this machine's order: scipy's own slicing refuses the other.
+    """
+    indptr = matrix.indptr
+    starts = indptr[index]
+    lengths = indptr[index + 1] - starts
+    new_indptr = np.zeros(len(index) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_indptr[1:])
+    take = np.arange(new_indptr[-1]) + np.repeat(starts - new_indptr[:-1], lengths)
+    return type(matrix)(
+        (
+            matrix.data[take].astype(matrix.dtype.newbyteorder("=")),
+            matrix.indices[take],
+            new_indptr,
+        ),
+        shape=(len(index), matrix.shape[1]),
+    )
 
 
 def _is_backed_sparse(matrix) -> bool:

@@ -32,6 +32,7 @@ def check_adata(
     min_cells: int = 2,
     need_genes: bool = True,
     writes: bool = True,
+    reads: str | None = None,
 ) -> None:
     """Check that `adata` is an AnnData with enough cells (and genes).
 
@@ -40,7 +41,8 @@ def check_adata(
     adata
         What the caller passed as its AnnData.
     copy
-        Whether the caller will write to a copy: refused for a backed AnnData.
+        Whether the caller will write to a copy: refused for a backed AnnData, and for one
+        holding a sparse matrix in another byte order (anndata's copy fails on it).
     min_cells
         The fewest cells the caller can work with.
     need_genes
@@ -48,6 +50,10 @@ def check_adata(
     writes
         Whether the caller writes results into `adata`; a backed one is then told that they
         stay in memory. Readers such as ``model.predict`` pass `False`.
+    reads
+        What the caller reads in ``X``, for that message (e.g. "the raw counts"): a backed
+        AnnData keeps ``X`` alone in its file (its layers and ``obsm`` are in memory). `""`
+        when the caller reads no ``X``; `None` when that is not known yet.
     """
     if not isinstance(adata, AnnData):
         raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
@@ -68,13 +74,41 @@ def check_adata(
                 "Pass copy=False: the results are added to the object in memory, and the file "
                 "is only read. Or load it first with `adata = adata.to_memory()`."
             )
+        if reads is None:
+            read = "X is read from the file where it is the input, and "
+        else:
+            read = f"X ({reads}) is read from the file, and " if reads else ""
         warnings.warn(
-            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): the counts "
-            "are read from the file, and the results are added to the object in memory only, "
-            "not to the file. Save them with `adata.write_h5ad(new_path)`.",
+            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): {read}the "
+            "results are added to the object in memory only, not to the file. Save them with "
+            "`adata.write_h5ad(new_path)`.",
             UserWarning,
             stacklevel=3,
         )
+    if copy and not adata.isbacked and not adata.is_view:
+        _refuse_uncopyable(adata)
+
+
+def _refuse_uncopyable(adata: AnnData) -> None:
+    """Refuse to copy an AnnData holding a sparse matrix of values in another byte order.
+
+    The tools read such a matrix ('>f4' read from a file, say), but anndata's copy fails on it
+    with scipy's bare "does not support dtype >f4" (after training, where the copy is made).
+    """
+    stores = [("X", adata.X)] + [(f"layers[{k!r}]", adata.layers[k]) for k in layer_names(adata)]
+    for name in ("obsm", "varm", "obsp", "varp"):
+        stores += [(f"{name}[{k!r}]", v) for k, v in getattr(adata, name).items()]
+    if adata.raw is not None:
+        stores.append(("raw.X", adata.raw.X))
+    for where, matrix in stores:
+        if sparse.issparse(matrix) and not matrix.dtype.isnative:
+            data = f"adata.{where}.data"
+            raise ValueError(
+                f"adata.{where} is a sparse matrix of {matrix.dtype.str!r} values (another byte "
+                "order than this machine's), which anndata cannot copy (copy=True). Pass "
+                f"copy=False, or convert it in place first: `{data} = "
+                f"{data}.astype({data}.dtype.newbyteorder('='))`."
+            )
 
 
 def layer_names(adata: AnnData) -> list[str]:

@@ -14,6 +14,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ..data import RowSource, is_dask_array
+from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import _check_dtype, layer_names
@@ -39,7 +40,8 @@ def recipe(
 
     0. ``X`` and the counts are stored as scanpy's steps compute right on them (the same
        values): a scipy sparse array becomes a sparse matrix, repeated entries of a sparse
-       matrix are summed, float16 becomes float32 and another byte order this machine's.
+       matrix are summed, float16 becomes float32, a float wider than 64 bits (np.longdouble)
+       float64 and another byte order this machine's.
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
        scDCC reads them). scDCC fails without counts; DESC can do without.
@@ -206,11 +208,15 @@ def _computable(matrix, where: str, steps: list[str]):
 
     A scipy sparse matrix rather than array (scanpy 1.11's `normalize_total` fails on arrays),
     each entry stored once (its `log1p` takes repeated entries one by one), native byte order
-    (numba's `scale` fails on others) and float32 rather than float16 (log1p's precision). What
-    changed is added to `steps`.
+    (numba's `scale` fails on others), float32 rather than float16 (log1p's precision) and
+    float64 rather than a wider float (numba has no np.longdouble). What changed is added to
+    `steps`.
     """
     done = []
     if sparse.issparse(matrix):
+        if not matrix.dtype.isnative:  # scipy cannot even copy it: rebuilt around its values
+            matrix = native_byte_order(matrix)
+            done.append("in this machine's byte order")
         if not isinstance(matrix, sparse.spmatrix):
             matrix = sparse.csr_matrix(matrix)
             done.append("a scipy sparse matrix (not array)")
@@ -225,9 +231,12 @@ def _computable(matrix, where: str, steps: list[str]):
                 else "column indices sorted"
             )
     dtype = matrix.dtype
-    if dtype == np.float16:
+    if dtype.kind == "f" and dtype.itemsize == 2:  # float16, in either byte order
         matrix = matrix.astype(np.float32)
         done.append("float32 (was float16)")
+    elif dtype.kind == "f" and dtype.itemsize > 8:
+        matrix = matrix.astype(np.float64)
+        done.append(f"float64 (was {dtype.name})")
     elif not dtype.isnative:
         matrix = matrix.astype(dtype.newbyteorder("="))
         done.append("in this machine's byte order")
@@ -248,7 +257,8 @@ def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | N
         steps.append("raw counts from layers['counts']")
         return "counts"
     if "counts" not in adata.layers and is_count_matrix(adata.X):
-        adata.layers["counts"] = adata.X.copy()
+        counts = native_byte_order(adata.X)  # a copy where it changes (scipy's copy refuses)
+        adata.layers["counts"] = counts.copy() if counts is adata.X else counts
         steps.append("raw counts from X, kept in layers['counts']")
         return "counts"
     return None

@@ -303,7 +303,9 @@ def desc(
         batch, in the order of ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
-    check_adata(adata, copy=copy, need_genes=use_rep is None)
+    in_x = layer is None and use_rep is None
+    reads = "the log-normalised, scaled data DESC reads" if in_x else ""
+    check_adata(adata, copy=copy, need_genes=use_rep is None, reads=reads)
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution, several=True)

@@ -397,7 +397,8 @@ def scdcc(
         per batch, in the order of ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
-    check_adata(adata, copy=copy)
+    in_x = layer is None and "counts" not in getattr(adata, "layers", {})
+    check_adata(adata, copy=copy, reads="the raw counts scdcc reads" if in_x else "")
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
@@ -640,16 +641,22 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
 
     source = RowSource(counts, columns=columns)
     # in memory, block by block: the choice needs every cell's counts (and scanpy's log1p
-    # would take repeated entries of a sparse matrix one by one)
-    if source.is_backed or source.sums_duplicates:
+    # would take repeated entries of a sparse matrix one by one; scipy cannot slice one whose
+    # values are in another byte order, which the blocks are read out of)
+    if source.is_backed or source.sums_duplicates or source.swaps_bytes:
         blocks = [sparse.csr_matrix(block) for _, _, block in source.iter_blocks()]
         counts = sparse.vstack(blocks, format="csr")
     elif columns is not None:
         counts = counts[:, columns]
     if sparse.issparse(counts) and not isinstance(counts, sparse.spmatrix):
         counts = sparse.csr_matrix(counts)  # scanpy 1.11's log1p fails on a sparse array
-    if counts.dtype == np.float16:
-        counts = counts.astype(np.float32)  # its normalised values would overflow
+    dtype = counts.dtype
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        counts = counts.astype(np.float32)  # float16: its normalised values would overflow
+    elif dtype.kind == "f" and dtype.itemsize > 8:
+        counts = counts.astype(np.float64)  # np.longdouble: scanpy's numba code has no such type
+    elif not dtype.isnative:
+        counts = counts.astype(dtype.newbyteorder("="))  # a dense array in another byte order
     normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
     tmp = AnnData(normalised)
     sc.pp.log1p(tmp)
