@@ -90,13 +90,19 @@ def test_recipe_from_counts(sim):
     sim.X[:3] = 0  # three empty cells
     sim.X = sparse.csr_matrix(sim.X)
     sim.X.eliminate_zeros()
+    clipped = sim.copy()
     steps = sdc.pp.recipe(sim, "desc")
     assert steps[0] == "raw counts from X, kept in layers['counts']"
     assert "removed 3 cells without any count" in steps
+    assert "X: scale (zero mean, unit variance per gene, not clipped)" in steps
     assert sim.n_obs == 237 and is_count_matrix(sim.layers["counts"])
     X = np.asarray(sim.X)
     np.testing.assert_allclose(X.mean(0), 0, atol=1e-4)
-    assert X.max() <= 10
+    np.testing.assert_allclose(X.std(0, ddof=1), 1, atol=1e-3)
+    assert X.max() > 3  # genes seen in a few cells keep their high values
+    steps = sdc.pp.recipe(clipped, "desc", max_value=3)
+    assert "X: scale (zero mean, unit variance per gene, clipped at 3)" in steps
+    assert np.asarray(clipped.X).max() <= 3
 
 
 def _stored_twice(matrix):
@@ -196,6 +202,26 @@ def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
     assert is_count_matrix(sim.layers["counts"]) and not is_count_matrix(sim.X)
     # counts and X were one object in `simulate`: normalising X left the counts alone
     assert sim.layers["counts"] is not sim.X
+
+
+def test_recipe_normalises_each_cell_to_the_median_total_or_the_given_one():
+    """As scanpy's `normalize_total` and scDCC's size factors: deep and shallow cells alike."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    counts = sim.layers["counts"].copy()
+    median = np.median(np.asarray(counts.sum(axis=1)).ravel())
+    steps = sdc.pp.recipe(sim, "scdcc")  # X log-normalised, not scaled
+    assert "X: normalize_total (each cell to the median total) + log1p" in steps
+    totals = np.expm1(sim.X.toarray()).sum(axis=1)
+    np.testing.assert_allclose(totals, median, rtol=1e-4)
+    given = sc.AnnData(counts.copy())
+    steps = sdc.pp.recipe(given, "scdcc", target_sum=1e4)
+    assert "X: normalize_total (each cell to 10000 counts) + log1p" in steps
+    np.testing.assert_allclose(np.expm1(given.X.toarray()).sum(axis=1), 1e4, rtol=1e-4)
+    for bad in (0, -1.0, float("nan"), "1e4"):
+        untouched = sc.AnnData(counts.copy())
+        with pytest.raises(ValueError, match="target_sum must be a positive number"):
+            sdc.pp.recipe(untouched, "desc", target_sum=bad)
+        assert not untouched.layers and (untouched.X != counts).nnz == 0
 
 
 def test_recipe_tells_normalised_from_log_normalised_data():

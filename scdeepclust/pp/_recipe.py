@@ -20,7 +20,7 @@ from ._counts import is_count_matrix
 from ._input import _check_dtype, layer_names
 
 METHODS = ("desc", "scdcc")
-# Log-normalised values (log1p of counts per 10,000) stay well below this.
+# Log-normalised values (log1p of counts per median total or per 10,000) stay well below this.
 LOG_MAX = 50.0
 
 
@@ -31,8 +31,9 @@ def recipe(
     layer: str | None = None,
     n_top_genes: int | None = 2000,
     hvg_above: int = 3000,
-    max_value: float = 10.0,
+    max_value: float | None = None,
     batch_key: str | None = None,
+    target_sum: float | None = None,
 ) -> list[str]:
     """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
 
@@ -46,16 +47,17 @@ def recipe(
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
        scDCC reads them). scDCC fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
-    3. ``X``: counts are normalised (10,000 per cell) and log1p-transformed; non-integer values
-       with the same total in every cell (what ``sc.pp.normalize_total`` leaves) or above 50,
-       and no record of a log1p in ``uns['log1p']``, are taken as normalised and only
-       log1p-transformed; anything else is taken as log-normalised already, or as scaled when
-       it has negative values (then used as is).
+    3. ``X``: counts are normalised (each cell to the median total, or to `target_sum`) and
+       log1p-transformed; non-integer values with the same total in every cell (what
+       ``sc.pp.normalize_total`` leaves) or above 50, and no record of a log1p in
+       ``uns['log1p']``, are taken as normalised and only log1p-transformed; anything else
+       is taken as log-normalised already, or as scaled when it has negative values (then
+       used as is).
     4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
        ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
        (scanpy's 'seurat' flavour).
     5. DESC only: ``X`` is scaled to zero mean and unit variance per gene, clipped at
-       `max_value` (this makes ``X`` dense).
+       `max_value` when given (this makes ``X`` dense).
 
     With `batch_key`, a single batch or batches of fewer than 10 cells (after step 2) are
     warned about (:class:`scdeepclust.pp.BatchWarning`).
@@ -71,11 +73,18 @@ def recipe(
     n_top_genes, hvg_above
         Gene selection; `n_top_genes=None` keeps every gene.
     max_value
-        Clip of the scaling (DESC).
+        Clip of the scaling (DESC); `None` (scanpy's default) clips nothing. Clipping at 10
+        (the earlier default) cut the weight of genes seen in few cells, the markers of small
+        types (see the changelog).
     batch_key
         An `obs` column of batches: the variable genes are chosen within each batch and
         ranked by in how many batches they are variable (scanpy's `batch_key`), so that genes
         which only tell the batches apart are not preferred.
+    target_sum
+        Total count of each cell after normalisation; `None` (scanpy's default) takes the
+        median total of the cells, which is also what scDCC divides its counts by. A fixed
+        10,000 (the earlier default) spreads shallow cells' zeros and ones far apart, and
+        DESC then groups cells by depth (see the changelog).
 
     Returns
     -------
@@ -95,6 +104,15 @@ def recipe(
         isinstance(n_top_genes, numbers.Integral) and n_top_genes >= 1
     ):
         raise ValueError(f"n_top_genes must be an integer >= 1 (or None), got {n_top_genes!r}.")
+    if target_sum is not None and not (
+        isinstance(target_sum, numbers.Real)
+        and not isinstance(target_sum, bool)
+        and np.isfinite(target_sum)
+        and target_sum > 0
+    ):
+        raise ValueError(
+            f"target_sum must be a positive number (or None: the median total), got {target_sum!r}."
+        )
     with warnings.catch_warnings():  # said below, of the cells kept
         warnings.simplefilter("ignore", BatchWarning)
         batches = batch_covariate(adata, batch_key)  # checked before anything is changed
@@ -139,9 +157,10 @@ def recipe(
     state = _x_state(adata.X, logged="log1p" in adata.uns)
     if state == "counts":
         adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
-        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.normalize_total(adata, target_sum=target_sum)
         sc.pp.log1p(adata)
-        steps.append("X: normalize_total (10,000 counts per cell) + log1p")
+        to = "the median total" if target_sum is None else f"{target_sum:g} counts"
+        steps.append(f"X: normalize_total (each cell to {to}) + log1p")
         state = "log"
     elif state == "normalised":
         adata.X = adata.X.copy()
@@ -164,7 +183,7 @@ def recipe(
             if adata.raw is None and state == "log":
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
-            selected = _highly_variable(adata, counts_key, n_top_genes, batches)
+            selected = _highly_variable(adata, counts_key, n_top_genes, batches, target_sum)
             adata._inplace_subset_var(selected)
             within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
             steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
@@ -173,7 +192,8 @@ def recipe(
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
         sc.pp.scale(adata, max_value=max_value)
-        steps.append(f"X: scale (zero mean, unit variance per gene, clipped at {max_value:g})")
+        clip = "not clipped" if max_value is None else f"clipped at {max_value:g}"
+        steps.append(f"X: scale (zero mean, unit variance per gene, {clip})")
     return steps
 
 
@@ -305,14 +325,18 @@ def _x_state(X, *, logged: bool) -> str:
 
 
 def _highly_variable(
-    adata: AnnData, counts_key: str | None, n_top_genes: int, batches: BatchCovariate | None
+    adata: AnnData,
+    counts_key: str | None,
+    n_top_genes: int,
+    batches: BatchCovariate | None,
+    target_sum: float | None,
 ) -> np.ndarray:
     """Mask of the most variable genes ('seurat' flavour on log-normalised values)."""
     import scanpy as sc
 
     if counts_key is not None:
         tmp = AnnData(sparse.csr_matrix(adata.layers[counts_key], dtype=np.float32))
-        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.normalize_total(tmp, target_sum=target_sum)
         sc.pp.log1p(tmp)
     else:
         tmp = AnnData(adata.X)
