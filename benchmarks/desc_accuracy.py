@@ -111,9 +111,15 @@ def main():
             recipe_options["target_sum"] = args.target_sum
             suffixes.append(f"target_sum{args.target_sum:g}")
         if args.max_value is not None:
-            none = args.max_value.lower() == "none"
-            recipe_options["max_value"] = None if none else float(args.max_value)
-            suffixes.append(f"max_value{args.max_value.lower()}")
+            if args.max_value.lower() == "none":
+                recipe_options["max_value"] = None
+                suffixes.append("max_valuenone")
+            else:
+                try:
+                    recipe_options["max_value"] = float(args.max_value)
+                except ValueError:
+                    parser.error(f"--max-value takes a number or none, not {args.max_value!r}")
+                suffixes.append(f"max_value{recipe_options['max_value']:g}")
     elif args.target_sum is not None or args.max_value is not None:
         parser.error("--target-sum and --max-value go with --prepare recipe")
     results_name = "_".join(["desc_accuracy", *suffixes])

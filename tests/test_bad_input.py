@@ -960,6 +960,15 @@ def test_sparse_input_in_another_byte_order_is_read_and_the_copy_hint_works(tool
     exec(str(refused.value).split("`")[1], {"adata": adata})  # the conversion it names
     out = _run(Case("", tool), adata, n_clusters=3, copy=True)
     np.testing.assert_array_equal(out.obsm[f"X_{tool}"], expected.obsm[f"X_{tool}"])
+    # a view is made actual when results are written: refused too, the parent converted
+    parent = big_endian(data())
+    with pytest.raises(ValueError, match="cannot make actual") as refused:
+        _run(Case("", tool), parent[: parent.n_obs - 1], n_clusters=3)
+    assert "In the AnnData the view was taken from" in str(refused.value)
+    exec(str(refused.value).split("`")[1], {"adata": parent})
+    view = parent[: parent.n_obs - 1]
+    _run(Case("", tool), view, n_clusters=3)
+    assert f"X_{tool}" in view.obsm and f"X_{tool}" not in parent.obsm
 
 
 # -- views and backed AnnData ---------------------------------------------------------------
@@ -999,7 +1008,7 @@ def test_backed_read_only(tool, tmp_path):
     # the message names what the tool reads from the file: anndata keeps X alone there
     reads = {
         "scdcc": r": the results",  # layers['counts'], in memory
-        "desc": r": X \(the log-normalised, scaled data DESC reads\) is read from the file",
+        "desc": r": X \(the scaled data DESC reads\) is read from the file",
     }[tool]
     with pytest.warns(UserWarning, match=rf"adata is backed by .* \(mode 'r'\){reads}.*in memory"):
         _run(Case("", tool), backed, n_clusters=3)

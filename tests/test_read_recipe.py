@@ -224,6 +224,20 @@ def test_recipe_normalises_each_cell_to_the_median_total_or_the_given_one():
         assert not untouched.layers and (untouched.X != counts).nnz == 0
 
 
+def test_recipe_refuses_other_matrices_in_another_byte_order_before_changing_anything():
+    """X and the counts are converted; another such matrix would fail the subsetting."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    counts = sim.layers.pop("counts")
+    sim.X = counts.copy()
+    spliced = sparse.csr_matrix((counts.data.astype(">f4"), counts.indices, counts.indptr))
+    sim.layers["spliced"] = spliced
+    with pytest.raises(ValueError, match=r"adata\.layers\['spliced'\] is a sparse matrix") as e:
+        sdc.pp.recipe(sim, "desc")
+    assert list(sim.layers) == ["spliced"] and (sim.X != counts).nnz == 0
+    exec(str(e.value).split("`")[1], {"adata": sim})
+    assert "X: scale (zero mean, unit variance per gene, not clipped)" in sdc.pp.recipe(sim, "desc")
+
+
 def test_recipe_tells_normalised_from_log_normalised_data():
     """Normalised values under 50 are log-transformed; log-normalised ones are left alone."""
     sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)

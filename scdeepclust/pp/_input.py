@@ -85,29 +85,41 @@ def check_adata(
             UserWarning,
             stacklevel=3,
         )
-    if copy and not adata.isbacked and not adata.is_view:
-        _refuse_uncopyable(adata)
+    if adata.is_view and not adata.isbacked and writes:
+        refuse_sparse_in_other_byte_order(
+            adata,
+            "make actual (a view is, when results are written to it)",
+            fix="In the AnnData the view was taken from, ",
+        )
+    elif copy and not adata.isbacked:
+        refuse_sparse_in_other_byte_order(adata, "copy (copy=True)", fix="Pass copy=False, or ")
 
 
-def _refuse_uncopyable(adata: AnnData) -> None:
-    """Refuse to copy an AnnData holding a sparse matrix of values in another byte order.
+def refuse_sparse_in_other_byte_order(
+    adata: AnnData, action: str, *, fix: str = "", skip: tuple[str, ...] = ()
+) -> None:
+    """Refuse an AnnData holding a sparse matrix of values in another byte order.
 
-    The tools read such a matrix ('>f4' read from a file, say), but anndata's copy fails on it
-    with scipy's bare "does not support dtype >f4" (after training, where the copy is made).
+    The tools read such a matrix ('>f4' read from a file, say), but anndata cannot copy it, make
+    a view of it actual, or subset it: each fails with scipy's bare "does not support dtype
+    >f4" (after training, where results are written). `action` names what would fail, `fix`
+    how else to go on; the stores named in `skip` are the caller's to convert.
     """
+    if adata.is_view:  # a view's matrices are sliced when read, which fails on these
+        adata = getattr(adata, "_adata_ref", adata)
     stores = [("X", adata.X)] + [(f"layers[{k!r}]", adata.layers[k]) for k in layer_names(adata)]
     for name in ("obsm", "varm", "obsp", "varp"):
         stores += [(f"{name}[{k!r}]", v) for k, v in getattr(adata, name).items()]
     if adata.raw is not None:
         stores.append(("raw.X", adata.raw.X))
     for where, matrix in stores:
-        if sparse.issparse(matrix) and not matrix.dtype.isnative:
+        if where not in skip and sparse.issparse(matrix) and not matrix.dtype.isnative:
             data = f"adata.{where}.data"
+            convert = f"{fix}convert it in place first" if fix else "Convert it in place first"
             raise ValueError(
                 f"adata.{where} is a sparse matrix of {matrix.dtype.str!r} values (another byte "
-                "order than this machine's), which anndata cannot copy (copy=True). Pass "
-                f"copy=False, or convert it in place first: `{data} = "
-                f"{data}.astype({data}.dtype.newbyteorder('='))`."
+                f"order than this machine's), which anndata cannot {action}. {convert}: "
+                f"`{data} = {data}.astype({data}.dtype.newbyteorder('='))`."
             )
 
 

@@ -17,7 +17,7 @@ from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
-from ._input import _check_dtype, layer_names
+from ._input import _check_dtype, layer_names, refuse_sparse_in_other_byte_order
 
 METHODS = ("desc", "scdcc")
 # Log-normalised values (log1p of counts per median total or per 10,000) stay well below this.
@@ -123,6 +123,12 @@ def recipe(
     counts_candidate = layer or "counts"
     if counts_candidate in adata.layers:
         _refuse_read_lazily(adata.layers[counts_candidate], f"layers[{counts_candidate!r}]")
+    # X and the counts are converted below; any other such matrix would fail the subsetting
+    refuse_sparse_in_other_byte_order(
+        adata,
+        "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
+        skip=("X", f"layers[{counts_candidate!r}]"),
+    )
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
     if counts_key is None and method == "scdcc":

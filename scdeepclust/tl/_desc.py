@@ -304,7 +304,8 @@ def desc(
     """
     t_start = time.perf_counter()
     in_x = layer is None and use_rep is None
-    reads = "the log-normalised, scaled data DESC reads" if in_x else ""
+    reads = "the log-normalised data DESC scales" if scale else "the scaled data DESC reads"
+    reads = reads if in_x else ""
     check_adata(adata, copy=copy, need_genes=use_rep is None, reads=reads)
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
