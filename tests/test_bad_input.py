@@ -43,13 +43,18 @@ def _set(matrix_key: str, row: int, col: int, value: float):
         m = a.X if matrix_key == "X" else a.layers[matrix_key]
         m = m.toarray() if sparse.issparse(m) else np.array(m)
         m[row, col] = value
-        if matrix_key == "X":
-            a.X = m
-        else:
-            a.layers[matrix_key] = m
-        return a
+        return _stored(a, matrix_key, m)
 
     return edit
+
+
+def _stored(a, key, matrix):
+    """`a` with `matrix` as X (key "X") or as layers[key]."""
+    if key == "X":
+        a.X = matrix
+    else:
+        a.layers[key] = matrix
+    return a
 
 
 def _counts_in_x(transform):
@@ -93,11 +98,7 @@ def _big_endian(key):
     def edit(a):
         m = sparse.csr_matrix(a.X if key == "X" else a.layers[key])
         m = sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
-        if key == "X":
-            a.X = m
-        else:
-            a.layers[key] = m
-        return a
+        return _stored(a, key, m)
 
     return edit
 
