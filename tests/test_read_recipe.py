@@ -238,6 +238,21 @@ def test_recipe_refuses_other_matrices_in_another_byte_order_before_changing_any
     assert "X: scale (zero mean, unit variance per gene, not clipped)" in sdc.pp.recipe(sim, "desc")
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_recipe_takes_0_1_data_stored_as_bool(dense):
+    """scanpy's normalize_total divided a dense bool matrix in place (a numpy casting error,
+    after layers['counts'] had been added): bool is stored as float32 first."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    binary = sim.layers["counts"] > 0
+    binary = binary.toarray() if dense else sparse.csr_matrix(binary)
+    as_bool, as_float = sc.AnnData(binary), sc.AnnData(binary.astype(np.float32))
+    steps = sdc.pp.recipe(as_bool, "desc")
+    assert "X stored as float32 (was bool): the same values" in steps
+    sdc.pp.recipe(as_float, "desc")
+    np.testing.assert_array_equal(np.asarray(as_bool.X), np.asarray(as_float.X))
+    assert as_bool.layers["counts"].dtype == np.float32
+
+
 def test_recipe_tells_normalised_from_log_normalised_data():
     """Normalised values under 50 are log-transformed; log-normalised ones are left alone."""
     sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)

@@ -41,8 +41,8 @@ def recipe(
 
     0. ``X`` and the counts are stored as scanpy's steps compute right on them (the same
        values): a scipy sparse array becomes a sparse matrix, repeated entries of a sparse
-       matrix are summed, float16 becomes float32, a float wider than 64 bits (np.longdouble)
-       float64 and another byte order this machine's.
+       matrix are summed, bool and float16 become float32, a float wider than 64 bits
+       (np.longdouble) float64 and another byte order this machine's.
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
        scDCC reads them). scDCC fails without counts; DESC can do without.
@@ -257,7 +257,10 @@ def _computable(matrix, where: str, steps: list[str]):
                 else "column indices sorted"
             )
     dtype = matrix.dtype
-    if dtype.kind == "f" and dtype.itemsize == 2:  # float16, in either byte order
+    if dtype.kind == "b":  # 0/1 data: scanpy's normalize_total divides in place
+        matrix = matrix.astype(np.float32)
+        done.append("float32 (was bool)")
+    elif dtype.kind == "f" and dtype.itemsize == 2:  # float16, in either byte order
         matrix = matrix.astype(np.float32)
         done.append("float32 (was float16)")
     elif dtype.kind == "f" and dtype.itemsize > 8:
