@@ -239,10 +239,10 @@ def _computable(matrix, where: str, steps: list[str]):
     `steps`.
     """
     done = []
+    if not matrix.dtype.isnative:  # first: scipy cannot even copy a sparse matrix of these
+        matrix = native_byte_order(matrix)
+        done.append("in this machine's byte order")
     if sparse.issparse(matrix):
-        if not matrix.dtype.isnative:  # scipy cannot even copy it: rebuilt around its values
-            matrix = native_byte_order(matrix)
-            done.append("in this machine's byte order")
         if not isinstance(matrix, sparse.spmatrix):
             matrix = sparse.csr_matrix(matrix)
             done.append("a scipy sparse matrix (not array)")
@@ -260,15 +260,12 @@ def _computable(matrix, where: str, steps: list[str]):
     if dtype.kind == "b":  # 0/1 data: scanpy's normalize_total divides in place
         matrix = matrix.astype(np.float32)
         done.append("float32 (was bool)")
-    elif dtype.kind == "f" and dtype.itemsize == 2:  # float16, in either byte order
+    elif dtype == np.float16:
         matrix = matrix.astype(np.float32)
         done.append("float32 (was float16)")
     elif dtype.kind == "f" and dtype.itemsize > 8:
         matrix = matrix.astype(np.float64)
         done.append(f"float64 (was {dtype.name})")
-    elif not dtype.isnative:
-        matrix = matrix.astype(dtype.newbyteorder("="))
-        done.append("in this machine's byte order")
     if done:
         steps.append(f"{where} stored as " + ", ".join(done) + ": the same values")
     return matrix
