@@ -230,13 +230,21 @@ def _refuse_read_lazily(matrix, where: str) -> None:
 
 
 def _computable(matrix, where: str, steps: list[str]):
+    """Return `matrix` as :func:`scanpy_computable` stores it; what changed goes to `steps`."""
+    matrix, done = scanpy_computable(matrix)
+    if done:
+        steps.append(f"{where} stored as " + ", ".join(done) + ": the same values")
+    return matrix
+
+
+def scanpy_computable(matrix) -> tuple[object, list[str]]:
     """Return `matrix` in a form scanpy's steps compute right on (a copy where it changes).
 
     A scipy sparse matrix rather than array (scanpy 1.11's `normalize_total` fails on arrays),
     each entry stored once (its `log1p` takes repeated entries one by one), native byte order
-    (numba's `scale` fails on others), float32 rather than float16 (log1p's precision) and
-    float64 rather than a wider float (numba has no np.longdouble). What changed is added to
-    `steps`.
+    (numba's `scale` fails on others), float32 rather than bool (`normalize_total` divides in
+    place) or float16 (log1p's precision) and float64 rather than a wider float (numba has no
+    np.longdouble). The values stay the same; the second item says what changed.
     """
     done = []
     if not matrix.dtype.isnative:  # first: scipy cannot even copy a sparse matrix of these
@@ -257,7 +265,7 @@ def _computable(matrix, where: str, steps: list[str]):
                 else "column indices sorted"
             )
     dtype = matrix.dtype
-    if dtype.kind == "b":  # 0/1 data: scanpy's normalize_total divides in place
+    if dtype.kind == "b":
         matrix = matrix.astype(np.float32)
         done.append("float32 (was bool)")
     elif dtype == np.float16:
@@ -266,9 +274,7 @@ def _computable(matrix, where: str, steps: list[str]):
     elif dtype.kind == "f" and dtype.itemsize > 8:
         matrix = matrix.astype(np.float64)
         done.append(f"float64 (was {dtype.name})")
-    if done:
-        steps.append(f"{where} stored as " + ", ".join(done) + ": the same values")
-    return matrix
+    return matrix, done
 
 
 def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | None:

@@ -23,6 +23,7 @@ from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics, library_sizes
 from ..pp._input import check_adata
+from ..pp._recipe import scanpy_computable
 from ..train import (
     array_digest,
     check_precision,
@@ -648,15 +649,7 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
         counts = sparse.vstack(blocks, format="csr")
     elif columns is not None:
         counts = counts[:, columns]
-    if sparse.issparse(counts) and not isinstance(counts, sparse.spmatrix):
-        counts = sparse.csr_matrix(counts)  # scanpy 1.11's log1p fails on a sparse array
-    dtype = counts.dtype
-    if dtype.kind == "f" and dtype.itemsize == 2:
-        counts = counts.astype(np.float32)  # float16: its normalised values would overflow
-    elif dtype.kind == "f" and dtype.itemsize > 8:
-        counts = counts.astype(np.float64)  # np.longdouble: scanpy's numba code has no such type
-    elif not dtype.isnative:
-        counts = counts.astype(dtype.newbyteorder("="))  # a dense array in another byte order
+    counts, _ = scanpy_computable(counts)  # the recipe's storage: the same values
     normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
     tmp = AnnData(normalised)
     sc.pp.log1p(tmp)
