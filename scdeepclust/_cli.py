@@ -302,12 +302,15 @@ def _run(args) -> int:
             )
 
     say(f"preparing the data for {args.method}")
+    # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the
+    # file written keeps the log-normalised X that scanpy's other tools read
     steps = sdc.pp.recipe(
         adata,
         args.method,
         layer=args.layer,
         n_top_genes=args.n_top_genes or None,
         batch_key=args.batch_key,
+        scale=False,
     )
     for step in steps:
         say(f"  {step}")
@@ -333,7 +336,7 @@ def _run(args) -> int:
                 adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
             )
         else:
-            sdc.tl.desc(adata, n_clusters=args.n_clusters, **options)
+            sdc.tl.desc(adata, n_clusters=args.n_clusters, scale=True, **options)
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
     _summary(adata, key, truth, known=args.label_key if key == "scdcc" else None)

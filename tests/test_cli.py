@@ -9,6 +9,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pytest
+from scipy import sparse
 
 import scdeepclust as sdc
 from scdeepclust._cli import main
@@ -152,10 +153,13 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     assert main([*args, "--truth", "group", *TINY]) == 0
     text = capsys.readouterr().out
     assert "X: normalize_total (each cell to the median total) + log1p" in text
-    assert "X: scale" in text and "against group: ARI" in text
+    # DESC z-scores the genes as it reads the cells: X stays sparse and log-normalised
+    assert "X: not scaled here (scale=False)" in text and "against group: ARI" in text
     assert plot.stat().st_size > 0
     result = ad.read_h5ad(out)
     assert "desc" in result.obs and "X_umap_desc" in result.obsm
+    assert sparse.issparse(result.X) and result.X.min() >= 0
+    assert result.uns["desc"]["params"]["scale"]
     # -k 3 reached from Leiden's clusters (by merging or by splitting off a separate part)
     assert result.uns["desc"]["init_method"].startswith("leiden")
     assert result.obs["desc"].nunique() <= 3

@@ -105,6 +105,27 @@ def test_recipe_from_counts(sim):
     assert np.asarray(clipped.X).max() <= 3
 
 
+def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
+    """scale=False: X log-normalised and sparse; tl.desc(scale=True) z-scores the same values."""
+    counts = sparse.csr_matrix(sim.layers["counts"])
+    scaled, unscaled = sc.AnnData(counts.copy()), sc.AnnData(counts.copy())
+    sdc.pp.recipe(scaled, "desc")
+    steps = sdc.pp.recipe(unscaled, "desc", scale=False)
+    assert steps[-1].startswith("X: not scaled here (scale=False)")
+    assert sparse.issparse(unscaled.X) and unscaled.X.min() >= 0
+    log_normalised = unscaled.X.toarray()
+    mean, sd = log_normalised.mean(0), log_normalised.std(0, ddof=1)
+    np.testing.assert_allclose((log_normalised - mean) / sd, scaled.X, atol=1e-4)
+    for bad, match in (
+        (dict(scale=False, max_value=10), "max_value=10 clips the scaling"),
+        (dict(scale=1), "scale must be True or False"),
+    ):
+        untouched = sc.AnnData(counts.copy())
+        with pytest.raises(ValueError, match=match):
+            sdc.pp.recipe(untouched, "desc", **bad)
+        assert not untouched.layers and (untouched.X != counts).nnz == 0
+
+
 def _stored_twice(matrix):
     """The same counts with every entry stored in two whole parts (scipy sums them on reading)."""
     coo = sparse.coo_matrix(matrix)

@@ -34,6 +34,7 @@ def recipe(
     max_value: float | None = None,
     batch_key: str | None = None,
     target_sum: float | None = None,
+    scale: bool = True,
 ) -> list[str]:
     """Prepare `adata` in place for :func:`scdeepclust.tl.desc` or :func:`scdeepclust.tl.scdcc`.
 
@@ -56,8 +57,8 @@ def recipe(
     4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
        ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
        (scanpy's 'seurat' flavour).
-    5. DESC only: ``X`` is scaled to zero mean and unit variance per gene, clipped at
-       `max_value` when given (this makes ``X`` dense).
+    5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
+       per gene, clipped at `max_value` when given (this makes ``X`` dense).
 
     With `batch_key`, a single batch or batches of fewer than 10 cells (after step 2) are
     warned about (:class:`scdeepclust.pp.BatchWarning`).
@@ -85,6 +86,12 @@ def recipe(
         median total of the cells, which is also what scDCC divides its counts by. A fixed
         10,000 (the earlier default) spreads shallow cells' zeros and ones far apart, and
         DESC then groups cells by depth (see the changelog).
+    scale
+        DESC only: `False` leaves ``X`` log-normalised (a sparse ``X`` stays sparse) for
+        ``tl.desc(adata, scale=True)``, which z-scores each gene as it reads the cells: the
+        same input without a dense copy (8 GB for a million cells x 2,000 genes, twice that
+        while scanpy scales it), and an ``X`` that scanpy's other tools (marker genes) read
+        as they expect. The command line prepares DESC's input this way.
 
     Returns
     -------
@@ -112,6 +119,13 @@ def recipe(
     ):
         raise ValueError(
             f"target_sum must be a positive number (or None: the median total), got {target_sum!r}."
+        )
+    if not isinstance(scale, bool | np.bool_):
+        raise ValueError(f"scale must be True or False, got {scale!r}.")
+    if not scale and max_value is not None:
+        raise ValueError(
+            f"max_value={max_value!r} clips the scaling, which scale=False leaves to "
+            "tl.desc(scale=True), and that does not clip; leave max_value out, or scale here."
         )
     with warnings.catch_warnings():  # said below, of the cells kept
         warnings.simplefilter("ignore", BatchWarning)
@@ -194,7 +208,12 @@ def recipe(
             within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
             steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
 
-    if method == "desc" and state != "scaled":
+    if method == "desc" and state != "scaled" and not scale:
+        steps.append(
+            "X: not scaled here (scale=False); tl.desc(adata, scale=True) z-scores each gene "
+            "as it reads the cells"
+        )
+    elif method == "desc" and state != "scaled":
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
         sc.pp.scale(adata, max_value=max_value)
