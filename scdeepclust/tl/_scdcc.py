@@ -186,8 +186,9 @@ def scdcc(
         the batches have mixed). 0 turns it off. Ignored
         without batches.
     n_top_genes
-        Use only this many highly variable genes (scanpy's 'seurat' flavour on the log-normalised
-        counts), chosen internally; `adata` is not modified.
+        Use only this many highly variable genes (scanpy's 'seurat' flavour on the counts
+        normalised to 10,000 per cell and log1p-transformed), chosen internally; `adata` is not
+        modified.
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
@@ -650,6 +651,8 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     elif columns is not None:
         counts = counts[:, columns]
     counts, _ = scanpy_computable(counts)  # the recipe's storage: the same values
+    # 10,000 rather than the recipe's median total: the median chose genes that scored lower
+    # (10X PBMC, mouse bladder; docs/measurements.md)
     normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
     tmp = AnnData(normalised)
     sc.pp.log1p(tmp)
