@@ -3,6 +3,7 @@
 import anndata as ad
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from scipy import sparse
@@ -395,3 +396,44 @@ def test_recipe_says_whether_entries_were_summed_or_only_sorted(sim):
     )
     steps = sdc.pp.recipe(sc.AnnData(repeated), "scdcc", n_top_genes=None)
     assert any("repeated entries summed" in s for s in steps)
+
+
+@pytest.mark.parametrize(
+    ("failing", "error", "n_genes"),
+    [("log1p", RuntimeError, 300), ("scale", KeyboardInterrupt, 300), ("scale", OSError, 3200)],
+)
+def test_a_step_that_fails_or_is_interrupted_leaves_the_anndata_as_it_was(
+    failing, error, n_genes, monkeypatch
+):
+    """Every step replaces what it changes, so the AnnData is put back whole (with 3,200 genes
+    after the log-normalised values went to .raw and the variable genes were kept)."""
+    sim = sdc.datasets.simulate(n_cells=80, n_genes=n_genes, n_groups=2, random_state=0)
+    kept = np.ones(80)
+    kept[:2] = 0  # two empty cells, removed by the recipe before it normalises
+    counts = sparse.csr_matrix(sparse.diags(kept) @ sim.layers.pop("counts"))
+    counts.eliminate_zeros()
+    if failing == "log1p":  # from counts: they are copied to a layer, cells removed first
+        adata = sc.AnnData(counts.copy())
+    else:  # dense log-normalised X, which scanpy's scale changes in place
+        logged = sc.AnnData(counts[2:].copy())
+        sc.pp.normalize_total(logged)
+        sc.pp.log1p(logged)
+        adata = sc.AnnData(logged.X.toarray())
+    adata.obs["group"] = "a"
+    adata.uns["kept"] = {"x": 1}
+    x, obs, uns = adata.X, adata.obs.copy(), dict(adata.uns)
+    values = x.copy()
+
+    def fail(step_adata, *args, **kwargs):  # as scanpy's steps do: X changed in place
+        changed = step_adata.X
+        (changed.data if sparse.issparse(changed) else changed)[...] = -1
+        raise error("stopped")
+
+    monkeypatch.setattr(sc.pp, failing, fail)
+    with pytest.raises(error, match="stopped"):
+        sdc.pp.recipe(adata, "desc")
+    assert adata.X is x and adata.shape == x.shape
+    assert (abs(adata.X - values) > 0).sum() == 0
+    assert not adata.layers and adata.raw is None
+    assert dict(adata.uns) == uns and list(adata.var_names) == list(map(str, range(n_genes)))
+    pd.testing.assert_frame_equal(adata.obs, obs)

@@ -63,6 +63,9 @@ def recipe(
     With `batch_key`, a single batch or batches of fewer than 10 cells (after step 2) are
     warned about (:class:`scdeepclust.pp.BatchWarning`).
 
+    Should a step fail or be interrupted, `adata` is left as it was (a dense ``X`` is scaled in
+    a copy for that).
+
     Parameters
     ----------
     adata
@@ -98,8 +101,6 @@ def recipe(
     list of str
         One line per step taken, saying what was done to `adata`.
     """
-    import scanpy as sc
-
     if method not in METHODS:
         raise ValueError(f"method must be 'desc' or 'scdcc', not {method!r}.")
     if adata.isbacked:
@@ -143,6 +144,64 @@ def recipe(
         "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
         skip=("X", f"layers[{counts_candidate!r}]"),
     )
+    before = _sharing_matrices(adata)
+    try:
+        return _prepare(
+            adata,
+            method,
+            layer=layer,
+            n_top_genes=n_top_genes,
+            hvg_above=hvg_above,
+            max_value=max_value,
+            batch_key=batch_key,
+            batches=batches,
+            target_sum=target_sum,
+            scale=scale,
+            original_x=before.X,
+        )
+    except BaseException:  # a step failed or was interrupted: adata as it was
+        if not adata.is_view:  # a view is made actual by its first change, not before
+            adata._init_as_actual(before)
+        raise
+
+
+def _sharing_matrices(adata: AnnData) -> AnnData:
+    """Return an AnnData holding `adata`'s matrices (not copied) in its own tables and mappings.
+
+    The recipe's steps replace matrices rather than change them (the one exception, `scale` on
+    the caller's dense X, works on a copy), so this is all it takes to undo them.
+    """
+    return AnnData(
+        X=adata.X,
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+        uns=dict(adata.uns),
+        obsm=dict(adata.obsm),
+        varm=dict(adata.varm),
+        obsp=dict(adata.obsp),
+        varp=dict(adata.varp),
+        layers=dict(adata.layers),
+        raw=adata.raw,
+    )
+
+
+def _prepare(
+    adata: AnnData,
+    method: str,
+    *,
+    layer: str | None,
+    n_top_genes: int | None,
+    hvg_above: int,
+    max_value: float | None,
+    batch_key: str | None,
+    batches: BatchCovariate | None,
+    target_sum: float | None,
+    scale: bool,
+    original_x,
+) -> list[str]:
+    """Take the steps of `recipe` on `adata`, whose arguments are checked; return them."""
+    import scanpy as sc
+
     steps: list[str] = []
     counts_key = _find_counts(adata, layer, steps)
     if counts_key is None and method == "scdcc":
@@ -216,6 +275,8 @@ def recipe(
     elif method == "desc" and state != "scaled":
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
+        elif adata.X is original_x:  # scanpy scales in place; a failure must restore it
+            adata.X = adata.X.copy()
         sc.pp.scale(adata, max_value=max_value)
         clip = "not clipped" if max_value is None else f"clipped at {max_value:g}"
         steps.append(f"X: scale (zero mean, unit variance per gene, {clip})")
