@@ -36,12 +36,13 @@ def lognorm_data() -> ad.AnnData:
     return adata
 
 
-def _set(matrix_key: str, row: int, col: int, value: float):
-    """Put `value` at (row, col) of X or a layer (dense afterwards)."""
+def _set(matrix_key: str, row, col, value: float, dtype=None):
+    """Put `value` at (row, col) of X or a layer (dense afterwards, of `dtype` if given)."""
 
     def edit(a):
         m = a.X if matrix_key == "X" else a.layers[matrix_key]
         m = m.toarray() if sparse.issparse(m) else np.array(m)
+        m = m if dtype is None else m.astype(dtype)
         m[row, col] = value
         return _stored(a, matrix_key, m)
 
@@ -198,6 +199,20 @@ CASES = [
         edit=_set("counts", 3, 2, np.inf),
         raises=ValueError,
         match=r"contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "scdcc-count-beyond-float32",
+        "scdcc",
+        edit=_set("counts", 0, 0, 1e300, dtype=np.float64),
+        raises=ValueError,
+        match=r"adata\.layers\['counts'\] holds values up to 1e\+300, beyond float32's range",
+    ),
+    Case(
+        "scdcc-cell-total-beyond-float32",
+        "scdcc",
+        edit=_set("counts", 0, slice(0, 2), 3e38, dtype=np.float64),
+        raises=ValueError,
+        match=r"has cells whose total count is up to 6e\+38, beyond float32's range",
     ),
     Case(
         "scdcc-big-endian-sparse-copy",
@@ -735,6 +750,13 @@ CASES = [
         edit=_set("X", 1, 1, -np.inf),
         raises=ValueError,
         match=r"adata\.X contains 1 NaN or infinite value\(s\)",
+    ),
+    Case(
+        "desc-value-beyond-float32",
+        "desc",
+        edit=_set("X", 1, 1, -1e39, dtype=np.float64),
+        raises=ValueError,
+        match=r"adata\.X holds values up to 1e\+39, beyond float32's range",
     ),
     Case(
         "desc-raw-counts",

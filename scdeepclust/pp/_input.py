@@ -191,6 +191,7 @@ class MatrixSummary:
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
     col_sums: np.ndarray  # float64 (n_vars,)
     sum_of_squares: float = 0.0  # of the finite entries
+    largest: float = 0.0  # the largest absolute finite entry
 
     @property
     def is_counts(self) -> bool:
@@ -227,7 +228,7 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
     col_nonzero = np.zeros(source.n_vars, dtype=bool)
     row_sums = np.zeros(source.n_obs)
     col_sums = np.zeros(source.n_vars)
-    sum_of_squares = 0.0
+    sum_of_squares = largest = 0.0
     for start, stop, block in source.iter_blocks(chunk_size):
         if sparse.issparse(block):
             block = sparse.csr_matrix(block)
@@ -256,6 +257,8 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
             n_nonfinite += int(values.size - finite.sum())
             values = values[finite]
         sum_of_squares += float(np.square(values, dtype=np.float64).sum())
+        if values.size:
+            largest = max(largest, float(np.abs(values).max()))
         n_negative += int((values < 0).sum())
         if non_integer is None and dtype.kind == "f":
             rounded = np.round(values)
@@ -275,6 +278,7 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
         row_sums=row_sums,
         col_sums=col_sums,
         sum_of_squares=sum_of_squares,
+        largest=largest,
     )
 
 
@@ -298,11 +302,23 @@ def checked_counts(adata: AnnData, layer: str | None):
     return matrix, where, summary
 
 
+# The tools compute in float32: larger values (or counts per cell) would become infinite there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(summary: MatrixSummary, where: str) -> None:
+    """Refuse NaN or infinite values, and values that float32 (the tools' precision) cannot hold."""
     if summary.n_nonfinite:
         raise ValueError(
             f"adata.{where} contains {summary.n_nonfinite} NaN or infinite value(s). Find them "
             "with `np.isnan` / `np.isinf` and remove or replace those cells or genes first."
+        )
+    if summary.largest > FLOAT32_MAX:
+        raise ValueError(
+            f"adata.{where} holds values up to {summary.largest:.3g}, beyond float32's range "
+            f"({FLOAT32_MAX:.3g}), in which the tools compute: they would become infinite. "
+            f"Find them with `abs(adata.{where}) > 3e38` and remove or replace those cells or "
+            "genes first (no expression measure is that large)."
         )
 
 
@@ -350,6 +366,14 @@ def check_counts(
     """
     check_finite(summary, where)
     if summary.is_counts:
+        totals = summary.row_sums
+        if totals.size and totals.max() > FLOAT32_MAX:  # the size factors are float32
+            raise ValueError(
+                f"adata.{where} has cells whose total count is up to {totals.max():.3g}, beyond "
+                f"float32's range ({FLOAT32_MAX:.3g}), in which scdcc computes the size "
+                f"factors; no read count is that large: find the cells with "
+                f"`np.asarray(adata.{where}.sum(axis=1)).ravel() > 3e38` and leave them out."
+            )
         return
     if summary.n_negative:
         found = f"it has {summary.n_negative} negative value(s) (scaled or centred data?)"
