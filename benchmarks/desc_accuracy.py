@@ -18,7 +18,8 @@ stage's labels) and writes desc_accuracy_refine<R>.{json,md}. Options given toge
 one file whose name has each part (desc_accuracy_alpha3_refine0).
 
 `--prepare recipe` prepares each dataset with `scdeepclust.pp.recipe(adata, "desc")` (what the
-command line did before it left the scaling to DESC) instead of the scanpy steps above, and writes desc_accuracy_recipe.{json,md};
+command line did before it left the scaling to DESC) instead of the scanpy steps above, and
+writes desc_accuracy_recipe.{json,md};
 `--target-sum T` and `--max-value V` pass those to the recipe (`none` for no clip) and add
 `target_sum<T>` / `max_value<V>` to the name. `--prepare cli` is what the command line does
 now: the recipe with `scale=False` (X stays log-normalised and sparse), then `tl.desc(...,

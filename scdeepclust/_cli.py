@@ -270,6 +270,8 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
+    from .pp._recipe import looks_scaled
+
     started = time.perf_counter()
     say(f"reading {path}")
     adata = sdc.datasets.read(path)
@@ -314,6 +316,8 @@ def _run(args) -> int:
     )
     for step in steps:
         say(f"  {step}")
+    # an X scaled already (negative values) is used as it came, as the recipe says
+    desc_scales = not looks_scaled(adata.X)
 
     key = args.method
     say(f"training {key} on {adata.n_obs} cells x {adata.n_vars} genes")
@@ -336,7 +340,7 @@ def _run(args) -> int:
                 adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
             )
         else:
-            sdc.tl.desc(adata, n_clusters=args.n_clusters, scale=True, **options)
+            sdc.tl.desc(adata, n_clusters=args.n_clusters, scale=desc_scales, **options)
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
     _summary(adata, key, truth, known=args.label_key if key == "scdcc" else None)

@@ -9,6 +9,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pytest
+import scanpy as sc
 from scipy import sparse
 
 import scdeepclust as sdc
@@ -154,7 +155,9 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "X: normalize_total (each cell to the median total) + log1p" in text
     # DESC z-scores the genes as it reads the cells: X stays sparse and log-normalised
-    assert "X: not scaled here (scale=False)" in text and "against group: ARI" in text
+    assert (
+        "X: left log-normalised, not scaled (scale=False)" in text and "against group: ARI" in text
+    )
     assert plot.stat().st_size > 0
     result = ad.read_h5ad(out)
     assert "desc" in result.obs and "X_umap_desc" in result.obsm
@@ -174,6 +177,19 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     assert "training" not in captured.out
     assert main([*args, "--resolution", "1.0", *TINY]) == 2
     assert "--resolution has no effect on -m desc with -k" in capsys.readouterr().err
+
+
+def test_run_desc_uses_an_x_scaled_already_as_it_came(sim, tmp_path, capsys):
+    """The recipe says it uses such an X as is; DESC must not z-score it again."""
+    scaled = sim.copy()
+    sc.pp.scale(scaled, max_value=10)
+    path, out = tmp_path / "scaled.h5ad", tmp_path / "d.h5ad"
+    scaled.write_h5ad(path)
+    assert main(["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]) == 0
+    assert "taken as scaled already: used as is" in capsys.readouterr().out
+    result = ad.read_h5ad(out)
+    assert not result.uns["desc"]["params"]["scale"]
+    np.testing.assert_array_equal(result.X, scaled.X)
 
 
 def test_demo_in_process(tmp_path, capsys):

@@ -1,5 +1,8 @@
 """`datasets.read` (the command line's reader) and `pp.recipe` (its preparation)."""
 
+import re
+import warnings
+
 import anndata as ad
 import h5py
 import numpy as np
@@ -112,7 +115,7 @@ def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
     scaled, unscaled = sc.AnnData(counts.copy()), sc.AnnData(counts.copy())
     sdc.pp.recipe(scaled, "desc")
     steps = sdc.pp.recipe(unscaled, "desc", scale=False)
-    assert steps[-1].startswith("X: not scaled here (scale=False)")
+    assert steps[-1].startswith("X: left log-normalised, not scaled (scale=False)")
     assert sparse.issparse(unscaled.X) and unscaled.X.min() >= 0
     log_normalised = unscaled.X.toarray()
     mean, sd = log_normalised.mean(0), log_normalised.std(0, ddof=1)
@@ -120,11 +123,53 @@ def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
     for bad, match in (
         (dict(scale=False, max_value=10), "max_value=10 clips the scaling"),
         (dict(scale=1), "scale must be True or False"),
+        (dict(max_value=-1), r"max_value must be a number > 0 \(or None: no clip\), got -1"),
+        (dict(max_value="x"), "max_value must be a number > 0"),
     ):
         untouched = sc.AnnData(counts.copy())
         with pytest.raises(ValueError, match=match):
             sdc.pp.recipe(untouched, "desc", **bad)
         assert not untouched.layers and (untouched.X != counts).nnz == 0
+    # neither argument means anything to scdcc's preparation
+    sdc.pp.recipe(sc.AnnData(counts.copy()), "scdcc", scale=False, max_value=10)
+
+
+@pytest.mark.parametrize("where", ["X", "counts"])
+def test_recipe_refuses_values_beyond_float32_before_changing_anything(where):
+    """scanpy's variable-gene choice read them as float32 and failed with "Input contains NaN"."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=3200, n_groups=2, random_state=0)
+    counts = sim.layers.pop("counts").toarray().astype(np.float64)
+    counts[0, 0] = -1e39 if where == "X" else 1e39
+    adata = sc.AnnData(counts.copy())
+    if where == "counts":
+        adata.layers["counts"] = counts
+        adata.X = np.log1p(counts.clip(0, 1e6))
+    name = "X" if where == "X" else "layers['counts']"
+    match = rf"adata\.{re.escape(name)} holds values as large as 1e\+39"
+    with pytest.raises(ValueError, match=match):
+        sdc.pp.recipe(adata, "desc")
+    assert adata.n_vars == 3200 and (where == "counts") == ("counts" in adata.layers)
+
+
+def test_recipe_on_a_view_gives_an_actual_anndata_whether_it_succeeds_or_fails(monkeypatch):
+    sim = sdc.datasets.simulate(n_cells=80, n_genes=100, n_groups=2, random_state=0)
+    sim.X = sim.layers.pop("counts").toarray()
+    done = sim[:50]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither anndata's warning about changing a view
+        sdc.pp.recipe(done, "desc")
+    assert not done.is_view and done.n_obs == 50 and "counts" in done.layers
+    failed, parent_x = sim[:50], sim.X.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(sc.pp, "log1p", fail)
+    with pytest.raises(RuntimeError, match="stopped"):
+        sdc.pp.recipe(failed, "desc")
+    assert not failed.is_view and isinstance(failed.X, np.ndarray) and not failed.layers
+    np.testing.assert_array_equal(failed.X, parent_x[:50])
+    np.testing.assert_array_equal(sim.X, parent_x)  # the parent untouched
 
 
 def _stored_twice(matrix):

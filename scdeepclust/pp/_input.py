@@ -313,12 +313,17 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
             f"adata.{where} contains {summary.n_nonfinite} NaN or infinite value(s). Find them "
             "with `np.isnan` / `np.isinf` and remove or replace those cells or genes first."
         )
-    if summary.largest > FLOAT32_MAX:
+    check_float32_range(summary.largest, where)
+
+
+def check_float32_range(largest: float, where: str) -> None:
+    """Refuse a matrix whose largest finite magnitude float32 cannot hold."""
+    if largest > FLOAT32_MAX:
         raise ValueError(
-            f"adata.{where} holds values up to {summary.largest:.3g}, beyond float32's range "
-            f"({FLOAT32_MAX:.3g}), in which the tools compute: they would become infinite. "
-            f"Find them with `abs(adata.{where}) > 3e38` and remove or replace those cells or "
-            "genes first (no expression measure is that large)."
+            f"adata.{where} holds values as large as {largest:.3g} (in magnitude), beyond "
+            f"float32's range ({FLOAT32_MAX:.3g}), in which the tools compute: they would "
+            f"become infinite. Find them with `abs(adata.{where}) > 3e38` and remove or "
+            "replace those cells or genes first (no expression measure is that large)."
         )
 
 

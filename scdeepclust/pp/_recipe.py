@@ -17,7 +17,12 @@ from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
-from ._input import _check_dtype, layer_names, refuse_sparse_in_other_byte_order
+from ._input import (
+    _check_dtype,
+    check_float32_range,
+    layer_names,
+    refuse_sparse_in_other_byte_order,
+)
 
 METHODS = ("desc", "scdcc")
 # Log-normalised values (log1p of counts per median total or per 10,000) stay well below this.
@@ -121,9 +126,16 @@ def recipe(
         raise ValueError(
             f"target_sum must be a positive number (or None: the median total), got {target_sum!r}."
         )
+    if max_value is not None and not (
+        isinstance(max_value, numbers.Real)
+        and not isinstance(max_value, bool)
+        and np.isfinite(max_value)
+        and max_value > 0
+    ):
+        raise ValueError(f"max_value must be a number > 0 (or None: no clip), got {max_value!r}.")
     if not isinstance(scale, bool | np.bool_):
         raise ValueError(f"scale must be True or False, got {scale!r}.")
-    if not scale and max_value is not None:
+    if method == "desc" and not scale and max_value is not None:
         raise ValueError(
             f"max_value={max_value!r} clips the scaling, which scale=False leaves to "
             "tl.desc(scale=True), and that does not clip; leave max_value out, or scale here."
@@ -135,15 +147,20 @@ def recipe(
         raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
     _check_dtype(adata.X.dtype, "X")
     _refuse_read_lazily(adata.X, "X")
+    _refuse_beyond_float32(adata.X, "X")
     counts_candidate = layer or "counts"
     if counts_candidate in adata.layers:
-        _refuse_read_lazily(adata.layers[counts_candidate], f"layers[{counts_candidate!r}]")
+        where = f"layers[{counts_candidate!r}]"
+        _refuse_read_lazily(adata.layers[counts_candidate], where)
+        _refuse_beyond_float32(adata.layers[counts_candidate], where)
     # X and the counts are converted below; any other such matrix would fail the subsetting
     refuse_sparse_in_other_byte_order(
         adata,
         "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
         skip=("X", f"layers[{counts_candidate!r}]"),
     )
+    if adata.is_view:  # made actual (a copy) by its first change anyway; restored as such
+        adata._init_as_actual(adata.copy())
     before = _sharing_matrices(adata)
     try:
         return _prepare(
@@ -160,8 +177,7 @@ def recipe(
             original_x=before.X,
         )
     except BaseException:  # a step failed or was interrupted: adata as it was
-        if not adata.is_view:  # a view is made actual by its first change, not before
-            adata._init_as_actual(before)
+        adata._init_as_actual(before)
         raise
 
 
@@ -171,18 +187,20 @@ def _sharing_matrices(adata: AnnData) -> AnnData:
     The recipe's steps replace matrices rather than change them (the one exception, `scale` on
     the caller's dense X, works on a copy), so this is all it takes to undo them.
     """
-    return AnnData(
-        X=adata.X,
-        obs=adata.obs.copy(),
-        var=adata.var.copy(),
-        uns=dict(adata.uns),
-        obsm=dict(adata.obsm),
-        varm=dict(adata.varm),
-        obsp=dict(adata.obsp),
-        varp=dict(adata.varp),
-        layers=dict(adata.layers),
-        raw=adata.raw,
-    )
+    with warnings.catch_warnings():  # about `adata`'s names, which the user has seen
+        warnings.simplefilter("ignore", UserWarning)
+        return AnnData(
+            X=adata.X,
+            obs=adata.obs.copy(),
+            var=adata.var.copy(),
+            uns=dict(adata.uns),
+            obsm=dict(adata.obsm),
+            varm=dict(adata.varm),
+            obsp=dict(adata.obsp),
+            varp=dict(adata.varp),
+            layers=dict(adata.layers),
+            raw=adata.raw,
+        )
 
 
 def _prepare(
@@ -269,8 +287,8 @@ def _prepare(
 
     if method == "desc" and state != "scaled" and not scale:
         steps.append(
-            "X: not scaled here (scale=False); tl.desc(adata, scale=True) z-scores each gene "
-            "as it reads the cells"
+            "X: left log-normalised, not scaled (scale=False): DESC z-scores each gene as it "
+            "reads the cells (tl.desc(adata, scale=True))"
         )
     elif method == "desc" and state != "scaled":
         if sparse.issparse(adata.X):
@@ -394,6 +412,29 @@ def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
         raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
 
 
+def _refuse_beyond_float32(matrix, where: str) -> None:
+    """Refuse values the tools cannot hold in float32, before any step.
+
+    scanpy's variable-gene choice reads the counts as float32 and failed with "Input contains
+    NaN"; the tools refuse such values themselves.
+    """
+    if matrix.dtype.kind != "f" or matrix.dtype.itemsize <= 4:
+        return
+    largest = 0.0
+    for _, _, block in RowSource(matrix).iter_blocks():
+        values = block.data if sparse.issparse(block) else np.asarray(block)
+        values = np.abs(values[np.isfinite(values)])
+        if values.size:
+            largest = max(largest, float(values.max()))
+    check_float32_range(largest, where)
+
+
+def looks_scaled(X) -> bool:
+    """Whether X has negative values: scaled (or centred) data, which the recipe uses as is."""
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    return values.size > 0 and float(np.min(values)) < 0
+
+
 def _x_state(X, *, logged: bool) -> str:
     """Return what X holds: "counts", "normalised" (not logged), "log" or "scaled".
 
@@ -403,14 +444,12 @@ def _x_state(X, *, logged: bool) -> str:
     """
     if is_count_matrix(X):
         return "counts"
-    values = X.data if sparse.issparse(X) else np.asarray(X)
-    if values.size == 0:
-        return "log"
-    low, high = float(np.min(values)), float(np.max(values))
-    if low < 0:
+    if looks_scaled(X):
         return "scaled"
-    if logged:
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.size == 0 or logged:
         return "log"
+    high = float(np.max(values))
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
     return "normalised" if equal_totals or high > LOG_MAX else "log"
