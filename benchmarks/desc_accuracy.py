@@ -128,8 +128,8 @@ def main():
                     parser.error(f"--max-value takes a number or none, not {args.max_value!r}")
                 suffixes.append(f"max_value{recipe_options['max_value']:g}")
     elif args.target_sum is not None or args.max_value is not None:
-        parser.error("--target-sum and --max-value go with --prepare recipe")
-    if args.prepare == "cli" and args.max_value is not None:
+        parser.error("--target-sum and --max-value go with --prepare recipe or cli")
+    if args.prepare == "cli" and recipe_options.get("max_value") is not None:
         parser.error("--max-value clips the recipe's scaling, which --prepare cli leaves out")
     desc_options = {**options, "scale": True} if args.prepare == "cli" else options
     results_name = "_".join(["desc_accuracy", *suffixes])
@@ -181,8 +181,8 @@ def main():
                 format_row,
                 seeds=args.seeds,
                 prepare=args.prepare,
-                **options,
-                **recipe_options,
+                **desc_options,
+                **{f"recipe_{key}": value for key, value in recipe_options.items()},
             )
 
     print(table)

@@ -316,8 +316,9 @@ def _run(args) -> int:
     )
     for step in steps:
         say(f"  {step}")
-    # an X scaled already (negative values) is used as it came, as the recipe says
-    desc_scales = not looks_scaled(adata.X)
+    # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
+    # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
+    desc_scales = args.method == "desc" and not looks_scaled(adata.X)
 
     key = args.method
     say(f"training {key} on {adata.n_obs} cells x {adata.n_vars} genes")

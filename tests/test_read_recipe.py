@@ -12,7 +12,9 @@ import scanpy as sc
 from scipy import sparse
 
 import scdeepclust as sdc
+from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
+from scdeepclust.pp._counts import feature_statistics
 
 
 def write_10x_h5(path, adata):
@@ -117,9 +119,9 @@ def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
     steps = sdc.pp.recipe(unscaled, "desc", scale=False)
     assert steps[-1].startswith("X: left log-normalised, not scaled (scale=False)")
     assert sparse.issparse(unscaled.X) and unscaled.X.min() >= 0
-    log_normalised = unscaled.X.toarray()
-    mean, sd = log_normalised.mean(0), log_normalised.std(0, ddof=1)
-    np.testing.assert_allclose((log_normalised - mean) / sd, scaled.X, atol=1e-4)
+    # the statistics tl.desc(scale=True) z-scores with (its feeder applies them per minibatch)
+    mean, sd = feature_statistics(RowSource(unscaled.X))
+    np.testing.assert_allclose((unscaled.X.toarray() - mean) / sd, scaled.X, atol=1e-4)
     for bad, match in (
         (dict(scale=False, max_value=10), "max_value=10 clips the scaling"),
         (dict(scale=1), "scale must be True or False"),
@@ -130,7 +132,7 @@ def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
         with pytest.raises(ValueError, match=match):
             sdc.pp.recipe(untouched, "desc", **bad)
         assert not untouched.layers and (untouched.X != counts).nnz == 0
-    # neither argument means anything to scdcc's preparation
+    # scdcc's X is never scaled: scale=False with a clip is no contradiction there
     sdc.pp.recipe(sc.AnnData(counts.copy()), "scdcc", scale=False, max_value=10)
 
 
@@ -170,6 +172,20 @@ def test_recipe_on_a_view_gives_an_actual_anndata_whether_it_succeeds_or_fails(m
     assert not failed.is_view and isinstance(failed.X, np.ndarray) and not failed.layers
     np.testing.assert_array_equal(failed.X, parent_x[:50])
     np.testing.assert_array_equal(sim.X, parent_x)  # the parent untouched
+    refused = sim[:50]  # refused before any change: still a view
+    with pytest.raises(KeyError, match="Layer 'missing' not found"):
+        sdc.pp.recipe(refused, "scdcc", layer="missing")
+    assert refused.is_view
+
+
+def test_recipe_leaves_nested_uns_entries_of_the_caller_alone():
+    """anndata's constructor moves an old layout of uns['neighbors'] out of its dict."""
+    sim = sdc.datasets.simulate(n_cells=40, n_genes=60, n_groups=2, random_state=0)
+    graph = sparse.identity(40, format="csr")
+    neighbors = {"params": {"n_neighbors": 5}, "connectivities": graph, "distances": graph}
+    sim.uns["neighbors"] = neighbors
+    sdc.pp.recipe(sim, "scdcc")
+    assert set(neighbors) == {"params", "connectivities", "distances"}
 
 
 def _stored_twice(matrix):

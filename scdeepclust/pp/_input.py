@@ -191,7 +191,7 @@ class MatrixSummary:
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
     col_sums: np.ndarray  # float64 (n_vars,)
     sum_of_squares: float = 0.0  # of the finite entries
-    largest: float = 0.0  # the largest absolute finite entry
+    largest: float = 0.0  # the largest absolute finite entry (of floats wider than float32)
 
     @property
     def is_counts(self) -> bool:
@@ -257,7 +257,7 @@ def scan_matrix(matrix, *, where: str = "X", chunk_size: int = 8192) -> MatrixSu
             n_nonfinite += int(values.size - finite.sum())
             values = values[finite]
         sum_of_squares += float(np.square(values, dtype=np.float64).sum())
-        if values.size:
+        if values.size and wider_than_float32(dtype):
             largest = max(largest, float(np.abs(values).max()))
         n_negative += int((values < 0).sum())
         if non_integer is None and dtype.kind == "f":
@@ -314,6 +314,11 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
             "with `np.isnan` / `np.isinf` and remove or replace those cells or genes first."
         )
     check_float32_range(summary.largest, where)
+
+
+def wider_than_float32(dtype: np.dtype) -> bool:
+    """Whether values of `dtype` may lie beyond float32's range (floats wider than 32 bits)."""
+    return dtype.kind == "f" and dtype.itemsize > 4
 
 
 def check_float32_range(largest: float, where: str) -> None:

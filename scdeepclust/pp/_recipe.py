@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from ._input import (
     check_float32_range,
     layer_names,
     refuse_sparse_in_other_byte_order,
+    wider_than_float32,
 )
 
 METHODS = ("desc", "scdcc")
@@ -99,7 +101,7 @@ def recipe(
         ``tl.desc(adata, scale=True)``, which z-scores each gene as it reads the cells: the
         same input without a dense copy (8 GB for a million cells x 2,000 genes, twice that
         while scanpy scales it), and an ``X`` that scanpy's other tools (marker genes) read
-        as they expect. The command line prepares DESC's input this way.
+        as they expect. `scdeepclust run` prepares DESC's input this way.
 
     Returns
     -------
@@ -159,70 +161,8 @@ def recipe(
         "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
         skip=("X", f"layers[{counts_candidate!r}]"),
     )
-    if adata.is_view:  # made actual (a copy) by its first change anyway; restored as such
-        adata._init_as_actual(adata.copy())
-    before = _sharing_matrices(adata)
-    try:
-        return _prepare(
-            adata,
-            method,
-            layer=layer,
-            n_top_genes=n_top_genes,
-            hvg_above=hvg_above,
-            max_value=max_value,
-            batch_key=batch_key,
-            batches=batches,
-            target_sum=target_sum,
-            scale=scale,
-            original_x=before.X,
-        )
-    except BaseException:  # a step failed or was interrupted: adata as it was
-        adata._init_as_actual(before)
-        raise
-
-
-def _sharing_matrices(adata: AnnData) -> AnnData:
-    """Return an AnnData holding `adata`'s matrices (not copied) in its own tables and mappings.
-
-    The recipe's steps replace matrices rather than change them (the one exception, `scale` on
-    the caller's dense X, works on a copy), so this is all it takes to undo them.
-    """
-    with warnings.catch_warnings():  # about `adata`'s names, which the user has seen
-        warnings.simplefilter("ignore", UserWarning)
-        return AnnData(
-            X=adata.X,
-            obs=adata.obs.copy(),
-            var=adata.var.copy(),
-            uns=dict(adata.uns),
-            obsm=dict(adata.obsm),
-            varm=dict(adata.varm),
-            obsp=dict(adata.obsp),
-            varp=dict(adata.varp),
-            layers=dict(adata.layers),
-            raw=adata.raw,
-        )
-
-
-def _prepare(
-    adata: AnnData,
-    method: str,
-    *,
-    layer: str | None,
-    n_top_genes: int | None,
-    hvg_above: int,
-    max_value: float | None,
-    batch_key: str | None,
-    batches: BatchCovariate | None,
-    target_sum: float | None,
-    scale: bool,
-    original_x,
-) -> list[str]:
-    """Take the steps of `recipe` on `adata`, whose arguments are checked; return them."""
-    import scanpy as sc
-
-    steps: list[str] = []
-    counts_key = _find_counts(adata, layer, steps)
-    if counts_key is None and method == "scdcc":
+    counts_location = _counts_location(adata, layer)
+    if counts_location is None and method == "scdcc":
         name_it = "name the layer that holds them (--layer / layer=)"
         if "counts" not in adata.layers:
             found = "X does not hold counts (non-negative integers), and there is no "
@@ -243,6 +183,80 @@ def _prepare(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
+    if adata.is_view:  # made actual (a copy) by its first change anyway; restored as such
+        adata._init_as_actual(adata.copy())
+    before = _sharing_matrices(adata)
+    try:
+        return _prepare(
+            adata,
+            method,
+            n_top_genes=n_top_genes,
+            hvg_above=hvg_above,
+            max_value=max_value,
+            batch_key=batch_key,
+            batches=batches,
+            target_sum=target_sum,
+            scale=scale,
+            counts_location=counts_location,
+            original_x=before.X,
+        )
+    except BaseException:  # a step failed or was interrupted: adata as it was
+        adata._init_as_actual(before)
+        raise
+
+
+def _sharing_matrices(adata: AnnData) -> AnnData:
+    """Return an AnnData holding `adata`'s matrices (not copied) in its own tables and mappings.
+
+    The recipe's steps replace matrices rather than change them (the one exception, `scale` on
+    the caller's dense X, works on a copy), so this is all it takes to undo them.
+    """
+    # anndata's warnings (about `adata`'s names, or an old layout of uns['neighbors']) are not
+    # the user's: this object is internal
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return AnnData(
+            X=adata.X,
+            obs=adata.obs.copy(),
+            var=adata.var.copy(),
+            uns=_nested_dicts_copied(adata.uns),  # anndata's constructor edits nested ones
+            obsm=dict(adata.obsm),
+            varm=dict(adata.varm),
+            obsp=dict(adata.obsp),
+            varp=dict(adata.varp),
+            layers=dict(adata.layers),
+            raw=adata.raw,
+        )
+
+
+def _nested_dicts_copied(mapping) -> dict:
+    """Return `mapping` with every nested mapping copied (the values themselves shared)."""
+    return {
+        key: _nested_dicts_copied(value) if isinstance(value, Mapping) else value
+        for key, value in mapping.items()
+    }
+
+
+def _prepare(
+    adata: AnnData,
+    method: str,
+    *,
+    n_top_genes: int | None,
+    hvg_above: int,
+    max_value: float | None,
+    batch_key: str | None,
+    batches: BatchCovariate | None,
+    target_sum: float | None,
+    scale: bool,
+    counts_location: str | None,
+    original_x,
+) -> list[str]:
+    """Take the steps of `recipe` on `adata`, whose arguments are checked; return them."""
+    import scanpy as sc
+
+    steps: list[str] = []
+    counts_key = _keep_counts(adata, counts_location, steps)
     adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
         where = f"layers[{counts_key!r}]"
@@ -375,23 +389,36 @@ def scanpy_computable(matrix) -> tuple[object, list[str]]:
     return matrix, done
 
 
-def _find_counts(adata: AnnData, layer: str | None, steps: list[str]) -> str | None:
+def _counts_location(adata: AnnData, layer: str | None) -> str | None:
+    """Return where the raw counts are, changing nothing.
+
+    A layer's name, "X" (to be kept in ``layers['counts']``) or `None`; a given `layer` that is
+    missing or holds no counts is refused.
+    """
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"Layer {layer!r} not found; layers: {layer_names(adata)}.")
         if not is_count_matrix(adata.layers[layer]):
             raise ValueError(f"layers[{layer!r}] does not hold raw counts (non-negative integers).")
-        steps.append(f"raw counts from layers[{layer!r}]")
         return layer
     if "counts" in adata.layers and is_count_matrix(adata.layers["counts"]):
-        steps.append("raw counts from layers['counts']")
         return "counts"
     if "counts" not in adata.layers and is_count_matrix(adata.X):
-        counts = native_byte_order(adata.X)  # a copy where it changes (scipy's copy refuses)
-        adata.layers["counts"] = counts.copy() if counts is adata.X else counts
-        steps.append("raw counts from X, kept in layers['counts']")
-        return "counts"
+        return "X"
     return None
+
+
+def _keep_counts(adata: AnnData, location: str | None, steps: list[str]) -> str | None:
+    """Return the layer of the raw counts, copying X's to ``layers['counts']`` first."""
+    if location is None:
+        return None
+    if location != "X":
+        steps.append(f"raw counts from layers[{location!r}]")
+        return location
+    counts = native_byte_order(adata.X)  # a copy where it changes (scipy's copy refuses)
+    adata.layers["counts"] = counts.copy() if counts is adata.X else counts
+    steps.append("raw counts from X, kept in layers['counts']")
+    return "counts"
 
 
 def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
@@ -418,7 +445,7 @@ def _refuse_beyond_float32(matrix, where: str) -> None:
     scanpy's variable-gene choice reads the counts as float32 and failed with "Input contains
     NaN"; the tools refuse such values themselves.
     """
-    if matrix.dtype.kind != "f" or matrix.dtype.itemsize <= 4:
+    if not wider_than_float32(matrix.dtype):
         return
     largest = 0.0
     for _, _, block in RowSource(matrix).iter_blocks():
