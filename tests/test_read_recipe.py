@@ -498,3 +498,11 @@ def test_a_step_that_fails_or_is_interrupted_leaves_the_anndata_as_it_was(
     assert not adata.layers and adata.raw is None
     assert dict(adata.uns) == uns and list(adata.var_names) == list(map(str, range(n_genes)))
     pd.testing.assert_frame_equal(adata.obs, obs)
+
+
+def test_recipe_reads_counts_from_a_layer_named_x():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    adata = sc.AnnData(np.log1p(sim.layers["counts"].toarray()))
+    adata.layers["X"] = sim.layers["counts"].copy()
+    steps = sdc.pp.recipe(adata, "scdcc", layer="X")
+    assert steps[0] == "raw counts from layers['X']" and list(adata.layers) == ["X"]

@@ -161,8 +161,8 @@ def recipe(
         "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
         skip=("X", f"layers[{counts_candidate!r}]"),
     )
-    counts_location = _counts_location(adata, layer)
-    if counts_location is None and method == "scdcc":
+    counts_key, counts_from_x = _counts_location(adata, layer)
+    if counts_key is None and method == "scdcc":
         name_it = "name the layer that holds them (--layer / layer=)"
         if "counts" not in adata.layers:
             found = "X does not hold counts (non-negative integers), and there is no "
@@ -197,7 +197,8 @@ def recipe(
             batches=batches,
             target_sum=target_sum,
             scale=scale,
-            counts_location=counts_location,
+            counts_key=counts_key,
+            counts_from_x=counts_from_x,
             original_x=before.X,
         )
     except BaseException:  # a step failed or was interrupted: adata as it was
@@ -249,14 +250,15 @@ def _prepare(
     batches: BatchCovariate | None,
     target_sum: float | None,
     scale: bool,
-    counts_location: str | None,
+    counts_key: str | None,
+    counts_from_x: bool,
     original_x,
 ) -> list[str]:
     """Take the steps of `recipe` on `adata`, whose arguments are checked; return them."""
     import scanpy as sc
 
     steps: list[str] = []
-    counts_key = _keep_counts(adata, counts_location, steps)
+    _keep_counts(adata, counts_key, counts_from_x, steps)
     adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
         where = f"layers[{counts_key!r}]"
@@ -389,36 +391,35 @@ def scanpy_computable(matrix) -> tuple[object, list[str]]:
     return matrix, done
 
 
-def _counts_location(adata: AnnData, layer: str | None) -> str | None:
+def _counts_location(adata: AnnData, layer: str | None) -> tuple[str | None, bool]:
     """Return where the raw counts are, changing nothing.
 
-    A layer's name, "X" (to be kept in ``layers['counts']``) or `None`; a given `layer` that is
-    missing or holds no counts is refused.
+    The layer that holds them, or will (``'counts'``, when X holds them: the second item), or
+    `None`; a given `layer` that is missing or holds no counts is refused.
     """
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"Layer {layer!r} not found; layers: {layer_names(adata)}.")
         if not is_count_matrix(adata.layers[layer]):
             raise ValueError(f"layers[{layer!r}] does not hold raw counts (non-negative integers).")
-        return layer
+        return layer, False
     if "counts" in adata.layers and is_count_matrix(adata.layers["counts"]):
-        return "counts"
+        return "counts", False
     if "counts" not in adata.layers and is_count_matrix(adata.X):
-        return "X"
-    return None
+        return "counts", True
+    return None, False
 
 
-def _keep_counts(adata: AnnData, location: str | None, steps: list[str]) -> str | None:
-    """Return the layer of the raw counts, copying X's to ``layers['counts']`` first."""
-    if location is None:
-        return None
-    if location != "X":
-        steps.append(f"raw counts from layers[{location!r}]")
-        return location
+def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: list[str]) -> None:
+    """Say where the raw counts are, copying X's to ``layers[counts_key]`` first."""
+    if counts_key is None:
+        return
+    if not from_x:
+        steps.append(f"raw counts from layers[{counts_key!r}]")
+        return
     counts = native_byte_order(adata.X)  # a copy where it changes (scipy's copy refuses)
-    adata.layers["counts"] = counts.copy() if counts is adata.X else counts
-    steps.append("raw counts from X, kept in layers['counts']")
-    return "counts"
+    adata.layers[counts_key] = counts.copy() if counts is adata.X else counts
+    steps.append(f"raw counts from X, kept in layers[{counts_key!r}]")
 
 
 def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
