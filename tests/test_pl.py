@@ -307,6 +307,28 @@ def test_probabilities_names_each_column_by_its_cluster(clustered):
         sdc.pl.probabilities(adata, "scdcc", palette={"type 0": "red"}, show=False)
 
 
+def test_probabilities_follows_clusters_renamed_to_other_numbers(clustered):
+    """Numbers counted from 1, or a cluster left out and the rest numbered again, name the
+    columns that hold their cells (they were taken for the run's own numbers: a refusal, or
+    every column named after its neighbour)."""
+    adata = clustered.copy()
+    n_columns = adata.obsm["scdcc_probs"].shape[1]
+    top = adata.obsm["scdcc_probs"].argmax(1)  # see the test above
+    numbers = [str(j) for j in range(n_columns)]
+    adata.obs["scdcc"] = pd.Categorical(top.astype(str), categories=numbers)
+    one_based = [str(j + 1) for j in range(n_columns)]
+    adata.rename_categories("scdcc", one_based)
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == one_based
+    # the last cluster left out, the others numbered from 1: its column keeps "(2)"
+    kept = adata[top != n_columns - 1].copy()
+    kept.obs["scdcc"] = pd.Categorical(
+        (top[top != n_columns - 1] + 1).astype(str), categories=one_based[:-1]
+    )
+    fig = sdc.pl.probabilities(kept, "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == [*one_based[:-1], "(2)"]
+
+
 @pytest.mark.parametrize("key", ["scdcc", "desc"])
 def test_history(clustered, key, tmp_path, figdir):
     with pytest.warns(FutureWarning, match="deprecated"):

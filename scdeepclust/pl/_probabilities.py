@@ -78,8 +78,9 @@ def probabilities(
     labels = cluster_categories(adata, key)
     categories = [str(c) for c in labels.categories]
     codes = labels.codes
-    beyond = [c for c in categories if c.isdigit() and int(c) >= probs.shape[1]]
-    if beyond:
+    column_names = _column_names(categories, codes, probs)
+    if column_names is None:
+        beyond = [c for c in categories if c.isdigit() and int(c) >= probs.shape[1]]
         raise ValueError(
             f"obs[{key!r}] has cluster(s) {beyond} without a column among the "
             f"{probs.shape[1]} of obsm[{keys['probabilities']!r}]: the labels and the soft "
@@ -87,7 +88,6 @@ def probabilities(
             "Run the tool on the combined data."
         )
     colors = cluster_colors(adata, key, palette)
-    column_names = _column_names(categories, codes, probs)
 
     order = np.lexsort((-confidence, codes))  # by cluster, then by falling confidence
     shown = order
@@ -156,16 +156,18 @@ def probabilities(
     return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)
 
 
-def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str]:
-    """Name column j of the soft assignments, which is cluster "j" whatever the categories say.
+def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str] | None:
+    """Name column j of the soft assignments, which is the run's cluster "j".
 
-    Categories that are those numbers name their own columns. Renamed ones (annotations such
-    as "T cells") name the column most of their cells are assigned to, when each column is
-    claimed by one category only; otherwise the columns keep their numbers.
+    Each category claims the column most of its cells are assigned to. When every category
+    claims a column of its own, the columns take the categories' names: renamed clusters
+    (annotations such as "T cells", or numbers counted from 1) name the columns that hold
+    them; a column none holds keeps its number ("(4)" where a category is now called "4").
+    Otherwise (a cluster the refinement filled from another) the columns keep their numbers,
+    which the categories must then be: None when a numbered category has no column (labels
+    and soft assignments of different runs).
     """
     numbers = [str(j) for j in range(probs.shape[1])]
-    if set(categories) <= set(numbers):
-        return numbers
     assigned = probs.argmax(1)
     claimed: dict[int, str] = {}
     for code, name in enumerate(categories):
@@ -174,9 +176,15 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
             continue
         column = int(np.bincount(assigned[cells], minlength=len(numbers)).argmax())
         if column in claimed:  # two categories in one column: the names would mislead
-            return numbers
+            beyond = any(c.isdigit() and int(c) >= len(numbers) for c in categories)
+            return None if beyond else numbers
         claimed[column] = name
-    return [claimed.get(j, number) for j, number in enumerate(numbers)]
+    names = set(claimed.values())
+    # a column no category holds keeps its number, in brackets where a category took it
+    return [
+        claimed.get(j, f"({number})" if number in names else number)
+        for j, number in enumerate(numbers)
+    ]
 
 
 def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key):
