@@ -389,3 +389,28 @@ def test_protein_levels_from_a_sparse_dask_array():
     levels = sparse.random(30, 4, density=0.5, format="csr", random_state=0, dtype=np.float32)
     got = _protein_levels(da.from_array(levels, chunks=(10, -1)), "protein")
     np.testing.assert_array_equal(got, levels.toarray().astype(np.float64))
+
+
+def test_dense_chunks_hold_a_bounded_number_of_values():
+    """Inference and the input's components read chunks whose rows shrink as genes grow: 4,096
+    rows of 20,000 genes made several dense temporaries of 328 MB each on 2,000 cells."""
+    from scdeepclust.data import dense_chunk_rows
+    from scdeepclust.data._rows import DENSE_CHUNK_VALUES
+    from scdeepclust.train import _components
+
+    assert dense_chunk_rows(2000) == dense_chunk_rows(2048) == 4096  # as the benchmarks read
+    assert dense_chunk_rows(10**7) == 64
+    n_cells, n_genes = 600, 40_000
+    x = sparse.random(n_cells, n_genes, density=0.001, format="csr", random_state=0)
+    x.data[:] = np.round(x.data * 10) + 1
+    feeder = CellFeeder(RowSource(x.astype(np.float32)), device=torch.device("cpu"))
+    limit = DENSE_CHUNK_VALUES // n_genes
+    sizes = []
+    read = feeder.batch
+    feeder.batch = lambda index: sizes.append(len(index)) or read(index)
+    out = stream_outputs(feeder, lambda b: {"s": b.x.sum(1, keepdim=True)}, {"s": 1})["s"]
+    np.testing.assert_allclose(out[:, 0], np.asarray(x.sum(1)).ravel(), rtol=1e-5)
+    assert sum(sizes) == n_cells and max(sizes) == limit < n_cells
+    sizes.clear()
+    _components.input_principal_components(feeder, 5, random_state=0)
+    assert sizes and max(sizes) <= limit

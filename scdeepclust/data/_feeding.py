@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._rows import DEFAULT_CHUNK_SIZE, RowSource
+from ._rows import RowSource, dense_chunk_rows
 
 # Rows are kept on a CUDA device only when they take at most this share of its free memory,
 # and leave at least RESIDENT_HEADROOM free: training, inference chunks and the gathered
@@ -218,8 +218,10 @@ class CellFeeder:
         for start, stop in zip(bounds[:-1], bounds[1:]):
             yield self.batch(order[start:stop])
 
-    def chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[Batch]:
-        """All cells in order, for inference."""
+    def chunks(self, chunk_size: int | None = None) -> Iterator[Batch]:
+        """All cells in order, for inference (default: `dense_chunk_rows` of the genes)."""
+        if chunk_size is None:
+            chunk_size = dense_chunk_rows(self.n_vars)
         for start in range(0, self.n_obs, chunk_size):
             yield self.batch(np.arange(start, min(start + chunk_size, self.n_obs)))
 
@@ -323,7 +325,7 @@ class ResidentRows:
             if in_place is not None:
                 return cls(source.n_vars, dense=_shared_tensor(in_place))
             dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
-            for start, stop, block in source.iter_blocks():
+            for start, stop, block in source.iter_blocks(dense_chunk_rows(source.n_vars)):
                 block = np.asarray(block, dtype=np.float32)
                 dense[start:stop].copy_(_shared_tensor(block))
             return cls(source.n_vars, dense=dense)
@@ -392,9 +394,9 @@ def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def stream_outputs(
-    feeder: CellFeeder, fn, widths: dict[str, int], chunk_size: int = DEFAULT_CHUNK_SIZE
+    feeder: CellFeeder, fn, widths: dict[str, int], chunk_size: int | None = None
 ) -> dict[str, np.ndarray]:
-    """Apply `fn(batch) -> {name: tensor}` over all cells in chunks.
+    """Apply `fn(batch) -> {name: tensor}` over all cells in chunks (`CellFeeder.chunks`).
 
     The results are written into preallocated float32 arrays of the given widths.
     """

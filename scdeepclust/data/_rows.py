@@ -13,6 +13,16 @@ import numpy as np
 from scipy import sparse
 
 DEFAULT_CHUNK_SIZE = 4096
+# A chunk made dense holds at most this many values (4,096 rows of 2,048 genes, 32 MiB of
+# float32), so that its temporaries do not grow with the number of genes: 4,096 rows of 20,000
+# genes made each 328 MB, and a scDCC pass held several at once (1.6 GB above its start on
+# 2,000 cells, 10x the dense matrix).
+DENSE_CHUNK_VALUES = DEFAULT_CHUNK_SIZE * 2048
+
+
+def dense_chunk_rows(n_vars: int) -> int:
+    """Rows per chunk when a chunk of `n_vars` columns is read dense (at least 64)."""
+    return max(64, min(DEFAULT_CHUNK_SIZE, DENSE_CHUNK_VALUES // max(n_vars, 1)))
 
 
 class RowSource:

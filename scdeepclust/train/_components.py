@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import CellFeeder, stream_outputs
+from ..data import CellFeeder, dense_chunk_rows, stream_outputs
 from ._distributed import all_reduce_sum, gather_rows
 
 N_COMPONENTS = 50
@@ -23,7 +23,6 @@ COVARIANCE_MAX_CELLS = 50_000
 # 0-2, benchmarks/supervised_ceiling.py --max-value none / 10): worm neuron 0.840 / 0.866, CITE
 # CBMC 0.799 / 0.811, 10X PBMC 0.826 / 0.821, mouse bladder 0.771 / 0.765.
 INPUT_CLIP = 10.0
-_CHUNK_ROWS = 4096
 # Above this many genes the covariance (genes x genes, float64) is not formed: 300 cells of
 # 10,000 genes spent 51 of 80 s of a scDCC run on it, and 54 of 57 s of DESC's (0.8 GB; 3.2 GB
 # at 20,000 genes). The leading directions come from subspace iteration instead, one pass over
@@ -61,9 +60,11 @@ def input_principal_components(
     def clipped(batch):
         return batch.x.clamp(-INPUT_CLIP, INPUT_CLIP)
 
+    chunk_rows = dense_chunk_rows(feeder.n_vars)
+
     def sample():
-        for start in range(0, len(rows), _CHUNK_ROWS):
-            yield clipped(feeder.batch(rows[start : start + _CHUNK_ROWS])).double()
+        for start in range(0, len(rows), chunk_rows):
+            yield clipped(feeder.batch(rows[start : start + chunk_rows])).double()
 
     count = all_reduce_sum(torch.tensor([float(len(rows))], device=feeder.device), feeder)
     if feeder.n_vars > DIRECT_MAX_GENES:
