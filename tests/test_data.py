@@ -393,7 +393,7 @@ def test_protein_levels_from_a_sparse_dask_array():
 
 def test_dense_chunks_hold_a_bounded_number_of_values():
     """Inference and the input's components read chunks whose rows shrink as genes grow: 4,096
-    rows of 20,000 genes made several dense temporaries of 328 MB each on 2,000 cells."""
+    rows of 20,000 genes make dense temporaries of 328 MB each, several at a time."""
     from scdeepclust.data import dense_chunk_rows
     from scdeepclust.data._rows import DENSE_CHUNK_VALUES
     from scdeepclust.train import _components

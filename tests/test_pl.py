@@ -329,6 +329,24 @@ def test_probabilities_follows_clusters_renamed_to_other_numbers(clustered):
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == [*one_based[:-1], "(2)"]
 
 
+def test_probabilities_keeps_the_runs_numbers_and_draws_its_labels_renamed(clustered):
+    """The run's own labels, where this few epochs' refinement put most of a cluster's cells
+    in another's column: a subset keeps the run's numbers, and numbered from 1 they draw."""
+    adata = clustered.copy()
+    labels = adata.obs["scdcc"]
+    n_columns = adata.obsm["scdcc_probs"].shape[1]
+    dropped = labels.cat.categories[1]
+    subset = adata[labels != dropped].copy()
+    fig = sdc.pl.probabilities(subset, "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == [
+        str(j) for j in range(n_columns)
+    ]
+    adata.rename_categories("scdcc", [str(int(c) + 1) for c in labels.cat.categories])
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    names = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert len(names) == n_columns and len(set(names)) == n_columns
+
+
 @pytest.mark.parametrize("key", ["scdcc", "desc"])
 def test_history(clustered, key, tmp_path, figdir):
     with pytest.warns(FutureWarning, match="deprecated"):

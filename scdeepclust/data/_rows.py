@@ -14,9 +14,9 @@ from scipy import sparse
 
 DEFAULT_CHUNK_SIZE = 4096
 # A chunk made dense holds at most this many values (4,096 rows of 2,048 genes, 32 MiB of
-# float32), so that its temporaries do not grow with the number of genes: 4,096 rows of 20,000
-# genes made each 328 MB, and a scDCC pass held several at once (1.6 GB above its start on
-# 2,000 cells, 10x the dense matrix).
+# float32; at least 64 rows), so that its temporaries do not grow with the number of genes:
+# 4,096 rows of 20,000 genes make 328 MB each, and on 2,000 cells (one chunk of 160 MB) a
+# scDCC pass over them held several at once, 610 MB above its start.
 DENSE_CHUNK_VALUES = DEFAULT_CHUNK_SIZE * 2048
 
 

@@ -159,30 +159,38 @@ def probabilities(
 def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str] | None:
     """Name column j of the soft assignments, which is the run's cluster "j".
 
-    Each category claims the column most of its cells are assigned to. When every category
-    claims a column of its own, the columns take the categories' names: renamed clusters
-    (annotations such as "T cells", or numbers counted from 1) name the columns that hold
-    them; a column none holds keeps its number ("(4)" where a category is now called "4").
-    Otherwise (a cluster the refinement filled from another) the columns keep their numbers,
-    which the categories must then be: None when a numbered category has no column (labels
-    and soft assignments of different runs).
+    Categories that are the run's numbers name their own columns, unless most of them hold
+    their cells in another column each (clusters numbered again, e.g. from 1 after one was
+    left out). Other names (annotations such as "T cells", numbers beyond the columns) name
+    the column most of their cells are assigned to, where no other category claims it; the
+    other columns keep their numbers, in brackets where a category took that name. None when
+    numbered categories holding cells outnumber the columns (labels and soft assignments of
+    different runs).
     """
-    numbers = [str(j) for j in range(probs.shape[1])]
+    n_columns = probs.shape[1]
+    numbers = [str(j) for j in range(n_columns)]
     assigned = probs.argmax(1)
-    claimed: dict[int, str] = {}
+    claims: dict[str, int] = {}
     for code, name in enumerate(categories):
         cells = codes == code
-        if not cells.any():
-            continue
-        column = int(np.bincount(assigned[cells], minlength=len(numbers)).argmax())
-        if column in claimed:  # two categories in one column: the names would mislead
-            beyond = any(c.isdigit() and int(c) >= len(numbers) for c in categories)
-            return None if beyond else numbers
-        claimed[column] = name
-    names = set(claimed.values())
-    # a column no category holds keeps its number, in brackets where a category took it
+        if cells.any():
+            claims[name] = int(np.bincount(assigned[cells], minlength=n_columns).argmax())
+    numbered = all(name.isdigit() for name in claims)
+    if numbered and all(int(name) < n_columns for name in claims):
+        distinct = len(set(claims.values())) == len(claims)
+        elsewhere = sum(column != int(name) for name, column in claims.items())
+        if not (distinct and 2 * elsewhere > len(claims)):
+            return numbers
+    elif numbered and len(claims) > n_columns:
+        return None
+    holders: dict[int, list[str]] = {}
+    for name, column in claims.items():
+        holders.setdefault(column, []).append(name)
+    taken = set(categories)
     return [
-        claimed.get(j, f"({number})" if number in names else number)
+        holders[j][0]
+        if len(holders.get(j, [])) == 1
+        else (f"({number})" if number in taken else number)
         for j, number in enumerate(numbers)
     ]
 

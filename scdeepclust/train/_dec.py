@@ -17,7 +17,7 @@ from scanpy import logging as logg
 
 from .._results import assigned_soft_assignment
 from ..constraints import KnownClassLoss
-from ..data import Batch, CellFeeder, RowSource, stream_outputs
+from ..data import Batch, CellFeeder, RowSource, dense_chunk_rows, stream_outputs
 from ..nn import ClusteringLayer
 from ._centroids import initial_centroids
 from ._checkpoint import TrainingCheckpoint
@@ -89,15 +89,20 @@ def embed_all(feeder: CellFeeder, encode: Callable[[Batch], torch.Tensor], width
 
 @torch.no_grad()
 def soft_assignments(
-    z: np.ndarray, layer: ClusteringLayer, device: torch.device | str
+    z: np.ndarray,
+    layer: ClusteringLayer,
+    device: torch.device | str,
+    chunk_rows: int | None = None,
 ) -> np.ndarray:
-    """`layer`'s soft assignment of every row of `z`, streamed as the embedding was.
+    """`layer`'s soft assignment of every row of `z`, in chunks of `chunk_rows` rows.
 
-    The same chunks give the same floats as computing the soft assignments while streaming the
-    embedding (the first refresh of the clustering stage did that before).
+    By default the chunks of `z`'s own width. The chunks of the embedding's stream give the
+    same floats as computing the soft assignments while streaming it (the first refresh of the
+    clustering stage did that before).
     """
     rows = CellFeeder(RowSource(z), device=torch.device(device))
-    return stream_outputs(rows, lambda b: {"q": layer(b.x)}, {"q": layer.n_clusters})["q"]
+    q = stream_outputs(rows, lambda b: {"q": layer(b.x)}, {"q": layer.n_clusters}, chunk_rows)
+    return q["q"]
 
 
 def leaning_on_labels(probabilities: np.ndarray, labels: np.ndarray, weight: float) -> np.ndarray:
@@ -266,7 +271,9 @@ def deep_embedded_clustering(
     layer = ClusteringLayer(torch.from_numpy(centroids), kernel=kernel, alpha=alpha)
     layer = layer.to(feeder.device)
     # The stage's first target comes from these, without another pass over the cells.
-    initial_probabilities = soft_assignments(z_local, layer, feeder.device)
+    initial_probabilities = soft_assignments(
+        z_local, layer, feeder.device, dense_chunk_rows(feeder.n_vars)
+    )
     del z_local
     if start_labels is not None:
         if feeder.shard is not None:  # this process's cells
