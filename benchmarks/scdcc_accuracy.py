@@ -13,7 +13,7 @@ known class). Three seeds, median. Writes benchmarks/results/scdcc_accuracy.{jso
                                                  labelled-no-k]
                                         [--label-prior W] [--pretrain-balance X]
                                         [--balance B] [--init leiden]
-                                        [--decoder-hidden 64 128] [--refine R]
+                                        [--decoder-hidden 64 128] [--refine R] [--tol T]
 
 Each option writes to a results file of its own (named in its help); options given together
 write to one whose name has each part (scdcc_accuracy_init_balanced-kmeans_refine0.5). Rows
@@ -149,6 +149,12 @@ def main():
         help="tl.scdcc's precision (default: the tool's float32); results go to "
         "scdcc_accuracy_<value>",
     )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        help="tl.scdcc's tol, the share of changed labels that stops the clustering stage "
+        "(default: the tool's); results go to scdcc_accuracy_tol<value>",
+    )
     args = parser.parse_args()
     # Each option given adds its part to the results' name, so a combination gets a file of
     # its own and one option alone keeps the name it always had.
@@ -174,6 +180,9 @@ def main():
     if args.refine is not None:
         options["refine"] = args.refine
         suffixes.append(f"refine{args.refine:g}")
+    if args.tol is not None:
+        options["tol"] = args.tol
+        suffixes.append(f"tol{args.tol:g}")
     results_name = "_".join(["scdcc_accuracy", *suffixes])
     if args.render_only:
         rows = sorted(earlier_rows(results_name), key=_row_order)
