@@ -417,9 +417,9 @@ def test_dense_chunks_hold_a_bounded_number_of_values():
     assert sizes and max(sizes) <= limit
     # the gene statistics of a dense matrix, read as float64 (1.3 GB at 8,192 x 20,000)
     dense = RowSource(x.toarray())
-    blocks = []
-    iterate = dense.iter_blocks
-    dense.iter_blocks = lambda size: blocks.append(size) or iterate(size)
+    rows = []
+    block_rows = dense.row_range
+    dense.row_range = lambda start, stop: rows.append(stop - start) or block_rows(start, stop)
     mean, _ = feature_statistics(dense)
     np.testing.assert_allclose(mean, np.asarray(x.mean(0)).ravel(), rtol=1e-5)
-    assert blocks == [2 * limit]
+    assert max(rows) == 2 * limit and sum(rows) == n_cells

@@ -12,7 +12,7 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
-from ..data import RowSource, dense_chunk_rows
+from ..data import RowSource
 from ._input import (  # noqa: F401  (HOW_TO_PASS_COUNTS: re-exported)
     HOW_TO_PASS_COUNTS,
     checked_counts,
@@ -232,8 +232,6 @@ def feature_statistics(
     group; else (n_vars,) arrays.
     """
     n_vars = source.n_vars
-    if not source.is_sparse:  # 8,192 rows up to 2,048 genes, fewer beyond (read as float64)
-        chunk_size = min(chunk_size, 2 * dense_chunk_rows(n_vars))
     sums = np.zeros((n_groups, n_vars), dtype=np.float64)
     sums_sq = np.zeros((n_groups, n_vars), dtype=np.float64)
     for start, stop, block in source.iter_blocks(chunk_size):
