@@ -84,6 +84,28 @@ def test_tool_reports_a_cluster_emptied_in_training(sim, monkeypatch, tool):
     assert sim.obsm[f"{tool}_probs"].shape[1] == 4
 
 
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_tool_warns_when_the_clustering_stage_stops_at_max_epochs(sim, tool):
+    """Labels still moving at the epoch cap are written, with a warning saying how many moved."""
+    if tool == "desc":
+        sc.pp.normalize_total(sim)
+        sc.pp.log1p(sim)
+    run = dict(FAST, max_epochs=2, update_interval=0.25, n_clusters=5, init="kmeans", refine=0)
+    with pytest.warns(UserWarning, match="stopped at max_epochs=2 without converging") as record:
+        getattr(sdc.tl, tool)(sim, tol=0.0, **run)
+    message = next(str(w.message) for w in record if "without converging" in str(w.message))
+    history = sim.uns[tool]["history"]
+    last = next(v for name, v in history.items() if name.endswith("_label_change"))[-1]
+    assert f"{last:.1%} of the cells changed cluster" in message
+    assert [w.filename for w in record if "without converging" in str(w.message)] == [__file__]
+    assert not sim.uns[tool]["converged"]
+    assert sim.obs[tool].notna().all()  # the results are written all the same
+    with warnings.catch_warnings():  # a stage that converges says nothing
+        warnings.simplefilter("error", UserWarning)
+        getattr(sdc.tl, tool)(sim, tol=1.0, key_added="settled", **run)
+    assert sim.uns["settled"]["converged"]
+
+
 def test_agreement_compares_labels_as_text_and_leaves_out_missing_ones():
     from sklearn.metrics import adjusted_rand_score
 

@@ -297,7 +297,8 @@ def desc(
     `adata.uns[key]`
         `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
         `history` (pretraining losses per stage, clustering KL and label change), `timings`,
-        `converged`, `refinement` (`share`, `cells_moved`) with `refine`,
+        `converged` (False, with a warning, where the stage stopped at `max_epochs`),
+        `refinement` (`share`, `cells_moved`) with `refine`,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
         and spreads, `chosen`, `runner_up`), and `batch_sizes` with `batch_key` (cells per
         batch, in the order of ``params['batch_categories']``).

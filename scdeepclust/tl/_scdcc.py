@@ -390,8 +390,9 @@ def scdcc(
         Soft assignment q (cells x clusters), column i for label "i".
     `adata.uns[key_added]`
         `params`, `n_clusters` (non-empty clusters), `empty_clusters` (the others), `history`
-        (per-epoch losses of both stages, label change per refresh), `timings`, `converged`,
-        `n_constraints`, `refinement` (`share`, `cells_moved`) when `refine` was used,
+        (per-epoch losses of both stages, label change per refresh), `timings`, `converged`
+        (False, with a warning, where the stage stopped at `max_epochs`), `n_constraints`,
+        `refinement` (`share`, `cells_moved`) when `refine` was used,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
         and spreads, `chosen`, `runner_up`), `label_classes` when the known classes of
         `label_key` placed the initial centroids (cluster "i" started from class

@@ -317,6 +317,8 @@ def deep_embedded_clustering(
     )
     timings["cluster_s"] = time.perf_counter() - t0
     converged = bool(history.pop("converged", [0.0])[0])
+    if not converged and is_main(feeder):
+        _warn_not_converged(history, stage, layer.n_clusters)
 
     if outputs.probabilities is None:  # the stage did not end on a refresh
         outputs = stream_stage_outputs(feeder, encode, layer)
@@ -401,6 +403,31 @@ def deep_embedded_clustering(
         centroids=layer.centroids.detach().cpu().numpy().copy(),
         confidence=confidence,
         confidence_map=confidence_map,
+    )
+
+
+def _warn_not_converged(history: dict, stage: ClusteringStage, n_centroids: int) -> None:
+    """Warn that the clustering stage stopped at `max_epochs` with labels still moving.
+
+    The results are still written (the labels of the last epoch); the warning says how far from
+    `tol` the stage was, since a user reading only the labels cannot tell.
+    """
+    changes = history.get("label_change", [])
+    if changes:
+        moving = (
+            f"{changes[-1]:.1%} of the cells changed cluster at the last target refresh "
+            f"(tol={stage.tol:g})"
+        )
+    else:
+        moving = "no two target refreshes could be compared"
+    warnings.warn(
+        f"The clustering stage stopped at max_epochs={stage.max_epochs} without converging: "
+        f"{moving}. The labels are those of the last epoch and uns[key]['converged'] is False. "
+        "Raise `max_epochs` to let it settle; if many cells keep moving, the clusters may be "
+        f"cutting groups arbitrarily, and the data may hold fewer groups than {n_centroids} "
+        "(give a smaller `n_clusters`, or leave it out to let the tool choose).",
+        UserWarning,
+        stacklevel=5,  # the caller of tl.desc / tl.scdcc
     )
 
 
