@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--plot", metavar="OUT.png", help="also draw a UMAP of the embedding here")
     run.add_argument(
+        "--key-added",
+        metavar="NAME",
+        help="name of the results in OUT (obs[NAME], obsm['X_' + NAME], uns[NAME], ...; "
+        "default: the method's name)",
+    )
+    run.add_argument(
         "--n-top-genes",
         type=_int_at_least(0),
         default=2000,
@@ -131,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--seed", type=_int_at_least(0), default=0, metavar="N", help="random seed (default 0)"
+        "--seed",
+        type=_number(int, lambda value: 0 <= value < 2**32, "an integer in 0..2**32 - 1"),
+        default=0,
+        metavar="N",
+        help="random seed (default 0)",
     )
     parser.add_argument(
         "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
@@ -151,6 +161,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-epochs", type=_int_at_least(1), metavar="N", help="most clustering epochs"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_int_at_least(2),
+        metavar="N",
+        help="cells per minibatch (default 256; smaller for a few hundred cells)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -320,8 +336,8 @@ def _run(args) -> int:
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
     desc_scales = args.method == "desc" and not looks_scaled(adata.X)
 
-    key = args.method
-    say(f"training {key} on {adata.n_obs} cells x {adata.n_vars} genes")
+    key = args.key_added or args.method
+    say(f"training {args.method} on {adata.n_obs} cells x {adata.n_vars} genes")
     options = _tool_options(args, key)
     if args.resolution is not None:
         options["resolution"] = args.resolution
@@ -336,7 +352,7 @@ def _run(args) -> int:
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
         warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)
-        if key == "scdcc":
+        if args.method == "scdcc":
             sdc.tl.scdcc(
                 adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
             )
@@ -344,7 +360,7 @@ def _run(args) -> int:
             sdc.tl.desc(adata, n_clusters=args.n_clusters, scale=desc_scales, **options)
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
-    _summary(adata, key, truth, known=args.label_key if key == "scdcc" else None)
+    _summary(adata, key, truth, known=args.label_key if args.method == "scdcc" else None)
 
     if args.plot is not None:  # before writing: the file then holds the UMAP too
         say("drawing the UMAP of the embedding")
@@ -458,6 +474,8 @@ def _tool_options(args, key: str) -> dict:
         options["pretrain_epochs"] = args.pretrain_epochs
     if args.max_epochs is not None:
         options["max_epochs"] = args.max_epochs
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
     return options
 
 

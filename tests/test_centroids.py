@@ -292,3 +292,14 @@ def test_kmeans_start_refuses_more_clusters_than_distinct_positions(init):
             random_state=0,
             init="balanced-kmeans",
         )
+    # every cell on one side: a single direction, and no smaller number of clusters to give
+    half = np.linspace(0.1, 1, 100, dtype=np.float32)[:, None]
+    with pytest.raises(ValueError, match=r"latent_dim` or the last of desc's `hidden`.*; no clus"):
+        initial_centroids(
+            half,
+            n_clusters=3,
+            resolution=None,
+            n_neighbors=10,
+            random_state=0,
+            init="balanced-kmeans",
+        )

@@ -1,8 +1,10 @@
 """The command line, through `python -m scdeepclust` as a user runs it."""
 
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -62,7 +64,10 @@ def scdcc_h5(tmp_path):
         (["run", "x.h5ad", "-m", "scdcc", "-k", "many", "-o", "o.h5ad"], ["not an integer"]),
         (["run", "x.h5ad", "-m", "scdcc"], ["-o/--output"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--init", "gmm"], ["invalid choice"]),
-        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", "-1"], ["-1 is not at least 0"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", "-1"], ["-1 is not an int"]),
+        # what the tools take: refused here, not after reading and preparing the data
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", 2**32], ["0..2**32 - 1"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--batch-size", "1"], ["at least 2"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -145,6 +150,20 @@ def test_run_scdcc_layout_file(scdcc_h5, tmp_path):
     adata = ad.read_h5ad(out)
     assert set(adata.obs["scdcc"].cat.categories) == {"0", "1", "2"}
     assert "counts" in adata.layers and "X_scdcc" in adata.obsm
+
+
+def test_run_key_added_and_batch_size(scdcc_h5, tmp_path, capsys):
+    """The options that the tools' messages name (`key_added`, `batch_size`) exist here too."""
+    out = tmp_path / "out.h5ad"
+    args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--key-added", "mine", "--batch-size", "32"]) == 0
+    assert not [w for w in caught if "batch_size" in str(w.message)]  # 150 cells: 256 warns
+    assert re.search(r"^mine: \d clusters in ", capsys.readouterr().out, re.MULTILINE)
+    adata = ad.read_h5ad(out)
+    assert "mine" in adata.obs and "X_mine" in adata.obsm and "scdcc" not in adata.obs
+    assert adata.uns["mine"]["params"]["batch_size"] == 32
 
 
 def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):

@@ -403,3 +403,19 @@ def test_errors_name_what_is_missing(clustered):
     del bare.obsm["scdcc_probs"]
     with pytest.raises(KeyError, match=r"adata.obsm\['scdcc_probs'\] not found"):
         sdc.pl.probabilities(bare, "scdcc", show=False)
+
+
+def test_embedding_names_the_categories_a_palette_lacks(clustered):
+    """scanpy raised a bare KeyError('1') for a palette dict without a colour for cluster 1."""
+    adata = clustered.copy()
+    adata.obs["group"] = "type " + adata.obs["group"].astype(str)  # text, not categorical
+    categories = list(adata.obs["scdcc"].cat.categories)
+    palette = {c: "red" for c in categories}
+    with pytest.raises(KeyError, match=r"palette has no colour for the group categories \["):
+        sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", color="group", palette=palette)
+    assert not plt.get_fignums()  # refused before drawing
+    del palette[categories[-1]]
+    with pytest.raises(KeyError, match=rf"for the scdcc categories \['{categories[-1]}'\]; give"):
+        sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", palette=palette, show=False)
+    palette[categories[-1]] = "blue"
+    assert sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", palette=palette, show=False)

@@ -97,6 +97,7 @@ def test_tool_warns_when_the_clustering_stage_stops_at_max_epochs(sim, tool):
     history = sim.uns[tool]["history"]
     last = next(v for name, v in history.items() if name.endswith("_label_change"))[-1]
     assert f"{last:.1%} of the cells changed cluster" in message
+    assert "fewer groups than 5 (give a smaller `n_clusters`)" in message
     assert [w.filename for w in record if "without converging" in str(w.message)] == [__file__]
     assert not sim.uns[tool]["converged"]
     assert sim.obs[tool].notna().all()  # the results are written all the same

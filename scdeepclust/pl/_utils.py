@@ -166,7 +166,8 @@ SAVE_DEPRECATED = (
     "Argument `save` of scdeepclust.pl is deprecated and will be removed in the next release "
     "(as scanpy 1.12 deprecates its own). Save through the figure instead: "
     "`fig = sdc.pl.history(adata, key, show=False)` then `fig.savefig(path)`; for the plots "
-    "that return axes (umap, embedding, compare), `ax.figure.savefig(path)`."
+    "that return axes (umap, embedding, compare), `ax.figure.savefig(path)`, or "
+    "`axes[0].figure.savefig(path)` where they return a list of axes (several colours)."
 )
 
 
@@ -319,6 +320,17 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
             f"color {unknown} not found: each must be a column of adata.obs or a gene of "
             "adata.var_names (or of adata.raw)."
         )
+    palette = kwargs.get("palette")
+    if isinstance(palette, Mapping):  # scanpy raised a bare KeyError naming one category
+        for column in colors:
+            if column in adata.obs.columns and not pd.api.types.is_numeric_dtype(adata.obs[column]):
+                categories = list(cluster_categories(adata, column).categories)
+                missing = [c for c in categories if c not in palette]
+                if missing:
+                    raise KeyError(
+                        f"palette has no colour for the {column} categories {missing}; give "
+                        f"one for each of {categories}."
+                    )
     if kwargs.get("ax") is not None and len(colors) > 1:
         raise ValueError(
             f"ax= holds one panel, but this plot draws {len(colors)}: the {key} clusters and "

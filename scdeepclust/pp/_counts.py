@@ -69,7 +69,7 @@ def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
     return True
 
 
-def get_counts(adata: AnnData, layer: str | None):
+def get_counts(adata: AnnData, layer: str | None = None):
     """Return the raw count matrix of `adata` and a short name of where it came from.
 
     With ``layer=None``: ``layers['counts']`` if present, else ``adata.X`` if it holds counts.
@@ -119,7 +119,11 @@ def size_factors(
     chunk_size: int = 8192,
     cell_names=None,
     genes: str = "the genes used",
-    remedy: str = "Remove them first, e.g. `sc.pp.filter_cells(adata, min_counts=1)`.",
+    remedy: str = (
+        "Remove them first: keep the cells where `np.asarray(counts.sum(axis=1)).ravel() > 0` "
+        "for the count matrix `counts` (`sc.pp.filter_cells(adata, min_counts=1)` where X "
+        "holds the counts)."
+    ),
 ) -> tuple[np.ndarray, float]:
     """Return (library size / median, median).
 
@@ -173,7 +177,7 @@ def count_statistics(
     if isinstance(source, AnnData):
         raise TypeError(
             "count_statistics takes the count matrix, not the AnnData: pass adata.X or "
-            "adata.layers['counts'] (pp.get_counts(adata) finds it)."
+            "adata.layers['counts'] (`pp.get_counts(adata)[0]` finds it)."
         )
     if not isinstance(source, RowSource):
         source = RowSource(source)

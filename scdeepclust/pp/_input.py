@@ -311,7 +311,8 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
     if summary.n_nonfinite:
         raise ValueError(
             f"adata.{where} contains {summary.n_nonfinite} NaN or infinite value(s). Find them "
-            "with `np.isnan` / `np.isinf` and remove or replace those cells or genes first."
+            f"with `~np.isfinite(adata.{where})` (`~np.isfinite(adata.{where}.data)` for a "
+            "sparse matrix) and remove or replace those cells or genes first."
         )
     check_float32_range(summary.largest, where)
 
@@ -339,12 +340,17 @@ def check_float32_range(largest: float, where: str) -> None:
 INPUT_SCALE_RANGE = (0.03, 10.0)
 
 
+def is_off_scale(summary: MatrixSummary) -> bool:
+    """Whether DESC's input lies far from the z-scored genes its network reads."""
+    low, high = INPUT_SCALE_RANGE
+    return not low <= summary.root_mean_square <= high
+
+
 def warn_if_off_scale(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
     """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale."""
-    rms = summary.root_mean_square
-    low, high = INPUT_SCALE_RANGE
-    if low <= rms <= high or summary.is_counts:
+    if summary.is_counts or not is_off_scale(summary):  # counts have a warning of their own
         return
+    rms = summary.root_mean_square
     warnings.warn(
         f"adata.{where} holds values whose root mean square is {rms:.3g}, far from the z-scored "
         "genes DESC reads (about 1 after sc.pp.scale): on such a scale its network learns "

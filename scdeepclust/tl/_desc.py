@@ -17,8 +17,9 @@ from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
 from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
-from ..pp._input import check_adata, warn_if_counts, warn_if_off_scale
+from ..pp._input import check_adata, is_off_scale, warn_if_counts, warn_if_off_scale
 from ..train import (
+    TrainingDiverged,
     check_precision,
     report_interruption,
     resolve_device,
@@ -434,7 +435,16 @@ def desc(
     )
     results: dict[str, ClusteringResult] = {}
     with standard_torch_mode(), report_interruption(checkpoint):
-        pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
+        try:
+            pretrained = pretrain_desc(feeder, config, checkpoint=checkpoint)
+        except TrainingDiverged as error:
+            if use_rep is None and not scale and batches is None and is_off_scale(data.summary):
+                error.add_note(
+                    f"adata.{where} is far from z-scores (root mean square "
+                    f"{data.summary.root_mean_square:.3g}): that is the likelier cause here, "
+                    "which no learning rate cures. Pass scale=True, or run sc.pp.scale first."
+                )
+            raise
         for res in resolutions:
             key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
             try:

@@ -279,7 +279,7 @@ def check_training_sizes(
     if n_clusters is None and resolution is not None and n_neighbors >= n_obs:
         raise ValueError(
             f"Leiden initialisation needs more cells ({n_obs}) than n_neighbors={n_neighbors}: "
-            "pass a smaller n_neighbors, or give n_clusters to use k-means."
+            "pass a smaller n_neighbors, or give n_clusters with init='kmeans'."
         )
     if batch_size > n_obs:
         warnings.warn(
@@ -492,7 +492,12 @@ def tool_input(
             raise ValueError(
                 f"{n_zero_cells} cell(s) have no counts in adata.{where} (e.g. {examples}); "
                 "scdcc needs a library size for every cell. Remove them first, e.g. "
-                "`sc.pp.filter_cells(adata, min_counts=1)`."
+                + (
+                    "`sc.pp.filter_cells(adata, min_counts=1)`."
+                    if where == "X"  # filter_cells counts X, whatever the layers hold
+                    else f"`adata = adata[np.asarray(adata.{where}.sum(axis=1)).ravel() > 0]"
+                    ".copy()`."
+                )
             )
         warnings.warn(
             f"{n_zero_cells} cell(s) are all zero in adata.{where} (e.g. {examples}): they "

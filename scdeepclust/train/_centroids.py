@@ -265,11 +265,13 @@ def _coincident_cells_joined(weights: sp.csr_matrix, z: np.ndarray) -> sp.csr_ma
     if n_coincident:
         warnings.warn(
             f"{n_coincident} of the {len(z)} cells clustered by Leiden share their point of "
-            "the embedding with most of their nearest neighbours: their input rows are "
+            "the embedding with most of their nearest neighbours. Either their input rows are "
             "identical (e.g. all-zero cells, which scaling turns into identical rows, or "
-            "duplicated cells). Each such group becomes a cluster of its own; to leave empty "
+            "duplicated cells): each such group becomes a cluster of its own; to leave empty "
             "cells out, remove them before normalising, e.g. "
-            "`sc.pp.filter_cells(adata, min_genes=1)`.",
+            "`sc.pp.filter_cells(adata, min_genes=1)`. Or the network's units saturated on "
+            "input far from z-scores (large values, not centred): pass scale=True to tl.desc, "
+            "or run sc.pp.scale first.",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -563,14 +565,15 @@ def initial_centroids(
         if n_found < n_clusters:  # fewer distinct positions than clusters (sklearn only warns)
             directions = (
                 " (init='balanced-kmeans' clusters the cells' directions, and a latent space of "
-                "one dimension has two: give it at least two, or init='kmeans')"
+                "one dimension has two: give it at least two dimensions, scdcc's `latent_dim` "
+                "or the last of desc's `hidden`, or use init='kmeans')"
                 if method == "balanced-kmeans" and z.shape[1] < 2
                 else ""
             )
+            fewer = f"give n_clusters <= {n_found}" if n_found >= 2 else "no clusters to find"
             raise ValueError(
-                f"n_clusters={n_clusters}, but k-means finds only {n_found} distinct groups of "
-                f"cells in the latent space (cells embedded at one point){directions}; give "
-                f"n_clusters <= {n_found}."
+                f"n_clusters={n_clusters}, but k-means finds only {n_found} distinct group(s) of "
+                f"cells in the latent space (cells embedded at one point){directions}; {fewer}."
             )
         method += found
     else:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel
 from .._results import assigned_soft_assignment
 from ..constraints import KnownClassLoss
 from ..data import Batch, CellFeeder, RowSource, dense_chunk_rows, stream_outputs
@@ -318,7 +319,7 @@ def deep_embedded_clustering(
     timings["cluster_s"] = time.perf_counter() - t0
     converged = bool(history.pop("converged", [0.0])[0])
     if not converged and is_main(feeder):
-        _warn_not_converged(history, stage, layer.n_clusters)
+        _warn_not_converged(history, stage, init, layer.n_clusters)
 
     if outputs.probabilities is None:  # the stage did not end on a refresh
         outputs = stream_stage_outputs(feeder, encode, layer)
@@ -406,7 +407,7 @@ def deep_embedded_clustering(
     )
 
 
-def _warn_not_converged(history: dict, stage: ClusteringStage, n_centroids: int) -> None:
+def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidInit, k: int) -> None:
     """Warn that the clustering stage stopped at `max_epochs` with labels still moving.
 
     The results are still written (the labels of the last epoch); the warning says how far from
@@ -420,14 +421,27 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, n_centroids: int)
         )
     else:
         moving = "no two target refreshes could be compared"
+    fewer = ""
+    if k > 2 and init.seed_labels is None:  # known classes placed the centroids: not arbitrary
+        asked = init.n_clusters
+        if isinstance(asked, tuple | list):
+            how = f"search a range below n_clusters={tuple(asked)}"
+        elif asked is not None:
+            how = "give a smaller `n_clusters`"
+        elif init.resolution is not None:
+            how = "give a smaller `resolution`"
+        else:
+            how = "give a smaller `n_clusters`"
+        fewer = (
+            " If many cells keep moving, the clusters may cut groups arbitrarily: the data may "
+            f"hold fewer groups than {k} ({how})."
+        )
     warnings.warn(
         f"The clustering stage stopped at max_epochs={stage.max_epochs} without converging: "
         f"{moving}. The labels are those of the last epoch and uns[key]['converged'] is False. "
-        "Raise `max_epochs` to let it settle; if many cells keep moving, the clusters may be "
-        f"cutting groups arbitrarily, and the data may hold fewer groups than {n_centroids} "
-        "(give a smaller `n_clusters`, or leave it out to let the tool choose).",
+        f"Raise `max_epochs` to let it settle.{fewer}",
         UserWarning,
-        stacklevel=5,  # the caller of tl.desc / tl.scdcc
+        stacklevel=caller_stacklevel(),
     )
 
 
