@@ -286,6 +286,7 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
+    from .pp._input import layer_names
     from .pp._recipe import looks_scaled
 
     started = time.perf_counter()
@@ -306,7 +307,7 @@ def _run(args) -> int:
             )
     if args.layer is not None and args.layer not in adata.layers:
         raise CommandError(
-            f"--layer {args.layer!r} is not a layer of the input; layers: {list(adata.layers)}"
+            f"--layer {args.layer!r} is not a layer of the input; layers: {layer_names(adata)}"
         )
     if truth is not None:  # before training: the score comes after it
         scored = adata.obs[truth].notna()

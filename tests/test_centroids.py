@@ -81,6 +81,8 @@ def test_the_graph_of_coincident_cells_has_finite_weights_and_keeps_the_groups()
     truth = np.concatenate([truth, np.full(30, 3)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # anndata 0.13 reads an option that pandas 3 deprecates, whoever builds an AnnData
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="anndata")
         graph = LatentGraph(z, n_neighbors=10, random_state=0)
     # ours, naming the cells; not numpy's 0 / 0 nor scipy's sparse-structure warning
     assert [str(w.message).split(" cells clustered")[0] for w in caught] == ["30 of the 330"]

@@ -226,7 +226,7 @@ def _sharing_matrices(adata: AnnData) -> AnnData:
             varm=dict(adata.varm),
             obsp=dict(adata.obsp),
             varp=dict(adata.varp),
-            layers=dict(adata.layers),
+            layers={name: adata.layers[name] for name in layer_names(adata)},
             raw=adata.raw,
         )
 
