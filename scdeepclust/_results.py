@@ -87,6 +87,21 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
                     f"key_added {key!r} would write over adata.{where[option]}[{value!r}], "
                     f"which this run reads as {option}; choose another key_added."
                 )
+        index_name = adata.obs.index.name
+        if index_name is not None and index_name in written["obs"]:
+            # anndata refuses to write such a table: the results could never be saved
+            raise ValueError(
+                f"key_added {key!r} would add the column obs[{index_name!r}], the name of "
+                f"adata.obs's index, and .h5ad / .zarr files cannot hold both. Choose another "
+                "key_added, or clear the index's name first: `adata.obs.index.name = None`."
+            )
+        if names["labels"] in adata.var_names:
+            # scanpy's plots take such a name for the gene and the column at once, and refuse it
+            raise ValueError(
+                f"key_added {key!r} is also a gene of adata.var_names: scanpy's plots (and "
+                f"sc.get.obs_df) could not tell the clusters from the gene "
+                f"(`sc.pl.umap(adata, color={key!r})` refuses it). Choose another key_added."
+            )
     found = [name for key in keys for name in existing_keys(adata, key)]
     if found:
         warnings.warn(

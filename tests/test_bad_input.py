@@ -113,6 +113,14 @@ def _obs(column, values):
     return edit
 
 
+def _index_named(name):
+    def edit(a):
+        a.obs.index.name = name
+        return a
+
+    return edit
+
+
 def _obsm(key, values):
     def edit(a):
         a.obsm[key] = values(a)
@@ -555,6 +563,30 @@ CASES = [
         kwargs=dict(n_clusters=3, key_added="."),
         raises=ValueError,
         match=r"key_added '\.' cannot be written to .h5ad",
+    ),
+    Case(  # anndata refused to write the result: the training was lost for a name
+        "desc-key-added-is-the-index-name",
+        "desc",
+        kwargs=dict(n_clusters=3, key_added="cell"),
+        edit=_index_named("cell"),
+        raises=ValueError,
+        match=r"key_added 'cell' would add the column obs\['cell'\], the name of adata\.obs's "
+        r"index.*`adata\.obs\.index\.name = None`",
+    ),
+    Case(
+        "scdcc-confidence-key-is-the-index-name",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_index_named("scdcc_confidence"),
+        raises=ValueError,
+        match=r"would add the column obs\['scdcc_confidence'\]",
+    ),
+    Case(  # scanpy's plots refuse a name that is a column and a gene at once
+        "scdcc-key-added-is-a-gene",
+        "scdcc",
+        kwargs=dict(n_clusters=3, key_added="gene3"),
+        raises=ValueError,
+        match=r"key_added 'gene3' is also a gene of adata\.var_names",
     ),
     Case(
         "scdcc-labels-placeholder-text",

@@ -419,3 +419,28 @@ def test_embedding_names_the_categories_a_palette_lacks(clustered):
         sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", palette=palette, show=False)
     palette[categories[-1]] = "blue"
     assert sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", palette=palette, show=False)
+
+
+def test_figures_are_saved_at_the_users_resolution():
+    """sc.set_figure_params(dpi_save=60) was raised to 150; scanpy keeps the user's number."""
+    from matplotlib import rc_context
+
+    from scdeepclust.pl._utils import save_dpi
+
+    with rc_context({"savefig.dpi": "figure"}):
+        assert save_dpi() == 150
+    with rc_context({"savefig.dpi": 60}):
+        assert save_dpi() == 60
+    with rc_context({"savefig.dpi": 300}):
+        assert save_dpi() == 300
+
+
+def test_a_colour_naming_a_column_and_a_gene_is_refused_before_the_umap(clustered):
+    """scanpy refuses it too, but after the UMAP was computed and stored in adata."""
+    adata = clustered.copy()
+    gene = adata.var_names[0]
+    adata.obs[gene] = adata.obs["group"]
+    before = (set(adata.obsm), set(adata.obsp), set(adata.uns))
+    with pytest.raises(KeyError, match=rf"\['{gene}'\] name both a column of adata.obs and a gene"):
+        sdc.pl.umap(adata, "scdcc", color=gene, show=False)
+    assert (set(adata.obsm), set(adata.obsp), set(adata.uns)) == before

@@ -507,4 +507,26 @@ def test_progress_bars_into_a_log_are_redrawn_seldom(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file, not a terminal
     bar = _loops._epoch_bar(0, 10, "stage", True, feeder)
     assert bar.mininterval == _loops.LOG_REDRAW_SECONDS
+    assert not bar.disable
     bar.close()
+
+
+def test_progress_bars_stay_hidden_at_scanpy_verbosity_0():
+    """Errors only, as scanpy's own bars (sc.tl.umap's) are then."""
+    import torch
+
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import _loops
+
+    feeder = CellFeeder(RowSource(np.zeros((4, 2), np.float32)), device=torch.device("cpu"))
+    before = sc.settings.verbosity
+    try:
+        sc.settings.verbosity = 0
+        assert _loops._epoch_bar(0, 10, "stage", True, feeder).disable
+        sc.settings.verbosity = 1
+        shown = _loops._epoch_bar(0, 10, "stage", True, feeder)
+        assert not shown.disable
+        shown.close()
+        assert _loops._epoch_bar(0, 10, "stage", False, feeder).disable
+    finally:
+        sc.settings.verbosity = before

@@ -249,13 +249,16 @@ def finish(fig, name: str, *, show: bool | None, save, returned):
 
 
 def save_dpi() -> float:
-    """Return the resolution figures are written at: ``savefig.dpi``, at least 150."""
+    """Return the resolution figures are written at: ``savefig.dpi`` as the user set it.
+
+    Matplotlib's default (``'figure'``, the screen's 100 dpi or scanpy's 80) gives 150, the
+    `dpi_save` of ``sc.set_figure_params``; a number set there or in rcParams is kept, as scanpy
+    keeps it.
+    """
     from matplotlib import rcParams
 
     dpi = rcParams["savefig.dpi"]
-    if isinstance(dpi, str) or dpi < 150:
-        return 150
-    return dpi
+    return 150 if isinstance(dpi, str) else dpi
 
 
 @contextmanager
@@ -319,6 +322,12 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
         raise KeyError(
             f"color {unknown} not found: each must be a column of adata.obs or a gene of "
             "adata.var_names (or of adata.raw)."
+        )
+    both = [c for c in colors if c in adata.obs.columns and c in genes]
+    if both:  # scanpy refuses them, but only after the UMAP was computed and stored
+        raise KeyError(
+            f"{both} name both a column of adata.obs and a gene, which scanpy's plots cannot "
+            "tell apart: rename the column (`adata.obs.rename(columns={...})`)."
         )
     palette = kwargs.get("palette")
     if isinstance(palette, Mapping):  # scanpy raised a bare KeyError naming one category

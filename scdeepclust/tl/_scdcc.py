@@ -332,7 +332,7 @@ def scdcc(
         Prefix of the keys written (not ending in "_colors", scanpy's place for the colours of
         an obs column, and without '/', which h5ad files cannot hold in a key).
     progress
-        Show progress bars.
+        Show progress bars (not at ``sc.settings.verbosity = 0``, errors only).
     copy
         Return a modified copy instead of writing to `adata`. Not possible for a backed AnnData
         (the results are then added to the object in memory, the file is only read).

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scanpy as sc
 import torch
 from scanpy import logging as logg
 from tqdm.auto import tqdm
@@ -174,10 +175,12 @@ def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feed
     # Into a log file (stderr not a terminal, not a notebook) a bar wrote a frame per epoch,
     # hundreds per run; there it is redrawn every few seconds at most.
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
+    # scanpy's verbosity 0 means errors only: its own bars (sc.tl.umap's) stay hidden then too
+    quiet = int(sc.settings.verbosity) == 0
     return tqdm(
         range(first_epoch, n_epochs),
         desc=stage,
-        disable=not progress or not is_main(feeder),  # one bar per run, from rank 0
+        disable=not progress or quiet or not is_main(feeder),  # one bar per run, from rank 0
         leave=False,
         initial=first_epoch,
         total=n_epochs,
