@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and editors
+    from . import datasets, models, pl, pp, tl
 
 __all__ = ["__version__", "datasets", "models", "pl", "pp", "tl"]
 

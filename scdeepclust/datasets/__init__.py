@@ -6,6 +6,7 @@ A reader for the scDCC / scDeepCluster HDF5 layout, and `read` for any input of 
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,9 @@ def simulate(
     return adata
 
 
-def read_h5(path: str | Path, *, label_key: str = "label", protein_key: str = "protein") -> AnnData:
+def read_h5(
+    path: str | PathLike, *, label_key: str = "label", protein_key: str = "protein"
+) -> AnnData:
     """Read a file in the scDCC / scDeepCluster HDF5 layout.
 
     ``X``: cells x genes raw counts (into a CSR ``X`` and ``layers['counts']``); optional ``Y``:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 from anndata import AnnData
@@ -9,7 +10,7 @@ from anndata import AnnData
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
-def h5_layout(path: str | Path) -> str:
+def h5_layout(path: str | PathLike) -> str:
     """Tell which kind of HDF5 file `path` is, from its keys.
 
     ``'10x'`` (Cell Ranger's ``matrix/barcodes...``, or one group per genome in the older
@@ -38,7 +39,7 @@ def h5_layout(path: str | Path) -> str:
     )
 
 
-def read(path: str | Path) -> AnnData:
+def read(path: str | PathLike) -> AnnData:
     """Read a count matrix from an ``.h5ad``, a 10x Genomics ``.h5`` or a scDCC-layout ``.h5``.
 
     The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict, is_dataclass
 from os import PathLike
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -187,7 +187,7 @@ class TrainedModel:
         *,
         layer: str | None = None,
         batch_key: str | None = None,
-        device: str = "auto",
+        device: str | torch.device = "auto",
     ) -> ClusteringResult:
         """Embed and assign new cells, reading `adata` only.
 
@@ -213,7 +213,7 @@ class TrainedModel:
         soft: bool = False,
         layer: str | None = None,
         batch_key: str | None = None,
-        device: str = "auto",
+        device: str | torch.device = "auto",
     ) -> np.ndarray:
         """Assign new cells to the trained clusters and return the result, writing nothing.
 
@@ -258,7 +258,7 @@ class TrainedModel:
         *,
         layer: str | None = None,
         batch_key: str | None = None,
-        device: str = "auto",
+        device: str | torch.device = "auto",
     ) -> np.ndarray:
         """Embed new cells with the trained network and return the embedding, writing nothing.
 
@@ -406,7 +406,7 @@ class TrainedModel:
         }
 
     @classmethod
-    def load(cls, directory: str | PathLike, *, device: str = "cpu") -> TrainedModel:
+    def load(cls, directory: str | PathLike, *, device: str | torch.device = "cpu") -> Self:
         """Read a model written by `save` onto `device` ("cpu", "cuda", "auto").
 
         Files of a newer format version are refused: this release cannot know what they hold.
@@ -609,6 +609,6 @@ def _named_columns(present: pd.Index, trained: list[str], where: str) -> np.ndar
 MODEL_CLASSES: dict[str, type[TrainedModel]] = {"scdcc": SCDCC, "desc": DESC}
 
 
-def load(directory: str | PathLike, *, device: str = "cpu") -> TrainedModel:
+def load(directory: str | PathLike, *, device: str | torch.device = "cpu") -> TrainedModel:
     """Load a saved `SCDCC` or `DESC` model, whichever `directory` holds."""
     return TrainedModel.load(directory, device=device)

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 from .._metrics import agreement
 from ._utils import check_obs_column, check_result, closes_figures_on_error, finish, new_figure
@@ -23,7 +28,7 @@ def compare(
     figsize: tuple[float, float] | None = None,
     show: bool | None = None,
     save=None,
-):
+) -> Axes | None:
     """Clusters against a known labelling: a contingency heatmap with ARI and NMI.
 
     Rows are the known labels ``obs[truth]``, columns the clusters ``obs[key]``, each cell the

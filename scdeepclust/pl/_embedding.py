@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from ._utils import (
     check_result,
@@ -22,7 +28,7 @@ def embedding(
     show: bool | None = None,
     save=None,
     **kwargs,
-):
+) -> Axes | list[Axes] | Figure | None:
     """Cells on a 2-d embedding coloured by the clusters of `key` (and any other `color`).
 
     `basis` defaults to ``X_umap`` if present, else the first two dimensions of the method's own

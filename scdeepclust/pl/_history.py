@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from ._utils import check_result, closes_figures_on_error, finish, spans_decades
 
@@ -30,7 +34,7 @@ def history(
     figsize: tuple[float, float] = (13.0, 3.8),
     show: bool | None = None,
     save=None,
-):
+) -> Figure | None:
     """Training curves of a run, from ``uns[key]['history']``.
 
     Three panels: the reconstruction loss per epoch over the whole run, pretraining stages and

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from ._utils import check_result, closes_figures_on_error, finish, new_figure
 
@@ -17,7 +21,7 @@ def n_clusters(
     figsize: tuple[float, float] = (5.5, 3.5),
     show: bool | None = None,
     save=None,
-):
+) -> Figure | None:
     """Plot how the number of clusters of run `key` was chosen.
 
     The plot shows every candidate's score (the mean agreement of k-means partitions of random

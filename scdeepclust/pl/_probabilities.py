@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from ._utils import (
     check_result,
@@ -25,7 +30,7 @@ def probabilities(
     figsize: tuple[float, float] | None = None,
     show: bool | None = None,
     save=None,
-):
+) -> Figure | None:
     """Soft cluster assignments, and which cells are uncertain.
 
     Left: the soft assignment matrix ``obsm[key + '_probs']`` as a heatmap, one row per cell,

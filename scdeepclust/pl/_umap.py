@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from .._neighbors import plot_neighbors
 from ._utils import (
@@ -30,7 +35,7 @@ def umap(
     show: bool | None = None,
     save=None,
     **kwargs,
-):
+) -> Axes | list[Axes] | Figure | None:
     """UMAP of a run's own embedding ``obsm['X_' + key]``, coloured by its clusters.
 
     The UMAP is computed on first use and cached: a kNN graph of the embedding under the

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,11 @@ from anndata import AnnData
 
 from .._results import result_keys
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def closes_figures_on_error(plot):
+
+def closes_figures_on_error(plot: Callable[P, R]) -> Callable[P, R]:
     """Close the figures `plot` opened when it raises: a failed call leaves none open.
 
     Whether the error comes from our checks, matplotlib (a bad colour map) or scanpy's
@@ -28,7 +32,7 @@ def closes_figures_on_error(plot):
     """
 
     @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         import matplotlib.pyplot as plt
 
         before = set(plt.get_fignums())

@@ -56,8 +56,8 @@ from ._validate import (
 def desc(
     adata: AnnData,
     *,
-    resolution: float | Sequence[float] | None = DEFAULT_RESOLUTION,
-    n_clusters: int | tuple[int, int] | None = None,
+    resolution: float | Sequence[float] | np.ndarray | None = DEFAULT_RESOLUTION,
+    n_clusters: int | np.integer | tuple[int, int] | None = None,
     init: str = "leiden",
     layer: str | None = None,
     use_rep: str | None = None,

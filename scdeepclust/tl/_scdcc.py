@@ -67,7 +67,7 @@ DEFAULT_PAIRS_PER_LABELLED_CELL = 100
 
 def scdcc(
     adata: AnnData,
-    n_clusters: int | tuple[int, int] | None = None,
+    n_clusters: int | np.integer | tuple[int, int] | None = None,
     *,
     init: str = "leiden",
     layer: str | None = None,
