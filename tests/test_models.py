@@ -462,8 +462,9 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
         run(checkpoint_dir=ckpt)
     with pytest.raises(ValueError, match=r"checkpoint_dir '.*checkpoint.pt' is a file"):
         run(checkpoint_dir=ckpt / "checkpoint.pt")
-    with pytest.raises(ValueError, match="other settings or other data"):
+    with pytest.raises(ValueError, match="other settings or other data") as refused:
         run(checkpoint_dir=ckpt, resume=True, random_state=5)
+    assert "they differ in config.random_state: 0 then, 5 now" in str(refused.value)
     resumed = run(checkpoint_dir=ckpt, resume=True)
     key = tool
     np.testing.assert_array_equal(resumed.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
@@ -662,3 +663,31 @@ def test_desc_default_pretraining_on_many_cells_draws_a_subset_per_epoch():
     assert len(seen) == 300 and len(np.unique(seen)) == 300
     whole = np.concatenate([b.index.numpy() for b in feeder.minibatches(64, rng)])
     assert np.array_equal(np.sort(whole), np.arange(1000))
+
+
+def test_a_checkpoint_of_other_settings_names_them(tmp_path):
+    """The refusal named no setting: an identical call under another version looked wrong."""
+    from scdeepclust._serialization import load_tensors, save_tensors
+    from scdeepclust.train._checkpoint import TrainingCheckpoint, run_fingerprint
+
+    def settings(init, digest="d1"):
+        return {"method": "scdcc", "config": {"init": init, "tol": 0.001}, "data": digest}
+
+    first = settings("kmeans")
+    checkpoint = TrainingCheckpoint(
+        tmp_path, every=1, resume=False, fingerprint=run_fingerprint(**first), settings=first
+    )
+    checkpoint.save("pretraining", epoch=0, done=False, history={})
+    now = settings("leiden", digest="d2")
+    with pytest.raises(ValueError, match="other settings or other data") as refused:
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
+    assert (
+        "they differ in config.init: 'kmeans' then, 'leiden' now; data: 'd1' then, 'd2' now "
+        "(a digest of the data)" in str(refused.value)
+    )
+    # written before the settings were kept: the version, and why the same call may not match
+    saved = load_tensors(checkpoint.path)
+    del saved["settings"]
+    save_tensors(checkpoint.path, saved)
+    with pytest.raises(ValueError, match=r"written by scdeepclust \S+, which did not keep its"):
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)

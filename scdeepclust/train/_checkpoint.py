@@ -65,8 +65,23 @@ def open_checkpoint(
     """
     if directory is None:
         return None
-    fingerprint = run_digest(method=method, config=config, **data)
-    return TrainingCheckpoint(directory, every=every, resume=resume, fingerprint=fingerprint)
+    settings = run_settings(method=method, config=config, **data)
+    return TrainingCheckpoint(
+        directory,
+        every=every,
+        resume=resume,
+        fingerprint=run_fingerprint(**settings),
+        settings=settings,
+    )
+
+
+def run_settings(*, method: str, config, **data) -> dict:
+    """Return what identifies a run of `method` with `config` (a dataclass) on `data`.
+
+    As plain JSON values: the checkpoint keeps them, to name what differs from a later call.
+    """
+    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
+    return json.loads(json.dumps({"method": method, "config": settings, **data}, default=str))
 
 
 def run_digest(*, method: str, config, **data) -> str:
@@ -74,8 +89,7 @@ def run_digest(*, method: str, config, **data) -> str:
 
     What a checkpoint is resumed by, and what the processes of a distributed run must share.
     """
-    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
-    return run_fingerprint(method=method, config=settings, **data)
+    return run_fingerprint(**run_settings(method=method, config=config, **data))
 
 
 @contextlib.contextmanager
@@ -101,13 +115,22 @@ class TrainingCheckpoint:
     starts from the beginning.
     """
 
-    def __init__(self, directory: str | Path, *, every: int, resume: bool, fingerprint: str):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        every: int,
+        resume: bool,
+        fingerprint: str,
+        settings: dict | None = None,
+    ):
         if int(every) != every or every < 1:
             raise ValueError(f"checkpoint_every must be an integer >= 1, got {every!r}.")
         self.directory = Path(directory)
         self.path = self.directory / CHECKPOINT_FILE
         self.every = int(every)
         self.fingerprint = fingerprint
+        self.settings = settings
         self.modules: dict[str, torch.nn.Module] = {}
         self.numpy_rngs: dict[str, np.random.Generator] = {}
         self.torch_generators: dict[str, torch.Generator] = {}
@@ -123,8 +146,8 @@ class TrainingCheckpoint:
             if data.get("fingerprint") != fingerprint:
                 raise ValueError(
                     f"{self.path} was written by a run with other settings or other data; it "
-                    "can only be resumed by the same call. Use another checkpoint_dir to start "
-                    "a new run."
+                    f"can only be resumed by the same call{_differences(data, settings)}. Use "
+                    "another checkpoint_dir to start a new run."
                 )
             self.stages = data["stages"]
             logg.info(f"    resuming from {self.path}: {self.describe()}")
@@ -189,6 +212,8 @@ class TrainingCheckpoint:
                 "format_version": CHECKPOINT_FORMAT_VERSION,
                 "scdeepclust_version": __version__,
                 "fingerprint": self.fingerprint,
+                # text: read back with weights_only, whatever the values' types
+                "settings": None if self.settings is None else json.dumps(self.settings),
                 "stages": self.stages,
             },
         )
@@ -246,3 +271,39 @@ def _to_cpu(obj):
     if isinstance(obj, list):
         return [_to_cpu(v) for v in obj]
     return obj
+
+
+def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
+    """Name the settings in which the checkpoint's run and this call differ (for the refusal).
+
+    A checkpoint written before the settings were kept (or by another scdeepclust, whose
+    defaults may differ) can only be told apart by its fingerprint.
+    """
+    then = saved.get("settings")
+    if then is None or settings is None:
+        return (
+            f" (it was written by scdeepclust {saved.get('scdeepclust_version', '?')}, which "
+            "did not keep its settings; another version's defaults may differ even where the "
+            "call is the same)"
+        )
+    before, now = _flat(json.loads(then)), _flat(settings)
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if not changed:
+        return ""
+    shown = [
+        f"{k}: {before.get(k, '(absent)')!r} then, {now.get(k, '(absent)')!r} now" for k in changed
+    ]
+    more = f"; and {len(changed) - most} more" if len(changed) > most else ""
+    data = " (a digest of the data)" if any(k.startswith("data") for k in changed) else ""
+    return f"; they differ in {'; '.join(shown[:most])}{more}{data}"
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """Return `settings` with nested keys joined by dots (``config.init``)."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
