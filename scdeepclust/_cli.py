@@ -369,15 +369,37 @@ def _run(args) -> int:
             _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
         except BaseException:
             # the trained result is kept all the same, an interrupted plot included
-            write_atomically(output, adata.write_h5ad)
+            _write_result(adata, output)
             print(f"{PROG}: no figure; wrote {output}", file=sys.stderr)
             raise
         say(f"wrote {args.plot}")
     # interrupted, it leaves no partial file, nor a truncated earlier result
-    write_atomically(output, adata.write_h5ad)
+    _write_result(adata, output)
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _write_result(adata, output: Path) -> None:
+    """Write the trained result; where `output` cannot take it, keep it in the temporary folder.
+
+    The place was checked before training, but a disk can fill up during hours of it.
+    """
+    try:
+        write_atomically(output, adata.write_h5ad)
+    except OSError as error:
+        kept = Path(tempfile.gettempdir()) / f"scdeepclust-{os.getpid()}-{output.name}"
+        try:
+            write_atomically(kept, adata.write_h5ad)
+        except OSError:
+            raise CommandError(
+                f"-o/--output {output} could not be written ({error}), nor {kept}: the trained "
+                "result is lost. Free some space and run again."
+            ) from None
+        raise CommandError(
+            f"-o/--output {output} could not be written ({error}); the trained result was "
+            f"written to {kept} instead: move it where it belongs."
+        ) from None
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -410,6 +432,7 @@ def _demo(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder for the results")
+    _check_writable(out / "pbmc68k_demo.h5ad", "--out")  # before training, as for `run`
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     truth = "bulk_labels"

@@ -9,6 +9,8 @@ so an interrupted write never leaves a truncated file in place of a good one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -24,27 +26,69 @@ def write_atomically(path: str | Path, write) -> None:
 
     A failed or interrupted write leaves `path` as it was (an earlier file there included) and
     no partial file behind. The temporary name keeps the suffix, for writers that read the
-    format from it (matplotlib).
+    format from it (matplotlib). The file gets the permissions of the one it replaces, or those
+    the umask gives a new file (the temporary file's own are the owner's alone). An operating
+    system's error (a full disk, a read-only place) names `path`, not the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of its own (two writers of one path do not share it); the writer replaces the file
+    # a name of its own (two writers of one path do not share it); the writer replaces the
+    # file. The stem is shortened: a name the filesystem takes must not fail for the suffixes
     handle, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+        dir=path.parent, prefix=f".{path.stem[:40]}.", suffix=f".partial{path.suffix}"
     )
     os.close(handle)
     tmp = Path(name)
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+            os.chmod(tmp, _mode_for(path))
+            os.replace(tmp, path)
+        except OSError as error:
+            if error.filename is not None and str(error.filename) != str(tmp):
+                raise
+            raise type(error)(
+                error.errno, f"{error.strerror or error}: could not write {path}"
+            ) from error
     except BaseException:
         with contextlib.suppress(OSError):  # the write's own error is the one to report
             tmp.unlink()
         raise
 
 
+def _mode_for(path: Path) -> int:
+    """Return the permissions `path` has, or those the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def save_tensors(path: str | Path, obj) -> None:
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
+    """Write `obj` with `torch.save`, to memory first.
+
+    On a full disk torch's own error reads "unexpected pos 156544 vs 156432"; a plain write's
+    says what failed.
+    """
+
+    def write(tmp):
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+
+    write_atomically(path, write)
+
+
+def file_digest(path: str | Path) -> str:
+    """Return the SHA-256 of the file's bytes (hexadecimal)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu"):

@@ -318,3 +318,27 @@ def test_a_failed_plot_keeps_the_trained_result(sim, tmp_path, capsys, monkeypat
     assert main([*args, str(tmp_path / "u.png"), *TINY]) == 1
     assert "no room to draw" in capsys.readouterr().err
     assert "scdcc" in ad.read_h5ad(out).obs
+
+
+def test_a_result_the_output_cannot_take_is_kept_in_the_temporary_folder(
+    scdcc_h5, tmp_path, capsys, monkeypatch
+):
+    """A disk that filled up during training lost the trained result, with a deep traceback."""
+    import scdeepclust._cli as command_line
+
+    out = tmp_path / "out.h5ad"
+    written = command_line.write_atomically
+
+    def full_at_the_output(path, write):
+        if Path(path) == out:
+            raise OSError(28, "No space left on device")
+        written(path, write)
+
+    monkeypatch.setattr(command_line, "write_atomically", full_at_the_output)
+    monkeypatch.setattr(command_line.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert f"-o/--output {out} could not be written" in error and "written to" in error
+    kept = list((tmp_path / "tmp").glob("scdeepclust-*-out.h5ad"))
+    assert len(kept) == 1 and "scdcc" in ad.read_h5ad(kept[0]).obs

@@ -423,3 +423,34 @@ def test_dense_chunks_hold_a_bounded_number_of_values():
     mean, _ = feature_statistics(dense)
     np.testing.assert_allclose(mean, np.asarray(x.mean(0)).ravel(), rtol=1e-5)
     assert max(rows) == 2 * limit and sum(rows) == n_cells
+
+
+def test_atomic_writes_keep_permissions_name_the_target_and_take_long_names(tmp_path):
+    """mkstemp's 0600 made every result unreadable to others; errors named the temporary file."""
+    import errno
+    import os
+    from pathlib import Path
+
+    from scdeepclust._serialization import save_tensors, write_atomically
+
+    path = tmp_path / "result.h5ad"
+    previous = os.umask(0o022)
+    try:
+        write_atomically(path, lambda tmp: Path(tmp).write_text("a"))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)  # a file replaced keeps its permissions
+    write_atomically(path, lambda tmp: Path(tmp).write_text("b"))
+    assert path.stat().st_mode & 0o777 == 0o640 and path.read_text() == "b"
+
+    def disk_full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"No space left on device: could not write .*result\.h5ad"):
+        write_atomically(path, disk_full)
+    assert path.read_text() == "b" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    # a name the filesystem takes (255 bytes) must not fail for the temporary name's additions
+    long = tmp_path / ("x" * 245 + ".h5ad")
+    save_tensors(long, {"a": 1})
+    assert long.exists()

@@ -280,6 +280,12 @@ def test_loading_never_executes_code(scdcc_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open(path / "weights.pt", "wb") as f:
         pickle.dump({"weights": _Exploit()}, f, protocol=2)
+    with pytest.raises(ValueError, match="is not the file model.json was saved with"):
+        sdc.models.load(path)
+    # a file of an earlier version, without the weights' digest, reaches the loader itself
+    meta = json.loads((path / "model.json").read_text())
+    del meta["weights_sha256"]
+    (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="could not be loaded as weights"):
         sdc.models.load(path)
     assert not (tmp_path / "EXPLOITED").exists()
@@ -691,3 +697,50 @@ def test_a_checkpoint_of_other_settings_names_them(tmp_path):
     save_tensors(checkpoint.path, saved)
     with pytest.raises(ValueError, match=r"written by scdeepclust \S+, which did not keep its"):
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
+
+
+def test_a_save_that_stops_between_its_files_is_refused_on_loading(
+    scdcc_model, tmp_path, monkeypatch
+):
+    """The new weights beside the old model.json loaded silently: new weights, old centroids."""
+    import scdeepclust.models._trained as trained
+
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    other = sdc.models.load(path)
+    with torch.no_grad():
+        next(other.network.parameters()).add_(1.0)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(trained, "write_json", disk_full)
+        with pytest.raises(OSError):
+            other.save(path, overwrite=True)
+    with pytest.raises(ValueError, match="is not the file model.json was saved with"):
+        sdc.models.load(path)
+    (path / "model.json").unlink()  # a first save that stopped there
+    with pytest.raises(FileNotFoundError, match="holds weights.pt but no model.json"):
+        sdc.models.load(path)
+    other.save(path, overwrite=True)
+    assert torch.equal(
+        next(sdc.models.load(path).network.parameters()), next(other.network.parameters())
+    )
+
+
+def test_a_checkpoint_that_fails_to_save_describes_what_its_file_holds(tmp_path, monkeypatch):
+    """After a failed save the interruption's message named a state never written."""
+    import scdeepclust.train._checkpoint as ckpt
+
+    checkpoint = ckpt.TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.save("pretraining", epoch=3, done=False, history={})
+    described = checkpoint.describe()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_tensors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save("pretraining", epoch=5, done=False, history={})
+    assert checkpoint.describe() == described

@@ -30,6 +30,7 @@ from scanpy import logging as logg
 from .._results import ClusteringResult, assigned_soft_assignment
 from .._serialization import (
     check_format_version,
+    file_digest,
     load_tensors,
     read_json,
     save_tensors,
@@ -375,7 +376,12 @@ class TrainedModel:
     # -- saving and loading -------------------------------------------------------------------
 
     def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``weights.pt`` and ``model.json`` into `directory` (created if needed)."""
+        """Write ``weights.pt`` and ``model.json`` into `directory` (created if needed).
+
+        ``model.json`` comes last and holds a digest of the weights: a save that fails between
+        the two files (a full disk, an interruption) leaves a pair that `load` refuses, not a
+        model of the new weights and the old centroids.
+        """
         directory = Path(directory)
         existing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if (directory / f).exists()]
         if existing and not overwrite:
@@ -385,7 +391,8 @@ class TrainedModel:
             )
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
         save_tensors(directory / WEIGHTS_FILE, state)
-        write_json(directory / CONFIG_FILE, self.metadata())
+        meta = {**self.metadata(), "weights_sha256": file_digest(directory / WEIGHTS_FILE)}
+        write_json(directory / CONFIG_FILE, meta)
         return directory
 
     def metadata(self) -> dict:
@@ -415,6 +422,11 @@ class TrainedModel:
         if not directory.is_dir():
             raise FileNotFoundError(f"No model directory {directory}.")
         device = resolve_device(device)
+        if not (directory / CONFIG_FILE).exists() and (directory / WEIGHTS_FILE).exists():
+            raise FileNotFoundError(
+                f"{directory} holds {WEIGHTS_FILE} but no {CONFIG_FILE}: a save that did not "
+                "finish? Save the model again (overwrite=True)."
+            )
         meta = read_json(directory / CONFIG_FILE)
         check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
         model_cls = MODEL_CLASSES.get(meta.get("method"))
@@ -437,6 +449,13 @@ class TrainedModel:
         # from a run building its layers in another thread
         with torch.device("cpu"), seeded(0), standard_torch_mode():
             network = model_cls.build_network(meta["config"], len(meta["features"]))
+        saved_with = meta.get("weights_sha256")  # absent in files of earlier versions
+        if saved_with is not None and file_digest(directory / WEIGHTS_FILE) != saved_with:
+            raise ValueError(
+                f"{directory / WEIGHTS_FILE} is not the file {CONFIG_FILE} was saved with: a "
+                "save that did not finish, or files of two models put together. Save the model "
+                "again (overwrite=True)."
+            )
         state = load_tensors(directory / WEIGHTS_FILE, device)
         try:
             network.load_state_dict(state)

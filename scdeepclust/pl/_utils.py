@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._results import result_keys
+from .._serialization import write_atomically
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -241,9 +242,9 @@ def finish(fig, name: str, *, show: bool | None, save, returned):
     warn_if_saving(save)
     path = figure_path(save, name)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         logg.warning(f"saving figure to file {path}")
-        fig.savefig(path, dpi=save_dpi(), bbox_inches="tight")
+        # a failed write leaves an earlier figure there as it was, as the command line's do
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=save_dpi(), bbox_inches="tight"))
     show = sc.settings.autoshow if show is None else show
     if show:
         plt.show()

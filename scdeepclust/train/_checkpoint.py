@@ -205,7 +205,7 @@ class TrainingCheckpoint:
         }
         if optimizer is not None and not done:
             snapshot["optimizer"] = _to_cpu(copy.deepcopy(optimizer.state_dict()))
-        self.stages[stage] = snapshot
+        stages = {**self.stages, stage: snapshot}
         save_tensors(
             self.path,
             {
@@ -214,9 +214,11 @@ class TrainingCheckpoint:
                 "fingerprint": self.fingerprint,
                 # text: read back with weights_only, whatever the values' types
                 "settings": None if self.settings is None else json.dumps(self.settings),
-                "stages": self.stages,
+                "stages": stages,
             },
         )
+        # only once written: an interruption's message describes what the file holds
+        self.stages = stages
 
     def restore(self, stage: str, optimizer: TrainingOptimizer | None = None) -> dict | None:
         """Load the saved state of `stage` into the attached modules, RNGs and `optimizer`.
