@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
@@ -27,22 +27,17 @@ def write_atomically(path: str | Path, write) -> None:
     A failed or interrupted write leaves `path` as it was (an earlier file there included) and
     no partial file behind. The temporary name keeps the suffix, for writers that read the
     format from it (matplotlib). The file gets the permissions of the one it replaces, or those
-    the umask gives a new file (the temporary file's own are the owner's alone). An operating
-    system's error (a full disk, a read-only place) names `path`, not the temporary file.
+    the umask gives a new file. An operating system's error (a full disk, a read-only place)
+    names `path`, not the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of its own (two writers of one path do not share it); the writer replaces the
-    # file. The stem is shortened: a name the filesystem takes must not fail for the suffixes
-    handle, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem[:40]}.", suffix=f".partial{path.suffix}"
-    )
-    os.close(handle)
-    tmp = Path(name)
+    tmp = _new_file_beside(path)
     try:
         try:
             write(tmp)
-            os.chmod(tmp, _mode_for(path))
+            if path.exists():
+                os.chmod(tmp, path.stat().st_mode & 0o777)
             os.replace(tmp, path)
         except OSError as error:
             if error.filename is not None and str(error.filename) != str(tmp):
@@ -56,14 +51,20 @@ def write_atomically(path: str | Path, write) -> None:
         raise
 
 
-def _mode_for(path: Path) -> int:
-    """Return the permissions `path` has, or those the umask gives a new file."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+def _new_file_beside(path: Path) -> Path:
+    """Create an empty file of a name of its own beside `path` and return its path.
+
+    Two writers of one path do not share it. It is created with mode 0o666 less the umask, as
+    a new file is (`tempfile.mkstemp` gives the owner alone); the stem is shortened, so that a
+    name the filesystem takes does not fail for the suffixes added here.
+    """
+    while True:
+        candidate = path.parent / f".{path.stem[:40]}.{secrets.token_hex(4)}.partial{path.suffix}"
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
 
 
 def save_tensors(path: str | Path, obj) -> None:
