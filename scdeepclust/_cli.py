@@ -320,6 +320,13 @@ def _run(args) -> int:
                 + ", so there is nothing to score; leave --truth out or name another column"
             )
 
+    key = args.key_added or args.method
+    if truth is not None and truth in (key, f"{key}_confidence"):
+        raise CommandError(
+            f"--key-added {key!r} would write the clusters over the --truth column {truth!r}, "
+            "and score them against themselves; give another --key-added"
+        )
+
     say(f"preparing the data for {args.method}")
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the
     # file written keeps the log-normalised X that scanpy's other tools read
@@ -337,7 +344,6 @@ def _run(args) -> int:
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
     desc_scales = args.method == "desc" and not looks_scaled(adata.X)
 
-    key = args.key_added or args.method
     say(f"training {args.method} on {adata.n_obs} cells x {adata.n_vars} genes")
     options = _tool_options(args, key)
     if args.resolution is not None:
@@ -388,7 +394,10 @@ def _write_result(adata, output: Path) -> None:
     try:
         write_atomically(output, adata.write_h5ad)
     except OSError as error:
-        kept = Path(tempfile.gettempdir()) / f"scdeepclust-{os.getpid()}-{output.name}"
+        # the name shortened: the output's own may be near the filesystem's limit
+        kept = Path(tempfile.gettempdir()) / (
+            f"scdeepclust-{os.getpid()}-{output.stem[:40]}{output.suffix}"
+        )
         try:
             write_atomically(kept, adata.write_h5ad)
         except OSError:

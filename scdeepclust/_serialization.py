@@ -15,10 +15,12 @@ import json
 import os
 import secrets
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    import torch
 
 
 def write_atomically(path: str | Path, write) -> None:
@@ -26,28 +28,33 @@ def write_atomically(path: str | Path, write) -> None:
 
     A failed or interrupted write leaves `path` as it was (an earlier file there included) and
     no partial file behind. The temporary name keeps the suffix, for writers that read the
-    format from it (matplotlib). The file gets the permissions of the one it replaces, or those
-    the umask gives a new file. An operating system's error (a full disk, a read-only place)
-    names `path`, not the temporary file.
+    format from it (matplotlib). The file gets the permissions of the one it replaces (where
+    the filesystem keeps permissions), or those the umask gives a new file. A symbolic link at
+    `path` is written through, as `open` would. An operating system's error (a full disk, a
+    read-only place) names `path`, not the temporary file.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file_beside(path)
+    tmp = None
     try:
         try:
+            tmp = _new_file_beside(path)
             write(tmp)
             if path.exists():
-                os.chmod(tmp, path.stat().st_mode & 0o777)
+                with contextlib.suppress(OSError):  # vfat, SMB: no permissions to set
+                    os.chmod(tmp, path.stat().st_mode & 0o777)
             os.replace(tmp, path)
         except OSError as error:
-            if error.filename is not None and str(error.filename) != str(tmp):
+            if error.filename is not None and str(error.filename) not in (str(tmp), str(path)):
                 raise
-            raise type(error)(
-                error.errno, f"{error.strerror or error}: could not write {path}"
-            ) from error
+            reason = error.strerror or str(error)
+            if error.errno is None:
+                raise type(error)(f"{reason}: could not write {path}") from error
+            raise type(error)(error.errno, f"{reason}: could not write {path}") from error
     except BaseException:
-        with contextlib.suppress(OSError):  # the write's own error is the one to report
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):  # the write's own error is the one to report
+                tmp.unlink()
         raise
 
 
@@ -73,6 +80,7 @@ def save_tensors(path: str | Path, obj) -> None:
     On a full disk torch's own error reads "unexpected pos 156544 vs 156432"; a plain write's
     says what failed.
     """
+    import torch  # here: the plots write files too, and need no torch
 
     def write(tmp):
         buffer = io.BytesIO()
@@ -94,6 +102,8 @@ def file_digest(path: str | Path) -> str:
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu"):
     """Load a file written by `save_tensors`; never executes code from the file."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such file: {path}")

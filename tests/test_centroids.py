@@ -296,7 +296,7 @@ def test_kmeans_start_refuses_more_clusters_than_distinct_positions(init):
         )
     # every cell on one side: a single direction, and no smaller number of clusters to give
     half = np.linspace(0.1, 1, 100, dtype=np.float32)[:, None]
-    with pytest.raises(ValueError, match=r"latent_dim` or the last of desc's `hidden`.*; no clus"):
+    with pytest.raises(ValueError, match=r"finds only 1 group.*\(scdcc's `latent_dim`, the last"):
         initial_centroids(
             half,
             n_clusters=3,

@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -156,14 +155,21 @@ def test_run_key_added_and_batch_size(scdcc_h5, tmp_path, capsys):
     """The options that the tools' messages name (`key_added`, `batch_size`) exist here too."""
     out = tmp_path / "out.h5ad"
     args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert main([*args, "--key-added", "mine", "--batch-size", "32"]) == 0
-    assert not [w for w in caught if "batch_size" in str(w.message)]  # 150 cells: 256 warns
-    assert re.search(r"^mine: \d clusters in ", capsys.readouterr().out, re.MULTILINE)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "batch_size=256 is larger than the number of cells" in captured.out + captured.err
+    assert main([*args, "--key-added", "mine", "--batch-size", "32"]) == 0
+    captured = capsys.readouterr()
+    assert "batch_size=" not in captured.out + captured.err
+    assert re.search(r"^mine: \d clusters in ", captured.out, re.MULTILINE)
     adata = ad.read_h5ad(out)
     assert "mine" in adata.obs and "X_mine" in adata.obsm and "scdcc" not in adata.obs
     assert adata.uns["mine"]["params"]["batch_size"] == 32
+    # the file's labels are the truth: clusters written over them would score themselves
+    assert main([*args, "--key-added", "label"]) == 2
+    captured = capsys.readouterr()
+    assert "--key-added 'label' would write the clusters over the --truth column" in captured.err
+    assert "training" not in captured.out
 
 
 def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):

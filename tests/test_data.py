@@ -450,6 +450,23 @@ def test_atomic_writes_keep_permissions_name_the_target_and_take_long_names(tmp_
     with pytest.raises(OSError, match=r"No space left on device: could not write .*result\.h5ad"):
         write_atomically(path, disk_full)
     assert path.read_text() == "b" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    # a filesystem without permissions (vfat, SMB) refuses chmod: the write goes on
+    real_chmod = os.chmod
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    os.chmod = refused
+    try:
+        write_atomically(path, lambda tmp: Path(tmp).write_text("c"))
+    finally:
+        os.chmod = real_chmod
+    assert path.read_text() == "c"
+    # a symbolic link is written through, as open() writes: the link stays one
+    link = tmp_path / "link.h5ad"
+    link.symlink_to(path)
+    write_atomically(link, lambda tmp: Path(tmp).write_text("d"))
+    assert link.is_symlink() and path.read_text() == "d"
     # a name the filesystem takes (255 bytes) must not fail for the temporary name's additions
     long = tmp_path / ("x" * 245 + ".h5ad")
     save_tensors(long, {"a": 1})

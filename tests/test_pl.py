@@ -444,3 +444,13 @@ def test_a_colour_naming_a_column_and_a_gene_is_refused_before_the_umap(clustere
     with pytest.raises(KeyError, match=rf"\['{gene}'\] name both a column of adata.obs and a gene"):
         sdc.pl.umap(adata, "scdcc", color=gene, show=False)
     assert (set(adata.obsm), set(adata.obsp), set(adata.uns)) == before
+
+
+def test_a_colour_naming_a_gene_of_raw_alone_is_drawn(clustered):
+    """Only var_names make a name ambiguous for scanpy; .raw's genes it tells apart."""
+    adata = clustered.copy()
+    adata.raw = adata
+    gene = adata.var_names[0]
+    adata = adata[:, adata.var_names[1:]].copy()
+    adata.obs[gene] = adata.obs["group"]
+    assert sdc.pl.umap(adata, "scdcc", color=gene, show=False)

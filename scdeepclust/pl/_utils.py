@@ -328,11 +328,14 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
             f"color {unknown} not found: each must be a column of adata.obs or a gene of "
             "adata.var_names (or of adata.raw)."
         )
-    both = [c for c in colors if c in adata.obs.columns and c in genes]
-    if both:  # scanpy refuses them, but only after the UMAP was computed and stored
+    # scanpy refuses them, but only after the UMAP was computed and stored (genes of .raw
+    # alone, or of gene_symbols, it tells apart from a column)
+    both = [c for c in colors if c in adata.obs.columns and c in adata.var_names]
+    if both:
         raise KeyError(
-            f"{both} name both a column of adata.obs and a gene, which scanpy's plots cannot "
-            "tell apart: rename the column (`adata.obs.rename(columns={...})`)."
+            f"{both} name both a column of adata.obs and a gene of adata.var_names, which "
+            "scanpy's plots cannot tell apart: rename the column "
+            "(`adata.obs = adata.obs.rename(columns={...})`)."
         )
     palette = kwargs.get("palette")
     if isinstance(palette, Mapping):  # scanpy raised a bare KeyError naming one category

@@ -563,17 +563,17 @@ def initial_centroids(
         labels = fit(z, n_clusters, random_state=random_state)
         n_found = len(np.unique(labels))
         if n_found < n_clusters:  # fewer distinct positions than clusters (sklearn only warns)
-            directions = (
-                " (init='balanced-kmeans' clusters the cells' directions, and a latent space of "
-                "one dimension has two: give it at least two dimensions, scdcc's `latent_dim` "
-                "or the last of desc's `hidden`, or use init='kmeans')"
-                if method == "balanced-kmeans" and z.shape[1] < 2
-                else ""
-            )
+            if method == "balanced-kmeans" and z.shape[1] < 2:
+                raise ValueError(
+                    f"n_clusters={n_clusters}, but init='balanced-kmeans' finds only {n_found} "
+                    "group(s): it clusters the cells' directions, and a latent space of one "
+                    "dimension has two. Give it at least two dimensions (scdcc's `latent_dim`, "
+                    "the last of desc's `hidden`), or use init='kmeans'."
+                )
             fewer = f"give n_clusters <= {n_found}" if n_found >= 2 else "no clusters to find"
             raise ValueError(
                 f"n_clusters={n_clusters}, but k-means finds only {n_found} distinct group(s) of "
-                f"cells in the latent space (cells embedded at one point){directions}; {fewer}."
+                f"cells in the latent space (cells embedded at one point); {fewer}."
             )
         method += found
     else:

@@ -429,15 +429,16 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidIni
         elif asked is not None:
             how = "give a smaller `n_clusters`"
         elif init.resolution is not None:
-            how = "give a smaller `resolution`"
-        else:
-            how = "give a smaller `n_clusters`"
+            how = f"give a `resolution` below {init.resolution:g}"
+        else:  # searched in the default range
+            how = f"give `n_clusters` below {k}"
         fewer = (
             " If many cells keep moving, the clusters may cut groups arbitrarily: the data may "
             f"hold fewer groups than {k} ({how})."
         )
+    at = "" if init.resolution is None else f" (at resolution {init.resolution:g})"
     warnings.warn(
-        f"The clustering stage stopped at max_epochs={stage.max_epochs} without converging: "
+        f"The clustering stage{at} stopped at max_epochs={stage.max_epochs} without converging: "
         f"{moving}. The labels are those of the last epoch and uns[key]['converged'] is False. "
         f"Raise `max_epochs` to let it settle.{fewer}",
         UserWarning,
