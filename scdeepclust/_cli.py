@@ -403,7 +403,7 @@ def _write_result(adata, output: Path) -> None:
         except OSError:
             raise CommandError(
                 f"-o/--output {output} could not be written ({error}), nor {kept}: the trained "
-                "result is lost. Free some space and run again."
+                "result is lost. Run again once the output's place can take it."
             ) from None
         raise CommandError(
             f"-o/--output {output} could not be written ({error}); the trained result was "

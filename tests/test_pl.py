@@ -303,7 +303,7 @@ def test_probabilities_names_each_column_by_its_cluster(clustered):
     most = "1" if (top == "1").sum() >= (top == "2").sum() else "2"
     expected = ["type 0", "types 1+2" if most == "1" else "1", "types 1+2" if most == "2" else "2"]
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == expected
-    with pytest.raises(KeyError, match=r"palette has no colour for the scdcc cluster\(s\)"):
+    with pytest.raises(KeyError, match=r"palette has no colour for the scdcc categories"):
         sdc.pl.probabilities(adata, "scdcc", palette={"type 0": "red"}, show=False)
 
 

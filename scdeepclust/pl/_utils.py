@@ -115,6 +115,16 @@ def cluster_categories(adata: AnnData, key: str) -> pd.Categorical:
     return pd.Categorical(labels)
 
 
+def check_palette_covers(palette: Mapping, column: str, categories: list) -> None:
+    """Refuse a palette dict without a colour for each category, naming those it lacks."""
+    missing = [c for c in categories if c not in palette]
+    if missing:
+        raise KeyError(
+            f"palette has no colour for the {column} categories {missing}; give one for each "
+            f"of {categories}."
+        )
+
+
 def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     """One colour per category of ``obs[key]``, without writing to `adata`.
 
@@ -130,12 +140,7 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     k = len(categories)
     if palette is not None:
         if isinstance(palette, Mapping):
-            missing = [c for c in categories if c not in palette]
-            if missing:
-                raise KeyError(
-                    f"palette has no colour for the {key} cluster(s) {missing}; give one for "
-                    f"each of {categories}."
-                )
+            check_palette_covers(palette, key, categories)
             return [palette[c] for c in categories]
         if isinstance(palette, str):
             cmap = colormaps[palette]
@@ -342,12 +347,7 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
         for column in colors:
             if column in adata.obs.columns and not pd.api.types.is_numeric_dtype(adata.obs[column]):
                 categories = list(cluster_categories(adata, column).categories)
-                missing = [c for c in categories if c not in palette]
-                if missing:
-                    raise KeyError(
-                        f"palette has no colour for the {column} categories {missing}; give "
-                        f"one for each of {categories}."
-                    )
+                check_palette_covers(palette, column, categories)
     if kwargs.get("ax") is not None and len(colors) > 1:
         raise ValueError(
             f"ax= holds one panel, but this plot draws {len(colors)}: the {key} clusters and "
