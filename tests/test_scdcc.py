@@ -1,8 +1,11 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
 import torch
+from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
@@ -57,11 +60,63 @@ def test_groups_of_deep_counts_stay_apart(depth):
     # space lost the groups (one or two clusters, ARI 0.00-0.01).
     if depth == "deeply sequenced":
         adata = sdc.datasets.simulate(1000, 300, 5, mean_log_expression=1.5, random_state=0)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*do not step like raw counts")
+            sdc.tl.scdcc(adata, progress=False)
     else:
         adata = sdc.datasets.simulate(1000, 300, 5, random_state=0)
         adata.layers["counts"] = adata.layers["counts"] * 100
-    sdc.tl.scdcc(adata, progress=False)
+        with pytest.warns(UserWarning, match="do not step like raw counts") as caught:
+            sdc.tl.scdcc(adata, progress=False)
+        assert {w.filename for w in caught if "raw counts" in str(w.message)} == {__file__}
     assert adjusted_rand_score(adata.obs["group"], adata.obs["scdcc"]) > 0.9
+
+
+def _normalised_and_rounded(counts, total: float):
+    counts = sparse.csr_matrix(counts, dtype=np.float64)
+    scaled = sparse.diags(total / np.asarray(counts.sum(axis=1)).ravel()) @ counts
+    scaled.data = np.round(scaled.data)
+    scaled.eliminate_zeros()
+    return scaled
+
+
+def test_counts_that_step_by_more_than_one_are_told_from_raw_ones():
+    from scdeepclust.pp._input import scan_matrix
+
+    def share(matrix):
+        return scan_matrix(matrix, steps=True).share_on_coarse_step
+
+    raw = sdc.datasets.simulate(500, 500, 4, random_state=0).layers["counts"]
+    # deep enough that the smallest count passes 1 in most cells, yet few values lie near it
+    deep = sdc.datasets.simulate(500, 500, 4, mean_log_expression=6, random_state=0)
+    deep = deep.layers["counts"]
+    assert np.mean(scan_matrix(deep, steps=True).smallest_positive >= 2) > 0.5
+    demo = sdc.datasets.pbmc68k().layers["counts"]
+    for counts in (raw, deep, demo, raw.toarray().astype(np.int32)):
+        assert share(counts) == 0.0
+    for counts in (
+        raw * 3,
+        (raw * 1000).toarray(),
+        _normalised_and_rounded(raw, 1e4),
+        _normalised_and_rounded(demo, 1e6),
+    ):
+        assert share(counts) > 0.9
+    # rows with fewer than 10 positive values are not judged
+    few = sparse.csr_matrix(np.array([[3.0, 6.0, 0.0] * 3, [0.0] * 9]))
+    assert share(few) == 0.0
+    # and no pass is spent on it unless asked
+    assert scan_matrix(raw * 3).smallest_positive is None
+
+
+def test_mapping_multiplied_counts_onto_a_model_warns(sim):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*do not step like raw counts")
+        _, model = sdc.tl.scdcc(sim, 3, copy=True, return_model=True, **FAST)
+    new = sim.copy()
+    new.layers["counts"] = new.layers["counts"] * 1000
+    with pytest.warns(UserWarning, match="do not step like raw counts") as caught:
+        model.predict(new)
+    assert {w.filename for w in caught if "raw counts" in str(w.message)} == {__file__}
 
 
 def test_genes_start_at_the_level_of_deep_counts_only():

@@ -48,6 +48,7 @@ from ..pp._input import (
     input_matrix,
     scan_matrix,
     warn_if_counts,
+    warn_if_multiplied_counts,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
 from ..train._confidence import ConfidenceMap
@@ -515,7 +516,8 @@ class SCDCC(TrainedModel):
         batch_key: str | None = None,
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
-        matrix, _, _ = checked_counts(adata, layer)
+        matrix, where, summary = checked_counts(adata, layer)
+        warn_if_multiplied_counts(summary, where, stacklevel=4)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
         factors, _ = size_factors(
