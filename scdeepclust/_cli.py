@@ -456,31 +456,40 @@ def _demo(args) -> int:
         say(f"  {step}")
 
     scores = {}
-    for key in ("scdcc", "desc"):
-        if key == "scdcc":
-            say(f"\nscDCC with n_clusters = {n_types} (the number of cell types)")
-            sdc.tl.scdcc(adata, n_types, **_tool_options(args, key))
-        else:
-            from .models._desc import DEFAULT_RESOLUTION as resolution
+    try:
+        for key in ("scdcc", "desc"):
+            if key == "scdcc":
+                say(f"\nscDCC with n_clusters = {n_types} (the number of cell types)")
+                sdc.tl.scdcc(adata, n_types, **_tool_options(args, key))
+            else:
+                from .models._desc import DEFAULT_RESOLUTION as resolution
 
-            say(
-                f"\nDESC at its defaults (Leiden at resolution {resolution} picks the "
-                "number of clusters)"
+                say(
+                    f"\nDESC at its defaults (Leiden at resolution {resolution} picks the "
+                    "number of clusters)"
+                )
+                sdc.tl.desc(adata, **_tool_options(args, key))
+            scores[key] = _summary(adata, key, truth)
+            say("  drawing figures")
+            # the widest legend (the cell types) last: nothing to its right to run into
+            colors = [f"{key}_confidence", truth]
+            drawn = {
+                f"umap_{key}.png": (sdc.pl.umap, {"color": colors}),
+                f"compare_{key}.png": (sdc.pl.compare, {"truth": truth}),
+                f"probabilities_{key}.png": (sdc.pl.probabilities, {}),
+                f"history_{key}.png": (sdc.pl.history, {}),
+            }
+            for name, (plot, kwargs) in drawn.items():
+                _figure(plot, adata, key, out / name, **kwargs)
+                figures.append(name)
+    except BaseException:
+        if figures:  # a stop after scDCC's figures: say which files are this run's
+            print(
+                f"{PROG}: stopped before the demo finished; figures written into {out}/: "
+                + ", ".join(figures),
+                file=sys.stderr,
             )
-            sdc.tl.desc(adata, **_tool_options(args, key))
-        scores[key] = _summary(adata, key, truth)
-        say("  drawing figures")
-        # the widest legend (the cell types) last: nothing to its right to run into
-        colors = [f"{key}_confidence", truth]
-        drawn = {
-            f"umap_{key}.png": (sdc.pl.umap, {"color": colors}),
-            f"compare_{key}.png": (sdc.pl.compare, {"truth": truth}),
-            f"probabilities_{key}.png": (sdc.pl.probabilities, {}),
-            f"history_{key}.png": (sdc.pl.history, {}),
-        }
-        for name, (plot, kwargs) in drawn.items():
-            _figure(plot, adata, key, out / name, **kwargs)
-            figures.append(name)
+        raise
 
     result = out / "pbmc68k_demo.h5ad"
     write_atomically(result, adata.write_h5ad)

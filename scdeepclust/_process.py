@@ -24,16 +24,21 @@ class ProcessWideOverride:
 
     @contextlib.contextmanager
     def __call__(self):
-        with self._lock:
-            if self._open == 0:
-                self._saved = self._get()
-                if self._wanted(self._saved) != self._saved:
-                    self._set(self._wanted(self._saved))
-            self._open += 1
+        opened = False
         try:
+            # inside the try: an interruption (Ctrl-C) just after the count went up must still
+            # bring it down and restore the caller's value
+            with self._lock:
+                if self._open == 0:
+                    self._saved = self._get()
+                self._open += 1
+                opened = True  # no call between the two: nothing can interrupt in between
+                if self._open == 1 and self._wanted(self._saved) != self._saved:
+                    self._set(self._wanted(self._saved))
             yield
         finally:
-            with self._lock:
-                self._open -= 1
-                if self._open == 0 and self._wanted(self._saved) != self._saved:
-                    self._set(self._saved)
+            if opened:
+                with self._lock:
+                    self._open -= 1
+                    if self._open == 0 and self._wanted(self._saved) != self._saved:
+                        self._set(self._saved)

@@ -112,11 +112,37 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
         )
 
 
-def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
-    """Write everything in one step; called only after training succeeded.
+def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
+    """Write the results of each key; called only after training succeeded.
 
-    Keys that exist are overwritten: `check_result_keys` warned about them before training.
+    All or nothing: every value is made first, and an error or interruption while they are
+    assigned puts back what was there. Keys that exist are overwritten: `check_result_keys`
+    warned about them before training.
     """
+    entries = [entry for key, result in results.items() for entry in _entries(key, result)]
+    earlier = []
+    for part, name, _ in entries:
+        store = getattr(adata, part)
+        earlier.append((part, name, store[name] if name in store else _ABSENT))
+    try:
+        for part, name, value in entries:
+            # looked up each time: the first write makes a view actual, with new tables
+            getattr(adata, part)[name] = value
+    except BaseException:
+        for part, name, value in reversed(earlier):
+            store = getattr(adata, part)
+            if value is not _ABSENT:
+                store[name] = value
+            elif name in store:
+                del store[name]
+        raise
+
+
+_ABSENT = object()
+
+
+def _entries(key: str, result: ClusteringResult) -> list[tuple]:
+    """("obs" / "obsm" / "uns", name, value) of one key's results."""
     keys = result_keys(key)
     # Categories are the clusters that hold cells, named by their column of the soft
     # assignments: an empty category breaks scanpy steps that follow (rank_genes_groups,
@@ -124,14 +150,10 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
     populated = np.unique(result.labels)
     codes = np.searchsorted(populated, result.labels)
     categories = [str(i) for i in populated]
-    adata.obs[keys["labels"]] = pd.Categorical.from_codes(codes, categories=categories)
     confidence = result.confidence
     if confidence is None:
         confidence = assigned_soft_assignment(result.probabilities, result.labels)
-    adata.obs[keys["confidence"]] = confidence
-    adata.obsm[keys["embedding"]] = result.embedding
-    adata.obsm[keys["probabilities"]] = result.probabilities
-    adata.uns[keys["uns"]] = _h5ad_safe(
+    uns = _h5ad_safe(
         {
             "params": result.params,
             "n_clusters": len(populated),
@@ -140,3 +162,10 @@ def write_results(adata: AnnData, key: str, result: ClusteringResult) -> None:
             **result.info,
         }
     )
+    return [
+        ("obs", keys["labels"], pd.Categorical.from_codes(codes, categories=categories)),
+        ("obs", keys["confidence"], confidence),
+        ("obsm", keys["embedding"], result.embedding),
+        ("obsm", keys["probabilities"], result.probabilities),
+        ("uns", keys["uns"], uns),
+    ]

@@ -38,7 +38,14 @@ def write_atomically(path: str | Path, write) -> None:
     tmp = None
     try:
         try:
-            tmp = _new_file_beside(path)
+            while tmp is None:
+                # named before it exists: an interruption just after its creation still has
+                # it removed below (removing a name not created yet fails harmlessly)
+                tmp = _partial_name(path)
+                try:
+                    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                except FileExistsError:  # another writer's: not ours to remove
+                    tmp = None
             write(tmp)
             if path.exists():
                 with contextlib.suppress(OSError):  # vfat, SMB: no permissions to set
@@ -58,20 +65,14 @@ def write_atomically(path: str | Path, write) -> None:
         raise
 
 
-def _new_file_beside(path: Path) -> Path:
-    """Create an empty file of a name of its own beside `path` and return its path.
+def _partial_name(path: Path) -> Path:
+    """Return a name of its own beside `path`, for the file written before it becomes `path`.
 
-    Two writers of one path do not share it. It is created with mode 0o666 less the umask, as
-    a new file is (`tempfile.mkstemp` gives the owner alone); the stem is shortened, so that a
-    name the filesystem takes does not fail for the suffixes added here.
+    Two writers of one path do not share it (it is created exclusively). Created with mode
+    0o666 less the umask, as a new file is (`tempfile.mkstemp` gives the owner alone); the stem
+    is shortened, so that a name the filesystem takes does not fail for the suffixes added here.
     """
-    while True:
-        candidate = path.parent / f".{path.stem[:40]}.{secrets.token_hex(4)}.partial{path.suffix}"
-        try:
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            continue
-        return candidate
+    return path.parent / f".{path.stem[:40]}.{secrets.token_hex(4)}.partial{path.suffix}"
 
 
 def save_tensors(path: str | Path, obj) -> None:

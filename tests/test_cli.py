@@ -235,6 +235,18 @@ def test_demo_in_process(tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
 
 
+def test_an_interrupted_demo_names_the_figures_it_left(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sdc.tl, "desc", interrupted)
+    assert main(["demo", "--out", str(tmp_path), *TINY]) == 130
+    err = capsys.readouterr().err
+    assert f"figures written into {tmp_path}/: umap_scdcc.png, compare_scdcc.png" in err
+    assert err.strip().endswith("scdeepclust: interrupted")
+    assert not (tmp_path / "pbmc68k_demo.h5ad").exists()
+
+
 def test_run_with_batch_key_in_process(sim, tmp_path, capsys):
     sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
     path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"

@@ -425,6 +425,28 @@ def test_dense_chunks_hold_a_bounded_number_of_values():
     assert max(rows) == 2 * limit and sum(rows) == n_cells
 
 
+def test_an_atomic_write_interrupted_as_its_file_is_created_leaves_no_file(tmp_path, monkeypatch):
+    """An interruption between creating the temporary file and naming it left the file."""
+    import os
+    from pathlib import Path
+
+    import scdeepclust._serialization as serialization
+
+    opened = os.open
+
+    def interrupted_once_created(*args, **kwargs):
+        os.close(opened(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    path = tmp_path / "model.json"
+    path.write_text("old")
+    monkeypatch.setattr(serialization.os, "open", interrupted_once_created)
+    with pytest.raises(KeyboardInterrupt):
+        serialization.write_atomically(path, lambda tmp: Path(tmp).write_text("new"))
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"] and path.read_text() == "old"
+
+
 def test_atomic_writes_keep_permissions_name_the_target_and_take_long_names(tmp_path):
     """mkstemp's 0600 made every result unreadable to others; errors named the temporary file."""
     import errno

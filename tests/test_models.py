@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 import warnings
 
@@ -699,10 +700,12 @@ def test_a_checkpoint_of_other_settings_names_them(tmp_path):
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
 
 
-def test_a_save_that_stops_between_its_files_is_refused_on_loading(
-    scdcc_model, tmp_path, monkeypatch
+@pytest.mark.parametrize("stop", ["hashing the new weights", "writing model.json", "renaming"])
+def test_a_save_that_stops_anywhere_leaves_a_model_to_load(
+    scdcc_model, tmp_path, monkeypatch, stop
 ):
-    """The new weights beside the old model.json loaded silently: new weights, old centroids."""
+    """Stopped after the new weights, a save left the old model.json beside them: load refused
+    the pair, and the old model was lost as well."""
     import scdeepclust.models._trained as trained
 
     _, model = scdcc_model
@@ -710,23 +713,54 @@ def test_a_save_that_stops_between_its_files_is_refused_on_loading(
     other = sdc.models.load(path)
     with torch.no_grad():
         next(other.network.parameters()).add_(1.0)
+    replace, renames = os.replace, []
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def interrupted_at_the_last_rename(*args, **kwargs):
+        renames.append(args)
+        if len(renames) == 3:  # the weights', model.json's, then the new weights' own
+            raise KeyboardInterrupt
+        return replace(*args, **kwargs)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(trained, "write_json", disk_full)
-        with pytest.raises(OSError):
+        if stop == "renaming":
+            m.setattr(trained.os, "replace", interrupted_at_the_last_rename)
+        else:
+            m.setattr(
+                trained,
+                "file_digest" if stop == "hashing the new weights" else "write_json",
+                interrupted,
+            )
+        with pytest.raises(KeyboardInterrupt):
             other.save(path, overwrite=True)
+    expected = other if stop == "renaming" else model
+    assert torch.equal(
+        next(sdc.models.load(path).network.parameters()), next(expected.network.parameters())
+    )
+    assert not [f.name for f in path.iterdir() if "partial" in f.name]
+    # the next save finishes what the stopped one left
+    other.save(path, overwrite=True)
+    assert sorted(f.name for f in path.iterdir()) == ["model.json", "weights.pt"]
+    assert torch.equal(
+        next(sdc.models.load(path).network.parameters()), next(other.network.parameters())
+    )
+
+
+def test_weights_that_are_not_the_saved_ones_are_refused_on_loading(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    other = sdc.models.load(path)
+    with torch.no_grad():
+        next(other.network.parameters()).add_(1.0)
+    elsewhere = other.save(tmp_path / "other")
+    (elsewhere / "weights.pt").replace(path / "weights.pt")  # two models' files put together
     with pytest.raises(ValueError, match="is not the file model.json was saved with"):
         sdc.models.load(path)
     (path / "model.json").unlink()  # a first save that stopped there
     with pytest.raises(FileNotFoundError, match="holds weights.pt but no model.json"):
         sdc.models.load(path)
-    other.save(path, overwrite=True)
-    assert torch.equal(
-        next(sdc.models.load(path).network.parameters()), next(other.network.parameters())
-    )
 
 
 def test_a_checkpoint_that_fails_to_save_describes_what_its_file_holds(tmp_path, monkeypatch):

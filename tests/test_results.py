@@ -9,7 +9,7 @@ import scanpy as sc
 
 import scdeepclust as sdc
 import scdeepclust.train._dec as dec
-from _helpers import FAST
+from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust._results import ClusteringResult, write_results
 from scdeepclust.train._centroids import InitialClustering
 from scdeepclust.train._dec import _empty_clusters
@@ -30,7 +30,7 @@ def _result(labels: np.ndarray, n_clusters: int) -> ClusteringResult:
 
 def test_categories_are_the_populated_clusters(sim):
     labels = np.repeat([0, 2, 3], sim.n_obs // 3)
-    write_results(sim, "c", _result(labels, 4))
+    write_results(sim, {"c": _result(labels, 4)})
     assert list(sim.obs["c"].cat.categories) == ["0", "2", "3"]
     np.testing.assert_array_equal(sim.obs["c"].to_numpy(), labels.astype(str))
     assert sim.obsm["c_probs"].shape[1] == 4  # a column per centroid, the empty one included
@@ -40,6 +40,32 @@ def test_categories_are_the_populated_clusters(sim):
     sc.tl.rank_genes_groups(sim, "c")
     sc.tl.dendrogram(sim, "c", use_rep="X_c")
     assert set(sim.uns["rank_genes_groups"]["names"].dtype.names) == {"0", "2", "3"}
+
+
+def test_results_are_written_all_or_none(sim, monkeypatch):
+    """Interrupted while writing, DESC with two resolutions left the first key's results and
+    part of the second's; a key that held an earlier run's results lost them."""
+    import scdeepclust._results as results
+
+    labels = np.repeat([0, 1, 2], sim.n_obs // 3)
+    write_results(sim, {"a": _result(labels, 3)})  # an earlier run, overwritten below
+    sim.obsm["a_probs"] = sim.obsm["a_probs"] * 0.5  # told from what the next run writes
+    before = snapshot(sim)
+    kept_uns = sim.uns["a"]
+    entries = results._entries
+
+    def interrupted_at_the_last(key, result):
+        made = entries(key, result)
+        if key == "b":
+            made[-1] = ("obsm", "b_never", np.zeros((3, 2)))  # refused: 3 rows
+        return made
+
+    monkeypatch.setattr(results, "_entries", interrupted_at_the_last)
+    with pytest.raises(ValueError):
+        write_results(sim, {"a": _result(labels[::-1], 3), "b": _result(labels, 3)})
+    assert_unchanged(sim, before)
+    np.testing.assert_array_equal(sim.obsm["a_probs"], before["obsm"]["a_probs"])
+    assert sim.uns["a"] is kept_uns
 
 
 def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():

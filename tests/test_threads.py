@@ -100,3 +100,26 @@ def test_process_wide_settings_come_back_when_the_last_run_in_any_thread_ends():
     finally:
         torch.set_float32_matmul_precision("highest")
         sc.settings.verbosity = verbosity
+
+
+def test_a_setting_interrupted_as_it_is_set_comes_back():
+    """Ctrl-C landing just as the package set its value left it for the rest of the process."""
+    from scdeepclust._process import ProcessWideOverride
+
+    value = {"now": "caller's"}
+    interruptions = [KeyboardInterrupt]
+
+    def set_then_interrupted(new):
+        value["now"] = new
+        if new == "package's" and interruptions:
+            raise interruptions.pop()
+
+    override = ProcessWideOverride(
+        lambda: value["now"], set_then_interrupted, lambda saved: "package's"
+    )
+    with pytest.raises(KeyboardInterrupt), override():
+        pass
+    assert value["now"] == "caller's" and override._open == 0
+    with override():  # and the next block still sets and restores it
+        assert value["now"] == "package's"
+    assert value["now"] == "caller's"

@@ -11,10 +11,16 @@ directory of two files:
 ``model.json``
     Format version, method, scdeepclust version, configuration, the genes (or `obsm` columns)
     in the order the network reads them, the preprocessing statistics and the centroids.
+
+A save that overwrites a model writes the new weights beside the old ones first
+(``weights.next.pt``), then ``model.json`` with their digest, then renames them to
+``weights.pt``: interrupted anywhere, the directory still holds a model to load, the old one or
+the new one.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import asdict, is_dataclass
 from os import PathLike
@@ -55,6 +61,7 @@ from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
+NEXT_WEIGHTS_FILE = "weights.next.pt"  # a save's new weights until model.json names them
 # what `load` reads from model.json besides the format version and the method
 MODEL_FIELDS = ("centroids", "config", "features", "preprocessing", "key_added")
 CONFIG_FILE = "model.json"
@@ -379,9 +386,9 @@ class TrainedModel:
     def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
         """Write ``weights.pt`` and ``model.json`` into `directory` (created if needed).
 
-        ``model.json`` comes last and holds a digest of the weights: a save that fails between
-        the two files (a full disk, an interruption) leaves a pair that `load` refuses, not a
-        model of the new weights and the old centroids.
+        ``model.json`` holds a digest of the weights, and the new weights take their place only
+        after it is written: a save that stops anywhere (a full disk, an interruption) leaves
+        the old model or the new one to load, never the new weights with the old centroids.
         """
         directory = Path(directory)
         existing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if (directory / f).exists()]
@@ -391,9 +398,16 @@ class TrainedModel:
                 "overwrite=True to replace it, or choose another directory."
             )
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-        save_tensors(directory / WEIGHTS_FILE, state)
-        meta = {**self.metadata(), "weights_sha256": file_digest(directory / WEIGHTS_FILE)}
+        weights, next_weights = directory / WEIGHTS_FILE, directory / NEXT_WEIGHTS_FILE
+        save_tensors(next_weights, state)
+        meta = {**self.metadata(), "weights_sha256": file_digest(next_weights)}
         write_json(directory / CONFIG_FILE, meta)
+        try:
+            os.replace(next_weights, weights)
+        except OSError as error:
+            raise type(error)(
+                error.errno, f"{error.strerror or error}: could not write {weights}"
+            ) from error
         return directory
 
     def metadata(self) -> dict:
@@ -423,10 +437,11 @@ class TrainedModel:
         if not directory.is_dir():
             raise FileNotFoundError(f"No model directory {directory}.")
         device = resolve_device(device)
-        if not (directory / CONFIG_FILE).exists() and (directory / WEIGHTS_FILE).exists():
+        weights_present = [f for f in (WEIGHTS_FILE, NEXT_WEIGHTS_FILE) if (directory / f).exists()]
+        if not (directory / CONFIG_FILE).exists() and weights_present:
             raise FileNotFoundError(
-                f"{directory} holds {WEIGHTS_FILE} but no {CONFIG_FILE}: a save that did not "
-                "finish? Save the model again (overwrite=True)."
+                f"{directory} holds {weights_present[0]} but no {CONFIG_FILE}: a save that did "
+                "not finish? Save the model again (overwrite=True)."
             )
         meta = read_json(directory / CONFIG_FILE)
         check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
@@ -450,20 +465,12 @@ class TrainedModel:
         # from a run building its layers in another thread
         with torch.device("cpu"), seeded(0), standard_torch_mode():
             network = model_cls.build_network(meta["config"], len(meta["features"]))
-        saved_with = meta.get("weights_sha256")  # absent in files of earlier versions
-        if saved_with is not None and file_digest(directory / WEIGHTS_FILE) != saved_with:
-            raise ValueError(
-                f"{directory / WEIGHTS_FILE} is not the file {CONFIG_FILE} was saved with: a "
-                "save that did not finish, or files of two models put together. Save the model "
-                "again (overwrite=True)."
-            )
-        state = load_tensors(directory / WEIGHTS_FILE, device)
+        weights = _saved_weights(directory, meta.get("weights_sha256"))
+        state = load_tensors(weights, device)
         try:
             network.load_state_dict(state)
         except (RuntimeError, KeyError) as err:
-            raise ValueError(
-                f"{directory / WEIGHTS_FILE} does not match {directory / CONFIG_FILE}: {err}"
-            ) from err
+            raise ValueError(f"{weights} does not match {directory / CONFIG_FILE}: {err}") from err
         return model_cls(
             network.to(device),
             centroids,
@@ -604,6 +611,30 @@ class DESC(TrainedModel):
             gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32) if scaled else None,
             batch_codes=codes,
         )
+
+
+def _saved_weights(directory: Path, digest: str | None) -> Path:
+    """Return the weights file that `model.json` was saved with.
+
+    That is ``weights.pt``, or ``weights.next.pt`` where a save stopped after writing
+    ``model.json`` and before renaming the new weights. Files of earlier versions hold no
+    digest: ``weights.pt``.
+    """
+    weights = directory / WEIGHTS_FILE
+    if digest is None:
+        return weights
+    for candidate in (weights, directory / NEXT_WEIGHTS_FILE):
+        if candidate.exists() and file_digest(candidate) == digest:
+            return candidate
+    if not weights.exists():
+        raise FileNotFoundError(
+            f"{directory} holds {CONFIG_FILE} but not the {WEIGHTS_FILE} it was saved with. "
+            "Save the model again."
+        )
+    raise ValueError(
+        f"{weights} is not the file {CONFIG_FILE} was saved with: a save that did not finish, "
+        "or files of two models put together. Save the model again (overwrite=True)."
+    )
 
 
 def _named_columns(present: pd.Index, trained: list[str], where: str) -> np.ndarray:

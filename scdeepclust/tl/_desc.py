@@ -501,8 +501,7 @@ def desc(
         # not rank 0 of a distributed run: rank 0 writes the results
         return tool_return(None, copy, model, return_model)
     adata = target_adata(adata, copy)
-    for key, result in results.items():
-        write_results(adata, key, result)
+    write_results(adata, results)
     logg.info(
         "    " + ", ".join(f"{k}: {len(np.unique(r.labels))} clusters" for k, r in results.items()),
         time=start,

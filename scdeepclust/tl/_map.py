@@ -99,5 +99,5 @@ def map_to_model(
     result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
     result.timings["total_s"] = time.perf_counter() - t_start
     adata = target_adata(adata, copy)
-    write_results(adata, key, result)
+    write_results(adata, {key: result})
     return adata if copy else None

@@ -617,7 +617,7 @@ def scdcc(
         return tool_return(None, copy, model, return_model)
 
     adata = target_adata(adata, copy)
-    write_results(adata, key_added, result)
+    write_results(adata, {key_added: result})
     logg.info(
         f"    found {len(np.unique(result.labels))} clusters",
         time=start,
