@@ -54,12 +54,17 @@ def matrices(draw, *, allow_special: bool = True, min_rows: int = 1):
 @given(matrices())
 def test_scan_matrix_matches_numpy(pair):
     stored, ref = pair
-    summary = scan_matrix(stored, chunk_size=5)
+    summary = scan_matrix(stored, chunk_size=5, steps=True)
     finite = np.isfinite(ref)
     assert summary.n_nonfinite == int((~finite).sum())
     assert summary.n_negative == int((ref[finite] < 0).sum())
     integral = np.all(ref[finite] == np.round(ref[finite]))
-    assert (summary.example_non_integer is None) == integral
+    if not summary.n_negative:  # negative values alone rule out counts
+        assert (summary.example_non_integer is None) == integral
+    positive = np.where(finite & (ref > 0), ref, np.inf)
+    np.testing.assert_array_equal(summary.smallest_positive, positive.min(axis=1))
+    judged = np.isfinite(positive).sum(axis=1) >= 10
+    np.testing.assert_array_equal(summary.judged_rows, judged)
     np.testing.assert_array_equal(summary.zero_rows, ~(ref != 0).any(axis=1))
     np.testing.assert_array_equal(summary.zero_cols, ~(ref != 0).any(axis=0))
     assert summary.is_counts == (finite.all() and (ref >= 0).all() and integral)

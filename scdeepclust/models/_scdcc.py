@@ -26,6 +26,7 @@ from ..train import (
     default_epochs,
     density_balanced_weights,
     divergence_hint,
+    draws_read_components,
     fit_epochs,
     input_principal_components,
     numpy_rng,
@@ -225,15 +226,18 @@ def fit_scdcc(
         return denoising_zinb(batch, config.batch_mixing if config.mixes_batches else 0.0)
 
     t0 = time.perf_counter()
-    # The balanced draws and the label prior look at the same principal components of the input:
-    # computed once when both need them (a pass over the data; 11 s at a million cells). Not
-    # when sharded, where the draws stay uniform and only rank 0 would hold the components.
+    prior_knowledge = seed_labels is not None or bool(constraints is not None and len(constraints))
+    # Known labels and pairs already say where cells belong (the label prior reads the labels
+    # with the refinement's classifier), and the input's components carry the batch effects
+    # that the clustering stage removes.
+    refine_share = 0.0 if prior_knowledge or config.mixes_batches else config.refine
+    # The balanced draws, the label prior and the refinement look at the same principal
+    # components of the input: computed once when the draws and another need them (a pass over
+    # the data; 11 s at a million cells). Not when sharded, where the draws stay uniform and
+    # only rank 0 would hold the components.
     components = None
-    if (
-        seed_labels is not None
-        and config.label_prior > 0
-        and config.resolved_pretrain_balance() > 0
-        and not feeder.distributed
+    if draws_read_components(feeder, config.resolved_pretrain_balance()) and (
+        (seed_labels is not None and config.label_prior > 0) or refine_share > 0
     ):
         components = input_principal_components(feeder, random_state=config.random_state)
     # Drawn less often where the data are crowded, so that the latent space does not spread the
@@ -283,7 +287,6 @@ def fit_scdcc(
                 rng=rng,
             )
 
-    prior_knowledge = seed_labels is not None or bool(constraints is not None and len(constraints))
     tol = config.resolved_tol(prior_knowledge=prior_knowledge)
     outcome = deep_embedded_clustering(
         feeder,
@@ -316,10 +319,7 @@ def fit_scdcc(
         keep_known_labels=config.keep_known_labels,
         label_prior_weight=config.label_prior,
         input_components=components,
-        # Known labels and pairs already say where cells belong (the label prior reads the
-        # labels with this classifier), and the input's components carry the batch effects
-        # that the clustering stage removes.
-        refine_share=0.0 if prior_knowledge or config.mixes_batches else config.refine,
+        refine_share=refine_share,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),
         checkpoint=checkpoint,

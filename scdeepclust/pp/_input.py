@@ -182,7 +182,8 @@ class MatrixSummary:
     dtype: np.dtype
     n_nonfinite: int  # NaN or infinite entries
     n_negative: int
-    example_non_integer: float | None  # a finite value that is not an integer, if any
+    # a finite value that is not an integer, if any (looked for while no value is negative)
+    example_non_integer: float | None
     # how far from a whole number the non-integers of the block holding that value are at most
     # (tiny for counts that went through a float conversion, e.g. 2.9999999)
     non_integer_offset: float | None
@@ -278,13 +279,17 @@ def scan_matrix(
             continue
         if dtype.kind == "f":
             finite = np.isfinite(values)
-            n_nonfinite += int(values.size - finite.sum())
-            values = values[finite]
+            n_block_nonfinite = int(values.size - np.count_nonzero(finite))
+            if n_block_nonfinite:  # copied only then: most matrices are finite throughout
+                n_nonfinite += n_block_nonfinite
+                values = values[finite]
         sum_of_squares += float(np.square(values, dtype=np.float64).sum())
         if values.size and wider_than_float32(dtype):
             largest = max(largest, float(np.abs(values).max()))
         n_negative += int((values < 0).sum())
-        if non_integer is None and dtype.kind == "f":
+        # negative values already rule out counts (and name the reason in messages): a scaled
+        # matrix skips the rounding of every value
+        if non_integer is None and dtype.kind == "f" and not n_negative:
             rounded = np.round(values)
             off = values != rounded
             if off.any():

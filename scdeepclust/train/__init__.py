@@ -1,6 +1,6 @@
 """Training: device and seeds, the epoch loops, the DEC clustering stage, centroid init."""
 
-from ._balance import density_balanced_weights
+from ._balance import density_balanced_weights, draws_read_components
 from ._centroids import centroids_from_labels, initial_centroids, kmeans_labels, leiden_labels
 from ._checkpoint import (
     CHECKPOINT_FILE,
@@ -62,6 +62,7 @@ __all__ = [
     "LatentCache",
     "deep_embedded_clustering",
     "density_balanced_weights",
+    "draws_read_components",
     "embed_all",
     "refined_share",
     "input_principal_components",

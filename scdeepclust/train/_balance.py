@@ -53,10 +53,8 @@ def density_balanced_weights(
     """
     if power < 0:
         raise ValueError(f"power must be >= 0, got {power}.")
-    if feeder.distributed or feeder.batch_codes is not None:
-        return None
     # before the principal components, which cost a pass over the data
-    if power == 0 or _n_crowding_groups(feeder.n_obs, n_groups) < 2:
+    if not draws_read_components(feeder, power, n_groups):
         return None
     if components is None:
         components = input_principal_components(feeder, random_state=random_state)
@@ -64,6 +62,13 @@ def density_balanced_weights(
         components, power, random_state=random_state, n_groups=n_groups, max_fit_cells=max_fit_cells
     )
     return None if weights is None else weights / weights.sum()
+
+
+def draws_read_components(feeder: CellFeeder, power: float, n_groups: int = N_GROUPS) -> bool:
+    """Whether `density_balanced_weights` reads the input's principal components (else uniform)."""
+    if feeder.distributed or feeder.batch_codes is not None:
+        return False
+    return power > 0 and _n_crowding_groups(feeder.n_obs, n_groups) >= 2
 
 
 def crowding_weights(
