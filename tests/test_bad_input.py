@@ -182,6 +182,40 @@ CASES = [
         r"went through a float conversion\? Round them first, e\.g\. `adata\.X\.data = ",
     ),
     Case(
+        "scdcc-estimated-counts",
+        "scdcc",
+        edit=_counts_in_x(
+            lambda x: x + 0.5 * ((x > 0) & (np.arange(x.size) % 10 == 0).reshape(x.shape))
+        ),
+        raises=ValueError,
+        match=r"most of its non-zero values are whole numbers or lie near them, but some are "
+        r"fractional \(e\.g\. \d+\.5\): counts estimated by an EM quantifier.*Round them first",
+    ),
+    Case(
+        "scdcc-float16-overflow",
+        "scdcc",
+        edit=_set("counts", 0, 0, 1e5, dtype=np.float16),
+        raises=ValueError,
+        match=r"contains 1 NaN or infinite value\(s\).*float16 holds at most 65,504",
+    ),
+    Case(
+        "scdcc-multiplied-counts",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_counts_in_x(lambda x: x * 1000),
+        warns=UserWarning,
+        match=r"adata\.X holds integers that do not step like raw counts: in 100% of the cells "
+        r"with 10 or more non-zero values, the smallest is 2 or more \(median 1,000\)",
+    ),
+    Case(
+        "scdcc-binarised",
+        "scdcc",
+        kwargs=dict(n_clusters=3),
+        edit=_counts_in_x(lambda x: (x > 0).astype(np.float32)),
+        warns=UserWarning,
+        match=r"adata\.X holds only 0s and 1s: binarised data",
+    ),
+    Case(
         "scdcc-negative-values",
         "scdcc",
         edit=_counts_in_x(lambda x: x - 1),
@@ -1173,3 +1207,15 @@ def test_the_advice_for_cells_without_counts_removes_only_those(sim):
     namespace = {"adata": sim, "np": np}
     exec(snippet, namespace)
     assert list(namespace["adata"].obs_names) == [n for n in sim.obs_names if n != "cell5"]
+
+
+def test_the_advice_for_estimated_counts_rounds_them(sim):
+    counts = sim.layers["counts"].astype(np.float32)
+    counts.data[::7] -= 0.05  # ambient RNA removed, as SoupX leaves them
+    sim.layers["counts"] = counts
+    with pytest.raises(ValueError, match="Round them first") as refused:
+        sdc.pp.get_counts(sim)
+    advice = re.search(r"e\.g\. `([^`]+)`", str(refused.value)).group(1)
+    exec(advice, {"np": np, "adata": sim})
+    matrix, where = sdc.pp.get_counts(sim)
+    assert where == "layers['counts']" and np.all(matrix.data == np.round(matrix.data))

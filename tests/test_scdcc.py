@@ -94,6 +94,11 @@ def test_counts_that_step_by_more_than_one_are_told_from_raw_ones():
     demo = sdc.datasets.pbmc68k().layers["counts"]
     for counts in (raw, deep, demo, raw.toarray().astype(np.int32)):
         assert share(counts) == 0.0
+    # read counts without UMIs: each molecule gave Poisson(30) reads, spread around 30 times
+    # each count, not all at one value
+    amplified = raw.copy()
+    amplified.data = np.random.default_rng(0).poisson(30 * amplified.data).astype(np.float32)
+    assert share(amplified) < 0.1
     for counts in (
         raw * 3,
         (raw * 1000).toarray(),

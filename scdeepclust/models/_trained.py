@@ -53,6 +53,7 @@ from ..pp._input import (
     checked_counts,
     input_matrix,
     scan_matrix,
+    warn_if_binary,
     warn_if_counts,
     warn_if_multiplied_counts,
 )
@@ -525,6 +526,7 @@ class SCDCC(TrainedModel):
         codes = self.batch_codes(adata, batch_key)
         matrix, where, summary = checked_counts(adata, layer)
         warn_if_multiplied_counts(summary, where, stacklevel=4)
+        warn_if_binary(summary, where, stacklevel=4)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
         factors, _ = size_factors(

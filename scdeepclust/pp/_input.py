@@ -187,6 +187,9 @@ class MatrixSummary:
     # how far from a whole number the non-integers of the block holding that value are at most
     # (tiny for counts that went through a float conversion, e.g. 2.9999999)
     non_integer_offset: float | None
+    # the median distance of that block's non-zero values from whole numbers: about 0.25 for
+    # normalised or log values, near 0 for estimated counts (mostly whole, some fractional)
+    median_whole_distance: float | None
     zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
@@ -240,7 +243,7 @@ def scan_matrix(
     source = RowSource(matrix)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0
-    non_integer = non_integer_offset = None
+    non_integer = non_integer_offset = whole_distance = None
     row_nonzero = np.zeros(source.n_obs, dtype=bool)
     col_nonzero = np.zeros(source.n_vars, dtype=bool)
     row_sums = np.zeros(source.n_obs)
@@ -295,6 +298,8 @@ def scan_matrix(
             if off.any():
                 non_integer = float(values[np.argmax(off)])
                 non_integer_offset = float(np.abs(values[off] - rounded[off]).max())
+                nonzero = values != 0
+                whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
@@ -302,6 +307,7 @@ def scan_matrix(
         n_negative=n_negative,
         example_non_integer=non_integer,
         non_integer_offset=non_integer_offset,
+        median_whole_distance=whole_distance,
         zero_rows=~row_nonzero,
         zero_cols=~col_nonzero,
         row_sums=row_sums,
@@ -317,12 +323,14 @@ def scan_matrix(
 # Raw counts step by 1: in nearly every cell the smallest non-zero count is 1, and many values
 # are 1 (47-71% of the non-zero counts of the four labelled datasets). Counts multiplied by a
 # factor, or normalised to equal totals and rounded, step by more: their smallest value stands
-# for a count of 1, and as many values lie at it. A row is judged on 10 or more positive values;
-# it steps coarsely when its smallest is 2 or more and a tenth of its values lie below 1.5 times
-# that. Judged rows stepping coarsely: none in the labelled datasets, nor in simulated counts
-# with median totals up to 6 million (where the smallest count passes 1 in most cells, but few
-# values lie near it); 95-100% of them multiplied by 3 or 1,000, or normalised to 10,000 or a
-# million and rounded.
+# for a count of 1, and as many values are exactly it. A row is judged on 10 or more positive
+# values; it steps coarsely when its smallest is 2 or more and a tenth of its values equal it.
+# Judged rows stepping coarsely: none in the labelled datasets, nor in simulated counts with
+# median totals up to 6 million (where the smallest count passes 1 in most cells, but few values
+# equal it); 95-100% of them multiplied by 3 or 1,000, or normalised to 10,000 or a million and
+# rounded; and at most 20% where each molecule gave Poisson(10 to 100) reads (worm neurons; none
+# in the other three), as read counts without UMIs can (values spread from 1 to 1.5 times the
+# smallest there, so a looser test, values below 1.5 times it, took 62-100% of the cells).
 MIN_JUDGED_VALUES = 10
 COARSE_STEP_SHARE = 0.1
 
@@ -339,15 +347,15 @@ def _row_steps(block):
         smallest[filled] = np.minimum.reduceat(kept, block.indptr[:-1][filled])
         rows = np.repeat(np.arange(len(lengths)), lengths)
         n_positive = np.bincount(rows[positive], minlength=len(lengths))
-        n_near = np.bincount(rows[kept < 1.5 * smallest[rows]], minlength=len(lengths))
+        n_smallest = np.bincount(rows[kept == smallest[rows]], minlength=len(lengths))
     else:
         values = np.asarray(block)
         kept = np.where(np.isfinite(values) & (values > 0), values, np.inf)
         smallest = kept.min(axis=1, initial=np.inf).astype(np.float64)
         n_positive = np.isfinite(kept).sum(axis=1)
-        n_near = (kept < 1.5 * smallest[:, None]).sum(axis=1)
+        n_smallest = ((kept == smallest[:, None]) & np.isfinite(kept)).sum(axis=1)
     judged = n_positive >= MIN_JUDGED_VALUES
-    coarse = judged & (smallest >= 2) & (n_near >= COARSE_STEP_SHARE * n_positive)
+    coarse = judged & (smallest >= 2) & (n_smallest >= COARSE_STEP_SHARE * n_positive)
     return smallest, judged, coarse
 
 
@@ -378,10 +386,16 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def check_finite(summary: MatrixSummary, where: str) -> None:
     """Refuse NaN or infinite values, and values that float32 (the tools' precision) cannot hold."""
     if summary.n_nonfinite:
+        float16 = (
+            " float16 holds at most 65,504: larger values stored as float16 became infinite; "
+            "store the matrix as float32 (or counts as int32) from the source."
+            if summary.dtype == np.float16
+            else ""
+        )
         raise ValueError(
             f"adata.{where} contains {summary.n_nonfinite} NaN or infinite value(s). Find them "
             f"with `~np.isfinite(adata.{where})` (`~np.isfinite(adata.{where}.data)` for a "
-            "sparse matrix) and remove or replace those cells or genes first."
+            f"sparse matrix) and remove or replace those cells or genes first.{float16}"
         )
     check_float32_range(summary.largest, where)
 
@@ -454,11 +468,37 @@ def warn_if_multiplied_counts(summary: MatrixSummary, where: str, *, stacklevel:
     warnings.warn(
         f"adata.{where} holds integers that do not step like raw counts: in {share:.0%} of the "
         f"cells with {MIN_JUDGED_VALUES} or more non-zero values, the smallest is 2 or more "
-        f"(median {smallest:,.0f}) and many values lie at it, as the 1s of raw counts do. "
+        f"(median {smallest:,.0f}) and many values equal it, as the 1s of raw counts do. "
         "Counts multiplied by a factor, or normalised (CPM, normalize_total) and rounded, look "
         "like this. scDCC's ZINB model is fitted to raw counts; on worm neurons, counts x 1,000 "
         "lowered its ARI from 0.42 to 0.29 and rounded CPM to 0.28 (on 10X PBMC it held). Pass "
         "the raw UMI or read counts (`layer=`), or use tl.desc on log-normalised data.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+# Below this median distance of the non-zero values from whole numbers, non-integer counts are
+# estimated counts, to be rounded: normalised or log-transformed values lie about 0.25 from them
+# (uniform fractional parts); counts with 5-15% fractional values (EM), or minus an ambient share
+# (SoupX: 0.975, 1.95), far nearer.
+ESTIMATED_COUNTS_DISTANCE = 0.1
+
+
+# Binarised data (detection calls, ATAC peaks) hold only 0 and 1; real counts of this many
+# values hold some 2s and more.
+MIN_BINARY_VALUES = 500
+
+
+def warn_if_binary(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+    """Warn about counts that are all 0 or 1: scDCC's ZINB model is for counts."""
+    # for non-negative integers, v * v == v only for 0 and 1
+    n_ones = summary.sum_of_squares
+    if not summary.is_counts or n_ones < MIN_BINARY_VALUES or n_ones != summary.row_sums.sum():
+        return
+    warnings.warn(
+        f"adata.{where} holds only 0s and 1s: binarised data (detection calls, ATAC peaks)? "
+        "scDCC's ZINB model is fitted to counts; pass the counts if there are any (`layer=`).",
         UserWarning,
         stacklevel=stacklevel + 1,
     )
@@ -493,10 +533,30 @@ def check_counts(
             f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
             f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
         )
+    elif (
+        summary.median_whole_distance is not None
+        and summary.median_whole_distance < ESTIMATED_COUNTS_DISTANCE
+    ):
+        found = (
+            f"most of its non-zero values are whole numbers or lie near them, but some are "
+            f"fractional (e.g. {summary.example_non_integer:.4g}): counts estimated by an EM "
+            "quantifier (alevin-fry, salmon, STARsolo's multi-mapper EM) or with ambient RNA "
+            "removed (SoupX) look like this. Round them first, e.g. "
+            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
+            f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
+        )
     else:
         found = (
             f"it has non-integer values such as {summary.example_non_integer!r}: it looks "
             "normalised or log-transformed"
+        )
+    rounding_helps = summary.median_whole_distance is not None and (
+        summary.median_whole_distance < ESTIMATED_COUNTS_DISTANCE
+        or summary.non_integer_offset < 1e-3
+    )
+    if rounding_helps and not summary.n_negative:  # where the counts are is not in question
+        raise ValueError(
+            f"adata.{where} does not hold raw counts (non-negative integers): {found}."
         )
     hint = (
         " adata.raw holds a matrix too; if it has counts, "
