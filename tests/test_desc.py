@@ -313,3 +313,25 @@ def test_existing_keys_are_announced_once_before_training(scaled, monkeypatch):
         with pytest.raises(UserWarning, match=r"desc_0\.5'\].*desc_1\.0'\].* will be"):
             sdc.tl.desc(scaled, resolution=[0.5, 1.0], **FAST)
     assert_unchanged(scaled, before)
+
+
+def test_normalised_but_unscaled_input_is_warned_about():
+    """Forgetting sc.pp.scale cost worm neurons 0.60 -> 0.42 (three seeds), without a word: the
+    input's root mean square lay within the range the scale check accepts."""
+    adata = sdc.datasets.simulate(300, 200, 3, mean_log_expression=-2.5, random_state=0)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    with pytest.warns(UserWarning, match=r"looks normalised but not scaled") as caught:
+        sdc.tl.desc(adata, n_clusters=3, copy=True, **FAST)
+    (warned,) = [w for w in caught if "not scaled" in str(w.message)]
+    assert warned.filename == __file__
+    assert "median standard deviation is 0.18 (1 after sc.pp.scale)" in str(warned.message)
+    # what the message advises is heard: scale=True, or the input scaled (centred or not)
+    centred, uncentred = adata.copy(), adata.copy()
+    sc.pp.scale(centred)
+    sc.pp.scale(uncentred, zero_center=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not scaled")
+        sdc.tl.desc(adata, n_clusters=3, scale=True, copy=True, **FAST)
+        sdc.tl.desc(centred, n_clusters=3, copy=True, **FAST)
+        sdc.tl.desc(uncentred, n_clusters=3, copy=True, **FAST)

@@ -54,7 +54,7 @@ def matrices(draw, *, allow_special: bool = True, min_rows: int = 1):
 @given(matrices())
 def test_scan_matrix_matches_numpy(pair):
     stored, ref = pair
-    summary = scan_matrix(stored, chunk_size=5, steps=True)
+    summary = scan_matrix(stored, chunk_size=5, steps=True, gene_scales=True)
     finite = np.isfinite(ref)
     assert summary.n_nonfinite == int((~finite).sum())
     assert summary.n_negative == int((ref[finite] < 0).sum())
@@ -65,6 +65,14 @@ def test_scan_matrix_matches_numpy(pair):
     np.testing.assert_array_equal(summary.smallest_positive, positive.min(axis=1))
     judged = np.isfinite(positive).sum(axis=1) >= 10
     np.testing.assert_array_equal(summary.judged_rows, judged)
+    if finite.all():
+        scales = ref.std(axis=0)
+        varying = scales > 1e-12
+        expected = np.median(scales[varying]) if varying.any() else None
+        if expected is None:
+            assert summary.median_gene_scale in (None, pytest.approx(0.0, abs=1e-6))
+        else:
+            assert summary.median_gene_scale == pytest.approx(expected, rel=1e-6, abs=1e-9)
     np.testing.assert_array_equal(summary.zero_rows, ~(ref != 0).any(axis=1))
     np.testing.assert_array_equal(summary.zero_cols, ~(ref != 0).any(axis=0))
     assert summary.is_counts == (finite.all() and (ref >= 0).all() and integral)

@@ -485,7 +485,7 @@ def tool_input(
         warn_if_binary(summary, where, stacklevel=3)
     else:
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
-        summary = scan_matrix(matrix, where=where)
+        summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None)
         check_finite(summary, where)
     if summary.zero_cols.all():
         raise ValueError(f"adata.{where} holds only zeros; there is nothing to cluster.")
