@@ -333,5 +333,9 @@ def test_normalised_but_unscaled_input_is_warned_about():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*not scaled")
         sdc.tl.desc(adata, n_clusters=3, scale=True, copy=True, **FAST)
-        sdc.tl.desc(centred, n_clusters=3, copy=True, **FAST)
+        _, model = sdc.tl.desc(centred, n_clusters=3, copy=True, return_model=True, **FAST)
         sdc.tl.desc(uncentred, n_clusters=3, copy=True, **FAST)
+        model.predict(centred)
+    # new cells mapped onto a model of scaled ones must be scaled too
+    with pytest.warns(UserWarning, match=r"not scaled.*Prepare the new cells as the model's"):
+        model.predict(adata)

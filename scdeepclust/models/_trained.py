@@ -56,6 +56,7 @@ from ..pp._input import (
     warn_if_binary,
     warn_if_counts,
     warn_if_multiplied_counts,
+    warn_if_unscaled,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
 from ..train._confidence import ConfidenceMap
@@ -600,12 +601,19 @@ class DESC(TrainedModel):
                 layer = source["key"]
             matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
-        summary = scan_matrix(matrix, where=where)
+        summary = scan_matrix(matrix, where=where, gene_scales=source["kind"] != "obsm")
         check_finite(summary, where)
-        if source["kind"] != "obsm":
-            warn_if_counts(summary, where, stacklevel=4)
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None
+        if source["kind"] != "obsm":
+            warn_if_counts(summary, where, stacklevel=4)
+            if not scaled and self.batch_key is None:  # else the model z-scores them itself
+                warn_if_unscaled(
+                    summary,
+                    where,
+                    stacklevel=4,
+                    remedy="Prepare the new cells as the model's were: run sc.pp.scale first.",
+                )
         return CellFeeder(
             RowSource(matrix, columns=columns),
             device=device,
