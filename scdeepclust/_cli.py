@@ -482,6 +482,8 @@ def _demo(args) -> int:
             for name, (plot, kwargs) in drawn.items():
                 _figure(plot, adata, key, out / name, **kwargs)
                 figures.append(name)
+        result = out / "pbmc68k_demo.h5ad"
+        write_atomically(result, adata.write_h5ad)
     except BaseException:
         if figures:  # a stop after scDCC's figures: say which files are this run's
             print(
@@ -490,9 +492,6 @@ def _demo(args) -> int:
                 file=sys.stderr,
             )
         raise
-
-    result = out / "pbmc68k_demo.h5ad"
-    write_atomically(result, adata.write_h5ad)
     say(f"\nwrote {result} and figures into {out}/:")
     for name in sorted(figures):  # only this run's: the folder may hold other files
         say(f"  {name}")

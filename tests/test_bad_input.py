@@ -216,6 +216,13 @@ CASES = [
         match=r"adata\.X holds only 0s and 1s: binarised data",
     ),
     Case(
+        "scdcc-float16-nan",
+        "scdcc",
+        edit=_set("counts", 0, 0, np.nan, dtype=np.float16),
+        raises=ValueError,
+        match=r"contains 1 NaN or infinite value\(s\)\. .* genes first\.$",  # no float16 hint
+    ),
+    Case(
         "scdcc-negative-values",
         "scdcc",
         edit=_counts_in_x(lambda x: x - 1),
@@ -1219,3 +1226,24 @@ def test_the_advice_for_estimated_counts_rounds_them(sim):
     exec(advice, {"np": np, "adata": sim})
     matrix, where = sdc.pp.get_counts(sim)
     assert where == "layers['counts']" and np.all(matrix.data == np.round(matrix.data))
+
+
+@pytest.mark.parametrize(
+    "transform, name",
+    [
+        (lambda v: np.log2(v + 1), r"log2\(1 \+ counts\)"),
+        (np.sqrt, "the square root of counts"),
+        (np.log1p, r"log1p\(counts\), not normalised"),
+    ],
+)
+def test_transformed_counts_are_named_and_the_advice_recovers_them(sim, transform, name):
+    """log2 and square roots keep the 1s whole: they were taken for estimated counts, and the
+    advice to round them was accepted silently."""
+    counts = sim.layers.pop("counts").astype(np.float32)
+    sim.X = counts.copy()
+    sim.X.data = transform(sim.X.data).astype(np.float32)
+    with pytest.raises(ValueError, match=f"its values are {name}") as refused:
+        sdc.pp.get_counts(sim)
+    advice = re.search(r"left, `([^`]+)` recovers them", str(refused.value)).group(1)
+    exec(advice, {"np": np, "adata": sim})
+    np.testing.assert_array_equal(sdc.pp.get_counts(sim)[0].toarray(), counts.toarray())

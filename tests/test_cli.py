@@ -245,6 +245,11 @@ def test_an_interrupted_demo_names_the_figures_it_left(tmp_path, capsys, monkeyp
     assert f"figures written into {tmp_path}/: umap_scdcc.png, compare_scdcc.png" in err
     assert err.strip().endswith("scdeepclust: interrupted")
     assert not (tmp_path / "pbmc68k_demo.h5ad").exists()
+    # stopped while writing its result, after all eight figures
+    monkeypatch.undo()
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", interrupted)
+    assert main(["demo", "--out", str(tmp_path / "later"), *TINY]) == 130
+    assert "history_desc.png" in capsys.readouterr().err
 
 
 def test_run_with_batch_key_in_process(sim, tmp_path, capsys):

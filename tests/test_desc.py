@@ -339,3 +339,9 @@ def test_normalised_but_unscaled_input_is_warned_about():
     # new cells mapped onto a model of scaled ones must be scaled too
     with pytest.warns(UserWarning, match=r"not scaled.*Prepare the new cells as the model's"):
         model.predict(adata)
+    # ... but onto a model of unscaled ones, as its own were
+    with pytest.warns(UserWarning, match="not scaled"):
+        _, unscaled_model = sdc.tl.desc(adata, n_clusters=3, return_model=True, copy=True, **FAST)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not scaled")
+        unscaled_model.predict(adata)

@@ -307,7 +307,10 @@ def test_desc_model_maps_new_cells(split, tmp_path):
         batch_size=64,
     )
     assert isinstance(model, DESC)
-    assert model.preprocessing == {"input": {"kind": "X", "key": None}}
+    # the input as read (no z-scoring of its own), and its genes' scale, which mapped cells
+    # are checked against
+    assert model.preprocessing.keys() == {"input", "input_gene_scale"}
+    assert model.preprocessing["input"] == {"kind": "X", "key": None}
     loaded = sdc.models.load(model.save(tmp_path / "d"))
     assert loaded.confidence_map.as_dict() == model.confidence_map.as_dict()
     sdc.tl.map_to_model(test, loaded)
@@ -745,6 +748,41 @@ def test_a_save_that_stops_anywhere_leaves_a_model_to_load(
     assert sorted(f.name for f in path.iterdir()) == ["model.json", "weights.pt"]
     assert torch.equal(
         next(sdc.models.load(path).network.parameters()), next(other.network.parameters())
+    )
+
+
+def test_a_save_after_a_stopped_one_keeps_a_model_to_load(scdcc_model, tmp_path, monkeypatch):
+    """A save stopped before its rename, then another stopped before its model.json: the
+    second overwrote the weights the first's model.json named, and neither model loaded."""
+    import scdeepclust.models._trained as trained
+
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    models = [sdc.models.load(path) for _ in range(2)]
+    for step, other in enumerate(models, start=1):
+        with torch.no_grad():
+            next(other.network.parameters()).add_(step)
+    replace, renames = os.replace, []
+
+    def interrupted_at_the_last_rename(*args, **kwargs):
+        renames.append(args)
+        if len(renames) == 3:
+            raise KeyboardInterrupt
+        return replace(*args, **kwargs)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trained.os, "replace", interrupted_at_the_last_rename)
+        with pytest.raises(KeyboardInterrupt):
+            models[0].save(path, overwrite=True)
+    with monkeypatch.context() as m:
+        m.setattr(trained, "write_json", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            models[1].save(path, overwrite=True)
+    assert torch.equal(
+        next(sdc.models.load(path).network.parameters()), next(models[0].network.parameters())
     )
 
 

@@ -106,6 +106,24 @@ def test_counts_that_step_by_more_than_one_are_told_from_raw_ones():
         _normalised_and_rounded(demo, 1e6),
     ):
         assert share(counts) > 0.9
+    # each row against a reference, in every storage
+    rng = np.random.default_rng(1)
+    mixed = rng.poisson(1.0, (60, 30)).astype(np.float32)
+    mixed[::3] *= rng.integers(2, 5, size=(20, 1))  # a third of the rows multiplied
+    mixed[1::6, :25] = 0  # and some with too few values to judge
+    positive = np.where(mixed > 0, mixed, np.inf)
+    smallest = positive.min(axis=1)
+    n_positive = (mixed > 0).sum(axis=1)
+    expected = (
+        (n_positive >= 10)
+        & (smallest >= 2)
+        & ((positive == smallest[:, None]).sum(axis=1) >= 0.1 * n_positive)
+    )
+    assert expected[::3].any() and not expected[1::3].any()
+    for stored in (mixed, sparse.csr_matrix(mixed), sparse.csc_matrix(mixed), mixed.astype(int)):
+        summary = scan_matrix(stored, steps=True, chunk_size=7)
+        np.testing.assert_array_equal(summary.coarse_step_rows, expected)
+        np.testing.assert_array_equal(summary.judged_rows, n_positive >= 10)
     # rows with fewer than 10 positive values are not judged
     few = sparse.csr_matrix(np.array([[3.0, 6.0, 0.0] * 3, [0.0] * 9]))
     assert share(few) == 0.0

@@ -48,6 +48,7 @@ from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
 from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
 from ..pp._input import (
+    UNSCALED_GENE_SCALE,
     check_adata,
     check_finite,
     checked_counts,
@@ -401,6 +402,7 @@ class TrainedModel:
             )
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
         weights, next_weights = directory / WEIGHTS_FILE, directory / NEXT_WEIGHTS_FILE
+        _finish_interrupted_save(directory)  # else this save would overwrite the model it left
         save_tensors(next_weights, state)
         meta = {**self.metadata(), "weights_sha256": file_digest(next_weights)}
         write_json(directory / CONFIG_FILE, meta)
@@ -607,7 +609,10 @@ class DESC(TrainedModel):
         scaled = pre.get("gene_mean") is not None
         if source["kind"] != "obsm":
             warn_if_counts(summary, where, stacklevel=4)
-            if not scaled and self.batch_key is None:  # else the model z-scores them itself
+            # the model z-scores them itself, or was trained on such cells (models saved
+            # before the training input's scale was kept say nothing)
+            trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
+            if not scaled and self.batch_key is None and trained_scaled:
                 warn_if_unscaled(
                     summary,
                     where,
@@ -621,6 +626,19 @@ class DESC(TrainedModel):
             gene_scale=np.asarray(pre["gene_scale"], dtype=np.float32) if scaled else None,
             batch_codes=codes,
         )
+
+
+def _finish_interrupted_save(directory: Path) -> None:
+    """Rename the weights that `model.json` names to ``weights.pt`` where a save stopped first."""
+    next_weights = directory / NEXT_WEIGHTS_FILE
+    if not (next_weights.exists() and (directory / CONFIG_FILE).exists()):
+        return
+    try:
+        digest = read_json(directory / CONFIG_FILE).get("weights_sha256")
+    except ValueError:  # not model.json's JSON: nothing of a model to keep
+        return
+    if digest is not None and file_digest(next_weights) == digest:
+        os.replace(next_weights, directory / WEIGHTS_FILE)
 
 
 def _saved_weights(directory: Path, digest: str | None) -> Path:

@@ -190,6 +190,8 @@ class MatrixSummary:
     # the median distance of that block's non-zero values from whole numbers: about 0.25 for
     # normalised or log values, near 0 for estimated counts (mostly whole, some fractional)
     median_whole_distance: float | None
+    # the transform of counts that the block's values are, if one is ("log2(1 + counts)", ...)
+    counts_transform: str | None
     zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
@@ -197,6 +199,7 @@ class MatrixSummary:
     sum_of_squares: float = 0.0  # of the finite entries
     col_sums_of_squares: np.ndarray | None = None  # float64 (n_vars,), with `gene_scales`
     largest: float = 0.0  # the largest absolute finite entry (of floats wider than float32)
+    n_infinite: int = 0  # of the non-finite entries, those that are not NaN
     # per row: the smallest positive value (inf where none), and whether the row has enough
     # positive values to judge its step (`coarse_step_rows`)
     smallest_positive: np.ndarray | None = None
@@ -219,9 +222,11 @@ class MatrixSummary:
         """The median standard deviation of the columns that vary (1 for z-scored genes)."""
         if self.col_sums_of_squares is None or not self.shape[0]:
             return None
+        mean_square = self.col_sums_of_squares / self.shape[0]
         mean = self.col_sums / self.shape[0]
-        variance = np.maximum(self.col_sums_of_squares / self.shape[0] - mean * mean, 0.0)
-        varying = variance > 0
+        variance = np.maximum(mean_square - mean * mean, 0.0)
+        # a constant column leaves a rounding error of E[x^2] - E[x]^2, not 0
+        varying = variance > 1e-9 * mean_square
         return float(np.median(np.sqrt(variance[varying]))) if varying.any() else None
 
     @property
@@ -260,12 +265,13 @@ def scan_matrix(
     source = RowSource(matrix)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0
-    non_integer = non_integer_offset = whole_distance = None
+    non_integer = non_integer_offset = whole_distance = counts_transform = None
     row_nonzero = np.zeros(source.n_obs, dtype=bool)
     col_nonzero = np.zeros(source.n_vars, dtype=bool)
     row_sums = np.zeros(source.n_obs)
     col_sums = np.zeros(source.n_vars)
     sum_of_squares = largest = 0.0
+    n_infinite = 0
     smallest = judged = coarse = None
     col_squares = np.zeros(source.n_vars) if gene_scales else None
     if steps:
@@ -308,6 +314,7 @@ def scan_matrix(
             n_block_nonfinite = int(values.size - np.count_nonzero(finite))
             if n_block_nonfinite:  # copied only then: most matrices are finite throughout
                 n_nonfinite += n_block_nonfinite
+                n_infinite += int(np.isinf(values).sum())
                 values = values[finite]
         sum_of_squares += float(np.square(values, dtype=np.float64).sum())
         if values.size and wider_than_float32(dtype):
@@ -323,6 +330,7 @@ def scan_matrix(
                 non_integer_offset = float(np.abs(values[off] - rounded[off]).max())
                 nonzero = values != 0
                 whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
+                counts_transform = _transform_of_counts(values[nonzero])
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
@@ -331,6 +339,7 @@ def scan_matrix(
         example_non_integer=non_integer,
         non_integer_offset=non_integer_offset,
         median_whole_distance=whole_distance,
+        counts_transform=counts_transform,
         zero_rows=~row_nonzero,
         zero_cols=~col_nonzero,
         row_sums=row_sums,
@@ -338,10 +347,32 @@ def scan_matrix(
         sum_of_squares=sum_of_squares,
         col_sums_of_squares=col_squares,
         largest=largest,
+        n_infinite=n_infinite,
         smallest_positive=smallest,
         judged_rows=judged,
         coarse_step_rows=coarse,
     )
+
+
+# Transforms of counts that keep many values whole (1 stays 1: log2(1 + 1), sqrt(1)), so that
+# they look like estimated counts; each with the inverse that recovers the counts.
+COUNT_TRANSFORMS = {
+    "log2(1 + counts)": ("np.exp2({x}) - 1", lambda v: np.exp2(v) - 1),
+    "the square root of counts": ("np.square({x})", np.square),
+    "log1p(counts), not normalised": ("np.expm1({x})", np.expm1),
+}
+
+
+def _transform_of_counts(values: np.ndarray) -> str | None:
+    """Return the name of the `COUNT_TRANSFORMS` entry that maps every value to a count."""
+    values = values.astype(np.float64)
+    for name, (_, inverse) in COUNT_TRANSFORMS.items():
+        counts = inverse(values)
+        # float32 values: the inverse's rounding error grows with the count and the value
+        tolerance = 1e-3 + np.abs(counts) * np.abs(values) * 1e-6
+        if np.all(np.abs(counts - np.round(counts)) <= tolerance):
+            return name
+    return None
 
 
 # Raw counts step by 1: in nearly every cell the smallest non-zero count is 1, and many values
@@ -413,7 +444,7 @@ def check_finite(summary: MatrixSummary, where: str) -> None:
         float16 = (
             " float16 holds at most 65,504: larger values stored as float16 became infinite; "
             "store the matrix as float32 (or counts as int32) from the source."
-            if summary.dtype == np.float16
+            if summary.dtype == np.float16 and summary.n_infinite
             else ""
         )
         raise ValueError(
@@ -545,15 +576,21 @@ ESTIMATED_COUNTS_DISTANCE = 0.1
 
 
 # Binarised data (detection calls, ATAC peaks) hold only 0 and 1; real counts of this many
-# values hold some 2s and more.
+# values, and of this many per cell on average, hold some 2s and more (counts so shallow that
+# they do not, about one per cell, can hold only 1s).
 MIN_BINARY_VALUES = 500
+MIN_BINARY_VALUES_PER_CELL = 5
 
 
 def warn_if_binary(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
     """Warn about counts that are all 0 or 1: scDCC's ZINB model is for counts."""
     # for non-negative integers, v * v == v only for 0 and 1
     n_ones = summary.sum_of_squares
-    if not summary.is_counts or n_ones < MIN_BINARY_VALUES or n_ones != summary.row_sums.sum():
+    if (
+        not summary.is_counts
+        or n_ones < max(MIN_BINARY_VALUES, MIN_BINARY_VALUES_PER_CELL * summary.shape[0])
+        or n_ones != summary.row_sums.sum()
+    ):
         return
     warnings.warn(
         f"adata.{where} holds only 0s and 1s: binarised data (detection calls, ATAC peaks)? "
@@ -592,6 +629,15 @@ def check_counts(
             f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
             f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
         )
+    elif summary.counts_transform is not None:
+        inverse = COUNT_TRANSFORMS[summary.counts_transform][0]
+        found = (
+            f"its values are {summary.counts_transform} (e.g. "
+            f"{summary.example_non_integer:.4g}). Pass the raw counts; where only these are "
+            f"left, `adata.{where}.data = np.round({inverse.format(x=f'adata.{where}.data')})` "
+            f"recovers them for a sparse matrix (`adata.{where} = "
+            f"np.round({inverse.format(x=f'adata.{where}')})` for a dense one)"
+        )
     elif (
         summary.median_whole_distance is not None
         and summary.median_whole_distance < ESTIMATED_COUNTS_DISTANCE
@@ -613,7 +659,8 @@ def check_counts(
         summary.median_whole_distance < ESTIMATED_COUNTS_DISTANCE
         or summary.non_integer_offset < 1e-3
     )
-    if rounding_helps and not summary.n_negative:  # where the counts are is not in question
+    if rounding_helps and not summary.n_negative and summary.counts_transform is None:
+        # where the counts are is not in question
         raise ValueError(
             f"adata.{where} does not hold raw counts (non-negative integers): {found}."
         )

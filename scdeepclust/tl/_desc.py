@@ -494,6 +494,8 @@ def desc(
             else {"kind": "X", "key": None}
         )
         preprocessing = {"input": input_spec}
+        if data.summary.median_gene_scale is not None:  # mapped cells are checked against it
+            preprocessing["input_gene_scale"] = data.summary.median_gene_scale
         if scaling is not None:  # z-scoring (within the training batches), for mapped cells too
             preprocessing.update(gene_mean=scaling[0], gene_scale=scaling[1])
         for key, result in results.items():
