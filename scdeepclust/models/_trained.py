@@ -54,9 +54,8 @@ from ..pp._input import (
     checked_counts,
     input_matrix,
     scan_matrix,
-    warn_if_binary,
     warn_if_counts,
-    warn_if_multiplied_counts,
+    warn_if_not_like_raw_counts,
     warn_if_unscaled,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
@@ -528,8 +527,7 @@ class SCDCC(TrainedModel):
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
         matrix, where, summary = checked_counts(adata, layer)
-        warn_if_multiplied_counts(summary, where, stacklevel=4)
-        warn_if_binary(summary, where, stacklevel=4)
+        warn_if_not_like_raw_counts(summary, where, stacklevel=4)
         source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
         pre = self.preprocessing
         factors, _ = size_factors(

@@ -302,7 +302,7 @@ def scan_matrix(
                 col_squares += np.square(values, dtype=np.float64).sum(axis=0)
             values = values.ravel()
         if steps and dtype.kind in "iuf":
-            step = _row_steps(block)
+            step = _row_steps(block, rows if sparse.issparse(block) else None)
             smallest[start:stop], judged[start:stop], coarse[start:stop] = step
         if values.size == 0:
             continue
@@ -390,7 +390,7 @@ MIN_JUDGED_VALUES = 10
 COARSE_STEP_SHARE = 0.1
 
 
-def _row_steps(block):
+def _row_steps(block, rows: np.ndarray | None = None):
     """Per row: the smallest positive value, whether it is judged, whether it steps coarsely."""
     if sparse.issparse(block):
         values = block.data
@@ -400,7 +400,8 @@ def _row_steps(block):
         smallest = np.full(len(lengths), np.inf)
         filled = lengths > 0
         smallest[filled] = np.minimum.reduceat(kept, block.indptr[:-1][filled])
-        rows = np.repeat(np.arange(len(lengths)), lengths)
+        if rows is None:  # the row of each stored value, as the caller may have it already
+            rows = np.repeat(np.arange(len(lengths)), lengths)
         n_positive = np.bincount(rows[positive], minlength=len(lengths))
         n_smallest = np.bincount(rows[kept == smallest[rows]], minlength=len(lengths))
     else:
@@ -547,6 +548,12 @@ def warn_if_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> No
 
 # Above this share of judged cells stepping by more than 1, the counts look multiplied.
 MULTIPLIED_COUNTS_SHARE = 0.5
+
+
+def warn_if_not_like_raw_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+    """Warn about counts scDCC's ZINB model does not fit: multiplied, or only 0s and 1s."""
+    warn_if_multiplied_counts(summary, where, stacklevel=stacklevel + 1)
+    warn_if_binary(summary, where, stacklevel=stacklevel + 1)
 
 
 def warn_if_multiplied_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:

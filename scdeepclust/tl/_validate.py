@@ -23,8 +23,7 @@ from ..pp._input import (
     checked_counts,
     input_matrix,
     scan_matrix,
-    warn_if_binary,
-    warn_if_multiplied_counts,
+    warn_if_not_like_raw_counts,
 )
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
@@ -481,8 +480,7 @@ def tool_input(
     """
     if counts:
         matrix, where, summary = checked_counts(adata, layer)
-        warn_if_multiplied_counts(summary, where, stacklevel=3)
-        warn_if_binary(summary, where, stacklevel=3)
+        warn_if_not_like_raw_counts(summary, where, stacklevel=3)
     else:
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
         summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None)
