@@ -259,7 +259,8 @@ def scan_matrix(
     resumed checkpoint checks them). The matrix is read block by block, and a sparse one
     through its stored entries only, so that no dense copy of a large matrix is made. With
     `steps`, also how each row's values step (`_row_steps`), which tells raw counts from
-    multiplied or normalised ones; with `gene_scales`, each column's sum of squares too
+    multiplied or normalised ones, and what non-integer values look like (estimated or
+    transformed counts); with `gene_scales`, each column's sum of squares too
     (`median_gene_scale`), which tells scaled data from unscaled.
     """
     source = RowSource(matrix)
@@ -328,9 +329,10 @@ def scan_matrix(
             if off.any():
                 non_integer = float(values[np.argmax(off)])
                 non_integer_offset = float(np.abs(values[off] - rounded[off]).max())
-                nonzero = values != 0
-                whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
-                counts_transform = _transform_of_counts(values[nonzero])
+                if steps:  # what the counts' refusal says (`check_counts`)
+                    nonzero = values != 0
+                    whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
+                    counts_transform = _transform_of_counts(values[nonzero])
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
