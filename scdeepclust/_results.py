@@ -123,7 +123,12 @@ def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
     earlier = []
     for part, name, _ in entries:
         store = getattr(adata, part)
-        earlier.append((part, name, store[name] if name in store else _ABSENT))
+        value = store[name] if name in store else _ABSENT
+        if adata.is_view and hasattr(value, "copy"):
+            # a view's arrays are views of its parent's: put back as arrays of their own, since
+            # the first write makes the view actual
+            value = value.copy()
+        earlier.append((part, name, value))
     try:
         for part, name, value in entries:
             # looked up each time: the first write makes a view actual, with new tables

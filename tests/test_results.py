@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
+from anndata import ImplicitModificationWarning
 
 import scdeepclust as sdc
 import scdeepclust.train._dec as dec
@@ -151,3 +152,25 @@ def test_agreement_compares_labels_as_text_and_leaves_out_missing_ones():
         agreement(["a", "b"], pd.Series([np.nan, np.nan]))
     # labels equal as numbers but not as text stay apart, as text
     assert agreement([1, 1.0, True], ["a", "b", "c"]).ari == 1.0
+
+
+def test_a_failed_write_onto_a_view_puts_back_arrays_of_its_own(sim, monkeypatch):
+    import scdeepclust._results as results
+
+    labels = np.repeat([0, 1, 2], sim.n_obs // 3)
+    write_results(sim, {"a": _result(labels, 3)})
+    view = sim[: sim.n_obs // 2]
+    kept = np.array(view.obsm["a_probs"])
+    entries = results._entries
+
+    def failing_at_the_last(key, result):
+        made = entries(key, result)
+        made[-1] = ("obsm", "never", np.zeros((3, 2)))  # refused: 3 rows
+        return made
+
+    monkeypatch.setattr(results, "_entries", failing_at_the_last)
+    with pytest.warns(ImplicitModificationWarning), pytest.raises(ValueError):
+        write_results(view, {"a": _result(labels[: view.n_obs], 3)})
+    assert not view.is_view and type(view.obsm["a_probs"]) is np.ndarray
+    np.testing.assert_array_equal(view.obsm["a_probs"], kept)
+    assert "never" not in view.obsm
