@@ -703,6 +703,24 @@ def test_a_checkpoint_of_other_settings_names_them(tmp_path):
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
 
 
+def _interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def _interrupted_at_rename(n: int):
+    """os.replace, interrupted at its `n`th call (a save's: the weights', model.json's, then
+    the new weights' own)."""
+    replace, renames = os.replace, []
+
+    def rename(*args, **kwargs):
+        renames.append(args)
+        if len(renames) == n:
+            raise KeyboardInterrupt
+        return replace(*args, **kwargs)
+
+    return rename
+
+
 @pytest.mark.parametrize("stop", ["hashing the new weights", "writing model.json", "renaming"])
 def test_a_save_that_stops_anywhere_leaves_a_model_to_load(
     scdcc_model, tmp_path, monkeypatch, stop
@@ -716,25 +734,14 @@ def test_a_save_that_stops_anywhere_leaves_a_model_to_load(
     other = sdc.models.load(path)
     with torch.no_grad():
         next(other.network.parameters()).add_(1.0)
-    replace, renames = os.replace, []
-
-    def interrupted_at_the_last_rename(*args, **kwargs):
-        renames.append(args)
-        if len(renames) == 3:  # the weights', model.json's, then the new weights' own
-            raise KeyboardInterrupt
-        return replace(*args, **kwargs)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     with monkeypatch.context() as m:
         if stop == "renaming":
-            m.setattr(trained.os, "replace", interrupted_at_the_last_rename)
+            m.setattr(trained.os, "replace", _interrupted_at_rename(3))
         else:
             m.setattr(
                 trained,
                 "file_digest" if stop == "hashing the new weights" else "write_json",
-                interrupted,
+                _interrupted,
             )
         with pytest.raises(KeyboardInterrupt):
             other.save(path, overwrite=True)
@@ -762,23 +769,12 @@ def test_a_save_after_a_stopped_one_keeps_a_model_to_load(scdcc_model, tmp_path,
     for step, other in enumerate(models, start=1):
         with torch.no_grad():
             next(other.network.parameters()).add_(step)
-    replace, renames = os.replace, []
-
-    def interrupted_at_the_last_rename(*args, **kwargs):
-        renames.append(args)
-        if len(renames) == 3:
-            raise KeyboardInterrupt
-        return replace(*args, **kwargs)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     with monkeypatch.context() as m:
-        m.setattr(trained.os, "replace", interrupted_at_the_last_rename)
+        m.setattr(trained.os, "replace", _interrupted_at_rename(3))
         with pytest.raises(KeyboardInterrupt):
             models[0].save(path, overwrite=True)
     with monkeypatch.context() as m:
-        m.setattr(trained, "write_json", interrupted)
+        m.setattr(trained, "write_json", _interrupted)
         with pytest.raises(KeyboardInterrupt):
             models[1].save(path, overwrite=True)
     assert torch.equal(

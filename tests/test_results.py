@@ -43,25 +43,30 @@ def test_categories_are_the_populated_clusters(sim):
     assert set(sim.uns["rank_genes_groups"]["names"].dtype.names) == {"0", "2", "3"}
 
 
+def _refused_last_entry_for(monkeypatch, failing_key: str) -> None:
+    """Make the last value written for `failing_key` one that anndata refuses (3 rows)."""
+    import scdeepclust._results as results
+
+    entries = results._entries
+
+    def with_a_refused_last(key, result):
+        made = entries(key, result)
+        if key == failing_key:
+            made[-1] = ("obsm", f"{key}_never", np.zeros((3, 2)))
+        return made
+
+    monkeypatch.setattr(results, "_entries", with_a_refused_last)
+
+
 def test_results_are_written_all_or_none(sim, monkeypatch):
     """Interrupted while writing, DESC with two resolutions left the first key's results and
     part of the second's; a key that held an earlier run's results lost them."""
-    import scdeepclust._results as results
-
     labels = np.repeat([0, 1, 2], sim.n_obs // 3)
     write_results(sim, {"a": _result(labels, 3)})  # an earlier run, overwritten below
     sim.obsm["a_probs"] = sim.obsm["a_probs"] * 0.5  # told from what the next run writes
     before = snapshot(sim)
     kept_uns = sim.uns["a"]
-    entries = results._entries
-
-    def interrupted_at_the_last(key, result):
-        made = entries(key, result)
-        if key == "b":
-            made[-1] = ("obsm", "b_never", np.zeros((3, 2)))  # refused: 3 rows
-        return made
-
-    monkeypatch.setattr(results, "_entries", interrupted_at_the_last)
+    _refused_last_entry_for(monkeypatch, "b")
     with pytest.raises(ValueError):
         write_results(sim, {"a": _result(labels[::-1], 3), "b": _result(labels, 3)})
     assert_unchanged(sim, before)
@@ -155,22 +160,13 @@ def test_agreement_compares_labels_as_text_and_leaves_out_missing_ones():
 
 
 def test_a_failed_write_onto_a_view_puts_back_arrays_of_its_own(sim, monkeypatch):
-    import scdeepclust._results as results
-
     labels = np.repeat([0, 1, 2], sim.n_obs // 3)
     write_results(sim, {"a": _result(labels, 3)})
     view = sim[: sim.n_obs // 2]
     kept = np.array(view.obsm["a_probs"])
-    entries = results._entries
-
-    def failing_at_the_last(key, result):
-        made = entries(key, result)
-        made[-1] = ("obsm", "never", np.zeros((3, 2)))  # refused: 3 rows
-        return made
-
-    monkeypatch.setattr(results, "_entries", failing_at_the_last)
+    _refused_last_entry_for(monkeypatch, "a")
     with pytest.warns(ImplicitModificationWarning), pytest.raises(ValueError):
         write_results(view, {"a": _result(labels[: view.n_obs], 3)})
     assert not view.is_view and type(view.obsm["a_probs"]) is np.ndarray
     np.testing.assert_array_equal(view.obsm["a_probs"], kept)
-    assert "never" not in view.obsm
+    assert "a_never" not in view.obsm
