@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(0),
         default=2000,
         metavar="N",
-        help="keep the N most variable genes when there are more than 3000 (0: keep all; "
-        "default 2000)",
+        help="keep the N most variable genes (or those var['highly_variable'] marks) when "
+        "there are more than 3000; the tools read only the genes var['highly_variable'] marks "
+        "(0: keep and read all; default 2000)",
     )
     run.add_argument(
         "--distributed",
@@ -356,6 +357,8 @@ def _run(args) -> int:
         options["batch_key"] = args.batch_key
     if args.batch_mixing is not None:
         options["batch_mixing"] = args.batch_mixing
+    if not args.n_top_genes:  # every gene, also where var['highly_variable'] marks some
+        options["mask_var"] = None
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
         warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)

@@ -150,6 +150,26 @@ def _counts_in_raw_only(a):
     return a
 
 
+def _marked(values):
+    """var['highly_variable'] as given (a gene mask the tools read by default)."""
+
+    def edit(a):
+        a.var["highly_variable"] = values(a.n_vars) if callable(values) else values
+        return a
+
+    return edit
+
+
+def _cell_outside_marked_genes(a):
+    """Cell 5 has counts only in genes 20-29; var['highly_variable'] marks genes 0-19."""
+    m = a.layers["counts"].toarray()
+    m[5, :20] = 0
+    m[5, 20] = 3
+    a.layers["counts"] = sparse.csr_matrix(m)
+    a.var["highly_variable"] = np.arange(a.n_vars) < 20
+    return a
+
+
 @dataclass
 class Case:
     id: str
@@ -983,6 +1003,71 @@ CASES = [
         edit=_existing_key,
         warns=UserWarning,
         match=r"adata\.obs\['desc'\] already exist\(s\) and will be overwritten",
+    ),
+    # -- the genes read (mask_var) -----------------------------------------------------------
+    Case(
+        "desc-mask-var-not-a-column",
+        "desc",
+        kwargs=dict(mask_var="hvg"),
+        raises=ValueError,
+        match=r"mask_var='hvg' is not a column of adata\.var\. Mark the genes to use, e\.g\. "
+        r"`sc\.pp\.highly_variable_genes\(adata, n_top_genes=2000\)`.*mask_var=None",
+    ),
+    Case(
+        "scdcc-marked-genes-not-boolean",
+        "scdcc",
+        edit=_marked(lambda n: np.arange(n) % 2),
+        raises=ValueError,
+        match=r"adata\.var\['highly_variable'\] must be boolean \(True for the genes to use\), "
+        r"not of dtype int64",
+    ),
+    Case(
+        "desc-marked-genes-missing-values",
+        "desc",
+        edit=_marked(lambda n: pd.array([True, None] + [False] * (n - 2), dtype="boolean")),
+        raises=ValueError,
+        match=r"adata\.var\['highly_variable'\] has missing values.*"
+        r"`adata\.var\['highly_variable'\]\.fillna\(False\)\.astype\(bool\)`",
+    ),
+    Case(
+        "scdcc-mask-var-marks-nothing",
+        "scdcc",
+        kwargs=dict(mask_var=np.zeros(30, dtype=bool)),
+        raises=ValueError,
+        match=r"mask_var marks no gene to use",
+    ),
+    Case(
+        "desc-mask-var-wrong-length",
+        "desc",
+        kwargs=dict(mask_var=np.ones(29, dtype=bool)),
+        raises=ValueError,
+        match=r"mask_var has shape \(29,\); it needs one True/False per gene \(30\)",
+    ),
+    Case(
+        "desc-mask-var-with-use-rep",
+        "desc",
+        kwargs=dict(mask_var="highly_variable", use_rep="X_pca"),
+        edit=_obsm("X_pca", lambda a: np.ones((a.n_obs, 5))),
+        raises=ValueError,
+        match=r"mask_var chooses genes of X or a layer, but the input is adata\.obsm\['X_pca'\]",
+    ),
+    Case(
+        "scdcc-cell-without-counts-in-marked-genes",
+        "scdcc",
+        edit=_cell_outside_marked_genes,
+        raises=ValueError,
+        match=r"1 cell\(s\) have no counts in adata\.layers\['counts'\] in the 20 genes of "
+        r"var\['highly_variable'\].*`adata = adata\[np\.asarray\(adata\.layers\['counts'\]"
+        r"\[:, adata\.var\['highly_variable'\]\.to_numpy\(\)\]\.sum\(axis=1\)\)\.ravel\(\) > 0\]"
+        r"\.copy\(\)`, or pass mask_var=None",
+    ),
+    Case(
+        "desc-marked-genes-all-zero",
+        "desc",
+        edit=lambda a: _marked(lambda n: np.arange(n) == 3)(_zero_gene(a)),
+        raises=ValueError,
+        match=r"adata\.X holds only zeros in the 1 genes of var\['highly_variable'\]; there is "
+        r"nothing to cluster\. Choose other genes, or pass mask_var=None",
     ),
     Case(
         "desc-cuda-without-cuda",

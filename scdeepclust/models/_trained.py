@@ -601,7 +601,13 @@ class DESC(TrainedModel):
                 layer = source["key"]
             matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
-        summary = scan_matrix(matrix, where=where, gene_scales=source["kind"] != "obsm")
+        # judged on the model's genes: the others may be anything (mask_var left them out)
+        summary = scan_matrix(
+            matrix,
+            where=where,
+            gene_scales=source["kind"] != "obsm",
+            columns=columns[columns >= 0],
+        )
         check_finite(summary, where)
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None

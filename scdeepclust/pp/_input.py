@@ -192,7 +192,7 @@ class MatrixSummary:
     median_whole_distance: float | None
     # the transform of counts that the block's values are, if one is ("log2(1 + counts)", ...)
     counts_transform: str | None
-    zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
+    zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry among `used_columns`
     zero_cols: np.ndarray  # bool (n_vars,)
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
     col_sums: np.ndarray  # float64 (n_vars,)
@@ -205,6 +205,8 @@ class MatrixSummary:
     smallest_positive: np.ndarray | None = None
     judged_rows: np.ndarray | None = None
     coarse_step_rows: np.ndarray | None = None
+    # the columns a tool reads (`zero_rows`, `median_gene_scale`); None: all of them
+    used_columns: np.ndarray | None = None
 
     @property
     def is_counts(self) -> bool:
@@ -222,8 +224,9 @@ class MatrixSummary:
         """The median standard deviation of the columns that vary (1 for z-scored genes)."""
         if self.col_sums_of_squares is None or not self.shape[0]:
             return None
-        mean_square = self.col_sums_of_squares / self.shape[0]
-        mean = self.col_sums / self.shape[0]
+        used = slice(None) if self.used_columns is None else self.used_columns
+        mean_square = self.col_sums_of_squares[used] / self.shape[0]
+        mean = self.col_sums[used] / self.shape[0]
         variance = np.maximum(mean_square - mean * mean, 0.0)
         # a constant column leaves a rounding error of E[x^2] - E[x]^2, not 0
         varying = variance > 1e-9 * mean_square
@@ -252,6 +255,7 @@ def scan_matrix(
     chunk_size: int = 8192,
     steps: bool = False,
     gene_scales: bool = False,
+    columns: np.ndarray | None = None,
 ) -> MatrixSummary:
     """Find non-finite, negative and non-integer values and all-zero rows / columns.
 
@@ -261,9 +265,15 @@ def scan_matrix(
     `steps`, also how each row's values step (`_row_steps`), which tells raw counts from
     multiplied or normalised ones, and what non-integer values look like (estimated or
     transformed counts); with `gene_scales`, each column's sum of squares too
-    (`median_gene_scale`), which tells scaled data from unscaled.
+    (`median_gene_scale`), which tells scaled data from unscaled. `columns` (indices) are the
+    columns a tool reads: a row is empty when it has nothing there, and the median gene scale
+    is theirs; everything else covers the whole matrix.
     """
     source = RowSource(matrix)
+    used = None
+    if columns is not None:
+        used = np.zeros(source.n_vars, dtype=bool)
+        used[columns] = True
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0
     non_integer = non_integer_offset = whole_distance = counts_transform = None
@@ -285,7 +295,8 @@ def scan_matrix(
             values = block.data
             nonzero = values != 0
             rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-            row_nonzero[start:stop] |= np.bincount(rows[nonzero], minlength=stop - start) > 0
+            counted = nonzero if used is None else nonzero & used[block.indices]
+            row_nonzero[start:stop] |= np.bincount(rows[counted], minlength=stop - start) > 0
             col_nonzero[block.indices[nonzero]] = True
             row_sums[start:stop] += np.asarray(block.sum(axis=1)).ravel()
             col_sums += np.asarray(block.sum(axis=0)).ravel()
@@ -295,7 +306,7 @@ def scan_matrix(
         else:
             values = np.asarray(block)
             nonzero = values != 0
-            row_nonzero[start:stop] |= nonzero.any(axis=1)
+            row_nonzero[start:stop] |= (nonzero if used is None else nonzero[:, used]).any(axis=1)
             col_nonzero |= nonzero.any(axis=0)
             row_sums[start:stop] += values.sum(axis=1, dtype=np.float64)
             col_sums += values.sum(axis=0, dtype=np.float64)
@@ -353,6 +364,7 @@ def scan_matrix(
         smallest_positive=smallest,
         judged_rows=judged,
         coarse_step_rows=coarse,
+        used_columns=used,
     )
 
 
@@ -417,7 +429,7 @@ def _row_steps(block, rows: np.ndarray | None = None):
     return smallest, judged, coarse
 
 
-def checked_counts(adata: AnnData, layer: str | None):
+def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None = None):
     """Return ``(matrix, where, summary)`` of scdcc's raw counts, refusing anything else.
 
     The counts are `layer`, else ``layers['counts']`` if present, else ``X``
@@ -427,7 +439,7 @@ def checked_counts(adata: AnnData, layer: str | None):
     found_by_name = layer is None and "counts" in adata.layers
     layer, _ = counts_location(adata, layer)
     matrix, where = input_matrix(adata, layer=layer)
-    summary = scan_matrix(matrix, where=where, steps=True)
+    summary = scan_matrix(matrix, where=where, steps=True, columns=columns)
     check_counts(
         summary,
         where,

@@ -63,7 +63,9 @@ def recipe(
        used as is).
     4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
        ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
-       (scanpy's 'seurat' flavour).
+       (scanpy's 'seurat' flavour), or the genes ``var['highly_variable']`` marks when that
+       boolean column exists (``sc.pp.highly_variable_genes`` without ``subset=True``): the
+       tools read those by default too (`mask_var`).
     5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
        per gene, clipped at `max_value` when given (this makes ``X`` dense).
 
@@ -296,10 +298,17 @@ def _prepare(
             if adata.raw is None and state == "log":
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
-            selected = _highly_variable(adata, counts_key, n_top_genes, batches, target_sum)
-            adata._inplace_subset_var(selected)
-            within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
-            steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
+            marked = _marked_genes(adata)
+            if marked is not None:  # the user's own choice, as the tools' mask_var reads it
+                adata._inplace_subset_var(marked)
+                steps.append(
+                    f"kept the {adata.n_vars} genes of {n_before} marked in var['highly_variable']"
+                )
+            else:
+                selected = _highly_variable(adata, counts_key, n_top_genes, batches, target_sum)
+                adata._inplace_subset_var(selected)
+                within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
+                steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
 
     if method == "desc" and state != "scaled" and not scale:
         steps.append(
@@ -481,6 +490,14 @@ def _x_state(X, *, logged: bool) -> str:
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
     return "normalised" if equal_totals or high > LOG_MAX else "log"
+
+
+def _marked_genes(adata: AnnData) -> np.ndarray | None:
+    """``var['highly_variable']`` as a mask, when it is a boolean column marking some genes."""
+    column = adata.var.get("highly_variable")
+    if column is None or column.dtype != bool or not column.any():
+        return None
+    return column.to_numpy()
 
 
 def _highly_variable(

@@ -32,6 +32,7 @@ from ..train import (
     standard_torch_mode,
 )
 from ._validate import (
+    HIGHLY_VARIABLE_IF_PRESENT,
     as_int,
     as_layer_sizes,
     check_batch_mixing,
@@ -49,6 +50,7 @@ from ._validate import (
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
+    gene_mask,
     open_run,
     resolution_list,
     resolved_random_state,
@@ -67,6 +69,7 @@ def desc(
     init: str = "leiden",
     layer: str | None = None,
     use_rep: str | None = None,
+    mask_var: np.ndarray | str | None = HIGHLY_VARIABLE_IF_PRESENT,
     batch_key: str | None = None,
     batch_mixing: float = 10.0,
     scale: bool = False,
@@ -171,6 +174,14 @@ def desc(
         measured better than principal components in scratch runs at the true k: 50 PCs gave
         10X PBMC 0.669 against 0.780 (means of three seeds), 10 PCs worm neurons 0.305 against
         0.601.
+    mask_var
+        The genes to read, as in ``sc.pp.pca``: a boolean column of ``adata.var`` by name, or a
+        boolean array over the genes; None reads every gene. By default ``var['highly_variable']``
+        when it exists, so that genes marked by ``sc.pp.highly_variable_genes(adata,
+        n_top_genes=2000)`` without ``subset=True`` are the ones trained on (simulated data, 3,000
+        cells of 8 groups, 15,000 genes of which 1% differ between groups, true k, scratch runs of
+        seeds 0-2: ARI 0.74-1.00 on every gene, 1.00 on the 2,000 marked, in a third to two thirds
+        of the time). Not with `use_rep`.
     scale
         Z-score every gene (zero mean, unit variance) inside DESC instead of beforehand: the
         statistics come from one streaming pass and are applied per minibatch, so a sparse
@@ -337,6 +348,7 @@ def desc(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
     check_gene_names(adata, use_rep=use_rep, return_model=return_model)
+    genes = gene_mask(adata, mask_var, use_rep=use_rep)
     if use_rep is not None and scale:
         warnings.warn(
             f"scale=True z-scores each column of adata.obsm[{use_rep!r}]: principal components, "
@@ -376,8 +388,10 @@ def desc(
         rank, world_size, dev = start_distributed(dev, checkpoint_dir=checkpoint_dir)
     start = logg.info(f"running DESC on {adata.n_obs} cells")
 
-    data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False)
+    data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False, genes=genes)
     where = data.where
+    if genes.param is not None:
+        logg.info(f"    reading {data.n_columns} genes of {genes.describe()}")
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is None:
         warn_if_counts(data.summary, where, stacklevel=2)
@@ -467,7 +481,12 @@ def desc(
                     )
                 raise
             result.params.update(
-                method="desc", input=where, device=str(dev), distributed=distributed, scale=scale
+                method="desc",
+                input=where,
+                mask_var=genes.param,
+                device=str(dev),
+                distributed=distributed,
+                scale=scale,
             )
             if distributed:
                 result.info["n_processes"] = world_size

@@ -34,6 +34,7 @@ from ..train import (
 from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
 from ._validate import (
+    HIGHLY_VARIABLE_IF_PRESENT,
     as_int,
     as_layer_sizes,
     check_batch_mixing,
@@ -50,6 +51,7 @@ from ._validate import (
     check_training_sizes,
     check_update_interval,
     check_weight,
+    gene_mask,
     open_run,
     resolution_list,
     resolved_random_state,
@@ -71,6 +73,7 @@ def scdcc(
     *,
     init: str = "leiden",
     layer: str | None = None,
+    mask_var: np.ndarray | str | None = HIGHLY_VARIABLE_IF_PRESENT,
     batch_key: str | None = None,
     batch_mixing: float = 10.0,
     n_top_genes: int | None = None,
@@ -128,8 +131,9 @@ def scdcc(
     Parameters
     ----------
     adata
-        Annotated data of cells x genes, holding raw counts. Genes are used as given: select
-        highly variable genes with scanpy first, or pass `n_top_genes`.
+        Annotated data of cells x genes, holding raw counts. Genes are used as `mask_var`
+        says: ``var['highly_variable']`` when scanpy has marked them, else all; or pass
+        `n_top_genes`.
     n_clusters
         Number of clusters (initialised as `init` says), or ``(lo, hi)`` bounds of a search for it.
         Default, with no `resolution` either: Leiden at resolution 0.3 on the pretrained latent
@@ -169,6 +173,14 @@ def scdcc(
     layer
         Layer with raw counts. Default: ``layers['counts']`` if present, else ``X`` if it holds
         non-negative integers.
+    mask_var
+        The genes to read, as in ``sc.pp.pca``: a boolean column of ``adata.var`` by name, or a
+        boolean array over the genes; None reads every gene. By default ``var['highly_variable']``
+        when it exists, so that genes marked by ``sc.pp.highly_variable_genes(adata,
+        n_top_genes=2000)`` without ``subset=True`` are the ones trained on (simulated data, 3,000
+        cells of 8 groups, 15,000 genes of which 1% differ between groups, true k, scratch runs of
+        seeds 0-1: ARI 0.09 and 1.00 on every gene, 1.00 on the 2,000 marked). Size factors come
+        from the counts of these genes. With `n_top_genes`, those are chosen among them.
     batch_key
         An `obs` column naming each cell's batch (donor, run, technology...). The input is
         z-scored within each batch, and the autoencoder is conditional on the batch (the
@@ -187,8 +199,8 @@ def scdcc(
         without batches.
     n_top_genes
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the counts
-        normalised to 10,000 per cell and log1p-transformed), chosen internally; `adata` is not
-        modified.
+        normalised to 10,000 per cell and log1p-transformed), chosen internally among the
+        genes of `mask_var`; `adata` is not modified.
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
@@ -447,6 +459,7 @@ def scdcc(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
     check_gene_names(adata, use_rep=None, return_model=return_model)
+    gene_selection = gene_mask(adata, mask_var)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
@@ -474,8 +487,10 @@ def scdcc(
         )
     start = logg.info(f"running scDCC on {adata.n_obs} cells")
 
-    data = tool_input(adata, layer=layer, counts=True)
+    data = tool_input(adata, layer=layer, counts=True, genes=gene_selection)
     counts, where, genes_used = data.matrix, data.where, data.columns
+    if gene_selection.param is not None:
+        logg.info(f"    reading {data.n_columns} genes of {gene_selection.describe()}")
     n_genes = adata.n_vars if genes_used is None else len(genes_used)
     if n_top_genes is not None and n_top_genes < n_genes:
         kept = np.arange(adata.n_vars) if genes_used is None else genes_used
@@ -581,6 +596,7 @@ def scdcc(
         method="scdcc",
         distributed=distributed,
         counts_from=where,
+        mask_var=gene_selection.param,
         n_top_genes=n_top_genes,
         label_key=label_key,
         protein_key=protein_key,

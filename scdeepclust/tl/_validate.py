@@ -6,6 +6,7 @@ is never touched.
 
 from __future__ import annotations
 
+import enum
 import math
 import numbers
 import warnings
@@ -15,6 +16,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from ..pp._input import (
@@ -29,6 +31,87 @@ from ..train._centroids import check_init as check_init  # the engine checks wit
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run
 from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER
+
+
+class _MaskDefault(enum.Enum):
+    HIGHLY_VARIABLE_IF_PRESENT = "highly_variable if present"
+
+    def __repr__(self) -> str:  # the tools' signatures, also as Sphinx parses them
+        return "HIGHLY_VARIABLE_IF_PRESENT"
+
+
+HIGHLY_VARIABLE_IF_PRESENT = _MaskDefault.HIGHLY_VARIABLE_IF_PRESENT
+
+
+@dataclass(frozen=True)
+class GeneMask:
+    """The genes a tool reads, as `mask_var` chose them (scanpy's rule of `sc.pp.pca`)."""
+
+    name: str | None  # the var column, or None for an array given
+    columns: np.ndarray | None  # positions of the genes; None: every gene
+    from_array: bool = False
+
+    def describe(self) -> str:
+        return "the genes of mask_var" if self.name is None else f"var[{self.name!r}]"
+
+    @property
+    def param(self) -> str | None:
+        """What ``uns[key]['params']['mask_var']`` records: the column, "array", or nothing."""
+        return "array" if self.from_array else self.name
+
+
+def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMask:
+    """Resolve `mask_var` as `sc.pp.pca` does: ``var['highly_variable']`` when present.
+
+    A boolean column of ``adata.var`` (by name) or a boolean array over the genes; None uses
+    every gene. A mask that keeps every gene gives ``columns=None``: the same run as without.
+    """
+    if mask_var is HIGHLY_VARIABLE_IF_PRESENT:
+        if use_rep is not None or "highly_variable" not in adata.var.columns:
+            return GeneMask(None, None)
+        mask_var = "highly_variable"
+    elif mask_var is None:
+        return GeneMask(None, None)
+    elif use_rep is not None:
+        raise ValueError(
+            f"mask_var chooses genes of X or a layer, but the input is adata.obsm[{use_rep!r}] "
+            "(use_rep); leave mask_var out."
+        )
+    if isinstance(mask_var, str):
+        if mask_var not in adata.var.columns:
+            raise ValueError(
+                f"mask_var={mask_var!r} is not a column of adata.var. Mark the genes to use, "
+                "e.g. `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` (var["
+                "'highly_variable']), or pass mask_var=None to use every gene."
+            )
+        values, what = adata.var[mask_var], f"adata.var[{mask_var!r}]"
+    else:
+        values, what = mask_var, "mask_var"
+    if isinstance(values, pd.Series) and pd.api.types.is_bool_dtype(values.dtype):
+        if values.isna().any():
+            raise ValueError(
+                f"{what} has missing values; mark each gene True (use it) or False (leave it "
+                f"out), e.g. `{what}.fillna(False).astype(bool)`."
+            )
+        values = values.to_numpy(dtype=bool)
+    array = np.asarray(values)
+    if array.dtype != bool:
+        raise ValueError(
+            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}. "
+            "Pass mask_var=None to use every gene."
+        )
+    if array.shape != (adata.n_vars,):
+        raise ValueError(
+            f"{what} has shape {array.shape}; it needs one True/False per gene ({adata.n_vars})."
+        )
+    if not array.any():
+        raise ValueError(
+            f"{what} marks no gene to use. Choose genes, e.g. "
+            "`sc.pp.highly_variable_genes(adata, n_top_genes=2000)`, or pass mask_var=None to "
+            "use every gene."
+        )
+    name = mask_var if isinstance(mask_var, str) else None
+    return GeneMask(name, None if array.all() else np.flatnonzero(array), name is None)
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -438,6 +521,10 @@ class ToolInput:
     columns: np.ndarray | None  # positions of the columns used; None: all
     summary: MatrixSummary
 
+    @property
+    def n_columns(self) -> int:
+        return self.summary.shape[1] if self.columns is None else len(self.columns)
+
     def feature_names(self, adata: AnnData, use_rep: str | None) -> list[str]:
         names = (
             np.arange(self.summary.shape[1]).astype(str)
@@ -468,7 +555,12 @@ class ToolInput:
 
 
 def tool_input(
-    adata: AnnData, *, layer: str | None = None, use_rep: str | None = None, counts: bool
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    use_rep: str | None = None,
+    counts: bool,
+    genes: GeneMask | None = None,
 ) -> ToolInput:
     """Find and check a tool's input in one pass over the matrix.
 
@@ -476,54 +568,75 @@ def tool_input(
     finite non-negative integers is refused, and so are cells without counts (no size factor).
     `counts=False` (desc): ``X``, `layer` or ``obsm[use_rep]``; must be finite; all-zero cells
     are kept with a warning (every cell gets a result). All-zero genes (columns) are left out
-    with a warning in both cases.
+    with a warning in both cases. `genes` (`gene_mask`) limits the columns read; cells and
+    genes are judged on those.
     """
+    read = None if genes is None else genes.columns
     if counts:
-        matrix, where, summary = checked_counts(adata, layer)
+        matrix, where, summary = checked_counts(adata, layer, columns=read)
         warn_if_not_like_raw_counts(summary, where, stacklevel=3)
     else:
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
-        summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None)
+        summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
         check_finite(summary, where)
-    if summary.zero_cols.all():
-        raise ValueError(f"adata.{where} holds only zeros; there is nothing to cluster.")
+    used = np.ones(summary.shape[1], dtype=bool) if read is None else summary.used_columns
+    in_genes = "" if read is None else f" in the {len(read)} genes of {genes.describe()}"
+    if not (used & ~summary.zero_cols).any():
+        other = (
+            " Choose other genes, or pass mask_var=None to use every gene."
+            if read is not None
+            else ""
+        )
+        raise ValueError(
+            f"adata.{where} holds only zeros{in_genes}; there is nothing to cluster.{other}"
+        )
     n_zero_cells = int(summary.zero_rows.sum())
     if n_zero_cells:
         examples = list(adata.obs_names[summary.zero_rows][:3])
         if counts:
             raise ValueError(
-                f"{n_zero_cells} cell(s) have no counts in adata.{where} (e.g. {examples}); "
-                "scdcc needs a library size for every cell. Remove them first, e.g. "
-                + (
-                    "`sc.pp.filter_cells(adata, min_counts=1)`."
-                    if where == "X"  # filter_cells counts X, whatever the layers hold
-                    else f"`adata = adata[np.asarray(adata.{where}.sum(axis=1)).ravel() > 0]"
-                    ".copy()`."
-                )
+                f"{n_zero_cells} cell(s) have no counts in adata.{where}{in_genes} (e.g. "
+                f"{examples}); scdcc needs a library size for every cell. Remove them first, e.g. "
+                + _remove_empty_cells(where, genes if read is not None else None)
             )
         warnings.warn(
-            f"{n_zero_cells} cell(s) are all zero in adata.{where} (e.g. {examples}): they "
-            "carry no information and all land where the zero vector does. Consider removing "
-            "them, e.g. `sc.pp.filter_cells(adata, min_genes=1)` before normalising.",
+            f"{n_zero_cells} cell(s) are all zero in adata.{where}{in_genes} (e.g. {examples}): "
+            "they carry no information and all land where the zero vector does. Consider "
+            "removing them, e.g. `sc.pp.filter_cells(adata, min_genes=1)` before normalising"
+            + (", or choosing genes they express." if read is not None else "."),
             UserWarning,
             stacklevel=3,
         )
-    columns = None
-    if summary.zero_cols.any():
-        columns = np.flatnonzero(~summary.zero_cols)
+    columns = read
+    zero_used = summary.zero_cols & used
+    if zero_used.any():
+        columns = np.flatnonzero(used & ~summary.zero_cols)
         what = "column(s)" if use_rep is not None else "gene(s)"
-        names = (
-            np.flatnonzero(summary.zero_cols)
-            if use_rep is not None
-            else adata.var_names[summary.zero_cols]
-        )
+        names = np.flatnonzero(zero_used) if use_rep is not None else adata.var_names[zero_used]
         warnings.warn(
-            f"{int(summary.zero_cols.sum())} {what} of adata.{where} are all zero (e.g. "
+            f"{int(zero_used.sum())} {what} of adata.{where}{in_genes} are all zero (e.g. "
             f"{[str(n) for n in names[:3]]}) and are left out of training.",
             UserWarning,
             stacklevel=3,
         )
     return ToolInput(matrix, where, columns, summary)
+
+
+def _remove_empty_cells(where: str, genes: GeneMask | None) -> str:
+    """Return a line that removes the cells without counts in what a tool reads."""
+    if genes is None and where == "X":  # filter_cells counts X, whatever the layers hold
+        return "`sc.pp.filter_cells(adata, min_counts=1)`."
+    if genes is None:
+        return f"`adata = adata[np.asarray(adata.{where}.sum(axis=1)).ravel() > 0].copy()`."
+    if genes.name is None:
+        return (
+            f"keep the cells with counts in those genes (the columns of adata.{where} that "
+            "mask_var marks), or pass mask_var=None to use every gene."
+        )
+    return (
+        f"`adata = adata[np.asarray(adata.{where}[:, adata.var[{genes.name!r}].to_numpy()]"
+        ".sum(axis=1)).ravel() > 0].copy()`, or pass mask_var=None to use every gene."
+    )
 
 
 def target_adata(adata: AnnData, copy: bool) -> AnnData:

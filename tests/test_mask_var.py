@@ -1,0 +1,123 @@
+"""The genes a tool reads: `mask_var`, by default ``var['highly_variable']`` as in `sc.pp.pca`.
+
+Genes marked by `sc.pp.highly_variable_genes` without `subset=True` (scanpy's tutorials keep
+every gene) are trained on exactly as the subset would be.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scanpy as sc
+
+import scdeepclust as sdc
+from scdeepclust._cli import main
+
+SHORT = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64, n_clusters=3)
+
+
+def _marked_data(tool: str):
+    """Counts of 120 cells x 60 genes, log-normalised (and scaled for DESC), 20 genes marked."""
+    adata = sdc.datasets.simulate(120, 60, 3, de_fraction=0.3, de_log_fold=2.0, random_state=4)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.highly_variable_genes(adata, n_top_genes=20)
+    if tool == "desc":
+        adata.X = adata.X.toarray()
+        sc.pp.scale(adata)
+    return adata
+
+
+def _run(tool: str, adata, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # short runs do not converge
+        return getattr(sdc.tl, tool)(adata, copy=True, **{**SHORT, **kwargs})
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_marked_genes_train_as_their_subset_does(tool):
+    adata = _marked_data(tool)
+    subset = adata[:, adata.var["highly_variable"].to_numpy()].copy()
+    del subset.var["highly_variable"]
+    masked, alone = _run(tool, adata), _run(tool, subset)
+    np.testing.assert_array_equal(masked.obsm[f"X_{tool}"], alone.obsm[f"X_{tool}"])
+    assert (masked.obs[tool] == alone.obs[tool]).all()
+    assert masked.uns[tool]["params"]["mask_var"] == "highly_variable"
+    assert "mask_var" not in alone.uns[tool]["params"]
+    # the same again from an array, recorded as such
+    by_array = _run(tool, adata, mask_var=adata.var["highly_variable"].to_numpy())
+    np.testing.assert_array_equal(by_array.obsm[f"X_{tool}"], alone.obsm[f"X_{tool}"])
+    assert by_array.uns[tool]["params"]["mask_var"] == "array"
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_mask_var_none_reads_every_gene(tool):
+    adata = _marked_data(tool)
+    _, model = _run(tool, adata, mask_var=None, return_model=True)
+    assert model.features == list(adata.var_names)
+    _, model = _run(tool, adata, return_model=True)
+    assert model.features == list(adata.var_names[adata.var["highly_variable"]])
+
+
+def test_scdcc_chooses_its_top_genes_among_the_marked_ones():
+    adata = _marked_data("scdcc")
+    out = _run("scdcc", adata, n_top_genes=8)
+    used = set(out.uns["scdcc"]["genes_used"])
+    assert 8 <= len(used) < 20  # scanpy's 'seurat' flavour keeps ties at its cut-off
+    assert used <= set(adata.var_names[adata.var["highly_variable"]])
+
+
+def test_cells_are_judged_on_the_genes_read(tmp_path):
+    """A cell empty outside the marked genes is fine; empty within them, DESC warns."""
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"].to_numpy()
+    adata.X[7, ~marked] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sc.settings.verbosity = 0
+        sdc.tl.desc(adata, copy=True, **{**SHORT, "max_epochs": None})
+    adata.X[7, marked] = 0
+    with pytest.warns(UserWarning, match=r"1 cell\(s\) are all zero in adata\.X in the 20 genes"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*without converging")
+            out = sdc.tl.desc(adata, copy=True, **SHORT)
+    out.write_h5ad(tmp_path / "out.h5ad")
+    assert sc.read_h5ad(tmp_path / "out.h5ad").uns["desc"]["params"]["mask_var"] == (
+        "highly_variable"
+    )
+
+
+def test_mapping_judges_the_model_genes_only():
+    """Cells mapped onto a model of scaled marked genes: unscaled other genes say nothing."""
+    adata = _marked_data("desc")
+    _, model = _run("desc", adata, return_model=True)
+    marked = adata.var["highly_variable"].to_numpy()
+    adata.X[:, ~marked] *= 0.05  # far under the unscaled warning's median gene scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        out = sdc.tl.map_to_model(adata, model, copy=True)
+    assert out.obs[model.key_added].notna().all()
+
+
+def test_recipe_keeps_the_marked_genes():
+    adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
+    adata.var["highly_variable"] = np.arange(adata.n_vars) % 4 == 0
+    steps = sdc.pp.recipe(adata, "desc", n_top_genes=40, hvg_above=50)
+    assert adata.n_vars == 20
+    assert "kept the 20 genes of 80 marked in var['highly_variable']" in steps
+
+
+def test_cli_n_top_genes_0_reads_every_gene(tmp_path):
+    adata = sdc.datasets.simulate(150, 40, 3, random_state=1)
+    del adata.layers["counts"]
+    adata.var["highly_variable"] = np.arange(adata.n_vars) < 10
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    tiny = ["--pretrain-epochs", "1", "--max-epochs", "1", "--quiet", "-k", "3"]
+    for n_top, read in (("0", 40), ("2000", 10)):
+        out = tmp_path / f"out{n_top}.h5ad"
+        args = ["run", str(tmp_path / "in.h5ad"), "-m", "scdcc", "-o", str(out), *tiny]
+        assert main([*args, "--n-top-genes", n_top]) == 0
+        result = sc.read_h5ad(out)
+        assert len(result.uns["scdcc"].get("genes_used", result.var_names)) == read
