@@ -287,7 +287,7 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
-    from .pp._input import layer_names
+    from .pp._input import HIGHLY_VARIABLE_IF_PRESENT, gene_mask, layer_names
     from .pp._recipe import looks_scaled
 
     started = time.perf_counter()
@@ -328,6 +328,16 @@ def _run(args) -> int:
             "and score them against themselves; give another --key-added"
         )
 
+    if args.n_top_genes and "highly_variable" in adata.var.columns:
+        try:  # read as the tools' mask_var, also where the recipe keeps every gene
+            gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
+        except ValueError as error:
+            raise CommandError(
+                f"the input's var['highly_variable'] cannot mark the genes to read "
+                f"({str(error).split('; ')[0].split('. ')[0]}); fix that column in the file, or "
+                "pass --n-top-genes 0 to read every gene"
+            ) from None
+
     say(f"preparing the data for {args.method}")
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the
     # file written keeps the log-normalised X that scanpy's other tools read
@@ -345,7 +355,12 @@ def _run(args) -> int:
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
     desc_scales = args.method == "desc" and not looks_scaled(adata.X)
 
-    say(f"training {args.method} on {adata.n_obs} cells x {adata.n_vars} genes")
+    genes = gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT if args.n_top_genes else None)
+    marked = (
+        "" if genes.columns is None else f" (those var['highly_variable'] marks, of {adata.n_vars})"
+    )
+    n_read = adata.n_vars if genes.columns is None else len(genes.columns)
+    say(f"training {args.method} on {adata.n_obs} cells x {n_read} genes{marked}")
     options = _tool_options(args, key)
     if args.resolution is not None:
         options["resolution"] = args.resolution

@@ -1019,15 +1019,17 @@ CASES = [
         edit=_marked(lambda n: np.arange(n) % 2),
         raises=ValueError,
         match=r"adata\.var\['highly_variable'\] must be boolean \(True for the genes to use\), "
-        r"not of dtype int64",
+        r"not of dtype int64\. If it holds True/False or 1/0, convert it: `adata\.var\["
+        r"'highly_variable'\] = adata\.var\['highly_variable'\]\.astype\(bool\)`",
     ),
     Case(
         "desc-marked-genes-missing-values",
         "desc",
         edit=_marked(lambda n: pd.array([True, None] + [False] * (n - 2), dtype="boolean")),
         raises=ValueError,
-        match=r"adata\.var\['highly_variable'\] has missing values.*"
-        r"`adata\.var\['highly_variable'\]\.fillna\(False\)\.astype\(bool\)`",
+        match=r"adata\.var\['highly_variable'\] has missing values.*`adata\.var\["
+        r"'highly_variable'\] = adata\.var\['highly_variable'\]\.to_numpy\(dtype=bool, "
+        r"na_value=False\)`",
     ),
     Case(
         "scdcc-mask-var-marks-nothing",
@@ -1057,9 +1059,9 @@ CASES = [
         edit=_cell_outside_marked_genes,
         raises=ValueError,
         match=r"1 cell\(s\) have no counts in adata\.layers\['counts'\] in the 20 genes of "
-        r"var\['highly_variable'\].*`adata = adata\[np\.asarray\(adata\.layers\['counts'\]"
-        r"\[:, adata\.var\['highly_variable'\]\.to_numpy\(\)\]\.sum\(axis=1\)\)\.ravel\(\) > 0\]"
-        r"\.copy\(\)`, or pass mask_var=None",
+        r"var\['highly_variable'\].*`adata = adata\[np\.asarray\(\(adata\.layers\['counts'\]"
+        r"\[:, adata\.var\['highly_variable'\]\.to_numpy\(\)\] != 0\)\.sum\(axis=1\)\)\.ravel\(\) "
+        r"> 0\]\.copy\(\)`, or pass mask_var=None",
     ),
     Case(
         "desc-marked-genes-all-zero",

@@ -6,6 +6,7 @@ every gene) are trained on exactly as the subset would be.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -76,7 +77,6 @@ def test_cells_are_judged_on_the_genes_read(tmp_path):
     adata.X[7, ~marked] = 0
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        sc.settings.verbosity = 0
         sdc.tl.desc(adata, copy=True, **{**SHORT, "max_epochs": None})
     adata.X[7, marked] = 0
     with pytest.warns(UserWarning, match=r"1 cell\(s\) are all zero in adata\.X in the 20 genes"):
@@ -121,3 +121,87 @@ def test_cli_n_top_genes_0_reads_every_gene(tmp_path):
         assert main([*args, "--n-top-genes", n_top]) == 0
         result = sc.read_h5ad(out)
         assert len(result.uns["scdcc"].get("genes_used", result.var_names)) == read
+
+
+def test_a_series_mask_is_aligned_to_the_genes_by_its_index():
+    adata = _marked_data("desc")
+    by_name = adata.var["highly_variable"].iloc[::-1]  # another gene order
+    aligned, by_column = _run("desc", adata, mask_var=by_name), _run("desc", adata)
+    np.testing.assert_array_equal(aligned.obsm["X_desc"], by_column.obsm["X_desc"])
+    with pytest.raises(ValueError, match=r"mask_var is a Series whose index is not adata\.var_n"):
+        _run("desc", adata, mask_var=by_name.rename(lambda g: f"other-{g}"))
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_genes_left_out_may_hold_anything(tool):
+    """NaN, fractions, repeated names outside the mask: what is not read is not judged."""
+    adata = _marked_data(tool)
+    marked = adata.var["highly_variable"].to_numpy()
+    other = np.flatnonzero(~marked)[:2]
+    if tool == "desc":
+        adata.X[0, other[0]] = np.nan
+    else:
+        counts = adata.layers["counts"].toarray()
+        counts[:, other[0]] += 0.5
+        adata.layers["counts"] = counts
+    names = adata.var_names.to_numpy().copy()
+    names[other[1]] = names[other[0]]
+    adata.var_names = names
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, model = _run_warning_free(tool, adata)
+    said = [str(w.message) for w in caught if "Variable names are not unique" not in str(w.message)]
+    assert not [m for m in said if re.search(r"NaN|raw counts|integer|not unique", m)], said
+    assert len(model.features) == marked.sum()
+    assert out.obs[tool].notna().all()
+
+
+def _run_warning_free(tool, adata):
+    return getattr(sdc.tl, tool)(adata, copy=True, return_model=True, **SHORT)
+
+
+def test_the_hints_of_the_messages_work_as_written():
+    adata = _marked_data("desc")
+    adata.var["highly_variable"] = adata.var["highly_variable"].astype("boolean")
+    adata.var.loc[adata.var_names[0], "highly_variable"] = None
+    with pytest.raises(ValueError, match="has missing values") as refused:
+        _run("desc", adata)
+    exec(re.search(r"`(adata\.var.*)`", str(refused.value)).group(1), {"adata": adata})
+    assert adata.var["highly_variable"].dtype == bool
+    # a cell with nothing in the marked genes: DESC's line keeps the others
+    adata.X[3, adata.var["highly_variable"].to_numpy()] = 0
+    with pytest.warns(UserWarning, match="are all zero in adata.X in the") as warned:
+        _run_warning_free("desc", adata)
+    line = next(str(w.message) for w in warned if "are all zero" in str(w.message))
+    namespace = {"adata": adata, "np": np}
+    exec(re.search(r"`(adata = .*?)`", line).group(1), namespace)
+    assert namespace["adata"].n_obs == adata.n_obs - 1
+    assert "cell3" not in namespace["adata"].obs_names
+
+
+@pytest.mark.parametrize("values", [np.zeros(80, dtype=int), np.zeros(80, dtype=bool)])
+def test_recipe_refuses_a_marking_it_cannot_read_before_changing_anything(values):
+    adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
+    adata.var["highly_variable"] = values
+    before = adata.X.copy()
+    with pytest.raises(ValueError, match=r"var\['highly_variable'\].*n_top_genes=None keeps"):
+        sdc.pp.recipe(adata, "desc", n_top_genes=40, hvg_above=50)
+    assert adata.n_vars == 80 and (adata.X != before).nnz == 0
+    assert list(adata.var.columns) == ["highly_variable"]
+
+
+def test_cli_says_which_genes_it_reads_and_refuses_an_unreadable_marking(tmp_path, capsys):
+    adata = sdc.datasets.simulate(150, 40, 3, random_state=1)
+    adata.var["highly_variable"] = np.arange(adata.n_vars) < 10
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
+    tiny = ["--pretrain-epochs", "1", "--max-epochs", "1", "-k", "3"]
+    assert main([*args, *tiny]) == 0
+    assert "x 10 genes (those var['highly_variable'] marks, of 40)" in capsys.readouterr().out
+    adata.var["highly_variable"] = adata.var["highly_variable"].astype(int)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert main([*args, *tiny]) == 2
+    error = capsys.readouterr().err
+    assert "var['highly_variable'] cannot mark the genes to read" in error
+    assert "pass --n-top-genes 0 to read every gene" in error
+    assert main([*args, *tiny, "--n-top-genes", "0"]) == 0

@@ -526,9 +526,11 @@ class SCDCC(TrainedModel):
         batch_key: str | None = None,
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
-        matrix, where, summary = checked_counts(adata, layer)
+        columns = match_features(adata.var_names, self.features)
+        # judged on the model's genes: the others may be anything (mask_var left them out)
+        matrix, where, summary = checked_counts(adata, layer, columns=columns[columns >= 0])
         warn_if_not_like_raw_counts(summary, where, stacklevel=4)
-        source = RowSource(matrix, columns=match_features(adata.var_names, self.features))
+        source = RowSource(matrix, columns=columns)
         pre = self.preprocessing
         factors, _ = size_factors(
             source,

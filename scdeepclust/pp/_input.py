@@ -8,6 +8,7 @@ Nothing here modifies the AnnData.
 
 from __future__ import annotations
 
+import enum
 import warnings
 from dataclasses import dataclass
 
@@ -174,6 +175,125 @@ def counts_location(adata: AnnData, layer: str | None) -> tuple[str | None, str]
     return layer, ("X" if layer is None else f"layers[{layer!r}]")
 
 
+class _MaskDefault(enum.Enum):
+    HIGHLY_VARIABLE_IF_PRESENT = "highly_variable if present"
+
+    def __repr__(self) -> str:  # the tools' signatures, also as Sphinx parses them
+        return "HIGHLY_VARIABLE_IF_PRESENT"
+
+
+HIGHLY_VARIABLE_IF_PRESENT = _MaskDefault.HIGHLY_VARIABLE_IF_PRESENT
+
+
+@dataclass(frozen=True)
+class GeneMask:
+    """The genes a tool reads, as `mask_var` chose them (the rule of `sc.pp.pca`)."""
+
+    name: str | None  # the var column, or None for an array given (or no mask)
+    columns: np.ndarray | None  # positions of the genes, increasing; None: every gene
+    from_array: bool = False
+
+    def describe(self) -> str:
+        return "mask_var" if self.name is None else f"var[{self.name!r}]"
+
+    @property
+    def param(self) -> str | None:
+        """What ``uns[key]['params']['mask_var']`` records: the column, "array", or nothing."""
+        return "array" if self.from_array else self.name
+
+    def selects(self, where: str) -> str:
+        """Return how `adata.<where>` ("X", "layers['counts']") is written in these genes."""
+        return f"adata.{where}[:, adata.var[{self.name!r}].to_numpy()]"
+
+
+def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMask:
+    """Resolve `mask_var` as `sc.pp.pca` does: ``var['highly_variable']`` when present.
+
+    A boolean column of ``adata.var`` (by name) or a boolean array over the genes (a Series
+    indexed by gene names is aligned to ``var_names``); None uses every gene. A mask that keeps
+    every gene gives ``columns=None``: the same run as without one.
+    """
+    if mask_var is HIGHLY_VARIABLE_IF_PRESENT:
+        if use_rep is not None or "highly_variable" not in adata.var.columns:
+            return GeneMask(None, None)
+        mask_var = "highly_variable"
+    elif mask_var is None:
+        return GeneMask(None, None)
+    elif use_rep is not None:
+        raise ValueError(
+            f"mask_var chooses genes of X or a layer, but the input is adata.obsm[{use_rep!r}] "
+            "(use_rep); leave mask_var out."
+        )
+    if isinstance(mask_var, str):
+        if mask_var not in adata.var.columns:
+            raise ValueError(
+                f"mask_var={mask_var!r} is not a column of adata.var. Mark the genes to use, "
+                "e.g. `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` (var["
+                "'highly_variable']), or pass mask_var=None to use every gene."
+            )
+        values, what = adata.var[mask_var], f"adata.var[{mask_var!r}]"
+        convert = f"`{what} = {what}.astype(bool)`"
+    else:
+        values, what = mask_var, "mask_var"
+        convert = "`np.asarray(mask_var, dtype=bool)`"
+        if isinstance(values, pd.Series):
+            values = _aligned_to_genes(values, adata.var_names)
+    if isinstance(values, pd.Series) and (
+        pd.api.types.is_bool_dtype(values.dtype)
+        or (
+            isinstance(values.dtype, pd.CategoricalDtype)
+            and pd.api.types.is_bool_dtype(values.cat.categories.dtype)
+        )
+    ):
+        if values.isna().any():
+            fill = (
+                f"`{what} = {what}.to_numpy(dtype=bool, na_value=False)`"
+                if isinstance(mask_var, str)
+                else "fill them with False"
+            )
+            raise ValueError(
+                f"{what} has missing values; mark each gene True (use it) or False (leave it "
+                f"out), e.g. {fill}."
+            )
+        values = values.to_numpy(dtype=bool)
+    array = np.asarray(values)
+    if array.dtype != bool:
+        raise ValueError(
+            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}. "
+            f"If it holds True/False or 1/0, convert it: {convert}; or pass mask_var=None to "
+            "use every gene."
+        )
+    if array.shape != (adata.n_vars,):
+        raise ValueError(
+            f"{what} has shape {array.shape}; it needs one True/False per gene ({adata.n_vars})."
+        )
+    if not array.any():
+        raise ValueError(
+            f"{what} marks no gene to use. Choose genes, e.g. "
+            "`sc.pp.highly_variable_genes(adata, n_top_genes=2000)`, or pass mask_var=None to "
+            "use every gene."
+        )
+    name = mask_var if isinstance(mask_var, str) else None
+    return GeneMask(name, None if array.all() else np.flatnonzero(array), name is None)
+
+
+def _aligned_to_genes(values: pd.Series, var_names: pd.Index) -> pd.Series:
+    """Return a Series mask in `var_names`' order: by its index when that names the genes.
+
+    A default index (0, 1, ...) is taken by position; any other index must hold exactly the
+    genes, else the mask could silently mark the wrong ones.
+    """
+    if values.index.equals(var_names) or isinstance(values.index, pd.RangeIndex):
+        return values
+    if var_names.is_unique and values.index.is_unique and set(values.index) == set(var_names):
+        return values.reindex(var_names)
+    raise ValueError(
+        "mask_var is a Series whose index is not adata.var_names (in any order), so which "
+        "genes it marks is unclear. Index it by the gene names, or pass a plain array in "
+        "adata.var_names' order."
+    )
+
+
 @dataclass
 class MatrixSummary:
     """What one pass over a matrix found."""
@@ -192,7 +312,7 @@ class MatrixSummary:
     median_whole_distance: float | None
     # the transform of counts that the block's values are, if one is ("log2(1 + counts)", ...)
     counts_transform: str | None
-    zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry among `used_columns`
+    zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
     row_sums: np.ndarray  # float64 (n_obs,); not finite where the matrix is not
     col_sums: np.ndarray  # float64 (n_vars,)
@@ -205,8 +325,6 @@ class MatrixSummary:
     smallest_positive: np.ndarray | None = None
     judged_rows: np.ndarray | None = None
     coarse_step_rows: np.ndarray | None = None
-    # the columns a tool reads (`zero_rows`, `median_gene_scale`); None: all of them
-    used_columns: np.ndarray | None = None
 
     @property
     def is_counts(self) -> bool:
@@ -224,9 +342,8 @@ class MatrixSummary:
         """The median standard deviation of the columns that vary (1 for z-scored genes)."""
         if self.col_sums_of_squares is None or not self.shape[0]:
             return None
-        used = slice(None) if self.used_columns is None else self.used_columns
-        mean_square = self.col_sums_of_squares[used] / self.shape[0]
-        mean = self.col_sums[used] / self.shape[0]
+        mean_square = self.col_sums_of_squares / self.shape[0]
+        mean = self.col_sums / self.shape[0]
         variance = np.maximum(mean_square - mean * mean, 0.0)
         # a constant column leaves a rounding error of E[x^2] - E[x]^2, not 0
         varying = variance > 1e-9 * mean_square
@@ -265,15 +382,11 @@ def scan_matrix(
     `steps`, also how each row's values step (`_row_steps`), which tells raw counts from
     multiplied or normalised ones, and what non-integer values look like (estimated or
     transformed counts); with `gene_scales`, each column's sum of squares too
-    (`median_gene_scale`), which tells scaled data from unscaled. `columns` (indices) are the
-    columns a tool reads: a row is empty when it has nothing there, and the median gene scale
-    is theirs; everything else covers the whole matrix.
+    (`median_gene_scale`), which tells scaled data from unscaled. With `columns` (positions),
+    only those columns are read: the summary is of the matrix they make (what a tool reads
+    when `mask_var` chooses genes).
     """
-    source = RowSource(matrix)
-    used = None
-    if columns is not None:
-        used = np.zeros(source.n_vars, dtype=bool)
-        used[columns] = True
+    source = RowSource(matrix, columns=columns)
     dtype = _check_dtype(getattr(source.matrix, "dtype", np.float64), where)
     n_nonfinite = n_negative = 0
     non_integer = non_integer_offset = whole_distance = counts_transform = None
@@ -295,8 +408,7 @@ def scan_matrix(
             values = block.data
             nonzero = values != 0
             rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-            counted = nonzero if used is None else nonzero & used[block.indices]
-            row_nonzero[start:stop] |= np.bincount(rows[counted], minlength=stop - start) > 0
+            row_nonzero[start:stop] |= np.bincount(rows[nonzero], minlength=stop - start) > 0
             col_nonzero[block.indices[nonzero]] = True
             row_sums[start:stop] += np.asarray(block.sum(axis=1)).ravel()
             col_sums += np.asarray(block.sum(axis=0)).ravel()
@@ -306,7 +418,7 @@ def scan_matrix(
         else:
             values = np.asarray(block)
             nonzero = values != 0
-            row_nonzero[start:stop] |= (nonzero if used is None else nonzero[:, used]).any(axis=1)
+            row_nonzero[start:stop] |= nonzero.any(axis=1)
             col_nonzero |= nonzero.any(axis=0)
             row_sums[start:stop] += values.sum(axis=1, dtype=np.float64)
             col_sums += values.sum(axis=0, dtype=np.float64)
@@ -364,7 +476,6 @@ def scan_matrix(
         smallest_positive=smallest,
         judged_rows=judged,
         coarse_step_rows=coarse,
-        used_columns=used,
     )
 
 

@@ -19,8 +19,10 @@ from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import (
+    HIGHLY_VARIABLE_IF_PRESENT,
     _check_dtype,
     check_float32_range,
+    gene_mask,
     layer_names,
     refuse_sparse_in_other_byte_order,
     wider_than_float32,
@@ -147,6 +149,14 @@ def recipe(
     with warnings.catch_warnings():  # said below, of the cells kept
         warnings.simplefilter("ignore", BatchWarning)
         batches = batch_covariate(adata, batch_key)  # checked before anything is changed
+    if n_top_genes is not None and "highly_variable" in adata.var.columns:
+        try:  # the rule the tools read the column by, checked before anything is changed
+            gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (pp.recipe keeps the genes var['highly_variable'] marks; "
+                "n_top_genes=None keeps every gene.)"
+            ) from None
     if adata.X is None:
         raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
     _check_dtype(adata.X.dtype, "X")
@@ -298,9 +308,10 @@ def _prepare(
             if adata.raw is None and state == "log":
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
-            marked = _marked_genes(adata)
-            if marked is not None:  # the user's own choice, as the tools' mask_var reads it
-                adata._inplace_subset_var(marked)
+            if "highly_variable" in adata.var.columns:  # the user's choice, read as mask_var
+                marked = gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)  # of the genes left
+                if marked.columns is not None:
+                    adata._inplace_subset_var(marked.columns)
                 steps.append(
                     f"kept the {adata.n_vars} genes of {n_before} marked in var['highly_variable']"
                 )
@@ -490,14 +501,6 @@ def _x_state(X, *, logged: bool) -> str:
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
     return "normalised" if equal_totals or high > LOG_MAX else "log"
-
-
-def _marked_genes(adata: AnnData) -> np.ndarray | None:
-    """``var['highly_variable']`` as a mask, when it is a boolean column marking some genes."""
-    column = adata.var.get("highly_variable")
-    if column is None or column.dtype != bool or not column.any():
-        return None
-    return column.to_numpy()
 
 
 def _highly_variable(

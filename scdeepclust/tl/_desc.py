@@ -18,7 +18,9 @@ from ..models._desc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import (
+    HIGHLY_VARIABLE_IF_PRESENT,
     check_adata,
+    gene_mask,
     is_off_scale,
     warn_if_counts,
     warn_if_off_scale,
@@ -32,7 +34,6 @@ from ..train import (
     standard_torch_mode,
 )
 from ._validate import (
-    HIGHLY_VARIABLE_IF_PRESENT,
     as_int,
     as_layer_sizes,
     check_batch_mixing,
@@ -50,7 +51,6 @@ from ._validate import (
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
-    gene_mask,
     open_run,
     resolution_list,
     resolved_random_state,
@@ -347,8 +347,8 @@ def desc(
     random_state = resolved_random_state(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
-    check_gene_names(adata, use_rep=use_rep, return_model=return_model)
     genes = gene_mask(adata, mask_var, use_rep=use_rep)
+    check_gene_names(adata, use_rep=use_rep, return_model=return_model, genes=genes)
     if use_rep is not None and scale:
         warnings.warn(
             f"scale=True z-scores each column of adata.obsm[{use_rep!r}]: principal components, "

@@ -22,7 +22,7 @@ from ..models import SCDCC, SCDCCConfig, fit_scdcc
 from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics, library_sizes
-from ..pp._input import check_adata
+from ..pp._input import HIGHLY_VARIABLE_IF_PRESENT, check_adata, gene_mask
 from ..pp._recipe import scanpy_computable
 from ..train import (
     array_digest,
@@ -34,7 +34,6 @@ from ..train import (
 from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
 from ._validate import (
-    HIGHLY_VARIABLE_IF_PRESENT,
     as_int,
     as_layer_sizes,
     check_batch_mixing,
@@ -51,7 +50,6 @@ from ._validate import (
     check_training_sizes,
     check_update_interval,
     check_weight,
-    gene_mask,
     open_run,
     resolution_list,
     resolved_random_state,
@@ -458,8 +456,8 @@ def scdcc(
     random_state = resolved_random_state(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
-    check_gene_names(adata, use_rep=None, return_model=return_model)
     gene_selection = gene_mask(adata, mask_var)
+    check_gene_names(adata, use_rep=None, return_model=return_model, genes=gene_selection)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)

@@ -6,7 +6,6 @@ is never touched.
 
 from __future__ import annotations
 
-import enum
 import math
 import numbers
 import warnings
@@ -16,10 +15,10 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 
 from ..pp._input import (
+    GeneMask,
     MatrixSummary,
     check_finite,
     checked_counts,
@@ -31,87 +30,6 @@ from ..train._centroids import check_init as check_init  # the engine checks wit
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run
 from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER
-
-
-class _MaskDefault(enum.Enum):
-    HIGHLY_VARIABLE_IF_PRESENT = "highly_variable if present"
-
-    def __repr__(self) -> str:  # the tools' signatures, also as Sphinx parses them
-        return "HIGHLY_VARIABLE_IF_PRESENT"
-
-
-HIGHLY_VARIABLE_IF_PRESENT = _MaskDefault.HIGHLY_VARIABLE_IF_PRESENT
-
-
-@dataclass(frozen=True)
-class GeneMask:
-    """The genes a tool reads, as `mask_var` chose them (scanpy's rule of `sc.pp.pca`)."""
-
-    name: str | None  # the var column, or None for an array given
-    columns: np.ndarray | None  # positions of the genes; None: every gene
-    from_array: bool = False
-
-    def describe(self) -> str:
-        return "the genes of mask_var" if self.name is None else f"var[{self.name!r}]"
-
-    @property
-    def param(self) -> str | None:
-        """What ``uns[key]['params']['mask_var']`` records: the column, "array", or nothing."""
-        return "array" if self.from_array else self.name
-
-
-def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMask:
-    """Resolve `mask_var` as `sc.pp.pca` does: ``var['highly_variable']`` when present.
-
-    A boolean column of ``adata.var`` (by name) or a boolean array over the genes; None uses
-    every gene. A mask that keeps every gene gives ``columns=None``: the same run as without.
-    """
-    if mask_var is HIGHLY_VARIABLE_IF_PRESENT:
-        if use_rep is not None or "highly_variable" not in adata.var.columns:
-            return GeneMask(None, None)
-        mask_var = "highly_variable"
-    elif mask_var is None:
-        return GeneMask(None, None)
-    elif use_rep is not None:
-        raise ValueError(
-            f"mask_var chooses genes of X or a layer, but the input is adata.obsm[{use_rep!r}] "
-            "(use_rep); leave mask_var out."
-        )
-    if isinstance(mask_var, str):
-        if mask_var not in adata.var.columns:
-            raise ValueError(
-                f"mask_var={mask_var!r} is not a column of adata.var. Mark the genes to use, "
-                "e.g. `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` (var["
-                "'highly_variable']), or pass mask_var=None to use every gene."
-            )
-        values, what = adata.var[mask_var], f"adata.var[{mask_var!r}]"
-    else:
-        values, what = mask_var, "mask_var"
-    if isinstance(values, pd.Series) and pd.api.types.is_bool_dtype(values.dtype):
-        if values.isna().any():
-            raise ValueError(
-                f"{what} has missing values; mark each gene True (use it) or False (leave it "
-                f"out), e.g. `{what}.fillna(False).astype(bool)`."
-            )
-        values = values.to_numpy(dtype=bool)
-    array = np.asarray(values)
-    if array.dtype != bool:
-        raise ValueError(
-            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}. "
-            "Pass mask_var=None to use every gene."
-        )
-    if array.shape != (adata.n_vars,):
-        raise ValueError(
-            f"{what} has shape {array.shape}; it needs one True/False per gene ({adata.n_vars})."
-        )
-    if not array.any():
-        raise ValueError(
-            f"{what} marks no gene to use. Choose genes, e.g. "
-            "`sc.pp.highly_variable_genes(adata, n_top_genes=2000)`, or pass mask_var=None to "
-            "use every gene."
-        )
-    name = mask_var if isinstance(mask_var, str) else None
-    return GeneMask(name, None if array.all() else np.flatnonzero(array), name is None)
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -446,11 +364,19 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
     )
 
 
-def check_gene_names(adata: AnnData, *, use_rep: str | None, return_model: bool) -> None:
-    """Repeated gene names: a returned model could not match genes by name, so it is refused."""
-    if use_rep is not None or adata.var_names.is_unique:
+def check_gene_names(
+    adata: AnnData, *, use_rep: str | None, return_model: bool, genes: GeneMask | None = None
+) -> None:
+    """Repeated gene names: a returned model could not match genes by name, so it is refused.
+
+    Only the names of the genes read (`genes`) count.
+    """
+    names = adata.var_names
+    if genes is not None and genes.columns is not None:
+        names = names[genes.columns]
+    if use_rep is not None or names.is_unique:
         return
-    examples = [str(g) for g in adata.var_names[adata.var_names.duplicated()][:3]]
+    examples = [str(g) for g in names[names.duplicated()][:3]]
     if return_model:
         raise ValueError(
             f"adata.var_names are not unique (e.g. {examples}), so a model of this run could "
@@ -519,7 +445,8 @@ class ToolInput:
     matrix: object
     where: str
     columns: np.ndarray | None  # positions of the columns used; None: all
-    summary: MatrixSummary
+    summary: MatrixSummary  # of the columns `scanned`
+    scanned: np.ndarray | None = None  # positions (increasing) the summary covers; None: all
 
     @property
     def n_columns(self) -> int:
@@ -545,7 +472,11 @@ class ToolInput:
         names = self.feature_names(adata, use_rep)
         if columns is not None:
             names = list(np.asarray(adata.var_names).astype(str)[columns])
-        col_sums = self.summary.col_sums if used is None else self.summary.col_sums[used]
+        col_sums = self.summary.col_sums
+        if used is not None:
+            col_sums = col_sums[
+                used if self.scanned is None else np.searchsorted(self.scanned, used)
+            ]
         return array_digest(
             np.asarray(adata.obs_names).astype(str),
             np.asarray(names),
@@ -568,8 +499,8 @@ def tool_input(
     finite non-negative integers is refused, and so are cells without counts (no size factor).
     `counts=False` (desc): ``X``, `layer` or ``obsm[use_rep]``; must be finite; all-zero cells
     are kept with a warning (every cell gets a result). All-zero genes (columns) are left out
-    with a warning in both cases. `genes` (`gene_mask`) limits the columns read; cells and
-    genes are judged on those.
+    with a warning in both cases. With `genes` (`gene_mask`) only those columns are read and
+    judged: the others may hold anything.
     """
     read = None if genes is None else genes.columns
     if counts:
@@ -579,14 +510,9 @@ def tool_input(
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
         summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
         check_finite(summary, where)
-    used = np.ones(summary.shape[1], dtype=bool) if read is None else summary.used_columns
     in_genes = "" if read is None else f" in the {len(read)} genes of {genes.describe()}"
-    if not (used & ~summary.zero_cols).any():
-        other = (
-            " Choose other genes, or pass mask_var=None to use every gene."
-            if read is not None
-            else ""
-        )
+    if summary.zero_cols.all():
+        other = "" if read is None else " Choose other genes, or pass mask_var=None."
         raise ValueError(
             f"adata.{where} holds only zeros{in_genes}; there is nothing to cluster.{other}"
         )
@@ -596,46 +522,51 @@ def tool_input(
         if counts:
             raise ValueError(
                 f"{n_zero_cells} cell(s) have no counts in adata.{where}{in_genes} (e.g. "
-                f"{examples}); scdcc needs a library size for every cell. Remove them first, e.g. "
-                + _remove_empty_cells(where, genes if read is not None else None)
+                f"{examples}); scdcc needs a library size for every cell. Remove them first, "
+                f"e.g. {_keep_cells_with_values(where, genes if read is not None else None)}"
             )
         warnings.warn(
             f"{n_zero_cells} cell(s) are all zero in adata.{where}{in_genes} (e.g. {examples}): "
             "they carry no information and all land where the zero vector does. Consider "
-            "removing them, e.g. `sc.pp.filter_cells(adata, min_genes=1)` before normalising"
-            + (", or choosing genes they express." if read is not None else "."),
+            "removing them, e.g. "
+            + (
+                "`sc.pp.filter_cells(adata, min_genes=1)` before normalising."
+                if read is None
+                else _keep_cells_with_values(where, genes)
+            ),
             UserWarning,
             stacklevel=3,
         )
     columns = read
-    zero_used = summary.zero_cols & used
-    if zero_used.any():
-        columns = np.flatnonzero(used & ~summary.zero_cols)
+    if summary.zero_cols.any():
+        scanned = np.arange(summary.shape[1]) if read is None else read
+        columns = scanned[~summary.zero_cols]
         what = "column(s)" if use_rep is not None else "gene(s)"
-        names = np.flatnonzero(zero_used) if use_rep is not None else adata.var_names[zero_used]
+        zero = scanned[summary.zero_cols]
+        names = zero if use_rep is not None else adata.var_names[zero]
         warnings.warn(
-            f"{int(zero_used.sum())} {what} of adata.{where}{in_genes} are all zero (e.g. "
+            f"{len(zero)} {what} of adata.{where}{in_genes} are all zero (e.g. "
             f"{[str(n) for n in names[:3]]}) and are left out of training.",
             UserWarning,
             stacklevel=3,
         )
-    return ToolInput(matrix, where, columns, summary)
+    return ToolInput(matrix, where, columns, summary, scanned=read)
 
 
-def _remove_empty_cells(where: str, genes: GeneMask | None) -> str:
-    """Return a line that removes the cells without counts in what a tool reads."""
+def _keep_cells_with_values(where: str, genes: GeneMask | None) -> str:
+    """Return a line that keeps the cells with a non-zero value in what a tool reads."""
     if genes is None and where == "X":  # filter_cells counts X, whatever the layers hold
         return "`sc.pp.filter_cells(adata, min_counts=1)`."
     if genes is None:
         return f"`adata = adata[np.asarray(adata.{where}.sum(axis=1)).ravel() > 0].copy()`."
     if genes.name is None:
         return (
-            f"keep the cells with counts in those genes (the columns of adata.{where} that "
+            f"keep the cells with values in those genes (the columns of adata.{where} that "
             "mask_var marks), or pass mask_var=None to use every gene."
         )
     return (
-        f"`adata = adata[np.asarray(adata.{where}[:, adata.var[{genes.name!r}].to_numpy()]"
-        ".sum(axis=1)).ravel() > 0].copy()`, or pass mask_var=None to use every gene."
+        f"`adata = adata[np.asarray(({genes.selects(where)} != 0).sum(axis=1)).ravel() > 0]"
+        ".copy()`, or pass mask_var=None to use every gene."
     )
 
 
