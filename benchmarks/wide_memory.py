@@ -34,7 +34,10 @@ def run_tool(path: str, tool: str, pretrain_epochs: int | None) -> dict:
 
     adata = ad.read_h5ad(path)
     after_reading = peak_mib()
-    options = {} if pretrain_epochs is None else {"pretrain_epochs": pretrain_epochs}
+    # every gene, on purpose: the widths are what this measures
+    options = {"mask_var": None}
+    if pretrain_epochs is not None:
+        options["pretrain_epochs"] = pretrain_epochs
     t0 = time.perf_counter()
     if tool == "desc":
         sdc.tl.desc(adata, scale=True, progress=False, **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from unittest.mock import Mock
 
 import numpy as np
 import pytest
@@ -205,3 +206,30 @@ def test_cli_says_which_genes_it_reads_and_refuses_an_unreadable_marking(tmp_pat
     assert "var['highly_variable'] cannot mark the genes to read" in error
     assert "pass --n-top-genes 0 to read every gene" in error
     assert main([*args, *tiny, "--n-top-genes", "0"]) == 0
+
+
+class _Stop(Exception):
+    """Raised where training would start: the input's checks are all that is wanted."""
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_thousands_of_genes_nobody_chose_get_a_word(tool, monkeypatch):
+    adata = sdc.datasets.simulate(60, 3100, 3, random_state=2)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    monkeypatch.setattr(f"scdeepclust.tl._{tool}.CellFeeder", Mock(side_effect=_Stop))
+
+    def run(**options):
+        with pytest.raises(_Stop):
+            getattr(sdc.tl, tool)(adata, n_clusters=2, batch_size=32, **options)
+
+    with pytest.warns(UserWarning, match=r"Reading all 3,0\d\d genes of adata\.(X|layers)"):
+        run()
+    quiet = [dict(mask_var=None), dict(mask_var=np.arange(3100) < 3000)]
+    if tool == "scdcc":
+        quiet.append(dict(n_top_genes=2000))
+    for options in quiet:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run(**options)
+        assert not [w for w in caught if "Reading all" in str(w.message)], options

@@ -192,6 +192,7 @@ class GeneMask:
     name: str | None  # the var column, or None for an array given (or no mask)
     columns: np.ndarray | None  # positions of the genes, increasing; None: every gene
     from_array: bool = False
+    chosen_by_user: bool = True  # False: the default found no var['highly_variable']
 
     def describe(self) -> str:
         return "mask_var" if self.name is None else f"var[{self.name!r}]"
@@ -214,8 +215,10 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
     every gene gives ``columns=None``: the same run as without one.
     """
     if mask_var is HIGHLY_VARIABLE_IF_PRESENT:
-        if use_rep is not None or "highly_variable" not in adata.var.columns:
+        if use_rep is not None:
             return GeneMask(None, None)
+        if "highly_variable" not in adata.var.columns:
+            return GeneMask(None, None, chosen_by_user=False)
         mask_var = "highly_variable"
     elif mask_var is None:
         return GeneMask(None, None)
@@ -655,6 +658,31 @@ def warn_if_unscaled(
         f"{scale:.2g} (1 after sc.pp.scale): it looks normalised but not scaled, which costs "
         "DESC accuracy (worm neurons, log-normalised: ARI 0.42 unscaled, 0.59 with scale=True, "
         f"three seeds). {remedy}",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+# Above this many genes read without a selection, the tools suggest one (pp.recipe's hvg_above).
+MANY_GENES = 3000
+
+
+def warn_if_genes_unselected(
+    genes: GeneMask, n_genes: int, where: str, *, stacklevel: int, alternative: str = ""
+) -> None:
+    """Warn where a tool reads thousands of genes that nobody chose (no `mask_var`, no column).
+
+    Most genes of a whole transcriptome carry noise for clustering, and they cost time.
+    """
+    if genes.chosen_by_user or n_genes <= MANY_GENES:
+        return
+    warnings.warn(
+        f"Reading all {n_genes:,} genes of adata.{where}: no gene selection was found "
+        "(var['highly_variable']). Clustering reads best on a few thousand variable genes "
+        "(simulated data of 15,000 genes, 1% of them telling 8 groups apart: ARI 0.74-1.00 for "
+        "DESC, 0.00-1.00 for scDCC, against 1.00 on 2,000 marked, in a fraction of the "
+        "time). Mark them with `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` (the "
+        f"tools then read those){alternative}, or pass mask_var=None to read every gene.",
         UserWarning,
         stacklevel=stacklevel + 1,
     )

@@ -23,6 +23,7 @@ from ..pp._input import (
     gene_mask,
     is_off_scale,
     warn_if_counts,
+    warn_if_genes_unselected,
     warn_if_off_scale,
     warn_if_unscaled,
 )
@@ -392,6 +393,7 @@ def desc(
     where = data.where
     if genes.param is not None:
         logg.info(f"    reading {data.n_columns} genes of {genes.describe()}")
+    warn_if_genes_unselected(genes, data.n_columns, where, stacklevel=2)
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is None:
         warn_if_counts(data.summary, where, stacklevel=2)
