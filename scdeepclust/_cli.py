@@ -245,6 +245,23 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 
 
+def _genes_read(adata, args):
+    """Return the genes the tool will read: those var['highly_variable'] marks, or all."""
+    from .pp._input import HIGHLY_VARIABLE_IF_PRESENT, MaskRefused, gene_mask
+
+    try:
+        return gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT if args.n_top_genes else None)
+    except MaskRefused as error:
+        raise _unreadable_marking(error) from None
+
+
+def _unreadable_marking(error) -> CommandError:
+    return CommandError(
+        f"the input's var['highly_variable'] cannot mark the genes to read ({error.reason}); "
+        "fix that column in the file, or pass --n-top-genes 0 to read every gene"
+    )
+
+
 def _is_rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
@@ -287,7 +304,7 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
-    from .pp._input import HIGHLY_VARIABLE_IF_PRESENT, gene_mask, layer_names
+    from .pp._input import MaskRefused, layer_names
     from .pp._recipe import looks_scaled
 
     started = time.perf_counter()
@@ -328,34 +345,29 @@ def _run(args) -> int:
             "and score them against themselves; give another --key-added"
         )
 
-    if args.n_top_genes and "highly_variable" in adata.var.columns:
-        try:  # read as the tools' mask_var, also where the recipe keeps every gene
-            gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
-        except ValueError as error:
-            raise CommandError(
-                f"the input's var['highly_variable'] cannot mark the genes to read "
-                f"({str(error).split('; ')[0].split('. ')[0]}); fix that column in the file, or "
-                "pass --n-top-genes 0 to read every gene"
-            ) from None
+    _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
 
     say(f"preparing the data for {args.method}")
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the
     # file written keeps the log-normalised X that scanpy's other tools read
-    steps = sdc.pp.recipe(
-        adata,
-        args.method,
-        layer=args.layer,
-        n_top_genes=args.n_top_genes or None,
-        batch_key=args.batch_key,
-        scale=False,
-    )
+    try:
+        steps = sdc.pp.recipe(
+            adata,
+            args.method,
+            layer=args.layer,
+            n_top_genes=args.n_top_genes or None,
+            batch_key=args.batch_key,
+            scale=False,
+        )
+    except MaskRefused as error:
+        raise _unreadable_marking(error) from None
     for step in steps:
         say(f"  {step}")
     # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
     desc_scales = args.method == "desc" and not looks_scaled(adata.X)
 
-    genes = gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT if args.n_top_genes else None)
+    genes = _genes_read(adata, args)
     marked = (
         "" if genes.columns is None else f" (those var['highly_variable'] marks, of {adata.n_vars})"
     )

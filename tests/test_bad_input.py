@@ -1068,7 +1068,7 @@ CASES = [
         "desc",
         edit=lambda a: _marked(lambda n: np.arange(n) == 3)(_zero_gene(a)),
         raises=ValueError,
-        match=r"adata\.X holds only zeros in the 1 genes of var\['highly_variable'\]; there is "
+        match=r"adata\.X holds only zeros in the 1 gene of var\['highly_variable'\]; there is "
         r"nothing to cluster\. Choose other genes, or pass mask_var=None",
     ),
     Case(

@@ -185,10 +185,14 @@ def test_recipe_refuses_a_marking_it_cannot_read_before_changing_anything(values
     adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
     adata.var["highly_variable"] = values
     before = adata.X.copy()
-    with pytest.raises(ValueError, match=r"var\['highly_variable'\].*n_top_genes=None keeps"):
+    refusal = r"var\['highly_variable'\].*delete it \(`del adata\.var\['highly_variable'\]`\) to"
+    with pytest.raises(ValueError, match=refusal):
         sdc.pp.recipe(adata, "desc", n_top_genes=40, hvg_above=50)
     assert adata.n_vars == 80 and (adata.X != before).nnz == 0
     assert list(adata.var.columns) == ["highly_variable"]
+    del adata.var["highly_variable"]  # as the message says: the recipe chooses then
+    sdc.pp.recipe(adata, "desc", n_top_genes=40, hvg_above=50)
+    assert adata.n_vars == 40
 
 
 def test_cli_says_which_genes_it_reads_and_refuses_an_unreadable_marking(tmp_path, capsys):
@@ -233,3 +237,63 @@ def test_thousands_of_genes_nobody_chose_get_a_word(tool, monkeypatch):
             warnings.simplefilter("always")
             run(**options)
         assert not [w for w in caught if "Reading all" in str(w.message)], options
+
+
+def test_missing_values_are_never_read_as_marks():
+    """A merged var table leaves NaN in an object column: the hint fills them with False."""
+    adata = _marked_data("desc")
+    column = adata.var["highly_variable"].astype(object)
+    column.iloc[:5] = np.nan
+    adata.var["highly_variable"] = column
+    with pytest.raises(ValueError, match="has missing values") as refused:
+        _run("desc", adata)
+    exec(re.search(r"`(adata\.var.*)`", str(refused.value)).group(1), {"adata": adata})
+    assert adata.var["highly_variable"].sum() == (column == True).sum()  # noqa: E712
+    floats = np.where(np.arange(adata.n_vars) < 3, np.nan, 1.0)
+    with pytest.raises(ValueError, match=r"mask_var has missing values"):
+        _run("desc", adata, mask_var=floats)
+
+
+def test_mapping_ignores_repeated_names_of_genes_the_model_does_not_read():
+    adata = _marked_data("desc")
+    _, model = _run("desc", adata, return_model=True)
+    names = adata.var_names.to_numpy().copy()
+    other = np.flatnonzero(~adata.var["highly_variable"].to_numpy())
+    names[other[1]] = names[other[0]]
+    adata.var_names = names
+    mapped = sdc.tl.map_to_model(adata, model, copy=True)
+    assert mapped.obs[model.key_added].notna().all()
+    names[other[0]] = model.features[0]  # now a gene of the model is repeated
+    adata.var_names = names
+    with pytest.raises(ValueError, match=r"adata\.var_names repeat genes of the model"):
+        sdc.tl.map_to_model(adata, model, copy=True)
+
+
+def test_recipe_and_cli_when_no_marked_gene_is_detected(tmp_path, capsys):
+    adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
+    counts = adata.X.toarray()
+    counts[:, :5] = 0  # the marked genes hold no count: pp.recipe removes them
+    adata.X = adata.layers["counts"] = counts
+    adata.var["highly_variable"] = np.arange(adata.n_vars) < 5
+    with pytest.raises(ValueError, match=r"marks no gene to use among the genes detected in"):
+        sdc.pp.recipe(adata.copy(), "desc", n_top_genes=40, hvg_above=50)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
+    assert main([*args, "--pretrain-epochs", "1", "--max-epochs", "1", "-k", "3"]) == 2
+    error = capsys.readouterr().err
+    assert "marks no gene to use); fix that column in the file, or pass --n-top-genes 0" in error
+
+
+def test_rows_of_a_file_are_read_in_blocks_sized_by_their_stored_width(tmp_path, monkeypatch):
+    """A file's rows are read whole, then masked: the block's size follows the stored width."""
+    import h5py
+
+    from scdeepclust.data import RowSource, _rows
+
+    monkeypatch.setattr(_rows, "DENSE_CHUNK_VALUES", 6400)  # 64 rows of 1,000 values
+    with h5py.File(tmp_path / "wide.h5", "w") as f:
+        f["X"] = np.ones((300, 1000), dtype=np.float32)
+    with h5py.File(tmp_path / "wide.h5") as f:
+        source = RowSource(f["X"], columns=np.arange(10))
+        sizes = [stop - start for start, stop, _ in source.iter_blocks()]
+    assert max(sizes) <= 2 * _rows.dense_chunk_rows(1000) == 128

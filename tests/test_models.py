@@ -167,8 +167,11 @@ def test_gene_matching_by_name(scdcc_model, split):
     other.var_names = [f"ENSG{i}" for i in range(test.n_vars)]
     with pytest.raises(ValueError, match=r"None of the model's 120 genes .*\(model: \['gene0'"):
         sdc.tl.map_to_model(other, model, copy=True)
-    other.var_names = ["g"] * test.n_vars
-    with pytest.raises(ValueError, match="var_names are not unique"):
+    other.var_names = ["g"] * test.n_vars  # repeated, but no gene of the model
+    with pytest.raises(ValueError, match=r"None of the model's 120 genes .*adata: \['g', 'g'"):
+        sdc.tl.map_to_model(other, model, copy=True)
+    other.var_names = ["gene0"] * test.n_vars
+    with pytest.raises(ValueError, match=r"adata\.var_names repeat genes of the model \(e\.g\. "):
         sdc.tl.map_to_model(other, model, copy=True)
     with pytest.raises(ValueError, match="does not hold raw counts"):
         lognorm = test.copy()

@@ -169,7 +169,9 @@ class RowSource:
         20,000 genes: 1.3 GB).
         """
         if not self.is_sparse:
-            chunk_size = min(chunk_size, 2 * dense_chunk_rows(self.n_vars))
+            # a file's rows are read whole before their columns are selected
+            width = self.matrix.shape[1] if self.is_backed else self.n_vars
+            chunk_size = min(chunk_size, 2 * dense_chunk_rows(width))
         for start in range(0, self.n_obs, chunk_size):
             stop = min(start + chunk_size, self.n_obs)
             yield start, stop, self.row_range(start, stop)

@@ -97,12 +97,17 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
             "so new cells' genes cannot be matched to them. Train it again after "
             "`adata.var_names_make_unique()`."
         )
-    if not var_names.is_unique:
+    repeated = var_names.duplicated(keep=False)
+    clash = pd.Index(features).intersection(var_names[repeated])
+    if len(clash):  # repeated names of genes the model does not read do not matter
         raise ValueError(
-            "adata.var_names are not unique, so genes cannot be matched to the model by name. "
-            "Run `adata.var_names_make_unique()` first."
+            f"adata.var_names repeat genes of the model (e.g. {[str(g) for g in clash[:3]]}), "
+            "so they cannot be matched to it by name. Run `adata.var_names_make_unique()` first."
         )
-    columns = var_names.get_indexer(pd.Index(features))
+    unique = np.flatnonzero(~repeated)
+    found = var_names[unique].get_indexer(pd.Index(features))
+    columns = np.full(len(features), -1, dtype=np.int64)
+    columns[found >= 0] = unique[found[found >= 0]]
     missing = columns < 0
     n_missing = int(missing.sum())
     if n_missing == len(features):

@@ -207,6 +207,14 @@ class GeneMask:
         return f"adata.{where}[:, adata.var[{self.name!r}].to_numpy()]"
 
 
+class MaskRefused(ValueError):
+    """A `mask_var` that cannot mark genes: `reason` says why, the message adds what to do."""
+
+    def __init__(self, reason: str, advice: str):
+        super().__init__(reason + advice)
+        self.reason = reason
+
+
 def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMask:
     """Resolve `mask_var` as `sc.pp.pca` does: ``var['highly_variable']`` when present.
 
@@ -241,6 +249,18 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
         convert = "`np.asarray(mask_var, dtype=bool)`"
         if isinstance(values, pd.Series):
             values = _aligned_to_genes(values, adata.var_names)
+    # missing values first: converted as they are, NaN would become True (a marked gene)
+    missing = values.isna().to_numpy() if isinstance(values, pd.Series) else pd.isna(values)
+    if np.any(missing):
+        fill = (
+            f"`{what} = {what}.to_numpy(dtype=bool, na_value=False)`"
+            if isinstance(mask_var, str)
+            else "fill them with False"
+        )
+        raise MaskRefused(
+            f"{what} has missing values",
+            f"; mark each gene True (use it) or False (leave it out), e.g. {fill}.",
+        )
     if isinstance(values, pd.Series) and (
         pd.api.types.is_bool_dtype(values.dtype)
         or (
@@ -248,33 +268,24 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
             and pd.api.types.is_bool_dtype(values.cat.categories.dtype)
         )
     ):
-        if values.isna().any():
-            fill = (
-                f"`{what} = {what}.to_numpy(dtype=bool, na_value=False)`"
-                if isinstance(mask_var, str)
-                else "fill them with False"
-            )
-            raise ValueError(
-                f"{what} has missing values; mark each gene True (use it) or False (leave it "
-                f"out), e.g. {fill}."
-            )
         values = values.to_numpy(dtype=bool)
     array = np.asarray(values)
     if array.dtype != bool:
-        raise ValueError(
-            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}. "
-            f"If it holds True/False or 1/0, convert it: {convert}; or pass mask_var=None to "
-            "use every gene."
+        raise MaskRefused(
+            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}",
+            f". If it holds True/False or 1/0, convert it: {convert}; or pass mask_var=None to "
+            "use every gene.",
         )
     if array.shape != (adata.n_vars,):
-        raise ValueError(
-            f"{what} has shape {array.shape}; it needs one True/False per gene ({adata.n_vars})."
+        raise MaskRefused(
+            f"{what} has shape {array.shape}",
+            f"; it needs one True/False per gene ({adata.n_vars}).",
         )
     if not array.any():
-        raise ValueError(
-            f"{what} marks no gene to use. Choose genes, e.g. "
-            "`sc.pp.highly_variable_genes(adata, n_top_genes=2000)`, or pass mask_var=None to "
-            "use every gene."
+        raise MaskRefused(
+            f"{what} marks no gene to use",
+            ". Choose genes, e.g. `sc.pp.highly_variable_genes(adata, n_top_genes=2000)`, or "
+            "pass mask_var=None to use every gene.",
         )
     name = mask_var if isinstance(mask_var, str) else None
     return GeneMask(name, None if array.all() else np.flatnonzero(array), name is None)
@@ -681,8 +692,9 @@ def warn_if_genes_unselected(
         "(var['highly_variable']). Clustering reads best on a few thousand variable genes "
         "(simulated data of 15,000 genes, 1% of them telling 8 groups apart: ARI 0.74-1.00 for "
         "DESC, 0.00-1.00 for scDCC, against 1.00 on 2,000 marked, in a fraction of the "
-        "time). Mark them with `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` (the "
-        f"tools then read those){alternative}, or pass mask_var=None to read every gene.",
+        "time). Mark them with `sc.pp.highly_variable_genes(adata, n_top_genes=2000)` on "
+        f"log-normalised X (the tools then read those){alternative}, or pass mask_var=None to "
+        "read every gene.",
         UserWarning,
         stacklevel=stacklevel + 1,
     )

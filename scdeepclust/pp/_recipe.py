@@ -20,6 +20,8 @@ from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import (
     HIGHLY_VARIABLE_IF_PRESENT,
+    GeneMask,
+    MaskRefused,
     _check_dtype,
     check_float32_range,
     gene_mask,
@@ -149,14 +151,8 @@ def recipe(
     with warnings.catch_warnings():  # said below, of the cells kept
         warnings.simplefilter("ignore", BatchWarning)
         batches = batch_covariate(adata, batch_key)  # checked before anything is changed
-    if n_top_genes is not None and "highly_variable" in adata.var.columns:
-        try:  # the rule the tools read the column by, checked before anything is changed
-            gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
-        except ValueError as error:
-            raise ValueError(
-                f"{error} (pp.recipe keeps the genes var['highly_variable'] marks; "
-                "n_top_genes=None keeps every gene.)"
-            ) from None
+    if n_top_genes is not None:  # checked before anything is changed
+        _marked_genes(adata)
     if adata.X is None:
         raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
     _check_dtype(adata.X.dtype, "X")
@@ -309,7 +305,7 @@ def _prepare(
                 adata.raw = adata
                 steps.append("log-normalised values of all genes kept in .raw")
             if "highly_variable" in adata.var.columns:  # the user's choice, read as mask_var
-                marked = gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)  # of the genes left
+                marked = _marked_genes(adata, of="the genes detected in some cell")
                 if marked.columns is not None:
                     adata._inplace_subset_var(marked.columns)
                 steps.append(
@@ -501,6 +497,20 @@ def _x_state(X, *, logged: bool) -> str:
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
     return "normalised" if equal_totals or high > LOG_MAX else "log"
+
+
+def _marked_genes(adata: AnnData, of: str = "") -> GeneMask:
+    """``var['highly_variable']`` read by the tools' rule (`mask_var`), with advice for recipe."""
+    try:
+        return gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
+    except MaskRefused as error:
+        reason = error.reason + (f" among {of}" if of else "")
+        raise MaskRefused(
+            reason,
+            ": pp.recipe keeps the genes var['highly_variable'] marks, as the tools read them. "
+            "Fix that column, or delete it (`del adata.var['highly_variable']`) to let "
+            "pp.recipe choose the genes.",
+        ) from None
 
 
 def _highly_variable(

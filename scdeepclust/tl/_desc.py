@@ -181,7 +181,7 @@ def desc(
         when it exists, so that genes marked by ``sc.pp.highly_variable_genes(adata,
         n_top_genes=2000)`` without ``subset=True`` are the ones trained on (simulated data, 3,000
         cells of 8 groups, 15,000 genes of which 1% differ between groups, true k, scratch runs of
-        seeds 0-2: ARI 0.74-1.00 on every gene, 1.00 on the 2,000 marked, in a third to two thirds
+        seeds 0-2: ARI 0.74-1.00 on every gene, 1.00 on the 2,000 marked, in a quarter to two thirds
         of the time). Not with `use_rep`.
     scale
         Z-score every gene (zero mean, unit variance) inside DESC instead of beforehand: the

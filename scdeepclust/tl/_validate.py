@@ -510,7 +510,9 @@ def tool_input(
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
         summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
         check_finite(summary, where)
-    in_genes = "" if read is None else f" in the {len(read)} genes of {genes.describe()}"
+    in_genes = ""
+    if read is not None:
+        in_genes = f" in the {len(read)} gene{'s' if len(read) > 1 else ''} of {genes.describe()}"
     if summary.zero_cols.all():
         other = "" if read is None else " Choose other genes, or pass mask_var=None."
         raise ValueError(
