@@ -150,14 +150,14 @@ def test_genes_left_out_may_hold_anything(tool):
     adata.var_names = names
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out, model = _run_warning_free(tool, adata)
+        out, model = _run_with_model(tool, adata)
     said = [str(w.message) for w in caught if "Variable names are not unique" not in str(w.message)]
     assert not [m for m in said if re.search(r"NaN|raw counts|integer|not unique", m)], said
     assert len(model.features) == marked.sum()
     assert out.obs[tool].notna().all()
 
 
-def _run_warning_free(tool, adata):
+def _run_with_model(tool, adata):
     return getattr(sdc.tl, tool)(adata, copy=True, return_model=True, **SHORT)
 
 
@@ -172,7 +172,7 @@ def test_the_hints_of_the_messages_work_as_written():
     # a cell with nothing in the marked genes: DESC's line keeps the others
     adata.X[3, adata.var["highly_variable"].to_numpy()] = 0
     with pytest.warns(UserWarning, match="are all zero in adata.X in the") as warned:
-        _run_warning_free("desc", adata)
+        _run_with_model("desc", adata)
     line = next(str(w.message) for w in warned if "are all zero" in str(w.message))
     namespace = {"adata": adata, "np": np}
     exec(re.search(r"`(adata = .*?)`", line).group(1), namespace)
