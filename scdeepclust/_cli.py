@@ -304,7 +304,7 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
-    from .pp._input import MaskRefused, layer_names
+    from .pp._input import MANY_GENES, MaskRefused, layer_names
     from .pp._recipe import looks_scaled
 
     started = time.perf_counter()
@@ -386,6 +386,18 @@ def _run(args) -> int:
         options["batch_mixing"] = args.batch_mixing
     if not args.n_top_genes:  # every gene, also where var['highly_variable'] marks some
         options["mask_var"] = None
+    elif not genes.chosen_by_user and n_read > MANY_GENES:
+        # the recipe kept every gene: said here in the command's terms, not the tool's
+        options["mask_var"] = None
+        if n_read > args.n_top_genes and _is_rank_zero():
+            print(
+                f"{PROG}: warning: reading all {n_read} genes, as X is scaled and the input "
+                "holds no counts to choose the variable ones from; clustering reads best on a "
+                "few thousand. Mark them in the input's var['highly_variable'] or name the "
+                "layer of raw counts (--layer), or pass --n-top-genes 0 to read every gene "
+                "without this warning.",
+                file=sys.stderr,
+            )
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
         warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)

@@ -239,6 +239,27 @@ def test_thousands_of_genes_nobody_chose_get_a_word(tool, monkeypatch):
         assert not [w for w in caught if "Reading all" in str(w.message)], options
 
 
+def test_cli_gives_its_advice_on_unchosen_genes_in_its_own_options(tmp_path, capsys, monkeypatch):
+    """Scaled X, no counts: the recipe keeps every gene, and the advice names options."""
+    adata = sdc.datasets.simulate(60, 3100, 3, random_state=2)
+    del adata.layers["counts"]
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    adata.X = adata.X.toarray()
+    sc.pp.scale(adata)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    desc = Mock(side_effect=_Stop)
+    monkeypatch.setattr(sdc.tl, "desc", desc)
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-k", "3"]
+    for n_top, warned in (("2000", True), ("4000", False), ("0", False)):
+        with pytest.raises(_Stop):
+            main([*args, "-o", str(tmp_path / "out.h5ad"), "--n-top-genes", n_top])
+        assert desc.call_args.kwargs["mask_var"] is None
+        err = capsys.readouterr().err
+        assert ("warning: reading all 3100 genes, as X is scaled" in err) == warned, n_top
+        assert "mask_var" not in err
+
+
 def test_missing_values_are_never_read_as_marks():
     """A merged var table leaves NaN in an object column: the hint fills them with False."""
     adata = _marked_data("desc")

@@ -15,7 +15,7 @@ import scdeepclust as sdc
 from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
 from scdeepclust.pp._counts import feature_statistics
-from scdeepclust.pp._input import layer_names
+from scdeepclust.pp._input import HIGHLY_VARIABLE_IF_PRESENT, gene_mask, layer_names
 
 
 def write_10x_h5(path, adata):
@@ -286,6 +286,10 @@ def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
     assert is_count_matrix(sim.layers["counts"]) and not is_count_matrix(sim.X)
     # counts and X were one object in `simulate`: normalising X left the counts alone
     assert sim.layers["counts"] is not sim.X
+    # marked as scanpy's subset=True leaves them: the tools see that the genes were chosen
+    assert sim.var["highly_variable"].all()
+    genes = gene_mask(sim, HIGHLY_VARIABLE_IF_PRESENT)
+    assert genes.chosen_by_user and genes.columns is None
 
 
 def test_recipe_normalises_each_cell_to_the_median_total_or_the_given_one():

@@ -67,7 +67,8 @@ def recipe(
        used as is).
     4. With more than `hvg_above` genes: the log-normalised ``X`` of all genes is kept in
        ``.raw`` (when there is none) and only the `n_top_genes` most variable genes are kept
-       (scanpy's 'seurat' flavour), or the genes ``var['highly_variable']`` marks when that
+       (scanpy's 'seurat' flavour, then marked True in ``var['highly_variable']``, as
+       ``subset=True`` leaves them), or the genes ``var['highly_variable']`` marks when that
        boolean column exists (``sc.pp.highly_variable_genes`` without ``subset=True``): the
        tools read those by default too (`mask_var`).
     5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
@@ -314,6 +315,8 @@ def _prepare(
             else:
                 selected = _highly_variable(adata, counts_key, n_top_genes, batches, target_sum)
                 adata._inplace_subset_var(selected)
+                # as scanpy's subset=True leaves it: the tools then know the genes were chosen
+                adata.var["highly_variable"] = True
                 within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
                 steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
 
