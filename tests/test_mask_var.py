@@ -11,11 +11,13 @@ import warnings
 from unittest.mock import Mock
 
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 
 import scdeepclust as sdc
 from scdeepclust._cli import main
+from scdeepclust.pp._input import gene_mask
 
 SHORT = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64, n_clusters=3)
 
@@ -52,6 +54,9 @@ def test_marked_genes_train_as_their_subset_does(tool):
     by_array = _run(tool, adata, mask_var=adata.var["highly_variable"].to_numpy())
     np.testing.assert_array_equal(by_array.obsm[f"X_{tool}"], alone.obsm[f"X_{tool}"])
     assert by_array.uns[tool]["params"]["mask_var"] == "array"
+    marked = list(adata.var_names[adata.var["highly_variable"].to_numpy()])
+    assert list(by_array.uns[tool]["genes_used"]) == marked
+    assert "genes_used" not in alone.uns[tool]
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])
@@ -180,6 +185,50 @@ def test_the_hints_of_the_messages_work_as_written():
     assert "cell3" not in namespace["adata"].obs_names
 
 
+def _text_columns(marked: np.ndarray):
+    words = np.where(marked, "True", "False")
+    with_missing = np.where(marked, "True", None)
+    return {
+        "words": words,
+        "categories": pd.Categorical(words),
+        "missing": with_missing,
+        "categories with missing": pd.Categorical(with_missing),
+    }
+
+
+@pytest.mark.parametrize("form", list(_text_columns(np.ones(1, dtype=bool))))
+def test_the_conversion_offered_for_words_keeps_the_marked_genes(form):
+    """bool("False") is True: `astype(bool)` would mark every gene of a column read as text."""
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"].to_numpy()
+    adata.var["highly_variable"] = _text_columns(marked)[form]
+    with pytest.raises(ValueError, match="True/False|missing values") as refused:
+        gene_mask(adata, "highly_variable")
+    exec(re.search(r"`(adata\.var.*?)`", str(refused.value)).group(1), {"adata": adata})
+    np.testing.assert_array_equal(adata.var["highly_variable"].to_numpy(), marked)
+    array = np.asarray(_text_columns(marked)[form], dtype=object)
+    with pytest.raises(ValueError, match="True/False|missing values") as refused:
+        gene_mask(adata, array)
+    fixed = eval(
+        re.search(r"`(np\..*?)`", str(refused.value)).group(1), {"np": np, "mask_var": array}
+    )
+    np.testing.assert_array_equal(fixed, marked)
+
+
+def test_a_series_is_read_by_position_only_with_the_default_index():
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"].to_numpy()
+    by_position = pd.Series(marked)
+    np.testing.assert_array_equal(
+        gene_mask(adata, by_position).columns, gene_mask(adata, marked).columns
+    )
+    with pytest.raises(ValueError, match="whose index is not adata.var_names"):
+        gene_mask(adata, by_position.iloc[::-1])  # a RangeIndex, reversed
+    adata.var_names = [*adata.var_names[:-1], adata.var_names[0]]
+    with pytest.raises(ValueError, match=r"which repeat names.*var_names_make_unique"):
+        gene_mask(adata, pd.Series(marked, index=adata.var_names).iloc[::-1])
+
+
 @pytest.mark.parametrize("values", [np.zeros(80, dtype=int), np.zeros(80, dtype=bool)])
 def test_recipe_refuses_a_marking_it_cannot_read_before_changing_anything(values):
     adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
@@ -288,6 +337,28 @@ def test_mapping_ignores_repeated_names_of_genes_the_model_does_not_read():
     adata.var_names = names
     with pytest.raises(ValueError, match=r"adata\.var_names repeat genes of the model"):
         sdc.tl.map_to_model(adata, model, copy=True)
+
+
+@pytest.mark.parametrize("hvg_above", [50, 3000])  # the recipe subsets to the marks, or not
+def test_recipe_removes_the_cells_without_counts_in_the_genes_read(hvg_above):
+    """scDCC refuses such cells; the command line has no way to remove them."""
+    adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
+    marked = np.arange(adata.n_vars) < 20
+    counts = adata.X.toarray()
+    counts[5, marked] = 0
+    counts[5, ~marked] += 1
+    adata.X = adata.layers["counts"] = counts
+    adata.var["highly_variable"] = marked
+    empty = adata.obs_names[counts[:, marked].sum(axis=1) == 0]
+    everything = adata.copy()
+    steps = sdc.pp.recipe(adata, "scdcc", n_top_genes=40, hvg_above=hvg_above)
+    assert f"removed {len(empty)} cells without any count in the 20 genes the tools read" in (
+        " ".join(steps)
+    )
+    assert "cell5" in empty and not set(empty) & set(adata.obs_names)
+    assert adata.n_obs == 150 - len(empty)
+    sdc.pp.recipe(everything, "scdcc", n_top_genes=None)  # every gene is read: all are kept
+    assert everything.n_obs == 150
 
 
 def test_recipe_and_cli_when_no_marked_gene_is_detected(tmp_path, capsys):

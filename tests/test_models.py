@@ -706,6 +706,28 @@ def test_a_checkpoint_of_other_settings_names_them(tmp_path):
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
 
 
+def test_a_checkpoint_of_another_number_of_genes_names_mask_var(tmp_path):
+    """The genes read changed under an unchanged call once var['highly_variable'] was read."""
+    from scdeepclust.train._checkpoint import TrainingCheckpoint, run_fingerprint
+
+    every_gene = {"method": "desc", "shape": [120, 60], "data": "d1"}
+    checkpoint = TrainingCheckpoint(
+        tmp_path,
+        every=1,
+        resume=False,
+        fingerprint=run_fingerprint(**every_gene),
+        settings=every_gene,
+    )
+    checkpoint.save("pretraining", epoch=0, done=False, history={})
+    marked = {**every_gene, "shape": [120, 20], "data": "d2"}
+    with pytest.raises(ValueError, match=r"genes read differs.*mask_var \(None: every gene\)"):
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=marked)
+    other_cells = {**every_gene, "shape": [90, 60], "data": "d2"}
+    with pytest.raises(ValueError, match="other settings") as refused:
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=other_cells)
+    assert "mask_var" not in str(refused.value)
+
+
 def _interrupted(*args, **kwargs):
     raise KeyboardInterrupt
 

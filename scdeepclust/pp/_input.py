@@ -243,20 +243,33 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
                 "'highly_variable']), or pass mask_var=None to use every gene."
             )
         values, what = adata.var[mask_var], f"adata.var[{mask_var!r}]"
-        convert = f"`{what} = {what}.astype(bool)`"
     else:
         values, what = mask_var, "mask_var"
-        convert = "`np.asarray(mask_var, dtype=bool)`"
         if isinstance(values, pd.Series):
             values = _aligned_to_genes(values, adata.var_names)
+    text = _holds_text(values)
+    # bool() of any word but "" is True: text is compared with "true" instead
+    if isinstance(mask_var, str):
+        convert = (
+            f"`{what} = {what}.astype(str).str.lower() == 'true'`"
+            if text
+            else f"`{what} = {what}.astype(bool)`"
+        )
+    else:
+        convert = (
+            '`np.char.lower(np.asarray(mask_var, dtype=str)) == "true"`'
+            if text
+            else "`np.asarray(mask_var, dtype=bool)`"
+        )
     # missing values first: converted as they are, NaN would become True (a marked gene)
     missing = values.isna().to_numpy() if isinstance(values, pd.Series) else pd.isna(values)
     if np.any(missing):
-        fill = (
-            f"`{what} = {what}.to_numpy(dtype=bool, na_value=False)`"
-            if isinstance(mask_var, str)
-            else "fill them with False"
-        )
+        if text:
+            fill = convert + " (missing values become False)"
+        elif isinstance(mask_var, str):
+            fill = f"`{what} = {what}.to_numpy(dtype=bool, na_value=False)`"
+        else:
+            fill = "fill them with False"
         raise MaskRefused(
             f"{what} has missing values",
             f"; mark each gene True (use it) or False (leave it out), e.g. {fill}.",
@@ -271,9 +284,11 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
         values = values.to_numpy(dtype=bool)
     array = np.asarray(values)
     if array.dtype != bool:
+        dtype = values.dtype if isinstance(values, pd.Series) else array.dtype
+        holds = "the words True/False" if text else "True/False or 1/0"
         raise MaskRefused(
-            f"{what} must be boolean (True for the genes to use), not of dtype {array.dtype}",
-            f". If it holds True/False or 1/0, convert it: {convert}; or pass mask_var=None to "
+            f"{what} must be boolean (True for the genes to use), not of dtype {dtype}",
+            f". If it holds {holds}, convert it: {convert}; or pass mask_var=None to "
             "use every gene.",
         )
     if array.shape != (adata.n_vars,):
@@ -291,15 +306,31 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
     return GeneMask(name, None if array.all() else np.flatnonzero(array), name is None)
 
 
+def _holds_text(values) -> bool:
+    """Whether a mask holds words (also as categories), as a column read from text does."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.categories
+    try:
+        return pd.api.types.infer_dtype(values, skipna=True) == "string"
+    except TypeError:  # a scalar, refused below
+        return False
+
+
 def _aligned_to_genes(values: pd.Series, var_names: pd.Index) -> pd.Series:
     """Return a Series mask in `var_names`' order: by its index when that names the genes.
 
     A default index (0, 1, ...) is taken by position; any other index must hold exactly the
     genes, else the mask could silently mark the wrong ones.
     """
-    if values.index.equals(var_names) or isinstance(values.index, pd.RangeIndex):
+    if values.index.equals(var_names) or values.index.equals(pd.RangeIndex(len(values))):
         return values
-    if var_names.is_unique and values.index.is_unique and set(values.index) == set(var_names):
+    if not var_names.is_unique:
+        raise ValueError(
+            "mask_var is a Series indexed otherwise than adata.var_names, which repeat names, "
+            "so it cannot be aligned to the genes. Pass a plain array in adata.var_names' "
+            "order, or make the names unique first (`adata.var_names_make_unique()`)."
+        )
+    if values.index.is_unique and set(values.index) == set(var_names):
         return values.reindex(var_names)
     raise ValueError(
         "mask_var is a Series whose index is not adata.var_names (in any order), so which "

@@ -70,7 +70,8 @@ def recipe(
        (scanpy's 'seurat' flavour, then marked True in ``var['highly_variable']``, as
        ``subset=True`` leaves them), or the genes ``var['highly_variable']`` marks when that
        boolean column exists (``sc.pp.highly_variable_genes`` without ``subset=True``): the
-       tools read those by default too (`mask_var`).
+       tools read those by default too (`mask_var`). With counts and `n_top_genes`, cells
+       without a count in the genes the tools will read are then removed (scDCC refuses them).
     5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
        per gene, clipped at `max_value` when given (this makes ``X`` dense).
 
@@ -320,6 +321,9 @@ def _prepare(
                 within = f" (chosen within the batches of obs[{batch_key!r}])" if batch_key else ""
                 steps.append(f"kept the {adata.n_vars} most variable genes of {n_before}{within}")
 
+    if counts_key is not None and n_top_genes is not None:  # else every gene is read
+        _drop_cells_empty_in_genes_read(adata, counts_key, steps)
+
     if method == "desc" and state != "scaled" and not scale:
         steps.append(
             "X: left log-normalised, not scaled (scale=False): DESC z-scores each gene as it "
@@ -457,6 +461,32 @@ def _drop_empty(adata: AnnData, counts_key: str, steps: list[str]) -> None:
         adata._inplace_subset_var(keep_genes)
     if adata.n_obs < 2 or adata.n_vars < 1:
         raise ValueError(f"Only {adata.n_obs} cells x {adata.n_vars} genes have counts.")
+
+
+def _drop_cells_empty_in_genes_read(adata: AnnData, counts_key: str, steps: list[str]) -> None:
+    """Remove cells without counts in the genes the tools will read (scDCC refuses them).
+
+    Cells without any count are gone already, but a cell may have counts only in genes that
+    the choice of variable genes, or ``var['highly_variable']``, leaves out.
+    """
+    try:
+        genes = gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
+    except MaskRefused:  # kept as it is where recipe keeps every gene; the tools refuse it
+        return
+    counts = adata.layers[counts_key]
+    if genes.columns is not None:
+        counts = counts[:, genes.columns]
+    keep = np.asarray(counts.sum(axis=1)).ravel() > 0
+    if keep.all():
+        return
+    which = "" if genes.columns is None else " (those var['highly_variable'] marks)"
+    steps.append(
+        f"removed {int((~keep).sum())} cells without any count in the {counts.shape[1]} genes "
+        f"the tools read{which}"
+    )
+    adata._inplace_subset_obs(keep)
+    if adata.n_obs < 2:
+        raise ValueError(f"Only {adata.n_obs} cells have counts in the genes the tools read.")
 
 
 def _refuse_beyond_float32(matrix, where: str) -> None:

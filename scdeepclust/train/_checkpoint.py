@@ -297,7 +297,14 @@ def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
     ]
     more = f"; and {len(changed) - most} more" if len(changed) > most else ""
     data = " (a digest of the data)" if any(k.startswith("data") for k in changed) else ""
-    return f"; they differ in {'; '.join(shown[:most])}{more}{data}"
+    genes = ""
+    shapes = before.get("shape"), now.get("shape")
+    if all(isinstance(s, list) and len(s) == 2 for s in shapes) and shapes[0][1] != shapes[1][1]:
+        genes = (
+            ". The number of genes read differs: by default the tools read only the genes "
+            "var['highly_variable'] marks; pass the run's mask_var (None: every gene)"
+        )
+    return f"; they differ in {'; '.join(shown[:most])}{more}{data}{genes}"
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:
