@@ -8,10 +8,13 @@ arguments are known to be usable, so mistakes are reported at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +29,18 @@ READABLE = (".h5ad", ".h5", ".hdf5", ".hdf")
 
 class CommandError(Exception):
     """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a job's time limit, `kill`, a closed terminal), raised as Ctrl-C is.
+
+    So the clean-up of an interruption runs: no partial output file, the result of a finished
+    training kept while a figure is drawn.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -216,28 +231,76 @@ _non_negative = _number(
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _distributed_run
     args = build_parser().parse_args(argv)
+    _distributed_run = bool(getattr(args, "distributed", False))
+    _standard_streams_open()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _signals_as_interruptions():
             _quiet_warnings()
             return _run(args) if args.command == "run" else _demo(args)
+    except _Signalled as stop:
+        _tell(f"{PROG}: stopped by {signal.Signals(stop.signum).name}")
+        return 128 + stop.signum
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        _tell(f"{PROG}: interrupted")
         return 130
     except CommandError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        _tell(f"{PROG}: error: {error}")
         return 2
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        _tell(f"{PROG}: error: {message}")
         return 1
+
+
+@contextlib.contextmanager
+def _signals_as_interruptions():
+    """Within: SIGTERM and SIGHUP raise `_Signalled` (only the main thread can take them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Signalled(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _standard_streams_open() -> None:
+    """Give a closed stdin, stdout or stderr (``2>&-``) the null device.
+
+    Else progress bars and warnings fail on a missing stream, and a file the run opens could
+    take the free descriptor and receive what is written to it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the process's own stream)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
 def _quiet_warnings() -> None:
     """Warnings as one line each; other libraries' deprecation notices are not for CLI users."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"{PROG}: warning: {message}", file=sys.stderr)
+        _tell(f"{PROG}: warning: {message}")
 
     warnings.showwarning = show
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -262,22 +325,57 @@ def _unreadable_marking(error) -> CommandError:
     )
 
 
+# Set by `main`: only a --distributed run heeds RANK (a launcher or a shell may leave it set).
+_distributed_run = False
+
+
 def _is_rank_zero() -> bool:
-    return os.environ.get("RANK", "0") == "0"
+    return not _distributed_run or os.environ.get("RANK", "0") == "0"
 
 
 def say(text: str = "") -> None:
     if _is_rank_zero():  # under torchrun, rank 0 speaks for all
-        print(text, flush=True)
+        _print_safely(text, "stdout")
+
+
+def _tell(text: str) -> None:
+    """Print a line on stderr: refusals, warnings, interruptions."""
+    _print_safely(text, "stderr")
+
+
+def _print_safely(text: str, stream_name: str) -> None:
+    """Print a line of the log; never let the log cost the work.
+
+    The file written is what a run makes: a reader that went away (``| head``), a full disk
+    under the log, or a terminal that cannot show a character must not stop it after hours
+    of training. A character the stream cannot encode is escaped; a stream that fails is
+    pointed at the null device, and the run goes on without it.
+    """
+    stream = getattr(sys, stream_name)
+    try:
+        try:
+            print(text, file=stream, flush=True)
+        except UnicodeEncodeError:
+            encoding = stream.encoding or "ascii"
+            escaped = text.encode(encoding, "backslashreplace").decode(encoding)
+            print(escaped, file=stream, flush=True)
+    except (OSError, ValueError):  # BrokenPipeError, ENOSPC; ValueError: a closed file
+        null = open(os.devnull, "w")  # noqa: SIM115 (stands in for the stream from now on)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(null.fileno(), stream.fileno())  # the interpreter's last flush too
+        setattr(sys, stream_name, null)
 
 
 def _run(args) -> int:
-    path = Path(args.input)
+    # a quoted ~ reaches us unexpanded: as the shell would read it, not a folder named "~"
+    path = Path(args.input).expanduser()
     if not path.exists():
         raise CommandError(f"input file not found: {path}")
+    if path.is_dir():
+        raise CommandError(f"input {path} is a folder; give an .h5ad or .h5 file")
     if path.suffix.lower() not in READABLE:
         raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
-    output = Path(args.output)
+    output = Path(args.output).expanduser()
     if output.suffix != ".h5ad":
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
     if output.resolve() == path.resolve():
@@ -288,10 +386,11 @@ def _run(args) -> int:
     writes = _is_rank_zero()  # rank 0 writes the results; the others' probes could race it
     if writes:
         _check_writable(output, "-o/--output")
-    if args.plot is not None and Path(args.plot).suffix.lower() not in FIGURE_FORMATS:
+    plot = None if args.plot is None else Path(args.plot).expanduser()
+    if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
-    if args.plot is not None and writes:
-        _check_writable(Path(args.plot), "--plot")
+    if plot is not None and writes:
+        _check_writable(plot, "--plot")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
     if args.batch_mixing is not None and args.batch_key is None:
@@ -309,7 +408,15 @@ def _run(args) -> int:
 
     started = time.perf_counter()
     say(f"reading {path}")
-    adata = sdc.datasets.read(path)
+    try:
+        adata = sdc.datasets.read(path)
+    except OSError as error:
+        if str(path) in str(error) or path.name in str(error):
+            raise
+        # h5py's own words ("file signature not found", "truncated file") name no file
+        raise CommandError(
+            f"cannot read {path}: {error}. Is it a complete .h5ad or .h5 (HDF5) file?"
+        ) from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
     truth = args.truth
     if truth is None and "label" in adata.obs and path.suffix.lower() != ".h5ad":
@@ -390,13 +497,12 @@ def _run(args) -> int:
         # the recipe kept every gene: said here in the command's terms, not the tool's
         options["mask_var"] = None
         if n_read > args.n_top_genes and _is_rank_zero():
-            print(
+            _tell(
                 f"{PROG}: warning: reading all {n_read} genes, as X is scaled and the input "
                 "holds no counts to choose the variable ones from; clustering reads best on a "
                 "few thousand. Mark them in the input's var['highly_variable'] or name the "
                 "layer of raw counts (--layer), or pass --n-top-genes 0 to read every gene "
-                "without this warning.",
-                file=sys.stderr,
+                "without this warning."
             )
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
@@ -411,16 +517,16 @@ def _run(args) -> int:
         return 0
     _summary(adata, key, truth, known=args.label_key if args.method == "scdcc" else None)
 
-    if args.plot is not None:  # before writing: the file then holds the UMAP too
+    if plot is not None:  # before writing: the file then holds the UMAP too
         say("drawing the UMAP of the embedding")
         try:
-            _figure(sdc.pl.umap, adata, key, Path(args.plot), color=truth)
+            _figure(sdc.pl.umap, adata, key, plot, color=truth)
         except BaseException:
             # the trained result is kept all the same, an interrupted plot included
             _write_result(adata, output)
-            print(f"{PROG}: no figure; wrote {output}", file=sys.stderr)
+            _tell(f"{PROG}: no figure; wrote {output}")
             raise
-        say(f"wrote {args.plot}")
+        say(f"wrote {plot}")
     # interrupted, it leaves no partial file, nor a truncated earlier result
     _write_result(adata, output)
     say(f"wrote {output}")
@@ -480,7 +586,7 @@ def _demo(args) -> int:
     import scdeepclust as sdc
 
     started = time.perf_counter()
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder for the results")
     _check_writable(out / "pbmc68k_demo.h5ad", "--out")  # before training, as for `run`
@@ -528,10 +634,9 @@ def _demo(args) -> int:
         write_atomically(result, adata.write_h5ad)
     except BaseException:
         if figures:  # a stop after scDCC's figures: say which files are this run's
-            print(
+            _tell(
                 f"{PROG}: stopped before the demo finished; figures written into {out}/: "
-                + ", ".join(figures),
-                file=sys.stderr,
+                + ", ".join(figures)
             )
         raise
     say(f"\nwrote {result} and figures into {out}/:")

@@ -1,5 +1,6 @@
 """The command line, through `python -m scdeepclust` as a user runs it."""
 
+import io
 import os
 import re
 import subprocess
@@ -365,3 +366,98 @@ def test_a_result_the_output_cannot_take_is_kept_in_the_temporary_folder(
     assert f"-o/--output {out} could not be written" in error and "written to" in error
     kept = list((tmp_path / "tmp").glob("scdeepclust-*-out.h5ad"))
     assert len(kept) == 1 and "scdcc" in ad.read_h5ad(kept[0]).obs
+
+
+def test_a_termination_signal_is_taken_as_an_interruption(sim, tmp_path, capsys, monkeypatch):
+    """SIGTERM (a job's time limit, `kill`) and SIGHUP (a closed terminal) killed the process
+    without any clean-up: a hidden partial output file stayed, and a result was lost."""
+    import signal
+
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+
+    def killed(self, filename, **kwargs):
+        Path(filename).write_bytes(b"the first bytes")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(ad.AnnData, "write_h5ad", killed)
+        assert main(args) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().endswith("scdeepclust: stopped by SIGTERM")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sim.h5ad"]
+    # while the figure is drawn, the trained result is written all the same
+    monkeypatch.setattr(sdc.pl, "umap", lambda *a, **k: os.kill(os.getpid(), signal.SIGHUP))
+    assert main([*args, "--plot", str(tmp_path / "u.png")]) == 128 + signal.SIGHUP
+    assert "no figure; wrote" in capsys.readouterr().err
+    assert ad.read_h5ad(out).obs["desc"].notna().all()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == handlers
+
+
+class _GoneReader(io.StringIO):
+    """A stdout whose reader went away (`| head -1`) after the first line."""
+
+    def write(self, text):
+        if "\n" in self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_the_log_never_costs_the_result(sim, tmp_path, monkeypatch):
+    """A closed pipe, or a character the terminal cannot show, stopped the run after training
+    (exit status 1, no file): the printed lines are a log, the file is what a run makes."""
+    sim.obs["Zelltyp ä"] = sim.obs["group"].astype(str) + " β"
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "--truth", "Zelltyp ä", *TINY[:-1]]
+    monkeypatch.setattr(sys, "stdout", _GoneReader())
+    assert main([*args, "-o", str(tmp_path / "piped.h5ad")]) == 0
+    assert ad.read_h5ad(tmp_path / "piped.h5ad").obs["desc"].notna().all()
+    ascii_only = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_only)
+    assert main([*args, "-o", str(tmp_path / "ascii.h5ad")]) == 0
+    ascii_only.seek(0)
+    assert r"against Zelltyp \xe4: ARI" in ascii_only.read()
+
+
+def test_rank_counts_only_for_a_distributed_run(sim, tmp_path, capsys, monkeypatch):
+    """A RANK left by a launcher or a shell silenced every line of a plain run."""
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    monkeypatch.setenv("RANK", "1")
+    assert (
+        main(["run", str(path), "-m", "desc", "-k", "3", "-o", str(tmp_path / "o.h5ad"), *TINY])
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_a_closed_stderr_does_not_stop_the_run(sim, tmp_path):
+    """`2>&-`: the progress bars failed on the missing stream, and the run ended silently."""
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "scdeepclust", "run", str(path), "-m", "desc", "-k", "3"]
+        + ["-o", str(out), "--pretrain-epochs", "1", "--max-epochs", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        preexec_fn=lambda: os.close(2),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
+    assert ad.read_h5ad(out).obs["desc"].notna().all()
+
+
+def test_paths_as_the_shell_would_read_them_and_inputs_that_are_no_file(
+    tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "folder.h5ad").mkdir()
+    (tmp_path / "text.h5ad").write_text("cell,gene\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name, fragment in (("folder.h5ad", "is a folder"), ("text.h5ad", "cannot read")):
+        assert main(["run", f"~/{name}", "-m", "desc", "-o", "~/o.h5ad"]) == 2
+        error = capsys.readouterr().err
+        assert fragment in error and str(tmp_path / name) in error
+    assert not Path("~").exists()
