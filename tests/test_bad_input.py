@@ -1203,6 +1203,42 @@ def test_backed_read_only(tool, tmp_path):
     np.testing.assert_array_equal(in_memory.obsm[f"X_{tool}"], backed.obsm[f"X_{tool}"])
 
 
+def test_advice_on_a_backed_adata_says_to_load_it_first(tmp_path):
+    """Lines written for data in memory (`adata[...].copy()`, `sc.pp.filter_cells`) fail on an
+    AnnData read from a file; the refusal says to load it, and then its line works."""
+    from scdeepclust.pp._input import BACKED_NOTE
+
+    adata = counts_data()
+    counts = adata.X.toarray()
+    counts[4] = 0
+    adata.X = sparse.csr_matrix(counts)
+    del adata.layers["counts"]
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # backed: results in memory only
+        with pytest.raises(ValueError, match="no counts") as refused:
+            _run(Case("", "scdcc"), backed, n_clusters=3)
+    assert refused.value.__notes__ == [BACKED_NOTE]
+    namespace = {"adata": backed, "np": np, "sc": sc}
+    exec(re.search(r"`(adata = adata\.to_memory\(\))`", BACKED_NOTE).group(1), namespace)
+    line = re.search(r"`(sc\.pp\.filter_cells\(adata.*?\))`", str(refused.value)).group(1)
+    exec(line, namespace)
+    assert namespace["adata"].n_obs == adata.n_obs - 1
+    with pytest.raises(ValueError, match="no counts") as refused:  # in memory: no note
+        _run(Case("", "scdcc"), adata, n_clusters=3)
+    assert not getattr(refused.value, "__notes__", [])
+
+
+def test_count_statistics_of_an_adata_names_a_line_that_finds_the_counts():
+    adata = counts_data()
+    with pytest.raises(TypeError, match="takes the count matrix, not the AnnData") as refused:
+        sdc.pp.count_statistics(adata)
+    line = re.search(r"`(scdeepclust\.pp\.get_counts\(adata\)\[0\])`", str(refused.value))
+    counts = eval(line.group(1), {"adata": adata, "scdeepclust": sdc})
+    assert sdc.pp.count_statistics(counts).size_factors.shape == (adata.n_obs,)
+
+
 def test_backed_gene_selection_view_and_recipe(tmp_path):
     """scdcc's n_top_genes reads a backed file block by block (the genes and results of the
     data in memory); a view of a backed AnnData, which cannot take results, and pp.recipe,

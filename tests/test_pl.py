@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import matplotlib
@@ -444,6 +445,10 @@ def test_a_colour_naming_a_column_and_a_gene_is_refused_before_the_umap(clustere
     with pytest.raises(KeyError, match=rf"\['{gene}'\] name both a column of adata.obs and a gene"):
         sdc.pl.umap(adata, "scdcc", color=gene, show=False)
     assert (set(adata.obsm), set(adata.obsp), set(adata.uns)) == before
+    with pytest.raises(KeyError) as refused:
+        sdc.pl.umap(adata, "scdcc", color=gene, show=False)
+    exec(re.search(r"`(adata\.obs = .*?)`", str(refused.value)).group(1), {"adata": adata})
+    assert gene not in adata.obs.columns and f"{gene}_obs" in adata.obs.columns
 
 
 def test_a_colour_naming_a_gene_of_raw_alone_is_drawn(clustered):

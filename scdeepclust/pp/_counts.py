@@ -177,7 +177,7 @@ def count_statistics(
     if isinstance(source, AnnData):
         raise TypeError(
             "count_statistics takes the count matrix, not the AnnData: pass adata.X or "
-            "adata.layers['counts'] (`pp.get_counts(adata)[0]` finds it)."
+            "adata.layers['counts'] (`scdeepclust.pp.get_counts(adata)[0]` finds it)."
         )
     if not isinstance(source, RowSource):
         source = RowSource(source)

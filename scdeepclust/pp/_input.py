@@ -9,6 +9,8 @@ Nothing here modifies the AnnData.
 from __future__ import annotations
 
 import enum
+import functools
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -24,6 +26,40 @@ HOW_TO_PASS_COUNTS = (
     "`adata.layers['counts'] = adata.X.copy()` right after loading: scdcc reads that layer "
     "by default."
 )
+
+
+# A line of advice that acts on the AnnData, e.g. `adata = adata[...].copy()`.
+_LINE_ON_ADATA = re.compile(r"`[^`]*\badata\b[^`]*`")
+
+BACKED_NOTE = (
+    "adata is backed: its X stays in the file, where lines that change or copy X, or run "
+    "scanpy steps on it, cannot act. Load it first, `adata = adata.to_memory()`, then run them."
+)
+
+
+def advise_loading_backed(function):
+    """Decorate a tool: a refusal whose advice is a line on a backed `adata` says to load it.
+
+    The advice is written for an AnnData in memory (``adata[...].copy()``, ``adata.X.data``,
+    ``sc.pp.filter_cells``), which anndata refuses for one read from a file.
+    """
+
+    @functools.wraps(function)
+    def tool(adata, *args, **kwargs):
+        try:
+            return function(adata, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            text = str(error)
+            if (
+                isinstance(adata, AnnData)
+                and adata.isbacked
+                and _LINE_ON_ADATA.search(text)
+                and "to_memory()" not in text
+            ):
+                error.add_note(BACKED_NOTE)
+            raise
+
+    return tool
 
 
 def check_adata(

@@ -19,6 +19,7 @@ from ..pp._batches import batch_covariate
 from ..pp._counts import feature_statistics
 from ..pp._input import (
     HIGHLY_VARIABLE_IF_PRESENT,
+    advise_loading_backed,
     check_adata,
     gene_mask,
     is_off_scale,
@@ -62,6 +63,7 @@ from ._validate import (
 )
 
 
+@advise_loading_backed
 def desc(
     adata: AnnData,
     *,

@@ -8,10 +8,11 @@ from anndata import AnnData
 from .._results import check_result_keys, write_results
 from ..models import TrainedModel
 from ..models import load as load_model
-from ..pp._input import check_adata
+from ..pp._input import advise_loading_backed, check_adata
 from ._validate import check_key_added, target_adata
 
 
+@advise_loading_backed
 def map_to_model(
     adata: AnnData,
     model: TrainedModel | str | PathLike,

@@ -24,6 +24,7 @@ from ..pp._batches import batch_covariate
 from ..pp._counts import count_statistics, library_sizes
 from ..pp._input import (
     HIGHLY_VARIABLE_IF_PRESENT,
+    advise_loading_backed,
     check_adata,
     gene_mask,
     warn_if_genes_unselected,
@@ -70,6 +71,7 @@ from ._validate import (
 DEFAULT_PAIRS_PER_LABELLED_CELL = 100
 
 
+@advise_loading_backed
 def scdcc(
     adata: AnnData,
     n_clusters: int | np.integer | tuple[int, int] | None = None,
