@@ -33,6 +33,7 @@ import torch
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel
 from .._results import ClusteringResult, assigned_soft_assignment
 from .._serialization import (
     check_format_version,
@@ -124,7 +125,7 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
             "the more genes are missing, the less reliable the mapping.",
             UserWarning,
             # the caller of predict / map_to_model, through _map_cells and feeder
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
     n_extra = len(var_names) - (len(features) - n_missing)
     if n_extra:
@@ -534,7 +535,7 @@ class SCDCC(TrainedModel):
         columns = match_features(adata.var_names, self.features)
         # judged on the model's genes: the others may be anything (mask_var left them out)
         matrix, where, summary = checked_counts(adata, layer, columns=columns[columns >= 0])
-        warn_if_not_like_raw_counts(summary, where, stacklevel=4)
+        warn_if_not_like_raw_counts(summary, where)
         source = RowSource(matrix, columns=columns)
         pre = self.preprocessing
         factors, _ = size_factors(
@@ -619,7 +620,7 @@ class DESC(TrainedModel):
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None
         if source["kind"] != "obsm":
-            warn_if_counts(summary, where, stacklevel=4)
+            warn_if_counts(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
             trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
@@ -627,7 +628,6 @@ class DESC(TrainedModel):
                 warn_if_unscaled(
                     summary,
                     where,
-                    stacklevel=4,
                     remedy="Prepare the new cells as the model's were: run sc.pp.scale first.",
                 )
         return CellFeeder(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._messages import caller_stacklevel
 from .._results import result_keys
 from .._serialization import write_atomically
 
@@ -181,17 +182,14 @@ SAVE_DEPRECATED = (
 )
 
 
-def warn_if_saving(save, *, stacklevel: int = 5) -> None:
+def warn_if_saving(save) -> None:
     """Warn that `save=` is deprecated, pointing at the caller of the plot.
-
-    The default `stacklevel` counts this function, `finish`, the plot and its
-    `closes_figures_on_error` wrapper.
 
     As in scanpy, an explicit `save` that asks for no file (`None`, `False`, ``''``) does not
     warn, and ``sc.settings.autosave`` goes on saving without a warning.
     """
     if save is not None and save is not False and save != "":
-        warnings.warn(SAVE_DEPRECATED, FutureWarning, stacklevel=stacklevel)
+        warnings.warn(SAVE_DEPRECATED, FutureWarning, stacklevel=caller_stacklevel())
 
 
 def _figure_formats() -> set[str]:

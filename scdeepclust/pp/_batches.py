@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._messages import caller_stacklevel
+
 
 class BatchWarning(UserWarning):
     """A `batch_key` column with a single batch, or with batches of very few cells."""
@@ -87,7 +89,7 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
             "takes the batch as an input, and the tools' settings for batches apply); leave it "
             "out, or check that the column is the one you meant.",
             BatchWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
     sizes = np.bincount(codes, minlength=len(categories))
@@ -99,7 +101,7 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
             "batch of one cell all zeros and one of a few cells little to go on; merge them "
             "into a batch they resemble, or leave those cells out.",
             BatchWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     return BatchCovariate(key, tuple(categories), codes)
 

@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._messages import caller_stacklevel
 from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
@@ -120,7 +121,7 @@ def check_adata(
             "results are added to the object in memory only, not to the file. Save them with "
             "`adata.write_h5ad(new_path)`.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     if adata.is_view and not adata.isbacked and writes:
         refuse_sparse_in_other_byte_order(
@@ -691,7 +692,7 @@ def is_off_scale(summary: MatrixSummary) -> bool:
     return not low <= summary.root_mean_square <= high
 
 
-def warn_if_off_scale(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+def warn_if_off_scale(summary: MatrixSummary, where: str) -> None:
     """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale."""
     if summary.is_counts or not is_off_scale(summary):  # counts have a warning of their own
         return
@@ -702,7 +703,7 @@ def warn_if_off_scale(summary: MatrixSummary, where: str, *, stacklevel: int) ->
         "little (simulated groups z-scored and then multiplied by 0.003: one cluster; by 30: "
         "ARI 0.41). Pass scale=True to z-score each gene inside DESC, or run sc.pp.scale first.",
         UserWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -718,7 +719,6 @@ def warn_if_unscaled(
     summary: MatrixSummary,
     where: str,
     *,
-    stacklevel: int,
     remedy: str = "Pass scale=True to z-score each gene inside DESC, or run sc.pp.scale first.",
 ) -> None:
     """DESC's network reads z-scored genes: warn about normalised data that were not scaled."""
@@ -737,7 +737,7 @@ def warn_if_unscaled(
         "DESC accuracy (worm neurons, log-normalised: ARI 0.42 unscaled, 0.59 with scale=True, "
         f"three seeds). {remedy}",
         UserWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -746,7 +746,7 @@ MANY_GENES = 3000
 
 
 def warn_if_genes_unselected(
-    genes: GeneMask, n_genes: int, where: str, *, stacklevel: int, alternative: str = ""
+    genes: GeneMask, n_genes: int, where: str, *, alternative: str = ""
 ) -> None:
     """Warn where a tool reads thousands of genes that nobody chose (no `mask_var`, no column).
 
@@ -763,18 +763,18 @@ def warn_if_genes_unselected(
         f"log-normalised X (the tools then read those){alternative}, or pass mask_var=None to "
         "read every gene.",
         UserWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=caller_stacklevel(),
     )
 
 
-def warn_if_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+def warn_if_counts(summary: MatrixSummary, where: str) -> None:
     """DESC's input (and a DESC model's) is log-normalised, scaled data, not counts."""
     if summary.is_counts:
         warnings.warn(
             f"adata.{where} looks like raw counts. DESC expects log-normalised, scaled data: "
             "run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first (or pass use_rep).",
             UserWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -782,13 +782,13 @@ def warn_if_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> No
 MULTIPLIED_COUNTS_SHARE = 0.5
 
 
-def warn_if_not_like_raw_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+def warn_if_not_like_raw_counts(summary: MatrixSummary, where: str) -> None:
     """Warn about counts scDCC's ZINB model does not fit: multiplied, or only 0s and 1s."""
-    warn_if_multiplied_counts(summary, where, stacklevel=stacklevel + 1)
-    warn_if_binary(summary, where, stacklevel=stacklevel + 1)
+    warn_if_multiplied_counts(summary, where)
+    warn_if_binary(summary, where)
 
 
-def warn_if_multiplied_counts(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+def warn_if_multiplied_counts(summary: MatrixSummary, where: str) -> None:
     """Warn about integers that step by more than 1: scDCC's ZINB model is for raw counts."""
     share = summary.share_on_coarse_step
     if share <= MULTIPLIED_COUNTS_SHARE:
@@ -803,7 +803,7 @@ def warn_if_multiplied_counts(summary: MatrixSummary, where: str, *, stacklevel:
         "lowered its ARI from 0.42 to 0.29 and rounded CPM to 0.28 (on 10X PBMC it held). Pass "
         "the raw UMI or read counts (`layer=`), or use tl.desc on log-normalised data.",
         UserWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -821,7 +821,7 @@ MIN_BINARY_VALUES = 500
 MIN_BINARY_VALUES_PER_CELL = 5
 
 
-def warn_if_binary(summary: MatrixSummary, where: str, *, stacklevel: int) -> None:
+def warn_if_binary(summary: MatrixSummary, where: str) -> None:
     """Warn about counts that are all 0 or 1: scDCC's ZINB model is for counts."""
     # for non-negative integers, v * v == v only for 0 and 1
     n_ones = summary.sum_of_squares
@@ -835,7 +835,7 @@ def warn_if_binary(summary: MatrixSummary, where: str, *, stacklevel: int) -> No
         f"adata.{where} holds only 0s and 1s: binarised data (detection calls, ATAC peaks)? "
         "scDCC's ZINB model is fitted to counts; pass the counts if there are any (`layer=`).",
         UserWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=caller_stacklevel(),
     )
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel
 from .._results import ClusteringResult, check_result_keys, write_results
 from ..data import CellFeeder, RowSource
 from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
@@ -359,7 +360,7 @@ def desc(
             "whose spread is their weight, then count alike (pbmc68k_reduced's X_pca, a short "
             "run: ARI 0.45 -> 0.21). Leave scale out for a representation on its own scale.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
@@ -396,13 +397,13 @@ def desc(
     where = data.where
     if genes.param is not None:
         logg.info(f"    reading {data.n_columns} genes of {genes.describe()}")
-    warn_if_genes_unselected(genes, data.n_columns, where, stacklevel=2)
+    warn_if_genes_unselected(genes, data.n_columns, where)
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is None:
-        warn_if_counts(data.summary, where, stacklevel=2)
+        warn_if_counts(data.summary, where)
         if not scale and batches is None:
-            warn_if_off_scale(data.summary, where, stacklevel=2)
-            warn_if_unscaled(data.summary, where, stacklevel=2)
+            warn_if_off_scale(data.summary, where)
+            warn_if_unscaled(data.summary, where)
     batch_codes = None if batches is None else batches.codes
     scaling = None
     if batches is not None:

@@ -502,7 +502,6 @@ def scdcc(
             gene_selection,
             data.n_columns,
             where,
-            stacklevel=2,
             alternative=", pass n_top_genes=2000",
         )
     n_genes = adata.n_vars if genes_used is None else len(genes_used)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
+from .._messages import caller_stacklevel
 from ..pp._input import (
     GeneMask,
     MatrixSummary,
@@ -289,7 +290,7 @@ def check_training_sizes(
             "is a single full-batch step, so the networks train little. Pass a smaller "
             f"batch_size (e.g. {max(2, n_obs // 4)}).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     return batch_size, n_neighbors
 
@@ -360,7 +361,7 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
         f"missing first, e.g. `adata.obs[{label_key!r}] = "
         f"adata.obs[{label_key!r}].mask(adata.obs[{label_key!r}].astype(str) == {first!r})`.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -388,7 +389,7 @@ def check_gene_names(
         "names, but genes that share one cannot be told apart afterwards (plots, a saved "
         "model); consider `adata.var_names_make_unique()` first.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -505,7 +506,7 @@ def tool_input(
     read = None if genes is None else genes.columns
     if counts:
         matrix, where, summary = checked_counts(adata, layer, columns=read)
-        warn_if_not_like_raw_counts(summary, where, stacklevel=3)
+        warn_if_not_like_raw_counts(summary, where)
     else:
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
         summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
@@ -537,7 +538,7 @@ def tool_input(
                 else _keep_cells_with_values(where, genes)
             ),
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     columns = read
     if summary.zero_cols.any():
@@ -550,7 +551,7 @@ def tool_input(
             f"{len(zero)} {what} of adata.{where}{in_genes} are all zero (e.g. "
             f"{[str(n) for n in names[:3]]}) and are left out of training.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     return ToolInput(matrix, where, columns, summary, scanned=read)
 

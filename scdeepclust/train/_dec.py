@@ -474,21 +474,21 @@ def _empty_clusters(
             message + f" To get {n_centroids} populated clusters, try another `random_state` "
             "or `init`, or a smaller `n_clusters` if the data may hold fewer groups.",
             UserWarning,
-            stacklevel=5,  # the caller of tl.desc / tl.scdcc
+            stacklevel=caller_stacklevel(),  # the caller of tl.desc / tl.scdcc
         )
     elif isinstance(asked, tuple) and n_left < asked[0]:
         warnings.warn(
             message + f" That is below the lower bound of n_clusters={tuple(asked)}; try "
             "another `random_state`, or give the number itself.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
     elif n_left == 1:  # whatever chose the number: a result without clusters
         warnings.warn(
             message + " Every cell is in one cluster: train longer (`pretrain_epochs`, "
             "`max_epochs`), try another `random_state`, or give `n_clusters`.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
     else:
         logg.info(f"    {message}")
