@@ -235,6 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _distributed_run = bool(getattr(args, "distributed", False))
     _standard_streams_open()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _LogStream(sys.stdout), _LogStream(sys.stderr)
+    try:
+        return _command(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _command(args) -> int:
     try:
         with warnings.catch_warnings(), _signals_as_interruptions():
             _quiet_warnings()
@@ -254,6 +263,51 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class _LogStream:
+    """stdout or stderr while a command runs: the log never costs the work.
+
+    The file written is what a run makes: a reader that went away (``| head``), a full disk
+    under the log (``> log 2>&1``), or a terminal that cannot show a character must not stop
+    it after hours of training, neither in a line printed here nor in a progress bar. A
+    character the stream cannot encode is escaped; a stream that fails is given up, and the
+    run goes on without it.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._failed = False
+
+    def write(self, text: str) -> int:
+        if not self._failed:
+            try:
+                try:
+                    self._stream.write(text)
+                except UnicodeEncodeError:
+                    encoding = getattr(self._stream, "encoding", None) or "ascii"
+                    self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            except (OSError, ValueError):  # BrokenPipeError, ENOSPC; ValueError: closed
+                self._give_up()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._failed:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._give_up()
+
+    def _give_up(self) -> None:
+        self._failed = True
+        # the interpreter flushes the stream once more as it exits: the null device takes that
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+
+    def __getattr__(self, name):  # isatty, encoding, fileno... as the stream has them
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def _signals_as_interruptions():
     """Within: SIGTERM and SIGHUP raise `_Signalled` (only the main thread can take them)."""
@@ -266,14 +320,15 @@ def _signals_as_interruptions():
 
     previous = {}
     for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signum = getattr(signal, name)
+        signum = getattr(signal, name, None)
+        # only where the signal would kill: `nohup` ignores SIGHUP, a caller may handle them
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
             previous[signum] = signal.signal(signum, stop)
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            signal.signal(signum, handler)
 
 
 def _standard_streams_open() -> None:
@@ -335,47 +390,32 @@ def _is_rank_zero() -> bool:
 
 def say(text: str = "") -> None:
     if _is_rank_zero():  # under torchrun, rank 0 speaks for all
-        _print_safely(text, "stdout")
+        print(text, flush=True)
 
 
 def _tell(text: str) -> None:
     """Print a line on stderr: refusals, warnings, interruptions."""
-    _print_safely(text, "stderr")
+    print(text, file=sys.stderr, flush=True)
 
 
-def _print_safely(text: str, stream_name: str) -> None:
-    """Print a line of the log; never let the log cost the work.
-
-    The file written is what a run makes: a reader that went away (``| head``), a full disk
-    under the log, or a terminal that cannot show a character must not stop it after hours
-    of training. A character the stream cannot encode is escaped; a stream that fails is
-    pointed at the null device, and the run goes on without it.
-    """
-    stream = getattr(sys, stream_name)
+def _expanded(text: str, what: str) -> Path:
+    """`text` as a path, a leading ~ read as the shell reads it (also where it was quoted)."""
     try:
-        try:
-            print(text, file=stream, flush=True)
-        except UnicodeEncodeError:
-            encoding = stream.encoding or "ascii"
-            escaped = text.encode(encoding, "backslashreplace").decode(encoding)
-            print(escaped, file=stream, flush=True)
-    except (OSError, ValueError):  # BrokenPipeError, ENOSPC; ValueError: a closed file
-        null = open(os.devnull, "w")  # noqa: SIM115 (stands in for the stream from now on)
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(null.fileno(), stream.fileno())  # the interpreter's last flush too
-        setattr(sys, stream_name, null)
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of no such user, or no home folder to be found
+        raise CommandError(f"{what} {text}: the ~ in it names no home folder") from None
 
 
 def _run(args) -> int:
     # a quoted ~ reaches us unexpanded: as the shell would read it, not a folder named "~"
-    path = Path(args.input).expanduser()
+    path = _expanded(args.input, "input")
     if not path.exists():
         raise CommandError(f"input file not found: {path}")
     if path.is_dir():
         raise CommandError(f"input {path} is a folder; give an .h5ad or .h5 file")
     if path.suffix.lower() not in READABLE:
         raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
-    output = Path(args.output).expanduser()
+    output = _expanded(args.output, "-o/--output")
     if output.suffix != ".h5ad":
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
     if output.resolve() == path.resolve():
@@ -386,7 +426,7 @@ def _run(args) -> int:
     writes = _is_rank_zero()  # rank 0 writes the results; the others' probes could race it
     if writes:
         _check_writable(output, "-o/--output")
-    plot = None if args.plot is None else Path(args.plot).expanduser()
+    plot = None if args.plot is None else _expanded(args.plot, "--plot")
     if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
     if plot is not None and writes:
@@ -413,10 +453,20 @@ def _run(args) -> int:
     except OSError as error:
         if str(path) in str(error) or path.name in str(error):
             raise
+        import h5py
+
         # h5py's own words ("file signature not found", "truncated file") name no file
-        raise CommandError(
-            f"cannot read {path}: {error}. Is it a complete .h5ad or .h5 (HDF5) file?"
-        ) from None
+        if not h5py.is_hdf5(path):
+            raise CommandError(
+                f"cannot read {path}: {error}. It is no complete .h5ad or .h5 (HDF5) file."
+            ) from None
+        hint = (
+            ": another program holds it open (close that), or the file system does not support "
+            "HDF5's file locking (set HDF5_USE_FILE_LOCKING=FALSE)"
+            if "lock" in str(error)
+            else ""
+        )
+        raise OSError(f"cannot read {path}: {error}{hint}") from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
     truth = args.truth
     if truth is None and "label" in adata.obs and path.suffix.lower() != ".h5ad":
@@ -586,7 +636,7 @@ def _demo(args) -> int:
     import scdeepclust as sdc
 
     started = time.perf_counter()
-    out = Path(args.out).expanduser()
+    out = _expanded(args.out, "--out")
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder for the results")
     _check_writable(out / "pbmc68k_demo.h5ad", "--out")  # before training, as for `run`

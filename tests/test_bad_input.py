@@ -1228,6 +1228,15 @@ def test_advice_on_a_backed_adata_says_to_load_it_first(tmp_path):
     with pytest.raises(ValueError, match="no counts") as refused:  # in memory: no note
         _run(Case("", "scdcc"), adata, n_clusters=3)
     assert not getattr(refused.value, "__notes__", [])
+    # a line on var works on a backed AnnData as written: no note
+    adata.var["highly_variable"] = np.where(np.arange(adata.n_vars) < 10, "True", "False")
+    adata.write_h5ad(tmp_path / "text.h5ad")
+    backed = ad.read_h5ad(tmp_path / "text.h5ad", backed="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="the words True/False") as refused:
+            _run(Case("", "scdcc"), backed, n_clusters=3)
+    assert not getattr(refused.value, "__notes__", [])
 
 
 def test_count_statistics_of_an_adata_names_a_line_that_finds_the_counts():

@@ -419,6 +419,17 @@ def test_the_log_never_costs_the_result(sim, tmp_path, monkeypatch):
     assert main([*args, "-o", str(tmp_path / "ascii.h5ad")]) == 0
     ascii_only.seek(0)
     assert r"against Zelltyp \xe4: ARI" in ascii_only.read()
+    # `> log 2>&1` on a full disk: the progress bars write to that stream too
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    monkeypatch.setattr(sys, "stderr", _FullDisk())
+    assert main([*args, "-o", str(tmp_path / "full.h5ad")]) == 0
+    assert ad.read_h5ad(tmp_path / "full.h5ad").obs["desc"].notna().all()
+    assert isinstance(sys.stdout, _FullDisk) and isinstance(sys.stderr, _FullDisk)  # restored
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text):
+        raise OSError(28, "No space left on device")
 
 
 def test_rank_counts_only_for_a_distributed_run(sim, tmp_path, capsys, monkeypatch):
@@ -461,3 +472,31 @@ def test_paths_as_the_shell_would_read_them_and_inputs_that_are_no_file(
         error = capsys.readouterr().err
         assert fragment in error and str(tmp_path / name) in error
     assert not Path("~").exists()
+
+
+def test_signals_a_caller_or_nohup_took_are_left_to_them(sim, tmp_path, monkeypatch):
+    """`nohup` ignores SIGHUP so that a closed terminal does not stop the run."""
+    import signal
+
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    monkeypatch.setattr(signal, "SIGHUP", signal.SIGUSR1)  # as nohup, without touching SIGHUP
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        fit = sdc.tl.desc
+
+        def hung_up(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return fit(*args, **kwargs)
+
+        monkeypatch.setattr(sdc.tl, "desc", hung_up)
+        args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(tmp_path / "o.h5ad"), *TINY]
+        assert main(args) == 0
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_home_folder_that_cannot_be_found_is_a_mistake_of_the_command(tmp_path, capsys):
+    assert main(["run", "~no-such-user-here/x.h5ad", "-m", "desc", "-o", "o.h5ad"]) == 2
+    assert "input ~no-such-user-here/x.h5ad: the ~ in it names no home" in capsys.readouterr().err

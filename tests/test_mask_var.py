@@ -361,6 +361,28 @@ def test_recipe_removes_the_cells_without_counts_in_the_genes_read(hvg_above):
     assert everything.n_obs == 150
 
 
+@pytest.mark.parametrize(
+    "batch_b, warned", [(14, r"single batch \('a'\)"), (20, r"batch\(es\) 'b' \(6\)")]
+)
+def test_recipe_warns_about_a_batch_its_removal_of_cells_left_small(batch_b, warned):
+    adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
+    marked = np.arange(adata.n_vars) < 20
+    counts = adata.X.toarray()
+    counts[:14, marked] = 0  # cells 0-13 hold counts only in genes the tools do not read
+    adata.X = adata.layers["counts"] = counts
+    adata.var["highly_variable"] = marked
+    adata.obs["batch"] = np.where(np.arange(150) < batch_b, "b", "a")
+    with pytest.warns(sdc.pp.BatchWarning, match=warned):
+        sdc.pp.recipe(adata, "scdcc", n_top_genes=40, batch_key="batch")
+
+
+def test_desc_names_the_genes_it_read():
+    adata = _marked_data("desc")
+    adata.X[:, 0] = 0  # left out of training, as scDCC leaves it out
+    out = _run("desc", adata, mask_var=None)
+    assert list(out.uns["desc"]["genes_used"]) == list(adata.var_names[1:])
+
+
 def test_recipe_and_cli_when_no_marked_gene_is_detected(tmp_path, capsys):
     adata = sdc.datasets.simulate(150, 80, 3, random_state=1)
     counts = adata.X.toarray()

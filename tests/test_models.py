@@ -726,6 +726,15 @@ def test_a_checkpoint_of_another_number_of_genes_names_mask_var(tmp_path):
     with pytest.raises(ValueError, match="other settings") as refused:
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=other_cells)
     assert "mask_var" not in str(refused.value)
+    # an obsm input has columns, not genes
+    wider = {**every_gene, "input": "obsm['X_pca']"}
+    checkpoint.settings = wider
+    checkpoint.fingerprint = run_fingerprint(**wider)
+    checkpoint.save("pretraining", epoch=0, done=False, history={})
+    narrower = {**wider, "shape": [120, 20]}
+    with pytest.raises(ValueError, match="other settings") as refused:
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=narrower)
+    assert "mask_var" not in str(refused.value)
 
 
 def _interrupted(*args, **kwargs):

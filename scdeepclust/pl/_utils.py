@@ -338,7 +338,7 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
         raise KeyError(
             f"{both} name both a column of adata.obs and a gene of adata.var_names, which "
             "scanpy's plots cannot tell apart: rename the column, e.g. "
-            f"`adata.obs = adata.obs.rename(columns={{{both[0]!r}: {both[0] + '_obs'!r}}})`."
+            f"`adata.obs = adata.obs.rename(columns={ {name: f'{name}_obs' for name in both} })`."
         )
     palette = kwargs.get("palette")
     if isinstance(palette, Mapping):  # scanpy raised a bare KeyError naming one category

@@ -29,8 +29,10 @@ HOW_TO_PASS_COUNTS = (
 )
 
 
-# A line of advice that acts on the AnnData, e.g. `adata = adata[...].copy()`.
-_LINE_ON_ADATA = re.compile(r"`[^`]*\badata\b[^`]*`")
+# A line of advice that reads X, copies the AnnData or runs a scanpy step on it, e.g.
+# `adata = adata[...].copy()`: anndata refuses those for a backed AnnData (its layers, obs and
+# var are in memory, so lines on them work)
+_LINE_ON_X = re.compile(r"`[^`]*(?:\badata\.X\b|\.copy\(\)|\bsc\.pp\.)[^`]*`")
 
 BACKED_NOTE = (
     "adata is backed: its X stays in the file, where lines that change or copy X, or run "
@@ -54,7 +56,7 @@ def advise_loading_backed(function):
             if (
                 isinstance(adata, AnnData)
                 and adata.isbacked
-                and _LINE_ON_ADATA.search(text)
+                and _LINE_ON_X.search(text)
                 and "to_memory()" not in text
             ):
                 error.add_note(BACKED_NOTE)

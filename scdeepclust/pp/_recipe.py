@@ -71,11 +71,12 @@ def recipe(
        ``subset=True`` leaves them), or the genes ``var['highly_variable']`` marks when that
        boolean column exists (``sc.pp.highly_variable_genes`` without ``subset=True``): the
        tools read those by default too (`mask_var`). With counts and `n_top_genes`, cells
-       without a count in the genes the tools will read are then removed (scDCC refuses them).
+       without a count in the genes the tools will read are then removed, as cells without
+       any count are (scDCC refuses them; DESC would place them by nothing).
     5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
        per gene, clipped at `max_value` when given (this makes ``X`` dense).
 
-    With `batch_key`, a single batch or batches of fewer than 10 cells (after step 2) are
+    With `batch_key`, a single batch or batches of fewer than 10 cells (of the cells kept) are
     warned about (:class:`scdeepclust.pp.BatchWarning`).
 
     Should a step fail or be interrupted, `adata` is left as it was (a dense ``X`` is scaled in
@@ -274,8 +275,10 @@ def _prepare(
         where = f"layers[{counts_key!r}]"
         adata.layers[counts_key] = _computable(adata.layers[counts_key], where, steps)
         _drop_empty(adata, counts_key, steps)
-    if batches is not None:  # of the cells kept; warns about small batches (once)
-        batches = batch_covariate(adata, batch_key)
+    if batches is not None:  # of the cells kept so far; warned about once the cells are final
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BatchWarning)
+            batches = batch_covariate(adata, batch_key)
 
     state = _x_state(adata.X, logged="log1p" in adata.uns)
     if state == "counts":
@@ -323,6 +326,8 @@ def _prepare(
 
     if counts_key is not None and n_top_genes is not None:  # else every gene is read
         _drop_cells_empty_in_genes_read(adata, counts_key, steps)
+    if batches is not None:  # of the cells kept: warns about small batches (once)
+        batch_covariate(adata, batch_key)
 
     if method == "desc" and state != "scaled" and not scale:
         steps.append(

@@ -325,9 +325,9 @@ def desc(
         `converged` (False, with a warning, where the stage stopped at `max_epochs`),
         `refinement` (`share`, `cells_moved`) with `refine`,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
-        and spreads, `chosen`, `runner_up`), `genes_used` (their names) where `mask_var` left
-        genes out, and `batch_sizes` with `batch_key` (cells per batch, in the order of
-        ``params['batch_categories']``).
+        and spreads, `chosen`, `runner_up`), `genes_used` (the names of the genes read) where
+        some were left out (by `mask_var`, or for holding only zeros), and `batch_sizes` with
+        `batch_key` (cells per batch, in the order of ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
     in_x = layer is None and use_rep is None
@@ -494,8 +494,8 @@ def desc(
                 distributed=distributed,
                 scale=scale,
             )
-            if genes.columns is not None:  # as scDCC keeps them: the genes a model reads
-                result.info["genes_used"] = np.asarray(adata.var_names[genes.columns])
+            if use_rep is None and data.columns is not None:  # as scDCC: the genes read
+                result.info["genes_used"] = np.asarray(adata.var_names[data.columns])
             if distributed:
                 result.info["n_processes"] = world_size
             if batches is not None:

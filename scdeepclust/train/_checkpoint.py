@@ -299,7 +299,12 @@ def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
     data = " (a digest of the data)" if any(k.startswith("data") for k in changed) else ""
     genes = ""
     shapes = before.get("shape"), now.get("shape")
-    if all(isinstance(s, list) and len(s) == 2 for s in shapes) and shapes[0][1] != shapes[1][1]:
+    from_genes = not any(str(s.get("input", "")).startswith("obsm") for s in (before, now))
+    if (
+        from_genes
+        and all(isinstance(s, list) and len(s) == 2 for s in shapes)
+        and shapes[0][1] != shapes[1][1]
+    ):
         genes = (
             ". The number of genes read differs: by default the tools read only the genes "
             "var['highly_variable'] marks; pass the run's mask_var (None: every gene)"
