@@ -584,20 +584,38 @@ def _run(args) -> int:
     return 0
 
 
+def _h5ad_writer(adata):
+    """`adata.write_h5ad`, writing text as it was read.
+
+    A file written under pandas' string dtype (pandas 3, anndata 0.13) holds nullable strings,
+    which anndata 0.12 reads but refuses to write unless told to: the trained result was lost.
+    """
+    import anndata
+
+    def write(path):
+        if hasattr(anndata.settings, "allow_write_nullable_strings"):
+            with anndata.settings.override(allow_write_nullable_strings=True):
+                adata.write_h5ad(path)
+        else:
+            adata.write_h5ad(path)
+
+    return write
+
+
 def _write_result(adata, output: Path) -> None:
     """Write the trained result; where `output` cannot take it, keep it in the temporary folder.
 
     The place was checked before training, but a disk can fill up during hours of it.
     """
     try:
-        write_atomically(output, adata.write_h5ad)
+        write_atomically(output, _h5ad_writer(adata))
     except OSError as error:
         # the name shortened: the output's own may be near the filesystem's limit
         kept = Path(tempfile.gettempdir()) / (
             f"scdeepclust-{os.getpid()}-{output.stem[:40]}{output.suffix}"
         )
         try:
-            write_atomically(kept, adata.write_h5ad)
+            write_atomically(kept, _h5ad_writer(adata))
         except OSError:
             raise CommandError(
                 f"-o/--output {output} could not be written ({error}), nor {kept}: the trained "
@@ -681,7 +699,7 @@ def _demo(args) -> int:
                 _figure(plot, adata, key, out / name, **kwargs)
                 figures.append(name)
         result = out / "pbmc68k_demo.h5ad"
-        write_atomically(result, adata.write_h5ad)
+        write_atomically(result, _h5ad_writer(adata))
     except BaseException:
         if figures:  # a stop after scDCC's figures: say which files are this run's
             _tell(

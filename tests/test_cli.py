@@ -10,6 +10,7 @@ from pathlib import Path
 import anndata as ad
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from scipy import sparse
@@ -500,3 +501,16 @@ def test_signals_a_caller_or_nohup_took_are_left_to_them(sim, tmp_path, monkeypa
 def test_a_home_folder_that_cannot_be_found_is_a_mistake_of_the_command(tmp_path, capsys):
     assert main(["run", "~no-such-user-here/x.h5ad", "-m", "desc", "-o", "o.h5ad"]) == 2
     assert "input ~no-such-user-here/x.h5ad: the ~ in it names no home" in capsys.readouterr().err
+
+
+def test_a_file_of_nullable_strings_is_written_back(sim, tmp_path):
+    """Written under pandas' string dtype (pandas 3), text is read by anndata 0.12 as nullable
+    strings, which it refused to write: the trained result was lost."""
+    path, out = tmp_path / "strings.h5ad", tmp_path / "o.h5ad"
+    with pd.option_context("future.infer_string", True):
+        strings = ad.AnnData(sim.X, obs=pd.DataFrame(index=list(sim.obs_names)))
+        with ad.settings.override(allow_write_nullable_strings=True):
+            strings.write_h5ad(path)
+    assert not pd.api.types.is_object_dtype(ad.read_h5ad(path).obs_names.dtype)
+    assert main(["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]) == 0
+    assert list(ad.read_h5ad(out).obs_names) == list(sim.obs_names)

@@ -600,11 +600,14 @@ def test_progress_bars_stay_hidden_at_scanpy_verbosity_0():
     before = sc.settings.verbosity
     try:
         sc.settings.verbosity = 0
-        assert _loops._epoch_bar(0, 10, "stage", True, feeder).disable
+        assert isinstance(_loops._epoch_bar(0, 10, "stage", True, feeder), _loops._NoBar)
         sc.settings.verbosity = 1
         shown = _loops._epoch_bar(0, 10, "stage", True, feeder)
         assert not shown.disable
         shown.close()
-        assert _loops._epoch_bar(0, 10, "stage", False, feeder).disable
+        # no tqdm at all: a disabled one starts tqdm's monitor thread all the same
+        hidden = _loops._epoch_bar(3, 10, "stage", False, feeder)
+        assert isinstance(hidden, _loops._NoBar) and list(hidden) == list(range(3, 10))
+        hidden.set_postfix(loss="1")
     finally:
         sc.settings.verbosity = before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from os import PathLike
 from pathlib import Path
 
@@ -61,7 +62,10 @@ def read(path: str | PathLike) -> AnnData:
     if layout == "h5ad":
         return sc.read_h5ad(path)
     if layout == "10x":
-        adata = sc.read_10x_h5(path)
+        with warnings.catch_warnings():
+            # made unique below: anndata's advice to do so is not the caller's to follow
+            warnings.filterwarnings("ignore", message="Variable names are not unique")
+            adata = sc.read_10x_h5(path)
         adata.var_names_make_unique()
         return adata
     if layout == "scdcc":

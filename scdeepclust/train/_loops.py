@@ -171,16 +171,31 @@ def _resume(
     return saved, saved["epoch"] + 1
 
 
+class _NoBar:
+    """The epochs without a progress bar: what the loops use of tqdm, doing nothing."""
+
+    def __init__(self, epochs: range):
+        self._epochs = epochs
+
+    def __iter__(self):
+        return iter(self._epochs)
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+
 def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feeder: CellFeeder):
     # Into a log file (stderr not a terminal, not a notebook) a bar wrote a frame per epoch,
     # hundreds per run; there it is redrawn every few seconds at most.
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
     # scanpy's verbosity 0 means errors only: its own bars (sc.tl.umap's) stay hidden then too
     quiet = int(sc.settings.verbosity) == 0
+    if not progress or quiet or not is_main(feeder):  # one bar per run, from rank 0
+        # not a disabled tqdm: that starts tqdm's monitor thread all the same, for good
+        return _NoBar(range(first_epoch, n_epochs))
     return tqdm(
         range(first_epoch, n_epochs),
         desc=stage,
-        disable=not progress or quiet or not is_main(feeder),  # one bar per run, from rank 0
         leave=False,
         initial=first_epoch,
         total=n_epochs,
