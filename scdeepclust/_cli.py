@@ -458,7 +458,7 @@ def _run(args) -> int:
         # h5py's own words ("file signature not found", "truncated file") name no file
         if not h5py.is_hdf5(path):
             raise CommandError(
-                f"cannot read {path}: {error}. It is no complete .h5ad or .h5 (HDF5) file."
+                f"cannot read {path}: {error}. It is not a complete .h5ad or .h5 (HDF5) file."
             ) from None
         hint = (
             ": another program holds it open (close that), or the file system does not support "
