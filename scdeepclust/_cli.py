@@ -289,6 +289,10 @@ class _LogStream:
                 self._give_up()
         return len(text)
 
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if not self._failed:
             try:
@@ -305,6 +309,8 @@ class _LogStream:
             os.close(null)
 
     def __getattr__(self, name):  # isatty, encoding, fileno... as the stream has them
+        if name == "_stream" or name.startswith("__"):  # copied or unpickled: not set yet
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
 
@@ -398,24 +404,24 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _expanded(text: str, what: str) -> Path:
-    """`text` as a path, a leading ~ read as the shell reads it (also where it was quoted)."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:  # ~user of no such user, or no home folder to be found
-        raise CommandError(f"{what} {text}: the ~ in it names no home folder") from None
+def _expanded(text: str) -> Path:
+    """`text` as a path, a leading ~ read as the shell reads it (also where it was quoted).
+
+    As in the shell, a ~name that names no user is left as it is (a file may be called so).
+    """
+    return Path(os.path.expanduser(text))
 
 
 def _run(args) -> int:
     # a quoted ~ reaches us unexpanded: as the shell would read it, not a folder named "~"
-    path = _expanded(args.input, "input")
+    path = _expanded(args.input)
     if not path.exists():
         raise CommandError(f"input file not found: {path}")
     if path.is_dir():
         raise CommandError(f"input {path} is a folder; give an .h5ad or .h5 file")
     if path.suffix.lower() not in READABLE:
         raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
-    output = _expanded(args.output, "-o/--output")
+    output = _expanded(args.output)
     if output.suffix != ".h5ad":
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
     if output.resolve() == path.resolve():
@@ -426,7 +432,7 @@ def _run(args) -> int:
     writes = _is_rank_zero()  # rank 0 writes the results; the others' probes could race it
     if writes:
         _check_writable(output, "-o/--output")
-    plot = None if args.plot is None else _expanded(args.plot, "--plot")
+    plot = None if args.plot is None else _expanded(args.plot)
     if plot is not None and plot.suffix.lower() not in FIGURE_FORMATS:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
     if plot is not None and writes:
@@ -456,14 +462,14 @@ def _run(args) -> int:
         import h5py
 
         # h5py's own words ("file signature not found", "truncated file") name no file
-        if not h5py.is_hdf5(path):
+        if not h5py.is_hdf5(path) or "truncated file" in str(error):
             raise CommandError(
                 f"cannot read {path}: {error}. It is not a complete .h5ad or .h5 (HDF5) file."
             ) from None
         hint = (
             ": another program holds it open (close that), or the file system does not support "
             "HDF5's file locking (set HDF5_USE_FILE_LOCKING=FALSE)"
-            if "lock" in str(error)
+            if "unable to lock file" in str(error)
             else ""
         )
         raise OSError(f"cannot read {path}: {error}{hint}") from None
@@ -654,7 +660,7 @@ def _demo(args) -> int:
     import scdeepclust as sdc
 
     started = time.perf_counter()
-    out = _expanded(args.out, "--out")
+    out = _expanded(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder for the results")
     _check_writable(out / "pbmc68k_demo.h5ad", "--out")  # before training, as for `run`

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anndata as ad
@@ -498,9 +499,42 @@ def test_signals_a_caller_or_nohup_took_are_left_to_them(sim, tmp_path, monkeypa
         signal.signal(signal.SIGUSR1, previous)
 
 
-def test_a_home_folder_that_cannot_be_found_is_a_mistake_of_the_command(tmp_path, capsys):
+def test_a_tilde_that_names_no_user_is_left_as_the_shell_leaves_it(sim, tmp_path, capsys):
     assert main(["run", "~no-such-user-here/x.h5ad", "-m", "desc", "-o", "o.h5ad"]) == 2
-    assert "input ~no-such-user-here/x.h5ad: the ~ in it names no home" in capsys.readouterr().err
+    assert "input file not found: ~no-such-user-here/x.h5ad" in capsys.readouterr().err
+    sim.write_h5ad(tmp_path / "~sim.h5ad")  # a file may be called so
+    args = ["run", "~sim.h5ad", "-m", "desc", "-k", "3", "-o", "~out.h5ad", *TINY]
+    assert (
+        subprocess.run([sys.executable, "-m", "scdeepclust", *args], cwd=tmp_path).returncode == 0
+    )
+    assert (tmp_path / "~out.h5ad").exists()
+
+
+def test_a_truncated_file_is_a_mistake_and_a_locked_one_says_so(sim, tmp_path, capsys):
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.h5ad").write_bytes(data[: len(data) // 2])  # an interrupted copy
+    assert main(["run", str(tmp_path / "cut.h5ad"), "-m", "desc", "-o", "o.h5ad"]) == 2
+    error = capsys.readouterr().err
+    assert "not a complete .h5ad" in error and "another program" not in error
+    holder = subprocess.Popen(  # another program holds the file open for writing
+        [sys.executable, "-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); input()", path],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):  # until the lock is taken
+            try:
+                h5py.File(path, "r").close()
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.skip("HDF5 file locking is off here (HDF5_USE_FILE_LOCKING, file system)")
+        assert main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]) == 1
+        assert "another program holds it open" in capsys.readouterr().err
+    finally:
+        holder.communicate(b"\n", timeout=30)
 
 
 def test_a_file_of_nullable_strings_is_written_back(sim, tmp_path):
