@@ -248,14 +248,17 @@ def _command(args) -> int:
         with warnings.catch_warnings(), _signals_as_interruptions():
             _quiet_warnings()
             return _run(args) if args.command == "run" else _demo(args)
-    except _Signalled as stop:
-        _tell(f"{PROG}: stopped by {signal.Signals(stop.signum).name}")
+    except _Signalled as stop:  # under torchrun, every process is stopped: rank 0 says so
+        if _is_rank_zero():
+            _tell(f"{PROG}: stopped by {signal.Signals(stop.signum).name}")
         return 128 + stop.signum
     except KeyboardInterrupt:
-        _tell(f"{PROG}: interrupted")
+        if _is_rank_zero():
+            _tell(f"{PROG}: interrupted")
         return 130
-    except CommandError as error:
-        _tell(f"{PROG}: error: {error}")
+    except CommandError as error:  # the same command on every process: rank 0 says it
+        if _is_rank_zero():
+            _tell(f"{PROG}: error: {error}")
         return 2
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
@@ -404,6 +407,26 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+_TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _check_launch(args, output: Path) -> None:
+    """Refuse, before reading the data, a --distributed run outside torchrun, and the reverse."""
+    missing = [name for name in _TORCHRUN_ENV if name not in os.environ]
+    if args.distributed and missing:
+        raise CommandError(
+            "--distributed runs one process per GPU or CPU worker under torchrun, e.g. "
+            f"`torchrun --nproc_per_node 4 -m {PROG} run ... --distributed`; not set here: "
+            f"{', '.join(missing)}"
+        )
+    world = os.environ.get("WORLD_SIZE", "1")
+    if not args.distributed and "TORCHELASTIC_RUN_ID" in os.environ and world not in ("", "1"):
+        raise CommandError(
+            f"run under torchrun ({world} processes) without --distributed: each process would "
+            f"train alone on every cell and write {output}; add --distributed"
+        )
+
+
 def _expanded(text: str) -> Path:
     """`text` as a path, a leading ~ read as the shell reads it (also where it was quoted).
 
@@ -446,6 +469,8 @@ def _run(args) -> int:
             "--resolution has no effect on -m desc with -k (Leiden is brought to K from its own "
             "start); give one of them"
         )
+
+    _check_launch(args, output)
 
     import scdeepclust as sdc
 

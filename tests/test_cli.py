@@ -548,3 +548,30 @@ def test_a_file_of_nullable_strings_is_written_back(sim, tmp_path):
     assert not pd.api.types.is_object_dtype(ad.read_h5ad(path).obs_names.dtype)
     assert main(["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]) == 0
     assert list(ad.read_h5ad(out).obs_names) == list(sim.obs_names)
+
+
+def test_distributed_and_torchrun_go_together(sim, tmp_path, capsys, monkeypatch):
+    """Found only after reading and preparing, in Python's words; and under torchrun without
+    --distributed every process trained alone on every cell, each writing the output."""
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]
+    assert main([*args, "--distributed"]) == 2
+    captured = capsys.readouterr()
+    assert "--distributed runs one process per GPU or CPU worker under torchrun" in captured.err
+    assert "reading" not in captured.out
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(args) == 2
+    assert "without --distributed: each process would train alone" in capsys.readouterr().err
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29999")
+    monkeypatch.setenv("RANK", "0")
+    assert main([*args, "--distributed", "--truth", "nosuch"]) == 2  # rank 0 says it
+    assert "--truth 'nosuch'" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")
+    assert main([*args, "--distributed", "--truth", "nosuch"]) == 2  # the others do not
+    assert capsys.readouterr().err == ""
