@@ -389,12 +389,15 @@ def _unreadable_marking(error) -> CommandError:
     )
 
 
-# Set by `main`: only a --distributed run heeds RANK (a launcher or a shell may leave it set).
+# Set by `main`: only a --distributed run, or one under torchrun, heeds RANK (a launcher or a
+# shell may leave it set).
 _distributed_run = False
 
 
 def _is_rank_zero() -> bool:
-    return not _distributed_run or os.environ.get("RANK", "0") == "0"
+    if not _distributed_run and "TORCHELASTIC_RUN_ID" not in os.environ:
+        return True
+    return os.environ.get("RANK", "0") == "0"
 
 
 def say(text: str = "") -> None:

@@ -564,9 +564,11 @@ def test_distributed_and_torchrun_go_together(sim, tmp_path, capsys, monkeypatch
     assert "reading" not in captured.out
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("RANK", "0")
     assert main(args) == 2
     assert "without --distributed: each process would train alone" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")
+    assert main(args) == 2 and capsys.readouterr().err == ""  # said once, by rank 0
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29999")
     monkeypatch.setenv("RANK", "0")
