@@ -410,12 +410,11 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-_TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
 def _check_launch(args, output: Path) -> None:
     """Refuse, before reading the data, a --distributed run outside torchrun, and the reverse."""
-    missing = [name for name in _TORCHRUN_ENV if name not in os.environ]
+    from .train._distributed import missing_torchrun_env
+
+    missing = missing_torchrun_env()
     if args.distributed and missing:
         raise CommandError(
             "--distributed runs one process per GPU or CPU worker under torchrun, e.g. "
@@ -627,10 +626,7 @@ def _h5ad_writer(adata):
     import anndata
 
     def write(path):
-        if hasattr(anndata.settings, "allow_write_nullable_strings"):
-            with anndata.settings.override(allow_write_nullable_strings=True):
-                adata.write_h5ad(path)
-        else:
+        with anndata.settings.override(allow_write_nullable_strings=True):  # anndata >= 0.11
             adata.write_h5ad(path)
 
     return write

@@ -29,6 +29,15 @@ ENV_HINT = (
 )
 
 
+# What torchrun sets for each process, and init_process_group reads.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def missing_torchrun_env() -> list[str]:
+    """Return the variables of torchrun's environment that are not set here."""
+    return [name for name in TORCHRUN_ENV if name not in os.environ]
+
+
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     """Return (rank, world size, this process's device).
 
@@ -39,9 +48,7 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     if not dist.is_available():
         raise RuntimeError("This torch build has no torch.distributed; distributed=True needs it.")
     if not dist.is_initialized():
-        missing = [
-            v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ
-        ]
+        missing = missing_torchrun_env()
         if missing:
             raise ValueError(f"{ENV_HINT} Not set here: {', '.join(missing)}.")
         device = _process_device(device)
