@@ -667,9 +667,17 @@ def _check_writable(path: Path, option: str) -> None:
         raise CommandError(f"{option} {path} is a folder; give a file name inside it")
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
+        for attempt in range(5):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with tempfile.TemporaryFile(dir=path.parent):
+                    pass
+                break
+            except FileNotFoundError:
+                # Another run checking the same new folder removed it between our mkdir and
+                # the scratch file: make it again rather than refuse a writable path.
+                if attempt == 4:
+                    raise
     except OSError as error:
         raise CommandError(f"{option} {path} cannot be written: {error}") from None
     finally:

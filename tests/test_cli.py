@@ -118,6 +118,27 @@ def test_output_paths_are_checked_before_reading_the_data(scdcc_h5, tmp_path, ca
     assert "no" in capsys.readouterr().err and not (tmp_path / "new").exists()
 
 
+def test_a_new_output_folder_removed_by_another_run_is_made_again(tmp_path, monkeypatch):
+    # Two runs writing into the same new folder: the first one's check removed the folder it
+    # made between the second one's mkdir and its scratch file, which then refused the path.
+    import tempfile
+
+    from scdeepclust import _cli
+
+    real, calls = tempfile.TemporaryFile, []
+
+    def removed_once(*args, dir=None, **kwargs):
+        calls.append(dir)
+        if len(calls) == 1:
+            Path(dir).rmdir()
+            raise FileNotFoundError(2, "No such file or directory", dir)
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(_cli.tempfile, "TemporaryFile", removed_once)
+    _cli._check_writable(tmp_path / "new" / "o.h5ad", "-o/--output")
+    assert len(calls) == 2 and not (tmp_path / "new").exists()
+
+
 def test_an_interrupted_write_leaves_the_earlier_output_and_no_partial_file(
     sim, tmp_path, capsys, monkeypatch
 ):
