@@ -47,3 +47,24 @@ def scanpy_quiet():
     block is open, in any thread.
     """
     return _SCANPY_WARNINGS_ONLY()
+
+
+def not_anndata(value) -> TypeError:
+    """Return the error for a non-AnnData passed as `adata`, with the line that makes one."""
+    kind = type(value).__name__
+    module = type(value).__module__.split(".")[0]
+    if kind == "MuData" or module in ("mudata", "muon"):
+        advice = (
+            "Pass one modality, e.g. `mdata.mod['rna']` (and `mdata.update()` afterwards to see "
+            "its results in the MuData)."
+        )
+    elif isinstance(value, str | os.PathLike):
+        advice = "Read the file first: `adata = sc.read_h5ad(path)` (or `sc.read_10x_h5`)."
+    elif hasattr(value, "shape") and len(getattr(value, "shape", ())) == 2:
+        advice = (
+            "Wrap the matrix (cells as rows) in one: `adata = anndata.AnnData(X)`; results are "
+            "written into it."
+        )
+    else:
+        advice = "Pass the AnnData the data are in (see `scdeepclust.datasets` for examples)."
+    return TypeError(f"Expected an AnnData object, got {kind}. {advice}")

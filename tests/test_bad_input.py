@@ -1248,6 +1248,27 @@ def test_count_statistics_of_an_adata_names_a_line_that_finds_the_counts():
     assert sdc.pp.count_statistics(counts).size_factors.shape == (adata.n_obs,)
 
 
+class MuData:  # stands for mudata's class, which the tests do not install
+    __module__ = "mudata._core.mudata"
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [
+        (MuData(), r"mdata\.mod\['rna'\]"),
+        ("pbmc.h5ad", r"sc\.read_h5ad\(path\)"),
+        (np.ones((5, 3)), r"anndata\.AnnData\(X\)"),
+        (pd.DataFrame(np.ones((5, 3))), r"anndata\.AnnData\(X\)"),
+        ([1, 2], r"Pass the AnnData"),
+    ],
+)
+def test_something_else_than_an_anndata_is_refused_with_the_line_that_makes_one(value, advice):
+    calls = (sdc.tl.desc, sdc.tl.scdcc, sdc.pp.get_counts, lambda v: sdc.pp.recipe(v, "desc"))
+    for call in (*calls, lambda v: sdc.pl.probabilities(v, "desc")):
+        with pytest.raises(TypeError, match=r"Expected an AnnData object, got \w+\. .*" + advice):
+            call(value)
+
+
 def test_backed_gene_selection_view_and_recipe(tmp_path):
     """scdcc's n_top_genes reads a backed file block by block (the genes and results of the
     data in memory); a view of a backed AnnData, which cannot take results, and pp.recipe,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._messages import caller_stacklevel
+from .._messages import caller_stacklevel, not_anndata
 from .._results import result_keys
 from .._serialization import write_atomically
 
@@ -74,7 +74,7 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
     which, and which runs `adata` does hold, so that a mistyped key is easy to correct.
     """
     if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
+        raise not_anndata(adata)
     if not isinstance(key, str) or not key:
         raise TypeError(f"key must be the non-empty key_added of a run, got {key!r}.")
     keys = result_keys(key)

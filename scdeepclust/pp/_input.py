@@ -19,7 +19,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._messages import caller_stacklevel
+from .._messages import caller_stacklevel, not_anndata
 from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
@@ -96,7 +96,7 @@ def check_adata(
         when the caller reads no ``X``; `None` when that is not known yet.
     """
     if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
+        raise not_anndata(adata)
     if adata.n_obs == 0 or (need_genes and adata.n_vars == 0):
         raise ValueError(f"adata is empty (shape {adata.shape}): there is nothing to cluster.")
     if adata.n_obs < min_cells:
@@ -631,6 +631,8 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
     (`counts_location`), read in one pass (`scan_matrix`); when ``layers['counts']`` was taken
     for its name and holds no counts, the message says how to read ``X`` instead.
     """
+    if not isinstance(adata, AnnData):
+        raise not_anndata(adata)
     found_by_name = layer is None and "counts" in adata.layers
     layer, _ = counts_location(adata, layer)
     matrix, where = input_matrix(adata, layer=layer)

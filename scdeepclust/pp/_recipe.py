@@ -14,6 +14,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._messages import not_anndata
 from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
@@ -117,6 +118,8 @@ def recipe(
     list of str
         One line per step taken, saying what was done to `adata`.
     """
+    if not isinstance(adata, AnnData):
+        raise not_anndata(adata)
     if method not in METHODS:
         raise ValueError(f"method must be 'desc' or 'scdcc', not {method!r}.")
     if adata.isbacked:
