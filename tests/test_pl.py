@@ -386,6 +386,33 @@ def test_compare(clustered, tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(i) for i in range(12)]
 
 
+def test_images_are_drawn_without_grid_lines_under_scanpys_figure_params(clustered):
+    # sc.set_figure_params (as in scanpy's tutorials) turns rcParams["axes.grid"] on: grey
+    # lines crossed every cell of the tables and heatmaps
+    def gridded(ax):
+        return [ax for line in ax.get_xgridlines() + ax.get_ygridlines() if line.get_visible()]
+
+    with plt.rc_context({"axes.grid": True}):
+        ax = sdc.pl.compare(clustered, "scdcc", "group", show=False)
+        fig = sdc.pl.probabilities(clustered, "scdcc", show=False)
+    assert not any(gridded(a) for a in ax.figure.axes)
+    assert not any(gridded(a) for a in fig.axes[:3])  # the confidence panel may keep its grid
+
+
+def test_embedding_axes_are_named_as_scanpy_names_them(clustered):
+    adata = clustered.copy()
+    adata.obsm["X_umap"] = adata.obsm["X_scdcc"][:, :2]
+    assert sdc.pl.embedding(adata, "scdcc", show=False).get_xlabel() == "UMAP1"
+    ax = sdc.pl.embedding(adata, "scdcc", basis="X_desc", show=False)
+    assert ax.get_xlabel() == "desc1"
+    adata.obsm["desc"] = adata.obsm["X_desc"] + 1  # a key without "X_" is not looked past
+    ax = sdc.pl.embedding(adata, "scdcc", basis="X_desc", show=False)
+    assert ax.get_xlabel() == "X_desc1"
+    np.testing.assert_allclose(
+        ax.collections[0].get_offsets()[:, 0].min(), adata.obsm["X_desc"][:, 0].min(), rtol=1e-6
+    )
+
+
 def test_diagonal_order_puts_matches_on_the_diagonal():
     counts = np.array([[0, 9, 1, 0], [8, 0, 0, 2], [0, 1, 0, 7]])
     order = diagonal_order(counts)

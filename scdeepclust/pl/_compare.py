@@ -114,7 +114,10 @@ def compare(
                         fontsize=min(_size(n_rows), _size(n_cols)) - 1,
                         color="white" if dark else "black",
                     )
-    fig.colorbar(image, ax=ax, label=_NORMALIZE[normalize], fraction=0.05, pad=0.02)
+    bar = fig.colorbar(image, ax=ax, label=_NORMALIZE[normalize], fraction=0.05, pad=0.02)
+    # sc.set_figure_params turns the grid on, which would cross every cell of the table
+    for image_ax in (ax, bar.ax):
+        image_ax.grid(False)
     ax.set_xlabel(f"{key} cluster")
     ax.set_ylabel(truth)
     ax.set_title(

@@ -57,7 +57,8 @@ def embedding(
     Returns
     -------
     With ``show=False``, what :func:`scanpy.pl.embedding` returns: an Axes, or a list of Axes
-    with several panels; with ``return_fig=True`` the Figure, never shown (as in scanpy).
+    with several panels; with ``return_fig=True`` the Figure, without ``plt.show()`` (as in
+    scanpy; in Jupyter, assign it or end the line with ``;``, else the cell draws it twice).
     """
     import scanpy as sc
 
@@ -65,10 +66,13 @@ def embedding(
     if basis is None:
         basis = "X_umap" if "X_umap" in adata.obsm else f"X_{key}"
     colors = panel_colors(adata, key, color, kwargs)
+    # scanpy names the axes after the basis it is given: "UMAP1" for "umap", "X_umap1" for
+    # "X_umap"; it finds obsm["X_" + name] itself when no obsm[name] stands in the way
+    named = basis[2:] if basis.startswith("X_") and basis[2:] not in adata.obsm else basis
     # scanpy only draws; saving and showing are finish's, so that `save` is not handed to
     # scanpy, whose own `save` is deprecated in 1.12
     with scanpy_draws_only():
-        returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
+        returned = sc.pl.embedding(adata, basis=named, color=colors, show=False, **kwargs)
     if kwargs.get("return_fig"):  # scanpy returns that figure without showing it
         show = False
     return finish(figure_of(returned), basis, show=show, save=save, returned=returned)

@@ -54,7 +54,9 @@ def history(
         Size of the figure.
     show
         Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the figure is
-        returned instead: save it with ``fig.savefig(path)``.
+        returned instead: save it with ``fig.savefig(path)``. In Jupyter, assign it
+        (``fig = ...``) or end the line with ``;``: a Figure left as a cell's value is drawn
+        twice, as matplotlib's figures are.
     save
         Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is
         ``history_<key>``.

@@ -58,7 +58,9 @@ def probabilities(
         Size of the figure.
     show
         Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the figure is
-        returned instead: save it with ``fig.savefig(path)``.
+        returned instead: save it with ``fig.savefig(path)``. In Jupyter, assign it
+        (``fig = ...``) or end the line with ``;``: a Figure left as a cell's value is drawn
+        twice, as matplotlib's figures are.
     save
         Deprecated, see :func:`scdeepclust.pl.umap`; its default file name here is
         ``probabilities_<key>``.
@@ -156,6 +158,9 @@ def probabilities(
     subsampled = f", {len(shown)} of {len(order)} shown" if len(shown) < len(order) else ""
     heat_ax.set_title(f"{key}: soft assignments ({len(order)} cells{subsampled})", fontsize=10)
     fig.colorbar(image, cax=cbar_ax, label="probability")
+    # sc.set_figure_params turns the grid on, which would cross the images
+    for image_ax in (strip_ax, heat_ax, cbar_ax):
+        image_ax.grid(False)
 
     _confidence_panel(conf_ax, confidence, codes, categories, colors, threshold, key)
     return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)

@@ -78,7 +78,8 @@ def umap(
     Returns
     -------
     With ``show=False``, what :func:`scanpy.pl.embedding` returns: an Axes, or a list of Axes
-    with several panels; with ``return_fig=True`` the Figure, never shown (as in scanpy).
+    with several panels; with ``return_fig=True`` the Figure, without ``plt.show()`` (as in
+    scanpy; in Jupyter, assign it or end the line with ``;``, else the cell draws it twice).
     """
     import scanpy as sc
 
