@@ -19,7 +19,17 @@ def __getattr__(name: str):
     # Submodules load on first use: `import scdeepclust` stays cheap (torch and scanpy are only
     # imported when a tool, plot or dataset is touched), so `scdeepclust --help` answers at once.
     if name in _SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except KeyboardInterrupt as interruption:
+            # A library stopped half-way through its import (torch, pandas) often fails every
+            # later import with an error that names neither the interruption nor the remedy.
+            interruption.add_note(
+                "scdeepclust was interrupted while it imported torch and scanpy (its first use "
+                "takes a few seconds). Libraries stopped during their import often cannot be "
+                "imported again: restart the Python session (in Jupyter, the kernel) first."
+            )
+            raise
         globals()[name] = module
         return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -55,6 +56,19 @@ def test_the_scan_sees_relative_imports():
     # the check above would pass vacuously if relative imports were resolved wrongly
     assert "scdeepclust.models" in _imported(PACKAGE / "tl" / "_map.py")
     assert "scdeepclust.pp._input" in _imported(PACKAGE / "models" / "_trained.py")
+
+
+def test_an_interrupted_first_use_says_to_restart_the_session(monkeypatch):
+    import scdeepclust
+
+    def interrupted(name, package=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.delitem(vars(scdeepclust), "pl", raising=False)
+    monkeypatch.setattr(scdeepclust, "importlib", SimpleNamespace(import_module=interrupted))
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        scdeepclust.pl  # noqa: B018
+    assert "restart the Python session" in "".join(stopped.value.__notes__)
 
 
 def test_using_a_model_does_not_load_tl(tmp_path):
