@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from anndata import AnnData
 from scipy.sparse import SparseEfficiencyWarning, csr_matrix
+
+from ._process import ignoring_warnings
 
 
 def exact_neighbors(
@@ -22,8 +22,7 @@ def exact_neighbors(
     """
     import scanpy as sc
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SparseEfficiencyWarning)
+    with ignoring_warnings(SparseEfficiencyWarning):
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,

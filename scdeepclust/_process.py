@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import re
 import threading
+import warnings
 from collections.abc import Callable
 
 
@@ -42,3 +45,43 @@ class ProcessWideOverride:
                     self._open -= 1
                     if self._open == 0 and self._wanted(self._saved) != self._saved:
                         self._set(self._saved)
+
+
+_FILTERS_LOCK = threading.Lock()
+_FILTER_BLOCKS: collections.Counter = collections.Counter()
+
+
+@contextlib.contextmanager
+def ignoring_warnings(category: type[Warning] = Warning, message: str = ""):
+    """Ignore the matching warnings while the block runs, safely across threads.
+
+    ``warnings.catch_warnings`` saves the process's whole filter list and puts that copy back
+    (before Python 3.14 the list is one per process): blocks overlapping in threads left one's
+    "ignore" in place for good, or dropped a filter the user set meanwhile. Here the first
+    block adds one entry and the last removes it, and the rest of the list is left alone.
+    """
+    changed = getattr(warnings, "_filters_mutated", None)  # what catch_warnings calls too
+    if changed is None:  # an interpreter without that hook: as before
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=message, category=category)
+            yield
+        return
+    entry = ("ignore", re.compile(message, re.I) if message else None, category, None, 0)
+    opened = False
+    try:
+        with _FILTERS_LOCK:
+            _FILTER_BLOCKS[entry] += 1
+            opened = True
+            if _FILTER_BLOCKS[entry] == 1:
+                warnings.filters.insert(0, entry)
+                changed()
+        yield
+    finally:
+        if opened:
+            with _FILTERS_LOCK:
+                _FILTER_BLOCKS[entry] -= 1
+                if _FILTER_BLOCKS[entry] == 0:
+                    del _FILTER_BLOCKS[entry]
+                    with contextlib.suppress(ValueError):  # gone with resetwarnings()
+                        warnings.filters.remove(entry)
+                    changed()

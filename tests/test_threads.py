@@ -123,3 +123,33 @@ def test_a_setting_interrupted_as_it_is_set_comes_back():
     with override():  # and the next block still sets and restores it
         assert value["now"] == "package's"
     assert value["now"] == "caller's"
+
+
+def test_warnings_ignored_in_overlapping_blocks_leave_the_filters_as_they_were():
+    # warnings.catch_warnings restores the whole filter list it saved: blocks of two threads
+    # closing out of order left one's "ignore" for good and dropped a filter set meanwhile.
+    import warnings
+
+    from scipy.sparse import SparseEfficiencyWarning
+
+    from scdeepclust._process import ignoring_warnings
+
+    with warnings.catch_warnings():  # the test's own, in this thread alone
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        first, second = (
+            ignoring_warnings(SparseEfficiencyWarning),
+            ignoring_warnings(SparseEfficiencyWarning),
+        )
+        first.__enter__()
+        second.__enter__()
+        warnings.filterwarnings("error", message="the user's, set meanwhile")
+        users = warnings.filters[0]
+        first.__exit__(None, None, None)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.warn("still ignored", SparseEfficiencyWarning, stacklevel=1)
+        assert not seen  # the second block is still open
+        second.__exit__(None, None, None)
+        assert warnings.filters == [users, *before]
+        with pytest.warns(SparseEfficiencyWarning):
+            warnings.warn("shown again", SparseEfficiencyWarning, stacklevel=1)

@@ -25,13 +25,13 @@ minibatch of them faster than the gather on the device does there.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .._process import ignoring_warnings
 from ._rows import RowSource, dense_chunk_rows
 
 # Rows are kept on a CUDA device only when they take at most this share of its free memory,
@@ -417,6 +417,5 @@ def _shared_tensor(array: np.ndarray) -> torch.Tensor:
     """
     if array.flags.writeable:
         return torch.from_numpy(array)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    with ignoring_warnings(message="The given NumPy array is not writable"):
         return torch.from_numpy(array)

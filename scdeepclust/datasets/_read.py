@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from os import PathLike
 from pathlib import Path
 
 from anndata import AnnData
+
+from .._process import ignoring_warnings
 
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
@@ -62,9 +63,8 @@ def read(path: str | PathLike) -> AnnData:
     if layout == "h5ad":
         return sc.read_h5ad(path)
     if layout == "10x":
-        with warnings.catch_warnings():
-            # made unique below: anndata's advice to do so is not the caller's to follow
-            warnings.filterwarnings("ignore", message="Variable names are not unique")
+        # made unique below: anndata's advice to do so is not the caller's to follow
+        with ignoring_warnings(message="Variable names are not unique"):
             adata = sc.read_10x_h5(path)
         adata.var_names_make_unique()
         return adata

@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._messages import caller_stacklevel, not_anndata
+from .._process import ignoring_warnings
 from .._results import result_keys
 from .._serialization import write_atomically
 
@@ -283,10 +284,7 @@ def scanpy_draws_only():
     autosave = sc.settings.autosave
     sc.settings.autosave = False
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="The set_bad function", category=PendingDeprecationWarning
-            )
+        with ignoring_warnings(PendingDeprecationWarning, message="The set_bad function"):
             yield
     finally:
         sc.settings.autosave = autosave

@@ -6,7 +6,6 @@ This is the one function in `pp` that modifies an AnnData (in place, like scanpy
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,6 +14,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._messages import not_anndata
+from .._process import ignoring_warnings
 from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
@@ -154,8 +154,7 @@ def recipe(
             f"max_value={max_value!r} clips the scaling, which scale=False leaves to "
             "tl.desc(scale=True), and that does not clip; leave max_value out, or scale here."
         )
-    with warnings.catch_warnings():  # said below, of the cells kept
-        warnings.simplefilter("ignore", BatchWarning)
+    with ignoring_warnings(BatchWarning):  # said below, of the cells kept
         batches = batch_covariate(adata, batch_key)  # checked before anything is changed
     if n_top_genes is not None:  # checked before anything is changed
         _marked_genes(adata)
@@ -228,9 +227,7 @@ def _sharing_matrices(adata: AnnData) -> AnnData:
     """
     # anndata's warnings (about `adata`'s names, or an old layout of uns['neighbors']) are not
     # the user's: this object is internal
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", FutureWarning)
+    with ignoring_warnings(UserWarning), ignoring_warnings(FutureWarning):
         return AnnData(
             X=adata.X,
             obs=adata.obs.copy(),
@@ -279,8 +276,7 @@ def _prepare(
         adata.layers[counts_key] = _computable(adata.layers[counts_key], where, steps)
         _drop_empty(adata, counts_key, steps)
     if batches is not None:  # of the cells kept so far; warned about once the cells are final
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BatchWarning)
+        with ignoring_warnings(BatchWarning):
             batches = batch_covariate(adata, batch_key)
 
     state = _x_state(adata.X, logged="log1p" in adata.uns)

@@ -16,10 +16,9 @@ place.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from .._process import ignoring_warnings
 from ._confidence import NeighbourView
 
 # The regularisation of `benchmarks/supervised_ceiling.py`'s logistic regression, whose
@@ -59,8 +58,7 @@ def classifier_prior(
     # leaves class 2 alone
     if len(np.unique(known_classes[known])) < 2 or n_classes > n_clusters:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with ignoring_warnings(ConvergenceWarning):
         classifier = LogisticRegression(
             C=regularisation,
             max_iter=2000,
