@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from ._process import ProcessWideOverride
@@ -33,20 +37,59 @@ def _scanpy_verbosity(value=None):
     sc.settings.verbosity = value
 
 
+# where scanpy's logger cannot take a filter: its verbosity, the process's, is held instead
 _SCANPY_WARNINGS_ONLY = ProcessWideOverride(
     _scanpy_verbosity, _scanpy_verbosity, lambda verbosity: min(verbosity, 1)
 )
 
 
+class _QuietThreads(logging.Filter):
+    """Drop scanpy's records below warnings that come from threads inside `scanpy_quiet`."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.open_blocks: collections.Counter = collections.Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.thread not in self.open_blocks
+
+
+_QUIET_THREADS = _QuietThreads()
+
+
+@contextlib.contextmanager
 def scanpy_quiet():
     """Silence scanpy's info messages inside the block (its warnings stay).
 
     For scanpy calls on the package's own temporary AnnData objects: at verbosity 2 and above
     scanpy reported "added to `.uns['neighbors']`" and "'leiden', the cluster labels" about
-    keys the user's object never gets. The verbosity is the process's: held while any such
-    block is open, in any thread.
+    keys the user's object never gets. Only this thread's messages are dropped: lowering the
+    verbosity, which is the process's, silenced the caller's scanpy calls in other threads and
+    undid a verbosity set meanwhile.
     """
-    return _SCANPY_WARNINGS_ONLY()
+    import scanpy as sc
+
+    logger = getattr(sc.settings, "_root_logger", None)
+    if not isinstance(logger, logging.Logger):
+        with _SCANPY_WARNINGS_ONLY():
+            yield
+        return
+    thread = threading.get_ident()
+    opened = False
+    try:
+        with _QUIET_THREADS.lock:
+            _QUIET_THREADS.open_blocks[thread] += 1
+            opened = True
+            if _QUIET_THREADS not in logger.filters:
+                logger.addFilter(_QUIET_THREADS)
+        yield
+    finally:
+        if opened:
+            with _QUIET_THREADS.lock:
+                _QUIET_THREADS.open_blocks[thread] -= 1
+                if _QUIET_THREADS.open_blocks[thread] == 0:
+                    del _QUIET_THREADS.open_blocks[thread]
 
 
 def not_anndata(value) -> TypeError:

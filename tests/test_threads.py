@@ -94,7 +94,7 @@ def test_process_wide_settings_come_back_when_the_last_run_in_any_thread_ends():
             thread.start()
         for thread in threads:
             thread.join()
-        assert seen["inside"] == ("highest", 1)
+        assert seen["inside"] == ("highest", 3)  # scanpy's verbosity is left to the caller
         assert torch.get_float32_matmul_precision() == "medium"
         assert int(sc.settings.verbosity) == 3
     finally:
@@ -153,3 +153,41 @@ def test_warnings_ignored_in_overlapping_blocks_leave_the_filters_as_they_were()
         assert warnings.filters == [users, *before]
         with pytest.warns(SparseEfficiencyWarning):
             warnings.warn("shown again", SparseEfficiencyWarning, stacklevel=1)
+
+
+def test_scanpy_is_quieted_in_the_runs_thread_alone():
+    # The package lowered scanpy's verbosity, the process's, while it ran scanpy on its own
+    # temporary objects: the caller's scanpy calls in other threads lost their messages, and a
+    # verbosity set meanwhile was undone when the run ended.
+    import io
+
+    from scdeepclust._messages import scanpy_quiet
+
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    log = io.StringIO()
+    sc.settings.verbosity, sc.settings.logfile = 3, log
+    inside, logged = threading.Event(), threading.Event()
+
+    def run():
+        with scanpy_quiet():
+            sc.logging.info("about the package's own object")
+            sc.logging.warning("a warning of the package's thread")
+            inside.set()
+            logged.wait(10)
+
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        inside.wait(10)
+        sc.logging.info("the caller's own step")
+        sc.settings.verbosity = 4  # set while the run is open
+        logged.set()
+        thread.join()
+        said = log.getvalue()
+        assert "the caller's own step" in said and "a warning of the package's thread" in said
+        assert "the package's own object" not in said
+        assert int(sc.settings.verbosity) == 4
+        sc.logging.info("after the run")  # nothing is left dropping this thread's messages
+        assert "after the run" in log.getvalue()
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
