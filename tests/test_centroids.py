@@ -122,6 +122,9 @@ def test_leiden_reaches_exactly_the_given_number(n_clusters):
         assert resolution > 0.1
     labels, _ = leiden_k_labels(z, n_clusters, resolution=0.1, n_neighbors=10, random_state=0)
     assert sorted(np.unique(labels)) == list(range(n_clusters))
+    # a resolution above the ladder's top is tried as given (it failed with UnboundLocalError)
+    labels, resolution = _ward_merged_ladder(graph, z, n_clusters, 150.0)
+    assert sorted(np.unique(labels)) == list(range(n_clusters)) and resolution == 150.0
 
 
 def test_initial_centroids_from_leiden_and_the_k_means_fallback(monkeypatch):

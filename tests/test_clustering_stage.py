@@ -5,6 +5,7 @@ final embedding and soft assignments."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from scdeepclust.data import CellFeeder, RowSource, stream_outputs
@@ -130,3 +131,38 @@ def test_a_small_compact_cluster_takes_fewer_cells_in_the_first_target():
     assert handed_over >= 40
     assert handed_over_leaning < handed_over / 2
     assert np.all(own[400:] == 1) and np.all(leaned[400:] == 1)
+
+
+@pytest.mark.parametrize("weight", [0.5, 1.0])
+def test_leaning_the_first_target_on_leiden_is_no_label_change(weight):
+    # The first target leans on the Leiden labels (initial_label_weight); the first count of
+    # changed labels started from those, and counted every cell Leiden and the nearest
+    # centroid disagree on as moved by training. Nothing trains here (lr=0).
+    import warnings
+
+    from scdeepclust.train import CentroidInit, deep_embedded_clustering, sgd
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate(
+        [
+            rng.normal(-2, 1.5, (300, 2)),
+            rng.normal(2, 0.5, (60, 2)),
+            rng.normal((0, 4), 1, (200, 2)),
+        ]
+    ).astype(np.float32)
+    feeder = CellFeeder(RowSource(z), device=torch.device("cpu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # about the short stage
+        outcome = deep_embedded_clustering(
+            feeder,
+            lambda batch: batch.x,
+            [],
+            2,
+            CentroidInit(None, 0.3, 10, 0),
+            ClusteringStage(max_epochs=6, batch_size=100, tol=0.001),
+            lambda parameters: sgd(parameters, lr=0.0, momentum=0.0),
+            rng=np.random.default_rng(0),
+            initial_label_weight=weight,
+            progress=False,
+        )
+    assert outcome.history["label_change"] == [0.0]

@@ -170,3 +170,36 @@ def test_desc_calibrates_its_confidence_and_scdcc_reports_its_soft_assignment(si
     assert confidence.min() >= 0 and confidence.max() <= 1
     # well separated groups: cells agree with their neighbours, whatever q's level
     assert np.median(confidence) > 0.9
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.5])
+def test_the_engine_calibrates_only_when_asked(smoothing):
+    # Target smoothing builds the neighbour view the calibration reads: it calibrated the
+    # confidence also with calibrate_confidence=False.
+    import torch
+
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import CentroidInit, ClusteringStage, deep_embedded_clustering, sgd
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-2, 1, (150, 2)), rng.normal(2, 1, (150, 2))])
+    feeder = CellFeeder(RowSource(z.astype(np.float32)), device=torch.device("cpu"))
+    outcomes = [
+        deep_embedded_clustering(
+            feeder,
+            lambda batch: batch.x,
+            [],
+            2,
+            CentroidInit(2, None, 5, 0),
+            ClusteringStage(max_epochs=3, batch_size=100, tol=0.001),
+            lambda parameters: sgd(parameters, lr=0.01, momentum=0.0),
+            rng=np.random.default_rng(0),
+            target_smoothing=smoothing,
+            calibrate_confidence=calibrate,
+            progress=False,
+        )
+        for calibrate in (False, True)
+    ]
+    assert outcomes[0].confidence is None and outcomes[0].confidence_map is None
+    assert "confidence_calibration" not in outcomes[0].info
+    assert outcomes[1].confidence is not None and "confidence_calibration" in outcomes[1].info

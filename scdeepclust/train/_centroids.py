@@ -290,10 +290,10 @@ def _leiden_until(
 
 
 def _resolution_ladder(start: float) -> list[float]:
-    ladder = []
-    while start <= LEIDEN_MAX_RESOLUTION:
-        ladder.append(start)
-        start *= LEIDEN_RESOLUTION_STEP
+    # the given resolution is always tried, also above the ladder's top
+    ladder = [start]
+    while ladder[-1] * LEIDEN_RESOLUTION_STEP <= LEIDEN_MAX_RESOLUTION:
+        ladder.append(ladder[-1] * LEIDEN_RESOLUTION_STEP)
     return ladder
 
 

@@ -276,9 +276,12 @@ def deep_embedded_clustering(
         z_local, layer, feeder.device, dense_chunk_rows(feeder.n_vars)
     )
     del z_local
+    initial_labels = None
     if start_labels is not None:
         if feeder.shard is not None:  # this process's cells
             start_labels = start_labels[feeder.shard.start : feeder.shard.stop]
+        # the target leans on the initial clustering; the labels training starts from do not
+        initial_labels = initial_probabilities.argmax(1)
         leaning_on_labels(initial_probabilities, start_labels, initial_label_weight)
     optimizer = make_optimizer([*trainable, *layer.parameters()])
     if checkpoint is not None:
@@ -310,6 +313,7 @@ def deep_embedded_clustering(
         target_prior=target_prior,
         target_smoothing=smoothing,
         initial_probabilities=initial_probabilities,
+        initial_labels=initial_labels,
         outputs=outputs,
         progress=progress,
         stage=stage_name,
@@ -350,7 +354,7 @@ def deep_embedded_clustering(
         labels[known] = init.seed_labels[known]
     empty = [] if labels is None else _empty_clusters(labels, layer.n_clusters, init.n_clusters)
     confidence = confidence_map = None
-    if labels is not None and view is not None:
+    if labels is not None and view is not None and calibrate_confidence:
         confidence, confidence_map = calibrated_confidence(
             probabilities, labels, view, refine_components, device=feeder.device
         )

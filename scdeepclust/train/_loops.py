@@ -349,6 +349,7 @@ def train_clustering(
     target_prior: torch.Tensor | None = None,
     target_smoothing: TargetSmoothing | None = None,
     initial_probabilities: np.ndarray | None = None,
+    initial_labels: np.ndarray | None = None,
     outputs: StageOutputs | None = None,
     progress: bool = True,
     stage: str = "clustering",
@@ -373,6 +374,9 @@ def train_clustering(
     Each refresh is a pass over every cell; two of them can come from elsewhere. The first needs
     the soft assignments before any training step: `initial_probabilities` (this process's
     cells, as `clustering_layer` gives them from the caller's embedding), when the caller has them.
+    Where the caller changed them for the first target (`dec.leaning_on_labels`), the labels
+    they gave before that are `initial_labels`: the first count of changed labels starts from
+    those, so that it counts only what training moved.
     When the stage stops on `tol`, its last refresh came after its last step, so the cells'
     embedding and soft assignments at that refresh are the final ones: they are put in `outputs`
     (left empty when the stage ran to `max_epochs` or had finished before a resume).
@@ -413,7 +417,10 @@ def train_clustering(
                 else:
                     streamed = stream_stage_outputs(feeder, embed, clustering_layer)
                     q_all, z_all = torch.from_numpy(streamed.probabilities), streamed.embedding
-                labels = q_all.argmax(1).numpy()
+                if step == 0 and initial_labels is not None:
+                    labels = initial_labels
+                else:
+                    labels = q_all.argmax(1).numpy()
                 if previous_labels is not None:
                     changed = torch.tensor(
                         [float(np.sum(labels != previous_labels))], device=device
