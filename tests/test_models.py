@@ -57,6 +57,14 @@ def test_return_model_and_copy(split):
     mapped = sdc.tl.map_to_model(train, plain[1], copy=True, key_added="again")
     np.testing.assert_array_equal(mapped.obs["again"], plain[0].obs["scdcc"])
     assert sdc.tl.scdcc(train, 3, copy=True, **fast).n_obs == train.n_obs  # no model: AnnData
+    # the model holds the settings as run (tol, refine, pretrain_balance were the unresolved
+    # defaults there), and so do the params, max_value and n_pairs included
+    params = out.uns["scdcc"]["params"]
+    for name, value in params.items():
+        assert np.array_equal(np.asarray(model.config[name]), np.asarray(value)), name
+    assert params["tol"] is not None and params["pretrain_balance"] is not None
+    given = sdc.tl.scdcc(train, 3, copy=True, max_value=10.0, n_pairs=50, **fast)
+    assert {"max_value": 10.0, "n_pairs": 50}.items() <= dict(given.uns["scdcc"]["params"]).items()
 
 
 def test_mapping_new_cells_scdcc(scdcc_model, split):

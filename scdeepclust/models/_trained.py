@@ -260,7 +260,9 @@ class TrainedModel:
             ``(n_obs,)`` (`map_to_model` writes them as the categories ``"0"``, ``"1"``, ...
             of ``obs[key]``). ``soft=True``: the soft assignments, float32 of shape
             ``(n_obs, n_clusters)`` with rows summing to 1 (``obsm[key + '_probs']``); the
-            label is the largest of each row.
+            label is the largest of each row. On the training cells the labels are those of
+            training except where training reported others: cells moved by `refine`, and
+            labelled cells whose known class scDCC's `keep_labels` kept.
 
         See Also
         --------

@@ -67,8 +67,9 @@ def map_to_model(
     -------
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
     clusters: each cell's highest soft assignment, without the classifier that read the
-    training cells' clusters again with `refine`; its categories are those the cells fall
-    into, as in training), `obs[key + '_confidence']` (on
+    training cells' clusters again with `refine`, and without the known labels that scDCC's
+    `keep_labels` kept for its labelled cells; its categories are those the cells fall into, as
+    in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
     `uns[key]` (`params`: method, model key; `n_genes_missing`).

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from os import PathLike
 
 import numpy as np
@@ -209,7 +208,8 @@ def scdcc(
     label_key
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
-        Unless `resolution` is given, the labelled cells also place the initial centroids: each
+        Unless `resolution` is given without `n_clusters`, the labelled cells also place the
+        initial centroids (with `n_clusters`, in place of `init`'s start): each
         known class starts at the mean latent position of its labelled cells (further clusters
         from k-means), and a loss term weighted by `label_weight` keeps each labelled cell in its
         class's cluster. Only missing values (NaN, None) mark unlabelled cells: a text such as
@@ -247,7 +247,8 @@ def scdcc(
         space); DEC's target p is multiplied by these probabilities raised to the power
         `label_prior`, so unlabelled cells go where both the clusters and the labels point. 0 leaves
         the target to the clusters alone, as earlier releases did; at most 6. Used with
-        `label_key` when the known classes place the initial centroids (not with `resolution`).
+        `label_key` when the known classes place the initial centroids (not with `resolution`
+        without `n_clusters`).
     refine
         Read the clusters once more in another view before reporting them, as `tl.desc` does: a
         logistic regression on 50 principal components of the input (clipped to [-10, 10] for
@@ -614,6 +615,8 @@ def scdcc(
         n_top_genes=n_top_genes,
         label_key=label_key,
         protein_key=protein_key,
+        n_pairs=n_pairs,
+        max_value=max_value,
         device=str(dev),
     )
     result.timings["total_s"] = time.perf_counter() - t_start
@@ -632,7 +635,7 @@ def scdcc(
         model = SCDCC(
             result.trained["network"],
             result.trained["centroids"],
-            config={**asdict(config), "max_value": max_value},
+            config=result.params,  # as run: tol, refine and pretrain_balance resolved
             features=list(genes.astype(str)),
             preprocessing={
                 "counts_from": where,
