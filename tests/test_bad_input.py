@@ -1381,6 +1381,23 @@ def test_the_advice_for_estimated_counts_rounds_them(sim):
     assert where == "layers['counts']" and np.all(matrix.data == np.round(matrix.data))
 
 
+def test_the_advice_for_counts_of_a_view_makes_it_actual_first(sim):
+    # On a view, `adata.layers['counts'].data = ...` changed a temporary copy: following the
+    # advice, the tool refused the same values again.
+    counts = sim.layers["counts"].astype(np.float32)
+    counts.data[::7] -= 0.05
+    sim.layers["counts"] = counts
+    namespace = {"np": np, "adata": sim[: sim.n_obs // 2]}
+    with pytest.raises(ValueError, match="Round them first") as refused:
+        sdc.pp.get_counts(namespace["adata"])
+    lines = re.search(r"e\.g\. `([^`]+)` \(adata is a view\), then `([^`]+)`", str(refused.value))
+    for line in lines.groups():
+        exec(line, namespace)
+    matrix, _ = sdc.pp.get_counts(namespace["adata"])
+    assert np.all(matrix.data == np.round(matrix.data))
+    assert not np.all(sim.layers["counts"].data == np.round(sim.layers["counts"].data))
+
+
 @pytest.mark.parametrize(
     "transform, name",
     [

@@ -215,6 +215,23 @@ def test_the_conversion_offered_for_words_keeps_the_marked_genes(form):
     np.testing.assert_array_equal(fixed, marked)
 
 
+@pytest.mark.parametrize("words", [False, True])
+def test_the_conversion_offered_for_a_series_keeps_its_gene_names(words):
+    # The advice was the array's, `np.asarray(mask_var, dtype=bool)`: a Series indexed by gene
+    # names in another order, converted so, was then read by position (other genes).
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"].to_numpy()
+    values = np.where(marked, "TRUE", "false") if words else marked.astype(int)
+    mask_var = pd.Series(values, index=adata.var_names)[::-1]
+    with pytest.raises(ValueError, match="True/False") as refused:
+        gene_mask(adata, mask_var)
+    namespace = {"mask_var": mask_var}
+    exec(re.search(r"`(mask_var = .*?)`", str(refused.value)).group(1), namespace)
+    np.testing.assert_array_equal(
+        gene_mask(adata, namespace["mask_var"]).columns, np.flatnonzero(marked)
+    )
+
+
 def test_a_series_is_read_by_position_only_with_the_default_index():
     adata = _marked_data("desc")
     marked = adata.var["highly_variable"].to_numpy()

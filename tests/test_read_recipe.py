@@ -329,6 +329,34 @@ def test_recipe_refuses_other_matrices_in_another_byte_order_before_changing_any
     assert "X: scale (zero mean, unit variance per gene, not clipped)" in sdc.pp.recipe(sim, "desc")
 
 
+def test_recipe_refuses_a_counts_layer_in_another_byte_order_that_it_does_not_read():
+    # layers['counts'] was exempt from the check also where it holds no counts (X does not
+    # either: DESC reads X as it is), so the subsetting failed in scipy's words
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    counts = sim.layers["counts"]
+    sim.X = sparse.csr_matrix(np.log1p(counts.toarray()))
+    logged = sparse.csr_matrix(np.log1p(counts.toarray()))
+    sim.layers["counts"] = sparse.csr_matrix(
+        (logged.data.astype(">f4"), logged.indices, logged.indptr), shape=logged.shape
+    )
+    with pytest.raises(ValueError, match=r"adata\.layers\['counts'\] is a sparse matrix") as e:
+        sdc.pp.recipe(sim, "desc")
+    exec(str(e.value).split("`")[1], {"adata": sim})
+    assert sdc.pp.recipe(sim, "desc")
+
+
+def test_the_byte_order_advice_on_a_view_names_the_parent():
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    protein = sparse.csr_matrix(np.ones((sim.n_obs, 3), dtype=np.float32))
+    sim.obsm["adt"] = sparse.csr_matrix(
+        (protein.data.astype(">f4"), protein.indices, protein.indptr), shape=protein.shape
+    )
+    with pytest.raises(ValueError, match="In the AnnData the view was taken from") as e:
+        sdc.pp.recipe(sim[:80], "desc")
+    exec(str(e.value).split("`")[1], {"adata": sim})
+    assert sdc.pp.recipe(sim[:80].copy(), "desc")
+
+
 @pytest.mark.parametrize("dense", [True, False])
 def test_recipe_takes_0_1_data_stored_as_bool(dense):
     """scanpy's normalize_total divided a dense bool matrix in place (a numpy casting error,

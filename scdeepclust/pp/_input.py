@@ -147,6 +147,7 @@ def refuse_sparse_in_other_byte_order(
     """
     if adata.is_view:  # a view's matrices are sliced when read, which fails on these
         adata = getattr(adata, "_adata_ref", adata)
+        fix = fix or "In the AnnData the view was taken from, "
     stores = [("X", adata.X)] + [(f"layers[{k!r}]", adata.layers[k]) for k in layer_names(adata)]
     for name in ("obsm", "varm", "obsp", "varp"):
         stores += [(f"{name}[{k!r}]", v) for k, v in getattr(adata, name).items()]
@@ -293,6 +294,12 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
             f"`{what} = {what}.astype(str).str.lower() == 'true'`"
             if text
             else f"`{what} = {what}.astype(bool)`"
+        )
+    elif isinstance(mask_var, pd.Series):  # kept a Series, still read by its gene names
+        convert = (
+            "`mask_var = mask_var.astype(str).str.lower() == 'true'`"
+            if text
+            else "`mask_var = mask_var.astype(bool)`"
         )
     else:
         convert = (
@@ -642,6 +649,7 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
         where,
         raw_hint=where == "X" and adata.raw is not None,
         found_by_name=found_by_name,
+        view=adata.is_view,
     )
     return matrix, where, summary
 
@@ -844,14 +852,22 @@ def warn_if_binary(summary: MatrixSummary, where: str) -> None:
 
 
 def check_counts(
-    summary: MatrixSummary, where: str, *, raw_hint: bool = False, found_by_name: bool = False
+    summary: MatrixSummary,
+    where: str,
+    *,
+    raw_hint: bool = False,
+    found_by_name: bool = False,
+    view: bool = False,
 ) -> None:
     """Refuse anything but finite non-negative integers, saying what was found.
 
     `found_by_name`: the matrix is ``layers['counts']``, read because of its name (no `layer`
-    was given); the message then says how to read ``X`` instead.
+    was given); the message then says how to read ``X`` instead. `view`: the AnnData is a view,
+    whose matrices a line such as ``adata.X.data = ...`` would change in a temporary copy only;
+    the advice then makes it actual first.
     """
     check_finite(summary, where)
+    first = "`adata = adata.copy()` (adata is a view), then " if view else ""
     if summary.is_counts:
         totals = summary.row_sums
         if totals.size and totals.max() > FLOAT32_MAX:  # the size factors are float32
@@ -868,7 +884,7 @@ def check_counts(
         found = (
             f"it has values such as {summary.example_non_integer!r}, within "
             f"{summary.non_integer_offset:.1g} of whole numbers: counts that went through a "
-            "float conversion? Round them first, e.g. "
+            f"float conversion? Round them first, e.g. {first}"
             f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
             f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
         )
@@ -877,7 +893,8 @@ def check_counts(
         found = (
             f"its values are {summary.counts_transform} (e.g. "
             f"{summary.example_non_integer:.4g}). Pass the raw counts; where only these are "
-            f"left, `adata.{where}.data = np.round({inverse.format(x=f'adata.{where}.data')})` "
+            f"left, {first}`adata.{where}.data = "
+            f"np.round({inverse.format(x=f'adata.{where}.data')})` "
             f"recovers them for a sparse matrix (`adata.{where} = "
             f"np.round({inverse.format(x=f'adata.{where}')})` for a dense one)"
         )
@@ -889,7 +906,7 @@ def check_counts(
             f"most of its non-zero values are whole numbers or lie near them, but some are "
             f"fractional (e.g. {summary.example_non_integer:.4g}): counts estimated by an EM "
             "quantifier (alevin-fry, salmon, STARsolo's multi-mapper EM) or with ambient RNA "
-            "removed (SoupX) look like this. Round them first, e.g. "
+            f"removed (SoupX) look like this. Round them first, e.g. {first}"
             f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
             f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
         )

@@ -168,13 +168,14 @@ def recipe(
         where = f"layers[{counts_candidate!r}]"
         _refuse_read_lazily(adata.layers[counts_candidate], where)
         _refuse_beyond_float32(adata.layers[counts_candidate], where)
-    # X and the counts are converted below; any other such matrix would fail the subsetting
+    counts_key, counts_from_x = _counts_location(adata, layer)
+    # X and the counts are converted below; any other such matrix (also a layers['counts']
+    # that holds no counts, which is left as it is) would fail the subsetting
     refuse_sparse_in_other_byte_order(
         adata,
         "subset (pp.recipe removes empty cells and genes and keeps the variable genes)",
-        skip=("X", f"layers[{counts_candidate!r}]"),
+        skip=("X",) if counts_key is None else ("X", f"layers[{counts_key!r}]"),
     )
-    counts_key, counts_from_x = _counts_location(adata, layer)
     if counts_key is None and method == "scdcc":
         name_it = "name the layer that holds them (--layer / layer=)"
         if "counts" not in adata.layers:
