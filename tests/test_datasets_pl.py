@@ -46,6 +46,20 @@ def test_embedding_plot(sim, tmp_path):
         sdc.pl.embedding(sim, "desc", show=False)
 
 
+def test_simulate_without_differing_genes_makes_groups_alike():
+    # de_fraction=0 still gave every group one gene of a large fold change
+    def largest_log_fold(de_fraction):
+        adata = sdc.datasets.simulate(
+            4000, 50, 2, de_fraction=de_fraction, mean_log_expression=2.0, dropout=0.0
+        )
+        counts = adata.X.toarray()
+        group = adata.obs["group"].to_numpy() == "0"
+        means = np.log(counts[group].mean(0) + 0.1), np.log(counts[~group].mean(0) + 0.1)
+        return np.abs(means[0] - means[1]).max()
+
+    assert largest_log_fold(0.0) < 0.2 < 1.0 < largest_log_fold(0.02)
+
+
 def test_simulate_one_batch_is_unchanged():
     """n_batches=1 reproduces the call without batch options exactly; more batches leave the
     groups and the cells' own library factors as they were (a separate generator)."""

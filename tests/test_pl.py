@@ -365,6 +365,45 @@ def test_history(clustered, key, tmp_path, figdir):
     assert labels == expected
 
 
+def test_history_draws_the_batch_and_label_terms_as_clustering_losses(clustered):
+    # they were drawn as reconstruction losses ("batch_mixing MSE"), and DESC's decoder-free
+    # clustering stage was then labelled as if it had one
+    adata = clustered.copy()
+    for key in ("scdcc", "desc"):
+        history = adata.uns[key]["history"]
+        epochs = len(history["cluster_clustering"])
+        history["cluster_batch_mixing"] = np.linspace(0.2, 0.1, epochs)
+        history["cluster_known_class"] = np.linspace(0.5, 0.3, epochs)
+        fig = sdc.pl.history(adata, key, show=False)
+        reconstruction, losses, _ = fig.axes
+        legend = [t.get_text() for t in reconstruction.get_legend().get_texts()]
+        assert not [label for label in legend if "batch" in label or "known" in label]
+        legend = [t.get_text() for t in losses.get_legend().get_texts()]
+        assert {"batch mixing (MMD)", "known labels"} <= set(legend)
+        spans = [t.get_text() for t in reconstruction.texts]
+        assert ("clustering\n(no decoder)" in spans) == (key == "desc")
+
+
+@pytest.mark.parametrize("figure_params", [False, True])
+def test_cluster_colours_are_those_scanpy_stores(clustered, figure_params):
+    # before scanpy had stored uns[key + '_colors'], the plots took scanpy's 20-colour palette,
+    # while scanpy takes matplotlib's colour cycle where it has enough colours (tab10: the
+    # third cluster green '#2ca02c' in one plot, '#279e68' in the UMAP)
+    from matplotlib.colors import to_hex
+
+    from scdeepclust.pl._utils import cluster_colors
+
+    adata = clustered.copy()
+    adata.uns.pop("scdcc_colors", None)
+    cycle = (
+        {"axes.prop_cycle": plt.cycler(color=sc.pl.palettes.default_20)} if figure_params else {}
+    )
+    with plt.rc_context(cycle):
+        ours = cluster_colors(adata, "scdcc")
+        sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", show=False)
+    assert [to_hex(c) for c in ours] == [to_hex(c) for c in adata.uns["scdcc_colors"]]
+
+
 def test_compare(clustered, tmp_path):
     adata = clustered.copy()
     ax = sdc.pl.compare(adata, "scdcc", "group", show=False)
@@ -378,6 +417,14 @@ def test_compare(clustered, tmp_path):
     _, own = plt.subplots()
     assert sdc.pl.compare(adata, "desc", "partial", normalize=None, ax=own, show=False) is own
     assert "200 cells with a label" in own.get_title()
+    # cells without a cluster (added after the run) are left out of the table as of the scores
+    unclustered = clustered.copy()
+    unclustered.obs["desc"] = unclustered.obs["desc"].astype(object)
+    unclustered.obs.loc[unclustered.obs_names[:60], "desc"] = np.nan
+    ax = sdc.pl.compare(unclustered, "desc", "group", normalize=None, show=False)
+    assert "nan" not in [t.get_text() for t in ax.get_xticklabels()]
+    assert ax.images[0].get_array().sum() == 180
+    assert "180 cells with a label and a cluster" in ax.get_title()
     with pytest.raises(ValueError, match="normalize"):
         sdc.pl.compare(adata, "desc", "group", normalize="all", show=False)
     # integer truth: rows in numeric order (2 before 10)

@@ -74,7 +74,8 @@ def simulate(
     n_cells, n_genes, n_groups
         Shape of the count matrix and number of true groups (cell types).
     de_fraction
-        Fraction of the genes in which each group differs from the baseline.
+        Fraction of the genes in which each group differs from the baseline (at least one
+        gene, except with 0: then the groups do not differ).
     de_log_fold
         Mean absolute natural-log fold change of those genes.
     mean_log_expression
@@ -88,7 +89,9 @@ def simulate(
     random_state
         Seed; the same seed gives the same counts.
     chunk_size
-        Cells generated at once (memory, not the result).
+        Cells generated at once, for memory. Where it splits the cells it also orders the
+        random draws: the same seed and `chunk_size` give the same counts, another
+        `chunk_size` other counts of the same model (the groups and library factors stay).
     n_batches
         Number of batches. With more than one, every cell is assigned a batch uniformly at random,
         independently of its group (each batch holds all cell types). Each batch gets a gene-wise
@@ -148,7 +151,7 @@ def simulate(
     rng = np.random.default_rng(random_state)
     base = rng.normal(mean_log_expression, 1.0, n_genes)
     log_means = np.tile(base, (n_groups, 1))
-    n_de = max(1, int(round(de_fraction * n_genes)))
+    n_de = 0 if de_fraction == 0 else max(1, int(round(de_fraction * n_genes)))
     for g in range(n_groups):
         genes = rng.choice(n_genes, n_de, replace=False)
         sign = rng.choice([-1.0, 1.0], n_de)

@@ -72,7 +72,10 @@ def compare(
     if normalize not in _NORMALIZE:
         raise ValueError(f"normalize must be 'row', 'column' or None, not {normalize!r}.")
     score = agreement(adata.obs[key], adata.obs[truth])
-    known = adata.obs[truth].notna().to_numpy()
+    # the cells the scores count: a cell without a cluster (cells added after the run) too is
+    # left out, rather than drawn as a cluster "nan"
+    clustered = adata.obs[key].notna().to_numpy()
+    known = adata.obs[truth].notna().to_numpy() & clustered
     table = pd.crosstab(
         adata.obs[truth][known].astype(str).to_numpy(),
         adata.obs[key][known].astype(str).to_numpy(),
@@ -122,7 +125,13 @@ def compare(
     ax.set_ylabel(truth)
     ax.set_title(
         f"{key} vs {truth}: ARI {score.ari:.3f}, NMI {score.nmi:.3f}"
-        + ("" if score.n_cells == adata.n_obs else f"\n({score.n_cells} cells with a label)"),
+        + (
+            ""
+            if score.n_cells == adata.n_obs
+            else f"\n({score.n_cells} cells with a label"
+            + ("" if clustered.all() else " and a cluster")
+            + ")"
+        ),
         fontsize=10,
     )
     return finish(fig, f"compare_{key}", show=show, save=save, returned=ax)

@@ -16,6 +16,8 @@ _CLUSTER_LOSSES = {
     "clustering": "clustering (KL)",
     "must_link": "must-link",
     "cannot_link": "cannot-link",
+    "known_class": "known labels",
+    "batch_mixing": "batch mixing (MMD)",
 }
 _NOT_LOSSES = {"label_change", "label_change_epoch", "converged"}
 _RECONSTRUCTION_NAMES = {"zinb": "ZINB NLL", "mse": "MSE"}

@@ -159,6 +159,12 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
         and all(is_color_like(c) for c in list(stored)[:k])
     ):
         return list(stored)[:k]
+    # scanpy's own choice when it stores colours: matplotlib's colour cycle where it has enough
+    from matplotlib import rcParams
+
+    cycle = rcParams["axes.prop_cycle"].by_key().get("color", [])
+    if len(cycle) >= k:
+        return list(cycle)[:k]
     for default in (palettes.default_20, palettes.default_28, palettes.default_102):
         if k <= len(default):
             return list(default)[:k]
