@@ -113,7 +113,10 @@ def run(tool: str, adata, raw, k: int | None, seed: int) -> dict:
     clusters = out.obs[tool].cat.codes.to_numpy()
     right = right_cells(truth, clusters)
     confidence = out.obs[f"{tool}_confidence"].to_numpy(np.float64)
-    soft = out.obsm[f"{tool}_probs"][np.arange(out.n_obs), clusters].astype(np.float64)
+    # a cluster is named after its column of the soft assignments; the codes count only the
+    # clusters that hold cells, so where one emptied they point at other columns
+    columns = out.obs[tool].astype(int).to_numpy()
+    soft = out.obsm[f"{tool}_probs"][np.arange(out.n_obs), columns].astype(np.float64)
     calibrated, uncalibrated = reliability(confidence, right), reliability(soft, right)
     return {
         "seed": seed,

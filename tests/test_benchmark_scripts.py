@@ -57,3 +57,31 @@ def test_a_partial_run_keeps_the_rows_it_does_not_measure():
 def test_help_shows_the_first_paragraph():
     doc = "First line of it,\ncontinued here.\n\nUsage: not this."
     assert _common.description(doc) == "First line of it, continued here."
+
+
+def test_calibration_reads_the_soft_assignment_of_each_cells_own_cluster(monkeypatch):
+    # clusters are named after their column of the soft assignments; the codes of the
+    # categories count only clusters that hold cells, and read other columns where one emptied
+    import anndata as ad
+    import calibration
+    import numpy as np
+    import pandas as pd
+
+    probs = np.array([[0.7, 0.1, 0.2], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]])
+    out = ad.AnnData(np.zeros((4, 2), np.float32))
+    out.obs["scdcc"] = pd.Categorical(["0", "0", "2", "2"], categories=["0", "2"])
+    out.obs["scdcc_confidence"] = [0.9, 0.8, 0.9, 0.7]
+    out.obsm["scdcc_probs"] = probs.astype(np.float32)
+    raw = out.copy()
+    raw.obs["label"] = ["a", "a", "b", "b"]
+    monkeypatch.setattr(calibration.sdc.tl, "scdcc", lambda *args, **kwargs: out)
+    row = calibration.run("scdcc", None, raw, 3, 0)
+    assert row["mean_soft_assignment"] == pytest.approx(np.mean([0.7, 0.6, 0.8, 0.7]), abs=1e-6)
+
+
+def test_targets_of_other_labelled_fractions_are_not_the_classifiers_at_10_percent():
+    import scdcc_accuracy
+
+    assert scdcc_accuracy._row_target("10X_PBMC", "10% labelled", []) == pytest.approx(0.821)
+    assert scdcc_accuracy._row_target("10X_PBMC", "20% labelled", []) is None
+    assert scdcc_accuracy._row_target("10X_PBMC", "unconstrained", []) is not None
