@@ -81,6 +81,9 @@ def test_read_h5_labels_of_any_storage(tmp_path):
         (np.array([b"B", b"T", b"B", b"x", b"x", b"B"]), ["B", "T", "x"], 0),
         (np.arange(6.0)[:, None] % 3, ["0", "1", "2"], 0),
         (np.array([0.0, 1.0, np.nan, 2.0, 0.0, 1.0]), ["0", "1", "2"], 1),
+        # in numeric order, as the types are numbered ("10" came before "2")
+        (np.array([10, 2, 1, 2, 10, 1]), ["1", "2", "10"], 0),
+        (np.array([10.0, 2.0, np.nan, 2.0, 10.0, 2.0]), ["2", "10"], 1),
     ]
     for y, categories, n_missing in cases:
         with h5py.File(tmp_path / "y.h5", "w") as f:

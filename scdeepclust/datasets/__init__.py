@@ -271,11 +271,18 @@ def _labels(y: np.ndarray, n_obs: int, path: Path) -> pd.Categorical:
     if y.dtype.kind == "f":
         known = np.isfinite(y)
         if np.all(y[known] == np.round(y[known])):
-            text = np.full(len(y), None, dtype=object)
-            text[known] = y[known].astype(np.int64).astype(str)
-            return pd.Categorical(text)
+            return _numbered(y[known].astype(np.int64), known)
         return pd.Categorical(np.where(known, y, np.nan))
-    return pd.Categorical(y.astype(str) if y.dtype.kind in "iub" else y)
+    if y.dtype.kind in "iu":
+        return _numbered(y, np.ones(len(y), dtype=bool))
+    return pd.Categorical(y.astype(str) if y.dtype.kind == "b" else y)
+
+
+def _numbered(codes: np.ndarray, known: np.ndarray) -> pd.Categorical:
+    """Whole-number labels as text categories in numeric order ("2" before "10")."""
+    text = np.full(len(known), None, dtype=object)
+    text[known] = codes.astype(str)
+    return pd.Categorical(text, categories=[str(v) for v in np.unique(codes)])
 
 
 def _names(f, key: str, prefix: str, n: int) -> list[str]:
