@@ -178,6 +178,16 @@ def test_bad_bounds_are_refused_before_training(sim, n_clusters, match):
     assert_unchanged(sim, before)
 
 
+def test_the_upper_bound_is_checked_against_the_cells_the_search_clusters():
+    # accepted up to a fifth of all cells, a bound beyond the search's sample of 20,000 failed
+    # after pretraining in numpy's words ("Cannot take a larger sample than population")
+    from scdeepclust.tl._validate import check_n_clusters
+
+    assert check_n_clusters((2, 4000), 200_000) == (2, 4000)
+    with pytest.raises(ValueError, match=r"on 200000 cells \(the search clusters 20000 of them\)"):
+        check_n_clusters((2, 40_000), 200_000)
+
+
 def test_bad_resolution_is_refused(sim):
     before = snapshot(sim)
     with pytest.raises(ValueError, match="resolution must be a positive number"):

@@ -123,8 +123,9 @@ def desc(
         embedding, or a list of them: the autoencoder is pretrained once (and the cells
         embedded and their neighbours looked up once) and the clustering stage runs once per
         resolution. Ignored when `n_clusters` is given (see `init`). On
-        more than 10,000 cells Leiden runs on a random sample of 10,000 and the other cells
-        join the nearest of its clusters: Leiden's clusters get finer as its graph holds more
+        more than 10,000 cells Leiden runs on a random sample of 10,000 and every cell, those
+        of the sample too, joins the cluster of the nearest mean on the sample: Leiden's
+        clusters get finer as its graph holds more
         cells. The default 0.5 is coarser than the original DESC's 0.8, which split annotated
         types on this package's embedding: ARI (median of seeds 0-2) 10X PBMC 0.774 against
         0.618, mouse bladder 0.711 against 0.632, worm neurons 0.471 against 0.433, CITE CBMC
@@ -245,21 +246,20 @@ def desc(
         against 0.521 and CITE CBMC 0.691 against 0.642, 10X PBMC and mouse bladder level; at
         the defaults worm 0.484 against 0.471, the others within 0.005.
     refine
-        Read the clusters once more in another view before reporting them: each cluster's
-        most confident cells (this share of it, by soft assignment; at most 20,000 in all,
-        drawn in proportion to the clusters) train a logistic regression on 50 principal
-        components of the input (clipped to [-10, 10] for them), whose class probabilities,
-        averaged with those of each cell's 15 nearest neighbours in those components, give
-        every cell its reported cluster. It moves cells that the embedding
-        placed across a boundary that the input does not draw; `uns[key]['refinement']` says
-        how many. The soft assignments in `obsm` stay the clustering stage's, so a moved cell's
-        label is not its highest soft assignment. 0 reports the stage's own labels. Not used
-        where batches are mixed (`batch_key` with `batch_mixing` > 0: the input holds the
-        batch effects the stage removed) nor with `distributed` (``params['refine']`` is then
-        0). At 0.5 against 0 (ARI at the defaults / the true k, median of seeds 0-2,
-        benchmarks/desc_accuracy.py): worm neurons 0.586 / 0.618 against 0.515 / 0.545;
-        10X PBMC 0.778 / 0.780 against 0.766 / 0.769; mouse bladder 0.714 / 0.715 against
-        0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.
+        Read the clusters once more in another view before reporting them: each cluster's most
+        confident cells (this share of it, by soft assignment; about 20,000 in all, drawn in
+        proportion to the clusters, but at least 50 of each) train a logistic regression on 50
+        principal components of the input (clipped to [-10, 10] for them), whose class
+        probabilities, averaged with those of each cell's 15 nearest neighbours in those components,
+        give every cell its reported cluster. It moves cells that the embedding placed across a
+        boundary that the input does not draw; `uns[key]['refinement']` says how many. The soft
+        assignments in `obsm` stay the clustering stage's, so a moved cell's label is not its
+        highest soft assignment. 0 reports the stage's own labels. Not used where batches are mixed
+        (`batch_key` with `batch_mixing` > 0: the input holds the batch effects the stage removed)
+        nor with `distributed` (``params['refine']`` is then 0). At 0.5 against 0 (ARI at the
+        defaults / the true k, median of seeds 0-2, benchmarks/desc_accuracy.py): worm neurons 0.586
+        / 0.618 against 0.515 / 0.545; 10X PBMC 0.778 / 0.780 against 0.766 / 0.769; mouse bladder
+        0.714 / 0.715 against 0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     alpha
@@ -310,7 +310,8 @@ def desc(
         category; a warning says so when `n_clusters` was given), as `refine` reads them.
     `adata.obs[key + '_confidence']`
         How sure each cell's cluster is, on a probability scale: an increasing function of its
-        highest soft assignment (which for DESC stays near uniform), fitted to the share of the
+        soft assignment to that cluster (its highest, except for the cells `refine` moved;
+        DESC's stay near uniform), fitted to the share of the
         cell's nearest neighbours in the pretrained embedding that share its cluster (with
         `refine`, the smaller of that and the same share among its neighbours in the input's
         principal components); kept as `uns[key]['confidence_calibration']`. It cannot see

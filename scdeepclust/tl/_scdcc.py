@@ -253,7 +253,8 @@ def scdcc(
         Read the clusters once more in another view before reporting them, as `tl.desc` does: a
         logistic regression on 50 principal components of the input (clipped to [-10, 10] for
         them), trained on this share of each cluster's cells (those of highest soft assignment;
-        at most 20,000 in all, in proportion to the clusters), gives class probabilities that,
+        about 20,000 in all, in proportion to the clusters, but at least 50 of each), gives
+        class probabilities that,
         averaged with those of each cell's 15 nearest neighbours in those components, give
         every cell its reported cluster; `uns[key_added]['refinement']` says how many cells
         moved. The soft assignments in `obsm` stay the clustering stage's. 0 reports the stage's
@@ -273,7 +274,8 @@ def scdcc(
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
         `label_key`). When `n_clusters` is given, only the starting resolution of
         ``init="leiden"`` (0.8 when `None`). On more than 10,000 cells Leiden runs on a random
-        sample of 10,000 and the other cells join the nearest of its clusters.
+        sample of 10,000 and every cell, those of the sample too, joins the cluster of the
+        nearest mean on the sample.
     encoder_hidden, latent_dim, decoder_hidden
         Network shape.
     sigma

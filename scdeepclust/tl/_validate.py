@@ -30,7 +30,7 @@ from ..pp._input import (
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run
-from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER
+from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER, SEARCH_MAX_CELLS
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -191,13 +191,15 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
         check_int("n_clusters upper bound", hi, minimum=2)
         if lo > hi:
             raise ValueError(f"n_clusters=({lo}, {hi}): the lower bound exceeds the upper one.")
-        most = n_obs // MIN_CELLS_PER_CANDIDATE_CLUSTER
+        searched = min(n_obs, SEARCH_MAX_CELLS)  # the search clusters a sample of large data
+        most = searched // MIN_CELLS_PER_CANDIDATE_CLUSTER
         if hi > most:
+            sample = "" if searched == n_obs else f" (the search clusters {searched} of them)"
             raise ValueError(
                 f"n_clusters=({lo}, {hi}): the search scores partitions by how well they come "
                 f"back under resampling, which clusters of a cell or two always do, so it "
                 f"leaves at least {MIN_CELLS_PER_CANDIDATE_CLUSTER} cells per cluster: on "
-                f"{n_obs} cells an upper bound of {most} at most"
+                f"{n_obs} cells{sample} an upper bound of {most} at most"
                 + ("." if most >= 2 else ": too few cells to search; give n_clusters as a number.")
             )
         return int(lo), int(hi)
