@@ -154,8 +154,8 @@ def scdcc(
         the seeds spread 0.086 against Leiden's 0.041.
     init
         How a given number of clusters `n_clusters` is reached on the pretrained latent space (a
-        searched number keeps the k-means partitions that its search scored, balanced with
-        ``"balanced-kmeans"``). ``"leiden"`` (default): Leiden on its kNN graph (`n_neighbors`)
+        searched number by a new k-means fit, the kind of partition its search scored, balanced
+        with ``"balanced-kmeans"``). ``"leiden"`` (default): Leiden on its kNN graph (`n_neighbors`)
         brought to `n_clusters` as :func:`scdeepclust.tl.desc` does by default (its ladder from
         `resolution`, 0.8 when `None`, merged by Ward's criterion, or Leiden at resolution 0.5
         merged or with its most separate parts split off, whichever cuts less of the graph).
