@@ -222,7 +222,7 @@ def _cluster_count(text: str):
 
 
 def _positive(kind):
-    return _number(kind, lambda value: value > 0, "positive")
+    return _number(kind, lambda value: math.isfinite(value) and value > 0, "positive")
 
 
 _non_negative = _number(
@@ -471,6 +471,22 @@ def _run(args) -> int:
             "--resolution has no effect on -m desc with -k (Leiden is brought to K from its own "
             "start); give one of them"
         )
+    searches = isinstance(args.n_clusters, tuple)
+    if args.resolution is not None and args.method == "scdcc" and searches:
+        raise CommandError(
+            "--resolution has no effect on -m scdcc with -k LO-HI (the number searched for is "
+            "reached by k-means); give one of them"
+        )
+    if args.resolution is not None and args.init in ("kmeans", "balanced-kmeans"):
+        raise CommandError(
+            f"--resolution has no effect with --init {args.init} (it starts --init leiden "
+            "only); give one of them"
+        )
+    if args.init is not None and args.n_clusters is None and args.label_key is None:
+        raise CommandError(
+            "--init says how a given number of clusters is reached, and without -k Leiden at "
+            "--resolution clusters the cells: give -k K, or leave --init out"
+        )
 
     _check_launch(args, output)
 
@@ -502,7 +518,13 @@ def _run(args) -> int:
         raise OSError(f"cannot read {path}: {error}{hint}") from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
     truth = args.truth
-    if truth is None and "label" in adata.obs and path.suffix.lower() != ".h5ad":
+    # the file's labels as --label-key are the training's own: nothing would be left to score
+    if (
+        truth is None
+        and "label" in adata.obs
+        and args.label_key != "label"
+        and path.suffix.lower() != ".h5ad"
+    ):
         if sdc.datasets.h5_layout(path) == "scdcc":
             truth = "label"
             say("  the file's labels (obs['label']) are used as truth")

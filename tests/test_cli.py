@@ -70,6 +70,7 @@ def scdcc_h5(tmp_path):
         # what the tools take: refused here, not after reading and preparing the data
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", 2**32], ["0..2**32 - 1"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--batch-size", "1"], ["at least 2"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--resolution", "inf"], ["positive"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -137,6 +138,38 @@ def test_a_new_output_folder_removed_by_another_run_is_made_again(tmp_path, monk
     monkeypatch.setattr(_cli.tempfile, "TemporaryFile", removed_once)
     _cli._check_writable(tmp_path / "new" / "o.h5ad", "-o/--output")
     assert len(calls) == 2 and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["-m", "scdcc", "-k", "3-5", "--resolution", "0.1"], "-m scdcc with -k LO-HI"),
+        (["-m", "scdcc", "-k", "3", "--init", "kmeans", "--resolution", "5"], "--init kmeans"),
+        (["-m", "desc", "--init", "kmeans"], "--init says how a given number"),
+        (["-m", "scdcc", "--init", "balanced-kmeans"], "--init says how a given number"),
+    ],
+)
+def test_options_that_would_change_nothing_are_refused_before_reading(
+    scdcc_h5, tmp_path, capsys, options, fragment
+):
+    # they were accepted and recorded in params (and named in warnings) as if they were used
+    assert main(["run", str(scdcc_h5), "-o", str(tmp_path / "o.h5ad"), *options, *TINY]) == 2
+    captured = capsys.readouterr()
+    assert fragment in captured.err and "reading" not in captured.out
+
+
+def test_the_files_labels_as_label_key_are_not_also_the_truth(scdcc_h5, tmp_path, capsys):
+    # obs['label'] of an scDCC-layout file is the default truth: with --label-key label no cell
+    # was left to score, and the run was refused with advice to leave out a --truth never given
+    with h5py.File(scdcc_h5, "r+") as f:
+        labels = f["Y"][:]
+        labels[np.arange(len(labels)) % 5 != 0] = np.nan
+        f["Y"][:] = labels
+    out = tmp_path / "o.h5ad"
+    args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "--label-key", "label", "-o", str(out)]
+    assert main([*args, *TINY]) == 0
+    assert "used as truth" not in capsys.readouterr().out
+    assert "scdcc" in ad.read_h5ad(out).obs
 
 
 def test_an_interrupted_write_leaves_the_earlier_output_and_no_partial_file(
