@@ -345,3 +345,16 @@ def test_normalised_but_unscaled_input_is_warned_about():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*not scaled")
         unscaled_model.predict(adata)
+
+
+def test_pretraining_with_no_epochs_returns_an_empty_history():
+    # models.pretrain_desc(pretrain_epochs=0) failed with KeyError: 'mse' (tl.desc refuses 0)
+    import torch
+
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.models import DESCConfig, pretrain_desc
+
+    x = np.random.default_rng(0).standard_normal((100, 20)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    outcome = pretrain_desc(feeder, DESCConfig(hidden=(8,), pretrain_epochs=0, progress=False))
+    assert outcome.history and all(len(losses) == 0 for losses in outcome.history.values())

@@ -219,7 +219,7 @@ def pretrain_desc(
             checkpoint=checkpoint,
             epoch_cells=epoch_cells,
         )
-        history[name] = out["mse"]
+        history[name] = out.get("mse", [])  # no epochs (pretrain_epochs=0): no losses
 
     # Drawn before any stage, so a run resumed from a checkpoint builds the same banks.
     bank_seeds = torch.randint(
