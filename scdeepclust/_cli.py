@@ -222,7 +222,9 @@ def _cluster_count(text: str):
 
 
 def _positive(kind):
-    return _number(kind, lambda value: math.isfinite(value) and value > 0, "positive")
+    return _number(
+        kind, lambda value: math.isfinite(value) and value > 0, "a finite positive number"
+    )
 
 
 _non_negative = _number(
@@ -471,21 +473,28 @@ def _run(args) -> int:
             "--resolution has no effect on -m desc with -k (Leiden is brought to K from its own "
             "start); give one of them"
         )
-    searches = isinstance(args.n_clusters, tuple)
+    k_given = isinstance(args.n_clusters, int)
+    # scDCC with known labels and neither -k nor --resolution searches the number
+    searches = isinstance(args.n_clusters, tuple) or (
+        args.n_clusters is None
+        and args.method == "scdcc"
+        and args.label_key is not None
+        and args.resolution is None
+    )
+    if args.init is not None and not (k_given or searches):
+        raise CommandError(
+            "--init says how a given number of clusters is reached, and without -k Leiden at "
+            "--resolution clusters the cells: give -k K, or leave --init out"
+        )
     if args.resolution is not None and args.method == "scdcc" and searches:
         raise CommandError(
             "--resolution has no effect on -m scdcc with -k LO-HI (the number searched for is "
             "reached by k-means); give one of them"
         )
-    if args.resolution is not None and args.init in ("kmeans", "balanced-kmeans"):
+    if args.resolution is not None and k_given and args.init in ("kmeans", "balanced-kmeans"):
         raise CommandError(
-            f"--resolution has no effect with --init {args.init} (it starts --init leiden "
-            "only); give one of them"
-        )
-    if args.init is not None and args.n_clusters is None and args.label_key is None:
-        raise CommandError(
-            "--init says how a given number of clusters is reached, and without -k Leiden at "
-            "--resolution clusters the cells: give -k K, or leave --init out"
+            f"--resolution has no effect with -k and --init {args.init} (it starts --init "
+            "leiden only); give one of them"
         )
 
     _check_launch(args, output)

@@ -49,6 +49,23 @@ class ProcessWideOverride:
 
 _FILTERS_LOCK = threading.Lock()
 _FILTER_BLOCKS: collections.Counter = collections.Counter()
+# One tuple object per filter the package adds: told apart by identity from a caller's equal
+# filter, which must stay when the package's goes.
+_FILTER_ENTRIES: dict[tuple, tuple] = {}
+
+
+def _drop_closed_filters() -> bool:
+    """Remove the package's filters that no block holds open; return whether any was found.
+
+    Another thread's ``catch_warnings`` can put one back after its last block removed it (it
+    restores the list it saved): the next block of the package sweeps it out.
+    """
+    closed = {id(entry) for key, entry in _FILTER_ENTRIES.items() if not _FILTER_BLOCKS[key]}
+    kept = [item for item in warnings.filters if id(item) not in closed]
+    if len(kept) == len(warnings.filters):
+        return False
+    warnings.filters[:] = kept
+    return True
 
 
 @contextlib.contextmanager
@@ -58,7 +75,8 @@ def ignoring_warnings(category: type[Warning] = Warning, message: str = ""):
     ``warnings.catch_warnings`` saves the process's whole filter list and puts that copy back
     (before Python 3.14 the list is one per process): blocks overlapping in threads left one's
     "ignore" in place for good, or dropped a filter the user set meanwhile. Here the first
-    block adds one entry and the last removes it, and the rest of the list is left alone.
+    block adds one entry and the last removes that very entry, and the rest of the list is left
+    alone.
     """
     changed = getattr(warnings, "_filters_mutated", None)  # what catch_warnings calls too
     if changed is None:  # an interpreter without that hook: as before
@@ -66,22 +84,24 @@ def ignoring_warnings(category: type[Warning] = Warning, message: str = ""):
             warnings.filterwarnings("ignore", message=message, category=category)
             yield
         return
-    entry = ("ignore", re.compile(message, re.I) if message else None, category, None, 0)
+    key = ("ignore", re.compile(message, re.I) if message else None, category, None, 0)
     opened = False
     try:
         with _FILTERS_LOCK:
-            _FILTER_BLOCKS[entry] += 1
+            swept = _drop_closed_filters()
+            _FILTER_BLOCKS[key] += 1
             opened = True
-            if _FILTER_BLOCKS[entry] == 1:
+            entry = _FILTER_ENTRIES.setdefault(key, tuple(key))
+            if _FILTER_BLOCKS[key] == 1:
                 warnings.filters.insert(0, entry)
+            if swept or _FILTER_BLOCKS[key] == 1:
                 changed()
         yield
     finally:
         if opened:
             with _FILTERS_LOCK:
-                _FILTER_BLOCKS[entry] -= 1
-                if _FILTER_BLOCKS[entry] == 0:
-                    del _FILTER_BLOCKS[entry]
-                    with contextlib.suppress(ValueError):  # gone with resetwarnings()
-                        warnings.filters.remove(entry)
+                _FILTER_BLOCKS[key] -= 1
+                if _FILTER_BLOCKS[key] == 0:
+                    del _FILTER_BLOCKS[key]
+                if _drop_closed_filters():
                     changed()

@@ -70,7 +70,7 @@ def scdcc_h5(tmp_path):
         # what the tools take: refused here, not after reading and preparing the data
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", 2**32], ["0..2**32 - 1"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--batch-size", "1"], ["at least 2"]),
-        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--resolution", "inf"], ["positive"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--resolution", "inf"], ["finite"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -147,6 +147,12 @@ def test_a_new_output_folder_removed_by_another_run_is_made_again(tmp_path, monk
         (["-m", "scdcc", "-k", "3", "--init", "kmeans", "--resolution", "5"], "--init kmeans"),
         (["-m", "desc", "--init", "kmeans"], "--init says how a given number"),
         (["-m", "scdcc", "--init", "balanced-kmeans"], "--init says how a given number"),
+        # without -k it is --init that does nothing, not --resolution
+        (["-m", "desc", "--init", "kmeans", "--resolution", "1"], "--init says how a given"),
+        (
+            ["-m", "scdcc", "--label-key", "label", "--init", "kmeans", "--resolution", "1"],
+            "--init",
+        ),
     ],
 )
 def test_options_that_would_change_nothing_are_refused_before_reading(

@@ -191,3 +191,33 @@ def test_scanpy_is_quieted_in_the_runs_thread_alone():
         assert "after the run" in log.getvalue()
     finally:
         sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
+
+
+def test_the_callers_equal_filter_stays_and_a_filter_put_back_is_swept_out():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from scdeepclust._process import ignoring_warnings
+
+    def ours(category):
+        return [f for f in warnings.filters if f[2] is category and f[0] == "ignore"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        # the caller sets the same filter inside the package's block: theirs stays
+        with ignoring_warnings(ConvergenceWarning):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+        assert len(ours(ConvergenceWarning)) == 1
+        warnings.filters.remove(ours(ConvergenceWarning)[0])
+        # another thread's catch_warnings, open across the block's end, puts the entry back
+        block = ignoring_warnings(ConvergenceWarning)
+        block.__enter__()
+        other_thread = warnings.catch_warnings()
+        other_thread.__enter__()
+        block.__exit__(None, None, None)
+        other_thread.__exit__(None, None, None)
+        assert len(ours(ConvergenceWarning)) == 1  # put back by the other block
+        with ignoring_warnings(UserWarning):  # the package's next block sweeps it out
+            pass
+        assert not ours(ConvergenceWarning)

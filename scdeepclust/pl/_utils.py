@@ -131,7 +131,8 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     """One colour per category of ``obs[key]``, without writing to `adata`.
 
     The colours come from `palette` if given (a list, a dict by category or a matplotlib
-    colormap name), else from ``uns[key + '_colors']`` as scanpy stores it, else from scanpy's
+    colormap name), else from ``uns[key + '_colors']`` as scanpy stores it, else as scanpy
+    would choose them: matplotlib's colour cycle where it has enough colours, else scanpy's
     default palettes.
     """
     from matplotlib import colormaps

@@ -305,7 +305,8 @@ def _ward_merged_ladder(
     The resolution grows by `LEIDEN_RESOLUTION_STEP` until Leiden finds at least `n_clusters`
     clusters; those are merged in pairs, each time the pair whose merge adds least to the
     within-cluster sum of squares. Returns the labels and the Leiden resolution, or `None`
-    when no resolution up to `LEIDEN_MAX_RESOLUTION` gives enough clusters.
+    when no resolution up to `LEIDEN_MAX_RESOLUTION` (or the given one, if above) gives enough
+    clusters.
     """
     labels, found_at = _leiden_until(
         graph,
