@@ -295,7 +295,7 @@ def scdcc(
         drawn uniformly (with `pretrain_balance` > 0 each epoch's loss moves with the draw,
         and all epochs run).
     pretrain_lr
-        Adam learning rate of pretraining.
+        Learning rate of pretraining (Adam with AMSGrad, scDCC's choice).
     pretrain_balance
         Evens out how often crowded and sparse regions of the data are seen in pretraining. The
         cells are split into 50 small groups (k-means on 50 principal components of the network
