@@ -287,12 +287,14 @@ def test_mapping_errors_name_the_known_batches(batch_data):
 def test_bad_batch_key(tool, edit, error, match, batch_data):
     adata = batch_data.copy()
     edit(adata)
+    if tool == "desc":  # the object DESC is given, checked as it is
+        adata = lognorm_scaled(adata)
     before = snapshot(adata)
     with pytest.raises(error, match=match):
         if tool == "scdcc":
             sdc.tl.scdcc(adata, 3, batch_key="donor", pretrain_epochs=1, progress=False)
         else:
-            sdc.tl.desc(lognorm_scaled(adata), batch_key="donor", pretrain_epochs=1)
+            sdc.tl.desc(adata, batch_key="donor", pretrain_epochs=1)
     assert_unchanged(adata, before)
 
 
@@ -331,6 +333,9 @@ def test_desc_scale_inside_matches_scanpy_scale_without_densifying(batch_data):
         model.get_latent_representation(lognorm), out.obsm["X_desc"], atol=1e-5
     )
     assert_unchanged(lognorm, before)
+    # the statistics the run scaled with are scanpy's (only recorded as scale=True before)
+    np.testing.assert_allclose(model.preprocessing["gene_mean"], mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.preprocessing["gene_scale"], scale, rtol=1e-5, atol=1e-6)
 
 
 # -- batch-mixing penalty ----------------------------------------------------------------------

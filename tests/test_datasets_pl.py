@@ -40,8 +40,8 @@ def test_read_h5_layout(tmp_path):
 
 def test_embedding_plot(sim, tmp_path):
     sdc.tl.scdcc(sim, 3, pretrain_epochs=2, max_epochs=1, progress=False)
-    ax = sdc.pl.embedding(sim, "scdcc", color="group", show=False)
-    assert ax is not None
+    axes = sdc.pl.embedding(sim, "scdcc", color="group", show=False)
+    assert [ax.get_title() for ax in axes] == ["scdcc", "group"]
     with pytest.raises(KeyError, match="run scdeepclust.tl"):
         sdc.pl.embedding(sim, "desc", show=False)
 

@@ -143,10 +143,18 @@ def test_resolutions_share_one_embedding_pass_and_neighbour_lookup(scaled, monke
 
 
 def test_gaussian_kernel_and_kmeans(scaled):
-    sdc.tl.desc(scaled, n_clusters=3, kernel="gaussian", init="kmeans", **FAST)
+    model = sdc.tl.desc(
+        scaled, n_clusters=3, kernel="gaussian", init="kmeans", return_model=True, **FAST
+    )
     assert scaled.uns["desc"]["params"]["kernel"] == "gaussian"
     assert scaled.uns["desc"]["init_method"] == "kmeans"
-    assert scaled.obsm["desc_probs"].shape[1] == 3
+    # the soft assignments are the Gaussian kernel's of the embedding and the centroids (only
+    # the recorded parameter was checked before)
+    z, centroids = scaled.obsm["X_desc"], model.centroids
+    distances = ((z[:, None, :] - centroids[None]) ** 2).sum(-1)
+    gaussian = np.exp(-(distances - distances.min(1, keepdims=True)) / 2)
+    gaussian /= gaussian.sum(1, keepdims=True)
+    np.testing.assert_allclose(scaled.obsm["desc_probs"], gaussian, atol=1e-4)
 
 
 def test_use_rep(scaled):

@@ -8,7 +8,7 @@ import scdeepclust as sdc
 import scdeepclust.train._dec as dec
 from _helpers import FAST, count_calls
 from scdeepclust.data import CellFeeder, RowSource
-from scdeepclust.train import _components
+from scdeepclust.train import _components, _loops
 from scdeepclust.train._components import input_principal_components
 from scdeepclust.train._confidence import NeighbourView
 from scdeepclust.train._label_prior import classifier_prior
@@ -144,9 +144,17 @@ def test_scdcc_weighs_the_target_by_the_labels(sim, monkeypatch):
     labelled = np.arange(sim.n_obs) % 4 == 0
     sim.obs["known"] = sim.obs["group"].astype(object).where(labelled)
     seen = _captured_prior(monkeypatch)
+    sharpen, applied = _loops.target_distribution, []
+
+    def spy(q, frequency, balance=1.0, prior=None):  # the prior reaches the target
+        applied.append(prior)
+        return sharpen(q, frequency, balance, prior)
+
+    monkeypatch.setattr(_loops, "target_distribution", spy)
     out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
     prior = seen["prior"].numpy()
     assert prior.shape == (sim.n_obs, 3)
+    assert applied and all(p is not None and p.shape == prior.shape for p in applied)
     codes = pd.Categorical(sim.obs["known"][labelled].astype(str)).codes
     assert np.mean(prior[labelled].argmax(1) == codes) > 0.95
     info = out.uns["scdcc"]["label_prior"]

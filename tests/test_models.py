@@ -16,7 +16,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, shared_file, snapshot
+from _helpers import assert_unchanged, count_calls, shared_file, snapshot
 from scdeepclust.models import DESC, SCDCC
 from scdeepclust.train import _loops
 
@@ -464,7 +464,9 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
         fn = sdc.tl.scdcc if tool == "scdcc" else sdc.tl.desc
         return fn(adata, n_clusters=3, copy=True, **CKPT, **kwargs)
 
-    reference = run()
+    with monkeypatch.context() as m:
+        steps_whole = count_calls(m, _loops, "_optimizer_step")
+        reference = run()
     ckpt = tmp_path / "ckpt"
     with monkeypatch.context() as m:
         _interrupt_after(m, 2 * 2 + 1)  # 2 batches per epoch: in the 3rd clustering epoch
@@ -486,7 +488,12 @@ def test_resume_after_interruption_gives_the_same_result(tool, split, tmp_path, 
     with pytest.raises(ValueError, match="other settings or other data") as refused:
         run(checkpoint_dir=ckpt, resume=True, random_state=5)
     assert "they differ in config.random_state: 0 then, 5 now" in str(refused.value)
-    resumed = run(checkpoint_dir=ckpt, resume=True)
+    with monkeypatch.context() as m:
+        steps_resumed = count_calls(m, _loops, "_optimizer_step")
+        resumed = run(checkpoint_dir=ckpt, resume=True)
+    # resumed, not trained again from the start (which a seeded run would match to the bit):
+    # only the clustering epochs after the saved one are trained
+    assert 0 < len(steps_resumed) < len(steps_whole) - 2 * 2
     key = tool
     np.testing.assert_array_equal(resumed.obsm[f"X_{key}"], reference.obsm[f"X_{key}"])
     np.testing.assert_array_equal(resumed.obs[key], reference.obs[key])

@@ -185,7 +185,8 @@ def test_autosave_saves_once_without_a_warning(plot, clustered, figdir, recwarn)
     [
         lambda a: sdc.pl.probabilities(a, "scdcc", cmap="no-such-map", show=False),
         lambda a: sdc.pl.compare(a, "scdcc", "group", cmap="no-such-map", show=False),
-        lambda a: sdc.pl.embedding(a, "desc", color="desc", cmap="no-such-map", show=False),
+        # fails in the drawing, after the figure was made (a colormap is refused before it)
+        lambda a: sdc.pl.embedding(a, "desc", basis="X_desc", no_such_keyword=1, show=False),
         lambda a: sdc.pl.umap(a, "desc", color="desc", no_such_keyword=1, show=False),
     ],
     ids=["probabilities", "compare", "embedding", "umap"],

@@ -178,6 +178,7 @@ def test_validation_accepts_or_refuses_cleanly_and_never_modifies(pair, counts, 
         layers={"counts": stored} if in_layer else None,
     )
     x_before = adata.X.copy()
+    layer_before = stored.copy() if in_layer else None
     layer = "counts" if in_layer else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -201,6 +202,11 @@ def test_validation_accepts_or_refuses_cleanly_and_never_modifies(pair, counts, 
     after = adata.X.toarray() if sparse.issparse(adata.X) else adata.X
     before = x_before.toarray() if sparse.issparse(x_before) else x_before
     np.testing.assert_array_equal(after, before)
+    if in_layer:  # the matrix read, where it is a layer
+        now = adata.layers["counts"]
+        now = now.toarray() if sparse.issparse(now) else now
+        then = layer_before.toarray() if sparse.issparse(layer_before) else layer_before
+        np.testing.assert_array_equal(now, then)
     assert not adata.obs.columns.size and not adata.obsm and not adata.uns
 
 
