@@ -486,6 +486,12 @@ def _run(args) -> int:
             "--init says how a given number of clusters is reached, and without -k Leiden at "
             "--resolution clusters the cells: give -k K, or leave --init out"
         )
+    if args.init in ("leiden", "kmeans") and searches:
+        raise CommandError(
+            f"--init {args.init} has no effect on a searched number of clusters (the search "
+            "scores k-means partitions, and the number is reached by k-means; --init "
+            "balanced-kmeans balances it); leave --init out"
+        )
     if args.resolution is not None and args.method == "scdcc" and searches:
         raise CommandError(
             "--resolution has no effect on -m scdcc with -k LO-HI (the number searched for is "

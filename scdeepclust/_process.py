@@ -49,23 +49,47 @@ class ProcessWideOverride:
 
 _FILTERS_LOCK = threading.Lock()
 _FILTER_BLOCKS: collections.Counter = collections.Counter()
-# One tuple object per filter the package adds: told apart by identity from a caller's equal
-# filter, which must stay when the package's goes.
-_FILTER_ENTRIES: dict[tuple, tuple] = {}
+
+
+class _FilterEntry(tuple):
+    """A filter of the package's: equal only to itself.
+
+    A caller's equal filter is then neither taken for it (``filterwarnings`` adds theirs, also
+    with ``append=True``) nor removed with it.
+    """
+
+    __slots__ = ()
+    __hash__ = tuple.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+
+_FILTER_ENTRIES: dict[tuple, _FilterEntry] = {}
+
+
+def _holds(entry: _FilterEntry) -> bool:
+    return any(item is entry for item in warnings.filters)
 
 
 def _drop_closed_filters() -> bool:
     """Remove the package's filters that no block holds open; return whether any was found.
 
     Another thread's ``catch_warnings`` can put one back after its last block removed it (it
-    restores the list it saved): the next block of the package sweeps it out.
+    restores the list it saved): the next block of the package sweeps it out. Each is removed
+    where it stands, so that what other threads add meanwhile stays.
     """
-    closed = {id(entry) for key, entry in _FILTER_ENTRIES.items() if not _FILTER_BLOCKS[key]}
-    kept = [item for item in warnings.filters if id(item) not in closed]
-    if len(kept) == len(warnings.filters):
-        return False
-    warnings.filters[:] = kept
-    return True
+    found = False
+    for key, entry in _FILTER_ENTRIES.items():
+        if _FILTER_BLOCKS[key]:
+            continue
+        while _holds(entry):
+            warnings.filters.remove(entry)  # by identity: the entry is equal only to itself
+            found = True
+    return found
 
 
 @contextlib.contextmanager
@@ -74,9 +98,9 @@ def ignoring_warnings(category: type[Warning] = Warning, message: str = ""):
 
     ``warnings.catch_warnings`` saves the process's whole filter list and puts that copy back
     (before Python 3.14 the list is one per process): blocks overlapping in threads left one's
-    "ignore" in place for good, or dropped a filter the user set meanwhile. Here the first
-    block adds one entry and the last removes that very entry, and the rest of the list is left
-    alone.
+    "ignore" in place for good, or dropped a filter the user set meanwhile. Here the blocks
+    share one entry, in the list while any of them is open (put back if the list was reset),
+    removed by the last, and the rest of the list is left alone.
     """
     changed = getattr(warnings, "_filters_mutated", None)  # what catch_warnings calls too
     if changed is None:  # an interpreter without that hook: as before
@@ -91,10 +115,11 @@ def ignoring_warnings(category: type[Warning] = Warning, message: str = ""):
             swept = _drop_closed_filters()
             _FILTER_BLOCKS[key] += 1
             opened = True
-            entry = _FILTER_ENTRIES.setdefault(key, tuple(key))
-            if _FILTER_BLOCKS[key] == 1:
+            entry = _FILTER_ENTRIES.setdefault(key, _FilterEntry(key))
+            added = not _holds(entry)
+            if added:
                 warnings.filters.insert(0, entry)
-            if swept or _FILTER_BLOCKS[key] == 1:
+            if swept or added:
                 changed()
         yield
     finally:

@@ -206,10 +206,18 @@ def test_the_callers_equal_filter_stays_and_a_filter_put_back_is_swept_out():
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         # the caller sets the same filter inside the package's block: theirs stays
+        for append in (False, True):
+            with ignoring_warnings(ConvergenceWarning):
+                warnings.simplefilter("ignore", ConvergenceWarning, append=append)
+            assert len(ours(ConvergenceWarning)) == 1
+            warnings.filters.remove(ours(ConvergenceWarning)[0])
+        # the list reset while a block is open: the next block of that filter puts it back
         with ignoring_warnings(ConvergenceWarning):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-        assert len(ours(ConvergenceWarning)) == 1
-        warnings.filters.remove(ours(ConvergenceWarning)[0])
+            warnings.resetwarnings()
+            with ignoring_warnings(ConvergenceWarning):
+                assert len(ours(ConvergenceWarning)) == 1
+        assert not ours(ConvergenceWarning)
+        warnings.simplefilter("always")
         # another thread's catch_warnings, open across the block's end, puts the entry back
         block = ignoring_warnings(ConvergenceWarning)
         block.__enter__()
