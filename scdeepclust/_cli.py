@@ -182,7 +182,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=_int_at_least(2),
         metavar="N",
-        help="cells per minibatch (default 256; smaller for a few hundred cells)",
+        help="cells per minibatch (default 256 at any size; on a few hundred cells a smaller "
+        "one gives more steps per epoch)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

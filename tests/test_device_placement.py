@@ -15,7 +15,7 @@ import scanpy as sc
 import torch
 
 import scdeepclust as sdc
-from _helpers import TEST_DEVICE, default_device_meta
+from _helpers import TEST_DEVICE, count_calls, default_device_meta
 from scdeepclust.data import _feeding
 from scdeepclust.models import DESC, SCDCC
 from scdeepclust.train import _loops
@@ -147,8 +147,12 @@ def test_checkpoint_and_resume(tool, tmp_path, monkeypatch):
             m.setattr(_loops, "kl_divergence", interrupted)
             with pytest.raises(KeyboardInterrupt):
                 fn(adata, n_clusters=3, copy=True, **options)
-        resumed = fn(adata, n_clusters=3, copy=True, resume=True, **options)
+        with monkeypatch.context() as m:
+            steps = count_calls(m, _loops, "kl_divergence")
+            resumed = fn(adata, n_clusters=3, copy=True, resume=True, **options)
     assert calls["n"] == 12 and np.isfinite(resumed.obsm[f"X_{tool}"]).all()
+    # from the checkpoint after the second epoch: the last two, not the whole stage again
+    assert len(steps) == 2 * 5
 
 
 def test_device_requests_are_checked_before_any_work(monkeypatch):
