@@ -92,6 +92,29 @@ def test_mapping_new_cells_scdcc(scdcc_model, split):
         sdc.pl.n_clusters(out, "scdcc", show=False)
 
 
+def test_scdcc_model_reads_new_cells_from_its_training_layer(split, tmp_path):
+    train, test = split
+    train, test = train.copy(), test.copy()
+    for adata in (train, test):  # counts under another name, X log-normalised
+        adata.layers["umi"] = adata.layers.pop("counts")
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+    fast = dict(pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    model = sdc.tl.scdcc(train, 3, layer="umi", return_model=True, **fast)
+    model.save(tmp_path / "m")
+    loaded = SCDCC.load(tmp_path / "m")
+    expected = model.predict(test, layer="umi", soft=True)
+    for m in (model, loaded):
+        np.testing.assert_array_equal(m.predict(test, soft=True), expected)
+    # new cells without that layer: their counts are found as the tool finds them
+    renamed = test.copy()
+    renamed.layers["counts"] = renamed.layers.pop("umi")
+    np.testing.assert_array_equal(model.predict(renamed, soft=True), expected)
+    del renamed.layers["counts"]
+    with pytest.raises(ValueError, match=r"adata.X does not hold raw counts"):
+        model.predict(renamed)
+
+
 def test_predict_and_latent_return_what_map_to_model_writes(scdcc_model, split):
     _, model = scdcc_model
     _, test = split

@@ -20,7 +20,9 @@ the new one.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import warnings
 from dataclasses import asdict, is_dataclass
 from os import PathLike
@@ -507,12 +509,29 @@ class SCDCC(TrainedModel):
 
     Get one with ``tl.scdcc(adata, n_clusters, return_model=True)`` or
     ``SCDCC.load(directory)``; training lives in :mod:`scdeepclust.tl`, which builds on this
-    module, so there is no ``SCDCC.fit``. New cells are normalised with size factors from their
+    module, so there is no ``SCDCC.fit``. New cells' counts are read from the layer of the
+    training counts where they have one of that name (else ``layers['counts']``, else ``X``),
+    normalised with size factors from their
     own library sizes (in the model's genes) relative to the training median, and z-scored with
     the training gene means and scales.
     """
 
     method = "scdcc"
+
+    def training_layer(self, adata: AnnData) -> str | None:
+        """Return the layer the training counts came from, where `adata` has one of that name.
+
+        Otherwise None: the new cells' counts are then found as the tool finds them
+        (``layers['counts']``, else ``X``).
+        """
+        match = re.fullmatch(r"layers\[(.+)\]", self.preprocessing.get("counts_from", ""))
+        if match is None:
+            return None
+        try:
+            name = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            return None
+        return name if isinstance(name, str) and name in adata.layers else None
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:
@@ -535,6 +554,8 @@ class SCDCC(TrainedModel):
     ) -> CellFeeder:
         codes = self.batch_codes(adata, batch_key)
         columns = match_features(adata.var_names, self.features)
+        if layer is None:
+            layer = self.training_layer(adata)
         # judged on the model's genes: the others may be anything (mask_var left them out)
         matrix, where, summary = checked_counts(adata, layer, columns=columns[columns >= 0])
         warn_if_not_like_raw_counts(summary, where)

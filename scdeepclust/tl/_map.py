@@ -30,7 +30,8 @@ def map_to_model(
     Genes are matched by name: genes of the model missing from `adata` are filled with zeros
     (a warning says how many), genes the model does not know are ignored.
 
-    - scDCC: raw counts (`layer`, default ``layers['counts']`` else ``X``); size factors from
+    - scDCC: raw counts (`layer`; by default the layer the model was trained on where `adata`
+      has one of that name, else ``layers['counts']``, else ``X``); size factors from
       each cell's library size in the model's genes relative to the training median; z-scored
       with the training gene means and scales.
     - DESC: the same representation as in training (``X``, the layer, or ``obsm[use_rep]``),
