@@ -133,6 +133,11 @@ def test_tool_warns_when_the_clustering_stage_stops_at_max_epochs(sim, tool):
     assert [w.filename for w in record if "without converging" in str(w.message)] == [__file__]
     assert not sim.uns[tool]["converged"]
     assert sim.obs[tool].notna().all()  # the results are written all the same
+    if tool == "scdcc":  # a resolution that only started Leiden's way to n_clusters is not named
+        leiden = dict(run, init="leiden", resolution=2.0, key_added="leiden")
+        with pytest.warns(UserWarning, match="The clustering stage stopped at") as record:
+            sdc.tl.scdcc(sim, tol=0.0, **leiden)
+        assert not any("at resolution" in str(w.message) for w in record)
     with warnings.catch_warnings():  # a stage that converges says nothing
         warnings.simplefilter("error", UserWarning)
         getattr(sdc.tl, tool)(sim, tol=1.0, key_added="settled", **run)

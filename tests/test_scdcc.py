@@ -350,6 +350,40 @@ def test_label_constraints_use_labelled_cells_only(sim):
     assert "cluster_cannot_link" in out.uns["scdcc"]["history"]
 
 
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (dict(n_clusters=3, init="kmeans"), "init='kmeans' has"),
+        (dict(n_clusters=3, resolution=2.0), "resolution=2 has"),
+        (dict(n_clusters=(2, 4), init="balanced-kmeans"), "init='balanced-kmeans' has"),
+        (dict(init="kmeans"), "init='kmeans' has"),  # the number searched
+    ],
+)
+def test_options_the_known_classes_replace_are_named(sim, options, named):
+    labels = sim.obs["group"].astype(object).copy()
+    labels.iloc[::3] = np.nan
+    sim.obs["known"] = labels
+    with pytest.warns(UserWarning, match="no effect with `label_key`") as caught:
+        out = sdc.tl.scdcc(sim, label_key="known", copy=True, **options, **FAST)
+    assert named in str(caught[0].message)
+    assert out.uns["scdcc"]["init_method"].startswith("known class means")
+    # the same start as without them
+    plain = {k: v for k, v in options.items() if k not in ("init", "resolution")}
+    reference = sdc.tl.scdcc(sim, label_key="known", copy=True, **plain, **FAST)
+    np.testing.assert_array_equal(out.obs["scdcc"], reference.obs["scdcc"])
+
+
+def test_init_starts_the_clusters_where_the_classes_outnumber_them(sim):
+    labels = sim.obs["group"].astype(object).copy()
+    labels.iloc[::3] = np.nan
+    sim.obs["known"] = labels
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.scdcc(sim, 2, label_key="known", init="kmeans", copy=True, **FAST)
+    assert not any("no effect with `label_key`" in str(w.message) for w in caught)
+    assert any("more than n_clusters=2" in str(w.message) for w in caught)
+
+
 def _random_known_classes(adata, fraction, seed):
     """Labels for a `fraction` of the cells, drawn at random: they disagree with the data."""
     rng = np.random.default_rng(seed)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from os import PathLike
 
@@ -9,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._messages import caller_stacklevel
 from .._results import check_result_keys, write_results
 from ..constraints import (
     PairwiseConstraints,
@@ -209,7 +211,8 @@ def scdcc(
         `obs` column with known labels for some cells and missing values for the rest. Random
         pairs among labelled cells become must-link (same label) or cannot-link constraints.
         Unless `resolution` is given without `n_clusters`, the labelled cells also place the
-        initial centroids (with `n_clusters`, in place of `init`'s start): each
+        initial centroids (with `n_clusters`, in place of `init`'s start, so that `init` and
+        `resolution` have no effect there, and a warning says so): each
         known class starts at the mean latent position of its labelled cells (further clusters
         from k-means), and a loss term weighted by `label_weight` keeps each labelled cell in its
         class's cluster. Only missing values (NaN, None) mark unlabelled cells: a text such as
@@ -579,6 +582,7 @@ def scdcc(
     seed_labels = label_classes = None
     if label_key is not None and (n_clusters is not None or resolution is None):
         seed_labels, label_classes = _label_codes(adata.obs[label_key])
+        _warn_if_classes_replace_init(init, resolution, n_clusters, len(label_classes))
     run = dict(
         method="scdcc",
         config=config,
@@ -661,6 +665,28 @@ def scdcc(
         f"    {key_added!r} (adata.uns)",
     )
     return tool_return(adata, copy, model, return_model)
+
+
+def _warn_if_classes_replace_init(init: str, resolution, n_clusters, n_classes: int) -> None:
+    """Warn about `init` and `resolution` where the known classes place the centroids instead.
+
+    They do so for a searched number and for a given one of at least as many clusters as
+    classes (with fewer, `init` starts the clusters, and a warning says so at that point).
+    """
+    if isinstance(n_clusters, int) and n_clusters < n_classes:
+        return
+    ignored = [f"init={init!r}"] if init != "leiden" else []
+    if resolution is not None:  # only given with n_clusters here: otherwise it clusters
+        ignored.append(f"resolution={resolution:g}")
+    if ignored:
+        warnings.warn(
+            f"{' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with "
+            "`label_key`: each known class starts a centroid at the mean of its labelled cells "
+            "(further clusters from k-means). Leave them out, or give `resolution` without "
+            "`n_clusters` to start from Leiden's clusters instead.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
 
 def _label_codes(labels) -> tuple[np.ndarray, np.ndarray]:

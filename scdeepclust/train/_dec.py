@@ -440,7 +440,9 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidIni
             " If many cells keep moving, the clusters may cut groups arbitrarily: the data may "
             f"hold fewer groups than {k} ({how})."
         )
-    at = "" if init.resolution is None else f" (at resolution {init.resolution:g})"
+    # a resolution given with a number of clusters only started Leiden's ladder towards it
+    clustered_at = init.resolution is not None and init.n_clusters is None
+    at = f" (at resolution {init.resolution:g})" if clustered_at else ""
     warnings.warn(
         f"The clustering stage{at} stopped at max_epochs={stage.max_epochs} without converging: "
         f"{moving}. The labels are those of the last epoch and uns[key]['converged'] is False. "
