@@ -371,6 +371,32 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     )
     assert set(models) == {"desc_0.3", "desc_1.0"}
     assert all(m.key_added == k for k, m in models.items())
+    with pytest.raises(TypeError, match=r"map onto one of them, e.g. model\['desc_0.3'\]"):
+        sdc.tl.map_to_model(test, models)
+
+
+def test_desc_model_warns_about_new_cells_as_training_would(split):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+    sc.pp.scale(train)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    model = sdc.tl.desc(train, return_model=True, **fast)
+    # normalised but neither logged nor scaled: far from the z-scores the model read
+    unlogged = split[1].copy()
+    sc.pp.normalize_total(unlogged, target_sum=1e4)
+    with pytest.warns(UserWarning, match=r"root mean square is .* Prepare the new cells as"):
+        model.predict(unlogged)
+    # a cell without values in the model's genes lands where the zero vector does
+    sc.pp.scale(test)
+    empty = test.copy()
+    empty.X[0] = 0
+    with pytest.warns(UserWarning, match=r"1 cell\(s\) are all zero in adata.X in the model's"):
+        model.predict(empty)
+    with warnings.catch_warnings():  # cells prepared as the model's: not a word
+        warnings.simplefilter("error", UserWarning)
+        model.predict(test)
 
 
 def _rep_model(train, **kwargs):
@@ -400,6 +426,8 @@ def test_desc_use_rep_model(split):
     # the model reads obsm only: cells without genes are mapped too
     genes_less = sc.AnnData(obs=test.obs[[]].copy(), obsm={"X_rep": test.obsm["X_rep"]})
     np.testing.assert_array_equal(model.predict(genes_less), test.obs["mapped"].astype(int))
+    sdc.tl.map_to_model(genes_less, model, key_added="mapped")  # written as well
+    np.testing.assert_array_equal(genes_less.obs["mapped"], test.obs["mapped"])
     test.obsm["X_rep"] = test.obsm["X_rep"][:, :5]
     with pytest.raises(ValueError, match="has 5 columns; the model was trained on 20"):
         model.predict(test)

@@ -59,6 +59,7 @@ from ..pp._input import (
     scan_matrix,
     warn_if_counts,
     warn_if_not_like_raw_counts,
+    warn_if_off_scale,
     warn_if_unscaled,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
@@ -648,11 +649,23 @@ class DESC(TrainedModel):
             # before the training input's scale was kept say nothing)
             trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
             if not scaled and self.batch_key is None and trained_scaled:
+                warn_if_off_scale(summary, where, mapping=True)
                 warn_if_unscaled(
                     summary,
                     where,
                     remedy="Prepare the new cells as the model's were: run sc.pp.scale first.",
                 )
+        if summary.zero_rows.any():  # scDCC's size factors refuse them; here they get a label
+            examples = list(adata.obs_names[summary.zero_rows][:3])
+            what = "columns" if source["kind"] == "obsm" else "genes"
+            warnings.warn(
+                f"{int(summary.zero_rows.sum())} cell(s) are all zero in adata.{where} in the "
+                f"model's {what} (e.g. {examples}): they carry no information and all land "
+                "where the zero vector does, so their cluster says nothing about them. Leave "
+                "them out of the mapping.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
         return CellFeeder(
             RowSource(matrix, columns=columns),
             device=device,

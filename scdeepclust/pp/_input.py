@@ -704,16 +704,29 @@ def is_off_scale(summary: MatrixSummary) -> bool:
     return not low <= summary.root_mean_square <= high
 
 
-def warn_if_off_scale(summary: MatrixSummary, where: str) -> None:
-    """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale."""
+def warn_if_off_scale(summary: MatrixSummary, where: str, *, mapping: bool = False) -> None:
+    """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale.
+
+    `mapping`: the cells are mapped onto a model trained on z-scored genes.
+    """
     if summary.is_counts or not is_off_scale(summary):  # counts have a warning of their own
         return
     rms = summary.root_mean_square
+    if mapping:
+        effect = (
+            "the model was trained on such genes, and its network places cells on another "
+            "scale where they do not belong. Prepare the new cells as the model's were "
+            "(normalised, log-transformed, sc.pp.scale)."
+        )
+    else:
+        effect = (
+            "on such a scale its network learns little (simulated groups z-scored and then "
+            "multiplied by 0.003: one cluster; by 30: ARI 0.41). Pass scale=True to z-score "
+            "each gene inside DESC, or run sc.pp.scale first."
+        )
     warnings.warn(
         f"adata.{where} holds values whose root mean square is {rms:.3g}, far from the z-scored "
-        "genes DESC reads (about 1 after sc.pp.scale): on such a scale its network learns "
-        "little (simulated groups z-scored and then multiplied by 0.003: one cluster; by 30: "
-        "ARI 0.41). Pass scale=True to z-score each gene inside DESC, or run sc.pp.scale first.",
+        f"genes DESC reads (about 1 after sc.pp.scale): {effect}",
         UserWarning,
         stacklevel=caller_stacklevel(),
     )

@@ -82,17 +82,26 @@ def map_to_model(
     scdeepclust.models.TrainedModel.get_latent_representation : The embedding as an array.
     """
     t_start = time.perf_counter()
-    check_adata(adata, copy=copy, min_cells=1)
     if isinstance(model, (str, PathLike)):
         model = load_model(model)
     if not isinstance(model, TrainedModel):
+        several = (
+            " tl.desc returns one model per resolution in a dict: map onto one of them, e.g. "
+            f"model[{next(iter(model))!r}]."
+            if isinstance(model, dict)
+            and model
+            and all(isinstance(m, TrainedModel) for m in model.values())
+            else ""
+        )
         raise TypeError(
             f"model must be a trained scdeepclust model or the directory it was saved to, not "
-            f"{type(model).__name__}."
+            f"{type(model).__name__}.{several}"
         )
     key = model.key_added if key_added is None else key_added
     check_key_added(key)
     source = model.preprocessing.get("input", {})
+    # an embedding-only AnnData (no genes) maps onto a model of obsm; others need genes
+    check_adata(adata, copy=copy, min_cells=1, need_genes=source.get("kind") != "obsm")
     check_result_keys(
         adata,
         [key],
