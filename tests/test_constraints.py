@@ -241,3 +241,41 @@ def test_ordered_gradient_rows_match_index_select_bit_for_bit():
     torch_own = torch.autograd.grad((source.index_select(0, index) * weights).sum(), source)
     assert torch.equal(ours[0], torch_own[0])
     assert torch.equal(rows_with_ordered_gradient(source, index), source.index_select(0, index))
+
+
+def test_a_term_of_some_steps_is_recorded_as_its_mean_over_those_steps():
+    # pairs spread over an epoch's steps leave steps without them: the recorded term was
+    # divided by every step's cells and shrank with the number of steps
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train._loops import _accumulate, _epoch_means
+
+    feeder = CellFeeder(RowSource(np.zeros((4, 1), np.float32)), device=torch.device("cpu"))
+    sums, cells = {}, {}
+    steps = [
+        ({"clustering": 1.0, "must_link": 2.0}, 10),
+        ({"clustering": 3.0}, 10),
+        ({"clustering": 5.0, "must_link": 4.0}, 30),
+        ({"clustering": 7.0}, 50),
+    ]
+    for values, n in steps:
+        _accumulate(sums, cells, {k: torch.tensor(v) for k, v in values.items()}, n)
+    means = _epoch_means(sums, cells, feeder)
+    assert means["clustering"] == pytest.approx((10 + 30 + 150 + 350) / 100)
+    assert means["must_link"] == pytest.approx((20 + 120) / 40)
+
+
+def test_the_recorded_pairwise_term_does_not_shrink_with_the_steps():
+    import scdeepclust as sdc
+    from scdeepclust.nn import must_link_loss
+
+    adata = sdc.datasets.simulate(300, 120, 3, random_state=0)
+    group = adata.obs["group"].to_numpy()
+    first = np.flatnonzero(group == group[0])
+    pairs = np.array([[first[0], first[1]], [first[2], first[3]]])
+    fast = dict(pretrain_epochs=2, max_epochs=1, refine=0, progress=False)
+    for batch_size in (300, 32):  # one step an epoch, and ten of which two have the pairs
+        out = sdc.tl.scdcc(adata, 3, must_link=pairs, batch_size=batch_size, copy=True, **fast)
+        q = torch.from_numpy(np.asarray(out.obsm["scdcc_probs"], np.float64))
+        on_the_result = float(must_link_loss(q[pairs[:, 0]], q[pairs[:, 1]]))
+        recorded = out.uns["scdcc"]["history"]["cluster_must_link"][-1]
+        assert recorded == pytest.approx(on_the_result, rel=0.25), batch_size

@@ -138,7 +138,7 @@ def average_gradients(optimizer: TrainingOptimizer, feeder: CellFeeder) -> None:
     """Replace each gradient by its mean over ranks, so that every rank takes the same step.
 
     A non-finite loss on one rank makes its gradients non-finite, and through the mean those of
-    every rank: all of them stop together at the end of the epoch (`_epoch_totals` sums the
+    every rank: all of them stop together at the end of the epoch (`_epoch_means` sums the
     losses over ranks).
     """
     if not feeder.distributed:
