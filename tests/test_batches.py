@@ -70,6 +70,17 @@ def test_feature_statistics_within_groups_match_numpy(fmt):
         np.testing.assert_allclose(scale[g], expected, rtol=1e-4, atol=1e-6)
 
 
+def test_a_spread_without_a_float32_inverse_is_taken_as_constant():
+    # one value of 1e-40 (subnormal in float32): its scale, 6e-42, gave an infinite inverse,
+    # and training failed with advice to lower the learning rate
+    values = np.zeros((300, 3), np.float32)
+    values[:, 1] = np.arange(300)
+    values[0, 0] = np.float32(1e-40)
+    _, scale = feature_statistics(RowSource(values))
+    assert scale[0] == 1.0 and np.isfinite(1 / scale).all()
+    assert scale[1] == pytest.approx(np.arange(300).std(ddof=1))
+
+
 def test_count_statistics_within_batches():
     adata = distorted()
     codes = (adata.obs["batch"] == "b").to_numpy().astype(np.int64)

@@ -278,5 +278,8 @@ def feature_statistics(
     # A constant column has variance 0 up to the rounding of mean_sq - mean**2 (relative error
     # ~1e-16 of mean_sq): scale 1, or its rounding noise would be blown up to unit variance.
     scale[var <= 1e-12 * mean_sq] = 1.0
+    # a spread below float32's normal numbers (values of about 1e-38 or less) has no float32
+    # inverse: taken as constant too, not divided by
+    scale[scale < np.finfo(np.float32).tiny] = 1.0
     mean, scale = mean.astype(np.float32), scale.astype(np.float32)
     return (mean[0], scale[0]) if groups is None else (mean, scale)
