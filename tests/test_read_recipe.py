@@ -139,8 +139,12 @@ def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
         with pytest.raises(ValueError, match=match):
             sdc.pp.recipe(untouched, "desc", **bad)
         assert not untouched.layers and (untouched.X != counts).nnz == 0
-    # scdcc's X is never scaled: scale=False with a clip is no contradiction there
-    sdc.pp.recipe(sc.AnnData(counts.copy()), "scdcc", scale=False, max_value=10)
+    # scdcc's X is never scaled here: scale=False changes nothing, and a clip would do nothing
+    sdc.pp.recipe(sc.AnnData(counts.copy()), "scdcc", scale=False)
+    untouched = sc.AnnData(counts.copy())
+    with pytest.raises(ValueError, match=r"clip there with tl.scdcc\(max_value=...\)"):
+        sdc.pp.recipe(untouched, "scdcc", max_value=10)
+    assert not untouched.layers and (untouched.X != counts).nnz == 0
 
 
 @pytest.mark.parametrize("where", ["X", "counts"])
@@ -388,6 +392,44 @@ def test_recipe_tells_normalised_from_log_normalised_data():
     logged.X = np.log1p(normalised)  # log-normalised elsewhere: no scanpy record of it
     steps = sdc.pp.recipe(logged, "desc")
     assert "X looks log-normalised already: no normalisation" in steps
+
+
+@pytest.mark.parametrize("change", ["genes removed", "an empty cell"])
+def test_recipe_tells_normalised_data_whose_totals_differ(change):
+    # A gene subset after normalize_total, or a cell it left empty, unevened the totals: the
+    # shallow normalised values (all under 50) were taken as log-normalised, never logged
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    if change == "an empty cell":
+        sim.layers["counts"][0] = 0
+        sim.X = sim.layers["counts"].copy()
+    normalised = sim.copy()
+    sc.pp.normalize_total(normalised)
+    if change == "genes removed":  # the most expressed ones, as of mitochondrial genes
+        top = np.argsort(-np.asarray(normalised.X.mean(0)).ravel())[:10]
+        normalised = normalised[:, np.setdiff1d(np.arange(sim.n_vars), top)].copy()
+    assert normalised.X.max() < 50 and "log1p" not in normalised.uns
+    for counts_layer in (True, False):
+        prepared = normalised.copy()
+        if not counts_layer:
+            del prepared.layers["counts"]
+        steps = sdc.pp.recipe(prepared, "desc", n_top_genes=None)
+        expected = counts_layer or change == "an empty cell"  # without counts: totals only
+        assert (
+            any(step.startswith("X looks normalised but not log") for step in steps) == expected
+        ), (counts_layer, steps)
+    # log-normalised values beside their counts are not proportional to them
+    logged = normalised.copy()
+    sc.pp.log1p(logged)
+    del logged.uns["log1p"]
+    steps = sdc.pp.recipe(logged, "desc", n_top_genes=None)
+    assert "X looks log-normalised already: no normalisation" in steps
+
+
+def test_recipe_warns_that_it_cannot_keep_x_counts_beside_a_counts_layer_of_other_values():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=80, n_groups=2, random_state=0)
+    sim.layers["counts"] = np.log1p(sim.X.toarray())
+    with pytest.warns(UserWarning, match=r"layers\['counts'\] does not hold counts .* rename"):
+        sdc.pp.recipe(sim, "desc", n_top_genes=None)
 
 
 def test_recipe_checks_its_keys_before_changing_anything():

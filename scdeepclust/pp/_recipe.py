@@ -6,6 +6,7 @@ This is the one function in `pp` that modifies an AnnData (in place, like scanpy
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._messages import not_anndata
+from .._messages import caller_stacklevel, not_anndata
 from .._process import ignoring_warnings
 from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
@@ -61,8 +62,9 @@ def recipe(
        scDCC reads them). scDCC fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
     3. ``X``: counts are normalised (each cell to the median total, or to `target_sum`) and
-       log1p-transformed; non-integer values with the same total in every cell (what
-       ``sc.pp.normalize_total`` leaves) or above 50, and no record of a log1p in
+       log1p-transformed; non-integer values that are each cell's counts times one factor,
+       or have the same total in every cell with any count (what ``sc.pp.normalize_total``
+       leaves, also after genes were removed), or exceed 50, with no record of a log1p in
        ``uns['log1p']``, are taken as normalised and only log1p-transformed; anything else
        is taken as log-normalised already, or as scaled when it has negative values (then
        used as is).
@@ -96,7 +98,8 @@ def recipe(
     max_value
         Clip of the scaling (DESC); `None` (scanpy's default) clips nothing. Clipping at 10
         (the earlier default) cut the weight of genes seen in few cells, the markers of small
-        types (see the changelog).
+        types (see the changelog). Refused for ``method='scdcc'``, which z-scores (and clips,
+        with ``tl.scdcc(max_value=...)``) its input itself.
     batch_key
         An `obs` column of batches: the variable genes are chosen within each batch and
         ranked by in how many batches they are variable (scanpy's `batch_key`), so that genes
@@ -149,6 +152,12 @@ def recipe(
         raise ValueError(f"max_value must be a number > 0 (or None: no clip), got {max_value!r}.")
     if not isinstance(scale, bool | np.bool_):
         raise ValueError(f"scale must be True or False, got {scale!r}.")
+    if method == "scdcc" and max_value is not None:
+        raise ValueError(
+            f"max_value={max_value!r} clips DESC's scaled input, which pp.recipe prepares; "
+            "scDCC z-scores its input itself: clip there with tl.scdcc(max_value=...), and "
+            "leave max_value out of pp.recipe for method='scdcc'."
+        )
     if method == "desc" and not scale and max_value is not None:
         raise ValueError(
             f"max_value={max_value!r} clips the scaling, which scale=False leaves to "
@@ -197,6 +206,16 @@ def recipe(
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
+    if counts_key is None and layer is None and "counts" in adata.layers:
+        if is_count_matrix(adata.X):  # scDCC was refused above: DESC goes on without them
+            warnings.warn(
+                "layers['counts'] does not hold counts (non-negative integers), while X does: "
+                "pp.recipe normalises X's counts without keeping them, and does not remove the "
+                "cells and genes without counts. To keep them, rename that layer first: "
+                "`adata.layers['lognorm'] = adata.layers.pop('counts')`.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
     if adata.is_view:  # made actual (a copy) by its first change anyway; restored as such
         adata._init_as_actual(adata.copy())
     before = _sharing_matrices(adata)
@@ -280,7 +299,8 @@ def _prepare(
         with ignoring_warnings(BatchWarning):
             batches = batch_covariate(adata, batch_key)
 
-    state = _x_state(adata.X, logged="log1p" in adata.uns)
+    counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
+    state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
     if state == "counts":
         adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
         sc.pp.normalize_total(adata, target_sum=target_sum)
@@ -292,8 +312,8 @@ def _prepare(
         adata.X = adata.X.copy()
         sc.pp.log1p(adata)
         steps.append(
-            "X looks normalised but not log-transformed (the same total in every cell, or "
-            "values above 50): log1p"
+            "X looks normalised but not log-transformed (each cell's counts times one factor, "
+            "the same total in every cell, or values above 50): log1p"
         )
         state = "log"
     elif state == "log":
@@ -517,12 +537,15 @@ def looks_scaled(X) -> bool:
     return values.size > 0 and float(np.min(values)) < 0
 
 
-def _x_state(X, *, logged: bool) -> str:
+def _x_state(X, *, logged: bool, counts=None) -> str:
     """Return what X holds: "counts", "normalised" (not logged), "log" or "scaled".
 
     Normalised values are told from log-normalised ones by scanpy's record of a log1p
-    (`logged`), else by equal totals per cell (what `normalize_total` leaves) or values above
-    `LOG_MAX`.
+    (`logged`), else by each cell's values being its `counts` times one factor
+    (`_proportional_to_counts`), by equal totals among the cells with any value (what
+    `normalize_total` leaves; it leaves an empty cell empty) or by values above `LOG_MAX`.
+    Without counts, a gene subset taken after `normalize_total` (which unevens the totals) on
+    shallow data (no value above `LOG_MAX`) reads as log-normalised.
     """
     if is_count_matrix(X):
         return "counts"
@@ -531,10 +554,54 @@ def _x_state(X, *, logged: bool) -> str:
     values = X.data if sparse.issparse(X) else np.asarray(X)
     if values.size == 0 or logged:
         return "log"
+    if counts is not None and _proportional_to_counts(X, counts):
+        return "normalised"
     high = float(np.max(values))
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
-    equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * max(float(totals.max()), 1e-12)
+    totals = totals[totals > 0]
+    equal_totals = totals.size > 1 and np.ptp(totals) <= 1e-3 * float(totals.max())
     return "normalised" if equal_totals or high > LOG_MAX else "log"
+
+
+# Cells compared by `_proportional_to_counts`: a random sample above this (a dense X of 30,000
+# genes then takes 31 MB in float32 per matrix).
+PROPORTION_MAX_CELLS = 256
+
+
+def _proportional_to_counts(X, counts) -> bool:
+    """Whether each cell's values in X are its counts times one factor (of that cell).
+
+    That is what ``sc.pp.normalize_total`` leaves, and gene subsets of it; log1p's values are
+    not, except in a cell whose counts are all alike, so only cells with two different counts
+    decide (none: False). Checked on a random sample of `PROPORTION_MAX_CELLS` cells.
+    """
+    n = X.shape[0]
+    rows = np.arange(n)
+    if n > PROPORTION_MAX_CELLS:
+        rows = np.sort(np.random.default_rng(0).choice(n, PROPORTION_MAX_CELLS, replace=False))
+    x, c = (_canonical_rows(m, rows) for m in (X, counts))
+    if not (np.array_equal(x.indptr, c.indptr) and np.array_equal(x.indices, c.indices)):
+        return False  # not zero where the counts are, or the other way round
+    filled = np.flatnonzero(np.diff(c.indptr))
+    if not filled.size:
+        return False
+    starts = c.indptr[filled]
+    ratio = x.data / c.data
+    low, high = np.minimum.reduceat(ratio, starts), np.maximum.reduceat(ratio, starts)
+    distinct = np.minimum.reduceat(c.data, starts) < np.maximum.reduceat(c.data, starts)
+    if not distinct.any():
+        return False
+    return bool(np.all(high[distinct] - low[distinct] <= 1e-4 * np.abs(high[distinct])))
+
+
+def _canonical_rows(matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    """Rows `rows` of `matrix` as a float64 CSR matrix without stored zeros, indices sorted."""
+    part = matrix[rows]
+    part = sparse.csr_matrix(part if sparse.issparse(part) else np.asarray(part), dtype=np.float64)
+    part.sum_duplicates()
+    part.eliminate_zeros()
+    part.sort_indices()
+    return part
 
 
 def _marked_genes(adata: AnnData, of: str = "") -> GeneMask:
