@@ -50,6 +50,41 @@ class PairwiseConstraints:
             ],
         )
 
+    def agreeing_with(self, codes: np.ndarray) -> PairwiseConstraints:
+        """Return these pairs less those that contradict known classes (`codes`, -1: unknown).
+
+        A must-link between two cells of different known classes goes, and a cannot-link
+        between two cells of one.
+        """
+        return PairwiseConstraints(
+            self.must_link[~_between_known(codes, self.must_link, same=False)],
+            self.cannot_link[~_between_known(codes, self.cannot_link, same=True)],
+        )
+
+    def refuse_against_labels(
+        self, codes: np.ndarray, classes: np.ndarray, label_key: str, obs_names
+    ) -> None:
+        """Refuse pairs that contradict the known classes (`codes` into `classes`, -1: unknown)."""
+        for name, pairs, same in (
+            ("must_link", self.must_link, False),
+            ("cannot_link", self.cannot_link, True),
+        ):
+            wrong = pairs[_between_known(codes, pairs, same=same)]
+            if len(wrong):
+                a, b = (int(i) for i in wrong[0])
+                labels = " and ".join(repr(str(classes[codes[i]])) for i in (a, b))
+                raise ValueError(
+                    f"{len(wrong)} pair(s) of {name} contradict obs[{label_key!r}], e.g. cells "
+                    f"{obs_names[a]!r} and {obs_names[b]!r} (positions {a} and {b}), labelled "
+                    f"{labels}. Remove those pairs, or correct the labels."
+                )
+
+    def distinct(self, n_obs: int) -> PairwiseConstraints:
+        """Return these pairs with each unordered pair once (the first of each kept)."""
+        return PairwiseConstraints(
+            _distinct(self.must_link, n_obs), _distinct(self.cannot_link, n_obs)
+        )
+
     def check(self, n_obs: int) -> None:
         """Refuse out-of-range, self and contradictory pairs."""
         for name, pairs in (("must_link", self.must_link), ("cannot_link", self.cannot_link)):
@@ -68,6 +103,27 @@ class PairwiseConstraints:
                 f"{len(both)} pair(s) are both must-link and cannot-link, e.g. cells {a} and {b}. "
                 "Remove the contradiction from the constraints or the labels they come from."
             )
+
+
+def _between_known(codes: np.ndarray, pairs: np.ndarray, *, same: bool) -> np.ndarray:
+    """Which pairs join two cells of known classes that are the same (`same`) or differ."""
+    a, b = codes[pairs[:, 0]], codes[pairs[:, 1]]
+    known = (a >= 0) & (b >= 0)
+    return known & ((a == b) if same else (a != b))
+
+
+def label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Return each cell's class code (-1 where the label is missing) and the classes.
+
+    Labels are compared as text, as the rest of scDCC reads them: 1 and "1" (a column put
+    together from two tables) are one class, 1 and 1.0 two.
+    """
+    series = pd.Series(labels).reset_index(drop=True)
+    known = series.notna().to_numpy()
+    classes = pd.Categorical(series[known].astype(str))
+    codes = np.full(len(series), -1, np.int64)
+    codes[known] = classes.codes
+    return codes, np.asarray(classes.categories, dtype=str)
 
 
 def _keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:
@@ -126,20 +182,15 @@ def pairs_from_labels(labels, n_pairs: int, rng: np.random.Generator) -> Pairwis
 
     Pairs with the same label must-link, pairs with different labels cannot-link.
     """
-    series = pd.Series(labels)
-    known = np.flatnonzero(series.notna().to_numpy())
+    code_of, classes = label_codes(labels)
+    known = np.flatnonzero(code_of >= 0)
     if len(known) < 2:
         raise ValueError("The label column has fewer than 2 cells with a known label.")
-    # compared as text, as the rest of scDCC reads labels: 1 and "1" (a column put together
-    # from two tables) are one class, 1 and 1.0 two
-    codes = pd.Categorical(series.iloc[known].astype(str)).codes
-    if len(np.unique(codes)) < 2:
+    if len(classes) < 2:
         raise ValueError(
             "All labelled cells have the same label: that gives must-link pairs only and cannot "
             "separate clusters. Label cells of at least two types."
         )
-    code_of = np.full(len(series), -1, np.int64)
-    code_of[known] = codes
     pairs = _random_distinct_pairs(known, n_pairs, rng)
     same = code_of[pairs[:, 0]] == code_of[pairs[:, 1]]
     return PairwiseConstraints(pairs[same], pairs[~same])

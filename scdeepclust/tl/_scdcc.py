@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from os import PathLike
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
@@ -14,6 +13,7 @@ from .._messages import caller_stacklevel
 from .._results import check_result_keys, write_results
 from ..constraints import (
     PairwiseConstraints,
+    label_codes,
     pairs_from_labels,
     pairs_from_protein,
     pairs_from_user,
@@ -217,15 +217,20 @@ def scdcc(
         from k-means), and a loss term weighted by `label_weight` keeps each labelled cell in its
         class's cluster. Only missing values (NaN, None) mark unlabelled cells: a text such as
         "unknown" or "nan" is a class of its own (the tool warns). With more known classes
-        than a fifth of the cells, the searched number falls short of them (see
-        `n_clusters`): give `n_clusters` as a number.
+        than 30 or a fifth of the cells, the searched number falls short of them (see
+        `n_clusters`), and the classes then neither place the centroids nor keep their cells:
+        give `n_clusters` as a number.
     must_link, cannot_link
-        Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`.
+        Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`. A pair
+        given twice counts once; pairs that contradict `label_key` (a must-link between two
+        different known classes, a cannot-link within one) are refused.
     protein_key
         `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
         DataFrame): random cell pairs closest in protein space become must-link, the farthest
-        cannot-link. With `label_key` as well, protein pairs that contradict the labels' (two
-        cells of different known classes near, or of one class far) are left out.
+        cannot-link. Protein pairs that contradict the labels of `label_key` (two cells of
+        different known classes near, or of one class far) or the given `must_link` /
+        `cannot_link` are left out, and a pair drawn from both the labels and the proteins
+        counts once.
     n_pairs
         Number of random pairs drawn for `label_key` (default: 100 per labelled cell); for
         `protein_key`, the most pairs of each kind (default `n_obs`), out of 50 x `n_pairs`
@@ -581,7 +586,7 @@ def scdcc(
     )
     seed_labels = label_classes = None
     if label_key is not None and (n_clusters is not None or resolution is None):
-        seed_labels, label_classes = _label_codes(adata.obs[label_key])
+        seed_labels, label_classes = label_codes(adata.obs[label_key])
         _warn_if_classes_replace_init(init, resolution, n_clusters, len(label_classes))
     run = dict(
         method="scdcc",
@@ -689,15 +694,6 @@ def _warn_if_classes_replace_init(init: str, resolution, n_clusters, n_classes: 
         )
 
 
-def _label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of known labels (-1 where missing), and the classes in code order."""
-    codes = np.full(len(labels), -1, np.int64)
-    known = labels.notna().to_numpy()
-    classes = pd.Categorical(labels[known].astype(str))
-    codes[known] = classes.codes
-    return codes, np.asarray(classes.categories, dtype=str)
-
-
 def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np.ndarray:
     """Positions (among `columns`, if given) of the most variable genes ('seurat' flavour)."""
     import scanpy as sc
@@ -732,9 +728,9 @@ def _protein_levels(stored, protein_key: str) -> np.ndarray:
         stored = stored.compute()
     if sparse.issparse(stored):
         stored = stored.toarray()
-    elif hasattr(stored, "to_numpy"):
-        stored = stored.to_numpy()
     try:
+        if hasattr(stored, "to_numpy"):  # missing values of nullable columns become NaN
+            stored = stored.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(stored, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise ValueError(
@@ -751,16 +747,26 @@ def _build_constraints(
     n_pairs: int | None,
     rng: np.random.Generator,
 ) -> PairwiseConstraints | None:
-    constraints = PairwiseConstraints.empty()
-    labelled = PairwiseConstraints.empty()
+    labelled = from_protein = user = PairwiseConstraints.empty()
+    codes = None
+    if must_link is not None or cannot_link is not None:
+        user = PairwiseConstraints(
+            pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),
+            pairs_from_user(
+                [] if cannot_link is None else cannot_link, adata.obs_names, "cannot_link"
+            ),
+        )
+        user.check(adata.n_obs)
     if label_key is not None:
         if label_key not in adata.obs:
             raise KeyError(f"label_key {label_key!r} is not a column of adata.obs.")
         labels = adata.obs[label_key]
         n_labelled = int(labels.notna().sum())
         n = n_pairs if n_pairs is not None else DEFAULT_PAIRS_PER_LABELLED_CELL * n_labelled
-        labelled = pairs_from_labels(labels.to_numpy(), n, rng)
-        constraints = constraints + labelled
+        labelled = pairs_from_labels(labels, n, rng)
+        codes, classes = label_codes(labels)
+        # both are the user's word: where they disagree, whatever the draw, the user decides
+        user.refuse_against_labels(codes, classes, label_key, adata.obs_names)
     if protein_key is not None:
         if protein_key not in adata.obsm:
             raise KeyError(
@@ -778,16 +784,13 @@ def _build_constraints(
         from_protein = pairs_from_protein(
             protein, n, rng, where=f"The levels of adata.obsm[{protein_key!r}]"
         )
-        # Both are random draws; where they disagree about two labelled cells, the labels say
-        # more than the proteins' distance.
-        constraints = constraints + from_protein.without_contradicting(labelled, adata.n_obs)
-    if must_link is not None or cannot_link is not None:
-        constraints = constraints + PairwiseConstraints(
-            pairs_from_user([] if must_link is None else must_link, adata.obs_names, "must_link"),
-            pairs_from_user(
-                [] if cannot_link is None else cannot_link, adata.obs_names, "cannot_link"
-            ),
-        )
+        # random draws from a distance: where the labels or the given pairs say otherwise,
+        # they say more
+        if codes is not None:
+            from_protein = from_protein.agreeing_with(codes)
+        from_protein = from_protein.without_contradicting(user, adata.n_obs)
+    # a pair drawn from two sources (or given twice) counts once
+    constraints = (labelled + from_protein + user).distinct(adata.n_obs)
     if not len(constraints):
         return None
     constraints.check(adata.n_obs)
