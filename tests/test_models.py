@@ -375,6 +375,19 @@ def test_desc_model_maps_new_cells(split, tmp_path):
         sdc.tl.map_to_model(test, models)
 
 
+def test_desc_model_of_a_layer_says_which_layer_new_cells_lack(split):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        a.layers["lognorm"] = np.log1p(a.layers["counts"].toarray())
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    model = sdc.tl.desc(train, layer="lognorm", return_model=True, **fast)
+    expected = model.predict(test)
+    test.layers["logged"] = test.layers.pop("lognorm")
+    with pytest.raises(KeyError, match=r"trained on layers\['lognorm'\], which adata lacks"):
+        model.predict(test)
+    np.testing.assert_array_equal(model.predict(test, layer="logged"), expected)
+
+
 def test_desc_model_warns_about_new_cells_as_training_would(split):
     train, test = (a.copy() for a in split)
     for a in (train, test):

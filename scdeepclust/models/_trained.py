@@ -56,6 +56,7 @@ from ..pp._input import (
     check_finite,
     checked_counts,
     input_matrix,
+    layer_names,
     scan_matrix,
     warn_if_counts,
     warn_if_not_like_raw_counts,
@@ -631,6 +632,12 @@ class DESC(TrainedModel):
         else:
             if layer is None and source["kind"] == "layer":
                 layer = source["key"]
+                if layer not in adata.layers:
+                    raise KeyError(
+                        f"This model was trained on layers[{layer!r}], which adata lacks "
+                        f"(layers: {layer_names(adata)}); name the layer of the new cells that "
+                        "holds the same values with `layer=`."
+                    )
             matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
         # judged on the model's genes: the others may be anything (mask_var left them out)
