@@ -63,7 +63,8 @@ def test_return_model_and_copy(split):
     for name, value in params.items():
         assert np.array_equal(np.asarray(model.config[name]), np.asarray(value)), name
     assert params["tol"] is not None and params["pretrain_balance"] is not None
-    given = sdc.tl.scdcc(train, 3, copy=True, max_value=10.0, n_pairs=50, **fast)
+    with pytest.warns(UserWarning, match="n_pairs=50 has no effect"):  # recorded all the same
+        given = sdc.tl.scdcc(train, 3, copy=True, max_value=10.0, n_pairs=50, **fast)
     assert {"max_value": 10.0, "n_pairs": 50}.items() <= dict(given.uns["scdcc"]["params"]).items()
 
 

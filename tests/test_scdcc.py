@@ -375,6 +375,11 @@ def test_options_the_known_classes_replace_are_named(sim, options, named):
     np.testing.assert_array_equal(out.obs["scdcc"], reference.obs["scdcc"])
 
 
+def test_n_pairs_without_a_source_of_pairs_is_named(sim):
+    with pytest.warns(UserWarning, match=r"n_pairs=50 has no effect without `label_key`"):
+        sdc.tl.scdcc(sim, 3, n_pairs=50, must_link=[[0, 1]], copy=True, **FAST)
+
+
 def test_init_starts_the_clusters_where_the_classes_outnumber_them(sim):
     labels = sim.obs["group"].astype(object).copy()
     labels.iloc[::3] = np.nan

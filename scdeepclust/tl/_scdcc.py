@@ -480,6 +480,14 @@ def scdcc(
     check_gene_names(adata, use_rep=None, return_model=return_model, genes=gene_selection)
     n_top_genes = as_int("n_top_genes", n_top_genes, minimum=1, allow_none=True)
     n_pairs = as_int("n_pairs", n_pairs, minimum=1, allow_none=True)
+    if n_pairs is not None and label_key is None and protein_key is None:
+        warnings.warn(
+            f"n_pairs={n_pairs} has no effect without `label_key` or `protein_key`: it is the "
+            "number of pairs drawn from them (given `must_link` / `cannot_link` are used as "
+            "they are).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
     latent_dim = as_int("latent_dim", latent_dim, minimum=1)
