@@ -4,6 +4,8 @@ final embedding and soft assignments."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -166,3 +168,23 @@ def test_leaning_the_first_target_on_leiden_is_no_label_change(weight):
             progress=False,
         )
     assert outcome.history["label_change"] == [0.0]
+
+
+def test_tol_zero_warns_only_where_labels_still_moved():
+    # tol=0 trains every epoch; where no label changed at the last refresh, "raise max_epochs
+    # to let it settle" was advice that could not help
+    from types import SimpleNamespace
+
+    from scdeepclust.train._dec import _warn_not_converged
+
+    stage = SimpleNamespace(tol=0.0, max_epochs=30)
+    init = SimpleNamespace(seed_labels=None, n_clusters=3, resolution=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_not_converged({"label_change": [0.1, 0.0]}, stage, init, 3)
+    with pytest.warns(UserWarning, match=r"2.0% of the cells changed cluster .* \(tol=0\)"):
+        _warn_not_converged({"label_change": [0.1, 0.02]}, stage, init, 3)
+    with pytest.warns(UserWarning, match=r"0.0% of the cells changed"):  # tol > 0: as before
+        _warn_not_converged(
+            {"label_change": [0.0]}, SimpleNamespace(tol=1e-9, max_epochs=30), init, 3
+        )

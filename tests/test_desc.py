@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 import torch
@@ -122,9 +123,15 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     assert "at resolution 3 of [0.2, 3]: nothing was written" in failed.value.__notes__[0]
     assert_unchanged(scaled, before)
     # sums of floats are named as written, not as 1.2000000000000002
-    from scdeepclust.tl._validate import resolution_list
+    from scdeepclust.tl._validate import check_resolution, resolution_list
 
     assert resolution_list(np.arange(0.6, 1.3, 0.2)) == [0.6, 0.8, 1.0, 1.2]
+    # any sequence of numbers, as the signature says (a range was refused as "a number")
+    assert resolution_list(range(1, 3)) == [1, 2]
+    assert resolution_list(pd.Series([0.8, 1.5])) == [0.8, 1.5]
+    with pytest.raises(ValueError, match="resolution must be a positive number"):
+        check_resolution("0.8")  # text is not a sequence of resolutions
+    check_resolution(range(1, 3))
     assert resolution_list([0.1 + 0.2, np.float32(0.3), 2]) == [0.3, 0.3, 2]
 
 

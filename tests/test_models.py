@@ -614,6 +614,40 @@ def test_a_checkpoint_is_resumed_only_by_the_same_data_and_settings(tool, split,
     fn(adata, n_clusters=3, copy=True, checkpoint_dir=ckpt, resume=True, **CKPT, **options)
 
 
+def test_a_desc_checkpoint_is_resumed_with_other_resolutions(split, tmp_path, monkeypatch):
+    # A failing resolution's advice, leave it out, refused the checkpoint (its resolutions
+    # were part of the run), so the pretraining and finished resolutions could not be reused
+    import scdeepclust.tl._desc as desc_module
+
+    adata = split[0].copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    ckpt = tmp_path / "ckpt"
+    cluster = desc_module.cluster_desc
+
+    def failing_at_3(feeder, pretrained, config, res, **kw):
+        if res == 3:
+            raise ValueError("Leiden at resolution=3 found ...")
+        return cluster(feeder, pretrained, config, res, **kw)
+
+    monkeypatch.setattr(desc_module, "cluster_desc", failing_at_3)
+    options = dict(CKPT, copy=True, checkpoint_dir=ckpt)
+    with pytest.raises(ValueError) as failed:
+        sdc.tl.desc(adata, resolution=[0.8, 3], **options)
+    assert "with resume=True the checkpoint gives them the pretraining" in failed.value.__notes__[0]
+    monkeypatch.setattr(desc_module, "cluster_desc", cluster)
+    steps = count_calls(monkeypatch, _loops, "_optimizer_step")
+    resumed = sdc.tl.desc(adata, resolution=[0.8, 1.5], resume=True, **options)
+    n_resumed = len(steps)
+    fresh = sdc.tl.desc(adata, resolution=[0.8, 1.5], **dict(CKPT, copy=True))
+    # only resolution 1.5's clustering stage was left to train: no pretraining, nor 0.8's
+    per_stage = CKPT["max_epochs"] * -(-adata.n_obs // CKPT["batch_size"])
+    assert n_resumed == per_stage and len(steps) > 3 * per_stage
+    for key in ("desc_0.8", "desc_1.5"):
+        np.testing.assert_array_equal(resumed.obsm[f"X_{key}"], fresh.obsm[f"X_{key}"])
+        np.testing.assert_array_equal(resumed.obs[key], fresh.obs[key])
+
+
 def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
     split, tmp_path, monkeypatch
 ):

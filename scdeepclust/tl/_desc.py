@@ -278,6 +278,8 @@ def desc(
         from the 240th minibatch step of the clustering stage on (the first check on small
         data came after a dozen steps, before cells between clusters had been resolved), or
         from the middle of the stage when all its `max_epochs` hold fewer than 480 steps.
+        0 trains every epoch of `max_epochs` (warning that the stage did not converge only
+        where labels still changed at the last refresh).
     max_epochs
         Upper bound on clustering-stage epochs. Default: 100 up to 100,000 cells, the same
         number of minibatch steps beyond (10 epochs at a million cells).
@@ -288,7 +290,9 @@ def desc(
         resolutions: a dict of them by key).
     checkpoint_dir, checkpoint_every, resume
         Save the training state every `checkpoint_every` epochs, and continue an interrupted
-        run, as in :func:`scdeepclust.tl.scdcc`.
+        run, as in :func:`scdeepclust.tl.scdcc`. The call that resumes may ask for other
+        resolutions (each has a stage of its own): it reuses the pretraining and the
+        resolutions finished, which come out as they would alone.
     distributed
         Data-parallel training over the processes started by ``torchrun``, as in
         :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`, which
@@ -452,7 +456,6 @@ def desc(
         config=config,
         shape=[adata.n_obs, source.n_vars],
         input=where,
-        resolutions=resolutions,
         scale=scale,
         data=data.content_digest(adata, use_rep),
     )
@@ -462,6 +465,7 @@ def desc(
         resume=resume,
         distributed=distributed,
         device=dev,
+        across_processes={"resolutions": resolutions},
         **run,
     )
     results: dict[str, ClusteringResult] = {}
@@ -482,9 +486,15 @@ def desc(
                 result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
             except Exception as error:
                 if len(resolutions) > 1:  # results are written only when all of them succeed
+                    reuse = (
+                        ""
+                        if checkpoint is None
+                        else "; with resume=True the checkpoint gives them the pretraining and "
+                        "the resolutions finished"
+                    )
                     error.add_note(
                         f"(at resolution {res} of {resolutions}: nothing was written for any of "
-                        "them; leave that one out to get the others)"
+                        f"them; leave that one out to get the others{reuse})"
                     )
                 raise
             result.params.update(

@@ -335,7 +335,8 @@ def scdcc(
         Stop when fewer than this fraction of cells change label between refreshes. Default
         0.005, or 0.001 with constraints or known labels (`label_key`, `protein_key`,
         `must_link`, `cannot_link`), which keep improving the clusters after the labels have
-        mostly settled.
+        mostly settled. 0 trains every epoch of `max_epochs` (warning that the stage did
+        not converge only where labels still changed at the last refresh).
     batch_size
         Minibatch size.
     device

@@ -15,6 +15,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from .._messages import caller_stacklevel
@@ -259,7 +260,9 @@ def _plain_number(value) -> float | int:
 def _resolution_values(resolution) -> list:
     if isinstance(resolution, np.ndarray) and resolution.ndim == 0:
         resolution = resolution[()]  # the numpy scalar
-    if isinstance(resolution, list | tuple | np.ndarray):
+    if isinstance(resolution, str | bytes):  # refused as a number below
+        return [resolution]
+    if isinstance(resolution, Sequence | np.ndarray | pd.Series | pd.Index):  # range too
         return list(resolution)
     return [resolution]
 
@@ -410,15 +413,24 @@ def check_checkpointing(
 
 
 def open_run(
-    checkpoint_dir, *, every: int, resume: bool, distributed: bool, device, **run
+    checkpoint_dir,
+    *,
+    every: int,
+    resume: bool,
+    distributed: bool,
+    device,
+    across_processes: dict | None = None,
+    **run,
 ) -> TrainingCheckpoint | None:
     """Open the run's checkpoint (if any).
 
-    First a distributed run's processes are checked to have the same data and options. `run`
-    describes the run as `open_checkpoint` takes it.
+    First a distributed run's processes are checked to have the same data and options, those of
+    `across_processes` included. `run` describes the run as `open_checkpoint` takes it: what
+    its checkpoint can be resumed with (DESC's resolutions are not part of it: each has a stage
+    of its own after the shared pretraining).
     """
     if distributed:
-        check_same_run(run_digest(**run), device)
+        check_same_run(run_digest(**run, **(across_processes or {})), device)
     return open_checkpoint(checkpoint_dir, every=every, resume=resume, **run)
 
 

@@ -418,6 +418,8 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidIni
     `tol` the stage was, since a user reading only the labels cannot tell.
     """
     changes = history.get("label_change", [])
+    if stage.tol == 0 and changes and changes[-1] == 0:  # settled: tol=0 asked for every epoch
+        return
     if changes:
         moving = (
             f"{changes[-1]:.1%} of the cells changed cluster at the last target refresh "
