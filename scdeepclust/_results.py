@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,32 @@ def existing_keys(adata: AnnData, key: str) -> list[str]:
     return found
 
 
+def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
+    """Return ``(part, name)`` of what was computed from the embedding under `key`.
+
+    The kNN graph of ``sc.pp.neighbors(use_rep='X_' + key, key_added='neighbors_' + key)`` (as
+    `pl.umap` caches it) and `pl.umap`'s coordinates: a new result under `key` makes them
+    stale, and only `pl.umap` would notice.
+    """
+    embedding = result_keys(key)["embedding"]
+    found = []
+    neighbors = adata.uns.get(f"neighbors_{key}")
+    params = neighbors.get("params") if isinstance(neighbors, Mapping) else None
+    if isinstance(params, Mapping) and params.get("use_rep") == embedding:
+        found.append(("uns", f"neighbors_{key}"))
+        for graph in ("connectivities_key", "distances_key"):
+            name = neighbors.get(graph)
+            if isinstance(name, str) and name in adata.obsp:
+                found.append(("obsp", name))
+    umap = adata.uns.get(f"X_umap_{key}")
+    params = umap.get("params") if isinstance(umap, Mapping) else None
+    if isinstance(params, Mapping) and "scdeepclust_source" in params:
+        found.append(("uns", f"X_umap_{key}"))
+        if f"X_umap_{key}" in adata.obsm:
+            found.append(("obsm", f"X_umap_{key}"))
+    return found
+
+
 def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> None:
     """Refuse results that would overwrite what the run reads; warn about what they replace.
 
@@ -103,10 +130,17 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
                 f"(`sc.pl.umap(adata, color={key!r})` refuses it). Choose another key_added."
             )
     found = [name for key in keys for name in existing_keys(adata, key)]
+    derived = [f"{part}[{name!r}]" for key in keys for part, name in derived_entries(adata, key)]
     if found:
+        removed = (
+            f" The UMAP and kNN graph of the embedding replaced ({', '.join(derived)}) will be "
+            "removed."
+            if derived
+            else ""
+        )
         warnings.warn(
             f"adata.{', '.join(found)} already exist(s) and will be overwritten. Pass another "
-            "`key_added` to keep them.",
+            f"`key_added` to keep them.{removed}",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -120,6 +154,10 @@ def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
     warned about them before training.
     """
     entries = [entry for key, result in results.items() for entry in _entries(key, result)]
+    # computed from the embeddings replaced: removed with them, not left to be read as theirs
+    entries += [
+        (part, name, _ABSENT) for key in results for part, name in derived_entries(adata, key)
+    ]
     earlier = []
     for part, name, _ in entries:
         store = getattr(adata, part)
@@ -132,7 +170,10 @@ def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
     try:
         for part, name, value in entries:
             # looked up each time: the first write makes a view actual, with new tables
-            getattr(adata, part)[name] = value
+            if value is _ABSENT:
+                del getattr(adata, part)[name]
+            else:
+                getattr(adata, part)[name] = value
     except BaseException:
         for part, name, value in reversed(earlier):
             store = getattr(adata, part)

@@ -534,3 +534,48 @@ def test_a_colour_naming_a_gene_of_raw_alone_is_drawn(clustered):
     adata = adata[:, adata.var_names[1:]].copy()
     adata.obs[gene] = adata.obs["group"]
     assert sdc.pl.umap(adata, "scdcc", color=gene, show=False)
+
+
+def test_a_new_run_under_the_key_removes_the_umap_and_graph_of_the_old_embedding(clustered):
+    # pl.umap noticed the new embedding, but pl.embedding(basis='X_umap_<key>') and Leiden on
+    # neighbors_<key> read the old run's coordinates and graph as this run's
+    adata = clustered.copy()
+    sdc.pl.umap(adata, "scdcc", show=False)
+    sdc.pl.umap(adata, "desc", show=False)
+    derived = {
+        "obsm": ["X_umap_scdcc"],
+        "uns": ["X_umap_scdcc", "neighbors_scdcc"],
+        "obsp": ["neighbors_scdcc_connectivities", "neighbors_scdcc_distances"],
+    }
+    assert all(name in getattr(adata, part) for part, names in derived.items() for name in names)
+    with pytest.warns(
+        UserWarning,
+        match=r"The UMAP and kNN graph of the embedding replaced .* "
+        r"obsm\['X_umap_scdcc'\]\) will be removed",
+    ):
+        sdc.tl.scdcc(adata, 2, random_state=3, **TINY)
+    assert not any(
+        name in getattr(adata, part) for part, names in derived.items() for name in names
+    )
+    assert "X_umap_desc" in adata.obsm and "neighbors_desc" in adata.uns  # another run's stay
+    # a graph the user made of another representation under that name stays
+    sc.pp.neighbors(adata, use_rep="X_desc", key_added="neighbors_scdcc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdc.tl.scdcc(adata, 2, random_state=4, **TINY)
+    assert "neighbors_scdcc" in adata.uns
+
+
+def test_cells_added_without_a_result_are_named_not_passed_to_the_umap(clustered):
+    import anndata as ad
+
+    extra = sdc.datasets.simulate(n_cells=30, n_genes=120, n_groups=3, random_state=2)
+    extra.obs_names = [f"new{i}" for i in range(30)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joined = ad.concat([clustered, extra], join="outer", uns_merge="first")
+    with pytest.raises(ValueError, match=r"no values \(NaN\) for 30 of 270 cells .* join='outer'"):
+        sdc.pl.umap(joined, "scdcc", show=False)
+    fig = sdc.pl.probabilities(joined, "scdcc", show=False)
+    title = fig.axes[1].get_title()
+    assert "(240 cells; 30 without a cluster left out)" in title

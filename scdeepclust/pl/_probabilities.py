@@ -96,7 +96,10 @@ def probabilities(
         )
     colors = cluster_colors(adata, key, palette)
 
-    order = np.lexsort((-confidence, codes))  # by cluster, then by falling confidence
+    # cells without a cluster (added after the run, e.g. by anndata.concat) have no row
+    clustered = np.flatnonzero(codes >= 0)
+    # by cluster, then by falling confidence
+    order = clustered[np.lexsort((-confidence[clustered], codes[clustered]))]
     shown = order
     if len(order) > max_cells:
         shown = order[np.linspace(0, len(order) - 1, max_cells).round().astype(int)]
@@ -156,6 +159,9 @@ def probabilities(
     heat_ax.tick_params(axis="y", left=False, labelleft=False)
     heat_ax.set_xlabel("soft assignment to cluster")
     subsampled = f", {len(shown)} of {len(order)} shown" if len(shown) < len(order) else ""
+    unclustered = len(codes) - len(order)
+    if unclustered:
+        subsampled += f"; {unclustered} without a cluster left out"
     heat_ax.set_title(f"{key}: soft assignments ({len(order)} cells{subsampled})", fontsize=10)
     fig.colorbar(image, cax=cbar_ax, label="probability")
     # sc.set_figure_params turns the grid on, which would cross the images

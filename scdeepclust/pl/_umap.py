@@ -43,8 +43,9 @@ def umap(
     ``obsp['neighbors_<key>_connectivities']``), and the coordinates in
     ``obsm['X_umap_' + key]`` (parameters in ``uns['X_umap_' + key]``). So this plot **adds
     these keys to adata**; it never touches the user's ``X_umap`` or ``neighbors``. Later calls
-    reuse the cached UMAP as long as the embedding and the settings are unchanged (a new run of
-    the tool, or a subset of the cells, recomputes it).
+    reuse the cached UMAP as long as the embedding and the settings are unchanged (a subset of
+    the cells recomputes it; a new run of the tool under the key removes it, with the kNN
+    graph, so that nothing reads them as the new run's).
 
     Parameters
     ----------
@@ -143,9 +144,17 @@ def umap_coordinates(
     if adata.n_obs < 4:  # UMAP's spectral start needs more cells than its two dimensions + 1
         raise ValueError(f"A UMAP needs at least 4 cells; adata has {adata.n_obs}.")
     n_neighbors = int(min(n_neighbors, adata.n_obs - 1))
-    fingerprint = _fingerprint(
-        np.asarray(adata.obsm[embedding_key]), n_neighbors, min_dist, random_state
-    )
+    embedding = np.asarray(adata.obsm[embedding_key])
+    missing = ~np.isfinite(embedding).all(axis=1)
+    if missing.any():  # scikit-learn's "Input X contains NaN" said nothing of where they came from
+        raise ValueError(
+            f"adata.obsm[{embedding_key!r}] has no values (NaN) for {int(missing.sum())} of "
+            f"{adata.n_obs} cells (e.g. {list(adata.obs_names[missing][:3])}): cells without "
+            "this run, as `anndata.concat(..., join='outer')` leaves them. Draw the cells of "
+            f"the run, `adata[~np.isnan(adata.obsm[{embedding_key!r}]).any(axis=1)]`, or run "
+            "the tool on the combined data (or map the new cells with tl.map_to_model)."
+        )
+    fingerprint = _fingerprint(embedding, n_neighbors, min_dist, random_state)
     params = adata.uns.get(umap_key, {})
     params = params.get("params", {}) if hasattr(params, "get") else {}
     # the coordinates too: another run's key_added may have written over them ("umap_<key>")
