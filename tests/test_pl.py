@@ -579,3 +579,17 @@ def test_cells_added_without_a_result_are_named_not_passed_to_the_umap(clustered
     fig = sdc.pl.probabilities(joined, "scdcc", show=False)
     title = fig.axes[1].get_title()
     assert "(240 cells; 30 without a cluster left out)" in title
+
+
+def test_soft_assignments_cut_by_a_concat_are_named(clustered):
+    import anndata as ad
+
+    other = clustered.copy()
+    other.obs_names = [f"{n}-b" for n in other.obs_names]
+    other.obsm["scdcc_probs"] = np.hstack([other.obsm["scdcc_probs"], np.zeros((other.n_obs, 1))])
+    other.obsm["scdcc_probs"][:, [0, -1]] = other.obsm["scdcc_probs"][:, [-1, 0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joined = ad.concat([clustered, other], uns_merge="first")  # inner: 3 columns kept
+    with pytest.raises(ValueError, match=r"of 240 cells .* do not sum to 1 .* anndata.concat"):
+        sdc.pl.probabilities(joined, "scdcc", show=False)

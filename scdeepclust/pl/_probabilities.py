@@ -94,6 +94,15 @@ def probabilities(
             "assignments come from different runs (e.g. after anndata.concat of two results). "
             "Run the tool on the combined data."
         )
+    sums = probs.sum(axis=1)
+    cut = np.isfinite(sums) & (np.abs(sums - 1) > 1e-3)
+    if cut.any():  # an inner anndata.concat keeps the columns the runs share
+        raise ValueError(
+            f"The soft assignments of {int(cut.sum())} cells in obsm[{keys['probabilities']!r}] "
+            f"do not sum to 1 (e.g. {float(sums[cut][0]):.3f}): they lost columns, as "
+            "anndata.concat of two runs with different numbers of clusters leaves them. Run the "
+            "tool on the combined data, or draw each run's cells apart."
+        )
     colors = cluster_colors(adata, key, palette)
 
     # cells without a cluster (added after the run, e.g. by anndata.concat) have no row
