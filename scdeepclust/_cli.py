@@ -487,12 +487,6 @@ def _run(args) -> int:
             "--init says how a given number of clusters is reached, and without -k Leiden at "
             "--resolution clusters the cells: give -k K, or leave --init out"
         )
-    if args.init is not None and searches and args.method == "scdcc" and args.label_key:
-        raise CommandError(
-            f"--init {args.init} has no effect with --label-key on a searched number of "
-            "clusters (each known class starts a centroid at the mean of its labelled cells, "
-            "k-means the further ones); leave --init out"
-        )
     if args.init in ("leiden", "kmeans") and searches:
         raise CommandError(
             f"--init {args.init} has no effect on a searched number of clusters (the search "

@@ -153,15 +153,6 @@ def test_a_new_output_folder_removed_by_another_run_is_made_again(tmp_path, monk
             ["-m", "scdcc", "--label-key", "label", "--init", "kmeans", "--resolution", "1"],
             "--init",
         ),
-        # the known classes' means start the searched clusters, balanced or not
-        (
-            ["-m", "scdcc", "--label-key", "label", "--init", "balanced-kmeans"],
-            "--init balanced-kmeans has no effect with --label-key",
-        ),
-        (
-            ["-m", "scdcc", "-k", "2-4", "--label-key", "label", "--init", "balanced-kmeans"],
-            "--init balanced-kmeans has no effect with --label-key",
-        ),
     ],
 )
 def test_options_that_would_change_nothing_are_refused_before_reading(

@@ -114,6 +114,14 @@ def test_scdcc_model_reads_new_cells_from_its_training_layer(split, tmp_path):
     del renamed.layers["counts"]
     with pytest.raises(ValueError, match=r"adata.X does not hold raw counts"):
         model.predict(renamed)
+    # a model of the default layers['counts'] keeps the default's advice where that layer
+    # holds other values and X the counts
+    default = sdc.tl.scdcc(split[0].copy(), 3, return_model=True, **fast)
+    swapped = split[1].copy()
+    swapped.X = swapped.layers["counts"].copy()
+    sc.pp.log1p(swapped, layer="counts")
+    with pytest.raises(ValueError, match=r"if adata.X holds them, rename that layer"):
+        default.predict(swapped)
 
 
 def test_predict_and_latent_return_what_map_to_model_writes(scdcc_model, split):
@@ -646,6 +654,32 @@ def test_a_desc_checkpoint_is_resumed_with_other_resolutions(split, tmp_path, mo
     for key in ("desc_0.8", "desc_1.5"):
         np.testing.assert_array_equal(resumed.obsm[f"X_{key}"], fresh.obsm[f"X_{key}"])
         np.testing.assert_array_equal(resumed.obs[key], fresh.obs[key])
+
+
+def test_a_desc_checkpoint_of_the_previous_version_is_resumed(split, tmp_path):
+    # Earlier versions put the resolutions in the checkpoint's fingerprint: their checkpoints
+    # were refused by the very call that wrote them ("they differ in resolutions")
+    from scdeepclust._serialization import load_tensors, save_tensors
+    from scdeepclust.train._checkpoint import CHECKPOINT_FILE, run_fingerprint
+
+    adata = split[0].copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    ckpt = tmp_path / "ckpt"
+    options = dict(CKPT, copy=True, checkpoint_dir=ckpt, resolution=[0.8, 1.5])
+    first = sdc.tl.desc(adata, **options)
+    path = ckpt / CHECKPOINT_FILE
+    saved = load_tensors(path)
+    settings = json.loads(saved["settings"])
+    settings["resolutions"] = [0.8, 1.5]  # as the previous version wrote them
+    saved.update(settings=json.dumps(settings), fingerprint=run_fingerprint(**settings))
+    save_tensors(path, saved)
+    again = sdc.tl.desc(adata, resume=True, **options)
+    for key in ("desc_0.8", "desc_1.5"):
+        np.testing.assert_array_equal(again.obsm[f"X_{key}"], first.obsm[f"X_{key}"])
+    # other settings are still refused, and only they are named
+    with pytest.raises(ValueError, match=r"they differ in config.lr: 0.01 then, 0.5 now. Use"):
+        sdc.tl.desc(adata, resume=True, lr=0.5, **options)
 
 
 def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(

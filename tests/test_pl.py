@@ -558,6 +558,16 @@ def test_a_new_run_under_the_key_removes_the_umap_and_graph_of_the_old_embedding
         name in getattr(adata, part) for part, names in derived.items() for name in names
     )
     assert "X_umap_desc" in adata.obsm and "neighbors_desc" in adata.uns  # another run's stay
+    # a run under key "umap_scdcc" keeps its embedding obsm['X_umap_scdcc'], which its key
+    # shares with pl.umap's cache of "scdcc"
+    sdc.pl.umap(adata, "scdcc", show=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdc.tl.scdcc(adata, 2, key_added="umap_scdcc", random_state=5, **TINY)
+        embedding = adata.obsm["X_umap_scdcc"].copy()
+        sdc.tl.scdcc(adata, 2, random_state=6, **TINY)
+    np.testing.assert_array_equal(adata.obsm["X_umap_scdcc"], embedding)
+    assert "X_umap_scdcc" not in adata.uns  # pl.umap's record of its cache
     # a graph the user made of another representation under that name stays
     sc.pp.neighbors(adata, use_rep="X_desc", key_added="neighbors_scdcc")
     with warnings.catch_warnings():

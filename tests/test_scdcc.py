@@ -384,11 +384,18 @@ def test_init_starts_the_clusters_where_the_classes_outnumber_them(sim):
     labels = sim.obs["group"].astype(object).copy()
     labels.iloc[::3] = np.nan
     sim.obs["known"] = labels
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sdc.tl.scdcc(sim, 2, label_key="known", init="kmeans", copy=True, **FAST)
-    assert not any("no effect with `label_key`" in str(w.message) for w in caught)
-    assert any("more than n_clusters=2" in str(w.message) for w in caught)
+    for options in (dict(n_clusters=2), dict(n_clusters=(2, 2))):  # given, or bounded below 3
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = sdc.tl.scdcc(
+                sim, label_key="known", init="balanced-kmeans", copy=True, **options, **FAST
+            )
+        assert not any("no effect with `label_key`" in str(w.message) for w in caught)
+        assert any("more than n_clusters=2" in str(w.message) for w in caught)
+        assert out.uns["scdcc"]["init_method"].startswith("balanced-kmeans")
+    # Leiden does not start them: its resolution is named
+    with pytest.warns(UserWarning, match=r"resolution=0.7 has no effect .* classes outnumber"):
+        sdc.tl.scdcc(sim, 2, label_key="known", resolution=0.7, copy=True, **FAST)
 
 
 def _random_known_classes(adata, fraction, seed):

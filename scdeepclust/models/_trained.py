@@ -523,8 +523,8 @@ class SCDCC(TrainedModel):
     def training_layer(self, adata: AnnData) -> str | None:
         """Return the layer the training counts came from, where `adata` has one of that name.
 
-        Otherwise None: the new cells' counts are then found as the tool finds them
-        (``layers['counts']``, else ``X``).
+        Otherwise (or for ``layers['counts']``) None: the new cells' counts are then found as
+        the tool finds them (``layers['counts']``, else ``X``).
         """
         match = re.fullmatch(r"layers\[(.+)\]", self.preprocessing.get("counts_from", ""))
         if match is None:
@@ -533,7 +533,9 @@ class SCDCC(TrainedModel):
             name = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
             return None
-        return name if isinstance(name, str) and name in adata.layers else None
+        # 'counts' is where the default looks first anyway, and its refusal then says so
+        found = isinstance(name, str) and name in adata.layers and name != "counts"
+        return name if found else None
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:

@@ -40,6 +40,7 @@ from ..train import (
 )
 from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
+from ..train._n_clusters import resolve_bounds
 from ._validate import (
     as_int,
     as_layer_sizes,
@@ -596,7 +597,7 @@ def scdcc(
     seed_labels = label_classes = None
     if label_key is not None and (n_clusters is not None or resolution is None):
         seed_labels, label_classes = label_codes(adata.obs[label_key])
-        _warn_if_classes_replace_init(init, resolution, n_clusters, len(label_classes))
+        _warn_if_classes_replace_init(init, resolution, n_clusters, len(label_classes), adata.n_obs)
     run = dict(
         method="scdcc",
         config=config,
@@ -681,26 +682,40 @@ def scdcc(
     return tool_return(adata, copy, model, return_model)
 
 
-def _warn_if_classes_replace_init(init: str, resolution, n_clusters, n_classes: int) -> None:
-    """Warn about `init` and `resolution` where the known classes place the centroids instead.
+def _warn_if_classes_replace_init(
+    init: str, resolution, n_clusters, n_classes: int, n_obs: int
+) -> None:
+    """Warn about `init` and `resolution` where the known classes leave them nothing to do.
 
-    They do so for a searched number and for a given one of at least as many clusters as
-    classes (with fewer, `init` starts the clusters, and a warning says so at that point).
+    The classes place the centroids for a given number of at least as many clusters as classes,
+    and for a searched one whose upper bound reaches them: `init` and `resolution` then do
+    nothing. With fewer clusters than classes k-means starts them (balanced with
+    ``init='balanced-kmeans'``; Leiden does not run with known classes), and a warning at that
+    point says so: `resolution` does nothing there either.
     """
-    if isinstance(n_clusters, int) and n_clusters < n_classes:
-        return
-    ignored = [f"init={init!r}"] if init != "leiden" else []
-    if resolution is not None:  # only given with n_clusters here: otherwise it clusters
+    if isinstance(n_clusters, int):
+        anchored = n_clusters >= n_classes
+    else:
+        anchored = resolve_bounds(n_clusters, n_obs)[1] >= n_classes
+    ignored = [f"init={init!r}"] if anchored and init != "leiden" else []
+    if resolution is not None:  # only given with n_clusters here: otherwise Leiden clusters
         ignored.append(f"resolution={resolution:g}")
-    if ignored:
-        warnings.warn(
-            f"{' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with "
-            "`label_key`: each known class starts a centroid at the mean of its labelled cells "
-            "(further clusters from k-means). Leave them out, or give `resolution` without "
-            "`n_clusters` to start from Leiden's clusters instead.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
+    if not ignored:
+        return
+    why = (
+        "each known class starts a centroid at the mean of its labelled cells (further "
+        "clusters from k-means)"
+        if anchored
+        else "the classes outnumber the clusters, which k-means starts (Leiden does not run "
+        "with known classes)"
+    )
+    warnings.warn(
+        f"{' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with "
+        f"`label_key`: {why}. Leave them out, or give `resolution` without `n_clusters` to "
+        "start from Leiden's clusters instead.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np.ndarray:

@@ -143,7 +143,7 @@ class TrainingCheckpoint:
                 )
             data = load_tensors(self.path)
             check_format_version(data, CHECKPOINT_FORMAT_VERSION, "checkpoint", self.path)
-            if data.get("fingerprint") != fingerprint:
+            if not _same_run(data, fingerprint):
                 raise ValueError(
                     f"{self.path} was written by a run with other settings or other data; it "
                     f"can only be resumed by the same call{_differences(data, settings)}. Use "
@@ -275,6 +275,29 @@ def _to_cpu(obj):
     return obj
 
 
+# Settings that identified a run in checkpoints of earlier versions and no longer do: DESC's
+# resolutions (each has a stage of its own after the shared pretraining, so that a call with
+# other resolutions resumes the checkpoint).
+_NO_LONGER_IDENTIFYING = ("resolutions",)
+
+
+def _same_run(saved: dict, fingerprint: str) -> bool:
+    """Whether the checkpoint `saved` was written by the run of `fingerprint`.
+
+    Also for a checkpoint of an earlier version whose fingerprint included settings that no
+    longer identify a run (`_NO_LONGER_IDENTIFYING`).
+    """
+    if saved.get("fingerprint") == fingerprint:
+        return True
+    if saved.get("settings") is None:
+        return False
+    then = json.loads(saved["settings"])
+    if not any(name in then for name in _NO_LONGER_IDENTIFYING):
+        return False
+    kept = {k: v for k, v in then.items() if k not in _NO_LONGER_IDENTIFYING}
+    return run_fingerprint(**kept) == fingerprint
+
+
 def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
     """Name the settings in which the checkpoint's run and this call differ (for the refusal).
 
@@ -288,7 +311,8 @@ def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
             "did not keep its settings; another version's defaults may differ even where the "
             "call is the same)"
         )
-    before, now = _flat(json.loads(then)), _flat(settings)
+    then = {k: v for k, v in json.loads(then).items() if k not in _NO_LONGER_IDENTIFYING}
+    before, now = _flat(then), _flat(settings)
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if not changed:
         return ""
