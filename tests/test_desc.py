@@ -373,3 +373,9 @@ def test_pretraining_with_no_epochs_returns_an_empty_history():
     feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
     outcome = pretrain_desc(feeder, DESCConfig(hidden=(8,), pretrain_epochs=0, progress=False))
     assert outcome.history and all(len(losses) == 0 for losses in outcome.history.values())
+
+
+def test_init_without_a_number_of_clusters_is_named(scaled):
+    with pytest.warns(UserWarning, match=r"init='kmeans' has no effect without `n_clusters`"):
+        out = sdc.tl.desc(scaled, init="kmeans", copy=True, **FAST)
+    assert out.uns["desc"]["init_method"].startswith("leiden")

@@ -88,6 +88,14 @@ def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():
         assert _empty_clusters(labels, 3, asked=(3, 5)) == [1]
     with pytest.warns(UserWarning, match=r"Every cell is in one cluster"):  # Leiden's number
         assert _empty_clusters(np.array([2, 2, 2]), 3, asked=None) == [0, 1]
+    # emptied by the refinement, not in training: the warning says so, and how to keep them
+    with pytest.warns(
+        UserWarning,
+        match=r"\(clusters 1, 3\): 1 of them \(3\) still held cells "
+        r"after the clustering stage, and the refinement moved .* 0 keeps",
+    ):
+        stage = np.array([0, 0, 2, 3])
+        assert _empty_clusters(labels, 4, asked=4, stage_labels=stage) == [1, 3]
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])

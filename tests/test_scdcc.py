@@ -375,6 +375,27 @@ def test_options_the_known_classes_replace_are_named(sim, options, named):
     np.testing.assert_array_equal(out.obs["scdcc"], reference.obs["scdcc"])
 
 
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (dict(init="kmeans"), "init='kmeans' has no effect without `n_clusters`"),
+        (dict(n_clusters=(2, 4), resolution=2.0), "resolution=2 has no effect on a searched"),
+        (dict(n_clusters=3, init="kmeans", resolution=2.0), "resolution=2 has no effect with"),
+        (dict(n_clusters=3, resolution=2.0), None),  # starts Leiden's way to 3
+        (dict(resolution=0.5), None),
+    ],
+)
+def test_start_options_that_start_nothing_are_named(sim, options, named):
+    # they were recorded in params as if used (init='kmeans' without n_clusters ran Leiden)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.scdcc(sim, copy=True, **options, **FAST)
+    said = [str(w.message) for w in caught if "no effect" in str(w.message)]
+    assert len(said) == (0 if named is None else 1)
+    if named is not None:
+        assert named in said[0]
+
+
 def test_n_pairs_without_a_source_of_pairs_is_named(sim):
     with pytest.warns(UserWarning, match=r"n_pairs=50 has no effect without `label_key`"):
         sdc.tl.scdcc(sim, 3, n_pairs=50, must_link=[[0, 1]], copy=True, **FAST)

@@ -61,6 +61,7 @@ from ._validate import (
     target_adata,
     tool_input,
     tool_return,
+    warn_if_start_options_unused,
 )
 
 
@@ -310,8 +311,9 @@ def desc(
 
     `adata.obs[key]`
         Cluster labels, categorical ("0", "1", ...): the clusters that hold cells, each named
-        by its column of the soft assignments (a cluster the clustering stage empties has no
-        category; a warning says so when `n_clusters` was given), as `refine` reads them.
+        by its column of the soft assignments (a cluster the clustering stage or `refine`
+        empties has no category; a warning says which, when `n_clusters` was given), as
+        `refine` reads them.
     `adata.obs[key + '_confidence']`
         How sure each cell's cluster is, on a probability scale: an increasing function of its
         soft assignment to that cluster (its highest, except for the cells `refine` moved;
@@ -343,6 +345,7 @@ def desc(
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution, several=True)
     check_init(init)
+    warn_if_start_options_unused(init, n_clusters)  # `resolution` always has a value here
     batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,

@@ -66,6 +66,7 @@ from ._validate import (
     tool_input,
     tool_return,
     warn_if_placeholder_labels,
+    warn_if_start_options_unused,
 )
 
 # Measured on 10X PBMC with 10% labelled cells (ARI on the rest): 20 pairs per labelled cell
@@ -281,8 +282,9 @@ def scdcc(
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
-        `label_key`). When `n_clusters` is given, only the starting resolution of
-        ``init="leiden"`` (0.8 when `None`). On more than 10,000 cells Leiden runs on a random
+        `label_key`). When a number `n_clusters` is given, only the starting resolution of
+        ``init="leiden"`` (0.8 when `None`); nothing for other `init`s or a searched number
+        (a warning says so). On more than 10,000 cells Leiden runs on a random
         sample of 10,000 and every cell, those of the sample too, joins the cluster of the
         nearest mean on the sample.
     encoder_hidden, latent_dim, decoder_hidden
@@ -403,8 +405,8 @@ def scdcc(
 
     `adata.obs[key_added]`
         Cluster labels, categorical ("0", "1", ...): the clusters that hold cells (a cluster the
-        clustering stage empties has no category; a warning says so when `n_clusters` was
-        given), as `refine` reads them.
+        clustering stage or `refine` empties has no category; a warning says which, when
+        `n_clusters` was given), as `refine` reads them.
     `adata.obs[key_added + '_confidence']`
         Soft-assignment probability of each cell's reported cluster: its highest, except for
         labelled cells that keep their known class (`keep_labels`); for the cells that
@@ -438,9 +440,11 @@ def scdcc(
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
     resolution = resolution_list(resolution)[0]
+    check_init(init)
+    if label_key is None or (n_clusters is None and resolution is not None):
+        warn_if_start_options_unused(init, n_clusters, resolution)  # the classes' own below
     if n_clusters is None and resolution is None and label_key is None:
         resolution = DEFAULT_RESOLUTION
-    check_init(init)
     batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,

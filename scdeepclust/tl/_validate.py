@@ -257,6 +257,36 @@ def _plain_number(value) -> float | int:
     return float(f"{float(value):.12g}")
 
 
+def warn_if_start_options_unused(init: str, n_clusters, resolution=None) -> None:
+    """Warn about `init` and a given `resolution` where they do not start the clusters.
+
+    `init` says how a given number of clusters is reached: without one, Leiden at the
+    resolution clusters the cells. A `resolution` given with a number only starts
+    ``init='leiden'``'s way to it, and a searched number is reached by k-means. (With known
+    classes, scDCC warns of its own.) The command line refuses these combinations.
+    """
+    unused = []
+    if n_clusters is None and init != "leiden":
+        unused.append(
+            f"init={init!r} has no effect without `n_clusters`: it says how a given number of "
+            "clusters is reached, and here Leiden at `resolution` clusters the cells. Give "
+            "`n_clusters`, or leave `init` out."
+        )
+    if resolution is not None and isinstance(n_clusters, tuple | list):
+        unused.append(
+            f"resolution={resolution:g} has no effect on a searched number of clusters "
+            f"(n_clusters={tuple(n_clusters)}), which k-means reaches. Leave it out, or give "
+            "it without `n_clusters` to let Leiden choose the clusters."
+        )
+    elif resolution is not None and n_clusters is not None and init != "leiden":
+        unused.append(
+            f"resolution={resolution:g} has no effect with init={init!r}: it only starts "
+            "init='leiden''s way to `n_clusters`. Leave it out, or pass init='leiden'."
+        )
+    for message in unused:
+        warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
+
+
 def _resolution_values(resolution) -> list:
     if isinstance(resolution, np.ndarray) and resolution.ndim == 0:
         resolution = resolution[()]  # the numpy scalar

@@ -352,7 +352,16 @@ def deep_embedded_clustering(
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
-    empty = [] if labels is None else _empty_clusters(labels, layer.n_clusters, init.n_clusters)
+    empty = (
+        []
+        if labels is None
+        else _empty_clusters(
+            labels,
+            layer.n_clusters,
+            init.n_clusters,
+            stage_labels=probabilities.argmax(1) if n_refined else None,
+        )
+    )
     confidence = confidence_map = None
     if labels is not None and view is not None and calibrate_confidence:
         confidence, confidence_map = calibrated_confidence(
@@ -455,7 +464,11 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidIni
 
 
 def _empty_clusters(
-    labels: np.ndarray, n_centroids: int, asked: int | tuple[int, int] | None
+    labels: np.ndarray,
+    n_centroids: int,
+    asked: int | tuple[int, int] | None,
+    *,
+    stage_labels: np.ndarray | None = None,
 ) -> list[int]:
     """Return the clusters no cell is assigned to; warn when a given number is missed.
 
@@ -463,15 +476,24 @@ def _empty_clusters(
     number of clusters came from Leiden or a search, that is how the stage corrects it (logged),
     unless it falls below the lower bound of a searched ``(lo, hi)`` or to a single cluster;
     when the user gave `n_clusters`, the result has fewer clusters than asked for (a warning).
+    `stage_labels` (the clustering stage's own) tell the clusters that the refinement emptied.
     """
     empty = np.setdiff1d(np.arange(n_centroids), labels).tolist()
     if not empty:
         return empty
     one = len(empty) == 1
+    after_stage = [] if stage_labels is None else np.intersect1d(empty, stage_labels).tolist()
+    if after_stage:  # the stage left cells in them: the refinement (or kept labels) moved them
+        how = (
+            f"{len(after_stage)} of them ({', '.join(map(str, after_stage))}) still held cells "
+            "after the clustering stage, and the refinement moved those to the cluster of "
+            "their neighbours in the input (`refine`; 0 keeps the stage's clusters)"
+        )
+    else:
+        how = "their cells moved to other clusters during training"
     message = (
         f"{len(empty)} of the {n_centroids} clusters {'holds' if one else 'hold'} no cells "
-        f"after the clustering stage ({'cluster' if one else 'clusters'} "
-        f"{', '.join(map(str, empty))}): their cells moved to other clusters during training, "
+        f"({'cluster' if one else 'clusters'} {', '.join(map(str, empty))}): {how}, "
         f"so the labels name {n_centroids - len(empty)} "
         f"{'cluster' if n_centroids - len(empty) == 1 else 'clusters'}. The soft assignments "
         "keep a column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
