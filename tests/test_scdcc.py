@@ -396,6 +396,26 @@ def test_start_options_that_start_nothing_are_named(sim, options, named):
         assert named in said[0]
 
 
+def test_pairs_at_weight_zero_are_no_prior_knowledge(sim):
+    # they kept tol at 0.001 and refine off, so the ablation differed from a run without them
+    plain = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    weightless = sdc.tl.scdcc(
+        sim,
+        3,
+        must_link=[[0, 1]],
+        cannot_link=[[0, 2]],
+        ml_weight=0,
+        cl_weight=0,
+        copy=True,
+        **FAST,
+    )
+    for name in ("tol", "refine"):
+        assert weightless.uns["scdcc"]["params"][name] == plain.uns["scdcc"]["params"][name]
+    np.testing.assert_array_equal(weightless.obs["scdcc"], plain.obs["scdcc"])
+    weighted = sdc.tl.scdcc(sim, 3, must_link=[[0, 1]], copy=True, **FAST)
+    assert weighted.uns["scdcc"]["params"]["refine"] == 0.0
+
+
 def test_n_pairs_without_a_source_of_pairs_is_named(sim):
     with pytest.warns(UserWarning, match=r"n_pairs=50 has no effect without `label_key`"):
         sdc.tl.scdcc(sim, 3, n_pairs=50, must_link=[[0, 1]], copy=True, **FAST)

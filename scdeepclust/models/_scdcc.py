@@ -226,7 +226,12 @@ def fit_scdcc(
         return denoising_zinb(batch, config.batch_mixing if config.mixes_batches else 0.0)
 
     t0 = time.perf_counter()
-    prior_knowledge = seed_labels is not None or bool(constraints is not None and len(constraints))
+    # pairs at weight 0 do not act (an ablation): they change nothing else either
+    pairs_act = constraints is not None and (
+        (len(constraints.must_link) > 0 and config.ml_weight > 0)
+        or (len(constraints.cannot_link) > 0 and config.cl_weight > 0)
+    )
+    prior_knowledge = seed_labels is not None or pairs_act
     # Known labels and pairs already say where cells belong (the label prior reads the labels
     # with the refinement's classifier), and the input's components carry the batch effects
     # that the clustering stage removes.

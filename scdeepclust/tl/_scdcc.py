@@ -268,7 +268,8 @@ def scdcc(
         averaged with those of each cell's 15 nearest neighbours in those components, give
         every cell its reported cluster; `uns[key_added]['refinement']` says how many cells
         moved. The soft assignments in `obsm` stay the clustering stage's. 0 reports the stage's
-        own labels. Not used with `label_key`, pairs or proteins (the label prior reads the
+        own labels. Not used with `label_key`, pairs or proteins (pairs of weight 0 aside; the
+        label prior reads the
         labels with the same classifier) nor where batches are mixed (`batch_key` with
         `batch_mixing` > 0: the input holds the batch effects the stage removed) or
         `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
@@ -337,7 +338,8 @@ def scdcc(
     tol
         Stop when fewer than this fraction of cells change label between refreshes. Default
         0.005, or 0.001 with constraints or known labels (`label_key`, `protein_key`,
-        `must_link`, `cannot_link`), which keep improving the clusters after the labels have
+        `must_link`, `cannot_link`; pairs only where their weight is above 0), which keep
+        improving the clusters after the labels have
         mostly settled. 0 trains every epoch of `max_epochs` (warning that the stage did
         not converge only where labels still changed at the last refresh).
     batch_size
