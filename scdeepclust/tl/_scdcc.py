@@ -269,10 +269,9 @@ def scdcc(
         every cell its reported cluster; `uns[key_added]['refinement']` says how many cells
         moved. The soft assignments in `obsm` stay the clustering stage's. 0 reports the stage's
         own labels. Not used with `label_key`, pairs or proteins (pairs of weight 0 aside; the
-        label prior reads the
-        labels with the same classifier) nor where batches are mixed (`batch_key` with
-        `batch_mixing` > 0: the input holds the batch effects the stage removed) or
-        `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
+        label prior reads the labels with the same classifier) nor where batches are mixed
+        (`batch_key` with `batch_mixing` > 0: the input holds the batch effects the stage
+        removed) or `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
         clusters, which the input still draws: on the simulated rare types, with the Leiden
         start, the 0.5% group's best F1 fell from 1.00 at the start to 0.75 at the end of the
         stage (seed 0) and is 1.00 refined. With the Leiden start, against 0 (true k, ARI,
