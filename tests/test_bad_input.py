@@ -1417,3 +1417,52 @@ def test_transformed_counts_are_named_and_the_advice_recovers_them(sim, transfor
     advice = re.search(r"left, `([^`]+)` recovers them", str(refused.value)).group(1)
     exec(advice, {"np": np, "adata": sim})
     np.testing.assert_array_equal(sdc.pp.get_counts(sim)[0].toarray(), counts.toarray())
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+@pytest.mark.parametrize(
+    "option", ["copy", "return_model", "progress", "resume", "distributed", "tool_switch"]
+)
+def test_switches_take_true_or_false_only(tool, option):
+    # only their truth was read: the text "False" returned a copy, kept labels, resumed...
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    before = snapshot(adata)
+    name = {"scdcc": "keep_labels", "desc": "scale"}[tool] if option == "tool_switch" else option
+    with pytest.raises(ValueError, match=rf"{name} must be True or False, got 'False'"):
+        getattr(sdc.tl, tool)(adata, n_clusters=2, **{name: "False"})
+    assert_unchanged(adata, before)
+    sdc.tl.scdcc(adata, 2, copy=np.False_, pretrain_epochs=1, max_epochs=1, progress=False)
+    assert "scdcc" in adata.obs  # numpy's False is False
+
+
+@pytest.mark.parametrize("folder", ["", "  "])
+def test_an_empty_folder_name_is_refused(folder, tmp_path):
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    with pytest.raises(ValueError, match=r"checkpoint_dir must name a folder"):
+        sdc.tl.scdcc(adata, 2, checkpoint_dir=folder)
+    with pytest.raises(ValueError, match=r"checkpoint_dir must name a folder"):
+        sdc.tl.scdcc(adata, 2, checkpoint_dir=True)
+    model = sdc.tl.scdcc(
+        adata, 2, return_model=True, pretrain_epochs=1, max_epochs=1, progress=False
+    )
+    with pytest.raises(ValueError, match=r"directory must name a folder"):
+        model.save(folder)
+    with pytest.raises(ValueError, match=r"overwrite must be True or False"):
+        model.save(tmp_path / "m", overwrite="no")
+    with pytest.raises(ValueError, match=r"soft must be True or False"):
+        model.predict(adata, soft="False")
+    with pytest.raises(ValueError, match=r"copy must be True or False"):
+        sdc.tl.map_to_model(adata, model, copy="False")
+
+
+def test_recipe_refuses_a_bool_number_of_genes_and_a_bad_threshold_of_many_genes():
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    before = snapshot(adata)
+    for options, match in (
+        (dict(n_top_genes=True), r"n_top_genes must be an integer >= 1 \(or None\), got True"),
+        (dict(hvg_above=float("nan")), r"hvg_above must be an integer >= 0, got nan"),
+        (dict(hvg_above="auto"), r"hvg_above must be an integer >= 0, got 'auto'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sdc.pp.recipe(adata, "scdcc", **options)
+        assert_unchanged(adata, before)

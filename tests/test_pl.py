@@ -603,3 +603,21 @@ def test_soft_assignments_cut_by_a_concat_are_named(clustered):
         joined = ad.concat([clustered, other], uns_merge="first")  # inner: 3 columns kept
     with pytest.raises(ValueError, match=r"of 240 cells .* do not sum to 1 .* anndata.concat"):
         sdc.pl.probabilities(joined, "scdcc", show=False)
+
+
+def test_show_takes_numpy_false_and_refuses_text(clustered):
+    # `show is False` lost the figure of numpy's False; the text "False" showed it
+    fig = sdc.pl.probabilities(clustered, "scdcc", show=np.False_)
+    assert isinstance(fig, Figure)
+    with pytest.raises(ValueError, match=r"show must be True, False or None .*got 'False'"):
+        sdc.pl.history(clustered, "scdcc", show="False")
+    open_figures = plt.get_fignums()
+    for options, match in (
+        (dict(threshold=2.5), r"threshold must be a number between 0 and 1, got 2.5"),
+        (dict(threshold=True), r"threshold must be a number between 0 and 1, got True"),
+        (dict(max_cells=0), r"max_cells must be an integer >= 1, got 0"),
+        (dict(max_cells=2.5), r"max_cells must be an integer >= 1, got 2.5"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sdc.pl.probabilities(clustered, "scdcc", show=False, **options)
+    assert plt.get_fignums() == open_figures  # refused before drawing anything

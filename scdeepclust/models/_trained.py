@@ -53,6 +53,7 @@ from ..pp._counts import size_factors
 from ..pp._input import (
     UNSCALED_GENE_SCALE,
     check_adata,
+    check_bools,
     check_finite,
     checked_counts,
     input_matrix,
@@ -272,6 +273,7 @@ class TrainedModel:
         --------
         get_latent_representation : The embedding of the same cells.
         """
+        check_bools(soft=soft)
         result = self._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
         return result.probabilities if soft else result.labels
 
@@ -404,6 +406,11 @@ class TrainedModel:
         after it is written: a save that stops anywhere (a full disk, an interruption) leaves
         the old model or the new one to load, never the new weights with the old centroids.
         """
+        check_bools(overwrite=overwrite)
+        if not isinstance(directory, str | PathLike) or str(directory).strip() == "":
+            raise ValueError(  # "" is the current folder to pathlib
+                f"directory must name a folder (a path), got {directory!r}."
+            )
         directory = Path(directory)
         existing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if (directory / f).exists()]
         if existing and not overwrite:

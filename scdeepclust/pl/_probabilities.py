@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,6 +73,14 @@ def probabilities(
     """
     import matplotlib.pyplot as plt
 
+    if isinstance(threshold, bool | np.bool_) or not (
+        isinstance(threshold, numbers.Real) and 0 <= threshold <= 1
+    ):
+        raise ValueError(f"threshold must be a number between 0 and 1, got {threshold!r}.")
+    if isinstance(max_cells, bool | np.bool_) or not (
+        isinstance(max_cells, numbers.Integral) and max_cells >= 1
+    ):
+        raise ValueError(f"max_cells must be an integer >= 1, got {max_cells!r}.")
     keys = check_result(adata, key, "probabilities", "confidence")
     probs = np.asarray(adata.obsm[keys["probabilities"]], dtype=np.float32)
     stored = adata.obs[keys["confidence"]]

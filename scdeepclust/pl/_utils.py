@@ -38,6 +38,11 @@ def closes_figures_on_error(plot: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         import matplotlib.pyplot as plt
 
+        show = kwargs.get("show")
+        if show is not None and not isinstance(show, bool | np.bool_):  # "False" showed it
+            raise ValueError(
+                f"show must be True, False or None (sc.settings.autoshow), got {show!r}."
+            )
         before = set(plt.get_fignums())
         try:
             return plot(*args, **kwargs)
@@ -256,12 +261,13 @@ def finish(fig, name: str, *, show: bool | None, save, returned):
         logg.warning(f"saving figure to file {path}")
         # a failed write leaves an earlier figure there as it was, as the command line's do
         write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=save_dpi(), bbox_inches="tight"))
-    show = sc.settings.autoshow if show is None else show
+    # numpy's False too: `is False` lost the figure of show=np.False_
+    show = bool(sc.settings.autoshow if show is None else show)
     if show:
         plt.show()
     if path is not None:
         plt.close(fig)
-    return returned if show is False else None
+    return None if show else returned
 
 
 def save_dpi() -> float:

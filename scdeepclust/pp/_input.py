@@ -65,6 +65,16 @@ def advise_loading_backed(function):
     return tool
 
 
+def check_bools(**options) -> None:
+    """Refuse switches that are not True or False (bool or numpy bool).
+
+    Only their truth was read: the text "False", 1 or a list each switched an option on.
+    """
+    for name, value in options.items():
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{name} must be True or False, got {value!r}.")
+
+
 def check_adata(
     adata,
     *,

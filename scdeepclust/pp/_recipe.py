@@ -131,9 +131,17 @@ def recipe(
             "first: `adata = adata.to_memory()`."
         )
     if n_top_genes is not None and not (
-        isinstance(n_top_genes, numbers.Integral) and n_top_genes >= 1
+        isinstance(n_top_genes, numbers.Integral)
+        and not isinstance(n_top_genes, bool | np.bool_)  # True kept 1 gene
+        and n_top_genes >= 1
     ):
         raise ValueError(f"n_top_genes must be an integer >= 1 (or None), got {n_top_genes!r}.")
+    if not (
+        isinstance(hvg_above, numbers.Integral)
+        and not isinstance(hvg_above, bool | np.bool_)
+        and hvg_above >= 0
+    ):  # NaN skipped the choice of genes without a word
+        raise ValueError(f"hvg_above must be an integer >= 0, got {hvg_above!r}.")
     if target_sum is not None and not (
         isinstance(target_sum, numbers.Real)
         and not isinstance(target_sum, bool)

@@ -8,7 +8,7 @@ from anndata import AnnData
 from .._results import check_result_keys, write_results
 from ..models import TrainedModel
 from ..models import load as load_model
-from ..pp._input import advise_loading_backed, check_adata
+from ..pp._input import advise_loading_backed, check_adata, check_bools
 from ._validate import check_key_added, target_adata
 
 
@@ -82,6 +82,7 @@ def map_to_model(
     scdeepclust.models.TrainedModel.get_latent_representation : The embedding as an array.
     """
     t_start = time.perf_counter()
+    check_bools(copy=copy)
     if isinstance(model, (str, PathLike)):
         model = load_model(model)
     if not isinstance(model, TrainedModel):

@@ -46,6 +46,7 @@ from ._validate import (
     as_layer_sizes,
     check_batch_mixing,
     check_between,
+    check_bools,
     check_checkpointing,
     check_gene_names,
     check_init,
@@ -271,10 +272,10 @@ def scdcc(
         own labels. Not used with `label_key`, pairs or proteins (pairs of weight 0 aside; the
         label prior reads the labels with the same classifier) nor where batches are mixed
         (`batch_key` with `batch_mixing` > 0: the input holds the batch effects the stage
-        removed) or `distributed`; ``params['refine']`` is then 0. The stage blurs the edges of small
-        clusters, which the input still draws: on the simulated rare types, with the Leiden
-        start, the 0.5% group's best F1 fell from 1.00 at the start to 0.75 at the end of the
-        stage (seed 0) and is 1.00 refined. With the Leiden start, against 0 (true k, ARI,
+        removed) or `distributed`; ``params['refine']`` is then 0. The stage blurs the edges
+        of small clusters, which the input still draws: on the simulated rare types, with the
+        Leiden start, the 0.5% group's best F1 fell from 1.00 at the start to 0.75 at the end
+        of the stage (seed 0) and is 1.00 refined. With the Leiden start, against 0 (true k, ARI,
         median of seeds 0-2, 10X PBMC / mouse bladder / worm neurons / CITE CBMC): 0.749 /
         0.560 / 0.427 / 0.630 (bladder 0.612 since the longer pretraining of small data) against
         0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means' start
@@ -441,6 +442,14 @@ def scdcc(
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
     resolution = resolution_list(resolution)[0]
+    check_bools(
+        keep_labels=keep_labels,
+        progress=progress,
+        copy=copy,
+        return_model=return_model,
+        resume=resume,
+        distributed=distributed,
+    )
     check_init(init)
     if label_key is None or (n_clusters is None and resolution is not None):
         warn_if_start_options_unused(init, n_clusters, resolution)  # the classes' own below

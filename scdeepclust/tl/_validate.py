@@ -28,6 +28,9 @@ from ..pp._input import (
     scan_matrix,
     warn_if_not_like_raw_counts,
 )
+from ..pp._input import (
+    check_bools as check_bools,  # the tools check with it too
+)
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run
@@ -432,6 +435,13 @@ def check_checkpointing(
     checkpoint_dir: str | PathLike | None, checkpoint_every: int, resume: bool
 ) -> None:
     check_int("checkpoint_every", checkpoint_every, minimum=1)
+    if checkpoint_dir is not None and (
+        not isinstance(checkpoint_dir, str | PathLike) or str(checkpoint_dir).strip() == ""
+    ):  # "" is the current folder to pathlib
+        raise ValueError(
+            f"checkpoint_dir must name a folder (a path), got {checkpoint_dir!r}; None (the "
+            "default) saves no checkpoint."
+        )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir of the run to continue.")
     if checkpoint_dir is not None and Path(checkpoint_dir).exists():
