@@ -101,3 +101,17 @@ def distributed_case():
         "scdcc": dict(pretrain_epochs=10, max_epochs=8, **common),
         "desc": dict(n_clusters=4, pretrain_epochs=8, max_epochs=8, **common),
     }
+
+
+def fail_desc_at_resolution(monkeypatch, resolution) -> None:
+    """Make tl.desc's clustering stage fail at `resolution` (the others run as they do)."""
+    import scdeepclust.tl._desc as desc_module
+
+    cluster = desc_module.cluster_desc
+
+    def failing(feeder, pretrained, config, res, **kw):
+        if res == resolution:
+            raise ValueError(f"Leiden at resolution={resolution} found ...")
+        return cluster(feeder, pretrained, config, res, **kw)
+
+    monkeypatch.setattr(desc_module, "cluster_desc", failing)

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, count_calls, snapshot
+from _helpers import assert_unchanged, count_calls, fail_desc_at_resolution, snapshot
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
 
@@ -109,14 +109,7 @@ def test_several_resolutions_pretrain_once(scaled, monkeypatch):
     assert scaled.uns["desc_1.5"]["n_clusters"] >= scaled.uns["desc_0.2"]["n_clusters"]
 
     # one failing resolution: nothing is written, and the error says which
-    cluster = desc_module.cluster_desc
-
-    def failing_at_3(feeder, pretrained, config, res, **kw):
-        if res == 3:
-            raise ValueError("Leiden at resolution=3 found ...")
-        return cluster(feeder, pretrained, config, res, **kw)
-
-    monkeypatch.setattr(desc_module, "cluster_desc", failing_at_3)
+    fail_desc_at_resolution(monkeypatch, 3)
     before = snapshot(scaled)
     with pytest.raises(ValueError, match="resolution=3 found") as failed:
         sdc.tl.desc(scaled, resolution=[0.2, 3], key_added="failed", **FAST)

@@ -16,7 +16,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, count_calls, shared_file, snapshot
+from _helpers import assert_unchanged, count_calls, fail_desc_at_resolution, shared_file, snapshot
 from scdeepclust.models import DESC, SCDCC
 from scdeepclust.train import _loops
 
@@ -625,25 +625,16 @@ def test_a_checkpoint_is_resumed_only_by_the_same_data_and_settings(tool, split,
 def test_a_desc_checkpoint_is_resumed_with_other_resolutions(split, tmp_path, monkeypatch):
     # A failing resolution's advice, leave it out, refused the checkpoint (its resolutions
     # were part of the run), so the pretraining and finished resolutions could not be reused
-    import scdeepclust.tl._desc as desc_module
-
     adata = split[0].copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     ckpt = tmp_path / "ckpt"
-    cluster = desc_module.cluster_desc
-
-    def failing_at_3(feeder, pretrained, config, res, **kw):
-        if res == 3:
-            raise ValueError("Leiden at resolution=3 found ...")
-        return cluster(feeder, pretrained, config, res, **kw)
-
-    monkeypatch.setattr(desc_module, "cluster_desc", failing_at_3)
     options = dict(CKPT, copy=True, checkpoint_dir=ckpt)
-    with pytest.raises(ValueError) as failed:
-        sdc.tl.desc(adata, resolution=[0.8, 3], **options)
+    with monkeypatch.context() as patched:
+        fail_desc_at_resolution(patched, 3)
+        with pytest.raises(ValueError) as failed:
+            sdc.tl.desc(adata, resolution=[0.8, 3], **options)
     assert "with resume=True the checkpoint gives them the pretraining" in failed.value.__notes__[0]
-    monkeypatch.setattr(desc_module, "cluster_desc", cluster)
     steps = count_calls(monkeypatch, _loops, "_optimizer_step")
     resumed = sdc.tl.desc(adata, resolution=[0.8, 1.5], resume=True, **options)
     n_resumed = len(steps)

@@ -41,7 +41,6 @@ from ._validate import (
     as_layer_sizes,
     check_batch_mixing,
     check_between,
-    check_bools,
     check_checkpointing,
     check_degrees_of_freedom,
     check_gene_names,
@@ -52,6 +51,7 @@ from ._validate import (
     check_positive,
     check_refine,
     check_resolution,
+    check_switches,
     check_target_smoothing,
     check_training_sizes,
     check_update_interval,
@@ -345,14 +345,8 @@ def desc(
     check_key_added(key_added)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution, several=True)
-    check_bools(
-        scale=scale,
-        layerwise=layerwise,
-        progress=progress,
-        copy=copy,
-        return_model=return_model,
-        resume=resume,
-        distributed=distributed,
+    check_switches(
+        progress, copy, return_model, resume, distributed, scale=scale, layerwise=layerwise
     )
     check_init(init)
     warn_if_start_options_unused(init, n_clusters)  # `resolution` always has a value here

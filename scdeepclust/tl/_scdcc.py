@@ -46,7 +46,6 @@ from ._validate import (
     as_layer_sizes,
     check_batch_mixing,
     check_between,
-    check_bools,
     check_checkpointing,
     check_gene_names,
     check_init,
@@ -56,6 +55,7 @@ from ._validate import (
     check_positive,
     check_refine,
     check_resolution,
+    check_switches,
     check_training_sizes,
     check_update_interval,
     check_weight,
@@ -442,14 +442,7 @@ def scdcc(
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
     resolution = resolution_list(resolution)[0]
-    check_bools(
-        keep_labels=keep_labels,
-        progress=progress,
-        copy=copy,
-        return_model=return_model,
-        resume=resume,
-        distributed=distributed,
-    )
+    check_switches(progress, copy, return_model, resume, distributed, keep_labels=keep_labels)
     check_init(init)
     if label_key is None or (n_clusters is None and resolution is not None):
         warn_if_start_options_unused(init, n_clusters, resolution)  # the classes' own below

@@ -431,6 +431,18 @@ def check_gene_names(
     )
 
 
+def check_switches(progress, copy, return_model, resume, distributed, **own) -> None:
+    """Refuse the tools' switches (their common ones and `own`) that are not True or False."""
+    check_bools(
+        progress=progress,
+        copy=copy,
+        return_model=return_model,
+        resume=resume,
+        distributed=distributed,
+        **own,
+    )
+
+
 def check_checkpointing(
     checkpoint_dir: str | PathLike | None, checkpoint_every: int, resume: bool
 ) -> None:
