@@ -488,10 +488,15 @@ def _run(args) -> int:
             "--resolution clusters the cells: give -k K, or leave --init out"
         )
     if args.init in ("leiden", "kmeans") and searches:
+        balanced = (
+            "; with --label-key the known classes start the clusters"
+            if args.method == "scdcc" and args.label_key
+            else "; --init balanced-kmeans balances it"
+        )
         raise CommandError(
             f"--init {args.init} has no effect on a searched number of clusters (the search "
-            "scores k-means partitions, and the number is reached by k-means; --init "
-            "balanced-kmeans balances it); leave --init out"
+            f"scores k-means partitions, and the number is reached by k-means{balanced}); "
+            "leave --init out"
         )
     if args.resolution is not None and args.method == "scdcc" and searches:
         raise CommandError(

@@ -11,7 +11,6 @@ import pandas as pd
 from anndata import AnnData
 
 from ._messages import caller_stacklevel
-from ._neighbors import umap_coordinates_fingerprint
 
 
 @dataclass
@@ -90,12 +89,9 @@ def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
     params = umap.get("params") if isinstance(umap, Mapping) else None
     if isinstance(params, Mapping) and "scdeepclust_source" in params:
         found.append(("uns", f"X_umap_{key}"))
-        # unless a run under key "umap_<key>" has written its embedding there since
-        coordinates = params.get("scdeepclust_coordinates")
-        if (
-            f"X_umap_{key}" in adata.obsm
-            and umap_coordinates_fingerprint(adata, f"X_umap_{key}") == coordinates
-        ):
+        # unless a run under key "umap_<key>" keeps its embedding there
+        other_run = f"umap_{key}" in adata.obs and isinstance(adata.uns.get(f"umap_{key}"), Mapping)
+        if f"X_umap_{key}" in adata.obsm and not other_run:
             found.append(("obsm", f"X_umap_{key}"))
     return found
 

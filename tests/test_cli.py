@@ -153,6 +153,10 @@ def test_a_new_output_folder_removed_by_another_run_is_made_again(tmp_path, monk
             ["-m", "scdcc", "--label-key", "label", "--init", "kmeans", "--resolution", "1"],
             "--init",
         ),
+        (  # not "--init balanced-kmeans balances it": the known classes start them
+            ["-m", "scdcc", "--label-key", "label", "--init", "kmeans"],
+            "k-means; with --label-key the known classes start the clusters)",
+        ),
     ],
 )
 def test_options_that_would_change_nothing_are_refused_before_reading(

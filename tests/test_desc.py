@@ -372,3 +372,9 @@ def test_init_without_a_number_of_clusters_is_named(scaled):
     with pytest.warns(UserWarning, match=r"init='kmeans' has no effect without `n_clusters`"):
         out = sdc.tl.desc(scaled, init="kmeans", copy=True, **FAST)
     assert out.uns["desc"]["init_method"].startswith("leiden")
+    # a searched number (resolution=None) is reached as `init` says: nothing to name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = sdc.tl.desc(scaled, resolution=None, init="balanced-kmeans", copy=True, **FAST)
+    assert not any("no effect" in str(w.message) for w in caught)
+    assert out.uns["desc"]["init_method"] == "balanced-kmeans, number searched"

@@ -568,6 +568,15 @@ def test_a_new_run_under_the_key_removes_the_umap_and_graph_of_the_old_embedding
         sdc.tl.scdcc(adata, 2, random_state=6, **TINY)
     np.testing.assert_array_equal(adata.obsm["X_umap_scdcc"], embedding)
     assert "X_umap_scdcc" not in adata.uns  # pl.umap's record of its cache
+    # a subset's new run: the coordinates of the cells kept are the old run's all the same
+    full = clustered.copy()
+    sdc.pl.umap(full, "desc", show=False)
+    subset = full[full.obs["group"] != full.obs["group"].cat.categories[0]].copy()
+    assert "X_umap_desc" in subset.obsm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdc.tl.desc(subset, layer="scaled", n_clusters=2, **TINY)
+    assert "X_umap_desc" not in subset.obsm and "X_umap_desc" not in subset.uns
     # a graph the user made of another representation under that name stays
     sc.pp.neighbors(adata, use_rep="X_desc", key_added="neighbors_scdcc")
     with warnings.catch_warnings():

@@ -91,11 +91,17 @@ def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():
     # emptied by the refinement, not in training: the warning says so, and how to keep them
     with pytest.warns(
         UserWarning,
-        match=r"\(clusters 1, 3\): 1 of them \(3\) still held cells "
-        r"after the clustering stage, and the refinement moved .* 0 keeps",
+        match=r"\(clusters 1, 3\): the cells of 1 moved to other clusters during training; 3 "
+        r"still in them after the clustering stage went, with the refinement, .* 0 keeps",
     ):
         stage = np.array([0, 0, 2, 3])
         assert _empty_clusters(labels, 4, asked=4, stage_labels=stage) == [1, 3]
+    with pytest.warns(
+        UserWarning,
+        match=r"the cells of 1, 3 still in them .* To keep them, pass "
+        r"refine=0.$",
+    ):  # all of them the refinement's: no advice on `init`
+        assert _empty_clusters(labels, 4, asked=4, stage_labels=np.array([0, 1, 2, 3])) == [1, 3]
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])

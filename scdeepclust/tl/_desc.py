@@ -349,7 +349,8 @@ def desc(
         progress, copy, return_model, resume, distributed, scale=scale, layerwise=layerwise
     )
     check_init(init)
-    warn_if_start_options_unused(init, n_clusters)  # `resolution` always has a value here
+    if resolution is not None:  # else the number is searched, and `init` says how it is reached
+        warn_if_start_options_unused(init, n_clusters)
     batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,

@@ -482,15 +482,20 @@ def _empty_clusters(
     if not empty:
         return empty
     one = len(empty) == 1
-    after_stage = [] if stage_labels is None else np.intersect1d(empty, stage_labels).tolist()
-    if after_stage:  # the stage left cells in them: the refinement (or kept labels) moved them
-        how = (
-            f"{len(after_stage)} of them ({', '.join(map(str, after_stage))}) still held cells "
-            "after the clustering stage, and the refinement moved those to the cluster of "
-            "their neighbours in the input (`refine`; 0 keeps the stage's clusters)"
+    # the stage left cells in these, and the refinement moved them
+    refined = [] if stage_labels is None else np.intersect1d(empty, stage_labels).tolist()
+    trained = [c for c in empty if c not in refined]
+    hows = []
+    if trained:
+        whose = "their cells" if not refined else f"the cells of {', '.join(map(str, trained))}"
+        hows.append(f"{whose} moved to other clusters during training")
+    if refined:
+        hows.append(
+            f"{'' if trained else 'the cells of '}{', '.join(map(str, refined))} still in them "
+            "after the clustering stage went, with the refinement, to the cluster of their "
+            "neighbours in the input (`refine`; 0 keeps the stage's clusters)"
         )
-    else:
-        how = "their cells moved to other clusters during training"
+    how = "; ".join(hows)
     message = (
         f"{len(empty)} of the {n_centroids} clusters {'holds' if one else 'hold'} no cells "
         f"({'cluster' if one else 'clusters'} {', '.join(map(str, empty))}): {how}, "
@@ -500,9 +505,14 @@ def _empty_clusters(
     )
     n_left = n_centroids - len(empty)
     if isinstance(asked, int | np.integer):
+        advice = (
+            " To keep them, pass refine=0."
+            if not trained
+            else f" To get {n_centroids} populated clusters, try another `random_state` or "
+            "`init`, or a smaller `n_clusters` if the data may hold fewer groups."
+        )
         warnings.warn(
-            message + f" To get {n_centroids} populated clusters, try another `random_state` "
-            "or `init`, or a smaller `n_clusters` if the data may hold fewer groups.",
+            message + advice,
             UserWarning,
             stacklevel=caller_stacklevel(),  # the caller of tl.desc / tl.scdcc
         )
