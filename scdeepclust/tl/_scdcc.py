@@ -284,7 +284,7 @@ def scdcc(
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
         `label_key`). When a number `n_clusters` is given, only the starting resolution of
-        ``init="leiden"`` (0.8 when `None`); nothing for other `init`s or a searched number
+        ``init="leiden"`` (0.8 when `None`); nothing for another `init` or a searched number
         (a warning says so). On more than 10,000 cells Leiden runs on a random
         sample of 10,000 and every cell, those of the sample too, joins the cluster of the
         nearest mean on the sample.
