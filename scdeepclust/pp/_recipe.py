@@ -25,6 +25,7 @@ from ._input import (
     GeneMask,
     MaskRefused,
     _check_dtype,
+    check_bools,
     check_float32_range,
     gene_mask,
     layer_names,
@@ -158,8 +159,7 @@ def recipe(
         and max_value > 0
     ):
         raise ValueError(f"max_value must be a number > 0 (or None: no clip), got {max_value!r}.")
-    if not isinstance(scale, bool | np.bool_):
-        raise ValueError(f"scale must be True or False, got {scale!r}.")
+    check_bools(scale=scale)
     if method == "scdcc" and max_value is not None:
         raise ValueError(
             f"max_value={max_value!r} clips DESC's scaled input, which pp.recipe prepares; "
