@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from anndata import AnnData
 from scipy.sparse import SparseEfficiencyWarning, csr_matrix
@@ -97,15 +95,3 @@ class _SparseMatrixOutput:
 
     def fit_transform(self, x):
         return csr_matrix(self.transformer.fit_transform(x))
-
-
-def fingerprint(values: np.ndarray, *settings) -> str:
-    """Digest an array and settings: the UMAP cache is valid while the digest matches."""
-    digest = hashlib.sha1(np.ascontiguousarray(values).tobytes())
-    digest.update(repr((values.shape, str(values.dtype), *settings)).encode())
-    return digest.hexdigest()
-
-
-def umap_coordinates_fingerprint(adata: AnnData, umap_key: str) -> str:
-    """Digest of the coordinates in ``obsm[umap_key]``, as `pl.umap` records them."""
-    return fingerprint(np.asarray(adata.obsm[umap_key], dtype=np.float32))

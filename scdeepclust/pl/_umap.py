@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-from .._neighbors import fingerprint, plot_neighbors, umap_coordinates_fingerprint
+from .._neighbors import plot_neighbors
 from ._utils import (
     check_result,
     closes_figures_on_error,
@@ -153,15 +154,15 @@ def umap_coordinates(
             f"the run, `adata[~np.isnan(adata.obsm[{embedding_key!r}]).any(axis=1)]`, or run "
             "the tool on the combined data (or map the new cells with tl.map_to_model)."
         )
-    source = fingerprint(embedding, n_neighbors, min_dist, random_state)
+    fingerprint = _fingerprint(embedding, n_neighbors, min_dist, random_state)
     params = adata.uns.get(umap_key, {})
     params = params.get("params", {}) if hasattr(params, "get") else {}
     # the coordinates too: another run's key_added may have written over them ("umap_<key>")
     if (
         not recompute
         and umap_key in adata.obsm
-        and params.get("scdeepclust_source") == source
-        and params.get("scdeepclust_coordinates") == umap_coordinates_fingerprint(adata, umap_key)
+        and params.get("scdeepclust_source") == fingerprint
+        and params.get("scdeepclust_coordinates") == _fingerprint(_coordinates(adata, umap_key))
     ):
         return umap_key
     plot_neighbors(
@@ -178,11 +179,15 @@ def umap_coordinates(
         neighbors_key=neighbors_key,
         key_added=umap_key,
     )
-    adata.uns[umap_key]["params"]["scdeepclust_source"] = source
-    adata.uns[umap_key]["params"]["scdeepclust_coordinates"] = umap_coordinates_fingerprint(
-        adata, umap_key
+    adata.uns[umap_key]["params"]["scdeepclust_source"] = fingerprint
+    adata.uns[umap_key]["params"]["scdeepclust_coordinates"] = _fingerprint(
+        _coordinates(adata, umap_key)
     )
     return umap_key
+
+
+def _coordinates(adata: AnnData, umap_key: str) -> np.ndarray:
+    return np.asarray(adata.obsm[umap_key], dtype=np.float32)
 
 
 def _legend_space(adata: AnnData, colors: list[str]) -> float:
@@ -202,3 +207,10 @@ def _legend_space(adata: AnnData, colors: list[str]) -> float:
             widest = max(widest, width)
     panel_width = float(rcParams["figure.figsize"][0])
     return max(0.75 / panel_width + 0.02, widest / panel_width + 0.05)
+
+
+def _fingerprint(embedding: np.ndarray, *settings) -> str:
+    """Digest the embedding and the UMAP settings: the cache is valid while the digest matches."""
+    digest = hashlib.sha1(np.ascontiguousarray(embedding).tobytes())
+    digest.update(repr((embedding.shape, str(embedding.dtype), *settings)).encode())
+    return digest.hexdigest()
