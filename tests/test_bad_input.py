@@ -1470,3 +1470,45 @@ def test_recipe_refuses_a_bool_number_of_genes_and_a_bad_threshold_of_many_genes
         with pytest.raises(ValueError, match=match):
             sdc.pp.recipe(adata, "scdcc", **options)
         assert_unchanged(adata, before)
+
+
+def test_key_options_take_one_name_and_say_which():
+    # a list reached anndata or pandas as a key: "unhashable type: 'list'", naming no option
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    adata.obsm["proteins"] = np.ones((60, 2), dtype=np.float32)
+    before = snapshot(adata)
+    for tool, options in (
+        (sdc.tl.desc, dict(layer=["counts"])),
+        (sdc.tl.desc, dict(use_rep=("X_pca",))),
+        (sdc.tl.desc, dict(batch_key=["group"])),
+        (sdc.tl.scdcc, dict(label_key=["group"])),
+        (sdc.tl.scdcc, dict(protein_key=["proteins"])),
+        (sdc.pp.recipe, dict(layer=["counts"])),
+    ):
+        ((name, value),) = options.items()
+        match = rf"{name} must name .* \(one name: the tools read one at a time\), not"
+        with pytest.raises(TypeError, match=match):
+            if tool is sdc.pp.recipe:
+                tool(adata, "scdcc", **options)
+            else:
+                tool(adata, n_clusters=2, **options)
+        assert_unchanged(adata, before)
+    with pytest.raises(ValueError, match=r"kernel must be 't' or 'gaussian', not \['t'\]"):
+        sdc.tl.desc(adata, n_clusters=2, kernel=["t"])
+    with pytest.raises(ValueError, match=r"key_added must be a non-empty string, got '  '"):
+        sdc.tl.desc(adata, n_clusters=2, key_added="  ")
+    assert_unchanged(adata, before)
+    model = sdc.tl.scdcc(
+        adata, 2, return_model=True, copy=True, pretrain_epochs=1, max_epochs=1, progress=False
+    )[1]
+    with pytest.raises(TypeError, match=r"layer must name a layer in adata.layers"):
+        model.predict(adata, layer=["counts"])
+
+
+def test_a_whole_number_of_clusters_of_any_float_kind_is_taken():
+    # 3.0 was taken and numpy's float32(3.0), as arithmetic on arrays gives it, refused
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    sdc.tl.scdcc(adata, np.float32(2.0), pretrain_epochs=1, max_epochs=1, progress=False)
+    assert adata.uns["scdcc"]["params"]["n_clusters"] == 2
+    with pytest.raises(ValueError, match=r"n_clusters must be an integer >= 2, got np.float32"):
+        sdc.tl.scdcc(adata, np.float32(2.5))

@@ -630,3 +630,26 @@ def test_show_takes_numpy_false_and_refuses_text(clustered):
         with pytest.raises(ValueError, match=match):
             sdc.pl.probabilities(clustered, "scdcc", show=False, **options)
     assert plt.get_fignums() == open_figures  # refused before drawing anything
+
+
+def test_options_of_another_kind_are_named_before_anything_is_drawn(clustered):
+    # matplotlib and scanpy failed on them deep inside ("object of type 'int' has no len()",
+    # "'str' object has no attribute 'set_title'"), and 2.5 neighbours ran as 2
+    open_figures = plt.get_fignums()
+    cached = "X_umap_scdcc" in clustered.obsm
+    for plot, options, error, match in (
+        (sdc.pl.history, dict(figsize=3), ValueError, r"figsize must be \(width, height\)"),
+        (sdc.pl.compare, dict(figsize=(3, -1)), ValueError, r"figsize must be .*got \(3, -1\)"),
+        (sdc.pl.compare, dict(ax="a"), TypeError, r"ax must be a matplotlib Axes .*got 'a'"),
+        (sdc.pl.umap, dict(ax="a"), TypeError, r"ax must be a matplotlib Axes"),
+        (sdc.pl.umap, dict(n_neighbors=2.5), ValueError, r"n_neighbors must be an integer >= 2"),
+        (sdc.pl.umap, dict(min_dist=-1), ValueError, r"min_dist must be a finite number >= 0"),
+        (sdc.pl.umap, dict(recompute="no"), ValueError, r"recompute must be True or False"),
+        (sdc.pl.embedding, dict(basis=["X_scdcc"]), TypeError, r"basis must be the name of "),
+    ):
+        args = ("group",) if plot is sdc.pl.compare else ()
+        with pytest.raises(error, match=match):
+            plot(clustered, "scdcc", *args, show=False, **options)
+    assert plt.get_fignums() == open_figures
+    assert ("X_umap_scdcc" in clustered.obsm) == cached
+    sdc.pl.umap(clustered, "scdcc", n_neighbors=np.int64(10), min_dist=0.0, show=False)

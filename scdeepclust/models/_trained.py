@@ -55,6 +55,7 @@ from ..pp._input import (
     check_adata,
     check_bools,
     check_finite,
+    check_names,
     checked_counts,
     input_matrix,
     layer_names,
@@ -218,6 +219,7 @@ class TrainedModel:
         """
         reads_genes = self.preprocessing.get("input", {}).get("kind") != "obsm"
         check_adata(adata, min_cells=1, writes=False, need_genes=reads_genes)
+        check_names(layer=layer, batch_key=batch_key)
         dev = resolve_device(device)
         start = logg.info(f"mapping {adata.n_obs} cells onto {self!r}")
         feeder = self.feeder(adata, layer=layer, device=dev, batch_key=batch_key)

@@ -65,6 +65,11 @@ def embedding(
     check_result(adata, key)
     if basis is None:
         basis = "X_umap" if "X_umap" in adata.obsm else f"X_{key}"
+    if not isinstance(basis, str):
+        raise TypeError(
+            "basis must be the name of coordinates in adata.obsm ('X_umap', or 'umap' for "
+            f"it), one at a time; got {basis!r}. Available: {list(adata.obsm.keys())}."
+        )
     colors = panel_colors(adata, key, color, kwargs)
     # scanpy names the axes after the basis it is given: "UMAP1" for "umap", "X_umap1" for
     # "X_umap"; it finds obsm["X_" + name] itself when no obsm[name] stands in the way

@@ -9,7 +9,13 @@ from anndata import AnnData
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from ._utils import check_result, closes_figures_on_error, finish, spans_decades
+from ._utils import (
+    check_figure_options,
+    check_result,
+    closes_figures_on_error,
+    finish,
+    spans_decades,
+)
 
 # Clustering-stage history entries that are not reconstruction losses.
 _CLUSTER_LOSSES = {
@@ -70,6 +76,7 @@ def history(
     import matplotlib.pyplot as plt
 
     keys = check_result(adata, key, "uns")
+    check_figure_options(figsize=figsize)
     uns = adata.uns[keys["uns"]]
     record = uns.get("history") if isinstance(uns, Mapping) else None
     if not isinstance(record, Mapping):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -128,6 +129,19 @@ def umap(
     return finish(fig, f"umap_{key}", show=show, save=save, returned=returned)
 
 
+def _check_umap_settings(n_neighbors, min_dist, recompute) -> None:
+    """Refuse settings that scanpy would take in another sense (2.5 neighbours ran as 2)."""
+    whole = isinstance(n_neighbors, numbers.Real) and float(n_neighbors).is_integer()
+    if isinstance(n_neighbors, bool | np.bool_) or not (whole and n_neighbors >= 2):
+        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}.")
+    if isinstance(min_dist, bool | np.bool_) or not (
+        isinstance(min_dist, numbers.Real) and np.isfinite(min_dist) and min_dist >= 0
+    ):
+        raise ValueError(f"min_dist must be a finite number >= 0, got {min_dist!r}.")
+    if not isinstance(recompute, bool | np.bool_):
+        raise ValueError(f"recompute must be True or False, got {recompute!r}.")
+
+
 def umap_coordinates(
     adata: AnnData,
     key: str,
@@ -141,6 +155,7 @@ def umap_coordinates(
     import scanpy as sc
 
     embedding_key, umap_key, neighbors_key = f"X_{key}", f"X_umap_{key}", f"neighbors_{key}"
+    _check_umap_settings(n_neighbors, min_dist, recompute)
     if adata.n_obs < 4:  # UMAP's spectral start needs more cells than its two dimensions + 1
         raise ValueError(f"A UMAP needs at least 4 cells; adata has {adata.n_obs}.")
     n_neighbors = int(min(n_neighbors, adata.n_obs - 1))

@@ -7,6 +7,7 @@ Finding a run's results with clear errors, cluster colours, and scanpy-style sho
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -303,10 +304,38 @@ def scanpy_draws_only():
         sc.settings.autosave = autosave
 
 
+def check_figure_options(*, figsize=None, ax=None) -> None:
+    """Refuse a `figsize` or `ax` of another kind before anything is drawn or cached.
+
+    matplotlib failed on them deep inside ("object of type 'int' has no len()", "'str' object
+    has no attribute 'set_title'"), naming neither the option nor what it takes.
+    """
+    from matplotlib.axes import Axes
+
+    if figsize is not None:
+        pair = isinstance(figsize, tuple | list | np.ndarray) and len(figsize) == 2
+        if not pair or not all(
+            isinstance(side, numbers.Real)
+            and not isinstance(side, bool | np.bool_)
+            and np.isfinite(side)
+            and side > 0
+            for side in figsize
+        ):
+            raise ValueError(
+                f"figsize must be (width, height) in inches, two numbers > 0, got {figsize!r}."
+            )
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(
+            "ax must be a matplotlib Axes to draw into (e.g. `fig, ax = plt.subplots()`), or "
+            f"None for a new figure; got {ax!r}."
+        )
+
+
 def new_figure(figsize, ax=None):
     """(figure, axes): a fresh figure, or the one holding `ax`."""
     import matplotlib.pyplot as plt
 
+    check_figure_options(figsize=figsize, ax=ax)
     if ax is not None:
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize)
@@ -329,6 +358,7 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
     `ax` for more than one panel, which scanpy refuses without saying that the clusters'
     panel is always drawn.
     """
+    check_figure_options(ax=kwargs.get("ax"))
     colors = [key] + [c for c in as_list(color) if c != key]
     genes = set(adata.var_names)
     symbols = kwargs.get("gene_symbols")

@@ -75,6 +75,28 @@ def check_bools(**options) -> None:
             raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
+_NAMED_IN = {
+    "layer": "a layer in adata.layers",
+    "use_rep": "a key of adata.obsm",
+    "label_key": "a column of adata.obs",
+    "batch_key": "a column of adata.obs",
+    "protein_key": "a key of adata.obsm",
+}
+
+
+def check_names(**options) -> None:
+    """Refuse a key option that is neither None nor one name (text).
+
+    A list reached anndata or pandas as a key and failed there as "unhashable type: 'list'",
+    which names neither the option nor its fix.
+    """
+    for name, value in options.items():
+        if value is not None and not isinstance(value, str):
+            several = isinstance(value, list | tuple | np.ndarray | pd.Index)
+            hint = " (one name: the tools read one at a time)" if several else ""
+            raise TypeError(f"{name} must name {_NAMED_IN[name]}{hint}, not {value!r}.")
+
+
 def check_adata(
     adata,
     *,

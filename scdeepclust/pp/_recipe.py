@@ -27,6 +27,7 @@ from ._input import (
     _check_dtype,
     check_bools,
     check_float32_range,
+    check_names,
     gene_mask,
     layer_names,
     refuse_sparse_in_other_byte_order,
@@ -160,6 +161,7 @@ def recipe(
     ):
         raise ValueError(f"max_value must be a number > 0 (or None: no clip), got {max_value!r}.")
     check_bools(scale=scale)
+    check_names(layer=layer, batch_key=batch_key)
     if method == "scdcc" and max_value is not None:
         raise ValueError(
             f"max_value={max_value!r} clips DESC's scaled input, which pp.recipe prepares; "

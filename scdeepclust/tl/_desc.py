@@ -48,6 +48,7 @@ from ._validate import (
     check_initial_label_weight,
     check_key_added,
     check_n_clusters,
+    check_names,
     check_positive,
     check_refine,
     check_resolution,
@@ -343,6 +344,7 @@ def desc(
     reads = reads if in_x else ""
     check_adata(adata, copy=copy, need_genes=use_rep is None, reads=reads)
     check_key_added(key_added)
+    check_names(layer=layer, use_rep=use_rep, batch_key=batch_key)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution, several=True)
     check_switches(
@@ -387,13 +389,13 @@ def desc(
     check_initial_label_weight(initial_label_weight)
     check_refine(refine)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
-    if kernel not in {"t", "gaussian"}:
+    if not isinstance(kernel, str) or kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
     check_degrees_of_freedom(alpha)
     if not (isinstance(drop_rate, numbers.Real) and 0 <= drop_rate < 1):
         raise ValueError(
             f"drop_rate must be in [0, 1) (the fraction of inputs dropped in the denoising "
-            f"pretraining; 0 turns it off), got {drop_rate}."
+            f"pretraining; 0 turns it off), got {drop_rate!r}."
         )
     resolutions = resolution_list(resolution)
     if n_clusters is not None:

@@ -52,6 +52,7 @@ from ._validate import (
     check_key_added,
     check_keys,
     check_n_clusters,
+    check_names,
     check_positive,
     check_refine,
     check_resolution,
@@ -439,6 +440,7 @@ def scdcc(
     in_x = layer is None and "counts" not in getattr(adata, "layers", {})
     check_adata(adata, copy=copy, reads="the raw counts scdcc reads" if in_x else "")
     check_key_added(key_added)
+    check_names(layer=layer, batch_key=batch_key, label_key=label_key, protein_key=protein_key)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_resolution(resolution)
     resolution = resolution_list(resolution)[0]

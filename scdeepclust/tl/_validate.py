@@ -31,6 +31,9 @@ from ..pp._input import (
 from ..pp._input import (
     check_bools as check_bools,  # the tools check with it too
 )
+from ..pp._input import (
+    check_names as check_names,
+)
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run
@@ -41,7 +44,8 @@ def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> No
     if value is None and allow_none:
         return
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = ok or (isinstance(value, float) and value.is_integer())
+    whole = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+    ok = ok or (whole and float(value).is_integer())  # 3.0, numpy's float32(3.0) too
     if not ok or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
@@ -334,8 +338,8 @@ def check_training_sizes(
 
 
 def check_key_added(key_added: str) -> None:
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError("key_added must be a non-empty string.")
+    if not isinstance(key_added, str) or not key_added.strip():
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
     if "/" in key_added:  # .h5ad would store it as nested groups it cannot read back
         raise ValueError(
             f"key_added {key_added!r} contains '/', which .h5ad and .zarr files cannot hold in "
