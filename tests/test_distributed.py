@@ -114,3 +114,29 @@ def test_two_processes_match_one(tmp_path):
         assert adjusted_rand_score(one, two[key]) > 0.9, key
         assert adjusted_rand_score(truth, one) > 0.9, key
         assert adjusted_rand_score(truth, two[key]) > 0.9, key
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_cells_ordered_by_batch_are_refused_where_the_processes_would_not_mix_them(
+    sim, tool, monkeypatch
+):
+    # each process holds a contiguous share: on cells sorted by batch (as anndata.concat
+    # leaves them) the batch-mixing penalty was 0 on every process, without a word
+    adata = sim.copy()
+    adata.obs["batch"] = np.where(np.arange(adata.n_obs) < adata.n_obs // 2, "a", "b")
+    monkeypatch.setattr("scdeepclust.train.init_distributed", lambda device: (0, 2, device))
+    with pytest.raises(ValueError, match=r"process 0's share holds one batch, 'a'.*Shuffle"):
+        getattr(sdc.tl, tool)(adata, n_clusters=3, batch_key="batch", distributed=True)
+
+
+def test_shares_of_shuffled_batches_mix_and_ordered_ones_are_named():
+    from scdeepclust.train._distributed import check_shards_mix_batches
+
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(3), [400, 400, 40])
+    for world_size in (2, 4):
+        check_shards_mix_batches(rng.permutation(codes), ["a", "b", "c"], world_size)
+    # two batches in each share, but the third (expected 20 cells per share) all in the last
+    with pytest.raises(ValueError, match=r"process 0's share holds 0 cells of batch 'c' where"):
+        check_shards_mix_batches(codes, ["a", "b", "c"], 2)
+    check_shards_mix_batches(codes, ["a", "b", "c"], 1)  # one process: nothing to refuse

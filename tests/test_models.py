@@ -673,6 +673,39 @@ def test_a_desc_checkpoint_of_the_previous_version_is_resumed(split, tmp_path):
         sdc.tl.desc(adata, resume=True, lr=0.5, **options)
 
 
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_checkpoint_is_not_resumed_on_cells_moved_to_other_batches(tool, split, tmp_path):
+    # the batches' names were in the run, not which cell is in which: a call on the same
+    # cells reassigned to the batches resumed the network trained on the old assignment
+    from scdeepclust._serialization import load_tensors, save_tensors
+    from scdeepclust.train._checkpoint import CHECKPOINT_FILE, run_fingerprint
+
+    adata = split[0][:120].copy()
+    if tool == "desc":
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+    adata.obs["batch"] = np.where(np.arange(adata.n_obs) % 2, "a", "b")
+    fn = getattr(sdc.tl, tool)
+    ckpt = tmp_path / "ckpt"
+    options = dict(CKPT, n_clusters=3, copy=True, checkpoint_dir=ckpt, batch_key="batch")
+    first = fn(adata, **options)
+    moved = adata.copy()
+    moved.obs["batch"] = np.where(np.arange(adata.n_obs) % 3, "a", "b")
+    with pytest.raises(ValueError, match=r"they differ in batch_codes"):
+        fn(moved, resume=True, **options)
+    # a checkpoint written before the assignment identified a run still resumes
+    path = ckpt / CHECKPOINT_FILE
+    saved = load_tensors(path)
+    settings = json.loads(saved["settings"])
+    del settings["batch_codes"]
+    saved.update(settings=json.dumps(settings), fingerprint=run_fingerprint(**settings))
+    save_tensors(path, saved)
+    again = fn(adata, resume=True, **options)
+    np.testing.assert_array_equal(again.obsm[f"X_{tool}"], first.obsm[f"X_{tool}"])
+    with pytest.raises(ValueError, match=r"they differ in config.lr"):
+        fn(adata, resume=True, **{**options, "lr": 0.5})
+
+
 def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
     split, tmp_path, monkeypatch
 ):

@@ -31,6 +31,7 @@ from ..pp._input import (
 )
 from ..train import (
     TrainingDiverged,
+    array_digest,
     check_precision,
     report_interruption,
     resolve_device,
@@ -405,7 +406,9 @@ def desc(
     dev = resolve_device(device)
     check_precision(precision, dev)
     if distributed:
-        rank, world_size, dev = start_distributed(dev, checkpoint_dir=checkpoint_dir)
+        rank, world_size, dev = start_distributed(
+            dev, checkpoint_dir=checkpoint_dir, batches=batches, batch_mixing=batch_mixing
+        )
     start = logg.info(f"running DESC on {adata.n_obs} cells")
 
     data = tool_input(adata, layer=layer, use_rep=use_rep, counts=False, genes=genes)
@@ -468,6 +471,7 @@ def desc(
         input=where,
         scale=scale,
         data=data.content_digest(adata, use_rep),
+        **({} if batches is None else {"batch_codes": array_digest(batches.codes)}),
     )
     checkpoint = open_run(
         checkpoint_dir,

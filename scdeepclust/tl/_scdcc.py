@@ -520,7 +520,11 @@ def scdcc(
             v is not None for v in (label_key, must_link, cannot_link, protein_key)
         )
         rank, world_size, dev = start_distributed(
-            dev, checkpoint_dir=checkpoint_dir, constraints=has_constraints
+            dev,
+            checkpoint_dir=checkpoint_dir,
+            constraints=has_constraints,
+            batches=batches,
+            batch_mixing=batch_mixing,
         )
     start = logg.info(f"running scDCC on {adata.n_obs} cells")
 
@@ -619,6 +623,7 @@ def scdcc(
         if constraints is None
         else array_digest(constraints.must_link, constraints.cannot_link),
         seed_labels=None if seed_labels is None else array_digest(seed_labels),
+        **({} if batches is None else {"batch_codes": array_digest(batches.codes)}),
     )
     checkpoint = open_run(
         checkpoint_dir,

@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._messages import caller_stacklevel
+from ..pp._batches import BatchCovariate
 from ..pp._input import (
     GeneMask,
     MatrixSummary,
@@ -36,7 +37,7 @@ from ..pp._input import (
 )
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
-from ..train._distributed import check_same_run
+from ..train._distributed import check_same_run, check_shards_mix_batches
 from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER, SEARCH_MAX_CELLS
 
 
@@ -491,11 +492,17 @@ def open_run(
 
 
 def start_distributed(
-    device, *, checkpoint_dir: str | PathLike | None, constraints: bool = False
+    device,
+    *,
+    checkpoint_dir: str | PathLike | None,
+    constraints: bool = False,
+    batches: BatchCovariate | None = None,
+    batch_mixing: float = 0.0,
 ) -> tuple[int, int, object]:
     """Return (rank, world size, device) of this process in a `distributed=True` run.
 
-    Options that sharded training does not support yet are refused.
+    Options that sharded training does not support yet are refused, and so are cells ordered
+    by batch where the batches are to be mixed.
     """
     from ..train import init_distributed
 
@@ -506,7 +513,10 @@ def start_distributed(
             "Pairwise constraints (label_key, must_link, cannot_link, protein_key) cannot be "
             "used with distributed=True (not supported yet)."
         )
-    return init_distributed(device)
+    rank, world_size, device = init_distributed(device)
+    if batches is not None and batch_mixing > 0:
+        check_shards_mix_batches(batches.codes, batches.categories, world_size)
+    return rank, world_size, device
 
 
 @dataclass

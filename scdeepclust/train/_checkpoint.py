@@ -143,7 +143,7 @@ class TrainingCheckpoint:
                 )
             data = load_tensors(self.path)
             check_format_version(data, CHECKPOINT_FORMAT_VERSION, "checkpoint", self.path)
-            if not _same_run(data, fingerprint):
+            if not _same_run(data, fingerprint, settings):
                 raise ValueError(
                     f"{self.path} was written by a run with other settings or other data; it "
                     f"can only be resumed by the same call{_differences(data, settings)}. Use "
@@ -279,23 +279,28 @@ def _to_cpu(obj):
 # resolutions (each has a stage of its own after the shared pretraining, so that a call with
 # other resolutions resumes the checkpoint).
 _NO_LONGER_IDENTIFYING = ("resolutions",)
+# Identify a run since a later version; a checkpoint written before is judged on the rest.
+_IDENTIFYING_SINCE_LATER = ("batch_codes",)
 
 
-def _same_run(saved: dict, fingerprint: str) -> bool:
-    """Whether the checkpoint `saved` was written by the run of `fingerprint`.
+def _same_run(saved: dict, fingerprint: str, settings: dict | None = None) -> bool:
+    """Whether the checkpoint `saved` was written by the run of `fingerprint` (`settings`).
 
     Also for a checkpoint of an earlier version whose fingerprint included settings that no
-    longer identify a run (`_NO_LONGER_IDENTIFYING`).
+    longer identify a run (`_NO_LONGER_IDENTIFYING`), or lacked some that now do
+    (`_IDENTIFYING_SINCE_LATER`).
     """
     if saved.get("fingerprint") == fingerprint:
         return True
     if saved.get("settings") is None:
         return False
     then = json.loads(saved["settings"])
-    if not any(name in then for name in _NO_LONGER_IDENTIFYING):
-        return False
     kept = {k: v for k, v in then.items() if k not in _NO_LONGER_IDENTIFYING}
-    return run_fingerprint(**kept) == fingerprint
+    unrecorded = [k for k in _IDENTIFYING_SINCE_LATER if k in (settings or {}) and k not in then]
+    if unrecorded:
+        now = {k: v for k, v in settings.items() if k not in unrecorded}
+        return run_fingerprint(**kept) == run_fingerprint(**now)
+    return len(kept) < len(then) and run_fingerprint(**kept) == fingerprint
 
 
 def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
@@ -312,7 +317,9 @@ def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
             "call is the same)"
         )
     then = {k: v for k, v in json.loads(then).items() if k not in _NO_LONGER_IDENTIFYING}
-    before, now = _flat(then), _flat(settings)
+    unrecorded = [k for k in _IDENTIFYING_SINCE_LATER if k not in then]
+    before = _flat(then)
+    now = _flat({k: v for k, v in settings.items() if k not in unrecorded})
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if not changed:
         return ""

@@ -183,3 +183,39 @@ def gather_rows(array: np.ndarray, feeder: CellFeeder) -> np.ndarray | None:
     return np.concatenate(
         [p[: int(bounds[r + 1] - bounds[r])].cpu().numpy() for r, p in enumerate(parts)]
     )
+
+
+def check_shards_mix_batches(codes: np.ndarray, categories, world_size: int) -> None:
+    """Refuse a run whose processes' shares of the cells cannot mix the batches.
+
+    Each process trains on a contiguous block of rows, and the batch-mixing penalty compares
+    batches within its minibatches: on cells ordered by batch (as ``anndata.concat`` leaves
+    them) a process holding one batch adds no penalty at all. A batch expected with at least
+    10 cells in a share and holding under a tenth of that there (in a random order, about 1 in
+    2,000 for 10 expected cells) marks cells ordered by batch.
+    """
+    n_batches = len(categories)
+    if world_size < 2 or n_batches < 2:
+        return
+    bounds = RowShard.bounds(len(codes), world_size)
+    totals = np.bincount(codes, minlength=n_batches)
+    for rank in range(world_size):
+        held = np.bincount(codes[bounds[rank] : bounds[rank + 1]], minlength=n_batches)
+        expected = totals * (bounds[rank + 1] - bounds[rank]) / len(codes)
+        short = np.flatnonzero((expected >= 10) & (held < expected / 10))
+        if (held > 0).sum() >= 2 and not len(short):
+            continue
+        detail = (
+            f"one batch, {categories[int(np.argmax(held))]!r}"
+            if (held > 0).sum() < 2
+            else f"{int(held[short[0]])} cells of batch {categories[short[0]]!r} where an even "
+            f"spread gives {expected[short[0]]:.0f}"
+        )
+        raise ValueError(
+            f"distributed=True gives each of the {world_size} processes a contiguous share of "
+            f"the cells, and the cells are ordered by batch: process {rank}'s share holds "
+            f"{detail}. The batch-mixing penalty compares batches within each process's "
+            "minibatches, so it would mix little or nothing. Shuffle the cells first, "
+            "`adata = adata[np.random.default_rng(0).permutation(adata.n_obs)].copy()`, or "
+            "pass batch_mixing=0 to train without the penalty."
+        )
