@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 import torch
@@ -17,6 +18,7 @@ from scdeepclust.nn import StackedAutoencoder, ZINBAutoencoder
 from scdeepclust.pp._counts import count_statistics, feature_statistics
 
 TRAIN = dict(pretrain_epochs=15, max_epochs=10, progress=False, batch_size=64)
+TINY = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64)
 
 
 def distorted(seed: int = 0, factor_sd: float = 1.0):
@@ -528,3 +530,77 @@ def test_methods_train_the_minimum_steps(batch_data, monkeypatch):
     assert last_check_step(off, "scdcc") < 40
     plain = sdc.tl.desc(lognorm_scaled(batch_data), n_clusters=3, copy=True, **settings)
     assert last_check_step(plain, "desc") >= 40
+
+
+def test_desc_centres_a_representation_within_batches_and_keeps_its_spread(batch_data):
+    # use_rep with batch_key z-scored each principal component within each batch, which
+    # tl.desc warns against for scale=True (the components' spread is their weight)
+    adata = lognorm_scaled(batch_data)
+    sc.pp.pca(adata, n_comps=10)
+    _, model = sdc.tl.desc(
+        adata,
+        n_clusters=3,
+        use_rep="X_pca",
+        batch_key="batch",
+        return_model=True,
+        copy=True,
+        **TINY,
+    )
+    codes = (adata.obs["batch"] == "b").to_numpy().astype(int)
+    for b in (0, 1):
+        np.testing.assert_allclose(
+            model.preprocessing["gene_mean"][b], adata.obsm["X_pca"][codes == b].mean(0), atol=1e-4
+        )
+    np.testing.assert_array_equal(model.preprocessing["gene_scale"], 1.0)
+    assert model.config["scale"] is False
+    with pytest.warns(UserWarning, match=r"scale=True z-scores each column"):
+        _, scaled = sdc.tl.desc(
+            adata,
+            n_clusters=3,
+            use_rep="X_pca",
+            batch_key="batch",
+            scale=True,
+            return_model=True,
+            copy=True,
+            **TINY,
+        )
+    assert not np.allclose(scaled.preprocessing["gene_scale"], 1.0)
+    # genes are z-scored within batches whatever `scale` says, and the record says so
+    genes = sdc.tl.desc(adata, n_clusters=3, batch_key="batch", copy=True, **TINY)
+    assert genes.uns["desc"]["params"]["scale"] is True
+
+
+def test_values_equal_as_text_are_refused_as_batch_names(batch_data):
+    # 1 and "1" were one batch (the names are text) where a categorical column is refused
+    adata = batch_data.copy()
+    adata.obs["donor"] = pd.Series(
+        [1 if i % 2 else "1" for i in range(adata.n_obs)], index=adata.obs_names, dtype=object
+    )
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"holds 2 distinct values that read as 1 batch names"):
+        sdc.tl.scdcc(adata, 3, batch_key="donor", **TINY)
+    assert_unchanged(adata, before)
+
+
+def test_batch_mixing_is_recorded_as_used_and_the_recipe_speaks_of_genes(batch_data):
+    plain = sdc.tl.scdcc(batch_data, 3, copy=True, **TINY)
+    assert plain.uns["scdcc"]["params"]["batch_mixing"] == 0.0
+    one = batch_data.copy()
+    one.obs["one"] = "x"
+    one_scaled = lognorm_scaled(one)
+    with pytest.warns(UserWarning, match="names a single batch"):
+        sdc.tl.desc(one_scaled, n_clusters=3, batch_key="one", batch_mixing=3.0, **TINY)
+    assert one_scaled.uns["desc"]["params"]["batch_mixing"] == 0.0
+    with pytest.warns(UserWarning, match=r"single batch .*the genes are chosen as without"):
+        sdc.pp.recipe(one.copy(), "desc", batch_key="one")
+
+
+def test_a_blank_batch_key_is_refused_not_read_as_the_models(batch_data):
+    adata = lognorm_scaled(batch_data)
+    _, model = sdc.tl.desc(
+        adata, n_clusters=3, batch_key="batch", return_model=True, copy=True, **TINY
+    )
+    with pytest.raises(TypeError, match=r"batch_key must name a column of adata.obs, not ''"):
+        model.predict(adata, batch_key="")
+    with pytest.raises(TypeError, match=r"batch_key must name a column of adata.obs, not ''"):
+        sdc.tl.map_to_model(adata.copy(), model, batch_key="")

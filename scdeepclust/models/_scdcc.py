@@ -345,6 +345,7 @@ def fit_scdcc(
             else config.resolved_pretrain_balance(),
             "refine": refined_share(outcome.info),
             "tol": tol,
+            "batch_mixing": config.batch_mixing if config.mixes_batches else 0.0,
         },
         history=history,
         timings={**timings, **outcome.timings},

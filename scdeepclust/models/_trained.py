@@ -225,7 +225,11 @@ class TrainedModel:
         feeder = self.feeder(adata, layer=layer, device=dev, batch_key=batch_key)
         with standard_torch_mode():
             result = self.assign(feeder)
-        result.params.update(layer=layer, device=str(dev), batch_key=batch_key or self.batch_key)
+        result.params.update(
+            layer=layer,
+            device=str(dev),
+            batch_key=batch_key if batch_key is not None else self.batch_key,
+        )
         result.info["n_genes_missing"] = feeder.source.n_missing_columns
         logg.info(f"    assigned to {self.n_clusters} clusters", time=start)
         return result
@@ -351,7 +355,10 @@ class TrainedModel:
                 )
             return None
         return known_batch_codes(
-            adata, batch_key or self.batch_key, self.batch_categories, trained_key=self.batch_key
+            adata,
+            self.batch_key if batch_key is None else batch_key,
+            self.batch_categories,
+            trained_key=self.batch_key,
         )
 
     def feeder(

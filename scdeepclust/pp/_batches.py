@@ -61,11 +61,14 @@ def _column(adata: AnnData, key: str) -> pd.Series:
 MIN_BATCH_CELLS = 10
 
 
-def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
+def batch_covariate(
+    adata: AnnData, key: str | None, *, for_recipe: bool = False
+) -> BatchCovariate | None:
     """Return the batches of `adata.obs[key]`, or `None` without a key.
 
     Categories keep the order of a categorical column (unused ones dropped), else sorted; a
-    single batch gives a warning.
+    single batch gives a warning (`for_recipe`: in the terms of `pp.recipe`, which trains
+    nothing).
     """
     if key is None:
         return None
@@ -77,17 +80,32 @@ def batch_covariate(adata: AnnData, key: str | None) -> BatchCovariate | None:
     else:
         values = column.astype(str).to_numpy()
         categories = sorted(set(values))
+        distinct = len(pd.unique(column.to_numpy(dtype=object)))
+        if distinct != len(categories):  # 1 and "1" are one batch as text
+            raise ValueError(
+                f"adata.obs[{key!r}] holds {distinct} distinct values that read as "
+                f"{len(categories)} batch names ({categories[:10]}): values such as 1 and '1', "
+                "or 1 and 1.0, which the batches are named by as text. Give the batches "
+                f"distinct names, e.g. `adata.obs[{key!r}] = adata.obs[{key!r}].astype(str)` "
+                "where equal text is one batch."
+            )
     if len(set(categories)) != len(categories):
         raise ValueError(
             f"adata.obs[{key!r}] has categories that are equal as text "
             f"({categories}); give the batches distinct names."
         )
     if len(categories) < 2:
+        differs = (
+            "the genes are chosen as without batch_key (the tools' runs with it would still "
+            "differ from runs without it)"
+            if for_recipe
+            else "yet the run differs from one without batch_key (the network takes the batch "
+            "as an input, and the tools' settings for batches apply)"
+        )
         warnings.warn(
             f"adata.obs[{key!r}] names a single batch ({categories[0]!r}): there is no batch "
-            "effect to correct, yet the run differs from one without batch_key (the network "
-            "takes the batch as an input, and the tools' settings for batches apply); leave it "
-            "out, or check that the column is the one you meant.",
+            f"effect to correct, {differs}; leave it out, or check that the column is the one "
+            "you meant.",
             BatchWarning,
             stacklevel=caller_stacklevel(),
         )

@@ -85,13 +85,13 @@ _NAMED_IN = {
 
 
 def check_names(**options) -> None:
-    """Refuse a key option that is neither None nor one name (text).
+    """Refuse a key option that is neither None nor one name (non-empty text).
 
     A list reached anndata or pandas as a key and failed there as "unhashable type: 'list'",
     which names neither the option nor its fix.
     """
     for name, value in options.items():
-        if value is not None and not isinstance(value, str):
+        if value is not None and not (isinstance(value, str) and value):
             several = isinstance(value, list | tuple | np.ndarray | pd.Index)
             hint = " (one name: the tools read one at a time)" if several else ""
             raise TypeError(f"{name} must name {_NAMED_IN[name]}{hint}, not {value!r}.")

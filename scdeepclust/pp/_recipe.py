@@ -174,7 +174,7 @@ def recipe(
             "tl.desc(scale=True), and that does not clip; leave max_value out, or scale here."
         )
     with ignoring_warnings(BatchWarning):  # said below, of the cells kept
-        batches = batch_covariate(adata, batch_key)  # checked before anything is changed
+        batches = batch_covariate(adata, batch_key, for_recipe=True)  # before any change
     if n_top_genes is not None:  # checked before anything is changed
         _marked_genes(adata)
     if adata.X is None:
@@ -307,7 +307,7 @@ def _prepare(
         _drop_empty(adata, counts_key, steps)
     if batches is not None:  # of the cells kept so far; warned about once the cells are final
         with ignoring_warnings(BatchWarning):
-            batches = batch_covariate(adata, batch_key)
+            batches = batch_covariate(adata, batch_key, for_recipe=True)
 
     counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
     state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
@@ -357,7 +357,7 @@ def _prepare(
     if counts_key is not None and n_top_genes is not None:  # else every gene is read
         _drop_cells_empty_in_genes_read(adata, counts_key, steps)
     if batches is not None:  # of the cells kept: warns about small batches (once)
-        batch_covariate(adata, batch_key)
+        batch_covariate(adata, batch_key, for_recipe=True)
 
     if method == "desc" and state != "scaled" and not scale:
         steps.append(

@@ -196,14 +196,15 @@ def desc(
         statistics come from one streaming pass and are applied per minibatch, so a sparse
         log-normalised matrix is never densified (``sc.pp.scale`` on a million cells makes a
         dense copy of 8 GB). The statistics are stored with a returned model. Implied within
-        batches by `batch_key`.
+        batches by `batch_key` for genes (``params['scale']`` then records True).
     batch_key
-        An `obs` column naming each cell's batch (donor, run, technology...). The input is
+        An `obs` column naming each cell's batch (donor, run, technology...). The genes are
         z-scored within each batch (as DESC's authors recommend for data from several
-        batches), and the autoencoder is conditional on the batch (it enters the first encoder
-        layer and every decoder layer), so the embedding need not follow the batches. The
-        batches and their scaling statistics are stored with the model; mapped cells must come
-        from one of them.
+        batches); a representation of `use_rep` is centred within each batch, its columns
+        keeping their spread (z-scored with ``scale=True``). The autoencoder is conditional
+        on the batch (it enters the first encoder layer and every decoder layer), so the
+        embedding need not follow the batches. The batches and their scaling statistics are
+        stored with the model; mapped cells must come from one of them.
     batch_mixing
         With `batch_key`: weight of a batch-mixing penalty added to the clustering stage, the
         maximum mean discrepancy between each batch's embedded cells and the other cells of
@@ -211,7 +212,7 @@ def desc(
         which pulls each cell towards its centroid, let the batches drift apart within the
         clusters (10X PBMC split into two batches, benchmarks/batch.py: mixing entropy
         0.82-0.87 without it, 0.97 with it, at a mean ARI 0.016 lower). 0 turns it off.
-        Ignored without batches.
+        Ignored without batches (or with one), and then recorded as 0 in ``params``.
     hidden
         Encoder layer sizes, the last one being the embedding. Default by number of cells:
         (128, 32) up to 20,000 cells, (256, 64, 32) beyond.
@@ -426,6 +427,8 @@ def desc(
     scaling = None
     if batches is not None:
         scaling = feature_statistics(source, groups=batch_codes, n_groups=batches.n_batches)
+        if use_rep is not None and not scale:  # centred only: the columns' spread is their weight
+            scaling = (scaling[0], np.ones_like(scaling[1]))
     elif scale:
         scaling = feature_statistics(source)
     feeder = CellFeeder(
@@ -517,7 +520,7 @@ def desc(
                 mask_var=genes.param,
                 device=str(dev),
                 distributed=distributed,
-                scale=scale,
+                scale=scale or (batches is not None and use_rep is None),  # as applied
             )
             if use_rep is None and data.columns is not None:  # as scDCC: the genes read
                 result.info["genes_used"] = np.asarray(adata.var_names[data.columns])

@@ -106,7 +106,7 @@ def map_to_model(
     check_result_keys(
         adata,
         [key],
-        batch_key=batch_key or model.batch_key,
+        batch_key=model.batch_key if batch_key is None else batch_key,
         use_rep=source.get("key") if source.get("kind") == "obsm" else None,
     )
     result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)

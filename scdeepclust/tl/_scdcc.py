@@ -206,7 +206,7 @@ def scdcc(
         penalty on, the clustering stage trains at least 240 minibatch steps (or half its
         steps, when it has fewer than 480) before `tol` may stop it (the labels settle before
         the batches have mixed). 0 turns it off. Ignored
-        without batches.
+        without batches (or with one), and then recorded as 0 in ``params``.
     n_top_genes
         Use only this many highly variable genes (scanpy's 'seurat' flavour on the counts
         normalised to 10,000 per cell and log1p-transformed), chosen internally among the
