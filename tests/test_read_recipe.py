@@ -12,6 +12,7 @@ import scanpy as sc
 from scipy import sparse
 
 import scdeepclust as sdc
+from _helpers import assert_unchanged, snapshot
 from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
 from scdeepclust.pp._counts import feature_statistics
@@ -587,3 +588,54 @@ def test_recipe_reads_counts_from_a_layer_named_x():
     adata.layers["X"] = sim.layers["counts"].copy()
     steps = sdc.pp.recipe(adata, "scdcc", layer="X")
     assert steps[0] == "raw counts from layers['X']" and layer_names(adata) == ["X"]
+
+
+@pytest.mark.parametrize("where", ["X", "counts"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_recipe_refuses_values_that_are_not_finite_before_changing_anything(sim, where, value):
+    # a NaN made X read as log-normalised (every comparison with it fails); the scaling spread
+    # it over its gene, in place, and the counts were not kept
+    adata = sim.copy()
+    if where == "X":
+        del adata.layers["counts"]
+    matrix = adata.X if where == "X" else adata.layers["counts"]
+    matrix = matrix.astype(np.float32)
+    matrix.data[5] = value
+    if where == "X":
+        adata.X = matrix
+    else:
+        adata.layers["counts"] = matrix
+    before = snapshot(adata)
+    name = "X" if where == "X" else "layers['counts']"
+    with pytest.raises(ValueError, match=rf"adata.{re.escape(name)} contains 1 NaN or infinite"):
+        sdc.pp.recipe(adata, "desc")
+    assert_unchanged(adata, before)
+
+
+def test_recipe_names_counts_with_float_noise_and_how_to_round_them(sim):
+    # they read as log-normalised: scaled without normalisation, the counts not kept
+    adata = sim.copy()
+    del adata.layers["counts"]
+    adata.X = adata.X.astype(np.float64)
+    adata.X.data += 1e-7
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"within 1e-07 of whole numbers") as refused:
+        sdc.pp.recipe(adata, "desc")
+    assert_unchanged(adata, before)
+    advice = re.search(r"e.g. `([^`]+)` for a sparse", str(refused.value)).group(1)
+    exec(advice, {"np": np, "adata": adata})
+    assert "normalize_total" in " ".join(sdc.pp.recipe(adata, "desc"))
+
+
+def test_an_anndata_without_x_names_the_layers_to_read():
+    counts = sparse.csr_matrix(np.ones((20, 5), dtype=np.float32))
+    adata = ad.AnnData(
+        X=None,
+        obs=pd.DataFrame(index=[str(i) for i in range(20)]),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(5)]),
+        layers={"raw": counts},
+    )
+    with pytest.raises(ValueError, match=r"The data are in layers \['raw'\]: pass layer="):
+        sdc.tl.desc(adata)
+    with pytest.raises(ValueError, match=r"adata.X = adata.layers\['raw'\].copy\(\)"):
+        sdc.pp.recipe(adata, "scdcc")

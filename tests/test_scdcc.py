@@ -700,3 +700,21 @@ def test_progress_bars_stay_hidden_at_scanpy_verbosity_0():
         hidden.set_postfix(loss="1")
     finally:
         sc.settings.verbosity = before
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f4"])
+def test_n_top_genes_of_a_backed_dense_matrix_of_float16_or_another_byte_order(
+    sim, dtype, tmp_path
+):
+    # read from the file block by block, each block went to scipy's sparse matrix as it was:
+    # "scipy.sparse does not support dtype float16"; in memory the same matrix worked
+    import anndata as ad
+
+    adata = sc.AnnData(sim.layers["counts"].toarray().astype(dtype), obs=sim.obs)
+    adata.write_h5ad(tmp_path / "dense.h5ad")
+    backed = ad.read_h5ad(tmp_path / "dense.h5ad", backed="r")
+    in_memory = sdc.tl.scdcc(adata, 3, n_top_genes=50, copy=True, **FAST)
+    sdc.tl.scdcc(backed, 3, n_top_genes=50, **FAST)
+    genes = in_memory.uns["scdcc"]["genes_used"]
+    np.testing.assert_array_equal(backed.uns["scdcc"]["genes_used"], genes)
+    np.testing.assert_array_equal(backed.obs["scdcc"], in_memory.obs["scdcc"])

@@ -228,7 +228,13 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
     else:
         matrix, where = adata.X, "X"
     if matrix is None:
-        raise ValueError(f"adata.{where} is empty (None).")
+        layers = layer_names(adata)
+        advice = (
+            f" The data are in layers {layers}: pass layer= naming the one to read."
+            if layers and where == "X"
+            else ""
+        )
+        raise ValueError(f"adata.{where} is empty (None).{advice}")
     if is_dask_array(matrix):
         # computed once, here: read by row (random minibatches) it would compute every chunk
         # again for each step, and computed wherever it is read it was computed twice

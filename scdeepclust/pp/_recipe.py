@@ -26,12 +26,12 @@ from ._input import (
     MaskRefused,
     _check_dtype,
     check_bools,
-    check_float32_range,
+    check_finite,
     check_names,
     gene_mask,
     layer_names,
     refuse_sparse_in_other_byte_order,
-    wider_than_float32,
+    scan_matrix,
 )
 
 METHODS = ("desc", "scdcc")
@@ -178,15 +178,22 @@ def recipe(
     if n_top_genes is not None:  # checked before anything is changed
         _marked_genes(adata)
     if adata.X is None:
-        raise ValueError("adata.X is empty (None); pp.recipe prepares X.")
+        layers = layer_names(adata)
+        advice = (
+            f" The data are in layers {layers}: put the one to prepare in X first, e.g. "
+            f"`adata.X = adata.layers[{layers[0]!r}].copy()`."
+            if layers
+            else ""
+        )
+        raise ValueError(f"adata.X is empty (None); pp.recipe prepares X.{advice}")
     _check_dtype(adata.X.dtype, "X")
     _refuse_read_lazily(adata.X, "X")
-    _refuse_beyond_float32(adata.X, "X")
+    _refuse_unusable_values(adata.X, "X")
     counts_candidate = layer or "counts"
     if counts_candidate in adata.layers:
         where = f"layers[{counts_candidate!r}]"
         _refuse_read_lazily(adata.layers[counts_candidate], where)
-        _refuse_beyond_float32(adata.layers[counts_candidate], where)
+        _refuse_unusable_values(adata.layers[counts_candidate], where)
     counts_key, counts_from_x = _counts_location(adata, layer)
     # X and the counts are converted below; any other such matrix (also a layers['counts']
     # that holds no counts, which is left as it is) would fail the subsetting
@@ -524,21 +531,25 @@ def _drop_cells_empty_in_genes_read(adata: AnnData, counts_key: str, steps: list
         raise ValueError(f"Only {adata.n_obs} cells have counts in the genes the tools read.")
 
 
-def _refuse_beyond_float32(matrix, where: str) -> None:
-    """Refuse values the tools cannot hold in float32, before any step.
+def _refuse_unusable_values(matrix, where: str) -> None:
+    """Refuse NaN, infinite values and values beyond float32, and counts with float noise.
 
-    scanpy's variable-gene choice reads the counts as float32 and failed with "Input contains
-    NaN"; the tools refuse such values themselves.
+    All before any step, as the tools refuse them. A NaN made X read as log-normalised (every
+    comparison with it fails), and the scaling spread it over its gene; beyond float32, scanpy's
+    variable-gene choice failed with "Input contains NaN". Counts within 1e-7 of whole numbers
+    read as log-normalised and were scaled without normalisation.
     """
-    if not wider_than_float32(matrix.dtype):
-        return
-    largest = 0.0
-    for _, _, block in RowSource(matrix).iter_blocks():
-        values = block.data if sparse.issparse(block) else np.asarray(block)
-        values = np.abs(values[np.isfinite(values)])
-        if values.size:
-            largest = max(largest, float(values.max()))
-    check_float32_range(largest, where)
+    summary = scan_matrix(matrix, where=where)
+    check_finite(summary, where)
+    offset = summary.non_integer_offset
+    if not summary.n_negative and offset is not None and offset < 1e-3:
+        raise ValueError(
+            f"adata.{where} holds values such as {summary.example_non_integer!r}, within "
+            f"{offset:.1g} of whole numbers: counts that went through a float conversion? "
+            "pp.recipe would take them for normalised values. Round them first, e.g. "
+            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
+            f"(`adata.{where} = np.round(adata.{where})` for a dense one)."
+        )
 
 
 def looks_scaled(X) -> bool:
