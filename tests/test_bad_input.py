@@ -1503,6 +1503,9 @@ def test_key_options_take_one_name_and_say_which():
     )[1]
     with pytest.raises(TypeError, match=r"layer must name a layer in adata.layers"):
         model.predict(adata, layer=["counts"])
+    with pytest.raises(TypeError, match=r"batch_key must name a column of adata.obs"):
+        sdc.tl.map_to_model(adata, model, batch_key=["group"])
+    assert_unchanged(adata, before)
 
 
 def test_a_whole_number_of_clusters_of_any_float_kind_is_taken():

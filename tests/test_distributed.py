@@ -136,6 +136,11 @@ def test_shares_of_shuffled_batches_mix_and_ordered_ones_are_named():
     codes = np.repeat(np.arange(3), [400, 400, 40])
     for world_size in (2, 4):
         check_shards_mix_batches(rng.permutation(codes), ["a", "b", "c"], world_size)
+    # a batch too small to reach every share proves no order: shuffled cells all pass
+    small = np.repeat([0, 1], [5000, 20])
+    for seed in range(20):
+        shuffled = np.random.default_rng(seed).permutation(small)
+        check_shards_mix_batches(shuffled, ["a", "b"], 8)
     # two batches in each share, but the third (expected 20 cells per share) all in the last
     with pytest.raises(ValueError, match=r"process 0's share holds 0 cells of batch 'c' where"):
         check_shards_mix_batches(codes, ["a", "b", "c"], 2)

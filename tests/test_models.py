@@ -706,6 +706,31 @@ def test_a_checkpoint_is_not_resumed_on_cells_moved_to_other_batches(tool, split
         fn(adata, resume=True, **{**options, "lr": 0.5})
 
 
+def test_a_desc_checkpoint_of_a_representation_z_scored_within_batches_is_refused(split, tmp_path):
+    # before this version use_rep with batch_key was z-scored within each batch; it is now only
+    # centred, and the network of such a checkpoint would carry on with other input
+    from scdeepclust._serialization import load_tensors, save_tensors
+    from scdeepclust.train._checkpoint import CHECKPOINT_FILE, run_fingerprint
+
+    adata = split[0][:120].copy()
+    adata.obsm["X_rep"] = np.random.default_rng(0).normal(size=(adata.n_obs, 8))
+    adata.obs["batch"] = np.where(np.arange(adata.n_obs) % 2, "a", "b")
+    ckpt = tmp_path / "ckpt"
+    options = dict(
+        CKPT, n_clusters=3, copy=True, checkpoint_dir=ckpt, batch_key="batch", use_rep="X_rep"
+    )
+    sdc.tl.desc(adata, **options)
+    path = ckpt / CHECKPOINT_FILE
+    saved = load_tensors(path)
+    settings = json.loads(saved["settings"])
+    for added in ("rep_scaling", "batch_codes"):  # as the previous version wrote it
+        del settings[added]
+    saved.update(settings=json.dumps(settings), fingerprint=run_fingerprint(**settings))
+    save_tensors(path, saved)
+    with pytest.raises(ValueError, match=r"they differ in rep_scaling: '\(absent\)' then"):
+        sdc.tl.desc(adata, resume=True, **options)
+
+
 def test_desc_resumed_inside_layerwise_pretraining_gives_the_same_result(
     split, tmp_path, monkeypatch
 ):

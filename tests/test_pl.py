@@ -639,6 +639,7 @@ def test_options_of_another_kind_are_named_before_anything_is_drawn(clustered):
     cached = "X_umap_scdcc" in clustered.obsm
     for plot, options, error, match in (
         (sdc.pl.history, dict(figsize=3), ValueError, r"figsize must be \(width, height\)"),
+        (sdc.pl.probabilities, dict(figsize=3), ValueError, r"figsize must be \(width, height\)"),
         (sdc.pl.compare, dict(figsize=(3, -1)), ValueError, r"figsize must be .*got \(3, -1\)"),
         (sdc.pl.compare, dict(ax="a"), TypeError, r"ax must be a matplotlib Axes .*got 'a'"),
         (sdc.pl.umap, dict(ax="a"), TypeError, r"ax must be a matplotlib Axes"),

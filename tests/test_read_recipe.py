@@ -625,6 +625,20 @@ def test_recipe_names_counts_with_float_noise_and_how_to_round_them(sim):
     advice = re.search(r"e.g. `([^`]+)` for a sparse", str(refused.value)).group(1)
     exec(advice, {"np": np, "adata": adata})
     assert "normalize_total" in " ".join(sdc.pp.recipe(adata, "desc"))
+    # on a view, rounding a temporary copy would change nothing: the advice makes it actual
+    parent = sim.copy()
+    del parent.layers["counts"]
+    parent.X = parent.X.astype(np.float64)
+    parent.X.data += 1e-7
+    namespace = {"np": np, "adata": parent[:100]}
+    with pytest.raises(
+        ValueError, match=r"`adata = adata.copy\(\)` \(adata is a view\)"
+    ) as refused:
+        sdc.pp.recipe(namespace["adata"], "desc")
+    lines = re.findall(r"`([^`]+)`", str(refused.value).split(" for a sparse matrix")[0])
+    assert lines[-2] == "adata = adata.copy()"
+    exec("\n".join(lines[-2:]), namespace)
+    assert "normalize_total" in " ".join(sdc.pp.recipe(namespace["adata"], "desc"))
 
 
 def test_an_anndata_without_x_names_the_layers_to_read():

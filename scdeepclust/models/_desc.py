@@ -359,7 +359,7 @@ def cluster_desc(
     params["hidden"] = list(config.resolved_hidden(feeder.n_total))
     params["resolution"] = resolution
     params["refine"] = refined_share(outcome.info)  # 0 where mixed batches or processes skip it
-    params["batch_mixing"] = config.batch_mixing if config.mixes_batches else 0.0  # as used
+    params["batch_mixing"] = config.batch_mixing_used
     return ClusteringResult(
         labels=outcome.labels,
         embedding=outcome.embedding,

@@ -223,7 +223,7 @@ def fit_scdcc(
 
     def clustering_extra(batch: Batch, _z: torch.Tensor) -> dict[str, torch.Tensor]:
         # the penalty on the codes of the noisy input the ZINB term reconstructs from
-        return denoising_zinb(batch, config.batch_mixing if config.mixes_batches else 0.0)
+        return denoising_zinb(batch, config.batch_mixing_used)
 
     t0 = time.perf_counter()
     # pairs at weight 0 do not act (an ablation): they change nothing else either
@@ -345,7 +345,7 @@ def fit_scdcc(
             else config.resolved_pretrain_balance(),
             "refine": refined_share(outcome.info),
             "tol": tol,
-            "batch_mixing": config.batch_mixing if config.mixes_batches else 0.0,
+            "batch_mixing": config.batch_mixing_used,
         },
         history=history,
         timings={**timings, **outcome.timings},

@@ -24,3 +24,8 @@ class BatchSettings:
     def mixes_batches(self) -> bool:
         """Whether the clustering stage carries the batch-mixing penalty."""
         return self.n_batches > 1 and self.batch_mixing > 0
+
+    @property
+    def batch_mixing_used(self) -> float:
+        """The penalty's weight as trained: 0 without two batches to mix."""
+        return self.batch_mixing if self.mixes_batches else 0.0

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from ._utils import (
+    check_figure_options,
     check_result,
     closes_figures_on_error,
     cluster_categories,
@@ -81,6 +82,7 @@ def probabilities(
         isinstance(max_cells, numbers.Integral) and max_cells >= 1
     ):
         raise ValueError(f"max_cells must be an integer >= 1, got {max_cells!r}.")
+    check_figure_options(figsize=figsize)
     keys = check_result(adata, key, "probabilities", "confidence")
     probs = np.asarray(adata.obsm[keys["probabilities"]], dtype=np.float32)
     stored = adata.obs[keys["confidence"]]

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from .._neighbors import plot_neighbors
+from ..tl._validate import check_int
 from ._utils import (
     check_result,
     closes_figures_on_error,
@@ -131,9 +132,7 @@ def umap(
 
 def _check_umap_settings(n_neighbors, min_dist, recompute) -> None:
     """Refuse settings that scanpy would take in another sense (2.5 neighbours ran as 2)."""
-    whole = isinstance(n_neighbors, numbers.Real) and float(n_neighbors).is_integer()
-    if isinstance(n_neighbors, bool | np.bool_) or not (whole and n_neighbors >= 2):
-        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}.")
+    check_int("n_neighbors", n_neighbors, minimum=2)
     if isinstance(min_dist, bool | np.bool_) or not (
         isinstance(min_dist, numbers.Real) and np.isfinite(min_dist) and min_dist >= 0
     ):

@@ -81,11 +81,11 @@ def batch_covariate(
         values = column.astype(str).to_numpy()
         categories = sorted(set(values))
         distinct = len(pd.unique(column.to_numpy(dtype=object)))
-        if distinct != len(categories):  # 1 and "1" are one batch as text
+        if distinct > len(categories):  # 1 and "1" are one batch as text
             raise ValueError(
                 f"adata.obs[{key!r}] holds {distinct} distinct values that read as "
                 f"{len(categories)} batch names ({categories[:10]}): values such as 1 and '1', "
-                "or 1 and 1.0, which the batches are named by as text. Give the batches "
+                "which the batches are named by as text. Give the batches "
                 f"distinct names, e.g. `adata.obs[{key!r}] = adata.obs[{key!r}].astype(str)` "
                 "where equal text is one batch."
             )

@@ -902,6 +902,27 @@ def warn_if_binary(summary: MatrixSummary, where: str) -> None:
     )
 
 
+def rounding_lines(where: str, *, view: bool = False) -> str:
+    """Return the lines that round ``adata.<where>``'s values (a view made actual first)."""
+    first = "`adata = adata.copy()` (adata is a view), then " if view else ""
+    return (
+        f"{first}`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
+        f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
+    )
+
+
+def counts_with_float_noise(summary: MatrixSummary, where: str, *, view: bool) -> str | None:
+    """Say so where the values lie within 1e-3 of whole numbers (counts through a float)."""
+    offset = summary.non_integer_offset
+    if summary.n_negative or offset is None or offset >= 1e-3:
+        return None
+    return (
+        f"it has values such as {summary.example_non_integer!r}, within {offset:.1g} of whole "
+        "numbers: counts that went through a float conversion? Round them first, e.g. "
+        f"{rounding_lines(where, view=view)}"
+    )
+
+
 def check_counts(
     summary: MatrixSummary,
     where: str,
@@ -919,6 +940,7 @@ def check_counts(
     """
     check_finite(summary, where)
     first = "`adata = adata.copy()` (adata is a view), then " if view else ""
+    float_noise = counts_with_float_noise(summary, where, view=view)
     if summary.is_counts:
         totals = summary.row_sums
         if totals.size and totals.max() > FLOAT32_MAX:  # the size factors are float32
@@ -931,14 +953,8 @@ def check_counts(
         return
     if summary.n_negative:
         found = f"it has {summary.n_negative} negative value(s) (scaled or centred data?)"
-    elif summary.non_integer_offset is not None and summary.non_integer_offset < 1e-3:
-        found = (
-            f"it has values such as {summary.example_non_integer!r}, within "
-            f"{summary.non_integer_offset:.1g} of whole numbers: counts that went through a "
-            f"float conversion? Round them first, e.g. {first}"
-            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
-            f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
-        )
+    elif float_noise:
+        found = float_noise
     elif summary.counts_transform is not None:
         inverse = COUNT_TRANSFORMS[summary.counts_transform][0]
         found = (
@@ -957,9 +973,8 @@ def check_counts(
             f"most of its non-zero values are whole numbers or lie near them, but some are "
             f"fractional (e.g. {summary.example_non_integer:.4g}): counts estimated by an EM "
             "quantifier (alevin-fry, salmon, STARsolo's multi-mapper EM) or with ambient RNA "
-            f"removed (SoupX) look like this. Round them first, e.g. {first}"
-            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
-            f"(`adata.{where} = np.round(adata.{where})` for a dense one)"
+            f"removed (SoupX) look like this. Round them first, e.g. "
+            f"{rounding_lines(where, view=view)}"
         )
     else:
         found = (

@@ -28,6 +28,7 @@ from ._input import (
     check_bools,
     check_finite,
     check_names,
+    counts_with_float_noise,
     gene_mask,
     layer_names,
     refuse_sparse_in_other_byte_order,
@@ -188,12 +189,12 @@ def recipe(
         raise ValueError(f"adata.X is empty (None); pp.recipe prepares X.{advice}")
     _check_dtype(adata.X.dtype, "X")
     _refuse_read_lazily(adata.X, "X")
-    _refuse_unusable_values(adata.X, "X")
+    _refuse_unusable_values(adata.X, "X", view=adata.is_view)
     counts_candidate = layer or "counts"
     if counts_candidate in adata.layers:
         where = f"layers[{counts_candidate!r}]"
         _refuse_read_lazily(adata.layers[counts_candidate], where)
-        _refuse_unusable_values(adata.layers[counts_candidate], where)
+        _refuse_unusable_values(adata.layers[counts_candidate], where, view=adata.is_view)
     counts_key, counts_from_x = _counts_location(adata, layer)
     # X and the counts are converted below; any other such matrix (also a layers['counts']
     # that holds no counts, which is left as it is) would fail the subsetting
@@ -531,7 +532,7 @@ def _drop_cells_empty_in_genes_read(adata: AnnData, counts_key: str, steps: list
         raise ValueError(f"Only {adata.n_obs} cells have counts in the genes the tools read.")
 
 
-def _refuse_unusable_values(matrix, where: str) -> None:
+def _refuse_unusable_values(matrix, where: str, *, view: bool) -> None:
     """Refuse NaN, infinite values and values beyond float32, and counts with float noise.
 
     All before any step, as the tools refuse them. A NaN made X read as log-normalised (every
@@ -541,14 +542,11 @@ def _refuse_unusable_values(matrix, where: str) -> None:
     """
     summary = scan_matrix(matrix, where=where)
     check_finite(summary, where)
-    offset = summary.non_integer_offset
-    if not summary.n_negative and offset is not None and offset < 1e-3:
+    float_noise = counts_with_float_noise(summary, where, view=view)
+    if float_noise:
         raise ValueError(
-            f"adata.{where} holds values such as {summary.example_non_integer!r}, within "
-            f"{offset:.1g} of whole numbers: counts that went through a float conversion? "
-            "pp.recipe would take them for normalised values. Round them first, e.g. "
-            f"`adata.{where}.data = np.round(adata.{where}.data)` for a sparse matrix "
-            f"(`adata.{where} = np.round(adata.{where})` for a dense one)."
+            f"adata.{where} does not hold exact counts, and pp.recipe would take it for "
+            f"normalised values: {float_noise}."
         )
 
 

@@ -301,8 +301,8 @@ def desc(
     distributed
         Data-parallel training over the processes started by ``torchrun``, as in
         :func:`scdeepclust.tl.scdcc` (every process calls `desc` on the same `adata`, which
-        is checked; only rank 0 writes the results; `refine` is not used). Not yet with
-        checkpoints.
+        is checked; only rank 0 writes the results; `refine` is not used; cells ordered by
+        batch are refused with `batch_key`). Not yet with checkpoints.
     key_added
         Prefix of the keys written (as in :func:`scdeepclust.tl.scdcc`). With several
         resolutions, each result is written under ``f"{key_added}_{resolution}"`` (e.g.
@@ -475,6 +475,8 @@ def desc(
         scale=scale,
         data=data.content_digest(adata, use_rep),
         **({} if batches is None else {"batch_codes": array_digest(batches.codes)}),
+        # z-scored within batches before this version: such a checkpoint is refused
+        **({"rep_scaling": "centred"} if use_rep and batches and not scale else {}),
     )
     checkpoint = open_run(
         checkpoint_dir,

@@ -8,7 +8,7 @@ from anndata import AnnData
 from .._results import check_result_keys, write_results
 from ..models import TrainedModel
 from ..models import load as load_model
-from ..pp._input import advise_loading_backed, check_adata, check_bools
+from ..pp._input import advise_loading_backed, check_adata, check_bools, check_names
 from ._validate import check_key_added, target_adata
 
 
@@ -103,6 +103,7 @@ def map_to_model(
     source = model.preprocessing.get("input", {})
     # an embedding-only AnnData (no genes) maps onto a model of obsm; others need genes
     check_adata(adata, copy=copy, min_cells=1, need_genes=source.get("kind") != "obsm")
+    check_names(layer=layer, batch_key=batch_key)
     check_result_keys(
         adata,
         [key],

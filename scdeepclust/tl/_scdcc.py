@@ -399,7 +399,9 @@ def scdcc(
         0 writes the results; the other processes leave `adata` unchanged and return what
         rank 0 would with no AnnData to write to (`None`, ``(None, model)`` with `copy` and
         `return_model`, the model, identical on every rank, with `return_model`). Not yet with
-        checkpoints or pairwise constraints.
+        checkpoints or pairwise constraints. With `batch_key`, the batch-mixing penalty
+        compares batches within each process's share, so cells ordered by batch (as
+        ``anndata.concat`` leaves them) are refused: shuffle them first.
 
     Returns
     -------
@@ -742,7 +744,8 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     # would take repeated entries of a sparse matrix one by one; scipy cannot slice one whose
     # values are in another byte order, which the blocks are read out of)
     if source.is_backed or source.sums_duplicates or source.swaps_bytes:
-        blocks = [sparse.csr_matrix(_sparse_storable(b)) for _, _, b in source.iter_blocks()]
+        # each block as scipy stores it (float16 and other byte orders it refuses)
+        blocks = [sparse.csr_matrix(scanpy_computable(b)[0]) for _, _, b in source.iter_blocks()]
         counts = sparse.vstack(blocks, format="csr")
     elif columns is not None:
         counts = counts[:, columns]
@@ -756,16 +759,6 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
         tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
     )
     return np.flatnonzero(table["highly_variable"].to_numpy())
-
-
-def _sparse_storable(block):
-    """Return the block in a dtype scipy's sparse matrices take (not float16, native order)."""
-    from scipy import sparse
-
-    if sparse.issparse(block) or (block.dtype.isnative and block.dtype != np.float16):
-        return block
-    small_float = block.dtype.kind == "f" and block.dtype.itemsize <= 4
-    return np.asarray(block, dtype=np.float32 if small_float else np.float64)
 
 
 def _protein_levels(stored, protein_key: str) -> np.ndarray:
