@@ -226,3 +226,34 @@ def test_search_bounds_leave_several_cells_per_cluster():
         check_n_clusters((2, 199), 200)
     with pytest.raises(ValueError, match="too few cells to search; give n_clusters as a number"):
         check_n_clusters((2, 3), 9)
+
+
+def test_a_search_without_a_stable_number_says_so():
+    # cells of one group: every candidate's agreement about 0.1, and the choice said nothing
+    import warnings
+
+    from scdeepclust.train._n_clusters import STABLE_SCORE
+
+    adata = sdc.datasets.simulate(400, 200, 1, random_state=0)
+    sdc.pp.recipe(adata, "desc")
+    with pytest.warns(UserWarning, match=r"No number of clusters from 2 to 6 comes back") as got:
+        sdc.tl.desc(adata, n_clusters=(2, 6), **FAST)
+    assert max(adata.uns["desc"]["n_clusters_search"]["score"]) < STABLE_SCORE
+    assert not [w for w in got if "sklearn" in w.filename]
+    groups = sdc.datasets.simulate(400, 200, 4, de_fraction=0.3, de_log_fold=2.0, random_state=0)
+    sdc.pp.recipe(groups, "desc")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="No number of clusters")
+        sdc.tl.desc(groups, n_clusters=(2, 6), **FAST)
+
+
+def test_identical_cells_name_the_searched_number_without_sklearns_warnings():
+    import warnings
+
+    row = sdc.datasets.simulate(10, 100, 1, random_state=0).layers["counts"][:1].toarray()
+    adata = sc.AnnData(np.tile(row, (200, 1)).astype(np.float32))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=r"The search chose \d clusters \(of 2 to 5\), but"):
+            sdc.tl.scdcc(adata, n_clusters=(2, 5), **FAST)
+    assert not [w for w in caught if "distinct clusters" in str(w.message)]

@@ -21,9 +21,11 @@ from scanpy import logging as logg
 
 from .._messages import caller_stacklevel, scanpy_quiet
 from .._neighbors import exact_neighbors
+from .._process import ignoring_warnings
 from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
 from ._n_clusters import (
+    STABLE_SCORE,
     ClusterNumberSearch,
     resolve_bounds,
     search_n_clusters,
@@ -525,6 +527,17 @@ def initial_centroids(
         search = search_n_clusters(z, (lo, hi), random_state=random_state)
         logg.info(f"    number of clusters: {search_summary(search.as_dict())}")
         n_clusters = search.chosen
+        if search.score.max() < STABLE_SCORE:
+            warnings.warn(
+                f"No number of clusters from {lo} to {hi} comes back when the cells are "
+                f"clustered again on subsamples: the best agreement is "
+                f"{search.score.max():.2f} (1: the same partition every time; the labelled "
+                f"datasets' best 0.74-1.00), so the choice of {n_clusters} means little. The "
+                "cells may hold no distinct groups (scanpy's Leiden on their principal "
+                "components tells); clusters forced on them are arbitrary.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
     found = ", number searched" if search is not None else ""
     if n_clusters is not None and seed_labels is not None:
         seeds = class_mean_centroids(z, n_clusters, seed_labels, random_state=random_state)
@@ -561,7 +574,10 @@ def initial_centroids(
     if n_clusters is not None:
         method = "balanced-kmeans" if init == "balanced-kmeans" else "kmeans"
         fit = balanced_kmeans_labels if method == "balanced-kmeans" else kmeans_labels
-        labels = fit(z, n_clusters, random_state=random_state)
+        from sklearn.exceptions import ConvergenceWarning
+
+        with ignoring_warnings(ConvergenceWarning):  # said below, with what to do
+            labels = fit(z, n_clusters, random_state=random_state)
         n_found = len(np.unique(labels))
         if n_found < n_clusters:  # fewer distinct positions than clusters (sklearn only warns)
             if method == "balanced-kmeans" and z.shape[1] < 2:
@@ -572,9 +588,14 @@ def initial_centroids(
                     "the last of desc's `hidden`), or use init='kmeans'."
                 )
             fewer = f"give n_clusters <= {n_found}" if n_found >= 2 else "no clusters to find"
+            asked = (
+                f"n_clusters={n_clusters}"
+                if search is None
+                else f"The search chose {n_clusters} clusters (of {lo} to {hi})"
+            )
             raise ValueError(
-                f"n_clusters={n_clusters}, but k-means finds only {n_found} distinct group(s) of "
-                f"cells in the latent space (cells embedded at one point); {fewer}."
+                f"{asked}, but k-means finds only {n_found} distinct group(s) of cells in the "
+                f"latent space (cells embedded at one point); {fewer}."
             )
         method += found
     else:

@@ -58,7 +58,12 @@ def classifier_prior(
     # leaves class 2 alone
     if len(np.unique(known_classes[known])) < 2 or n_classes > n_clusters:
         return None
-    with ignoring_warnings(ConvergenceWarning):
+    # scikit-learn reads many classes among few cells as "a regression problem"; here they are
+    # clusters, however many the caller asked for
+    with (
+        ignoring_warnings(ConvergenceWarning),
+        ignoring_warnings(UserWarning, message="The number of unique classes is greater"),
+    ):
         classifier = LogisticRegression(
             C=regularisation,
             max_iter=2000,
