@@ -352,8 +352,7 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     assert isinstance(model, DESC)
     # the input as read (no z-scoring of its own), and its genes' scale, which mapped cells
     # are checked against
-    assert model.preprocessing.keys() == {"input", "input_gene_scale", "input_looked_unscaled"}
-    assert model.preprocessing["input_looked_unscaled"] is True  # log-normalised, unscaled
+    assert model.preprocessing.keys() == {"input", "input_gene_scale"}
     assert model.preprocessing["input"] == {"kind": "X", "key": None}
     loaded = sdc.models.load(model.save(tmp_path / "d"))
     assert loaded.confidence_map.as_dict() == model.confidence_map.as_dict()

@@ -672,11 +672,7 @@ class DESC(TrainedModel):
             warn_if_counts(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
-            trained_scaled = (
-                not pre["input_looked_unscaled"]
-                if "input_looked_unscaled" in pre
-                else pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE  # saved before
-            )
+            trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
             if not scaled and self.batch_key is None and trained_scaled:
                 warn_if_off_scale(summary, where, mapping=True)
                 warn_if_unscaled(

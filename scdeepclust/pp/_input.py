@@ -479,23 +479,6 @@ class MatrixSummary:
         return float(np.median(np.sqrt(variance[varying]))) if varying.any() else None
 
     @property
-    def unit_scale_share(self) -> float | None:
-        """The share of the varying columns whose standard deviation is 1 (within 2%).
-
-        All of them after ``sc.pp.scale`` (zero-centred or not), most where it clips at 10;
-        about 1% of log-normalised genes.
-        """
-        if self.col_sums_of_squares is None or self.shape[0] < 2:
-            return None
-        n = self.shape[0]
-        mean = self.col_sums / n
-        variance = np.maximum(self.col_sums_of_squares / n - mean * mean, 0.0) * n / (n - 1)
-        varying = variance > 1e-9 * np.maximum(self.col_sums_of_squares / n, 1e-300)
-        if not varying.any():
-            return None
-        return float(np.mean(np.abs(np.sqrt(variance[varying]) - 1.0) < 0.02))
-
-    @property
     def root_mean_square(self) -> float:
         """The entries' root mean square (non-finite ones count as 0): about 1 for z-scores."""
         size = self.shape[0] * self.shape[1]
@@ -793,20 +776,6 @@ def warn_if_off_scale(summary: MatrixSummary, where: str, *, mapping: bool = Fal
 # (log1p of normalised counts, log2, log1p or sqrt of raw counts, normalize_total alone):
 # 0.06-0.24.
 UNSCALED_GENE_SCALE = 0.35
-# Below this share of genes of standard deviation 1, non-negative input looks unscaled too: the
-# labelled datasets log-normalised (their 2,000 genes, median SD 0.39-0.67, above the line
-# before) 0.5-1.3%; sc.pp.scale(zero_center=False) 100%, clipped at 10 23-65%.
-UNSCALED_UNIT_SHARE = 0.05
-
-
-def looks_unscaled(summary: MatrixSummary) -> bool:
-    """Whether non-negative, non-count input looks normalised but not scaled (DESC's input)."""
-    if summary.is_counts or summary.n_negative or is_off_scale(summary):
-        return False  # counts and input far from z-scores have warnings of their own
-    scale, unit_share = summary.median_gene_scale, summary.unit_scale_share
-    return (scale is not None and scale < UNSCALED_GENE_SCALE) or (
-        unit_share is not None and unit_share < UNSCALED_UNIT_SHARE
-    )
 
 
 def warn_if_unscaled(
@@ -816,13 +785,18 @@ def warn_if_unscaled(
     remedy: str = "Pass scale=True to z-score each gene inside DESC, or run sc.pp.scale first.",
 ) -> None:
     """DESC's network reads z-scored genes: warn about normalised data that were not scaled."""
-    if not looks_unscaled(summary):
+    scale = summary.median_gene_scale
+    if (
+        summary.is_counts  # counts have a warning of their own
+        or summary.n_negative
+        or is_off_scale(summary)  # and so has input far from z-scores
+        or scale is None
+        or scale >= UNSCALED_GENE_SCALE
+    ):
         return
-    share = summary.unit_scale_share
     warnings.warn(
-        f"adata.{where} has no negative values, its genes' median standard deviation is "
-        f"{summary.median_gene_scale:.2g} and {100 * (share or 0):.0f}% of them have 1 (all "
-        "after sc.pp.scale): it looks normalised but not scaled, which costs "
+        f"adata.{where} has no negative values and its genes' median standard deviation is "
+        f"{scale:.2g} (1 after sc.pp.scale): it looks normalised but not scaled, which costs "
         "DESC accuracy (worm neurons, log-normalised: ARI 0.42 unscaled, 0.59 with scale=True, "
         f"three seeds). {remedy}",
         UserWarning,

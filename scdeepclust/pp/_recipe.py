@@ -381,14 +381,14 @@ def _prepare(
             sc.pp.scale(adata, max_value=max_value)  # the genes it concerns are mended below
         clip = "not clipped" if max_value is None else f"clipped at {max_value:g}"
         steps.append(f"X: scale (zero mean, unit variance per gene, {clip})")
-        # scanpy's float32 variance of a gene of one value can come out below 0, and its square
-        # root NaN over the whole gene (X was checked finite): such a gene is 0 once centred
+        # scanpy's float32 variance of a gene of one value (or nearly) can come out below 0, and
+        # its square root NaN over the whole gene (X was checked finite): 0 once centred
         constant = ~np.isfinite(np.asarray(adata.X.sum(axis=0), dtype=np.float64)).ravel()
         if constant.any():
             adata.X[:, constant] = 0.0
             steps.append(
-                f"X: {int(constant.sum())} gene(s) of one value in every cell set to 0 (scanpy's "
-                "scaling left them NaN)"
+                f"X: {int(constant.sum())} gene(s) of one value in (nearly) every cell, too "
+                "little spread for float32, set to 0 (scanpy's scaling left them NaN)"
             )
     return steps
 

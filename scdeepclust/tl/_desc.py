@@ -24,7 +24,6 @@ from ..pp._input import (
     check_adata,
     gene_mask,
     is_off_scale,
-    looks_unscaled,
     warn_if_counts,
     warn_if_genes_unselected,
     warn_if_off_scale,
@@ -554,7 +553,6 @@ def desc(
         preprocessing = {"input": input_spec}
         if data.summary.median_gene_scale is not None:  # mapped cells are checked against it
             preprocessing["input_gene_scale"] = data.summary.median_gene_scale
-            preprocessing["input_looked_unscaled"] = looks_unscaled(data.summary)
         if scaling is not None:  # z-scoring (within the training batches), for mapped cells too
             preprocessing.update(gene_mean=scaling[0], gene_scale=scaling[1])
         for key, result in results.items():
