@@ -537,15 +537,8 @@ def test_desc_centres_a_representation_within_batches_and_keeps_its_spread(batch
     # tl.desc warns against for scale=True (the components' spread is their weight)
     adata = lognorm_scaled(batch_data)
     sc.pp.pca(adata, n_comps=10)
-    _, model = sdc.tl.desc(
-        adata,
-        n_clusters=3,
-        use_rep="X_pca",
-        batch_key="batch",
-        return_model=True,
-        copy=True,
-        **TINY,
-    )
+    options = dict(n_clusters=3, use_rep="X_pca", batch_key="batch", return_model=True, copy=True)
+    _, model = sdc.tl.desc(adata, **options, **TINY)
     codes = (adata.obs["batch"] == "b").to_numpy().astype(int)
     for b in (0, 1):
         np.testing.assert_allclose(
@@ -554,16 +547,7 @@ def test_desc_centres_a_representation_within_batches_and_keeps_its_spread(batch
     np.testing.assert_array_equal(model.preprocessing["gene_scale"], 1.0)
     assert model.config["scale"] is False
     with pytest.warns(UserWarning, match=r"scale=True z-scores each column"):
-        _, scaled = sdc.tl.desc(
-            adata,
-            n_clusters=3,
-            use_rep="X_pca",
-            batch_key="batch",
-            scale=True,
-            return_model=True,
-            copy=True,
-            **TINY,
-        )
+        _, scaled = sdc.tl.desc(adata, scale=True, **options, **TINY)
     assert not np.allclose(scaled.preprocessing["gene_scale"], 1.0)
     # genes are z-scored within batches whatever `scale` says, and the record says so
     genes = sdc.tl.desc(adata, n_clusters=3, batch_key="batch", copy=True, **TINY)

@@ -27,5 +27,5 @@ class BatchSettings:
 
     @property
     def batch_mixing_used(self) -> float:
-        """The penalty's weight as trained: 0 without two batches to mix."""
+        """The penalty's weight as trained, 0 without two batches to mix."""
         return self.batch_mixing if self.mixes_batches else 0.0
