@@ -547,8 +547,9 @@ def _refuse_unusable_values(matrix, where: str, *, view: bool) -> None:
 
     All before any step, as the tools refuse them. A NaN made X read as log-normalised (every
     comparison with it fails), and the scaling spread it over its gene; beyond float32, scanpy's
-    variable-gene choice failed with "Input contains NaN". Counts within 1e-7 of whole numbers
-    read as log-normalised and were scaled without normalisation.
+    variable-gene choice failed with "Input contains NaN". Counts near whole numbers (within
+    1e-3, as a float conversion leaves them) read as log-normalised and were scaled without
+    normalisation.
     """
     summary = scan_matrix(matrix, where=where)
     check_finite(summary, where)
