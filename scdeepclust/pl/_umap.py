@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +11,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from .._neighbors import plot_neighbors
-from ..tl._validate import check_int
+from ..tl._validate import check_bools, check_int, check_positive
 from ._utils import (
     check_result,
     closes_figures_on_error,
@@ -133,12 +132,8 @@ def umap(
 def _check_umap_settings(n_neighbors, min_dist, recompute) -> None:
     """Refuse settings that scanpy would take in another sense (2.5 neighbours ran as 2)."""
     check_int("n_neighbors", n_neighbors, minimum=2)
-    if isinstance(min_dist, bool | np.bool_) or not (
-        isinstance(min_dist, numbers.Real) and np.isfinite(min_dist) and min_dist >= 0
-    ):
-        raise ValueError(f"min_dist must be a finite number >= 0, got {min_dist!r}.")
-    if not isinstance(recompute, bool | np.bool_):
-        raise ValueError(f"recompute must be True or False, got {recompute!r}.")
+    check_positive("min_dist", min_dist, allow_zero=True)
+    check_bools(recompute=recompute)
 
 
 def umap_coordinates(

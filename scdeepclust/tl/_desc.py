@@ -31,7 +31,6 @@ from ..pp._input import (
 )
 from ..train import (
     TrainingDiverged,
-    array_digest,
     check_precision,
     report_interruption,
     resolve_device,
@@ -40,6 +39,7 @@ from ..train import (
 from ._validate import (
     as_int,
     as_layer_sizes,
+    batches_in_run,
     check_batch_mixing,
     check_between,
     check_checkpointing,
@@ -474,7 +474,7 @@ def desc(
         input=where,
         scale=scale,
         data=data.content_digest(adata, use_rep),
-        **({} if batches is None else {"batch_codes": array_digest(batches.codes)}),
+        **batches_in_run(batches),
         # z-scored within batches before this version: such a checkpoint is refused
         **({"rep_scaling": "centred"} if use_rep and batches and not scale else {}),
     )

@@ -44,6 +44,7 @@ from ..train._n_clusters import resolve_bounds
 from ._validate import (
     as_int,
     as_layer_sizes,
+    batches_in_run,
     check_batch_mixing,
     check_between,
     check_checkpointing,
@@ -625,7 +626,7 @@ def scdcc(
         if constraints is None
         else array_digest(constraints.must_link, constraints.cannot_link),
         seed_labels=None if seed_labels is None else array_digest(seed_labels),
-        **({} if batches is None else {"batch_codes": array_digest(batches.codes)}),
+        **batches_in_run(batches),
     )
     checkpoint = open_run(
         checkpoint_dir,

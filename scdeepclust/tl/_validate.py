@@ -491,6 +491,11 @@ def open_run(
     return open_checkpoint(checkpoint_dir, every=every, resume=resume, **run)
 
 
+def batches_in_run(batches: BatchCovariate | None) -> dict:
+    """Return what identifies a run's batches beyond their names: which cell is in which."""
+    return {} if batches is None else {"batch_codes": array_digest(batches.codes)}
+
+
 def start_distributed(
     device,
     *,
