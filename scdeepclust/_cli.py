@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K|LO-HI",
         help="number of clusters (reached as --init says), or LO-HI bounds of a search for "
         "it; default: Leiden on the pretrained embedding (scdcc with --label-key searches "
-        "2-30, at most cells/5)",
+        "from the number of known classes to 30, at most cells/5)",
     )
     run.add_argument(
         "--init",
@@ -160,7 +161,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="random seed (default 0)",
     )
     parser.add_argument(
-        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
+        "--device",
+        type=_device_name,
+        default="auto",
+        help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
     )
     parser.add_argument(
         "--precision",
@@ -205,6 +209,13 @@ def _number(kind, holds, what: str):
         return value
 
     return parse
+
+
+def _device_name(text: str) -> str:
+    """Take a device name of a form the tools take; whether this machine has it is told later."""
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return text
 
 
 def _int_at_least(low: int):
@@ -265,7 +276,9 @@ def _command(args) -> int:
         return 2
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        _tell(f"{PROG}: error: {message}")
+        # met in training, it may be one process's alone: each says it, under its rank
+        rank = f" (rank {os.environ.get('RANK', '0')})" if not _is_single_process() else ""
+        _tell(f"{PROG}{rank}: error: {message}")
         return 1
 
 
@@ -397,10 +410,12 @@ def _unreadable_marking(error) -> CommandError:
 _distributed_run = False
 
 
+def _is_single_process() -> bool:
+    return not _distributed_run and "TORCHELASTIC_RUN_ID" not in os.environ
+
+
 def _is_rank_zero() -> bool:
-    if not _distributed_run and "TORCHELASTIC_RUN_ID" not in os.environ:
-        return True
-    return os.environ.get("RANK", "0") == "0"
+    return _is_single_process() or os.environ.get("RANK", "0") == "0"
 
 
 def say(text: str = "") -> None:
@@ -537,6 +552,14 @@ def _run(args) -> int:
             else ""
         )
         raise OSError(f"cannot read {path}: {error}{hint}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError):
+        raise
+    except Exception as error:  # noqa: BLE001 - anndata's and scanpy's own kinds, one line each
+        kind = "" if type(error) is Exception else f"{type(error).__name__}: "
+        raise ValueError(
+            f"cannot read {path}: {kind}{str(error).rstrip('.')}. Is the file complete, and "
+            "written by a version of anndata (or Cell Ranger) that the one installed here reads?"
+        ) from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
     truth = args.truth
     # the file's labels as --label-key are the training's own: nothing would be left to score
@@ -577,6 +600,7 @@ def _run(args) -> int:
             f"--key-added {key!r} would write the clusters over the --truth column {truth!r}, "
             "and score them against themselves; give another --key-added"
         )
+    _check_key_added(adata, key, args)
 
     _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
 
@@ -660,6 +684,23 @@ def _run(args) -> int:
     return 0
 
 
+def _check_key_added(adata, key: str, args) -> None:
+    """Say the tools' refusals of a result name before the data are prepared."""
+    from ._results import check_result_keys
+    from .tl._validate import check_key_added
+
+    try:
+        check_key_added(key)
+        with warnings.catch_warnings():  # results it replaces: the tool warns as it runs
+            warnings.simplefilter("ignore")
+            check_result_keys(adata, [key], label_key=args.label_key, batch_key=args.batch_key)
+    except ValueError as error:
+        message = str(error)
+        for name in ("key_added", "label_key", "batch_key"):
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        raise CommandError(message) from None
+
+
 def _h5ad_writer(adata):
     """`adata.write_h5ad`, writing text as it was read.
 
@@ -690,11 +731,11 @@ def _write_result(adata, output: Path) -> None:
         try:
             write_atomically(kept, _h5ad_writer(adata))
         except OSError:
-            raise CommandError(
+            raise OSError(
                 f"-o/--output {output} could not be written ({error}), nor {kept}: the trained "
                 "result is lost. Run again once the output's place can take it."
             ) from None
-        raise CommandError(
+        raise OSError(
             f"-o/--output {output} could not be written ({error}); the trained result was "
             f"written to {kept} instead: move it where it belongs."
         ) from None
@@ -739,7 +780,20 @@ def _demo(args) -> int:
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder for the results")
     _check_writable(out / "pbmc68k_demo.h5ad", "--out")  # before training, as for `run`
+    created = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo_in(sdc, args, out, started)
+    except BaseException:
+        for folder in created:  # deepest first; one that holds a figure stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _demo_in(sdc, args, out: Path, started: float) -> int:
     figures = []
     truth = "bulk_labels"
     adata = sdc.datasets.pbmc68k()

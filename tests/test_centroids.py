@@ -308,3 +308,34 @@ def test_kmeans_start_refuses_more_clusters_than_distinct_positions(init):
             random_state=0,
             init="balanced-kmeans",
         )
+
+
+def test_a_search_bounded_below_the_known_classes_says_so_once():
+    """scDCC with labels of 4 classes searched in 2-3 became a silent "search" of 3 only, and
+    the warning that followed named an n_clusters=3 nobody gave."""
+    z, truth = _blobs(40, [(0, 0), (5, 0), (0, 5), (5, 5)])
+    seed_labels = np.where(np.arange(len(z)) % 4 == 0, truth, -1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        initial = initial_centroids(
+            z,
+            n_clusters=(2, 3),
+            resolution=None,
+            n_neighbors=10,
+            random_state=0,
+            seed_labels=seed_labels,
+        )
+    said = [str(w.message) for w in caught if "classes" in str(w.message)]
+    assert len(said) == 1 and "more than the search's upper bound 3" in said[0]
+    assert "n_clusters=(4, 30)" in said[0] and len(initial.centroids) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bounds that hold every class: nothing to say
+        initial = initial_centroids(
+            z,
+            n_clusters=(2, 6),
+            resolution=None,
+            n_neighbors=10,
+            random_state=0,
+            seed_labels=seed_labels,
+        )
+    assert len(initial.centroids) >= 4

@@ -71,6 +71,7 @@ def scdcc_h5(tmp_path):
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--seed", 2**32], ["0..2**32 - 1"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--batch-size", "1"], ["at least 2"]),
         (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--resolution", "inf"], ["finite"]),
+        (["run", "x.h5ad", "-m", "desc", "-o", "o.h5ad", "--device", "gpu"], ["'gpu' is not"]),
         (["run", "x.csv", "-m", "desc", "-o", "o.h5ad"], ["not found"]),
         (["frobnicate"], ["invalid choice"]),
         ([], ["COMMAND"]),
@@ -427,7 +428,7 @@ def test_a_result_the_output_cannot_take_is_kept_in_the_temporary_folder(
     monkeypatch.setattr(command_line, "write_atomically", full_at_the_output)
     monkeypatch.setattr(command_line.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
-    assert main(args) == 2
+    assert main(args) == 1  # an error of the run, not a mistake in the command line
     error = capsys.readouterr().err
     assert f"-o/--output {out} could not be written" in error and "written to" in error
     kept = list((tmp_path / "tmp").glob("scdeepclust-*-out.h5ad"))
@@ -641,3 +642,92 @@ def test_distributed_and_torchrun_go_together(sim, tmp_path, capsys, monkeypatch
     monkeypatch.setenv("RANK", "1")
     assert main([*args, "--distributed", "--truth", "nosuch"]) == 2  # the others do not
     assert capsys.readouterr().err == ""
+
+
+def test_files_the_readers_refuse_are_named_in_one_line(scdcc_h5, tmp_path, capsys, monkeypatch):
+    """An .h5 in the scDCC layout named .h5ad failed with "AnnData.__init__() got an unexpected
+    keyword argument 'Y'"; anndata's and scanpy's own kinds of error printed a traceback."""
+    out = tmp_path / "o.h5ad"
+    misnamed = tmp_path / "counts.h5ad"
+    misnamed.write_bytes(scdcc_h5.read_bytes())
+    assert main(["run", str(misnamed), "-m", "desc", "-o", str(out), *TINY]) == 1
+    error = capsys.readouterr().err
+    assert "counts.h5ad is an .h5 file in the scDCC layout, not an AnnData .h5ad" in error
+    with h5py.File(tmp_path / "other.h5ad", "w") as f:
+        f["foo"] = np.zeros(3)
+    assert main(["run", str(tmp_path / "other.h5ad"), "-m", "desc", "-o", str(out)]) == 1
+    assert "without AnnData's 'obs' and 'var' groups" in capsys.readouterr().err
+
+    class NewerFormat(Exception):  # anndata's IORegistryError derives from Exception alone
+        pass
+
+    def unreadable(path):
+        raise NewerFormat("No read method registered for IOSpec(encoding_version='9.9.9').")
+
+    monkeypatch.setattr(sdc.datasets, "read", unreadable)
+    assert main(["run", str(scdcc_h5), "-m", "desc", "-o", str(out), *TINY]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith(f"scdeepclust: error: cannot read {scdcc_h5}: NewerFormat")
+    assert not out.exists()
+
+
+def test_key_added_is_checked_before_the_data_are_prepared(sim, tmp_path, capsys):
+    """--key-added naming the --label-key or --batch-key column, or holding '/', was refused
+    by the tool after reading and preparing, in its API's words and with exit status 1."""
+    sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
+    sim.obs["known"] = sim.obs["group"].astype(str).where(np.arange(sim.n_obs) % 5 == 0)
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    cases = [
+        (["--label-key", "known", "--key-added", "known"], "reads as --label-key"),
+        (["--batch-key", "donor", "--key-added", "donor"], "reads as --batch-key"),
+        (["--key-added", "a/b"], "contains '/'"),
+    ]
+    for extra, fragment in cases:
+        assert main([*args, *extra]) == 2
+        captured = capsys.readouterr()
+        assert fragment in captured.err and "--key-added" in captured.err
+        assert "preparing" not in captured.out and not out.exists()
+
+
+def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypatch):
+    """Under torchrun each process printed "error: ..." alike, and a process's own error was
+    told apart from rank 0's by nothing."""
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    environment = {
+        "TORCHELASTIC_RUN_ID": "none",
+        "WORLD_SIZE": "2",
+        "RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29999",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    def failing(adata, **kwargs):
+        raise RuntimeError("out of memory on this one")
+
+    monkeypatch.setattr(sdc.tl, "desc", failing)
+    args = ["run", str(path), "-m", "desc", "-o", str(out), "--distributed", *TINY]
+    assert main(args) == 1
+    assert "scdeepclust (rank 1): error: out of memory on this one" in capsys.readouterr().err
+    for name in environment:
+        monkeypatch.delenv(name)
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    assert "scdeepclust: error: out of memory" in capsys.readouterr().err  # one process
+
+
+def test_a_demo_that_fails_leaves_no_folder_of_its_own(tmp_path, capsys, monkeypatch):
+    def failing(*args, **kwargs):
+        raise RuntimeError("no CUDA here")
+
+    monkeypatch.setattr(sdc.tl, "scdcc", failing)
+    out = tmp_path / "new" / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    assert "no CUDA here" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there stays
+    assert main(["demo", "--out", str(tmp_path / "kept"), *TINY]) == 1
+    assert (tmp_path / "kept").is_dir()

@@ -61,6 +61,7 @@ def read(path: str | PathLike) -> AnnData:
     suffix = path.suffix.lower()
     layout = "h5ad" if suffix == ".h5ad" else h5_layout(path) if suffix in H5_SUFFIXES else None
     if layout == "h5ad":
+        _check_anndata_file(path)
         return sc.read_h5ad(path)
     if layout == "10x":
         # made unique below: anndata's advice to do so is not the caller's to follow
@@ -73,4 +74,34 @@ def read(path: str | PathLike) -> AnnData:
     raise ValueError(
         f"Cannot read {path.name!r}: the input must be an .h5ad file, a 10x Genomics .h5 file or "
         "an .h5 file in the scDCC layout."
+    )
+
+
+def _check_anndata_file(path: Path) -> None:
+    """Refuse an HDF5 file named .h5ad that anndata did not write.
+
+    anndata's own refusal (an unexpected keyword argument 'Y') names neither the file nor what
+    it is.
+    """
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return  # anndata says what it cannot read
+    with h5py.File(path, "r") as f:
+        keys = list(f.keys())
+        if "obs" in f and "var" in f:
+            return
+    try:
+        layout = h5_layout(path)
+    except ValueError:
+        layout = None
+    kind = {"10x": "a 10x Genomics .h5 file", "scdcc": "an .h5 file in the scDCC layout"}
+    if layout in kind:
+        raise ValueError(
+            f"{path} is {kind[layout]}, not an AnnData .h5ad: rename it to end in .h5, and it "
+            "is read as such."
+        )
+    raise ValueError(
+        f"{path} is an HDF5 file without AnnData's 'obs' and 'var' groups, so not an .h5ad "
+        f"written by anndata; its keys: {keys}."
     )

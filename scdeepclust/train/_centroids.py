@@ -523,7 +523,19 @@ def initial_centroids(
     if n_clusters is None and resolution is None or isinstance(n_clusters, tuple | list):
         lo, hi = resolve_bounds(n_clusters, len(z))
         if seed_labels is not None:  # at least one cluster per known class
-            lo = max(lo, min(hi, len(np.unique(seed_labels[seed_labels >= 0]))))
+            n_known = len(np.unique(seed_labels[seed_labels >= 0]))
+            lo = max(lo, min(hi, n_known))
+            if n_known > hi:
+                warnings.warn(
+                    f"The labelled cells name {n_known} classes, more than the search's upper "
+                    f"bound {hi}: every number below {n_known} leaves a class without a "
+                    f"cluster to start from, so {hi} is taken without a search and the "
+                    f"centroids come from k-means. Search up to at least {n_known} (e.g. "
+                    f"n_clusters=({n_known}, {max(n_known, 30)})) to start from the known "
+                    "classes.",
+                    UserWarning,
+                    stacklevel=caller_stacklevel(),
+                )
         search = search_n_clusters(z, (lo, hi), random_state=random_state)
         logg.info(f"    number of clusters: {search_summary(search.as_dict())}")
         n_clusters = search.chosen
@@ -550,13 +562,14 @@ def initial_centroids(
                 classes_anchored=True,
             )
         n_known = len(np.unique(seed_labels[seed_labels >= 0]))
-        warnings.warn(
-            f"The labelled cells name {n_known} classes, more than n_clusters={n_clusters}; "
-            "the centroids come from k-means instead of the known classes. Give n_clusters >= "
-            f"{n_known} to start from the known classes.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
+        if search is None:  # a search's bound said so already
+            warnings.warn(
+                f"The labelled cells name {n_known} classes, more than n_clusters={n_clusters}; "
+                "the centroids come from k-means instead of the known classes. Give "
+                f"n_clusters >= {n_known} to start from the known classes.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
     if n_clusters is not None and search is None and seed_labels is None and init == "leiden":
         start = LEIDEN_START_RESOLUTION if resolution is None else resolution
         reached = leiden_k_labels(
