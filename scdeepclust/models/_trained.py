@@ -414,6 +414,19 @@ class TrainedModel:
         ``model.json`` holds a digest of the weights, and the new weights take their place only
         after it is written: a save that stops anywhere (a full disk, an interruption) leaves
         the old model or the new one to load, never the new weights with the old centroids.
+
+        Parameters
+        ----------
+        directory
+            The folder to write; created with its parents if missing.
+        overwrite
+            Replace a model already in `directory`. Without it such a folder is refused
+            (`FileExistsError`), so that running a notebook cell again cannot silently replace
+            a model saved from another run.
+
+        Returns
+        -------
+        The folder written, as a :class:`~pathlib.Path`.
         """
         check_bools(overwrite=overwrite)
         if not isinstance(directory, str | PathLike) or str(directory).strip() == "":
@@ -460,9 +473,17 @@ class TrainedModel:
 
     @classmethod
     def load(cls, directory: str | PathLike, *, device: str | torch.device = "cpu") -> Self:
-        """Read a model written by `save` onto `device` ("cpu", "cuda", "auto").
+        """Read a model written by `save`.
 
         Files of a newer format version are refused: this release cannot know what they hold.
+
+        Parameters
+        ----------
+        directory
+            A folder written by `save`.
+        device
+            Where the weights go: "cpu" (the default, so that a model saved on a GPU machine
+            loads anywhere), "cuda" or "auto" (CUDA when present, as the tools' default).
         """
         directory = Path(directory)
         if not directory.is_dir():
@@ -762,5 +783,13 @@ MODEL_CLASSES: dict[str, type[TrainedModel]] = {"scdcc": SCDCC, "desc": DESC}
 
 
 def load(directory: str | PathLike, *, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load a saved `SCDCC` or `DESC` model, whichever `directory` holds."""
+    """Load a saved `SCDCC` or `DESC` model, whichever `directory` holds.
+
+    Parameters
+    ----------
+    directory
+        A folder written by `TrainedModel.save`.
+    device
+        "cpu" (the default: a model saved on a GPU machine loads anywhere), "cuda" or "auto".
+    """
     return TrainedModel.load(directory, device=device)
