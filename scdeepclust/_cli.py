@@ -278,7 +278,7 @@ def _command(args) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         # met in training, it may be one process's alone: each says it, under its rank
         rank = f" (rank {os.environ.get('RANK', '0')})" if not _is_single_process() else ""
-        _tell(f"{PROG}{rank}: error: {message}")
+        _tell(f"{PROG}{rank}: error: {in_command_terms(str(message))}")
         return 1
 
 
@@ -380,12 +380,54 @@ def _quiet_warnings() -> None:
     """Warnings as one line each; other libraries' deprecation notices are not for CLI users."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        _tell(f"{PROG}: warning: {message}")
+        _tell(f"{PROG}: warning: {in_command_terms(str(message))}")
 
     warnings.showwarning = show
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+
+
+# The tools' options that the command line has, by their Python names: the package's advice
+# ("raise `max_epochs`", "pass another key_added") is printed with the option to type.
+_OPTIONS = {
+    "n_clusters": "-k",
+    "init": "--init",
+    "resolution": "--resolution",
+    "layer": "--layer",
+    "label_key": "--label-key",
+    "batch_key": "--batch-key",
+    "batch_mixing": "--batch-mixing",
+    "key_added": "--key-added",
+    "n_top_genes": "--n-top-genes",
+    "random_state": "--seed",
+    "device": "--device",
+    "precision": "--precision",
+    "pretrain_epochs": "--pretrain-epochs",
+    "max_epochs": "--max-epochs",
+    "batch_size": "--batch-size",
+}
+_NAME = "|".join(sorted(_OPTIONS, key=len, reverse=True))
+# name=value (quoted or not), `name`, and a bare name with an underscore (no English word has
+# one); not inside a key such as obs['batch_key'] or uns[key]['n_clusters_search']
+_GIVEN = re.compile(rf"(?<![\w.'\[])({_NAME})=(['\"]?)([\w.:-]+)\2")
+_QUOTED = re.compile(rf"`({_NAME})`")
+_BARE = re.compile(rf"(?<![\w.'\[-])({'|'.join(n for n in _OPTIONS if '_' in n)})(?![\w'\]=])")
+
+
+_BOUNDS = re.compile(r"(?<![\w.'\[])n_clusters=\((\d+), (\d+)\)")
+_CODE = re.compile(r"(`[^`]*\([^`]*`)")  # a call in backticks: Python to run, left as it is
+
+
+def in_command_terms(text: str) -> str:
+    """Write the tools' option names in `text` as the command line's options."""
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):  # the odd parts are the calls
+        part = _BOUNDS.sub(lambda m: f"-k {m[1]}-{m[2]}", parts[i])
+        part = _GIVEN.sub(lambda m: f"{_OPTIONS[m[1]]} {m[3]}", part)
+        part = _QUOTED.sub(lambda m: f"`{_OPTIONS[m[1]]}`", part)
+        parts[i] = _BARE.sub(lambda m: _OPTIONS[m[1]], part)
+    return "".join(parts)
 
 
 def _genes_read(adata, args):
@@ -603,6 +645,11 @@ def _run(args) -> int:
     _check_key_added(adata, key, args)
 
     _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
+    counts_layer = args.layer or ("counts" if "counts" in adata.layers else None)
+    if adata.X is None and counts_layer is not None:
+        # what the API asks its caller to do; here the file's X is not written back
+        adata.X = adata.layers[counts_layer].copy()
+        say(f"  X is empty: prepared from a copy of layers[{counts_layer!r}]")
 
     say(f"preparing the data for {args.method}")
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -225,10 +226,10 @@ def test_run_key_added_and_batch_size(scdcc_h5, tmp_path, capsys):
     args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "batch_size=256 is larger than the number of cells" in captured.out + captured.err
+    assert "--batch-size 256 is larger than the number of cells" in captured.out + captured.err
     assert main([*args, "--key-added", "mine", "--batch-size", "32"]) == 0
     captured = capsys.readouterr()
-    assert "batch_size=" not in captured.out + captured.err
+    assert "--batch-size 256" not in captured.out + captured.err
     assert re.search(r"^mine: \d clusters in ", captured.out, re.MULTILINE)
     adata = ad.read_h5ad(out)
     assert "mine" in adata.obs and "X_mine" in adata.obsm and "scdcc" not in adata.obs
@@ -731,3 +732,45 @@ def test_a_demo_that_fails_leaves_no_folder_of_its_own(tmp_path, capsys, monkeyp
     (tmp_path / "kept").mkdir()  # a folder that was there stays
     assert main(["demo", "--out", str(tmp_path / "kept"), *TINY]) == 1
     assert (tmp_path / "kept").is_dir()
+
+
+def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, capsys, monkeypatch):
+    """Warnings and errors told command-line users to "raise `max_epochs`" or "pass another
+    key_added", options they cannot type."""
+    from scdeepclust._cli import in_command_terms
+
+    assert in_command_terms("Raise `max_epochs`, give a smaller `n_clusters`") == (
+        "Raise `--max-epochs`, give a smaller `-k`"
+    )
+    assert in_command_terms("Pass a smaller batch_size (e.g. 7), or init='kmeans'") == (
+        "Pass a smaller --batch-size (e.g. 7), or --init kmeans"
+    )
+    assert in_command_terms("search n_clusters=(4, 30)") == "search -k 4-30"
+    kept = "obs['batch_key'], uns[key]['n_clusters_search'], `sdc.tl.desc(a, resolution=0.3)`"
+    assert in_command_terms(kept) == kept  # keys and Python calls are left as they are
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def advising(adata, **kwargs):
+        warnings.warn("did not converge: raise `max_epochs`", UserWarning, stacklevel=2)
+        raise ValueError("key_added 'x' is taken; pass another key_added.")
+
+    monkeypatch.setattr(sdc.tl, "desc", advising)
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "warning: did not converge: raise `--max-epochs`" in err
+    assert "error: --key-added 'x' is taken; pass another --key-added." in err
+
+
+def test_an_empty_x_is_prepared_from_the_counts_layer(sim, tmp_path, capsys):
+    """X None with the counts in a layer was refused with advice to assign adata.X in Python,
+    although --layer named the counts."""
+    empty = ad.AnnData(obs=sim.obs[["group"]], var=sim.var, layers={"umi": sim.X.copy()})
+    path, out = tmp_path / "empty.h5ad", tmp_path / "o.h5ad"
+    empty.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "--layer", "umi", "-o", str(out), *TINY]
+    assert main(args) == 0
+    assert "X is empty: prepared from a copy of layers['umi']" in capsys.readouterr().out
+    result = ad.read_h5ad(out)
+    assert "scdcc" in result.obs and result.X is not None
+    assert ad.read_h5ad(path).X is None  # the input file is left as it was
