@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args) -> int:
     try:
         with warnings.catch_warnings(), _signals_as_interruptions():
-            _quiet_warnings()
+            _quiet_warnings(args.command)
             return _run(args) if args.command == "run" else _demo(args)
     except _Signalled as stop:  # under torchrun, every process is stopped: rank 0 says so
         if _is_rank_zero():
@@ -274,11 +274,14 @@ def _command(args) -> int:
         if _is_rank_zero():
             _tell(f"{PROG}: error: {error}")
         return 2
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        if isinstance(error, MemoryError):
+            message = str(message) or "out of memory"
         # met in training, it may be one process's alone: each says it, under its rank
-        rank = f" (rank {os.environ.get('RANK', '0')})" if not _is_single_process() else ""
-        _tell(f"{PROG}{rank}: error: {in_command_terms(str(message))}")
+        several = os.environ.get("WORLD_SIZE", "1") not in ("", "1")
+        rank = f" (rank {os.environ.get('RANK', '0')})" if several else ""
+        _tell(f"{PROG}{rank}: error: {in_command_terms(str(message), args.command)}")
         return 1
 
 
@@ -376,11 +379,11 @@ def _standard_streams_open() -> None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
-def _quiet_warnings() -> None:
+def _quiet_warnings(command: str) -> None:
     """Warnings as one line each; other libraries' deprecation notices are not for CLI users."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        _tell(f"{PROG}: warning: {in_command_terms(str(message))}")
+        _tell(f"{PROG}: warning: {in_command_terms(str(message), command)}")
 
     warnings.showwarning = show
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -388,18 +391,9 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 
 
-# The tools' options that the command line has, by their Python names: the package's advice
-# ("raise `max_epochs`", "pass another key_added") is printed with the option to type.
-_OPTIONS = {
-    "n_clusters": "-k",
-    "init": "--init",
-    "resolution": "--resolution",
-    "layer": "--layer",
-    "label_key": "--label-key",
-    "batch_key": "--batch-key",
-    "batch_mixing": "--batch-mixing",
-    "key_added": "--key-added",
-    "n_top_genes": "--n-top-genes",
+# The tools' options that each command has, by their Python names: the package's advice
+# ("raise `max_epochs`", "pass another key_added") is printed with the option to type there.
+_TRAINING_OPTIONS = {
     "random_state": "--seed",
     "device": "--device",
     "precision": "--precision",
@@ -407,27 +401,62 @@ _OPTIONS = {
     "max_epochs": "--max-epochs",
     "batch_size": "--batch-size",
 }
-_NAME = "|".join(sorted(_OPTIONS, key=len, reverse=True))
-# name=value (quoted or not), `name`, and a bare name with an underscore (no English word has
-# one); not inside a key such as obs['batch_key'] or uns[key]['n_clusters_search']
-_GIVEN = re.compile(rf"(?<![\w.'\[])({_NAME})=(['\"]?)([\w.:-]+)\2")
-_QUOTED = re.compile(rf"`({_NAME})`")
-_BARE = re.compile(rf"(?<![\w.'\[-])({'|'.join(n for n in _OPTIONS if '_' in n)})(?![\w'\]=])")
+_COMMAND_OPTIONS = {
+    "demo": _TRAINING_OPTIONS,
+    "run": {
+        **_TRAINING_OPTIONS,
+        "n_clusters": "-k",
+        "init": "--init",
+        "resolution": "--resolution",
+        "layer": "--layer",
+        "label_key": "--label-key",
+        "batch_key": "--batch-key",
+        "batch_mixing": "--batch-mixing",
+        "key_added": "--key-added",
+        "n_top_genes": "--n-top-genes",
+        "distributed": "--distributed",
+    },
+}
+_SWITCHES = ("distributed",)  # name=True is the option alone
+_BACKTICKED = re.compile(r"(`[^`]*`)")
+# not part of a longer name, a path, or a key such as obs['batch_key'] or params['n_clusters']
+_BEFORE, _AFTER = r"(?<![\w.'\"\[/-])", r"(?![\w'\"\]/])"
 
 
-_BOUNDS = re.compile(r"(?<![\w.'\[])n_clusters=\((\d+), (\d+)\)")
-_CODE = re.compile(r"(`[^`]*\([^`]*`)")  # a call in backticks: Python to run, left as it is
+def in_command_terms(text: str, command: str = "run") -> str:
+    """Write the tools' option names in `text` as `command`'s options.
 
+    ``name=value`` (quoted or not), ``n_clusters=(lo, hi)`` and a name in backticks are
+    written so for every option the command has; a bare name only where it holds an underscore
+    (no English word does). Python calls in backticks, keys and paths are left as they are.
+    """
+    options = _COMMAND_OPTIONS[command]
+    names = "|".join(sorted(options, key=len, reverse=True))
+    bare = "|".join(sorted((n for n in options if "_" in n), key=len, reverse=True))
 
-def in_command_terms(text: str) -> str:
-    """Write the tools' option names in `text` as the command line's options."""
-    parts = _CODE.split(text)
-    for i in range(0, len(parts), 2):  # the odd parts are the calls
-        part = _BOUNDS.sub(lambda m: f"-k {m[1]}-{m[2]}", parts[i])
-        part = _GIVEN.sub(lambda m: f"{_OPTIONS[m[1]]} {m[3]}", part)
-        part = _QUOTED.sub(lambda m: f"`{_OPTIONS[m[1]]}`", part)
-        parts[i] = _BARE.sub(lambda m: _OPTIONS[m[1]], part)
-    return "".join(parts)
+    def given(match) -> str:
+        flag, value = options[match[1]], match[3]
+        if match[1] in _SWITCHES:
+            return flag if value == "True" else match[0]
+        return f"{flag} {value}"
+
+    def translated(part: str) -> str:
+        if "n_clusters" in options:
+            part = re.sub(_BEFORE + r"n_clusters=\((\d+), (\d+)\)", r"-k \1-\2", part)
+        part = re.sub(rf"{_BEFORE}({names})=(['\"]?)([\w.:-]+)\2{_AFTER}", given, part)
+        part = re.sub(rf"^({names})$", lambda m: options[m[1]], part)  # `name`
+        part = re.sub(rf"{_BEFORE}({bare}){_AFTER}(?!=)", lambda m: options[m[1]], part)
+        # "pass batch_mixing=0 (--batch-mixing 0)" said the option twice
+        return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(\1\)", r"\1", part)
+
+    parts = _BACKTICKED.split(text)  # odd parts: in backticks
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            parts[i] = translated(part)
+        elif "(" not in part:  # a call is Python to run, left as it is
+            parts[i] = "`" + translated(part[1:-1]) + "`"
+    joined = "".join(parts)
+    return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", joined)
 
 
 def _genes_read(adata, args):
@@ -452,12 +481,10 @@ def _unreadable_marking(error) -> CommandError:
 _distributed_run = False
 
 
-def _is_single_process() -> bool:
-    return not _distributed_run and "TORCHELASTIC_RUN_ID" not in os.environ
-
-
 def _is_rank_zero() -> bool:
-    return _is_single_process() or os.environ.get("RANK", "0") == "0"
+    if not _distributed_run and "TORCHELASTIC_RUN_ID" not in os.environ:
+        return True
+    return os.environ.get("RANK", "0") == "0"
 
 
 def say(text: str = "") -> None:
@@ -594,7 +621,7 @@ def _run(args) -> int:
             else ""
         )
         raise OSError(f"cannot read {path}: {error}{hint}") from None
-    except (ValueError, KeyError, TypeError, RuntimeError):
+    except (ValueError, KeyError, TypeError, RuntimeError, MemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - anndata's and scanpy's own kinds, one line each
         kind = "" if type(error) is Exception else f"{type(error).__name__}: "
@@ -642,7 +669,7 @@ def _run(args) -> int:
             f"--key-added {key!r} would write the clusters over the --truth column {truth!r}, "
             "and score them against themselves; give another --key-added"
         )
-    _check_key_added(adata, key, args)
+    _check_key_added(key, args)
 
     _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
     counts_layer = args.layer or ("counts" if "counts" in adata.layers else None)
@@ -731,21 +758,24 @@ def _run(args) -> int:
     return 0
 
 
-def _check_key_added(adata, key: str, args) -> None:
-    """Say the tools' refusals of a result name before the data are prepared."""
-    from ._results import check_result_keys
+def _check_key_added(key: str, args) -> None:
+    """Say the tools' refusals of a result name before the data are prepared.
+
+    Only those that the data's preparation cannot change: a gene of that name, say, may be
+    one the recipe removes.
+    """
     from .tl._validate import check_key_added
 
     try:
         check_key_added(key)
-        with warnings.catch_warnings():  # results it replaces: the tool warns as it runs
-            warnings.simplefilter("ignore")
-            check_result_keys(adata, [key], label_key=args.label_key, batch_key=args.batch_key)
     except ValueError as error:
-        message = str(error)
-        for name in ("key_added", "label_key", "batch_key"):
-            message = message.replace(name, "--" + name.replace("_", "-"))
-        raise CommandError(message) from None
+        raise CommandError(in_command_terms(str(error))) from None
+    for column, option in ((args.label_key, "--label-key"), (args.batch_key, "--batch-key")):
+        if column is not None and column in (key, f"{key}_confidence"):
+            raise CommandError(
+                f"--key-added {key!r} would write the clusters over the {option} column "
+                f"{column!r}, which the run reads; give another --key-added"
+            )
 
 
 def _h5ad_writer(adata):

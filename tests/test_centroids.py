@@ -328,6 +328,17 @@ def test_a_search_bounded_below_the_known_classes_says_so_once():
     said = [str(w.message) for w in caught if "classes" in str(w.message)]
     assert len(said) == 1 and "more than the search's upper bound 3" in said[0]
     assert "n_clusters=(4, 30)" in said[0] and len(initial.centroids) == 3
+    few = np.r_[np.arange(4), np.arange(40, 44), np.arange(80, 84), np.arange(120, 124)]
+    with pytest.warns(UserWarning, match=r"give n_clusters=4 \(a search leaves 5 cells"):
+        # 16 cells: a search goes up to 3 clusters at most, and bounds such as (4, 30) fail
+        initial_centroids(
+            z[few],
+            n_clusters=(2, 3),
+            resolution=None,
+            n_neighbors=3,
+            random_state=0,
+            seed_labels=truth[few],
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # bounds that hold every class: nothing to say
         initial = initial_centroids(

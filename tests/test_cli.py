@@ -681,8 +681,8 @@ def test_key_added_is_checked_before_the_data_are_prepared(sim, tmp_path, capsys
     sim.write_h5ad(path)
     args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
     cases = [
-        (["--label-key", "known", "--key-added", "known"], "reads as --label-key"),
-        (["--batch-key", "donor", "--key-added", "donor"], "reads as --batch-key"),
+        (["--label-key", "known", "--key-added", "known"], "over the --label-key column"),
+        (["--batch-key", "donor", "--key-added", "donor"], "over the --batch-key column"),
         (["--key-added", "a/b"], "contains '/'"),
     ]
     for extra, fragment in cases:
@@ -690,6 +690,14 @@ def test_key_added_is_checked_before_the_data_are_prepared(sim, tmp_path, capsys
         captured = capsys.readouterr()
         assert fragment in captured.err and "--key-added" in captured.err
         assert "preparing" not in captured.out and not out.exists()
+    # a gene of that name, which the recipe removes (no counts), is no reason to refuse
+    counts = sim.X.tolil()
+    counts[:, 0] = 0
+    sim.X = counts.tocsr()
+    del sim.layers["counts"]
+    sim.write_h5ad(path)
+    assert main([*args, "--key-added", str(sim.var_names[0])]) == 0
+    assert str(sim.var_names[0]) in ad.read_h5ad(out).obs
 
 
 def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypatch):
@@ -718,6 +726,10 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
         monkeypatch.delenv(name)
     assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
     assert "scdeepclust: error: out of memory" in capsys.readouterr().err  # one process
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun, one process
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    assert "scdeepclust: error: out of memory" in capsys.readouterr().err
 
 
 def test_a_demo_that_fails_leaves_no_folder_of_its_own(tmp_path, capsys, monkeypatch):
@@ -746,6 +758,18 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
         "Pass a smaller --batch-size (e.g. 7), or --init kmeans"
     )
     assert in_command_terms("search n_clusters=(4, 30)") == "search -k 4-30"
+    assert in_command_terms("Raise `max_epochs` (at 5), or give a `resolution` below 0.5") == (
+        "Raise `--max-epochs` (at 5), or give a `--resolution` below 0.5"
+    )
+    assert in_command_terms("pass batch_mixing=0 (--batch-mixing 0), or distributed=True") == (
+        "pass --batch-mixing 0, or --distributed"
+    )
+    # demo has no -k; paths and the user's values keep their words
+    assert in_command_terms("raise max_epochs; a smaller `n_clusters`", "demo") == (
+        "raise --max-epochs; a smaller `n_clusters`"
+    )
+    for kept in ("n_clusters/data.h5ad", "/tmp/max_epochs/x", "key 'a/batch_key'"):
+        assert in_command_terms(kept) == kept
     kept = "obs['batch_key'], uns[key]['n_clusters_search'], `sdc.tl.desc(a, resolution=0.3)`"
     assert in_command_terms(kept) == kept  # keys and Python calls are left as they are
     path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"

@@ -25,6 +25,8 @@ from .._process import ignoring_warnings
 from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
 from ._n_clusters import (
+    MIN_CELLS_PER_CANDIDATE_CLUSTER,
+    SEARCH_MAX_CELLS,
     STABLE_SCORE,
     ClusterNumberSearch,
     resolve_bounds,
@@ -526,13 +528,21 @@ def initial_centroids(
             n_known = len(np.unique(seed_labels[seed_labels >= 0]))
             lo = max(lo, min(hi, n_known))
             if n_known > hi:
+                # the highest bound a search takes on these cells (tl's check of n_clusters)
+                most = min(len(z), SEARCH_MAX_CELLS) // MIN_CELLS_PER_CANDIDATE_CLUSTER
+                instead = (
+                    f"search up to at least {n_known}, e.g. "
+                    f"n_clusters=({n_known}, {max(n_known, min(30, most))}),"
+                    if n_known <= most
+                    else f"give n_clusters={n_known} (a search leaves "
+                    f"{MIN_CELLS_PER_CANDIDATE_CLUSTER} cells per cluster: {most} at most here)"
+                )
                 warnings.warn(
                     f"The labelled cells name {n_known} classes, more than the search's upper "
                     f"bound {hi}: every number below {n_known} leaves a class without a "
                     f"cluster to start from, so {hi} is taken without a search and the "
-                    f"centroids come from k-means. Search up to at least {n_known} (e.g. "
-                    f"n_clusters=({n_known}, {max(n_known, 30)})) to start from the known "
-                    "classes.",
+                    f"centroids come from k-means. To start from the known classes, {instead} "
+                    "instead.",
                     UserWarning,
                     stacklevel=caller_stacklevel(),
                 )
