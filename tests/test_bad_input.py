@@ -1111,6 +1111,17 @@ def test_bad_input(case: Case):
         assert case.tool in out.obs and f"X_{case.tool}" in out.obsm
 
 
+def test_values_beyond_float32_are_refused_without_numpy_overflow_warnings():
+    """The check of the values squared them in float64: numpy's "overflow encountered in
+    square" reached the user beside the refusal that names the value."""
+    case = next(c for c in CASES if c.id == "scdcc-count-beyond-float32")
+    adata = case.edit(counts_data())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(case.raises, match=case.match):
+            _run(case, adata)
+
+
 def test_the_table_covers_both_tools_and_all_outcomes():
     ids = {c.id for c in CASES}
     assert len(ids) == len(CASES)

@@ -552,7 +552,8 @@ def scan_matrix(
             row_sums[start:stop] += values.sum(axis=1, dtype=np.float64)
             col_sums += values.sum(axis=0, dtype=np.float64)
             if gene_scales:
-                col_squares += np.square(values, dtype=np.float64).sum(axis=0)
+                with np.errstate(over="ignore"):
+                    col_squares += np.square(values, dtype=np.float64).sum(axis=0)
             values = values.ravel()
         if steps and dtype.kind in "iuf":
             step = _row_steps(block, rows if sparse.issparse(block) else None)
@@ -569,7 +570,8 @@ def scan_matrix(
                 n_nonfinite += n_block_nonfinite
                 n_infinite += int(np.isinf(values).sum())
                 values = values[finite]
-        sum_of_squares += float(np.square(values, dtype=np.float64).sum())
+        with np.errstate(over="ignore"):  # values beyond 1e154: inf, what the checks read
+            sum_of_squares += float(np.square(values, dtype=np.float64).sum())
         if values.size and wider_than_float32(dtype):
             largest = max(largest, float(np.abs(values).max()))
         n_negative += int((values < 0).sum())
