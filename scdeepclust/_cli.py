@@ -438,7 +438,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
         flag, value = options[match[1]], match[3]
         if match[1] in _SWITCHES:
             return flag if value == "True" else match[0]
-        return f"{flag} {value}"
+        # None and the booleans are Python's: no value the command line takes
+        return match[0] if value in ("None", "True", "False") else f"{flag} {value}"
 
     def translated(part: str) -> str:
         if "n_clusters" in options:

@@ -768,7 +768,7 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
     assert in_command_terms("raise max_epochs; a smaller `n_clusters`", "demo") == (
         "raise --max-epochs; a smaller `n_clusters`"
     )
-    for kept in ("n_clusters/data.h5ad", "/tmp/max_epochs/x", "key 'a/batch_key'"):
+    for kept in ("n_clusters/data.h5ad", "/tmp/max_epochs/x", "key 'a/batch_key'", "layer=None"):
         assert in_command_terms(kept) == kept
     kept = "obs['batch_key'], uns[key]['n_clusters_search'], `sdc.tl.desc(a, resolution=0.3)`"
     assert in_command_terms(kept) == kept  # keys and Python calls are left as they are
