@@ -388,3 +388,21 @@ def test_many_clusters_among_few_cells_leak_no_regression_warning():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="The number of unique classes")
         sdc.tl.desc(adata, n_clusters=30, batch_size=16, pretrain_epochs=2, max_epochs=2)
+
+
+def test_cells_all_zero_in_a_representation_get_advice_that_removes_them():
+    """The advice was `sc.pp.filter_cells(adata, min_genes=1)`, which counts X: the zero rows
+    of obsm stayed."""
+    adata = sdc.datasets.simulate(120, 60, 3, de_fraction=0.3, de_log_fold=2.0, random_state=3)
+    rep = np.random.default_rng(0).normal(size=(adata.n_obs, 8)).astype(np.float32)
+    rep[:3] = 0
+    rep[3:6] = -np.abs(rep[3:6])  # cells whose values sum below 0 are not empty
+    adata.obsm["X_rep"] = rep
+    with pytest.warns(UserWarning, match=r"3 cell\(s\) are all zero in adata.obsm") as caught:
+        sdc.tl.desc(
+            adata, use_rep="X_rep", n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False
+        )
+    said = next(str(w.message) for w in caught if "all zero" in str(w.message))
+    line = said[said.index("`") + 1 : said.rindex("`")]
+    kept = eval(line.removeprefix("adata = "), {"adata": adata, "np": np})
+    assert kept.n_obs == adata.n_obs - 3

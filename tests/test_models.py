@@ -421,6 +421,38 @@ def test_desc_model_warns_about_new_cells_as_training_would(split):
         model.predict(test)
 
 
+def test_the_advice_on_new_cells_fits_the_models_own_scaling(split, scdcc_model):
+    """Mapping counts onto a DESC model that z-scores genes itself (`scale=True`) said to run
+    sc.pp.scale first "or pass use_rep" (no option of predict); following it scaled the cells
+    twice, silently (ARI against the training labels 0.58 -> 0.49). An scDCC model's advice on
+    multiplied counts named re-running tl.desc."""
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a)
+        sc.pp.log1p(a)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    scaling = sdc.tl.desc(train.copy(), scale=True, return_model=True, **fast)
+    with pytest.warns(UserWarning, match=r"raw counts\. This model z-scores each gene itself") as w:
+        scaling.predict(split[1].copy())
+    assert not any("use_rep" in str(x.message) for x in w)
+    scaled = test.copy()
+    sc.pp.scale(scaled)
+    with pytest.warns(UserWarning, match=r"negative values, as scaled data have, but this model"):
+        scaling.predict(scaled)
+    with warnings.catch_warnings():  # log-normalised, as it was trained: not a word
+        warnings.simplefilter("error", UserWarning)
+        scaling.predict(test)
+    sc.pp.scale(train)
+    plain = sdc.tl.desc(train, return_model=True, **fast)
+    with pytest.warns(UserWarning, match=r"raw counts\. Prepare the new cells as the model's"):
+        plain.predict(split[1].copy())
+    multiplied = split[1].copy()
+    multiplied.layers["counts"] = multiplied.layers["counts"] * 1000
+    with pytest.warns(UserWarning, match=r"do not step like raw counts") as w:
+        scdcc_model[1].predict(multiplied)
+    assert not any("tl.desc" in str(x.message) for x in w)
+
+
 def _rep_model(train, **kwargs):
     """A DESC model of `train.obsm['X_rep']`, trained briefly."""
     return sdc.tl.desc(

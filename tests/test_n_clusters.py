@@ -226,6 +226,9 @@ def test_search_bounds_leave_several_cells_per_cluster():
         check_n_clusters((2, 199), 200)
     with pytest.raises(ValueError, match="too few cells to search; give n_clusters as a number"):
         check_n_clusters((2, 3), 9)
+    # the largest upper bound below the lower one: the advice itself would be refused
+    with pytest.raises(ValueError, match=r"below the lower bound 5: give n_clusters=\(2, 4\)"):
+        check_n_clusters((5, 6), 20)
 
 
 def test_a_search_without_a_stable_number_says_so():

@@ -63,6 +63,7 @@ from ..pp._input import (
     warn_if_counts,
     warn_if_not_like_raw_counts,
     warn_if_off_scale,
+    warn_if_scaled_for_a_scaling_model,
     warn_if_unscaled,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
@@ -599,7 +600,7 @@ class SCDCC(TrainedModel):
             layer = self.training_layer(adata)
         # judged on the model's genes: the others may be anything (mask_var left them out)
         matrix, where, summary = checked_counts(adata, layer, columns=columns[columns >= 0])
-        warn_if_not_like_raw_counts(summary, where)
+        warn_if_not_like_raw_counts(summary, where, mapping=True)
         source = RowSource(matrix, columns=columns)
         pre = self.preprocessing
         factors, _ = size_factors(
@@ -690,7 +691,9 @@ class DESC(TrainedModel):
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None
         if source["kind"] != "obsm":
-            warn_if_counts(summary, where)
+            warn_if_counts(summary, where, model_scales=scaled)
+            if scaled:
+                warn_if_scaled_for_a_scaling_model(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
             trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE

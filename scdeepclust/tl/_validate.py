@@ -209,7 +209,13 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
                 f"back under resampling, which clusters of a cell or two always do, so it "
                 f"leaves at least {MIN_CELLS_PER_CANDIDATE_CLUSTER} cells per cluster: on "
                 f"{n_obs} cells{sample} an upper bound of {most} at most"
-                + ("." if most >= 2 else ": too few cells to search; give n_clusters as a number.")
+                + (
+                    "."
+                    if lo <= most
+                    else f", below the lower bound {lo}: give n_clusters=(2, {most}) or a number."
+                    if most >= 2
+                    else ": too few cells to search; give n_clusters as a number."
+                )
             )
         return int(lo), int(hi)
     check_int("n_clusters", n_clusters, minimum=2, allow_none=True)
@@ -619,8 +625,8 @@ def tool_input(
             "removing them, e.g. "
             + (
                 "`sc.pp.filter_cells(adata, min_genes=1)` before normalising."
-                if read is None
-                else _keep_cells_with_values(where, genes)
+                if read is None and where == "X"  # filter_cells counts X alone
+                else _keep_cells_with_values(where, genes if read is not None else None)
             ),
             UserWarning,
             stacklevel=caller_stacklevel(),
@@ -645,8 +651,8 @@ def _keep_cells_with_values(where: str, genes: GeneMask | None) -> str:
     """Return a line that keeps the cells with a non-zero value in what a tool reads."""
     if genes is None and where == "X":  # filter_cells counts X, whatever the layers hold
         return "`sc.pp.filter_cells(adata, min_counts=1)`."
-    if genes is None:
-        return f"`adata = adata[np.asarray(adata.{where}.sum(axis=1)).ravel() > 0].copy()`."
+    if genes is None:  # non-zero entries, not the sum: a representation has negative values
+        return f"`adata = adata[np.asarray((adata.{where} != 0).sum(axis=1)).ravel() > 0].copy()`."
     if genes.name is None:
         return (
             f"keep the cells with values in those genes (the columns of adata.{where} that "
