@@ -230,29 +230,3 @@ def test_the_callers_equal_filter_stays_and_a_filter_put_back_is_swept_out():
             pass
         assert not ours(ConvergenceWarning)
 
-
-def test_runs_use_the_threads_omp_num_threads_asks_for(monkeypatch):
-    """scanpy's preprocessing (numba's OpenMP pool) raised torch's threads from the 1 that
-    OMP_NUM_THREADS asked for to every CPU: the same run after `pp.recipe` in one process and
-    in a fresh one reading the prepared data differed in the embedding's last bits."""
-    from scdeepclust.train import standard_torch_mode
-
-    threads = torch.get_num_threads()
-    try:
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(2)  # as numba leaves it on a 2-CPU machine
-        with standard_torch_mode():
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2  # the caller's, after the run
-        adata = _inputs("scdcc")[0]
-        after_numba = sdc.tl.scdcc(adata, 3, copy=True, **SHORT)
-        torch.set_num_threads(1)  # as a fresh process under OMP_NUM_THREADS=1 has it
-        fresh = sdc.tl.scdcc(adata, 3, copy=True, **SHORT)
-        np.testing.assert_array_equal(after_numba.obsm["X_scdcc"], fresh.obsm["X_scdcc"])
-        for asked in ("", "2,1", "0"):  # none, or nothing torch reads as one count: untouched
-            monkeypatch.setenv("OMP_NUM_THREADS", asked)
-            torch.set_num_threads(2)
-            with standard_torch_mode():
-                assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)

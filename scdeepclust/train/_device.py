@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import os
 import threading
 
 import numpy as np
@@ -74,21 +73,6 @@ _FULL_PRECISION_MATMUL = ProcessWideOverride(
 )
 
 
-def _threads_asked(current: int) -> int:
-    """Return the thread count OMP_NUM_THREADS asks for (`current` where it asks none).
-
-    torch reads it once, at start; numba's OpenMP pool, which scanpy's preprocessing starts,
-    resets the shared libgomp to every CPU (1 -> 2 threads here after `sc.pp.normalize_total`),
-    so the same run in the same process gave another embedding in its last bits than in a
-    fresh one reading the prepared file.
-    """
-    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(asked) if asked.isdigit() and int(asked) > 0 else current
-
-
-_ASKED_THREADS = ProcessWideOverride(torch.get_num_threads, torch.set_num_threads, _threads_asked)
-
-
 @contextlib.contextmanager
 def standard_torch_mode():
     """Compute as the options chose, whatever autocast, grad mode or default dtype is set.
@@ -101,12 +85,10 @@ def standard_torch_mode():
     ``torch.set_float32_matmul_precision("medium")`` let float32 products round through
     bfloat16 on CPUs that have it (TF32 on GPUs with "high"): simulated data, scDCC's
     embedding moved by up to 0.3. The bfloat16 `precision` opens its own autocast inside this
-    block. Autocast and grad modes are the thread's own; the default dtype, the matmul
-    precision and the number of threads (OMP_NUM_THREADS where it is set, `_threads_asked`)
-    are the process's, held while any run is open.
+    block. Autocast and grad modes are the thread's own; the default dtype and the matmul
+    precision are the process's, held while any run is open.
     """
     with (
-        _ASKED_THREADS(),
         _FLOAT32_DEFAULT(),
         _FULL_PRECISION_MATMUL(),
         torch.inference_mode(False),
