@@ -420,7 +420,7 @@ _COMMAND_OPTIONS = {
 _SWITCHES = ("distributed",)  # name=True is the option alone
 _BACKTICKED = re.compile(r"(`[^`]*`)")
 # not part of a longer name, a path, or a key such as obs['batch_key'] or params['n_clusters']
-_BEFORE, _AFTER = r"(?<![\w.'\"\[/-])", r"(?![\w'\"\]/])"
+_BEFORE, _AFTER = r"(?<![\w.'\"\[/-])", r"(?![\w'\"\]/]|[.-]\w)"
 
 
 def in_command_terms(text: str, command: str = "run") -> str:
@@ -670,7 +670,7 @@ def _run(args) -> int:
             f"--key-added {key!r} would write the clusters over the --truth column {truth!r}, "
             "and score them against themselves; give another --key-added"
         )
-    _check_key_added(key, args)
+    _check_key_added(adata, key, args)
 
     _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
     counts_layer = args.layer or ("counts" if "counts" in adata.layers else None)
@@ -759,7 +759,7 @@ def _run(args) -> int:
     return 0
 
 
-def _check_key_added(key: str, args) -> None:
+def _check_key_added(adata, key: str, args) -> None:
     """Say the tools' refusals of a result name before the data are prepared.
 
     Only those that the data's preparation cannot change: a gene of that name, say, may be
@@ -771,6 +771,11 @@ def _check_key_added(key: str, args) -> None:
         check_key_added(key)
     except ValueError as error:
         raise CommandError(in_command_terms(str(error))) from None
+    if adata.obs.index.name in (key, f"{key}_confidence"):
+        raise CommandError(
+            f"--key-added {key!r} would add the column {adata.obs.index.name!r}, the name of "
+            "the input's cell index, and .h5ad files cannot hold both; give another --key-added"
+        )
     for column, option in ((args.label_key, "--label-key"), (args.batch_key, "--batch-key")):
         if column is not None and column in (key, f"{key}_confidence"):
             raise CommandError(

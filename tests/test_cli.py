@@ -690,6 +690,13 @@ def test_key_added_is_checked_before_the_data_are_prepared(sim, tmp_path, capsys
         captured = capsys.readouterr()
         assert fragment in captured.err and "--key-added" in captured.err
         assert "preparing" not in captured.out and not out.exists()
+    sim.obs.index.name = "cell"  # what preparing the data cannot change: refused at once
+    sim.write_h5ad(path)
+    assert main([*args, "--key-added", "cell"]) == 2
+    captured = capsys.readouterr()
+    assert "the name of the input's cell index" in captured.err
+    assert "preparing" not in captured.out
+    sim.obs.index.name = None
     # a gene of that name, which the recipe removes (no counts), is no reason to refuse
     counts = sim.X.tolil()
     counts[:, 0] = 0
@@ -768,7 +775,8 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
     assert in_command_terms("raise max_epochs; a smaller `n_clusters`", "demo") == (
         "raise --max-epochs; a smaller `n_clusters`"
     )
-    for kept in ("n_clusters/data.h5ad", "/tmp/max_epochs/x", "key 'a/batch_key'", "layer=None"):
+    words = ("n_clusters/data.h5ad", "/tmp/max_epochs/x", "key 'a/batch_key'", "layer=None")
+    for kept in (*words, "max_epochs.h5ad", "random_state-1.h5ad"):
         assert in_command_terms(kept) == kept
     kept = "obs['batch_key'], uns[key]['n_clusters_search'], `sdc.tl.desc(a, resolution=0.3)`"
     assert in_command_terms(kept) == kept  # keys and Python calls are left as they are

@@ -229,4 +229,3 @@ def test_the_callers_equal_filter_stays_and_a_filter_put_back_is_swept_out():
         with ignoring_warnings(UserWarning):  # the package's next block sweeps it out
             pass
         assert not ours(ConvergenceWarning)
-

@@ -494,6 +494,9 @@ def _check_dtype(dtype, where: str) -> np.dtype:
     return dtype
 
 
+# Squares and sums of values near float64's limit overflow to inf, which the checks read and
+# refuse in their own words; numpy's "overflow encountered" beside them says nothing more.
+@np.errstate(over="ignore")
 def scan_matrix(
     matrix,
     *,
@@ -552,8 +555,7 @@ def scan_matrix(
             row_sums[start:stop] += values.sum(axis=1, dtype=np.float64)
             col_sums += values.sum(axis=0, dtype=np.float64)
             if gene_scales:
-                with np.errstate(over="ignore"):
-                    col_squares += np.square(values, dtype=np.float64).sum(axis=0)
+                col_squares += np.square(values, dtype=np.float64).sum(axis=0)
             values = values.ravel()
         if steps and dtype.kind in "iuf":
             step = _row_steps(block, rows if sparse.issparse(block) else None)
@@ -570,8 +572,7 @@ def scan_matrix(
                 n_nonfinite += n_block_nonfinite
                 n_infinite += int(np.isinf(values).sum())
                 values = values[finite]
-        with np.errstate(over="ignore"):  # values beyond 1e154: inf, what the checks read
-            sum_of_squares += float(np.square(values, dtype=np.float64).sum())
+        sum_of_squares += float(np.square(values, dtype=np.float64).sum())
         if values.size and wider_than_float32(dtype):
             largest = max(largest, float(np.abs(values).max()))
         n_negative += int((values < 0).sum())
