@@ -442,6 +442,12 @@ def test_the_advice_on_new_cells_fits_the_models_own_scaling(split, scdcc_model)
     with warnings.catch_warnings():  # log-normalised, as it was trained: not a word
         warnings.simplefilter("error", UserWarning)
         scaling.predict(test)
+    centred = train.copy()  # trained on values with negatives: such cells are as it knows them
+    centred.X = centred.X.toarray() - 0.5
+    on_negatives = sdc.tl.desc(centred, scale=True, return_model=True, **fast)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        on_negatives.predict(scaled)
     sc.pp.scale(train)
     plain = sdc.tl.desc(train, return_model=True, **fast)
     with pytest.warns(UserWarning, match=r"raw counts\. Prepare the new cells as the model's"):

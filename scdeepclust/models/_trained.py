@@ -692,7 +692,8 @@ class DESC(TrainedModel):
         scaled = pre.get("gene_mean") is not None
         if source["kind"] != "obsm":
             warn_if_counts(summary, where, model_scales=scaled)
-            if scaled:
+            # not where the training cells had negative values themselves (residuals, say)
+            if scaled and np.min(pre["gene_mean"]) >= 0:
                 warn_if_scaled_for_a_scaling_model(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
