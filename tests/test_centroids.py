@@ -315,38 +315,28 @@ def test_a_search_bounded_below_the_known_classes_says_so_once():
     the warning that followed named an n_clusters=3 nobody gave."""
     z, truth = _blobs(40, [(0, 0), (5, 0), (0, 5), (5, 5)])
     seed_labels = np.where(np.arange(len(z)) % 4 == 0, truth, -1)
+
+    def searched(bounds, cells=slice(None), labels=seed_labels, n_neighbors=10):
+        return initial_centroids(
+            z[cells],
+            n_clusters=bounds,
+            resolution=None,
+            n_neighbors=n_neighbors,
+            random_state=0,
+            seed_labels=labels,
+        )
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        initial = initial_centroids(
-            z,
-            n_clusters=(2, 3),
-            resolution=None,
-            n_neighbors=10,
-            random_state=0,
-            seed_labels=seed_labels,
-        )
+        initial = searched((2, 3))
     said = [str(w.message) for w in caught if "classes" in str(w.message)]
     assert len(said) == 1 and "more than the search's upper bound 3" in said[0]
     assert "n_clusters=(4, 30)" in said[0] and len(initial.centroids) == 3
     few = np.r_[np.arange(4), np.arange(40, 44), np.arange(80, 84), np.arange(120, 124)]
     with pytest.warns(UserWarning, match=r"give n_clusters=4 \(a search leaves 5 cells"):
         # 16 cells: a search goes up to 3 clusters at most, and bounds such as (4, 30) fail
-        initial_centroids(
-            z[few],
-            n_clusters=(2, 3),
-            resolution=None,
-            n_neighbors=3,
-            random_state=0,
-            seed_labels=truth[few],
-        )
+        searched((2, 3), cells=few, labels=truth[few], n_neighbors=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # bounds that hold every class: nothing to say
-        initial = initial_centroids(
-            z,
-            n_clusters=(2, 6),
-            resolution=None,
-            n_neighbors=10,
-            random_state=0,
-            seed_labels=seed_labels,
-        )
+        initial = searched((2, 6))
     assert len(initial.centroids) >= 4
