@@ -352,7 +352,7 @@ def test_desc_model_maps_new_cells(split, tmp_path):
     assert isinstance(model, DESC)
     # the input as read (no z-scoring of its own), and its genes' scale, which mapped cells
     # are checked against
-    assert model.preprocessing.keys() == {"input", "input_gene_scale"}
+    assert model.preprocessing.keys() == {"input", "input_gene_scale", "input_has_negatives"}
     assert model.preprocessing["input"] == {"kind": "X", "key": None}
     loaded = sdc.models.load(model.save(tmp_path / "d"))
     assert loaded.confidence_map.as_dict() == model.confidence_map.as_dict()
@@ -448,10 +448,15 @@ def test_the_advice_on_new_cells_fits_the_models_own_scaling(split, scdcc_model)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         on_negatives.predict(scaled)
+    with warnings.catch_warnings():  # unscaled: said in training
+        warnings.simplefilter("ignore", UserWarning)
+        unscaled = sdc.tl.desc(train.copy(), return_model=True, **fast)
     sc.pp.scale(train)
     plain = sdc.tl.desc(train, return_model=True, **fast)
-    with pytest.warns(UserWarning, match=r"raw counts\. Prepare the new cells as the model's"):
+    with pytest.warns(UserWarning, match=r"raw counts\. Prepare .* and sc.pp.scale \(they had"):
         plain.predict(split[1].copy())
+    with pytest.warns(UserWarning, match=r"raw counts\. Prepare .* not sc.pp.scale \(they had no"):
+        unscaled.predict(split[1].copy())  # log-normalised, as it was trained
     multiplied = split[1].copy()
     multiplied.layers["counts"] = multiplied.layers["counts"] * 1000
     with pytest.warns(UserWarning, match=r"do not step like raw counts") as w:

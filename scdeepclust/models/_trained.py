@@ -691,9 +691,12 @@ class DESC(TrainedModel):
         pre = self.preprocessing
         scaled = pre.get("gene_mean") is not None
         if source["kind"] != "obsm":
-            warn_if_counts(summary, where, model_scales=scaled)
-            # not where the training cells had negative values themselves (residuals, say)
-            if scaled and np.min(pre["gene_mean"]) >= 0:
+            trained_on_negatives = pre.get("input_has_negatives")  # None: older models
+            warn_if_counts(
+                summary, where, model_scales=scaled, trained_on_negatives=trained_on_negatives
+            )
+            # not where the training cells had negative values themselves (ComBat, residuals)
+            if scaled and trained_on_negatives is False:
                 warn_if_scaled_for_a_scaling_model(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)

@@ -833,11 +833,19 @@ def warn_if_genes_unselected(
     )
 
 
-def warn_if_counts(summary: MatrixSummary, where: str, *, model_scales: bool | None = None) -> None:
+def warn_if_counts(
+    summary: MatrixSummary,
+    where: str,
+    *,
+    model_scales: bool | None = None,
+    trained_on_negatives: bool | None = None,
+) -> None:
     """DESC's input (and a DESC model's) is log-normalised, scaled data, not counts.
 
     `model_scales`: None for training; for a model's new cells, whether the model z-scores
     each gene itself (trained with ``scale=True``), where scaled cells would be scaled twice.
+    `trained_on_negatives`: whether the model's training cells had negative values (scaled),
+    None where the model does not say (saved before it was kept).
     """
     if not summary.is_counts:
         return
@@ -852,10 +860,14 @@ def warn_if_counts(summary: MatrixSummary, where: str, *, model_scales: bool | N
             "run sc.pp.normalize_total and sc.pp.log1p first, not sc.pp.scale."
         )
     else:
-        advice = (
-            "Prepare the new cells as the model's training cells were: sc.pp.normalize_total, "
-            "sc.pp.log1p and sc.pp.scale."
-        )
+        steps = {
+            True: "sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale (they had negative "
+            "values, as scaled data have)",
+            False: "sc.pp.normalize_total and sc.pp.log1p, not sc.pp.scale (they had no "
+            "negative values)",
+            None: "log-normalised (sc.pp.normalize_total, sc.pp.log1p), and scaled if they were",
+        }[trained_on_negatives]
+        advice = f"Prepare the new cells as the model's training cells were: {steps}."
     warnings.warn(
         f"adata.{where} looks like raw counts. {advice}",
         UserWarning,

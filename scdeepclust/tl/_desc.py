@@ -553,6 +553,8 @@ def desc(
         preprocessing = {"input": input_spec}
         if data.summary.median_gene_scale is not None:  # mapped cells are checked against it
             preprocessing["input_gene_scale"] = data.summary.median_gene_scale
+            # scaled (or corrected) cells have negative values: what new cells are told to be
+            preprocessing["input_has_negatives"] = bool(data.summary.n_negative)
         if scaling is not None:  # z-scoring (within the training batches), for mapped cells too
             preprocessing.update(gene_mean=scaling[0], gene_scale=scaling[1])
         for key, result in results.items():
