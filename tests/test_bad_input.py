@@ -300,7 +300,7 @@ CASES = [
         edit=_zero_cell("counts"),
         raises=ValueError,
         match=r"1 cell\(s\) have no counts in adata\.layers\['counts'\] \(e\.g\. \['cell5'\]\)"
-        r".*`adata = adata\[np\.asarray\(adata\.layers\['counts'\]\.sum\(axis=1\)\)",
+        r".*`adata = adata\[np\.asarray\(\(adata\.layers\['counts'\] != 0\)\.sum\(axis=1\)\)",
     ),
     Case(
         "scdcc-all-zero-gene",
