@@ -446,9 +446,7 @@ def in_command_terms(text: str, command: str = "run") -> str:
             part = re.sub(_BEFORE + r"n_clusters=\((\d+), (\d+)\)", r"-k \1-\2", part)
         part = re.sub(rf"{_BEFORE}({names})=(['\"]?)([\w.:-]+)\2{_AFTER}", given, part)
         part = re.sub(rf"^({names})$", lambda m: options[m[1]], part)  # `name`
-        part = re.sub(rf"{_BEFORE}({bare}){_AFTER}(?!=)", lambda m: options[m[1]], part)
-        # "pass batch_mixing=0 (--batch-mixing 0)" said the option twice
-        return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(\1\)", r"\1", part)
+        return re.sub(rf"{_BEFORE}({bare}){_AFTER}(?!=)", lambda m: options[m[1]], part)
 
     parts = _BACKTICKED.split(text)  # odd parts: in backticks
     for i, part in enumerate(parts):
@@ -456,8 +454,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
             parts[i] = translated(part)
         elif "(" not in part:  # a call is Python to run, left as it is
             parts[i] = "`" + translated(part[1:-1]) + "`"
-    joined = "".join(parts)
-    return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", joined)
+    # "pass batch_mixing=0 (--batch-mixing 0)" said the option twice
+    return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", "".join(parts))
 
 
 def _genes_read(adata, args):

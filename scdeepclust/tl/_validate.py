@@ -38,7 +38,11 @@ from ..pp._input import (
 from ..train._centroids import check_init as check_init  # the engine checks with it too
 from ..train._checkpoint import TrainingCheckpoint, array_digest, open_checkpoint, run_digest
 from ..train._distributed import check_same_run, check_shards_mix_batches
-from ..train._n_clusters import MIN_CELLS_PER_CANDIDATE_CLUSTER, SEARCH_MAX_CELLS
+from ..train._n_clusters import (
+    MIN_CELLS_PER_CANDIDATE_CLUSTER,
+    SEARCH_MAX_CELLS,
+    largest_upper_bound,
+)
 
 
 def check_int(name: str, value, *, minimum: int, allow_none: bool = False) -> None:
@@ -201,7 +205,7 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | tuple[int, int] | None:
         if lo > hi:
             raise ValueError(f"n_clusters=({lo}, {hi}): the lower bound exceeds the upper one.")
         searched = min(n_obs, SEARCH_MAX_CELLS)  # the search clusters a sample of large data
-        most = searched // MIN_CELLS_PER_CANDIDATE_CLUSTER
+        most = largest_upper_bound(n_obs)
         if hi > most:
             sample = "" if searched == n_obs else f" (the search clusters {searched} of them)"
             raise ValueError(

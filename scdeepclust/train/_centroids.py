@@ -26,9 +26,9 @@ from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
 from ._n_clusters import (
     MIN_CELLS_PER_CANDIDATE_CLUSTER,
-    SEARCH_MAX_CELLS,
     STABLE_SCORE,
     ClusterNumberSearch,
+    largest_upper_bound,
     resolve_bounds,
     search_n_clusters,
     search_summary,
@@ -528,8 +528,7 @@ def initial_centroids(
             n_known = len(np.unique(seed_labels[seed_labels >= 0]))
             lo = max(lo, min(hi, n_known))
             if n_known > hi:
-                # the highest bound a search takes on these cells (tl's check of n_clusters)
-                most = min(len(z), SEARCH_MAX_CELLS) // MIN_CELLS_PER_CANDIDATE_CLUSTER
+                most = largest_upper_bound(len(z))
                 instead = (
                     f"search up to at least {n_known}, e.g. "
                     f"n_clusters=({n_known}, {max(n_known, min(30, most))}),"

@@ -89,6 +89,15 @@ def search_summary(search) -> str:
     return text
 
 
+def largest_upper_bound(n_obs: int) -> int:
+    """Return the largest number of clusters a search takes on `n_obs` cells.
+
+    The search clusters a sample of large data and leaves `MIN_CELLS_PER_CANDIDATE_CLUSTER`
+    cells per cluster of it.
+    """
+    return min(n_obs, SEARCH_MAX_CELLS) // MIN_CELLS_PER_CANDIDATE_CLUSTER
+
+
 def resolve_bounds(n_clusters, n_obs: int) -> tuple[int, int]:
     """Return the candidate range of a search.
 
