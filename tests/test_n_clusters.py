@@ -243,6 +243,9 @@ def test_a_search_without_a_stable_number_says_so():
         sdc.tl.desc(adata, n_clusters=(2, 6), **FAST)
     assert max(adata.uns["desc"]["n_clusters_search"]["score"]) < STABLE_SCORE
     assert not [w for w in got if "sklearn" in w.filename]
+    # a single candidate is not a choice: its own agreement is said
+    with pytest.warns(UserWarning, match=r"^3 clusters do not come back .* they mean little"):
+        sdc.tl.desc(adata, n_clusters=(3, 3), **FAST)
     groups = sdc.datasets.simulate(400, 200, 4, de_fraction=0.3, de_log_fold=2.0, random_state=0)
     sdc.pp.recipe(groups, "desc")
     with warnings.catch_warnings():

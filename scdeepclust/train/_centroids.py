@@ -549,13 +549,20 @@ def initial_centroids(
         logg.info(f"    number of clusters: {search_summary(search.as_dict())}")
         n_clusters = search.chosen
         if search.score.max() < STABLE_SCORE:
-            warnings.warn(
+            unstable = (
                 f"No number of clusters from {lo} to {hi} comes back when the cells are "
                 f"clustered again on subsamples: the best agreement is "
                 f"{search.score.max():.2f} (1: the same partition every time; the labelled "
-                f"datasets' best 0.74-1.00), so the choice of {n_clusters} means little. The "
-                "cells may hold no distinct groups (scanpy's Leiden on their principal "
-                "components tells); clusters forced on them are arbitrary.",
+                f"datasets' best 0.74-1.00), so the choice of {n_clusters} means little."
+                if lo < hi  # a single candidate was taken, not chosen
+                else f"{n_clusters} clusters do not come back when the cells are clustered "
+                f"again on subsamples: their agreement is {search.score.max():.2f} (1: the "
+                "same partition every time; the labelled datasets' best number 0.74-1.00), so "
+                "they mean little."
+            )
+            warnings.warn(
+                f"{unstable} The cells may hold no distinct groups (scanpy's Leiden on their "
+                "principal components tells); clusters forced on them are arbitrary.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
