@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "directions with crowded regions weighted down (default: leiden)",
     )
     run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
+    run.add_argument(
+        "--n-neighbors",
+        type=_int_at_least(2),
+        metavar="N",
+        help="neighbours of each cell in the graph of the pretrained embedding that Leiden "
+        "clusters (default: desc 10, scdcc 15)",
+    )
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
     run.add_argument(
         "--label-key",
@@ -408,6 +415,7 @@ _COMMAND_OPTIONS = {
         "n_clusters": "-k",
         "init": "--init",
         "resolution": "--resolution",
+        "n_neighbors": "--n-neighbors",
         "layer": "--layer",
         "label_key": "--label-key",
         "batch_key": "--batch-key",
@@ -706,6 +714,8 @@ def _run(args) -> int:
     options = _tool_options(args, key)
     if args.resolution is not None:
         options["resolution"] = args.resolution
+    if args.n_neighbors is not None:
+        options["n_neighbors"] = args.n_neighbors
     if args.init is not None:
         options["init"] = args.init
     if args.distributed:

@@ -358,6 +358,8 @@ def test_run_batch_mixing_option(sim, tmp_path, capsys):
     assert ad.read_h5ad(out).uns["scdcc"]["init_method"] == "balanced-kmeans"
     assert main([*args, "-m", "desc", "--init", "kmeans"]) == 0
     assert ad.read_h5ad(out).uns["desc"]["init_method"] == "kmeans"
+    assert main([*args, "-m", "desc", "--n-neighbors", "4"]) == 0
+    assert ad.read_h5ad(out).uns["desc"]["params"]["n_neighbors"] == 4
     assert "cluster_batch_mixing" not in result.uns["scdcc"]["history"]
     capsys.readouterr()
     assert main([*args, "-m", "desc", "--batch-mixing", "5"]) == 2
@@ -765,6 +767,7 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
         "Pass a smaller --batch-size (e.g. 7), or --init kmeans"
     )
     assert in_command_terms("search n_clusters=(4, 30)") == "search -k 4-30"
+    assert in_command_terms("pass a smaller n_neighbors") == "pass a smaller --n-neighbors"
     assert in_command_terms("Raise `max_epochs` (at 5), or give a `resolution` below 0.5") == (
         "Raise `--max-epochs` (at 5), or give a `--resolution` below 0.5"
     )
