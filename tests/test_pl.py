@@ -366,6 +366,27 @@ def test_history(clustered, key, tmp_path, figdir):
     assert labels == expected
 
 
+def test_history_fits_a_long_status_inside_the_saved_figure(clustered):
+    """The centroids' description (~90 characters) ran past both edges of a saved figure."""
+    run = clustered.copy()
+    run.uns["scdcc"]["init_method"] = (
+        "leiden (resolution 0.8), merged by Ward's criterion (graph cut 0.028 against 0.028)"
+    )
+    frameon = sc.settings._frameon
+    with plt.rc_context():  # the tutorial's settings, undone after
+        sc.set_figure_params(dpi=80, frameon=False)
+        try:
+            fig = sdc.pl.history(run, "scdcc", show=False)
+            fig.canvas.draw()
+        finally:
+            sc.settings._frameon = frameon
+    box = fig.bbox
+    for text in [fig._suptitle, *(ax.xaxis.label for ax in fig.axes)]:
+        extent = text.get_window_extent()
+        assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, text.get_text()
+    assert "graph cut 0.028" in fig._suptitle.get_text()
+
+
 def test_history_draws_the_batch_and_label_terms_as_clustering_losses(clustered):
     # they were drawn as reconstruction losses ("batch_mixing MSE"), and DESC's decoder-free
     # clustering stage was then labelled as if it had one
@@ -467,6 +488,39 @@ def test_diagonal_order_puts_matches_on_the_diagonal():
     assert order.tolist() == [1, 2, 0, 3]  # each row's match first, extra columns beside it
     best = counts[:, order].argmax(1)
     assert best.tolist() == sorted(best.tolist())
+
+
+def test_edges_are_those_of_the_graph_the_umap_was_laid_out_from(clustered):
+    """scanpy's default graph, obsp['connectivities'], is the user's (of PCA, say)."""
+    from matplotlib.collections import LineCollection
+
+    run = clustered.copy()
+    sc.pp.pca(run, n_comps=10)
+    sc.pp.neighbors(run, n_neighbors=5)  # another graph under scanpy's default key
+    ax = sdc.pl.umap(run, "scdcc", edges=True, show=False)
+    drawn = [c for c in ax.collections if isinstance(c, LineCollection)][0].get_segments()
+    graph = run.obsp["neighbors_scdcc_connectivities"]
+    assert len(drawn) == np.triu(graph.toarray(), 1).astype(bool).sum()
+    assert len(drawn) != np.triu(run.obsp["connectivities"].toarray(), 1).astype(bool).sum()
+    del run.uns["neighbors"], run.obsp["connectivities"], run.obsp["distances"]
+    sdc.pl.umap(run, "scdcc", edges=True, show=False)  # needs no graph of the user's
+
+
+@pytest.mark.parametrize("plot", [sdc.pl.umap, sdc.pl.embedding])
+def test_lists_of_one_entry_per_colour_go_to_their_colours_panels(clustered, plot):
+    """A title per colour labelled each panel as the one before it (the clusters' is first)."""
+    colors = ["scdcc_confidence", "group"]
+    axes = plot(clustered, "scdcc", color=colors, title=["confidence", "type"], show=False)
+    assert [ax.get_title() for ax in axes] == ["scdcc", "confidence", "type"]
+    axes = plot(clustered, "scdcc", color=["scdcc_confidence"], vmin=[0.5], vmax=[0.9], show=False)
+    assert axes[1].collections[0].get_clim() == (0.5, 0.9)
+    # the clusters named among the colours take their own entry; one per panel is kept
+    titled = plot(clustered, "scdcc", color=["group", "scdcc"], title=["type", "mine"], show=False)
+    assert [ax.get_title() for ax in titled] == ["mine", "type"]
+    titled = plot(clustered, "scdcc", color="group", title=["a", "b"], show=False)
+    assert [ax.get_title() for ax in titled] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"title has 3 entries, but the plot draws 2 panels"):
+        plot(clustered, "scdcc", color="group", title=["a", "b", "c"], show=False)
 
 
 def test_errors_name_what_is_missing(clustered):

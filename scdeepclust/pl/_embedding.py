@@ -44,7 +44,9 @@ def embedding(
     basis
         The ``obsm`` key of the coordinates.
     color
-        More panels besides the clusters: `obs` columns or genes.
+        More panels besides the clusters: `obs` columns or genes. Lists of one entry per panel
+        (`title`, `vmin`, `vmax`, `vcenter`, `norm`) may give one entry per `color`, as in
+        :func:`scdeepclust.pl.umap`.
     show
         Show the figure (default ``sc.settings.autoshow``); with ``show=False`` the axes are
         returned instead: save the figure with ``ax.figure.savefig(path)``.

@@ -15,6 +15,7 @@ from ._utils import (
     closes_figures_on_error,
     finish,
     spans_decades,
+    wrap_to_width,
 )
 
 # Clustering-stage history entries that are not reconstruction losses.
@@ -108,7 +109,9 @@ def history(
         status.append(
             "converged (label change < tol)" if uns["converged"] else "stopped at max_epochs"
         )
-    fig.suptitle(f"{key}: training history" + (f" ({'; '.join(status)})" if status else ""))
+    title = fig.suptitle(f"{key}: training history" + (f" ({'; '.join(status)})" if status else ""))
+    # the centroids' description runs to ~90 characters: cut off at the edges of a saved file
+    title.set_text(wrap_to_width(fig, title.get_text(), title.get_fontsize()))
     return finish(fig, f"history_{key}", show=show, save=save, returned=fig)
 
 
@@ -216,7 +219,7 @@ def _label_change_panel(ax, cluster: dict, tol) -> None:
         _epoch_axis(ax, float(np.max(epochs)))
     else:
         _empty(ax, "no target refresh recorded")
-    ax.set_xlabel("clustering epoch (at each target refresh)")
+    ax.set_xlabel("clustering epoch\n(at each target refresh)")  # one line outgrew the panel
     ax.set_ylabel("cells that changed label (%)")
     ax.set_title("label change per refresh", pad=22, fontsize=10)
 

@@ -76,6 +76,8 @@ def n_clusters(
     def score_of(candidate: int) -> float:
         return float(score[k == candidate][0])
 
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = new_figure(figsize, ax)
     best = score.max()
     tolerance = float(search.get("tolerance", 0.0))
@@ -84,12 +86,16 @@ def n_clusters(
         k, score, yerr=spread, fmt="o-", color="C0", ms=4, capsize=2, label="score ± spread"
     )
     ax.plot([chosen], [score_of(chosen)], "o", ms=11, mfc="none", mec="C3", mew=2)
+
+    def inside(candidate: int) -> str:  # a note centred on the first or last k was cut off
+        return "left" if candidate == k.min() else "right" if candidate == k.max() else "center"
+
     ax.annotate(
         f"chosen: {chosen}",
         (chosen, score_of(chosen)),
         textcoords="offset points",
         xytext=(0, -18),
-        ha="center",
+        ha=inside(chosen),
         color="C3",
     )
     if "runner_up" in search:
@@ -100,9 +106,10 @@ def n_clusters(
             (runner, score_of(runner)),
             textcoords="offset points",
             xytext=(0, 10),
-            ha="center",
+            ha=inside(runner),
             color="grey",
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "4.25 clusters"
     ax.set_xlabel("number of clusters k")
     ax.set_ylabel("agreement of subsample clusterings (ARI)")
     ax.set_title(f"{key}: choice of the number of clusters")

@@ -56,7 +56,9 @@ def umap(
         The `key_added` of the run ("desc", "scdcc", "desc_0.8", ...).
     color
         More panels besides the clusters: `obs` columns (a known cell type, ``key +
-        '_confidence'``, ...) or genes.
+        '_confidence'``, ...) or genes. Lists of one entry per panel (`title`, `vmin`, `vmax`,
+        `vcenter`, `norm`) may give one entry per `color`: the clusters' panel, drawn first,
+        then keeps scanpy's defaults.
     n_neighbors, min_dist, random_state
         Settings of the kNN graph and of :func:`scanpy.tl.umap`. The neighbours are exact up
         to 100,000 cells and approximate above (pynndescent, as in scanpy's default: the exact
@@ -75,7 +77,9 @@ def umap(
         ``figdir``, without a warning.
     **kwargs
         Passed to :func:`scanpy.pl.embedding`: `ax`, `legend_loc`, `palette`, `title`, `size`,
-        `ncols`, `frameon`, `return_fig`, ...
+        `ncols`, `frameon`, `return_fig`, ... ``edges=True`` draws the kNN graph this UMAP
+        was laid out from (``neighbors_key='neighbors_' + key``) unless `neighbors_key` says
+        otherwise.
 
     Returns
     -------
@@ -117,6 +121,10 @@ def umap(
         and kwargs.get("legend_loc", "right margin") == ("right margin")
     ):
         kwargs["wspace"] = _legend_space(adata, colors[:-1])
+    if kwargs.get("edges") and "neighbors_key" not in kwargs:
+        # scanpy's default, obsp['connectivities'], is the user's graph (of PCA, say), not the
+        # graph this UMAP was laid out from
+        kwargs["neighbors_key"] = f"neighbors_{key}"
     with scanpy_draws_only():
         returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
     fig = figure_of(returned)

@@ -338,7 +338,7 @@ def new_figure(figsize, ax=None):
     check_figure_options(figsize=figsize, ax=ax)
     if ax is not None:
         return ax.figure, ax
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")  # labels kept inside
     return fig, ax
 
 
@@ -360,6 +360,7 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
     """
     check_figure_options(ax=kwargs.get("ax"))
     colors = [key] + [c for c in as_list(color) if c != key]
+    _align_per_panel_options(key, as_list(color), colors, kwargs)
     genes = set(adata.var_names)
     symbols = kwargs.get("gene_symbols")
     if symbols is not None and symbols in adata.var:
@@ -395,6 +396,43 @@ def panel_colors(adata: AnnData, key: str, color, kwargs: dict) -> list[str]:
             "basis=..., color=..., ax=ax) for another colour."
         )
     return colors
+
+
+# scanpy reads these, given as lists, one entry per panel
+PER_PANEL_OPTIONS = ("title", "vmin", "vmax", "vcenter", "norm")
+
+
+def _align_per_panel_options(key: str, asked: list, colors: list[str], kwargs: dict) -> None:
+    """Give lists of one entry per `color` an entry for the clusters' panel drawn before them.
+
+    Without it scanpy lined a user's ``title=[...]`` of one entry per colour up with the panels
+    from the clusters' on: each panel labelled as the one before it.
+    """
+    for name in PER_PANEL_OPTIONS:
+        value = kwargs.get(name)
+        if not isinstance(value, list | tuple) or len(value) == 1 and name != "title":
+            continue  # one value applies to every panel, as in scanpy
+        if len(value) == len(asked) and (len(asked) != len(colors) or key in asked):
+            for_clusters = value[asked.index(key)] if key in asked else None
+            if name == "title" and for_clusters is None:
+                for_clusters = key  # scanpy's own title of the panel
+            kwargs[name] = [for_clusters, *(v for c, v in zip(asked, value) if c != key)]
+        elif len(value) != len(colors):
+            raise ValueError(
+                f"{name} has {len(value)} entries, but the plot draws {len(colors)} panels: "
+                f"the {key} clusters, then each color ({colors[1:]}). Give one entry per "
+                f"color ({len(colors) - 1}) or one per panel ({len(colors)})"
+                + ("." if name == "title" else ", or one value for all.")
+            )
+
+
+def wrap_to_width(fig, text: str, fontsize: float) -> str:
+    """Break `text` into lines that fit the width of `fig` at `fontsize` (points)."""
+    import textwrap
+
+    # an average character of matplotlib's default sans-serif is about 0.6 em wide
+    per_line = max(20, int(0.95 * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    return textwrap.fill(text, per_line)
 
 
 def spans_decades(values, ratio: float = 20.0) -> bool:
