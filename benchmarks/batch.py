@@ -85,15 +85,23 @@ from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
 
-try:
-    import harmonypy
-    import scib_metrics
-    from scib_metrics.nearest_neighbors import NeighborsResults
-except ImportError as err:  # the benchmark extra, not a dependency of the package
-    raise SystemExit(
-        f"{err}: benchmarks/batch.py needs scib-metrics and harmonypy (pip install scib-metrics "
-        "harmonypy)."
-    ) from err
+# the benchmark extra, not a dependency of the package: imported by main after the options
+# are read, so that --help shows them without it
+harmonypy = scib_metrics = NeighborsResults = None
+
+
+def import_benchmark_extra() -> None:
+    global harmonypy, scib_metrics, NeighborsResults
+    try:
+        import harmonypy
+        import scib_metrics
+        from scib_metrics.nearest_neighbors import NeighborsResults
+    except ImportError as err:
+        raise SystemExit(
+            f"{err}: benchmarks/batch.py needs scib-metrics and harmonypy (pip install "
+            "scib-metrics harmonypy)."
+        ) from err
+
 
 DESIGNS = ["sim2", "sim4", "pbmc"]
 # method -> (tool whose undistorted run is the reference, uses batch_key)
@@ -504,6 +512,7 @@ def main():
         "--name", help="results file name (default: batch, or batch_quick with --quick)"
     )
     args = parser.parse_args()
+    import_benchmark_extra()
     if "pbmc" in args.designs:
         require_data(["10X_PBMC"])
     name = args.name or ("batch_quick" if args.quick else "batch")

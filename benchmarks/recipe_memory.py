@@ -1,13 +1,14 @@
 """Peak memory of `pp.recipe(adata, "desc")` with and without its scaling (`scale=False`, what
 `scdeepclust run` does before `tl.desc(scale=True)`), on simulated sparse counts read from an h5ad.
 
-    python benchmarks/recipe_memory.py [--cells 100000] [--genes 2000] [--keep 0.2]
+    python benchmarks/recipe_memory.py [--cells 100000] [--genes 2000] [--keep 0.2] [--name NAME]
 
 The counts of `datasets.simulate` are thinned to the share `--keep` of their entries (0.2 gives
 about 8% non-zero, as droplet data) and written to a temporary h5ad. Each preparation runs in
 its own process: it reads the file, notes its peak resident memory, runs the recipe and reports
 its peak (Linux's VmHWM), so the simulator's temporaries do not count. Writes
-benchmarks/results/recipe_memory.{json,md}.
+benchmarks/results/recipe_memory.{json,md} (`--name`: another name); a run of other sizes
+keeps the rows of the others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import description, save_results
+from _common import description, earlier_rows, merged_rows, save_results
 
 
 def peak_mib() -> float:
@@ -60,6 +61,7 @@ def main():
     parser.add_argument("--cells", type=int, default=100_000)
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--keep", type=float, default=0.2, help="share of the entries kept")
+    parser.add_argument("--name", default="recipe_memory", help="results file name")
     args = parser.parse_args()
 
     import numpy as np
@@ -96,7 +98,9 @@ def main():
             row.update(json.loads(done.stdout.strip().splitlines()[-1]))
             rows.append(row)
             print(row, flush=True)
-    print(save_results("recipe_memory", rows, HEADER, format_row))
+    # another size replaces its own rows and keeps the others (the README quotes them)
+    every_row = merged_rows(earlier_rows(args.name), rows, ("cells", "genes", "density", "scale"))
+    print(save_results(args.name, every_row, HEADER, format_row))
 
 
 HEADER = ["cells", "genes", "non-zero", "recipe", "X after", "MiB after reading", "peak MiB"]

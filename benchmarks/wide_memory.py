@@ -2,13 +2,15 @@
 selection), beside `sc.pp.scale` of the same matrix, which DESC's `scale=True` is there to avoid.
 
     python benchmarks/wide_memory.py [--cells 2000] [--genes 20000] [--pretrain-epochs N]
+        [--name NAME]
 
 `datasets.simulate` counts are kept in `layers['counts']`; X is normalize_total + log1p, sparse.
 The AnnData is written to a temporary h5ad, and each tool runs in its own process: it reads the
 file, notes its peak resident memory, runs the tool at its defaults (`--pretrain-epochs` caps
 pretraining, which leaves the chunks and minibatches, and so the peak, as they are) and reports
 its peak (Linux's VmHWM). The figure to read is the peak above the one after reading. Writes
-benchmarks/results/wide_memory.{json,md}.
+benchmarks/results/wide_memory.{json,md} (`--name`: another name); a run of other sizes keeps
+the rows of the others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import description, save_results
+from _common import description, earlier_rows, merged_rows, save_results
 from recipe_memory import peak_mib
 
 
@@ -58,6 +60,7 @@ def main():
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--pretrain-epochs", type=int, help="cap each tool's pretraining")
+    parser.add_argument("--name", default="wide_memory", help="results file name")
     args = parser.parse_args()
 
     import anndata as ad
@@ -99,7 +102,11 @@ def main():
             row.update(json.loads(done.stdout.strip().splitlines()[-1]))
             rows.append(row)
             print(row, flush=True)
-    print(save_results("wide_memory", rows, HEADER, format_row))
+    # another size replaces its own rows and keeps the others (the README quotes them)
+    every_row = merged_rows(
+        earlier_rows(args.name), rows, ("cells", "genes", "pretrain_epochs", "tool")
+    )
+    print(save_results(args.name, every_row, HEADER, format_row))
 
 
 HEADER = [

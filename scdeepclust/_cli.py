@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import re
@@ -253,7 +254,12 @@ _non_negative = _number(
 
 def main(argv: list[str] | None = None) -> int:
     global _distributed_run
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if _is_rank_zero():
+        args = parser.parse_args(argv)
+    else:  # under torchrun, rank 0 alone prints a mistake in the command line (or --help)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(argv)
     _distributed_run = bool(getattr(args, "distributed", False))
     _standard_streams_open()
     streams = sys.stdout, sys.stderr
@@ -261,7 +267,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _command(args)
     finally:
+        _leave_process_group()
         sys.stdout, sys.stderr = streams
+
+
+def _leave_process_group() -> None:
+    """Close the process group a --distributed run opened, before this process exits.
+
+    Left open, a rank that returned while rank 0 was still writing sometimes aborted at exit
+    ("terminate called without an active exception", gloo's threads still running), and
+    torchrun reported the written run as failed.
+    """
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def _command(args) -> int:

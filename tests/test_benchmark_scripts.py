@@ -85,3 +85,37 @@ def test_targets_of_other_labelled_fractions_are_not_the_classifiers_at_10_perce
     assert scdcc_accuracy._row_target("10X_PBMC", "10% labelled", []) == pytest.approx(0.821)
     assert scdcc_accuracy._row_target("10X_PBMC", "20% labelled", []) is None
     assert scdcc_accuracy._row_target("10X_PBMC", "unconstrained", []) is not None
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_a_memory_benchmark_of_other_sizes_keeps_the_rows_the_readme_quotes(tmp_path):
+    """recipe_memory.py and wide_memory.py wrote their whole file anew: a small run lost the
+    100,000-cell rows."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    shutil.copy(BENCHMARKS / "results" / "recipe_memory.json", tmp_path)
+    before = json.loads((tmp_path / "recipe_memory.json").read_text())["rows"]
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / "recipe_memory.py"), "--cells", "300", "--genes", "60"],
+        env={**os.environ, "SCDEEPCLUST_RESULTS": str(tmp_path), "OMP_NUM_THREADS": "1"},
+        check=True,
+        capture_output=True,
+    )
+    rows = json.loads((tmp_path / "recipe_memory.json").read_text())["rows"]
+    assert rows[: len(before)] == before
+    assert [(r["cells"], r["scale"]) for r in rows[len(before) :]] == [(300, True), (300, False)]
+    assert "| 300 |" in (tmp_path / "recipe_memory.md").read_text()
+
+
+def test_the_batch_benchmark_shows_its_options_without_its_extra():
+    import subprocess
+
+    shown = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "batch.py"), "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and "--designs" in shown.stdout

@@ -731,6 +731,14 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
     args = ["run", str(path), "-m", "desc", "-o", str(out), "--distributed", *TINY]
     assert main(args) == 1
     assert "scdeepclust (rank 1): error: out of memory on this one" in capsys.readouterr().err
+    # a mistake argparse finds was printed by every process: rank 0 alone says it
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, "-k", "0"])
+    assert stopped.value.code == 2 and capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit):
+        main([*args, "-k", "0"])
+    assert "-k/--n-clusters: 0 is not at least 2" in capsys.readouterr().err
     for name in environment:
         monkeypatch.delenv(name)
     assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
@@ -739,6 +747,26 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
     assert "scdeepclust: error: out of memory" in capsys.readouterr().err
+
+
+def test_the_process_group_is_closed_before_the_process_exits(sim, tmp_path, monkeypatch):
+    """Left open, a rank that returned while rank 0 still wrote sometimes aborted at exit
+    ("terminate called without an active exception") and torchrun reported a failure."""
+    import torch.distributed as dist
+
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def opening(adata, **kwargs):  # as tl.desc(distributed=True) opens it under torchrun
+        dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+
+    monkeypatch.setattr(sdc.tl, "desc", opening)
+    try:
+        main(["run", str(path), "-m", "desc", "-o", str(out), *TINY])
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def test_a_demo_that_fails_leaves_no_folder_of_its_own(tmp_path, capsys, monkeypatch):

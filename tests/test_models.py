@@ -935,15 +935,41 @@ def test_a_checkpoint_of_other_settings_names_them(tmp_path):
     with pytest.raises(ValueError, match="other settings or other data") as refused:
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
     assert (
-        "they differ in config.init: 'kmeans' then, 'leiden' now; data: 'd1' then, 'd2' now "
+        "they differ in data: 'd1' then, 'd2' now; config.init: 'kmeans' then, 'leiden' now "
         "(a digest of the data)" in str(refused.value)
     )
+    # another tool differs in every config entry: which tool wrote it comes first
+    other = {"method": "desc", "config": {f"option{i}": i for i in range(10)}, "data": "d1"}
+    with pytest.raises(ValueError, match="they differ in method: 'scdcc' then, 'desc' now; "):
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=other)
     # written before the settings were kept: the version, and why the same call may not match
     saved = load_tensors(checkpoint.path)
     del saved["settings"]
     save_tensors(checkpoint.path, saved)
     with pytest.raises(ValueError, match=r"written by scdeepclust \S+, which did not keep its"):
         TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="x", settings=now)
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(
+    tool, tmp_path, monkeypatch
+):
+    """Found at the first save, after checkpoint_every epochs of training were lost."""
+    import errno
+
+    from scdeepclust.train import _checkpoint
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(_checkpoint.tempfile, "TemporaryFile", read_only)
+    trained = []
+    monkeypatch.setattr(_checkpoint.TrainingCheckpoint, "save", lambda *a, **k: trained.append(1))
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    before = adata.copy()
+    with pytest.raises(OSError, match=r"cannot be written \(Read-only file system\): give a"):
+        getattr(sdc.tl, tool)(adata, n_clusters=2, checkpoint_dir=tmp_path / "ck", progress=False)
+    assert not trained and adata.obs.equals(before.obs) and not adata.uns
 
 
 def test_a_checkpoint_of_another_number_of_genes_names_mask_var(tmp_path):

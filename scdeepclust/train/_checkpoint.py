@@ -16,6 +16,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import tempfile
 import warnings
 from dataclasses import asdict
 from os import PathLike
@@ -158,7 +159,17 @@ class TrainingCheckpoint:
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if fresh:  # found now, not at the first save, after epochs of training
+                tempfile.TemporaryFile(dir=self.directory).close()
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"checkpoint_dir {str(self.directory)!r} cannot be written "
+                f"({error.strerror or error}): give a folder this process can write to",
+            ) from error
 
     def describe(self) -> str:
         parts = [
@@ -320,7 +331,12 @@ def _differences(saved: dict, settings: dict | None, most: int = 6) -> str:
     unrecorded = [k for k in _IDENTIFYING_SINCE_LATER if k not in then]
     before = _flat(then)
     now = _flat({k: v for k, v in settings.items() if k not in unrecorded})
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    # the tool, the data and the call's own options first: another tool differs in every
+    # config.* entry, which sorted before it and hid it past the first few
+    changed = sorted(
+        (k for k in before.keys() | now.keys() if before.get(k) != now.get(k)),
+        key=lambda k: (k != "method", "." in k, k),
+    )
     if not changed:
         return ""
     shown = [
