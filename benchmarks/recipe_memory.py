@@ -94,12 +94,14 @@ def main():
                 text=True,
                 check=True,
             )
-            row = {"cells": args.cells, "genes": args.genes, "density": density}
+            row = {"cells": args.cells, "genes": args.genes, "keep": args.keep, "density": density}
             row.update(json.loads(done.stdout.strip().splitlines()[-1]))
             rows.append(row)
             print(row, flush=True)
     # another size replaces its own rows and keeps the others (the README quotes them)
-    every_row = merged_rows(earlier_rows(args.name), rows, ("cells", "genes", "density", "scale"))
+    # rows of runs before `keep` was recorded ran at its default (their meta.last_command)
+    earlier = [{"keep": 0.2, **row} for row in earlier_rows(args.name)]
+    every_row = merged_rows(earlier, rows, ("cells", "genes", "keep", "scale"))
     print(save_results(args.name, every_row, HEADER, format_row))
 
 

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(2),
         metavar="N",
         help="neighbours of each cell in the graph of the pretrained embedding that Leiden "
-        "clusters (default: desc 10, scdcc 15)",
+        "clusters; for desc also those that smooth its clustering target and scale its "
+        "confidence (default: desc 10, scdcc 15)",
     )
     run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
     run.add_argument(
@@ -254,6 +255,7 @@ _non_negative = _number(
 
 def main(argv: list[str] | None = None) -> int:
     global _distributed_run
+    _distributed_run = False  # not an earlier call's, in this process
     parser = build_parser()
     if _is_rank_zero():
         args = parser.parse_args(argv)
@@ -264,23 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     _standard_streams_open()
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _LogStream(sys.stdout), _LogStream(sys.stderr)
+    opened_before = _process_group_open()  # a caller's own group is the caller's to close
     try:
         return _command(args)
     finally:
-        _leave_process_group()
+        if _distributed_run and not opened_before and _process_group_open():
+            # Left open, a rank that returned while rank 0 was still writing sometimes
+            # aborted at exit ("terminate called without an active exception", gloo's threads
+            # still running), and torchrun reported the written run as failed.
+            sys.modules["torch.distributed"].destroy_process_group()
         sys.stdout, sys.stderr = streams
 
 
-def _leave_process_group() -> None:
-    """Close the process group a --distributed run opened, before this process exits.
-
-    Left open, a rank that returned while rank 0 was still writing sometimes aborted at exit
-    ("terminate called without an active exception", gloo's threads still running), and
-    torchrun reported the written run as failed.
-    """
+def _process_group_open() -> bool:
+    """Whether torch.distributed's default process group is open (no while torch is unread)."""
     distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
+    return bool(
+        distributed is not None and distributed.is_available() and distributed.is_initialized()
+    )
 
 
 def _command(args) -> int:

@@ -751,22 +751,44 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
 
 def test_the_process_group_is_closed_before_the_process_exits(sim, tmp_path, monkeypatch):
     """Left open, a rank that returned while rank 0 still wrote sometimes aborted at exit
-    ("terminate called without an active exception") and torchrun reported a failure."""
+    ("terminate called without an active exception") and torchrun reported a failure. A group
+    the caller opened is the caller's, and stays open."""
     import torch.distributed as dist
 
     path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
     sim.write_h5ad(path)
+    torchrun = {"TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "1", "RANK": "0"}
+    for name, value in {**torchrun, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}.items():
+        monkeypatch.setenv(name, value)
 
     def opening(adata, **kwargs):  # as tl.desc(distributed=True) opens it under torchrun
-        dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+        if not dist.is_initialized():
+            dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
 
     monkeypatch.setattr(sdc.tl, "desc", opening)
+    args = ["run", str(path), "-m", "desc", "-o", str(out), "--distributed", *TINY]
     try:
-        main(["run", str(path), "-m", "desc", "-o", str(out), *TINY])
+        main(args)
         assert not dist.is_initialized()
+        dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+        main(args)
+        assert dist.is_initialized()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_an_earlier_distributed_call_does_not_silence_a_later_ones_mistakes(
+    sim, tmp_path, capsys, monkeypatch
+):
+    from scdeepclust import _cli
+
+    monkeypatch.setattr(_cli, "_distributed_run", True)  # as a --distributed call leaves it
+    monkeypatch.setenv("RANK", "1")  # left set by a launcher, not under torchrun
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    with pytest.raises(SystemExit):
+        main(["run", "x.h5ad", "-m", "desc", "-o", str(tmp_path / "o.h5ad"), "-k", "0"])
+    assert "0 is not at least 2" in capsys.readouterr().err
 
 
 def test_a_demo_that_fails_leaves_no_folder_of_its_own(tmp_path, capsys, monkeypatch):

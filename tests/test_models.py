@@ -970,6 +970,13 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(
     with pytest.raises(OSError, match=r"cannot be written \(Read-only file system\): give a"):
         getattr(sdc.tl, tool)(adata, n_clusters=2, checkpoint_dir=tmp_path / "ck", progress=False)
     assert not trained and adata.obs.equals(before.obs) and not adata.uns
+    # resuming saves too: its folder is checked as well
+    (tmp_path / "ck").mkdir(exist_ok=True)
+    (tmp_path / "ck" / _checkpoint.CHECKPOINT_FILE).write_bytes(b"")
+    with pytest.raises(OSError, match=r"cannot be written \(Read-only file system\)"):
+        getattr(sdc.tl, tool)(
+            adata, n_clusters=2, checkpoint_dir=tmp_path / "ck", resume=True, progress=False
+        )
 
 
 def test_a_checkpoint_of_another_number_of_genes_names_mask_var(tmp_path):

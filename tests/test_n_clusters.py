@@ -140,10 +140,12 @@ def test_scdcc_search_stores_the_evidence(groups4, tmp_path):
     ticks = [t for t in fig.axes[0].get_xticks() if 2 <= t <= 30]
     assert ticks and all(float(t).is_integer() for t in ticks)  # no "4.25 clusters"
     # everything drawn lies inside the figure a plain savefig writes
-    box = fig.bbox
-    for text in [fig.axes[0].xaxis.label, fig.axes[0].yaxis.label, *fig.axes[0].texts]:
-        extent = text.get_window_extent()
-        assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1 and extent.y0 >= box.y0 - 1
+    for drawn in (fig, sdc.pl.n_clusters(back, "scdcc", figsize=(3, 2.5), show=False)):
+        drawn.canvas.draw()
+        box, ax = drawn.bbox, drawn.axes[0]
+        for text in [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]:
+            extent = text.get_window_extent()
+            assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1 and extent.y0 >= box.y0 - 1
 
 
 def test_bounds_through_the_tools(sim):

@@ -504,6 +504,13 @@ def test_edges_are_those_of_the_graph_the_umap_was_laid_out_from(clustered):
     assert len(drawn) != np.triu(run.obsp["connectivities"].toarray(), 1).astype(bool).sum()
     del run.uns["neighbors"], run.obsp["connectivities"], run.obsp["distances"]
     sdc.pl.umap(run, "scdcc", edges=True, show=False)  # needs no graph of the user's
+    # the cached UMAP's graph removed: laid out again from the same settings
+    coordinates = run.obsm["X_umap_scdcc"].copy()
+    del run.uns["neighbors_scdcc"], run.obsp["neighbors_scdcc_connectivities"]
+    ax = sdc.pl.umap(run, "scdcc", edges=True, show=False)
+    again = [c for c in ax.collections if isinstance(c, LineCollection)][0].get_segments()
+    assert len(again) == len(drawn)
+    np.testing.assert_array_equal(run.obsm["X_umap_scdcc"], coordinates)
 
 
 @pytest.mark.parametrize("plot", [sdc.pl.umap, sdc.pl.embedding])
@@ -519,6 +526,9 @@ def test_lists_of_one_entry_per_colour_go_to_their_colours_panels(clustered, plo
     assert [ax.get_title() for ax in titled] == ["mine", "type"]
     titled = plot(clustered, "scdcc", color="group", title=["a", "b"], show=False)
     assert [ax.get_title() for ax in titled] == ["a", "b"]
+    for given in (np.array(["confidence", "type"]), pd.Index(["confidence", "type"])):
+        titled = plot(clustered, "scdcc", color=colors, title=given, show=False)
+        assert [ax.get_title() for ax in titled] == ["scdcc", "confidence", "type"]
     with pytest.raises(ValueError, match=r"title has 3 entries, but the plot draws 2 panels"):
         plot(clustered, "scdcc", color="group", title=["a", "b", "c"], show=False)
 

@@ -9,7 +9,7 @@ from anndata import AnnData
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from ._utils import check_result, closes_figures_on_error, finish, new_figure
+from ._utils import check_result, closes_figures_on_error, finish, new_figure, wrap_to_width
 
 
 @closes_figures_on_error
@@ -111,7 +111,9 @@ def n_clusters(
         )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "4.25 clusters"
     ax.set_xlabel("number of clusters k")
-    ax.set_ylabel("agreement of subsample clusterings (ARI)")
-    ax.set_title(f"{key}: choice of the number of clusters")
+    ax.set_ylabel("agreement of subsample\nclusterings (ARI)")  # fits a short figure
+    title = ax.set_title(f"{key}: choice of the number of clusters")
+    # centred over the axes, which the y label's margin pushes right
+    title.set_text(wrap_to_width(fig, title.get_text(), title.get_fontsize(), share=0.7))
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     return finish(fig, f"n_clusters_{key}", show=show, save=save, returned=fig)

@@ -114,6 +114,7 @@ def umap(
         min_dist=min_dist,
         random_state=random_state,
         recompute=recompute,
+        with_graph=bool(kwargs.get("edges")) and "neighbors_key" not in kwargs,
     )
     if (
         len(colors) > 1
@@ -152,8 +153,12 @@ def umap_coordinates(
     min_dist: float = 0.5,
     random_state: int = 0,
     recompute: bool = False,
+    with_graph: bool = False,
 ) -> str:
-    """Compute (or reuse) the UMAP of ``obsm['X_' + key]``; returns its obsm key."""
+    """Compute (or reuse) the UMAP of ``obsm['X_' + key]``; returns its obsm key.
+
+    `with_graph`: the kNN graph it was laid out from must be there too (to draw its edges).
+    """
     import scanpy as sc
 
     embedding_key, umap_key, neighbors_key = f"X_{key}", f"X_umap_{key}", f"neighbors_{key}"
@@ -181,14 +186,11 @@ def umap_coordinates(
         and params.get("scdeepclust_source") == fingerprint
         and params.get("scdeepclust_coordinates") == _fingerprint(_coordinates(adata, umap_key))
     ):
+        graph_kept = neighbors_key in adata.uns and f"{neighbors_key}_connectivities" in adata.obsp
+        if with_graph and not graph_kept:  # the same settings give the same graph again
+            _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
         return umap_key
-    plot_neighbors(
-        adata,
-        use_rep=embedding_key,
-        n_neighbors=n_neighbors,
-        random_state=random_state,
-        key_added=neighbors_key,
-    )
+    _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
     sc.tl.umap(
         adata,
         min_dist=min_dist,
@@ -201,6 +203,16 @@ def umap_coordinates(
         _coordinates(adata, umap_key)
     )
     return umap_key
+
+
+def _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key) -> None:
+    plot_neighbors(
+        adata,
+        use_rep=embedding_key,
+        n_neighbors=n_neighbors,
+        random_state=random_state,
+        key_added=neighbors_key,
+    )
 
 
 def _coordinates(adata: AnnData, umap_key: str) -> np.ndarray:

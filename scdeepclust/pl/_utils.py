@@ -410,6 +410,8 @@ def _align_per_panel_options(key: str, asked: list, colors: list[str], kwargs: d
     """
     for name in PER_PANEL_OPTIONS:
         value = kwargs.get(name)
+        if name == "title" and not isinstance(value, str | None) and np.iterable(value):
+            value = list(value)  # scanpy takes any iterable of titles (an array, an Index)
         if not isinstance(value, list | tuple) or len(value) == 1 and name != "title":
             continue  # one value applies to every panel, as in scanpy
         if len(value) == len(asked) and (len(asked) != len(colors) or key in asked):
@@ -426,12 +428,12 @@ def _align_per_panel_options(key: str, asked: list, colors: list[str], kwargs: d
             )
 
 
-def wrap_to_width(fig, text: str, fontsize: float) -> str:
-    """Break `text` into lines that fit the width of `fig` at `fontsize` (points)."""
+def wrap_to_width(fig, text: str, fontsize: float, share: float = 0.95) -> str:
+    """Break `text` into lines that fit `share` of the width of `fig` at `fontsize` (points)."""
     import textwrap
 
     # an average character of matplotlib's default sans-serif is about 0.6 em wide
-    per_line = max(20, int(0.95 * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    per_line = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
     return textwrap.fill(text, per_line)
 
 

@@ -136,6 +136,16 @@ class TrainingCheckpoint:
         self.numpy_rngs: dict[str, np.random.Generator] = {}
         self.torch_generators: dict[str, torch.Generator] = {}
         self.stages: dict[str, dict] = {}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # found now, not at the first save after epochs of training (resumed runs save too)
+            tempfile.TemporaryFile(dir=self.directory).close()
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"checkpoint_dir {str(self.directory)!r} cannot be written "
+                f"({error.strerror or error}): give a folder this process can write to",
+            ) from error
         if self.path.exists():
             if not resume:
                 raise FileExistsError(
@@ -159,17 +169,6 @@ class TrainingCheckpoint:
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
-        fresh = not self.path.exists()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            if fresh:  # found now, not at the first save, after epochs of training
-                tempfile.TemporaryFile(dir=self.directory).close()
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"checkpoint_dir {str(self.directory)!r} cannot be written "
-                f"({error.strerror or error}): give a folder this process can write to",
-            ) from error
 
     def describe(self) -> str:
         parts = [
