@@ -145,3 +145,28 @@ def test_shares_of_shuffled_batches_mix_and_ordered_ones_are_named():
     with pytest.raises(ValueError, match=r"process 0's share holds 0 cells of batch 'c' where"):
         check_shards_mix_batches(codes, ["a", "b", "c"], 2)
     check_shards_mix_batches(codes, ["a", "b", "c"], 1)  # one process: nothing to refuse
+
+
+def test_a_shard_carries_its_own_cells_batch_codes_and_size_factors():
+    """Sliced from the start, every rank after 0 trained with rank 0's cells' batches."""
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, (23, 7)).astype(np.float32)
+    codes, factors = rng.integers(0, 3, 23), rng.uniform(0.5, 2.0, 23).astype(np.float32)
+    feeder = CellFeeder(
+        RowSource(x),
+        device=torch.device("cpu"),
+        size_factors=factors,
+        gene_mean=x.mean(axis=0),
+        gene_scale=x.std(axis=0) + 1,
+        batch_codes=codes,
+    )
+    for rank in range(3):
+        shard = feeder.sharded(rank, 3)
+        local = np.arange(shard.shard.stop - shard.shard.start)
+        mine, whole = shard.batch(local), feeder.batch(local + shard.shard.start)
+        np.testing.assert_array_equal(
+            mine.batch_code.numpy(), codes[shard.shard.start :][: len(local)]
+        )
+        torch.testing.assert_close(mine.size_factors, whole.size_factors)
+        torch.testing.assert_close(mine.x, whole.x)
+        torch.testing.assert_close(mine.counts, whole.counts)

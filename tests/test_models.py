@@ -220,6 +220,30 @@ def test_gene_matching_by_name(scdcc_model, split):
         sdc.tl.map_to_model(lognorm, model)
 
 
+def test_repeated_names_of_genes_the_model_does_not_read_leave_its_genes_matched(
+    scdcc_model, split
+):
+    """Positions among the unique names were taken as positions in var_names: every gene of
+    the model after the repeated ones read another gene's column."""
+    import anndata as ad
+    import pandas as pd
+    from scipy import sparse
+
+    from scdeepclust.models._trained import match_features
+
+    assert list(match_features(pd.Index(["x", "x", "a", "b"]), ["a", "b"])) == [2, 3]
+    _, model = scdcc_model
+    test = split[1]
+    extra = sparse.csr_matrix(np.ones((test.n_obs, 2), dtype=np.float32))
+    padded = ad.concat(
+        [ad.AnnData(extra, obs=test.obs[[]], var=pd.DataFrame(index=["dup", "dup"])), test],
+        axis=1,
+        merge="first",
+    )
+    padded.layers["counts"] = sparse.hstack([extra, test.layers["counts"]]).tocsr()
+    np.testing.assert_array_equal(model.predict(padded), model.predict(test))
+
+
 def test_repeated_gene_names_and_cells_without_the_models_genes(scdcc_model, split):
     """Repeated names: a warning in training, no model (it could not match genes by name);
     a cell without counts in the model's genes is named when it is refused."""

@@ -93,6 +93,19 @@ def test_adjusted_rand_matches_sklearn():
     assert _adjusted_rand(np.zeros(10, int), np.zeros(10, int), 1) == 1.0
 
 
+def test_the_runner_up_is_the_best_scored_of_the_other_candidates():
+    """It was only checked where a single other candidate was searched."""
+    from scdeepclust.train._n_clusters import _choose
+
+    scores = np.array([0.9, 1.0, 0.97, 0.3])
+    search = _choose(np.array([2, 3, 4, 5]), scores, np.zeros(4), 0.05, 100, 5)
+    assert search.chosen == 4 and search.runner_up == 3
+    search = _choose(
+        np.array([2, 3, 4, 5]), np.array([0.5, 0.6, 1.0, 0.7]), np.zeros(4), 0.05, 100, 5
+    )
+    assert search.chosen == 4 and search.runner_up == 5
+
+
 @pytest.fixture
 def groups4():
     return sdc.datasets.simulate(

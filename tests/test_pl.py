@@ -426,6 +426,18 @@ def test_cluster_colours_are_those_scanpy_stores(clustered, figure_params):
     assert [to_hex(c) for c in ours] == [to_hex(c) for c in adata.uns["scdcc_colors"]]
 
 
+def test_the_colours_scanpy_stored_for_the_clusters_are_used(clustered):
+    """One colour per cluster, as scanpy stores them, was passed over for the colour cycle."""
+    from matplotlib.colors import to_hex
+
+    from scdeepclust.pl._utils import cluster_colors
+
+    adata = clustered.copy()
+    own = ["#ff0000", "#00ff00", "#0000ff"][: len(adata.obs["scdcc"].cat.categories)]
+    adata.uns["scdcc_colors"] = own
+    assert [to_hex(c) for c in cluster_colors(adata, "scdcc")] == own
+
+
 def test_compare(clustered, tmp_path):
     adata = clustered.copy()
     ax = sdc.pl.compare(adata, "scdcc", "group", show=False)
