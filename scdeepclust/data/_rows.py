@@ -249,8 +249,12 @@ def _is_backed_sparse(matrix) -> bool:
 
 
 def is_dask_array(matrix) -> bool:
-    """Tell a dask array (what anndata's lazy readers give) without importing dask."""
-    return type(matrix).__module__.startswith("dask") and hasattr(matrix, "compute")
+    """Tell a dask array (what anndata's lazy readers give) without importing dask.
+
+    Also a subclass of one: a view of an AnnData holds anndata's `DaskArrayView`.
+    """
+    of_dask = any(cls.__module__.startswith("dask.") for cls in type(matrix).__mro__)
+    return of_dask and hasattr(matrix, "compute")
 
 
 def _is_backed(matrix) -> bool:
