@@ -49,7 +49,7 @@ DEFAULT_PRETRAIN_BALANCE = 0.5
 # PBMC (4,271 cells, 17 steps an epoch). Smaller data took as many epochs but fewer steps, and
 # their small groups stayed joined in the latent space (see `resolved_pretrain_epochs`).
 MIN_PRETRAIN_STEPS = 680
-# That floor stops at this many epochs (below 1,700 cells), so that a cell costs at most 2.5
+# That floor stops at this many epochs (up to about 1,500 cells), so that a cell costs at most 2.5
 # times the pretraining of 40 epochs: the whole floor took 300 simulated cells 340 epochs (18.8 s
 # against 2.2 s with 40) for the same clusters.
 MAX_FLOOR_PRETRAIN_EPOCHS = 100

@@ -304,25 +304,27 @@ def scdcc(
         Pretraining epochs. `None`: chosen from the number of cells (40 up to 100,000 cells,
         fewer beyond, so that the number of minibatch steps stays the same), and at least
         enough for 680 minibatch steps (those 40 epochs on 10X PBMC's 4,271 cells), so that
-        small data are not trained less (62 epochs for 2,746 cells, 85 for 2,000, at most 100
-        below 1,700 cells); with early stopping on a plateau of the loss when the cells are
+        small data are not trained less (62 epochs for 2,746 cells, 85 for 2,000, at most 100:
+        up to about 1,500 cells); with early stopping on a plateau of the loss when the cells are
         drawn uniformly (with `pretrain_balance` > 0 each epoch's loss moves with the draw,
         and all epochs run).
     pretrain_lr
         Learning rate of pretraining (Adam with AMSGrad, scDCC's choice).
     pretrain_balance
-        Evens out how often crowded and sparse regions of the data are seen in pretraining. The
-        cells are split into 50 small groups (k-means on 50 principal components of the network
-        input, clipped to [-10, 10] for them), and a cell in a group of n cells is drawn with
-        probability proportional to n^-pretrain_balance (with replacement; as many draws per epoch
-        as cells); 0 draws every cell equally often. Drawn uniformly, the most abundant cell type
-        dominates the reconstruction and the latent space spreads it out, so that k-means may split
-        it while merging small types. `None` (default): 0.5 when `n_clusters` is a number, else 0.
-        At the true k (median of seeds 0-2), 0.5 against 0: mouse bladder 0.637 / 0.538, CITE CBMC
-        0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC 0.759 / 0.767; when the number of
-        clusters is searched, 0.5 made the search choose fewer clusters (mouse bladder 0.504 against
-        0.642), hence 0 there. Draws stay uniform with `batch_key`, `distributed=True` and under 100
-        cells (``params['pretrain_balance']`` is then 0).
+        Evens out how often crowded and sparse regions of the data are seen in pretraining.
+        The cells are split into small groups (50, or one per 50 cells below 2,500; k-means
+        on 50 principal components of the network input, clipped to [-10, 10] for them), and
+        a cell in a group of n cells is drawn with probability proportional to
+        n^-pretrain_balance (with replacement; as many draws per epoch as cells); 0 draws
+        every cell equally often. Drawn uniformly, the most abundant cell type dominates the
+        reconstruction and the latent space spreads it out, so that k-means may split it
+        while merging small types. `None` (default): 0.5 when `n_clusters` is a number,
+        else 0. At the true k (median of seeds 0-2), 0.5 against 0: mouse bladder 0.637 /
+        0.538, CITE CBMC 0.568 / 0.533, worm neurons 0.443 / 0.428, 10X PBMC 0.759 / 0.767;
+        when the number of clusters is searched, 0.5 made the search choose fewer clusters
+        (mouse bladder 0.504 against 0.642), hence 0 there. Draws stay uniform with
+        `batch_key`, `distributed=True` and under 100 cells (``params['pretrain_balance']`` is
+        then 0).
     max_epochs
         Upper bound on clustering-stage epochs. Default: 300 up to 20,000 cells, the same
         number of minibatch steps beyond (6 epochs at a million cells).
