@@ -588,3 +588,20 @@ def test_a_blank_batch_key_is_refused_not_read_as_the_models(batch_data):
         model.predict(adata, batch_key="")
     with pytest.raises(TypeError, match=r"batch_key must name a column of adata.obs, not ''"):
         sdc.tl.map_to_model(adata.copy(), model, batch_key="")
+
+
+def test_categories_without_cells_are_no_batches():
+    """What subsetting leaves (adata[adata.obs.batch != "x"]): the empty category became a
+    batch of its own, an input of the networks and a warning of a batch of 0 cells."""
+    import warnings
+
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((40, 3), np.float32))
+    adata.obs["batch"] = pd.Categorical(["a"] * 20 + ["b"] * 20, categories=["a", "b", "gone"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        covariate = batch_covariate(adata, "batch")
+    assert tuple(covariate.categories) == ("a", "b") and covariate.n_batches == 2

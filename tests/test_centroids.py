@@ -340,3 +340,14 @@ def test_a_search_bounded_below_the_known_classes_says_so_once():
         warnings.simplefilter("error")  # bounds that hold every class: nothing to say
         initial = searched((2, 6))
     assert len(initial.centroids) >= 4
+
+
+def test_ward_merges_weigh_each_centroid_by_its_clusters_size():
+    """A merged centroid placed by swapped weights sent every later merge astray."""
+    from scdeepclust.train._centroids import ward_merged
+
+    # a large group at 0 with one stray cell beside it; two small groups further out
+    z = np.concatenate([np.zeros(100), [1.0], np.full(10, 3.0), np.full(10, 6.0)])
+    labels = np.repeat([0, 1, 2, 3], [100, 1, 10, 10])
+    merged = ward_merged(z[:, None].astype(np.float32), labels, 2)
+    assert np.bincount(merged).tolist() == [101, 20]

@@ -198,3 +198,24 @@ def test_neighbour_mean_in_blocks_is_the_mean_over_all_neighbours(monkeypatch):
     got = view.neighbour_mean(values)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
+
+
+def test_two_neighbour_views_share_the_neighbours_half_of_the_prior():
+    """scDCC passes two views (components and embedding); with one view in the tests, a sum
+    not divided by their number would have gone unseen (the classifier's share 1/3, not 1/2)."""
+    from scdeepclust.train._confidence import NeighbourView
+    from scdeepclust.train._label_prior import classifier_prior
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 40)
+    x = (np.eye(3)[truth] * 3 + rng.normal(0, 1, (120, 3))).astype(np.float32)
+    known = np.where(rng.random(120) < 0.3, truth, -1)
+    alone = NeighbourView(reference=np.arange(120), neighbours=np.empty((120, 0), np.int64))
+    views = [
+        NeighbourView(reference=np.arange(120), neighbours=rng.integers(0, 120, (120, 5)))
+        for _ in range(2)
+    ]
+    own = classifier_prior(x, known, 3, [alone], random_state=0)
+    both = classifier_prior(x, known, 3, views, random_state=0)
+    neighbours = (views[0].neighbour_mean(own) + views[1].neighbour_mean(own)) / 2
+    np.testing.assert_allclose(both, 0.5 * own + 0.5 * neighbours, atol=1e-5)

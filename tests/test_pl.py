@@ -438,6 +438,25 @@ def test_the_colours_scanpy_stored_for_the_clusters_are_used(clustered):
     assert [to_hex(c) for c in cluster_colors(adata, "scdcc")] == own
 
 
+def test_probabilities_draws_each_clusters_confident_cells_first():
+    """The docstring's order (confident cells at the top of each block) was read by no test."""
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3) * 0.7, 90).astype(np.float32)
+    labels = probs.argmax(1)
+    adata = ad.AnnData(np.zeros((90, 2), np.float32))
+    adata.obs["scdcc"] = pd.Categorical(labels.astype(str), categories=["0", "1", "2"])
+    adata.obsm["scdcc_probs"] = probs
+    adata.obs["scdcc_confidence"] = probs.max(1)
+    adata.uns["scdcc"] = {"params": {"method": "scdcc"}, "n_clusters": 3}
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    shown = np.asarray(fig.axes[1].images[0].get_array())
+    for cluster in range(3):
+        block = shown[np.sort(labels) == cluster].max(axis=1)
+        assert len(block) and np.all(np.diff(block) <= 0)
+
+
 def test_compare(clustered, tmp_path):
     adata = clustered.copy()
     ax = sdc.pl.compare(adata, "scdcc", "group", show=False)

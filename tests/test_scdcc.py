@@ -571,9 +571,11 @@ def test_pretrain_balance_defaults_on_with_a_given_cluster_count(sim):
     given_k = sdc.tl.scdcc(sim, 3, **kw)
     uniform = sdc.tl.scdcc(sim, 3, pretrain_balance=0.0, **kw)
     by_resolution = sdc.tl.scdcc(sim, resolution=0.3, **kw)
+    searched = sdc.tl.scdcc(sim, (2, 4), **kw)  # measured to choose fewer clusters with it
     assert given_k.uns["scdcc"]["params"]["pretrain_balance"] == 0.5
     assert uniform.uns["scdcc"]["params"]["pretrain_balance"] == 0.0
     assert by_resolution.uns["scdcc"]["params"]["pretrain_balance"] == 0.0
+    assert searched.uns["scdcc"]["params"]["pretrain_balance"] == 0.0
     # the draws differ, so does the pretraining
     assert not np.array_equal(
         given_k.uns["scdcc"]["history"]["pretrain_zinb"],
