@@ -406,3 +406,20 @@ def test_cells_all_zero_in_a_representation_get_advice_that_removes_them():
     line = said[said.index("`") + 1 : said.rindex("`")]
     kept = eval(line.removeprefix("adata = "), {"adata": adata, "np": np})
     assert kept.n_obs == adata.n_obs - 3
+
+
+def test_a_representations_columns_are_no_genes_read(scaled):
+    """A zero column of use_rep took gene names at its position as uns['desc']['genes_used']."""
+    adata = scaled.copy()
+    sc.pp.pca(adata, n_comps=10)
+    adata.obsm["X_pca"][:, 3] = 0.0
+    out = sdc.tl.desc(
+        adata,
+        n_clusters=3,
+        use_rep="X_pca",
+        copy=True,
+        pretrain_epochs=2,
+        max_epochs=2,
+        progress=False,
+    )
+    assert "genes_used" not in out.uns["desc"]

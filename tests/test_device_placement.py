@@ -165,6 +165,7 @@ def test_device_requests_are_checked_before_any_work(monkeypatch):
             resolve_device(device)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == resolve_device() == torch.device("cuda")  # the GPU it sees
     assert resolve_device(1) == torch.device("cuda", 1)  # a bare index, as torch reads it
     with pytest.raises(ValueError, match=r"has 2 CUDA device\(s\), numbered from 0"):
         resolve_device("cuda:2")

@@ -170,3 +170,19 @@ def test_a_shard_carries_its_own_cells_batch_codes_and_size_factors():
         torch.testing.assert_close(mine.size_factors, whole.size_factors)
         torch.testing.assert_close(mine.x, whole.x)
         torch.testing.assert_close(mine.counts, whole.counts)
+
+
+def test_a_share_holding_under_a_tenth_of_a_batchs_cells_is_refused():
+    """Only shares without any cell of a batch were tested: a looser bound went unseen."""
+    from scdeepclust.train._distributed import check_shards_mix_batches
+
+    # 2 shares of 400 cells; batch 'b' expects 100 in each: 5 in the first, 195 in the second
+    first = np.r_[np.zeros(395, int), np.ones(5, int)]
+    codes = np.concatenate([first, np.r_[np.zeros(205, int), np.ones(195, int)]])
+    with pytest.raises(ValueError, match=r"process 0's share holds 5 cells of batch 'b'"):
+        check_shards_mix_batches(codes, ["a", "b"], 2)
+    # 40 of the expected 100 is no order by batch
+    first = np.r_[np.zeros(360, int), np.ones(40, int)]
+    check_shards_mix_batches(
+        np.concatenate([first, np.r_[np.zeros(240, int), np.ones(160, int)]]), ["a", "b"], 2
+    )

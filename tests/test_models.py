@@ -318,6 +318,10 @@ def test_newer_format_is_refused(scdcc_model, tmp_path):
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"format version 99.*reads format versions up to 1\. "):
         sdc.models.load(path)
+    meta["format_version"] = sdc.models.MODEL_FORMAT_VERSION + 1  # the next one, not only 99
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="Upgrade scdeepclust"):
+        sdc.models.load(path)
 
 
 def test_model_files_not_written_by_save_are_refused_by_name(scdcc_model, tmp_path):

@@ -148,6 +148,11 @@ def test_scdcc_search_stores_the_evidence(groups4, tmp_path):
     assert stored["chosen"] == 4 and stored["runner_up"] == search["runner_up"]
     fig = sdc.pl.n_clusters(back, "scdcc", show=False)
     assert isinstance(fig, matplotlib.figure.Figure)
+    # the band within the tolerance of the best score
+    band = [p for p in fig.axes[0].patches if p.get_label() == "within tolerance of best"][0]
+    edges = band.get_path().transformed(band.get_patch_transform()).vertices[:, 1]
+    best, tolerance = max(search["score"]), search["tolerance"]
+    np.testing.assert_allclose([edges.min(), edges.max()], [best - tolerance, best], atol=1e-6)
     assert fig.axes[0].get_xlabel() == "number of clusters k"
     fig.canvas.draw()
     ticks = [t for t in fig.axes[0].get_xticks() if 2 <= t <= 30]

@@ -77,6 +77,10 @@ def test_umap_is_cached_under_its_own_keys(clustered, tmp_path, monkeypatch):
     other.obsm["X_umap_scdcc"] = np.zeros((other.n_obs, 32), np.float32)
     with pytest.raises(AssertionError, match="cached UMAP"):
         sdc.pl.umap(other, "scdcc", show=False)
+    # other settings are another UMAP
+    for setting in ({"min_dist": 0.1}, {"n_neighbors": 7}, {"random_state": 3}):
+        with pytest.raises(AssertionError, match="cached UMAP"):
+            sdc.pl.umap(back, "scdcc", show=False, **setting)
     # a changed embedding (e.g. a new run of the tool) is noticed
     back.obsm["X_scdcc"] = back.obsm["X_scdcc"] + 1.0
     with pytest.raises(AssertionError, match="cached UMAP"):

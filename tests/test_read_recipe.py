@@ -670,3 +670,13 @@ def test_a_gene_of_one_value_is_scaled_to_zeros_not_nan():
     assert np.isfinite(prepared.X).all()
     np.testing.assert_array_equal(prepared.X[:, 5], 0.0)
     assert "1 gene(s) of one value in (nearly) every cell" in steps[-1]
+
+
+def test_recipe_keeps_the_raw_the_user_set():
+    """Values go to .raw only when there is none: the user's own .raw was replaced."""
+    adata = sdc.datasets.simulate(n_cells=300, n_genes=400, n_groups=3, random_state=0)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    adata.raw = adata[:, :100].copy()
+    sdc.pp.recipe(adata, "desc", n_top_genes=50, hvg_above=0)
+    assert adata.n_vars == 50 and adata.raw.n_vars == 100
