@@ -14,6 +14,18 @@ def pytest_report_header(config):
     )
 
 
+_THREADS_AT_START = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_at_start():
+    """scanpy's numba kernels raise torch's thread count (1 -> 2 under OMP_NUM_THREADS=1), so a
+    test's speed depended on the tests before it."""
+    yield
+    if torch.get_num_threads() != _THREADS_AT_START:
+        torch.set_num_threads(_THREADS_AT_START)
+
+
 @pytest.fixture
 def sim():
     """Small, well-separated simulated counts with 3 known groups."""
