@@ -107,6 +107,9 @@ def umap(
             "drawing it would overwrite. "
             "Run that tool again with another key_added."
         )
+    # scanpy's default graph, obsp['connectivities'], is the user's (of PCA, say), not the one
+    # this UMAP was laid out from
+    own_edges = bool(kwargs.get("edges")) and "neighbors_key" not in kwargs
     basis = umap_coordinates(
         adata,
         key,
@@ -114,7 +117,7 @@ def umap(
         min_dist=min_dist,
         random_state=random_state,
         recompute=recompute,
-        with_graph=bool(kwargs.get("edges")) and "neighbors_key" not in kwargs,
+        with_graph=own_edges,
     )
     if (
         len(colors) > 1
@@ -122,9 +125,7 @@ def umap(
         and kwargs.get("legend_loc", "right margin") == ("right margin")
     ):
         kwargs["wspace"] = _legend_space(adata, colors[:-1])
-    if kwargs.get("edges") and "neighbors_key" not in kwargs:
-        # scanpy's default, obsp['connectivities'], is the user's graph (of PCA, say), not the
-        # graph this UMAP was laid out from
+    if own_edges:
         kwargs["neighbors_key"] = f"neighbors_{key}"
     with scanpy_draws_only():
         returned = sc.pl.embedding(adata, basis=basis, color=colors, show=False, **kwargs)
