@@ -100,7 +100,7 @@ def main():
             print(row, flush=True)
     # another size replaces its own rows and keeps the others (the README quotes them)
     # rows of runs before `keep` was recorded ran at its default (their meta.last_command)
-    earlier = [{"keep": 0.2, **row} for row in earlier_rows(args.name)]
+    earlier = [{"keep": parser.get_default("keep"), **row} for row in earlier_rows(args.name)]
     every_row = merged_rows(earlier, rows, ("cells", "genes", "keep", "scale"))
     print(save_results(args.name, every_row, HEADER, format_row))
 
