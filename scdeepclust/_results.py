@@ -46,7 +46,7 @@ def result_keys(key: str) -> dict[str, str]:
 
 
 def _h5ad_safe(value):
-    """Drop None (h5ad cannot store it) and turn tuples and numpy scalars into plain types."""
+    """Drop None (an option not given is absent); turn tuples and numpy scalars into plain types."""
     if isinstance(value, dict):
         return {str(k): _h5ad_safe(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):

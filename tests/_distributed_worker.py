@@ -86,6 +86,20 @@ if __name__ == "__main__":
         else:
             raise AssertionError("processes given other cells were not refused")
     assert "mixed" not in mixed.obs
+    # other DESC resolutions on one process (no n_clusters, so they are used): refused as well
+    unclustered = {k: v for k, v in options["desc"].items() if k != "n_clusters"}
+    unclustered.update(pretrain_epochs=1, max_epochs=1)
+    resolutions = [1.0] if rank == 0 else [1.0, 2.0]
+    with default_device_meta():
+        try:
+            sdc.tl.desc(
+                adata, distributed=True, resolution=resolutions, key_added="res", **unclustered
+            )
+        except ValueError as error:
+            assert "given different data or options" in str(error), error
+        else:
+            raise AssertionError("processes given other resolutions were not refused")
+    assert not {"res", "res_1.0", "res_2.0"} & set(adata.obs)
     check_components_of_uneven_shards()
     if torch.distributed.get_rank() == 0:
         np.savez(

@@ -1528,3 +1528,16 @@ def test_a_whole_number_of_clusters_of_any_float_kind_is_taken():
     assert adata.uns["scdcc"]["params"]["n_clusters"] == 2
     with pytest.raises(ValueError, match=r"n_clusters must be an integer >= 2, got np.float32"):
         sdc.tl.scdcc(adata, np.float32(2.5))
+
+
+def test_as_many_clusters_or_a_batch_as_cells_is_allowed():
+    from scdeepclust.tl._validate import check_n_clusters, check_training_sizes
+
+    assert check_n_clusters(5, 5) == 5
+    with pytest.raises(ValueError, match=r"n_clusters=6 is larger than the number of cells \(5\)"):
+        check_n_clusters(6, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_training_sizes(256, batch_size=256, n_clusters=3, n_neighbors=15)
+    with pytest.warns(UserWarning, match=r"batch_size=257 is larger than the number of cells"):
+        check_training_sizes(256, batch_size=257, n_clusters=3, n_neighbors=15)

@@ -228,9 +228,14 @@ def test_saved_model_keeps_batches_and_maps_new_cells(tool, batch_data, tmp_path
     loaded = sdc.models.load(tmp_path / "m")
     assert loaded.batch_categories == ["a", "b"]
     first, second = new.copy(), new.copy()
-    sdc.tl.map_to_model(first, model)
+    assert sdc.tl.map_to_model(first, model) is None  # in place, as scanpy's tools
     sdc.tl.map_to_model(second, tmp_path / "m")
     np.testing.assert_allclose(first.obsm["X_" + tool], second.obsm["X_" + tool], atol=1e-5)
+    # the results may not go to the column the model reads the batches from
+    clashing = new.copy()
+    with pytest.raises(ValueError, match=r"which this run reads as batch_key"):
+        sdc.tl.map_to_model(clashing, model, key_added="batch")
+    assert list(clashing.obs["batch"].cat.categories) == ["a", "b"]
     assert second.uns[tool]["params"]["batch_key"] == "batch"
     # The batch changes the embedding of the same cells.
     swapped = new.copy()

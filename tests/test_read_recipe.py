@@ -81,6 +81,7 @@ def test_read_h5_labels_of_any_storage(tmp_path):
     cases = [
         (np.array([b"B", b"T", b"B", b"x", b"x", b"B"]), ["B", "T", "x"], 0),
         (np.arange(6.0)[:, None] % 3, ["0", "1", "2"], 0),
+        (np.array([[0, 1, 0, 1, 2, 2]]), ["0", "1", "2"], 0),  # a row vector (R, MATLAB)
         (np.array([0.0, 1.0, np.nan, 2.0, 0.0, 1.0]), ["0", "1", "2"], 1),
         # in numeric order, as the types are numbered ("10" came before "2")
         (np.array([10, 2, 1, 2, 10, 1]), ["1", "2", "10"], 0),
@@ -96,6 +97,34 @@ def test_read_h5_labels_of_any_storage(tmp_path):
         f.create_group("X")["data"] = [1.0]
     with pytest.raises(ValueError, match="'X' is not the dense cells x genes matrix"):
         sdc.datasets.read_h5(tmp_path / "sparse.h5")
+
+
+def test_read_h5_keeps_counts_apart_from_x(tmp_path):
+    """scanpy's normalisation of X in place leaves the counts layer scDCC reads as it was."""
+    counts = np.random.default_rng(0).poisson(0.5, (20, 8))  # stored sparse
+    with h5py.File(tmp_path / "counts.h5", "w") as f:
+        f["X"] = counts
+    adata = sdc.datasets.read_h5(tmp_path / "counts.h5")
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    np.testing.assert_array_equal(adata.layers["counts"].toarray(), counts)
+
+
+def test_read_takes_suffixes_in_any_case_and_names_an_h5ad_in_the_scdcc_layout(sim, tmp_path):
+    upper = tmp_path / "SIM.H5AD"
+    sim.write_h5ad(upper)
+    assert sdc.datasets.read(upper).shape == sim.shape
+    layout = tmp_path / "COUNTS.H5"
+    with h5py.File(layout, "w") as f:
+        f["X"] = sim.X.toarray()
+    assert sdc.datasets.read(layout).shape == sim.shape
+    # an .h5ad holding an 'obs' dataset beside the scDCC layout's X is still not anndata's
+    misnamed = tmp_path / "scdcc.h5ad"
+    with h5py.File(misnamed, "w") as f:
+        f["X"] = sim.X.toarray()
+        f["obs"] = np.arange(sim.n_obs)
+    with pytest.raises(ValueError, match="in the scDCC layout, not an AnnData .h5ad"):
+        sdc.datasets.read(misnamed)
 
 
 def test_recipe_from_counts(sim):
@@ -424,6 +453,47 @@ def test_recipe_tells_normalised_data_whose_totals_differ(change):
     del logged.uns["log1p"]
     steps = sdc.pp.recipe(logged, "desc", n_top_genes=None)
     assert "X looks log-normalised already: no normalisation" in steps
+
+
+def test_recipe_trusts_scanpys_record_of_a_log1p():
+    """Log-normalised values rescaled to equal totals look normalised; uns['log1p'] says not."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=150, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sc.pp.normalize_total(sim, target_sum=100)
+    before = sim.X.copy()
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=None, scale=False)
+    assert "X looks log-normalised already: no normalisation" in steps
+    np.testing.assert_array_equal(sim.X.toarray(), before.toarray())
+
+
+def test_recipe_selects_genes_only_above_hvg_above():
+    sim = sdc.datasets.simulate(n_cells=100, n_genes=300, n_groups=2, random_state=0)
+    sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=300)
+    assert sim.n_vars == 300 and sim.raw is None
+    sim = sdc.datasets.simulate(n_cells=100, n_genes=300, n_groups=2, random_state=0)
+    sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=299)
+    assert sim.n_vars == 100 and sim.raw.n_vars == 300
+
+
+def test_recipe_chooses_the_genes_scanpy_chooses_within_the_batches():
+    sim = sdc.datasets.simulate(
+        n_cells=300, n_genes=400, n_groups=3, n_batches=2, batch_effect=1, random_state=0
+    )
+    logged = sim.copy()
+    sc.pp.normalize_total(logged)
+    sc.pp.log1p(logged)
+    chosen = {}
+    for batch_key in ("batch", None):
+        expected = sc.pp.highly_variable_genes(
+            logged, n_top_genes=100, flavor="seurat", batch_key=batch_key, inplace=False
+        )
+        chosen[batch_key] = set(logged.var_names[expected["highly_variable"].to_numpy()])
+    assert chosen["batch"] != chosen[None]
+    prepared = sim.copy()
+    sdc.pp.recipe(prepared, "scdcc", n_top_genes=100, hvg_above=300, batch_key="batch")
+    assert set(prepared.var_names) == chosen["batch"]
 
 
 def test_recipe_warns_that_it_cannot_keep_x_counts_beside_a_counts_layer_of_other_values():

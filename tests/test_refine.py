@@ -1,6 +1,7 @@
 """The classifier's second reading of the clusters (`refine`)."""
 
 import numpy as np
+import pytest
 
 import scdeepclust as sdc
 import scdeepclust.train._dec as dec
@@ -165,3 +166,15 @@ def test_scdcc_reports_the_classifiers_probability_for_the_cells_it_moved(sim, m
     np.testing.assert_allclose(
         confidence[~moved], probs[np.arange(len(labels)), labels][~moved], rtol=1e-6
     )
+
+
+def test_a_cluster_the_refinement_empties_is_blamed_on_it(sim, monkeypatch):
+    def empty_cluster_two(components, labels, probabilities, share, **kwargs):
+        moved = labels.copy()
+        moved[moved == 2] = 0
+        return Refinement(moved, np.full(len(labels), 0.6, np.float32))
+
+    monkeypatch.setattr(dec, "refined_clusters", empty_cluster_two)
+    with pytest.warns(UserWarning, match=r"To keep them, pass refine=0"):
+        out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    assert out.obs["scdcc"].nunique() == 2

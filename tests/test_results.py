@@ -43,6 +43,19 @@ def test_categories_are_the_populated_clusters(sim):
     assert set(sim.uns["rank_genes_groups"]["names"].dtype.names) == {"0", "2", "3"}
 
 
+def test_options_not_given_are_absent_from_uns(sim):
+    """A parameter left at None is left out, as in scanpy's own uns entries, at any depth."""
+    sdc.tl.scdcc(sim, 3, **FAST)
+
+    def nones(value, path):
+        if isinstance(value, dict):
+            return [p for k, v in value.items() for p in nones(v, f"{path}/{k}")]
+        return [path] if value is None else []
+
+    assert nones(sim.uns["scdcc"], "scdcc") == []
+    assert "resolution" not in sim.uns["scdcc"]["params"]
+
+
 def _refused_last_entry_for(monkeypatch, failing_key: str) -> None:
     """Make the last value written for `failing_key` one that anndata refuses (3 rows)."""
     import scdeepclust._results as results

@@ -640,8 +640,16 @@ def test_placeholder_labels_are_counted_over_every_form_of_the_text():
     adata = ad.AnnData(obs=pd.DataFrame({"known": labels}, index=[str(i) for i in range(16)]))
     with pytest.warns(UserWarning, match=r"labels cells 'nan' \(3 cells\), ' Unknown' \(2 cells\)"):
         warn_if_placeholder_labels(adata, "known")
-    adata.obs["known"] = [1, 1, "1", 2.5] + [np.nan] * 12  # no placeholder among them
-    warn_if_placeholder_labels(adata, "known")
+    checked = [
+        [1, 1, "1", 2.5] + [np.nan] * 12,  # no placeholder among them
+        # a placeholder category holding no cell, as subsetting leaves one
+        pd.Categorical(["T"] * 4 + [None] * 12, categories=["T", "unknown"]),
+    ]
+    for labels in checked:
+        adata.obs["known"] = labels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warn_if_placeholder_labels(adata, "known")
 
 
 def test_warnings_name_the_users_line_and_scanpy_speaks_only_of_the_users_object(sim, capfd):
