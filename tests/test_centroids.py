@@ -331,6 +331,7 @@ def test_a_search_bounded_below_the_known_classes_says_so_once():
         initial = searched((2, 3))
     said = [str(w.message) for w in caught if "classes" in str(w.message)]
     assert len(said) == 1 and "more than the search's upper bound 3" in said[0]
+    assert "3 is the only number tried" in said[0]  # and scored alone, as uns records
     assert "n_clusters=(4, 30)" in said[0] and len(initial.centroids) == 3
     few = np.r_[np.arange(4), np.arange(40, 44), np.arange(80, 84), np.arange(120, 124)]
     with pytest.warns(UserWarning, match=r"give n_clusters=4 \(a search leaves 5 cells"):

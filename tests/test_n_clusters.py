@@ -171,6 +171,13 @@ def test_bounds_through_the_tools(sim):
     search = sim.uns["scdcc"]["n_clusters_search"]
     assert list(search["n_clusters"]) == [4, 5]
     assert sim.obsm["scdcc_probs"].shape[1] == search["chosen"]
+    sdc.tl.scdcc(sim, (4, 4), key_added="four", **FAST)
+    for key, numbers in (("scdcc", [4, 5]), ("four", [4])):
+        fig = sdc.pl.n_clusters(sim, key, show=False)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if low <= t <= high] == numbers  # not 3.75, 4.25
     scaled = sim.copy()
     sc.pp.normalize_total(scaled)
     sc.pp.log1p(scaled)

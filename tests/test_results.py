@@ -104,15 +104,16 @@ def test_empty_clusters_warn_when_the_number_or_its_lower_bound_was_given():
     # emptied by the refinement, not in training: the warning says so, and how to keep them
     with pytest.warns(
         UserWarning,
-        match=r"\(clusters 1, 3\): the cells of 1 moved to other clusters during training; 3 "
-        r"still in them after the clustering stage went, with the refinement, .* 0 keeps",
+        match=r"\(clusters 1, 3\): the cells of 1 moved to other clusters during training; the "
+        r"refinement \(`refine`; 0 keeps the stage's clusters\) moved the cells the clustering "
+        r"stage left in cluster 3 to the clusters of their neighbours in the input, so",
     ):
         stage = np.array([0, 0, 2, 3])
         assert _empty_clusters(labels, 4, asked=4, stage_labels=stage) == [1, 3]
     with pytest.warns(
         UserWarning,
-        match=r"the cells of 1, 3 still in them .* To keep them, pass "
-        r"refine=0.$",
+        match=r"\(clusters 1, 3\): the refinement .* left in them to the clusters of their "
+        r"neighbours .* To keep them, pass refine=0.$",
     ):  # all of them the refinement's: no advice on `init`
         assert _empty_clusters(labels, 4, asked=4, stage_labels=np.array([0, 1, 2, 3])) == [1, 3]
 

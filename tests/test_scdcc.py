@@ -640,6 +640,13 @@ def test_placeholder_labels_are_counted_over_every_form_of_the_text():
     adata = ad.AnnData(obs=pd.DataFrame({"known": labels}, index=[str(i) for i in range(16)]))
     with pytest.warns(UserWarning, match=r"labels cells 'nan' \(3 cells\), ' Unknown' \(2 cells\)"):
         warn_if_placeholder_labels(adata, "known")
+    # NaN made text by astype(str) on a categorical column: the advice is code to paste as is
+    adata.obs["known"] = pd.Series(labels, index=adata.obs_names).where(labels == "T").astype(str)
+    with pytest.warns(UserWarning) as caught:
+        warn_if_placeholder_labels(adata, "known")
+    said = str(caught[0].message)
+    assert "labels cells 'nan' (11 cells)" in said and "== 'nan')" in said, said
+    assert "np.str_" not in said
     checked = [
         [1, 1, "1", 2.5] + [np.nan] * 12,  # no placeholder among them
         # a placeholder category holding no cell, as subsetting leaves one

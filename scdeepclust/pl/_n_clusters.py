@@ -109,7 +109,10 @@ def n_clusters(
             ha=inside(runner),
             color="grey",
         )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "4.25 clusters"
+    if len(k) <= 12:  # every candidate (one alone got ticks 9.45 ... 10.50)
+        ax.set_xticks(k)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "4.25 clusters"
     ax.set_xlabel("number of clusters k")
     ax.set_ylabel("agreement of subsample\nclusterings (ARI)")  # fits a short figure
     title = ax.set_title(f"{key}: choice of the number of clusters")

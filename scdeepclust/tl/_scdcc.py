@@ -232,8 +232,10 @@ def scdcc(
     protein_key
         `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
         DataFrame): random cell pairs closest in protein space become must-link, the farthest
-        cannot-link. Protein pairs that contradict the labels of `label_key` (two cells of
-        different known classes near, or of one class far) or the given `must_link` /
+        cannot-link. The distance is Euclidean on the levels as given: normalise ADT counts
+        first (e.g. a centred log-ratio per cell, or log1p of counts per total), else the most
+        abundant proteins decide. Protein pairs that contradict the labels of `label_key` (two
+        cells of different known classes near, or of one class far) or the given `must_link` /
         `cannot_link` are left out, and a pair drawn from both the labels and the proteins
         counts once.
     n_pairs

@@ -405,8 +405,9 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
     if found.empty:
         return
     found = found.sort_values(ascending=False, kind="stable")
-    listing = ", ".join(f"{value!r} ({n} cells)" for value, n in found.items())
-    first = found.index[0]
+    # as text: a numpy string's repr, np.str_('nan'), is no code to paste without numpy
+    listing = ", ".join(f"{str(value)!r} ({n} cells)" for value, n in found.items())
+    first = str(found.index[0])
     warnings.warn(
         f"adata.obs[{label_key!r}] labels cells {listing}: such a value is a cell type of its "
         "own here (must-link pairs among those cells, a centroid of their own), since only "

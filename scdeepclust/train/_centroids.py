@@ -539,7 +539,7 @@ def initial_centroids(
                 warnings.warn(
                     f"The labelled cells name {n_known} classes, more than the search's upper "
                     f"bound {hi}: every number below {n_known} leaves a class without a "
-                    f"cluster to start from, so {hi} is taken without a search and the "
+                    f"cluster to start from, so {hi} is the only number tried and the "
                     f"centroids come from k-means. To start from the known classes, {instead} "
                     "instead.",
                     UserWarning,

@@ -490,10 +490,14 @@ def _empty_clusters(
         whose = "their cells" if not refined else f"the cells of {', '.join(map(str, trained))}"
         hows.append(f"{whose} moved to other clusters during training")
     if refined:
+        where = (
+            "them"
+            if not trained
+            else f"cluster{'s' if len(refined) > 1 else ''} {', '.join(map(str, refined))}"
+        )
         hows.append(
-            f"{'' if trained else 'the cells of '}{', '.join(map(str, refined))} still in them "
-            "after the clustering stage went, with the refinement, to the cluster of their "
-            "neighbours in the input (`refine`; 0 keeps the stage's clusters)"
+            "the refinement (`refine`; 0 keeps the stage's clusters) moved the cells the "
+            f"clustering stage left in {where} to the clusters of their neighbours in the input"
         )
     how = "; ".join(hows)
     message = (
