@@ -605,6 +605,13 @@ def test_categories_without_cells_are_no_batches():
     from scdeepclust.pp._batches import batch_covariate
 
     adata = ad.AnnData(np.ones((40, 3), np.float32))
+    adata.obs["batch"] = ["a"] * 30 + ["b"] * 10  # 10 cells: enough
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch_covariate(adata, "batch")
+    adata.obs["batch"] = ["a"] * 31 + ["b"] * 9
+    with pytest.warns(sdc.pp.BatchWarning, match=r"'b' \(9\)"):
+        batch_covariate(adata, "batch")
     adata.obs["batch"] = pd.Categorical(["a"] * 20 + ["b"] * 20, categories=["a", "b", "gone"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -859,3 +859,17 @@ def test_an_empty_x_is_prepared_from_the_counts_layer(sim, tmp_path, capsys):
     result = ad.read_h5ad(out)
     assert "scdcc" in result.obs and result.X is not None
     assert ad.read_h5ad(path).X is None  # the input file is left as it was
+    # the counts in layers['counts'], found without --layer
+    empty.layers["counts"] = empty.layers.pop("umi")
+    empty.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]) == 0
+    assert "X is empty: prepared from a copy of layers['counts']" in capsys.readouterr().out
+
+
+def test_progress_bars_unless_quiet():
+    from scdeepclust._cli import _tool_options, build_parser
+
+    run = ["run", "in.h5ad", "-m", "desc", "-o", "o.h5ad"]
+    for extra, progress in (([], True), (["--quiet"], False)):
+        args = build_parser().parse_args([*run, *extra])
+        assert _tool_options(args, "desc")["progress"] is progress

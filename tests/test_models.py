@@ -201,6 +201,9 @@ def test_gene_matching_by_name(scdcc_model, split):
         np.testing.assert_array_equal(model.predict(fewer), out.obs["scdcc"].astype(int))
     assert w[0].filename == __file__
     assert out.uns["scdcc"]["n_genes_missing"] == 10
+    with pytest.warns(UserWarning, match=r"1 of the model's 120 genes .*\(e.g. \['gene0'"):
+        one_fewer = sdc.tl.map_to_model(test[:, 1:].copy(), model, copy=True)
+    assert one_fewer.uns["scdcc"]["n_genes_missing"] == 1
     assert adjusted_rand_score(test.obs["group"], out.obs["scdcc"]) > 0.8
     # none in common, or names that cannot be matched
     other = test.copy()
@@ -306,6 +309,12 @@ def test_save_load_round_trip(scdcc_model, split, tmp_path):
     with pytest.raises(FileExistsError, match="already holds a model.*overwrite=True"):
         model.save(path)
     model.save(path, overwrite=True)
+    config_only = tmp_path / "config_only"  # a save cut short, or another run's settings
+    config_only.mkdir()
+    (config_only / "model.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"already holds a model \(model\.json\)"):
+        model.save(config_only)
+    assert (config_only / "model.json").read_text() == "{}"
     with pytest.raises(ValueError, match="holds a SCDCC model, not a DESC"):
         DESC.load(path)
 

@@ -236,6 +236,8 @@ def test_command_line_takes_bounds():
     assert args.n_clusters == (3, 9)
     args = parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "7"])
     assert args.n_clusters == 7
+    args = parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "5-5"])
+    assert args.n_clusters == (5, 5)  # as tl takes n_clusters=(5, 5)
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "in.h5ad", "-m", "scdcc", "-o", "o.h5ad", "-k", "9-3"])
 

@@ -274,6 +274,10 @@ def test_probabilities(clustered, tmp_path):
     assert (tmp_path / "p.png").exists()
     heat = fig.axes[1].images[0].get_array()
     assert heat.shape == clustered.obsm["scdcc_probs"].shape
+    for ends in (0, 1):  # the threshold's range is closed
+        assert isinstance(
+            sdc.pl.probabilities(clustered, "scdcc", threshold=ends, show=False), Figure
+        )
     fig = sdc.pl.probabilities(clustered, "desc", max_cells=50, threshold=0.9, show=False)
     assert fig.axes[1].images[0].get_array().shape == (50, 3)
     assert "50 of 240 shown" in fig.axes[1].get_title()
@@ -440,6 +444,25 @@ def test_the_colours_scanpy_stored_for_the_clusters_are_used(clustered):
     own = ["#ff0000", "#00ff00", "#0000ff"][: len(adata.obs["scdcc"].cat.categories)]
     adata.uns["scdcc_colors"] = own
     assert [to_hex(c) for c in cluster_colors(adata, "scdcc")] == own
+
+
+def test_cluster_colours_span_a_named_colormap_and_fill_the_colour_cycle_exactly():
+    import anndata as ad
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    from scdeepclust.pl._utils import cluster_colors
+
+    adata = ad.AnnData(np.zeros((30, 2), np.float32))
+    adata.obs["c"] = pd.Categorical([str(i % 3) for i in range(30)])
+    viridis = colormaps["viridis"]
+    expected = [to_hex(viridis(x)) for x in (0.0, 0.5, 1.0)]  # both ends of the map
+    assert cluster_colors(adata, "c", palette="viridis") == expected
+    # as many clusters as the colour cycle has colours: the cycle, as scanpy takes it
+    adata.obs["c"] = pd.Categorical([str(i % 10) for i in range(30)])
+    tab10 = [to_hex(c) for c in colormaps["tab10"].colors]
+    with plt.rc_context({"axes.prop_cycle": plt.cycler(color=tab10)}):
+        assert [to_hex(c) for c in cluster_colors(adata, "c")] == tab10
 
 
 def test_probabilities_draws_each_clusters_confident_cells_first():
