@@ -612,6 +612,11 @@ def test_categories_without_cells_are_no_batches():
     adata.obs["batch"] = ["a"] * 31 + ["b"] * 9
     with pytest.warns(sdc.pp.BatchWarning, match=r"'b' \(9\)"):
         batch_covariate(adata, "batch")
+    # a missing value made text by astype(str) is quoted as text, not as np.str_('nan')
+    batches = pd.Series(pd.Categorical(["a"] * 39 + [None]), index=adata.obs_names)
+    adata.obs["batch"] = batches.astype(str)
+    with pytest.warns(sdc.pp.BatchWarning, match=r"batch\(es\) 'nan' \(1\) of adata"):
+        batch_covariate(adata, "batch")
     adata.obs["batch"] = pd.Categorical(["a"] * 20 + ["b"] * 20, categories=["a", "b", "gone"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

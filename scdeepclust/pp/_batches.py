@@ -111,7 +111,8 @@ def batch_covariate(
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
     sizes = np.bincount(codes, minlength=len(categories))
-    small = [f"{c!r} ({n})" for c, n in zip(categories, sizes) if n < MIN_BATCH_CELLS]
+    # as text: np.str_('nan') (an `astype(str)` of missing values) is no name to quote
+    small = [f"{str(c)!r} ({n})" for c, n in zip(categories, sizes) if n < MIN_BATCH_CELLS]
     if small and len(categories) > 1:
         warnings.warn(
             f"batch(es) {', '.join(small)} of adata.obs[{key!r}] hold fewer than "
