@@ -1156,3 +1156,21 @@ def test_a_checkpoint_that_fails_to_save_describes_what_its_file_holds(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save("pretraining", epoch=5, done=False, history={})
     assert checkpoint.describe() == described
+
+
+def test_a_model_trained_on_known_labels_names_its_clusters_classes(split, tmp_path):
+    train, test = (a.copy() for a in split)
+    known = train.obs["group"].astype(str).where(np.arange(train.n_obs) % 4 == 0)
+    train.obs["known"] = known.map({"0": "B cell", "1": "T cell", "2": "monocyte"})
+    fast = dict(pretrain_epochs=2, max_epochs=2, progress=False, batch_size=64)
+    model = sdc.tl.scdcc(train, 3, label_key="known", return_model=True, **fast)
+    classes = list(train.uns["scdcc"]["label_classes"])
+    assert classes == ["B cell", "T cell", "monocyte"] and model.label_classes == classes
+    model.save(tmp_path / "labelled")
+    mapped = sdc.tl.map_to_model(test, sdc.models.load(tmp_path / "labelled"), copy=True)
+    assert list(mapped.uns["scdcc"]["label_classes"]) == classes
+    # without known labels nothing is recorded, saved or mapped
+    plain = sdc.tl.scdcc(split[0].copy(), 3, return_model=True, **fast)
+    plain = sdc.models.load(plain.save(tmp_path / "plain"))
+    assert plain.label_classes is None
+    assert "label_classes" not in sdc.tl.map_to_model(test, plain, copy=True).uns["scdcc"]

@@ -24,6 +24,7 @@ import ast
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from os import PathLike
 from pathlib import Path
@@ -163,6 +164,10 @@ class TrainedModel:
         The function from a cell's soft assignment to its reported confidence, fitted on the
         training cells; `None` for models saved before it existed (mapped cells then report
         the soft assignment itself).
+    label_classes
+        The known classes whose labelled cells started clusters 0, 1, ... (scDCC with
+        `label_key`; ``uns[key]['label_classes']`` of the training run); `None` otherwise.
+        Mapped cells get them in ``uns[key]['label_classes']`` too.
     """
 
     method: ClassVar[str] = ""
@@ -178,6 +183,7 @@ class TrainedModel:
         key_added: str,
         confidence_map: ConfidenceMap | None = None,
         trained_with: str = __version__,
+        label_classes: Sequence[str] | None = None,
     ):
         self.network = network
         self.centroids = np.asarray(centroids, dtype=np.float32)
@@ -187,6 +193,7 @@ class TrainedModel:
         self.key_added = key_added
         self.confidence_map = confidence_map
         self.trained_with = trained_with
+        self.label_classes = None if label_classes is None else [str(c) for c in label_classes]
 
     @property
     def n_clusters(self) -> int:
@@ -232,6 +239,8 @@ class TrainedModel:
             batch_key=batch_key if batch_key is not None else self.batch_key,
         )
         result.info["n_genes_missing"] = feeder.source.n_missing_columns
+        if self.label_classes is not None:  # which cluster started from which known class
+            result.info["label_classes"] = np.asarray(self.label_classes, dtype=str)
         logg.info(f"    assigned to {self.n_clusters} clusters", time=start)
         return result
 
@@ -470,6 +479,7 @@ class TrainedModel:
                 if self.confidence_map is None
                 else {"confidence_map": self.confidence_map.as_dict()}
             ),
+            **({} if self.label_classes is None else {"label_classes": self.label_classes}),
         }
 
     @classmethod
@@ -537,6 +547,7 @@ class TrainedModel:
                 else None
             ),
             trained_with=meta.get("scdeepclust_version", "?"),
+            label_classes=meta.get("label_classes"),
         )
 
     @staticmethod

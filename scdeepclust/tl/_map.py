@@ -73,7 +73,8 @@ def map_to_model(
     in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
-    `uns[key]` (`params`: method, model key; `n_genes_missing`).
+    `uns[key]` (`params`: method, model key; `n_genes_missing`; `label_classes` for a model
+    trained with known labels: cluster "i" started from class ``label_classes[i]``).
 
     See Also
     --------

@@ -687,6 +687,7 @@ def scdcc(
                 "max_value": max_value,
             },
             key_added=key_added,
+            label_classes=result.info.get("label_classes"),
         )
     if result.labels is None:  # not rank 0 of a distributed run: rank 0 writes the results
         return tool_return(None, copy, model, return_model)
