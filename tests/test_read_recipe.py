@@ -101,7 +101,7 @@ def test_read_h5_labels_of_any_storage(tmp_path):
 
 def test_read_h5_keeps_counts_apart_from_x(tmp_path):
     """scanpy's normalisation of X in place leaves the counts layer scDCC reads as it was."""
-    counts = np.random.default_rng(0).poisson(0.5, (20, 8))  # stored sparse
+    counts = np.random.default_rng(0).poisson(0.5, (20, 8))
     with h5py.File(tmp_path / "counts.h5", "w") as f:
         f["X"] = counts
     adata = sdc.datasets.read_h5(tmp_path / "counts.h5")
