@@ -616,9 +616,34 @@ def test_categories_without_cells_are_no_batches():
     batches = pd.Series(pd.Categorical(["a"] * 39 + [None]), index=adata.obs_names)
     adata.obs["batch"] = batches.astype(str)
     with pytest.warns(sdc.pp.BatchWarning, match=r"batch\(es\) 'nan' \(1\) of adata"):
-        batch_covariate(adata, "batch")
+        with pytest.warns(sdc.pp.BatchWarning, match=r"batch\(es\) 'nan' \(1 cell\), the"):
+            batch_covariate(adata, "batch")
     adata.obs["batch"] = pd.Categorical(["a"] * 20 + ["b"] * 20, categories=["a", "b", "gone"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         covariate = batch_covariate(adata, "batch")
     assert tuple(covariate.categories) == ("a", "b") and covariate.n_batches == 2
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, pd.NA])
+def test_a_missing_batch_made_text_is_named_in_a_warning(missing):
+    """`obs[key].astype(str)` turns missing batches into a batch 'nan' / 'None' / '<NA>', which
+    passes the check for missing values: those cells were corrected as a batch of their own."""
+    import warnings
+
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((60, 3), np.float32))
+    batches = pd.Series(["a"] * 25 + ["b"] * 23 + [missing] * 12, index=adata.obs_names)
+    adata.obs["batch"] = batches.astype(str)
+    text = str(missing)
+    with pytest.warns(sdc.pp.BatchWarning, match=rf"batch\(es\) '{text}' \(12 cells\),"):
+        covariate = batch_covariate(adata, "batch")
+    assert text in covariate.categories  # a warning, not a refusal: it may be a real name
+    for name in ["unknown", "nano", "na_1"]:  # names people give on purpose
+        adata.obs["batch"] = batches.fillna(name).astype(str)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            batch_covariate(adata, "batch")

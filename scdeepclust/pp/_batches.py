@@ -17,7 +17,8 @@ from .._messages import caller_stacklevel
 
 
 class BatchWarning(UserWarning):
-    """A `batch_key` column with a single batch, or with batches of very few cells."""
+    """A `batch_key` column with a single batch, batches of very few cells, or a batch named as
+    `astype(str)` names a missing value ('nan')."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,28 @@ def _column(adata: AnnData, key: str) -> pd.Series:
 
 # Below this a batch's own gene means and spreads (its scaling) say little.
 MIN_BATCH_CELLS = 10
+
+# What `astype(str)` makes of a missing value (NaN, None, pd.NA, NaT): the column then passes
+# the check for missing batches, and those cells become a batch of their own.
+_MISSING_AS_TEXT = frozenset(["nan", "none", "<na>", "nat", ""])
+
+
+def _warn_if_missing_as_text(key: str, categories: list[str], sizes: np.ndarray) -> None:
+    found = [
+        f"{str(c)!r} ({n} cell{'s' if n != 1 else ''})"
+        for c, n in zip(categories, sizes)
+        if n > 0 and str(c).strip().lower() in _MISSING_AS_TEXT
+    ]
+    if not found:
+        return
+    warnings.warn(
+        f"adata.obs[{key!r}] names batch(es) {', '.join(found)}, the text that `astype(str)` "
+        "makes of a missing value: those cells are corrected as one batch of their own. If "
+        "their batch is unknown, give them the batch they came from, or leave them out; if it "
+        "is a real batch name, ignore this warning.",
+        BatchWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def batch_covariate(
@@ -111,6 +134,7 @@ def batch_covariate(
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
     sizes = np.bincount(codes, minlength=len(categories))
+    _warn_if_missing_as_text(key, categories, sizes)
     # as text: np.str_('nan') (an `astype(str)` of missing values) is no name to quote
     small = [f"{str(c)!r} ({n})" for c, n in zip(categories, sizes) if n < MIN_BATCH_CELLS]
     if small and len(categories) > 1:
