@@ -1541,3 +1541,22 @@ def test_as_many_clusters_or_a_batch_as_cells_is_allowed():
         check_training_sizes(256, batch_size=256, n_clusters=3, n_neighbors=15)
     with pytest.warns(UserWarning, match=r"batch_size=257 is larger than the number of cells"):
         check_training_sizes(256, batch_size=257, n_clusters=3, n_neighbors=15)
+
+
+def test_the_advice_on_counts_fits_where_they_were_read():
+    """Renaming layers['counts'] is advised only where it was read for its name, and putting
+    adata.raw's counts there only where X was read."""
+    adata = lognorm_data()
+    adata.raw = adata
+    adata.layers["counts"] = adata.X.copy()  # log-normalised values under that name
+
+    def message(**kwargs) -> str:
+        with pytest.raises(ValueError, match="does not hold raw counts") as refused:
+            sdc.tl.scdcc(adata, 3, **TINY, **kwargs)
+        return str(refused.value)
+
+    by_name = message()
+    assert "rename that layer" in by_name and "adata.raw holds" not in by_name
+    assert "rename that layer" not in message(layer="counts")
+    del adata.layers["counts"]
+    assert "adata.raw holds a matrix too" in message()

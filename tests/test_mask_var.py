@@ -138,6 +138,26 @@ def test_a_series_mask_is_aligned_to_the_genes_by_its_index():
         _run("desc", adata, mask_var=by_name.rename(lambda g: f"other-{g}"))
 
 
+def test_a_representation_is_read_whole_whatever_genes_are_marked():
+    """hvg without subset, then PCA and use_rep: the marking is of genes, not of components
+    (the default mask_var is left aside; naming one is refused, as tested with bad input)."""
+    adata = _marked_data("desc")
+    sc.pp.pca(adata, n_comps=10)
+    unmarked = adata.copy()
+    del unmarked.var["highly_variable"]
+    marked, alone = _run("desc", adata, use_rep="X_pca"), _run("desc", unmarked, use_rep="X_pca")
+    np.testing.assert_array_equal(marked.obsm["X_desc"], alone.obsm["X_desc"])
+    assert "mask_var" not in marked.uns["desc"]["params"]
+
+
+def test_a_series_mask_with_a_repeated_gene_is_refused_in_words():
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"]
+    repeated = pd.concat([marked, marked.iloc[:1]])  # every gene, and one of them twice
+    with pytest.raises(ValueError, match=r"mask_var is a Series whose index is not adata\.var_n"):
+        gene_mask(adata, repeated)
+
+
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])
 def test_genes_left_out_may_hold_anything(tool):
     """NaN, fractions, repeated names outside the mask: what is not read is not judged."""

@@ -27,9 +27,10 @@ FORMATS = ["dense", "csr", "csc", "coo"]
 @st.composite
 def matrices(draw, *, allow_special: bool = True, min_rows: int = 1):
     """(stored matrix, dense float64 reference) of random shape, sparsity, dtype, format;
-    optionally with NaN / inf / negative / fractional entries."""
+    optionally with NaN / inf / negative / fractional entries, and a sparse one with zeros
+    stored as entries (as arithmetic on sparse matrices leaves them)."""
     n_obs = draw(st.integers(min_rows, 12))
-    n_vars = draw(st.integers(1, 9))
+    n_vars = draw(st.integers(1, 12))  # rows of 10 or more values are judged by their steps
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     density = draw(st.floats(0.0, 1.0))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -46,7 +47,21 @@ def matrices(draw, *, allow_special: bool = True, min_rows: int = 1):
     reference = stored.astype(np.float64)
     fmt = draw(st.sampled_from(FORMATS))
     if fmt != "dense" and dtype != np.float16:  # scipy.sparse has no float16
-        stored = getattr(sparse, f"{fmt}_matrix")(stored)
+        stored = sparse.coo_matrix(stored)
+        if draw(st.booleans()):
+            zeros = np.flatnonzero(reference.ravel() == 0)
+            zeros = zeros[rng.random(len(zeros)) < 0.5]
+            stored = sparse.coo_matrix(
+                (
+                    np.concatenate([stored.data, np.zeros(len(zeros), dtype)]),
+                    (
+                        np.concatenate([stored.row, zeros // n_vars]),
+                        np.concatenate([stored.col, zeros % n_vars]),
+                    ),
+                ),
+                shape=stored.shape,
+            )
+        stored = stored.asformat(fmt)
     return stored, reference
 
 
