@@ -1432,6 +1432,32 @@ def test_transformed_counts_are_named_and_the_advice_recovers_them(sim, transfor
     np.testing.assert_array_equal(sdc.pp.get_counts(sim)[0].toarray(), counts.toarray())
 
 
+def test_the_advice_that_recovers_transformed_counts_of_a_view_makes_it_actual_first(sim):
+    counts = sim.layers.pop("counts").astype(np.float32)
+    sim.X = counts.copy()
+    sim.X.data = np.log2(sim.X.data + 1).astype(np.float32)
+    namespace = {"np": np, "adata": sim[: sim.n_obs // 2]}
+    with pytest.raises(ValueError, match=r"log2\(1 \+ counts\)") as refused:
+        sdc.pp.get_counts(namespace["adata"])
+    lines = re.search(r"left, `([^`]+)` \(adata is a view\), then `([^`]+)`", str(refused.value))
+    for line in lines.groups():
+        exec(line, namespace)
+    recovered = sdc.pp.get_counts(namespace["adata"])[0].toarray()
+    np.testing.assert_array_equal(recovered, counts[: sim.n_obs // 2].toarray())
+
+
+def test_deep_counts_given_to_desc_get_the_counts_warning_alone():
+    """Counts far from z-scores are warned about as counts; the warning about the scale of
+    the input, which suggests scale=True, is for values that are not counts."""
+    adata = counts_data()
+    adata.X = adata.X * 50  # integers still, with a root mean square far above 10
+    with pytest.warns(UserWarning) as caught:
+        sdc.tl.desc(adata, n_clusters=3, copy=True, **TINY)
+    messages = [str(w.message) for w in caught]
+    assert any("looks like raw counts" in m for m in messages)
+    assert not any("root mean square" in m for m in messages)
+
+
 @pytest.mark.parametrize("tool", ["scdcc", "desc"])
 @pytest.mark.parametrize(
     "option", ["copy", "return_model", "progress", "resume", "distributed", "tool_switch"]

@@ -131,6 +131,38 @@ def test_counts_that_step_by_more_than_one_are_told_from_raw_ones():
     assert scan_matrix(raw * 3).smallest_positive is None
 
 
+def test_counts_warn_as_multiplied_only_where_most_cells_step_coarsely():
+    """Read counts without UMIs leave up to a fifth of the cells stepping by more than 1 (worm
+    neurons): no warning there, one where most cells do."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_multiplied_counts
+
+    counts = np.random.default_rng(0).poisson(1.0, (100, 40)).astype(np.float32)
+    for share, warns in ((0.2, False), (0.45, False), (0.6, True)):
+        stepping = counts.copy()
+        stepping[: int(share * 100)] *= 3
+        summary = scan_matrix(stepping, steps=True)
+        assert summary.share_on_coarse_step == pytest.approx(share)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_if_multiplied_counts(summary, "X")
+        assert any("do not step like raw counts" in str(w.message) for w in caught) == warns
+
+
+def test_only_0s_and_1s_warn_as_binary_where_cells_hold_several():
+    """Counts so shallow that each cell holds about one molecule can be all 1s."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_binary
+
+    rng = np.random.default_rng(0)
+    for per_cell, warns in ((1, False), (8, True)):
+        binary = np.zeros((1000, 200), np.float32)
+        for row in binary:
+            row[rng.choice(200, per_cell, replace=False)] = 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_if_binary(scan_matrix(binary), "X")
+        assert any("only 0s and 1s" in str(w.message) for w in caught) == warns
+
+
 def test_mapping_multiplied_counts_onto_a_model_warns(sim):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*do not step like raw counts")
