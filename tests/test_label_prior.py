@@ -25,6 +25,15 @@ def _no_neighbours(n):
     return NeighbourView(reference=np.arange(n), neighbours=np.empty((n, 0), np.int64))
 
 
+def _assert_signs_fixed(components, x):
+    """Each axis points towards its gene of largest loading (a solver's sign is arbitrary)."""
+    clipped = np.clip(x, -_components.INPUT_CLIP, _components.INPUT_CLIP).astype(np.float64)
+    centred = clipped - clipped.mean(0)
+    loadings = centred.T @ (components - components.mean(0))  # genes x components
+    leading = np.abs(loadings).argmax(0)
+    assert (loadings[leading, np.arange(loadings.shape[1])] > 0).all()
+
+
 def test_principal_components_are_those_of_the_clipped_input():
     rng = np.random.default_rng(0)
     # distinct variances along random directions, so every component is well defined
@@ -40,6 +49,7 @@ def test_principal_components_are_those_of_the_clipped_input():
     for j in range(4):  # the same axes up to sign
         assert abs(np.corrcoef(ours[:, j], theirs[:, j])[0, 1]) > 0.9999
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-3)
+    _assert_signs_fixed(ours, x)
 
 
 def test_principal_components_of_many_genes_without_their_covariance(monkeypatch):
@@ -67,6 +77,7 @@ def test_principal_components_of_many_genes_without_their_covariance(monkeypatch
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-3)
     again = input_principal_components(feeder, 4, random_state=0)
     np.testing.assert_array_equal(again, ours)
+    _assert_signs_fixed(ours, x)
 
 
 def test_principal_components_ignore_the_callers_default_device():
