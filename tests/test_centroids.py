@@ -352,3 +352,140 @@ def test_ward_merges_weigh_each_centroid_by_its_clusters_size():
     labels = np.repeat([0, 1, 2, 3], [100, 1, 10, 10])
     merged = ward_merged(z[:, None].astype(np.float32), labels, 2)
     assert np.bincount(merged).tolist() == [101, 20]
+
+
+def test_as_many_known_classes_as_clusters_start_at_the_class_means():
+    """Every cluster named by a known class: no free k-means centroid is needed, and no warning."""
+    z, truth = _blobs(40, [(0, 0), (5, 0), (0, 5)])
+    seed_labels = np.where(np.arange(len(z)) % 4 == 0, truth, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        initial = initial_centroids(
+            z,
+            n_clusters=3,
+            resolution=None,
+            n_neighbors=10,
+            random_state=0,
+            seed_labels=seed_labels,
+        )
+    assert initial.method == "known class means" and initial.classes_anchored
+    for code in range(3):
+        np.testing.assert_allclose(
+            initial.centroids[code], z[seed_labels == code].mean(0), atol=1e-5
+        )
+
+
+def test_a_search_starts_at_the_number_of_known_classes():
+    """Every class gets a cluster: no number below the known classes is a candidate."""
+    z, truth = _blobs(40, [(0, 0), (5, 0), (0, 5), (5, 5)])
+    seed_labels = np.where(np.arange(len(z)) % 4 == 0, truth, -1)
+    initial = initial_centroids(
+        z,
+        n_clusters=(2, 5),
+        resolution=None,
+        n_neighbors=10,
+        random_state=0,
+        seed_labels=seed_labels,
+    )
+    assert initial.search.n_clusters.tolist() == [4, 5]
+    assert initial.method == "known class means, number searched"
+
+
+def test_a_stable_best_number_is_not_called_unstable_for_its_poor_neighbours(monkeypatch):
+    """The warning reads the best agreement: a poorly scored other candidate says nothing."""
+    from scdeepclust.train._n_clusters import _choose
+
+    scores = np.array([0.98, 0.2, 0.1])  # 2 comes back, 3 and 4 do not
+    search = _choose(np.array([2, 3, 4]), scores, np.zeros(3), 0.05, 80, 6)
+    monkeypatch.setattr(_centroids, "search_n_clusters", lambda *args, **kwargs: search)
+    z, truth = _blobs(40, [(0, 0), (6, 0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        initial = initial_centroids(
+            z, n_clusters=(2, 4), resolution=None, n_neighbors=10, random_state=0
+        )
+    assert initial.search is search and initial.method == "kmeans, number searched"
+    assert adjusted_rand_score(truth, initial.labels) == 1.0
+
+
+def test_leiden_start_takes_the_candidate_that_cuts_less_of_the_graph():
+    """Eight clusters of three large groups: the coarse clusters with separate parts split off
+    cut less than the finer Leiden merged down, and are taken (the `<=` above holds either way)."""
+    z, _ = _large_and_small_groups(seed=1)
+    labels, method = leiden_k_labels(z, 8, resolution=0.8, n_neighbors=10, random_state=0)
+    assert "separate parts split off" in method
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    ladder, _ = _ward_merged_ladder(graph, z, 8, 0.8)
+    assert graph.cut_fraction(labels) < graph.cut_fraction(ladder)
+
+
+def test_split_off_parts_gives_every_asked_number_or_none():
+    """Each cluster keeps its largest part: splitting off every part of a cluster left its
+    label empty, and fewer clusters than asked."""
+    z, truth = _large_and_small_groups()
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    coarse = np.where(truth == 3, 0, np.where(truth == 4, 1, truth))
+    for n_clusters in range(6, 30, 3):
+        split = split_off_parts(graph, coarse, n_clusters)
+        assert split is None or sorted(np.unique(split)) == list(range(n_clusters)), n_clusters
+
+
+def test_balanced_kmeans_is_reproducible_where_its_crowding_groups_are_not_obvious():
+    """Points without groups: the crowding groups, and so the weights, follow random_state."""
+    z = np.random.default_rng(0).uniform(-1, 1, size=(1500, 3)).astype(np.float32)
+    first = _centroids.balanced_kmeans_labels(z, 6, random_state=0)
+    for _ in range(3):
+        np.testing.assert_array_equal(
+            _centroids.balanced_kmeans_labels(z, 6, random_state=0), first
+        )
+
+
+def test_balanced_kmeans_weighs_the_directions_by_their_crowding(monkeypatch):
+    """The directions alone separate the groups above, so a fit without the weights passed."""
+    from scdeepclust.train import _balance
+
+    seen = []
+
+    def recording(points, power, **kwargs):
+        seen.append((points, power))
+        return _balance.crowding_weights(points, power, **kwargs)
+
+    monkeypatch.setattr(_centroids, "crowding_weights", recording)
+    z, _ = _directions_at_many_lengths()
+    _centroids.balanced_kmeans_labels(z, 3, random_state=0)
+    _centroids.kmeans_labels(z, 3, random_state=0)
+    (directions, balanced_power), (_, plain_power) = seen
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, rtol=1e-5)
+    assert balanced_power == _centroids.CROWDING_POWER > 0 and plain_power == 0
+
+
+def test_leiden_finding_a_single_cluster_is_refused():
+    z, _ = _blobs(100, [(0, 0)])  # one group: Leiden at a low resolution keeps it whole
+    with pytest.raises(ValueError, match="found a single cluster in the latent space"):
+        initial_centroids(z, n_clusters=None, resolution=0.01, n_neighbors=10, random_state=0)
+
+
+def test_a_coarse_leiden_clustering_of_the_given_number_is_named_as_merged():
+    """Coarse Leiden finding exactly the given number needs nothing split off; its start was
+    named "0 separate part split off" when the boundary was missed."""
+    z = np.random.default_rng(0).uniform(size=(400, 2)).astype(np.float32)  # no groups
+    graph = LatentGraph(z, n_neighbors=10, random_state=0)
+    n_coarse = len(np.unique(graph.leiden(_centroids.LEIDEN_COARSE_RESOLUTION)))
+    labels, method = leiden_k_labels(z, n_coarse, resolution=5.0, n_neighbors=10, random_state=0)
+    assert method.startswith("leiden (resolution 0.5), merged by Ward's criterion")
+    assert sorted(np.unique(labels)) == list(range(n_coarse))
+
+
+def test_crowding_weights_of_a_large_power_are_scaled_from_the_smallest_group():
+    """n ** -power underflows to 0 for every group: the weights are then taken relative to the
+    smallest group (weight 1); relative to the largest they overflowed to inf."""
+    from scdeepclust.train._balance import crowding_weights
+
+    rng = np.random.default_rng(0)
+    crowded = rng.normal(0, 0.1, size=(900, 2))
+    sparse = rng.normal(0, 0.1, size=(100, 2)) + [20, 0]
+    points = np.concatenate([crowded, sparse]).astype(np.float32)
+    weights = crowding_weights(points, 400.0, random_state=0, n_groups=2)
+    assert np.isfinite(weights).all()
+    np.testing.assert_array_equal(weights[900:], 1.0)
+    assert (weights[:900] < 1e-300).all()

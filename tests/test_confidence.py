@@ -203,3 +203,21 @@ def test_the_engine_calibrates_only_when_asked(smoothing):
     assert outcomes[0].confidence is None and outcomes[0].confidence_map is None
     assert "confidence_calibration" not in outcomes[0].info
     assert outcomes[1].confidence is not None and "confidence_calibration" in outcomes[1].info
+
+
+def test_fewer_cells_than_neighbours_gives_every_other_cell_and_never_itself():
+    z = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    view = neighbour_view(z, 15, random_state=0)
+    assert view.neighbours.shape == (6, 5)
+    for cell, row in enumerate(view.neighbours):
+        assert sorted(row) == [other for other in range(6) if other != cell]
+
+
+def test_map_rises_from_unsure_to_sure_soft_assignments():
+    """A flat map (the mean agreement everywhere) is non-decreasing and calibrated on average
+    as well: the level must follow the agreement."""
+    rng = np.random.default_rng(0)
+    soft = rng.random(4000)
+    agreement = (rng.random(4000) < soft).astype(np.float32)  # right with probability `soft`
+    low, high = fit_confidence_map(soft.astype(np.float32), agreement)(np.array([0.05, 0.95]))
+    assert low < 0.2 and high > 0.8

@@ -513,3 +513,13 @@ def test_atomic_writes_keep_permissions_name_the_target_and_take_long_names(tmp_
     long = tmp_path / ("x" * 245 + ".h5ad")
     save_tensors(long, {"a": 1})
     assert long.exists()
+
+
+def test_density_balanced_draws_stay_uniform_with_batches():
+    from scdeepclust.train import draws_read_components
+
+    adata = sdc.datasets.simulate(1000, 100, 3, random_state=0)
+    codes = np.arange(adata.n_obs) % 2
+    feeder = CellFeeder(RowSource(adata.X), device=torch.device("cpu"), batch_codes=codes)
+    assert not draws_read_components(feeder, 0.5)
+    assert density_balanced_weights(feeder, 0.5, random_state=0) is None

@@ -230,3 +230,20 @@ def test_two_neighbour_views_share_the_neighbours_half_of_the_prior():
     both = classifier_prior(x, known, 3, views, random_state=0)
     neighbours = (views[0].neighbour_mean(own) + views[1].neighbour_mean(own)) / 2
     np.testing.assert_allclose(both, 0.5 * own + 0.5 * neighbours, atol=1e-5)
+
+
+def test_no_prior_when_more_classes_are_known_than_clusters():
+    x, classes = _blobs()
+    known = np.where(np.arange(len(x)) % 5 == 0, classes, -1)  # three classes known
+    assert classifier_prior(x, known, 2, [_no_neighbours(len(x))], random_state=0) is None
+
+
+def test_classifier_prior_keeps_each_class_in_its_own_column():
+    """Class codes with a gap (a clustering stage that emptied cluster 1 leaves classes 0 and
+    2): the classifier's second class is class 2, and no cell is placed in class 1."""
+    x, classes = _blobs()
+    known = np.where((np.arange(len(x)) % 5 == 0) & (classes != 1), classes, -1)
+    prior = classifier_prior(x, known, 3, [_no_neighbours(len(x))], random_state=0)
+    assert prior.shape == (len(x), 3)
+    np.testing.assert_array_equal(prior[:, 1], 0.0)
+    assert np.mean(prior[classes == 2].argmax(1) == 2) > 0.95

@@ -300,3 +300,73 @@ def test_identical_cells_name_the_searched_number_without_sklearns_warnings():
         with pytest.raises(ValueError, match=r"The search chose \d clusters \(of 2 to 5\), but"):
             sdc.tl.scdcc(adata, n_clusters=(2, 5), **FAST)
     assert not [w for w in caught if "distinct clusters" in str(w.message)]
+
+
+def test_a_candidate_exactly_at_the_tolerance_is_eligible_and_none_without_one():
+    from scdeepclust.train._n_clusters import _choose
+
+    # 4 scores 0.95, exactly the tolerance below the best: the finer number is taken
+    search = _choose(np.array([3, 4]), np.array([1.0, 0.95]), np.zeros(2), 0.05, 100, 5)
+    assert search.chosen == 4 and search.runner_up == 3
+    # no tolerance: the best score itself
+    search = _choose(np.array([2, 3, 4]), np.array([0.7, 0.9, 0.8]), np.zeros(3), 0.0, 100, 5)
+    assert search.chosen == 3 and search.runner_up == 4
+
+
+def test_the_default_bounds_of_very_few_cells_keep_a_candidate():
+    from scdeepclust.train._n_clusters import resolve_bounds
+
+    # fewer than ten cells leave no fifth of them above the lower bound: 2 is searched alone
+    assert resolve_bounds(None, 9) == (2, 2)
+    assert resolve_bounds(None, 4) == (2, 2)
+
+
+def test_the_score_is_the_agreement_between_distinct_repeats():
+    """With two repeats there is one pair to compare, so no spread; a repeat compared with
+    itself (an ARI of 1) would lift every score and give a spread."""
+    z = np.random.default_rng(0).uniform(size=(300, 2)).astype(np.float32)  # no groups
+    search = search_n_clusters(z, (3, 5), random_state=0, n_repeats=2)
+    np.testing.assert_array_equal(search.spread, 0.0)
+    assert (search.score < 1).all()
+
+
+def _searched_result(scores, chosen, runner_up):
+    """A stored search (as `ClusterNumberSearch.as_dict` writes it) of k = 2, 3, ..."""
+    import pandas as pd
+
+    adata = sc.AnnData(np.zeros((20, 2), np.float32))
+    adata.obs["run"] = pd.Categorical(np.arange(20) % 2)
+    search = {
+        "n_clusters": np.arange(2, 2 + len(scores)),
+        "score": np.asarray(scores, float),
+        "spread": np.zeros(len(scores)),
+        "chosen": chosen,
+        "runner_up": runner_up,
+        "tolerance": 0.05,
+        "n_cells": 20,
+        "n_repeats": 6,
+    }
+    adata.uns["run"] = {"n_clusters": chosen, "n_clusters_search": search}
+    return adata
+
+
+def test_the_plot_marks_the_choice_and_the_runner_up_at_their_scores():
+    adata = _searched_result([0.6, 0.9, 1.0, 0.97, 0.4], chosen=5, runner_up=4)
+    fig = sdc.pl.n_clusters(adata, "run", show=False)
+    ax = fig.axes[0]
+    notes = {note.get_text(): note.xy for note in ax.texts}
+    assert notes.keys() == {"chosen: 5", "runner-up: 4"}
+    assert notes["chosen: 5"] == pytest.approx((5, 0.97))
+    assert notes["runner-up: 4"] == pytest.approx((4, 1.0))
+    rings = [line for line in ax.lines if len(line.get_xdata()) == 1]  # the two markers
+    assert sorted((line.get_xdata()[0], line.get_ydata()[0]) for line in rings) == [
+        (4, pytest.approx(1.0)),
+        (5, pytest.approx(0.97)),
+    ]
+
+
+def test_notes_on_the_first_and_last_candidate_open_inwards():
+    adata = _searched_result([0.98, 0.5, 0.6, 1.0], chosen=5, runner_up=2)
+    ax = sdc.pl.n_clusters(adata, "run", show=False).axes[0]
+    align = {note.get_text(): note.get_horizontalalignment() for note in ax.texts}
+    assert align == {"chosen: 5": "right", "runner-up: 2": "left"}

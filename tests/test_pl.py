@@ -392,7 +392,7 @@ def test_history_fits_a_long_status_inside_the_saved_figure(clustered):
     for text in [fig._suptitle, *(ax.xaxis.label for ax in fig.axes)]:
         extent = text.get_window_extent()
         assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, text.get_text()
-    assert "graph cut 0.028" in fig._suptitle.get_text()
+    assert "graph cut 0.028" in fig.get_suptitle()
 
 
 def test_history_draws_the_batch_and_label_terms_as_clustering_losses(clustered):
@@ -776,3 +776,109 @@ def test_options_of_another_kind_are_named_before_anything_is_drawn(clustered):
     assert plt.get_fignums() == open_figures
     assert ("X_umap_scdcc" in clustered.obsm) == cached
     sdc.pl.umap(clustered, "scdcc", n_neighbors=np.int64(10), min_dist=0.0, show=False)
+
+
+def _labelled_run():
+    """A run's clusters against known labels a, b, c: clusters 1 and 2 also lie in a."""
+    adata = sc.AnnData(np.zeros((22, 2), np.float32))
+    adata.obs["truth"] = pd.Categorical(list("a" * 12 + "b" * 6 + "c" * 4))
+    clusters = [0] * 8 + [1] * 1 + [2] * 3 + [3] * 6 + [4] * 4
+    adata.obs["run"] = pd.Categorical([str(c) for c in clusters])
+    adata.uns["run"] = {"n_clusters": 5}
+    return adata
+
+
+def test_compare_orders_a_labels_extra_clusters_by_their_overlap_and_names_the_axes():
+    ax = sdc.pl.compare(_labelled_run(), "run", "truth", show=False)
+    # cluster 0 is a's match; of a's other clusters the one holding more of a comes first
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "1", "3", "4"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert ax.get_xlabel() == "run cluster" and ax.get_ylabel() == "truth"
+
+
+def test_compare_normalises_each_known_label_and_writes_counts_readably():
+    ax = sdc.pl.compare(_labelled_run(), "run", "truth", show=False)
+    shown = np.asarray(ax.images[0].get_array())
+    np.testing.assert_allclose(shown.sum(1), 1.0)  # each known label's split over the clusters
+    colours = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
+    assert colours[((0, 0), "8")] == "white"  # dark box
+    assert colours[((2, 0), "1")] == "black"
+    column = sdc.pl.compare(_labelled_run(), "run", "truth", normalize="column", show=False)
+    np.testing.assert_allclose(np.asarray(column.images[0].get_array()).sum(0), 1.0)
+
+
+def _run_with_history(converged):
+    adata = sc.AnnData(np.zeros((10, 2), np.float32))
+    adata.obs["run"] = pd.Categorical(np.arange(10) % 2)
+    history = {
+        "pretrain_zinb": np.linspace(2.0, 1.0, 5),
+        "cluster_zinb": np.linspace(1.0, 0.9, 4),
+        "cluster_clustering": np.linspace(0.2, 0.1, 4),
+        "cluster_label_change": np.array([0.10, 0.04, 0.02]),
+        "cluster_label_change_epoch": np.array([1, 2, 4]),
+    }
+    adata.uns["run"] = {
+        "n_clusters": 2,
+        "history": history,
+        "params": {"tol": 0.03},
+        "converged": converged,
+    }
+    return adata
+
+
+def test_history_draws_the_label_change_in_percent_at_its_epochs_and_says_how_it_ended():
+    fig = sdc.pl.history(_run_with_history(True), "run", show=False)
+    change = fig.axes[2]
+    curve, tol = change.get_lines()
+    np.testing.assert_allclose(curve.get_xdata(), [1, 2, 4])
+    np.testing.assert_allclose(curve.get_ydata(), [10.0, 4.0, 2.0])
+    np.testing.assert_allclose(tol.get_ydata(), [3.0, 3.0])
+    assert "converged (label change < tol)" in fig.get_suptitle()
+    fig = sdc.pl.history(_run_with_history(False), "run", show=False)
+    assert "stopped at max_epochs" in fig.get_suptitle()
+
+
+def test_umap_refuses_to_write_over_a_run_named_as_its_graph(clustered):
+    """A run under key_added="neighbors_scdcc" holds uns['neighbors_scdcc'], where the UMAP's
+    kNN graph would go."""
+    named = clustered.copy()
+    named.obs["neighbors_scdcc"] = named.obs["scdcc"]
+    named.uns["neighbors_scdcc"] = dict(named.uns["scdcc"])
+    with pytest.raises(ValueError, match=r"The run 'neighbors_scdcc' holds the keys"):
+        sdc.pl.umap(named, "scdcc", show=False)
+    assert "history" in named.uns["neighbors_scdcc"]
+
+
+def test_edges_of_a_graph_the_user_names_are_drawn(clustered):
+    from matplotlib.collections import LineCollection
+    from scipy import sparse
+
+    run = clustered.copy()
+    ring = sparse.csr_matrix(
+        (np.ones(run.n_obs), (np.arange(run.n_obs), (np.arange(run.n_obs) + 1) % run.n_obs)),
+        shape=(run.n_obs, run.n_obs),
+    )
+    run.obsp["ring_connectivities"] = run.obsp["ring_distances"] = ring + ring.T
+    run.uns["ring"] = {
+        "connectivities_key": "ring_connectivities",
+        "distances_key": "ring_distances",
+        "params": {"n_neighbors": 3, "method": "umap"},
+    }
+    ax = sdc.pl.umap(run, "scdcc", edges=True, neighbors_key="ring", show=False)
+    drawn = [c for c in ax.collections if isinstance(c, LineCollection)][0].get_segments()
+    assert len(drawn) == run.n_obs  # the ring's edges, not the UMAP's kNN graph
+
+
+def test_diagonal_order_pairs_rows_and_columns_one_to_one():
+    # both columns hold most of their cells in row 0, but the one-to-one match (the most
+    # shared cells: 8 + 9) pairs column 1 with row 0 and column 0 with row 1
+    assert diagonal_order(np.array([[10, 8], [9, 0]])).tolist() == [1, 0]
+
+
+def test_compare_orders_numeric_labels_seen_out_of_order_as_numbers():
+    adata = sc.AnnData(np.zeros((20, 2), np.float32))
+    adata.obs["number"] = np.where(np.arange(20) % 2 == 0, 10, 2)  # 10 comes first
+    adata.obs["run"] = pd.Categorical([str(i % 2) for i in range(20)])
+    adata.uns["run"] = {"n_clusters": 2}
+    ax = sdc.pl.compare(adata, "run", "number", show=False)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "10"]

@@ -74,3 +74,15 @@ def test_desc_passes_its_smoothing_to_the_clustering_stage(scaled, monkeypatch, 
         assert seen[0].neighbours.shape == (scaled.n_obs, 8)
     else:
         assert seen[0] is None
+
+
+def test_sharded_processes_together_hold_every_reference_row(monkeypatch):
+    """Each process fills in the reference cells of its own shard, the sum (all-reduce) the rest."""
+    monkeypatch.setattr(_smoothing, "all_reduce_sum", lambda rows, feeder: rows)
+    q = _soft_assignments(50, 4)
+    reference = np.arange(0, 50, 5)  # a reference cell at every shard's first row
+    smoothing = TargetSmoothing(0.5, reference, torch.zeros((50, 3), dtype=torch.long))
+    whole = _feeder(50)
+    shards = [whole.sharded(rank, 2) for rank in range(2)]
+    parts = [smoothing._reference_rows(q[s.shard.start : s.shard.stop], s) for s in shards]
+    np.testing.assert_array_equal(sum(parts).numpy(), q[reference].numpy())
