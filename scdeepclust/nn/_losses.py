@@ -116,7 +116,10 @@ class _MeanZINBNLL(torch.autograd.Function):
             return t.reshape(-1).index_select(0, nonzero)
 
         def put(full, values):
-            full.reshape(-1).index_copy_(0, nonzero, values)
+            # Gradients of non-contiguous (e.g. transposed) parameters inherit their layout, and
+            # reshape(-1) of such a tensor is a copy that would take the writes.
+            full = full.contiguous()
+            full.view(-1).index_copy_(0, nonzero, values)
             return full.mul_(scale)
 
         w = (log_mean - log_theta_mu).exp_()  # m / (t + m), without cancellation for small m

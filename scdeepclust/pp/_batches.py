@@ -17,8 +17,7 @@ from .._messages import caller_stacklevel
 
 
 class BatchWarning(UserWarning):
-    """A `batch_key` column with a single batch, batches of very few cells, or a batch named as
-    `astype(str)` names a missing value ('nan')."""
+    """A `batch_key` column of one batch, of tiny batches, or with missing ones as text ('nan')."""
 
 
 @dataclass(frozen=True)
