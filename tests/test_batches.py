@@ -647,3 +647,38 @@ def test_a_missing_batch_made_text_is_named_in_a_warning(missing):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             batch_covariate(adata, "batch")
+
+
+def test_batch_mixing_mmd_gradient_holds_the_bandwidth_fixed():
+    """The median bandwidth is taken without gradient. The penalty's value is the same for z
+    scaled by any factor (the bandwidth follows the scale), so a gradient that went through the
+    bandwidth as well would have no component along z; held fixed, spreading the separated
+    batches apart lowers the kernel sums, and the gradient has one. Kills L16 (the median not
+    detached)."""
+    from scdeepclust.nn import batch_mixing_mmd
+
+    gen = torch.Generator().manual_seed(2)
+    codes = torch.arange(32) % 2
+    z = (torch.randn(32, 4, generator=gen) + 2.0 * codes[:, None]).requires_grad_(True)
+    (grad,) = torch.autograd.grad(batch_mixing_mmd(z, codes), z)
+    along_z = (z.detach() * grad).sum()
+    assert along_z < -0.1 * grad.norm() * z.detach().norm()
+
+
+def test_greedy_pretraining_of_a_layer_pair_trains_its_batch_inputs():
+    """Layer pair i trains its two layers and the batch shifts that enter them: the encoder's
+    (pair 0 only) and decoder layer i's. Kills M11 (the decoder's batch shift left out, so the
+    greedy pretraining never fits it)."""
+    model = StackedAutoencoder(6, (5, 3), n_batches=2)
+
+    def ids(params):
+        return {id(p) for p in params}
+
+    for i in range(2):
+        expected = ids(model.encoder_layers[i].parameters()) | ids(
+            model.decoder_layers[i].parameters()
+        )
+        expected |= ids(model.decoder_batch[i].parameters())
+        if i == 0:
+            expected |= ids(model.encoder_batch.parameters())
+        assert ids(model.layer_parameters(i)) == expected

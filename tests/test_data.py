@@ -523,3 +523,98 @@ def test_density_balanced_draws_stay_uniform_with_batches():
     feeder = CellFeeder(RowSource(adata.X), device=torch.device("cpu"), batch_codes=codes)
     assert not draws_read_components(feeder, 0.5)
     assert density_balanced_weights(feeder, 0.5, random_state=0) is None
+
+
+def test_minibatches_are_shuffled_by_the_generator():
+    """Each epoch's cells in a random order drawn from `rng`: seeded, and not the stored order.
+    Kills F1 (no shuffle)."""
+    feeder = CellFeeder(RowSource(np.zeros((200, 1), np.float32)), device=torch.device("cpu"))
+
+    def order(seed):
+        batches = feeder.minibatches(64, np.random.default_rng(seed))
+        return np.concatenate([b.index.numpy() for b in batches])
+
+    assert np.array_equal(order(0), order(0))
+    assert not np.array_equal(order(0), order(1))
+    assert not np.array_equal(order(0), np.arange(200))
+
+
+def test_a_single_cell_left_over_joins_the_only_other_batch():
+    """65 cells in batches of 64: one batch of 65, not a second batch of one cell (whose batch
+    statistics mean nothing), and `minibatch_count` says so. Kills F2 (the merge only from three
+    batches on)."""
+    from scdeepclust.data import minibatch_count
+
+    feeder = CellFeeder(RowSource(np.zeros((65, 1), np.float32)), device=torch.device("cpu"))
+    sizes = [len(b.index) for b in feeder.minibatches(64, np.random.default_rng(0))]
+    assert sizes == [65]
+    assert minibatch_count(65, 64) == feeder.n_batches(64) == 1
+
+
+def test_an_epoch_of_more_cells_than_the_data_has_is_every_cell_once():
+    """`n_cells` beyond the data: every cell once, and `n_batches` counts the batches that
+    `minibatches` makes. Kills F3 (`n_batches` counted `n_cells` rows)."""
+    feeder = CellFeeder(RowSource(np.zeros((200, 1), np.float32)), device=torch.device("cpu"))
+    batches = list(feeder.minibatches(64, np.random.default_rng(0), n_cells=1000))
+    assert sum(len(b.index) for b in batches) == 200
+    assert feeder.n_batches(64, n_cells=1000) == len(batches) == feeder.n_batches(64)
+
+
+def test_z_scored_input_is_clipped_on_both_sides():
+    """`max_value` clips the z-scored input to [-max_value, max_value], as `sc.pp.scale` does.
+    Kills F4 (clipped from above only)."""
+    x = np.array([[-100.0, 0.5], [100.0, -0.5]], np.float32)
+    feeder = CellFeeder(
+        RowSource(x),
+        device=torch.device("cpu"),
+        gene_mean=np.zeros(2),
+        gene_scale=np.ones(2),
+        max_value=10.0,
+    )
+    got = feeder.batch(np.arange(2)).x
+    torch.testing.assert_close(got, torch.tensor([[-10.0, 0.5], [10.0, -0.5]]))
+
+
+def test_sparse_rows_uploaded_in_several_blocks_are_the_host_rows():
+    """A CSR matrix of more rows than one upload block (4,096): each block's row pointers are
+    offset by the entries of the blocks before it. Kills F9 (the offset dropped: rows past the
+    first block read the first block's entries)."""
+    matrix = sparse.random(5000, 6, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    source = RowSource(matrix)
+    resident = ResidentRows.upload(source, torch.device("cpu"))
+    index = np.array([0, 4095, 4096, 4999, 17, 4500])
+    got = resident.rows(index, torch.from_numpy(index))
+    np.testing.assert_array_equal(got.numpy(), source.rows(index))
+
+
+def test_per_batch_statistics_without_batch_codes_are_refused():
+    """Statistics per batch ((n_batches, n_vars)) need each cell's batch; without codes the
+    feeder refuses at once rather than failing (or broadcasting) at the first minibatch. Kills
+    F11 (the check dropped)."""
+    with pytest.raises(ValueError, match="batch codes"):
+        CellFeeder(
+            RowSource(np.zeros((4, 2), np.float32)),
+            device=torch.device("cpu"),
+            gene_mean=np.zeros((2, 2)),
+            gene_scale=np.ones((2, 2)),
+        )
+
+
+def test_column_positions_outside_the_matrix_are_refused():
+    """Positions 0..n_vars - 1, or -1 for a missing column; n_vars itself (one past the end)
+    and -2 are refused when the source is made. Kills R2 (n_vars accepted, failing at the
+    first read instead)."""
+    for columns in ([0, 4], [0, -2], [[0, 1]]):
+        with pytest.raises(ValueError, match="columns must be"):
+            RowSource(np.zeros((3, 4), np.float32), columns=columns)
+    assert RowSource(np.zeros((3, 4), np.float32), columns=[3, -1, 0]).n_vars == 3
+
+
+def test_shards_outside_the_rows_are_refused():
+    """A shard start:stop must lie within 0..n_obs with start <= stop. Kills R3 (stop left
+    unchecked: a shard past the end, or of negative length, was made)."""
+    source = RowSource(np.zeros((10, 2), np.float32))
+    for start, stop in ((0, 11), (6, 5), (-1, 3)):
+        with pytest.raises(ValueError, match="outside"):
+            source.shard(start, stop)
+    assert source.shard(10, 10).n_obs == 0

@@ -186,3 +186,22 @@ def test_a_share_holding_under_a_tenth_of_a_batchs_cells_is_refused():
     check_shards_mix_batches(
         np.concatenate([first, np.r_[np.zeros(240, int), np.ones(160, int)]]), ["a", "b"], 2
     )
+
+
+def test_a_shard_feeds_its_own_cells_counts_size_factors_and_batches():
+    """A shard's batch index i is the shard's i-th cell: its counts, its size factor and its
+    batch code, all from the same rows. Kills F5 (the shard kept the whole data's size factors,
+    so its cells were divided by those of the first cells; optional: test_two_processes_match_one
+    also kills F5, through torchrun, this is the fast unit check)."""
+    x = np.arange(1, 11, dtype=np.float32)[:, None]
+    size_factors = np.linspace(0.5, 2.0, 10)
+    codes = np.arange(10) % 3
+    feeder = CellFeeder(
+        RowSource(x), device=torch.device("cpu"), size_factors=size_factors, batch_codes=codes
+    )
+    part = feeder.sharded(1, 2)  # cells 5..9
+    batch = part.batch(np.arange(5))
+    np.testing.assert_array_equal(batch.counts.numpy(), x[5:])
+    np.testing.assert_allclose(batch.size_factors.numpy(), size_factors[5:], rtol=1e-6)
+    np.testing.assert_array_equal(batch.batch_code.numpy(), codes[5:])
+    np.testing.assert_allclose(batch.x.numpy(), np.log1p(x[5:] / size_factors[5:, None]), rtol=1e-6)

@@ -1174,3 +1174,46 @@ def test_a_model_trained_on_known_labels_names_its_clusters_classes(split, tmp_p
     plain = sdc.models.load(plain.save(tmp_path / "plain"))
     assert plain.label_classes is None
     assert "label_classes" not in sdc.tl.map_to_model(test, plain, copy=True).uns["scdcc"]
+
+
+def test_a_resumed_stage_keeps_its_plateau_count(tmp_path):
+    """The plateau stopper's state is saved with the stage and restored on resume: a constant
+    loss with patience 3 stops after 4 epochs, interrupted in its third epoch or not. Kills P12
+    (the resumed stage starts a fresh stopper and runs 2 epochs more)."""
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import PlateauStopper, sgd
+    from scdeepclust.train._checkpoint import TrainingCheckpoint
+    from scdeepclust.train._loops import fit_epochs
+
+    class Interrupted(Exception):
+        pass
+
+    feeder = CellFeeder(RowSource(np.zeros((8, 1), np.float32)), device=torch.device("cpu"))
+
+    def run(directory, interrupt_at=None, resume=False):
+        w = torch.nn.Parameter(torch.zeros(1))
+        calls = []
+
+        def step_loss(batch):
+            calls.append(1)
+            if len(calls) == interrupt_at:
+                raise Interrupted
+            return {"loss": (w * 0).sum() + 1.0}
+
+        checkpoint = TrainingCheckpoint(directory, every=1, resume=resume, fingerprint="run")
+        return fit_epochs(
+            feeder,
+            step_loss,
+            sgd([w], lr=0.1, momentum=0.0),
+            n_epochs=10,
+            batch_size=4,
+            rng=np.random.default_rng(0),
+            stopper=PlateauStopper(patience=3),
+            progress=False,
+            checkpoint=checkpoint,
+        )
+
+    assert len(run(tmp_path / "whole")["loss"]) == 4
+    with pytest.raises(Interrupted):
+        run(tmp_path / "parts", interrupt_at=5)  # 2 steps per epoch: in the third epoch
+    assert len(run(tmp_path / "parts", resume=True)["loss"]) == 4

@@ -308,3 +308,115 @@ def test_dropout_mask_bank_stays_small_for_wide_inputs(monkeypatch):
     # never fewer masks than a minibatch has rows
     monkeypatch.setattr(_modules, "MASK_BANK_MAX_BYTES", 1000)
     assert DropoutMasks(100, 0.1, seed=0, offsets=offsets, max_rows=8, device="cpu").rows == 8
+
+
+def test_target_is_a_distribution_where_the_direct_weights_underflow():
+    """frequency^balance beyond float32's range (1e12^4) makes every direct weight 0: the
+    target comes from logarithms instead (equal frequencies cancel, leaving q^2 normalised).
+    Kills L8 (the log-space fallback never taken: 0 / 0 = NaN)."""
+    q = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    frequency = torch.tensor([1e12, 1e12])
+    target = target_distribution(q, frequency, balance=4.0)
+    torch.testing.assert_close(target, q**2 / (q**2).sum(1, keepdim=True))
+
+
+def test_zinb_heads_are_clamped_to_their_ranges():
+    """Whatever the heads output, the mean (before the size factor) stays in [1e-5, 1e6] and
+    the dispersion in [1e-4, 1e4]. Kills M6 (dispersion's upper bound dropped) and M7 (the
+    log-mean clamp dropped)."""
+    model = ZINBAutoencoder(5, encoder_hidden=(4,), latent_dim=2, decoder_hidden=(4,))
+    z = torch.randn(3, 2)
+    size_factors = torch.full((3,), 2.0)
+    with torch.no_grad():
+        model.zinb_heads.weight.zero_()
+        for bias, mean, dispersion in ((1e5, 1e6, 1e4), (-1e5, 1e-5, 1e-4)):
+            model.zinb_heads.bias.fill_(bias)
+            p = model.decode(z, size_factors)
+            torch.testing.assert_close(p.log_mean, torch.full((3, 5), float(np.log(2 * mean))))
+            torch.testing.assert_close(p.dispersion, torch.full((3, 5), dispersion))
+
+
+def test_student_t_soft_assignment_with_other_degrees_of_freedom():
+    """DESC's `alpha` (degrees of freedom): q_ij proportional to
+    (1 + d_ij^2 / alpha)^-((alpha + 1) / 2). Kills M4 (alpha left out of the distance term,
+    which is the same only at alpha 1)."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(20, 3)).astype(np.float32)
+    mu = rng.normal(size=(4, 3)).astype(np.float32)
+    d2 = ((z[:, None, :] - mu[None]) ** 2).sum(-1)
+    for alpha in (0.5, 3.0):
+        q = ClusteringLayer(torch.from_numpy(mu), alpha=alpha)(torch.from_numpy(z)).detach()
+        expected = (1.0 + d2 / alpha) ** (-(alpha + 1) / 2)
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(q.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_rates_outside_the_open_interval_are_refused():
+    """Kills M1 (a rate of 0 accepted; low priority: its masks would be the identity)."""
+    from scdeepclust.nn import DropoutMasks
+
+    for p in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="dropout rate"):
+            DropoutMasks(10, p, seed=0, max_rows=4, device="cpu")
+
+
+def test_stacked_autoencoder_embeds_with_tanh_and_reconstructs_linearly():
+    """DESC's network: ReLU hidden layers, tanh on the embedding layer, a mirrored decoder whose
+    output layer is linear (scaled data is negative as often as positive). Kills M9 (ReLU on
+    the embedding layer) and M10 (ReLU on the output layer)."""
+    from torch.nn import functional as F
+
+    from scdeepclust.nn import StackedAutoencoder
+
+    torch.manual_seed(0)
+    model = StackedAutoencoder(6, (5, 3))
+    x = torch.randn(40, 6)
+    with torch.no_grad():
+        z = torch.tanh(model.encoder_layers[1](F.relu(model.encoder_layers[0](x))))
+        out = model.decoder_layers[0](F.relu(model.decoder_layers[1](z)))
+        torch.testing.assert_close(model.encode(x), z)
+        torch.testing.assert_close(model.decode(z), out)
+        assert (z < 0).any() and (model.decode(z) < 0).any()
+
+
+def test_clustering_layer_trains_a_copy_of_the_given_centroids():
+    """Training moves the layer's centroids in place; the caller's float32 tensor (or the numpy
+    array under it) stays as it was. Kills M12 (no `.clone()`: the parameter shares the caller's
+    memory when it is float32 already)."""
+    given = np.arange(6, dtype=np.float32).reshape(2, 3)
+    layer = ClusteringLayer(torch.from_numpy(given))
+    with torch.no_grad():
+        layer.centroids.add_(1.0)
+    np.testing.assert_array_equal(given, np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+def test_mlp_layers_and_last_activation():
+    """`nn.mlp`: ReLU between the linear layers, after the last only by default; dropout before
+    each linear layer when asked. Kills M14 (`last_activation=False` ignored)."""
+    from torch import nn
+
+    from scdeepclust.nn import mlp
+
+    def kinds(net):
+        return [type(layer) for layer in net]
+
+    assert kinds(mlp([4, 3, 2])) == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU]
+    assert kinds(mlp([4, 3, 2], last_activation=False)) == [nn.Linear, nn.ReLU, nn.Linear]
+    assert kinds(mlp([4, 2], dropout=0.1, last_activation=False)) == [nn.Dropout, nn.Linear]
+
+
+def test_small_optimizer_averages_that_still_move_weights_are_kept():
+    """The clean-up zeroes only averages too small to move any weight: Adam's averages of a
+    steady gradient of 1e-8 (exp_avg_sq about 6e-18 after 64 steps, which still sets the size
+    of the update against eps 1e-8) stay. Kills O6 (VANISHING raised to 1e-3)."""
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import adam
+    from scdeepclust.train._loops import _optimizer_step
+    from scdeepclust.train._optim import VANISHING_EVERY
+
+    w = torch.nn.Parameter(torch.ones(4))
+    opt = adam([w], lr=1e-3)
+    feeder = CellFeeder(RowSource(np.zeros((2, 1), np.float32)), device=torch.device("cpu"))
+    for step in range(1, VANISHING_EVERY + 1):  # the last step cleans up
+        _optimizer_step(opt, {"loss": 1e-8 * w.sum()}, feeder, step)
+    assert (opt.state[w]["exp_avg"] != 0).all() and (opt.state[w]["exp_avg_sq"] != 0).all()

@@ -105,3 +105,47 @@ def test_a_tool_call_does_not_import_torch_dynamo():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_updates_are_torchs_to_the_bit_with_gradients_zeroed_in_place(name):
+    """`zero_grad(set_to_none=False)` and gradients accumulated into the same tensors by
+    backward, as a caller's loop may do: the same updates as torch's. Kills O2 (SGD's momentum
+    buffer starts as the gradient tensor itself, which the next zero_grad then zeroes) and O9
+    (zero_grad(set_to_none=False) leaves the gradients to accumulate)."""
+    make_theirs, make_ours = PAIRS[name]
+    theirs, ours = parameters(), parameters()
+    for params, optimizer in ((theirs, make_theirs(theirs)), (ours, make_ours(ours))):
+        g = torch.Generator().manual_seed(1)
+        for _ in range(9):
+            optimizer.zero_grad(set_to_none=False)
+            weights = [torch.randn(p.shape, generator=g) for p in params]
+            sum((p * w).sum() + p.pow(2).sum() for p, w in zip(params, weights)).backward()
+            optimizer.step()
+    for a, b in zip(theirs, ours, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours[0], parameters()[0])
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_a_loaded_state_takes_the_parameters_dtype(name):
+    """Averages saved in another dtype (e.g. by a float64 run) are loaded in the parameters'
+    dtype; Adam's step count keeps its own (float32, as the fused kernel reads it). Kills O4
+    (every saved tensor kept in its saved dtype)."""
+    make_theirs, make_ours = PAIRS[name]
+    first = parameters()
+    saving = make_ours(first)
+    train(saving, first, 2)
+    state = saving.state_dict()
+    for values in state["state"].values():
+        for key, value in values.items():
+            if key != "step":
+                values[key] = value.double()
+    resumed = parameters()
+    resuming = make_ours(resumed)
+    resuming.load_state_dict(state)
+    saved_step_dtype = torch.float32  # Adam's step count, as the fused kernel reads it
+    for values in resuming.state.values():
+        for key, value in values.items():
+            assert value.dtype == (saved_step_dtype if key == "step" else torch.float32)
+    train(resuming, resumed, 2)

@@ -217,3 +217,18 @@ def test_desc_in_a_callers_torch_mode_as_outside(scaled, mode):
     with CALLER_MODES[mode]():
         got = sdc.tl.desc(scaled, copy=True, **short)
     np.testing.assert_array_equal(got.obsm["X_desc"], want.obsm["X_desc"])
+
+
+def test_float32_networks_compute_in_float32_inside_a_callers_autocast():
+    """A network called directly (not through a tool, which leaves the caller's torch modes
+    anyway) inside a caller's autocast still computes its float32 layers in float32. Kills M13
+    (the float32 path no longer disables an enclosing autocast)."""
+    torch.manual_seed(0)
+    zinb = ZINBAutoencoder(200, encoder_hidden=(64,), latent_dim=8)
+    stacked = StackedAutoencoder(100, (32, 8))
+    x, y = torch.randn(32, 200), torch.randn(16, 100)
+    want = (zinb.encode(x), stacked.encode(y), stacked.layer_pair(0, y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = (zinb.encode(x), stacked.encode(y), stacked.layer_pair(0, y))
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)

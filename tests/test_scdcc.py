@@ -768,3 +768,45 @@ def test_n_top_genes_of_a_backed_dense_matrix_of_float16_or_another_byte_order(
     genes = in_memory.uns["scdcc"]["genes_used"]
     np.testing.assert_array_equal(backed.uns["scdcc"]["genes_used"], genes)
     np.testing.assert_array_equal(backed.obs["scdcc"], in_memory.obs["scdcc"])
+
+
+def test_plateau_stopper_counts_epochs_without_a_relative_improvement():
+    """Stops after `patience` epochs in a row that improved the best loss by no more than
+    `min_rel_delta` of it. Kills P1 (stops one epoch late: `>` patience) and P2
+    (min_rel_delta ignored: any improvement resets the count)."""
+    from scdeepclust.train import PlateauStopper
+
+    stopper = PlateauStopper(patience=2, min_rel_delta=0.1)
+    assert not stopper.update(10.0)
+    assert not stopper.update(9.5)  # 5% better: not enough, 1 epoch without improvement
+    assert stopper.update(9.2)  # 2 epochs: stop
+    stopper = PlateauStopper(patience=2, min_rel_delta=0.1)
+    assert [stopper.update(loss) for loss in (10.0, 8.0, 7.9, 6.0, 6.0, 6.0)] == [
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_default_epochs_fall_with_the_cells_between_the_minimum_and_the_base():
+    """base * reference / n, within [minimum, base]: on millions of cells the minimum, never 0.
+    Kills P3 (the minimum dropped: 0 epochs at 10 million cells)."""
+    from scdeepclust.train import default_epochs
+
+    kw = dict(base=25, reference_cells=100_000, minimum=2)
+    assert default_epochs(1_000, **kw) == 25
+    assert default_epochs(400_000, **kw) == 6
+    assert default_epochs(10_000_000, **kw) == 2
+    assert default_epochs(0, **kw) == 25
+
+
+def test_a_tiny_update_interval_refreshes_the_target_every_step():
+    """update_interval * n_batches below one step rounds up to 1, not to 0 (a modulo by zero in
+    the stage). Kills P7 (`max(1, ...)` dropped)."""
+    from scdeepclust.train import ClusteringStage
+
+    assert ClusteringStage(5, 256, 1e-3, update_interval=0.001).refresh_every(100) == 1
+    assert ClusteringStage(5, 256, 1e-3, update_interval=0.004).refresh_every(100) == 1
