@@ -174,6 +174,32 @@ def test_mapping_multiplied_counts_onto_a_model_warns(sim):
     assert {w.filename for w in caught if "raw counts" in str(w.message)} == {__file__}
 
 
+def test_sigma_is_the_noise_the_encoder_reads_in_training(sim):
+    """scDCC's denoising: the encoder reads the input with Gaussian noise of sd `sigma` in
+    both stages (the same draws whatever sigma, so sigma alone makes the difference)."""
+    runs = [
+        sdc.tl.scdcc(sim, 3, sigma=sigma, copy=True, **FAST).obsm["X_scdcc"] for sigma in (0.0, 2.5)
+    ]
+    assert not np.allclose(runs[0], runs[1], atol=1e-3)
+
+
+def test_the_pretraining_epochs_reported_are_those_run(sim, monkeypatch):
+    """Pretraining on uniform draws stops on a plateau at the default number of epochs: the
+    run's record says how many epochs it ran, not how many it could have."""
+    from scdeepclust.models import _scdcc
+
+    class StopsAfterTwo(_scdcc.PlateauStopper):
+        def update(self, loss):
+            super().update(loss)
+            self.seen = getattr(self, "seen", 0) + 1
+            return self.seen >= 2
+
+    monkeypatch.setattr(_scdcc, "PlateauStopper", StopsAfterTwo)
+    out = sdc.tl.scdcc(sim, 3, pretrain_balance=0.0, copy=True, max_epochs=1, progress=False)
+    uns = out.uns["scdcc"]
+    assert len(uns["history"]["pretrain_zinb"]) == uns["pretrain_epochs"] == 2
+
+
 def test_genes_start_at_the_level_of_deep_counts_only():
     from scdeepclust.models._scdcc import initial_mean_count
     from scdeepclust.nn import ZINBAutoencoder
