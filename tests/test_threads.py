@@ -229,3 +229,23 @@ def test_the_callers_equal_filter_stays_and_a_filter_put_back_is_swept_out():
         with ignoring_warnings(UserWarning):  # the package's next block sweeps it out
             pass
         assert not ours(ConvergenceWarning)
+
+
+def test_kmeans_keeps_a_tighter_thread_limit_of_the_callers():
+    """Two threads at most for k-means, and one where the caller (or OMP_NUM_THREADS=1, as
+    torchrun sets) allows one: threadpoolctl sets the pools to the number given, raising them."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scdeepclust._threads import KMEANS_THREADS, kmeans_thread_limit
+
+    def openmp_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+
+    if not openmp_threads():
+        pytest.skip("no OpenMP pool loaded")
+    with threadpool_limits(limits=1, user_api="openmp"):
+        with kmeans_thread_limit():
+            assert openmp_threads() == {1}
+    with threadpool_limits(limits=KMEANS_THREADS + 2, user_api="openmp"):
+        with kmeans_thread_limit():
+            assert openmp_threads() == {KMEANS_THREADS}
