@@ -368,6 +368,20 @@ def test_pretraining_with_no_epochs_returns_an_empty_history():
     assert outcome.history and all(len(losses) == 0 for losses in outcome.history.values())
 
 
+def test_a_resolution_given_with_a_number_of_clusters_is_named(scaled):
+    """A list of resolutions beside n_clusters gave one result under key_added, silently (the
+    command line refuses the combination)."""
+    match = r"resolution=\[0.3, 0.8\] has no effect with n_clusters=3"
+    with pytest.warns(UserWarning, match=match):
+        out = sdc.tl.desc(scaled, n_clusters=3, resolution=[0.3, 0.8], copy=True, **FAST)
+    assert "desc" in out.obs and "desc_0.3" not in out.obs
+    with pytest.warns(UserWarning, match=r"resolution=1.2 has no effect with n_clusters=3"):
+        sdc.tl.desc(scaled, n_clusters=3, resolution=1.2, copy=True, **FAST)
+    with warnings.catch_warnings():  # the default cannot be told from a resolution left out
+        warnings.filterwarnings("error", message=".*has no effect")
+        sdc.tl.desc(scaled, n_clusters=3, copy=True, **FAST)
+
+
 def test_init_without_a_number_of_clusters_is_named(scaled):
     with pytest.warns(UserWarning, match=r"init='kmeans' has no effect without `n_clusters`"):
         out = sdc.tl.desc(scaled, init="kmeans", copy=True, **FAST)

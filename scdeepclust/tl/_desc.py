@@ -126,7 +126,8 @@ def desc(
         Leiden resolution of the initial clustering on a kNN graph of the pretrained
         embedding, or a list of them: the autoencoder is pretrained once (and the cells
         embedded and their neighbours looked up once) and the clustering stage runs once per
-        resolution. Ignored when `n_clusters` is given (see `init`). On
+        resolution. Ignored when `n_clusters` is given (see `init`), with a warning where it
+        is not the default. On
         more than 10,000 cells Leiden runs on a random sample of 10,000 and every cell, those
         of the sample too, joins the cluster of the nearest mean on the sample: Leiden's
         clusters get finer as its graph holds more
@@ -355,6 +356,19 @@ def desc(
     check_init(init)
     if resolution is not None:  # else the number is searched, and `init` says how it is reached
         warn_if_start_options_unused(init, n_clusters)
+    if n_clusters is not None and resolution is not None:
+        given = resolution_list(resolution)
+        if given != [DEFAULT_RESOLUTION]:  # the default cannot be told from one left out
+            shown = f"{given[0]:g}" if len(given) == 1 else str(given)
+            warnings.warn(
+                f"resolution={shown} has no effect with n_clusters={n_clusters!r}: DESC reaches "
+                "a given number of clusters from Leiden at resolutions of its own (see `init`) "
+                f"and searches a range by k-means, and writes one result under {key_added!r}. "
+                "Leave resolution out, or leave n_clusters out to let Leiden at each "
+                "resolution choose the clusters.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
     batch_size, n_neighbors = check_training_sizes(
         adata.n_obs,
         batch_size=batch_size,
