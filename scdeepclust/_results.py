@@ -97,11 +97,10 @@ def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
 
 
 def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> None:
-    """Refuse results that would overwrite what the run reads; warn about what they replace.
+    """Refuse results that would overwrite what the run reads, or that could not be saved.
 
-    Called before training: `keys` are the runs' `key_added`, `inputs` the run's ``label_key``,
-    ``batch_key`` (obs columns), ``use_rep`` and ``protein_key`` (obsm keys). A warning turned
-    into an error (``-W error``) then costs no training, and a run with several keys warns once.
+    Called as the options are checked: `keys` are the runs' `key_added`, `inputs` the run's
+    ``label_key``, ``batch_key`` (obs columns), ``use_rep`` and ``protein_key`` (obsm keys).
     """
     where = {"label_key": "obs", "batch_key": "obs", "use_rep": "obsm", "protein_key": "obsm"}
     for key in keys:
@@ -131,6 +130,15 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
                 f"sc.get.obs_df) could not tell the clusters from the gene "
                 f"(`sc.pl.umap(adata, color={key!r})` refuses it). Choose another key_added."
             )
+
+
+def warn_if_results_replaced(adata: AnnData, keys: list[str]) -> None:
+    """Warn about the results of earlier runs that these keys will overwrite.
+
+    Called once the input has been read and checked, just before training: a call refused for
+    its input does not speak of overwriting anything, a warning turned into an error
+    (``-W error``) costs no training, and a run with several keys warns once.
+    """
     found = [name for key in keys for name in existing_keys(adata, key)]
     derived = [f"{part}[{name!r}]" for key in keys for part, name in derived_entries(adata, key)]
     if found:
@@ -152,8 +160,8 @@ def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
     """Write the results of each key; called only after training succeeded.
 
     All or nothing: every value is made first, and an error or interruption while they are
-    assigned puts back what was there. Keys that exist are overwritten: `check_result_keys`
-    warned about them before training.
+    assigned puts back what was there. Keys that exist are overwritten:
+    `warn_if_results_replaced` warned about them before training.
     """
     entries = [entry for key, result in results.items() for entry in _entries(key, result)]
     # computed from the embeddings replaced: removed with them, not left to be read as theirs

@@ -20,6 +20,8 @@ from scipy import sparse
 
 import scdeepclust as sdc
 from _helpers import assert_unchanged, snapshot
+from scdeepclust.tl import _desc as _tl_desc
+from scdeepclust.tl import _scdcc as _tl_scdcc
 from scdeepclust.train import TrainingDiverged, _loops
 
 # Rows that train do so for one epoch per stage on 90 cells.
@@ -1364,6 +1366,31 @@ def test_existing_key_warning_lists_every_key():
     message = str([w for w in record if "overwritten" in str(w.message)][0].message)
     for key in ("obs['scdcc']", "obs['scdcc_confidence']", "obsm['X_scdcc']", "uns['scdcc']"):
         assert key in message
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_call_refused_for_its_input_does_not_speak_of_overwriting(tool, monkeypatch):
+    """The warning about earlier results comes once the input is read and checked: a layer
+    misnamed was refused after 'will be overwritten' (nothing was), and as an error
+    (-W error) the warning still costs no training."""
+    adata = _existing_key(counts_data() if tool == "scdcc" else lognorm_data())
+    before = snapshot(adata)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyError, match="'count'"):
+            getattr(sdc.tl, tool)(adata, n_clusters=3, layer="count", **TINY)
+    assert not [w for w in caught if "overwritten" in str(w.message)]
+    assert_unchanged(adata, before)
+    trained = []
+    module = {"scdcc": _tl_scdcc, "desc": _tl_desc}[tool]
+    name = {"scdcc": "fit_scdcc", "desc": "pretrain_desc"}[tool]
+    monkeypatch.setattr(module, name, lambda *args, **kwargs: trained.append(1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*will be overwritten")
+        with pytest.raises(UserWarning, match="will be overwritten"):
+            getattr(sdc.tl, tool)(adata, n_clusters=3, **TINY)
+    assert not trained
+    assert_unchanged(adata, before)
 
 
 def test_the_advice_for_cells_without_counts_removes_only_those(sim):

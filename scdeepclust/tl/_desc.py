@@ -12,7 +12,12 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._messages import caller_stacklevel
-from .._results import ClusteringResult, check_result_keys, write_results
+from .._results import (
+    ClusteringResult,
+    check_result_keys,
+    warn_if_results_replaced,
+    write_results,
+)
 from ..data import CellFeeder, RowSource
 from ..models import DESC, DESCConfig, cluster_desc, pretrain_desc
 from ..models._desc import DEFAULT_RESOLUTION
@@ -501,6 +506,7 @@ def desc(
         across_processes={"resolutions": resolutions},
         **run,
     )
+    warn_if_results_replaced(adata, keys)
     results: dict[str, ClusteringResult] = {}
     with standard_torch_mode(), report_interruption(checkpoint):
         try:

@@ -5,7 +5,7 @@ from os import PathLike
 
 from anndata import AnnData
 
-from .._results import check_result_keys, write_results
+from .._results import check_result_keys, warn_if_results_replaced, write_results
 from ..models import TrainedModel
 from ..models import load as load_model
 from ..pp._input import advise_loading_backed, check_adata, check_bools, check_names
@@ -113,6 +113,7 @@ def map_to_model(
     )
     result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
     result.timings["total_s"] = time.perf_counter() - t_start
+    warn_if_results_replaced(adata, [key])
     adata = target_adata(adata, copy)
     write_results(adata, {key: result})
     return adata if copy else None

@@ -10,7 +10,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._messages import caller_stacklevel
-from .._results import check_result_keys, write_results
+from .._results import check_result_keys, warn_if_results_replaced, write_results
 from ..constraints import (
     PairwiseConstraints,
     label_codes,
@@ -640,6 +640,7 @@ def scdcc(
         device=dev,
         **run,
     )
+    warn_if_results_replaced(adata, [key_added])
     with standard_torch_mode(), report_interruption(checkpoint):
         result = fit_scdcc(
             feeder,
