@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--label-key",
         metavar="COL",
-        help="scdcc: obs column with known labels for some cells (missing for the others), "
-        "turned into must-link / cannot-link constraints",
+        help="scdcc: obs column with known labels for some cells (missing for the others): "
+        "each known class starts a cluster, its labelled cells keep it, a classifier on them "
+        "guides the other cells, and pairs of them become must-link / cannot-link constraints",
     )
     run.add_argument(
         "--batch-key",
@@ -579,7 +580,7 @@ def _run(args) -> int:
     if plot is not None and writes:
         _check_writable(plot, "--plot")
     if args.label_key is not None and args.method != "scdcc":
-        raise CommandError("--label-key (constraints from known labels) is for -m scdcc only")
+        raise CommandError("--label-key (known labels of some cells) is for -m scdcc only")
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
     if args.resolution is not None and args.n_clusters is not None and args.method == "desc":
