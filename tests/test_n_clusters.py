@@ -370,3 +370,28 @@ def test_notes_on_the_first_and_last_candidate_open_inwards():
     ax = sdc.pl.n_clusters(adata, "run", show=False).axes[0]
     align = {note.get_text(): note.get_horizontalalignment() for note in ax.texts}
     assert align == {"chosen: 5": "right", "runner-up: 2": "left"}
+
+
+def test_a_choice_at_the_upper_bound_is_named_with_a_wider_range():
+    """Six groups searched up to four: the rule takes the largest number near the best, so a
+    choice at the bound may stand for more; the warning says how to widen the range."""
+    import warnings
+
+    from scdeepclust.train._centroids import initial_centroids
+    from scdeepclust.train._n_clusters import largest_upper_bound
+
+    z, _ = blobs([150] * 6)
+    start = dict(resolution=None, n_neighbors=10, random_state=0)
+    with pytest.warns(UserWarning, match=r"chose 4 clusters, its upper bound.*n_clusters=\(2, 8\)"):
+        initial_centroids(z, n_clusters=(2, 4), **start)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*upper bound")
+        assert initial_centroids(z, n_clusters=(2, 10), **start).search.chosen == 6
+        initial_centroids(z, n_clusters=(4, 4), **start)  # a single number is taken, not chosen
+    # where the bound is as many clusters as a search takes, there is nothing to widen
+    few, _ = blobs([5] * 12)
+    most = largest_upper_bound(len(few))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*upper bound")
+        search = initial_centroids(few, n_clusters=(2, most), **{**start, "n_neighbors": 5}).search
+    assert search.chosen == most

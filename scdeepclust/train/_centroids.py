@@ -566,6 +566,17 @@ def initial_centroids(
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
+        elif lo < n_clusters == hi < largest_upper_bound(len(z)):
+            # the rule takes the largest number near the best score: more may do as well
+            wider = min(2 * hi, largest_upper_bound(len(z)))
+            warnings.warn(
+                f"The search chose {hi} clusters, its upper bound (runner-up "
+                f"{search.runner_up}): more clusters may fit these cells as well. Search a "
+                f"wider range, e.g. n_clusters=({lo}, {wider}), and compare the scores "
+                "(scdeepclust.pl.n_clusters).",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
     found = ", number searched" if search is not None else ""
     if n_clusters is not None and seed_labels is not None:
         seeds = class_mean_centroids(z, n_clusters, seed_labels, random_state=random_state)
