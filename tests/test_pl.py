@@ -882,3 +882,30 @@ def test_compare_orders_numeric_labels_seen_out_of_order_as_numbers():
     adata.uns["run"] = {"n_clusters": 2}
     ax = sdc.pl.compare(adata, "run", "number", show=False)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "10"]
+
+
+def test_probabilities_of_many_clusters_keeps_a_readable_shape():
+    """29 clusters drew a strip of 30 x 4.8 inches; the default now stops at a page's width
+    and grows in height with it. A figsize given is kept."""
+    rng = np.random.default_rng(0)
+    n, k = 600, 29
+    codes = np.arange(n) % k
+    probs = rng.dirichlet(np.full(k, 0.1), n).astype(np.float32)
+    probs[np.arange(n), codes] += 2
+    probs /= probs.sum(1, keepdims=True)
+    adata = sc.AnnData(np.zeros((n, 2), np.float32))
+    adata.obs["run"] = pd.Categorical([str(c) for c in codes], [str(c) for c in range(k)])
+    adata.obsm["run_probs"] = probs
+    adata.obs["run_confidence"] = probs.max(1)
+    adata.uns["run"] = {"n_clusters": k}
+    width, height = sdc.pl.probabilities(adata, "run", show=False).get_size_inches()
+    assert width <= 18 and width / height <= 3
+    few = adata[adata.obs["run"].isin(["0", "1", "2"])].copy()
+    few.obs["run"] = few.obs["run"].cat.remove_unused_categories()
+    few.obsm["run_probs"] = few.obsm["run_probs"][:, :3] / few.obsm["run_probs"][:, :3].sum(
+        1, keepdims=True
+    )
+    assert tuple(sdc.pl.probabilities(few, "run", show=False).get_size_inches()) == (9.0, 4.8)
+    given = sdc.pl.probabilities(adata, "run", figsize=(30, 4), show=False)
+    assert tuple(given.get_size_inches()) == (30, 4)
+    plt.close("all")

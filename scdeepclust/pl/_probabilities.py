@@ -19,6 +19,9 @@ from ._utils import (
     finish,
 )
 
+# Inches: the default figure stops growing with the number of clusters here.
+MAX_FIGURE_WIDTH = 18.0
+
 
 @closes_figures_on_error
 def probabilities(
@@ -127,7 +130,10 @@ def probabilities(
 
     k = len(categories)
     if figsize is None:
-        figsize = (max(9.0, 4.0 + 0.55 * k + 0.35 * probs.shape[1]), 4.8)
+        # wider with more clusters up to a page, and taller with it: 29 clusters made a strip
+        # of 30 x 4.8 inches, unreadable at a notebook's width
+        width = min(MAX_FIGURE_WIDTH, max(9.0, 4.0 + 0.55 * k + 0.35 * probs.shape[1]))
+        figsize = (width, max(4.8, width / 3))
     fig = plt.figure(figsize=figsize, layout="constrained")
     grid = fig.add_gridspec(
         1, 4, width_ratios=[0.35, max(3.0, 0.35 * probs.shape[1]), 0.18, max(3.0, 0.55 * k)]
