@@ -367,8 +367,9 @@ def desc(
             shown = f"{given[0]:g}" if len(given) == 1 else str(given)
             warnings.warn(
                 f"resolution={shown} has no effect with n_clusters={n_clusters!r}: DESC reaches "
-                "a given number of clusters from Leiden at resolutions of its own (see `init`) "
-                f"and searches a range by k-means, and writes one result under {key_added!r}. "
+                "a given number of clusters as `init` says (init='leiden' from resolutions of "
+                "its own) and a searched one by k-means, and writes one result under "
+                f"{key_added!r}. "
                 "Leave resolution out, or leave n_clusters out to let Leiden at each "
                 "resolution choose the clusters.",
                 UserWarning,
