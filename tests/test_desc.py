@@ -437,3 +437,144 @@ def test_a_representations_columns_are_no_genes_read(scaled):
         progress=False,
     )
     assert "genes_used" not in out.uns["desc"]
+
+
+def test_a_bad_kernel_is_refused_before_pretraining(scaled, monkeypatch):
+    """An unknown `kernel` is refused up front, before the autoencoder is pretrained (the
+    clustering layer refuses it too, but only after the whole pretraining)."""
+    import scdeepclust.tl._desc as desc_module
+
+    calls = count_calls(monkeypatch, desc_module, "pretrain_desc")
+    with pytest.raises(ValueError, match=r"kernel must be 't' or 'gaussian', not 'cauchy'"):
+        sdc.tl.desc(scaled, kernel="cauchy", **FAST)
+    assert not calls
+
+
+def test_batch_key_z_scores_within_batches_so_unscaled_input_is_not_warned_about():
+    """With `batch_key` DESC z-scores every gene within each batch itself: log-normalised genes
+    that were not scaled are what it expects, so no scale warning is given; params record the
+    scaling as applied, and uns the cells of each batch."""
+    adata = sdc.datasets.simulate(200, 100, 3, mean_log_expression=-2.5, random_state=0)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    adata.obs["batch"] = np.repeat(["a", "b"], [120, 80])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not scaled")
+        warnings.filterwarnings("error", message=".*far from the z-scored")
+        out = sdc.tl.desc(
+            adata,
+            n_clusters=3,
+            batch_key="batch",
+            copy=True,
+            pretrain_epochs=2,
+            max_epochs=2,
+            progress=False,
+            batch_size=64,
+        )
+    uns = out.uns["desc"]
+    assert bool(uns["params"]["scale"])
+    assert dict(zip(uns["params"]["batch_categories"], uns["batch_sizes"].tolist())) == {
+        "a": 120,
+        "b": 80,
+    }
+
+
+def test_momentum_is_the_clustering_optimizers_and_recorded(scaled, monkeypatch):
+    """`momentum` is the momentum of the clustering stage's SGD, and params record it as given."""
+    import scdeepclust.models._desc as desc_model
+
+    seen = []
+    original = desc_model.sgd
+
+    def spy(params, **kwargs):
+        optimizer = original(params, **kwargs)
+        seen.append(optimizer.param_groups[0]["momentum"])
+        return optimizer
+
+    monkeypatch.setattr(desc_model, "sgd", spy)
+    out = sdc.tl.desc(scaled, momentum=0.5, copy=True, **FAST)
+    assert seen and set(seen) == {0.5}
+    assert out.uns["desc"]["params"]["momentum"] == 0.5
+
+
+def test_one_resolutions_failure_comes_without_a_note_on_other_resolutions(scaled, monkeypatch):
+    """The note that names the failed resolution among several (nothing written for any, leave
+    it out to get the others) is for a list of resolutions: one resolution's error comes as is."""
+    fail_desc_at_resolution(monkeypatch, 3)
+    with pytest.raises(ValueError, match="resolution=3 found") as failed:
+        sdc.tl.desc(scaled, resolution=3, pretrain_epochs=1, max_epochs=1, progress=False)
+    assert not getattr(failed.value, "__notes__", [])
+
+
+def test_default_layer_sizes_widen_beyond_20000_cells():
+    """(128, 32) up to 20,000 cells, as tl.desc's `hidden` documents; (256, 64, 32) beyond."""
+    from scdeepclust.models import default_hidden
+
+    assert default_hidden(20_000) == (128, 32)
+    assert default_hidden(20_001) == (256, 64, 32)
+
+
+def test_a_last_minibatch_of_one_cell_joins_the_one_before_under_dropout():
+    """A last minibatch of a single cell joins the one before (64 + 1 rows here): the denoising
+    pretraining's dropout masks take a minibatch one cell larger than `batch_size`."""
+    x = np.random.default_rng(0).normal(size=(129, 20)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    config = DESCConfig(hidden=(16, 8), pretrain_epochs=1, batch_size=64, progress=False)
+    pre = pretrain_desc(feeder, config)
+    assert {k: len(v) for k, v in pre.history.items()} == {
+        "layer1": 1,
+        "layer2": 1,
+        "autoencoder": 1,
+    }
+
+
+def test_given_pretraining_epochs_are_whole_and_only_the_default_stops_on_a_plateau(monkeypatch):
+    """A given `pretrain_epochs` means that many whole epochs per stage; early stopping on a
+    plateau belongs to the default (None) only."""
+    import scdeepclust.models._desc as desc_model
+
+    x = np.random.default_rng(0).normal(size=(128, 20)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    stoppers = count_calls(monkeypatch, desc_model, "PlateauStopper")
+    config = DESCConfig(hidden=(16, 8), pretrain_epochs=3, batch_size=64, progress=False)
+    pre = pretrain_desc(feeder, config)
+    assert [len(v) for v in pre.history.values()] == [3, 3, 3]
+    assert not stoppers
+    config = DESCConfig(hidden=(16, 8), batch_size=64, progress=False)
+    pretrain_desc(feeder, config)
+    assert len(stoppers) == 3  # one per stage
+
+
+def test_the_initial_weights_follow_random_state(monkeypatch):
+    """The layers' initial weights are drawn from `random_state`: the same seed, the same
+    weights; another seed, other weights."""
+    import scdeepclust.models._desc as desc_model
+
+    monkeypatch.setattr(desc_model, "fit_epochs", lambda *args, **kwargs: {})  # no training
+    x = np.random.default_rng(0).normal(size=(128, 20)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+
+    def initial(seed):
+        config = DESCConfig(hidden=(16, 8), pretrain_epochs=1, random_state=seed, progress=False)
+        model = pretrain_desc(feeder, config).model
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(initial(1), initial(1))
+    assert not torch.equal(initial(1), initial(2))
+
+
+def test_drop_rate_zero_pretrains_without_dropout():
+    """drop_rate=0 turns the denoising dropout of the layer-wise pretraining off (as documented)
+    rather than failing."""
+    x = np.random.default_rng(0).normal(size=(128, 20)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    config = DESCConfig(hidden=(16, 8), drop_rate=0.0, pretrain_epochs=1, progress=False)
+    assert list(pretrain_desc(feeder, config).history) == ["layer1", "layer2", "autoencoder"]
+
+
+def test_uns_counts_the_pretraining_epochs_of_each_stage(scaled):
+    out = sdc.tl.desc(
+        scaled, copy=True, pretrain_epochs=3, max_epochs=1, progress=False, batch_size=64
+    )
+    counted = out.uns["desc"]["pretrain_epochs"]
+    assert {k: int(v) for k, v in counted.items()} == {"layer1": 3, "layer2": 3, "autoencoder": 3}

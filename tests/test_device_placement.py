@@ -169,3 +169,14 @@ def test_device_requests_are_checked_before_any_work(monkeypatch):
     assert resolve_device(1) == torch.device("cuda", 1)  # a bare index, as torch reads it
     with pytest.raises(ValueError, match=r"has 2 CUDA device\(s\), numbered from 0"):
         resolve_device("cuda:2")
+
+
+def test_a_bool_is_no_device_index():
+    """True is an int to Python but no device to ask for: it is refused as such, not read as
+    the index of a CUDA device (torch's meaning of a bare int); so are other values torch
+    refuses with a TypeError."""
+    from scdeepclust.train import resolve_device
+
+    for device in (True, False, 1.5, None):
+        with pytest.raises(ValueError, match=rf"device={device} is not a device torch knows"):
+            resolve_device(device)

@@ -247,3 +247,22 @@ def test_classifier_prior_keeps_each_class_in_its_own_column():
     assert prior.shape == (len(x), 3)
     np.testing.assert_array_equal(prior[:, 1], 0.0)
     assert np.mean(prior[classes == 2].argmax(1) == 2) > 0.95
+
+
+def test_scdcc_takes_a_label_prior_at_its_maximum(sim):
+    """label_prior must be *at most* MAX_LABEL_PRIOR: the maximum itself is taken and applied."""
+    from scdeepclust.train._label_prior import MAX_LABEL_PRIOR
+
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    out = sdc.tl.scdcc(
+        sim,
+        3,
+        label_key="known",
+        label_prior=MAX_LABEL_PRIOR,
+        copy=True,
+        pretrain_epochs=1,
+        max_epochs=1,
+        progress=False,
+        batch_size=64,
+    )
+    assert out.uns["scdcc"]["label_prior"]["weight"] == MAX_LABEL_PRIOR

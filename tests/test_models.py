@@ -1217,3 +1217,29 @@ def test_a_resumed_stage_keeps_its_plateau_count(tmp_path):
     with pytest.raises(Interrupted):
         run(tmp_path / "parts", interrupt_at=5)  # 2 steps per epoch: in the third epoch
     assert len(run(tmp_path / "parts", resume=True)["loss"]) == 4
+
+
+def test_a_dataframe_without_distinct_column_names_is_mapped_by_position(split):
+    """A DataFrame in obsm whose columns repeat a name cannot be matched by name: the model
+    keeps no names, takes the columns by position, and maps the cells it was trained on."""
+    import pandas as pd
+
+    train = split[0].copy()
+    values = np.log1p(train.layers["counts"][:, :12].toarray())
+    names = [f"PC{i}" for i in range(10)] + ["PC0", "PC1"]
+    train.obsm["X_rep"] = pd.DataFrame(values, index=train.obs_names, columns=names)
+    model = _rep_model(train)
+    assert "column_names" not in model.preprocessing["input"]
+    assert model.predict(train).shape == (train.n_obs,)
+
+
+def test_a_scdcc_model_clips_mapped_cells_at_its_max_value(split):
+    """`max_value` clips the z-scored input in training; the returned model keeps it, so that
+    the cells it was trained on are embedded as in training when mapped."""
+    train = split[0].copy()
+    fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
+    out, model = sdc.tl.scdcc(train, 3, max_value=0.5, copy=True, return_model=True, **fast)
+    assert model.preprocessing["max_value"] == 0.5
+    np.testing.assert_allclose(
+        model.get_latent_representation(out), out.obsm["X_scdcc"], rtol=1e-4, atol=1e-5
+    )

@@ -909,3 +909,21 @@ def test_probabilities_of_many_clusters_keeps_a_readable_shape():
     given = sdc.pl.probabilities(adata, "run", figsize=(30, 4), show=False)
     assert tuple(given.get_size_inches()) == (30, 4)
     plt.close("all")
+
+
+def test_embedding_returns_the_figure_with_return_fig_even_where_scanpy_would_show(
+    clustered, monkeypatch
+):
+    """With return_fig=True pl.embedding returns the Figure without plt.show(), as scanpy does,
+    also where `show` is left to sc.settings.autoshow (on)."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *args, **kwargs: shown.append(1))
+    autoshow = sc.settings.autoshow
+    sc.settings.autoshow = True  # a property of scanpy's settings: monkeypatch cannot undo it
+    try:
+        fig = sdc.pl.embedding(clustered.copy(), "scdcc", return_fig=True)
+    finally:
+        sc.settings.autoshow = autoshow
+    assert isinstance(fig, Figure)
+    assert not shown
+    plt.close(fig)

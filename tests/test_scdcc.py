@@ -836,3 +836,96 @@ def test_a_tiny_update_interval_refreshes_the_target_every_step():
 
     assert ClusteringStage(5, 256, 1e-3, update_interval=0.001).refresh_every(100) == 1
     assert ClusteringStage(5, 256, 1e-3, update_interval=0.004).refresh_every(100) == 1
+
+
+def test_n_top_genes_of_every_gene_selects_none(sim):
+    """n_top_genes as large as the number of genes leaves none out: no selection runs, and
+    uns records no `genes_used` (kept for runs that left some out)."""
+    out = sdc.tl.scdcc(
+        sim,
+        3,
+        n_top_genes=sim.n_vars,
+        copy=True,
+        pretrain_epochs=1,
+        max_epochs=1,
+        progress=False,
+        batch_size=64,
+    )
+    assert "genes_used" not in out.uns["scdcc"]
+    assert out.uns["scdcc"]["params"]["n_top_genes"] == sim.n_vars
+
+
+def test_pairs_drawn_from_labels_follow_random_state(sim, monkeypatch):
+    """The must-link / cannot-link pairs drawn from `label_key` come from `random_state`: the
+    same seed draws the same pairs, another seed others."""
+    import scdeepclust.tl._scdcc as scdcc_module
+
+    class Drawn(Exception):
+        pass
+
+    drawn = []
+
+    def capture(feeder, config, constraints, *args, **kwargs):
+        drawn.append(constraints)
+        raise Drawn  # the pairs are all this test needs: no training
+
+    monkeypatch.setattr(scdcc_module, "fit_scdcc", capture)
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    for seed in (0, 0, 1):
+        with pytest.raises(Drawn):
+            sdc.tl.scdcc(sim, 3, label_key="known", n_pairs=50, random_state=seed, **FAST)
+    first, again, other = drawn
+    np.testing.assert_array_equal(first.must_link, again.must_link)
+    np.testing.assert_array_equal(first.cannot_link, again.cannot_link)
+    assert not (
+        np.array_equal(first.must_link, other.must_link)
+        and np.array_equal(first.cannot_link, other.cannot_link)
+    )
+
+
+def test_pairs_drawn_from_labels_default_to_a_hundred_per_labelled_cell(sim, monkeypatch):
+    """Without `n_pairs`, DEFAULT_PAIRS_PER_LABELLED_CELL pairs are drawn per labelled cell:
+    the unlabelled cells take part in no pair, so they do not count."""
+    import scdeepclust.tl._scdcc as scdcc_module
+
+    class Drawn(Exception):
+        pass
+
+    asked = []
+    draw = scdcc_module.pairs_from_labels
+
+    def spy(labels, n, rng):
+        asked.append(n)
+        return draw(labels, n, rng)
+
+    def stop(*args, **kwargs):
+        raise Drawn  # the number of pairs is all this test needs: no training
+
+    monkeypatch.setattr(scdcc_module, "pairs_from_labels", spy)
+    monkeypatch.setattr(scdcc_module, "fit_scdcc", stop)
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    with pytest.raises(Drawn):
+        sdc.tl.scdcc(sim, 3, label_key="known", **FAST)
+    assert asked == [scdcc_module.DEFAULT_PAIRS_PER_LABELLED_CELL * (sim.n_obs // 4)]
+
+
+def test_no_cluster_is_named_after_a_class_where_the_classes_did_not_start_them(sim):
+    """`label_classes` (cluster i started at class i) is recorded only where the known classes
+    started the clusters: where they outnumber the clusters k-means starts them, and no
+    cluster is any class's."""
+    labels = sim.obs["group"].astype(object).copy()
+    labels.iloc[::3] = np.nan
+    sim.obs["known"] = labels
+    with pytest.warns(UserWarning, match="more than n_clusters=2"):
+        out = sdc.tl.scdcc(
+            sim,
+            2,
+            label_key="known",
+            copy=True,
+            pretrain_epochs=1,
+            max_epochs=1,
+            progress=False,
+            batch_size=64,
+        )
+    assert out.uns["scdcc"]["init_method"].startswith("kmeans")
+    assert "label_classes" not in out.uns["scdcc"]
