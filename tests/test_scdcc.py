@@ -12,6 +12,8 @@ import scdeepclust as sdc
 from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust.train import TrainingDiverged
 
+ONE_EPOCH = dict(FAST, pretrain_epochs=1, max_epochs=1)
+
 
 def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
     # 4 epochs of pretraining can leave a cluster empty (seed 2 before, seed 0 now); 10 do not
@@ -351,11 +353,10 @@ def test_counts_in_longdouble_or_another_byte_order(sim):
     np.testing.assert_array_equal(
         _highly_variable(big_endian, 30, columns), _highly_variable(counts, 30, columns)
     )
-    short = dict(FAST, pretrain_epochs=1, max_epochs=1)
-    expected = sdc.tl.scdcc(sc.AnnData(counts), 3, n_top_genes=50, copy=True, **short)
+    expected = sdc.tl.scdcc(sc.AnnData(counts), 3, n_top_genes=50, copy=True, **ONE_EPOCH)
     for stored in (counts.astype(np.longdouble), big_endian):
         out = sc.AnnData(stored)  # in place: anndata cannot copy the big-endian matrix
-        sdc.tl.scdcc(out, 3, n_top_genes=50, **short)
+        sdc.tl.scdcc(out, 3, n_top_genes=50, **ONE_EPOCH)
         np.testing.assert_array_equal(
             out.uns["scdcc"]["genes_used"], expected.uns["scdcc"]["genes_used"]
         )
@@ -841,16 +842,7 @@ def test_a_tiny_update_interval_refreshes_the_target_every_step():
 def test_n_top_genes_of_every_gene_selects_none(sim):
     """n_top_genes as large as the number of genes leaves none out: no selection runs, and
     uns records no `genes_used` (kept for runs that left some out)."""
-    out = sdc.tl.scdcc(
-        sim,
-        3,
-        n_top_genes=sim.n_vars,
-        copy=True,
-        pretrain_epochs=1,
-        max_epochs=1,
-        progress=False,
-        batch_size=64,
-    )
+    out = sdc.tl.scdcc(sim, 3, n_top_genes=sim.n_vars, copy=True, **ONE_EPOCH)
     assert "genes_used" not in out.uns["scdcc"]
     assert out.uns["scdcc"]["params"]["n_top_genes"] == sim.n_vars
 
@@ -917,15 +909,6 @@ def test_no_cluster_is_named_after_a_class_where_the_classes_did_not_start_them(
     labels.iloc[::3] = np.nan
     sim.obs["known"] = labels
     with pytest.warns(UserWarning, match="more than n_clusters=2"):
-        out = sdc.tl.scdcc(
-            sim,
-            2,
-            label_key="known",
-            copy=True,
-            pretrain_epochs=1,
-            max_epochs=1,
-            progress=False,
-            batch_size=64,
-        )
+        out = sdc.tl.scdcc(sim, 2, label_key="known", copy=True, **ONE_EPOCH)
     assert out.uns["scdcc"]["init_method"].startswith("kmeans")
     assert "label_classes" not in out.uns["scdcc"]
