@@ -112,18 +112,38 @@ def _between_known(codes: np.ndarray, pairs: np.ndarray, *, same: bool) -> np.nd
     return known & ((a == b) if same else (a != b))
 
 
+# What pandas' `infer_dtype` calls a column of numbers alone (booleans and text mixed in are not)
+NUMBER_KINDS = ("integer", "floating", "mixed-integer-float")
+
+
 def label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
     """Return each cell's class code (-1 where the label is missing) and the classes.
 
     Labels are compared as text, as the rest of scDCC reads them: 1 and "1" (a column put
-    together from two tables) are one class, 1 and 1.0 two.
+    together from two tables) are one class, 1 and 1.0 two. The classes keep the column's own
+    order, since class i names cluster i: a categorical column's categories, numbers by value
+    (2 before 10), other text alphabetically.
     """
     series = pd.Series(labels).reset_index(drop=True)
     known = series.notna().to_numpy()
-    classes = pd.Categorical(series[known].astype(str))
+    classes = pd.Categorical(series[known].astype(str), categories=_class_order(series[known]))
     codes = np.full(len(series), -1, np.int64)
     codes[known] = classes.codes
     return codes, np.asarray(classes.categories, dtype=str)
+
+
+def _class_order(known: pd.Series) -> list[str]:
+    """Return the distinct labels of `known` (none missing) as text, in the column's own order."""
+    if isinstance(known.dtype, pd.CategoricalDtype):
+        present = known.cat.remove_unused_categories().cat.categories
+        return list(dict.fromkeys(present.astype(str)))
+    text = known.astype(str)
+    first = ~text.duplicated().to_numpy()  # one value per class; 1 and 1.0 stay two
+    names = text.to_numpy()[first]
+    if pd.api.types.infer_dtype(known, skipna=True) in NUMBER_KINDS:
+        values = known.to_numpy()[first]
+        return [name for _, name in sorted(zip(values, names, strict=True))]
+    return sorted(names)
 
 
 def _keys(pairs: np.ndarray, n_obs: int) -> np.ndarray:

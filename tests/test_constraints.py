@@ -5,6 +5,7 @@ import torch
 
 from scdeepclust.constraints import (
     PairwiseConstraints,
+    label_codes,
     pairs_from_labels,
     pairs_from_protein,
     pairs_from_user,
@@ -35,6 +36,35 @@ def test_labels_are_classes_as_text_as_the_rest_of_scdcc_reads_them():
     for a, b in c.cannot_link:
         assert text[a] != text[b]
     assert {(0, 1), (2, 3)} <= {tuple(sorted(p)) for p in c.must_link}
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes"),
+    [
+        # numbers by value, not as text ("10" before "2"), whatever holds them
+        (pd.Series([10, 2, None, 1], dtype="Int64"), ["1", "2", "10"]),
+        (pd.Series([10.5, 2.0, np.nan, 1.0]), ["1.0", "2.0", "10.5"]),
+        (pd.Series([10, 2, 1, None], dtype=object), ["1", "2", "10"]),
+        (pd.Series([1, 1.0, 10], dtype=object), ["1", "1.0", "10"]),
+        (np.array([3, 20, 1]), ["1", "3", "20"]),
+        # a categorical column's own order, without the categories no cell has
+        (pd.Categorical(["b", "a", None, "c"], categories=["c", "b", "z", "a"]), ["c", "b", "a"]),
+        (pd.Categorical([10, 2, 1]), ["1", "2", "10"]),
+        # other text alphabetically, as pandas orders it
+        (pd.Series(["b cell", "T cell", None, "a"], dtype=object), ["T cell", "a", "b cell"]),
+        (pd.Series(["10", "2", pd.NA], dtype="string"), ["10", "2"]),
+        (pd.Series([True, False, None], dtype=object), ["False", "True"]),
+        (pd.Series([10, "2", 1, True], dtype=object), ["1", "10", "2", "True"]),
+    ],
+)
+def test_classes_keep_the_columns_own_order(labels, classes):
+    """Class i names cluster i, so the classes follow the order the column gives its values."""
+    codes, found = label_codes(labels)
+    assert list(found) == classes
+    text = pd.Series(labels, dtype=object)
+    known = text.notna().to_numpy()
+    assert np.all(codes[~known] == -1)
+    np.testing.assert_array_equal(found[codes[known]], text[known].astype(str))
 
 
 def test_labels_need_two_classes():

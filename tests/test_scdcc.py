@@ -532,11 +532,12 @@ def test_labelled_cells_keep_their_class_unless_labels_may_be_wrong(sim):
         free.obsm["scdcc_probs"].argmax(1).astype(str), free.obs["scdcc"].to_numpy()
     )
 
-    # numbers as labels: their clusters are read from uns, not from the numbers
+    # numbers as labels: their clusters are read from uns, not from the numbers, and follow
+    # the numbers' order (not the text's, where "11" comes before "6")
     sim.obs["known"] = known.map({"a": 6, "b": 11, "c": 1}).astype("Int64")
     numbered = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
     classes = list(numbered.uns["scdcc"]["label_classes"])
-    assert classes == ["1", "11", "6"]
+    assert classes == ["1", "6", "11"]
     cluster_of_label = numbered.obs["scdcc"].astype(int).to_numpy()[labelled]
     np.testing.assert_array_equal(
         np.asarray(classes)[cluster_of_label], sim.obs["known"][labelled].astype(int).astype(str)

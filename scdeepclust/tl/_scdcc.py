@@ -438,7 +438,8 @@ def scdcc(
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
         and spreads, `chosen`, `runner_up`), `label_classes` when the known classes of
         `label_key` placed the initial centroids (cluster "i" started from class
-        ``label_classes[i]``; classes in text order), `genes_used` (the names of the genes read)
+        ``label_classes[i]``; classes in the column's order: its categories, numbers by value,
+        other text alphabetically), `genes_used` (the names of the genes read)
         where some were left out (by `mask_var`, `n_top_genes`, or for holding only zeros), and
         `batch_sizes` with `batch_key` (cells per batch, in the order of
         ``params['batch_categories']``).
