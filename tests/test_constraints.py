@@ -45,7 +45,7 @@ def test_labels_are_classes_as_text_as_the_rest_of_scdcc_reads_them():
         (pd.Series([10, 2, None, 1], dtype="Int64"), ["1", "2", "10"]),
         (pd.Series([10.5, 2.0, np.nan, 1.0]), ["1.0", "2.0", "10.5"]),
         (pd.Series([10, 2, 1, None], dtype=object), ["1", "2", "10"]),
-        (pd.Series([1, 1.0, 10], dtype=object), ["1", "1.0", "10"]),
+        (pd.Series([1, 1.0, 10, 2.5], dtype=object), ["1", "1.0", "2.5", "10"]),
         (np.array([3, 20, 1]), ["1", "3", "20"]),
         # a categorical column's own order, without the categories no cell has
         (pd.Categorical(["b", "a", None, "c"], categories=["c", "b", "z", "a"]), ["c", "b", "a"]),
