@@ -355,6 +355,35 @@ def test_normalised_but_unscaled_input_is_warned_about():
         unscaled_model.predict(adata)
 
 
+def test_counts_transformed_without_normalising_are_warned_about():
+    """log1p without normalize_total first: each cell's depth weighs on its place, and the
+    warning says how to recover the counts (not that the data are unscaled)."""
+    adata = sdc.datasets.simulate(300, 200, 3, random_state=0)
+    counts = adata.layers.pop("counts")
+    adata.X = counts.copy()
+    sc.pp.log1p(adata)
+    with pytest.warns(UserWarning, match=r"adata.X holds log1p\(counts\), not normalised") as w:
+        _, model = sdc.tl.desc(adata, n_clusters=3, return_model=True, copy=True, **FAST)
+    (warned,) = [m for m in w if "holds log1p" in str(m.message)]
+    assert warned.filename == __file__
+    assert not any("not scaled" in str(m.message) for m in w)
+    advice = str(warned.message).split("`")
+    sparse_fix, recipe = advice[1], advice[5]
+    assert recipe == "sdc.pp.recipe(adata, 'desc')"
+    recovered = adata.copy()
+    exec(sparse_fix, {"adata": recovered, "np": np})
+    np.testing.assert_array_equal(recovered.X.toarray(), counts.toarray())
+    # new cells given so are warned about as the model's own would be
+    with pytest.warns(UserWarning, match=r"holds log1p.*the steps the model's training cells"):
+        model.predict(adata)
+    # log-normalised, or normalised in a layer that is read: no such warning
+    sc.pp.normalize_total(recovered)
+    sc.pp.log1p(recovered)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*holds log1p")
+        sdc.tl.desc(recovered, n_clusters=3, scale=True, copy=True, **FAST)
+
+
 def test_pretraining_with_no_epochs_returns_an_empty_history():
     # models.pretrain_desc(pretrain_epochs=0) failed with KeyError: 'mse' (tl.desc refuses 0)
     import torch

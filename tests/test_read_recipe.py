@@ -750,3 +750,88 @@ def test_recipe_keeps_the_raw_the_user_set():
     adata.raw = adata[:, :100].copy()
     sdc.pp.recipe(adata, "desc", n_top_genes=50, hvg_above=0)
     assert adata.n_vars == 50 and adata.raw.n_vars == 100
+
+
+TRANSFORMS = {  # how a count matrix was transformed without normalising, and the step's words
+    "log1p": (np.log1p, "X holds log1p(counts), not normalised (e.g. "),
+    "log2": (lambda x: np.log2(1 + x), "X holds log2(1 + counts) (e.g. "),
+    "sqrt": (np.sqrt, "X holds the square root of counts (e.g. "),
+}
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("method", ["desc", "scdcc"])
+@pytest.mark.parametrize("layout", ["csr", "dense"])
+def test_recipe_recovers_counts_that_were_transformed_without_normalising(
+    transform, method, layout
+):
+    """log1p without normalize_total first (a common slip): the counts come back exactly and
+    are prepared as counts are, where they were taken as log-normalised (DESC) or refused."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    counts = sim.layers.pop("counts").toarray()
+    sim.X = counts.copy()
+    given = sim.copy()
+    function, said = TRANSFORMS[transform]
+    values = function(counts).astype(np.float32)
+    given.X = sparse.csr_matrix(values) if layout == "csr" else values
+    if transform == "log1p":
+        given.uns["log1p"] = {"base": None}  # as sc.pp.log1p records it
+    x = given.X
+    steps = sdc.pp.recipe(given, method, n_top_genes=None)
+    assert steps[0].startswith(said) and steps[1] == "raw counts from X, kept in layers['counts']"
+    expected = sdc.pp.recipe(sim, method, n_top_genes=None)
+    assert steps[2:] == expected[1:]
+    recovered = given.layers["counts"]
+    assert sparse.issparse(recovered) == (layout == "csr") and recovered.dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(_dense(recovered)), counts)
+    np.testing.assert_allclose(_dense(given.X), _dense(sim.X), rtol=1e-5, atol=1e-5)
+    assert (abs(x - values) > 0).sum() == 0  # the caller's matrix itself is not changed
+
+
+def _dense(matrix):
+    return matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix)
+
+
+def test_recipe_recovers_no_counts_from_log_normalised_values_nor_where_one_value_is_none(
+    monkeypatch,
+):
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    counts = sim.layers.pop("counts").toarray()
+    logged = sim.copy()
+    sc.pp.normalize_total(logged)
+    logged.X = np.log1p(logged.X.toarray())
+    assert "X looks log-normalised already: no normalisation" in sdc.pp.recipe(logged, "desc")
+    # the first values are transformed counts, a value further on is not: not recovered, and
+    # found in a later chunk of the values
+    monkeypatch.setattr(sdc.pp._recipe, "RECOVERY_CHUNK", 100)
+    mixed = np.log1p(counts).astype(np.float32)
+    mixed[-1, -1] = 0.5
+    adata = sc.AnnData(mixed)
+    assert "X looks log-normalised already: no normalisation" in sdc.pp.recipe(adata, "desc")
+    assert "counts" not in adata.layers
+    # chunk by chunk, all transformed counts: recovered
+    adata = sc.AnnData(np.log1p(counts).astype(np.float32))
+    sdc.pp.recipe(adata, "desc", n_top_genes=None)
+    np.testing.assert_array_equal(adata.layers["counts"], counts)
+    # a layers['counts'] of other values is the user's: X's values are not recovered over it
+    other = sc.AnnData(np.log1p(counts).astype(np.float32), layers={"counts": mixed})
+    steps = sdc.pp.recipe(other, "desc")
+    assert not any("recovered" in step for step in steps)
+    assert np.array_equal(other.layers["counts"], mixed)
+
+
+def test_recipe_that_fails_after_recovering_counts_leaves_the_anndata_as_it_was(monkeypatch):
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    adata = sc.AnnData(np.log1p(sim.layers["counts"].toarray()).astype(np.float32))
+    adata.uns["log1p"] = {"base": None}
+    x = adata.X
+    before = x.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(sc.pp, "normalize_total", fail)
+    with pytest.raises(RuntimeError, match="stopped"):
+        sdc.pp.recipe(adata, "scdcc")
+    assert adata.X is x and np.array_equal(adata.X, before)
+    assert not adata.layers and dict(adata.uns) == {"log1p": {"base": None}}

@@ -65,6 +65,7 @@ from ..pp._input import (
     warn_if_not_like_raw_counts,
     warn_if_off_scale,
     warn_if_scaled_for_a_scaling_model,
+    warn_if_transformed_counts,
     warn_if_unscaled,
 )
 from ..train import resolve_device, seeded, standard_torch_mode
@@ -705,6 +706,9 @@ class DESC(TrainedModel):
             trained_on_negatives = pre.get("input_has_negatives")  # None: older models
             warn_if_counts(
                 summary, where, model_scales=scaled, trained_on_negatives=trained_on_negatives
+            )
+            warn_if_transformed_counts(
+                summary, where, then="the steps the model's training cells went through"
             )
             # not where the training cells had negative values themselves (ComBat, residuals)
             if scaled and trained_on_negatives is False:

@@ -439,7 +439,8 @@ class MatrixSummary:
     # the median distance of that block's non-zero values from whole numbers: about 0.25 for
     # normalised or log values, near 0 for estimated counts (mostly whole, some fractional)
     median_whole_distance: float | None
-    # the transform of counts that the block's values are, if one is ("log2(1 + counts)", ...)
+    # the transform of counts that the block's values are, if one is ("log2(1 + counts)", ...);
+    # judged on its first `TRANSFORM_VALUES` values
     counts_transform: str | None
     zero_rows: np.ndarray  # bool (n_obs,): rows without a non-zero entry
     zero_cols: np.ndarray  # bool (n_vars,)
@@ -587,7 +588,9 @@ def scan_matrix(
                 if steps:  # what the counts' refusal says (`check_counts`)
                     nonzero = values != 0
                     whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
-                    counts_transform = _transform_of_counts(values[nonzero])
+                # DESC warns about a transform of counts too (log1p without normalize_total)
+                head = values[:TRANSFORM_VALUES]
+                counts_transform = _transform_of_counts(head[head != 0])
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
@@ -620,16 +623,31 @@ COUNT_TRANSFORMS = {
 }
 
 
+# Values of a matrix judged for a transform of counts (one block's first ones): a few million
+# would cost a second per transform, and one value that is no transformed count decides.
+TRANSFORM_VALUES = 1_000_000
+
+
 def _transform_of_counts(values: np.ndarray) -> str | None:
     """Return the name of the `COUNT_TRANSFORMS` entry that maps every value to a count."""
-    values = values.astype(np.float64)
-    for name, (_, inverse) in COUNT_TRANSFORMS.items():
-        counts = inverse(values)
-        # float32 values: the inverse's rounding error grows with the count and the value
-        tolerance = 1e-3 + np.abs(counts) * np.abs(values) * 1e-6
-        if np.all(np.abs(counts - np.round(counts)) <= tolerance):
+    if values.size == 0:
+        return None
+    for name in COUNT_TRANSFORMS:
+        if counts_of_transform(values, name) is not None:
             return name
     return None
+
+
+def counts_of_transform(values: np.ndarray, transform: str) -> np.ndarray | None:
+    """Return the counts (float64) that `transform` maps to `values`; None if one is no count."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.any(values < 0):  # the square of one would be a count
+        return None
+    counts = COUNT_TRANSFORMS[transform][1](values)
+    # float32 values: the inverse's rounding error grows with the count and the value
+    tolerance = 1e-3 + np.abs(counts) * np.abs(values) * 1e-6
+    whole = np.round(counts)
+    return whole if np.all(np.abs(counts - whole) <= tolerance) else None
 
 
 # Raw counts step by 1: in nearly every cell the smallest non-zero count is 1, and many values
@@ -791,6 +809,7 @@ def warn_if_unscaled(
     scale = summary.median_gene_scale
     if (
         summary.is_counts  # counts have a warning of their own
+        or summary.counts_transform is not None  # and so have transformed ones
         or summary.n_negative
         or is_off_scale(summary)  # and so has input far from z-scores
         or scale is None
@@ -870,6 +889,33 @@ def warn_if_counts(
         advice = f"Prepare the new cells as the model's training cells were: {steps}."
     warnings.warn(
         f"adata.{where} looks like raw counts. {advice}",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+
+
+def warn_if_transformed_counts(
+    summary: MatrixSummary, where: str, *, then: str | None = None
+) -> None:
+    """DESC reads log-normalised data: warn about counts that were transformed, not normalised.
+
+    `then`: what to run on the recovered counts (default: DESC's training steps).
+    """
+    name = summary.counts_transform
+    if name is None or summary.n_negative:
+        return
+    inverse = COUNT_TRANSFORMS[name][0]
+    if then is None:
+        then = "sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale (or tl.desc's scale=True)"
+        if where == "X":
+            then += "; `sdc.pp.recipe(adata, 'desc')` does all of it"
+    warnings.warn(
+        f"adata.{where} holds {name} (e.g. {summary.example_non_integer:.4g}): DESC reads "
+        "normalised data, and without normalisation each cell's sequencing depth weighs on "
+        f"where it is placed. Recover the counts (`adata.{where}.data = "
+        f"np.round({inverse.format(x=f'adata.{where}.data')})` for a sparse matrix, "
+        f"`adata.{where} = np.round({inverse.format(x=f'adata.{where}')})` for a dense one), "
+        f"then run {then}.",
         UserWarning,
         stacklevel=caller_stacklevel(),
     )

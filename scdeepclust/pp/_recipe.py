@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,13 +22,17 @@ from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
 from ._counts import is_count_matrix
 from ._input import (
+    COUNT_TRANSFORMS,
     HIGHLY_VARIABLE_IF_PRESENT,
+    TRANSFORM_VALUES,
     GeneMask,
     MaskRefused,
     _check_dtype,
+    _transform_of_counts,
     check_bools,
     check_finite,
     check_names,
+    counts_of_transform,
     counts_with_float_noise,
     gene_mask,
     layer_names,
@@ -62,7 +67,10 @@ def recipe(
        (np.longdouble) float64 and another byte order this machine's.
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
-       scDCC reads them). scDCC fails without counts; DESC can do without.
+       scDCC reads them). Where there are none and ``X`` holds counts that were transformed
+       but not normalised (``sc.pp.log1p`` without ``sc.pp.normalize_total``, log2(1 + counts)
+       or their square root), the counts are recovered from ``X`` and used as such. scDCC
+       fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
     3. ``X``: counts are normalised (each cell to the median total, or to `target_sum`) and
        log1p-transformed; non-integer values that are each cell's counts times one factor,
@@ -196,6 +204,11 @@ def recipe(
         _refuse_read_lazily(adata.layers[counts_candidate], where)
         _refuse_unusable_values(adata.layers[counts_candidate], where, view=adata.is_view)
     counts_key, counts_from_x = _counts_location(adata, layer)
+    recovered = None
+    if counts_key is None and layer is None and "counts" not in adata.layers:
+        recovered = _recovered_counts(adata.X)
+        if recovered is not None:  # X's counts, once recovered in `_prepare`
+            counts_key, counts_from_x = "counts", True
     # X and the counts are converted below; any other such matrix (also a layers['counts']
     # that holds no counts, which is left as it is) would fail the subsetting
     refuse_sparse_in_other_byte_order(
@@ -250,6 +263,7 @@ def recipe(
             scale=scale,
             counts_key=counts_key,
             counts_from_x=counts_from_x,
+            recovered=recovered,
             original_x=before.X,
         )
     except BaseException:  # a step failed or was interrupted: adata as it was
@@ -301,12 +315,20 @@ def _prepare(
     scale: bool,
     counts_key: str | None,
     counts_from_x: bool,
+    recovered: RecoveredCounts | None,
     original_x,
 ) -> list[str]:
     """Take the steps of `recipe` on `adata`, whose arguments are checked; return them."""
     import scanpy as sc
 
     steps: list[str] = []
+    if recovered is not None:
+        adata.X = recovered.counts
+        adata.uns.pop("log1p", None)  # scanpy's record of the transform undone
+        steps.append(
+            f"X holds {recovered.transform} (e.g. {recovered.example:.4g}): the counts "
+            f"recovered ({recovered.inverse.format(x='X')}), to be normalised"
+        )
     _keep_counts(adata, counts_key, counts_from_x, steps)
     adata.X = _computable(adata.X, "X", steps)
     if counts_key is not None:
@@ -484,6 +506,49 @@ def _counts_location(adata: AnnData, layer: str | None) -> tuple[str | None, boo
     if "counts" not in adata.layers and is_count_matrix(adata.X):
         return "counts", True
     return None, False
+
+
+@dataclass
+class RecoveredCounts:
+    transform: str  # a `COUNT_TRANSFORMS` name
+    counts: np.ndarray | sparse.csr_matrix | sparse.csc_matrix  # X's shape and layout
+    example: float  # a value of X
+
+    @property
+    def inverse(self) -> str:
+        return COUNT_TRANSFORMS[self.transform][0]
+
+
+# Values converted at once while recovering counts (float64 temporaries of 80 MB each).
+RECOVERY_CHUNK = 10_000_000
+
+
+def _recovered_counts(X) -> RecoveredCounts | None:
+    """Return the counts behind X where every value of X is a transform of counts.
+
+    log1p without `normalize_total` first is a common slip (`COUNT_TRANSFORMS`); its counts
+    come back exactly, in float32 (float64 for a float64 X), without changing X.
+    """
+    if not (sparse.issparse(X) or isinstance(X, np.ndarray)) or X.dtype.kind != "f":
+        return None
+    values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
+    head = values[:TRANSFORM_VALUES]
+    head = head[head != 0]
+    transform = _transform_of_counts(head)  # the first values decide which, if any
+    if transform is None:
+        return None
+    out = np.empty(values.shape, dtype=np.float64 if X.dtype == np.float64 else np.float32)
+    for start in range(0, len(values), RECOVERY_CHUNK):
+        chunk = counts_of_transform(values[start : start + RECOVERY_CHUNK], transform)
+        if chunk is None:  # a value further on is no transformed count
+            return None
+        out[start : start + RECOVERY_CHUNK] = chunk
+    if sparse.issparse(X):
+        counts = X.copy()
+        counts.data = out
+    else:
+        counts = out.reshape(X.shape)
+    return RecoveredCounts(transform, counts, float(head[np.argmax(head != np.round(head))]))
 
 
 def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: list[str]) -> None:

@@ -32,6 +32,7 @@ from ..pp._input import (
     warn_if_counts,
     warn_if_genes_unselected,
     warn_if_off_scale,
+    warn_if_transformed_counts,
     warn_if_unscaled,
 )
 from ..train import (
@@ -440,6 +441,7 @@ def desc(
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is None:
         warn_if_counts(data.summary, where)
+        warn_if_transformed_counts(data.summary, where)
         if not scale and batches is None:
             warn_if_off_scale(data.summary, where)
             warn_if_unscaled(data.summary, where)
