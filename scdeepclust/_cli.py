@@ -27,6 +27,9 @@ from ._version import __version__
 PROG = "scdeepclust"
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
 READABLE = (".h5ad", ".h5", ".hdf5", ".hdf")
+# --n-top-genes left out: this many genes are kept, where there are more than GENES_TO_CHOOSE
+# (pp.recipe's defaults); a number given is kept wherever there are more genes than it
+DEFAULT_N_TOP_GENES, GENES_TO_CHOOSE = 2000, 3000
 
 
 class CommandError(Exception):
@@ -131,11 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--n-top-genes",
         type=_int_at_least(0),
-        default=2000,
         metavar="N",
-        help="keep the N most variable genes (or those var['highly_variable'] marks) when "
-        "there are more than 3000; the tools read only the genes var['highly_variable'] marks "
-        "(0: keep and read all; default 2000)",
+        help="keep the N most variable genes (or those var['highly_variable'] marks) where "
+        "there are more than N; left out: 2000 of more than 3000; the tools read only the "
+        "genes var['highly_variable'] marks (0: keep and read all)",
     )
     run.add_argument(
         "--distributed",
@@ -555,6 +557,9 @@ def _expanded(text: str) -> Path:
 
 
 def _run(args) -> int:
+    n_top_genes_given = args.n_top_genes is not None
+    if not n_top_genes_given:
+        args.n_top_genes = DEFAULT_N_TOP_GENES
     # a quoted ~ reaches us unexpanded: as the shell would read it, not a folder named "~"
     path = _expanded(args.input)
     if not path.exists():
@@ -717,6 +722,7 @@ def _run(args) -> int:
             args.method,
             layer=args.layer,
             n_top_genes=args.n_top_genes or None,
+            hvg_above=0 if n_top_genes_given else GENES_TO_CHOOSE,
             batch_key=args.batch_key,
             scale=False,
         )

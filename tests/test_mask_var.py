@@ -129,6 +129,21 @@ def test_cli_n_top_genes_0_reads_every_gene(tmp_path):
         assert len(result.uns["scdcc"].get("genes_used", result.var_names)) == read
 
 
+def test_cli_keeps_a_given_number_of_genes_also_below_the_default_bound(tmp_path, monkeypatch):
+    """Left out, 2,000 genes are chosen of more than 3,000; a number given is heard wherever
+    there are more genes than it (it was passed over below 3,000 without a word)."""
+    adata = sdc.datasets.simulate(150, 40, 3, random_state=1)
+    adata.X = adata.layers.pop("counts")
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    scdcc = Mock(side_effect=_Stop)
+    monkeypatch.setattr(sdc.tl, "scdcc", scdcc)
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "scdcc", "-k", "3", "--quiet"]
+    for given, n_read in (([], 40), (["--n-top-genes", "20"], 20), (["--n-top-genes", "40"], 40)):
+        with pytest.raises(_Stop):
+            main([*args, "-o", str(tmp_path / "out.h5ad"), *given])
+        assert scdcc.call_args.args[0].n_vars == n_read, given
+
+
 def test_a_series_mask_is_aligned_to_the_genes_by_its_index():
     adata = _marked_data("desc")
     by_name = adata.var["highly_variable"].iloc[::-1]  # another gene order
