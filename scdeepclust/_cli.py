@@ -665,6 +665,11 @@ def _run(args) -> int:
             "written by a version of anndata (or Cell Ranger) that the one installed here reads?"
         ) from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
+    if "protein" in adata.obsm:  # CITE-seq: run uses none, the Python API can
+        say(
+            f"  {adata.obsm['protein'].shape[1]} proteins per cell in obsm['protein'], written "
+            "with the results (tl.scdcc(protein_key='protein') makes constraints of them)"
+        )
     truth = args.truth
     # the file's labels as --label-key are the training's own: nothing would be left to score
     if (
@@ -922,8 +927,9 @@ def _demo_in(sdc, args, out: Path, started: float) -> int:
         f"built-in data: scanpy's pbmc68k_reduced, {adata.n_obs} cells x {adata.n_vars} genes, "
         f"{n_types} annotated cell types in obs[{truth!r}]"
     )
-    say("preparing: raw counts for scDCC, scaled log-normalised values for DESC")
-    for step in sdc.pp.recipe(adata, "desc"):
+    say("preparing: raw counts for scDCC, log-normalised values for DESC, which z-scores them")
+    # as `run` does: the file written keeps a log-normalised X for scanpy's other tools
+    for step in sdc.pp.recipe(adata, "desc", scale=False):
         say(f"  {step}")
 
     scores = {}
@@ -939,7 +945,7 @@ def _demo_in(sdc, args, out: Path, started: float) -> int:
                     f"\nDESC at its defaults (Leiden at resolution {resolution} picks the "
                     "number of clusters)"
                 )
-                sdc.tl.desc(adata, **_tool_options(args, key))
+                sdc.tl.desc(adata, scale=True, **_tool_options(args, key))
             scores[key] = _summary(adata, key, truth)
             say("  drawing figures")
             # the widest legend (the cell types) last: nothing to its right to run into

@@ -300,6 +300,10 @@ def test_demo_in_process(tmp_path, capsys):
             assert f"{plot}_{key}.png" in names
     adata = ad.read_h5ad(tmp_path / "demo" / "pbmc68k_demo.h5ad")
     assert {"scdcc", "desc", "bulk_labels"} <= set(adata.obs)
+    # log-normalised, as `run` writes it, for scanpy's marker genes (not z-scored)
+    assert adata.X.min() >= 0 and adata.uns["desc"]["params"]["scale"]
+    sc.tl.rank_genes_groups(adata, "desc")
+    assert np.isfinite(sc.get.rank_genes_groups_df(adata, None)["logfoldchanges"]).all()
     assert main(["demo", "--out", str(tmp_path / "demo" / "mine.png"), *TINY]) == 2
     assert "--out" in capsys.readouterr().err
 

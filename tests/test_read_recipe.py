@@ -19,7 +19,7 @@ from scdeepclust.pp._counts import feature_statistics
 from scdeepclust.pp._input import HIGHLY_VARIABLE_IF_PRESENT, gene_mask, layer_names
 
 
-def write_10x_h5(path, adata):
+def write_10x_h5(path, adata, feature_types=None):
     """A Cell Ranger v3 file: genes x cells CSC in matrix/, with features/."""
     matrix = sparse.csc_matrix(adata.X.T, dtype=np.int32)
     with h5py.File(path, "w") as f:
@@ -31,7 +31,8 @@ def write_10x_h5(path, adata):
         names = [b"GENE"] * 2 + [f"g{i}".encode() for i in range(2, adata.n_vars)]
         features["name"] = np.array(names)
         features["id"] = np.array([f"ENSG{i}".encode() for i in range(adata.n_vars)])
-        features["feature_type"] = np.array([b"Gene Expression"] * adata.n_vars)
+        kinds = feature_types or ["Gene Expression"] * adata.n_vars
+        features["feature_type"] = np.array([kind.encode() for kind in kinds])
         features["genome"] = np.array([b"GRCh38"] * adata.n_vars)
 
 
@@ -73,6 +74,33 @@ def test_read_tells_the_formats_apart(sim, tmp_path):
     (tmp_path / "text.h5").write_text("not HDF5")
     with pytest.raises(ValueError, match="not a readable HDF5 file"):
         sdc.datasets.read(tmp_path / "text.h5")
+
+
+def test_read_keeps_the_antibodies_of_a_10x_file_apart_from_its_genes(sim, tmp_path):
+    """CITE-seq in a 10x file: the genes are X, as scanpy's gex_only reads them, and the
+    antibody counts go to obsm['protein'] (they were dropped), where tl.scdcc reads them."""
+    rng = np.random.default_rng(0)
+    antibodies = rng.poisson(20, size=(sim.n_obs, 3)).astype(np.float32)
+    guide = rng.poisson(1, size=(sim.n_obs, 1)).astype(np.float32)
+    features = sc.AnnData(sparse.hstack([sim.X, antibodies, guide]).tocsr())
+    kinds = ["Gene Expression"] * sim.n_vars + ["Antibody Capture"] * 3 + ["CRISPR Guide Capture"]
+    path = tmp_path / "cite.h5"
+    write_10x_h5(path, features, kinds)
+    with h5py.File(path, "r+") as f:  # the antibodies' own names
+        names = f["matrix/features/name"][:]
+        names[sim.n_vars : sim.n_vars + 3] = [b"CD3", b"CD4", b"CD8"]
+        del f["matrix/features/name"]
+        f["matrix/features/name"] = names
+    adata = sdc.datasets.read(path)
+    assert adata.n_vars == sim.n_vars and set(adata.var["feature_types"]) == {"Gene Expression"}
+    np.testing.assert_array_equal(adata.X.toarray(), sim.X.toarray())
+    protein = adata.obsm["protein"]
+    assert list(protein.columns) == ["CD3", "CD4", "CD8"]
+    assert list(protein.index) == list(adata.obs_names)
+    np.testing.assert_array_equal(protein.to_numpy(), antibodies)
+    plain = tmp_path / "genes.h5"
+    write_10x_h5(plain, sim)
+    assert "protein" not in sdc.datasets.read(plain).obsm
 
 
 def test_read_h5_labels_of_any_storage(tmp_path):

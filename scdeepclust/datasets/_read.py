@@ -45,9 +45,12 @@ def read(path: str | PathLike) -> AnnData:
     """Read a count matrix from an ``.h5ad``, a 10x Genomics ``.h5`` or a scDCC-layout ``.h5``.
 
     The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go
-    through :func:`scanpy.read_10x_h5` (gene names made unique), scDCC files through
+    through :func:`scanpy.read_10x_h5` (gene names made unique; of the features, the genes,
+    ``'Gene Expression'``, are ``X``, and the antibodies of CITE-seq, ``'Antibody Capture'``,
+    are kept as counts in ``obsm['protein']``, a DataFrame named by them, for
+    ``tl.scdcc(protein_key='protein')``), scDCC files through
     :func:`scdeepclust.datasets.read_h5` (labels in ``obs['label']``, counts also in
-    ``layers['counts']``).
+    ``layers['counts']``, protein levels in ``obsm['protein']``).
     """
     import scanpy as sc
 
@@ -66,7 +69,7 @@ def read(path: str | PathLike) -> AnnData:
     if layout == "10x":
         # made unique below: anndata's advice to do so is not the caller's to follow
         with ignoring_warnings(message="Variable names are not unique"):
-            adata = sc.read_10x_h5(path)
+            adata = _genes_and_proteins(sc.read_10x_h5(path, gex_only=False))
         adata.var_names_make_unique()
         return adata
     if layout == "scdcc":
@@ -75,6 +78,29 @@ def read(path: str | PathLike) -> AnnData:
         f"Cannot read {path.name!r}: the input must be an .h5ad file, a 10x Genomics .h5 file or "
         "an .h5 file in the scDCC layout."
     )
+
+
+def _genes_and_proteins(features: AnnData) -> AnnData:
+    """Return the genes of a 10x file's features, with its antibodies in ``obsm['protein']``.
+
+    Other features (CRISPR guides, custom ones) are left out, as scanpy's ``gex_only`` does.
+    """
+    import pandas as pd
+
+    kinds = features.var.get("feature_types")
+    if kinds is None:  # Cell Ranger 2's files hold genes alone
+        return features
+    kinds = kinds.astype(str).to_numpy()
+    genes = features[:, kinds == "Gene Expression"].copy()
+    antibodies = kinds == "Antibody Capture"
+    if antibodies.any():
+        counts = features.X[:, antibodies]
+        genes.obsm["protein"] = pd.DataFrame(
+            counts.toarray() if hasattr(counts, "toarray") else counts,
+            index=genes.obs_names,
+            columns=pd.Index(features.var_names[antibodies]).astype(str),
+        )
+    return genes
 
 
 def _check_anndata_file(path: Path) -> None:
