@@ -8,6 +8,7 @@ import hashlib
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -1613,3 +1614,23 @@ def test_the_advice_on_counts_fits_where_they_were_read():
     assert "rename that layer" not in message(layer="counts")
     del adata.layers["counts"]
     assert "adata.raw holds a matrix too" in message()
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [
+        (type("MuData", (), {})(), r"mdata\.mod\['rna'\]"),  # by its name alone
+        (type("Other", (), {"__module__": "muon._core"})(), r"mdata\.mod\['rna'\]"),
+        (Path("pbmc.h5ad"), r"sc\.read_h5ad\(path\)"),
+        (np.ones(3), r"Pass the AnnData"),  # a vector is no matrix of cells
+        (np.ones((2, 3, 4)), r"Pass the AnnData"),
+    ],
+)
+def test_the_advice_for_something_else_than_an_anndata_follows_what_it_is(value, advice):
+    """MuData by class name or muon's module, paths as well as text, and two-dimensional arrays
+    alone, get their own advice."""
+    from scdeepclust._messages import not_anndata
+
+    assert re.fullmatch(
+        r"Expected an AnnData object, got \w+\. .*" + advice + ".*", str(not_anndata(value))
+    )

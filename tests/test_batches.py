@@ -682,3 +682,24 @@ def test_greedy_pretraining_of_a_layer_pair_trains_its_batch_inputs():
         if i == 0:
             expected |= ids(model.encoder_batch.parameters())
         assert ids(model.layer_parameters(i)) == expected
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_the_batch_mixing_penalty_needs_two_batches_and_a_positive_weight(tool):
+    """A configuration mixes batches with two or more known batches and a weight above 0 (by
+    default the tool's), and reports the weight trained with: 0 without mixing."""
+    import inspect
+
+    from scdeepclust.models import DESCConfig, SCDCCConfig
+
+    config = {"scdcc": SCDCCConfig, "desc": DESCConfig}[tool]
+    default = inspect.signature(getattr(sdc.tl, tool)).parameters["batch_mixing"].default
+    plain = config()
+    assert plain.batch_mixing == default == 10.0
+    assert (plain.n_batches, plain.mixes_batches, plain.batch_mixing_used) == (0, False, 0.0)
+    one = config(batch_key="b", batch_categories=("x",))
+    assert (one.n_batches, one.mixes_batches, one.batch_mixing_used) == (1, False, 0.0)
+    two = config(batch_key="b", batch_categories=("x", "y"), batch_mixing=2.5)
+    assert (two.n_batches, two.mixes_batches, two.batch_mixing_used) == (2, True, 2.5)
+    off = config(batch_key="b", batch_categories=("x", "y"), batch_mixing=0.0)
+    assert (off.mixes_batches, off.batch_mixing_used) == (False, 0.0)

@@ -489,3 +489,26 @@ def test_crowding_weights_of_a_large_power_are_scaled_from_the_smallest_group():
     assert np.isfinite(weights).all()
     np.testing.assert_array_equal(weights[900:], 1.0)
     assert (weights[:900] < 1e-300).all()
+
+
+def test_exact_neighbors_stays_exact_where_scanpy_would_search_approximately(monkeypatch):
+    """From 8,192 cells scanpy's own choice is pynndescent's search: exact_neighbors keeps the
+    exact one, so that Leiden's starts find the true nearest cells."""
+    import pynndescent
+    from anndata import AnnData
+
+    from scdeepclust._neighbors import exact_neighbors
+
+    def approximate(**settings):
+        raise AssertionError("the approximate search was used")
+
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", approximate)
+    z = np.random.default_rng(0).normal(size=(8200, 2)).astype(np.float32)
+    adata = AnnData(np.zeros((len(z), 0), dtype=np.float32), obsm={"X_z": z})
+    exact_neighbors(adata, use_rep="X_z", n_neighbors=3, random_state=0, method="gauss")
+    graph = adata.obsp["distances"]
+    d = ((z[:5, None, :] - z[None, :, :]) ** 2).sum(-1)
+    d[np.arange(5), np.arange(5)] = np.inf
+    for i in range(5):
+        found = graph.indices[graph.indptr[i] : graph.indptr[i + 1]]
+        assert set(found) == set(np.argsort(d[i])[:2])

@@ -618,3 +618,66 @@ def test_shards_outside_the_rows_are_refused():
         with pytest.raises(ValueError, match="outside"):
             source.shard(start, stop)
     assert source.shard(10, 10).n_obs == 0
+
+
+def test_atomic_writes_pass_over_another_writers_file_and_name_the_target_in_errors(
+    tmp_path, monkeypatch
+):
+    """A temporary name another writer created is neither written nor removed; an error on the
+    temporary file names the target, with the reason once; other errors pass as they were."""
+    import errno
+    import os
+    from pathlib import Path
+
+    import scdeepclust._serialization as serialization
+
+    tokens = iter(letter * 8 for letter in "abcdefgh")
+    monkeypatch.setattr(serialization.secrets, "token_hex", lambda n: next(tokens))
+    path = tmp_path / "new" / "deeper" / "model.json"  # the folders are made
+    serialization.write_atomically(path, lambda tmp: Path(tmp).write_text("first"))
+    theirs = path.parent / ".model.bbbbbbbb.partial.json"
+    theirs.write_text("another writer's")
+    serialization.write_atomically(path, lambda tmp: Path(tmp).write_text("second"))
+    assert path.read_text() == "second" and theirs.read_text() == "another writer's"
+    target = os.path.realpath(path)
+
+    def refused(tmp):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+
+    with pytest.raises(PermissionError) as raised:
+        serialization.write_atomically(path, refused)
+    assert str(raised.value) == f"[Errno 13] Permission denied: could not write {target}"
+
+    def plain(tmp):
+        raise OSError("the device went away")
+
+    with pytest.raises(OSError) as raised:
+        serialization.write_atomically(path, plain)
+    assert str(raised.value) == f"the device went away: could not write {target}"
+
+    def elsewhere(tmp):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/elsewhere/in.txt")
+
+    with pytest.raises(FileNotFoundError, match=r"directory: '/elsewhere/in\.txt'$"):
+        serialization.write_atomically(path, elsewhere)
+    assert sorted(p.name for p in path.parent.iterdir()) == [theirs.name, "model.json"]
+
+
+def test_file_digests_read_files_whole_and_json_files_are_named_when_refused(tmp_path):
+    """The digest covers files beyond one read (1 MiB); a broken or missing JSON file, or a
+    missing weights file, is named."""
+    import hashlib
+
+    from scdeepclust._serialization import file_digest, load_tensors, read_json, write_json
+
+    data = np.random.default_rng(0).bytes(3 << 20)
+    (tmp_path / "big.bin").write_bytes(data)
+    assert file_digest(tmp_path / "big.bin") == hashlib.sha256(data).hexdigest()
+    write_json(tmp_path / "a.json", {"a": [1, 2]})
+    assert read_json(tmp_path / "a.json") == {"a": [1, 2]}
+    (tmp_path / "b.json").write_text("{")
+    with pytest.raises(ValueError, match=r"b\.json is not valid JSON: "):
+        read_json(tmp_path / "b.json")
+    for read, name in [(read_json, "c.json"), (load_tensors, "c.pt")]:
+        with pytest.raises(FileNotFoundError, match=rf"No such file: .*{name}"):
+            read(tmp_path / name)

@@ -205,3 +205,141 @@ def test_a_shard_feeds_its_own_cells_counts_size_factors_and_batches():
     np.testing.assert_allclose(batch.size_factors.numpy(), size_factors[5:], rtol=1e-6)
     np.testing.assert_array_equal(batch.batch_code.numpy(), codes[5:])
     np.testing.assert_allclose(batch.x.numpy(), np.log1p(x[5:] / size_factors[5:, None]), rtol=1e-6)
+
+
+def _cpu_feeder(n: int = 10, n_vars: int = 1) -> CellFeeder:
+    x = np.arange(n * n_vars, dtype=np.float32).reshape(n, n_vars)
+    return CellFeeder(RowSource(x), device=torch.device("cpu"))
+
+
+def test_torchrun_variables_missing_are_each_named(monkeypatch):
+    """One variable of torchrun's missing is named, and no process group is made without it."""
+    from scdeepclust.train import _distributed
+
+    for var, value in [("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")]:
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", None)  # not called
+    assert _distributed.missing_torchrun_env() == ["MASTER_PORT"]
+    with pytest.raises(ValueError, match=r"torchrun.* Not set here: MASTER_PORT\.$"):
+        _distributed.init_distributed(torch.device("cpu"))
+
+
+def test_same_run_check_compares_the_largest_and_smallest_fingerprint(monkeypatch):
+    """Processes agreeing pass (60-bit values: an int64); another fingerprint on the other
+    process is refused, whether larger or smaller; one process checks nothing."""
+    from torch import distributed as dist
+
+    from scdeepclust.train._distributed import check_same_run
+
+    def other_process(fingerprint):
+        other = int(fingerprint[:15], 16)
+
+        def all_reduce(tensor, op=dist.ReduceOp.SUM):
+            theirs = torch.tensor([other, -other], dtype=tensor.dtype)
+            combined = torch.maximum(tensor, theirs) if op == dist.ReduceOp.MAX else tensor + theirs
+            tensor.copy_(combined)
+
+        monkeypatch.setattr(dist, "all_reduce", all_reduce)
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    high, low = "f" * 64, "1" + "0" * 63
+    other_process(high)
+    check_same_run(high, torch.device("cpu"))
+    for mine, theirs in [(high, low), (low, high)]:
+        other_process(theirs)
+        with pytest.raises(ValueError, match="given different data or options"):
+            check_same_run(mine, torch.device("cpu"))
+    monkeypatch.setattr(dist, "get_world_size", lambda: 1)
+    check_same_run(low, torch.device("cpu"))  # one process: nothing to compare
+
+
+def test_sums_over_processes_are_new_tensors(monkeypatch):
+    """all_reduce_sum adds the other processes' values into a new tensor, leaving the input
+    alone; without shards it returns the input."""
+    from scdeepclust.train._distributed import all_reduce_sum
+
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, *a, **k: t.mul_(2))
+    x = torch.tensor([1.0, 2.0])
+    feeder = _cpu_feeder()
+    assert all_reduce_sum(x, feeder) is x
+    total = all_reduce_sum(x, feeder.sharded(0, 2))
+    assert total.tolist() == [2.0, 4.0] and x.tolist() == [1.0, 2.0]
+
+
+def test_parameters_come_from_rank_0_and_gradients_are_averaged_over_processes(monkeypatch):
+    """Each parameter takes its own slice of rank 0's values; each gradient becomes its mean over
+    the processes, and a parameter without a gradient is passed over."""
+    from scdeepclust.train._distributed import average_gradients, sync_parameters
+
+    layer = torch.nn.Linear(2, 3)
+    frozen = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([*layer.parameters(), frozen], lr=0.1)
+    feeder = _cpu_feeder().sharded(0, 3)
+    rank_0 = torch.arange(11, dtype=torch.float32)
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda t, src: t.copy_(rank_0))
+    sync_parameters(optimizer, feeder)
+    assert layer.weight.flatten().tolist() == rank_0[:6].tolist()
+    assert layer.bias.tolist() == rank_0[6:9].tolist() and frozen.tolist() == [9.0, 10.0]
+
+    (layer(torch.tensor([[1.0, 2.0]])) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    weight, bias = layer.weight.grad.clone(), layer.bias.grad.clone()
+    # the other two processes' gradients are 1 and 2 larger: the mean is 1 larger
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, *a, **k: t.mul_(3).add_(3))
+    average_gradients(optimizer, feeder)
+    torch.testing.assert_close(layer.weight.grad, weight + 1)
+    torch.testing.assert_close(layer.bias.grad, bias + 1)
+    assert frozen.grad is None
+
+
+def test_rank_0_gathers_every_shards_rows_in_order_and_broadcasts_its_objects(monkeypatch):
+    """gather_rows pads each shard to the largest, and rank 0 cuts the padding off again; the
+    other ranks get None. broadcast_object gives rank 0's object; is_main is rank 0 alone."""
+    from scdeepclust.train._distributed import broadcast_object, gather_rows, is_main
+
+    x = np.arange(14, dtype=np.float64).reshape(7, 2)
+    feeder = _cpu_feeder(7, 2)
+    shards = [feeder.sharded(r, 2) for r in range(2)]  # 4 and 3 rows
+    sent = {}
+
+    def gather(tensor, parts, dst):
+        assert dst == 0
+        sent[len(sent)] = tensor.clone()
+        for r, part in enumerate(parts or []):
+            part.copy_(sent[1 - r])
+
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(torch.distributed, "gather", gather)
+    assert gather_rows(x[4:], shards[1]) is None  # sent first: rank 1's rows
+    gathered = gather_rows(x[:4], shards[0])
+    assert gathered.dtype == np.float32
+    np.testing.assert_array_equal(gathered, x)
+    assert gather_rows(x, feeder) is x
+
+    def broadcast(box, src, device=None):
+        box[0] = "rank 0's"
+
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
+    assert broadcast_object("mine", shards[1]) == "rank 0's"
+    assert broadcast_object("mine", feeder) == "mine"
+    assert [is_main(f) for f in (feeder, *shards)] == [True, True, False]
+
+
+def test_shares_are_judged_from_ten_expected_cells_of_their_own_size():
+    """A batch expected with exactly 10 cells in a share and absent there marks cells ordered by
+    batch; 9.95 expected cells (a share of 100 of 201 cells) prove nothing, nor does a tenth of
+    the expected cells. A share holding one batch names it."""
+    from scdeepclust.train._distributed import check_shards_mix_batches
+
+    with pytest.raises(ValueError, match=r"process 0's share holds one batch, 'b'\."):
+        check_shards_mix_batches(np.repeat([1, 0], 100), ["a", "b"], 2)
+    ten_expected = np.repeat([0, 1, 0], [100, 20, 80])
+    with pytest.raises(ValueError, match=r"process 0's share holds one batch, 'a'\."):
+        check_shards_mix_batches(ten_expected, ["a", "b"], 2)
+    check_shards_mix_batches(np.repeat([0, 1, 0], [100, 20, 81]), ["a", "b"], 2)
+    a_tenth = np.repeat([0, 1, 0, 1], [390, 10, 210, 190])  # 10 of the expected 100
+    check_shards_mix_batches(a_tenth, ["a", "b"], 2)

@@ -927,3 +927,97 @@ def test_embedding_returns_the_figure_with_return_fig_even_where_scanpy_would_sh
     assert isinstance(fig, Figure)
     assert not shown
     plt.close(fig)
+
+
+class _SearchSettings(Exception):
+    """Raised by a stand-in for pynndescent's transformer, with the settings it was given."""
+
+
+def _refuse_search(**settings):
+    raise _SearchSettings(settings)
+
+
+def _cells(n: int):
+    from anndata import AnnData
+
+    obsm = {"X_e": np.zeros((n, 2), dtype=np.float32)}
+    return AnnData(np.zeros((n, 0), dtype=np.float32), obsm=obsm)
+
+
+def test_plot_neighbors_search_settings_follow_the_number_of_cells(monkeypatch):
+    """Above the bound, pynndescent is set up as UMAP sets it: trees (at most 64) and iterations
+    grow with the cells, one thread, the euclidean metric, the given seed and neighbours."""
+    import pynndescent
+
+    from scdeepclust._neighbors import plot_neighbors
+
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", _refuse_search)
+    for n, n_trees, n_iters in [(400_000, 37, 19), (2_000_000, 64, 21)]:
+        with pytest.raises(_SearchSettings) as raised:
+            plot_neighbors(_cells(n), use_rep="X_e", n_neighbors=7, random_state=3)
+        assert raised.value.args[0] == dict(
+            n_neighbors=7,
+            metric="euclidean",
+            random_state=3,
+            n_jobs=1,
+            n_trees=n_trees,
+            n_iters=n_iters,
+        )
+
+
+def test_plot_neighbors_is_exact_up_to_its_bound_with_the_given_options(monkeypatch):
+    """Exactly EXACT_PLOT_NEIGHBORS_MAX_CELLS cells still get the exact search, with the seed and
+    scanpy's options passed on; one cell more gets the approximate one."""
+    import pynndescent
+
+    import scdeepclust._neighbors as neighbors
+
+    calls = []
+    monkeypatch.setattr(neighbors, "exact_neighbors", lambda adata, **kw: calls.append(kw))
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", _refuse_search)
+    monkeypatch.setattr(neighbors, "EXACT_PLOT_NEIGHBORS_MAX_CELLS", 50)
+    options = dict(use_rep="X_e", n_neighbors=5, random_state=3, key_added="nb")
+    neighbors.plot_neighbors(_cells(50), **options)
+    assert calls == [options]
+    with pytest.raises(_SearchSettings):
+        neighbors.plot_neighbors(_cells(51), **options)
+    assert len(calls) == 1
+
+
+class _ArraySearch:
+    """A search that gives scipy's sparse arrays, as pynndescent does on scipy >= 1.17."""
+
+    def __init__(self):
+        self.fitted = None
+
+    def get_params(self, deep=True):
+        return {"n_neighbors": 4, "deep": deep}
+
+    def fit(self, x):
+        self.fitted = x
+        return self
+
+    def transform(self, x):
+        from scipy.sparse import csr_array
+
+        return csr_array(np.eye(len(x)))
+
+    def fit_transform(self, x):
+        return self.fit(x).transform(x)
+
+
+def test_the_sparse_matrix_output_fits_and_transforms_as_its_search_does():
+    """The wrapper passes fit, transform and the parameters through, and gives scipy matrices
+    (scanpy 1.11 reads them with getnnz, which scipy >= 1.17's sparse arrays lack)."""
+    from scipy.sparse import csr_matrix
+
+    from scdeepclust._neighbors import _SparseMatrixOutput
+
+    x = np.zeros((5, 2))
+    inner = _ArraySearch()
+    search = _SparseMatrixOutput(inner)
+    assert search.get_params(deep=False) == {"n_neighbors": 4, "deep": False}
+    assert search.fit(x) is search and inner.fitted is x
+    for graph in (search.transform(x), search.fit_transform(x)):
+        assert type(graph) is csr_matrix
+        np.testing.assert_array_equal(graph.toarray(), np.eye(5))

@@ -205,3 +205,59 @@ def test_a_failed_write_onto_a_view_puts_back_arrays_of_its_own(sim, monkeypatch
     assert not view.is_view and type(view.obsm["a_probs"]) is np.ndarray
     np.testing.assert_array_equal(view.obsm["a_probs"], kept)
     assert "a_never" not in view.obsm
+
+
+def test_results_keep_plain_types_in_uns_and_existing_keys_name_every_part(sim):
+    """Lists and tuples are written as arrays and numpy scalars as Python's; a run's embedding
+    and soft assignments alone are named as existing."""
+    from scdeepclust._results import existing_keys
+
+    labels = np.repeat([0, 1, 2], sim.n_obs // 3)
+    result = _result(labels, 3)
+    result.params = {"hidden": [8, 4], "shape": (2,), "rate": np.float32(0.5), "n": np.int64(3)}
+    write_results(sim, {"c": result})
+    params = sim.uns["c"]["params"]
+    assert isinstance(params["hidden"], np.ndarray) and isinstance(params["shape"], np.ndarray)
+    assert type(params["rate"]) is float and type(params["n"]) is int
+    del sim.obs["c"], sim.obs["c_confidence"], sim.uns["c"]
+    assert existing_keys(sim, "c") == ["obsm['X_c']", "obsm['c_probs']"]
+
+
+def test_derived_entries_are_the_graph_and_umap_pl_umap_made_of_the_embedding():
+    """The kNN graph of obsm['X_<key>'] (the graphs obsp holds) and the UMAP pl.umap marked are
+    derived; a UMAP without pl.umap's mark is not, nor the embedding of a run "umap_<key>"."""
+    from anndata import AnnData
+    from scipy import sparse
+
+    from scdeepclust._results import derived_entries
+
+    adata = AnnData(np.zeros((4, 1), dtype=np.float32))
+    adata.obsm["X_c"] = adata.obsm["X_umap_c"] = np.zeros((4, 2))
+    adata.uns["neighbors_c"] = {
+        "params": {"use_rep": "X_c"},
+        "connectivities_key": "neighbors_c_connectivities",
+        "distances_key": "neighbors_c_distances",  # not in obsp
+    }
+    adata.obsp["neighbors_c_connectivities"] = sparse.csr_matrix((4, 4))
+    graph = [("uns", "neighbors_c"), ("obsp", "neighbors_c_connectivities")]
+    adata.uns["X_umap_c"] = {"params": {}}  # the user's own
+    assert derived_entries(adata, "c") == graph
+    adata.uns["X_umap_c"] = {"params": {"scdeepclust_source": "0"}}
+    adata.uns["umap_c"] = {"params": {}}  # no run without its labels
+    umap = [("uns", "X_umap_c"), ("obsm", "X_umap_c")]
+    assert derived_entries(adata, "c") == graph + umap
+    adata.obs["umap_c"] = "0"  # a run under key "umap_c" keeps its embedding
+    assert derived_entries(adata, "c") == graph + umap[:1]
+    adata.uns["neighbors_c"]["params"]["use_rep"] = "X_pca"  # a graph of another representation
+    assert derived_entries(adata, "c") == umap[:1]
+
+
+def test_confidence_left_unset_is_the_soft_assignment_to_the_reported_cluster(sim):
+    """Without a calibrated confidence, a cell's confidence is its soft assignment to the cluster
+    it is reported in, also where another cluster's is larger."""
+    labels = np.repeat([0, 1, 2], sim.n_obs // 3)
+    result = _result(labels, 3)
+    result.labels = (labels + 1) % 3  # none of them the largest soft assignment
+    write_results(sim, {"c": result})
+    expected = result.probabilities[np.arange(sim.n_obs), result.labels]
+    np.testing.assert_array_equal(sim.obs["c_confidence"].to_numpy(), expected)

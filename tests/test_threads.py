@@ -249,3 +249,77 @@ def test_kmeans_keeps_a_tighter_thread_limit_of_the_callers():
     with threadpool_limits(limits=KMEANS_THREADS + 2, user_api="openmp"):
         with kmeans_thread_limit():
             assert openmp_threads() == {KMEANS_THREADS}
+
+
+def test_ignored_warnings_are_those_of_the_category_and_message_given():
+    """A block ignores its own category alone, and a message by its start in any case, as
+    `warnings.filterwarnings` reads one."""
+    import warnings
+
+    from scipy.sparse import SparseEfficiencyWarning
+
+    from scdeepclust._process import ignoring_warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with ignoring_warnings(SparseEfficiencyWarning):
+            warnings.warn("sparse", SparseEfficiencyWarning, stacklevel=1)
+            warnings.warn("other", UserWarning, stacklevel=1)
+        with ignoring_warnings(UserWarning, message="the given array"):
+            warnings.warn("The given array is not writable", UserWarning, stacklevel=1)
+            warnings.warn("Not the given array", UserWarning, stacklevel=1)
+            warnings.warn("the given array", RuntimeWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["other", "Not the given array", "the given array"]
+
+
+def test_nested_blocks_share_one_filter_and_a_setting_left_as_found_is_not_restored():
+    """A nested block of the same filter adds no second entry; a setting already at the wanted
+    value is not written back at the end, so that a value set meanwhile stays."""
+    import warnings
+
+    from scdeepclust._process import ProcessWideOverride, ignoring_warnings
+
+    with warnings.catch_warnings(), ignoring_warnings(UserWarning):
+        n_filters = len(warnings.filters)
+        with ignoring_warnings(UserWarning):
+            assert len(warnings.filters) == n_filters
+    value = {"now": "wanted"}
+    override = ProcessWideOverride(
+        lambda: value["now"], lambda new: value.update(now=new), lambda saved: "wanted"
+    )
+    with override():
+        value["now"] = "set meanwhile"
+    assert value["now"] == "set meanwhile"
+
+
+def test_scanpy_speaks_again_in_the_thread_whose_block_ended_and_beside_other_filters():
+    """After its block, the same thread's info messages are logged again; a filter of the
+    user's on scanpy's logger does not keep the package's out; without scanpy's logger the
+    verbosity is held at warnings (1) inside the block."""
+    import io
+    import logging
+    import types
+
+    from scdeepclust._messages import _QUIET_THREADS, scanpy_quiet
+
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    log = io.StringIO()
+    sc.settings.verbosity, sc.settings.logfile = 3, log
+    logger = sc.settings._root_logger
+    users = logging.Filter()
+    logger.removeFilter(_QUIET_THREADS)
+    logger.addFilter(users)
+    try:
+        with scanpy_quiet():
+            sc.logging.info("inside the block")
+        sc.logging.info("after the block")
+        assert "inside the block" not in log.getvalue() and "after the block" in log.getvalue()
+        # a logger scanpy's verbosity still sets, but that takes no filter
+        sc.settings._root_logger = types.SimpleNamespace(setLevel=lambda level: None, handlers=[])
+        with scanpy_quiet():
+            assert int(sc.settings.verbosity) == 1
+        assert int(sc.settings.verbosity) == 3
+    finally:
+        sc.settings._root_logger = logger
+        logger.removeFilter(users)
+        sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
