@@ -787,7 +787,8 @@ def _run(args) -> int:
     if plot is not None:  # before writing: the file then holds the UMAP too
         say("drawing the UMAP of the embedding")
         try:
-            _figure(sdc.pl.umap, adata, key, plot, color=truth)
+            with _as_classes(adata, truth):
+                _figure(sdc.pl.umap, adata, key, plot, color=truth)
         except BaseException:
             # the trained result is kept all the same, an interrupted plot included
             _write_result(adata, output)
@@ -1026,6 +1027,30 @@ def _summary(adata, key: str, truth: str | None, known: str | None = None):
     scope = "" if score.n_cells == adata.n_obs else where.format(score.n_cells)
     say(f"  against {truth}: ARI {score.ari:.3f}, NMI {score.nmi:.3f}{scope}")
     return score
+
+
+@contextlib.contextmanager
+def _as_classes(adata, column: str | None):
+    """Within the block, a numeric `column` of obs is categorical, as --truth reads it.
+
+    Cell types coded as numbers would be drawn on a colour bar; the file keeps the column as
+    it came.
+    """
+    import pandas as pd
+
+    values = None if column is None else adata.obs[column]
+    if values is None or not pd.api.types.is_numeric_dtype(values) or values.dtype == bool:
+        yield
+        return
+    colors_key = f"{column}_colors"
+    had_colors = colors_key in adata.uns
+    adata.obs[column] = pd.Categorical(values)
+    try:
+        yield
+    finally:
+        adata.obs[column] = values
+        if not had_colors:
+            adata.uns.pop(colors_key, None)
 
 
 def _figure(plot, adata, key: str, path: Path, **kwargs) -> None:

@@ -241,6 +241,28 @@ def test_run_key_added_and_batch_size(scdcc_h5, tmp_path, capsys):
     assert "training" not in captured.out
 
 
+def test_run_plots_a_numeric_truth_as_classes_and_writes_it_as_it_came(sim, tmp_path, monkeypatch):
+    """Cell types coded as numbers: ARI reads them as classes, and so does the UMAP (it drew a
+    colour bar); the file keeps the column numeric, without colours of its own."""
+    sim.obs["type"] = sim.obs["group"].cat.codes.astype(np.int64) + 1
+    path, out, plot = tmp_path / "sim.h5ad", tmp_path / "d.h5ad", tmp_path / "umap.png"
+    sim.write_h5ad(path)
+    drawn = []
+    umap = sdc.pl.umap
+
+    def recording(adata, key, **kwargs):
+        drawn.append(adata.obs[kwargs["color"]].dtype)
+        return umap(adata, key, **kwargs)
+
+    monkeypatch.setattr(sdc.pl, "umap", recording)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), "--plot", str(plot)]
+    assert main([*args, "--truth", "type", *TINY]) == 0
+    assert drawn == ["category"] and plot.stat().st_size > 0
+    result = ad.read_h5ad(out)
+    assert result.obs["type"].dtype == np.int64 and "type_colors" not in result.uns
+    np.testing.assert_array_equal(result.obs["type"], sim.obs["type"])
+
+
 def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     path, out, plot = tmp_path / "sim.h5ad", tmp_path / "d.h5ad", tmp_path / "fig" / "umap.png"
     sim.write_h5ad(path)
