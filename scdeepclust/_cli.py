@@ -693,9 +693,22 @@ def _run(args) -> int:
             f"--layer {args.layer!r} is not a layer of the input; layers: {layer_names(adata)}"
         )
     if truth is not None:  # before training: the score comes after it
-        scored = adata.obs[truth].notna()
+        truth_known = adata.obs[truth].notna()
+        scored = truth_known.copy()
         if args.label_key is not None and args.method == "scdcc":
             scored &= adata.obs[args.label_key].isna()  # labelled cells keep their label
+        if (
+            not scored.any()
+            and truth_known.any()
+            and args.label_key is not None
+            and adata.obs[args.label_key].notna().all()
+        ):
+            raise CommandError(
+                f"--label-key {args.label_key!r} labels every cell, so --truth {truth!r} has "
+                "no cell left to score (labelled cells keep their label). Only missing values "
+                "mark a cell without a label: a value such as 'unknown' is a class of its own. "
+                "Leave the unlabelled cells empty in that column, or leave --truth out"
+            )
         if not scored.any():
             raise CommandError(
                 f"--truth {truth!r} has no label for any cell"

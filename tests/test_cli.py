@@ -263,6 +263,22 @@ def test_run_plots_a_numeric_truth_as_classes_and_writes_it_as_it_came(sim, tmp_
     np.testing.assert_array_equal(result.obs["type"], sim.obs["type"])
 
 
+def test_truth_with_nothing_left_to_score_names_the_cause(sim, tmp_path, capsys):
+    """Every cell labelled ('unknown' for the unlabelled): the labels, not --truth, are at fault."""
+    sim.obs["known"] = np.where(np.arange(sim.n_obs) % 10 == 0, sim.obs["group"], "unknown")
+    sim.obs["empty_truth"] = np.nan
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), "--label-key", "known"]
+    assert main([*args, "--truth", "group", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "--label-key 'known' labels every cell" in err
+    assert "a value such as 'unknown' is a class of its own" in err
+    assert main([*args, "--truth", "empty_truth", *TINY]) == 2  # the truth's own fault
+    assert "--truth 'empty_truth' has no label for any cell" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     path, out, plot = tmp_path / "sim.h5ad", tmp_path / "d.h5ad", tmp_path / "fig" / "umap.png"
     sim.write_h5ad(path)
