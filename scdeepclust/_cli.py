@@ -569,6 +569,10 @@ def _run(args) -> int:
     if path.suffix.lower() not in READABLE:
         raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
     output = _expanded(args.output)
+    if output.is_dir() and output.suffix != ".h5ad":
+        raise CommandError(
+            f"-o/--output {output} is a folder; give a file in it, e.g. {output / 'result.h5ad'}"
+        )
     if output.suffix != ".h5ad":
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
     if output.resolve() == path.resolve():

@@ -100,6 +100,10 @@ def test_output_paths_are_checked_before_reading_the_data(scdcc_h5, tmp_path, ca
     cases = [
         (["run", h5ad, "-m", "desc", "-o", h5ad], "is the input file"),
         (["run", scdcc_h5, "-m", "desc", "-o", tmp_path / "folder.h5ad"], "is a folder"),
+        (  # a folder without the suffix: named as a folder, with a file in it to give instead
+            ["run", scdcc_h5, "-m", "desc", "-o", tmp_path],
+            f"is a folder; give a file in it, e.g. {tmp_path / 'result.h5ad'}",
+        ),
         (
             ["run", scdcc_h5, "-m", "desc", "-o", tmp_path / "a_file" / "o.h5ad"],
             "cannot be written",

@@ -106,6 +106,19 @@ def test_the_runner_up_is_the_best_scored_of_the_other_candidates():
     assert search.chosen == 4 and search.runner_up == 5
 
 
+def test_the_summary_says_why_a_runner_up_that_scores_higher_was_not_chosen():
+    from scdeepclust.train._n_clusters import _choose, search_summary
+
+    below = _choose(np.array([2, 3, 4]), np.array([0.9, 1.0, 0.97]), np.zeros(3), 0.05, 100, 5)
+    line = search_summary(below.as_dict())
+    assert line == (
+        "chose 4 (agreement 0.970 ± 0.000), runner-up 3 (agreement 1.000 ± 0.000): the most "
+        "clusters within 0.05 of the best agreement are chosen"
+    )
+    best = _choose(np.array([2, 3, 4]), np.array([0.9, 0.97, 1.0]), np.zeros(3), 0.05, 100, 5)
+    assert search_summary(best.as_dict()).endswith("runner-up 3 (agreement 0.970 ± 0.000)")
+
+
 @pytest.fixture
 def groups4():
     return sdc.datasets.simulate(

@@ -75,17 +75,28 @@ class ClusterNumberSearch:
 def search_summary(search) -> str:
     """Describe a search in one line (as stored by `ClusterNumberSearch.as_dict`).
 
-    The line gives the choice and the runner-up with their scores.
+    The line gives the choice and the runner-up with their scores, and why a runner-up that
+    scores higher was not chosen.
     """
     candidates = [int(k) for k in search["n_clusters"]]
+
+    def score(k: int) -> float:
+        return float(search["score"][candidates.index(k)])
 
     def scored(k: int) -> str:
         i = candidates.index(k)
         return f"{k} (agreement {search['score'][i]:.3f} ± {search['spread'][i]:.3f})"
 
-    text = f"chose {scored(int(search['chosen']))}"
+    chosen = int(search["chosen"])
+    text = f"chose {scored(chosen)}"
     if "runner_up" in search:
-        text += f", runner-up {scored(int(search['runner_up']))}"
+        runner = int(search["runner_up"])
+        text += f", runner-up {scored(runner)}"
+        if score(runner) > score(chosen) and "tolerance" in search:
+            text += (
+                f": the most clusters within {float(search['tolerance']):.3g} of the best "
+                "agreement are chosen"
+            )
     return text
 
 
