@@ -412,10 +412,18 @@ def _standard_streams_open() -> None:
 
 
 def _quiet_warnings(command: str) -> None:
-    """Warnings as one line each; other libraries' deprecation notices are not for CLI users."""
+    """Print warnings as one line each, and each line once; not other libraries' deprecations.
+
+    anndata warns of repeated cell names wherever an AnnData is made from the file's (reading,
+    copying, subsetting): one line says it.
+    """
+    said: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        _tell(f"{PROG}: warning: {in_command_terms(str(message), command)}")
+        text = f"{PROG}: warning: {in_command_terms(str(message), command)}"
+        if text not in said:
+            said.add(text)
+            _tell(text)
 
     warnings.showwarning = show
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -391,6 +391,21 @@ def test_run_warns_once_about_a_small_batch(sim, tmp_path, capsys):
     assert capsys.readouterr().err.count("hold fewer than 10 cells") == 1
 
 
+def test_run_says_each_warning_once(sim, tmp_path, capsys):
+    """anndata warns of repeated cell names at each copy and subset: printed five times."""
+    sim.obs_names = [f"c{i % 200}" for i in range(sim.n_obs)]
+    counts = sim.X.toarray()
+    counts[:, :3] = counts[:2] = 0  # genes and cells without counts: the recipe subsets
+    sim.X = counts
+    del sim.layers["counts"]
+    path, out = tmp_path / "sim.h5ad", tmp_path / "d.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim.write_h5ad(path)
+    assert main(["run", str(path), "-m", "desc", "-k", "3", "-o", str(out), *TINY]) == 0
+    assert capsys.readouterr().err.count("Observation names are not unique") == 1
+
+
 def test_run_batch_mixing_option(sim, tmp_path, capsys):
     sim.obs["donor"] = np.where(np.arange(sim.n_obs) % 2 == 0, "d1", "d2")
     path, out = tmp_path / "sim.h5ad", tmp_path / "b.h5ad"
