@@ -863,3 +863,77 @@ def test_recipe_that_fails_after_recovering_counts_leaves_the_anndata_as_it_was(
         sdc.pp.recipe(adata, "scdcc")
     assert adata.X is x and np.array_equal(adata.X, before)
     assert not adata.layers and dict(adata.uns) == {"log1p": {"base": None}}
+
+
+def test_recipe_takes_unlogged_normalised_values_for_no_transform_of_counts():
+    """Counts per million of shallow cells (every value 80 or more) passed for square roots of
+    counts under a tolerance that grew with the value; and no numpy warning comes out."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim, target_sum=1e6)
+    assert sim.X.data.min() > 80
+    for method in ("desc", "scdcc"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            adata = sim.copy()
+            if method == "scdcc":
+                with pytest.raises(ValueError, match="scdcc models raw counts"):
+                    sdc.pp.recipe(adata, method)
+                continue
+            steps = sdc.pp.recipe(adata, method)
+        assert steps[0].startswith("X looks normalised but not log-transformed")
+        assert "counts" not in adata.layers
+
+
+def test_counts_are_recovered_only_where_float32_tells_the_integer():
+    """log1p of counts above about 40,000 in float32 no longer names one integer: not taken."""
+    from scdeepclust.pp._input import counts_of_transform
+
+    small = np.arange(1, 20_001, dtype=np.float64)
+    recovered = counts_of_transform(
+        np.log1p(small).astype(np.float32), "log1p(counts), not normalised"
+    )
+    np.testing.assert_array_equal(recovered, small)
+    large = np.log1p(np.array([3.0, 60_000.0])).astype(np.float32)
+    assert counts_of_transform(large, "log1p(counts), not normalised") is None
+    assert counts_of_transform(np.sqrt([4.0, 9.0]), "the square root of counts") is not None
+    assert counts_of_transform(np.array([-2.0, 3.0]), "the square root of counts") is None
+
+
+def test_recipe_makes_x_again_from_a_counts_layer_where_x_is_log1p_of_counts():
+    """layers['counts'] kept, then sc.pp.log1p without normalize_total: X is made again from
+    the counts and normalised, as from the counts alone."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    reference = sim.copy()
+    sim.X = sim.layers["counts"].copy()
+    sc.pp.log1p(sim)
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=None)
+    assert "X holds log1p(counts), not normalised (e.g. " in steps[1]
+    assert steps[1].endswith("made again from layers['counts'], to be normalised")
+    expected = sdc.pp.recipe(reference, "desc", n_top_genes=None)
+    assert [s for s in steps if s != steps[1]] == expected
+    np.testing.assert_allclose(_dense(sim.X), _dense(reference.X), rtol=1e-5, atol=1e-5)
+    # log-normalised X beside the counts is left as it is
+    logged = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    sc.pp.normalize_total(logged)
+    sc.pp.log1p(logged)
+    assert "X looks log-normalised already: no normalisation" in sdc.pp.recipe(logged, "desc")
+
+
+def test_read_makes_repeated_antibody_names_unique_and_refuses_a_file_without_genes(sim, tmp_path):
+    antibodies = np.ones((sim.n_obs, 2), dtype=np.float32)
+    features = sc.AnnData(sparse.hstack([sim.X, antibodies]).tocsr())
+    path = tmp_path / "cite.h5"
+    write_10x_h5(path, features, ["Gene Expression"] * sim.n_vars + ["Antibody Capture"] * 2)
+    with h5py.File(path, "r+") as f:
+        names = f["matrix/features/name"][:]
+        names[-2:] = [b"CD4", b"CD4"]
+        del f["matrix/features/name"]
+        f["matrix/features/name"] = names
+    adata = sdc.datasets.read(path)
+    assert list(adata.obsm["protein"].columns) == ["CD4", "CD4-1"]
+    adata.write_h5ad(tmp_path / "out.h5ad")  # refused repeated column names
+    only = tmp_path / "antibodies.h5"
+    write_10x_h5(only, sc.AnnData(sparse.csr_matrix(antibodies)), ["Antibody Capture"] * 2)
+    with pytest.raises(ValueError, match=r"holds no gene expression: its features are \['Antibody"):
+        sdc.datasets.read(only)

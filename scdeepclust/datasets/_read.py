@@ -69,7 +69,7 @@ def read(path: str | PathLike) -> AnnData:
     if layout == "10x":
         # made unique below: anndata's advice to do so is not the caller's to follow
         with ignoring_warnings(message="Variable names are not unique"):
-            adata = _genes_and_proteins(sc.read_10x_h5(path, gex_only=False))
+            adata = _genes_and_proteins(sc.read_10x_h5(path, gex_only=False), path)
         adata.var_names_make_unique()
         return adata
     if layout == "scdcc":
@@ -80,25 +80,35 @@ def read(path: str | PathLike) -> AnnData:
     )
 
 
-def _genes_and_proteins(features: AnnData) -> AnnData:
+def _genes_and_proteins(features: AnnData, path: Path) -> AnnData:
     """Return the genes of a 10x file's features, with its antibodies in ``obsm['protein']``.
 
     Other features (CRISPR guides, custom ones) are left out, as scanpy's ``gex_only`` does.
+    Repeated antibody names are made unique, as gene names are (.h5ad files refuse repeated
+    column names).
     """
     import pandas as pd
+    from anndata.utils import make_index_unique
 
     kinds = features.var.get("feature_types")
     if kinds is None:  # Cell Ranger 2's files hold genes alone
         return features
     kinds = kinds.astype(str).to_numpy()
-    genes = features[:, kinds == "Gene Expression"].copy()
+    is_gene = kinds == "Gene Expression"
+    if not is_gene.any():
+        raise ValueError(
+            f"{path} holds no gene expression: its features are {sorted(set(kinds))} alone, "
+            "and the tools cluster cells by their genes."
+        )
+    genes = features[:, is_gene].copy()
     antibodies = kinds == "Antibody Capture"
     if antibodies.any():
         counts = features.X[:, antibodies]
+        names = make_index_unique(pd.Index(features.var_names[antibodies]).astype(str))
         genes.obsm["protein"] = pd.DataFrame(
             counts.toarray() if hasattr(counts, "toarray") else counts,
             index=genes.obs_names,
-            columns=pd.Index(features.var_names[antibodies]).astype(str),
+            columns=names,
         )
     return genes
 

@@ -615,12 +615,19 @@ def scan_matrix(
 
 
 # Transforms of counts that keep many values whole (1 stays 1: log2(1 + 1), sqrt(1)), so that
-# they look like estimated counts; each with the inverse that recovers the counts.
+# they look like estimated counts; each with the inverse that recovers the counts (as code to
+# paste, and as a function), and that inverse's slope at (value, count).
 COUNT_TRANSFORMS = {
-    "log2(1 + counts)": ("np.exp2({x}) - 1", lambda v: np.exp2(v) - 1),
-    "the square root of counts": ("np.square({x})", np.square),
-    "log1p(counts), not normalised": ("np.expm1({x})", np.expm1),
+    "log2(1 + counts)": ("np.exp2({x}) - 1", lambda v: np.exp2(v) - 1, lambda v, c: (c + 1) * 0.7),
+    "the square root of counts": ("np.square({x})", np.square, lambda v, c: 2 * v),
+    "log1p(counts), not normalised": ("np.expm1({x})", np.expm1, lambda v, c: c + 1),
 }
+# A value's relative rounding error allowed (two float32 steps: log1p and its storage), and
+# the largest error of a recovered count that still names one integer. Beyond it (log1p of
+# counts above about 40,000 in float32) a value cannot be told from a fraction, and un-logged
+# normalised values above 80 pass for square roots (the CPM of shallow cells did).
+VALUE_ROUNDING = 2.4e-7
+MAX_COUNT_ERROR = 0.1
 
 
 # Values of a matrix judged for a transform of counts (one block's first ones): a few million
@@ -643,11 +650,14 @@ def counts_of_transform(values: np.ndarray, transform: str) -> np.ndarray | None
     values = np.asarray(values, dtype=np.float64)
     if np.any(values < 0):  # the square of one would be a count
         return None
-    counts = COUNT_TRANSFORMS[transform][1](values)
-    # float32 values: the inverse's rounding error grows with the count and the value
-    tolerance = 1e-3 + np.abs(counts) * np.abs(values) * 1e-6
-    whole = np.round(counts)
-    return whole if np.all(np.abs(counts - whole) <= tolerance) else None
+    _, inverse, slope = COUNT_TRANSFORMS[transform]
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: no count, refused below
+        counts = inverse(values)
+        # the value's rounding error, carried through the inverse
+        tolerance = 1e-3 + slope(values, counts) * values * VALUE_ROUNDING
+        whole = np.round(counts)
+        found = np.all(tolerance <= MAX_COUNT_ERROR) and np.all(np.abs(counts - whole) <= tolerance)
+    return whole if found else None
 
 
 # Raw counts step by 1: in nearly every cell the smallest non-zero count is 1, and many values

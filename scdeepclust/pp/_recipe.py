@@ -67,10 +67,10 @@ def recipe(
        (np.longdouble) float64 and another byte order this machine's.
     1. Raw counts: ``layers[layer]`` when `layer` is given, else ``layers['counts']``, else
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
-       scDCC reads them). Where there are none and ``X`` holds counts that were transformed
-       but not normalised (``sc.pp.log1p`` without ``sc.pp.normalize_total``, log2(1 + counts)
-       or their square root), the counts are recovered from ``X`` and used as such. scDCC
-       fails without counts; DESC can do without.
+       scDCC reads them). Where ``X`` holds counts that were transformed but not normalised
+       (``sc.pp.log1p`` without ``sc.pp.normalize_total``, log2(1 + counts) or their square
+       root), it is made again from the counts found, or, with none, the counts are recovered
+       from it and used as such. scDCC fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
     3. ``X``: counts are normalised (each cell to the median total, or to `target_sum`) and
        log1p-transformed; non-integer values that are each cell's counts times one factor,
@@ -340,6 +340,14 @@ def _prepare(
             batches = batch_covariate(adata, batch_key, for_recipe=True)
 
     counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
+    found = None if counts is None else _transform_in(adata.X)
+    if found is not None:  # sc.pp.log1p on the counts, without normalize_total first
+        adata.X = counts
+        adata.uns.pop("log1p", None)  # scanpy's record of the transform replaced
+        steps.append(
+            f"X holds {found[0]} (e.g. {found[1]:.4g}): made again from "
+            f"layers[{counts_key!r}], to be normalised"
+        )
     state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
     if state == "counts":
         adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
@@ -529,14 +537,11 @@ def _recovered_counts(X) -> RecoveredCounts | None:
     log1p without `normalize_total` first is a common slip (`COUNT_TRANSFORMS`); its counts
     come back exactly, in float32 (float64 for a float64 X), without changing X.
     """
-    if not (sparse.issparse(X) or isinstance(X, np.ndarray)) or X.dtype.kind != "f":
+    found = _transform_in(X)
+    if found is None:
         return None
+    transform, example = found
     values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
-    head = values[:TRANSFORM_VALUES]
-    head = head[head != 0]
-    transform = _transform_of_counts(head)  # the first values decide which, if any
-    if transform is None:
-        return None
     out = np.empty(values.shape, dtype=np.float64 if X.dtype == np.float64 else np.float32)
     for start in range(0, len(values), RECOVERY_CHUNK):
         chunk = counts_of_transform(values[start : start + RECOVERY_CHUNK], transform)
@@ -548,7 +553,23 @@ def _recovered_counts(X) -> RecoveredCounts | None:
         counts.data = out
     else:
         counts = out.reshape(X.shape)
-    return RecoveredCounts(transform, counts, float(head[np.argmax(head != np.round(head))]))
+    return RecoveredCounts(transform, counts, example)
+
+
+def _transform_in(X) -> tuple[str, float] | None:
+    """Return which transform of counts X's first values are, if any, and one of them."""
+    if not (sparse.issparse(X) or isinstance(X, np.ndarray)) or X.dtype.kind != "f":
+        return None
+    values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
+    head = values[:TRANSFORM_VALUES]
+    head = head[head != 0]
+    fractional = head != np.round(head)
+    if not fractional.any():  # counts are no transform of counts (squares of whole numbers)
+        return None
+    transform = _transform_of_counts(head)
+    if transform is None:
+        return None
+    return transform, float(head[np.argmax(fractional)])
 
 
 def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: list[str]) -> None:
