@@ -841,10 +841,12 @@ def test_recipe_recovers_no_counts_from_log_normalised_values_nor_where_one_valu
     adata = sc.AnnData(np.log1p(counts).astype(np.float32))
     sdc.pp.recipe(adata, "desc", n_top_genes=None)
     np.testing.assert_array_equal(adata.layers["counts"], counts)
-    # a layers['counts'] of other values is the user's: X's values are not recovered over it
+    # a layers['counts'] of other values is the user's: X's counts are recovered and
+    # normalised, not written over it
     other = sc.AnnData(np.log1p(counts).astype(np.float32), layers={"counts": mixed})
-    steps = sdc.pp.recipe(other, "desc")
-    assert not any("recovered" in step for step in steps)
+    steps = sdc.pp.recipe(other, "desc", n_top_genes=None)
+    assert steps[0].startswith("X holds log1p(counts), not normalised (e.g. ")
+    assert "X: normalize_total (each cell to the median total) + log1p" in steps
     assert np.array_equal(other.layers["counts"], mixed)
 
 
@@ -885,6 +887,17 @@ def test_recipe_takes_unlogged_normalised_values_for_no_transform_of_counts():
         assert "counts" not in adata.layers
 
 
+def test_log1p_of_normalised_values_rounded_is_no_transform_of_counts():
+    """Rounded counts per 10,000 are whole numbers too, but step by more than 1: not counts."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim, target_sum=1e4)
+    sim.X = np.log1p(np.round(sim.X.toarray())).astype(np.float32)
+    assert "X looks log-normalised already: no normalisation" in sdc.pp.recipe(sim.copy(), "desc")
+    with pytest.raises(ValueError, match="scdcc models raw counts"):
+        sdc.pp.recipe(sim, "scdcc")
+
+
 def test_counts_are_recovered_only_where_float32_tells_the_integer():
     """log1p of counts above about 40,000 in float32 no longer names one integer: not taken."""
     from scdeepclust.pp._input import counts_of_transform
@@ -900,19 +913,30 @@ def test_counts_are_recovered_only_where_float32_tells_the_integer():
     assert counts_of_transform(np.array([-2.0, 3.0]), "the square root of counts") is None
 
 
-def test_recipe_makes_x_again_from_a_counts_layer_where_x_is_log1p_of_counts():
-    """layers['counts'] kept, then sc.pp.log1p without normalize_total: X is made again from
-    the counts and normalised, as from the counts alone."""
+def test_recipe_normalises_the_counts_of_x_beside_a_counts_layer_where_x_is_log1p_of_them():
+    """layers['counts'] kept, then sc.pp.log1p without normalize_total: X's counts are
+    recovered and normalised, as from the counts alone."""
     sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
     reference = sim.copy()
     sim.X = sim.layers["counts"].copy()
     sc.pp.log1p(sim)
     steps = sdc.pp.recipe(sim, "desc", n_top_genes=None)
     assert "X holds log1p(counts), not normalised (e.g. " in steps[1]
-    assert steps[1].endswith("made again from layers['counts'], to be normalised")
+    assert steps[1].endswith("its counts recovered (np.expm1(X)), to be normalised")
     expected = sdc.pp.recipe(reference, "desc", n_top_genes=None)
     assert [s for s in steps if s != steps[1]] == expected
     np.testing.assert_allclose(_dense(sim.X), _dense(reference.X), rtol=1e-5, atol=1e-5)
+    # X's counts corrected (ambient RNA removed), the layer's raw: X's own are normalised
+    corrected = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    raw = corrected.layers["counts"].toarray()
+    less = np.maximum(raw - np.random.default_rng(0).poisson(0.3, raw.shape), 0)
+    less[:, :] = np.where(raw > 0, np.maximum(less, 1), 0)  # the same genes and cells kept
+    corrected.X = np.log1p(less).astype(np.float32)
+    sdc.pp.recipe(corrected, "desc", n_top_genes=None, scale=False)
+    alone = sc.AnnData(less.astype(np.float32))
+    sdc.pp.recipe(alone, "desc", n_top_genes=None, scale=False)
+    np.testing.assert_allclose(_dense(corrected.X), _dense(alone.X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(_dense(corrected.layers["counts"]), raw)
     # log-normalised X beside the counts is left as it is
     logged = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
     sc.pp.normalize_total(logged)

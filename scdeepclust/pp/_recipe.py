@@ -24,10 +24,12 @@ from ._counts import is_count_matrix
 from ._input import (
     COUNT_TRANSFORMS,
     HIGHLY_VARIABLE_IF_PRESENT,
+    MULTIPLIED_COUNTS_SHARE,
     TRANSFORM_VALUES,
     GeneMask,
     MaskRefused,
     _check_dtype,
+    _row_steps,
     _transform_of_counts,
     check_bools,
     check_finite,
@@ -69,8 +71,8 @@ def recipe(
        ``X`` when it holds non-negative integers (then copied to ``layers['counts']``, where
        scDCC reads them). Where ``X`` holds counts that were transformed but not normalised
        (``sc.pp.log1p`` without ``sc.pp.normalize_total``, log2(1 + counts) or their square
-       root), it is made again from the counts found, or, with none, the counts are recovered
-       from it and used as such. scDCC fails without counts; DESC can do without.
+       root), its counts are recovered and normalised in step 3 (and, with no counts found
+       elsewhere, kept as the raw counts). scDCC fails without counts; DESC can do without.
     2. With counts: cells without any count and genes detected in no cell are removed.
     3. ``X``: counts are normalised (each cell to the median total, or to `target_sum`) and
        log1p-transformed; non-integer values that are each cell's counts times one factor,
@@ -340,13 +342,14 @@ def _prepare(
             batches = batch_covariate(adata, batch_key, for_recipe=True)
 
     counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
-    found = None if counts is None else _transform_in(adata.X)
-    if found is not None:  # sc.pp.log1p on the counts, without normalize_total first
-        adata.X = counts
-        adata.uns.pop("log1p", None)  # scanpy's record of the transform replaced
+    # X's own counts, which may differ from the layer's (corrected for ambient RNA, say)
+    own = None if recovered is not None else _recovered_counts(adata.X)
+    if own is not None:  # sc.pp.log1p on counts, without normalize_total first
+        adata.X = own.counts
+        adata.uns.pop("log1p", None)  # scanpy's record of the transform undone
         steps.append(
-            f"X holds {found[0]} (e.g. {found[1]:.4g}): made again from "
-            f"layers[{counts_key!r}], to be normalised"
+            f"X holds {own.transform} (e.g. {own.example:.4g}): its counts recovered "
+            f"({own.inverse.format(x='X')}), to be normalised"
         )
     state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
     if state == "counts":
@@ -553,7 +556,17 @@ def _recovered_counts(X) -> RecoveredCounts | None:
         counts.data = out
     else:
         counts = out.reshape(X.shape)
+    # normalised values rounded, then log1p: whole numbers too, but their smallest non-zero
+    # value in most cells stands for a count of 1 (`_row_steps`), as no raw counts do
+    judged = counts[: min(counts.shape[0], STEP_ROWS)]
+    _, rows_judged, coarse = _row_steps(sparse.csr_matrix(judged) if sparse.issparse(X) else judged)
+    if rows_judged.any() and coarse[rows_judged].mean() > MULTIPLIED_COUNTS_SHARE:
+        return None
     return RecoveredCounts(transform, counts, example)
+
+
+# Rows whose steps tell recovered counts from normalised values that were rounded.
+STEP_ROWS = 2000
 
 
 def _transform_in(X) -> tuple[str, float] | None:
