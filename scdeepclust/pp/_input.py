@@ -589,8 +589,8 @@ def scan_matrix(
                     nonzero = values != 0
                     whole_distance = float(np.median(np.abs(values - rounded)[nonzero]))
                 # DESC warns about a transform of counts too (log1p without normalize_total)
-                head = values[:TRANSFORM_VALUES]
-                counts_transform = _transform_of_counts(head[head != 0])
+                found = transform_of_counts(values)
+                counts_transform = None if found is None else found[0]
     return MatrixSummary(
         shape=(source.n_obs, source.n_vars),
         dtype=dtype,
@@ -635,13 +635,20 @@ MAX_COUNT_ERROR = 0.1
 TRANSFORM_VALUES = 1_000_000
 
 
-def _transform_of_counts(values: np.ndarray) -> str | None:
-    """Return the name of the `COUNT_TRANSFORMS` entry that maps every value to a count."""
-    if values.size == 0:
+def transform_of_counts(values: np.ndarray) -> tuple[str, float] | None:
+    """Return the `COUNT_TRANSFORMS` entry that maps every value to a count, and a value.
+
+    Judged on the first `TRANSFORM_VALUES` non-zero values (flat), of which one at least must
+    be a fraction: whole numbers are counts (and squares of them).
+    """
+    head = values[:TRANSFORM_VALUES]
+    head = head[head != 0]
+    fractional = head != np.round(head)
+    if not fractional.any():
         return None
     for name in COUNT_TRANSFORMS:
-        if counts_of_transform(values, name) is not None:
-            return name
+        if counts_of_transform(head, name) is not None:
+            return name, float(head[np.argmax(fractional)])
     return None
 
 

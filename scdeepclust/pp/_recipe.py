@@ -25,12 +25,10 @@ from ._input import (
     COUNT_TRANSFORMS,
     HIGHLY_VARIABLE_IF_PRESENT,
     MULTIPLIED_COUNTS_SHARE,
-    TRANSFORM_VALUES,
     GeneMask,
     MaskRefused,
     _check_dtype,
     _row_steps,
-    _transform_of_counts,
     check_bools,
     check_finite,
     check_names,
@@ -40,6 +38,7 @@ from ._input import (
     layer_names,
     refuse_sparse_in_other_byte_order,
     scan_matrix,
+    transform_of_counts,
 )
 
 METHODS = ("desc", "scdcc")
@@ -206,10 +205,11 @@ def recipe(
         _refuse_read_lazily(adata.layers[counts_candidate], where)
         _refuse_unusable_values(adata.layers[counts_candidate], where, view=adata.is_view)
     counts_key, counts_from_x = _counts_location(adata, layer)
-    recovered = None
-    if counts_key is None and layer is None and "counts" not in adata.layers:
-        recovered = _recovered_counts(adata.X)
-        if recovered is not None:  # X's counts, once recovered in `_prepare`
+    # X's own counts, once recovered in `_prepare`; beside a counts layer they may differ from
+    # its counts (corrected for ambient RNA, say), and the layer is left as it is
+    recovered = None if counts_from_x else _recovered_counts(adata.X)
+    if recovered is not None and counts_key is None and layer is None:
+        if "counts" not in adata.layers:  # the only counts there are: kept, as X's are
             counts_key, counts_from_x = "counts", True
     # X and the counts are converted below; any other such matrix (also a layers['counts']
     # that holds no counts, which is left as it is) would fail the subsetting
@@ -328,7 +328,7 @@ def _prepare(
         adata.X = recovered.counts
         adata.uns.pop("log1p", None)  # scanpy's record of the transform undone
         steps.append(
-            f"X holds {recovered.transform} (e.g. {recovered.example:.4g}): the counts "
+            f"X holds {recovered.transform} (e.g. {recovered.example:.4g}): its counts "
             f"recovered ({recovered.inverse.format(x='X')}), to be normalised"
         )
     _keep_counts(adata, counts_key, counts_from_x, steps)
@@ -342,15 +342,6 @@ def _prepare(
             batches = batch_covariate(adata, batch_key, for_recipe=True)
 
     counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
-    # X's own counts, which may differ from the layer's (corrected for ambient RNA, say)
-    own = None if recovered is not None else _recovered_counts(adata.X)
-    if own is not None:  # sc.pp.log1p on counts, without normalize_total first
-        adata.X = own.counts
-        adata.uns.pop("log1p", None)  # scanpy's record of the transform undone
-        steps.append(
-            f"X holds {own.transform} (e.g. {own.example:.4g}): its counts recovered "
-            f"({own.inverse.format(x='X')}), to be normalised"
-        )
     state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
     if state == "counts":
         adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
@@ -540,11 +531,13 @@ def _recovered_counts(X) -> RecoveredCounts | None:
     log1p without `normalize_total` first is a common slip (`COUNT_TRANSFORMS`); its counts
     come back exactly, in float32 (float64 for a float64 X), without changing X.
     """
-    found = _transform_in(X)
+    if not (sparse.issparse(X) or isinstance(X, np.ndarray)) or X.dtype.kind != "f":
+        return None
+    values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
+    found = transform_of_counts(values)  # the first values decide which, if any
     if found is None:
         return None
     transform, example = found
-    values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
     out = np.empty(values.shape, dtype=np.float64 if X.dtype == np.float64 else np.float32)
     for start in range(0, len(values), RECOVERY_CHUNK):
         chunk = counts_of_transform(values[start : start + RECOVERY_CHUNK], transform)
@@ -567,22 +560,6 @@ def _recovered_counts(X) -> RecoveredCounts | None:
 
 # Rows whose steps tell recovered counts from normalised values that were rounded.
 STEP_ROWS = 2000
-
-
-def _transform_in(X) -> tuple[str, float] | None:
-    """Return which transform of counts X's first values are, if any, and one of them."""
-    if not (sparse.issparse(X) or isinstance(X, np.ndarray)) or X.dtype.kind != "f":
-        return None
-    values = X.data if sparse.issparse(X) else np.asarray(X).reshape(-1)
-    head = values[:TRANSFORM_VALUES]
-    head = head[head != 0]
-    fractional = head != np.round(head)
-    if not fractional.any():  # counts are no transform of counts (squares of whole numbers)
-        return None
-    transform = _transform_of_counts(head)
-    if transform is None:
-        return None
-    return transform, float(head[np.argmax(fractional)])
 
 
 def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: list[str]) -> None:
