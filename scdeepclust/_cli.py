@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         "guides the other cells, and pairs of them become must-link / cannot-link constraints",
     )
     run.add_argument(
+        "--protein-key",
+        metavar="KEY",
+        help="scdcc: obsm key of CITE-seq protein levels (obsm['protein'] of a 10x .h5 with "
+        "antibody capture): cell pairs nearest in protein space become must-link constraints, "
+        "the farthest cannot-link; antibody counts are first normalised by a centred log-ratio "
+        "per cell (into obsm[KEY + '_clr'])",
+    )
+    run.add_argument(
         "--batch-key",
         metavar="COL",
         help="obs column naming each cell's batch (donor, run, ...): the input is scaled "
@@ -451,6 +459,7 @@ _COMMAND_OPTIONS = {
         "n_neighbors": "--n-neighbors",
         "layer": "--layer",
         "label_key": "--label-key",
+        "protein_key": "--protein-key",
         "batch_key": "--batch-key",
         "batch_mixing": "--batch-mixing",
         "key_added": "--key-added",
@@ -598,6 +607,8 @@ def _run(args) -> int:
         _check_writable(plot, "--plot")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (known labels of some cells) is for -m scdcc only")
+    if args.protein_key is not None and args.method != "scdcc":
+        raise CommandError("--protein-key (constraints from protein levels) is for -m scdcc only")
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
     if args.resolution is not None and args.n_clusters is not None and args.method == "desc":
@@ -677,10 +688,15 @@ def _run(args) -> int:
             "written by a version of anndata (or Cell Ranger) that the one installed here reads?"
         ) from None
     say(f"  {adata.n_obs} cells x {adata.n_vars} genes")
-    if "protein" in adata.obsm:  # CITE-seq: run uses none, the Python API can
+    if "protein" in adata.obsm and args.protein_key is None:  # CITE-seq, used when asked
         say(
             f"  {adata.obsm['protein'].shape[1]} proteins per cell in obsm['protein'], written "
-            "with the results (tl.scdcc(protein_key='protein') makes constraints of them)"
+            "with the results (-m scdcc --protein-key protein makes constraints of them)"
+        )
+    if args.protein_key is not None and args.protein_key not in adata.obsm:
+        raise CommandError(
+            f"--protein-key {args.protein_key!r} is not in the input's obsm; keys: "
+            f"{list(adata.obsm.keys())}"
         )
     truth = args.truth
     # the file's labels as --label-key are the training's own: nothing would be left to score
@@ -758,6 +774,10 @@ def _run(args) -> int:
         )
     except MaskRefused as error:
         raise _unreadable_marking(error) from None
+    protein_key = args.protein_key
+    if protein_key is not None:  # after the recipe: it may leave cells out
+        protein_key, step = _proteins_to_read(adata, protein_key)
+        steps.append(step)
     for step in steps:
         say(f"  {step}")
     # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
@@ -771,6 +791,8 @@ def _run(args) -> int:
     n_read = adata.n_vars if genes.columns is None else len(genes.columns)
     say(f"training {args.method} on {adata.n_obs} cells x {n_read} genes{marked}")
     options = _tool_options(args, key)
+    if protein_key is not None:
+        options["protein_key"] = protein_key
     if args.resolution is not None:
         options["resolution"] = args.resolution
     if args.n_neighbors is not None:
@@ -825,6 +847,26 @@ def _run(args) -> int:
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _proteins_to_read(adata, protein_key: str) -> tuple[str, str]:
+    """Return the obsm key of the proteins as scDCC is to read them, and the step said.
+
+    Antibody counts are normalised into a key of their own: the file written keeps them.
+    """
+    import scdeepclust as sdc
+
+    from .pp._protein import holds_protein_counts, protein_levels
+
+    levels = protein_levels(adata.obsm[protein_key], protein_key)
+    if not holds_protein_counts(levels):
+        return protein_key, f"proteins: obsm[{protein_key!r}] used as given (not counts)"
+    normalised = f"{protein_key}_clr"
+    sdc.pp.clr(adata, protein_key, key_added=normalised)
+    return normalised, (
+        f"proteins: obsm[{protein_key!r}] holds antibody counts, normalised by a centred "
+        f"log-ratio per cell into obsm[{normalised!r}]"
+    )
 
 
 def _check_key_added(adata, key: str, args) -> None:

@@ -934,3 +934,57 @@ def test_progress_bars_unless_quiet():
     for extra, progress in (([], True), (["--quiet"], False)):
         args = build_parser().parse_args([*run, *extra])
         assert _tool_options(args, "desc")["progress"] is progress
+
+
+def test_run_with_protein_key_normalises_antibody_counts_and_keeps_them(sim, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    group = sim.obs["group"].cat.codes.to_numpy()
+    counts = rng.poisson(np.stack([np.full(sim.n_obs, 800), 20 + 60 * (group == 1)], 1))
+    sim.obsm["protein"] = pd.DataFrame(counts, index=sim.obs_names, columns=["CD3", "CD19"])
+    path, out = tmp_path / "cite.h5ad", tmp_path / "p.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*holds counts")  # not from the tool
+        assert main([*args, "--protein-key", "protein"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "proteins: obsm['protein'] holds antibody counts, normalised by a centred log-ratio "
+        "per cell into obsm['protein_clr']" in text
+    )
+    assert "makes constraints of them" not in text
+    result = ad.read_h5ad(out)
+    np.testing.assert_array_equal(result.obsm["protein"], counts)  # as the input held them
+    expected = sdc.pp.clr(ad.read_h5ad(path), copy=True).obsm["protein"]
+    np.testing.assert_allclose(result.obsm["protein_clr"], expected)
+    assert result.uns["scdcc"]["params"]["protein_key"] == "protein_clr"
+
+    # levels normalised already are read as they are
+    sim.obsm["protein"] = np.log1p(counts) - np.log1p(counts).mean(0)
+    sim.write_h5ad(path)
+    assert main([*args, "--protein-key", "protein"]) == 0
+    assert "proteins: obsm['protein'] used as given (not counts)" in capsys.readouterr().out
+    result = ad.read_h5ad(out)
+    assert "protein_clr" not in result.obsm
+    assert result.uns["scdcc"]["params"]["protein_key"] == "protein"
+
+    # without the option the proteins are only carried along, and the run says how to use them
+    assert main(args) == 0
+    assert "(-m scdcc --protein-key protein makes constraints of them)" in capsys.readouterr().out
+    assert "protein_key" not in ad.read_h5ad(out).uns["scdcc"]["params"]
+
+
+def test_protein_key_is_refused_for_desc_and_where_obsm_lacks_it(sim, tmp_path, capsys):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.obsm["adt"] = np.ones((sim.n_obs, 2))
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-o", str(out), *TINY]
+    assert main([*args, "-m", "desc", "--protein-key", "adt"]) == 2
+    assert "--protein-key (constraints from protein levels) is for -m scdcc" in (
+        capsys.readouterr().err
+    )
+    assert main([*args, "-m", "scdcc", "-k", "3", "--protein-key", "protein"]) == 2
+    assert "--protein-key 'protein' is not in the input's obsm; keys: ['adt']" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()

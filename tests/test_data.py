@@ -405,10 +405,10 @@ def test_simulate_is_seeded_and_sparse():
 def test_protein_levels_from_a_sparse_dask_array():
     # they failed with "must hold numbers ... setting an array element with a sequence"
     da = pytest.importorskip("dask.array")
-    from scdeepclust.tl._scdcc import _protein_levels
+    from scdeepclust.pp._protein import protein_levels
 
     levels = sparse.random(30, 4, density=0.5, format="csr", random_state=0, dtype=np.float32)
-    got = _protein_levels(da.from_array(levels, chunks=(10, -1)), "protein")
+    got = protein_levels(da.from_array(levels, chunks=(10, -1)), "protein")
     np.testing.assert_array_equal(got, levels.toarray().astype(np.float64))
 
 

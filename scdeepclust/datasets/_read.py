@@ -47,8 +47,8 @@ def read(path: str | PathLike) -> AnnData:
     The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go
     through :func:`scanpy.read_10x_h5` (gene names made unique; of the features, the genes,
     ``'Gene Expression'``, are ``X``, and the antibodies of CITE-seq, ``'Antibody Capture'``,
-    are kept as counts in ``obsm['protein']``, a DataFrame named by them, for
-    ``tl.scdcc(protein_key='protein')``), scDCC files through
+    are kept as counts in ``obsm['protein']``, a DataFrame named by them: normalise them with
+    :func:`scdeepclust.pp.clr` for ``tl.scdcc(protein_key='protein')``), scDCC files through
     :func:`scdeepclust.datasets.read_h5` (labels in ``obs['label']``, counts also in
     ``layers['counts']``, protein levels in ``obsm['protein']``).
     """

@@ -18,7 +18,7 @@ from ..constraints import (
     pairs_from_protein,
     pairs_from_user,
 )
-from ..data import CellFeeder, RowSource, is_dask_array
+from ..data import CellFeeder, RowSource
 from ..models import SCDCC, SCDCCConfig, fit_scdcc
 from ..models._scdcc import DEFAULT_RESOLUTION
 from ..pp._batches import batch_covariate
@@ -30,6 +30,7 @@ from ..pp._input import (
     gene_mask,
     warn_if_genes_unselected,
 )
+from ..pp._protein import holds_protein_counts, protein_levels
 from ..pp._recipe import scanpy_computable
 from ..train import (
     array_digest,
@@ -233,11 +234,11 @@ def scdcc(
         `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
         DataFrame): random cell pairs closest in protein space become must-link, the farthest
         cannot-link. The distance is Euclidean on the levels as given: normalise ADT counts
-        first (e.g. a centred log-ratio per cell, or log1p of counts per total), else the most
-        abundant proteins decide. Protein pairs that contradict the labels of `label_key` (two
-        cells of different known classes near, or of one class far) or the given `must_link` /
-        `cannot_link` are left out, and a pair drawn from both the labels and the proteins
-        counts once.
+        first (a centred log-ratio per cell, `pp.clr`), else the most abundant proteins
+        decide (counts are warned about). Protein pairs that contradict the labels of
+        `label_key` (two cells of different known classes near, or of one class far) or the
+        given `must_link` / `cannot_link` are left out, and a pair drawn from both the labels
+        and the proteins counts once.
     n_pairs
         Number of random pairs drawn for `label_key` (default: 100 per labelled cell); for
         `protein_key`, the most pairs of each kind (default `n_obs`), out of 50 x `n_pairs`
@@ -769,24 +770,6 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     return np.flatnonzero(table["highly_variable"].to_numpy())
 
 
-def _protein_levels(stored, protein_key: str) -> np.ndarray:
-    """Return the levels in ``obsm[protein_key]`` (array, sparse or DataFrame) as float64."""
-    from scipy import sparse
-
-    if is_dask_array(stored):
-        stored = stored.compute()
-    if sparse.issparse(stored):
-        stored = stored.toarray()
-    try:
-        if hasattr(stored, "to_numpy"):  # missing values of nullable columns become NaN
-            stored = stored.to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.asarray(stored, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"adata.obsm[{protein_key!r}] must hold numbers (cells x proteins): {error}."
-        ) from None
-
-
 def _build_constraints(
     adata: AnnData,
     label_key: str | None,
@@ -822,12 +805,21 @@ def _build_constraints(
                 f"protein_key {protein_key!r} is not in adata.obsm; "
                 f"keys: {list(adata.obsm.keys())}."
             )
-        protein = _protein_levels(adata.obsm[protein_key], protein_key)
+        protein = protein_levels(adata.obsm[protein_key], protein_key)
         if protein.ndim != 2 or not np.all(np.isfinite(protein)):
             raise ValueError(
                 f"adata.obsm[{protein_key!r}] must be a finite cells x proteins matrix; it has "
                 f"shape {protein.shape} and {int(np.sum(~np.isfinite(protein)))} NaN or "
                 "infinite values."
+            )
+        if holds_protein_counts(protein):
+            warnings.warn(
+                f"adata.obsm[{protein_key!r}] holds counts (whole numbers up to "
+                f"{protein.max():.0f}): distances between cells then follow the most abundant "
+                "proteins. Normalise the antibody counts first, e.g. by a centred log-ratio "
+                f"per cell: `sdc.pp.clr(adata, {protein_key!r})`.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
             )
         n = n_pairs if n_pairs is not None else adata.n_obs
         from_protein = pairs_from_protein(

@@ -1,0 +1,127 @@
+"""Protein (CITE-seq ADT) levels: `pp.clr` and how scDCC takes counts."""
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import scdeepclust as sdc
+from scdeepclust.pp._protein import holds_protein_counts
+
+
+def _with_counts(counts, as_frame=False):
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(len(counts))]))
+    counts = np.asarray(counts)
+    adata.obsm["protein"] = (
+        pd.DataFrame(
+            counts, index=adata.obs_names, columns=[f"p{j}" for j in range(counts.shape[1])]
+        )
+        if as_frame
+        else counts
+    )
+    return adata
+
+
+def test_clr_measures_each_cells_proteins_against_their_mean_log():
+    # a cell's counts x become log1p(x / g), log(g) the mean of log1p(x) over its proteins
+    counts = np.array([[np.e - 1, 0.0], [0.0, 0.0], [3.0, 3.0]])
+    counts[0, 0] = 1000  # whole numbers only: worked out below from the counts themselves
+    adata = _with_counts(counts)
+    sdc.pp.clr(adata)
+    got = adata.obsm["protein"]
+    g0 = np.exp(np.log1p(1000) / 2)
+    expected = [[np.log1p(1000 / g0), 0.0], [0.0, 0.0], [np.log1p(3 / 4), np.log1p(3 / 4)]]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.dtype == np.float32
+
+
+def test_clr_puts_an_abundant_protein_on_the_others_footing():
+    # protein 0 is 100 times as abundant in every cell: on counts it alone sets the distances
+    rng = np.random.default_rng(0)
+    high = rng.random(200) < 0.5  # half the cells carry twice the second protein
+    counts = np.stack(
+        [rng.poisson(5000, 200), rng.poisson(np.where(high, 100, 50)), rng.poisson(50, 200)], 1
+    )
+    levels = sdc.pp.clr(_with_counts(counts), copy=True).obsm["protein"]
+    for values, told_apart in ((counts.astype(float), False), (levels, True)):
+        d = np.linalg.norm(values[:, None] - values[None], axis=2)
+        same = high[:, None] == high[None]
+        assert bool(np.median(d[~same]) > 2 * np.median(d[same])) is told_apart
+
+
+def test_clr_keeps_a_dataframe_and_writes_where_asked():
+    counts = np.array([[10, 0, 5], [2, 30, 1]])
+    adata = _with_counts(counts, as_frame=True)
+    before = adata.obsm["protein"].copy()
+    out = sdc.pp.clr(adata, copy=True)
+    pd.testing.assert_frame_equal(adata.obsm["protein"], before)  # copy=True leaves it
+    assert list(out.obsm["protein"].columns) == ["p0", "p1", "p2"]
+    assert list(out.obsm["protein"].index) == ["c0", "c1"]
+    assert sdc.pp.clr(adata, key_added="protein_clr") is None
+    pd.testing.assert_frame_equal(adata.obsm["protein"], before)  # the counts stay
+    np.testing.assert_array_equal(adata.obsm["protein_clr"], out.obsm["protein"])
+    sparse_input = _with_counts(counts)
+    sparse_input.obsm["protein"] = sparse.csr_matrix(counts)
+    sdc.pp.clr(sparse_input)
+    np.testing.assert_array_equal(sparse_input.obsm["protein"], out.obsm["protein"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "levels, message",
+    [
+        ([[1.5, 2.0], [1.0, 3.0]], "holds fractions (e.g. 1.5)"),
+        ([[-1.0, 2.0], [1.0, 3.0]], "holds negative values (the smallest is -1)"),
+        ([[np.nan, 2.0], [1.0, 3.0]], "1 NaN or infinite values"),
+    ],
+)
+def test_clr_refuses_what_is_not_counts(levels, message):
+    adata = _with_counts(levels)
+    before = adata.obsm["protein"].copy()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        sdc.pp.clr(adata)
+    np.testing.assert_array_equal(adata.obsm["protein"], before)
+
+
+def test_clr_twice_is_refused_and_so_are_a_missing_key_and_no_anndata():
+    adata = _with_counts([[10, 0], [2, 30]])
+    sdc.pp.clr(adata)
+    with pytest.raises(ValueError, match="looks normalised already"):
+        sdc.pp.clr(adata)
+    with pytest.raises(KeyError, match=r"'adt' is not in adata.obsm; keys: \['protein'\]"):
+        sdc.pp.clr(adata, "adt")
+    with pytest.raises(TypeError, match="AnnData"):
+        sdc.pp.clr(np.ones((2, 2)))
+
+
+@pytest.mark.parametrize(
+    "levels, counts",
+    [
+        ([[0, 500], [12, 3]], True),
+        ([[0.0, 1.0], [1.0, 0.0]], False),  # marks someone chose
+        ([[0, 2], [3, 10]], False),  # a few levels, none above 10
+        ([[0.5, 500.0], [12.0, 3.0]], False),
+        ([[-1, 500], [12, 3]], False),
+    ],
+)
+def test_which_levels_are_taken_for_counts(levels, counts):
+    assert holds_protein_counts(np.asarray(levels, dtype=np.float64)) is counts
+
+
+def test_scdcc_warns_of_antibody_counts_and_not_of_normalised_levels():
+    from scdeepclust.tl._scdcc import _build_constraints
+
+    rng = np.random.default_rng(0)
+    adata = _with_counts(rng.poisson([400, 30, 5], (100, 3)))
+
+    def build():
+        _build_constraints(adata, None, None, None, "protein", None, np.random.default_rng(0))
+
+    with pytest.warns(UserWarning, match=r"holds counts .*sdc.pp.clr\(adata, 'protein'\)"):
+        build()
+    sdc.pp.clr(adata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build()
