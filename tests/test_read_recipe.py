@@ -13,6 +13,7 @@ from scipy import sparse
 
 import scdeepclust as sdc
 from _helpers import assert_unchanged, snapshot
+from scdeepclust._cli import in_command_terms
 from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
 from scdeepclust.pp._counts import feature_statistics
@@ -546,6 +547,13 @@ def test_recipe_checks_its_keys_before_changing_anything():
         sdc.pp.recipe(sim, "scdcc")
     with pytest.raises(ValueError, match=r"if adata.X holds them, rename that layer"):
         sdc.tl.scdcc(sim, 2, progress=False)
+    # in the caller's terms: Python's argument here, the command line's option in `run`
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim, target_sum=1e4)
+    sc.pp.log1p(sim)
+    with pytest.raises(ValueError, match=r"name the layer that holds them \(`layer`\)") as error:
+        sdc.pp.recipe(sim, "scdcc")
+    assert "(`--layer`)" in in_command_terms(str(error.value))
 
 
 def test_recipe_chooses_genes_within_batches_of_any_type():

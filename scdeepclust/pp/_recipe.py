@@ -219,7 +219,7 @@ def recipe(
         skip=("X",) if counts_key is None else ("X", f"layers[{counts_key!r}]"),
     )
     if counts_key is None and method == "scdcc":
-        name_it = "name the layer that holds them (--layer / layer=)"
+        name_it = "name the layer that holds them (`layer`)"
         if "counts" not in adata.layers:
             found = "X does not hold counts (non-negative integers), and there is no "
             found += f"layers['counts']; {name_it}"
