@@ -6,11 +6,13 @@ the same cells labelled, 10% of those labels replaced by a wrong one, scored on 
 (its target: (b)'s ARI - 0.03); (d, `--modes noisy`) as (c) with the setting documented for
 labels that may be wrong, `keep_labels=False, label_weight=1`; (e, `--modes labelled-no-k`) as
 (b) without the number of clusters, which the tool then searches (at least one cluster per
-known class). Three seeds, median. Writes benchmarks/results/scdcc_accuracy.{json,md}.
+known class); (f, `--modes proteins`) as (a) with constraints from the CITE-seq protein levels
+(`protein_key`; datasets with proteins only, as given: CBMC's are normalised already), scored
+on all cells. Three seeds, median. Writes benchmarks/results/scdcc_accuracy.{json,md}.
 
     python benchmarks/scdcc_accuracy.py [--datasets 10X_PBMC ...] [--seeds 0 1 2]
                                         [--modes unconstrained labelled wrong noisy
-                                                 labelled-no-k]
+                                                 labelled-no-k proteins]
                                         [--label-prior W] [--pretrain-balance X]
                                         [--balance B] [--init leiden]
                                         [--decoder-hidden 64 128] [--refine R] [--tol T]
@@ -95,11 +97,12 @@ def main():
     parser.add_argument(
         "--modes",
         nargs="*",
-        choices=["unconstrained", "labelled", "wrong", "noisy", "labelled-no-k"],
+        choices=["unconstrained", "labelled", "wrong", "noisy", "labelled-no-k", "proteins"],
         default=["unconstrained", "labelled"],
         help="wrong: labelled as in 'labelled', with --wrong of those labels replaced by others; "
         "noisy: as wrong, with keep_labels=False, label_weight=1; labelled-no-k: as labelled, "
-        "the number of clusters not given",
+        "the number of clusters not given; proteins: as unconstrained, with constraints from "
+        "the protein levels (datasets with proteins only)",
     )
     parser.add_argument(
         "--wrong",
@@ -206,15 +209,20 @@ def main():
             (wrong_mode, args.labelled, args.wrong, {}, True, "wrong"),
             (noisy_mode, args.labelled, args.wrong, noisy_options, True, "noisy"),
             (no_k_mode, args.labelled, 0.0, {}, False, "labelled-no-k"),
+            ("proteins (protein_key)", 0.0, 0.0, {"protein_key": "protein"}, True, "proteins"),
         )
         if choice in args.modes
     ]
     measured = {(d, m) for d in args.datasets for m, *_ in modes}
     rows = [r for r in earlier_rows(results_name) if (r["dataset"], r["mode"]) not in measured]
+    table = "nothing measured: none of the datasets holds proteins"
     for dataset in args.datasets:
         adata = sdc.datasets.read_h5(DATA / DATASETS[dataset])
         k = adata.obs["label"].nunique()
         for mode, frac, wrong, extra, given_k in modes:
+            if "protein_key" in extra and "protein" not in adata.obsm:
+                print(f"{dataset:14s} {mode}: skipped, the file holds no proteins", flush=True)
+                continue
             runs = [
                 run_one(adata, k if given_k else None, s, frac, wrong, **options, **extra)
                 for s in args.seeds
