@@ -164,6 +164,23 @@ def test_use_rep(scaled):
     assert adjusted_rand_score(scaled.obs["group"], scaled.obs["desc"]) > 0.5
 
 
+def test_an_array_with_negative_strides_is_read_as_its_copy(scaled):
+    """scanpy's PCA of a float32 X leaves obsm['X_pca'] a reversed view (strides (80, -4)),
+    which torch refused: tl.desc(use_rep='X_pca') failed after a plain sc.pp.pca."""
+    rep = np.random.default_rng(0).normal(size=(scaled.n_obs, 8)).astype(np.float32)
+    reversed_view = np.ascontiguousarray(rep[:, ::-1])[:, ::-1]
+    assert reversed_view.strides[1] < 0
+    fast = dict(n_clusters=3, pretrain_epochs=1, max_epochs=1, progress=False, random_state=0)
+    runs = []
+    for values in (rep, reversed_view):
+        scaled.obsm["X_rep"] = values
+        runs.append(sdc.tl.desc(scaled, use_rep="X_rep", copy=True, **fast).obsm["X_desc"])
+    np.testing.assert_array_equal(runs[0], runs[1])
+    scaled.X = np.ascontiguousarray(scaled.X[:, ::-1], dtype=np.float32)[:, ::-1]
+    assert scaled.X.strides[1] < 0
+    sdc.tl.desc(scaled, **fast)
+
+
 def test_sparse_equals_dense(sim):
     sc.pp.normalize_total(sim)
     sc.pp.log1p(sim)  # sparse, unscaled

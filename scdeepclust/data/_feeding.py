@@ -326,7 +326,8 @@ class ResidentRows:
                 return cls(source.n_vars, dense=_shared_tensor(in_place))
             dense = torch.empty((source.n_obs, source.n_vars), dtype=torch.float32, device=device)
             for start, stop, block in source.iter_blocks(dense_chunk_rows(source.n_vars)):
-                block = np.asarray(block, dtype=np.float32)
+                # torch takes no negative strides, which scanpy's PCA leaves (a reversed view)
+                block = np.ascontiguousarray(block, dtype=np.float32)
                 dense[start:stop].copy_(_shared_tensor(block))
             return cls(source.n_vars, dense=dense)
         capacity = source.max_entries
@@ -389,7 +390,7 @@ def gather_csr_rows(
 
 
 def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
+    return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float32), device=device)
 
 
 @torch.no_grad()
