@@ -609,6 +609,12 @@ def _run(args) -> int:
         raise CommandError("--label-key (known labels of some cells) is for -m scdcc only")
     if args.protein_key is not None and args.method != "scdcc":
         raise CommandError("--protein-key (constraints from protein levels) is for -m scdcc only")
+    for option, given in (("--label-key", args.label_key), ("--protein-key", args.protein_key)):
+        if given is not None and args.distributed:
+            raise CommandError(
+                f"{option} makes pairwise constraints, which --distributed training does not "
+                "support yet; leave one of them out"
+            )
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
     if args.resolution is not None and args.n_clusters is not None and args.method == "desc":
@@ -751,6 +757,9 @@ def _run(args) -> int:
             "and score them against themselves; give another --key-added"
         )
     _check_key_added(adata, key, args)
+    protein_key = protein_step = None
+    if args.protein_key is not None:  # its cells are the recipe's to leave out, as X's
+        protein_key, protein_step = _proteins_to_read(adata, args.protein_key, key)
 
     _genes_read(adata, args)  # read as the tools' mask_var, also where the recipe keeps all
     counts_layer = args.layer or ("counts" if "counts" in adata.layers else None)
@@ -774,10 +783,8 @@ def _run(args) -> int:
         )
     except MaskRefused as error:
         raise _unreadable_marking(error) from None
-    protein_key = args.protein_key
-    if protein_key is not None:  # after the recipe: it may leave cells out
-        protein_key, step = _proteins_to_read(adata, protein_key)
-        steps.append(step)
+    if protein_step is not None:
+        steps.append(protein_step)
     for step in steps:
         say(f"  {step}")
     # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
@@ -849,20 +856,51 @@ def _run(args) -> int:
     return 0
 
 
-def _proteins_to_read(adata, protein_key: str) -> tuple[str, str]:
-    """Return the obsm key of the proteins as scDCC is to read them, and the step said.
+def _proteins_to_read(adata, protein_key: str, key: str) -> tuple[str, str]:
+    """Return the obsm key of the proteins as scDCC is to read them, and the step to say.
 
-    Antibody counts are normalised into a key of their own: the file written keeps them.
+    Antibody counts are normalised into a key of their own: the file written keeps them. A
+    centred log-ratio is the cell's own, so that the recipe may leave cells out afterwards.
     """
     import scdeepclust as sdc
 
+    from ._results import result_keys
     from .pp._protein import holds_protein_counts, protein_levels
 
-    levels = protein_levels(adata.obsm[protein_key], protein_key)
+    try:
+        levels = protein_levels(adata.obsm[protein_key], protein_key)
+    except ValueError as error:
+        raise CommandError(in_command_terms(str(error))) from None
     if not holds_protein_counts(levels):
-        return protein_key, f"proteins: obsm[{protein_key!r}] used as given (not counts)"
+        return protein_key, (
+            f"proteins: obsm[{protein_key!r}] used as given (levels, not antibody counts)"
+        )
     normalised = f"{protein_key}_clr"
+    results = result_keys(key)
+    if normalised in (results["embedding"], results["probabilities"]):
+        raise CommandError(
+            f"--key-added {key!r} would write the results over obsm[{normalised!r}], where "
+            f"--protein-key {protein_key!r}'s normalised counts go; give another --key-added"
+        )
+    earlier = adata.obsm[normalised] if normalised in adata.obsm else None
     sdc.pp.clr(adata, protein_key, key_added=normalised)
+    if earlier is not None:
+        import numpy as np
+
+        written = protein_levels(adata.obsm[normalised], normalised)
+        try:
+            before = protein_levels(earlier, normalised)
+        except ValueError:
+            before = None
+        same = before is not None and before.shape == written.shape
+        same = same and np.allclose(before, written, rtol=1e-5, atol=1e-6)
+        if not same:  # the input's own values: never replaced unasked
+            adata.obsm[normalised] = earlier
+            raise CommandError(
+                f"the input's obsm[{normalised!r}] holds other values than the centred "
+                f"log-ratio of obsm[{protein_key!r}], which the run would write there; rename "
+                f"or remove it, or name it as --protein-key {normalised} to read it as it is"
+            )
     return normalised, (
         f"proteins: obsm[{protein_key!r}] holds antibody counts, normalised by a centred "
         f"log-ratio per cell into obsm[{normalised!r}]"

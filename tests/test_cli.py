@@ -963,7 +963,9 @@ def test_run_with_protein_key_normalises_antibody_counts_and_keeps_them(sim, tmp
     sim.obsm["protein"] = np.log1p(counts) - np.log1p(counts).mean(0)
     sim.write_h5ad(path)
     assert main([*args, "--protein-key", "protein"]) == 0
-    assert "proteins: obsm['protein'] used as given (not counts)" in capsys.readouterr().out
+    assert "proteins: obsm['protein'] used as given (levels, not antibody counts)" in (
+        capsys.readouterr().out
+    )
     result = ad.read_h5ad(out)
     assert "protein_clr" not in result.obsm
     assert result.uns["scdcc"]["params"]["protein_key"] == "protein"
@@ -972,6 +974,27 @@ def test_run_with_protein_key_normalises_antibody_counts_and_keeps_them(sim, tmp
     assert main(args) == 0
     assert "(-m scdcc --protein-key protein makes constraints of them)" in capsys.readouterr().out
     assert "protein_key" not in ad.read_h5ad(out).uns["scdcc"]["params"]
+
+    # a result read again: its normalised counts are made anew, the same
+    sim.obsm["protein"] = counts
+    sim.write_h5ad(path)
+    assert main([*args, "--protein-key", "protein"]) == 0
+    again = tmp_path / "again.h5ad"
+    rerun = ["run", str(out), "-m", "scdcc", "-k", "3", "-o", str(again), *TINY]
+    assert main([*rerun, "--protein-key", "protein"]) == 0
+    assert "into obsm['protein_clr']" in capsys.readouterr().out
+    np.testing.assert_array_equal(
+        ad.read_h5ad(again).obsm["protein_clr"], ad.read_h5ad(out).obsm["protein_clr"]
+    )
+    # where the input holds other values under that name, they are never written over
+    sim.obsm["protein_clr"] = np.ones((sim.n_obs, 2))
+    sim.write_h5ad(path)
+    out.unlink()
+    assert main([*args, "--protein-key", "protein"]) == 2
+    assert "the input's obsm['protein_clr'] holds other values than the centred log-ratio" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
 
 
 def test_protein_key_is_refused_for_desc_and_where_obsm_lacks_it(sim, tmp_path, capsys):
@@ -985,6 +1008,20 @@ def test_protein_key_is_refused_for_desc_and_where_obsm_lacks_it(sim, tmp_path, 
     )
     assert main([*args, "-m", "scdcc", "-k", "3", "--protein-key", "protein"]) == 2
     assert "--protein-key 'protein' is not in the input's obsm; keys: ['adt']" in (
+        capsys.readouterr().err
+    )
+    # before the data are read, as for -m desc: constraints are not for distributed training
+    for option in ("--protein-key", "--label-key"):
+        assert main([*args, "-m", "scdcc", "--distributed", option, "x"]) == 2
+        assert f"{option} makes pairwise constraints, which --distributed" in (
+            capsys.readouterr().err
+        )
+    # counts normalised into obsm['X_clr'] would meet the embedding of --key-added clr
+    sim.obsm["X"] = np.full((sim.n_obs, 2), 20)
+    sim.write_h5ad(path)
+    scdcc = [*args, "-m", "scdcc", "-k", "3", "--protein-key", "X"]
+    assert main([*scdcc, "--key-added", "clr"]) == 2
+    assert "--key-added 'clr' would write the results over obsm['X_clr']" in (
         capsys.readouterr().err
     )
     assert not out.exists()

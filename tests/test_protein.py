@@ -72,7 +72,9 @@ def test_clr_keeps_a_dataframe_and_writes_where_asked():
 @pytest.mark.parametrize(
     "levels, message",
     [
-        ([[1.5, 2.0], [1.0, 3.0]], "holds fractions (e.g. 1.5)"),
+        ([[1.5, 2.0], [1.0, 30.0]], "holds fractions (e.g. 1.5) no larger than 30"),
+        ([[2014.87, 2.0], [1.0, -3.0]], "holds negative values (the smallest is -3)"),
+        (np.zeros((0, 3)), "at least one cell and one protein; it has shape (0, 3)"),
         ([[-1.0, 2.0], [1.0, 3.0]], "holds negative values (the smallest is -1)"),
         ([[np.nan, 2.0], [1.0, 3.0]], "1 NaN or infinite values"),
     ],
@@ -102,7 +104,8 @@ def test_clr_twice_is_refused_and_so_are_a_missing_key_and_no_anndata():
         ([[0, 500], [12, 3]], True),
         ([[0.0, 1.0], [1.0, 0.0]], False),  # marks someone chose
         ([[0, 2], [3, 10]], False),  # a few levels, none above 10
-        ([[0.5, 500.0], [12.0, 3.0]], False),
+        ([[0.5, 40.0], [12.0, 3.0]], False),  # within a log scale
+        ([[0.5, 500.0], [12.0, 3.0]], True),  # fractional counts (ambient signal removed)
         ([[-1, 500], [12, 3]], False),
     ],
 )
@@ -125,3 +128,28 @@ def test_scdcc_warns_of_antibody_counts_and_not_of_normalised_levels():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build()
+
+
+def test_clr_takes_fractional_counts_above_a_log_scale():
+    counts = np.array([[2014.87, 3.2], [10.5, 0.0]])
+    levels = sdc.pp.clr(_with_counts(counts), copy=True).obsm["protein"]
+    g = np.exp(np.log1p(counts).mean(axis=1, keepdims=True))
+    np.testing.assert_allclose(levels, np.log1p(counts / g), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "keys, error, message",
+    [
+        (dict(key_added=""), TypeError, "key_added must name a key to write"),
+        (dict(key_added=5), TypeError, "key_added must name a key to write"),
+        (dict(key_added="a/b"), ValueError, "contains '/'"),
+        (dict(protein_key=["protein"]), TypeError, "protein_key must name a key of adata.obsm"),
+    ],
+)
+def test_clr_refuses_keys_it_could_not_write_or_read(keys, error, message):
+    adata = _with_counts([[10, 0], [2, 30]])
+    before = adata.obsm["protein"].copy()
+    with pytest.raises(error, match=message):
+        sdc.pp.clr(adata, **keys)
+    assert list(adata.obsm) == ["protein"]
+    np.testing.assert_array_equal(adata.obsm["protein"], before)

@@ -81,6 +81,7 @@ _NAMED_IN = {
     "label_key": "a column of adata.obs",
     "batch_key": "a column of adata.obs",
     "protein_key": "a key of adata.obsm",
+    "key_added": "a key to write (non-empty text)",
 }
 
 

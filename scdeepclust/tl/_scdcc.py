@@ -814,8 +814,8 @@ def _build_constraints(
             )
         if holds_protein_counts(protein):
             warnings.warn(
-                f"adata.obsm[{protein_key!r}] holds counts (whole numbers up to "
-                f"{protein.max():.0f}): distances between cells then follow the most abundant "
+                f"adata.obsm[{protein_key!r}] holds counts (values from 0 up to "
+                f"{protein.max():.6g}): distances between cells then follow the most abundant "
                 "proteins. Normalise the antibody counts first, e.g. by a centred log-ratio "
                 f"per cell: `sdc.pp.clr(adata, {protein_key!r})`.",
                 UserWarning,
