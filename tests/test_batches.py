@@ -275,6 +275,14 @@ def test_mapping_errors_name_the_known_batches(batch_data):
     ):
         model.predict(new)
     assert_unchanged(new, before)
+    # a missing batch: a name of its own would be refused as above, so the advice is a known one
+    new.obs.iloc[:5, new.obs.columns.get_loc("batch")] = None
+    with pytest.raises(
+        ValueError,
+        match=r"5 cell\(s\) have no batch .* Give each of them the one of the model's batches "
+        r"\['a', 'b'\] it resembles",
+    ):
+        model.predict(new)
     missing = batch_data[300:].copy()
     del missing.obs["batch"]
     with pytest.raises(KeyError, match="trained with batch_key='batch'"):

@@ -40,7 +40,11 @@ class BatchCovariate:
         return np.bincount(self.codes, minlength=self.n_batches).astype(np.int64)
 
 
-def _column(adata: AnnData, key: str) -> pd.Series:
+def _column(
+    adata: AnnData,
+    key: str,
+    advice: str = "Give every cell a batch (e.g. a category 'unknown'), or leave those cells out.",
+) -> pd.Series:
     if not isinstance(key, str):
         raise TypeError(f"batch_key must be the name of an adata.obs column, not {key!r}.")
     if key not in adata.obs:
@@ -51,8 +55,7 @@ def _column(adata: AnnData, key: str) -> pd.Series:
     missing = column.isna().to_numpy()
     if missing.any():
         raise ValueError(
-            f"{int(missing.sum())} cell(s) have no batch in adata.obs[{key!r}]. Give every cell "
-            "a batch (e.g. a category 'unknown'), or leave those cells out."
+            f"{int(missing.sum())} cell(s) have no batch in adata.obs[{key!r}]. {advice}"
         )
     return column
 
@@ -168,7 +171,12 @@ def known_batch_codes(
             f"each cell's batch among {list(categories)} (or pass batch_key= naming the column "
             "that holds them)."
         )
-    values = _column(adata, key).astype(str).to_numpy()
+    # a new batch name would be refused below: only the model's own batches will do
+    advice = (
+        f"Give each of them the one of the model's batches {list(categories)} it resembles, "
+        "or leave those cells out."
+    )
+    values = _column(adata, key, advice).astype(str).to_numpy()
     codes = pd.Index(categories).get_indexer(values)
     unknown = codes < 0
     if unknown.any():
