@@ -178,3 +178,36 @@ def test_a_cluster_the_refinement_empties_is_blamed_on_it(sim, monkeypatch):
     with pytest.warns(UserWarning, match=r"To keep them, pass refine=0"):
         out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
     assert out.obs["scdcc"].nunique() == 2
+
+
+def test_mapped_cells_take_no_cluster_the_training_emptied(sim, monkeypatch, tmp_path):
+    """`refine` emptied a cluster of the reference; mapping the cells gave it 6 of them again,
+    a cluster name the reference's labels do not have."""
+
+    def emptying_cluster_0(x, labels, *args, **kwargs):
+        return Refinement(np.where(labels == 0, 1, labels), None)
+
+    monkeypatch.setattr(dec, "refined_clusters", emptying_cluster_0)
+    reference, model = sdc.tl.scdcc(
+        sim, 3, pretrain_epochs=2, max_epochs=1, progress=False, copy=True, return_model=True
+    )
+    stage = reference.obsm["scdcc_probs"].argmax(1)
+    assert (stage == 0).any()  # cells the refinement moved
+    assert list(reference.uns["scdcc"]["empty_clusters"]) == [0] == model.empty_clusters
+    model.save(tmp_path / "m")
+    for mapping in (model, sdc.models.load(tmp_path / "m")):
+        mapped = sdc.tl.map_to_model(sim, mapping, copy=True)
+        labels = mapped.obs["scdcc"].astype(int).to_numpy()
+        assert 0 not in labels
+        # the others as before; the soft assignments keep every column
+        np.testing.assert_array_equal(labels[stage != 0], stage[stage != 0])
+        assert mapped.obsm["scdcc_probs"].shape[1] == 3
+    # a model saved without the record maps as before
+    config = tmp_path / "m" / "model.json"
+    import json
+
+    meta = json.loads(config.read_text())
+    del meta["empty_clusters"]
+    config.write_text(json.dumps(meta))
+    older = sdc.tl.map_to_model(sim, sdc.models.load(tmp_path / "m"), copy=True)
+    np.testing.assert_array_equal(older.obs["scdcc"].astype(int).to_numpy(), stage)

@@ -169,6 +169,11 @@ class TrainedModel:
         The known classes whose labelled cells started clusters 0, 1, ... (scDCC with
         `label_key`; ``uns[key]['label_classes']`` of the training run); `None` otherwise.
         Mapped cells get them in ``uns[key]['label_classes']`` too.
+    empty_clusters
+        The clusters that held no training cell at the end (``uns[key]['empty_clusters']`` of
+        the training run, e.g. emptied by scDCC's `refine`): mapped cells are assigned among
+        the others, so that their labels name clusters of the reference. Empty for models
+        saved by earlier versions.
     """
 
     method: ClassVar[str] = ""
@@ -185,6 +190,7 @@ class TrainedModel:
         confidence_map: ConfidenceMap | None = None,
         trained_with: str = __version__,
         label_classes: Sequence[str] | None = None,
+        empty_clusters: Sequence[int] = (),
     ):
         self.network = network
         self.centroids = np.asarray(centroids, dtype=np.float32)
@@ -195,6 +201,7 @@ class TrainedModel:
         self.confidence_map = confidence_map
         self.trained_with = trained_with
         self.label_classes = None if label_classes is None else [str(c) for c in label_classes]
+        self.empty_clusters = sorted(int(c) for c in empty_clusters)
 
     @property
     def n_clusters(self) -> int:
@@ -404,7 +411,11 @@ class TrainedModel:
             return {"z": z, "q": layer(z)}
 
         out = stream_outputs(feeder, run, {"z": self.latent_dim, "q": self.n_clusters})
-        labels = out["q"].argmax(1)
+        if self.empty_clusters:  # no cell of the reference is there to share a name with
+            populated = np.setdiff1d(np.arange(self.n_clusters), self.empty_clusters)
+            labels = populated[out["q"][:, populated].argmax(1)]
+        else:
+            labels = out["q"].argmax(1)
         confidence = None
         if self.confidence_map is not None:
             confidence = self.confidence_map(assigned_soft_assignment(out["q"], labels))
@@ -481,6 +492,7 @@ class TrainedModel:
                 else {"confidence_map": self.confidence_map.as_dict()}
             ),
             **({} if self.label_classes is None else {"label_classes": self.label_classes}),
+            **({"empty_clusters": self.empty_clusters} if self.empty_clusters else {}),
         }
 
     @classmethod
@@ -549,6 +561,7 @@ class TrainedModel:
             ),
             trained_with=meta.get("scdeepclust_version", "?"),
             label_classes=meta.get("label_classes"),
+            empty_clusters=meta.get("empty_clusters", ()),
         )
 
     @staticmethod

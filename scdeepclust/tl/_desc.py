@@ -589,6 +589,7 @@ def desc(
                 features=data.feature_names(adata, use_rep),
                 preprocessing=preprocessing,
                 key_added=key,
+                empty_clusters=result.info["empty_clusters"],
             )
     model = next(iter(models.values())) if len(models) == 1 else models
     if next(iter(results.values())).labels is None:

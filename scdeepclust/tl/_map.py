@@ -67,8 +67,9 @@ def map_to_model(
     Returns
     -------
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
-    clusters: each cell's highest soft assignment, without the classifier that read the
-    training cells' clusters again with `refine`, and without the known labels that scDCC's
+    clusters: each cell's highest soft assignment among the clusters that kept training cells
+    (`model.empty_clusters`, e.g. emptied by `refine`, take none), without the classifier that
+    read the training cells' clusters again with `refine`, and without the known labels that scDCC's
     `keep_labels` kept for its labelled cells; its categories are those the cells fall into, as
     in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models

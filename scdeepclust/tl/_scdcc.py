@@ -691,6 +691,7 @@ def scdcc(
             },
             key_added=key_added,
             label_classes=result.info.get("label_classes"),
+            empty_clusters=result.info["empty_clusters"],
         )
     if result.labels is None:  # not rank 0 of a distributed run: rank 0 writes the results
         return tool_return(None, copy, model, return_model)
