@@ -62,6 +62,7 @@ from ..pp._input import (
     layer_names,
     scan_matrix,
     warn_if_counts,
+    warn_if_negatives_differ_from_training,
     warn_if_not_like_raw_counts,
     warn_if_off_scale,
     warn_if_scaled_for_a_scaling_model,
@@ -729,12 +730,17 @@ class DESC(TrainedModel):
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
             trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
+            warned = False
             if not scaled and self.batch_key is None and trained_scaled:
-                warn_if_off_scale(summary, where, mapping=True)
-                warn_if_unscaled(
+                warned = warn_if_off_scale(summary, where, mapping=True) or warn_if_unscaled(
                     summary,
                     where,
                     remedy="Prepare the new cells as the model's were: run sc.pp.scale first.",
+                )
+            # read as given: scaled or not, as the training cells were
+            if not scaled and trained_on_negatives is not None and not warned:
+                warn_if_negatives_differ_from_training(
+                    summary, where, trained_on_negatives=trained_on_negatives
                 )
         if summary.zero_rows.any():  # scDCC's size factors refuse them; here they get a label
             examples = list(adata.obs_names[summary.zero_rows][:3])
