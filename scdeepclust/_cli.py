@@ -1120,6 +1120,12 @@ def _summary(adata, key: str, truth: str | None, known: str | None = None):
         span = f"{search['n_clusters'][0]}-{search['n_clusters'][-1]}"
         say(f"  number of clusters searched in {span}: {search_summary(search)}")
     say("  cells per cluster: " + ", ".join(f"{name}: {n}" for name, n in sizes.items()))
+    pairs = adata.uns[key].get("n_constraints", {})
+    if any(pairs.values()):  # drawn from --label-key / --protein-key
+        say(
+            f"  trained with {int(pairs['must_link'])} must-link and "
+            f"{int(pairs['cannot_link'])} cannot-link pairs"
+        )
     if truth is None:
         return None
     reference = adata.obs[truth]

@@ -953,6 +953,12 @@ def test_run_with_protein_key_normalises_antibody_counts_and_keeps_them(sim, tmp
         "per cell into obsm['protein_clr']" in text
     )
     assert "makes constraints of them" not in text
+    pairs = ad.read_h5ad(out).uns["scdcc"]["n_constraints"]
+    assert pairs["must_link"] > 0 and pairs["cannot_link"] > 0
+    assert (
+        f"trained with {pairs['must_link']} must-link and {pairs['cannot_link']} cannot-link "
+        "pairs" in text
+    )
     result = ad.read_h5ad(out)
     np.testing.assert_array_equal(result.obsm["protein"], counts)  # as the input held them
     expected = sdc.pp.clr(ad.read_h5ad(path), copy=True).obsm["protein"]
@@ -972,7 +978,9 @@ def test_run_with_protein_key_normalises_antibody_counts_and_keeps_them(sim, tmp
 
     # without the option the proteins are only carried along, and the run says how to use them
     assert main(args) == 0
-    assert "(-m scdcc --protein-key protein makes constraints of them)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "(-m scdcc --protein-key protein makes constraints of them)" in text
+    assert "must-link" not in text
     assert "protein_key" not in ad.read_h5ad(out).uns["scdcc"]["params"]
 
     # a result read again: its normalised counts are made anew, the same
