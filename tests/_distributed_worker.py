@@ -6,6 +6,7 @@ tensor handed to a collective must be on the process's device: the CPU here (glo
 device under nccl, where a host tensor crashes the collective."""
 
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -101,6 +102,18 @@ if __name__ == "__main__":
             raise AssertionError("processes given other resolutions were not refused")
     assert not {"res", "res_1.0", "res_2.0"} & set(adata.obs)
     check_components_of_uneven_shards()
+    # clusters the training emptied are the model's on every process, not rank 0's alone
+    many = sdc.datasets.simulate(
+        n_cells=300, n_genes=100, n_groups=3, de_fraction=0.3, de_log_fold=3.0, random_state=1
+    )
+    with default_device_meta(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # of the empty clusters, on rank 0
+        model = sdc.tl.scdcc(
+            many, 8, distributed=True, return_model=True, **{**options["scdcc"], "max_epochs": 5}
+        )
+    everyone = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, model.empty_clusters)
+    assert everyone[0] and all(e == everyone[0] for e in everyone), everyone
     if torch.distributed.get_rank() == 0:
         np.savez(
             sys.argv[1],

@@ -488,6 +488,46 @@ def test_desc_model_warns_of_new_cells_scaled_otherwise_than_its_training_cells(
             model.predict(right)
 
 
+def test_advice_on_new_cells_follows_how_the_training_cells_were_prepared(split):
+    """Negative values alone took a model of ComBat-corrected cells for one of scaled cells,
+    and one of cells scaled without centring for one of log-normalised cells: following the
+    advice (sc.pp.scale; leave it out) lost the cells (ARI against the training labels 0.88
+    -> 0.31) or led from one warning to the other."""
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
+    corrected_train, corrected_test = train.copy(), test.copy()
+    shrink = 0.3 / np.median(train.X.std(0))  # ComBat's: centred genes, spread as logged
+    for a in (corrected_train, corrected_test):
+        a.X = (a.X - a.X.mean(0)) * shrink
+    uncentred_train, uncentred_test = train.copy(), test.copy()
+    sc.pp.scale(uncentred_train, zero_center=False)
+    sc.pp.scale(uncentred_test, zero_center=False)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        of_corrected = sdc.tl.desc(corrected_train, return_model=True, copy=True, **fast)[1]
+        of_uncentred = sdc.tl.desc(uncentred_train, return_model=True, copy=True, **fast)[1]
+    scaled_corrected = corrected_test.copy()
+    sc.pp.scale(scaled_corrected)
+    centred = uncentred_test.copy()
+    sc.pp.scale(centred)
+    for model, new, message in (
+        (of_corrected, test, r"\(corrected without scaling.*same correction .* not sc.pp.scale"),
+        (of_corrected, scaled_corrected, r"genes spread .* times as much .* leave out sc.pp.scale"),
+        (of_uncentred, centred, r"\(scaled without centring.*with zero_center=False\."),
+    ):
+        with pytest.warns(UserWarning, match=message) as caught:
+            model.predict(new)
+        assert len(caught) == 1, [str(w.message) for w in caught]
+    for model, new in ((of_corrected, corrected_test), (of_uncentred, uncentred_test)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            model.predict(new)
+
+
 def test_the_advice_on_new_cells_fits_the_models_own_scaling(split, scdcc_model):
     """Mapping counts onto a DESC model that z-scores genes itself (`scale=True`) said to run
     sc.pp.scale first "or pass use_rep" (no option of predict); following it scaled the cells

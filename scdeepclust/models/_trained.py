@@ -52,7 +52,7 @@ from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
 from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
 from ..pp._input import (
-    UNSCALED_GENE_SCALE,
+    SCALED_GENE_SCALE,
     check_adata,
     check_bools,
     check_finite,
@@ -290,9 +290,9 @@ class TrainedModel:
             ``(n_obs,)`` (`map_to_model` writes them as the categories ``"0"``, ``"1"``, ...
             of ``obs[key]``). ``soft=True``: the soft assignments, float32 of shape
             ``(n_obs, n_clusters)`` with rows summing to 1 (``obsm[key + '_probs']``); the
-            label is the largest of each row. On the training cells the labels are those of
-            training except where training reported others: cells moved by `refine`, and
-            labelled cells whose known class scDCC's `keep_labels` kept.
+            label is the largest of each row outside `empty_clusters`. On the training cells
+            the labels are those of training except where training reported others: cells
+            moved by `refine`, and labelled cells whose known class scDCC's `keep_labels` kept.
 
         See Also
         --------
@@ -729,18 +729,27 @@ class DESC(TrainedModel):
                 warn_if_scaled_for_a_scaling_model(summary, where)
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
-            trained_scaled = pre.get("input_gene_scale", 0.0) >= UNSCALED_GENE_SCALE
+            trained_scaled = pre.get("input_gene_scale", 0.0) >= SCALED_GENE_SCALE
             warned = False
             if not scaled and self.batch_key is None and trained_scaled:
                 warned = warn_if_off_scale(summary, where, mapping=True) or warn_if_unscaled(
                     summary,
                     where,
-                    remedy="Prepare the new cells as the model's were: run sc.pp.scale first.",
+                    remedy="Prepare the new cells as the model's were: run "
+                    + (
+                        "sc.pp.scale(zero_center=False) first (its training cells had no "
+                        "negative values)."
+                        if trained_on_negatives is False
+                        else "sc.pp.scale first."
+                    ),
                 )
             # read as given: scaled or not, as the training cells were
             if not scaled and trained_on_negatives is not None and not warned:
                 warn_if_negatives_differ_from_training(
-                    summary, where, trained_on_negatives=trained_on_negatives
+                    summary,
+                    where,
+                    trained_on_negatives=trained_on_negatives,
+                    trained_gene_scale=pre.get("input_gene_scale"),
                 )
         if summary.zero_rows.any():  # scDCC's size factors refuse them; here they get a label
             examples = list(adata.obs_names[summary.zero_rows][:3])

@@ -964,38 +964,100 @@ def warn_if_scaled_for_a_scaling_model(summary: MatrixSummary, where: str) -> No
     )
 
 
+# sc.pp.scale makes each gene's standard deviation 1 (clipping at max_value lowers a few);
+# log-normalised genes spread far less (10X PBMC: a median of 0.53), corrected ones too.
+SCALED_GENE_SCALE = 0.9
+# New cells prepared as the training cells were spread alike (other cells of one kind of data:
+# within a third); beyond this factor they were prepared otherwise.
+SPREAD_FACTOR = 2.0
+
+
 def warn_if_negatives_differ_from_training(
-    summary: MatrixSummary, where: str, *, trained_on_negatives: bool
+    summary: MatrixSummary,
+    where: str,
+    *,
+    trained_on_negatives: bool,
+    trained_gene_scale: float | None,
 ) -> bool:
     """Warn where new cells differ from the model's training cells in their negative values.
 
-    For a model that reads its input as given: scaled cells have negative values, normalised
-    ones none. Either way the cells land where they do not belong, silently (10X PBMC, 1,200
-    training cells: 46% and 75% of 500 new cells changed cluster). Return whether it warned.
+    For a model that reads its input as given. Scaled (centred) or corrected cells (ComBat,
+    regress_out) have negative values; log-normalised ones, and ones scaled without centring,
+    none. The training cells' median gene spread tells scaled from the others. Either way the
+    new cells land where they do not belong, silently (10X PBMC, 1,200 training cells: 46% and
+    75% of 500 new cells changed cluster). Return whether it warned.
     """
     if summary.is_counts or summary.counts_transform is not None:  # warned of on their own
         return False
-    has_negatives = bool(summary.n_negative)
-    if has_negatives == trained_on_negatives:
-        return False
+    if bool(summary.n_negative) == trained_on_negatives:
+        return _warn_if_spread_differs(summary, where, trained_gene_scale)
+    scaled = None if trained_gene_scale is None else trained_gene_scale >= SCALED_GENE_SCALE
     if trained_on_negatives:
-        found = (
-            "has no negative values, but the model's training cells had them (scaled, e.g. by "
-            "sc.pp.scale)"
-        )
-        remedy = "run sc.pp.scale on the new cells first"
+        found = "has no negative values, but the model's training cells had them"
+        training, remedy = {
+            True: ("scaled, e.g. by sc.pp.scale", "run sc.pp.scale on the new cells first"),
+            False: (
+                "corrected without scaling, e.g. by ComBat or sc.pp.regress_out: their genes "
+                "spread less than scaled ones",
+                "apply the same correction to the new cells, and not sc.pp.scale",
+            ),
+            None: ("scaled or corrected", "scale or correct the new cells the same way"),
+        }[scaled]
     else:
         found = (
-            "has negative values, as scaled data have, but the model's training cells had none "
-            "(normalised and log-transformed, not scaled)"
+            "has negative values, as scaled or corrected data have, but the model's training "
+            "cells had none"
         )
-        remedy = (
-            "pass the log-normalised values (without sc.pp.scale), e.g. from adata.raw or a "
-            "layer that keeps them"
-        )
+        training, remedy = {
+            True: (
+                "scaled without centring, sc.pp.scale(zero_center=False)",
+                "scale the new cells the same way, with zero_center=False",
+            ),
+            False: (
+                "normalised and log-transformed, not scaled",
+                "pass the log-normalised values (without sc.pp.scale), e.g. from adata.raw or "
+                "a layer that keeps them",
+            ),
+            None: (
+                "log-normalised, or scaled without centring",
+                "pass the values prepared as the training cells' were",
+            ),
+        }[scaled]
     warnings.warn(
-        f"adata.{where} {found}: the network places such cells where they do not belong. "
-        f"Prepare the new cells as the model's were: {remedy}.",
+        f"adata.{where} {found} ({training}): the network places such cells where they do not "
+        f"belong. Prepare the new cells as the model's were: {remedy}.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    return True
+
+
+def _warn_if_spread_differs(
+    summary: MatrixSummary, where: str, trained_gene_scale: float | None
+) -> bool:
+    """Warn where the new cells' genes spread far more or less than the training cells' did.
+
+    E.g. cells corrected by ComBat and then scaled, for a model of corrected ones (ARI against
+    the training labels 0.88 -> 0.31), which negative values alone do not tell apart.
+    """
+    new_scale = summary.median_gene_scale
+    if trained_gene_scale is None or new_scale is None or min(new_scale, trained_gene_scale) <= 0:
+        return False
+    factor = new_scale / trained_gene_scale
+    if 1 / SPREAD_FACTOR <= factor <= SPREAD_FACTOR:
+        return False
+    scaled_now = new_scale >= SCALED_GENE_SCALE
+    if scaled_now and trained_gene_scale < SCALED_GENE_SCALE:
+        remedy = "the training cells were not scaled, so leave out sc.pp.scale"
+    elif trained_gene_scale >= SCALED_GENE_SCALE and not scaled_now:
+        remedy = "the training cells were scaled: run sc.pp.scale on the new cells first"
+    else:
+        remedy = "the same normalisation, log transformation and scaling as theirs"
+    warnings.warn(
+        f"adata.{where}'s genes spread {factor:.2g} times as much as the model's training cells' "
+        f"(a median standard deviation of {new_scale:.2g} against {trained_gene_scale:.2g}): the "
+        "network places such cells where they do not belong. Prepare the new cells as the "
+        f"model's were: {remedy}.",
         UserWarning,
         stacklevel=caller_stacklevel(),
     )

@@ -362,6 +362,7 @@ def deep_embedded_clustering(
             stage_labels=probabilities.argmax(1) if n_refined else None,
         )
     )
+    empty = broadcast_object(empty, feeder)  # the model every process returns maps as rank 0's
     confidence = confidence_map = None
     if labels is not None and view is not None and calibrate_confidence:
         confidence, confidence_map = calibrated_confidence(
