@@ -486,6 +486,8 @@ def test_desc_model_warns_of_new_cells_scaled_otherwise_than_its_training_cells(
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             model.predict(right)
+            # cells of one type spread less than all the types: no sign of other preparation
+            model.predict(right[right.obs["group"] == right.obs["group"].iloc[0]].copy())
 
 
 def test_advice_on_new_cells_follows_how_the_training_cells_were_prepared(split):
