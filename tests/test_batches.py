@@ -711,3 +711,80 @@ def test_the_batch_mixing_penalty_needs_two_batches_and_a_positive_weight(tool):
     assert (two.n_batches, two.mixes_batches, two.batch_mixing_used) == (2, True, 2.5)
     off = config(batch_key="b", batch_categories=("x", "y"), batch_mixing=0.0)
     assert (off.mixes_batches, off.batch_mixing_used) == (False, 0.0)
+
+
+@pytest.mark.parametrize("text", ["NaN", " nan ", "None", ""])
+def test_missing_values_as_text_of_any_case_or_spacing_are_named(text):
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((60, 3), np.float32))
+    adata.obs["batch"] = ["a"] * 25 + ["b"] * 23 + [text] * 12
+    with pytest.warns(sdc.pp.BatchWarning, match=rf"batch\(es\) '{text}' \(12 cells\),"):
+        batch_covariate(adata, "batch")
+
+
+def test_batches_of_a_column_of_text_are_in_sorted_order():
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((40, 3), np.float32))
+    adata.obs["batch"] = ["b"] * 20 + ["a"] * 20
+    covariate = batch_covariate(adata, "batch")
+    assert covariate.categories == ("a", "b")
+    np.testing.assert_array_equal(covariate.codes, [1] * 20 + [0] * 20)
+
+
+def test_batch_categories_equal_as_text_are_refused():
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((40, 3), np.float32))
+    adata.obs["batch"] = pd.Categorical([1, "1"] * 20, categories=[1, "1"])
+    with pytest.raises(ValueError, match="categories that are equal as text"):
+        batch_covariate(adata, "batch")
+
+
+def test_a_single_small_batch_is_warned_of_once():
+    import warnings
+
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((5, 3), np.float32))
+    adata.obs["batch"] = ["a"] * 5
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch_covariate(adata, "batch")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "names a single batch" in messages[0]
+
+
+def test_a_missing_batch_column_of_the_models_own_name_says_the_model_needs_it():
+    import anndata as ad
+
+    from scdeepclust.pp._batches import known_batch_codes
+
+    adata = ad.AnnData(np.ones((4, 3), np.float32))
+    with pytest.raises(KeyError, match=r"This model was trained with batch_key='batch'"):
+        known_batch_codes(adata, "batch", ["a", "b"], trained_key="batch")
+    with pytest.raises(KeyError, match=r"'other' is not a column .* batch_key='batch'"):
+        known_batch_codes(adata, "other", ["a", "b"], trained_key="batch")
+
+
+def test_batch_key_must_be_a_name_and_numeric_categories_are_coded():
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((40, 3), np.float32))
+    with pytest.raises(TypeError, match="batch_key must be the name of an adata.obs column"):
+        batch_covariate(adata, 5)
+    adata.obs["batch"] = pd.Categorical([2, 1] * 20)
+    covariate = batch_covariate(adata, "batch")
+    assert covariate.categories == ("1", "2")
+    np.testing.assert_array_equal(covariate.codes, [1, 0] * 20)

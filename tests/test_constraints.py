@@ -390,3 +390,172 @@ def test_missing_protein_levels_of_a_nullable_column_are_named_as_missing():
     adata.obsm["prot"] = levels
     with pytest.raises(ValueError, match=r"1 NaN or infinite values"):
         _build(adata, protein_key="prot")
+
+
+def test_check_refuses_positions_just_outside_the_cells():
+    # -1 would silently index the last cell; n_obs is one past the last
+    empty = np.empty((0, 2), int)
+    for bad in ([[-1, 2]], [[0, 5]]):
+        with pytest.raises(ValueError, match=r"outside 0\.\.4"):
+            PairwiseConstraints(np.array(bad), empty).check(5)
+        with pytest.raises(ValueError, match=r"cannot_link has cell indices outside"):
+            PairwiseConstraints(empty, np.array(bad)).check(5)
+    PairwiseConstraints(np.array([[0, 4]]), np.array([[4, 1]])).check(5)  # the edges are fine
+
+
+def test_labels_need_two_labelled_cells():
+    with pytest.raises(ValueError, match="fewer than 2 cells with a known label"):
+        pairs_from_labels(pd.Series(["a", None, None]), 5, np.random.default_rng(0))
+
+
+def test_protein_levels_alike_in_every_cell_are_refused():
+    protein = np.ones((60, 3))
+    with pytest.raises(ValueError, match="do not tell cells apart"):
+        pairs_from_protein(protein, 20, np.random.default_rng(0))
+
+
+def test_protein_pairs_at_exactly_the_quantiles_are_kept():
+    # a marker on or off: pair distances are 0 or 1, and the quantiles are those very values
+    on = np.repeat([0.0, 1.0], 30)[:, None]
+    c = pairs_from_protein(on, 20, np.random.default_rng(0))
+    assert len(c.must_link) == 20 and len(c.cannot_link) == 20
+    assert np.all(on[c.must_link[:, 0]] == on[c.must_link[:, 1]])
+    assert np.all(on[c.cannot_link[:, 0]] != on[c.cannot_link[:, 1]])
+
+
+def test_protein_pairs_drawn_in_two_batches_are_distinct(monkeypatch):
+    import scdeepclust.constraints as constraints
+
+    protein = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)  # 4,950 pairs
+    monkeypatch.setattr(constraints, "PROTEIN_PAIRS_AT_ONCE", 2500)  # 5,000: two batches
+    c = pairs_from_protein(protein, 100, np.random.default_rng(1))
+    for pairs in (c.must_link, c.cannot_link):
+        assert len(pairs) > 0
+        assert len({tuple(sorted(p)) for p in pairs.tolist()}) == len(pairs)
+    # the second batch's near pairs count too: 0.5% of 20,000 pairs, not of the first 10,000
+    many = np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32)
+    monkeypatch.setattr(constraints, "PROTEIN_PAIRS_AT_ONCE", 10_000)
+    c = pairs_from_protein(many, 400, np.random.default_rng(1))
+    assert 75 <= len(c.must_link) <= 140 and len(c.cannot_link) == 400
+
+
+def test_distinct_keeps_the_first_of_each_pair_in_order():
+    empty = np.empty((0, 2), np.int64)
+    for pairs, kept in (
+        ([[0, 1], [2, 3], [1, 0]], [[0, 1], [2, 3]]),
+        ([[2, 3], [0, 1], [3, 2], [1, 0]], [[2, 3], [0, 1]]),
+    ):
+        got = PairwiseConstraints(np.array(pairs), empty).distinct(5)
+        np.testing.assert_array_equal(got.must_link, kept)
+        np.testing.assert_array_equal(
+            PairwiseConstraints(empty, np.array(pairs)).distinct(5).cannot_link, kept
+        )
+
+
+def test_user_pairs_of_another_shape_or_mixed_values_are_refused():
+    names = pd.Index(["x", "y", "z"])
+    for pairs in ([0, 1], np.zeros((2, 1, 2), int)):
+        with pytest.raises(ValueError, match=r"must have shape \(n, 2\)"):
+            pairs_from_user(pairs, names, "ml")
+    with pytest.raises(ValueError, match=r"ml must hold cell positions \(whole numbers\)"):
+        pairs_from_user(np.array([["x", 1]], dtype=object), names, "ml")
+
+
+def test_user_pairs_of_duplicate_names_bools_or_infinities_are_refused():
+    with pytest.raises(ValueError, match="obs_names are not unique"):
+        pairs_from_user([["x", "y"]], pd.Index(["x", "y", "x"]), "ml")
+    names = pd.Index(["x", "y", "z"])
+    for pairs in (np.array([[True, 1]], dtype=object), np.array([[0.0, np.inf]])):
+        with pytest.raises(ValueError, match=r"ml must hold cell positions \(whole numbers\)"):
+            pairs_from_user(pairs, names, "ml")
+
+
+def _loss_parts():
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.nn import ClusteringLayer
+
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    layer = ClusteringLayer(torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 1.0]]))
+    return feeder, (lambda batch: batch.x), layer
+
+
+def test_pairs_and_classes_at_weight_zero_give_no_term():
+    from scdeepclust.constraints import KnownClassLoss, PairLoss
+
+    feeder, embed, layer = _loss_parts()
+    pairs = PairwiseConstraints(np.array([[0, 1]]), np.array([[2, 3]]))
+    for ml, cl, terms in ((0.0, 1.0, {"cannot_link"}), (1.0, 0.0, {"must_link"})):
+        loss = PairLoss(
+            pairs,
+            feeder,
+            embed,
+            layer,
+            steps_per_epoch=1,
+            ml_weight=ml,
+            cl_weight=cl,
+            rng=np.random.default_rng(0),
+        )
+        assert set(loss(0)) == terms
+    classes = np.array([0, -1, -1, 0, -1, -1])  # class 0 is a class too
+    for weight, terms in ((0.0, set()), (1.0, {"known_class"})):
+        known = KnownClassLoss(
+            classes,
+            feeder,
+            embed,
+            layer,
+            steps_per_epoch=1,
+            weight=weight,
+            rng=np.random.default_rng(0),
+        )
+        assert set(known(0)) == terms
+
+
+def test_pair_terms_take_their_own_weights_and_a_new_order_each_epoch():
+    from scdeepclust.constraints import KnownClassLoss, PairLoss
+
+    feeder, embed, layer = _loss_parts()
+    pairs = PairwiseConstraints(np.array([[0, 1], [4, 5]]), np.array([[2, 3]]))
+
+    def terms(ml, cl):
+        loss = PairLoss(
+            pairs,
+            feeder,
+            embed,
+            layer,
+            steps_per_epoch=1,
+            ml_weight=ml,
+            cl_weight=cl,
+            rng=np.random.default_rng(0),
+        )
+        return {k: v.item() for k, v in loss(0).items()}
+
+    one, other = terms(1.0, 1.0), terms(2.0, 3.0)
+    assert other["must_link"] == pytest.approx(2 * one["must_link"])
+    assert other["cannot_link"] == pytest.approx(3 * one["cannot_link"])
+    # 30 pairs over 3 steps an epoch: each epoch shuffles them anew
+    rng = np.random.default_rng(1)
+    many = PairwiseConstraints(rng.integers(0, 3, (30, 2)), rng.integers(3, 6, (30, 2)))
+    loss = PairLoss(
+        many,
+        feeder,
+        embed,
+        layer,
+        steps_per_epoch=3,
+        ml_weight=1.0,
+        cl_weight=1.0,
+        rng=np.random.default_rng(0),
+    )
+    epochs = [[loss(step)["must_link"].item() for step in range(e * 3, e * 3 + 3)] for e in (0, 1)]
+    assert epochs[0] != epochs[1]
+    classes = np.array([0, 1, 2, 0, 1, 2])
+    known = KnownClassLoss(
+        classes, feeder, embed, layer, steps_per_epoch=3, weight=1.0, rng=np.random.default_rng(0)
+    )
+    epochs = [[known(s)["known_class"].item() for s in range(e * 3, e * 3 + 3)] for e in (0, 1)]
+    assert epochs[0] != epochs[1]
+
+
+def test_a_contradiction_is_named_by_its_cells_in_order():
+    with pytest.raises(ValueError, match=r"1 pair\(s\) .* e.g. cells 0 and 3\."):
+        PairwiseConstraints(np.array([[0, 3]]), np.array([[3, 0]])).check(5)

@@ -624,3 +624,15 @@ def test_uns_counts_the_pretraining_epochs_of_each_stage(scaled):
     )
     counted = out.uns["desc"]["pretrain_epochs"]
     assert {k: int(v) for k, v in counted.items()} == {"layer1": 3, "layer2": 3, "autoencoder": 3}
+
+
+def test_centred_values_of_a_small_spread_are_not_taken_for_unscaled():
+    import warnings
+
+    from scdeepclust.pp._input import scan_matrix, warn_if_unscaled
+
+    x = np.random.default_rng(0).normal(0, 0.1, (200, 50)).astype(np.float32)  # negatives
+    summary = scan_matrix(x, where="X", gene_scales=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert warn_if_unscaled(summary, "X") is False

@@ -1317,3 +1317,146 @@ def test_a_scdcc_model_clips_mapped_cells_at_its_max_value(split):
     np.testing.assert_allclose(
         model.get_latent_representation(out), out.obsm["X_scdcc"], rtol=1e-4, atol=1e-5
     )
+
+
+def test_a_single_new_cell_is_mapped(scdcc_model, split):
+    _, model = scdcc_model
+    one = split[1][:1].copy()
+    out = sdc.tl.map_to_model(one, model, copy=True)
+    assert out.n_obs == 1 and out.obsm["scdcc_probs"].shape == (1, 3)
+    np.testing.assert_array_equal(out.obs["scdcc"].astype(int), model.predict(split[1])[:1])
+
+
+def test_mapping_refuses_a_key_that_would_overwrite_the_models_input(split):
+    train, test = (a.copy() for a in split)
+    train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
+    test.obsm["X_rep"] = np.log1p(test.layers["counts"][:, :20].toarray())
+    model = _rep_model(train)
+    before = test.obsm["X_rep"].copy()
+    with pytest.raises(ValueError, match=r"would write over adata.obsm\['X_rep'\]"):
+        sdc.tl.map_to_model(test, model, key_added="rep")
+    np.testing.assert_array_equal(test.obsm["X_rep"], before)
+
+
+def test_mapping_again_under_a_key_warns_of_the_results_it_replaces(scdcc_model, split):
+    _, model = scdcc_model
+    test = split[1].copy()
+    sdc.tl.map_to_model(test, model, key_added="mapped")
+    with pytest.warns(UserWarning, match=r"obs\['mapped'\].* will be overwritten"):
+        sdc.tl.map_to_model(test, model, key_added="mapped")
+
+
+def test_mapping_refuses_an_empty_dict_of_models(split):
+    with pytest.raises(TypeError, match=r"not dict\.$"):
+        sdc.tl.map_to_model(split[1].copy(), {})
+
+
+def test_mapping_refuses_a_key_that_files_cannot_hold(scdcc_model, split):
+    _, model = scdcc_model
+    test = split[1].copy()
+    for key in ("a/b", "x_colors", " "):
+        with pytest.raises(ValueError, match="key_added"):
+            sdc.tl.map_to_model(test, model, key_added=key)
+    assert "a/b" not in test.obs and "x_colors" not in test.obs
+
+
+def test_empty_clusters_given_in_any_order_are_kept_sorted_and_take_no_cells(
+    scdcc_model, split, tmp_path
+):
+    from scdeepclust.train._confidence import ConfidenceMap
+
+    _, model = scdcc_model
+    linear = ConfidenceMap(np.array([0.0, 1.0], np.float32), np.array([0.2, 0.9], np.float32))
+    emptied = type(model)(
+        model.network,
+        model.centroids,
+        config=model.config,
+        features=model.features,
+        preprocessing=model.preprocessing,
+        key_added=model.key_added,
+        confidence_map=linear,
+        empty_clusters=[2, 0],
+    )
+    assert emptied.empty_clusters == [0, 2]
+    emptied.save(tmp_path / "m")
+    loaded = sdc.models.load(tmp_path / "m")
+    assert loaded.empty_clusters == [0, 2]
+    for m in (emptied, loaded):
+        out = sdc.tl.map_to_model(split[1], m, copy=True)
+        assert set(out.obs["scdcc"].astype(int)) == {1}
+        np.testing.assert_allclose(
+            out.obs["scdcc_confidence"], linear(out.obsm["scdcc_probs"][:, 1]), rtol=1e-6
+        )
+
+
+def test_new_cells_off_scale_get_one_warning_and_older_models_none_on_negatives(split):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
+        a.X *= 0.6 / np.median(a.X.std(0))  # no "not scaled" warning
+    scaled_train = train.copy()
+    sc.pp.scale(scaled_train)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sdc.tl.desc(scaled_train, return_model=True, copy=True, **fast)[1]
+    unlogged = split[1].copy()
+    sc.pp.normalize_total(unlogged, target_sum=1e4)
+    # far off scale, and without the training cells' negative values: one warning says it
+    with pytest.warns(UserWarning, match=r"root mean square is") as caught:
+        model.predict(unlogged)
+    assert len(caught) == 1
+    lognorm = unlogged.copy()
+    sc.pp.log1p(lognorm)
+    lognorm.X = lognorm.X.toarray() if hasattr(lognorm.X, "toarray") else lognorm.X
+    lognorm.X *= 0.15 / np.median(lognorm.X.std(0))  # the spread of unscaled genes
+    with pytest.warns(UserWarning, match=r"looks normalised but not scaled") as caught:
+        model.predict(lognorm)
+    assert len(caught) == 1
+    # counts, raw or log-transformed: their own warning alone
+    raw = split[1].copy()
+    logged_counts = raw.copy()
+    logged_counts.X = np.log1p(logged_counts.X.toarray())
+    for cells, said in ((raw, r"looks like raw counts"), (logged_counts, r"holds log1p")):
+        with pytest.warns(UserWarning, match=said) as caught:
+            model.predict(cells)
+        assert len(caught) == 1
+    # a model saved before the training cells' negative values were kept says nothing of them
+    del model.preprocessing["input_has_negatives"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.predict(test)
+
+
+def test_scaled_cells_for_a_scaling_model_get_one_warning(split):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a)
+        sc.pp.log1p(a)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scaling = sdc.tl.desc(train, scale=True, return_model=True, copy=True, **fast)[1]
+    test.X = test.X.toarray()
+    sc.pp.scale(test)
+    with pytest.warns(UserWarning, match=r"but this model z-scores each gene itself") as caught:
+        scaling.predict(test)
+    assert len(caught) == 1
+
+
+def test_a_single_negative_value_is_one_too_many_for_a_model_of_unscaled_cells(split):
+    train, test = (a.copy() for a in split)
+    for a in (train, test):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
+        a.X *= 0.6 / np.median(a.X.std(0))  # no "not scaled" warning
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sdc.tl.desc(train, return_model=True, copy=True, **fast)[1]
+    test.X[0, 0] = -0.5
+    with pytest.warns(UserWarning, match=r"has negative values, as scaled or corrected data have"):
+        model.predict(test)

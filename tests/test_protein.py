@@ -153,3 +153,23 @@ def test_clr_refuses_keys_it_could_not_write_or_read(keys, error, message):
         sdc.pp.clr(adata, **keys)
     assert list(adata.obsm) == ["protein"]
     np.testing.assert_array_equal(adata.obsm["protein"], before)
+
+
+@pytest.mark.parametrize(
+    "levels, counts",
+    [
+        ([[0, 11], [2, 3]], True),  # whole numbers just above 10
+        ([[0.5, 50.5], [2.0, 3.0]], True),  # fractions just above a log scale
+        ([[0.5, 50.0], [2.0, 3.0]], False),
+        ([[np.inf, 1.0], [2.0, 3.0]], False),
+        ([[0.0, 0.0], [0.0, 0.0]], False),
+    ],
+)
+def test_which_levels_are_taken_for_counts_at_the_edges(levels, counts):
+    assert holds_protein_counts(np.asarray(levels, dtype=np.float64)) is counts
+
+
+def test_clr_refuses_fractions_that_reach_exactly_a_log_scales_top():
+    adata = _with_counts([[0.5, 50.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"fractions \(e.g. 0.5\) no larger than 50"):
+        sdc.pp.clr(adata)
