@@ -480,23 +480,31 @@ def _loss_parts():
     return feeder, (lambda batch: batch.x), layer
 
 
+def _pair_terms(pairs, ml_weight, cl_weight):
+    """The terms of one training step of the pair loss on `_loss_parts`."""
+    from scdeepclust.constraints import PairLoss
+
+    feeder, embed, layer = _loss_parts()
+    loss = PairLoss(
+        pairs,
+        feeder,
+        embed,
+        layer,
+        steps_per_epoch=1,
+        ml_weight=ml_weight,
+        cl_weight=cl_weight,
+        rng=np.random.default_rng(0),
+    )
+    return loss(0)
+
+
 def test_pairs_and_classes_at_weight_zero_give_no_term():
-    from scdeepclust.constraints import KnownClassLoss, PairLoss
+    from scdeepclust.constraints import KnownClassLoss
 
     feeder, embed, layer = _loss_parts()
     pairs = PairwiseConstraints(np.array([[0, 1]]), np.array([[2, 3]]))
     for ml, cl, terms in ((0.0, 1.0, {"cannot_link"}), (1.0, 0.0, {"must_link"})):
-        loss = PairLoss(
-            pairs,
-            feeder,
-            embed,
-            layer,
-            steps_per_epoch=1,
-            ml_weight=ml,
-            cl_weight=cl,
-            rng=np.random.default_rng(0),
-        )
-        assert set(loss(0)) == terms
+        assert set(_pair_terms(pairs, ml, cl)) == terms
     classes = np.array([0, -1, -1, 0, -1, -1])  # class 0 is a class too
     for weight, terms in ((0.0, set()), (1.0, {"known_class"})):
         known = KnownClassLoss(
@@ -518,17 +526,7 @@ def test_pair_terms_take_their_own_weights_and_a_new_order_each_epoch():
     pairs = PairwiseConstraints(np.array([[0, 1], [4, 5]]), np.array([[2, 3]]))
 
     def terms(ml, cl):
-        loss = PairLoss(
-            pairs,
-            feeder,
-            embed,
-            layer,
-            steps_per_epoch=1,
-            ml_weight=ml,
-            cl_weight=cl,
-            rng=np.random.default_rng(0),
-        )
-        return {k: v.item() for k, v in loss(0).items()}
+        return {k: v.item() for k, v in _pair_terms(pairs, ml, cl).items()}
 
     one, other = terms(1.0, 1.0), terms(2.0, 3.0)
     assert other["must_link"] == pytest.approx(2 * one["must_link"])

@@ -458,16 +458,22 @@ def test_desc_model_warns_about_new_cells_as_training_would(split):
         model.predict(test)
 
 
-def test_desc_model_warns_of_new_cells_scaled_otherwise_than_its_training_cells(split):
-    """New cells log-normalised for a model of scaled ones, or scaled for a model of
-    log-normalised ones, were mapped silently where the genes' spread passed the unscaled check
-    (10X PBMC: median gene SD 0.53; 46% and 75% of 500 new cells changed cluster)."""
+def _log_normalised_as_pbmc(split):
+    """`split` log-normalised, dense, its genes spread as 10X PBMC's (a median SD of 0.6)."""
     train, test = (a.copy() for a in split)
     for a in (train, test):
         sc.pp.normalize_total(a, target_sum=1e4)
         sc.pp.log1p(a)
         a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
-        a.X *= 0.6 / np.median(a.X.std(0))  # PBMC's spread: no "not scaled" warning
+        a.X *= 0.6 / np.median(a.X.std(0))  # no "not scaled" warning
+    return train, test
+
+
+def test_desc_model_warns_of_new_cells_scaled_otherwise_than_its_training_cells(split):
+    """New cells log-normalised for a model of scaled ones, or scaled for a model of
+    log-normalised ones, were mapped silently where the genes' spread passed the unscaled check
+    (10X PBMC: median gene SD 0.53; 46% and 75% of 500 new cells changed cluster)."""
+    train, test = _log_normalised_as_pbmc(split)
     scaled_train, scaled_test = train.copy(), test.copy()
     sc.pp.scale(scaled_train)
     sc.pp.scale(scaled_test)
@@ -1390,12 +1396,7 @@ def test_empty_clusters_given_in_any_order_are_kept_sorted_and_take_no_cells(
 
 
 def test_new_cells_off_scale_get_one_warning_and_older_models_none_on_negatives(split):
-    train, test = (a.copy() for a in split)
-    for a in (train, test):
-        sc.pp.normalize_total(a, target_sum=1e4)
-        sc.pp.log1p(a)
-        a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
-        a.X *= 0.6 / np.median(a.X.std(0))  # no "not scaled" warning
+    train, test = _log_normalised_as_pbmc(split)
     scaled_train = train.copy()
     sc.pp.scale(scaled_train)
     fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
@@ -1447,12 +1448,7 @@ def test_scaled_cells_for_a_scaling_model_get_one_warning(split):
 
 
 def test_a_single_negative_value_is_one_too_many_for_a_model_of_unscaled_cells(split):
-    train, test = (a.copy() for a in split)
-    for a in (train, test):
-        sc.pp.normalize_total(a, target_sum=1e4)
-        sc.pp.log1p(a)
-        a.X = a.X.toarray() if hasattr(a.X, "toarray") else a.X
-        a.X *= 0.6 / np.median(a.X.std(0))  # no "not scaled" warning
+    train, test = _log_normalised_as_pbmc(split)
     fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
