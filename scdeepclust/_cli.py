@@ -894,8 +894,7 @@ def _proteins_to_read(adata, protein_key: str, key: str) -> tuple[str, str]:
             before = None
         same = before is not None and before.shape == written.shape
         same = same and np.allclose(before, written, rtol=1e-5, atol=1e-6)
-        if not same:  # the input's own values: never replaced unasked
-            adata.obsm[normalised] = earlier
+        if not same:  # the input's own values: never replaced unasked (nothing is written)
             raise CommandError(
                 f"the input's obsm[{normalised!r}] holds other values than the centred "
                 f"log-ratio of obsm[{protein_key!r}], which the run would write there; rename "

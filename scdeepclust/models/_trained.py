@@ -62,9 +62,9 @@ from ..pp._input import (
     layer_names,
     scan_matrix,
     warn_if_counts,
-    warn_if_negatives_differ_from_training,
     warn_if_not_like_raw_counts,
     warn_if_off_scale,
+    warn_if_prepared_unlike_training,
     warn_if_scaled_for_a_scaling_model,
     warn_if_transformed_counts,
     warn_if_unscaled,
@@ -745,7 +745,7 @@ class DESC(TrainedModel):
                 )
             # read as given: scaled or not, as the training cells were
             if not scaled and trained_on_negatives is not None and not warned:
-                warn_if_negatives_differ_from_training(
+                warn_if_prepared_unlike_training(
                     summary,
                     where,
                     trained_on_negatives=trained_on_negatives,

@@ -973,20 +973,21 @@ SCALED_GENE_SCALE = 0.9
 SPREAD_FACTOR = 2.0
 
 
-def warn_if_negatives_differ_from_training(
+def warn_if_prepared_unlike_training(
     summary: MatrixSummary,
     where: str,
     *,
     trained_on_negatives: bool,
     trained_gene_scale: float | None,
 ) -> bool:
-    """Warn where new cells differ from the model's training cells in their negative values.
+    """Warn where new cells were prepared otherwise than the model's training cells.
 
     For a model that reads its input as given. Scaled (centred) or corrected cells (ComBat,
     regress_out) have negative values; log-normalised ones, and ones scaled without centring,
-    none. The training cells' median gene spread tells scaled from the others. Either way the
-    new cells land where they do not belong, silently (10X PBMC, 1,200 training cells: 46% and
-    75% of 500 new cells changed cluster). Return whether it warned.
+    none. The training cells' median gene spread tells scaled from the others. Where the new
+    cells differ in having negative values, or their genes spread far more, they land where
+    they do not belong, silently (10X PBMC, 1,200 training cells: 46% and 75% of 500 new cells
+    changed cluster). Return whether it warned.
     """
     if summary.is_counts or summary.counts_transform is not None:  # warned of on their own
         return False
