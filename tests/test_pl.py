@@ -1021,3 +1021,20 @@ def test_the_sparse_matrix_output_fits_and_transforms_as_its_search_does():
     for graph in (search.transform(x), search.fit_transform(x)):
         assert type(graph) is csr_matrix
         np.testing.assert_array_equal(graph.toarray(), np.eye(5))
+
+
+def test_probabilities_follows_cluster_names_swapped():
+    """Two of five numbers swapped (say, to put the largest cluster first): each column is named
+    by the cluster whose cells it holds; a cluster the refinement moved into a column no
+    other holds keeps the run's numbers."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    numbers = ["0", "1", "2", "3", "4"]
+    probs = np.eye(5, dtype=np.float32)[np.repeat(np.arange(5), 10)]
+    columns = np.repeat(np.arange(5), 10)
+    swapped_codes = np.array([1, 0, 2, 3, 4])[columns]
+    assert _column_names(numbers, swapped_codes, probs) == ["1", "0", "2", "3", "4"]
+    # cluster 4 emptied, cluster 1's cells moved into its column: the numbers stay
+    moved_codes = np.where(columns == 4, 1, np.where(columns == 1, 9, columns))
+    kept = moved_codes != 9
+    assert _column_names(numbers, moved_codes[kept], probs[kept]) == numbers

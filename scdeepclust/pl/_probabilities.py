@@ -203,11 +203,13 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
 
     Categories that are the run's numbers name their own columns, unless most of them hold
     their cells in another column each (clusters numbered again, e.g. from 1 after one was
-    left out). Other names (annotations such as "T cells", numbers beyond the columns) name
-    the column most of their cells are assigned to, where no other category claims it; the
-    other columns keep their numbers, in brackets where a category took that name. None when
-    numbered categories holding cells outnumber the columns (labels and soft assignments of
-    different runs).
+    left out), or those that moved hold each other's columns (names swapped, e.g. to put the
+    largest cluster first; the refinement moves a cluster's cells into a column no longer
+    claimed, not into one another cluster moved out of). Other names (annotations such as
+    "T cells", numbers beyond the columns) name the column most of their cells are assigned
+    to, where no other category claims it; the other columns keep their numbers, in brackets
+    where a category took that name. None when numbered categories holding cells outnumber
+    the columns (labels and soft assignments of different runs).
     """
     n_columns = probs.shape[1]
     numbers = [str(j) for j in range(n_columns)]
@@ -220,8 +222,9 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     numbered = all(name.isdigit() for name in claims)
     if numbered and all(int(name) < n_columns for name in claims):
         distinct = len(set(claims.values())) == len(claims)
-        elsewhere = sum(column != int(name) for name, column in claims.items())
-        if not (distinct and 2 * elsewhere > len(claims)):
+        moved = {int(name): column for name, column in claims.items() if column != int(name)}
+        swapped = bool(moved) and set(moved.values()) == set(moved)
+        if not (distinct and (2 * len(moved) > len(claims) or swapped)):
             return numbers
     elif numbered and len(claims) > n_columns:
         return None
