@@ -499,7 +499,7 @@ def test_recipe_trusts_scanpys_record_of_a_log1p():
 
 def test_recipe_selects_genes_only_above_hvg_above():
     sim = sdc.datasets.simulate(n_cells=100, n_genes=300, n_groups=2, random_state=0)
-    sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=300)
+    sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=300, scale=False)
     assert sim.n_vars == 300 and sim.raw is None
     sim = sdc.datasets.simulate(n_cells=100, n_genes=300, n_groups=2, random_state=0)
     sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=299)
@@ -970,3 +970,22 @@ def test_read_makes_repeated_antibody_names_unique_and_refuses_a_file_without_ge
     write_10x_h5(only, sc.AnnData(sparse.csr_matrix(antibodies)), ["Antibody Capture"] * 2)
     with pytest.raises(ValueError, match=r"holds no gene expression: its features are \['Antibody"):
         sdc.datasets.read(only)
+
+
+def test_recipe_keeps_log_normalised_values_in_raw_before_scaling_few_genes():
+    """Without a gene selection (at most `hvg_above` genes) the scaled X was all there was:
+    marker genes came out with NaN fold changes. The log-normalised values go to .raw."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=200, n_groups=2, random_state=0)
+    expected = sc.pp.log1p(sc.pp.normalize_total(sim, inplace=False)["X"].toarray())
+    steps = sdc.pp.recipe(sim, "desc")
+    assert "log-normalised values kept in .raw (marker genes read them there)" in steps
+    assert sim.raw.n_vars == sim.n_vars == 200 and sim.X.min() < 0
+    np.testing.assert_allclose(_dense(sim.raw.X), expected, rtol=1e-5, atol=1e-6)
+    sim.obs["group"] = sim.obs["group"].astype("category")
+    sc.tl.rank_genes_groups(sim, "group", method="t-test")
+    assert np.isfinite(sim.uns["rank_genes_groups"]["logfoldchanges"]["0"]).all()
+    # the user's own .raw stays, as the other gene selection leaves it
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=200, n_groups=2, random_state=0)
+    sim.raw = sim[:, :50].copy()
+    sdc.pp.recipe(sim, "desc")
+    assert sim.raw.n_vars == 50

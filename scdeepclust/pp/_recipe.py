@@ -89,7 +89,9 @@ def recipe(
        without a count in the genes the tools will read are then removed, as cells without
        any count are (scDCC refuses them; DESC would place them by nothing).
     5. DESC only, unless `scale` is `False`: ``X`` is scaled to zero mean and unit variance
-       per gene, clipped at `max_value` when given (this makes ``X`` dense).
+       per gene, clipped at `max_value` when given (this makes ``X`` dense); the
+       log-normalised values are kept in ``.raw`` first (when there is none), where
+       ``sc.tl.rank_genes_groups`` reads them.
 
     With `batch_key`, a single batch or batches of fewer than 10 cells (of the cells kept) are
     warned about (:class:`scdeepclust.pp.BatchWarning`).
@@ -397,10 +399,16 @@ def _prepare(
             "reads the cells (tl.desc(adata, scale=True))"
         )
     elif method == "desc" and state != "scaled":
+        # marker genes (sc.tl.rank_genes_groups) read .raw's log-normalised values: scaled ones
+        # give no fold changes. Kept above with more genes than `hvg_above`; also here.
+        keep_raw = adata.raw is None and state == "log"
+        if keep_raw:
+            adata.raw = adata  # shares X, which is replaced before scanpy scales it in place
+            steps.append("log-normalised values kept in .raw (marker genes read them there)")
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
-        elif adata.X is original_x:  # scanpy scales in place; a failure must restore it
-            adata.X = adata.X.copy()
+        elif adata.X is original_x or keep_raw:  # scanpy scales in place; a failure must
+            adata.X = adata.X.copy()  # restore it
         with ignoring_warnings(RuntimeWarning, message="invalid value encountered in sqrt"):
             sc.pp.scale(adata, max_value=max_value)  # the genes it concerns are mended below
         clip = "not clipped" if max_value is None else f"clipped at {max_value:g}"
