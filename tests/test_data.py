@@ -369,6 +369,67 @@ def test_dask_arrays_are_computed_once_with_the_results_of_their_values(sim, chu
     assert type(adata.layers["counts"]).__module__.startswith("dask")  # the caller's as it was
 
 
+@pytest.mark.parametrize("chunks", ["sparse", "dense"])
+def test_a_dask_matrix_is_computed_only_in_the_genes_a_tool_reads(sim, chunks):
+    """With mask_var, the gene chunks outside the mask were computed too: a whole lazily read
+    transcriptome in memory for the few thousand genes marked."""
+    da = pytest.importorskip("dask.array")
+    matrix = sim.X.tocsr() if chunks == "sparse" else sim.X.toarray()
+    read_chunks = set()
+
+    def record(block, block_id=None):
+        read_chunks.add(block_id[1])
+        return block
+
+    lazy = da.from_array(matrix, chunks=(-1, 20)).map_blocks(record, dtype=matrix.dtype)
+    marked = np.zeros(sim.n_vars, dtype=bool)
+    marked[:60:2] = True  # in the column chunks 0, 1 and 2 of 6
+    short = dict(mask_var=marked, pretrain_epochs=2, max_epochs=2, progress=False)
+    want, model = sdc.tl.scdcc(sim, 3, copy=True, return_model=True, **short)
+    adata = sim.copy()
+    adata.layers["counts"] = lazy
+    got = sdc.tl.scdcc(adata, 3, copy=True, **short)
+    assert read_chunks == {0, 1, 2}
+    np.testing.assert_array_equal(got.obsm["X_scdcc"], want.obsm["X_scdcc"])
+    read_chunks.clear()  # mapping reads the model's genes alone too
+    got = sdc.tl.map_to_model(adata, model, copy=True)
+    assert read_chunks == {0, 1, 2}
+    want = sdc.tl.map_to_model(sim, model, copy=True)
+    np.testing.assert_array_equal(got.obsm["X_scdcc"], want.obsm["X_scdcc"])
+
+
+def test_a_desc_model_maps_a_dask_matrix_reading_only_its_genes(sim):
+    da = pytest.importorskip("dask.array")
+    lognorm = sim.copy()
+    sc.pp.normalize_total(lognorm)
+    sc.pp.log1p(lognorm)
+    read_chunks = set()
+
+    def record(block, block_id=None):
+        read_chunks.add(block_id[1])
+        return block
+
+    marked = np.zeros(sim.n_vars, dtype=bool)
+    marked[20:80:2] = True  # in the column chunks 1, 2 and 3 of 6
+    _, model = sdc.tl.desc(
+        lognorm,
+        n_clusters=3,
+        scale=True,
+        mask_var=marked,
+        copy=True,
+        return_model=True,
+        pretrain_epochs=2,
+        max_epochs=2,
+        progress=False,
+    )
+    lazy = lognorm.copy()
+    lazy.X = da.from_array(lognorm.X.tocsr(), chunks=(-1, 20)).map_blocks(record, dtype=np.float32)
+    got = sdc.tl.map_to_model(lazy, model, copy=True)
+    assert read_chunks == {1, 2, 3}
+    want = sdc.tl.map_to_model(lognorm, model, copy=True)
+    np.testing.assert_array_equal(got.obsm["X_desc"], want.obsm["X_desc"])
+
+
 def test_a_view_of_a_sparse_dask_matrix_is_read_as_the_copy_of_the_view(sim):
     """anndata wraps dask arrays of a view in its own subclass, which was not told a dask
     array: every tool that read it failed with "Expected a 2-d matrix, got an array of shape

@@ -704,8 +704,8 @@ class DESC(TrainedModel):
                         f"(layers: {layer_names(adata)}); name the layer of the new cells that "
                         "holds the same values with `layer=`."
                     )
-            matrix, where = input_matrix(adata, layer=layer)
             columns = match_features(adata.var_names, self.features)
+            matrix, where = input_matrix(adata, layer=layer, columns=columns[columns >= 0])
         # judged on the model's genes: the others may be anything (mask_var left them out)
         summary = scan_matrix(
             matrix,

@@ -202,11 +202,18 @@ def layer_names(adata: AnnData) -> list[str]:
     return [k for k in adata.layers.keys() if k is not None]
 
 
-def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None):
+def input_matrix(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    use_rep: str | None = None,
+    columns: np.ndarray | None = None,
+):
     """Return ``(matrix, where)``: the input matrix and where it was found.
 
     The matrix is ``adata.obsm[use_rep]``, ``adata.layers[layer]`` or ``adata.X``; `where` is a
-    short description such as ``"layers['counts']"`` for messages.
+    short description such as ``"layers['counts']"`` for messages. A dask array is computed,
+    in `columns` alone when given (the columns a tool reads; the others are left zero).
     """
     if layer is not None and use_rep is not None:
         raise ValueError("Pass either layer or use_rep, not both.")
@@ -239,9 +246,32 @@ def input_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | Non
     if is_dask_array(matrix):
         # computed once, here: read by row (random minibatches) it would compute every chunk
         # again for each step, and computed wherever it is read it was computed twice
-        matrix = matrix.compute()
-        matrix = sparse.csr_matrix(matrix) if sparse.issparse(matrix) else np.asarray(matrix)
+        matrix = _computed(matrix, columns)
     return matrix, where
+
+
+def _computed(matrix, columns: np.ndarray | None):
+    """Compute a dask array, reading only `columns` where given (zeros elsewhere).
+
+    The shape stays the whole matrix's, so that column positions mean what they meant; a
+    sparse one then holds only the values read (a lazily read whole transcriptome with a few
+    thousand genes marked), a dense one is filled in.
+    """
+    n_rows, n_columns = matrix.shape
+    wanted = None if columns is None else np.unique(np.asarray(columns, dtype=np.int64))
+    if wanted is None or len(wanted) == n_columns:
+        block = matrix.compute()
+        return sparse.csr_matrix(block) if sparse.issparse(block) else np.asarray(block)
+    block = matrix[:, wanted].compute()
+    if sparse.issparse(block):
+        block = sparse.csr_matrix(block)
+        return sparse.csr_matrix(
+            (block.data, wanted[block.indices], block.indptr), shape=(n_rows, n_columns)
+        )
+    block = np.asarray(block)
+    full = np.zeros((n_rows, n_columns), dtype=block.dtype)
+    full[:, wanted] = block
+    return full
 
 
 def counts_location(adata: AnnData, layer: str | None) -> tuple[str | None, str]:
@@ -719,7 +749,7 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
         raise not_anndata(adata)
     found_by_name = layer is None and "counts" in adata.layers
     layer, _ = counts_location(adata, layer)
-    matrix, where = input_matrix(adata, layer=layer)
+    matrix, where = input_matrix(adata, layer=layer, columns=columns)
     summary = scan_matrix(matrix, where=where, steps=True, columns=columns)
     check_counts(
         summary,

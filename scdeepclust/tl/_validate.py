@@ -604,7 +604,7 @@ def tool_input(
         matrix, where, summary = checked_counts(adata, layer, columns=read)
         warn_if_not_like_raw_counts(summary, where)
     else:
-        matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep)
+        matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep, columns=read)
         summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
         check_finite(summary, where)
     in_genes = ""
