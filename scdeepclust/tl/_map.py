@@ -46,8 +46,12 @@ def map_to_model(
         or the directory it was saved to.
     key_added
         Prefix of the keys written; default the key the model was trained under (e.g.
-        ``'scdcc'``), so that labels of reference and new cells share a column name and
-        cluster names. The new cells' categories are the clusters they fall into (an empty
+        ``'scdcc'``), so that labels of reference and new cells share a column name. The
+        labels are the model's cluster numbers; clusters the reference's labels were renamed
+        to (``rename_categories``) are named the same way here with the same mapping, e.g.
+        ``adata.obs[key] = adata.obs[key].cat.rename_categories(names)`` with `names` a dict
+        from number to name (a dict leaves numbers the new cells lack aside). The new cells'
+        categories are the clusters they fall into (an empty
         category breaks scanpy steps such as `rank_genes_groups`), so colours are matched by
         name: ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a
         `palette` (the colours are in `uns` once a plot of the reference, e.g. `pl.umap`, has

@@ -185,7 +185,8 @@ def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feed
     # Into a log file (stderr not a terminal, not a notebook) a bar wrote a frame per epoch,
     # hundreds per run; there it is redrawn every few seconds at most.
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
-    # scanpy's verbosity 0 means errors only: its own bars (sc.tl.umap's) stay hidden then too
+    # scanpy's verbosity 0 means errors only: no bar then (scanpy shows its own, sc.tl.umap's,
+    # only above 3; a training of minutes shows its epochs at the default, as scvi-tools does)
     quiet = int(sc.settings.verbosity) == 0
     if not progress or quiet or not is_main(feeder):  # one bar per run, from rank 0
         # not a disabled tqdm: that starts tqdm's monitor thread all the same, for good
