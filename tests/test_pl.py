@@ -1038,3 +1038,6 @@ def test_probabilities_follows_cluster_names_swapped():
     moved_codes = np.where(columns == 4, 1, np.where(columns == 1, 9, columns))
     kept = moved_codes != 9
     assert _column_names(numbers, moved_codes[kept], probs[kept]) == numbers
+    # the swap on a run whose cluster 4 kept no cells: its column is its own, "4"
+    kept = columns != 4
+    assert _column_names(numbers, swapped_codes[kept], probs[kept]) == ["1", "0", "2", "3", "4"]

@@ -208,8 +208,8 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     claimed, not into one another cluster moved out of). Other names (annotations such as
     "T cells", numbers beyond the columns) name the column most of their cells are assigned
     to, where no other category claims it; the other columns keep their numbers, in brackets
-    where a category took that name. None when numbered categories holding cells outnumber
-    the columns (labels and soft assignments of different runs).
+    where a category holding cells took that name. None when numbered categories holding
+    cells outnumber the columns (labels and soft assignments of different runs).
     """
     n_columns = probs.shape[1]
     numbers = [str(j) for j in range(n_columns)]
@@ -231,7 +231,7 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     holders: dict[int, list[str]] = {}
     for name, column in claims.items():
         holders.setdefault(column, []).append(name)
-    taken = set(categories)
+    taken = set(claims)  # a category without cells is drawn nowhere: no name to tell apart
     return [
         holders[j][0]
         if len(holders.get(j, [])) == 1
