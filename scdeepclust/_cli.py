@@ -21,6 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ._missing import warn_if_no_label_as_truth
 from ._serialization import write_atomically
 from ._version import __version__
 
@@ -727,6 +728,7 @@ def _run(args) -> int:
             f"--layer {args.layer!r} is not a layer of the input; layers: {layer_names(adata)}"
         )
     if truth is not None:  # before training: the score comes after it
+        warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
         truth_known = adata.obs[truth].notna()
         scored = truth_known.copy()
         if args.label_key is not None and args.method == "scdcc":

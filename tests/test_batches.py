@@ -633,10 +633,11 @@ def test_categories_without_cells_are_no_batches():
     assert tuple(covariate.categories) == ("a", "b") and covariate.n_batches == 2
 
 
-@pytest.mark.parametrize("missing", [np.nan, None, pd.NA])
+@pytest.mark.parametrize("missing", [np.nan, None, pd.NA, "NA"])
 def test_a_missing_batch_made_text_is_named_in_a_warning(missing):
-    """`obs[key].astype(str)` turns missing batches into a batch 'nan' / 'None' / '<NA>', which
-    passes the check for missing values: those cells were corrected as a batch of their own."""
+    """`obs[key].astype(str)` turns missing batches into a batch 'nan' / 'None' / '<NA>', and R
+    exports them as 'NA', which passes the check for missing values: those cells were corrected
+    as a batch of their own."""
     import warnings
 
     import anndata as ad
@@ -651,7 +652,7 @@ def test_a_missing_batch_made_text_is_named_in_a_warning(missing):
         covariate = batch_covariate(adata, "batch")
     assert text in covariate.categories  # a warning, not a refusal: it may be a real name
     for name in ["unknown", "nano", "na_1"]:  # names people give on purpose
-        adata.obs["batch"] = batches.fillna(name).astype(str)
+        adata.obs["batch"] = ["a"] * 25 + ["b"] * 23 + [name] * 12
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             batch_covariate(adata, "batch")

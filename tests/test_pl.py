@@ -796,6 +796,16 @@ def test_compare_orders_a_labels_extra_clusters_by_their_overlap_and_names_the_a
     assert ax.get_xlabel() == "run cluster" and ax.get_ylabel() == "truth"
 
 
+def test_compare_warns_where_truth_holds_no_label_as_text():
+    """'NA' (R's missing value exported as text) was scored as a cell type of its own."""
+    adata = _labelled_run()
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    truth[:3] = "NA"
+    adata.obs["truth"] = truth
+    with pytest.warns(UserWarning, match=r"labels cells 'NA' \(3 cells\): such a value is scored"):
+        sdc.pl.compare(adata, "run", "truth", show=False)
+
+
 def test_compare_normalises_each_known_label_and_writes_counts_readably():
     ax = sdc.pl.compare(_labelled_run(), "run", "truth", show=False)
     shown = np.asarray(ax.images[0].get_array())

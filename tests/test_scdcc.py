@@ -717,6 +717,11 @@ def test_placeholder_labels_are_counted_over_every_form_of_the_text():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             warn_if_placeholder_labels(adata, "known")
+    # pd.NA made text ('<NA>') and R's missing value exported as text ('NA')
+    for text in ["<NA>", "NA"]:
+        adata.obs["known"] = ["T"] * 15 + [text]
+        with pytest.warns(UserWarning, match=rf"labels cells '{text}' \(1 cell\):"):
+            warn_if_placeholder_labels(adata, "known")
 
 
 def test_warnings_name_the_users_line_and_scanpy_speaks_only_of_the_users_object(sim, capfd):

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 from .._metrics import agreement
+from .._missing import warn_if_no_label_as_truth
 from ._utils import check_obs_column, check_result, closes_figures_on_error, finish, new_figure
 
 _NORMALIZE = {"row": "share of each known label", "column": "share of each cluster", None: "cells"}
@@ -71,6 +72,7 @@ def compare(
     check_obs_column(adata, truth, "truth")
     if normalize not in _NORMALIZE:
         raise ValueError(f"normalize must be 'row', 'column' or None, not {normalize!r}.")
+    warn_if_no_label_as_truth(adata.obs[truth], truth, f"adata.obs[{truth!r}]")
     score = agreement(adata.obs[key], adata.obs[truth])
     # the cells the scores count: a cell without a cluster (cells added after the run) too is
     # left out, rather than drawn as a cluster "nan"

@@ -14,6 +14,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._messages import caller_stacklevel
+from .._missing import MISSING_AS_TEXT
 
 
 class BatchWarning(UserWarning):
@@ -63,22 +64,18 @@ def _column(
 # Below this a batch's own gene means and spreads (its scaling) say little.
 MIN_BATCH_CELLS = 10
 
-# What `astype(str)` makes of a missing value (NaN, None, pd.NA, NaT): the column then passes
-# the check for missing batches, and those cells become a batch of their own.
-_MISSING_AS_TEXT = frozenset(["nan", "none", "<na>", "nat", ""])
-
 
 def _warn_if_missing_as_text(key: str, categories: list[str], sizes: np.ndarray) -> None:
     found = [
         f"{str(c)!r} ({n} cell{'s' if n != 1 else ''})"
         for c, n in zip(categories, sizes)
-        if n > 0 and str(c).strip().lower() in _MISSING_AS_TEXT
+        if n > 0 and str(c).strip().lower() in MISSING_AS_TEXT
     ]
     if not found:
         return
     warnings.warn(
         f"adata.obs[{key!r}] names batch(es) {', '.join(found)}, the text that `astype(str)` "
-        "makes of a missing value: those cells are corrected as one batch of their own. If "
+        "(or R) makes of a missing value: those cells are corrected as one batch of their own. If "
         "their batch is unknown, give them the batch they came from, or leave them out; if it "
         "is a real batch name, ignore this warning.",
         BatchWarning,

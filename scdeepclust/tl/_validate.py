@@ -19,6 +19,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._messages import caller_stacklevel
+from .._missing import NO_LABEL_AS_TEXT, listed, made_missing, text_counts
 from ..pp._batches import BatchCovariate
 from ..pp._input import (
     GeneMask,
@@ -381,39 +382,23 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
             raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
 
 
-# Values that people write for "no label" and that are text, not missing, to pandas.
-_PLACEHOLDER_LABELS = frozenset(
-    ["", "nan", "none", "null", "na", "n/a", "?", "-", "missing", "unknown", "unassigned"]
-    + ["unlabelled", "unlabeled"]
-)
-
-
 def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
     """Warn about label values that look like "no label" but count as a cell type.
 
-    Only missing values (NaN, None) mark unlabelled cells; a text "unknown" or a "nan" left by
-    ``astype(str)`` is a class of its own, with its own must-link pairs and centroid.
+    Only missing values (NaN, None) mark unlabelled cells; a text "unknown", an "NA" exported
+    by R or a "nan" left by ``astype(str)`` is a class of its own, with its own must-link pairs
+    and centroid.
     """
     if label_key is None or label_key not in adata.obs:
         return
-    # the distinct values, not every cell, are read as text (a million cells: 0.33 s)
-    counts = adata.obs[label_key].value_counts(dropna=True)
-    counts = counts[counts > 0]
-    counts = counts.groupby(counts.index.astype(str)).sum()
-    text = counts.index.to_series()
-    found = counts[text.str.strip().str.lower().isin(_PLACEHOLDER_LABELS).to_numpy()]
+    found = text_counts(adata.obs[label_key], NO_LABEL_AS_TEXT)
     if found.empty:
         return
-    found = found.sort_values(ascending=False, kind="stable")
-    # as text: a numpy string's repr, np.str_('nan'), is no code to paste without numpy
-    listing = ", ".join(f"{str(value)!r} ({n} cells)" for value, n in found.items())
-    first = str(found.index[0])
     warnings.warn(
-        f"adata.obs[{label_key!r}] labels cells {listing}: such a value is a cell type of its "
-        "own here (must-link pairs among those cells, a centroid of their own), since only "
-        "missing values mark cells without a label. If it means 'no label', make those cells "
-        f"missing first, e.g. `adata.obs[{label_key!r}] = "
-        f"adata.obs[{label_key!r}].mask(adata.obs[{label_key!r}].astype(str) == {first!r})`.",
+        f"adata.obs[{label_key!r}] labels cells {listed(found)}: such a value is a cell type "
+        "of its own here (must-link pairs among those cells, a centroid of their own), since "
+        "only missing values mark cells without a label. If it means 'no label', make those "
+        f"cells missing first, e.g. {made_missing(label_key, str(found.index[0]))}.",
         UserWarning,
         stacklevel=caller_stacklevel(),
     )
