@@ -989,3 +989,29 @@ def test_recipe_keeps_log_normalised_values_in_raw_before_scaling_few_genes():
     sim.raw = sim[:, :50].copy()
     sdc.pp.recipe(sim, "desc")
     assert sim.raw.n_vars == 50
+
+
+def test_recipe_warns_where_raw_holds_counts_that_marker_genes_would_read():
+    """As exported from Seurat: X log-normalised, .raw the counts. Scaling X left nothing
+    log-normalised, and sc.tl.rank_genes_groups read the counts in .raw, without a word."""
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=200, n_groups=2, random_state=0)
+    del sim.layers["counts"]  # as exported: the counts in .raw alone
+    sim.raw = sim.copy()
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    said = r"adata.raw holds counts, .* \(`adata.layers\['counts'\] = adata.raw\[:, adata.var_"
+    with pytest.warns(UserWarning, match=said):
+        sdc.pp.recipe(sim, "desc")
+    assert sdc.pp.is_count_matrix(sim.raw.X)  # the user's .raw is left as it is
+    # the advice, followed: the counts in a layer, the log-normalised values in .raw
+    sim = sdc.datasets.simulate(n_cells=120, n_genes=200, n_groups=2, random_state=0)
+    del sim.layers["counts"]  # as exported: the counts in .raw alone
+    sim.raw = sim.copy()
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.layers["counts"] = sim.raw[:, sim.var_names].X.copy()
+    del sim.raw
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sdc.pp.recipe(sim, "desc")
+    assert sim.raw is not None and not sdc.pp.is_count_matrix(sim.raw.X)

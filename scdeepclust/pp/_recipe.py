@@ -405,6 +405,21 @@ def _prepare(
         if keep_raw:
             adata.raw = adata  # shares X, which is replaced before scanpy scales it in place
             steps.append("log-normalised values kept in .raw (marker genes read them there)")
+        elif state == "log" and is_count_matrix(adata.raw.X):
+            counts_too = (
+                ""
+                if counts_key is not None
+                else ("`adata.layers['counts'] = adata.raw[:, adata.var_names].X.copy()`, then ")
+            )
+            warnings.warn(
+                "adata.raw holds counts, which sc.tl.rank_genes_groups reads by default: once "
+                "X is scaled no log-normalised values are left for marker genes. To keep them "
+                f"in .raw, move the counts out of it before pp.recipe ({counts_too}"
+                "`del adata.raw`), or pass scale=False (X stays log-normalised; then "
+                "tl.desc(adata, scale=True)).",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
         elif adata.X is original_x or keep_raw:  # scanpy scales in place; a failure must
