@@ -918,3 +918,16 @@ def test_no_cluster_is_named_after_a_class_where_the_classes_did_not_start_them(
         out = sdc.tl.scdcc(sim, 2, label_key="known", copy=True, **ONE_EPOCH)
     assert out.uns["scdcc"]["init_method"].startswith("kmeans")
     assert "label_classes" not in out.uns["scdcc"]
+
+
+def test_labels_on_every_cell_that_are_kept_are_warned_about(sim):
+    """Every cell labelled and the labels kept: the result was the labels, without a word."""
+    sim.obs["known"] = sim.obs["group"].astype(str)
+    short = dict(pretrain_epochs=1, max_epochs=1, progress=False, copy=True)
+    with pytest.warns(UserWarning, match=r"labels every cell, and labelled cells keep their lab"):
+        out = sdc.tl.scdcc(sim, 3, label_key="known", **short)
+    assert pd.crosstab(out.obs["scdcc"], out.obs["known"]).gt(0).sum().eq(1).all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.scdcc(sim, 3, label_key="known", keep_labels=False, **short)
+    assert not [w for w in caught if "labels every cell" in str(w.message)]

@@ -472,6 +472,15 @@ def scdcc(
         adata, [key_added], label_key=label_key, batch_key=batch_key, protein_key=protein_key
     )
     warn_if_placeholder_labels(adata, label_key)
+    if label_key is not None and keep_labels and adata.obs[label_key].notna().all():
+        warnings.warn(
+            f"adata.obs[{label_key!r}] labels every cell, and labelled cells keep their label "
+            "(keep_labels=True): the clusters will be those labels. Leave the cells whose type "
+            "is not known missing (NaN), or pass keep_labels=False to let the model assign "
+            "every cell.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
     for name, weight, zero_means in (
