@@ -476,8 +476,8 @@ def scdcc(
         warnings.warn(
             f"adata.obs[{label_key!r}] labels every cell, and labelled cells keep their label "
             "(keep_labels=True): the clusters will be those labels. Leave the cells whose type "
-            "is not known missing (NaN), or pass keep_labels=False to let the model assign "
-            "every cell.",
+            "is not known missing (NaN), or pass keep_labels=False (tl.scdcc) to let the "
+            "model assign every cell.",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
