@@ -267,6 +267,30 @@ def test_the_conversion_offered_for_a_series_keeps_its_gene_names(words):
     )
 
 
+def test_gene_names_as_mask_var_are_told_how_to_mark_those_genes():
+    """R's VariableFeatures() exported as names got the advice for words True/False, which
+    marks no gene; the advice given marks the named genes."""
+    adata = _marked_data("desc")
+    names = list(adata.var_names[adata.var["highly_variable"].to_numpy()])
+    with pytest.raises(ValueError, match=r"mask_var holds gene names;") as refused:
+        gene_mask(adata, names)
+    advice = re.search(r"`mask_var=(.*?)`", str(refused.value)).group(1)
+    fixed = eval(advice, {"adata": adata, "names": names})
+    np.testing.assert_array_equal(
+        gene_mask(adata, fixed).columns, np.flatnonzero(adata.var["highly_variable"])
+    )
+
+
+def test_recipe_offers_the_conversion_of_a_column_of_1_and_0():
+    adata = _marked_data("desc")
+    marked = adata.var["highly_variable"].to_numpy()
+    adata.var["highly_variable"] = marked.astype(int)
+    with pytest.raises(ValueError, match=r"pp.recipe keeps the genes") as refused:
+        sdc.pp.recipe(adata, "desc")
+    exec(re.search(r"e\.g\. `(adata\.var.*?)`", str(refused.value)).group(1), {"adata": adata})
+    np.testing.assert_array_equal(adata.var["highly_variable"].to_numpy(), marked)
+
+
 def test_a_series_is_read_by_position_only_with_the_default_index():
     adata = _marked_data("desc")
     marked = adata.var["highly_variable"].to_numpy()

@@ -319,9 +319,16 @@ class GeneMask:
 class MaskRefused(ValueError):
     """A `mask_var` that cannot mark genes: `reason` says why, the message adds what to do."""
 
-    def __init__(self, reason: str, advice: str):
+    def __init__(self, reason: str, advice: str, fix: str | None = None):
         super().__init__(reason + advice)
         self.reason = reason
+        self.fix = fix  # the line that mends the mask, where there is one
+
+
+def _names_genes(values: np.ndarray, adata: AnnData) -> bool:
+    """Whether text `values` are gene names (R's VariableFeatures()), not True/False words."""
+    words = pd.Index(np.asarray(values, dtype=str)).str.strip().str.lower()
+    return not words.isin(["true", "false"]).all() and pd.Index(values).isin(adata.var_names).any()
 
 
 def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMask:
@@ -388,6 +395,7 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
         raise MaskRefused(
             f"{what} has missing values",
             f"; mark each gene True (use it) or False (leave it out), e.g. {fill}.",
+            fix=fill if fill.startswith("`") else None,
         )
     if isinstance(values, pd.Series) and (
         pd.api.types.is_bool_dtype(values.dtype)
@@ -400,11 +408,17 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
     array = np.asarray(values)
     if array.dtype != bool:
         dtype = values.dtype if isinstance(values, pd.Series) else array.dtype
+        if text and not isinstance(mask_var, str | pd.Series) and _names_genes(array, adata):
+            raise MaskRefused(
+                f"{what} holds gene names; it takes one True/False per gene",
+                ": mark the named genes with `mask_var=adata.var_names.isin(names)`.",
+            )
         holds = "the words True/False" if text else "True/False or 1/0"
         raise MaskRefused(
             f"{what} must be boolean (True for the genes to use), not of dtype {dtype}",
             f". If it holds {holds}, convert it: {convert}; or pass mask_var=None to "
             "use every gene.",
+            fix=convert if isinstance(mask_var, str) else None,
         )
     if array.shape != (adata.n_vars,):
         raise MaskRefused(

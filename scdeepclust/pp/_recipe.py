@@ -739,10 +739,11 @@ def _marked_genes(adata: AnnData, of: str = "") -> GeneMask:
         return gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
     except MaskRefused as error:
         reason = error.reason + (f" among {of}" if of else "")
+        mend = f", e.g. {error.fix}," if error.fix else ""
         raise MaskRefused(
             reason,
             ": pp.recipe keeps the genes var['highly_variable'] marks, as the tools read them. "
-            "Fix that column, or delete it (`del adata.var['highly_variable']`) to let "
+            f"Fix that column{mend} or delete it (`del adata.var['highly_variable']`) to let "
             "pp.recipe choose the genes.",
         ) from None
 
