@@ -1185,7 +1185,7 @@ def _figure(plot, adata, key: str, path: Path, **kwargs) -> None:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 60:
+    if round(seconds, 1) < 60:  # 59.96 s is said "1 min 00 s", not "60.0 s"
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes} min {seconds:02d} s"

@@ -1634,3 +1634,47 @@ def test_the_advice_for_something_else_than_an_anndata_follows_what_it_is(value,
     assert re.fullmatch(
         r"Expected an AnnData object, got \w+\. .*" + advice + ".*", str(not_anndata(value))
     )
+
+
+def test_recipe_refuses_no_genes_an_infinite_target_sum_and_a_clip_at_zero():
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    before = snapshot(adata)
+    for method, options, match in (
+        ("scdcc", dict(n_top_genes=0), r"n_top_genes must be an integer >= 1 \(or None\), got 0"),
+        ("desc", dict(target_sum=float("inf")), r"target_sum must be a positive number .*got inf"),
+        ("desc", dict(max_value=0), r"max_value must be a number > 0 \(or None: no clip\), got 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sdc.pp.recipe(adata, method, **options)
+        assert_unchanged(adata, before)
+
+
+def test_recipe_refuses_a_named_layer_that_holds_no_counts():
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    adata.layers["lognorm"] = np.log1p(adata.layers["counts"].toarray())
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"layers\['lognorm'\] does not hold raw counts"):
+        sdc.pp.recipe(adata, "scdcc", layer="lognorm")
+    assert_unchanged(adata, before)
+
+
+def test_recipe_refuses_counts_left_in_a_single_cell():
+    adata = sdc.datasets.simulate(60, 40, 2, random_state=0)
+    counts = adata.layers["counts"].toarray()
+    counts[1:] = 0
+    adata.X = sparse.csr_matrix(counts)
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"Only 1 cells x \d+ genes have counts"):
+        sdc.pp.recipe(adata, "scdcc")
+    assert_unchanged(adata, before)
+    # the same where one cell alone has counts in the genes var['highly_variable'] marks
+    counts = adata.layers["counts"].toarray() + 0
+    counts[1:, 20:] = 1
+    adata.X = sparse.csr_matrix(counts)
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    adata.var["highly_variable"] = np.arange(40) < 20
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"Only 1 cells have counts in the genes the tools read"):
+        sdc.pp.recipe(adata, "scdcc")
+    assert_unchanged(adata, before)

@@ -789,3 +789,21 @@ def test_batch_key_must_be_a_name_and_numeric_categories_are_coded():
     covariate = batch_covariate(adata, "batch")
     assert covariate.categories == ("1", "2")
     np.testing.assert_array_equal(covariate.codes, [1, 0] * 20)
+
+
+def test_count_statistics_refuse_a_negative_batch_code_of_dense_counts():
+    counts = np.array([[1, 2], [4, 0], [3, 3], [2, 2]], dtype=np.float32)
+    for matrix in (counts, sparse.csr_matrix(counts)):
+        with pytest.raises(
+            ValueError, match=r"batch_codes must hold one integer in 0..n_batches-1"
+        ):
+            count_statistics(matrix, batch_codes=np.array([0, 1, -1, 0]), n_batches=2)
+
+
+def test_statistics_of_a_batch_without_cells_are_zero_mean_and_unit_scale():
+    counts = np.array([[1, 2], [4, 0], [3, 3], [2, 2]], dtype=np.float32)
+    for matrix in (counts, sparse.csr_matrix(counts)):
+        stats = count_statistics(matrix, batch_codes=np.array([0, 0, 2, 2]), n_batches=3)
+        np.testing.assert_array_equal(stats.gene_mean[1], [0, 0])
+        np.testing.assert_array_equal(stats.gene_scale[1], [1, 1])
+        assert np.isfinite(stats.gene_mean).all() and np.isfinite(stats.gene_scale).all()

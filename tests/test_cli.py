@@ -1033,3 +1033,193 @@ def test_protein_key_is_refused_for_desc_and_where_obsm_lacks_it(sim, tmp_path, 
         capsys.readouterr().err
     )
     assert not out.exists()
+
+
+def test_cluster_counts_a_batch_mixing_weight_and_a_device_are_parsed_as_typed(tmp_path, capsys):
+    run = ["run", str(tmp_path / "absent.h5ad"), "-o", str(tmp_path / "o.h5ad")]
+    for options, refusal in (
+        (["-m", "scdcc", "-k", "-3"], "argument -k/--n-clusters: -3 is not at least 2"),
+        (
+            ["-m", "desc", "--batch-key", "b", "--batch-mixing", "inf"],
+            "argument --batch-mixing: inf is not a finite number >= 0",
+        ),
+        (["-m", "desc", "--device", "cuda:1x"], "'cuda:1x' is not 'auto', 'cpu', 'cuda' or"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main([*run, *options])
+        assert stopped.value.code == 2 and refusal in capsys.readouterr().err
+    # a search over one number is taken: the file is looked for next
+    assert main([*run, "-m", "scdcc", "-k", "3-3"]) == 2
+    assert "input file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        (KeyError("no column 'x' in obs"), "scdeepclust: error: no column 'x' in obs\n"),
+        (MemoryError(), "scdeepclust: error: out of memory\n"),
+    ],
+)
+def test_a_key_error_or_a_bare_memory_error_of_a_tool_is_said_in_plain_words(
+    sim, tmp_path, capsys, monkeypatch, error, said
+):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def failing(adata, **kwargs):
+        raise error
+
+    monkeypatch.setattr(sdc.tl, "desc", failing)
+    monkeypatch.setenv("WORLD_SIZE", "")  # set but empty: one process, no rank to name
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    assert capsys.readouterr().err.endswith(said) and not out.exists()
+
+
+def test_the_tools_advice_names_options_only_where_the_command_line_has_them():
+    from scdeepclust._cli import in_command_terms
+
+    for text, said in (
+        ("pass distributed=True", "pass --distributed"),
+        ("pass distributed=False to train alone", "pass distributed=False to train alone"),
+        ("use n_clusters=(3, 9)", "use -k 3-9"),
+        ("call `sdc.tl.desc(adata, max_epochs=5)`", "call `sdc.tl.desc(adata, max_epochs=5)`"),
+        ("pass batch_mixing=0 (--batch-mixing 0)", "pass --batch-mixing 0"),
+        ("the layer the device holds", "the layer the device holds"),
+        ("raise `max_epochs`", "raise `--max-epochs`"),
+        ("set key_added=None", "set key_added=None"),
+    ):
+        assert in_command_terms(text) == said
+
+
+@pytest.mark.parametrize(
+    "options, tool",
+    [
+        # suffixes in capitals, of the input and of the figure
+        (["-m", "desc", "--plot", "UMAP.PNG"], "desc"),
+        # known labels with a resolution: Leiden at it, no search that the resolution would miss
+        (["-m", "scdcc", "--label-key", "group", "--resolution", "0.5"], "scdcc"),
+    ],
+)
+def test_options_that_have_an_effect_reach_the_tool(
+    sim, tmp_path, capsys, monkeypatch, options, tool
+):
+    path, out = tmp_path / "SIM.H5AD", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def reached(adata, *args, **kwargs):
+        raise RuntimeError("the tool was reached")
+
+    monkeypatch.setattr(sdc.tl, tool, reached)
+    assert main(["run", str(path), "-o", str(out), *options, *TINY]) == 1
+    assert "scdeepclust: error: the tool was reached" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["-m", "desc", "--label-key", "label"], "--label-key (known labels of some cells) is for"),
+        (["-m", "scdcc", "-k", "3-5", "--init", "leiden"], "--init leiden has no effect on a"),
+        (
+            ["-m", "scdcc", "-k", "3", "--init", "balanced-kmeans", "--resolution", "5"],
+            "--resolution has no effect with -k and --init balanced-kmeans",
+        ),
+    ],
+)
+def test_options_for_another_method_or_number_are_refused_before_reading(
+    scdcc_h5, tmp_path, capsys, options, fragment
+):
+    assert main(["run", str(scdcc_h5), "-o", str(tmp_path / "o.h5ad"), *options, *TINY]) == 2
+    captured = capsys.readouterr()
+    assert fragment in captured.err and "reading" not in captured.out
+
+
+def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys):
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    before = path.read_bytes()
+    (tmp_path / "sub").mkdir()
+    out = tmp_path / "sub" / ".." / "sim.h5ad"
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
+def test_a_world_size_left_set_outside_torchrun_does_not_refuse_the_run(
+    sim, tmp_path, capsys, monkeypatch
+):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+
+    def reached(adata, **kwargs):
+        raise RuntimeError("the tool was reached")
+
+    monkeypatch.setattr(sdc.tl, "desc", reached)
+    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "the tool was reached" in err and "torchrun" not in err
+
+
+@pytest.mark.parametrize(
+    "edit, options, fragment",
+    [
+        (  # the cells without a label have no truth either: said so, not "labels every cell"
+            "partly_labelled",
+            ["-m", "scdcc", "--label-key", "lab", "--truth", "truth"],
+            "--truth 'truth' has no label for any cell without a --label-key 'lab' label",
+        ),
+        (
+            "confidence_column",
+            ["-m", "desc", "--truth", "desc_confidence"],
+            "--key-added 'desc' would write the clusters over the --truth column 'desc_confidence'",
+        ),
+        (
+            "confidence_index",
+            ["-m", "desc"],
+            "--key-added 'desc' would add the column 'desc_confidence', the name of the input's "
+            "cell index",
+        ),
+    ],
+)
+def test_columns_the_run_could_not_score_or_would_write_over_are_refused(
+    sim, tmp_path, capsys, edit, options, fragment
+):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    if edit == "partly_labelled":
+        sim.obs["lab"] = sim.obs["group"].where(np.arange(sim.n_obs) >= 10)
+        sim.obs["truth"] = sim.obs["group"].where(np.arange(sim.n_obs) >= 10)
+    elif edit == "confidence_column":
+        sim.obs["desc_confidence"] = sim.obs["group"]
+    else:
+        sim.obs.index.name = "desc_confidence"
+    sim.write_h5ad(path)
+    assert main(["run", str(path), "-o", str(out), *options, *TINY]) == 2
+    assert fragment in capsys.readouterr().err and not out.exists()
+
+
+def test_demo_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "results").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "results"), *TINY]) == 2
+    assert f"--out {tmp_path / 'results'} is a file; name a folder" in capsys.readouterr().err
+
+
+def test_durations_of_a_minute_or_more_are_said_in_minutes_and_seconds():
+    from scdeepclust._cli import _duration
+
+    assert _duration(12.34) == "12.3 s" and _duration(65.2) == "1 min 05 s"
+    assert _duration(59.96) == "1 min 00 s"  # was "60.0 s"
+
+
+def test_a_resolution_given_reaches_the_tool(sim, tmp_path, monkeypatch):
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    given = {}
+
+    def recorded(adata, **kwargs):
+        given.update(kwargs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(sdc.tl, "desc", recorded)
+    assert main(["run", str(path), "-m", "desc", "--resolution", "0.3", "-o", str(out)]) == 1
+    assert given["resolution"] == 0.3

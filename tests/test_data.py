@@ -15,7 +15,7 @@ from scdeepclust.data import (
 )
 from scdeepclust.data._feeding import ResidentRows, fits_on_device, gather_csr_rows, keeps_rows
 from scdeepclust.pp import count_statistics, is_count_matrix
-from scdeepclust.pp._counts import feature_statistics
+from scdeepclust.pp._counts import feature_statistics, size_factors
 from scdeepclust.train import density_balanced_weights
 
 
@@ -742,3 +742,20 @@ def test_file_digests_read_files_whole_and_json_files_are_named_when_refused(tmp
     for read, name in [(read_json, "c.json"), (load_tensors, "c.pt")]:
         with pytest.raises(FileNotFoundError, match=rf"No such file: .*{name}"):
             read(tmp_path / name)
+
+
+def test_cells_without_counts_are_named_in_the_refusal_of_size_factors():
+    counts = np.array([[1, 2], [0, 0], [3, 0], [0, 0]], dtype=np.float32)
+    names = np.array(["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match=r"^2 cell\(s\) \(e\.g\. \['b', 'd'\]\) have no counts"):
+        size_factors(RowSource(counts), cell_names=names)
+    factors, median = size_factors(RowSource(counts[[0, 2]]), median=6.0)
+    np.testing.assert_allclose(factors, [0.5, 0.5])
+    assert median == 6.0
+
+
+def test_count_statistics_give_float32_size_factors():
+    counts = np.array([[1, 2], [4, 0], [3, 3]], dtype=np.float64)
+    stats = count_statistics(RowSource(counts))
+    assert stats.size_factors.dtype == np.float32
+    np.testing.assert_allclose(stats.size_factors, [0.75, 1.0, 1.5])

@@ -1015,3 +1015,102 @@ def test_recipe_warns_where_raw_holds_counts_that_marker_genes_would_read():
         warnings.simplefilter("error", UserWarning)
         sdc.pp.recipe(sim, "desc")
     assert sim.raw is not None and not sdc.pp.is_count_matrix(sim.raw.X)
+
+
+def test_recipe_keeps_every_gene_where_there_are_no_more_than_it_would_choose():
+    sim = sdc.datasets.simulate(n_cells=100, n_genes=80, n_groups=2, random_state=0)
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=100, hvg_above=0, scale=False)
+    assert sim.n_vars == 80 and sim.raw is None
+    assert "highly_variable" not in sim.var.columns
+    assert not any("variable genes" in step for step in steps)
+
+
+def test_recipe_chooses_genes_from_the_counts_beside_an_x_scaled_already(scaled):
+    steps = sdc.pp.recipe(scaled, "desc", n_top_genes=30, hvg_above=0)
+    assert "X has negative values, so it is taken as scaled already: used as is" in steps
+    assert scaled.n_vars == 30 and "kept the 30 most variable genes of 120" in steps
+
+
+def test_cells_with_counts_only_in_unmarked_genes_are_removed_unless_every_gene_is_kept():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=40, n_groups=2, random_state=0)
+    counts = sim.layers["counts"].toarray()
+    counts[0, :20] = 0
+    counts[0, 20:] = np.maximum(counts[0, 20:], 1)
+    sim.X = sparse.csr_matrix(counts)
+    sim.layers["counts"] = sparse.csr_matrix(counts)
+    sim.var["highly_variable"] = np.arange(40) < 20
+    every_gene = sim.copy()
+    steps = sdc.pp.recipe(sim, "scdcc")
+    assert sim.n_obs == 59 and sim.obs_names[0] != every_gene.obs_names[0]
+    assert (
+        "removed 1 cells without any count in the 20 genes the tools read (those "
+        "var['highly_variable'] marks)" in steps
+    )
+    steps = sdc.pp.recipe(every_gene, "scdcc", n_top_genes=None)
+    assert every_gene.n_obs == 60 and not any("removed" in step for step in steps)
+
+
+def test_x_log_normalised_in_a_single_cell_is_taken_as_log_normalised():
+    values = np.zeros((30, 10), dtype=np.float32)
+    values[0] = np.linspace(0.1, 2.3, 10, dtype=np.float32) + 0.013
+    adata = ad.AnnData(values)
+    steps = sdc.pp.recipe(adata, "desc", n_top_genes=None, scale=False)
+    assert "X looks log-normalised already: no normalisation" in steps
+    np.testing.assert_array_equal(adata.X, values)
+
+
+def test_recipe_takes_values_above_50_for_normalised_ones_whatever_their_totals():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=40, n_groups=2, random_state=0)
+    del sim.layers["counts"]
+    sc.pp.normalize_total(sim, target_sum=1e4)
+    sim = sim[:, :30].copy()  # the totals no longer alike
+    sim.X = sim.X.toarray()
+    values = sim.X.copy()
+    assert values.max() > 50
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=None, scale=False)
+    assert any(step.startswith("X looks normalised but not log-transformed") for step in steps)
+    np.testing.assert_allclose(sim.X, np.log1p(values), rtol=1e-6)
+
+
+def test_log_normalised_x_of_cells_with_counts_all_alike_is_not_taken_for_normalised():
+    rng = np.random.default_rng(0)
+    counts = (rng.random((60, 40)) < 0.3).astype(np.float32)  # 0/1 counts, as shallow data
+    counts[:, 0] = 1
+    adata = ad.AnnData(sparse.csr_matrix(counts))
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata, target_sum=1234.5)
+    sc.pp.log1p(adata)
+    del adata.uns["log1p"]
+    values = adata.X.toarray()
+    steps = sdc.pp.recipe(adata, "desc", n_top_genes=None, scale=False)
+    assert "X looks log-normalised already: no normalisation" in steps
+    np.testing.assert_array_equal(adata.X.toarray(), values)
+
+
+def test_normalised_x_with_a_stored_zero_is_still_taken_for_normalised():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=40, n_groups=2, random_state=0)
+    sim.X = sim.layers["counts"].copy()
+    sc.pp.normalize_total(sim)
+    sim = sim[:, :30].copy()  # the totals no longer alike
+    sim.layers["counts"].data[0] = 0  # a zero stored in both, where anndata kept it
+    sim.X.data[0] = 0
+    values = sim.X.toarray()
+    assert values.max() < 50
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=None, scale=False)
+    assert any(step.startswith("X looks normalised but not log-transformed") for step in steps)
+    np.testing.assert_allclose(sim.X.toarray(), np.log1p(values), rtol=1e-6)
+
+
+def test_recipe_keeps_every_gene_where_var_highly_variable_marks_them_all():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=40, n_groups=2, random_state=0)
+    sim.var["highly_variable"] = True
+    steps = sdc.pp.recipe(sim, "desc", n_top_genes=10, hvg_above=0)
+    assert sim.n_vars == 40 and "kept the 40 genes of 40 marked in var['highly_variable']" in steps
+
+
+def test_recipe_says_nothing_of_the_storage_of_float64_counts():
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=40, n_groups=2, random_state=0)
+    sim.X = sim.layers.pop("counts").toarray().astype(np.float64)
+    steps = sdc.pp.recipe(sim, "desc")
+    assert not any("stored as" in step for step in steps), steps
+    assert sim.layers["counts"].dtype == np.float64
