@@ -1223,3 +1223,23 @@ def test_a_resolution_given_reaches_the_tool(sim, tmp_path, monkeypatch):
     monkeypatch.setattr(sdc.tl, "desc", recorded)
     assert main(["run", str(path), "-m", "desc", "--resolution", "0.3", "-o", str(out)]) == 1
     assert given["resolution"] == 0.3
+
+
+def test_more_than_many_genes_marked_by_the_user_are_read_as_marked(tmp_path, monkeypatch):
+    """The command line reads every gene where the recipe kept them all unmarked; genes the
+    input marks itself, however many, stay its choice (mask_var left to the tool)."""
+    adata = sdc.datasets.simulate(n_cells=40, n_genes=3200, n_groups=2, random_state=0)
+    marked = np.zeros(adata.n_vars, dtype=bool)
+    marked[:3100] = True
+    adata.var["highly_variable"] = marked
+    path, out = tmp_path / "marked.h5ad", tmp_path / "o.h5ad"
+    adata.write_h5ad(path)
+    given = {}
+
+    def recorded(adata, **kwargs):
+        given.update(kwargs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(sdc.tl, "desc", recorded)
+    assert main(["run", str(path), "-m", "desc", "-o", str(out)]) == 1
+    assert "mask_var" not in given
