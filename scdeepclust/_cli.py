@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ._missing import warn_if_no_label_as_truth
+from ._missing import NO_LABEL_AS_TEXT, text_counts, warn_if_no_label_as_truth
 from ._serialization import write_atomically
 from ._version import __version__
 
@@ -752,6 +752,18 @@ def _run(args) -> int:
                 + ", so there is nothing to score; leave --truth out or name another column"
             )
 
+    if (
+        args.label_key is not None
+        and args.method == "scdcc"
+        and adata.obs[args.label_key].notna().all()
+        and text_counts(adata.obs[args.label_key], NO_LABEL_AS_TEXT).empty
+    ):
+        raise CommandError(
+            f"--label-key {args.label_key!r} labels every cell, and labelled cells keep their "
+            "label: the clusters would be that column. Only missing values mark a cell "
+            "without a label; leave the cells whose type is not known empty in that column, "
+            "or leave --label-key out"
+        )
     key = args.key_added or args.method
     if truth is not None and truth in (key, f"{key}_confidence"):
         raise CommandError(

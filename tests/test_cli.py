@@ -1243,3 +1243,16 @@ def test_more_than_many_genes_marked_by_the_user_are_read_as_marked(tmp_path, mo
     monkeypatch.setattr(sdc.tl, "desc", recorded)
     assert main(["run", str(path), "-m", "desc", "-o", str(out)]) == 1
     assert "mask_var" not in given
+
+
+def test_a_label_key_that_labels_every_cell_is_refused(sim, tmp_path, capsys):
+    """Labelled cells keep their label: the run would give the column back as its clusters
+    (the tool's warning named keep_labels, which the command line has not)."""
+    sim.obs["known"] = sim.obs["group"].astype(str)
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "--label-key", "known", "-o", str(out)]) == 2
+    assert "--label-key 'known' labels every cell, and labelled cells keep" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()

@@ -274,6 +274,8 @@ def test_gene_names_as_mask_var_are_told_how_to_mark_those_genes():
     names = list(adata.var_names[adata.var["highly_variable"].to_numpy()])
     with pytest.raises(ValueError, match=r"mask_var holds gene names;") as refused:
         gene_mask(adata, names)
+    with pytest.raises(ValueError, match=r"mask_var must be boolean"):  # a set: no TypeError
+        gene_mask(adata, set(names))
     advice = re.search(r"`mask_var=(.*?)`", str(refused.value)).group(1)
     fixed = eval(advice, {"adata": adata, "names": names})
     np.testing.assert_array_equal(
@@ -287,7 +289,9 @@ def test_recipe_offers_the_conversion_of_a_column_of_1_and_0():
     adata.var["highly_variable"] = marked.astype(int)
     with pytest.raises(ValueError, match=r"pp.recipe keeps the genes") as refused:
         sdc.pp.recipe(adata, "desc")
-    exec(re.search(r"e\.g\. `(adata\.var.*?)`", str(refused.value)).group(1), {"adata": adata})
+    said = str(refused.value)
+    assert "Fix that column (if it holds True/False or 1/0, `adata.var" in said
+    exec(re.search(r"`(adata\.var.*?)`", said).group(1), {"adata": adata})
     np.testing.assert_array_equal(adata.var["highly_variable"].to_numpy(), marked)
 
 

@@ -931,3 +931,10 @@ def test_labels_on_every_cell_that_are_kept_are_warned_about(sim):
         warnings.simplefilter("always")
         sdc.tl.scdcc(sim, 3, label_key="known", keep_labels=False, **short)
     assert not [w for w in caught if "labels every cell" in str(w.message)]
+    # 'unknown' marking the unlabelled cells: one warning, about that text
+    sim.obs["known"] = sim.obs["known"].where(sim.obs["known"] != "0", "unknown")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.scdcc(sim, 3, label_key="known", **short)
+    said = [str(w.message) for w in caught]
+    assert any("'unknown'" in m for m in said) and not any("labels every cell" in m for m in said)

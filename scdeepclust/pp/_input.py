@@ -327,6 +327,8 @@ class MaskRefused(ValueError):
 
 def _names_genes(values: np.ndarray, adata: AnnData) -> bool:
     """Whether text `values` are gene names (R's VariableFeatures()), not True/False words."""
+    if values.ndim != 1:  # a set: one object, not an array of names
+        return False
     words = pd.Index(np.asarray(values, dtype=str)).str.strip().str.lower()
     return not words.isin(["true", "false"]).all() and pd.Index(values).isin(adata.var_names).any()
 
@@ -395,7 +397,7 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
         raise MaskRefused(
             f"{what} has missing values",
             f"; mark each gene True (use it) or False (leave it out), e.g. {fill}.",
-            fix=fill if fill.startswith("`") else None,
+            fix=None if text or not fill.startswith("`") else fill,
         )
     if isinstance(values, pd.Series) and (
         pd.api.types.is_bool_dtype(values.dtype)
@@ -418,7 +420,7 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
             f"{what} must be boolean (True for the genes to use), not of dtype {dtype}",
             f". If it holds {holds}, convert it: {convert}; or pass mask_var=None to "
             "use every gene.",
-            fix=convert if isinstance(mask_var, str) else None,
+            fix=f"if it holds {holds}, {convert}" if isinstance(mask_var, str) else None,
         )
     if array.shape != (adata.n_vars,):
         raise MaskRefused(

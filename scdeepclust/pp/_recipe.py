@@ -416,7 +416,7 @@ def _prepare(
                 "X is scaled no log-normalised values are left for marker genes. To keep them "
                 f"in .raw, move the counts out of it before pp.recipe ({counts_too}"
                 "`del adata.raw`), or pass scale=False (X stays log-normalised; then "
-                "tl.desc(adata, scale=True)).",
+                "tl.desc(adata, scale=True), and rank_genes_groups(..., use_raw=False)).",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
@@ -739,11 +739,11 @@ def _marked_genes(adata: AnnData, of: str = "") -> GeneMask:
         return gene_mask(adata, HIGHLY_VARIABLE_IF_PRESENT)
     except MaskRefused as error:
         reason = error.reason + (f" among {of}" if of else "")
-        mend = f", e.g. {error.fix}," if error.fix else ""
+        mend = f" ({error.fix})" if error.fix else ""
         raise MaskRefused(
             reason,
             ": pp.recipe keeps the genes var['highly_variable'] marks, as the tools read them. "
-            f"Fix that column{mend} or delete it (`del adata.var['highly_variable']`) to let "
+            f"Fix that column{mend}, or delete it (`del adata.var['highly_variable']`) to let "
             "pp.recipe choose the genes.",
         ) from None
 

@@ -471,8 +471,13 @@ def scdcc(
     check_result_keys(
         adata, [key_added], label_key=label_key, batch_key=batch_key, protein_key=protein_key
     )
-    warn_if_placeholder_labels(adata, label_key)
-    if label_key is not None and keep_labels and adata.obs[label_key].notna().all():
+    placeholders = warn_if_placeholder_labels(adata, label_key)  # the same cause, said once
+    if (
+        label_key is not None
+        and keep_labels
+        and not placeholders
+        and adata.obs[label_key].notna().all()
+    ):
         warnings.warn(
             f"adata.obs[{label_key!r}] labels every cell, and labelled cells keep their label "
             "(keep_labels=True): the clusters will be those labels. Leave the cells whose type "

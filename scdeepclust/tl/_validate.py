@@ -382,18 +382,18 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
             raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
 
 
-def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
+def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> bool:
     """Warn about label values that look like "no label" but count as a cell type.
 
     Only missing values (NaN, None) mark unlabelled cells; a text "unknown", an "NA" exported
     by R or a "nan" left by ``astype(str)`` is a class of its own, with its own must-link pairs
-    and centroid.
+    and centroid. Return whether it warned.
     """
     if label_key is None or label_key not in adata.obs:
-        return
+        return False
     found = text_counts(adata.obs[label_key], NO_LABEL_AS_TEXT)
     if found.empty:
-        return
+        return False
     warnings.warn(
         f"adata.obs[{label_key!r}] labels cells {listed(found)}: such a value is a cell type "
         "of its own here (must-link pairs among those cells, a centroid of their own), since "
@@ -402,6 +402,7 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> None:
         UserWarning,
         stacklevel=caller_stacklevel(),
     )
+    return True
 
 
 def check_gene_names(
