@@ -1103,12 +1103,13 @@ def test_the_tools_advice_names_options_only_where_the_command_line_has_them():
         # suffixes in capitals, of the input and of the figure
         (["-m", "desc", "--plot", "UMAP.PNG"], "desc"),
         # known labels with a resolution: Leiden at it, no search that the resolution would miss
-        (["-m", "scdcc", "--label-key", "group", "--resolution", "0.5"], "scdcc"),
+        (["-m", "scdcc", "--label-key", "known", "--resolution", "0.5"], "scdcc"),
     ],
 )
 def test_options_that_have_an_effect_reach_the_tool(
     sim, tmp_path, capsys, monkeypatch, options, tool
 ):
+    sim.obs["known"] = sim.obs["group"].astype(str).where(np.arange(sim.n_obs) % 2 == 0)
     path, out = tmp_path / "SIM.H5AD", tmp_path / "o.h5ad"
     sim.write_h5ad(path)
 
