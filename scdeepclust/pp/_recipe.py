@@ -422,8 +422,10 @@ def _prepare(
             )
         if sparse.issparse(adata.X):
             adata.X = adata.X.toarray()  # scaling centres the values: the result is dense
-        elif adata.X is original_x or keep_raw:  # scanpy scales in place; a failure must
-            adata.X = adata.X.copy()  # restore it
+        elif adata.X is original_x or keep_raw:
+            # scanpy scales in place: the caller's X (restored should a step fail) and the
+            # .raw just kept must not be scaled with it
+            adata.X = adata.X.copy()
         with ignoring_warnings(RuntimeWarning, message="invalid value encountered in sqrt"):
             sc.pp.scale(adata, max_value=max_value)  # the genes it concerns are mended below
         clip = "not clipped" if max_value is None else f"clipped at {max_value:g}"

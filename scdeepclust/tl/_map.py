@@ -51,11 +51,11 @@ def map_to_model(
         to (``rename_categories``) are named the same way here with the same mapping, e.g.
         ``adata.obs[key] = adata.obs[key].cat.rename_categories(names)`` with `names` a dict
         from number to name (a dict leaves numbers the new cells lack aside). The new cells'
-        categories are the clusters they fall into (an empty
-        category breaks scanpy steps such as `rank_genes_groups`), so colours are matched by
-        name: ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a
-        `palette` (the colours are in `uns` once a plot of the reference, e.g. `pl.umap`, has
-        stored them).
+        categories are the clusters they fall into (an empty category breaks scanpy steps
+        such as `rank_genes_groups`), so colours are matched by name:
+        ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a `palette`
+        (the colours are in `uns` once a plot of the reference, e.g. `pl.umap`, has stored
+        them).
     layer
         Take the input from this layer instead of the default.
     batch_key
