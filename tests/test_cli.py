@@ -1097,28 +1097,33 @@ def test_the_tools_advice_names_options_only_where_the_command_line_has_them():
         assert in_command_terms(text) == said
 
 
+def _options_given_to(tool, adata, tmp_path, monkeypatch, *options, file="in.h5ad") -> dict:
+    """Run `run -m TOOL` on `adata` (written to `file`) up to the tool: the options it gets."""
+    path, out = tmp_path / file, tmp_path / "o.h5ad"
+    adata.write_h5ad(path)
+    given = {}
+
+    def recorded(adata, *args, **kwargs):
+        given.update(kwargs, args=args)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(sdc.tl, tool, recorded)
+    assert main(["run", str(path), "-m", tool, *options, "-o", str(out)]) == 1
+    return given
+
+
 @pytest.mark.parametrize(
-    "options, tool",
+    "tool, options",
     [
         # suffixes in capitals, of the input and of the figure
-        (["-m", "desc", "--plot", "UMAP.PNG"], "desc"),
+        ("desc", ["--plot", "UMAP.PNG"]),
         # known labels with a resolution: Leiden at it, no search that the resolution would miss
-        (["-m", "scdcc", "--label-key", "known", "--resolution", "0.5"], "scdcc"),
+        ("scdcc", ["--label-key", "known", "--resolution", "0.5"]),
     ],
 )
-def test_options_that_have_an_effect_reach_the_tool(
-    sim, tmp_path, capsys, monkeypatch, options, tool
-):
+def test_options_that_have_an_effect_reach_the_tool(sim, tmp_path, monkeypatch, tool, options):
     sim.obs["known"] = sim.obs["group"].astype(str).where(np.arange(sim.n_obs) % 2 == 0)
-    path, out = tmp_path / "SIM.H5AD", tmp_path / "o.h5ad"
-    sim.write_h5ad(path)
-
-    def reached(adata, *args, **kwargs):
-        raise RuntimeError("the tool was reached")
-
-    monkeypatch.setattr(sdc.tl, tool, reached)
-    assert main(["run", str(path), "-o", str(out), *options, *TINY]) == 1
-    assert "scdeepclust: error: the tool was reached" in capsys.readouterr().err
+    assert _options_given_to(tool, sim, tmp_path, monkeypatch, *options, *TINY, file="SIM.H5AD")
 
 
 def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys):
@@ -1135,18 +1140,10 @@ def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys
 def test_a_world_size_left_set_outside_torchrun_does_not_refuse_the_run(
     sim, tmp_path, capsys, monkeypatch
 ):
-    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
-    sim.write_h5ad(path)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     monkeypatch.setenv("WORLD_SIZE", "4")
-
-    def reached(adata, **kwargs):
-        raise RuntimeError("the tool was reached")
-
-    monkeypatch.setattr(sdc.tl, "desc", reached)
-    assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
-    err = capsys.readouterr().err
-    assert "the tool was reached" in err and "torchrun" not in err
+    assert _options_given_to("desc", sim, tmp_path, monkeypatch, *TINY)
+    assert "torchrun" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -1199,23 +1196,8 @@ def test_durations_of_a_minute_or_more_are_said_in_minutes_and_seconds():
     assert _duration(59.96) == "1 min 00 s"  # was "60.0 s"
 
 
-def _options_given_to_desc(adata, tmp_path, monkeypatch, *options) -> dict:
-    """Run `run -m desc` on `adata` (written to a file) up to tl.desc: the options it gets."""
-    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
-    adata.write_h5ad(path)
-    given = {}
-
-    def recorded(adata, **kwargs):
-        given.update(kwargs)
-        raise RuntimeError("recorded")
-
-    monkeypatch.setattr(sdc.tl, "desc", recorded)
-    assert main(["run", str(path), "-m", "desc", *options, "-o", str(out)]) == 1
-    return given
-
-
 def test_a_resolution_given_reaches_the_tool(sim, tmp_path, monkeypatch):
-    given = _options_given_to_desc(sim, tmp_path, monkeypatch, "--resolution", "0.3")
+    given = _options_given_to("desc", sim, tmp_path, monkeypatch, "--resolution", "0.3")
     assert given["resolution"] == 0.3
 
 
@@ -1226,7 +1208,7 @@ def test_more_than_many_genes_marked_by_the_user_are_read_as_marked(tmp_path, mo
     marked = np.zeros(adata.n_vars, dtype=bool)
     marked[:3100] = True
     adata.var["highly_variable"] = marked
-    assert "mask_var" not in _options_given_to_desc(adata, tmp_path, monkeypatch)
+    assert "mask_var" not in _options_given_to("desc", adata, tmp_path, monkeypatch)
 
 
 def test_a_label_key_that_labels_every_cell_is_refused(sim, tmp_path, capsys):
