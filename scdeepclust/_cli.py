@@ -1200,4 +1200,7 @@ def _duration(seconds: float) -> str:
     if round(seconds, 1) < 60:  # 59.96 s is said "1 min 00 s", not "60.0 s"
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds:02d} s"
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {seconds:02d} s"

@@ -1194,6 +1194,7 @@ def test_durations_of_a_minute_or_more_are_said_in_minutes_and_seconds():
 
     assert _duration(12.34) == "12.3 s" and _duration(65.2) == "1 min 05 s"
     assert _duration(59.96) == "1 min 00 s"  # was "60.0 s"
+    assert _duration(3599.6) == "1 h 00 min 00 s" and _duration(86400) == "24 h 00 min 00 s"
 
 
 def test_a_resolution_given_reaches_the_tool(sim, tmp_path, monkeypatch):

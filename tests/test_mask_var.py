@@ -276,6 +276,10 @@ def test_gene_names_as_mask_var_are_told_how_to_mark_those_genes():
         gene_mask(adata, names)
     with pytest.raises(ValueError, match=r"mask_var must be boolean"):  # a set: no TypeError
         gene_mask(adata, set(names))
+    # a Series of names (R's vector read by pandas; `.to_series()`) is no mask read by its index
+    for series in (pd.Series(names), adata.var_names[:3].to_series()):
+        with pytest.raises(ValueError, match=r"mask_var holds gene names;"):
+            gene_mask(adata, series)
     advice = re.search(r"`mask_var=(.*?)`", str(refused.value)).group(1)
     fixed = eval(advice, {"adata": adata, "names": names})
     np.testing.assert_array_equal(

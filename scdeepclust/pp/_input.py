@@ -363,6 +363,13 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
         values, what = adata.var[mask_var], f"adata.var[{mask_var!r}]"
     else:
         values, what = mask_var, "mask_var"
+        # before the alignment: a Series of names (`pd.Series(names)`, `.to_series()`) is no
+        # mask to align by its index
+        if _holds_text(values) and _names_genes(np.asarray(values), adata):
+            raise MaskRefused(
+                f"{what} holds gene names; it takes one True/False per gene",
+                ": mark the named genes with `mask_var=adata.var_names.isin(names)`.",
+            )
         if isinstance(values, pd.Series):
             values = _aligned_to_genes(values, adata.var_names)
     text = _holds_text(values)
@@ -410,11 +417,6 @@ def gene_mask(adata: AnnData, mask_var, *, use_rep: str | None = None) -> GeneMa
     array = np.asarray(values)
     if array.dtype != bool:
         dtype = values.dtype if isinstance(values, pd.Series) else array.dtype
-        if text and not isinstance(mask_var, str | pd.Series) and _names_genes(array, adata):
-            raise MaskRefused(
-                f"{what} holds gene names; it takes one True/False per gene",
-                ": mark the named genes with `mask_var=adata.var_names.isin(names)`.",
-            )
         holds = "the words True/False" if text else "True/False or 1/0"
         raise MaskRefused(
             f"{what} must be boolean (True for the genes to use), not of dtype {dtype}",
