@@ -97,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "clusters; for desc also those that smooth its clustering target and scale its "
         "confidence (default: desc 10, scdcc 15)",
     )
-    run.add_argument("--layer", metavar="NAME", help="layer holding the raw counts")
+    run.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="layer holding the raw counts; 'raw' reads them from the input's .raw (as "
+        "Seurat's exports keep them), unless it has a layer of that name",
+    )
     run.add_argument(
         "--label-key",
         metavar="COL",
@@ -662,6 +667,7 @@ def _run(args) -> int:
 
     import scdeepclust as sdc
 
+    from .pp._counts import is_count_matrix
     from .pp._input import MANY_GENES, MaskRefused, layer_names
     from .pp._recipe import looks_scaled
 
@@ -723,9 +729,23 @@ def _run(args) -> int:
                 f"{option} {column!r} is not a column of the input's obs; columns: "
                 f"{list(adata.obs.columns)}"
             )
-    if args.layer is not None and args.layer not in adata.layers:
+    if args.layer == "raw" and "raw" not in adata.layers:
+        args.layer = _counts_from_raw(adata)
+    elif args.layer is not None and args.layer not in adata.layers:
         raise CommandError(
             f"--layer {args.layer!r} is not a layer of the input; layers: {layer_names(adata)}"
+            + (" (--layer raw reads the counts in its .raw)" if _raw_counts(adata) else "")
+        )
+    elif (
+        args.method == "scdcc"
+        and args.layer is None
+        and "counts" not in adata.layers
+        and _raw_counts(adata)  # first: most inputs have no .raw, and X may be large
+        and (adata.X is None or not is_count_matrix(adata.X))
+    ):  # the recipe's refusal would give the Python line
+        raise CommandError(
+            "scdcc models raw counts, but X does not hold them and there is no "
+            "layers['counts']; the input's .raw holds counts: pass --layer raw to read them"
         )
     if truth is not None:  # before training: the score comes after it
         warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
@@ -836,8 +856,9 @@ def _run(args) -> int:
                 f"{PROG}: warning: reading all {n_read} genes, as X is scaled and the input "
                 "holds no counts to choose the variable ones from; clustering reads best on a "
                 "few thousand. Mark them in the input's var['highly_variable'] or name the "
-                "layer of raw counts (--layer), or pass --n-top-genes 0 to read every gene "
-                "without this warning."
+                "layer of raw counts ("
+                + ("--layer raw: its .raw holds them" if _raw_counts(adata) else "--layer")
+                + "), or pass --n-top-genes 0 to read every gene without this warning."
             )
     with warnings.catch_warnings():
         # pp.recipe has warned about the batches already
@@ -868,6 +889,41 @@ def _run(args) -> int:
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _raw_counts(adata) -> bool:
+    """Whether the input's ``.raw`` holds counts (Seurat's exports keep them there)."""
+    from .pp._counts import is_count_matrix
+
+    return adata.raw is not None and is_count_matrix(adata.raw.X)
+
+
+def _counts_from_raw(adata) -> str:
+    """Copy the counts of ``.raw`` into a layer, in X's genes, and return the layer's name.
+
+    The tools read counts from a layer; ``.raw`` may hold more genes than X, in another order.
+    """
+    if adata.raw is None:
+        raise CommandError(
+            f"--layer raw: the input has no .raw and no layer 'raw'; layers: "
+            f"{[name for name in adata.layers.keys() if name is not None]}"
+        )
+    missing = adata.var_names.difference(adata.raw.var_names)
+    if len(missing):
+        raise CommandError(
+            f"--layer raw: the input's .raw lacks {len(missing)} of X's {adata.n_vars} genes "
+            f"(e.g. {', '.join(map(repr, missing[:3]))}), so it cannot give their counts; "
+            "write the counts of X's genes into a layer and name it"
+        )
+    if not _raw_counts(adata):
+        raise CommandError(
+            "--layer raw: the input's .raw does not hold counts (non-negative integers); "
+            "name the layer that holds them, or leave --layer out"
+        )
+    name = next(n for n in ("counts", "raw_counts", "counts_from_raw") if n not in adata.layers)
+    adata.layers[name] = adata.raw[:, adata.var_names].X.copy()
+    say(f"  counts of X's genes read from .raw into layers[{name!r}]")
+    return name
 
 
 def _proteins_to_read(adata, protein_key: str, key: str) -> tuple[str, str]:

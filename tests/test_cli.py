@@ -1104,7 +1104,7 @@ def _options_given_to(tool, adata, tmp_path, monkeypatch, *options, file="in.h5a
     given = {}
 
     def recorded(adata, *args, **kwargs):
-        given.update(kwargs, args=args)
+        given.update(kwargs, args=args, adata=adata)
         raise RuntimeError("recorded")
 
     monkeypatch.setattr(sdc.tl, tool, recorded)
@@ -1124,6 +1124,55 @@ def _options_given_to(tool, adata, tmp_path, monkeypatch, *options, file="in.h5a
 def test_options_that_have_an_effect_reach_the_tool(sim, tmp_path, monkeypatch, tool, options):
     sim.obs["known"] = sim.obs["group"].astype(str).where(np.arange(sim.n_obs) % 2 == 0)
     assert _options_given_to(tool, sim, tmp_path, monkeypatch, *options, *TINY, file="SIM.H5AD")
+
+
+def _counts_only_in_raw(sim):
+    """Seurat's export: counts in .raw only; X log-normalised, fewer genes in another order."""
+    adata = ad.AnnData(sim.layers["counts"].copy(), obs=sim.obs[[]], var=sim.var[[]])
+    adata.raw = adata.copy()  # not adata: .raw would share X, normalised in place below
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    return adata[:, adata.var_names[::-2]].copy()
+
+
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_layer_raw_reads_the_counts_of_xs_genes_from_raw(sim, tmp_path, monkeypatch, tool):
+    adata = _counts_only_in_raw(sim)
+    given = _options_given_to(tool, adata, tmp_path, monkeypatch, "--layer", "raw", *TINY)
+    if tool == "scdcc":
+        assert given["layer"] == "counts"
+    counts = given["adata"].layers["counts"]
+    expected = sim[:, adata.var_names].layers["counts"]
+    np.testing.assert_array_equal(np.asarray(counts.todense()), expected.toarray())
+    assert not sdc.pp.is_count_matrix(given["adata"].X)  # log-normalised, as the recipe left it
+
+
+def test_scdcc_without_counts_but_a_raw_of_counts_is_told_of_layer_raw(sim, tmp_path, capsys):
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    adata = _counts_only_in_raw(sim)
+    adata.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "-o", str(out), *TINY]) == 2
+    assert "the input's .raw holds counts: pass --layer raw" in capsys.readouterr().err
+    assert main(["run", str(path), "-m", "scdcc", "--layer", "lognorm", "-o", str(out)]) == 2
+    assert "(--layer raw reads the counts in its .raw)" in capsys.readouterr().err
+    del adata.raw
+    adata.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "--layer", "raw", "-o", str(out)]) == 2
+    assert "the input has no .raw and no layer 'raw'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_layer_raw_refuses_a_raw_without_xs_genes_or_without_counts(sim, tmp_path, capsys):
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    adata = _counts_only_in_raw(sim)
+    adata.raw = adata[:, 1:].copy()  # log-normalised values, one gene short
+    adata.write_h5ad(path)
+    assert main(["run", str(path), "-m", "desc", "--layer", "raw", "-o", str(out)]) == 2
+    assert "the input's .raw lacks 1 of X's 60 genes" in capsys.readouterr().err
+    adata.raw = adata.copy()
+    adata.write_h5ad(path)
+    assert main(["run", str(path), "-m", "desc", "--layer", "raw", "-o", str(out)]) == 2
+    assert "the input's .raw does not hold counts" in capsys.readouterr().err
 
 
 def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys):
