@@ -801,6 +801,16 @@ def _run(args) -> int:
         # what the API asks its caller to do; here the file's X is not written back
         adata.X = adata.layers[counts_layer].copy()
         say(f"  X is empty: prepared from a copy of layers[{counts_layer!r}]")
+    elif adata.X is None and len(layer_names(adata)) == 1:
+        # zellkonverter's export of a SingleCellExperiment holding logcounts alone
+        (only,) = layer_names(adata)
+        adata.X = adata.layers[only].copy()
+        say(f"  X is empty: prepared from a copy of layers[{only!r}], the input's only layer")
+    elif adata.X is None and layer_names(adata):
+        raise CommandError(
+            f"X is empty and no layer is named 'counts'; layers: {layer_names(adata)}. Name "
+            "the one of raw counts with --layer"
+        )
 
     say(f"preparing the data for {args.method}")
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the

@@ -914,6 +914,22 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
     assert "error: --key-added 'x' is taken; pass another --key-added." in err
 
 
+def test_an_empty_x_is_prepared_from_the_only_layer(sim, tmp_path, monkeypatch, capsys):
+    """zellkonverter's export of logcounts alone: X None, one layer; DESC could not run."""
+    logcounts = sc.pp.log1p(sc.pp.normalize_total(sim, copy=True).X)
+    empty = ad.AnnData(obs=sim.obs[[]], var=sim.var[[]], layers={"logcounts": logcounts})
+    given = _options_given_to("desc", empty, tmp_path, monkeypatch, *TINY)
+    assert "prepared from a copy of layers['logcounts'], the input's only layer" in (
+        capsys.readouterr().out
+    )
+    np.testing.assert_allclose(given["adata"].X.toarray(), logcounts.toarray(), rtol=1e-6)
+    empty.layers["counts_of_another_gene_set"] = logcounts
+    path = tmp_path / "two.h5ad"
+    empty.write_h5ad(path)
+    assert main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"), *TINY]) == 2
+    assert "X is empty and no layer is named 'counts'; layers: " in capsys.readouterr().err
+
+
 def test_an_empty_x_is_prepared_from_the_counts_layer(sim, tmp_path, capsys):
     """X None with the counts in a layer was refused with advice to assign adata.X in Python,
     although --layer named the counts."""
