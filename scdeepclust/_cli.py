@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 10; 0 turns it off)",
     )
     run.add_argument(
+        "--missing-label",
+        action="append",
+        metavar="TEXT",
+        help="a value of the --label-key and --truth columns that means no label (NA, as R "
+        "writes it, or 'unknown'): its cells are read as unlabelled, the file written keeps "
+        "the columns as they were; repeat it for several values",
+    )
+    run.add_argument(
         "--truth",
         metavar="COL",
         help="obs column with known labels to score the clusters against (ARI, NMI); default "
@@ -475,6 +483,11 @@ _COMMAND_OPTIONS = {
 }
 _SWITCHES = ("distributed",)  # name=True is the option alone
 _BACKTICKED = re.compile(r"(`[^`]*`)")
+_QUOTED = r"""('[^']*'|"[^"]*")"""
+_MADE_MISSING = re.compile(  # _missing.made_missing's line
+    rf"`adata\.obs\[{_QUOTED}\] = adata\.obs\[\1\]\.mask\(adata\.obs\[\1\]\.astype\(str\) == "
+    rf"{_QUOTED}\)`"
+)
 # not part of a longer name, a path, or a key such as obs['batch_key'] or params['n_clusters']
 _BEFORE, _AFTER = r"(?<![\w.'\"\[/-])", r"(?![\w'\"\]/]|[.-]\w)"
 
@@ -487,6 +500,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
     (no English word does). Python calls in backticks, keys and paths are left as they are.
     """
     options = _COMMAND_OPTIONS[command]
+    if command == "run":  # the Python line that makes a "no label" value missing
+        text = _MADE_MISSING.sub(r"`--missing-label \2`", text)
     names = "|".join(sorted(options, key=len, reverse=True))
     bare = "|".join(sorted((n for n in options if "_" in n), key=len, reverse=True))
 
@@ -623,6 +638,18 @@ def _run(args) -> int:
             )
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
+    if (
+        args.missing_label
+        and args.label_key is None
+        and args.truth is None
+        and (
+            path.suffix.lower() == ".h5ad"  # an .h5 of scDCC's layout brings its labels as truth
+        )
+    ):
+        raise CommandError(
+            "--missing-label names a value of the --label-key or --truth column: give one of "
+            "them, or leave --missing-label out"
+        )
     if args.resolution is not None and args.n_clusters is not None and args.method == "desc":
         raise CommandError(
             "--resolution has no effect on -m desc with -k (Leiden is brought to K from its own "
@@ -747,6 +774,8 @@ def _run(args) -> int:
             "scdcc models raw counts, but X does not hold them and there is no "
             "layers['counts']; the input's .raw holds counts: pass --layer raw to read them"
         )
+    # the file written keeps the input's columns: the values are "no label" for this run only
+    kept_columns = _missing_labels_read(adata, (args.label_key, truth), args.missing_label or ())
     if truth is not None:  # before training: the score comes after it
         warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
         truth_known = adata.obs[truth].notna()
@@ -763,7 +792,8 @@ def _run(args) -> int:
                 f"--label-key {args.label_key!r} labels every cell, so --truth {truth!r} has "
                 "no cell left to score (labelled cells keep their label). Only missing values "
                 "mark a cell without a label: a value such as 'unknown' is a class of its own. "
-                "Leave the unlabelled cells empty in that column, or leave --truth out"
+                "Leave the unlabelled cells empty in that column (or name their value with "
+                "--missing-label), or leave --truth out"
             )
         if not scored.any():
             raise CommandError(
@@ -781,8 +811,8 @@ def _run(args) -> int:
         raise CommandError(
             f"--label-key {args.label_key!r} labels every cell, and labelled cells keep their "
             "label: the clusters would be that column. Only missing values mark a cell "
-            "without a label; leave the cells whose type is not known empty in that column, "
-            "or leave --label-key out"
+            "without a label; leave the cells whose type is not known empty in that column "
+            "(or name their value with --missing-label), or leave --label-key out"
         )
     key = args.key_added or args.method
     if truth is not None and truth in (key, f"{key}_confidence"):
@@ -890,15 +920,49 @@ def _run(args) -> int:
                 _figure(sdc.pl.umap, adata, key, plot, color=truth)
         except BaseException:
             # the trained result is kept all the same, an interrupted plot included
+            for column, values in kept_columns.items():
+                adata.obs[column] = values
             _write_result(adata, output)
             _tell(f"{PROG}: no figure; wrote {output}")
             raise
         say(f"wrote {plot}")
+    for column, values in kept_columns.items():
+        adata.obs[column] = values
     # interrupted, it leaves no partial file, nor a truncated earlier result
     _write_result(adata, output)
     say(f"wrote {output}")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _missing_labels_read(adata, columns, values) -> dict:
+    """Make the cells of `columns` holding one of `values` missing; return the columns before.
+
+    A value is matched as text, stripped, as the package's warnings show it ('NA').
+    """
+    import pandas as pd
+
+    kept = {}
+    for column in dict.fromkeys(c for c in columns if c is not None):
+        if not values:
+            break
+        before = adata.obs[column]
+        text = pd.Series(before.astype(str).str.strip().to_numpy(), index=before.index)
+        hit = text.isin([value.strip() for value in values]).to_numpy() & before.notna().to_numpy()
+        if not hit.any():
+            _tell(
+                f"{PROG}: warning: no cell of obs[{column!r}] holds "
+                + " or ".join(repr(v) for v in values)
+                + " (--missing-label); the column is read as it is"
+            )
+            continue
+        after = before.mask(hit)
+        if isinstance(after.dtype, pd.CategoricalDtype):
+            after = after.cat.remove_unused_categories()
+        kept[column] = before
+        adata.obs[column] = after
+        say(f"  obs[{column!r}]: {hit.sum()} cells read as unlabelled (--missing-label)")
+    return kept
 
 
 def _raw_counts(adata) -> bool:

@@ -1191,6 +1191,40 @@ def test_layer_raw_refuses_a_raw_without_xs_genes_or_without_counts(sim, tmp_pat
     assert "the input's .raw does not hold counts" in capsys.readouterr().err
 
 
+def test_missing_label_reads_a_value_as_no_label_for_the_run_only(sim, tmp_path, capsys):
+    """R writes NA as text: a CLI user could not make those cells unlabelled but in Python."""
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    group = sim.obs["group"].astype(str).to_numpy()
+    sim.obs["known"] = pd.Categorical(np.where(np.arange(sim.n_obs) % 3 == 0, group, " NA"))
+    sim.obs["truth"] = np.where(np.arange(sim.n_obs) % 10 == 0, "NA", group)
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "--label-key", "known", "--truth", "truth"]
+    assert main([*args, "-o", str(out), *TINY]) == 2  # NA labels every cell
+    said = capsys.readouterr().err
+    assert "e.g. `--missing-label 'NA'`" in said and "name their value with --missing-label" in said
+    assert main([*args, "--missing-label", "NA", "-o", str(out), *TINY]) == 0
+    said = capsys.readouterr().out
+    assert "obs['known']: 160 cells read as unlabelled" in said
+    assert "obs['truth']: 24 cells read as unlabelled" in said
+    unlabelled = (np.arange(sim.n_obs) % 3 != 0) & (np.arange(sim.n_obs) % 10 != 0)
+    assert f"on the {unlabelled.sum()} cells without a 'known' label" in said
+    result = ad.read_h5ad(out)
+    for column in ("known", "truth"):  # the file keeps the columns as they came
+        pd.testing.assert_series_equal(result.obs[column], sim.obs[column], check_names=False)
+    assert "scdcc" in result.obs
+
+
+def test_missing_label_needs_a_column_and_a_value_found(sim, tmp_path, capsys):
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    sim.obs["truth"] = sim.obs["group"].astype(str)
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "--missing-label", "NA", "-o", str(out), *TINY]
+    assert main(args) == 2
+    assert "--missing-label names a value of the --label-key or --truth" in capsys.readouterr().err
+    assert main([*args, "--truth", "truth"]) == 0
+    assert "no cell of obs['truth'] holds 'NA' (--missing-label)" in capsys.readouterr().err
+
+
 def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys):
     path = tmp_path / "sim.h5ad"
     sim.write_h5ad(path)
