@@ -950,11 +950,12 @@ def _missing_labels_read(adata, columns, values) -> dict:
         text = pd.Series(before.astype(str).str.strip().to_numpy(), index=before.index)
         hit = text.isin([value.strip() for value in values]).to_numpy() & before.notna().to_numpy()
         if not hit.any():
-            _tell(
-                f"{PROG}: warning: no cell of obs[{column!r}] holds "
-                + " or ".join(repr(v) for v in values)
-                + " (--missing-label); the column is read as it is"
-            )
+            if _is_rank_zero():
+                _tell(
+                    f"{PROG}: warning: no cell of obs[{column!r}] holds "
+                    + " or ".join(repr(v) for v in values)
+                    + " (--missing-label); the column is read as it is"
+                )
             continue
         after = before.mask(hit)
         if isinstance(after.dtype, pd.CategoricalDtype):
