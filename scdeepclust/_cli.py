@@ -943,7 +943,10 @@ def _missing_labels_read(adata, columns, values) -> dict:
     import pandas as pd
 
     kept = {}
-    for column in dict.fromkeys(c for c in columns if c is not None):
+    columns = list(dict.fromkeys(c for c in columns if c is not None))
+    if values and not columns and _is_rank_zero():  # a file of scDCC's layout without labels
+        _tell(f"{PROG}: warning: the input brings no labels to read --missing-label in")
+    for column in columns:
         if not values:
             break
         before = adata.obs[column]
@@ -978,10 +981,11 @@ def _counts_from_raw(adata) -> str:
 
     The tools read counts from a layer; ``.raw`` may hold more genes than X, in another order.
     """
+    from .pp._input import layer_names
+
     if adata.raw is None:
         raise CommandError(
-            f"--layer raw: the input has no .raw and no layer 'raw'; layers: "
-            f"{[name for name in adata.layers.keys() if name is not None]}"
+            f"--layer raw: the input has no .raw and no layer 'raw'; layers: {layer_names(adata)}"
         )
     missing = adata.var_names.difference(adata.raw.var_names)
     if len(missing):

@@ -1214,7 +1214,7 @@ def test_missing_label_reads_a_value_as_no_label_for_the_run_only(sim, tmp_path,
     assert "scdcc" in result.obs
 
 
-def test_missing_label_needs_a_column_and_a_value_found(sim, tmp_path, capsys):
+def test_missing_label_needs_a_column_and_a_value_found(sim, scdcc_h5, tmp_path, capsys):
     path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
     sim.obs["truth"] = sim.obs["group"].astype(str)
     sim.write_h5ad(path)
@@ -1223,6 +1223,14 @@ def test_missing_label_needs_a_column_and_a_value_found(sim, tmp_path, capsys):
     assert "--missing-label names a value of the --label-key or --truth" in capsys.readouterr().err
     assert main([*args, "--truth", "truth"]) == 0
     assert "no cell of obs['truth'] holds 'NA' (--missing-label)" in capsys.readouterr().err
+    # a file of scDCC's layout brings its labels as the truth, if it has any
+    args[1] = str(scdcc_h5)
+    assert main(args) == 0
+    assert "no cell of obs['label'] holds 'NA'" in capsys.readouterr().err
+    with h5py.File(scdcc_h5, "a") as f:
+        del f["Y"]
+    assert main(args) == 0
+    assert "the input brings no labels to read --missing-label in" in capsys.readouterr().err
 
 
 def test_an_output_path_that_leads_to_the_input_is_refused(sim, tmp_path, capsys):
