@@ -696,7 +696,7 @@ def _run(args) -> int:
 
     from .pp._counts import is_count_matrix
     from .pp._input import MANY_GENES, MaskRefused, layer_names
-    from .pp._recipe import looks_scaled
+    from .pp._recipe import DESC_SCALES, LEFT_UNSCALED, looks_scaled
 
     started = time.perf_counter()
     say(f"reading {path}")
@@ -860,6 +860,8 @@ def _run(args) -> int:
     if protein_step is not None:
         steps.append(protein_step)
     for step in steps:
+        if step.startswith(LEFT_UNSCALED):  # the recipe's words are the Python call's
+            step = f"{LEFT_UNSCALED}, as the file written keeps it: {DESC_SCALES}"
         say(f"  {step}")
     # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)

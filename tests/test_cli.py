@@ -298,7 +298,11 @@ def test_run_desc_with_plot_in_process(sim, tmp_path, capsys):
     assert "X: normalize_total (each cell to the median total) + log1p" in text
     # DESC z-scores the genes as it reads the cells: X stays sparse and log-normalised
     assert (
-        "X: left log-normalised, not scaled (scale=False)" in text and "against group: ARI" in text
+        "X: left log-normalised, not scaled, as the file written keeps it: DESC z-scores each "
+        "gene as it reads the cells"
+        in text
+        and "against group: ARI" in text
+        and "scale=" not in text
     )
     assert plot.stat().st_size > 0
     result = ad.read_h5ad(out)

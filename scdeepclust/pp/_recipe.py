@@ -45,6 +45,10 @@ METHODS = ("desc", "scdcc")
 # Log-normalised values (log1p of counts per median total or per 10,000) stay well below this.
 LOG_MAX = 50.0
 
+# the step said where X is left log-normalised for DESC, which the command line says its own way
+LEFT_UNSCALED = "X: left log-normalised, not scaled"
+DESC_SCALES = "DESC z-scores each gene as it reads the cells"
+
 
 def recipe(
     adata: AnnData,
@@ -394,10 +398,7 @@ def _prepare(
         batch_covariate(adata, batch_key, for_recipe=True)
 
     if method == "desc" and state != "scaled" and not scale:
-        steps.append(
-            "X: left log-normalised, not scaled (scale=False): DESC z-scores each gene as it "
-            "reads the cells (tl.desc(adata, scale=True))"
-        )
+        steps.append(f"{LEFT_UNSCALED} (scale=False): {DESC_SCALES} (tl.desc(adata, scale=True))")
     elif method == "desc" and state != "scaled":
         # marker genes (sc.tl.rank_genes_groups) read .raw's log-normalised values: scaled ones
         # give no fold changes. Kept above with more genes than `hvg_above`; also here.
