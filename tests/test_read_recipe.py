@@ -345,6 +345,9 @@ def test_recipe_refuses_values_that_are_not_numbers_and_points_at_raw_counts():
     sc.pp.log1p(lognorm)
     with pytest.raises(ValueError, match=r"adata.raw holds counts: `adata.layers\['counts'\]"):
         sdc.pp.recipe(lognorm, "scdcc")
+    lognorm.raw = lognorm.raw.to_adata()[:, 1:]  # the line given would raise a KeyError
+    with pytest.raises(ValueError, match=r"adata.raw holds counts, but lacks 1 of X's 30 genes"):
+        sdc.pp.recipe(lognorm, "scdcc")
 
 
 def test_recipe_selects_genes_and_keeps_counts_for_scdcc():
@@ -1002,6 +1005,9 @@ def test_recipe_warns_where_raw_holds_counts_that_marker_genes_would_read():
     said = r"adata.raw holds counts, .* \(`adata.layers\['counts'\] = adata.raw\[:, adata.var_"
     said += r".*rank_genes_groups\(\.\.\., use_raw=False\)"
     with pytest.warns(UserWarning, match=said):
+        sdc.pp.recipe(sim.copy(), "desc")
+    sim.raw = sim.raw.to_adata()[:, 1:]  # a .raw short of X's genes: no line that would fail
+    with pytest.warns(UserWarning, match=r"before pp.recipe \(`del adata.raw`\)"):
         sdc.pp.recipe(sim, "desc")
     assert sdc.pp.is_count_matrix(sim.raw.X)  # the user's .raw is left as it is
     # the advice, followed: the counts in a layer, the log-normalised values in .raw

@@ -240,9 +240,12 @@ def recipe(
                 f"neither X nor layers['counts'] holds counts (non-negative integers); {name_it}"
             )
         if adata.raw is not None and is_count_matrix(adata.raw.X):
+            lacking = (~adata.var_names.isin(adata.raw.var_names)).sum()
             found += (
                 "; adata.raw holds counts: `adata.layers['counts'] = "
                 "adata.raw[:, adata.var_names].X` puts them where scdcc reads them"
+                if not lacking
+                else f"; adata.raw holds counts, but lacks {lacking} of X's {adata.n_vars} genes"
             )
         raise ValueError(f"scdcc models raw counts, but {found}.")
     if counts_key is None and layer is None and "counts" in adata.layers:
@@ -409,7 +412,7 @@ def _prepare(
         elif state == "log" and is_count_matrix(adata.raw.X):
             counts_too = (
                 ""
-                if counts_key is not None
+                if counts_key is not None or not adata.var_names.isin(adata.raw.var_names).all()
                 else ("`adata.layers['counts'] = adata.raw[:, adata.var_names].X.copy()`, then ")
             )
             warnings.warn(
