@@ -7,6 +7,7 @@ from anndata import AnnData
 from scipy.sparse import SparseEfficiencyWarning, csr_matrix
 
 from ._process import ignoring_warnings
+from ._threads import torch_threads_kept
 
 
 def exact_neighbors(
@@ -22,7 +23,7 @@ def exact_neighbors(
     """
     import scanpy as sc
 
-    with ignoring_warnings(SparseEfficiencyWarning):
+    with ignoring_warnings(SparseEfficiencyWarning), torch_threads_kept():
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,
@@ -62,14 +63,15 @@ def plot_neighbors(
         n_trees=min(64, 5 + round(n**0.5 / 20.0)),
         n_iters=max(5, round(np.log2(n))),
     )
-    sc.pp.neighbors(
-        adata,
-        n_neighbors=n_neighbors,
-        use_rep=use_rep,
-        random_state=random_state,
-        transformer=_SparseMatrixOutput(search),
-        **options,
-    )
+    with torch_threads_kept():
+        sc.pp.neighbors(
+            adata,
+            n_neighbors=n_neighbors,
+            use_rep=use_rep,
+            random_state=random_state,
+            transformer=_SparseMatrixOutput(search),
+            **options,
+        )
 
 
 class _SparseMatrixOutput:

@@ -1,4 +1,4 @@
-"""Thread limits that keep scikit-learn's k-means reproducible and quick on many cores.
+"""Thread limits that keep scikit-learn's k-means and torch's training reproducible.
 
 scikit-learn's k-means sums each thread's share of the new centroids into the shared ones
 under a lock, in whatever order the threads arrive. With three or more threads that order,
@@ -18,6 +18,27 @@ from contextlib import contextmanager
 from threadpoolctl import threadpool_info, threadpool_limits
 
 KMEANS_THREADS = 2
+
+
+@contextmanager
+def torch_threads_kept():
+    """Give torch back its thread count after a call into scanpy.
+
+    numba, which scanpy's normalisation, scaling, gene selection, neighbours and UMAP run on,
+    starts its pool of threads at the first such call in a process and sets OpenMP's thread
+    count to every core, which torch then uses too. Where the caller had limited torch (e.g.
+    ``torch.set_num_threads(1)``, or ``OMP_NUM_THREADS=1`` as torchrun and batch systems set),
+    the training after it ran on other threads than the same call in a fresh process, and its
+    float sums, so its labels, differed.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 @contextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -323,3 +326,46 @@ def test_scanpy_speaks_again_in_the_thread_whose_block_ended_and_beside_other_fi
         sc.settings._root_logger = logger
         logger.removeFilter(users)
         sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="numba's pool is one thread here anyway")
+def test_calls_into_scanpy_give_torch_back_the_callers_thread_count():
+    """numba, which scanpy's normalisation, gene selection and UMAP run on, set OpenMP's (so
+    torch's) thread count to every core as its pool started: a caller's 1 became 2 after
+    `pl.umap` or `pp.recipe`, and the same tool call then trained on other threads than it
+    had, its embedding different (10X PBMC: labels ARI 0.968 against the first run's)."""
+    script = """
+import sys
+import warnings
+
+import matplotlib
+import numpy as np
+import torch
+
+matplotlib.use("Agg")
+warnings.simplefilter("ignore")
+import scdeepclust as sdc
+
+if sys.argv[1] == "recipe":  # numba's pool starts once in a process: each call its own
+    sdc.pp.recipe(sdc.datasets.simulate(n_cells=500, n_genes=1000, random_state=0), "scdcc")
+    print("recipe", torch.get_num_threads())
+else:
+    adata = sdc.datasets.simulate(n_cells=500, n_genes=300, n_groups=4, random_state=0)
+    options = dict(n_clusters=4, pretrain_epochs=3, max_epochs=2, progress=False)
+    first = sdc.tl.scdcc(adata, copy=True, **options)
+    sdc.pl.umap(first, "scdcc", show=False)
+    print("umap", torch.get_num_threads())
+    again = sdc.tl.scdcc(adata, copy=True, **options)
+    print("same", np.array_equal(first.obsm["X_scdcc"], again.obsm["X_scdcc"]))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env.pop("NUMBA_NUM_THREADS", None)
+    said = []
+    for call in ("recipe", "umap"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, call], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        said += done.stdout.split()
+    # 1 thread, as OMP_NUM_THREADS says (torchrun and batch systems set it)
+    assert said == ["recipe", "1", "umap", "1", "same", "True"]

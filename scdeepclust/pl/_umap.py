@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from .._neighbors import plot_neighbors
+from .._threads import torch_threads_kept
 from ..tl._validate import check_bools, check_int, check_positive
 from ._utils import (
     check_result,
@@ -192,13 +193,14 @@ def umap_coordinates(
             _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
         return umap_key
     _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
-    sc.tl.umap(
-        adata,
-        min_dist=min_dist,
-        random_state=random_state,
-        neighbors_key=neighbors_key,
-        key_added=umap_key,
-    )
+    with torch_threads_kept():
+        sc.tl.umap(
+            adata,
+            min_dist=min_dist,
+            random_state=random_state,
+            neighbors_key=neighbors_key,
+            key_added=umap_key,
+        )
     adata.uns[umap_key]["params"]["scdeepclust_source"] = fingerprint
     adata.uns[umap_key]["params"]["scdeepclust_coordinates"] = _fingerprint(
         _coordinates(adata, umap_key)

@@ -17,6 +17,7 @@ from scipy import sparse
 
 from .._messages import caller_stacklevel, not_anndata
 from .._process import ignoring_warnings
+from .._threads import torch_threads_kept
 from ..data import RowSource, is_dask_array
 from ..data._rows import native_byte_order
 from ._batches import BatchCovariate, BatchWarning, batch_covariate
@@ -262,21 +263,22 @@ def recipe(
         adata._init_as_actual(adata.copy())
     before = _sharing_matrices(adata)
     try:
-        return _prepare(
-            adata,
-            method,
-            n_top_genes=n_top_genes,
-            hvg_above=hvg_above,
-            max_value=max_value,
-            batch_key=batch_key,
-            batches=batches,
-            target_sum=target_sum,
-            scale=scale,
-            counts_key=counts_key,
-            counts_from_x=counts_from_x,
-            recovered=recovered,
-            original_x=before.X,
-        )
+        with torch_threads_kept():
+            return _prepare(
+                adata,
+                method,
+                n_top_genes=n_top_genes,
+                hvg_above=hvg_above,
+                max_value=max_value,
+                batch_key=batch_key,
+                batches=batches,
+                target_sum=target_sum,
+                scale=scale,
+                counts_key=counts_key,
+                counts_from_x=counts_from_x,
+                recovered=recovered,
+                original_x=before.X,
+            )
     except BaseException:  # a step failed or was interrupted: adata as it was
         adata._init_as_actual(before)
         raise

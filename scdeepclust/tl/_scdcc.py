@@ -11,6 +11,7 @@ from scanpy import logging as logg
 
 from .._messages import caller_stacklevel
 from .._results import check_result_keys, warn_if_results_replaced, write_results
+from .._threads import torch_threads_kept
 from ..constraints import (
     PairwiseConstraints,
     label_codes,
@@ -776,12 +777,13 @@ def _highly_variable(counts, n_top_genes: int, columns: np.ndarray | None) -> np
     counts, _ = scanpy_computable(counts)  # the recipe's storage: the same values
     # 10,000 rather than the recipe's median total: the median chose genes that scored lower
     # (10X PBMC, mouse bladder; docs/measurements.md)
-    normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
-    tmp = AnnData(normalised)
-    sc.pp.log1p(tmp)
-    table = sc.pp.highly_variable_genes(
-        tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
-    )
+    with torch_threads_kept():
+        normalised = sc.pp.normalize_total(AnnData(counts), target_sum=1e4, inplace=False)["X"]
+        tmp = AnnData(normalised)
+        sc.pp.log1p(tmp)
+        table = sc.pp.highly_variable_genes(
+            tmp, n_top_genes=n_top_genes, flavor="seurat", inplace=False
+        )
     return np.flatnonzero(table["highly_variable"].to_numpy())
 
 
