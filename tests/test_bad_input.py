@@ -397,14 +397,14 @@ CASES = [
         "scdcc",
         kwargs=dict(n_clusters=3, random_state=-1),
         raises=ValueError,
-        match=r"random_state must be an integer in 0\.\.2\*\*32 - 1 \(or None\), got -1",
+        match=r"0\.\.2\*\*32 - 1, a numpy RandomState or Generator \(or None\), got -1",
     ),
     Case(
         "desc-random-state-float",
         "desc",
         kwargs=dict(n_clusters=3, random_state=1.5),
         raises=ValueError,
-        match=r"random_state must be an integer in 0\.\.2\*\*32 - 1 \(or None\), got 1\.5",
+        match=r"0\.\.2\*\*32 - 1, a numpy RandomState or Generator \(or None\), got 1\.5",
     ),
     Case(
         "scdcc-protein-text",

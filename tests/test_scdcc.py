@@ -244,6 +244,28 @@ def test_same_seed_same_labels(sim):
     assert other.uns["scdcc"]["params"]["random_state"] != seed
 
 
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_numpy_generator_as_random_state_gives_the_seed(sim, tool):
+    """scanpy's functions take a RandomState (and a Generator); the tools refused both."""
+    fn = getattr(sdc.tl, tool)
+    for make in (np.random.RandomState, np.random.default_rng):
+        generator = make(3)
+        result = fn(sim, n_clusters=3, random_state=generator, copy=True, **FAST)
+        seed = result.uns[tool]["params"]["random_state"]
+        assert isinstance(seed, int)
+        again = fn(sim, n_clusters=3, random_state=seed, copy=True, **FAST)
+        np.testing.assert_array_equal(result.obsm[f"X_{tool}"], again.obsm[f"X_{tool}"])
+        # one draw, as a generator's other users see it advance
+        drawn = make(3)
+        drawn_seed = (
+            drawn.randint(0, 2**32, dtype=np.int64)
+            if isinstance(drawn, np.random.RandomState)
+            else drawn.integers(0, 2**32)
+        )
+        assert seed == drawn_seed
+        assert generator.random() == drawn.random()
+
+
 def test_sparse_and_dense_give_the_same_result(sim):
     dense = sim.copy()
     dense.X = sim.X.toarray()

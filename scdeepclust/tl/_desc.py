@@ -106,7 +106,7 @@ def desc(
     batch_size: int = 256,
     device: str = "auto",
     precision: str = "float32",
-    random_state: int | None = 0,
+    random_state: int | np.random.RandomState | np.random.Generator | None = 0,
     key_added: str = "desc",
     progress: bool = True,
     copy: bool = False,

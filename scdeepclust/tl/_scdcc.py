@@ -120,7 +120,7 @@ def scdcc(
     batch_size: int = 256,
     device: str = "auto",
     precision: str = "float32",
-    random_state: int | None = 0,
+    random_state: int | np.random.RandomState | np.random.Generator | None = 0,
     key_added: str = "scdcc",
     progress: bool = True,
     copy: bool = False,
@@ -369,7 +369,9 @@ def scdcc(
         Seed of weights, minibatch order, noise, k-means / Leiden and constraint sampling. The
         same value gives the same labels on the same machine. `None` draws a seed, kept in
         ``uns[key_added]['params']['random_state']`` so that the run can be repeated (not with
-        `checkpoint_dir` or `distributed`, which need the seed known in advance).
+        `checkpoint_dir` or `distributed`, which need the seed known in advance). A numpy
+        ``RandomState`` or ``Generator``, which scanpy's functions also take, gives the seed
+        (one draw from it), kept there too.
     key_added
         Prefix of the keys written (not ending in "_colors", scanpy's place for the colours of
         an obs column, and without '/', which h5ad files cannot hold in a key).

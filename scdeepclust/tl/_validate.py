@@ -95,7 +95,8 @@ def check_random_state(random_state) -> None:
     ok = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
     if random_state is not None and not (ok and 0 <= random_state < 2**32):
         raise ValueError(
-            f"random_state must be an integer in 0..2**32 - 1 (or None), got {random_state!r}."
+            f"random_state must be an integer in 0..2**32 - 1, a numpy RandomState or Generator "
+            f"(or None), got {random_state!r}."
         )
 
 
@@ -103,8 +104,13 @@ def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) ->
     """Check `random_state`; `None` draws a seed, which the results' params then record.
 
     Every random choice of the run (weights, minibatches, noise, k-means, Leiden) follows the
-    one seed, rather than torch's following 0 and numpy's nothing.
+    one seed, rather than torch's following 0 and numpy's nothing. A numpy generator, which
+    scanpy's functions take, gives the seed by one draw (advancing it, as scanpy's use does).
     """
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**32, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**32))
     check_random_state(random_state)
     if random_state is not None:
         return int(random_state)
