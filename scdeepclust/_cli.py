@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="TEXT",
         help="a value of the --label-key and --truth columns that means no label (NA, as R "
-        "writes it, or 'unknown'): its cells are read as unlabelled, the file written keeps "
-        "the columns as they were; repeat it for several values",
+        "writes it, or 'unknown'; in a column of numbers also a code such as -1): its cells "
+        "are read as unlabelled, and the file written holds them as missing; repeat it for "
+        "several values",
     )
     run.add_argument(
         "--truth",
@@ -767,6 +768,7 @@ def _run(args) -> int:
         args.method == "scdcc"
         and args.layer is None
         and "counts" not in adata.layers
+        and not (adata.X is None and len(layer_names(adata)) == 1)  # X is made of that layer
         and _raw_counts(adata)  # first: most inputs have no .raw, and X may be large
         and (adata.X is None or not is_count_matrix(adata.X))
     ):  # the recipe's refusal would give the Python line
@@ -774,8 +776,7 @@ def _run(args) -> int:
             "scdcc models raw counts, but X does not hold them and there is no "
             "layers['counts']; the input's .raw holds counts: pass --layer raw to read them"
         )
-    # the file written keeps the input's columns: the values are "no label" for this run only
-    kept_columns = _missing_labels_read(adata, (args.label_key, truth), args.missing_label or ())
+    _missing_labels_read(adata, (args.label_key, truth), args.missing_label or ())
     if truth is not None:  # before training: the score comes after it
         warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
         truth_known = adata.obs[truth].notna()
@@ -922,14 +923,10 @@ def _run(args) -> int:
                 _figure(sdc.pl.umap, adata, key, plot, color=truth)
         except BaseException:
             # the trained result is kept all the same, an interrupted plot included
-            for column, values in kept_columns.items():
-                adata.obs[column] = values
             _write_result(adata, output)
             _tell(f"{PROG}: no figure; wrote {output}")
             raise
         say(f"wrote {plot}")
-    for column, values in kept_columns.items():
-        adata.obs[column] = values
     # interrupted, it leaves no partial file, nor a truncated earlier result
     _write_result(adata, output)
     say(f"wrote {output}")
@@ -937,14 +934,14 @@ def _run(args) -> int:
     return 0
 
 
-def _missing_labels_read(adata, columns, values) -> dict:
-    """Make the cells of `columns` holding one of `values` missing; return the columns before.
+def _missing_labels_read(adata, columns, values) -> None:
+    """Make the cells of `columns` holding one of `values` missing, as the file written keeps.
 
-    A value is matched as text, stripped, as the package's warnings show it ('NA').
+    A value is matched as text, stripped, as the package's warnings show it ('NA'), and in a
+    column of numbers also as a number (-1 matches -1.0).
     """
     import pandas as pd
 
-    kept = {}
     columns = list(dict.fromkeys(c for c in columns if c is not None))
     if values and not columns and _is_rank_zero():  # a file of scDCC's layout without labels
         _tell(f"{PROG}: warning: the input brings no labels to read --missing-label in")
@@ -953,7 +950,11 @@ def _missing_labels_read(adata, columns, values) -> dict:
             break
         before = adata.obs[column]
         text = pd.Series(before.astype(str).str.strip().to_numpy(), index=before.index)
-        hit = text.isin([value.strip() for value in values]).to_numpy() & before.notna().to_numpy()
+        hit = text.isin([value.strip() for value in values]).to_numpy()
+        if pd.api.types.is_numeric_dtype(before) and not pd.api.types.is_bool_dtype(before):
+            numbers = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+            hit |= before.isin(numbers.tolist()).to_numpy(dtype=bool)
+        hit &= before.notna().to_numpy()
         if not hit.any():
             if _is_rank_zero():
                 _tell(
@@ -965,10 +966,8 @@ def _missing_labels_read(adata, columns, values) -> dict:
         after = before.mask(hit)
         if isinstance(after.dtype, pd.CategoricalDtype):
             after = after.cat.remove_unused_categories()
-        kept[column] = before
-        adata.obs[column] = after
+        adata.obs[column] = after.array  # by position: obs names may repeat
         say(f"  obs[{column!r}]: {hit.sum()} cells read as unlabelled (--missing-label)")
-    return kept
 
 
 def _raw_counts(adata) -> bool:
@@ -983,6 +982,9 @@ def _counts_from_raw(adata) -> str:
 
     The tools read counts from a layer; ``.raw`` may hold more genes than X, in another order.
     """
+    import numpy as np
+    import pandas as pd
+
     from .pp._input import layer_names
 
     if adata.raw is None:
@@ -1001,8 +1003,18 @@ def _counts_from_raw(adata) -> str:
             "--layer raw: the input's .raw does not hold counts (non-negative integers); "
             "name the layer that holds them, or leave --layer out"
         )
+    raw_names = adata.raw.var_names
+    repeated = adata.var_names.intersection(raw_names[raw_names.duplicated()])
+    if len(repeated):
+        raise CommandError(
+            f"--layer raw: the input's .raw repeats {len(repeated)} of the gene names X reads "
+            f"(e.g. {', '.join(map(repr, repeated[:3]))}), so which counts are theirs is "
+            "unclear; write the counts of X's genes into a layer and name it"
+        )
+    first = pd.Series(np.arange(len(raw_names)), index=raw_names)
+    columns = first[~raw_names.duplicated()].reindex(adata.var_names).to_numpy()
     name = next(n for n in ("counts", "raw_counts", "counts_from_raw") if n not in adata.layers)
-    adata.layers[name] = adata.raw[:, adata.var_names].X.copy()
+    adata.layers[name] = adata.raw.X[:, columns].copy()
     say(f"  counts of X's genes read from .raw into layers[{name!r}]")
     return name
 

@@ -1182,6 +1182,33 @@ def test_scdcc_without_counts_but_a_raw_of_counts_is_told_of_layer_raw(sim, tmp_
     assert not out.exists()
 
 
+def test_an_only_layer_of_counts_is_read_before_a_raw_of_counts(sim, tmp_path, monkeypatch):
+    adata = _counts_only_in_raw(sim)
+    adata.layers["umi"] = sim[:, adata.var_names].layers["counts"].copy()
+    adata.X = None
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, "-k", "3", *TINY)
+    # not refused for the .raw: the counts reach the tool from the only layer, through X
+    counts = given["adata"].layers["counts"].toarray()
+    np.testing.assert_array_equal(counts, adata.layers["umi"].toarray())
+
+
+def test_layer_raw_with_repeated_gene_names(sim, tmp_path, monkeypatch, capsys):
+    adata = _counts_only_in_raw(sim)
+    raw = adata.raw.to_adata()
+    unread = np.setdiff1d(raw.var_names, adata.var_names)
+    raw.var_names = raw.var_names.where(~raw.var_names.isin(unread[:2]), unread[0])
+    adata.raw = raw  # two genes X does not read share a name: X's counts are clear
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, "--layer", "raw", *TINY)
+    expected = sim[:, adata.var_names].layers["counts"]
+    np.testing.assert_array_equal(given["adata"].layers["counts"].toarray(), expected.toarray())
+    raw.var_names = raw.var_names.where(raw.var_names != unread[2], adata.var_names[0])
+    adata.raw = raw  # a gene X reads is repeated: refused, not pandas' InvalidIndexError
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    adata.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "--layer", "raw", "-o", str(out)]) == 2
+    assert "the input's .raw repeats 1 of the gene names X reads" in capsys.readouterr().err
+
+
 def test_layer_raw_refuses_a_raw_without_xs_genes_or_without_counts(sim, tmp_path, capsys):
     path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
     adata = _counts_only_in_raw(sim)
@@ -1195,12 +1222,17 @@ def test_layer_raw_refuses_a_raw_without_xs_genes_or_without_counts(sim, tmp_pat
     assert "the input's .raw does not hold counts" in capsys.readouterr().err
 
 
-def test_missing_label_reads_a_value_as_no_label_for_the_run_only(sim, tmp_path, capsys):
+def test_missing_label_reads_a_value_as_no_label(sim, tmp_path, capsys):
     """R writes NA as text: a CLI user could not make those cells unlabelled but in Python."""
     path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
     group = sim.obs["group"].astype(str).to_numpy()
     sim.obs["known"] = pd.Categorical(np.where(np.arange(sim.n_obs) % 3 == 0, group, " NA"))
     sim.obs["truth"] = np.where(np.arange(sim.n_obs) % 10 == 0, "NA", group)
+    # repeated cell names, and a cell the recipe removes (no counts): rows are kept by position
+    sim.obs_names = [f"c{i % 120}" for i in range(sim.n_obs)]
+    counts = sim.layers.pop("counts").toarray()
+    counts[5] = 0
+    sim.X = sparse.csr_matrix(counts)
     sim.write_h5ad(path)
     args = ["run", str(path), "-m", "scdcc", "-k", "3", "--label-key", "known", "--truth", "truth"]
     assert main([*args, "-o", str(out), *TINY]) == 2  # NA labels every cell
@@ -1211,11 +1243,22 @@ def test_missing_label_reads_a_value_as_no_label_for_the_run_only(sim, tmp_path,
     assert "obs['known']: 160 cells read as unlabelled" in said
     assert "obs['truth']: 24 cells read as unlabelled" in said
     unlabelled = (np.arange(sim.n_obs) % 3 != 0) & (np.arange(sim.n_obs) % 10 != 0)
+    unlabelled[5] = False  # removed
     assert f"on the {unlabelled.sum()} cells without a 'known' label" in said
     result = ad.read_h5ad(out)
-    for column in ("known", "truth"):  # the file keeps the columns as they came
-        pd.testing.assert_series_equal(result.obs[column], sim.obs[column], check_names=False)
+    kept = np.arange(sim.n_obs) != 5
+    for column in ("known", "truth"):  # as the run read them
+        values = sim.obs[column].astype(str).str.strip().to_numpy()[kept]
+        assert (result.obs[column].isna().to_numpy() == (values == "NA")).all()
     assert "scdcc" in result.obs
+
+
+def test_missing_label_matches_a_code_in_a_column_of_numbers(sim, tmp_path, monkeypatch, capsys):
+    sim.obs["known"] = np.where(np.arange(sim.n_obs) % 3 == 0, sim.obs["group"].cat.codes, -1.0)
+    given = _options_given_to("scdcc", sim, tmp_path, monkeypatch, "--label-key", "known",
+                              "--missing-label", "-1", *TINY)  # fmt: skip
+    assert "obs['known']: 160 cells read as unlabelled" in capsys.readouterr().out
+    assert given["adata"].obs["known"].isna().sum() == 160
 
 
 def test_missing_label_needs_a_column_and_a_value_found(sim, scdcc_h5, tmp_path, capsys):

@@ -245,7 +245,7 @@ def test_same_seed_same_labels(sim):
 
 
 @pytest.mark.parametrize("tool", ["scdcc", "desc"])
-def test_a_numpy_generator_as_random_state_gives_the_seed(sim, tool):
+def test_a_numpy_generator_as_random_state_gives_the_seed(sim, tool, tmp_path):
     """scanpy's functions take a RandomState (and a Generator); the tools refused both."""
     fn = getattr(sdc.tl, tool)
     for make in (np.random.RandomState, np.random.default_rng):
@@ -264,6 +264,9 @@ def test_a_numpy_generator_as_random_state_gives_the_seed(sim, tool):
         )
         assert seed == drawn_seed
         assert generator.random() == drawn.random()
+    # where the seed must be known in advance, a generator is refused as None is
+    with pytest.raises(ValueError, match=r"a numpy generator gives a new seed at every call"):
+        fn(sim, n_clusters=3, random_state=np.random.default_rng(), checkpoint_dir=tmp_path, **FAST)
 
 
 def test_sparse_and_dense_give_the_same_result(sim):

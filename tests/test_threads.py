@@ -349,6 +349,10 @@ import scdeepclust as sdc
 if sys.argv[1] == "recipe":  # numba's pool starts once in a process: each call its own
     sdc.pp.recipe(sdc.datasets.simulate(n_cells=500, n_genes=1000, random_state=0), "scdcc")
     print("recipe", torch.get_num_threads())
+elif sys.argv[1] == "genes":  # scDCC's own gene selection normalises with scanpy
+    adata = sdc.datasets.simulate(n_cells=500, n_genes=1000, n_groups=4, random_state=0)
+    sdc.tl.scdcc(adata, 4, n_top_genes=100, pretrain_epochs=1, max_epochs=1, progress=False)
+    print("genes", torch.get_num_threads())
 else:
     adata = sdc.datasets.simulate(n_cells=500, n_genes=300, n_groups=4, random_state=0)
     options = dict(n_clusters=4, pretrain_epochs=3, max_epochs=2, progress=False)
@@ -361,11 +365,11 @@ else:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     env.pop("NUMBA_NUM_THREADS", None)
     said = []
-    for call in ("recipe", "umap"):
+    for call in ("recipe", "genes", "umap"):
         done = subprocess.run(
             [sys.executable, "-c", script, call], capture_output=True, text=True, env=env
         )
         assert done.returncode == 0, done.stderr
         said += done.stdout.split()
     # 1 thread, as OMP_NUM_THREADS says (torchrun and batch systems set it)
-    assert said == ["recipe", "1", "umap", "1", "same", "True"]
+    assert said == ["recipe", "1", "genes", "1", "umap", "1", "same", "True"]

@@ -371,7 +371,7 @@ def scdcc(
         ``uns[key_added]['params']['random_state']`` so that the run can be repeated (not with
         `checkpoint_dir` or `distributed`, which need the seed known in advance). A numpy
         ``RandomState`` or ``Generator``, which scanpy's functions also take, gives the seed
-        (one draw from it), kept there too.
+        (one draw from it), kept there too (not with those two options either).
     key_added
         Prefix of the keys written (not ending in "_colors", scanpy's place for the colours of
         an obs column, and without '/', which h5ad files cannot hold in a key).

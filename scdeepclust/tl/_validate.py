@@ -107,12 +107,10 @@ def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) ->
     one seed, rather than torch's following 0 and numpy's nothing. A numpy generator, which
     scanpy's functions take, gives the seed by one draw (advancing it, as scanpy's use does).
     """
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**32, dtype=np.int64))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**32))
-    check_random_state(random_state)
-    if random_state is not None:
+    generator = isinstance(random_state, np.random.RandomState | np.random.Generator)
+    if not generator:
+        check_random_state(random_state)
+    if random_state is not None and not generator:
         return int(random_state)
     if distributed or checkpoint_dir is not None:
         why = (
@@ -120,10 +118,14 @@ def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) ->
             if distributed
             else "a checkpoint is resumed only by a run with the seed that wrote it"
         )
+        given = "a numpy generator gives" if generator else "random_state=None draws"
         raise ValueError(
-            f"random_state=None draws a new seed at every call, but {why}: pass an integer "
-            "random_state."
+            f"{given} a new seed at every call, but {why}: pass an integer random_state."
         )
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**32, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**32))
     from scanpy import logging as logg
 
     seed = int(np.random.SeedSequence().entropy % 2**32)

@@ -22,7 +22,7 @@ from scanpy import logging as logg
 from .._messages import caller_stacklevel, scanpy_quiet
 from .._neighbors import exact_neighbors
 from .._process import ignoring_warnings
-from .._threads import kmeans_thread_limit, torch_threads_kept
+from .._threads import kmeans_thread_limit
 from ._balance import crowding_weights
 from ._n_clusters import (
     MIN_CELLS_PER_CANDIDATE_CLUSTER,
@@ -219,7 +219,7 @@ class LatentGraph:
             adjacency = self.weights[cells][:, cells]
         # igraph's implementation, with the settings scanpy recommends (and will default to):
         # the leidenalg flavour warns in every call from scanpy 1.11 on and is much slower.
-        with scanpy_quiet(), torch_threads_kept():  # scanpy_quiet: of the temporary object
+        with scanpy_quiet():  # about the temporary object, not the user's
             sc.tl.leiden(
                 adata,
                 resolution=resolution,
