@@ -188,3 +188,19 @@ def test_tol_zero_warns_only_where_labels_still_moved():
         _warn_not_converged(
             {"label_change": [0.0]}, SimpleNamespace(tol=1e-9, max_epochs=30), init, 3
         )
+
+
+def test_not_converging_suggests_fewer_clusters_only_above_two():
+    from types import SimpleNamespace
+
+    from scdeepclust.train._dec import _warn_not_converged
+
+    stage = SimpleNamespace(tol=0.001, max_epochs=30)
+    history = {"label_change": [0.1, 0.05]}
+    searched = SimpleNamespace(seed_labels=None, n_clusters=[2, 5], resolution=None)
+    with pytest.warns(UserWarning, match=r"\(search a range below n_clusters=\(2, 5\)\)\.$"):
+        _warn_not_converged(history, stage, searched, 3)
+    two = SimpleNamespace(seed_labels=None, n_clusters=2, resolution=None)
+    with pytest.warns(UserWarning, match="without converging") as caught:
+        _warn_not_converged(history, stage, two, 2)
+    assert "fewer groups" not in str(caught[0].message)

@@ -266,3 +266,31 @@ def test_scdcc_takes_a_label_prior_at_its_maximum(sim):
         batch_size=64,
     )
     assert out.uns["scdcc"]["label_prior"]["weight"] == MAX_LABEL_PRIOR
+
+
+def test_the_prior_keeps_a_floor_where_the_classifier_rules_a_cluster_out(monkeypatch):
+    from types import SimpleNamespace
+
+    from scdeepclust.train._label_prior import PRIOR_FLOOR
+
+    ruled_out = np.tile(np.array([[1.0, 0.0]], np.float32), (30, 1))
+    monkeypatch.setattr(dec, "classifier_prior", lambda *args, **kwargs: ruled_out)
+    z = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    init = SimpleNamespace(random_state=0, seed_labels=np.zeros(30, np.int64))
+    prior = dec._label_prior(z, z, init, 2, 2.0, SimpleNamespace(device=torch.device("cpu")))
+    np.testing.assert_allclose(prior[:, 0], 1.0)
+    np.testing.assert_allclose(prior[:, 1], PRIOR_FLOOR**2)
+
+
+def test_the_prior_takes_neighbours_in_the_embedding_and_in_the_input(sim, monkeypatch):
+    sim.obs["known"] = sim.obs["group"].astype(object).where(np.arange(sim.n_obs) % 4 == 0)
+    widths, original = [], dec.neighbour_view
+
+    def spy(space, n_neighbors, **kwargs):
+        widths.append(space.shape[1])
+        return original(space, n_neighbors, **kwargs)
+
+    monkeypatch.setattr(dec, "neighbour_view", spy)
+    out = sdc.tl.scdcc(sim, 3, label_key="known", refine=0, copy=True, **FAST)
+    assert "label_prior" in out.uns["scdcc"]
+    assert len(widths) == 2 and widths[0] == out.obsm["X_scdcc"].shape[1] != widths[1]

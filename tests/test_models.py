@@ -1456,3 +1456,301 @@ def test_a_single_negative_value_is_one_too_many_for_a_model_of_unscaled_cells(s
     test.X[0, 0] = -0.5
     with pytest.warns(UserWarning, match=r"has negative values, as scaled or corrected data have"):
         model.predict(test)
+
+
+def test_model_json_holds_numbers_as_numbers(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    meta = json.loads((model.save(tmp_path / "m") / "model.json").read_text())
+    pre = meta["preprocessing"]
+    for name in ("gene_mean", "gene_scale"):
+        assert all(type(value) is float for value in pre[name]), name
+    assert type(pre["median_library_size"]) is float
+    assert all(type(value) is float for row in meta["centroids"] for value in row)
+
+
+@pytest.mark.parametrize("options", [dict(kernel="gaussian"), dict(alpha=5.0)])
+def test_a_desc_model_maps_with_the_kernel_it_was_trained_with(split, options):
+    train = split[0].copy()
+    sc.pp.normalize_total(train, target_sum=1e4)
+    sc.pp.log1p(train)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # one epoch does not converge
+        model = sdc.tl.desc(train, return_model=True, **options, **fast)
+    np.testing.assert_allclose(
+        model.predict(train, soft=True), train.obsm["desc_probs"], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_a_model_saved_without_its_version_does_not_claim_this_one(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "model.json").read_text())
+    del meta["scdeepclust_version"]
+    (path / "model.json").write_text(json.dumps(meta))
+    loaded = sdc.models.load(path)
+    assert loaded.trained_with == "?"
+    assert repr(loaded).endswith("with scdeepclust ?)")
+
+
+def test_a_scdcc_model_judges_the_counts_of_its_own_genes_only(scdcc_model, split):
+    from scipy import sparse
+
+    _, model = scdcc_model
+    _, test = split
+    expected = model.predict(test)
+    other = np.full((test.n_obs, 1), -0.5, dtype=np.float32)  # a gene the model does not read
+    counts = sparse.hstack([test.layers["counts"], sparse.csr_matrix(other)]).tocsr()
+    wider = sc.AnnData(counts, obs=test.obs[[]].copy(), layers={"counts": counts})
+    wider.var_names = [*test.var_names, "not_in_the_model"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        np.testing.assert_array_equal(model.predict(wider), expected)
+
+
+def test_a_model_of_obsm_refuses_a_layer(split):
+    train, test = (a.copy() for a in split)
+    for adata in (train, test):
+        adata.obsm["X_rep"] = np.log1p(adata.layers["counts"][:, :20].toarray())
+    model = _rep_model(train)
+    with pytest.raises(ValueError, match=r"reads adata.obsm\['X_rep'\]; `layer` does not apply"):
+        model.predict(test, layer="counts")
+
+
+def test_a_model_of_a_named_dataframe_maps_an_array_of_its_columns_by_position(split):
+    import pandas as pd
+
+    train, test = (a.copy() for a in split)
+    names = [f"PC{i}" for i in range(12)]
+    for adata in (train, test):
+        values = np.log1p(adata.layers["counts"][:, :12].toarray())
+        adata.obsm["X_rep"] = pd.DataFrame(values, index=adata.obs_names, columns=names)
+    model = _rep_model(train)
+    assert model.preprocessing["input"]["column_names"] == names
+    want = model.get_latent_representation(test)
+    test.obsm["X_rep"] = test.obsm["X_rep"].to_numpy()
+    np.testing.assert_array_equal(model.get_latent_representation(test), want)
+
+
+def test_a_model_of_obsm_names_the_columns_in_which_new_cells_are_all_zero(split):
+    train, test = (a.copy() for a in split)
+    for adata in (train, test):
+        adata.obsm["X_rep"] = np.log1p(adata.layers["counts"][:, :20].toarray())
+    model = _rep_model(train)
+    test.obsm["X_rep"][0] = 0
+    zero = r"1 cell\(s\) are all zero in adata.obsm\['X_rep'\] in the model's columns"
+    with pytest.warns(UserWarning, match=zero):
+        model.predict(test)
+
+
+def test_an_older_model_of_scaled_cells_says_nothing_of_unscaled_new_cells(split):
+    # models saved before the training input's scale (and its negative values) were kept
+    train, test = _log_normalised_as_pbmc(split)
+    sc.pp.scale(train)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sdc.tl.desc(train, return_model=True, copy=True, **fast)[1]
+    unscaled = test.copy()
+    unscaled.X *= 0.15 / np.median(unscaled.X.std(0))
+    with pytest.warns(UserWarning, match=r"looks normalised but not scaled.*sc\.pp\.scale first\."):
+        model.predict(unscaled)
+    del model.preprocessing["input_has_negatives"]  # its advice: scale, as the training cells
+    with pytest.warns(UserWarning, match=r"run sc\.pp\.scale first\.") as caught:
+        model.predict(unscaled)
+    assert not any("zero_center" in str(w.message) for w in caught)
+    del model.preprocessing["input_gene_scale"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.predict(unscaled)
+
+
+def test_saves_stopped_before_their_model_json_leave_the_saved_model(
+    scdcc_model, tmp_path, monkeypatch
+):
+    import scdeepclust.models._trained as trained
+
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    others = [sdc.models.load(path) for _ in range(2)]
+    for step, other in enumerate(others, start=1):
+        with torch.no_grad():
+            next(other.network.parameters()).add_(step)
+    for other in others:
+        with monkeypatch.context() as m:
+            m.setattr(trained, "write_json", _interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                other.save(path, overwrite=True)
+    assert torch.equal(
+        next(sdc.models.load(path).network.parameters()), next(model.network.parameters())
+    )
+
+
+def test_a_model_json_without_its_weights_is_named_as_missing_them(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    (path / "weights.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"holds model.json but not the weights.pt it was"):
+        sdc.models.load(path)
+
+
+def test_loading_refuses_a_device_torch_does_not_know(scdcc_model, tmp_path):
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"device='gpu' is not a device torch knows"):
+        sdc.models.load(path, device="gpu")
+
+
+def test_repeated_names_of_columns_the_model_does_not_read_do_not_matter(split):
+    import pandas as pd
+
+    train, test = (a.copy() for a in split)
+    names = [f"PC{i}" for i in range(12)]
+    for adata in (train, test):
+        values = np.log1p(adata.layers["counts"][:, :12].toarray())
+        adata.obsm["X_rep"] = pd.DataFrame(values, index=adata.obs_names, columns=names)
+    model = _rep_model(train)
+    want = model.get_latent_representation(test)
+    extra = pd.DataFrame(np.ones((test.n_obs, 2)), index=test.obs_names, columns=["x", "x"])
+    test.obsm["X_rep"] = pd.concat([extra, test.obsm["X_rep"]], axis=1)
+    np.testing.assert_array_equal(model.get_latent_representation(test), want)
+
+
+def test_a_checkpoint_describes_its_stages_by_the_epochs_they_finished(tmp_path):
+    from scdeepclust.train._checkpoint import TrainingCheckpoint
+
+    checkpoint = TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    assert checkpoint.describe() == "nothing saved yet"
+    checkpoint.save("pretraining", epoch=4, done=True, history={})
+    checkpoint.save("clustering", epoch=1, done=False, history={})
+    assert checkpoint.describe() == "pretraining done, clustering after epoch 2"
+    resumed = TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="f")
+    assert resumed.describe() == "pretraining done, clustering after epoch 2"
+
+
+def test_a_finished_stage_keeps_the_weights_it_ended_with(tmp_path):
+    from scdeepclust._serialization import load_tensors
+    from scdeepclust.train._checkpoint import TrainingCheckpoint
+
+    layer = torch.nn.Linear(3, 2)
+    checkpoint = TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.attach(modules={"model": layer})
+    checkpoint.save("pretraining", epoch=0, done=True, history={})
+    ended_with = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)  # trained on in the next stage
+    checkpoint.save("clustering", epoch=0, done=False, history={})
+    stages = load_tensors(checkpoint.path)["stages"]
+    assert torch.equal(stages["pretraining"]["modules"]["model"]["weight"], ended_with)
+    assert torch.equal(stages["clustering"]["modules"]["model"]["weight"], layer.weight)
+
+
+def test_only_the_stage_in_progress_keeps_its_optimizer_state(tmp_path):
+    from scdeepclust._serialization import load_tensors
+    from scdeepclust.train import sgd
+    from scdeepclust.train._checkpoint import TrainingCheckpoint
+
+    layer = torch.nn.Linear(3, 2)
+    optimizer = sgd(list(layer.parameters()), lr=0.1, momentum=0.9)
+    checkpoint = TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.attach(modules={"model": layer})
+    checkpoint.save("pretraining", epoch=0, done=False, history={}, optimizer=optimizer)
+    assert "optimizer" in load_tensors(checkpoint.path)["stages"]["pretraining"]
+    checkpoint.save("pretraining", epoch=1, done=True, history={}, optimizer=optimizer)
+    assert "optimizer" not in load_tensors(checkpoint.path)["stages"]["pretraining"]
+
+
+def test_a_checkpoint_restores_centroids_of_another_number_of_clusters(tmp_path):
+    from scdeepclust.nn import ClusteringLayer
+    from scdeepclust.train._checkpoint import TrainingCheckpoint
+
+    saved = ClusteringLayer(torch.arange(6, dtype=torch.float32).reshape(3, 2))
+    checkpoint = TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.attach(modules={"clustering": saved})
+    checkpoint.save("clustering", epoch=0, done=False, history={})
+    # a resumed run whose initialisation found 4 clusters takes the saved 3
+    layer = ClusteringLayer(torch.zeros(4, 2))
+    resumed = TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="f")
+    resumed.attach(modules={"clustering": layer})
+    resumed.restore("clustering")
+    assert torch.equal(layer.centroids, saved.centroids)
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
+    from scdeepclust._serialization import load_tensors, save_tensors
+    from scdeepclust.train._checkpoint import CHECKPOINT_FORMAT_VERSION, TrainingCheckpoint
+
+    checkpoint = TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.save("pretraining", epoch=0, done=False, history={})
+    saved = load_tensors(checkpoint.path)
+    saved["format_version"] = CHECKPOINT_FORMAT_VERSION + 1
+    save_tensors(checkpoint.path, saved)
+    with pytest.raises(ValueError, match="Upgrade scdeepclust"):
+        TrainingCheckpoint(tmp_path, every=1, resume=True, fingerprint="f")
+
+
+def test_a_refusal_names_six_differences_and_counts_the_others():
+    from scdeepclust.train._checkpoint import _differences
+
+    then = {"method": "scdcc", "config": {f"option{i}": i for i in range(8)}}
+    now = {"method": "scdcc", "config": {f"option{i}": i + 1 for i in range(8)}}
+    text = _differences({"settings": json.dumps(then)}, now)
+    assert text.count(" then, ") == 6 and text.endswith("; and 2 more")
+
+
+def test_run_digests_tell_data_apart_by_their_shape_type_and_text_not_their_objects():
+    from dataclasses import dataclass
+
+    from scdeepclust.train._checkpoint import array_digest, run_digest
+
+    names = np.array([f"cell{i}" for i in range(5)], dtype=object)
+    again = np.array([f"cell{i}" for i in range(5)], dtype=object)  # other str objects
+    assert array_digest(names) == array_digest(again) == array_digest(names.astype(str))
+    assert array_digest(np.zeros((2, 3))) != array_digest(np.zeros((3, 2)))
+    assert array_digest(np.zeros(4, np.float32)) != array_digest(np.zeros(4, np.int32))
+
+    @dataclass
+    class Config:
+        lr: float
+        progress: bool
+
+    # progress bars do not make another run
+    assert run_digest(method="m", config=Config(0.1, True)) == run_digest(
+        method="m", config=Config(0.1, False)
+    )
+    assert run_digest(method="m", config=Config(0.1, True)) != run_digest(
+        method="m", config=Config(0.2, True)
+    )
+
+
+def test_an_interruption_says_how_to_continue_from_the_checkpoint(tmp_path, monkeypatch):
+    import scdeepclust.train._checkpoint as ckpt
+
+    said = []
+    monkeypatch.setattr(ckpt.logg, "warning", lambda message, **kwargs: said.append(message))
+    checkpoint = ckpt.TrainingCheckpoint(tmp_path, every=1, resume=False, fingerprint="f")
+    checkpoint.save("pretraining", epoch=2, done=False, history={})
+    with pytest.raises(KeyboardInterrupt), ckpt.report_interruption(checkpoint):
+        raise KeyboardInterrupt
+    assert len(said) == 1
+    assert "The same call with resume=True continues from the checkpoint in" in said[0]
+    assert said[0].endswith("(pretraining after epoch 3).")
+    with pytest.raises(KeyboardInterrupt), ckpt.report_interruption(None):
+        raise KeyboardInterrupt
+    assert len(said) == 1
+
+
+def test_mapping_counts_the_genes_of_adata_that_the_model_ignores(scdcc_model, split, monkeypatch):
+    import scdeepclust.models._trained as trained
+
+    _, model = scdcc_model
+    _, test = split
+    renamed = test.copy()
+    renamed.var_names = ["unknown_gene", *test.var_names[1:]]  # one missing, one ignored
+    said = []
+    monkeypatch.setattr(trained.logg, "info", lambda message, **kwargs: said.append(message))
+    with pytest.warns(UserWarning, match="1 of the model's 120 genes are not in adata.var_names"):
+        model.predict(renamed)
+    assert [m.strip() for m in said if "not in the model" in m] == [
+        "1 genes of adata are not in the model and are ignored"
+    ]

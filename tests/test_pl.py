@@ -1051,3 +1051,211 @@ def test_probabilities_follows_cluster_names_swapped():
     # the swap on a run whose cluster 4 kept no cells: its column is its own, "4"
     kept = columns != 4
     assert _column_names(numbers, swapped_codes[kept], probs[kept]) == ["1", "0", "2", "3", "4"]
+
+
+def test_probabilities_refuses_a_threshold_max_cells_or_figsize_of_another_kind(clustered):
+    open_figures = plt.get_fignums()
+    for options, match in (
+        (dict(threshold=True), r"threshold must be a number between 0 and 1, got True"),
+        (dict(threshold=1.5), r"threshold must be a number between 0 and 1, got 1.5"),
+        (dict(max_cells=np.True_), r"max_cells must be an integer >= 1, got np.True_"),
+        (dict(max_cells=0), r"max_cells must be an integer >= 1, got 0"),
+        (dict(figsize=(3, 0)), r"figsize must be \(width, height\) .*got \(3, 0\)"),
+        (dict(figsize=(3, np.inf)), r"figsize must be \(width, height\) .*got \(3, inf\)"),
+        (dict(figsize=(3, 4, 5)), r"figsize must be \(width, height\) .*got \(3, 4, 5\)"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sdc.pl.probabilities(clustered, "scdcc", show=False, **options)
+    assert plt.get_fignums() == open_figures
+
+
+def _soft_run(labels, probs):
+    """An AnnData holding a run "scdcc" of these labels and soft assignments."""
+    import anndata as ad
+
+    adata = ad.AnnData(np.zeros((len(labels), 2), np.float32))
+    categories = [str(c) for c in range(probs.shape[1])]
+    adata.obs["scdcc"] = pd.Categorical(
+        [None if c < 0 else str(c) for c in labels], categories=categories
+    )
+    adata.obsm["scdcc_probs"] = probs.astype(np.float32)
+    adata.obs["scdcc_confidence"] = probs.max(1).astype(np.float32)
+    adata.uns["scdcc"] = {"params": {"method": "scdcc"}, "n_clusters": probs.shape[1]}
+    return adata
+
+
+def _sure_of(labels, n_clusters=3):
+    probs = np.full((len(labels), n_clusters), 0.2 / (n_clusters - 1), np.float32)
+    probs[np.arange(len(labels)), labels] = 0.8
+    return probs
+
+
+def test_probabilities_refuses_soft_assignments_a_little_off_one():
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 90)
+    probs[:3] *= 0.97
+    with pytest.raises(ValueError, match=r"soft assignments of 3 cells .* do not sum to 1"):
+        sdc.pl.probabilities(_soft_run(probs.argmax(1), probs), "scdcc", show=False)
+
+
+def test_probabilities_leaves_out_cells_without_a_cluster():
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 90)
+    labels = probs.argmax(1)
+    labels[:5] = -1  # added after the run
+    fig = sdc.pl.probabilities(_soft_run(labels, probs), "scdcc", show=False)
+    assert fig.axes[1].images[0].get_array().shape == (85, 3)
+    assert "(85 cells; 5 without a cluster left out)" in fig.axes[1].get_title()
+
+
+def test_probabilities_shows_every_clusters_share_of_a_subsample():
+    labels = np.repeat([0, 1, 2], [60, 60, 60])
+    adata = _soft_run(labels, _sure_of(labels))
+    fig = sdc.pl.probabilities(adata, "scdcc", max_cells=30, show=False)
+    strip = np.asarray(fig.axes[0].images[0].get_array()).ravel()
+    assert [int((strip == c).sum()) for c in range(3)] == [10, 10, 10]
+
+
+def test_probabilities_names_one_of_two_tiny_neighbouring_blocks():
+    labels = np.repeat([0, 1, 2], [1, 2, 87])
+    fig = sdc.pl.probabilities(_soft_run(labels, _sure_of(labels)), "scdcc", show=False)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "2"]
+
+
+def test_probabilities_draws_a_cluster_of_equal_confidences_as_points():
+    labels = np.repeat([0, 1, 2], 30)
+    probs = _sure_of(labels)  # cluster 0's cells all equally sure
+    rng = np.random.default_rng(0)
+    probs[30:] = rng.dirichlet(np.ones(3), 60)
+    probs[30:60, 1] += 2
+    probs[60:, 2] += 2
+    probs /= probs.sum(1, keepdims=True)
+    fig = sdc.pl.probabilities(_soft_run(labels, probs), "scdcc", show=False)
+    from matplotlib.collections import PolyCollection
+
+    violins = [c for c in fig.axes[3].collections if isinstance(c, PolyCollection)]
+    assert len(violins) == 2
+
+
+def test_column_names_of_numbered_clusters_that_share_a_column_are_the_numbers():
+    from scdeepclust.pl._probabilities import _column_names
+
+    probs = np.eye(3, dtype=np.float32)[np.full(30, 2)]  # every cell assigned to column 2
+    codes = np.repeat([0, 1, 2], 10)
+    assert _column_names(["0", "1", "2"], codes, probs) == ["0", "1", "2"]
+
+
+def test_column_names_leave_a_column_two_annotations_hold_its_number():
+    from scdeepclust.pl._probabilities import _column_names
+
+    probs = np.eye(3, dtype=np.float32)[np.repeat([0, 0, 1], 10)]
+    codes = np.repeat([0, 1, 2], 10)
+    assert _column_names(["B cells", "T cells", "NK"], codes, probs) == ["0", "NK", "2"]
+
+
+def test_probabilities_counts_the_cells_below_the_threshold_not_at_it():
+    labels = np.repeat([0, 1, 2], 20)
+    probs = np.full((60, 3), 0.25, np.float32)
+    probs[np.arange(60), labels] = 0.5
+    probs[:5, 0], probs[:5, 1] = 0.4, 0.35  # five of cluster 0 below
+    fig = sdc.pl.probabilities(_soft_run(labels, probs), "scdcc", threshold=0.5, show=False)
+    assert [t.get_text() for t in fig.axes[3].texts] == ["25%", "0%", "0%"]
+
+
+def test_probabilities_of_twelve_clusters_keeps_the_large_ticks():
+    labels = np.repeat(np.arange(12), 10)
+    fig = sdc.pl.probabilities(_soft_run(labels, _sure_of(labels, 12)), "scdcc", show=False)
+    assert {t.get_fontsize() for t in fig.axes[3].get_xticklabels()} == {9.0}
+
+
+def test_probabilities_colours_each_confidence_by_its_cluster_after_an_empty_one():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgb
+
+    labels = np.repeat([1, 2], 30)  # cluster 0 holds no cell
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 60)
+    probs[np.arange(60), labels] += 2
+    probs /= probs.sum(1, keepdims=True)
+    palette = ["red", "green", "blue"]
+    fig = sdc.pl.probabilities(_soft_run(labels, probs), "scdcc", palette=palette, show=False)
+    violins = [c for c in fig.axes[3].collections if isinstance(c, PolyCollection)]
+    drawn = [v.get_facecolor()[0][:3] for v in violins]
+    np.testing.assert_allclose(drawn, [to_rgb("green"), to_rgb("blue")])
+
+
+def test_compare_names_no_label_as_text_of_any_spacing_largest_first():
+    adata = _labelled_run()
+    truth = adata.obs["truth"].astype(str).to_numpy().astype(object)
+    truth[:3] = " unknown "
+    truth[3:7] = "NA"
+    truth[7] = "?"
+    adata.obs["truth"] = truth
+    with pytest.warns(UserWarning, match="labels cells") as caught:
+        sdc.pl.compare(adata, "run", "truth", show=False)
+    message = str(caught[0].message)
+    assert "labels cells 'NA' (4 cells), ' unknown ' (3 cells), '?' (1 cell): such" in message
+    # the line to paste makes the largest missing, whatever the column's type
+    column = "adata.obs['truth']"
+    assert f"`{column} = {column}.mask({column}.astype(str) == 'NA')`" in message
+
+
+def test_compare_says_nothing_of_missing_values_nor_of_a_no_label_category_without_cells():
+    adata = _labelled_run()
+    truth = adata.obs["truth"].cat.add_categories(["NA"])  # a category, but of no cell
+    truth.iloc[:3] = np.nan  # missing values are left out of the scores already
+    adata.obs["truth"] = truth
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sdc.pl.compare(adata, "run", "truth", show=False)
+
+
+def test_a_missing_run_lists_only_the_runs_whose_labels_are_there():
+    labels = np.repeat([0, 1, 2], 10)
+    adata = _soft_run(labels, _sure_of(labels))
+    adata.uns["scdcc"]["history"] = {}
+    adata.uns["gone"] = {"history": {}, "params": {}, "n_clusters": 3}  # its labels deleted
+    with pytest.raises(KeyError, match=r"Runs in this AnnData: \['scdcc'\];"):
+        sdc.pl.probabilities(adata, "scdc", show=False)
+    with pytest.raises(TypeError, match=r"key must be the non-empty key_added of a run, got ''"):
+        sdc.pl.probabilities(adata, "", show=False)
+
+
+def test_a_palette_of_fewer_colours_than_clusters_is_cycled():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgb
+
+    labels = np.repeat([0, 1, 2], 30)
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 90)
+    probs[np.arange(90), labels] += 2
+    probs /= probs.sum(1, keepdims=True)
+    adata = _soft_run(labels, probs)
+    fig = sdc.pl.probabilities(adata, "scdcc", palette=["red", "blue"], show=False)
+    violins = [c for c in fig.axes[3].collections if isinstance(c, PolyCollection)]
+    drawn = [v.get_facecolor()[0][:3] for v in violins]
+    np.testing.assert_allclose(drawn, [to_rgb("red"), to_rgb("blue"), to_rgb("red")])
+
+
+def test_a_save_that_asks_for_no_file_writes_none_and_does_not_warn(figdir):
+    labels = np.repeat([0, 1, 2], 10)
+    adata = _soft_run(labels, _sure_of(labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        for save in ("", False, None):
+            sdc.pl.probabilities(adata, "scdcc", show=False, save=save)
+    assert list(figdir.iterdir()) == []
+
+
+def test_a_saved_figure_takes_a_path_as_it_is_and_an_extension_in_any_case(
+    figdir, tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    labels = np.repeat([0, 1, 2], 10)
+    adata = _soft_run(labels, _sure_of(labels))
+    monkeypatch.chdir(tmp_path)
+    open_figures = plt.get_fignums()
+    with pytest.warns(FutureWarning, match="deprecated"):
+        sdc.pl.probabilities(adata, "scdcc", show=False, save=Path("f.png"))
+    assert (tmp_path / "f.png").stat().st_size > 0
+    assert plt.get_fignums() == open_figures  # a saved figure is closed
+    with pytest.warns(FutureWarning, match="deprecated"):
+        sdc.pl.probabilities(adata, "scdcc", show=False, save="_x.PDF")
+    assert (figdir / f"probabilities_scdcc_x{sc.settings.plot_suffix}.pdf").exists()

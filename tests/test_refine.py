@@ -211,3 +211,38 @@ def test_mapped_cells_take_no_cluster_the_training_emptied(sim, monkeypatch, tmp
     config.write_text(json.dumps(meta))
     older = sdc.tl.map_to_model(sim, sdc.models.load(tmp_path / "m"), copy=True)
     np.testing.assert_array_equal(older.obs["scdcc"].astype(int).to_numpy(), stage)
+
+
+def test_teaching_cells_under_the_cap_are_drawn_from_all_confident_cells(monkeypatch):
+    monkeypatch.setattr(_refine, "MAX_TEACHING_CELLS", 100)
+    monkeypatch.setattr(_refine, "MIN_TEACHING_CELLS", 10)
+    labels = np.zeros(400, np.int64)
+    soft = np.linspace(1.0, 0.5, 400)  # cell 0 the most confident
+    teaching = teaching_cells(labels, soft, 1.0, rng=np.random.default_rng(0))
+    taught = np.flatnonzero(teaching == 0)
+    assert len(taught) == 100
+    # a random draw of the candidates, not only the most confident among them
+    assert taught.max() >= 200
+
+
+def test_a_small_cluster_teaches_with_at_least_fifty_cells_under_the_cap():
+    labels = np.repeat([0, 1], [30_000, 60])
+    soft = np.random.default_rng(0).random(len(labels))
+    teaching = teaching_cells(labels, soft, 1.0, rng=np.random.default_rng(0))
+    # 20,000 of 30,060 candidates: two thirds of each cluster, but at least 50
+    assert (teaching == 1).sum() == 50
+    assert (teaching == 0).sum() == round(30_000 * 20_000 / 30_060)
+
+
+def test_desc_calibrates_its_confidence_also_in_the_refinements_components(scaled, monkeypatch):
+    seen, original = [], dec.calibrated_confidence
+
+    def spy(probabilities, labels, view, components=None, **kwargs):
+        seen.append(components)
+        return original(probabilities, labels, view, components, **kwargs)
+
+    monkeypatch.setattr(dec, "calibrated_confidence", spy)
+    sdc.tl.desc(scaled, n_clusters=3, copy=True, **FAST)
+    sdc.tl.desc(scaled, n_clusters=3, refine=0, copy=True, **FAST)
+    assert seen[0] is not None and len(seen[0]) == scaled.n_obs
+    assert seen[1] is None

@@ -261,3 +261,14 @@ def test_confidence_left_unset_is_the_soft_assignment_to_the_reported_cluster(si
     write_results(sim, {"c": result})
     expected = result.probabilities[np.arange(sim.n_obs), result.labels]
     np.testing.assert_array_equal(sim.obs["c_confidence"].to_numpy(), expected)
+
+
+def test_a_numpy_integer_number_of_clusters_counts_as_given():
+    with pytest.warns(UserWarning, match=r"1 of the 3 clusters holds no cells .*n_clusters`"):
+        assert _empty_clusters(np.array([0, 0, 2, 2]), 3, asked=np.int64(3)) == [1]
+
+
+def test_the_clustering_epochs_are_those_of_the_history(sim):
+    out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
+    uns = out.uns["scdcc"]
+    assert uns["clustering_epochs"] == len(uns["history"]["cluster_clustering"]) > 0

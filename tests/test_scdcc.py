@@ -963,3 +963,12 @@ def test_labels_on_every_cell_that_are_kept_are_warned_about(sim):
         sdc.tl.scdcc(sim, 3, label_key="known", **short)
     said = [str(w.message) for w in caught]
     assert any("'unknown'" in m for m in said) and not any("labels every cell" in m for m in said)
+
+
+def test_the_known_class_term_is_weighed_by_label_weight(sim):
+    known, _ = _random_known_classes(sim, 0.2, seed=1)
+    sim.obs["known"] = known
+    out = sdc.tl.scdcc(sim, 3, label_key="known", label_weight=1e-3, copy=True, **FAST)
+    term = np.asarray(out.uns["scdcc"]["history"]["cluster_known_class"])
+    # the log assignment to the class (about 1 here) times the weight
+    assert len(term) and (term > 0).all() and (term < 1e-2).all()
