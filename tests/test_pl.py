@@ -1259,3 +1259,19 @@ def test_a_saved_figure_takes_a_path_as_it_is_and_an_extension_in_any_case(
     with pytest.warns(FutureWarning, match="deprecated"):
         sdc.pl.probabilities(adata, "scdcc", show=False, save="_x.PDF")
     assert (figdir / f"probabilities_scdcc_x{sc.settings.plot_suffix}.pdf").exists()
+
+
+def test_panels_of_genes_by_symbol_are_drawn_and_of_raw_genes_only_where_raw_is_read(clustered):
+    adata = clustered.copy()
+    adata.var["symbol"] = [f"SYM{i}" for i in range(adata.n_vars)]
+    axes = sdc.pl.embedding(
+        adata, "scdcc", basis="X_scdcc", color="SYM3", gene_symbols="symbol", show=False
+    )
+    assert [ax.get_title() for ax in axes] == ["scdcc", "SYM3"]
+    adata.raw = adata
+    adata = adata[:, 1:].copy()  # gene0 now in .raw alone
+    axes = sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", color="gene0", show=False)
+    assert [ax.get_title() for ax in axes] == ["scdcc", "gene0"]
+    plt.close("all")
+    with pytest.raises(KeyError, match=r"color \['gene0'\] not found"):  # not scanpy's later
+        sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", color="gene0", use_raw=False, show=False)
