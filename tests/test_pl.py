@@ -1275,3 +1275,19 @@ def test_panels_of_genes_by_symbol_are_drawn_and_of_raw_genes_only_where_raw_is_
     plt.close("all")
     with pytest.raises(KeyError, match=r"color \['gene0'\] not found"):  # not scanpy's later
         sdc.pl.embedding(adata, "scdcc", basis="X_scdcc", color="gene0", use_raw=False, show=False)
+
+
+def test_panel_option_helpers_on_their_edges():
+    from scdeepclust.pl._utils import _align_per_panel_options, spans_decades, wrap_to_width
+
+    # one title for one colour names that colour's panel; the clusters' panel keeps its key
+    kwargs = {"title": ["my gene"], "vmax": [3.0]}
+    _align_per_panel_options("scdcc", ["gene1"], ["scdcc", "gene1"], kwargs)
+    assert kwargs == {"title": ["scdcc", "my gene"], "vmax": [3.0]}  # one vmax: every panel
+    # a narrow figure still gets lines of 20 characters, not one word each
+    fig = plt.figure(figsize=(1, 1))
+    lines = wrap_to_width(fig, "a b c d e f g h i j k l m n o p", fontsize=12).splitlines()
+    plt.close(fig)
+    assert max(map(len, lines)) > 10 and all(len(line) <= 20 for line in lines)
+    # a zero spreads over no decades it could be drawn on: no log axis
+    assert spans_decades([1.0, 100.0]) and not spans_decades([0.0, 100.0])
