@@ -628,6 +628,15 @@ def test_a_dataframe_in_obsm_is_mapped_by_column_name(split):
     want = model.get_latent_representation(test)
     test.obsm["X_rep"] = test.obsm["X_rep"][names[::-1]]
     np.testing.assert_array_equal(model.get_latent_representation(test), want)
+    reordered = test.obsm["X_rep"]
+    # a plain array of those columns is read by position
+    test.obsm["X_rep"] = reordered[names].to_numpy()
+    np.testing.assert_array_equal(model.get_latent_representation(test), want)
+    # repeated names of columns the model does not read do not matter
+    extra = pd.DataFrame(np.ones((test.n_obs, 2)), index=test.obs_names, columns=["x", "x"])
+    test.obsm["X_rep"] = pd.concat([extra, reordered], axis=1)
+    np.testing.assert_array_equal(model.get_latent_representation(test), want)
+    test.obsm["X_rep"] = reordered
     test.obsm["X_rep"] = test.obsm["X_rep"].rename(columns={"PC3": "pc3"})
     with pytest.raises(ValueError, match=r"lacks 1 of the 12 columns.*\['PC3'\]"):
         model.predict(test)
@@ -1182,17 +1191,23 @@ def test_a_save_that_stops_anywhere_leaves_a_model_to_load(
     )
 
 
+def _saved_and_two_altered(scdcc_model, tmp_path):
+    """The model saved, its folder, and two loaded copies whose weights differ from it."""
+    _, model = scdcc_model
+    path = model.save(tmp_path / "m")
+    others = [sdc.models.load(path) for _ in range(2)]
+    for step, other in enumerate(others, start=1):
+        with torch.no_grad():
+            next(other.network.parameters()).add_(step)
+    return model, path, others
+
+
 def test_a_save_after_a_stopped_one_keeps_a_model_to_load(scdcc_model, tmp_path, monkeypatch):
     """A save stopped before its rename, then another stopped before its model.json: the
     second overwrote the weights the first's model.json named, and neither model loaded."""
     import scdeepclust.models._trained as trained
 
-    _, model = scdcc_model
-    path = model.save(tmp_path / "m")
-    models = [sdc.models.load(path) for _ in range(2)]
-    for step, other in enumerate(models, start=1):
-        with torch.no_grad():
-            next(other.network.parameters()).add_(step)
+    _, path, models = _saved_and_two_altered(scdcc_model, tmp_path)
     with monkeypatch.context() as m:
         m.setattr(trained.os, "replace", _interrupted_at_rename(3))
         with pytest.raises(KeyboardInterrupt):
@@ -1517,21 +1532,6 @@ def test_a_model_of_obsm_refuses_a_layer(split):
         model.predict(test, layer="counts")
 
 
-def test_a_model_of_a_named_dataframe_maps_an_array_of_its_columns_by_position(split):
-    import pandas as pd
-
-    train, test = (a.copy() for a in split)
-    names = [f"PC{i}" for i in range(12)]
-    for adata in (train, test):
-        values = np.log1p(adata.layers["counts"][:, :12].toarray())
-        adata.obsm["X_rep"] = pd.DataFrame(values, index=adata.obs_names, columns=names)
-    model = _rep_model(train)
-    assert model.preprocessing["input"]["column_names"] == names
-    want = model.get_latent_representation(test)
-    test.obsm["X_rep"] = test.obsm["X_rep"].to_numpy()
-    np.testing.assert_array_equal(model.get_latent_representation(test), want)
-
-
 def test_a_model_of_obsm_names_the_columns_in_which_new_cells_are_all_zero(split):
     train, test = (a.copy() for a in split)
     for adata in (train, test):
@@ -1570,12 +1570,7 @@ def test_saves_stopped_before_their_model_json_leave_the_saved_model(
 ):
     import scdeepclust.models._trained as trained
 
-    _, model = scdcc_model
-    path = model.save(tmp_path / "m")
-    others = [sdc.models.load(path) for _ in range(2)]
-    for step, other in enumerate(others, start=1):
-        with torch.no_grad():
-            next(other.network.parameters()).add_(step)
+    model, path, others = _saved_and_two_altered(scdcc_model, tmp_path)
     for other in others:
         with monkeypatch.context() as m:
             m.setattr(trained, "write_json", _interrupted)
@@ -1599,21 +1594,6 @@ def test_loading_refuses_a_device_torch_does_not_know(scdcc_model, tmp_path):
     path = model.save(tmp_path / "m")
     with pytest.raises(ValueError, match=r"device='gpu' is not a device torch knows"):
         sdc.models.load(path, device="gpu")
-
-
-def test_repeated_names_of_columns_the_model_does_not_read_do_not_matter(split):
-    import pandas as pd
-
-    train, test = (a.copy() for a in split)
-    names = [f"PC{i}" for i in range(12)]
-    for adata in (train, test):
-        values = np.log1p(adata.layers["counts"][:, :12].toarray())
-        adata.obsm["X_rep"] = pd.DataFrame(values, index=adata.obs_names, columns=names)
-    model = _rep_model(train)
-    want = model.get_latent_representation(test)
-    extra = pd.DataFrame(np.ones((test.n_obs, 2)), index=test.obs_names, columns=["x", "x"])
-    test.obsm["X_rep"] = pd.concat([extra, test.obsm["X_rep"]], axis=1)
-    np.testing.assert_array_equal(model.get_latent_representation(test), want)
 
 
 def test_a_checkpoint_describes_its_stages_by_the_epochs_they_finished(tmp_path):
