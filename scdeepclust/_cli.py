@@ -639,13 +639,12 @@ def _run(args) -> int:
             )
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
+    # an .h5 of scDCC's layout brings its labels as the truth (said once read, if it has none)
     if (
         args.missing_label
         and args.label_key is None
         and args.truth is None
-        and (
-            path.suffix.lower() == ".h5ad"  # an .h5 of scDCC's layout brings its labels as truth
-        )
+        and path.suffix.lower() == ".h5ad"
     ):
         raise CommandError(
             "--missing-label names a value of the --label-key or --truth column: give one of "
@@ -935,19 +934,19 @@ def _run(args) -> int:
 
 
 def _missing_labels_read(adata, columns, values) -> None:
-    """Make the cells of `columns` holding one of `values` missing, as the file written keeps.
+    """Make the cells of `columns` holding one of `values` missing (so in the file written).
 
     A value is matched as text, stripped, as the package's warnings show it ('NA'), and in a
     column of numbers also as a number (-1 matches -1.0).
     """
     import pandas as pd
 
+    if not values:
+        return
     columns = list(dict.fromkeys(c for c in columns if c is not None))
-    if values and not columns and _is_rank_zero():  # a file of scDCC's layout without labels
+    if not columns and _is_rank_zero():  # a file of scDCC's layout without labels
         _tell(f"{PROG}: warning: the input brings no labels to read --missing-label in")
     for column in columns:
-        if not values:
-            break
         before = adata.obs[column]
         text = pd.Series(before.astype(str).str.strip().to_numpy(), index=before.index)
         hit = text.isin([value.strip() for value in values]).to_numpy()

@@ -333,7 +333,7 @@ def test_calls_into_scanpy_give_torch_back_the_callers_thread_count():
     """numba, which scanpy's normalisation, gene selection and UMAP run on, set OpenMP's (so
     torch's) thread count to every core as its pool started: a caller's 1 became 2 after
     `pl.umap` or `pp.recipe`, and the same tool call then trained on other threads than it
-    had, its embedding different (10X PBMC: labels ARI 0.968 against the first run's)."""
+    had, its embedding different (pbmc68k_reduced: labels ARI 0.968 against the first run's)."""
     script = """
 import sys
 import warnings
