@@ -269,6 +269,26 @@ def test_a_numpy_generator_as_random_state_gives_the_seed(sim, tool, tmp_path):
         fn(sim, n_clusters=3, random_state=np.random.default_rng(), checkpoint_dir=tmp_path, **FAST)
 
 
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_refused_call_leaves_the_generator_given_as_random_state_alone(sim, tool):
+    """The seed was drawn before the data's checks: a refused call advanced the generator, so the
+    call repeated once mended ran with another seed than a first call would have."""
+    fn = getattr(sdc.tl, tool)
+    bad = sim.copy()
+    if tool == "desc":  # refused on reading the data, after the options' checks
+        bad.X = bad.X.toarray()
+        bad.X[0, 0] = np.nan
+        options, refusal = {}, "NaN or infinite"
+    else:  # refused on building the pairs from the labels, just before training
+        options = {"must_link": [("no such cell", sim.obs_names[0])]}
+        refusal = "names cells not in adata.obs_names"
+    for make in (np.random.RandomState, np.random.default_rng):
+        generator = make(5)
+        with pytest.raises((ValueError, KeyError), match=refusal):
+            fn(bad, n_clusters=3, random_state=generator, **options, **FAST)
+        assert generator.random() == make(5).random()
+
+
 def test_sparse_and_dense_give_the_same_result(sim):
     dense = sim.copy()
     dense.X = sim.X.toarray()

@@ -43,6 +43,7 @@ from ..train import (
     standard_torch_mode,
 )
 from ._validate import (
+    advance_generator,
     as_int,
     as_layer_sizes,
     batches_in_run,
@@ -387,6 +388,7 @@ def desc(
     batches = batch_covariate(adata, batch_key)
     check_batch_mixing(batch_mixing)
     check_update_interval(update_interval)
+    given_random_state = random_state
     random_state = resolved_random_state(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
@@ -597,6 +599,7 @@ def desc(
         return tool_return(None, copy, model, return_model)
     adata = target_adata(adata, copy)
     write_results(adata, results)
+    advance_generator(given_random_state)
     logg.info(
         "    " + ", ".join(f"{k}: {len(np.unique(r.labels))} clusters" for k, r in results.items()),
         time=start,

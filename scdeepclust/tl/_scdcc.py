@@ -44,6 +44,7 @@ from ..train._centroids import KNOWN_CLASS_MEANS
 from ..train._label_prior import MAX_LABEL_PRIOR
 from ..train._n_clusters import resolve_bounds
 from ._validate import (
+    advance_generator,
     as_int,
     as_layer_sizes,
     batches_in_run,
@@ -371,7 +372,8 @@ def scdcc(
         ``uns[key_added]['params']['random_state']`` so that the run can be repeated (not with
         `checkpoint_dir` or `distributed`, which need the seed known in advance). A numpy
         ``RandomState`` or ``Generator``, which scanpy's functions also take, gives the seed
-        (one draw from it), kept there too (not with those two options either).
+        (one draw from it, spent only when the results are written), kept there too (not with
+        those two options either).
     key_added
         Prefix of the keys written (not ending in "_colors", scanpy's place for the colours of
         an obs column, and without '/', which h5ad files cannot hold in a key).
@@ -510,6 +512,7 @@ def scdcc(
     if pretrain_balance is not None:
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
+    given_random_state = random_state
     random_state = resolved_random_state(
         random_state, distributed=distributed, checkpoint_dir=checkpoint_dir
     )
@@ -715,6 +718,7 @@ def scdcc(
 
     adata = target_adata(adata, copy)
     write_results(adata, {key_added: result})
+    advance_generator(given_random_state)
     logg.info(
         f"    found {len(np.unique(result.labels))} clusters",
         time=start,

@@ -6,6 +6,7 @@ is never touched.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -105,7 +106,9 @@ def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) ->
 
     Every random choice of the run (weights, minibatches, noise, k-means, Leiden) follows the
     one seed, rather than torch's following 0 and numpy's nothing. A numpy generator, which
-    scanpy's functions take, gives the seed by one draw (advancing it, as scanpy's use does).
+    scanpy's functions take, gives the seed by one draw, made on a copy: the caller's generator
+    advances by that draw only once the results are written (`advance_generator`), so a refused
+    or failed call leaves it where it was.
     """
     generator = isinstance(random_state, np.random.RandomState | np.random.Generator)
     if not generator:
@@ -122,15 +125,25 @@ def resolved_random_state(random_state, *, distributed: bool, checkpoint_dir) ->
         raise ValueError(
             f"{given} a new seed at every call, but {why}: pass an integer random_state."
         )
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**32, dtype=np.int64))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**32))
+    if generator:
+        return _draw_seed(copy.deepcopy(random_state))
     from scanpy import logging as logg
 
     seed = int(np.random.SeedSequence().entropy % 2**32)
     logg.info(f"    random_state=None: drew the seed {seed}")
     return seed
+
+
+def _draw_seed(generator: np.random.RandomState | np.random.Generator) -> int:
+    if isinstance(generator, np.random.RandomState):
+        return int(generator.randint(0, 2**32, dtype=np.int64))
+    return int(generator.integers(0, 2**32))
+
+
+def advance_generator(random_state) -> None:
+    """Spend on a caller's numpy generator the draw that gave a successful run its seed."""
+    if isinstance(random_state, np.random.RandomState | np.random.Generator):
+        _draw_seed(random_state)
 
 
 def check_update_interval(update_interval: float | None) -> None:
