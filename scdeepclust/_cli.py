@@ -697,6 +697,7 @@ def _run(args) -> int:
     from .pp._counts import is_count_matrix
     from .pp._input import MANY_GENES, MaskRefused, layer_names
     from .pp._recipe import DESC_SCALES, LEFT_UNSCALED, looks_scaled
+    from .tl._validate import check_known_labels
 
     started = time.perf_counter()
     say(f"reading {path}")
@@ -776,6 +777,13 @@ def _run(args) -> int:
             "layers['counts']; the input's .raw holds counts: pass --layer raw to read them"
         )
     _missing_labels_read(adata, (args.label_key, truth), args.missing_label or ())
+    if args.label_key is not None and args.method == "scdcc":  # before preparing the data
+        try:
+            check_known_labels(adata.obs[args.label_key], args.label_key)
+        except ValueError as error:
+            column = f"adata.obs[{args.label_key!r}]"
+            text = str(error).replace(column, f"--label-key {args.label_key!r}", 1)
+            raise CommandError(in_command_terms(text).rstrip(".")) from None
     if truth is not None:  # before training: the score comes after it
         warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
         truth_known = adata.obs[truth].notna()

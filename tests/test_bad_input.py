@@ -577,7 +577,17 @@ CASES = [
         kwargs=dict(n_clusters=3, label_key="known"),
         edit=_obs("known", lambda a: ["T"] * 10 + [np.nan] * (a.n_obs - 10)),
         raises=ValueError,
-        match=r"All labelled cells have the same label",
+        match=r"adata.obs\['known'\] labels 10 cell\(s\), all 'T': the labels give must-link "
+        r"and cannot-link pairs, which need labelled cells of at least two types",
+    ),
+    Case(
+        "scdcc-labels-none-known",
+        "scdcc",
+        kwargs=dict(n_clusters=3, label_key="known"),
+        edit=_obs("known", lambda a: [np.nan] * a.n_obs),
+        raises=ValueError,
+        match=r"adata.obs\['known'\] labels no cell \(every value is missing\).*or leave "
+        r"label_key out",
     ),
     Case(
         "scdcc-labels-one-known",
@@ -585,7 +595,7 @@ CASES = [
         kwargs=dict(n_clusters=3, label_key="known"),
         edit=_obs("known", lambda a: ["T"] + [np.nan] * (a.n_obs - 1)),
         raises=ValueError,
-        match=r"fewer than 2 cells with a known label",
+        match=r"adata.obs\['known'\] labels 1 cell\(s\), all 'T'",
     ),
     Case(
         "scdcc-key-added-is-label-key",

@@ -1261,6 +1261,20 @@ def test_missing_label_matches_a_code_in_a_column_of_numbers(sim, tmp_path, monk
     assert given["adata"].obs["known"].isna().sum() == 160
 
 
+def test_a_label_key_left_without_labels_is_refused_in_the_options_words(sim, tmp_path, capsys):
+    """Every label read as missing: the refusal named no column and no way out."""
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    sim.obs["known"] = "NA"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "--label-key", "known"]
+    assert main([*args, "--missing-label", "NA", "-o", str(out), *TINY]) == 2
+    said = capsys.readouterr().err
+    assert "error: --label-key 'known' labels no cell (every value is missing)" in said
+    assert "or leave --label-key out" in said
+    assert "preparing the data" not in capsys.readouterr().out + said
+    assert not out.exists()
+
+
 def test_missing_label_needs_a_column_and_a_value_found(sim, scdcc_h5, tmp_path, capsys):
     path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
     sim.obs["truth"] = sim.obs["group"].astype(str)

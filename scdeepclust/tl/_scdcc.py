@@ -55,6 +55,7 @@ from ._validate import (
     check_init,
     check_key_added,
     check_keys,
+    check_known_labels,
     check_n_clusters,
     check_names,
     check_positive,
@@ -476,6 +477,8 @@ def scdcc(
     check_result_keys(
         adata, [key_added], label_key=label_key, batch_key=batch_key, protein_key=protein_key
     )
+    if label_key is not None:
+        check_known_labels(adata.obs[label_key], label_key)
     placeholders = warn_if_placeholder_labels(adata, label_key)  # the same cause, said once
     if (
         label_key is not None

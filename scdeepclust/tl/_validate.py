@@ -426,6 +426,24 @@ def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> bool:
     return True
 
 
+def check_known_labels(labels: pd.Series, label_key: str) -> None:
+    """Refuse a label column that cannot give pairs: cells of at least two types are needed."""
+    known = labels[labels.notna()]
+    n_types = known.astype(str).nunique()
+    if len(known) >= 2 and n_types >= 2:
+        return
+    held = (
+        "labels no cell (every value is missing)"
+        if known.empty
+        else f"labels {len(known)} cell(s), all {known.astype(str).iloc[0]!r}"
+    )
+    raise ValueError(
+        f"adata.obs[{label_key!r}] {held}: the labels give must-link and cannot-link pairs, "
+        "which need labelled cells of at least two types. Label cells of two or more types "
+        "(missing values mark the cells without a label), or leave label_key out."
+    )
+
+
 def check_gene_names(
     adata: AnnData, *, use_rep: str | None, return_model: bool, genes: GeneMask | None = None
 ) -> None:
