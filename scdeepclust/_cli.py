@@ -443,6 +443,8 @@ def _quiet_warnings(command: str) -> None:
     said: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
+        if not _is_rank_zero():  # every process reads the same data: rank 0 says it for all
+            return
         text = f"{PROG}: warning: {in_command_terms(str(message), command)}"
         if text not in said:
             said.add(text)

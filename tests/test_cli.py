@@ -796,12 +796,15 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
         monkeypatch.setenv(name, value)
 
     def failing(adata, **kwargs):
+        warnings.warn("every process reads the same cells, so warns alike", stacklevel=2)
         raise RuntimeError("out of memory on this one")
 
     monkeypatch.setattr(sdc.tl, "desc", failing)
     args = ["run", str(path), "-m", "desc", "-o", str(out), "--distributed", *TINY]
     assert main(args) == 1
-    assert "scdeepclust (rank 1): error: out of memory on this one" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "scdeepclust (rank 1): error: out of memory on this one" in said
+    assert "warns alike" not in said  # rank 0 warns for all
     # a mistake argparse finds was printed by every process: rank 0 alone says it
     with pytest.raises(SystemExit) as stopped:
         main([*args, "-k", "0"])
@@ -810,6 +813,8 @@ def test_an_error_of_one_process_names_its_rank(sim, tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit):
         main([*args, "-k", "0"])
     assert "-k/--n-clusters: 0 is not at least 2" in capsys.readouterr().err
+    assert main(args) == 1
+    assert "warning: every process reads the same cells, so warns alike" in capsys.readouterr().err
     for name in environment:
         monkeypatch.delenv(name)
     assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
