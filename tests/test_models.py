@@ -1462,6 +1462,31 @@ def test_scaled_cells_for_a_scaling_model_get_one_warning(split):
     assert len(caught) == 1
 
 
+def test_cells_normalised_to_another_total_for_a_scaling_model_are_warned_of(split):
+    """The model scales them with its training cells' statistics: genes that spread far more
+    (normalised to a larger total) landed elsewhere, silently."""
+    train, test = (a.copy() for a in split)
+    median = float(np.median(np.asarray(train.X.sum(axis=1)).ravel()))
+    sc.pp.normalize_total(train)
+    sc.pp.log1p(train)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scaling = sdc.tl.desc(train, scale=True, return_model=True, copy=True, **fast)[1]
+    as_trained = test.copy()
+    sc.pp.normalize_total(as_trained, target_sum=median)
+    sc.pp.log1p(as_trained)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        scaling.predict(as_trained)
+    sc.pp.normalize_total(test, target_sum=10 * median)
+    sc.pp.log1p(test)
+    with pytest.warns(UserWarning, match=r"genes spread [\d.]+ times as much as the model's") as w:
+        scaling.predict(test)
+    assert len(w) == 1
+    assert "log transformation as theirs; the model scales them itself" in str(w[0].message)
+
+
 def test_a_single_negative_value_is_one_too_many_for_a_model_of_unscaled_cells(split):
     train, test = _log_normalised_as_pbmc(split)
     fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)

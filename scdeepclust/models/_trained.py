@@ -62,6 +62,7 @@ from ..pp._input import (
     layer_names,
     scan_matrix,
     warn_if_counts,
+    warn_if_normalised_unlike_training,
     warn_if_not_like_raw_counts,
     warn_if_off_scale,
     warn_if_prepared_unlike_training,
@@ -727,6 +728,7 @@ class DESC(TrainedModel):
             # not where the training cells had negative values themselves (ComBat, residuals)
             if scaled and trained_on_negatives is False:
                 warn_if_scaled_for_a_scaling_model(summary, where)
+                warn_if_normalised_unlike_training(summary, where, pre.get("input_gene_scale"))
             # the model z-scores them itself, or was trained on such cells (models saved
             # before the training input's scale was kept say nothing)
             trained_scaled = pre.get("input_gene_scale", 0.0) >= SCALED_GENE_SCALE
