@@ -52,6 +52,8 @@ from ..nn import ClusteringLayer, StackedAutoencoder, ZINBAutoencoder
 from ..pp._batches import known_batch_codes
 from ..pp._counts import size_factors
 from ..pp._input import (
+    SCALE_AS_TRAINED,
+    SCALE_AS_TRAINED_UNCENTRED,
     SCALED_GENE_SCALE,
     check_adata,
     check_bools,
@@ -737,12 +739,11 @@ class DESC(TrainedModel):
                 warned = warn_if_off_scale(summary, where, mapping=True) or warn_if_unscaled(
                     summary,
                     where,
-                    remedy="Prepare the new cells as the model's were: run "
+                    remedy="Prepare the new cells as the model's were: "
                     + (
-                        "sc.pp.scale(zero_center=False) first (its training cells had no "
-                        "negative values)."
+                        f"{SCALE_AS_TRAINED_UNCENTRED} (its training cells had no negative values)."
                         if trained_on_negatives is False
-                        else "sc.pp.scale first."
+                        else f"{SCALE_AS_TRAINED}."
                     ),
                 )
             # read as given: scaled or not, as the training cells were
