@@ -1143,6 +1143,32 @@ def test_column_names_of_numbered_clusters_that_share_a_column_are_the_numbers()
     assert _column_names(["0", "1", "2"], codes, probs) == ["0", "1", "2"]
 
 
+def test_column_names_follow_clusters_merged_and_numbered_again():
+    """Cluster 4 merged into 3 and the higher ones numbered down (5 -> 4, ...), as scanpy users
+    tidy clusters: fewer than half moved and no two swapped, so the run's numbers stayed, and
+    the cells called "4" lit up under the column named "5"."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    columns = np.repeat(np.arange(7), 10)
+    probs = np.eye(7, dtype=np.float32)[columns]
+    codes = np.array([0, 1, 2, 3, 3, 4, 5])[columns]
+    names = ["0", "1", "2", "3", "4", "5"]
+    assert _column_names(names, codes, probs) == ["0", "1", "2", "3", "(4)", "4", "5"]
+
+
+def test_column_names_keep_a_number_whose_cells_share_its_column_with_an_annotation():
+    """Cells of low confidence set to "unassigned", most of them from cluster 2: column 2 was
+    drawn as "(2)", as if cluster 2's cells sat elsewhere."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    columns = np.repeat(np.arange(3), 10)
+    probs = np.eye(3, dtype=np.float32)[columns]
+    codes = np.where(np.arange(30) % 10 < 3, 3, columns)  # a few of each cluster's cells
+    codes[(columns == 2) & (np.arange(30) % 10 < 8)] = 3  # and most of cluster 2's
+    names = ["0", "1", "2", "unassigned"]
+    assert _column_names(names, codes, probs) == ["0", "1", "2"]
+
+
 def test_column_names_leave_a_column_two_annotations_hold_its_number():
     from scdeepclust.pl._probabilities import _column_names
 

@@ -203,12 +203,13 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
 
     Categories that are the run's numbers name their own columns, unless most of them hold
     their cells in another column each (clusters numbered again, e.g. from 1 after one was
-    left out), or those that moved hold each other's columns (names swapped, e.g. to put the
-    largest cluster first; the refinement moves a cluster's cells into a column no longer
-    claimed, not into one another cluster moved out of). Other names (annotations such as
+    left out), or one holds its cells in the column of another category (names swapped, or
+    shifted down after a merge): the refinement moves cells into a column no longer claimed,
+    not into one another cluster moved out of. Other names (annotations such as
     "T cells", numbers beyond the columns) name the column most of their cells are assigned
-    to, where no other category claims it; the other columns keep their numbers, in brackets
-    where a category holding cells took that name. None when numbered categories holding
+    to, where no other category claims it; the other columns keep their numbers (where the
+    category of that number holds its cells there, it names it), in brackets where a
+    category holding cells elsewhere took that name. None when numbered categories holding
     cells outnumber the columns (labels and soft assignments of different runs).
     """
     n_columns = probs.shape[1]
@@ -223,8 +224,9 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     if numbered and all(int(name) < n_columns for name in claims):
         distinct = len(set(claims.values())) == len(claims)
         moved = {int(name): column for name, column in claims.items() if column != int(name)}
-        swapped = bool(moved) and set(moved.values()) == set(moved)
-        if not (distinct and (2 * len(moved) > len(claims) or swapped)):
+        claimed = {int(name) for name in claims}
+        renamed = any(column in claimed for column in moved.values())
+        if not (distinct and (2 * len(moved) > len(claims) or renamed)):
             return numbers
     elif numbered and len(claims) > n_columns:
         return None
@@ -235,7 +237,9 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     return [
         holders[j][0]
         if len(holders.get(j, [])) == 1
-        else (f"({number})" if number in taken else number)
+        else number
+        if number in holders.get(j, []) or number not in taken
+        else f"({number})"
         for j, number in enumerate(numbers)
     ]
 
