@@ -1374,6 +1374,9 @@ def test_mapping_again_under_a_key_warns_of_the_results_it_replaces(scdcc_model,
     sdc.tl.map_to_model(test, model, key_added="mapped")
     with pytest.warns(UserWarning, match=r"obs\['mapped'\].* will be overwritten"):
         sdc.tl.map_to_model(test, model, key_added="mapped")
+    with warnings.catch_warnings():  # a copy: the caller's results stay as they were
+        warnings.filterwarnings("error", message=".*will be overwritten")
+        sdc.tl.map_to_model(test, model, key_added="mapped", copy=True)
 
 
 def test_mapping_refuses_an_empty_dict_of_models(split):

@@ -289,6 +289,22 @@ def test_a_refused_call_leaves_the_generator_given_as_random_state_alone(sim, to
         assert generator.random() == make(5).random()
 
 
+@pytest.mark.parametrize("tool", ["scdcc", "desc"])
+def test_a_copy_does_not_warn_of_replacing_the_callers_results(sim, tool):
+    """copy=True warned that the caller's results "will be overwritten": they stay as they were
+    (scanpy says nothing either); written in place, the warning stays."""
+    fn = getattr(sdc.tl, tool)
+    fn(sim, n_clusters=3, **FAST)
+    before = sim.obsm[f"X_{tool}"].copy()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*will be overwritten")
+        again = fn(sim, n_clusters=3, random_state=1, copy=True, **FAST)
+    np.testing.assert_array_equal(sim.obsm[f"X_{tool}"], before)
+    assert not np.array_equal(again.obsm[f"X_{tool}"], before)
+    with pytest.warns(UserWarning, match=r"already exist\(s\) and will be overwritten"):
+        fn(sim, n_clusters=3, **FAST)
+
+
 def test_sparse_and_dense_give_the_same_result(sim):
     dense = sim.copy()
     dense.X = sim.X.toarray()

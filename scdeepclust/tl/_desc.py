@@ -511,7 +511,8 @@ def desc(
         across_processes={"resolutions": resolutions},
         **run,
     )
-    warn_if_results_replaced(adata, keys)
+    if not copy:  # the caller's own results stay where a copy is returned
+        warn_if_results_replaced(adata, keys)
     results: dict[str, ClusteringResult] = {}
     with standard_torch_mode(), report_interruption(checkpoint):
         try:

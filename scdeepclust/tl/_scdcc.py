@@ -665,7 +665,8 @@ def scdcc(
         device=dev,
         **run,
     )
-    warn_if_results_replaced(adata, [key_added])
+    if not copy:  # the caller's own results stay where a copy is returned
+        warn_if_results_replaced(adata, [key_added])
     with standard_torch_mode(), report_interruption(checkpoint):
         result = fit_scdcc(
             feeder,
