@@ -543,6 +543,16 @@ def test_momentum_is_the_clustering_optimizers_and_recorded(scaled, monkeypatch)
     assert out.uns["desc"]["params"]["momentum"] == 0.5
 
 
+def test_a_list_of_one_resolution_is_named_as_a_list_of_several(scaled):
+    """A loop building lists of resolutions got `obs['desc']` and a model for a list of one, and
+    keys by resolution and a dict of models for longer lists."""
+    fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
+    adata, models = sdc.tl.desc(scaled, resolution=[0.8], return_model=True, copy=True, **fast)
+    assert "desc_0.8" in adata.obs and "desc" not in adata.obs and list(models) == ["desc_0.8"]
+    adata, model = sdc.tl.desc(scaled, resolution=0.8, return_model=True, copy=True, **fast)
+    assert "desc" in adata.obs and isinstance(model, sdc.models.DESC)
+
+
 def test_one_resolutions_failure_comes_without_a_note_on_other_resolutions(scaled, monkeypatch):
     """The note that names the failed resolution among several (nothing written for any, leave
     it out to get the others) is for a list of resolutions: one resolution's error comes as is."""

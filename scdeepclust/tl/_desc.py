@@ -299,7 +299,7 @@ def desc(
     batch_size, device, precision, random_state, progress, copy
         As in :func:`scdeepclust.tl.scdcc`.
     return_model
-        Also return the trained model, an :class:`scdeepclust.models.DESC` (with several
+        Also return the trained model, an :class:`scdeepclust.models.DESC` (with a list of
         resolutions: a dict of them by key).
     checkpoint_dir, checkpoint_every, resume
         Save the training state every `checkpoint_every` epochs, and continue an interrupted
@@ -312,9 +312,9 @@ def desc(
         is checked; only rank 0 writes the results; `refine` is not used; cells ordered by
         batch are refused with `batch_key`). Not yet with checkpoints.
     key_added
-        Prefix of the keys written (as in :func:`scdeepclust.tl.scdcc`). With several
-        resolutions, each result is written under ``f"{key_added}_{resolution}"`` (e.g.
-        ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
+        Prefix of the keys written (as in :func:`scdeepclust.tl.scdcc`). With a list of
+        resolutions (also a list of one), each result is written under
+        ``f"{key_added}_{resolution}"`` (e.g. ``desc_0.8``, ``X_desc_0.8``, ``desc_0.8_probs``).
 
     Returns
     -------
@@ -423,9 +423,11 @@ def desc(
             f"pretraining; 0 turns it off), got {drop_rate!r}."
         )
     resolutions = resolution_list(resolution)
+    # a list, even of one, names its keys by resolution: a loop over lists gets one shape
+    per_resolution = n_clusters is None and not isinstance(resolution, numbers.Real | None)
     if n_clusters is not None:
         resolutions = [None]
-    keys = [key_added] if len(resolutions) == 1 else [f"{key_added}_{r}" for r in resolutions]
+    keys = [f"{key_added}_{r}" for r in resolutions] if per_resolution else [key_added]
     check_result_keys(adata, keys, batch_key=batch_key, use_rep=use_rep)
     dev = resolve_device(device)
     check_precision(precision, dev)
@@ -526,7 +528,7 @@ def desc(
                 )
             raise
         for res in resolutions:
-            key = key_added if len(resolutions) == 1 else f"{key_added}_{res}"
+            key = f"{key_added}_{res}" if per_resolution else key_added
             try:
                 result = cluster_desc(feeder, pretrained, config, res, checkpoint=checkpoint)
             except Exception as error:
@@ -594,7 +596,7 @@ def desc(
                 key_added=key,
                 empty_clusters=result.info["empty_clusters"],
             )
-    model = next(iter(models.values())) if len(models) == 1 else models
+    model = models if per_resolution else next(iter(models.values()), None)
     if next(iter(results.values())).labels is None:
         # not rank 0 of a distributed run: rank 0 writes the results
         return tool_return(None, copy, model, return_model)
