@@ -1143,6 +1143,18 @@ def test_column_names_of_numbered_clusters_that_share_a_column_are_the_numbers()
     assert _column_names(["0", "1", "2"], codes, probs) == ["0", "1", "2"]
 
 
+def test_probabilities_turns_long_cluster_names_upright(clustered):
+    """Names such as "CD14 Mono" overlapped under the heatmap and the violins."""
+    adata = clustered.copy()
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    assert all(t.get_rotation() == 0 for ax in fig.axes[1::2] for t in ax.get_xticklabels())
+    names = ["CD14 Mono", "CD4 T", "B cells", "NK"][: len(adata.obs["scdcc"].cat.categories)]
+    adata.rename_categories("scdcc", names)
+    fig = sdc.pl.probabilities(adata, "scdcc", show=False)
+    for ax in fig.axes[1::2]:  # the heatmap and the violins
+        assert all(t.get_rotation() == 90 for t in ax.get_xticklabels())
+
+
 def test_column_names_follow_clusters_merged_and_numbered_again():
     """Cluster 4 merged into 3 and the higher ones numbered down (5 -> 4, ...), as scanpy users
     tidy clusters: fewer than half moved and no two swapped, so the run's numbers stayed, and
