@@ -1657,6 +1657,16 @@ def test_loading_refuses_a_device_torch_does_not_know(scdcc_model, tmp_path):
         sdc.models.load(path, device="gpu")
 
 
+def test_loading_a_folder_that_holds_no_model_says_so(tmp_path):
+    """A folder of figures gave "No such file: .../model.json", as if the model had lost it."""
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "umap.png").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"figures is not a saved model: it holds no model"):
+        sdc.models.load(tmp_path / "figures")
+    with pytest.raises(FileNotFoundError, match=r"No model directory"):
+        sdc.models.load(tmp_path / "nowhere")
+
+
 def test_a_checkpoint_describes_its_stages_by_the_epochs_they_finished(tmp_path):
     from scdeepclust.train._checkpoint import TrainingCheckpoint
 

@@ -523,6 +523,11 @@ class TrainedModel:
                 f"{directory} holds {weights_present[0]} but no {CONFIG_FILE}: a save that did "
                 "not finish? Save the model again (overwrite=True)."
             )
+        if not (directory / CONFIG_FILE).exists():
+            raise FileNotFoundError(
+                f"{directory} is not a saved model: it holds no {CONFIG_FILE} (nor "
+                f"{WEIGHTS_FILE}). Pass the folder that model.save wrote."
+            )
         meta = read_json(directory / CONFIG_FILE)
         check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
         model_cls = MODEL_CLASSES.get(meta.get("method"))
