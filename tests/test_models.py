@@ -1499,6 +1499,25 @@ def test_cells_normalised_to_another_total_for_a_scaling_model_are_warned_of(spl
     assert "log transformation as theirs; the model scales them itself" in str(w[0].message)
 
 
+def test_a_few_new_cells_prepared_as_the_training_cells_are_not_warned_of():
+    """The genes that vary among a few sparse cells are the ones they express, which spread
+    more than all genes do among many: three cells prepared as the training cells were got the
+    warning that their genes spread "2.6 times as much"."""
+    adata = sdc.datasets.simulate(
+        300, 120, 3, de_fraction=0.3, de_log_fold=2.0, mean_log_expression=-3.0, random_state=11
+    )
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scaling = sdc.tl.desc(adata[:200].copy(), scale=True, return_model=True, **fast)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*genes spread")
+        for start in range(200, 290, 3):
+            scaling.predict(adata[start : start + 3].copy())
+
+
 def test_a_single_negative_value_is_one_too_many_for_a_model_of_unscaled_cells(split):
     train, test = _log_normalised_as_pbmc(split)
     fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
