@@ -575,9 +575,16 @@ def test_the_advice_on_new_cells_fits_the_models_own_scaling(split, scdcc_model)
     with warnings.catch_warnings():  # unscaled: said in training
         warnings.simplefilter("ignore", UserWarning)
         unscaled = sdc.tl.desc(train.copy(), return_model=True, **fast)
+    corrected = train.copy()  # centred, as ComBat or regress_out leave genes: not scaled
+    corrected.X = corrected.X.toarray() - corrected.X.toarray().mean(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        of_corrected = sdc.tl.desc(corrected, return_model=True, **fast)
+    with pytest.warns(UserWarning, match=r"raw counts\. .* sc.pp.log1p and the same correction"):
+        of_corrected.predict(split[1].copy())
     sc.pp.scale(train)
     plain = sdc.tl.desc(train, return_model=True, **fast)
-    with pytest.warns(UserWarning, match=r"raw counts\. Prepare .* and sc.pp.scale \(they had"):
+    with pytest.warns(UserWarning, match=r"raw counts\. .* then scale them with the training"):
         plain.predict(split[1].copy())
     with pytest.warns(UserWarning, match=r"raw counts\. Prepare .* not sc.pp.scale \(they had no"):
         unscaled.predict(split[1].copy())  # log-normalised, as it was trained

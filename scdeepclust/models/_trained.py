@@ -727,7 +727,11 @@ class DESC(TrainedModel):
         if source["kind"] != "obsm":
             trained_on_negatives = pre.get("input_has_negatives")  # None: older models
             warn_if_counts(
-                summary, where, model_scales=scaled, trained_on_negatives=trained_on_negatives
+                summary,
+                where,
+                model_scales=scaled,
+                trained_on_negatives=trained_on_negatives,
+                trained_gene_scale=pre.get("input_gene_scale"),
             )
             warn_if_transformed_counts(
                 summary, where, then="the steps the model's training cells went through"

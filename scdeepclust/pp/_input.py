@@ -948,13 +948,15 @@ def warn_if_counts(
     *,
     model_scales: bool | None = None,
     trained_on_negatives: bool | None = None,
+    trained_gene_scale: float | None = None,
 ) -> None:
     """DESC's input (and a DESC model's) is log-normalised, scaled data, not counts.
 
     `model_scales`: None for training; for a model's new cells, whether the model z-scores
     each gene itself (trained with ``scale=True``), where scaled cells would be scaled twice.
-    `trained_on_negatives`: whether the model's training cells had negative values (scaled),
-    None where the model does not say (saved before it was kept).
+    `trained_on_negatives`: whether the model's training cells had negative values (scaled
+    or corrected), None where the model does not say (saved before it was kept);
+    `trained_gene_scale` (their genes' median spread) tells scaled from corrected ones.
     """
     if not summary.is_counts:
         return
@@ -969,15 +971,27 @@ def warn_if_counts(
             "run sc.pp.normalize_total and sc.pp.log1p first, not sc.pp.scale."
         )
     else:
-        steps = {
-            True: "sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale (they had negative "
-            "values, as scaled data have), scaling with the training cells' gene means and "
-            "standard deviations (the training AnnData's var['mean'] and var['std'] after "
-            "sc.pp.scale), not the new cells' own",
-            False: "sc.pp.normalize_total and sc.pp.log1p, not sc.pp.scale (they had no "
-            "negative values)",
-            None: "log-normalised (sc.pp.normalize_total, sc.pp.log1p), and scaled if they were",
-        }[trained_on_negatives]
+        scaled = None if trained_gene_scale is None else trained_gene_scale >= SCALED_GENE_SCALE
+        if trained_on_negatives and scaled:
+            steps = (
+                "sc.pp.normalize_total and sc.pp.log1p (they had negative values, as scaled "
+                f"data have); then {SCALE_AS_TRAINED}"
+            )
+        elif trained_on_negatives and scaled is False:
+            steps = (
+                "sc.pp.normalize_total, sc.pp.log1p and the same correction (they had negative "
+                "values but spread less than scaled data: corrected, e.g. by ComBat or "
+                "sc.pp.regress_out), not sc.pp.scale"
+            )
+        else:
+            steps = {
+                True: "sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale or the correction "
+                "they had (they had negative values)",
+                False: "sc.pp.normalize_total and sc.pp.log1p, not sc.pp.scale (they had no "
+                "negative values)",
+                None: "log-normalised (sc.pp.normalize_total, sc.pp.log1p), and scaled if they "
+                "were",
+            }[trained_on_negatives]
         advice = f"Prepare the new cells as the model's training cells were: {steps}."
     warnings.warn(
         f"adata.{where} looks like raw counts. {advice}",
