@@ -577,7 +577,7 @@ CASES = [
         kwargs=dict(n_clusters=3, label_key="known"),
         edit=_obs("known", lambda a: ["T"] * 10 + [np.nan] * (a.n_obs - 10)),
         raises=ValueError,
-        match=r"adata.obs\['known'\] labels 10 cell\(s\), all 'T': the labels give must-link "
+        match=r"adata.obs\['known'\] labels 10 cells, all 'T': the labels give must-link "
         r"and cannot-link pairs, which need labelled cells of at least two types",
     ),
     Case(
@@ -595,7 +595,7 @@ CASES = [
         kwargs=dict(n_clusters=3, label_key="known"),
         edit=_obs("known", lambda a: ["T"] + [np.nan] * (a.n_obs - 1)),
         raises=ValueError,
-        match=r"adata.obs\['known'\] labels 1 cell\(s\), all 'T'",
+        match=r"adata.obs\['known'\] labels only 1 cell \('T'\)",
     ),
     Case(
         "scdcc-key-added-is-label-key",

@@ -1278,6 +1278,10 @@ def test_a_label_key_left_without_labels_is_refused_in_the_options_words(sim, tm
     assert "or leave --label-key out" in said
     assert "preparing the data" not in capsys.readouterr().out + said
     assert not out.exists()
+    # text 'NA' alone: one type, which --missing-label makes no label
+    assert main([*args, "-o", str(out), *TINY]) == 2
+    said = capsys.readouterr().err
+    assert "labels 240 cells, all 'NA'" in said and "e.g. `--missing-label 'NA'`" in said
 
 
 def test_missing_label_needs_a_column_and_a_value_found(sim, scdcc_h5, tmp_path, capsys):

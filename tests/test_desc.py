@@ -549,8 +549,9 @@ def test_a_list_of_one_resolution_is_named_as_a_list_of_several(scaled):
     fast = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=64)
     adata, models = sdc.tl.desc(scaled, resolution=[0.8], return_model=True, copy=True, **fast)
     assert "desc_0.8" in adata.obs and "desc" not in adata.obs and list(models) == ["desc_0.8"]
-    adata, model = sdc.tl.desc(scaled, resolution=0.8, return_model=True, copy=True, **fast)
-    assert "desc" in adata.obs and isinstance(model, sdc.models.DESC)
+    for one in (0.8, np.float32(0.8), np.array(0.8)):  # numbers, also numpy's 0-d array
+        adata, model = sdc.tl.desc(scaled, resolution=one, return_model=True, copy=True, **fast)
+        assert "desc" in adata.obs and isinstance(model, sdc.models.DESC)
 
 
 def test_one_resolutions_failure_comes_without_a_note_on_other_resolutions(scaled, monkeypatch):

@@ -424,7 +424,7 @@ def desc(
         )
     resolutions = resolution_list(resolution)
     # a list, even of one, names its keys by resolution: a loop over lists gets one shape
-    per_resolution = n_clusters is None and not isinstance(resolution, numbers.Real | None)
+    per_resolution = n_clusters is None and resolution is not None and np.ndim(resolution) > 0
     if n_clusters is not None:
         resolutions = [None]
     keys = [f"{key_added}_{r}" for r in resolutions] if per_resolution else [key_added]

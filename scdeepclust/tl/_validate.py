@@ -432,15 +432,23 @@ def check_known_labels(labels: pd.Series, label_key: str) -> None:
     n_types = known.astype(str).nunique()
     if len(known) >= 2 and n_types >= 2:
         return
-    held = (
-        "labels no cell (every value is missing)"
-        if known.empty
-        else f"labels {len(known)} cell(s), all {known.astype(str).iloc[0]!r}"
+    if known.empty:
+        held = "labels no cell (every value is missing)"
+    elif len(known) == 1:
+        held = f"labels only 1 cell ({known.astype(str).iloc[0]!r})"
+    else:
+        held = f"labels {len(known)} cells, all {known.astype(str).iloc[0]!r}"
+    found = text_counts(labels, NO_LABEL_AS_TEXT)
+    placeholder = (
+        ""
+        if found.empty
+        else f" {str(found.index[0])!r} is a type of its own here: if it means 'no label', make "
+        f"those cells missing first, e.g. {made_missing(label_key, str(found.index[0]))}."
     )
     raise ValueError(
         f"adata.obs[{label_key!r}] {held}: the labels give must-link and cannot-link pairs, "
         "which need labelled cells of at least two types. Label cells of two or more types "
-        "(missing values mark the cells without a label), or leave label_key out."
+        f"(missing values mark the cells without a label), or leave label_key out.{placeholder}"
     )
 
 
