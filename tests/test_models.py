@@ -1616,11 +1616,12 @@ def test_new_cells_scaled_as_the_warning_says_are_mapped_as_the_training_cells(s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = sdc.tl.desc(train, return_model=True, copy=True, **fast)[1]
-    with pytest.warns(UserWarning, match=r"`\(X - var\['mean'\]\) / var\['std'\]`, clipped"):
+    with pytest.warns(UserWarning, match=r"`\(new\[:, ref.var_names\].X - ref.var\['mean'\]"):
         model.predict(test)
     followed = test.copy()
-    followed.X = np.clip((test.X - train.var["mean"].to_numpy()) / train.var["std"].to_numpy(),
-                         None, 10)  # fmt: skip
+    ref, new = train, test  # as the warning names them
+    scaled = (new[:, ref.var_names].X - ref.var["mean"].values) / ref.var["std"].values
+    followed.X = np.clip(scaled, None, 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         model.predict(followed)

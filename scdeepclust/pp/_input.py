@@ -835,15 +835,16 @@ def is_off_scale(summary: MatrixSummary) -> bool:
 # training monocytes' cluster, 40 when scaled with the training cells' statistics).
 SCALE_AS_TRAINED = (
     "scale them with the training cells' gene means and standard deviations, which "
-    "sc.pp.scale kept in the training AnnData's var: `(X - var['mean']) / var['std']`, clipped "
-    "at the max_value used (sc.pp.scale on the new cells alone uses their own statistics); or "
-    "train with scale=True, and the model scales new cells itself"
+    "sc.pp.scale kept in the training AnnData (ref): `(new[:, ref.var_names].X - "
+    "ref.var['mean'].values) / ref.var['std'].values`, clipped at the max_value used "
+    "(sc.pp.scale on the new cells alone uses their own statistics); or train with "
+    "scale=True, and the model scales new cells itself"
 )
 SCALE_AS_TRAINED_UNCENTRED = (
     "divide each gene by the training cells' standard deviation, which "
-    "sc.pp.scale(zero_center=False) kept in the training AnnData's var['std'] (sc.pp.scale on "
-    "the new cells alone uses their own); or train with scale=True, and the model scales new "
-    "cells itself"
+    "sc.pp.scale(zero_center=False) kept in the training AnnData (ref): "
+    "`new[:, ref.var_names].X / ref.var['std'].values` (sc.pp.scale on the new cells alone "
+    "uses their own); or train with scale=True, and the model scales new cells itself"
 )
 
 
