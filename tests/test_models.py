@@ -1694,6 +1694,13 @@ def test_loading_a_folder_that_holds_no_model_says_so(tmp_path):
         sdc.models.load(tmp_path / "nowhere")
 
 
+def test_loading_a_file_of_a_saved_model_names_its_folder(scdcc_model, tmp_path):
+    path = scdcc_model[1].save(tmp_path / "m")
+    for name in ("model.json", "weights.pt"):
+        with pytest.raises(FileNotFoundError, match=r"is a file of a saved model: pass its folder"):
+            sdc.models.load(path / name)
+
+
 def test_a_checkpoint_describes_its_stages_by_the_epochs_they_finished(tmp_path):
     from scdeepclust.train._checkpoint import TrainingCheckpoint
 

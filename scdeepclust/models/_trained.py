@@ -514,6 +514,10 @@ class TrainedModel:
             loads anywhere), "cuda" or "auto" (CUDA when present, as the tools' default).
         """
         directory = Path(directory)
+        if directory.is_file() and directory.name in (CONFIG_FILE, WEIGHTS_FILE):
+            raise FileNotFoundError(
+                f"{directory} is a file of a saved model: pass its folder, {directory.parent}."
+            )
         if not directory.is_dir():
             raise FileNotFoundError(f"No model directory {directory}.")
         device = resolve_device(device)
