@@ -182,7 +182,9 @@ class Case:
     raises: type | None = None  # exception type ...
     warns: type | None = None  # ... or warning type (the call then succeeds)
     match: str = ""  # regex on the message
-    copy: bool = True  # for rows that succeed: run with copy=True and check the input
+    # for rows that succeed: run with copy=True and check the input is unchanged (False: run
+    # in place, where the warning is about the caller's own results)
+    copy: bool = True
 
 
 # input, exception, message: the table of the report.
@@ -835,6 +837,7 @@ CASES = [
         edit=_existing_key,
         warns=UserWarning,
         match=r"adata\.obs\['scdcc'\] already exist\(s\) and will be overwritten",
+        copy=False,
     ),
     Case(
         "scdcc-not-anndata",
@@ -1016,6 +1019,7 @@ CASES = [
         edit=_existing_key,
         warns=UserWarning,
         match=r"adata\.obs\['desc'\] already exist\(s\) and will be overwritten",
+        copy=False,
     ),
     # -- the genes read (mask_var) -----------------------------------------------------------
     Case(
@@ -1119,8 +1123,9 @@ def test_bad_input(case: Case):
         assert_unchanged(adata, before)
     else:
         with pytest.warns(case.warns, match=case.match):
-            out = _run(case, adata, copy=True)
-        assert_unchanged(adata, before)
+            out = _run(case, adata, copy=True) if case.copy else _run(case, adata) or adata
+        if case.copy:
+            assert_unchanged(adata, before)
         assert case.tool in out.obs and f"X_{case.tool}" in out.obsm
 
 
@@ -1688,3 +1693,60 @@ def test_recipe_refuses_counts_left_in_a_single_cell():
     with pytest.raises(ValueError, match=r"Only 1 cells have counts in the genes the tools read"):
         sdc.pp.recipe(adata, "scdcc")
     assert_unchanged(adata, before)
+
+
+@pytest.mark.parametrize(
+    ("tool", "kwargs", "match"),
+    [
+        # a bool is no integer, and None only where the option takes it
+        ("scdcc", dict(latent_dim=True), r"latent_dim must be an integer >= 1, got True"),
+        ("desc", dict(batch_size=None), r"batch_size must be an integer >= 2, got None"),
+        ("desc", dict(checkpoint_every=0), r"checkpoint_every must be an integer >= 1, got 0"),
+        # seeds are 32-bit: 2**32 is one past the last
+        ("scdcc", dict(random_state=2**32), r"random_state must be .*got 4294967296"),
+        # a share is a number: True is not 1
+        ("scdcc", dict(refine=True), r"refine must be a number in \[0, 1\] .*got True"),
+        # a resolution is positive: 0 is refused
+        ("desc", dict(n_clusters=None, resolution=0), r"resolution must be a positive number"),
+        # anndata's reserved name and a NUL character cannot be keys of an .h5ad
+        ("desc", dict(key_added="_index"), r"key_added '_index' cannot be written to \.h5ad"),
+        ("scdcc", dict(key_added="a\x00b"), r"cannot be written to \.h5ad"),
+        # momentum is in [0, 1): 1 itself is refused
+        ("desc", dict(momentum=1), r"momentum must be a number in \[0, 1\), got 1"),
+        # layer sizes: text is no sequence of sizes, and DESC needs at least one layer
+        ("desc", dict(hidden="64"), r"hidden must be a sequence of layer sizes"),
+        ("desc", dict(hidden=()), r"hidden must name at least one layer size; got \(\)"),
+    ],
+)
+def test_options_just_outside_what_they_take_are_refused(tool, kwargs, match):
+    adata = counts_data() if tool == "scdcc" else lognorm_data()
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=match):
+        _run(Case("", tool), adata, **{"n_clusters": 3, **kwargs})
+    assert_unchanged(adata, before)
+
+
+@pytest.mark.parametrize(
+    ("tool", "kwargs", "match"),
+    [
+        ("scdcc", dict(resolution=1.0), r"Leiden initialisation needs more cells \(12\) than"),
+        ("desc", dict(n_clusters=3), r"init='leiden' needs more cells \(12\) than n_neighbors=12"),
+    ],
+)
+def test_leiden_needs_more_cells_than_as_many_neighbours(tool, kwargs, match):
+    adata = (counts_data() if tool == "scdcc" else lognorm_data())[:12].copy()
+    with pytest.raises(ValueError, match=match):
+        _run(Case("", tool), adata, n_neighbors=12, **kwargs)
+
+
+def test_repeated_gene_names_are_refused_only_where_a_model_matches_genes_by_name():
+    from scdeepclust.tl._validate import check_gene_names
+
+    adata = ad.AnnData(np.ones((4, 3)), var=pd.DataFrame(index=["g0", "g0", "g1"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a representation's columns have no gene names
+        check_gene_names(adata, use_rep="X_pca", return_model=True)
+    with pytest.raises(ValueError, match=r"var_names are not unique \(e\.g\. \['g0'\]\), so a"):
+        check_gene_names(adata, use_rep=None, return_model=True)
+    with pytest.warns(UserWarning, match=r"var_names are not unique \(e\.g\. \['g0'\]\)\. The"):
+        check_gene_names(adata, use_rep=None, return_model=False)

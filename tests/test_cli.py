@@ -1400,3 +1400,71 @@ def test_a_label_key_that_labels_every_cell_is_refused(sim, tmp_path, capsys):
         capsys.readouterr().err
     )
     assert not out.exists()
+
+
+def test_layer_raw_leaves_the_layers_the_input_has(sim, tmp_path, monkeypatch):
+    """.raw's counts go to a layer of a new name beside a 'counts' layer, and a layer of the
+    input named 'raw' is read as it is."""
+    adata = _counts_only_in_raw(sim)
+    expected = sim[:, adata.var_names].layers["counts"].toarray()
+    adata.layers["counts"] = adata.X.copy()  # log-normalised values under that name
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, "--layer", "raw", *TINY)
+    assert given["layer"] == "raw_counts"
+    np.testing.assert_array_equal(given["adata"].layers["raw_counts"].toarray(), expected)
+    np.testing.assert_array_equal(given["adata"].layers["counts"].toarray(), adata.X.toarray())
+    adata.layers["raw"] = sparse.csr_matrix(expected)
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, "--layer", "raw", *TINY)
+    assert given["layer"] == "raw" and "raw_counts" not in given["adata"].layers
+
+
+def test_a_raw_of_counts_is_not_asked_for_where_counts_are_read_already(sim, tmp_path, monkeypatch):
+    """scdcc reads layers['counts'], or counts in X: a .raw of counts beside them changes
+    nothing, and --layer raw is not asked for."""
+    adata = _counts_only_in_raw(sim)
+    expected = sim[:, adata.var_names].layers["counts"].toarray()
+    adata.layers["counts"] = sparse.csr_matrix(expected)
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, *TINY)
+    np.testing.assert_array_equal(given["adata"].layers["counts"].toarray(), expected)
+    del adata.layers["counts"]
+    adata.X = sparse.csr_matrix(expected)
+    given = _options_given_to("scdcc", adata, tmp_path, monkeypatch, *TINY)
+    np.testing.assert_array_equal(given["adata"].layers["counts"].toarray(), expected)
+
+
+@pytest.mark.parametrize("value, text", [(" NA ", "NA"), ("nan", "nan")])
+def test_missing_label_counts_the_cells_it_makes_unlabelled(
+    sim, tmp_path, monkeypatch, capsys, value, text
+):
+    """The value given is read stripped, cells missing already are not counted again, and the
+    value leaves no category behind."""
+    third = np.arange(sim.n_obs) % 3
+    group = sim.obs["group"].astype(str).to_numpy()
+    sim.obs["known"] = pd.Categorical(np.where(third == 0, group, np.where(third == 1, text, None)))
+    given = _options_given_to("scdcc", sim, tmp_path, monkeypatch, "--label-key", "known",
+                              "--missing-label", value, *TINY)  # fmt: skip
+    assert "obs['known']: 80 cells read as unlabelled" in capsys.readouterr().out
+    known = given["adata"].obs["known"]
+    assert known.isna().sum() == 160 and list(known.cat.categories) == ["0", "1", "2"]
+
+
+def test_missing_label_reads_a_column_named_by_both_options_once(sim, tmp_path, capsys):
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    sim.obs["known"] = np.where(np.arange(sim.n_obs) % 3 == 0, sim.obs["group"].astype(str), "NA")
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "--label-key", "known", "--truth", "known",
+            "--missing-label", "NA", "-o", str(out), *TINY]  # fmt: skip
+    assert main(args) == 2  # no cell left to score
+    said = capsys.readouterr()
+    assert "obs['known']: 160 cells read as unlabelled" in said.out
+    assert "no cell of obs['known'] holds" not in said.err
+
+
+def test_missing_label_matches_a_value_of_a_float32_column_as_its_text_shows_it(
+    sim, tmp_path, monkeypatch
+):
+    """0.1 has no float32 of its own value: the column's text '0.1' is matched all the same."""
+    codes = sim.obs["group"].cat.codes.to_numpy()
+    sim.obs["known"] = np.where(np.arange(sim.n_obs) % 3 == 0, codes, 0.1).astype(np.float32)
+    given = _options_given_to("scdcc", sim, tmp_path, monkeypatch, "--label-key", "known",
+                              "--missing-label", "0.1", *TINY)  # fmt: skip
+    assert given["adata"].obs["known"].isna().sum() == 160

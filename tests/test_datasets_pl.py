@@ -132,3 +132,21 @@ def test_simulate_rejects_bad_arguments(kwargs, match):
     args = {"n_cells": 20, "n_genes": 10, "n_groups": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         sdc.datasets.simulate(**args)
+
+
+def test_simulate_a_small_de_fraction_still_sets_one_gene_apart():
+    # 0.1% of 50 genes rounds to none: each group still differs in one gene
+    adata = sdc.datasets.simulate(
+        4000, 50, 2, de_fraction=0.001, mean_log_expression=2.0, dropout=0.0
+    )
+    counts = adata.X.toarray()
+    group = adata.obs["group"].to_numpy() == "0"
+    means = np.log(counts[group].mean(0) + 0.1), np.log(counts[~group].mean(0) + 0.1)
+    assert np.abs(means[0] - means[1]).max() > 1.0
+
+
+def test_simulate_dropout_zeroes_that_share_of_the_counts():
+    kwargs = dict(n_cells=500, n_genes=40, n_groups=2, mean_log_expression=3.0, random_state=0)
+    full = sdc.datasets.simulate(**kwargs, dropout=0.0)
+    dropped = sdc.datasets.simulate(**kwargs, dropout=0.5)
+    assert dropped.X.nnz / full.X.nnz == pytest.approx(0.5, abs=0.05)

@@ -294,3 +294,35 @@ def test_the_prior_takes_neighbours_in_the_embedding_and_in_the_input(sim, monke
     out = sdc.tl.scdcc(sim, 3, label_key="known", refine=0, copy=True, **FAST)
     assert "label_prior" in out.uns["scdcc"]
     assert len(widths) == 2 and widths[0] == out.obsm["X_scdcc"].shape[1] != widths[1]
+
+
+def test_fewer_genes_than_components_give_one_component_per_gene():
+    x, _ = _blobs(dim=8)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    assert input_principal_components(feeder, random_state=0).shape == (180, 8)
+
+
+def test_the_covariance_is_estimated_on_a_sample_of_at_most_its_cap_of_cells(monkeypatch):
+    x, _ = _blobs(n_per_class=100)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    every_cell = input_principal_components(feeder, 4, random_state=0)
+    monkeypatch.setattr(_components, "COVARIANCE_MAX_CELLS", 200)
+    sampled = input_principal_components(feeder, 4, random_state=0)
+    assert sampled.shape == (300, 4) and not np.array_equal(sampled, every_cell)
+
+
+def test_subspace_iteration_finds_the_leading_axes_above_a_flat_spectrum(monkeypatch):
+    # four axes above 196 of equal variance: one pass of the iteration leaves them mixed
+    rng = np.random.default_rng(0)
+    n_genes = 200
+    scales = np.r_[[6.0, 5.0, 4.0, 3.0], np.full(n_genes - 4, 1.5)]
+    x = (rng.normal(size=(1000, n_genes)) * scales) @ np.linalg.qr(
+        rng.normal(size=(n_genes, n_genes))
+    )[0]
+    x = x.astype(np.float32)
+    monkeypatch.setattr(_components, "DIRECT_MAX_GENES", 50)
+    feeder = CellFeeder(RowSource(x), device=torch.device("cpu"))
+    ours = input_principal_components(feeder, 4, random_state=0)
+    theirs = PCA(4).fit_transform(np.clip(x, -_components.INPUT_CLIP, _components.INPUT_CLIP))
+    for j in range(4):
+        assert abs(np.corrcoef(ours[:, j], theirs[:, j])[0, 1]) > 0.999

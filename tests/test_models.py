@@ -1839,3 +1839,12 @@ def test_mapping_counts_the_genes_of_adata_that_the_model_ignores(scdcc_model, s
     assert [m.strip() for m in said if "not in the model" in m] == [
         "1 genes of adata are not in the model and are ignored"
     ]
+
+
+def test_a_model_of_a_representation_keeps_no_gene_scale(split):
+    """obsm's columns are no genes: mapped cells are not checked against a scale of them."""
+    train = split[0].copy()
+    train.obsm["X_rep"] = np.log1p(train.layers["counts"][:, :20].toarray())
+    model = _rep_model(train)
+    assert model.preprocessing["input"]["kind"] == "obsm"
+    assert "input_gene_scale" not in model.preprocessing

@@ -408,3 +408,21 @@ def test_a_choice_at_the_upper_bound_is_named_with_a_wider_range():
         warnings.filterwarnings("error", message=".*upper bound")
         search = initial_centroids(few, n_clusters=(2, most), **{**start, "n_neighbors": 5}).search
     assert search.chosen == most
+
+
+def test_search_bounds_are_two_numbers_up_to_the_largest_upper_bound():
+    from scdeepclust.tl._validate import check_n_clusters
+
+    assert check_n_clusters((2, 40), 200) == (2, 40)  # 40 is the largest upper bound on 200
+    with pytest.raises(ValueError, match=r"n_clusters=\(2, 41\).*an upper bound of 40 at most\."):
+        check_n_clusters((2, 41), 200)
+    with pytest.raises(ValueError, match="got a sequence of length 1"):
+        check_n_clusters((3,), 200)
+
+
+def test_whole_number_float_bounds_come_back_as_ints():
+    """As a number of clusters does: the bounds reach the search and the params as 2 and 3."""
+    from scdeepclust.tl._validate import check_n_clusters
+
+    bounds = check_n_clusters((2.0, np.float32(3.0)), 200)
+    assert bounds == (2, 3) and all(type(bound) is int for bound in bounds)

@@ -1121,3 +1121,27 @@ def test_recipe_says_nothing_of_the_storage_of_float64_counts():
     steps = sdc.pp.recipe(sim, "desc")
     assert not any("stored as" in step for step in steps), steps
     assert sim.layers["counts"].dtype == np.float64
+
+
+def test_read_h5_keeps_labels_that_are_not_whole_numbers_apart(tmp_path):
+    """Whole numbers among them are not read as codes: 0.5 and 1.5 stay labels of their own."""
+    with h5py.File(tmp_path / "y.h5", "w") as f:
+        f["X"] = np.random.default_rng(0).poisson(1, (6, 4))
+        f["Y"] = np.array([0.5, 1.0, 1.5, 1.0, np.nan, 2.0])
+    labels = sdc.datasets.read_h5(tmp_path / "y.h5").obs["label"]
+    # as text, as whole-number labels are, in numeric order; NaN is no label
+    assert list(labels.cat.categories) == ["0.5", "1", "1.5", "2"]
+    assert list(labels.astype(object)[:4]) == ["0.5", "1", "1.5", "1"] and labels.isna()[4]
+
+
+def test_read_h5_refuses_an_x_that_is_not_two_dimensional(tmp_path):
+    with h5py.File(tmp_path / "flat.h5", "w") as f:
+        f["X"] = np.ones(6)
+    with pytest.raises(ValueError, match="'X' is not the dense cells x genes matrix"):
+        sdc.datasets.read_h5(tmp_path / "flat.h5")
+
+
+def test_read_refuses_a_folder_named_like_a_file(tmp_path):
+    (tmp_path / "cells.h5ad").mkdir()
+    with pytest.raises(ValueError, match=r"cells\.h5ad is a directory; give an \.h5ad or \.h5"):
+        sdc.datasets.read(tmp_path / "cells.h5ad")

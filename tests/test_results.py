@@ -272,3 +272,11 @@ def test_the_clustering_epochs_are_those_of_the_history(sim):
     out = sdc.tl.scdcc(sim, 3, copy=True, **FAST)
     uns = out.uns["scdcc"]
     assert uns["clustering_epochs"] == len(uns["history"]["cluster_clustering"]) > 0
+
+
+def test_agreement_reads_categories_equal_as_text_as_one_label():
+    from scdeepclust._metrics import agreement
+
+    clusters = pd.Series(pd.Categorical([1, "1", 2, 2]))  # categories [1, 2, '1']
+    got = agreement(clusters, ["a", "a", "b", "b"])
+    assert got.ari == 1.0 and got.nmi == 1.0

@@ -1008,3 +1008,17 @@ def test_the_known_class_term_is_weighed_by_label_weight(sim):
     term = np.asarray(out.uns["scdcc"]["history"]["cluster_known_class"])
     # the log assignment to the class (about 1 here) times the weight
     assert len(term) and (term > 0).all() and (term < 1e-2).all()
+
+
+def test_placeholder_labels_advice_makes_the_most_frequent_one_missing():
+    import anndata as ad
+
+    from scdeepclust.tl._validate import warn_if_placeholder_labels
+
+    labels = ["T"] * 4 + ["unknown"] + ["NA"] * 3
+    adata = ad.AnnData(obs=pd.DataFrame({"known": labels}, index=[str(i) for i in range(8)]))
+    with pytest.warns(UserWarning) as caught:
+        warn_if_placeholder_labels(adata, "known")
+    said = str(caught[0].message)
+    assert "labels cells 'NA' (3 cells), 'unknown' (1 cell)" in said
+    assert "astype(str) == 'NA')`" in said, said

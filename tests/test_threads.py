@@ -373,3 +373,14 @@ else:
         said += done.stdout.split()
     # 1 thread, as OMP_NUM_THREADS says (torchrun and batch systems set it)
     assert said == ["recipe", "1", "genes", "1", "umap", "1", "same", "True"]
+
+
+def test_torch_gets_its_thread_count_back_from_a_call_into_scanpy_that_fails():
+    from scdeepclust._threads import torch_threads_kept
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="scanpy failed"):
+        with torch_threads_kept():
+            torch.set_num_threads(before + 1)  # as numba's pool does as it starts
+            raise RuntimeError("scanpy failed")
+    assert torch.get_num_threads() == before

@@ -272,7 +272,12 @@ def _labels(y: np.ndarray, n_obs: int, path: Path) -> pd.Categorical:
         known = np.isfinite(y)
         if np.all(y[known] == np.round(y[known])):
             return _numbered(y[known].astype(np.int64), known)
-        return pd.Categorical(np.where(known, y, np.nan))
+        # other numbers too as text, in numeric order ("0.5", "1", "1.5")
+        values = np.unique(y[known])
+        names = [np.format_float_positional(v, trim="-") for v in values]
+        text = np.full(len(y), None, dtype=object)
+        text[known] = np.asarray(names, dtype=object)[np.searchsorted(values, y[known])]
+        return pd.Categorical(text, categories=names)
     if y.dtype.kind in "iu":
         return _numbered(y, np.ones(len(y), dtype=bool))
     return pd.Categorical(y.astype(str) if y.dtype.kind == "b" else y)
