@@ -1465,15 +1465,20 @@ def test_new_cells_off_scale_get_one_warning_and_older_models_none_on_negatives(
         model.predict(test)
 
 
+def _scaling_desc_model(train):
+    """A short DESC run that z-scores genes itself (scale=True), for the mapping checks."""
+    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sdc.tl.desc(train, scale=True, return_model=True, copy=True, **fast)[1]
+
+
 def test_scaled_cells_for_a_scaling_model_get_one_warning(split):
     train, test = (a.copy() for a in split)
     for a in (train, test):
         sc.pp.normalize_total(a)
         sc.pp.log1p(a)
-    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scaling = sdc.tl.desc(train, scale=True, return_model=True, copy=True, **fast)[1]
+    scaling = _scaling_desc_model(train)
     test.X = test.X.toarray()
     sc.pp.scale(test)
     with pytest.warns(UserWarning, match=r"but this model z-scores each gene itself") as caught:
@@ -1488,10 +1493,7 @@ def test_cells_normalised_to_another_total_for_a_scaling_model_are_warned_of(spl
     median = float(np.median(np.asarray(train.X.sum(axis=1)).ravel()))
     sc.pp.normalize_total(train)
     sc.pp.log1p(train)
-    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scaling = sdc.tl.desc(train, scale=True, return_model=True, copy=True, **fast)[1]
+    scaling = _scaling_desc_model(train)
     as_trained = test.copy()
     sc.pp.normalize_total(as_trained, target_sum=median)
     sc.pp.log1p(as_trained)
@@ -1515,10 +1517,7 @@ def test_a_few_new_cells_prepared_as_the_training_cells_are_not_warned_of():
     )
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
-    fast = dict(n_clusters=3, pretrain_epochs=2, max_epochs=1, progress=False, batch_size=64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scaling = sdc.tl.desc(adata[:200].copy(), scale=True, return_model=True, **fast)
+    scaling = _scaling_desc_model(adata[:200].copy())
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*genes spread")
         for start in range(200, 290, 3):
