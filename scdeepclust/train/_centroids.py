@@ -43,7 +43,10 @@ from ._n_clusters import (
 # extra ones hold high-library-size cells of one group or of several; DESC's clustering stage
 # then mixed the groups (benchmarks/results/scaling_100k_desc*.md: ARI 0.83, not settled after
 # 100 epochs, against 0.97 settled after one from 10,000).
-# 10,000 keeps the clusters of any larger data as they would be on a dataset of that size.
+# 10,000 keeps Leiden's graph as on a dataset of that size; the embedding, trained on all the
+# cells, can still hold finer groups (a user session, 8 simulated groups with most counts
+# dropped: 8 clusters on 10,000 cells, 17 on 30,000 and 27 on 100,000, the extra ones of 1 to
+# a few hundred cells mixing the groups).
 LEIDEN_MAX_CELLS = 10_000
 KMEANS_MAX_CELLS = 200_000
 # A given number of clusters from Leiden (`_ward_merged_ladder`): the resolution grows by this
