@@ -177,6 +177,17 @@ def test_recipe_from_counts(sim):
     assert np.asarray(clipped.X).max() <= 3
 
 
+def test_recipe_keeps_the_counts_of_x_without_copying_them_twice(sim):
+    """X's counts were copied into layers['counts'] and X copied again to be normalised: two
+    copies of the matrix at the peak, where the layer can keep X's own, unchanged."""
+    del sim.layers["counts"]
+    counts = sim.X
+    before = counts.copy()
+    sdc.pp.recipe(sim, "scdcc", n_top_genes=None)
+    assert sim.layers["counts"] is counts and sim.X is not counts
+    assert (sim.layers["counts"] != before).nnz == 0  # X was normalised in a copy
+
+
 def test_recipe_can_leave_the_scaling_to_desc_and_keep_x_sparse(sim):
     """scale=False: X log-normalised and sparse; tl.desc(scale=True) z-scores the same values."""
     counts = sparse.csr_matrix(sim.layers["counts"])

@@ -355,14 +355,14 @@ def _prepare(
     counts = None if counts_key is None or counts_from_x else adata.layers[counts_key]
     state = _x_state(adata.X, logged="log1p" in adata.uns, counts=counts)
     if state == "counts":
-        adata.X = adata.X.copy()  # never normalise a matrix shared with a counts layer
+        adata.X = _own_x(adata, original_x)
         sc.pp.normalize_total(adata, target_sum=target_sum)
         sc.pp.log1p(adata)
         to = "the median total" if target_sum is None else f"{target_sum:g} counts"
         steps.append(f"X: normalize_total (each cell to {to}) + log1p")
         state = "log"
     elif state == "normalised":
-        adata.X = adata.X.copy()
+        adata.X = _own_x(adata, original_x)
         sc.pp.log1p(adata)
         steps.append(
             "X looks normalised but not log-transformed (each cell's counts times one factor, "
@@ -593,6 +593,16 @@ def _recovered_counts(X) -> RecoveredCounts | None:
 STEP_ROWS = 2000
 
 
+def _own_x(adata: AnnData, original_x):
+    """X, copied where scanpy's in-place steps would change a matrix that is not the recipe's.
+
+    The caller's X is restored should a step fail, and a layer (the counts) may hold X's
+    matrix; one copy of X made earlier (`_keep_counts`, `_drop_empty`) is the recipe's own.
+    """
+    shared = adata.X is original_x or any(adata.X is m for m in adata.layers.values())
+    return adata.X.copy() if shared else adata.X
+
+
 def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: list[str]) -> None:
     """Say where the raw counts are, copying X's to ``layers[counts_key]`` first."""
     if counts_key is None:
@@ -601,7 +611,10 @@ def _keep_counts(adata: AnnData, counts_key: str | None, from_x: bool, steps: li
         steps.append(f"raw counts from layers[{counts_key!r}]")
         return
     counts = native_byte_order(adata.X)  # a copy where it changes (scipy's copy refuses)
-    adata.layers[counts_key] = counts.copy() if counts is adata.X else counts
+    if counts is adata.X:
+        # the layer keeps X's own matrix, unchanged; X gets the copy that is normalised in place
+        adata.X = counts.copy()
+    adata.layers[counts_key] = counts
     steps.append(f"raw counts from X, kept in layers[{counts_key!r}]")
 
 
