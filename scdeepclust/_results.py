@@ -132,13 +132,17 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
             )
 
 
-def warn_if_results_replaced(adata: AnnData, keys: list[str]) -> None:
+def warn_if_results_replaced(adata: AnnData, keys: list[str], *, copy: bool) -> None:
     """Warn about the results of earlier runs that these keys will overwrite.
+
+    Not with `copy`: the caller's results stay as they were, and only the copy holds new ones.
 
     Called once the input has been read and checked, just before training: a call refused for
     its input does not speak of overwriting anything, a warning turned into an error
     (``-W error``) costs no training, and a run with several keys warns once.
     """
+    if copy:
+        return
     found = [name for key in keys for name in existing_keys(adata, key)]
     derived = [f"{part}[{name!r}]" for key in keys for part, name in derived_entries(adata, key)]
     if found:

@@ -11,7 +11,14 @@ if TYPE_CHECKING:
 
 from .._metrics import agreement
 from .._missing import warn_if_no_label_as_truth
-from ._utils import check_obs_column, check_result, closes_figures_on_error, finish, new_figure
+from ._utils import (
+    check_obs_column,
+    check_result,
+    closes_figures_on_error,
+    finish,
+    new_figure,
+    turn_long_tick_names,
+)
 
 _NORMALIZE = {"row": "share of each known label", "column": "share of each cluster", None: "cells"}
 
@@ -100,8 +107,7 @@ def compare(
     image = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=0, interpolation="nearest")
     ax.set_xticks(range(n_cols), table.columns, fontsize=_size(n_cols))
     ax.set_yticks(range(n_rows), table.index, fontsize=_size(n_rows))
-    if n_cols > 12 or max((len(str(c)) for c in table.columns), default=0) > 3:
-        ax.tick_params(axis="x", labelrotation=90)
+    turn_long_tick_names(ax, table.columns)
     if annotate is None:
         annotate = n_rows <= 25 and n_cols <= 25
     if annotate:

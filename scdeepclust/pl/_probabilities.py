@@ -17,6 +17,7 @@ from ._utils import (
     cluster_categories,
     cluster_colors,
     finish,
+    turn_long_tick_names,
 )
 
 # Inches: the default figure stops growing with the number of clusters here.
@@ -182,7 +183,7 @@ def probabilities(
     for y in boundaries:
         heat_ax.axhline(y, color="white", linewidth=0.8)
     heat_ax.set_xticks(range(probs.shape[1]), column_names, fontsize=_tick_size(probs.shape[1]))
-    _turn_long_names(heat_ax, column_names)
+    turn_long_tick_names(heat_ax, column_names)
     heat_ax.tick_params(axis="y", left=False, labelleft=False)
     heat_ax.set_xlabel("soft assignment to cluster")
     subsampled = f", {len(shown)} of {len(order)} shown" if len(shown) < len(order) else ""
@@ -287,7 +288,7 @@ def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key)
         )
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xticks(range(len(used_names)), used_names, fontsize=_tick_size(len(used_names)))
-    _turn_long_names(ax, used_names)
+    turn_long_tick_names(ax, used_names)
     ax.set_xlim(-0.6, len(data) - 0.4)
     low = min(float(confidence.min()), threshold) if len(confidence) else 0.0
     ax.set_ylim(max(0.0, low - 0.05), 1.09 if len(data) <= 12 else 1.14)
@@ -295,12 +296,6 @@ def _confidence_panel(ax, confidence, codes, categories, colors, threshold, key)
     ax.set_ylabel("confidence")
     ax.set_title(f"confidence per cluster (on top: % of cells below {threshold:g})", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
-
-
-def _turn_long_names(ax, names: list[str]) -> None:
-    """Turn the x tick labels upright where they would overlap, as `pl.compare` does."""
-    if len(names) > 12 or max((len(str(n)) for n in names), default=0) > 3:
-        ax.tick_params(axis="x", labelrotation=90)
 
 
 def _tick_size(n: int, small: float = 6.0) -> float:

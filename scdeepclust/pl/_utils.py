@@ -428,6 +428,12 @@ def _align_per_panel_options(key: str, asked: list, colors: list[str], kwargs: d
             )
 
 
+def turn_long_tick_names(ax, names) -> None:
+    """Turn the x tick labels upright where level ones would overlap (many, or long, names)."""
+    if len(names) > 12 or max((len(str(n)) for n in names), default=0) > 3:
+        ax.tick_params(axis="x", labelrotation=90)
+
+
 def wrap_to_width(fig, text: str, fontsize: float, share: float = 0.95) -> str:
     """Break `text` into lines that fit `share` of the width of `fig` at `fontsize` (points)."""
     import textwrap

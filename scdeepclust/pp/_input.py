@@ -1154,9 +1154,9 @@ def _warn_if_spread_differs(
     the training labels 0.88 -> 0.31), which negative values alone do not tell apart. Less
     spread is no sign: the new cells may be of fewer types.
     """
-    new_scale = summary.median_gene_scale
     if summary.shape[0] < SPREAD_MIN_CELLS:
         return False
+    new_scale = summary.median_gene_scale
     if trained_gene_scale is None or new_scale is None or trained_gene_scale <= 0:
         return False
     factor = new_scale / trained_gene_scale

@@ -513,8 +513,7 @@ def desc(
         across_processes={"resolutions": resolutions},
         **run,
     )
-    if not copy:  # the caller's own results stay where a copy is returned
-        warn_if_results_replaced(adata, keys)
+    warn_if_results_replaced(adata, keys, copy=copy)
     results: dict[str, ClusteringResult] = {}
     with standard_torch_mode(), report_interruption(checkpoint):
         try:

@@ -118,8 +118,7 @@ def map_to_model(
     )
     result = model._map_cells(adata, layer=layer, batch_key=batch_key, device=device)
     result.timings["total_s"] = time.perf_counter() - t_start
-    if not copy:  # the caller's own results stay where a copy is returned
-        warn_if_results_replaced(adata, [key])
+    warn_if_results_replaced(adata, [key], copy=copy)
     adata = target_adata(adata, copy)
     write_results(adata, {key: result})
     return adata if copy else None

@@ -665,8 +665,7 @@ def scdcc(
         device=dev,
         **run,
     )
-    if not copy:  # the caller's own results stay where a copy is returned
-        warn_if_results_replaced(adata, [key_added])
+    warn_if_results_replaced(adata, [key_added], copy=copy)
     with standard_torch_mode(), report_interruption(checkpoint):
         result = fit_scdcc(
             feeder,
