@@ -830,9 +830,9 @@ def is_off_scale(summary: MatrixSummary) -> bool:
 
 
 # sc.pp.scale run on new cells alone centres and scales each gene on them, not as the model's
-# training cells were: a sample of fewer cell types then lands elsewhere (pbmc68k_reduced, a
-# model of 500 cells scaled by sc.pp.scale: of 43 held-out CD14+ monocytes 22 joined the
-# training monocytes' cluster, 40 when scaled with the training cells' statistics).
+# training cells were: a sample of fewer cell types then lands elsewhere (a user session,
+# pbmc68k_reduced, a model of 500 cells scaled by sc.pp.scale: of 43 held-out CD14+ monocytes
+# 22 joined the training monocytes' cluster, 40 when scaled with the training statistics).
 SCALE_AS_TRAINED = (
     "scale them with the training cells' gene means and standard deviations, which "
     "sc.pp.scale kept in the training AnnData (ref): `(new[:, ref.var_names].X - "
