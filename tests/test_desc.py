@@ -647,3 +647,23 @@ def test_centred_values_of_a_small_spread_are_not_taken_for_unscaled():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert warn_if_unscaled(summary, "X") is False
+
+
+def test_the_converged_line_is_not_printed_onto_the_progress_bar(scaled, monkeypatch):
+    """Left open by the break, the clustering stage's bar took "converged" onto its line."""
+    import io
+    import re
+    import sys
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    before, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.verbosity, sc.settings.logfile = 3, terminal
+    try:
+        result = sdc.tl.desc(scaled, copy=True, **{**FAST, "progress": True})
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = before, logfile
+    assert result.uns["desc"]["converged"]
+    lines = [part for part in re.split(r"[\r\n]", terminal.getvalue()) if "converged" in part]
+    assert lines and lines[0].strip().startswith("clustering converged after"), lines

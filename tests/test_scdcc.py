@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import numpy as np
@@ -1022,3 +1023,38 @@ def test_placeholder_labels_advice_makes_the_most_frequent_one_missing():
     said = str(caught[0].message)
     assert "labels cells 'NA' (3 cells), 'unknown' (1 cell)" in said
     assert "astype(str) == 'NA')`" in said, said
+
+
+def test_a_stage_that_stops_early_clears_its_bar_before_saying_so(monkeypatch):
+    """The break left the bar open, and the "loss plateaued" line was printed onto its line."""
+    import io
+    import sys
+
+    import torch
+
+    from scdeepclust.data import CellFeeder, RowSource
+    from scdeepclust.train import PlateauStopper, sgd
+    from scdeepclust.train._loops import fit_epochs
+
+    feeder = CellFeeder(RowSource(np.zeros((8, 1), np.float32)), device=torch.device("cpu"))
+    w = torch.nn.Parameter(torch.zeros(1))
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)  # where tqdm draws
+    before, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.verbosity, sc.settings.logfile = 3, terminal
+    try:
+        fit_epochs(
+            feeder,
+            lambda batch: {"loss": (w * 0).sum() + 1.0},
+            sgd([w], lr=0.1, momentum=0.0),
+            n_epochs=10,
+            batch_size=4,
+            rng=np.random.default_rng(0),
+            stopper=PlateauStopper(patience=3),
+        )
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = before, logfile
+    said = terminal.getvalue()
+    line = [part for part in re.split(r"[\r\n]", said) if "plateaued" in part]
+    assert line and line[0].strip().startswith("pretraining: loss plateaued"), said

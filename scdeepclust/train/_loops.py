@@ -140,6 +140,7 @@ def fit_epochs(
             history[name].append(value)
         bar.set_postfix(loss=f"{total:.4g}", refresh=False)
         if stopper is not None and stopper.update(total):
+            bar.close()  # left open by the break, the bar took the message onto its line
             logg.info(f"    {stage}: loss plateaued, stopped after {epoch + 1} epochs")
             break
         if checkpoint is not None and checkpoint.due(epoch) and epoch + 1 < n_epochs:
@@ -178,6 +179,9 @@ class _NoBar:
         return iter(self._epochs)
 
     def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -468,6 +472,7 @@ def train_clustering(
             for name, value in means.items():
                 history[name].append(value)
         if converged:
+            bar.close()
             logg.info(f"    clustering converged after {epoch} epochs (labels changed < tol)")
             break
         if checkpoint is not None and checkpoint.due(epoch) and epoch + 1 < settings.max_epochs:
