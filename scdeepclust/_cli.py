@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import math
 import os
 import re
@@ -168,6 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="data-parallel training over the processes of `torchrun --nproc_per_node N "
         "-m scdeepclust run ...` (one per GPU; gloo on CPUs); rank 0 prints and writes OUT",
     )
+    run.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="save the training state in DIR (created if needed) every --checkpoint-every "
+        "epochs and at the end of each stage, so that a run stopped by a time limit or a "
+        "signal can go on with --resume; a checkpoint already there is not overwritten",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=_int_at_least(1),
+        metavar="N",
+        help="epochs between checkpoints (default 10)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --checkpoint-dir, written by the same command on "
+        "the same input (finished stages are skipped); without one yet, start from the "
+        "beginning, so a job that may be requeued can always pass it",
+    )
     _training_options(run)
 
     demo = commands.add_parser(
@@ -314,7 +335,12 @@ def _process_group_open() -> bool:
 
 def _command(args) -> int:
     try:
-        with warnings.catch_warnings(), _signals_as_interruptions():
+        checkpoints = getattr(args, "checkpoint_dir", None) is not None
+        with (
+            warnings.catch_warnings(),
+            _signals_as_interruptions(),
+            _logged_in_command_terms(args.command, checkpoints),
+        ):
             _quiet_warnings(args.command)
             return _run(args) if args.command == "run" else _demo(args)
     except _Signalled as stop:  # under torchrun, every process is stopped: rank 0 says so
@@ -456,6 +482,33 @@ def _quiet_warnings(command: str) -> None:
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 
 
+@contextlib.contextmanager
+def _logged_in_command_terms(command: str, checkpoints: bool):
+    """Print the warnings the tools log (an interrupted run's resume advice) in `command`'s terms.
+
+    Only a run with checkpoints logs one; scanpy is not imported for the others here, so that a
+    mistaken command is refused without waiting for it.
+    """
+    if not checkpoints:
+        yield
+        return
+    import scanpy as sc
+
+    def said_here(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not isinstance(record.msg, str):
+            return True
+        text = in_command_terms(record.msg, command).replace(" to adata.", ".")
+        _tell(f"{PROG}: warning: {text}")  # as the other warnings, not scanpy's "WARNING:"
+        return False
+
+    logger = sc.settings._root_logger
+    logger.addFilter(said_here)
+    try:
+        yield
+    finally:
+        logger.removeFilter(said_here)
+
+
 # The tools' options that each command has, by their Python names: the package's advice
 # ("raise `max_epochs`", "pass another key_added") is printed with the option to type there.
 _TRAINING_OPTIONS = {
@@ -482,9 +535,12 @@ _COMMAND_OPTIONS = {
         "key_added": "--key-added",
         "n_top_genes": "--n-top-genes",
         "distributed": "--distributed",
+        "checkpoint_dir": "--checkpoint-dir",
+        "checkpoint_every": "--checkpoint-every",
+        "resume": "--resume",
     },
 }
-_SWITCHES = ("distributed",)  # name=True is the option alone
+_SWITCHES = ("distributed", "resume")  # name=True is the option alone
 _BACKTICKED = re.compile(r"(`[^`]*`)")
 _QUOTED = r"""('[^']*'|"[^"]*")"""
 _MADE_MISSING = re.compile(  # _missing.made_missing's line
@@ -528,8 +584,9 @@ def in_command_terms(text: str, command: str = "run") -> str:
             parts[i] = translated(part)
         elif "(" not in part:  # a call is Python to run, left as it is
             parts[i] = "`" + translated(part[1:-1]) + "`"
+    text = "".join(parts).replace("same call", "same command")  # a checkpoint's run
     # "pass batch_mixing=0 (--batch-mixing 0)" said the option twice
-    return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", "".join(parts))
+    return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", text)
 
 
 def _genes_read(adata, args):
@@ -641,6 +698,18 @@ def _run(args) -> int:
             )
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
+    for option, given in (("--checkpoint-every", args.checkpoint_every), ("--resume", args.resume)):
+        if given and args.checkpoint_dir is None:
+            raise CommandError(f"{option} needs --checkpoint-dir, the folder of the checkpoint")
+    if args.checkpoint_dir is not None and args.distributed:
+        raise CommandError(
+            "--checkpoint-dir cannot be used with --distributed yet; leave one of them out"
+        )
+    checkpoint_dir = None if args.checkpoint_dir is None else _expanded(args.checkpoint_dir)
+    if checkpoint_dir is not None and checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+        raise CommandError(
+            f"--checkpoint-dir {checkpoint_dir} is a file; name a folder (created if needed)"
+        )
     # an .h5 of scDCC's layout brings its labels as the truth (said once read, if it has none)
     if (
         args.missing_label
@@ -898,6 +967,11 @@ def _run(args) -> int:
         options["batch_key"] = args.batch_key
     if args.batch_mixing is not None:
         options["batch_mixing"] = args.batch_mixing
+    if checkpoint_dir is not None:
+        options["checkpoint_dir"] = checkpoint_dir
+        options["resume"] = args.resume
+        if args.checkpoint_every is not None:
+            options["checkpoint_every"] = args.checkpoint_every
     if not args.n_top_genes:  # every gene, also where var['highly_variable'] marks some
         options["mask_var"] = None
     elif not genes.chosen_by_user and n_read > MANY_GENES:

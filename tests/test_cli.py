@@ -1468,3 +1468,73 @@ def test_missing_label_matches_a_value_of_a_float32_column_as_its_text_shows_it(
     given = _options_given_to("scdcc", sim, tmp_path, monkeypatch, "--label-key", "known",
                               "--missing-label", "0.1", *TINY)  # fmt: skip
     assert given["adata"].obs["known"].isna().sum() == 160
+
+
+def test_a_run_stopped_by_its_time_limit_goes_on_with_resume(sim, tmp_path, capsys, monkeypatch):
+    """A job's time limit (SIGTERM) after the pretraining: --resume continues from the
+    checkpoint in --checkpoint-dir to the labels of a run never stopped; the advice to resume
+    is given in the command's terms."""
+    import signal
+
+    from scdeepclust.tl import _desc
+
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    common = ["run", str(path), "-m", "desc", "-k", "3", "--batch-size", "64", *TINY]
+    assert main([*common, "-o", str(tmp_path / "whole.h5ad")]) == 0
+    capsys.readouterr()
+    stopped = [*common, "-o", str(tmp_path / "o.h5ad"), "--checkpoint-dir", str(tmp_path / "ck")]
+    with monkeypatch.context() as m:
+        m.setattr(_desc, "cluster_desc", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+        assert main(stopped) == 128 + signal.SIGTERM
+    said = capsys.readouterr().err
+    assert said.startswith(
+        "scdeepclust: warning: interrupted; nothing was written. The same command with --resume "
+        f"continues from the checkpoint in {tmp_path / 'ck'} (layer1 done"
+    ), said
+    assert "resume=True" not in said and "adata" not in said
+    assert not (tmp_path / "o.h5ad").exists()
+    assert main([*stopped, "--resume", "--checkpoint-every", "1"]) == 0
+    assert "no checkpoint" not in capsys.readouterr().err  # it found the stopped run's
+    resumed, whole = ad.read_h5ad(tmp_path / "o.h5ad"), ad.read_h5ad(tmp_path / "whole.h5ad")
+    np.testing.assert_array_equal(resumed.obs["desc"], whole.obs["desc"])
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint-dir"),
+        (["--checkpoint-dir", "ck", "--distributed"], "cannot be used with --distributed"),
+        (["--checkpoint-dir", "afile"], "is a file; name a folder"),
+    ],
+)
+def test_checkpoint_options_given_wrong_are_refused_before_reading(
+    tmp_path, capsys, given, refused
+):
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "missing-is-fine.h5ad"
+    path.write_text("not read: refused first")
+    args = ["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"), *given]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(args) == 2
+    finally:
+        os.chdir(cwd)
+    assert refused in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_command_is_refused_in_the_command_s_terms(sim, tmp_path, capsys):
+    path, ck = tmp_path / "sim.h5ad", str(tmp_path / "ck")
+    sim.write_h5ad(path)
+    common = ["run", str(path), "-m", "desc", "--batch-size", "64", *TINY, "--checkpoint-dir", ck]
+    assert (
+        main([*common, "-k", "3", "-o", str(tmp_path / "a.h5ad"), "--checkpoint-every", "1"]) == 0
+    )
+    assert main([*common, "-k", "3", "-o", str(tmp_path / "b.h5ad")]) == 1
+    assert "already holds a checkpoint. Pass --resume to continue" in capsys.readouterr().err
+    assert main([*common, "-k", "4", "-o", str(tmp_path / "b.h5ad"), "--resume"]) == 1
+    said = capsys.readouterr().err
+    assert "can only be resumed by the same command; they differ in" in said, said
+    assert not (tmp_path / "b.h5ad").exists()
