@@ -1750,3 +1750,14 @@ def test_repeated_gene_names_are_refused_only_where_a_model_matches_genes_by_nam
         check_gene_names(adata, use_rep=None, return_model=True)
     with pytest.warns(UserWarning, match=r"var_names are not unique \(e\.g\. \['g0'\]\)\. The"):
         check_gene_names(adata, use_rep=None, return_model=False)
+
+
+def test_labels_of_one_type_written_as_a_number_and_as_text_are_refused():
+    """scDCC reads labels as text (1 and "1", a column put together from two tables, are one
+    class): kills K04 (the check counted the values, two, and let one type through)."""
+    from scdeepclust.tl._validate import check_known_labels
+
+    labels = pd.Series([1, "1", np.nan, "1"], dtype=object)
+    with pytest.raises(ValueError, match=r"adata.obs\['known'\] labels 3 cells, all '1'"):
+        check_known_labels(labels, "known")
+    check_known_labels(pd.Series([1, "2", np.nan], dtype=object), "known")

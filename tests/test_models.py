@@ -1847,3 +1847,96 @@ def test_a_model_of_a_representation_keeps_no_gene_scale(split):
     model = _rep_model(train)
     assert model.preprocessing["input"]["kind"] == "obsm"
     assert "input_gene_scale" not in model.preprocessing
+
+
+def _spread_summary(n_cells: int, shift: float = 0.0, scale: float = 1.0):
+    """The summary of `n_cells` positive, non-integer cells (median gene SD about 1.4)."""
+    from scdeepclust.pp._input import scan_matrix
+
+    x = np.random.default_rng(0).gamma(2.0, 1.0, (n_cells, 20)).astype(np.float32)
+    return scan_matrix((x - shift) * scale, gene_scales=True)
+
+
+def test_the_spread_check_judges_new_cells_from_fifty_on():
+    """Kills S01 (`<=`: 50 cells, the fewest judged, went unjudged)."""
+    from scdeepclust.pp._input import SPREAD_MIN_CELLS, warn_if_normalised_unlike_training
+
+    fewest = _spread_summary(SPREAD_MIN_CELLS)
+    with pytest.warns(UserWarning, match=r"genes spread [\d.]+ times as much"):
+        assert warn_if_normalised_unlike_training(fewest, "X", 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert not warn_if_normalised_unlike_training(
+            _spread_summary(SPREAD_MIN_CELLS - 1), "X", 0.3
+        )
+
+
+def test_new_cells_with_negative_values_are_not_judged_by_their_spread_for_a_scaling_model():
+    """Scaled cells for a model that scales them itself get their own warning, one: kills S06
+    (the spread check dropped its `n_negative` guard and said a second thing)."""
+    from scdeepclust.pp._input import warn_if_normalised_unlike_training
+
+    summary = _spread_summary(60, shift=2.0)
+    assert summary.n_negative
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert not warn_if_normalised_unlike_training(summary, "X", 0.3)
+
+
+def test_new_cells_spread_more_than_scaled_training_cells_are_told_the_training_statistics():
+    """Kills S11: cells that spread more than a model's scaled training cells were told to
+    prepare them "the same" way, not to scale them with the training cells' statistics."""
+    from scdeepclust.pp._input import warn_if_prepared_unlike_training
+
+    summary = _spread_summary(60, shift=2.0, scale=3.0)
+    with pytest.warns(UserWarning, match=r"times as much") as caught:
+        assert warn_if_prepared_unlike_training(
+            summary, "X", trained_on_negatives=True, trained_gene_scale=1.0
+        )
+    assert "then scale them with the training cells' gene means" in str(caught[0].message)
+
+
+def test_counts_for_a_model_of_negative_values_of_unknown_spread_name_both_preparations():
+    """A model that kept its training cells' negative values but not their spread cannot tell
+    scaled from corrected cells: kills S14 (`not scaled` took it for one of corrected cells)."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_counts
+
+    counts = scan_matrix(np.random.default_rng(0).poisson(2.0, (60, 20)).astype(np.float32))
+    assert counts.is_counts
+    with pytest.warns(UserWarning, match=r"raw counts") as caught:
+        warn_if_counts(counts, "X", model_scales=False, trained_on_negatives=True)
+    assert "sc.pp.scale or the correction they had" in str(caught[0].message)
+
+
+def test_new_cells_off_scale_are_told_to_scale_them_with_the_training_statistics():
+    """Kills S19: the advice named the steps, not the training cells' statistics to scale with
+    (sc.pp.scale on the new cells alone scales them otherwise)."""
+    from scdeepclust.pp._input import warn_if_off_scale
+
+    summary = _spread_summary(60, scale=100.0)
+    with pytest.warns(UserWarning, match=r"root mean square is") as caught:
+        assert warn_if_off_scale(summary, "X", mapping=True)
+    said = str(caught[0].message)
+    assert "then scale them with the training cells' gene means and standard deviations" in said
+
+
+def test_loading_another_file_says_there_is_no_model_folder_and_a_model_file_names_its_own(
+    scdcc_model, tmp_path
+):
+    """Kills L02 (every file was called "a file of a saved model") and L03 (the folder to pass
+    was the file itself)."""
+    (tmp_path / "cells.h5ad").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"^No model directory .*cells\.h5ad\.$"):
+        sdc.models.load(tmp_path / "cells.h5ad")
+    path = scdcc_model[1].save(tmp_path / "m")
+    with pytest.raises(FileNotFoundError) as caught:
+        sdc.models.load(path / "model.json")
+    assert str(caught.value).endswith(f"pass its folder, {path}.")
+
+
+def test_the_history_of_mapped_cells_is_refused_naming_the_run_to_plot(scdcc_model, split):
+    """Kills H02: cells mapped onto a model (which trains nothing) drew three empty panels."""
+    test = split[1].copy()
+    sdc.tl.map_to_model(test, scdcc_model[1], key_added="mapped")
+    with pytest.raises(ValueError, match=r"holds cells mapped onto a trained model"):
+        sdc.pl.history(test, "mapped", show=False)

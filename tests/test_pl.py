@@ -1329,3 +1329,129 @@ def test_panel_option_helpers_on_their_edges():
     assert max(map(len, lines)) > 10 and all(len(line) <= 20 for line in lines)
     # a zero spreads over no decades it could be drawn on: no log axis
     assert spans_decades([1.0, 100.0]) and not spans_decades([0.0, 100.0])
+
+
+def test_tick_names_turn_upright_from_four_characters_or_thirteen_names():
+    """Kills R01 (names of four characters, "CD14", stayed level: the bound was 4)."""
+    from scdeepclust.pl._utils import turn_long_tick_names
+
+    for names, turned in (
+        (["CD14", "B"], True),
+        (["NK1", "B"], False),
+        ([str(i) for i in range(13)], True),
+        ([str(i) for i in range(12)], False),
+    ):
+        _, ax = plt.subplots()
+        ax.set_xticks(range(len(names)), names)
+        turn_long_tick_names(ax, names)
+        rotations = {t.get_rotation() for t in ax.get_xticklabels()}
+        assert rotations == ({90} if turned else {0}), names
+
+
+def test_compare_turns_the_cluster_names_upright_by_their_own_length():
+    """Kills R07 and R08: the known labels' names (the rows) decided whether the clusters'
+    names (the columns) turned, or pl.compare never turned them."""
+    adata = _labelled_run()
+    adata.obs["truth"] = adata.obs["truth"].cat.rename_categories(["CD14 Mono", "B", "NK"])
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    assert {t.get_rotation() for t in ax.get_xticklabels()} == {0}
+    adata.obs["run"] = adata.obs["run"].cat.rename_categories(lambda c: f"cluster {c}")
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    assert {t.get_rotation() for t in ax.get_xticklabels()} == {90}
+
+
+def test_umap_leaves_room_after_a_panel_for_its_own_legend(clustered):
+    """Kills U06: the space between the panels was fitted to the legends of the panels after
+    the first (short names here), and the clusters' long names ran into the next panel."""
+    adata = clustered.copy()
+    names = [f"a cluster of long name {c}" for c in adata.obs["scdcc"].cat.categories]
+    adata.rename_categories("scdcc", names)
+    axes = sdc.pl.umap(adata, "scdcc", color=["group"], show=False)
+    axes[0].figure.canvas.draw()
+    legend = axes[0].get_legend().get_window_extent()
+    assert legend.x1 <= axes[1].get_window_extent().x0
+
+
+def test_umap_of_fewer_cells_than_neighbours_takes_all_the_other_cells(clustered):
+    """Kills U12 (as many neighbours as cells: a cell is not its own neighbour)."""
+    small = clustered[:10].copy()
+    sdc.pl.umap(small, "scdcc", show=False)
+    assert small.uns["neighbors_scdcc"]["params"]["n_neighbors"] == 9
+
+
+def test_umap_refuses_an_embedding_with_one_missing_coordinate(clustered):
+    """Kills U13 (only cells without any coordinate were named; one NaN went to scikit-learn)."""
+    run = clustered.copy()
+    run.obsm["X_scdcc"] = run.obsm["X_scdcc"].copy()
+    run.obsm["X_scdcc"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"no values \(NaN\) for 1 of 240 cells"):
+        sdc.pl.umap(run, "scdcc", show=False)
+
+
+def test_umap_recompute_lays_out_a_cached_umap_again(clustered, monkeypatch):
+    """Kills U15 (recompute=True reused a cached UMAP that matched)."""
+    run = clustered.copy()
+    sdc.pl.umap(run, "scdcc", show=False)
+    laid_out, umap = [], sc.tl.umap
+    monkeypatch.setattr(sc.tl, "umap", lambda *a, **k: laid_out.append(1) or umap(*a, **k))
+    sdc.pl.umap(run, "scdcc", show=False)
+    assert not laid_out
+    sdc.pl.umap(run, "scdcc", recompute=True, show=False)
+    assert laid_out == [1]
+
+
+def test_edges_are_drawn_where_only_the_cached_graphs_connectivities_were_removed(clustered):
+    """Kills U17: uns['neighbors_scdcc'] alone was taken for the graph, and scanpy's edges
+    failed on the missing obsp['neighbors_scdcc_connectivities']."""
+    run = clustered.copy()
+    sdc.pl.umap(run, "scdcc", show=False)
+    del run.obsp["neighbors_scdcc_connectivities"]
+    sdc.pl.umap(run, "scdcc", edges=True, show=False)
+    assert "neighbors_scdcc_connectivities" in run.obsp
+
+
+def test_umap_lays_out_its_graph_with_the_random_state_given(clustered, monkeypatch):
+    """Kills U23 (the graph took seed 0 whatever the random_state; it matters to the approximate
+    neighbours of more than 100,000 cells)."""
+    import scdeepclust.pl._umap as umap_module
+
+    seen, neighbors = [], umap_module.plot_neighbors
+    monkeypatch.setattr(
+        umap_module,
+        "plot_neighbors",
+        lambda *a, **k: seen.append(k["random_state"]) or neighbors(*a, **k),
+    )
+    sdc.pl.umap(clustered.copy(), "scdcc", random_state=3, show=False)
+    assert seen == [3]
+
+
+def test_history_lays_the_clustering_stage_after_pretraining_on_one_epoch_axis():
+    """Kills H07 (one stage named "pretrain\\nzinb"), H10 (the clustering stage's ZINB drawn
+    over pretraining's epochs), H20 (the axis cut at pretraining's end) and H22 (the label
+    change's axis cut at its count of refreshes, not the epoch of the last)."""
+    fig = sdc.pl.history(_run_with_history(True), "run", show=False)
+    reconstruction, _, change = fig.axes
+    pretraining, clustering = reconstruction.get_lines()
+    np.testing.assert_allclose(pretraining.get_xdata(), [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(clustering.get_xdata(), [6, 7, 8, 9])
+    assert reconstruction.get_xlim() == (0.5, 9.5)
+    assert [t.get_text() for t in reconstruction.texts] == ["pretraining", "clustering"]
+    assert change.get_xlim() == (0.5, 4.5)
+
+
+def test_history_orders_desc_layers_by_number_and_shades_no_clustering_stage_it_lacks():
+    """Kills H04 ("layer10" before "layer2", as text) and H24 (the last pretraining stage of a
+    run without clustering epochs shaded as the clustering stage)."""
+    from matplotlib.colors import to_hex
+
+    adata = sc.AnnData(np.zeros((4, 2), np.float32))
+    adata.obs["run"] = pd.Categorical(np.arange(4) % 2)
+    stages = ("autoencoder", "layer10", "layer2", "layer1")
+    adata.uns["run"] = {
+        "n_clusters": 2,
+        "history": {f"pretrain_{stage}": np.linspace(2.0, 1.0, 3) for stage in stages},
+    }
+    reconstruction = sdc.pl.history(adata, "run", show=False).axes[0]
+    legend = [t.get_text() for t in reconstruction.get_legend().get_texts()]
+    assert legend == ["layer1 MSE", "layer2 MSE", "layer10 MSE", "autoencoder MSE"]
+    assert "#dceaf7" not in {to_hex(p.get_facecolor()) for p in reconstruction.patches}

@@ -1156,3 +1156,47 @@ def test_read_refuses_a_folder_named_like_a_file(tmp_path):
     (tmp_path / "cells.h5ad").mkdir()
     with pytest.raises(ValueError, match=r"cells\.h5ad is a directory; give an \.h5ad or \.h5"):
         sdc.datasets.read(tmp_path / "cells.h5ad")
+
+
+def test_recipe_normalises_a_copy_of_an_x_of_counts_beside_a_counts_layer(monkeypatch):
+    """Kills P02 and P03: X's counts beside layers['counts'] were normalised in the caller's own
+    matrix, so a step that failed after it restored a normalised X (and every other holder of
+    that matrix saw it change)."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    sim.X = sim.layers["counts"].copy()
+    x, before = sim.X, sim.X.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(sc.pp, "log1p", fail)
+    with pytest.raises(RuntimeError, match="stopped"):
+        sdc.pp.recipe(sim, "scdcc", n_top_genes=None)
+    assert sim.X is x and (x != before).nnz == 0
+
+
+def test_recipe_log_transforms_a_copy_of_a_normalised_x(monkeypatch):
+    """Kills P07: a normalised X was log-transformed in the caller's own matrix, so a step that
+    failed after it (scale) restored a log-transformed X."""
+    sim = sdc.datasets.simulate(n_cells=60, n_genes=50, n_groups=2, random_state=0)
+    adata = sc.AnnData(sim.layers["counts"].toarray())
+    sc.pp.normalize_total(adata)
+    x, before = adata.X, adata.X.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(sc.pp, "scale", fail)
+    with pytest.raises(RuntimeError, match="stopped"):
+        sdc.pp.recipe(adata, "desc")
+    assert adata.X is x
+    np.testing.assert_array_equal(x, before)
+
+
+def test_read_h5_orders_labels_that_are_not_whole_numbers_by_value_not_as_text(tmp_path):
+    """Kills D03: the categories were sorted as text ("10.5" before "2.5")."""
+    with h5py.File(tmp_path / "y.h5", "w") as f:
+        f["X"] = np.random.default_rng(0).poisson(1, (4, 3))
+        f["Y"] = np.array([10.5, 2.5, 2.0, 10.5])
+    labels = sdc.datasets.read_h5(tmp_path / "y.h5").obs["label"]
+    assert list(labels.cat.categories) == ["2", "2.5", "10.5"]
