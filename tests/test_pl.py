@@ -1053,6 +1053,16 @@ def test_probabilities_follows_cluster_names_swapped():
     assert _column_names(numbers, swapped_codes[kept], probs[kept]) == ["1", "0", "2", "3", "4"]
 
 
+def test_probabilities_reads_a_superscript_digit_as_a_name_not_a_number():
+    """A superscript "²" is a digit to str.isdigit, and int() refused it: the plot failed."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    probs = np.eye(3, dtype=np.float32)[np.repeat(np.arange(3), 10)]
+    codes = np.repeat(np.arange(3), 10)
+    assert _column_names(["0", "1", "²"], codes, probs) == ["0", "1", "²"]
+    assert _column_names(["0", "1", "٢"], codes, probs) == ["0", "1", "٢"]  # Arabic-Indic 2
+
+
 def test_probabilities_refuses_a_threshold_max_cells_or_figsize_of_another_kind(clustered):
     open_figures = plt.get_fignums()
     for options, match in (

@@ -102,7 +102,7 @@ def probabilities(
     codes = labels.codes
     column_names = _column_names(categories, codes, probs)
     if column_names is None:
-        beyond = [c for c in categories if c.isdigit() and int(c) >= probs.shape[1]]
+        beyond = [c for c in categories if _is_number(c) and int(c) >= probs.shape[1]]
         raise ValueError(
             f"obs[{key!r}] has cluster(s) {beyond} without a column among the "
             f"{probs.shape[1]} of obsm[{keys['probabilities']!r}]: the labels and the soft "
@@ -200,6 +200,11 @@ def probabilities(
     return finish(fig, f"probabilities_{key}", show=show, save=save, returned=fig)
 
 
+def _is_number(name: str) -> bool:
+    # "²" and "١" are digits to str.isdigit, and int() refuses the first: names, not numbers
+    return name.isascii() and name.isdigit()
+
+
 def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str] | None:
     """Name column j of the soft assignments, which is the run's cluster "j".
 
@@ -222,7 +227,7 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
         cells = codes == code
         if cells.any():
             claims[name] = int(np.bincount(assigned[cells], minlength=n_columns).argmax())
-    numbered = all(name.isdigit() for name in claims)
+    numbered = all(_is_number(name) for name in claims)
     if numbered and all(int(name) < n_columns for name in claims):
         distinct = len(set(claims.values())) == len(claims)
         moved = {int(name): column for name, column in claims.items() if column != int(name)}
