@@ -338,11 +338,17 @@ def _command(args) -> int:
         checkpoints = getattr(args, "checkpoint_dir", None) is not None
         with (
             warnings.catch_warnings(),
-            _signals_as_interruptions(),
+            _signals_as_interruptions() as received,
             _logged_in_command_terms(args.command, checkpoints),
         ):
             _quiet_warnings(args.command)
-            return _run(args) if args.command == "run" else _demo(args)
+            status = _run(args) if args.command == "run" else _demo(args)
+            if received:  # raised where Python ignored it: stop now
+                if _is_rank_zero():
+                    _tell(f"{PROG}: the run went on past the stop and wrote its results")
+                signum = received[0]
+                raise KeyboardInterrupt if signum == signal.SIGINT else _Signalled(signum)
+            return status
     except _Signalled as stop:  # under torchrun, every process is stopped: rank 0 says so
         if _is_rank_zero():
             _tell(f"{PROG}: stopped by {signal.Signals(stop.signum).name}")
@@ -419,13 +425,30 @@ class _LogStream:
 
 @contextlib.contextmanager
 def _signals_as_interruptions():
-    """Within: SIGTERM and SIGHUP raise `_Signalled` (only the main thread can take them)."""
+    """Within: SIGTERM and SIGHUP raise `_Signalled` (only the main thread can take them).
+
+    Yields the list of the signals taken, Ctrl-C's SIGINT included: one that arrives while
+    Python runs a garbage collector's callback (as h5py's file objects have) is raised there,
+    where Python ignores it and goes on (its traceback is not printed here), so the caller can
+    tell a run that went on past it.
+    """
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
+    python_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            python_hook(info)
 
     def stop(signum, frame):
+        received.append(signum)
         raise _Signalled(signum)
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
 
     previous = {}
     for name in ("SIGTERM", "SIGHUP"):
@@ -433,9 +456,13 @@ def _signals_as_interruptions():
         # only where the signal would kill: `nohup` ignores SIGHUP, a caller may handle them
         if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
             previous[signum] = signal.signal(signum, stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
+    sys.unraisablehook = unraisable
     try:
-        yield
+        yield received
     finally:
+        sys.unraisablehook = python_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

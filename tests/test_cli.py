@@ -1538,3 +1538,34 @@ def test_a_checkpoint_of_another_command_is_refused_in_the_command_s_terms(sim, 
     said = capsys.readouterr().err
     assert "can only be resumed by the same command; they differ in" in said, said
     assert not (tmp_path / "b.h5ad").exists()
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_stop_that_python_ignored_while_writing_still_stops_the_run(
+    sim, tmp_path, capsys, monkeypatch, name
+):
+    """A signal taken in a garbage collector's callback of h5py's (as writing the output
+    file runs them) was printed by Python as ignored, and the run ended with status 0."""
+    import signal
+
+    signum = getattr(signal, name)
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    write = ad.AnnData.write_h5ad
+
+    def swallowed(self, filename, **kwargs):
+        try:  # as Python does with an exception raised in such a callback
+            os.kill(os.getpid(), signum)
+        except KeyboardInterrupt:
+            pass
+        write(self, filename, **kwargs)
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", swallowed)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "--batch-size", "64", "-o", str(out)]
+    hook = sys.unraisablehook
+    assert main([*args, *TINY]) == 128 + signum
+    assert sys.unraisablehook is hook
+    said = capsys.readouterr().err
+    assert "went on past the stop and wrote its results" in said
+    assert ad.read_h5ad(out).obs["desc"].notna().all()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
