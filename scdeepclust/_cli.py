@@ -599,6 +599,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
         return match[0] if value in ("None", "True", "False") else f"{flag} {value}"
 
     def translated(part: str) -> str:
+        # a checkpoint's settings, as its refusal lists them ("config.random_state: 0 then")
+        part = re.sub(r"(?<![\w.])config\.(\w+)", lambda m: options.get(m[1], m[0]), part)
         if "n_clusters" in options:
             part = re.sub(_BEFORE + r"n_clusters=\((\d+), (\d+)\)", r"-k \1-\2", part)
         part = re.sub(rf"{_BEFORE}({names})=(['\"]?)([\w.:-]+)\2{_AFTER}", given, part)
@@ -607,8 +609,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
 
     parts = _BACKTICKED.split(text)  # odd parts: in backticks
     for i, part in enumerate(parts):
-        if i % 2 == 0:
-            parts[i] = translated(part)
+        if i % 2 == 0:  # the AnnData the command read is its input, to whoever runs it
+            parts[i] = translated(re.sub(r"(?<![\w.])adata\.obs\[", "the input's obs[", part))
         elif "(" not in part:  # a call is Python to run, left as it is
             parts[i] = "`" + translated(part[1:-1]) + "`"
     text = "".join(parts).replace("same call", "same command")  # a checkpoint's run

@@ -718,6 +718,22 @@ CASES = [
         match=r"batch\(es\) 'd2' \(1\) of adata\.obs\['donor'\] hold fewer than 10 cells",
     ),
     Case(
+        "desc-every-cell-its-own-batch",
+        "desc",
+        kwargs=dict(batch_key="barcode"),
+        edit=_obs("barcode", lambda a: [f"c{i}" for i in range(a.n_obs)]),
+        raises=ValueError,
+        match=r"adata\.obs\['barcode'\] gives every cell a batch of its own \(\d+ batches of one",
+    ),
+    Case(
+        "scdcc-many-small-batches-named-in-a-line",
+        "scdcc",
+        kwargs=dict(n_clusters=3, batch_key="pair"),
+        edit=_obs("pair", lambda a: [f"p{i // 2}" for i in range(a.n_obs)]),
+        warns=UserWarning,
+        match=r"batch\(es\) 'p0' \(2\), .*'p17' \(2\), and 35 more of adata\.obs\['pair'\]",
+    ),
+    Case(
         "scdcc-batch-size-0",
         "scdcc",
         kwargs=dict(n_clusters=3, batch_size=0),

@@ -909,6 +909,17 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
         assert in_command_terms(kept) == kept
     kept = "obs['batch_key'], uns[key]['n_clusters_search'], `sdc.tl.desc(a, resolution=0.3)`"
     assert in_command_terms(kept) == kept  # keys and Python calls are left as they are
+    # the AnnData is the command's input; a checkpoint's settings are its options
+    assert (
+        in_command_terms(
+            "adata.obs['b'] names one batch: `adata.obs['b'] = adata.obs['b'].astype(str)`"
+        )
+        == "the input's obs['b'] names one batch: `adata.obs['b'] = adata.obs['b'].astype(str)`"
+    )
+    assert in_command_terms("differ in config.random_state: 0 then, 3 now; config.hidden") == (
+        "differ in --seed: 0 then, 3 now; config.hidden"
+    )
+    assert in_command_terms("resumed by the same call") == "resumed by the same command"
     path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
     sim.write_h5ad(path)
 

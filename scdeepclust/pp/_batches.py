@@ -133,9 +133,17 @@ def batch_covariate(
         )
     codes = pd.Index(categories).get_indexer(values).astype(np.int64)
     sizes = np.bincount(codes, minlength=len(categories))
+    if len(categories) > 1 and sizes.max() == 1:  # scanpy's per-batch genes fail on it
+        raise ValueError(
+            f"adata.obs[{key!r}] gives every cell a batch of its own ({len(categories)} "
+            "batches of one cell): a batch groups the cells of one donor, sample, run or "
+            "technology. Name the column that holds that (not one of cell names or barcodes)."
+        )
     _warn_if_missing_as_text(key, categories, sizes)
     # as text: np.str_('nan') (an `astype(str)` of missing values) is no name to quote
     small = [f"{str(c)!r} ({n})" for c, n in zip(categories, sizes) if n < MIN_BATCH_CELLS]
+    if len(small) > 10:  # a line, not a page
+        small = [*small[:10], f"and {len(small) - 10} more"]
     if small and len(categories) > 1:
         warnings.warn(
             f"batch(es) {', '.join(small)} of adata.obs[{key!r}] hold fewer than "
