@@ -89,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with its most separate parts split off), k-means, or k-means on the cells' latent "
         "directions with crowded regions weighted down (default: leiden)",
     )
-    run.add_argument("--resolution", type=_positive(float), metavar="R", help="Leiden resolution")
+    run.add_argument(
+        "--resolution",
+        type=_positive(float),
+        metavar="R",
+        help="Leiden resolution of the initial clustering without -k (default: desc 0.5, "
+        "scdcc 0.3)",
+    )
     run.add_argument(
         "--n-neighbors",
         type=_int_at_least(2),
@@ -147,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COL",
         help="obs column with known labels to score the clusters against (ARI, NMI); default "
         "for scDCC-layout files: their labels (obs['label'])",
+    )
+    run.add_argument(
+        "--refine",
+        type=_number(float, lambda value: 0 <= value <= 1, "a number in [0, 1]"),
+        metavar="W",
+        help="share of each cluster's most confident cells that train the classifier of the "
+        "input which gives every cell its reported cluster (default 0.5; 0 reports the "
+        "clustering stage's own labels)",
     )
     run.add_argument("--plot", metavar="OUT.png", help="also draw a UMAP of the embedding here")
     run.add_argument(
@@ -562,6 +576,7 @@ _COMMAND_OPTIONS = {
         "key_added": "--key-added",
         "n_top_genes": "--n-top-genes",
         "distributed": "--distributed",
+        "refine": "--refine",
         "checkpoint_dir": "--checkpoint-dir",
         "checkpoint_every": "--checkpoint-every",
         "resume": "--resume",
@@ -727,6 +742,8 @@ def _run(args) -> int:
             )
     if args.batch_mixing is not None and args.batch_key is None:
         raise CommandError("--batch-mixing needs --batch-key (it weighs a penalty on batches)")
+    if args.key_added is not None and not args.key_added.strip():
+        raise CommandError("--key-added needs a name for the results (left out: the method's)")
     for option, given in (("--checkpoint-every", args.checkpoint_every), ("--resume", args.resume)):
         if given and args.checkpoint_dir is None:
             raise CommandError(f"{option} needs --checkpoint-dir, the folder of the checkpoint")
@@ -951,6 +968,7 @@ def _run(args) -> int:
         )
 
     say(f"preparing the data for {args.method}")
+    n_cells_read = adata.n_obs
     # DESC z-scores each gene as it reads the cells: a sparse X is never densified, and the
     # file written keeps the log-normalised X that scanpy's other tools read
     try:
@@ -971,6 +989,13 @@ def _run(args) -> int:
         if step.startswith(LEFT_UNSCALED):  # the recipe's words are the Python call's
             step = f"{LEFT_UNSCALED}, as the file written keeps it: {DESC_SCALES}"
         say(f"  {step}")
+    removed = n_cells_read - adata.n_obs
+    if removed and _is_rank_zero():  # a pipeline joining the results on cell names misses them
+        _tell(
+            f"{PROG}: warning: {removed} of the input's {n_cells_read} cells have no count (in "
+            "the genes read) and were removed, as the steps above say: the file written holds "
+            f"{adata.n_obs} cells"
+        )
     # DESC z-scores the log-normalised X itself; one that arrives scaled (negative values) is
     # used as it came, as the recipe said (with batches DESC z-scores within each batch anyway)
     desc_scales = args.method == "desc" and not looks_scaled(adata.X)
@@ -996,6 +1021,8 @@ def _run(args) -> int:
         options["batch_key"] = args.batch_key
     if args.batch_mixing is not None:
         options["batch_mixing"] = args.batch_mixing
+    if args.refine is not None:
+        options["refine"] = args.refine
     if checkpoint_dir is not None:
         options["checkpoint_dir"] = checkpoint_dir
         options["resume"] = args.resume

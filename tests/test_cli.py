@@ -1580,3 +1580,55 @@ def test_a_stop_that_python_ignored_while_writing_still_stops_the_run(
     assert "went on past the stop and wrote its results" in said
     assert ad.read_h5ad(out).obs["desc"].notna().all()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_cells_the_recipe_removes_are_warned_of_on_stderr(sim, tmp_path, monkeypatch, capsys):
+    """A pipeline joining the results back on cell names lost them with only a line on stdout."""
+    counts = sim.layers["counts"].toarray()
+    counts[:3] = 0  # three cells without any count
+    sim.X = sim.layers["counts"] = sparse.csr_matrix(counts)
+    given = _options_given_to("desc", sim, tmp_path, monkeypatch, *TINY)
+    said = capsys.readouterr()
+    assert "removed 3 cells without any count" in said.out
+    assert (
+        f"warning: 3 of the input's {sim.n_obs} cells have no count (in the genes read) and "
+        in (said.err)
+    )
+    assert given["adata"].n_obs == sim.n_obs - 3
+    _options_given_to("desc", sim[3:].copy(), tmp_path, monkeypatch, *TINY)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_refine_is_an_option_of_the_command_as_its_advice_says(sim, tmp_path, monkeypatch, capsys):
+    """The advice "To keep them, pass refine=0" named an option the command did not have."""
+    from scdeepclust._cli import in_command_terms
+
+    assert in_command_terms("To keep them, pass refine=0.") == "To keep them, pass --refine 0."
+    for tool in ("desc", "scdcc"):
+        given = _options_given_to(tool, sim, tmp_path, monkeypatch, "-k", "3", "--refine", "0")
+        assert given["refine"] == 0.0
+        assert "refine" not in _options_given_to(tool, sim, tmp_path, monkeypatch, "-k", "3")
+    capsys.readouterr()
+    path = tmp_path / "in.h5ad"
+    with pytest.raises(SystemExit) as stop:
+        main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"), "--refine", "2"])
+    assert stop.value.code == 2
+    assert "--refine: 2 is not a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_the_help_gives_the_tools_own_default_resolutions(capsys):
+    from scdeepclust.models._desc import DEFAULT_RESOLUTION as DESC_RESOLUTION
+    from scdeepclust.models._scdcc import DEFAULT_RESOLUTION as SCDCC_RESOLUTION
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"(default: desc {DESC_RESOLUTION}, scdcc {SCDCC_RESOLUTION})" in said
+
+
+def test_an_empty_key_added_is_refused(tmp_path, capsys):
+    """It fell back to the method's name without a word."""
+    (tmp_path / "in.h5ad").write_text("refused before it is read")
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
+    assert main([*args, "--key-added", " "]) == 2
+    assert "--key-added needs a name for the results" in capsys.readouterr().err
