@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--plot", metavar="OUT.png", help="also draw a UMAP of the embedding here")
     run.add_argument(
+        "--save-model",
+        metavar="DIR",
+        help="also save the trained model in DIR (created if needed; a model there is "
+        "replaced, as OUT is), for scdeepclust.models.load and tl.map_to_model to place new "
+        "cells",
+    )
+    run.add_argument(
         "--key-added",
         metavar="NAME",
         help="name of the results in OUT (obs[NAME], obsm['X_' + NAME], uns[NAME], ...; "
@@ -730,6 +737,11 @@ def _run(args) -> int:
         raise CommandError(f"--plot must end in one of {', '.join(FIGURE_FORMATS)}")
     if plot is not None and writes:
         _check_writable(plot, "--plot")
+    model_dir = None if args.save_model is None else _expanded(args.save_model)
+    if model_dir is not None and model_dir.exists() and not model_dir.is_dir():
+        raise CommandError(f"--save-model {model_dir} is a file; name a folder for the model")
+    if model_dir is not None and writes:
+        _check_writable(model_dir / "model.json", "--save-model")
     if args.label_key is not None and args.method != "scdcc":
         raise CommandError("--label-key (known labels of some cells) is for -m scdcc only")
     if args.protein_key is not None and args.method != "scdcc":
@@ -1046,11 +1058,22 @@ def _run(args) -> int:
         # pp.recipe has warned about the batches already
         warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)
         if args.method == "scdcc":
-            sdc.tl.scdcc(
-                adata, args.n_clusters, layer=args.layer, label_key=args.label_key, **options
+            model = sdc.tl.scdcc(
+                adata,
+                args.n_clusters,
+                layer=args.layer,
+                label_key=args.label_key,
+                return_model=model_dir is not None,
+                **options,
             )
         else:
-            sdc.tl.desc(adata, n_clusters=args.n_clusters, scale=desc_scales, **options)
+            model = sdc.tl.desc(
+                adata,
+                n_clusters=args.n_clusters,
+                scale=desc_scales,
+                return_model=model_dir is not None,
+                **options,
+            )
     if args.distributed and not _is_rank_zero():  # rank 0 writes the results
         return 0
     _summary(adata, key, truth, known=args.label_key if args.method == "scdcc" else None)
@@ -1069,6 +1092,9 @@ def _run(args) -> int:
     # interrupted, it leaves no partial file, nor a truncated earlier result
     _write_result(adata, output)
     say(f"wrote {output}")
+    if model_dir is not None:  # after the results: they are the run's first product
+        model.save(model_dir, overwrite=True)
+        say(f"wrote the model into {model_dir} (scdeepclust.models.load reads it)")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
 

@@ -1632,3 +1632,21 @@ def test_an_empty_key_added_is_refused(tmp_path, capsys):
     args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
     assert main([*args, "--key-added", " "]) == 2
     assert "--key-added needs a name for the results" in capsys.readouterr().err
+
+
+def test_save_model_writes_a_model_that_maps_new_cells(sim, tmp_path, capsys):
+    """A pipeline of the command line alone could not map new cells later."""
+    path, out, folder = tmp_path / "sim.h5ad", tmp_path / "o.h5ad", tmp_path / "models" / "m"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "--batch-size", "64", "-o", str(out)]
+    assert main([*args, *TINY, "--save-model", str(folder)]) == 0
+    assert f"wrote the model into {folder}" in capsys.readouterr().out
+    model = sdc.models.load(folder)
+    new = ad.read_h5ad(out)[:40].copy()  # log-normalised as the command prepared it
+    sdc.tl.map_to_model(new, model, key_added="mapped")
+    assert set(new.obs["mapped"].cat.categories) <= set(new.obs["desc"].cat.categories)
+    assert main([*args, *TINY, "--save-model", str(folder)]) == 0  # replaced, as OUT is
+    (tmp_path / "afile").write_text("")
+    capsys.readouterr()
+    assert main([*args, *TINY, "--save-model", str(tmp_path / "afile")]) == 2
+    assert f"--save-model {tmp_path / 'afile'} is a file" in capsys.readouterr().err
