@@ -266,6 +266,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="cells per minibatch (default 256 at any size; on a few hundred cells a smaller "
         "one gives more steps per epoch)",
     )
+    parser.add_argument(
+        "--threads",
+        type=_int_at_least(1),
+        metavar="N",
+        help="CPU threads of the training (default: torch's, which follows OMP_NUM_THREADS or "
+        "the CPUs the job may use); the same seed gives the same labels with the same count",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
@@ -361,6 +368,7 @@ def _command(args) -> int:
             warnings.catch_warnings(),
             _signals_as_interruptions() as received,
             _logged_in_command_terms(args.command, checkpoints),
+            _torch_threads(args.threads),
         ):
             _quiet_warnings(args.command)
             status = _run(args) if args.command == "run" else _demo(args)
@@ -528,6 +536,22 @@ def _quiet_warnings(command: str) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Within: torch computes in `n` threads (as it did before where `n` is None)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -1017,7 +1041,12 @@ def _run(args) -> int:
         "" if genes.columns is None else f" (those var['highly_variable'] marks, of {adata.n_vars})"
     )
     n_read = adata.n_vars if genes.columns is None else len(genes.columns)
-    say(f"training {args.method} on {adata.n_obs} cells x {n_read} genes{marked}")
+    import torch
+
+    # what the labels depend on besides the seed: provenance for the log of a pipeline
+    on_cpu = args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+    threads = f" in {torch.get_num_threads()} CPU threads" if on_cpu else ""
+    say(f"training {args.method} on {adata.n_obs} cells x {n_read} genes{marked}{threads}")
     options = _tool_options(args, key)
     if protein_key is not None:
         options["protein_key"] = protein_key

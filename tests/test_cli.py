@@ -1650,3 +1650,26 @@ def test_save_model_writes_a_model_that_maps_new_cells(sim, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, *TINY, "--save-model", str(tmp_path / "afile")]) == 2
     assert f"--save-model {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+
+
+def test_threads_sets_torch_s_threads_for_the_run_and_the_log_says_how_many(
+    sim, tmp_path, monkeypatch, capsys
+):
+    """The labels depend on the thread count, which a pipeline could neither set nor read."""
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def recorded(adata, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("recorded")
+
+    path = tmp_path / "in.h5ad"
+    sim.write_h5ad(path)
+    monkeypatch.setattr(sdc.tl, "desc", recorded)
+    target = 3 if before != 3 else 2
+    args = ["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"), "--device", "cpu"]
+    assert main([*args, "--threads", str(target)]) == 1
+    assert seen == [target] and torch.get_num_threads() == before
+    assert f"x 120 genes in {target} CPU threads" in capsys.readouterr().out
