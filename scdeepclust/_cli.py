@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write an .h5ad and figures into a folder.",
     )
     demo.add_argument(
+        "-o",  # as run's
         "--out",
         default="scdeepclust_demo",
         metavar="DIR",
@@ -742,11 +743,11 @@ def _run(args) -> int:
     if path.suffix.lower() not in READABLE:
         raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
     output = _expanded(args.output)
-    if output.is_dir() and output.suffix != ".h5ad":
+    if output.is_dir() and output.suffix.lower() != ".h5ad":
         raise CommandError(
             f"-o/--output {output} is a folder; give a file in it, e.g. {output / 'result.h5ad'}"
         )
-    if output.suffix != ".h5ad":
+    if output.suffix.lower() != ".h5ad":  # as the input's is read
         raise CommandError(f"-o/--output must end in .h5ad, got {output.name!r}")
     if output.resolve() == path.resolve():
         raise CommandError(
@@ -1336,6 +1337,9 @@ def _check_writable(path: Path, option: str) -> None:
     """
     if path.is_dir():
         raise CommandError(f"{option} {path} is a folder; give a file name inside it")
+    blocking = [p for p in path.parents if p.exists() and not p.is_dir()]
+    if blocking:  # mkdir said only "[Errno 17] File exists"
+        raise CommandError(f"{option} {path} cannot be written: {blocking[0]} is a file")
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     try:
         for attempt in range(5):

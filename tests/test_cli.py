@@ -1673,3 +1673,17 @@ def test_threads_sets_torch_s_threads_for_the_run_and_the_log_says_how_many(
     assert main([*args, "--threads", str(target)]) == 1
     assert seen == [target] and torch.get_num_threads() == before
     assert f"x 120 genes in {target} CPU threads" in capsys.readouterr().out
+
+
+def test_output_paths_as_a_pipeline_writes_them(sim, tmp_path, monkeypatch, capsys):
+    """OUT.H5AD was refused where INPUT.H5AD was read; a path through a file said only
+    "[Errno 17] File exists"."""
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "in.h5ad"
+    path.write_text("refused before it is read")
+    assert main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "afile" / "o.h5ad")]) == 2
+    assert f"cannot be written: {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+    sim.write_h5ad(path)
+    monkeypatch.setattr(sdc.tl, "desc", lambda *a, **k: None)
+    assert main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "O.H5AD"), *TINY]) == 1
+    assert "must end in" not in capsys.readouterr().err  # refused by nothing but the stub
