@@ -1833,8 +1833,11 @@ def test_mapping_counts_the_genes_of_adata_that_the_model_ignores(scdcc_model, s
     renamed.var_names = ["unknown_gene", *test.var_names[1:]]  # one missing, one ignored
     said = []
     monkeypatch.setattr(trained.logg, "info", lambda message, **kwargs: said.append(message))
-    with pytest.warns(UserWarning, match="1 of the model's 120 genes are not in adata.var_names"):
+    with pytest.warns(
+        UserWarning, match="1 of the model's 120 genes are not in adata.var_names"
+    ) as w:
         model.predict(renamed)
+    assert "right for genes without any count in these cells" in str(w[0].message)
     assert [m.strip() for m in said if "not in the model" in m] == [
         "1 genes of adata are not in the model and are ignored"
     ]

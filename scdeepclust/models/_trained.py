@@ -134,8 +134,10 @@ def match_features(var_names: pd.Index, features: list[str]) -> np.ndarray:
     if n_missing:
         warnings.warn(
             f"{n_missing} of the model's {len(features)} genes are not in adata.var_names (e.g. "
-            f"{[str(f) for f in np.asarray(features)[missing][:3]]}) and are filled with zeros; "
-            "the more genes are missing, the less reliable the mapping.",
+            f"{[str(f) for f in np.asarray(features)[missing][:3]]}) and are filled with zeros: "
+            "right for genes without any count in these cells (`pp.recipe` removes genes "
+            "detected in no cell), and otherwise the more are missing, the less reliable the "
+            "mapping.",
             UserWarning,
             # the caller of predict / map_to_model, through _map_cells and feeder
             stacklevel=caller_stacklevel(),
