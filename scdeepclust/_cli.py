@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import logging
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -1310,14 +1312,14 @@ def _write_result(adata, output: Path) -> None:
     The place was checked before training, but a disk can fill up during hours of it.
     """
     try:
-        write_atomically(output, _h5ad_writer(adata))
+        _write_where_it_fits(adata, output)
     except OSError as error:
         # the name shortened: the output's own may be near the filesystem's limit
         kept = Path(tempfile.gettempdir()) / (
             f"scdeepclust-{os.getpid()}-{output.stem[:40]}{output.suffix}"
         )
         try:
-            write_atomically(kept, _h5ad_writer(adata))
+            _write_where_it_fits(adata, kept)
         except OSError:
             raise OSError(
                 f"-o/--output {output} could not be written ({error}), nor {kept}: the trained "
@@ -1327,6 +1329,45 @@ def _write_result(adata, output: Path) -> None:
             f"-o/--output {output} could not be written ({error}); the trained result was "
             f"written to {kept} instead: move it where it belongs."
         ) from None
+
+
+def _write_where_it_fits(adata, path: Path) -> None:
+    """Write `adata` to `path` unless its file system lacks the room for it (an `OSError`).
+
+    HDF5 meeting a full disk crashed the process (a segmentation fault, a partial file left,
+    no result kept elsewhere), so the room is checked first, by the arrays' size in memory.
+    """
+    place = next(p for p in (path, *path.parents) if p.exists())
+    free, needed = shutil.disk_usage(place).free, _bytes_in_memory(adata)
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"about {needed / 2**20:,.0f} MiB to write, {free / 2**20:,.0f} MiB free there",
+        )
+    write_atomically(path, _h5ad_writer(adata))
+
+
+def _bytes_in_memory(adata) -> int:
+    """About what an .h5ad of `adata` takes (uncompressed, as anndata writes by default)."""
+    import pandas as pd
+    from scipy import sparse
+
+    def size(value) -> int:
+        if sparse.issparse(value):
+            return sum(
+                getattr(value, a).nbytes
+                for a in ("data", "indices", "indptr", "row", "col")
+                if hasattr(value, a)
+            )
+        if isinstance(value, pd.DataFrame):
+            return int(value.memory_usage(deep=True).sum())
+        return int(getattr(value, "nbytes", 0))
+
+    arrays = [adata.X, *adata.layers.values(), *adata.obsm.values(), *adata.varm.values()]
+    arrays += [*adata.obsp.values(), *adata.varp.values(), adata.obs, adata.var]
+    if adata.raw is not None:
+        arrays += [adata.raw.X, adata.raw.var]
+    return sum(size(a) for a in arrays if a is not None)
 
 
 def _check_writable(path: Path, option: str) -> None:

@@ -1687,3 +1687,33 @@ def test_output_paths_as_a_pipeline_writes_them(sim, tmp_path, monkeypatch, caps
     monkeypatch.setattr(sdc.tl, "desc", lambda *a, **k: None)
     assert main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "O.H5AD"), *TINY]) == 1
     assert "must end in" not in capsys.readouterr().err  # refused by nothing but the stub
+
+
+def test_an_output_place_without_room_for_the_file_is_not_written_at_all(
+    scdcc_h5, tmp_path, capsys, monkeypatch
+):
+    """HDF5 meeting a full disk crashed the process (a segmentation fault), left a partial file
+    and kept no result: the room is checked first, and the result kept in the temporary folder."""
+    import shutil
+
+    import scdeepclust._cli as command_line
+
+    out = tmp_path / "full" / "out.h5ad"
+    (tmp_path / "tmp").mkdir()
+    disk_usage = shutil.disk_usage
+
+    def usage(path):
+        found = disk_usage(path)
+        full = str(path).startswith(str(tmp_path / "full")) or Path(path) == tmp_path
+        return found._replace(free=1000) if full else found
+
+    monkeypatch.setattr(command_line.shutil, "disk_usage", usage)
+    monkeypatch.setattr(command_line.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert f"-o/--output {out} could not be written ([Errno 28] about " in error
+    assert "MiB free there); the trained result was written to" in error
+    assert not (tmp_path / "full").exists() or not list((tmp_path / "full").iterdir())
+    kept = list((tmp_path / "tmp").glob("scdeepclust-*-out.h5ad"))
+    assert len(kept) == 1 and "scdcc" in ad.read_h5ad(kept[0]).obs
