@@ -366,11 +366,9 @@ def _process_group_open() -> bool:
 
 def _command(args) -> int:
     try:
-        checkpoints = getattr(args, "checkpoint_dir", None) is not None
         with (
             warnings.catch_warnings(),
             _signals_as_interruptions() as received,
-            _logged_in_command_terms(args.command, checkpoints),
             _torch_threads(args.threads),
         ):
             _quiet_warnings(args.command)
@@ -561,8 +559,7 @@ def _torch_threads(n: int | None):
 def _logged_in_command_terms(command: str, checkpoints: bool):
     """Print the warnings the tools log (an interrupted run's resume advice) in `command`'s terms.
 
-    Only a run with checkpoints logs one; scanpy is not imported for the others here, so that a
-    mistaken command is refused without waiting for it.
+    Only a run with checkpoints logs one.
     """
     if not checkpoints:
         yield
@@ -662,7 +659,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
             parts[i] = translated(re.sub(r"(?<![\w.])adata\.obs\[", "the input's obs[", part))
         elif "(" not in part:  # a call is Python to run, left as it is
             parts[i] = "`" + translated(part[1:-1]) + "`"
-    text = "".join(parts).replace("same call", "same command")  # a checkpoint's run
+    # a checkpoint's run; not in a path or a value given (quoted there, or after a /)
+    text = re.sub(r"(?<=[Tt]he )same call\b", "same command", "".join(parts))
     # "pass batch_mixing=0 (--batch-mixing 0)" said the option twice
     return re.sub(r"(-[-\w]+(?: [\w.:-]+)?) \(`?\1`?\)", r"\1", text)
 
@@ -790,6 +788,8 @@ def _run(args) -> int:
         raise CommandError(
             "--checkpoint-dir cannot be used with --distributed yet; leave one of them out"
         )
+    if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
+        raise CommandError('--checkpoint-dir needs a folder ("" would be the current one)')
     checkpoint_dir = None if args.checkpoint_dir is None else _expanded(args.checkpoint_dir)
     if checkpoint_dir is not None and checkpoint_dir.exists() and not checkpoint_dir.is_dir():
         raise CommandError(
@@ -1086,7 +1086,7 @@ def _run(args) -> int:
                 + ("--layer raw: its .raw holds them" if _raw_counts(adata) else "--layer")
                 + "), or pass --n-top-genes 0 to read every gene without this warning."
             )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _logged_in_command_terms("run", checkpoint_dir is not None):
         # pp.recipe has warned about the batches already
         warnings.filterwarnings("ignore", category=sdc.pp.BatchWarning)
         if args.method == "scdcc":

@@ -1501,7 +1501,7 @@ def test_a_run_stopped_by_its_time_limit_goes_on_with_resume(sim, tmp_path, caps
     said = capsys.readouterr().err
     assert said.startswith(
         "scdeepclust: warning: interrupted; nothing was written. The same command with --resume "
-        f"continues from the checkpoint in {tmp_path / 'ck'} (layer1 done"
+        f"continues from the checkpoint in '{tmp_path / 'ck'}' (layer1 done"
     ), said
     assert "resume=True" not in said and "adata" not in said
     assert not (tmp_path / "o.h5ad").exists()
@@ -1518,6 +1518,7 @@ def test_a_run_stopped_by_its_time_limit_goes_on_with_resume(sim, tmp_path, caps
         (["--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint-dir"),
         (["--checkpoint-dir", "ck", "--distributed"], "cannot be used with --distributed"),
         (["--checkpoint-dir", "afile"], "is a file; name a folder"),
+        (["--checkpoint-dir", " "], "--checkpoint-dir needs a folder"),
     ],
 )
 def test_checkpoint_options_given_wrong_are_refused_before_reading(
@@ -1717,3 +1718,22 @@ def test_an_output_place_without_room_for_the_file_is_not_written_at_all(
     assert not (tmp_path / "full").exists() or not list((tmp_path / "full").iterdir())
     kept = list((tmp_path / "tmp").glob("scdeepclust-*-out.h5ad"))
     assert len(kept) == 1 and "scdcc" in ad.read_h5ad(kept[0]).obs
+
+
+def test_a_checkpoint_folder_named_as_an_option_keeps_its_name(sim, tmp_path, capsys):
+    """Folder names "batch_size" or "same call" were written as "--batch-size", "same command"."""
+    from scdeepclust._cli import in_command_terms
+
+    assert in_command_terms("cannot write '/sys/same call': the same call") == (
+        "cannot write '/sys/same call': the same command"
+    )
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-k", "3", "--batch-size", "64", *TINY, "--resume"]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main([*args, "-o", "o.h5ad", "--checkpoint-dir", "batch_size"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert "there is no checkpoint in 'batch_size' yet" in capsys.readouterr().err

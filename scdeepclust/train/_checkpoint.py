@@ -102,7 +102,7 @@ def report_interruption(checkpoint: TrainingCheckpoint | None):
         if checkpoint is not None:
             logg.warning(
                 "interrupted; nothing was written to adata. The same call with resume=True "
-                f"continues from the checkpoint in {checkpoint.directory} "
+                f"continues from the checkpoint in {str(checkpoint.directory)!r} "
                 f"({checkpoint.describe()})."
             )
         raise
@@ -164,7 +164,7 @@ class TrainingCheckpoint:
             logg.info(f"    resuming from {self.path}: {self.describe()}")
         elif resume:
             warnings.warn(
-                f"resume=True, but there is no checkpoint in {self.directory} yet: training "
+                f"resume=True, but there is no checkpoint in {str(self.directory)!r} yet: training "
                 "starts from the beginning.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
