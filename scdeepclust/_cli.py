@@ -613,6 +613,7 @@ _COMMAND_OPTIONS = {
         "resume": "--resume",
     },
 }
+_MASK_VAR_ADVICE = "pass the run's mask_var (None: every gene)"  # train/_checkpoint.py's
 _SWITCHES = ("distributed", "resume")  # name=True is the option alone
 _BACKTICKED = re.compile(r"(`[^`]*`)")
 _QUOTED = r"""('[^']*'|"[^"]*")"""
@@ -634,6 +635,8 @@ def in_command_terms(text: str, command: str = "run") -> str:
     options = _COMMAND_OPTIONS[command]
     if command == "run":  # the Python line that makes a "no label" value missing
         text = _MADE_MISSING.sub(r"`--missing-label \2`", text)
+        # a checkpoint of another gene selection: the command chooses genes by --n-top-genes
+        text = text.replace(_MASK_VAR_ADVICE, "give the run's --n-top-genes (0: every gene)")
     names = "|".join(sorted(options, key=len, reverse=True))
     bare = "|".join(sorted((n for n in options if "_" in n), key=len, reverse=True))
 

@@ -920,6 +920,14 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
         "differ in --seed: 0 then, 3 now; config.hidden"
     )
     assert in_command_terms("resumed by the same call") == "resumed by the same command"
+    import json
+
+    from scdeepclust.train import _checkpoint
+
+    refused = _checkpoint._differences(
+        {"settings": json.dumps({"shape": [9, 5]})}, {"shape": [9, 4]}
+    )
+    assert in_command_terms(refused).endswith("; give the run's --n-top-genes (0: every gene)")
     path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
     sim.write_h5ad(path)
 
