@@ -244,7 +244,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--device",
         type=_device_name,
         default="auto",
-        help="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
+        help="'auto' (CUDA when available; the default), 'cpu', 'cuda' or 'cuda:N'",
     )
     parser.add_argument(
         "--precision",
@@ -260,7 +260,11 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="pretraining epochs (default: from the data size, with early stopping)",
     )
     parser.add_argument(
-        "--max-epochs", type=_int_at_least(1), metavar="N", help="most clustering epochs"
+        "--max-epochs",
+        type=_int_at_least(1),
+        metavar="N",
+        help="most clustering epochs (default: from the data size; the stage usually stops "
+        "earlier, once few labels change)",
     )
     parser.add_argument(
         "--batch-size",
