@@ -807,3 +807,24 @@ def test_statistics_of_a_batch_without_cells_are_zero_mean_and_unit_scale():
         np.testing.assert_array_equal(stats.gene_mean[1], [0, 0])
         np.testing.assert_array_equal(stats.gene_scale[1], [1, 1])
         assert np.isfinite(stats.gene_mean).all() and np.isfinite(stats.gene_scale).all()
+
+
+def test_batches_of_one_cell_each_are_refused_and_eleven_small_ones_said_as_ten():
+    """P03: two cells in two batches are batches of one cell each, and (P01) one cell is a
+    single batch; P04: past 10 small batches the warning names 10 and counts the others."""
+    import anndata as ad
+
+    from scdeepclust.pp._batches import batch_covariate
+
+    adata = ad.AnnData(np.ones((1, 3), np.float32))
+    adata.obs["batch"] = ["a"]
+    with pytest.warns(sdc.pp.BatchWarning, match=r"names a single batch \('a'\)"):
+        batch_covariate(adata, "batch")
+    adata = ad.AnnData(np.ones((2, 3), np.float32))
+    adata.obs["batch"] = ["a", "b"]
+    with pytest.raises(ValueError, match=r"gives every cell a batch of its own \(2 batches"):
+        batch_covariate(adata, "batch")
+    adata = ad.AnnData(np.ones((52, 3), np.float32))
+    adata.obs["batch"] = ["big"] * 30 + [f"s{i:02d}" for i in range(11) for _ in range(2)]
+    with pytest.warns(sdc.pp.BatchWarning, match=r"'s09' \(2\), and 1 more of adata"):
+        batch_covariate(adata, "batch")

@@ -23,6 +23,23 @@ from scdeepclust._cli import main
 TINY = ["--pretrain-epochs", "1", "--max-epochs", "1", "--quiet"]
 
 
+@pytest.fixture(autouse=True)
+def _signals_as_in_a_terminal():
+    """The command leaves alone a signal its caller ignores, as `nohup` (SIGHUP) or a shell's
+    background job (SIGINT) do; the suite may run so, and its tests of the command's own
+    handling start where a terminal's user starts."""
+    import signal
+
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    saved = {n: signal.getsignal(getattr(signal, n)) for n in names}
+    for name in names:
+        default = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+        signal.signal(getattr(signal, name), default)
+    yield
+    for name, handler in saved.items():
+        signal.signal(getattr(signal, name), handler)
+
+
 def cli(*args, cwd=None):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     return subprocess.run(
@@ -1745,3 +1762,204 @@ def test_a_checkpoint_folder_named_as_an_option_keeps_its_name(sim, tmp_path, ca
     finally:
         os.chdir(cwd)
     assert "there is no checkpoint in 'batch_size' yet" in capsys.readouterr().err
+
+
+def test_checkpoint_options_reach_the_tool_and_leave_scanpy_s_logger_as_it_was(
+    sim, tmp_path, monkeypatch
+):
+    """C07: --checkpoint-every was dropped without a word (every 10 epochs instead); L05: the
+    filter that says the tools' warnings in the command's terms stayed on scanpy's logger."""
+    _options_given_to("desc", sim, tmp_path, monkeypatch)  # filters a run keeps: not of this
+    before = list(sc.settings._root_logger.filters)
+    ck = tmp_path / "ck"
+    args = ["--checkpoint-dir", str(ck), "--checkpoint-every", "3", "--resume"]
+    given = _options_given_to("desc", sim, tmp_path, monkeypatch, *args)
+    assert given["checkpoint_every"] == 3 and given["resume"] is True
+    assert Path(given["checkpoint_dir"]) == ck
+    assert sc.settings._root_logger.filters == before
+    given = _options_given_to("scdcc", sim, tmp_path, monkeypatch, "--checkpoint-dir", str(ck))
+    assert "checkpoint_every" not in given and given["resume"] is False
+
+
+def test_refine_takes_both_ends_of_its_range(sim, tmp_path, monkeypatch):
+    """C10: --refine 1 (every cell trains the classifier) is in [0, 1]."""
+    for value in ("0", "1"):
+        given = _options_given_to("desc", sim, tmp_path, monkeypatch, "--refine", value)
+        assert given["refine"] == float(value)
+
+
+def test_the_log_says_the_cpu_threads_only_of_a_run_on_the_cpu(sim, tmp_path, monkeypatch, capsys):
+    """T04/T05: the default --device auto trains on the CPU where no GPU is found."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _options_given_to("desc", sim, tmp_path, monkeypatch)
+    assert f"x 120 genes in {torch.get_num_threads()} CPU threads" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    _options_given_to("desc", sim, tmp_path, monkeypatch)
+    assert "CPU threads" not in capsys.readouterr().out
+
+
+def test_the_first_of_two_stops_python_ignored_is_the_one_the_run_stops_by(
+    tmp_path, monkeypatch, capsys
+):
+    """S03: the stop said and the exit status are those of the first signal taken; S02: a
+    Ctrl-C is said as one ("interrupted"), not as a signal."""
+    import signal
+
+    import scdeepclust._cli as command_line
+
+    def swallowing(args):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:  # as Python does with an exception raised in a garbage collector's callback
+                os.kill(os.getpid(), signum)
+            except KeyboardInterrupt:
+                pass
+        return 0
+
+    monkeypatch.setattr(command_line, "_run", swallowing)
+    args = ["run", str(tmp_path / "in.h5ad"), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
+    assert main(args) == 128 + signal.SIGINT
+    assert capsys.readouterr().err.strip().endswith("scdeepclust: interrupted")
+
+
+def test_an_ignored_interrupt_is_not_printed_but_other_unraisable_errors_are(monkeypatch):
+    """S05/S10: only the KeyboardInterrupt Python ignores in a callback is left unsaid."""
+    from scdeepclust._cli import _signals_as_interruptions
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: seen.append(type(info.exc_value)))
+
+    class Raising:
+        def __init__(self, error):
+            self.error = error
+
+        def __del__(self):
+            raise self.error
+
+    with _signals_as_interruptions():
+        Raising(KeyboardInterrupt())
+        Raising(ValueError("said"))
+    assert seen == [ValueError]
+
+
+def test_a_sigint_handler_of_the_caller_is_left_to_it():
+    """S08: Ctrl-C is taken over only where Python's own handler has it."""
+    import signal
+
+    from scdeepclust._cli import _signals_as_interruptions
+
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with _signals_as_interruptions():
+            assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_single_cell_the_recipe_removes_is_warned_of(sim, tmp_path, monkeypatch, capsys):
+    """R01: one cell lost to a pipeline joining on cell names is warned of as three are."""
+    counts = sim.layers["counts"].toarray()
+    counts[0] = 0
+    sim.X = sim.layers["counts"] = sparse.csr_matrix(counts)
+    _options_given_to("desc", sim, tmp_path, monkeypatch, *TINY)
+    assert f"warning: 1 of the input's {sim.n_obs} cells have no count" in capsys.readouterr().err
+
+
+def test_a_result_is_not_kept_in_a_temporary_folder_without_room_either(
+    scdcc_h5, tmp_path, capsys, monkeypatch
+):
+    """W05: the result kept in the temporary folder is checked for room as the output is."""
+    import shutil
+
+    import scdeepclust._cli as command_line
+
+    out = tmp_path / "full" / "out.h5ad"
+    (tmp_path / "tmp").mkdir()
+    disk_usage = shutil.disk_usage
+    monkeypatch.setattr(
+        command_line.shutil, "disk_usage", lambda path: disk_usage(path)._replace(free=1000)
+    )
+    monkeypatch.setattr(command_line.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    args = ["run", str(scdcc_h5), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+    assert main(args) == 1
+    assert "the trained result is lost" in capsys.readouterr().err
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_the_room_a_result_needs_counts_every_array_it_writes():
+    """W06-W10: X, sparse layers (all their arrays), obs and var, and .raw."""
+    from scdeepclust._cli import _bytes_in_memory
+
+    adata = ad.AnnData(np.ones((50, 20)))
+    empty = _bytes_in_memory(adata)
+    assert empty >= adata.X.nbytes
+    counts = sparse.random(50, 20, density=0.5, format="csr", dtype=np.float32, random_state=0)
+    adata.layers["counts"] = counts
+    with_layer = _bytes_in_memory(adata)
+    assert with_layer - empty == counts.data.nbytes + counts.indices.nbytes + counts.indptr.nbytes
+    obs = adata.obs.memory_usage(deep=True).sum()
+    adata.obs["note"] = [f"cell {i} of a long description" for i in range(50)]
+    with_obs = _bytes_in_memory(adata)
+    assert with_obs - with_layer == adata.obs.memory_usage(deep=True).sum() - obs
+    adata.raw = adata
+    assert _bytes_in_memory(adata) - with_obs == (
+        adata.raw.X.nbytes + adata.raw.var.memory_usage(deep=True).sum()
+    )
+
+
+def test_a_save_model_folder_that_cannot_be_written_is_refused_before_reading(tmp_path, capsys):
+    """C13: a --save-model folder inside a file failed after hours of training."""
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "in.h5ad"
+    path.write_text("refused before it is read")
+    args = ["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad")]
+    assert main([*args, "--save-model", str(tmp_path / "afile" / "m")]) == 2
+    assert f"cannot be written: {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_a_model_is_asked_of_the_tool_only_with_save_model(sim, tmp_path, monkeypatch, tool):
+    """C15: return_model=True refuses repeated gene names that a run without a model takes."""
+    assert _options_given_to(tool, sim, tmp_path, monkeypatch, "-k", "3")["return_model"] is False
+    folder = str(tmp_path / "m")
+    given = _options_given_to(tool, sim, tmp_path, monkeypatch, "-k", "3", "--save-model", folder)
+    assert given["return_model"] is True
+
+
+def test_only_the_warnings_scanpy_logs_are_said_in_the_command_s_terms(capsys):
+    """L02: info lines (at scanpy's verbosity 'info') stay scanpy's; L04: a warning said in the
+    command's terms is not said again by scanpy."""
+    from scanpy import logging as logg
+
+    from scdeepclust._cli import _logged_in_command_terms
+
+    stream = io.StringIO()
+    logfile, verbosity = sc.settings.logfile, sc.settings.verbosity
+    sc.settings.logfile, sc.settings.verbosity = stream, "info"
+    try:
+        with _logged_in_command_terms("run", True):
+            logg.info("    resuming from the checkpoint")
+            logg.warning(
+                "interrupted; nothing was written to adata. The same call with resume=True"
+            )
+    finally:
+        sc.settings.logfile, sc.settings.verbosity = logfile, verbosity
+    assert capsys.readouterr().err == (
+        "scdeepclust: warning: interrupted; nothing was written. The same command with --resume\n"
+    )
+    assert "resuming from the checkpoint" in stream.getvalue()
+    assert "interrupted" not in stream.getvalue()
+
+
+def test_keys_and_attributes_of_other_objects_keep_their_python_names():
+    """I04/I08: only the input's own adata.obs[...] and a checkpoint's config.* are translated."""
+    from scdeepclust._cli import in_command_terms
+
+    assert in_command_terms("config.random_state: 0 then, 1 now") == "--seed: 0 then, 1 now"
+    assert in_command_terms("see model.config.random_state") == "see model.config.random_state"
+    assert in_command_terms("set adata.obs['b']") == "set the input's obs['b']"
+    assert in_command_terms("set new_adata.obs['b']") == "set new_adata.obs['b']"

@@ -1465,3 +1465,21 @@ def test_history_orders_desc_layers_by_number_and_shades_no_clustering_stage_it_
     legend = [t.get_text() for t in reconstruction.get_legend().get_texts()]
     assert legend == ["layer1 MSE", "layer2 MSE", "layer10 MSE", "autoencoder MSE"]
     assert "#dceaf7" not in {to_hex(p.get_facecolor()) for p in reconstruction.patches}
+
+
+def test_probabilities_refusal_lists_numbers_beyond_the_columns_not_a_superscript_name():
+    """Q03: the list of clusters beyond the columns read every category with int(): an unused
+    category "²" turned the refusal into "invalid literal for int()"."""
+    import anndata as ad
+
+    labels = np.repeat(np.arange(4), 10)
+    probs = np.eye(3, dtype=np.float32)[np.minimum(labels, 2)]
+    adata = ad.AnnData(np.zeros((len(labels), 2), np.float32))
+    adata.obs["scdcc"] = pd.Categorical(
+        [str(c) for c in labels], categories=["0", "1", "2", "3", "²"]
+    )
+    adata.obsm["scdcc_probs"] = probs
+    adata.obs["scdcc_confidence"] = probs.max(1)
+    adata.uns["scdcc"] = {"params": {"method": "scdcc"}, "n_clusters": 3}
+    with pytest.raises(ValueError, match=r"has cluster\(s\) \['3'\] without a column among"):
+        sdc.pl.probabilities(adata, "scdcc", show=False)
