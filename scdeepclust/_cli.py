@@ -949,6 +949,7 @@ def _run(args) -> int:
             raise CommandError(in_command_terms(text).rstrip(".")) from None
     if truth is not None:  # before training: the score comes after it
         warn_if_no_label_as_truth(adata.obs[truth], truth, f"--truth {truth!r}")
+        _warn_if_measured(adata.obs[truth], truth)
         truth_known = adata.obs[truth].notna()
         scored = truth_known.copy()
         if args.label_key is not None and args.method == "scdcc":
@@ -1136,6 +1137,22 @@ def _run(args) -> int:
         say(f"wrote the model into {model_dir} (scdeepclust.models.load reads it)")
     say(f"done in {_duration(time.perf_counter() - started)}")
     return 0
+
+
+def _warn_if_measured(column, truth: str) -> None:
+    """Warn where --truth names a measurement (n_counts, a score), not annotated types."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    known = column.dropna()
+    distinct = known.nunique()
+    # more values than any annotation has types, and than a few cells share each
+    if numeric and distinct > 100 and distinct > len(known) / 10 and _is_rank_zero():
+        _tell(
+            f"{PROG}: warning: --truth {truth!r} holds {distinct} distinct numbers for "
+            f"{len(known)} cells, as a measurement does (counts, a score), not cell types: each "
+            "value is scored as a type of its own. Name the column of annotated types."
+        )
 
 
 def _missing_labels_read(adata, columns, values) -> None:

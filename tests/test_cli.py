@@ -1963,3 +1963,15 @@ def test_keys_and_attributes_of_other_objects_keep_their_python_names():
     assert in_command_terms("see model.config.random_state") == "see model.config.random_state"
     assert in_command_terms("set adata.obs['b']") == "set the input's obs['b']"
     assert in_command_terms("set new_adata.obs['b']") == "set new_adata.obs['b']"
+
+
+def test_a_truth_column_of_measurements_is_warned_of(sim, tmp_path, monkeypatch, capsys):
+    """--truth n_counts was scored as 240 cell types without a word."""
+    sim.obs["code"] = sim.obs["group"].cat.codes.astype(float)  # types as numbers: no warning
+    sim = sc.concat([sim] * 2, index_unique="-")  # 480 cells, more values than any annotation
+    sim.obs["n_counts"] = np.asarray(sim.layers["counts"].sum(1)).ravel() + np.arange(480) * 1e3
+    _options_given_to("desc", sim, tmp_path, monkeypatch, "--truth", "n_counts", *TINY)
+    said = capsys.readouterr().err
+    assert "--truth 'n_counts' holds 480 distinct numbers for 480 cells, as a measurement" in said
+    _options_given_to("desc", sim, tmp_path, monkeypatch, "--truth", "code", *TINY)
+    assert "distinct numbers" not in capsys.readouterr().err
