@@ -70,6 +70,8 @@ def run_tool(tool, raw, scaled, seed, **kwargs):
     wall = time.perf_counter() - t0
     uns = out.uns[tool]
     extra = {"clustering_epochs": int(uns["clustering_epochs"])}
+    if "small_clusters" in uns:  # clusters under `min_cluster_size`, merged
+        extra["merged_clusters"] = len(uns["small_clusters"]["merged"])
     if "n_clusters_search" in uns:
         search = uns["n_clusters_search"]
         extra.update(chosen=int(search["chosen"]), runner_up=int(search.get("runner_up", -1)))

@@ -205,6 +205,9 @@ def worker(args) -> None:
     row["labels_sha1"] = _sha1(adata.obs[args.tool].cat.codes.to_numpy())
     row["embedding_sha1"] = _sha1(adata.obsm[f"X_{args.tool}"])
     row["n_clusters"] = int(uns["n_clusters"])
+    if "small_clusters" in uns:  # clusters under `min_cluster_size`, merged
+        row["merged_clusters"] = len(uns["small_clusters"]["merged"])
+        row["cluster_sizes"] = sorted(adata.obs[args.tool].value_counts().tolist(), reverse=True)
     row["pretrain_s"] = float(uns["timings"]["pretrain_s"])
     row["cluster_s"] = float(uns["timings"]["cluster_s"])
     # every phase the tool timed (initial clustering, neighbour lookup, ...), for the JSON

@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         "input which gives every cell its reported cluster (default 0.5; 0 reports the "
         "clustering stage's own labels)",
     )
+    run.add_argument(
+        "--min-cluster-size",
+        type=_cluster_size,
+        metavar="N",
+        help="where the number of clusters comes from the data (no -k N), clusters of fewer "
+        "cells are merged into those their cells lean to next: a number of cells (an integer) "
+        "or a share of them (below 1; default 0.001; 0 keeps every cluster)",
+    )
     run.add_argument("--plot", metavar="OUT.png", help="also draw a UMAP of the embedding here")
     run.add_argument(
         "--save-model",
@@ -300,6 +308,21 @@ def _number(kind, holds, what: str):
         return value
 
     return parse
+
+
+def _cluster_size(text: str) -> int | float:
+    """Take a number of cells (digits) or a share of them (a number in [0, 1))."""
+    if re.fullmatch(r"[0-9]+", text.strip()):
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text} is neither a number of cells (an integer >= 0) nor a share of them in [0, 1)"
+        )
+    return value
 
 
 def _device_name(text: str) -> str:
@@ -612,6 +635,7 @@ _COMMAND_OPTIONS = {
         "n_top_genes": "--n-top-genes",
         "distributed": "--distributed",
         "refine": "--refine",
+        "min_cluster_size": "--min-cluster-size",
         "checkpoint_dir": "--checkpoint-dir",
         "checkpoint_every": "--checkpoint-every",
         "resume": "--resume",
@@ -1075,6 +1099,8 @@ def _run(args) -> int:
         options["batch_mixing"] = args.batch_mixing
     if args.refine is not None:
         options["refine"] = args.refine
+    if args.min_cluster_size is not None:
+        options["min_cluster_size"] = args.min_cluster_size
     if checkpoint_dir is not None:
         options["checkpoint_dir"] = checkpoint_dir
         options["resume"] = args.resume

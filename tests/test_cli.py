@@ -1975,3 +1975,26 @@ def test_a_truth_column_of_measurements_is_warned_of(sim, tmp_path, monkeypatch,
     assert "--truth 'n_counts' holds 480 distinct numbers for 480 cells, as a measurement" in said
     _options_given_to("desc", sim, tmp_path, monkeypatch, "--truth", "code", *TINY)
     assert "distinct numbers" not in capsys.readouterr().err
+
+
+def test_min_cluster_size_takes_cells_or_a_share(sim, tmp_path, monkeypatch, capsys):
+    from scdeepclust._cli import in_command_terms
+
+    for text, value in (("20", 20), ("0.01", 0.01), ("0", 0), (" 5 ", 5)):
+        given = _options_given_to("desc", sim, tmp_path, monkeypatch, "--min-cluster-size", text)
+        assert given["min_cluster_size"] == value
+        assert type(given["min_cluster_size"]) is type(value)
+    assert "min_cluster_size" not in _options_given_to("scdcc", sim, tmp_path, monkeypatch)
+    assert "--min-cluster-size" in in_command_terms("(`min_cluster_size`; 0 keeps them)")
+    capsys.readouterr()
+    path = tmp_path / "in.h5ad"
+    for text, said in (
+        ("1.5", "--min-cluster-size: 1.5 is neither a number of cells (an integer >= 0) nor"),
+        ("-1", "--min-cluster-size: -1 is neither"),
+        ("many", "--min-cluster-size: 'many' is not a number"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"),
+                  "--min-cluster-size", text])  # fmt: skip
+        assert stop.value.code == 2
+        assert said in capsys.readouterr().err

@@ -19,6 +19,7 @@ from .._results import ClusteringResult
 from ..data import Batch, CellFeeder, RowSource
 from ..nn import DropoutMasks, StackedAutoencoder, batch_mixing_mmd
 from ..train import (
+    DEFAULT_MIN_CLUSTER_SIZE,
     MIN_CLUSTERING_STEPS,
     CentroidInit,
     ClusteringStage,
@@ -74,6 +75,7 @@ class DESCConfig(BatchSettings):
     target_smoothing: float = 0.5
     initial_label_weight: float = 0.5
     refine: float = 0.5
+    min_cluster_size: int | float = DEFAULT_MIN_CLUSTER_SIZE
     init: str = "leiden"
     kernel: str = "t"
     alpha: float = 1.0
@@ -347,6 +349,7 @@ def cluster_desc(
         calibrate_confidence=True,
         # the input's components carry the batch effects that the clustering stage removes
         refine_share=0.0 if config.mixes_batches else config.refine,
+        min_cluster_size=config.min_cluster_size,
         progress=config.progress,
         stage_name="clustering" if resolution is None else f"clustering_{resolution}",
         divergence=divergence_hint("lr", config.lr, ", or lower `momentum`"),

@@ -15,6 +15,7 @@ from ..constraints import PairLoss, PairwiseConstraints
 from ..data import Batch, CellFeeder, minibatch_count
 from ..nn import ZINBAutoencoder, batch_mixing_mmd, zinb_nll
 from ..train import (
+    DEFAULT_MIN_CLUSTER_SIZE,
     MIN_CLUSTERING_STEPS,
     CentroidInit,
     ClusteringStage,
@@ -85,6 +86,7 @@ class SCDCCConfig(BatchSettings):
     keep_known_labels: bool = True
     label_prior: float = 2.0
     refine: float = 0.5
+    min_cluster_size: int | float = DEFAULT_MIN_CLUSTER_SIZE
     batch_size: int = 256
     precision: str = "float32"
     random_state: int | None = 0
@@ -325,6 +327,7 @@ def fit_scdcc(
         label_prior_weight=config.label_prior,
         input_components=components,
         refine_share=refine_share,
+        min_cluster_size=config.min_cluster_size,
         progress=config.progress,
         divergence=divergence_hint("lr", config.lr, clip_hint),
         checkpoint=checkpoint,

@@ -177,9 +177,9 @@ class TrainedModel:
         Mapped cells get them in ``uns[key]['label_classes']`` too.
     empty_clusters
         The clusters that held no training cell at the end (``uns[key]['empty_clusters']`` of
-        the training run, e.g. emptied by scDCC's `refine`): mapped cells are assigned among
-        the others, so that their labels name clusters of the reference. Empty for models
-        saved by earlier versions.
+        the training run, e.g. emptied by `refine` or merged by `min_cluster_size`): mapped
+        cells are assigned among the others, so that their labels name clusters of the
+        reference. Empty for models saved by earlier versions.
     """
 
     method: ClassVar[str] = ""

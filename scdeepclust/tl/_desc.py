@@ -36,6 +36,7 @@ from ..pp._input import (
     warn_if_unscaled,
 )
 from ..train import (
+    DEFAULT_MIN_CLUSTER_SIZE,
     TrainingDiverged,
     check_precision,
     report_interruption,
@@ -46,6 +47,7 @@ from ._validate import (
     advance_generator,
     as_int,
     as_layer_sizes,
+    as_min_cluster_size,
     batches_in_run,
     check_batch_mixing,
     check_between,
@@ -97,6 +99,7 @@ def desc(
     target_smoothing: float = 0.5,
     initial_label_weight: float = 0.5,
     refine: float = 0.5,
+    min_cluster_size: int | float = DEFAULT_MIN_CLUSTER_SIZE,
     kernel: str = "t",
     alpha: float = 1.0,
     lr: float = 0.01,
@@ -273,6 +276,17 @@ def desc(
         defaults / the true k, median of seeds 0-2, benchmarks/desc_accuracy.py): worm neurons 0.586
         / 0.618 against 0.515 / 0.545; 10X PBMC 0.778 / 0.780 against 0.766 / 0.769; mouse bladder
         0.714 / 0.715 against 0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.
+    min_cluster_size
+        When the number of clusters comes from the data (`resolution`, or a searched range of
+        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged:
+        each of its cells takes the cluster of its highest soft assignment among those that
+        stay, and the cluster is left empty (`uns[key]['empty_clusters']`; `small_clusters`
+        says which, the least size in cells and how many cells moved). An integer is a number
+        of cells, a float in [0, 1) a share of them (rounded up); 0 keeps every cluster. Never
+        below a searched range's lower bound, and not used with a given `n_clusters`.
+        The default, 0.1% of the cells, is five times below the rarest simulated type of
+        `benchmarks/rare_types.py`; on large data the Leiden start holds communities of a few
+        dozen sampled cells of which the clustering stage and `refine` leave remnants.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     alpha
@@ -342,7 +356,8 @@ def desc(
         `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
         `history` (pretraining losses per stage, clustering KL and label change), `timings`,
         `converged` (False, with a warning, where the stage stopped at `max_epochs`),
-        `refinement` (`share`, `cells_moved`) with `refine`,
+        `refinement` (`share`, `cells_moved`) with `refine`, `small_clusters` (`min_cells`,
+        `merged`, `cells_moved`) when `min_cluster_size` applied,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
         and spreads, `chosen`, `runner_up`), `genes_used` (the names of the genes read) where
         some were left out (by `mask_var`, or for holding only zeros), and `batch_sizes` with
@@ -413,6 +428,7 @@ def desc(
     check_target_smoothing(target_smoothing)
     check_initial_label_weight(initial_label_weight)
     check_refine(refine)
+    min_cluster_size = as_min_cluster_size(min_cluster_size)
     check_checkpointing(checkpoint_dir, checkpoint_every, resume)
     if not isinstance(kernel, str) or kernel not in {"t", "gaussian"}:
         raise ValueError(f"kernel must be 't' or 'gaussian', not {kernel!r}.")
@@ -477,6 +493,7 @@ def desc(
         target_smoothing=float(target_smoothing),
         initial_label_weight=float(initial_label_weight),
         refine=float(refine),
+        min_cluster_size=min_cluster_size,
         init=init,
         kernel=kernel,
         alpha=alpha,

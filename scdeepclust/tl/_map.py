@@ -72,10 +72,10 @@ def map_to_model(
     -------
     `None`, or the copy if `copy=True`. Writes `obs[key]` (labels "0".."k-1" of the trained
     clusters: each cell's highest soft assignment among the clusters that kept training cells
-    (`model.empty_clusters`, e.g. emptied by `refine`, take none), without the classifier that
-    read the training cells' clusters again with `refine`, and without the known labels that scDCC's
-    `keep_labels` kept for its labelled cells; its categories are those the cells fall into, as
-    in training), `obs[key + '_confidence']` (on
+    (`model.empty_clusters`, e.g. emptied by `refine` or merged by `min_cluster_size`, take
+    none), without the classifier that read the training cells' clusters again with `refine`,
+    and without the known labels that scDCC's `keep_labels` kept for its labelled cells; its
+    categories are those the cells fall into, as in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
     `uns[key]` (`params`: method, model key; `n_genes_missing`; `label_classes` for a model

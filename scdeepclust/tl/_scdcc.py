@@ -34,6 +34,7 @@ from ..pp._input import (
 from ..pp._protein import holds_protein_counts, protein_levels
 from ..pp._recipe import scanpy_computable
 from ..train import (
+    DEFAULT_MIN_CLUSTER_SIZE,
     array_digest,
     check_precision,
     report_interruption,
@@ -47,6 +48,7 @@ from ._validate import (
     advance_generator,
     as_int,
     as_layer_sizes,
+    as_min_cluster_size,
     batches_in_run,
     check_batch_mixing,
     check_between,
@@ -103,6 +105,7 @@ def scdcc(
     keep_labels: bool = True,
     label_prior: float = 2.0,
     refine: float = 0.5,
+    min_cluster_size: int | float = DEFAULT_MIN_CLUSTER_SIZE,
     resolution: float | None = None,
     n_neighbors: int = 15,
     encoder_hidden: Sequence[int] = (256, 64),
@@ -288,6 +291,17 @@ def scdcc(
         0.560 / 0.427 / 0.630 (bladder 0.612 since the longer pretraining of small data) against
         0.740 / 0.597 / 0.433 / 0.537 (this one on another machine); with k-means' start
         0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 / 0.426 / 0.538.
+    min_cluster_size
+        When the number of clusters comes from the data (`resolution`, or a searched range of
+        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged:
+        each of its cells takes the cluster of its highest soft assignment among those that
+        stay, and the cluster is left empty (`uns[key_added]['empty_clusters']`; `small_clusters`
+        says which, the least size in cells and how many cells moved). An integer is a number
+        of cells, a float in [0, 1) a share of them (rounded up); 0 keeps every cluster. Never
+        below a searched range's lower bound, and not used with a given `n_clusters` or with
+        `label_key`. The default, 0.1% of the cells, is five times below the rarest simulated
+        type of `benchmarks/rare_types.py`; on large data the Leiden start holds communities of
+        a few dozen sampled cells of which the clustering stage and `refine` leave remnants.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without
@@ -441,7 +455,8 @@ def scdcc(
         `params`, `n_clusters` (non-empty clusters), `empty_clusters` (the others), `history`
         (per-epoch losses of both stages, label change per refresh), `timings`, `converged`
         (False, with a warning, where the stage stopped at `max_epochs`), `n_constraints`,
-        `refinement` (`share`, `cells_moved`) when `refine` was used,
+        `refinement` (`share`, `cells_moved`) when `refine` was used, `small_clusters`
+        (`min_cells`, `merged`, `cells_moved`) when `min_cluster_size` applied,
         `n_clusters_search` when the number of clusters was searched (candidates, their scores
         and spreads, `chosen`, `runner_up`), `label_classes` when the known classes of
         `label_key` placed the initial centroids (cluster "i" started from class
@@ -512,6 +527,7 @@ def scdcc(
             "(a ratio of 0.9 to 0.1 becomes half a million to one)."
         )
     check_refine(refine)
+    min_cluster_size = as_min_cluster_size(min_cluster_size)
     if pretrain_balance is not None:
         check_weight("pretrain_balance", pretrain_balance, "0 draws every cell equally often")
     check_update_interval(update_interval)
@@ -631,6 +647,7 @@ def scdcc(
         keep_known_labels=keep_labels,
         label_prior=label_prior,
         refine=float(refine),
+        min_cluster_size=min_cluster_size,
         batch_size=batch_size,
         precision=precision,
         random_state=random_state,

@@ -198,6 +198,42 @@ def check_refine(refine: float) -> None:
     )
 
 
+def as_min_cluster_size(min_cluster_size) -> int | float:
+    """Return `min_cluster_size` as an int (cells) or a float in [0, 1) (a share of them).
+
+    Read as scikit-learn reads ``min_samples_leaf``; anything else is refused.
+    """
+    meaning = (
+        "a cluster of fewer cells is merged when the number of clusters comes from the data: "
+        "an integer is a number of cells, a float in [0, 1) a share of them; 0 keeps every cluster"
+    )
+    if isinstance(min_cluster_size, bool) or not isinstance(min_cluster_size, numbers.Real):
+        raise ValueError(
+            f"min_cluster_size must be an integer >= 0 or a float in [0, 1) ({meaning}), got "
+            f"{min_cluster_size!r}."
+        )
+    if isinstance(min_cluster_size, numbers.Integral):
+        if min_cluster_size < 0:
+            raise ValueError(
+                f"min_cluster_size must be an integer >= 0 or a float in [0, 1) ({meaning}), "
+                f"got {min_cluster_size!r}."
+            )
+        return int(min_cluster_size)
+    if not (0 <= min_cluster_size < 1):
+        hint = (
+            f" For {min_cluster_size:g} cells pass the integer {int(min_cluster_size)}."
+            if math.isfinite(min_cluster_size)
+            and min_cluster_size >= 1
+            and float(min_cluster_size).is_integer()
+            else ""
+        )
+        raise ValueError(
+            f"min_cluster_size must be an integer >= 0 or a float in [0, 1) ({meaning}), got "
+            f"{min_cluster_size!r}.{hint}"
+        )
+    return float(min_cluster_size)
+
+
 def check_degrees_of_freedom(alpha: float) -> None:
     if not (_finite_number(alpha) and alpha > 0):
         raise ValueError(

@@ -41,8 +41,10 @@ from ._loops import (
     train_clustering,
 )
 from ._optim import adadelta, adam, sgd
+from ._small_clusters import DEFAULT_MIN_CLUSTER_SIZE
 
 __all__ = [
+    "DEFAULT_MIN_CLUSTER_SIZE",
     "adadelta",
     "adam",
     "sgd",

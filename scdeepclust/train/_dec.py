@@ -36,6 +36,7 @@ from ._loops import (
 )
 from ._optim import TrainingOptimizer
 from ._refine import refined_clusters
+from ._small_clusters import least_cells, merged_small_clusters
 from ._smoothing import TargetSmoothing
 
 
@@ -144,6 +145,7 @@ def deep_embedded_clustering(
     initial_label_weight: float = 0.0,
     calibrate_confidence: bool = False,
     refine_share: float = 0.0,
+    min_cluster_size: int | float = 0,
     progress: bool = True,
     stage_name: str = "clustering",
     divergence: str = DIVERGENCE_HINT,
@@ -176,6 +178,10 @@ def deep_embedded_clustering(
     `refine_share` > 0 gives each cell the cluster that a classifier of the input's principal
     components, trained on that share of each cluster's most confident cells, reads for it
     (`_refine.py`); the soft assignments stay the stage's.
+    When the number of clusters comes from the data (no `n_clusters` given, no known classes),
+    a cluster left with fewer than `min_cluster_size` cells (an integer; a float is a share of
+    the cells) is merged after that: its cells take the populated cluster of their next highest
+    soft assignment (`_small_clusters.py`).
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     With a `latent` cache, the embedding before the stage and its neighbour view are taken from
@@ -331,11 +337,11 @@ def deep_embedded_clustering(
     embedding = gather_rows(outputs.embedding, feeder)
     probabilities = gather_rows(outputs.probabilities, feeder)
     labels = None if probabilities is None else probabilities.argmax(1)
+    stage_labels = labels
     n_refined = 0
     refinement = None
     if labels is not None and refine_components is not None:
         t_refine = time.perf_counter()
-        stage_labels = labels
         refinement = refined_clusters(
             refine_components,
             stage_labels,
@@ -349,6 +355,27 @@ def deep_embedded_clustering(
         n_refined = int(moved.sum())
         timings["refine_s"] += time.perf_counter() - t_refine
         logg.info(f"    the classifier of the input moved {n_refined} cells to another cluster")
+    small_clusters = None
+    if (
+        labels is not None
+        and min_cluster_size
+        and init.seed_labels is None
+        and not isinstance(init.n_clusters, int | np.integer)
+    ):
+        small_clusters = merged_small_clusters(
+            labels,
+            probabilities,
+            least_cells(min_cluster_size, len(labels)),
+            keep_at_least=init.n_clusters[0] if isinstance(init.n_clusters, tuple) else 1,
+        )
+        labels = small_clusters.labels
+        if small_clusters.merged:
+            n_merged = len(small_clusters.merged)
+            logg.info(
+                f"    {n_merged} {'cluster' if n_merged == 1 else 'clusters'} under "
+                f"{small_clusters.min_cells} cells merged "
+                f"({small_clusters.cells_moved} cells moved)"
+            )
     if labels is not None and anchored and keep_known_labels:
         known = init.seed_labels >= 0
         labels[known] = init.seed_labels[known]
@@ -359,7 +386,9 @@ def deep_embedded_clustering(
             labels,
             layer.n_clusters,
             init.n_clusters,
-            stage_labels=probabilities.argmax(1) if n_refined else None,
+            stage_labels=stage_labels if n_refined else None,
+            merged=[] if small_clusters is None else small_clusters.merged,
+            min_cells=None if small_clusters is None else small_clusters.min_cells,
         )
     )
     empty = broadcast_object(empty, feeder)  # the model every process returns maps as rank 0's
@@ -387,6 +416,7 @@ def deep_embedded_clustering(
             "clustering_epochs": len(history.get("clustering", [])),
             "empty_clusters": np.asarray(empty, dtype=np.int64),
             **({} if search is None else {"n_clusters_search": search.as_dict()}),
+            **({} if small_clusters is None else {"small_clusters": small_clusters.as_dict()}),
             **(
                 {}
                 if prior is None
@@ -470,6 +500,8 @@ def _empty_clusters(
     asked: int | tuple[int, int] | None,
     *,
     stage_labels: np.ndarray | None = None,
+    merged: list[int] = (),
+    min_cells: int | None = None,
 ) -> list[int]:
     """Return the clusters no cell is assigned to; warn when a given number is missed.
 
@@ -477,7 +509,8 @@ def _empty_clusters(
     number of clusters came from Leiden or a search, that is how the stage corrects it (logged),
     unless it falls below the lower bound of a searched ``(lo, hi)`` or to a single cluster;
     when the user gave `n_clusters`, the result has fewer clusters than asked for (a warning).
-    `stage_labels` (the clustering stage's own) tell the clusters that the refinement emptied.
+    `stage_labels` (the clustering stage's own) tell the clusters that the refinement emptied;
+    `merged` are those that held fewer than `min_cells` cells and were merged.
     """
     empty = np.setdiff1d(np.arange(n_centroids), labels).tolist()
     if not empty:
@@ -485,15 +518,31 @@ def _empty_clusters(
     one = len(empty) == 1
     # the stage left cells in these, and the refinement moved them
     refined = [] if stage_labels is None else np.intersect1d(empty, stage_labels).tolist()
-    trained = [c for c in empty if c not in refined]
+    refined = [c for c in refined if c not in merged]
+    trained = [c for c in empty if c not in refined and c not in merged]
     hows = []
     if trained:
-        whose = "their cells" if not refined else f"the cells of {', '.join(map(str, trained))}"
+        whose = (
+            "their cells"
+            if not (refined or merged)
+            else f"the cells of {', '.join(map(str, trained))}"
+        )
         hows.append(f"{whose} moved to other clusters during training")
+    if merged:
+        which = (
+            ("it" if len(merged) == 1 else "they")
+            if not (refined or trained)
+            else f"cluster{'s' if len(merged) > 1 else ''} {', '.join(map(str, merged))}"
+        )
+        hows.append(
+            f"{which} held fewer than {min_cells} cells (`min_cluster_size`; 0 keeps them), "
+            f"and {'its' if len(merged) == 1 else 'their'} cells went to the clusters of their "
+            "next highest soft assignment"
+        )
     if refined:
         where = (
             "them"
-            if not trained
+            if not (trained or merged)
             else f"cluster{'s' if len(refined) > 1 else ''} {', '.join(map(str, refined))}"
         )
         hows.append(
@@ -531,7 +580,8 @@ def _empty_clusters(
     elif n_left == 1:  # whatever chose the number: a result without clusters
         warnings.warn(
             message + " Every cell is in one cluster: train longer (`pretrain_epochs`, "
-            "`max_epochs`), try another `random_state`, or give `n_clusters`.",
+            "`max_epochs`), try another `random_state`, or give `n_clusters`"
+            + (", or a smaller `min_cluster_size`." if merged else "."),
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
