@@ -319,8 +319,10 @@ def _cluster_size(text: str) -> int | float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value < 1:
+        whole = math.isfinite(value) and value >= 1 and value.is_integer()
         raise argparse.ArgumentTypeError(
             f"{text} is neither a number of cells (an integer >= 0) nor a share of them in [0, 1)"
+            + (f" (for {int(value)} cells write {int(value)})" if whole else "")
         )
     return value
 
@@ -870,6 +872,12 @@ def _run(args) -> int:
         raise CommandError(
             "--resolution has no effect on -m scdcc with -k LO-HI (the number searched for is "
             "reached by k-means); give one of them"
+        )
+    if args.min_cluster_size is not None and (k_given or args.label_key is not None):
+        given = "-k K" if k_given else "--label-key"
+        raise CommandError(
+            "--min-cluster-size merges small clusters where their number comes from the data, "
+            f"and with {given} it is given: leave --min-cluster-size out"
         )
     if args.resolution is not None and k_given and args.init in ("kmeans", "balanced-kmeans"):
         raise CommandError(
@@ -1570,6 +1578,14 @@ def _summary(adata, key: str, truth: str | None, known: str | None = None):
 
         span = f"{search['n_clusters'][0]}-{search['n_clusters'][-1]}"
         say(f"  number of clusters searched in {span}: {search_summary(search)}")
+    small = adata.uns[key].get("small_clusters")
+    if small is not None and len(small["merged"]):
+        n_merged = len(small["merged"])
+        say(
+            f"  {n_merged} {'cluster' if n_merged == 1 else 'clusters'} of fewer than "
+            f"{int(small['min_cells'])} cells merged into others ({int(small['cells_moved'])} "
+            "cells moved; --min-cluster-size 0 keeps them)"
+        )
     say("  cells per cluster: " + ", ".join(f"{name}: {n}" for name, n in sizes.items()))
     pairs = adata.uns[key].get("n_constraints", {})
     if any(pairs.values()):  # drawn from --label-key / --protein-key

@@ -19,6 +19,7 @@ from scipy import sparse
 
 import scdeepclust as sdc
 from scdeepclust._cli import main
+from scdeepclust.train import DEFAULT_MIN_CLUSTER_SIZE
 
 TINY = ["--pretrain-epochs", "1", "--max-epochs", "1", "--quiet"]
 
@@ -1998,3 +1999,53 @@ def test_min_cluster_size_takes_cells_or_a_share(sim, tmp_path, monkeypatch, cap
                   "--min-cluster-size", text])  # fmt: skip
         assert stop.value.code == 2
         assert said in capsys.readouterr().err
+
+
+def test_merged_clusters_are_told_and_a_given_number_refuses_a_least_size(sim, tmp_path, capsys):
+    path, out = tmp_path / "in.h5ad", tmp_path / "o.h5ad"
+    sim.obs["known"] = np.where(np.arange(sim.n_obs) % 2, sim.obs["group"].astype(str), "")
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "desc", "-o", str(out), *TINY, "--resolution", "1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*args, "--min-cluster-size", str(sim.n_obs)]) == 0
+    said = capsys.readouterr().out
+    small = ad.read_h5ad(out).uns["desc"]["small_clusters"]
+    n = len(small["merged"])
+    assert n >= 1
+    assert (
+        f"  {n} {'cluster' if n == 1 else 'clusters'} of fewer than {sim.n_obs} cells merged "
+        f"into others ({int(small['cells_moved'])} cells moved; --min-cluster-size 0 keeps them)"
+    ) in said
+    assert main([*args, "--min-cluster-size", "0"]) == 0
+    assert "merged into others" not in capsys.readouterr().out
+    for given, options in (("-k K", ["-k", "3"]), ("--label-key", ["--label-key", "known"])):
+        command = ["run", str(path), "-m", "scdcc", "-o", str(out), *options]
+        assert main([*command, "--min-cluster-size", "5"]) == 2
+        assert (
+            "--min-cluster-size merges small clusters where their number comes from the data, "
+            f"and with {given} it is given: leave --min-cluster-size out"
+        ) in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--min-cluster-size", "20.0"])
+    assert "(for 20 cells write 20)" in capsys.readouterr().err
+
+
+def test_min_cluster_size_edges_on_the_command_line(sim, tmp_path, monkeypatch, capsys):
+    given = _options_given_to("desc", sim, tmp_path, monkeypatch, "--min-cluster-size", "0.0")
+    assert given["min_cluster_size"] == 0.0 and type(given["min_cluster_size"]) is float
+    capsys.readouterr()
+    path = tmp_path / "in.h5ad"
+    for text, said in (
+        ("1.0", "--min-cluster-size: 1.0 is neither a number of cells"),
+        ("", "--min-cluster-size: '' is not a number"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(["run", str(path), "-m", "desc", "-o", str(tmp_path / "o.h5ad"),
+                  "--min-cluster-size", text])  # fmt: skip
+        assert stop.value.code == 2
+        assert said in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert f"default {DEFAULT_MIN_CLUSTER_SIZE};" in helped

@@ -9,11 +9,12 @@ import scanpy as sc
 from anndata import ImplicitModificationWarning
 
 import scdeepclust as sdc
-import scdeepclust.train._dec as dec
 from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust._results import ClusteringResult, write_results
+from scdeepclust.train import _dec as dec
 from scdeepclust.train._centroids import InitialClustering
 from scdeepclust.train._dec import _empty_clusters
+from scdeepclust.train._refine import Refinement
 
 
 def _result(labels: np.ndarray, n_clusters: int) -> ClusteringResult:
@@ -280,3 +281,20 @@ def test_agreement_reads_categories_equal_as_text_as_one_label():
     clusters = pd.Series(pd.Categorical([1, "1", 2, 2]))  # categories [1, 2, '1']
     got = agreement(clusters, ["a", "a", "b", "b"])
     assert got.ari == 1.0 and got.nmi == 1.0
+
+
+def test_a_cluster_the_refinement_emptied_is_told_as_the_refinements(scaled, monkeypatch):
+    """The refinement's empties are told from the stage's labels, not the reported ones."""
+
+    def emptying(components, labels, probabilities, share, **kwargs):
+        moved = labels.copy()
+        present = np.unique(labels)
+        moved[labels == present[-1]] = present[0]
+        return Refinement(moved, None)
+
+    monkeypatch.setattr(dec, "refined_clusters", emptying)
+    with pytest.warns(UserWarning) as said:
+        sdc.tl.desc(scaled, n_clusters=3, init="kmeans", refine=0.5, copy=True, **FAST)
+    text = " ".join(str(w.message) for w in said)
+    assert "the refinement (`refine`; 0 keeps the stage's clusters) moved the cells" in text
+    assert "To keep them, pass refine=0." in text

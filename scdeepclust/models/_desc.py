@@ -33,6 +33,7 @@ from ..train import (
     dropout_generator,
     embed_all,
     fit_epochs,
+    merges_small_clusters,
     numpy_rng,
     refined_share,
     seeded,
@@ -362,6 +363,8 @@ def cluster_desc(
     params["hidden"] = list(config.resolved_hidden(feeder.n_total))
     params["resolution"] = resolution
     params["refine"] = refined_share(outcome.info)  # 0 where mixed batches or processes skip it
+    if not merges_small_clusters(config.n_clusters, known_labels=False):
+        params["min_cluster_size"] = 0  # the number of clusters was given: nothing merged
     params["batch_mixing"] = config.batch_mixing_used
     return ClusteringResult(
         labels=outcome.labels,

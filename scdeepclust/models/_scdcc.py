@@ -30,6 +30,7 @@ from ..train import (
     draws_read_components,
     fit_epochs,
     input_principal_components,
+    merges_small_clusters,
     numpy_rng,
     refined_share,
     seeded,
@@ -347,6 +348,10 @@ def fit_scdcc(
             if sample_weights is None
             else config.resolved_pretrain_balance(),
             "refine": refined_share(outcome.info),
+            # nothing merged where the number of clusters or known labels were given
+            "min_cluster_size": config.min_cluster_size
+            if merges_small_clusters(config.n_clusters, known_labels=seed_labels is not None)
+            else 0,
             "tol": tol,
             "batch_mixing": config.batch_mixing_used,
         },

@@ -278,15 +278,17 @@ def desc(
         0.714 / 0.715 against 0.706 / 0.703; CITE CBMC 0.700 / 0.697 against 0.689 / 0.688.
     min_cluster_size
         When the number of clusters comes from the data (`resolution`, or a searched range of
-        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged:
-        each of its cells takes the cluster of its highest soft assignment among those that
-        stay, and the cluster is left empty (`uns[key]['empty_clusters']`; `small_clusters`
-        says which, the least size in cells and how many cells moved). An integer is a number
-        of cells, a float in [0, 1) a share of them (rounded up); 0 keeps every cluster. Never
-        below a searched range's lower bound, and not used with a given `n_clusters`.
-        The default, 0.1% of the cells, is five times below the rarest simulated type of
-        `benchmarks/rare_types.py`; on large data the Leiden start holds communities of a few
-        dozen sampled cells of which the clustering stage and `refine` leave remnants.
+        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged,
+        the smallest first and the sizes counted again after each: each of its cells takes the
+        cluster of its highest soft assignment among those that stay, and the cluster is left
+        empty (`uns[key]['empty_clusters']`; `small_clusters` says which, the least size in
+        cells and how many cells moved). An integer is a number of cells, a float in [0, 1) a
+        share of them (rounded up); 0 keeps every cluster. Never below a searched range's lower
+        bound; not used with a given `n_clusters` (``params['min_cluster_size']`` is
+        then 0). It reads the trained model's labels, so a checkpoint resumes with another
+        value. The default, 0.1% of the cells, is five times below the rarest simulated type
+        of `benchmarks/rare_types.py`; on large data the Leiden start holds communities of a
+        few dozen sampled cells of which the clustering stage and `refine` leave remnants.
     kernel
         "t" (Student's t with `alpha` degrees of freedom) or "gaussian".
     alpha

@@ -293,15 +293,18 @@ def scdcc(
         0.746 / 0.590 / 0.430 / 0.549 against 0.753 / 0.586 / 0.426 / 0.538.
     min_cluster_size
         When the number of clusters comes from the data (`resolution`, or a searched range of
-        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged:
-        each of its cells takes the cluster of its highest soft assignment among those that
-        stay, and the cluster is left empty (`uns[key_added]['empty_clusters']`; `small_clusters`
-        says which, the least size in cells and how many cells moved). An integer is a number
-        of cells, a float in [0, 1) a share of them (rounded up); 0 keeps every cluster. Never
-        below a searched range's lower bound, and not used with a given `n_clusters` or with
-        `label_key`. The default, 0.1% of the cells, is five times below the rarest simulated
-        type of `benchmarks/rare_types.py`; on large data the Leiden start holds communities of
-        a few dozen sampled cells of which the clustering stage and `refine` leave remnants.
+        `n_clusters`), a reported cluster (after `refine`) with fewer cells than this is merged,
+        the smallest first and the sizes counted again after each: each of its cells takes the
+        cluster of its highest soft assignment among those that stay, and the cluster is left
+        empty (`uns[key_added]['empty_clusters']`; `small_clusters` says which, the least size in
+        cells and how many cells moved). An integer is a number of cells, a float in [0, 1) a
+        share of them (rounded up); 0 keeps every cluster. Never below a searched range's lower
+        bound; not used with a given `n_clusters` or with `label_key`
+        (``params['min_cluster_size']`` is then 0). It reads the trained model's labels, so a
+        checkpoint resumes with another value. The default, 0.1% of the cells, is five times
+        below the rarest simulated type of `benchmarks/rare_types.py`; on large data the Leiden
+        start holds communities of a few dozen sampled cells of which the clustering stage and
+        `refine` leave remnants.
     resolution, n_neighbors
         Initialise by Leiden on a kNN graph (of `n_neighbors` neighbours) of the pretrained
         latent space at this resolution; `None` with no `n_clusters`: 0.3 (without

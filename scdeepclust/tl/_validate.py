@@ -213,6 +213,11 @@ def as_min_cluster_size(min_cluster_size) -> int | float:
             f"{min_cluster_size!r}."
         )
     if isinstance(min_cluster_size, numbers.Integral):
+        if min_cluster_size > np.iinfo(np.int64).max:  # h5ad stores int64
+            raise ValueError(
+                f"min_cluster_size={min_cluster_size} is more cells than any data hold; give a "
+                "number of cells below 2**63, or a share of them in [0, 1)."
+            )
         if min_cluster_size < 0:
             raise ValueError(
                 f"min_cluster_size must be an integer >= 0 or a float in [0, 1) ({meaning}), "
@@ -221,7 +226,8 @@ def as_min_cluster_size(min_cluster_size) -> int | float:
         return int(min_cluster_size)
     if not (0 <= min_cluster_size < 1):
         hint = (
-            f" For {min_cluster_size:g} cells pass the integer {int(min_cluster_size)}."
+            f" For {min_cluster_size:g} {'cell' if min_cluster_size == 1 else 'cells'} pass "
+            f"the integer {int(min_cluster_size)}."
             if math.isfinite(min_cluster_size)
             and min_cluster_size >= 1
             and float(min_cluster_size).is_integer()

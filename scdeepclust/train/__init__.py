@@ -41,10 +41,11 @@ from ._loops import (
     train_clustering,
 )
 from ._optim import adadelta, adam, sgd
-from ._small_clusters import DEFAULT_MIN_CLUSTER_SIZE
+from ._small_clusters import DEFAULT_MIN_CLUSTER_SIZE, merges_small_clusters
 
 __all__ = [
     "DEFAULT_MIN_CLUSTER_SIZE",
+    "merges_small_clusters",
     "adadelta",
     "adam",
     "sgd",

@@ -76,12 +76,18 @@ def open_checkpoint(
     )
 
 
+# Settings that do not change the training a checkpoint holds: the progress bar, and the least
+# size of the reported clusters, read from the trained model's labels (a checkpoint written
+# before it existed resumes, and a resumed run may merge otherwise).
+NOT_OF_THE_RUN = frozenset({"progress", "min_cluster_size"})
+
+
 def run_settings(*, method: str, config, **data) -> dict:
     """Return what identifies a run of `method` with `config` (a dataclass) on `data`.
 
     As plain JSON values: the checkpoint keeps them, to name what differs from a later call.
     """
-    settings = {k: v for k, v in asdict(config).items() if k != "progress"}
+    settings = {k: v for k, v in asdict(config).items() if k not in NOT_OF_THE_RUN}
     return json.loads(json.dumps({"method": method, "config": settings, **data}, default=str))
 
 

@@ -36,7 +36,7 @@ from ._loops import (
 )
 from ._optim import TrainingOptimizer
 from ._refine import refined_clusters
-from ._small_clusters import least_cells, merged_small_clusters
+from ._small_clusters import least_cells, merged_small_clusters, merges_small_clusters
 from ._smoothing import TargetSmoothing
 
 
@@ -180,8 +180,8 @@ def deep_embedded_clustering(
     (`_refine.py`); the soft assignments stay the stage's.
     When the number of clusters comes from the data (no `n_clusters` given, no known classes),
     a cluster left with fewer than `min_cluster_size` cells (an integer; a float is a share of
-    the cells) is merged after that: its cells take the populated cluster of their next highest
-    soft assignment (`_small_clusters.py`).
+    the cells) is merged after that, the smallest first: its cells take the populated cluster of
+    their highest soft assignment among those that stay (`_small_clusters.py`).
     With a `checkpoint` (whose modules include the encoder), the clustering layer is attached
     to it as ``"clustering"`` and the stage `stage_name` resumes from its saved state.
     With a `latent` cache, the embedding before the stage and its neighbour view are taken from
@@ -359,8 +359,7 @@ def deep_embedded_clustering(
     if (
         labels is not None
         and min_cluster_size
-        and init.seed_labels is None
-        and not isinstance(init.n_clusters, int | np.integer)
+        and merges_small_clusters(init.n_clusters, known_labels=init.seed_labels is not None)
     ):
         small_clusters = merged_small_clusters(
             labels,
@@ -537,7 +536,7 @@ def _empty_clusters(
         hows.append(
             f"{which} held fewer than {min_cells} cells (`min_cluster_size`; 0 keeps them), "
             f"and {'its' if len(merged) == 1 else 'their'} cells went to the clusters of their "
-            "next highest soft assignment"
+            "highest soft assignment among those that stay"
         )
     if refined:
         where = (
