@@ -6,9 +6,11 @@ no type of the data stands behind. The clustering stage shrinks them and the ref
 (`_refine.py`) gives most of their cells to the large clusters, but both leave remnants: DESC
 at its defaults on 100,000 simulated cells of 8 groups reported 23 clusters, 13-15 of them
 under 0.1% of the cells (`docs/measurements.md`, "Clusters under a least size"). A reported
-cluster under the least size is merged: each of its cells takes the populated cluster of its
-highest soft assignment among those that stay. The least size is far below the rarest types the
-benchmarks ask for (0.5% of the cells, `benchmarks/rare_types.py`).
+cluster under the least size is merged, the smallest first and the sizes counted again after
+each (merged at once by their first sizes, the halves of two groups cut under the least size
+all went into one cluster): each of its cells takes the populated cluster of its highest soft
+assignment among those that stay. The least size is far below the rarest types the benchmarks
+ask for (0.5% of the cells, `benchmarks/rare_types.py`).
 """
 
 from __future__ import annotations
