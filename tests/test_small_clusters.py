@@ -175,14 +175,6 @@ def test_the_default_least_size_leaves_well_separated_groups_as_they_are(scaled)
     assert default.uns["desc"]["params"]["min_cluster_size"] == 0.001
 
 
-def test_a_searched_number_keeps_its_lower_bound(scaled):
-    out = sdc.tl.desc(scaled, n_clusters=(3, 4), min_cluster_size=0.9, copy=True, **FAST)
-    search = out.uns["desc"]["n_clusters_search"]
-    record = out.uns["desc"]["small_clusters"]
-    assert len(record["merged"]) == int(search["chosen"]) - 3
-    assert out.uns["desc"]["n_clusters"] >= 3
-
-
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])
 def test_a_given_number_of_clusters_is_not_merged(sim, scaled, tool):
     adata = scaled if tool == "desc" else sim
