@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -226,6 +227,27 @@ def test_plots_refuse_a_key_another_tool_wrote_over(clustered, plot):
     }[plot]
     with pytest.raises(KeyError, match=r"adata.uns\['desc'\] is not a scdeepclust result"):
         draw()
+
+
+@pytest.mark.parametrize("merge", ["same", "unique"])
+def test_plots_draw_runs_joined_by_concat_and_those_that_need_one_run_say_so(clustered, merge):
+    """anndata.concat(uns_merge="same") keeps only what two runs share: the runs found 3 and 2
+    clusters, so n_clusters went, and every plot refused the key as another tool's."""
+    first, second = clustered.copy(), clustered.copy()
+    second.obs_names = [f"{name}-b" for name in second.obs_names]
+    second.uns["desc"]["n_clusters"] = 2
+    second.uns["desc"]["timings"] = {"total": 1.0}
+    joined = ad.concat([first, second], label="sample", uns_merge=merge)
+    assert "n_clusters" not in joined.uns["desc"]
+    assert len(sdc.pl.embedding(joined, "desc", color="sample", show=False)) == 2
+    assert isinstance(sdc.pl.umap(joined, "desc", show=False), Axes)
+    assert isinstance(sdc.pl.compare(joined, "desc", "group", show=False), Axes)
+    assert isinstance(sdc.pl.probabilities(joined, "desc", show=False), Figure)
+    one_run = r"uns_merge='same' or 'unique'.*uns_merge='first'"
+    with pytest.raises(KeyError, match=one_run):
+        sdc.pl.history(joined, "desc", show=False)
+    with pytest.raises(KeyError, match=one_run):
+        sdc.pl.n_clusters(joined, "desc", show=False)
 
 
 def test_stored_colours_that_are_not_colours_are_passed_over(clustered):
@@ -1053,6 +1075,24 @@ def test_probabilities_follows_cluster_names_swapped():
     assert _column_names(numbers, swapped_codes[kept], probs[kept]) == ["1", "0", "2", "3", "4"]
 
 
+def test_probabilities_names_columns_as_zero_padded_categories_are_spelled():
+    """Clusters renamed "00", "01", ... were drawn as columns "0", "1", ... beside a strip and
+    a legend that say "00", "01"; a column whose cluster holds no cells keeps the run's
+    number."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    probs = np.eye(3, dtype=np.float32)[np.repeat(np.arange(3), 10)]
+    codes = np.repeat(np.arange(3), 10)
+    assert _column_names(["00", "01", "02"], codes, probs) == ["00", "01", "02"]
+    assert _column_names(["01", "00", "02"], codes, probs) == ["01", "00", "02"]
+    one_emptied = codes != 1
+    assert _column_names(["00", "01", "02"], codes[one_emptied], probs[one_emptied]) == [
+        "00",
+        "1",
+        "02",
+    ]
+
+
 def test_probabilities_reads_a_superscript_digit_as_a_name_not_a_number():
     """A superscript "²" is a digit to str.isdigit, and int() refused it: the plot failed."""
     from scdeepclust.pl._probabilities import _column_names
@@ -1396,6 +1436,32 @@ def test_umap_refuses_an_embedding_with_one_missing_coordinate(clustered):
     run.obsm["X_scdcc"][0, 0] = np.nan
     with pytest.raises(ValueError, match=r"no values \(NaN\) for 1 of 240 cells"):
         sdc.pl.umap(run, "scdcc", show=False)
+
+
+def test_umap_of_a_subset_says_it_lays_out_anew_and_how_to_keep_the_parents_layout(clustered):
+    """scanpy draws a subset where its parent's UMAP put it; pl.umap laid out a new one for
+    the subset without a word."""
+    run = clustered.copy()
+    sdc.pl.umap(run, "scdcc", show=False)
+    assert run.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == 240
+    subset = run[run.obs["scdcc"] != "0"]
+    parents = run.obsm["X_umap_scdcc"][(run.obs["scdcc"] != "0").to_numpy()]
+    kept = run[run.obs["scdcc"] != "0"]
+    sdc.pl.embedding(kept, "scdcc", basis="X_umap_scdcc", show=False)
+    np.testing.assert_array_equal(kept.obsm["X_umap_scdcc"], parents)
+    with pytest.warns(UserWarning, match=r"laid out on 240 cells, not these \d+ \(a subset") as w:
+        sdc.pl.umap(subset, "scdcc", show=False)
+    assert "pl.embedding(adata, 'scdcc', basis='X_umap_scdcc')" in str(w[0].message)
+    assert w[0].filename == __file__
+    assert subset.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == subset.n_obs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sdc.pl.umap(subset, "scdcc", show=False)  # its own layout now: reused, no warning
+        sdc.pl.umap(run, "scdcc", show=False, n_neighbors=7)  # other settings: no warning
+        sdc.pl.embedding(subset, "scdcc", basis="X_umap_scdcc", show=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sdc.pl.umap(run[:50].copy(), "scdcc", recompute=True, show=False)
 
 
 def test_umap_recompute_lays_out_a_cached_umap_again(clustered, monkeypatch):

@@ -208,7 +208,8 @@ def _is_number(name: str) -> bool:
 def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str] | None:
     """Name column j of the soft assignments, which is the run's cluster "j".
 
-    Categories that are the run's numbers name their own columns, unless most of them hold
+    Categories that are the run's numbers (with leading zeros or not) name their own columns
+    by their spelling, unless most of them hold
     their cells in another column each (clusters numbered again, e.g. from 1 after one was
     left out), or one holds its cells in the column of another category (names swapped, or
     shifted down after a merge): the refinement moves cells into a column no longer claimed,
@@ -220,13 +221,20 @@ def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -
     cells outnumber the columns (labels and soft assignments of different runs).
     """
     n_columns = probs.shape[1]
-    numbers = [str(j) for j in range(n_columns)]
     assigned = probs.argmax(1)
     claims: dict[str, int] = {}
     for code, name in enumerate(categories):
         cells = codes == code
         if cells.any():
             claims[name] = int(np.bincount(assigned[cells], minlength=n_columns).argmax())
+    # a user's zero-padded names ("00", "01") are the numbers written their way
+    spellings: dict[int, list[str]] = {}
+    for name in claims:
+        if _is_number(name):
+            spellings.setdefault(int(name), []).append(name)
+    numbers = [
+        names[0] if len(names := spellings.get(j, [])) == 1 else str(j) for j in range(n_columns)
+    ]
     numbered = all(_is_number(name) for name in claims)
     if numbered and all(int(name) < n_columns for name in claims):
         distinct = len(set(claims.values())) == len(claims)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+from .._messages import caller_stacklevel
 from .._neighbors import plot_neighbors
 from .._threads import torch_threads_kept
 from ..tl._validate import check_bools, check_int, check_positive
@@ -192,6 +194,18 @@ def umap_coordinates(
         if with_graph and not graph_kept:  # the same settings give the same graph again
             _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
         return umap_key
+    laid_out_on = params.get("scdeepclust_n_cells")
+    if not recompute and umap_key in adata.obsm and laid_out_on not in (None, adata.n_obs):
+        # scanpy's plots draw a subset where its parent's layout put it; this one would not
+        warnings.warn(
+            f"obsm[{umap_key!r}] holds a UMAP laid out on {int(laid_out_on)} cells, not these "
+            f"{adata.n_obs} (a subset or a concatenation): pl.umap lays out a new one and "
+            "writes it to this AnnData (a view becomes an object of its own). To draw the "
+            "cells where the earlier layout put them, use "
+            f"scdeepclust.pl.embedding(adata, {key!r}, basis={umap_key!r}).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
     _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
     with torch_threads_kept():
         sc.tl.umap(
@@ -205,6 +219,7 @@ def umap_coordinates(
     adata.uns[umap_key]["params"]["scdeepclust_coordinates"] = _fingerprint(
         _coordinates(adata, umap_key)
     )
+    adata.uns[umap_key]["params"]["scdeepclust_n_cells"] = adata.n_obs
     return umap_key
 
 

@@ -99,7 +99,15 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
             f"scdeepclust.tl.scdcc(adata, n_clusters, key_added={key!r}) first."
         )
     stored = adata.uns.get(keys["uns"])
-    if isinstance(stored, Mapping) and "n_clusters" not in stored:
+    if isinstance(stored, Mapping) and "n_clusters" not in stored and _merged_result(stored):
+        if "uns" in parts:
+            raise KeyError(
+                f"adata.uns[{keys['uns']!r}] holds only the entries that runs joined by "
+                "anndata.concat(..., uns_merge='same' or 'unique') had in common, not one "
+                "run's result. Plot the run from the object it was made on, or join with "
+                "uns_merge='first' to keep the first object's."
+            )
+    elif isinstance(stored, Mapping) and "n_clusters" not in stored:
         raise KeyError(
             f"adata.uns[{keys['uns']!r}] is not a scdeepclust result: another tool wrote under "
             f"this key (e.g. sc.tl.leiden(adata, key_added={key!r})), so obs[{key!r}] need not "
@@ -107,6 +115,15 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
             "Run the scdeepclust tool again, or plot another key."
         )
     return keys
+
+
+def _merged_result(stored: Mapping) -> bool:
+    """Whether `stored` is what anndata.concat keeps of scdeepclust results that differed.
+
+    scanpy's clustering tools write ``{"params": ...}`` alone; every scdeepclust result has
+    its training history and timings beside, and concat keeps what the runs share of those.
+    """
+    return any(name in stored for name in ("history", "timings", "refinement", "init_method"))
 
 
 def check_obs_column(adata: AnnData, column: str, what: str) -> None:
