@@ -47,9 +47,11 @@ def umap(
     ``obsp['neighbors_<key>_connectivities']``), and the coordinates in
     ``obsm['X_umap_' + key]`` (parameters in ``uns['X_umap_' + key]``). So this plot **adds
     these keys to adata**; it never touches the user's ``X_umap`` or ``neighbors``. Later calls
-    reuse the cached UMAP as long as the embedding and the settings are unchanged (a subset of
-    the cells recomputes it; a new run of the tool under the key removes it, with the kNN
-    graph, so that nothing reads them as the new run's).
+    reuse the cached UMAP as long as the embedding and the settings are unchanged. A subset of
+    the cells gets a layout of its own, with a warning (``pl.embedding(adata, key,
+    basis='X_umap_' + key)`` draws the subset where the parent's layout put it); a new run of
+    the tool under the key removes the cached UMAP and its kNN graph, so that nothing reads
+    them as the new run's.
 
     Parameters
     ----------
