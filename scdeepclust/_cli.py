@@ -420,7 +420,8 @@ def _command(args) -> int:
         if _is_rank_zero():
             _tell(f"{PROG}: error: {error}")
         return 2
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as error:
+    # Warning: one that `python -W error` raised, said as the command's other errors are
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError, Warning) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         if isinstance(error, MemoryError):
             message = str(message) or "out of memory"

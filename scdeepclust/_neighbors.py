@@ -10,6 +10,18 @@ from ._process import ignoring_warnings
 from ._threads import torch_threads_kept
 
 
+def sparse_graphs():
+    """Keep scikit-learn's transformers returning their own output inside the block.
+
+    A caller's ``sklearn.set_config(transform_output="pandas")`` made the kNN transformers of
+    `sc.pp.neighbors` refuse their sparse graphs, and both tools failed (as scanpy's own
+    neighbors does). The setting is the calling thread's, and is restored after the block.
+    """
+    import sklearn
+
+    return sklearn.config_context(transform_output="default")
+
+
 def exact_neighbors(
     adata: AnnData, *, use_rep: str, n_neighbors: int, random_state: int, **options
 ) -> None:
@@ -23,7 +35,7 @@ def exact_neighbors(
     """
     import scanpy as sc
 
-    with ignoring_warnings(SparseEfficiencyWarning), torch_threads_kept():
+    with ignoring_warnings(SparseEfficiencyWarning), torch_threads_kept(), sparse_graphs():
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,
@@ -63,7 +75,7 @@ def plot_neighbors(
         n_trees=min(64, 5 + round(n**0.5 / 20.0)),
         n_iters=max(5, round(np.log2(n))),
     )
-    with torch_threads_kept():
+    with torch_threads_kept(), sparse_graphs():
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,

@@ -960,6 +960,26 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
     assert "error: --key-added 'x' is taken; pass another --key-added." in err
 
 
+def test_a_warning_raised_as_an_error_is_said_in_the_commands_terms(
+    sim, tmp_path, monkeypatch, capsys
+):
+    """Under ``python -W error`` a tool's warning ended the command with a traceback and the
+    Python option's name (`max_epochs`)."""
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def warning(adata, **kwargs):
+        warnings.warn("did not converge: raise `max_epochs`", UserWarning, stacklevel=2)
+
+    monkeypatch.setattr(sdc.tl, "desc", warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "scdeepclust: error: did not converge: raise `--max-epochs`"
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_an_empty_x_is_prepared_from_the_only_layer(sim, tmp_path, monkeypatch, capsys):
     """zellkonverter's export of logcounts alone: X None, one layer; DESC could not run."""
     logcounts = sc.pp.log1p(sc.pp.normalize_total(sim, copy=True).X)

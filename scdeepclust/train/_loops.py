@@ -192,7 +192,9 @@ def _epoch_bar(first_epoch: int, n_epochs: int, stage: str, progress: bool, feed
     # scanpy's verbosity 0 means errors only: no bar then (scanpy shows its own, sc.tl.umap's,
     # only above 3; a training of minutes shows its epochs at the default, as scvi-tools does)
     quiet = int(sc.settings.verbosity) == 0
-    if not progress or quiet or not is_main(feeder):  # one bar per run, from rank 0
+    # no stream to draw on where Python runs without a console (pythonw, a frozen app)
+    unwritable = sys.stderr is None
+    if not progress or quiet or unwritable or not is_main(feeder):  # one bar, from rank 0
         # not a disabled tqdm: that starts tqdm's monitor thread all the same, for good
         return _NoBar(range(first_epoch, n_epochs))
     return tqdm(
