@@ -7,6 +7,7 @@ from scipy import stats
 
 from scdeepclust.nn import (
     ClusteringLayer,
+    StackedAutoencoder,
     ZINBAutoencoder,
     ZINBParameters,
     cannot_link_loss,
@@ -420,3 +421,45 @@ def test_small_optimizer_averages_that_still_move_weights_are_kept():
     for step in range(1, VANISHING_EVERY + 1):  # the last step cleans up
         _optimizer_step(opt, {"loss": 1e-8 * w.sum()}, feeder, step)
     assert (opt.state[w]["exp_avg"] != 0).all() and (opt.state[w]["exp_avg_sq"] != 0).all()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: StackedAutoencoder(300, (64, 32, 8)),
+        lambda: StackedAutoencoder(120, (32,), n_batches=3, precision="bfloat16"),
+        lambda: ZINBAutoencoder(200),
+        lambda: ZINBAutoencoder(120, encoder_hidden=(64,), latent_dim=8, n_batches=2),
+        lambda: ZINBAutoencoder(50, encoder_hidden=(), latent_dim=5, decoder_hidden=()),
+    ],
+    ids=["desc", "desc-batches-bfloat16", "scdcc", "scdcc-batches", "scdcc-no-hidden"],
+)
+@pytest.mark.parametrize("seed", [0, 7, None])
+def test_initial_networks_have_torchs_initial_weights_without_its_global_generator(build, seed):
+    """The weights torch's global generator gave the layers once seeded (as earlier versions
+    drew them, so that results stayed the same), drawn from a generator of the run's own."""
+    from scdeepclust.train import initial_network
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 if seed is None else seed)
+        torchs = build()
+    torch.manual_seed(11)
+    state = torch.random.get_rng_state()
+    own = initial_network(build, seed)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert list(own.state_dict()) == list(torchs.state_dict())
+    for name, value in own.state_dict().items():
+        assert value.device.type == "cpu" and value.dtype == torch.float32
+        assert torch.equal(value, torchs.state_dict()[name]), name
+    assert not any(p.is_meta for p in own.parameters())
+
+
+def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for():
+    """A layer added later (a LayerNorm, a free Parameter) would have kept the uninitialised
+    memory of `to_empty`."""
+    from scdeepclust.train import initial_network
+
+    with pytest.raises(TypeError, match=r"no initial values for '1', a LayerNorm"):
+        initial_network(
+            lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)), 0
+        )

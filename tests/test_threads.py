@@ -65,6 +65,38 @@ def test_runs_in_two_threads_at_once_give_what_each_gives_alone(tool):
     assert torch.equal(torch.random.get_rng_state(), caller_state)
 
 
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_draws_from_torchs_global_generator_while_a_run_builds_its_layers_change_nothing(
+    tool, monkeypatch
+):
+    """Another thread's `torch.rand` while a run built its layers took one of the run's seeded
+    draws (the same random_state, other weights and labels), and the run's restore of the
+    global generator gave that thread its draws again. The draw is made here inside the
+    build, where another thread's would land."""
+    from scdeepclust import nn as sdc_nn
+
+    network = {"desc": sdc_nn.StackedAutoencoder, "scdcc": sdc_nn.ZINBAutoencoder}[tool]
+    adata = _inputs(tool)[0]
+    alone = _run(tool, adata)
+    torch.manual_seed(5)
+    stream = torch.rand(16)
+    drawn = []
+    build = network.__init__
+
+    def drawing_meanwhile(self, *args, **kwargs):
+        drawn.append(torch.rand(8, device="cpu"))
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(network, "__init__", drawing_meanwhile)
+    torch.manual_seed(5)
+    meanwhile = _run(tool, adata)
+    after = torch.rand(8)
+    torch.testing.assert_close(drawn[0], stream[:8], rtol=0, atol=0)
+    torch.testing.assert_close(after, stream[8:], rtol=0, atol=0)
+    np.testing.assert_array_equal(meanwhile.obsm[f"X_{tool}"], alone.obsm[f"X_{tool}"])
+    np.testing.assert_array_equal(meanwhile.obs[tool], alone.obs[tool])
+
+
 def test_process_wide_settings_come_back_when_the_last_run_in_any_thread_ends():
     # Each run restored what it found: one ending inside another's run handed it the caller's
     # float64 default dtype or "medium" matmul precision, and one starting inside another's

@@ -33,10 +33,10 @@ from ..train import (
     dropout_generator,
     embed_all,
     fit_epochs,
+    initial_network,
     merges_small_clusters,
     numpy_rng,
     refined_share,
-    seeded,
     sgd,
 )
 from ..train._centroids import LEIDEN_COARSE_RESOLUTION
@@ -182,15 +182,17 @@ def pretrain_desc(
     """
     t0 = time.perf_counter()
     rng = numpy_rng(config.random_state)
-    # Built on the CPU from its seeded RNG whatever torch's default device is (the same initial
-    # weights on every device), then moved.
-    with seeded(config.random_state), torch.device("cpu"):
-        model = StackedAutoencoder(
+    # Built on the CPU whatever torch's default device is (the same initial weights on every
+    # device), then moved.
+    model = initial_network(
+        lambda: StackedAutoencoder(
             feeder.n_vars,
             config.resolved_hidden(feeder.n_total),
             n_batches=config.n_batches,
             precision=config.precision,
-        )
+        ),
+        config.random_state,
+    )
     model = model.to(feeder.device)
     dropout_rng = dropout_generator(config.random_state)
     if checkpoint is not None:

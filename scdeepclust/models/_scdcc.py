@@ -29,11 +29,11 @@ from ..train import (
     divergence_hint,
     draws_read_components,
     fit_epochs,
+    initial_network,
     input_principal_components,
     merges_small_clusters,
     numpy_rng,
     refined_share,
-    seeded,
     torch_generator,
 )
 from ._settings import BatchSettings
@@ -196,17 +196,19 @@ def fit_scdcc(
     noise = torch_generator(config.random_state, device)
     timings: dict[str, float] = {}
 
-    # Built on the CPU from its seeded RNG whatever torch's default device is (the same initial
-    # weights on every device), then moved.
-    with seeded(config.random_state), torch.device("cpu"):
-        model = ZINBAutoencoder(
+    # Built on the CPU whatever torch's default device is (the same initial weights on every
+    # device), then moved.
+    model = initial_network(
+        lambda: ZINBAutoencoder(
             feeder.n_vars,
             encoder_hidden=config.encoder_hidden,
             latent_dim=config.latent_dim,
             decoder_hidden=config.decoder_hidden,
             n_batches=config.n_batches,
             precision=config.precision,
-        ).to(device)
+        ),
+        config.random_state,
+    ).to(device)
     if median_library_size is not None:
         model.scale_initial_mean(initial_mean_count(median_library_size, feeder.n_vars))
     if checkpoint is not None:

@@ -72,7 +72,7 @@ from ..pp._input import (
     warn_if_transformed_counts,
     warn_if_unscaled,
 )
-from ..train import resolve_device, seeded, standard_torch_mode
+from ..train import initial_network, resolve_device, standard_torch_mode
 from ..train._confidence import ConfidenceMap
 
 MODEL_FORMAT_VERSION = 1
@@ -551,11 +551,12 @@ class TrainedModel:
                 "model.save, or was edited. Save the model again."
             )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
-        # on the CPU whatever torch's default device is (moved below); the layers' initial
-        # weights, replaced by the saved ones, must not draw from the caller's global RNG, nor
-        # from a run building its layers in another thread
-        with torch.device("cpu"), seeded(0), standard_torch_mode():
-            network = model_cls.build_network(meta["config"], len(meta["features"]))
+        # on the CPU whatever torch's default device is (moved below); the initial weights,
+        # replaced by the saved ones, draw nothing from the caller's global generator
+        with standard_torch_mode():
+            network = initial_network(
+                lambda: model_cls.build_network(meta["config"], len(meta["features"])), 0
+            )
         weights = _saved_weights(directory, meta.get("weights_sha256"))
         state = load_tensors(weights, device)
         try:

@@ -23,9 +23,9 @@ from ._dec import (
 from ._device import (
     check_precision,
     dropout_generator,
+    initial_network,
     numpy_rng,
     resolve_device,
-    seeded,
     standard_torch_mode,
     torch_generator,
 )
@@ -82,7 +82,7 @@ __all__ = [
     "numpy_rng",
     "resolve_device",
     "dropout_generator",
-    "seeded",
+    "initial_network",
     "standard_torch_mode",
     "torch_generator",
     "train_clustering",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
-import threading
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from .._process import ProcessWideOverride
 from ..nn import PRECISIONS
@@ -99,24 +101,40 @@ def standard_torch_mode():
         yield
 
 
-# torch has one global CPU generator per process. Layers draw their initial weights from it;
-# two calls building layers at once in two threads took each other's draws (simulated 3 groups:
-# other labels in 3 of 3 tries, scDCC sometimes one cluster), so they build one at a time.
-_GLOBAL_RNG_LOCK = threading.RLock()
+def initial_network(build: Callable[[], nn.Module], random_state: int | None) -> nn.Module:
+    """Build a network on the CPU with initial weights drawn from a generator of its own.
 
-
-@contextlib.contextmanager
-def seeded(random_state: int | None):
-    """Seed torch's global CPU generator inside the block, for building layers.
-
-    The caller's state of that generator is restored after the block, and no other generator
-    (CUDA's) is touched: layers are built on the CPU. One thread at a time holds the block.
-    Nothing trained draws from the global generator; what trains draws from its own
-    generators (`torch_generator`, `dropout_generator`).
+    The layers are made on the meta device, where they draw nothing, then given torch's
+    default initial weights from a CPU generator seeded by `random_state`: the weights torch's
+    global generator gave once seeded so, as layers are made in the order they are registered.
+    The global generator is not touched, so code drawing from it in another thread takes no
+    draw of the run's, nor the run one of its (same seed, other labels, when it was seeded
+    for the build), and runs in several threads need no lock. Nothing trained draws from it
+    either: training draws from generators of its own (`torch_generator`,
+    `dropout_generator`).
     """
-    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(_seed(random_state))
-        yield
+    with torch.device("meta"):
+        network = build()
+    network = network.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(_seed(random_state))
+    with torch.no_grad():
+        for name, layer in network.named_modules():
+            if isinstance(layer, nn.Linear):  # nn.Linear.reset_parameters with the generator
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                if layer.bias is not None:
+                    bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            elif isinstance(layer, nn.Embedding):  # the batch shifts, which start at zero
+                nn.init.zeros_(layer.weight)
+            elif (
+                next(layer.parameters(recurse=False), None) is not None
+                or next(layer.buffers(recurse=False), None) is not None
+            ):
+                raise TypeError(
+                    f"initial_network has no initial values for {name!r}, a "
+                    f"{type(layer).__name__}: add them beside nn.Linear's."
+                )
+    return network
 
 
 def _seed(random_state: int | None) -> int:
