@@ -229,21 +229,36 @@ def test_plots_refuse_a_key_another_tool_wrote_over(clustered, plot):
         draw()
 
 
-@pytest.mark.parametrize("merge", ["same", "unique"])
-def test_plots_draw_runs_joined_by_concat_and_those_that_need_one_run_say_so(clustered, merge):
-    """anndata.concat(uns_merge="same") keeps only what two runs share: the runs found 3 and 2
-    clusters, so n_clusters went, and every plot refused the key as another tool's."""
+@pytest.mark.parametrize(
+    "merge, differing",
+    [
+        ("same", "n_clusters"),
+        ("unique", "n_clusters"),
+        ("same", "history"),
+        ("same", "all but params"),
+    ],
+)
+def test_plots_draw_runs_joined_by_concat_and_those_that_need_one_run_say_so(
+    clustered, merge, differing
+):
+    """anndata.concat(uns_merge="same") keeps only what two runs share: where they found 3 and
+    2 clusters, n_clusters went, and every plot refused the key as another tool's. Runs that
+    differ in everything (a reference and cells mapped onto its model) leave their params."""
     first, second = clustered.copy(), clustered.copy()
     second.obs_names = [f"{name}-b" for name in second.obs_names]
-    second.uns["desc"]["n_clusters"] = 2
-    second.uns["desc"]["timings"] = {"total": 1.0}
+    entry = second.uns["desc"]
+    changed = [name for name in entry if name != "params"]
+    for name in {"n_clusters": ["n_clusters"], "history": ["history"]}.get(differing, changed):
+        entry[name] = {"other": 1.0} if isinstance(entry[name], dict) else -1
     joined = ad.concat([first, second], label="sample", uns_merge=merge)
-    assert "n_clusters" not in joined.uns["desc"]
+    assert "n_clusters" not in joined.uns["desc"] or "history" not in joined.uns["desc"]
+    if differing == "all but params":
+        assert set(joined.uns["desc"]) == {"params"} and "method" in joined.uns["desc"]["params"]
     assert len(sdc.pl.embedding(joined, "desc", color="sample", show=False)) == 2
     assert isinstance(sdc.pl.umap(joined, "desc", show=False), Axes)
     assert isinstance(sdc.pl.compare(joined, "desc", "group", show=False), Axes)
     assert isinstance(sdc.pl.probabilities(joined, "desc", show=False), Figure)
-    one_run = r"uns_merge='same' or 'unique'.*uns_merge='first'"
+    one_run = r"as anndata.concat\(\.\.\., uns_merge='same' or 'unique'\) leaves it.*'first'"
     with pytest.raises(KeyError, match=one_run):
         sdc.pl.history(joined, "desc", show=False)
     with pytest.raises(KeyError, match=one_run):
@@ -1449,7 +1464,7 @@ def test_umap_of_a_subset_says_it_lays_out_anew_and_how_to_keep_the_parents_layo
     kept = run[run.obs["scdcc"] != "0"]
     sdc.pl.embedding(kept, "scdcc", basis="X_umap_scdcc", show=False)
     np.testing.assert_array_equal(kept.obsm["X_umap_scdcc"], parents)
-    with pytest.warns(UserWarning, match=r"laid out on 240 cells, not these \d+ \(a subset") as w:
+    with pytest.warns(UserWarning, match=r"laid out on 240 cells, not these \d+: pl.umap") as w:
         sdc.pl.umap(subset, "scdcc", show=False)
     assert "pl.embedding(adata, 'scdcc', basis='X_umap_scdcc')" in str(w[0].message)
     assert w[0].filename == __file__
@@ -1462,6 +1477,17 @@ def test_umap_of_a_subset_says_it_lays_out_anew_and_how_to_keep_the_parents_layo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sdc.pl.umap(run[:50].copy(), "scdcc", recompute=True, show=False)
+    # a concatenation stacks other objects' layouts: nothing to draw where they put the cells
+    first, second = run[:100].copy(), run[100:200].copy()
+    for part in (first, second):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sdc.pl.umap(part, "scdcc", recompute=True, show=False)
+    joined = ad.concat([first, second], uns_merge="first")
+    with pytest.warns(UserWarning, match=r"laid out on 100 cells, not these 200") as w:
+        sdc.pl.umap(joined, "scdcc", show=False)
+    assert "layouts of other objects" in str(w[0].message)
+    assert "pl.embedding" not in str(w[0].message)
 
 
 def test_umap_recompute_lays_out_a_cached_umap_again(clustered, monkeypatch):

@@ -198,13 +198,19 @@ def umap_coordinates(
         return umap_key
     laid_out_on = params.get("scdeepclust_n_cells")
     if not recompute and umap_key in adata.obsm and laid_out_on not in (None, adata.n_obs):
-        # scanpy's plots draw a subset where its parent's layout put it; this one would not
+        # scanpy's plots draw a subset where its parent's layout put it; this one would not.
+        # More cells than that: coordinates of other objects' layouts, joined (concat)
+        earlier = (
+            "To draw the cells where the earlier layout put them, use "
+            f"scdeepclust.pl.embedding(adata, {key!r}, basis={umap_key!r})."
+            if adata.n_obs < laid_out_on
+            else "The stored coordinates come from layouts of other objects (joined by "
+            "anndata.concat, say), which place their cells apart from each other's."
+        )
         warnings.warn(
             f"obsm[{umap_key!r}] holds a UMAP laid out on {int(laid_out_on)} cells, not these "
-            f"{adata.n_obs} (a subset or a concatenation): pl.umap lays out a new one and "
-            "writes it to this AnnData (a view becomes an object of its own). To draw the "
-            "cells where the earlier layout put them, use "
-            f"scdeepclust.pl.embedding(adata, {key!r}, basis={umap_key!r}).",
+            f"{adata.n_obs}: pl.umap lays out a new one and writes it to this AnnData (a view "
+            f"becomes an object of its own). {earlier}",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )

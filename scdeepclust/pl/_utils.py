@@ -99,15 +99,16 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
             f"scdeepclust.tl.scdcc(adata, n_clusters, key_added={key!r}) first."
         )
     stored = adata.uns.get(keys["uns"])
-    if isinstance(stored, Mapping) and "n_clusters" not in stored and _merged_result(stored):
-        if "uns" in parts:
-            raise KeyError(
-                f"adata.uns[{keys['uns']!r}] holds only the entries that runs joined by "
-                "anndata.concat(..., uns_merge='same' or 'unique') had in common, not one "
-                "run's result. Plot the run from the object it was made on, or join with "
-                "uns_merge='first' to keep the first object's."
-            )
-    elif isinstance(stored, Mapping) and "n_clusters" not in stored:
+    ours = isinstance(stored, Mapping) and ("n_clusters" in stored or _scdeepclust_entry(stored))
+    if ours and "uns" in parts and not all(name in stored for name in ("n_clusters", "history")):
+        raise KeyError(
+            f"adata.uns[{keys['uns']!r}] lacks the run's "
+            f"{' and '.join(repr(n) for n in ('n_clusters', 'history') if n not in stored)}, "
+            "as anndata.concat(..., uns_merge='same' or 'unique') leaves it, keeping only what "
+            "the joined runs had in common. Plot the run from the object it was made on, or "
+            "join with uns_merge='first' to keep the first object's."
+        )
+    if isinstance(stored, Mapping) and not ours:
         raise KeyError(
             f"adata.uns[{keys['uns']!r}] is not a scdeepclust result: another tool wrote under "
             f"this key (e.g. sc.tl.leiden(adata, key_added={key!r})), so obs[{key!r}] need not "
@@ -117,13 +118,18 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
     return keys
 
 
-def _merged_result(stored: Mapping) -> bool:
-    """Whether `stored` is what anndata.concat keeps of scdeepclust results that differed.
+def _scdeepclust_entry(stored: Mapping) -> bool:
+    """Whether `stored`, without its ``n_clusters``, is what is left of scdeepclust results.
 
-    scanpy's clustering tools write ``{"params": ...}`` alone; every scdeepclust result has
-    its training history and timings beside, and concat keeps what the runs share of those.
+    anndata.concat keeps of joined runs' ``uns`` what they had in common, which may be their
+    ``params`` alone: those name the method, as no scanpy tool's do (sc.tl.leiden's hold
+    its resolution, random_state and iterations).
     """
-    return any(name in stored for name in ("history", "timings", "refinement", "init_method"))
+    params = stored.get("params")
+    method = params.get("method") if isinstance(params, Mapping) else None
+    return (isinstance(method, str) and method in ("desc", "scdcc")) or any(
+        name in stored for name in ("history", "timings", "model_version")
+    )
 
 
 def check_obs_column(adata: AnnData, column: str, what: str) -> None:
