@@ -1356,6 +1356,29 @@ def test_a_scdcc_model_clips_mapped_cells_at_its_max_value(split):
     )
 
 
+def test_mapped_clusters_take_the_colours_scanpy_gives_them_in_the_reference(scdcc_model, split):
+    """New cells that fall into the reference's cluster "2" alone were coloured as scanpy's
+    first category, not as "2" is in the reference's plots."""
+    train, model = scdcc_model
+    reference = train.copy()
+    sc.pl.embedding(reference, basis="X_scdcc", color="scdcc", show=False)
+    colours = dict(zip(reference.obs["scdcc"].cat.categories, reference.uns["scdcc_colors"]))
+    new = split[1]
+    last = new[model.predict(new) == 2].copy()
+    sdc.tl.map_to_model(last, model)
+    assert list(last.obs["scdcc"].cat.categories) == ["2"]
+    assert list(last.uns["scdcc_colors"]) == [colours["2"]]
+    mixed = sdc.tl.map_to_model(new, model, copy=True)
+    assert list(mixed.uns["scdcc_colors"]) == [
+        colours[c] for c in mixed.obs["scdcc"].cat.categories
+    ]
+    # cluster 0 emptied in training: the reference's categories were "1", "2"
+    emptied = copy.copy(model)
+    emptied.empty_clusters = [0]
+    sdc.tl.map_to_model(last, emptied)
+    assert list(last.uns["scdcc_colors"]) == [list(reference.uns["scdcc_colors"])[1]]
+
+
 def test_a_single_new_cell_is_mapped(scdcc_model, split):
     _, model = scdcc_model
     one = split[1][:1].copy()

@@ -166,7 +166,6 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
     """
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
-    from scanpy.plotting import palettes
 
     categories = list(cluster_categories(adata, key).categories)
     k = len(categories)
@@ -189,8 +188,16 @@ def cluster_colors(adata: AnnData, key: str, palette=None) -> list:
         and all(is_color_like(c) for c in list(stored)[:k])
     ):
         return list(stored)[:k]
-    # scanpy's own choice when it stores colours: matplotlib's colour cycle where it has enough
+    return scanpy_default_colors(k)
+
+
+def scanpy_default_colors(k: int) -> list:
+    """Return the colours scanpy stores for `k` categories that have none.
+
+    Matplotlib's colour cycle where it has enough colours, else scanpy's default palettes.
+    """
     from matplotlib import rcParams
+    from scanpy.plotting import palettes
 
     cycle = rcParams["axes.prop_cycle"].by_key().get("color", [])
     if len(cycle) >= k:

@@ -52,10 +52,10 @@ def map_to_model(
         ``adata.obs[key] = adata.obs[key].cat.rename_categories(names)`` with `names` a dict
         from number to name (a dict leaves numbers the new cells lack aside). The new cells'
         categories are the clusters they fall into (an empty category breaks scanpy steps
-        such as `rank_genes_groups`), so colours are matched by name:
-        ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))`` as a `palette`
-        (the colours are in `uns` once a plot of the reference, e.g. `pl.umap`, has stored
-        them).
+        such as `rank_genes_groups`), and ``uns[key + '_colors']`` gives them the colours
+        scanpy gives the same clusters in the reference's plots at its default palette. Where
+        the reference's colours are your own, pass them by name as a `palette`:
+        ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))``.
     layer
         Take the input from this layer instead of the default.
     batch_key
@@ -77,9 +77,10 @@ def map_to_model(
     and without the known labels that scDCC's `keep_labels` kept for its labelled cells; its
     categories are those the cells fall into, as in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
-    saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']` and
+    saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']`,
     `uns[key]` (`params`: method, model key; `n_genes_missing`; `label_classes` for a model
-    trained with known labels: cluster "i" started from class ``label_classes[i]``).
+    trained with known labels: cluster "i" started from class ``label_classes[i]``) and
+    `uns[key + '_colors']`.
 
     See Also
     --------
@@ -121,4 +122,21 @@ def map_to_model(
     warn_if_results_replaced(adata, [key], copy=copy)
     adata = target_adata(adata, copy)
     write_results(adata, {key: result})
+    adata.uns[f"{key}_colors"] = _reference_colors(model, adata.obs[key].cat.categories)
     return adata if copy else None
+
+
+def _reference_colors(model: TrainedModel, categories) -> list:
+    """Return the colours scanpy gives the training cells' clusters the new cells hold.
+
+    The training cells' categories are the clusters that kept cells, and scanpy colours
+    categories by position: by their own positions the new cells' clusters took other colours
+    than the same clusters of the reference (as ``sc.tl.ingest`` does not).
+    """
+    from matplotlib.colors import to_hex
+
+    from ..pl._utils import scanpy_default_colors
+
+    kept = [str(c) for c in range(model.n_clusters) if c not in set(model.empty_clusters)]
+    reference = dict(zip(kept, map(to_hex, scanpy_default_colors(len(kept)))))
+    return [reference[str(c)] for c in categories]
