@@ -2069,3 +2069,23 @@ def test_min_cluster_size_edges_on_the_command_line(sim, tmp_path, monkeypatch, 
         main(["run", "--help"])
     helped = " ".join(capsys.readouterr().out.split())
     assert f"default {DEFAULT_MIN_CLUSTER_SIZE};" in helped
+
+
+def test_a_runtime_warning_raised_as_an_error_is_said_in_the_commands_terms(
+    sim, tmp_path, monkeypatch, capsys
+):
+    """Kills C2: ``python -W error`` raises numpy's RuntimeWarning (an overflow, a mean of
+    nothing) as well as the tools' UserWarning."""
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+
+    def warning(adata, **kwargs):
+        warnings.warn("overflow: lower `max_epochs`", RuntimeWarning, stacklevel=2)
+
+    monkeypatch.setattr(sdc.tl, "desc", warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "scdeepclust: error: overflow: lower `--max-epochs`"
+    assert "Traceback" not in err and not out.exists()

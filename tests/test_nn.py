@@ -463,3 +463,39 @@ def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for():
         initial_network(
             lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)), 0
         )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: torch.nn.Linear(4, 3, bias=False), lambda: torch.nn.Linear(0, 3)],
+    ids=["no-bias", "no-inputs"],
+)
+def test_initial_linear_layers_without_a_bias_or_inputs_get_torchs_weights(build):
+    """Kills D5/D6: nn.Linear.reset_parameters' cases (no bias; no inputs, bound 0)."""
+    import warnings
+
+    from scdeepclust.train import initial_network
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: zero-element tensors, a no-op
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            torchs = build()
+        own = initial_network(build, 3)
+    assert list(own.state_dict()) == list(torchs.state_dict())
+    for name, value in own.state_dict().items():
+        assert torch.equal(value, torchs.state_dict()[name]), name
+
+
+def test_an_initial_network_refuses_a_layer_with_buffers_alone():
+    """Kills D9: a BatchNorm without affine parameters would have kept `to_empty`'s
+    uninitialised running statistics."""
+    from scdeepclust.train import initial_network
+
+    with pytest.raises(TypeError, match=r"no initial values for '1', a BatchNorm1d"):
+        initial_network(
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3, affine=False)
+            ),
+            0,
+        )

@@ -1575,3 +1575,87 @@ def test_probabilities_refusal_lists_numbers_beyond_the_columns_not_a_superscrip
     adata.uns["scdcc"] = {"params": {"method": "scdcc"}, "n_clusters": 3}
     with pytest.raises(ValueError, match=r"has cluster\(s\) \['3'\] without a column among"):
         sdc.pl.probabilities(adata, "scdcc", show=False)
+
+
+@pytest.mark.parametrize("kept", ["history", "timings", "model_version"])
+def test_a_joined_result_whose_params_lost_the_method_is_known_by_a_runs_entry(clustered, kept):
+    """Kills R9/R10/R11: where the joined runs' params kept no method (a DESC and a scDCC run
+    under one key, say), any one entry every run writes tells them from another tool's."""
+    adata = clustered.copy()
+    stored = adata.uns["desc"]
+    params = {name: value for name, value in stored["params"].items() if name != "method"}
+    adata.uns["desc"] = {"params": params, kept: stored.get(kept, "0.1.0")}
+    assert isinstance(sdc.pl.probabilities(adata, "desc", show=False), Figure)
+    with pytest.raises(KeyError, match=r"uns_merge='same' or 'unique'\) leaves it"):
+        sdc.pl.history(adata, "desc", show=False)
+    plt.close("all")
+
+
+def test_plots_draw_scdcc_runs_joined_with_their_params_alone(clustered):
+    """Kills R8: scDCC's params name their method as DESC's do."""
+    adata = clustered.copy()
+    adata.uns["scdcc"] = {"params": dict(adata.uns["scdcc"]["params"])}
+    assert adata.uns["scdcc"]["params"]["method"] == "scdcc"
+    assert isinstance(sdc.pl.probabilities(adata, "scdcc", show=False), Figure)
+    with pytest.raises(KeyError, match=r"uns_merge='same' or 'unique'\) leaves it"):
+        sdc.pl.n_clusters(adata, "scdcc", show=False)
+    plt.close("all")
+
+
+def test_probabilities_keeps_the_runs_number_for_a_column_two_spellings_claim():
+    """Kills P1: "1" and "01" both number column 1; neither spelling names it."""
+    from scdeepclust.pl._probabilities import _column_names
+
+    probs = np.eye(2, dtype=np.float32)[np.repeat([0, 1, 1], 10)]
+    codes = np.repeat(np.arange(3), 10)
+    assert _column_names(["0", "01", "1"], codes, probs) == ["0", "1"]
+    assert _column_names(["0", "1", "01"], codes, probs) == ["0", "1"]
+
+
+def test_umap_says_nothing_of_a_recorded_layout_no_longer_in_obsm(clustered):
+    """Kills U2: the warning named obsm's layout where the subset had none (deleted, or
+    left out by anndata.concat's inner join of obsm)."""
+    run = clustered.copy()
+    sdc.pl.umap(run, "scdcc", show=False)
+    subset = run[:100].copy()
+    del subset.obsm["X_umap_scdcc"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sdc.pl.umap(subset, "scdcc", show=False)
+    assert subset.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == 100
+    plt.close("all")
+
+
+def test_umap_laid_out_by_an_earlier_version_is_laid_out_again_without_a_warning(clustered):
+    """Kills U4: a cached UMAP that records no number of cells (written before
+    scdeepclust_n_cells) is no subset's layout."""
+    run = clustered.copy()
+    sdc.pl.umap(run, "scdcc", show=False)
+    del run.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sdc.pl.umap(run, "scdcc", show=False, n_neighbors=7)  # other settings: laid out again
+    assert run.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == run.n_obs
+    plt.close("all")
+
+
+@pytest.mark.parametrize("plot", ["history", "n_clusters"])
+def test_plots_of_the_training_refuse_a_key_another_tool_wrote_over(clustered, plot):
+    """Kills R15: sc.tl.leiden's {"params": ...} was told as a concat's leftovers."""
+    adata = clustered.copy()
+    sc.pp.neighbors(adata, use_rep="X_desc")
+    sc.tl.leiden(adata, key_added="desc", flavor="igraph", n_iterations=2, directed=False)
+    with pytest.raises(KeyError, match=r"adata.uns\['desc'\] is not a scdeepclust result"):
+        getattr(sdc.pl, plot)(adata, "desc", show=False)
+
+
+def test_plots_that_read_no_uns_draw_a_result_whose_uns_entry_is_gone(clustered):
+    """Kills R7: without adata.uns[key] (deleted, or not kept by a join) the labels,
+    embedding and soft assignments still draw; only the training plots need it."""
+    adata = clustered.copy()
+    del adata.uns["desc"]
+    assert isinstance(sdc.pl.probabilities(adata, "desc", show=False), Figure)
+    assert isinstance(sdc.pl.compare(adata, "desc", "group", show=False), Axes)
+    with pytest.raises(KeyError, match=r"adata.uns\['desc'\] not found"):
+        sdc.pl.history(adata, "desc", show=False)
+    plt.close("all")

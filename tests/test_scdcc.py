@@ -1058,3 +1058,27 @@ def test_a_stage_that_stops_early_clears_its_bar_before_saying_so(monkeypatch):
     said = terminal.getvalue()
     line = [part for part in re.split(r"[\r\n]", said) if "plateaued" in part]
     assert line and line[0].strip().startswith("pretraining: loss plateaued"), said
+
+
+def test_the_initial_weights_follow_random_state(sim, monkeypatch):
+    """Kills S2: the layers' initial weights are drawn from `random_state` (the same seed,
+    the same weights; another seed, other weights), as DESC's are."""
+    import scdeepclust.models._scdcc as scdcc_model
+
+    built = []
+    build = scdcc_model.initial_network
+
+    def recorded(*args, **kwargs):
+        network = build(*args, **kwargs)
+        built.append(torch.cat([p.detach().flatten().clone() for p in network.parameters()]))
+        return network
+
+    monkeypatch.setattr(scdcc_model, "initial_network", recorded)
+    short = dict(FAST, pretrain_epochs=1, max_epochs=1)
+    for seed in (1, 1, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # one epoch does not converge
+            sdc.tl.scdcc(sim, 3, random_state=seed, copy=True, **short)
+    assert len(built) == 3
+    assert torch.equal(built[0], built[1])
+    assert not torch.equal(built[0], built[2])
