@@ -261,8 +261,9 @@ def test_plots_draw_runs_joined_by_concat_and_those_that_need_one_run_say_so(
     one_run = r"as anndata.concat\(\.\.\., uns_merge='same' or 'unique'\) leaves it.*'first'"
     with pytest.raises(KeyError, match=one_run):
         sdc.pl.history(joined, "desc", show=False)
-    with pytest.raises(KeyError, match=one_run):
-        sdc.pl.n_clusters(joined, "desc", show=False)
+    if differing != "history":  # else the run's n_clusters says it searched none
+        with pytest.raises(KeyError, match=one_run):
+            sdc.pl.n_clusters(joined, "desc", show=False)
 
 
 def test_stored_colours_that_are_not_colours_are_passed_over(clustered):

@@ -14,6 +14,7 @@ from ._utils import (
     check_result,
     closes_figures_on_error,
     finish,
+    joined_runs,
     spans_decades,
     wrap_to_width,
 )
@@ -81,7 +82,7 @@ def history(
     uns = adata.uns[keys["uns"]]
     record = uns.get("history") if isinstance(uns, Mapping) else None
     if not isinstance(record, Mapping):
-        raise KeyError(f"adata.uns[{key!r}] has no 'history'; it is not a scdeepclust result.")
+        raise KeyError(joined_runs(keys["uns"], "history"))
     if "model_version" in uns and not any(len(np.ravel(v)) for v in record.values()):
         raise ValueError(
             f"adata.uns[{key!r}] holds cells mapped onto a trained model (tl.map_to_model), "

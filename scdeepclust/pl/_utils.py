@@ -100,14 +100,8 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
         )
     stored = adata.uns.get(keys["uns"])
     ours = isinstance(stored, Mapping) and ("n_clusters" in stored or _scdeepclust_entry(stored))
-    if ours and "uns" in parts and not all(name in stored for name in ("n_clusters", "history")):
-        raise KeyError(
-            f"adata.uns[{keys['uns']!r}] lacks the run's "
-            f"{' and '.join(repr(n) for n in ('n_clusters', 'history') if n not in stored)}, "
-            "as anndata.concat(..., uns_merge='same' or 'unique') leaves it, keeping only what "
-            "the joined runs had in common. Plot the run from the object it was made on, or "
-            "join with uns_merge='first' to keep the first object's."
-        )
+    if ours and "uns" in parts and "n_clusters" not in stored:
+        raise KeyError(joined_runs(keys["uns"], "n_clusters"))
     if isinstance(stored, Mapping) and not ours:
         raise KeyError(
             f"adata.uns[{keys['uns']!r}] is not a scdeepclust result: another tool wrote under "
@@ -116,6 +110,16 @@ def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
             "Run the scdeepclust tool again, or plot another key."
         )
     return keys
+
+
+def joined_runs(uns_key: str, entry: str) -> str:
+    """Say that `entry` of a run's ``uns`` is gone as anndata.concat leaves joined runs."""
+    return (
+        f"adata.uns[{uns_key!r}] lacks the run's {entry!r}, as anndata.concat(..., "
+        "uns_merge='same' or 'unique') leaves it, keeping only what the joined runs had in "
+        "common. Plot the run from the object it was made on, or join with uns_merge='first' "
+        "to keep the first object's."
+    )
 
 
 def _scdeepclust_entry(stored: Mapping) -> bool:
