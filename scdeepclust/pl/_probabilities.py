@@ -208,17 +208,16 @@ def _is_number(name: str) -> bool:
 def _column_names(categories: list[str], codes: np.ndarray, probs: np.ndarray) -> list[str] | None:
     """Name column j of the soft assignments, which is the run's cluster "j".
 
-    Categories that are the run's numbers (with leading zeros or not) name their own columns
-    by their spelling, unless most of them hold
-    their cells in another column each (clusters numbered again, e.g. from 1 after one was
-    left out), or one holds its cells in the column of another category (names swapped, or
-    shifted down after a merge): the refinement moves cells into a column no longer claimed,
-    not into one another cluster moved out of. Other names (annotations such as
-    "T cells", numbers beyond the columns) name the column most of their cells are assigned
-    to, where no other category claims it; the other columns keep their numbers (where the
-    category of that number holds its cells there, it names it), in brackets where a
-    category holding cells elsewhere took that name. None when numbered categories holding
-    cells outnumber the columns (labels and soft assignments of different runs).
+    Categories that are the run's numbers (with leading zeros or not) name their own columns by
+    their spelling, unless most of them hold their cells in another column each (clusters
+    numbered again, e.g. from 1 after one was left out), or one holds its cells in the column of
+    another category (names swapped, or shifted down after a merge): the refinement moves cells
+    into a column no longer claimed, not into one another cluster moved out of. Other names
+    (annotations such as "T cells", numbers beyond the columns) name the column most of their
+    cells are assigned to, where no other category claims it; the other columns keep their
+    numbers (where the category of that number holds its cells there, it names it), in brackets
+    where a category holding cells elsewhere took that name. None when numbered categories
+    holding cells outnumber the columns (labels and soft assignments of different runs).
     """
     n_columns = probs.shape[1]
     assigned = probs.argmax(1)
