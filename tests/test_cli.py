@@ -960,16 +960,18 @@ def test_the_packages_advice_names_the_command_lines_options(sim, tmp_path, caps
     assert "error: --key-added 'x' is taken; pass another --key-added." in err
 
 
+@pytest.mark.parametrize("category", [UserWarning, RuntimeWarning], ids=["tools", "numpy"])
 def test_a_warning_raised_as_an_error_is_said_in_the_commands_terms(
-    sim, tmp_path, monkeypatch, capsys
+    sim, tmp_path, monkeypatch, capsys, category
 ):
     """Under ``python -W error`` a tool's warning ended the command with a traceback and the
-    Python option's name (`max_epochs`)."""
+    Python option's name (`max_epochs`); numpy's RuntimeWarning (an overflow, a mean of
+    nothing) is raised so as well."""
     path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
     sim.write_h5ad(path)
 
     def warning(adata, **kwargs):
-        warnings.warn("did not converge: raise `max_epochs`", UserWarning, stacklevel=2)
+        warnings.warn("did not converge: raise `max_epochs`", category, stacklevel=2)
 
     monkeypatch.setattr(sdc.tl, "desc", warning)
     with warnings.catch_warnings():
@@ -2069,23 +2071,3 @@ def test_min_cluster_size_edges_on_the_command_line(sim, tmp_path, monkeypatch, 
         main(["run", "--help"])
     helped = " ".join(capsys.readouterr().out.split())
     assert f"default {DEFAULT_MIN_CLUSTER_SIZE};" in helped
-
-
-def test_a_runtime_warning_raised_as_an_error_is_said_in_the_commands_terms(
-    sim, tmp_path, monkeypatch, capsys
-):
-    """Kills C2: ``python -W error`` raises numpy's RuntimeWarning (an overflow, a mean of
-    nothing) as well as the tools' UserWarning."""
-    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
-    sim.write_h5ad(path)
-
-    def warning(adata, **kwargs):
-        warnings.warn("overflow: lower `max_epochs`", RuntimeWarning, stacklevel=2)
-
-    monkeypatch.setattr(sdc.tl, "desc", warning)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert main(["run", str(path), "-m", "desc", "-o", str(out), *TINY]) == 1
-    err = capsys.readouterr().err
-    assert err.splitlines()[-1] == "scdeepclust: error: overflow: lower `--max-epochs`"
-    assert "Traceback" not in err and not out.exists()
