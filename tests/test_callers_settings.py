@@ -21,17 +21,11 @@ SHORT = dict(pretrain_epochs=4, max_epochs=4, batch_size=64, device=TEST_DEVICE)
 
 
 @pytest.mark.parametrize("tool", ["desc", "scdcc"])
-def test_sklearns_pandas_output_leaves_the_tools_and_the_umap_working(scaled, tool):
+def test_sklearns_pandas_output_leaves_the_tools_and_the_umap_working(request, tool):
     """``sklearn.set_config(transform_output="pandas")`` (common beside sklearn pipelines)
     made sc.pp.neighbors' kNN transformer refuse its sparse graph: both tools failed on their
     Leiden start, and pl.umap too."""
-    data = (
-        scaled
-        if tool == "desc"
-        else sdc.datasets.simulate(
-            n_cells=240, n_genes=120, n_groups=3, de_fraction=0.3, de_log_fold=2.0, random_state=1
-        )
-    )
+    data = request.getfixturevalue("scaled" if tool == "desc" else "sim")
     run = sdc.tl.desc if tool == "desc" else sdc.tl.scdcc
     plain = run(data, resolution=0.5, copy=True, progress=False, **SHORT)
     with sklearn.config_context(transform_output="pandas"):

@@ -431,21 +431,36 @@ def test_small_optimizer_averages_that_still_move_weights_are_kept():
         lambda: ZINBAutoencoder(200),
         lambda: ZINBAutoencoder(120, encoder_hidden=(64,), latent_dim=8, n_batches=2),
         lambda: ZINBAutoencoder(50, encoder_hidden=(), latent_dim=5, decoder_hidden=()),
+        lambda: torch.nn.Linear(4, 3, bias=False),
+        lambda: torch.nn.Linear(0, 3),
     ],
-    ids=["desc", "desc-batches-bfloat16", "scdcc", "scdcc-batches", "scdcc-no-hidden"],
+    ids=[
+        "desc",
+        "desc-batches-bfloat16",
+        "scdcc",
+        "scdcc-batches",
+        "scdcc-no-hidden",
+        "linear-no-bias",
+        "linear-no-inputs",
+    ],
 )
 @pytest.mark.parametrize("seed", [0, 7, None])
 def test_initial_networks_have_torchs_initial_weights_without_its_global_generator(build, seed):
     """The weights torch's global generator gave the layers once seeded (as earlier versions
-    drew them, so that results stayed the same), drawn from a generator of the run's own."""
+    drew them, so that results stayed the same), drawn from a generator of the run's own;
+    also in nn.Linear's own cases of no bias and no inputs (bound 0)."""
+    import warnings
+
     from scdeepclust.train import initial_network
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0 if seed is None else seed)
-        torchs = build()
-    torch.manual_seed(11)
-    state = torch.random.get_rng_state()
-    own = initial_network(build, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: zero-element tensors, a no-op
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if seed is None else seed)
+            torchs = build()
+        torch.manual_seed(11)
+        state = torch.random.get_rng_state()
+        own = initial_network(build, seed)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert list(own.state_dict()) == list(torchs.state_dict())
     for name, value in own.state_dict().items():
@@ -454,48 +469,16 @@ def test_initial_networks_have_torchs_initial_weights_without_its_global_generat
     assert not any(p.is_meta for p in own.parameters())
 
 
-def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for():
-    """A layer added later (a LayerNorm, a free Parameter) would have kept the uninitialised
-    memory of `to_empty`."""
-    from scdeepclust.train import initial_network
-
-    with pytest.raises(TypeError, match=r"no initial values for '1', a LayerNorm"):
-        initial_network(
-            lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)), 0
-        )
-
-
 @pytest.mark.parametrize(
-    "build",
-    [lambda: torch.nn.Linear(4, 3, bias=False), lambda: torch.nn.Linear(0, 3)],
-    ids=["no-bias", "no-inputs"],
+    "layer",
+    [lambda: torch.nn.LayerNorm(3), lambda: torch.nn.BatchNorm1d(3, affine=False)],
+    ids=["parameters", "buffers-alone"],
 )
-def test_initial_linear_layers_without_a_bias_or_inputs_get_torchs_weights(build):
-    """Kills D5/D6: nn.Linear.reset_parameters' cases (no bias; no inputs, bound 0)."""
-    import warnings
-
+def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for(layer):
+    """A layer added later (a LayerNorm; a BatchNorm without affine parameters, whose running
+    statistics are buffers) would have kept the uninitialised memory of `to_empty`."""
     from scdeepclust.train import initial_network
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch: zero-element tensors, a no-op
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(3)
-            torchs = build()
-        own = initial_network(build, 3)
-    assert list(own.state_dict()) == list(torchs.state_dict())
-    for name, value in own.state_dict().items():
-        assert torch.equal(value, torchs.state_dict()[name]), name
-
-
-def test_an_initial_network_refuses_a_layer_with_buffers_alone():
-    """Kills D9: a BatchNorm without affine parameters would have kept `to_empty`'s
-    uninitialised running statistics."""
-    from scdeepclust.train import initial_network
-
-    with pytest.raises(TypeError, match=r"no initial values for '1', a BatchNorm1d"):
-        initial_network(
-            lambda: torch.nn.Sequential(
-                torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3, affine=False)
-            ),
-            0,
-        )
+    name = type(layer()).__name__
+    with pytest.raises(TypeError, match=rf"no initial values for '1', a {name}"):
+        initial_network(lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), layer()), 0)

@@ -215,8 +215,9 @@ def test_probabilities_refuses_labels_of_another_run(clustered):
         sdc.pl.probabilities(other, "scdcc", show=False)
 
 
-@pytest.mark.parametrize("plot", ["probabilities", "umap", "compare"])
+@pytest.mark.parametrize("plot", ["probabilities", "umap", "compare", "history", "n_clusters"])
 def test_plots_refuse_a_key_another_tool_wrote_over(clustered, plot):
+    """sc.tl.leiden's {"params": ...} is no scdeepclust run, nor what concat leaves of one."""
     adata = clustered.copy()
     sc.pp.neighbors(adata, use_rep="X_desc")
     sc.tl.leiden(adata, key_added="desc", flavor="igraph", n_iterations=2, directed=False)
@@ -224,6 +225,8 @@ def test_plots_refuse_a_key_another_tool_wrote_over(clustered, plot):
         "probabilities": lambda: sdc.pl.probabilities(adata, "desc", show=False),
         "umap": lambda: sdc.pl.umap(adata, "desc", show=False),
         "compare": lambda: sdc.pl.compare(adata, "desc", "group", show=False),
+        "history": lambda: sdc.pl.history(adata, "desc", show=False),
+        "n_clusters": lambda: sdc.pl.n_clusters(adata, "desc", show=False),
     }[plot]
     with pytest.raises(KeyError, match=r"adata.uns\['desc'\] is not a scdeepclust result"):
         draw()
@@ -1460,11 +1463,12 @@ def test_umap_of_a_subset_says_it_lays_out_anew_and_how_to_keep_the_parents_layo
     run = clustered.copy()
     sdc.pl.umap(run, "scdcc", show=False)
     assert run.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == 240
-    subset = run[run.obs["scdcc"] != "0"]
-    parents = run.obsm["X_umap_scdcc"][(run.obs["scdcc"] != "0").to_numpy()]
-    kept = run[run.obs["scdcc"] != "0"]
+    outside = (run.obs["scdcc"] != "0").to_numpy()
+    parents = run.obsm["X_umap_scdcc"][outside]
+    kept = run[outside]
     sdc.pl.embedding(kept, "scdcc", basis="X_umap_scdcc", show=False)
     np.testing.assert_array_equal(kept.obsm["X_umap_scdcc"], parents)
+    subset = run[outside]
     with pytest.warns(UserWarning, match=r"laid out on 240 cells, not these \d+: pl.umap") as w:
         sdc.pl.umap(subset, "scdcc", show=False)
     assert "pl.embedding(adata, 'scdcc', basis='X_umap_scdcc')" in str(w[0].message)
@@ -1475,8 +1479,6 @@ def test_umap_of_a_subset_says_it_lays_out_anew_and_how_to_keep_the_parents_layo
         sdc.pl.umap(subset, "scdcc", show=False)  # its own layout now: reused, no warning
         sdc.pl.umap(run, "scdcc", show=False, n_neighbors=7)  # other settings: no warning
         sdc.pl.embedding(subset, "scdcc", basis="X_umap_scdcc", show=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
         sdc.pl.umap(run[:50].copy(), "scdcc", recompute=True, show=False)
     # a concatenation stacks other objects' layouts: nothing to draw where they put the cells
     first, second = run[:100].copy(), run[100:200].copy()
@@ -1589,7 +1591,6 @@ def test_a_joined_result_whose_params_lost_the_method_is_known_by_a_runs_entry(c
     assert isinstance(sdc.pl.probabilities(adata, "desc", show=False), Figure)
     with pytest.raises(KeyError, match=r"uns_merge='same' or 'unique'\) leaves it"):
         sdc.pl.history(adata, "desc", show=False)
-    plt.close("all")
 
 
 def test_plots_draw_scdcc_runs_joined_with_their_params_alone(clustered):
@@ -1600,7 +1601,6 @@ def test_plots_draw_scdcc_runs_joined_with_their_params_alone(clustered):
     assert isinstance(sdc.pl.probabilities(adata, "scdcc", show=False), Figure)
     with pytest.raises(KeyError, match=r"uns_merge='same' or 'unique'\) leaves it"):
         sdc.pl.n_clusters(adata, "scdcc", show=False)
-    plt.close("all")
 
 
 def test_probabilities_keeps_the_runs_number_for_a_column_two_spellings_claim():
@@ -1624,7 +1624,6 @@ def test_umap_says_nothing_of_a_recorded_layout_no_longer_in_obsm(clustered):
         warnings.simplefilter("error")
         sdc.pl.umap(subset, "scdcc", show=False)
     assert subset.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == 100
-    plt.close("all")
 
 
 def test_umap_laid_out_by_an_earlier_version_is_laid_out_again_without_a_warning(clustered):
@@ -1637,17 +1636,6 @@ def test_umap_laid_out_by_an_earlier_version_is_laid_out_again_without_a_warning
         warnings.simplefilter("error")
         sdc.pl.umap(run, "scdcc", show=False, n_neighbors=7)  # other settings: laid out again
     assert run.uns["X_umap_scdcc"]["params"]["scdeepclust_n_cells"] == run.n_obs
-    plt.close("all")
-
-
-@pytest.mark.parametrize("plot", ["history", "n_clusters"])
-def test_plots_of_the_training_refuse_a_key_another_tool_wrote_over(clustered, plot):
-    """Kills R15: sc.tl.leiden's {"params": ...} was told as a concat's leftovers."""
-    adata = clustered.copy()
-    sc.pp.neighbors(adata, use_rep="X_desc")
-    sc.tl.leiden(adata, key_added="desc", flavor="igraph", n_iterations=2, directed=False)
-    with pytest.raises(KeyError, match=r"adata.uns\['desc'\] is not a scdeepclust result"):
-        getattr(sdc.pl, plot)(adata, "desc", show=False)
 
 
 def test_plots_that_read_no_uns_draw_a_result_whose_uns_entry_is_gone(clustered):
@@ -1659,4 +1647,3 @@ def test_plots_that_read_no_uns_draw_a_result_whose_uns_entry_is_gone(clustered)
     assert isinstance(sdc.pl.compare(adata, "desc", "group", show=False), Axes)
     with pytest.raises(KeyError, match=r"adata.uns\['desc'\] not found"):
         sdc.pl.history(adata, "desc", show=False)
-    plt.close("all")

@@ -137,6 +137,7 @@ def _reference_colors(model: TrainedModel, categories) -> list:
 
     from ..pl._utils import scanpy_default_colors
 
-    kept = [str(c) for c in range(model.n_clusters) if c not in set(model.empty_clusters)]
+    emptied = set(model.empty_clusters)
+    kept = [str(c) for c in range(model.n_clusters) if c not in emptied]
     reference = dict(zip(kept, map(to_hex, scanpy_default_colors(len(kept)))))
     return [reference[str(c)] for c in categories]
