@@ -6,7 +6,8 @@ entries) at each size; each (size, tool, device) runs in its own subprocess, so 
 resident memory (from `os.wait4`, the rusage of that child alone) belongs to that run only;
 as the simulator's temporaries dominate it, the child also resets its peak after simulating
 and reports the tool's own peak (VmHWM after writing 5 to /proc/self/clear_refs, Linux).
-scDCC gets the raw counts and the true number of groups; DESC gets normalize_total + log1p +
+scDCC gets the raw counts and the true number of groups (with `--scdcc-chooses-k`, none: it
+chooses the number itself, as at its defaults); DESC gets normalize_total + log1p +
 unit-variance scaling without centring (`sc.pp.scale(zero_center=False)`: the matrix stays
 sparse; DESC does not z-score internally) and its defaults (Leiden).
 
@@ -18,7 +19,7 @@ pretraining time over that floor.
 
     python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--tools scdcc desc]
         [--max-pretrain-epochs N] [--max-epochs N] [--devices cpu cuda] [--cache DIR] [--seed N]
-        [--precision bfloat16]
+        [--precision bfloat16] [--scdcc-chooses-k]
     python benchmarks/scaling.py --prepare --sizes 1000000 --cache DIR
 
 Writes benchmarks/results/scaling.{json,md} after every run. With `--cache`, the simulated
@@ -190,7 +191,8 @@ def worker(args) -> None:
         options["max_epochs"] = args.max_epochs
     t0 = time.perf_counter()
     if args.tool == "scdcc":
-        sdc.tl.scdcc(adata, N_GROUPS, **options)
+        row["n_clusters_given"] = None if args.scdcc_chooses_k else N_GROUPS
+        sdc.tl.scdcc(adata, row["n_clusters_given"], **options)
     else:
         sc.pp.normalize_total(adata)
         sc.pp.log1p(adata)
@@ -284,7 +286,7 @@ def fmt(row: dict) -> list[str]:
         return [f"{row['n_cells']:,}", row["tool"], row["device"], "failed: " + row["error"]]
     return [
         f"{row['n_cells']:,}",
-        f"`tl.{row['tool']}`",
+        f"`tl.{row['tool']}`" + (" (chose k)" if row.get("n_clusters_given", 0) is None else ""),
         row["device"],
         f"{row['csr_mb']:.0f}",
         f"{row['pretrain_epochs']}",
@@ -296,6 +298,7 @@ def fmt(row: dict) -> list[str]:
         f"{row['wall_s']:.1f}",
         f"{row['peak_rss_mb']:,.0f}",
         "n/a" if row.get("tool_peak_rss_mb") is None else f"{row['tool_peak_rss_mb']:,.0f}",
+        f"{row['n_clusters']}",
         f"{row['ari']:.3f}",
     ]
 
@@ -314,6 +317,7 @@ HEADER = [
     "end-to-end s",
     "process peak RSS MiB",
     "tool peak RSS MiB",
+    "clusters",
     "ARI",
 ]
 
@@ -337,6 +341,11 @@ def main():
         choices=["float32", "bfloat16"],
         default="float32",
         help="the tools' precision; the floor is then that precision's matmul rate",
+    )
+    parser.add_argument(
+        "--scdcc-chooses-k",
+        action="store_true",
+        help="scDCC gets no n_clusters and chooses the number itself (default: the true 8)",
     )
     parser.add_argument("--prepare", action="store_true", help="only simulate into --cache")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -378,6 +387,7 @@ def main():
         "random_state": args.seed,
         "precision": args.precision,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "scdcc_chooses_k": args.scdcc_chooses_k,
     }
     # rows of other sizes, tools or devices stay, each with the settings it was measured with
     kept, rows = earlier_rows(args.name), []
@@ -386,6 +396,8 @@ def main():
             for device in devices:
                 argv = ["--size", str(size), "--tool", tool, "--device", device]
                 argv += ["--seed", str(args.seed), "--precision", args.precision]
+                if args.scdcc_chooses_k:
+                    argv += ["--scdcc-chooses-k"]
                 if args.max_pretrain_epochs:
                     argv += ["--max-pretrain-epochs", str(args.max_pretrain_epochs)]
                 if args.max_epochs:
@@ -407,6 +419,7 @@ def main():
                     "precision": args.precision,
                     "epoch_caps": meta["epoch_caps"],
                     "random_state": args.seed,
+                    "scdcc_chooses_k": args.scdcc_chooses_k,
                 }
                 rows.append(row)
                 every_row = merged_rows(kept, rows, ("n_cells", "tool", "device"))
