@@ -101,15 +101,23 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_tensors(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a file written by `save_tensors`; never executes code from the file."""
+def load_tensors(
+    path: str | Path, device: str | torch.device = "cpu", *, data: bytes | None = None
+):
+    """Load a file written by `save_tensors`; never executes code from the file.
+
+    With `data`, those bytes (read from `path` already) are loaded, and `path` names them in
+    messages.
+    """
     import torch
 
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise FileNotFoundError(f"No such file: {path}")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(
+            path if data is None else io.BytesIO(data), map_location=device, weights_only=True
+        )
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ValueError(
             f"{path} could not be loaded as weights ({type(err).__name__}: {err}). It is either "

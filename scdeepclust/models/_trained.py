@@ -21,6 +21,7 @@ the new one.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 import warnings
@@ -80,6 +81,8 @@ WEIGHTS_FILE = "weights.pt"
 NEXT_WEIGHTS_FILE = "weights.next.pt"  # a save's new weights until model.json names them
 # what `load` reads from model.json besides the format version and the method
 MODEL_FIELDS = ("centroids", "config", "features", "preprocessing", "key_added")
+# reads of model.json and its weights before a load gives up on saves landing in between
+_LOAD_ATTEMPTS = 3
 CONFIG_FILE = "model.json"
 
 
@@ -534,22 +537,18 @@ class TrainedModel:
                 f"{directory} is not a saved model: it holds no {CONFIG_FILE} (nor "
                 f"{WEIGHTS_FILE}). Pass the folder that model.save wrote."
             )
-        meta = read_json(directory / CONFIG_FILE)
-        check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
-        model_cls = MODEL_CLASSES.get(meta.get("method"))
-        if model_cls is None:
-            raise ValueError(f"{directory} holds an unknown method {meta.get('method')!r}.")
-        if cls is not TrainedModel and model_cls is not cls:
-            raise ValueError(
-                f"{directory} holds a {model_cls.__name__} model, not a {cls.__name__}; load it "
-                f"with scdeepclust.models.{model_cls.__name__}.load or scdeepclust.models.load."
-            )
-        missing = [k for k in MODEL_FIELDS if k not in meta]
-        if missing:
-            raise ValueError(
-                f"{directory / CONFIG_FILE} lacks {missing}; it was not written by "
-                "model.save, or was edited. Save the model again."
-            )
+        # model.json, then the weights it names: a save by another process can land between
+        # the two reads, which the digest tells; the pair is then read again, so that a load
+        # gives one model whole, never one model's centroids with another's weights
+        for attempt in range(_LOAD_ATTEMPTS):
+            meta = read_json(directory / CONFIG_FILE)
+            model_cls = cls._saved_class(meta, directory)
+            try:
+                weights, weights_bytes = _saved_weights(directory, meta.get("weights_sha256"))
+                break
+            except (ValueError, FileNotFoundError):
+                if attempt + 1 == _LOAD_ATTEMPTS or read_json(directory / CONFIG_FILE) == meta:
+                    raise
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
         # on the CPU whatever torch's default device is (moved below); the initial weights,
         # replaced by the saved ones, draw nothing from the caller's global generator
@@ -557,8 +556,7 @@ class TrainedModel:
             network = initial_network(
                 lambda: model_cls.build_network(meta["config"], len(meta["features"])), 0
             )
-        weights = _saved_weights(directory, meta.get("weights_sha256"))
-        state = load_tensors(weights, device)
+        state = load_tensors(weights, device, data=weights_bytes)
         try:
             network.load_state_dict(state)
         except (RuntimeError, KeyError) as err:
@@ -579,6 +577,26 @@ class TrainedModel:
             label_classes=meta.get("label_classes"),
             empty_clusters=meta.get("empty_clusters", ()),
         )
+
+    @classmethod
+    def _saved_class(cls, meta: dict, directory: Path) -> type[TrainedModel]:
+        """Check `meta` (a saved ``model.json``) and return the model class it names."""
+        check_format_version(meta, MODEL_FORMAT_VERSION, "model", directory / CONFIG_FILE)
+        model_cls = MODEL_CLASSES.get(meta.get("method"))
+        if model_cls is None:
+            raise ValueError(f"{directory} holds an unknown method {meta.get('method')!r}.")
+        if cls is not TrainedModel and model_cls is not cls:
+            raise ValueError(
+                f"{directory} holds a {model_cls.__name__} model, not a {cls.__name__}; load it "
+                f"with scdeepclust.models.{model_cls.__name__}.load or scdeepclust.models.load."
+            )
+        missing = [k for k in MODEL_FIELDS if k not in meta]
+        if missing:
+            raise ValueError(
+                f"{directory / CONFIG_FILE} lacks {missing}; it was not written by "
+                "model.save, or was edited. Save the model again."
+            )
+        return model_cls
 
     @staticmethod
     def build_network(config: dict, n_input: int) -> torch.nn.Module:
@@ -803,19 +821,24 @@ def _finish_interrupted_save(directory: Path) -> None:
         os.replace(next_weights, directory / WEIGHTS_FILE)
 
 
-def _saved_weights(directory: Path, digest: str | None) -> Path:
-    """Return the weights file that `model.json` was saved with.
+def _saved_weights(directory: Path, digest: str | None) -> tuple[Path, bytes | None]:
+    """Return the weights file that `model.json` was saved with, and the bytes checked.
 
     That is ``weights.pt``, or ``weights.next.pt`` where a save stopped after writing
     ``model.json`` and before renaming the new weights. Files of earlier versions hold no
-    digest: ``weights.pt``.
+    digest: ``weights.pt``, left to read. The bytes whose digest matched are the ones to load:
+    opened again, the file could be another save's by then.
     """
     weights = directory / WEIGHTS_FILE
     if digest is None:
-        return weights
+        return weights, None
     for candidate in (weights, directory / NEXT_WEIGHTS_FILE):
-        if candidate.exists() and file_digest(candidate) == digest:
-            return candidate
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:  # also where another save renamed it meanwhile
+            continue
+        if hashlib.sha256(data).hexdigest() == digest:
+            return candidate, data
     if not weights.exists():
         raise FileNotFoundError(
             f"{directory} holds {CONFIG_FILE} but not the {WEIGHTS_FILE} it was saved with. "
