@@ -160,14 +160,17 @@ def warn_if_results_replaced(adata: AnnData, keys: list[str], *, copy: bool) -> 
         )
 
 
-def write_results(adata: AnnData, results: dict[str, ClusteringResult]) -> None:
-    """Write the results of each key; called only after training succeeded.
+def write_results(
+    adata: AnnData, results: dict[str, ClusteringResult], *, uns: Mapping | None = None
+) -> None:
+    """Write the results of each key, and `uns`'s entries; called only after training succeeded.
 
     All or nothing: every value is made first, and an error or interruption while they are
     assigned puts back what was there. Keys that exist are overwritten:
     `warn_if_results_replaced` warned about them before training.
     """
     entries = [entry for key, result in results.items() for entry in _entries(key, result)]
+    entries += [("uns", name, value) for name, value in (uns or {}).items()]
     # computed from the embeddings replaced: removed with them, not left to be read as theirs
     entries += [
         (part, name, _ABSENT) for key in results for part, name in derived_entries(adata, key)

@@ -1022,6 +1022,13 @@ CASES = [
         match=r"key_added 'run/1' contains '/'",
     ),
     Case(
+        "scdcc-key-with-backslash",
+        "scdcc",
+        kwargs=dict(n_clusters=3, key_added="run\\1"),
+        raises=ValueError,
+        match=r"key_added 'run\\\\1' contains '\\\\', which \.h5ad and \.zarr",
+    ),
+    Case(
         "scdcc-key-in-scanpy-colour-slot",
         "scdcc",
         kwargs=dict(n_clusters=3, key_added="scdcc_colors"),

@@ -1446,10 +1446,50 @@ def test_mapping_refuses_an_empty_dict_of_models(split):
 def test_mapping_refuses_a_key_that_files_cannot_hold(scdcc_model, split):
     _, model = scdcc_model
     test = split[1].copy()
-    for key in ("a/b", "x_colors", " "):
+    # zarr reads '\\' as a separator too (an uns entry lost, or the file unreadable), and
+    # keys named as its metadata files fail adata.write_zarr
+    for key in ("a/b", "a\\b", "zarr.json", ".zattrs", "x_colors", " "):
         with pytest.raises(ValueError, match="key_added"):
             sdc.tl.map_to_model(test, model, key_added=key)
-    assert "a/b" not in test.obs and "x_colors" not in test.obs
+    assert not {"a/b", "a\\b", "zarr.json", "x_colors"} & set(test.obs)
+
+
+def test_mapping_that_fails_after_its_results_are_made_leaves_adata_unchanged(
+    scdcc_model, split, monkeypatch
+):
+    """map_to_model wrote its results, then read obs[key]'s categories for their colours: an
+    error there (as on read_lazy's obs, without pandas' .cat) left results without colours."""
+    from scdeepclust.tl import _map
+
+    _, model = scdcc_model
+    test = split[1].copy()
+    before = snapshot(test)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("colours failed")
+
+    monkeypatch.setattr(_map, "_reference_colors", fail)
+    with pytest.raises(RuntimeError, match="colours failed"):
+        sdc.tl.map_to_model(test, model, key_added="mapped")
+    assert_unchanged(test, before)
+
+
+def test_mapping_onto_a_lazily_read_anndata_writes_its_results_with_their_colours(
+    scdcc_model, split, tmp_path
+):
+    """AttributeError: 'DataArray' object has no attribute 'cat', after the results were
+    written (anndata.experimental.read_lazy's obs holds xarray arrays)."""
+    pytest.importorskip("xarray")
+    import anndata as ad
+
+    _, model = scdcc_model
+    split[1].write_h5ad(tmp_path / "new.h5ad")
+    lazy = ad.experimental.read_lazy(tmp_path / "new.h5ad")
+    sdc.tl.map_to_model(lazy, model, key_added="mapped")
+    loaded = lazy.to_memory()
+    expected = sdc.tl.map_to_model(split[1].copy(), model, key_added="mapped", copy=True)
+    assert list(loaded.uns["mapped_colors"]) == list(expected.uns["mapped_colors"])
+    np.testing.assert_array_equal(loaded.obs["mapped"], expected.obs["mapped"])
 
 
 def test_empty_clusters_given_in_any_order_are_kept_sorted_and_take_no_cells(

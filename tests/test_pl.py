@@ -1593,6 +1593,36 @@ def test_a_joined_result_whose_params_lost_the_method_is_known_by_a_runs_entry(c
         sdc.pl.history(adata, "desc", show=False)
 
 
+@pytest.mark.parametrize("plot", ["history", "n_clusters"])
+def test_plots_of_runs_joined_without_their_uns_say_how_to_keep_it(clustered, plot):
+    """anndata.concat's default (uns_merge=None) keeps obs['desc'] and the embeddings but not
+    uns['desc']: the plots said to run scdeepclust.tl.desc first."""
+    first, second = clustered.copy(), clustered.copy()
+    second.obs_names = [f"{name}-b" for name in second.obs_names]
+    joined = ad.concat([first, second])
+    assert "desc" in joined.obs and "desc" not in joined.uns
+    with pytest.raises(KeyError, match=r"while obs\['desc'\] is there.*uns_merge='first'"):
+        getattr(sdc.pl, plot)(joined, "desc", show=False)
+
+
+def test_plots_of_a_lazily_read_anndata_say_to_load_it_or_draw_without_obs(clustered, tmp_path):
+    """anndata.experimental.read_lazy's obs holds xarray arrays: the plots of obs columns
+    failed inside scanpy or pandas (TypeError: bad operand type for unary -: 'str';
+    AttributeError: 'DataArray' object has no attribute '_codes' / 'value_counts')."""
+    pytest.importorskip("xarray")
+    clustered.write_h5ad(tmp_path / "clustered.h5ad")
+    lazy = ad.experimental.read_lazy(tmp_path / "clustered.h5ad")
+    for draw in (
+        lambda: sdc.pl.embedding(lazy, "scdcc", show=False),
+        lambda: sdc.pl.umap(lazy, "scdcc", show=False),
+        lambda: sdc.pl.probabilities(lazy, "scdcc", show=False),
+        lambda: sdc.pl.compare(lazy, "scdcc", "group", show=False),
+    ):
+        with pytest.raises(ValueError, match=r"read lazily.*adata = adata\.to_memory\(\)"):
+            draw()
+    assert isinstance(sdc.pl.history(lazy, "scdcc", show=False), Figure)  # uns alone
+
+
 def test_plots_draw_scdcc_runs_joined_with_their_params_alone(clustered):
     """Kills R8: scDCC's params name their method as DESC's do."""
     adata = clustered.copy()

@@ -77,7 +77,7 @@ def history(
     """
     import matplotlib.pyplot as plt
 
-    keys = check_result(adata, key, "uns")
+    keys = check_result(adata, key, "uns", reads_obs=False)
     check_figure_options(figsize=figsize)
     uns = adata.uns[keys["uns"]]
     record = uns.get("history") if isinstance(uns, Mapping) else None

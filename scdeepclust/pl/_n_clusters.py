@@ -53,7 +53,7 @@ def n_clusters(
     matplotlib.figure.Figure or None
         The figure when ``show=False``; otherwise it is shown and `None` is returned.
     """
-    keys = check_result(adata, key, "uns")
+    keys = check_result(adata, key, "uns", reads_obs=False)
     uns = adata.uns[keys["uns"]]
     search = uns.get("n_clusters_search") if isinstance(uns, Mapping) else None
     if not isinstance(search, Mapping) and isinstance(uns, Mapping) and "model_version" in uns:

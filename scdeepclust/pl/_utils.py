@@ -74,22 +74,37 @@ def result_names(adata: AnnData) -> list[str]:
     ]
 
 
-def check_result(adata: AnnData, key: str, *parts: str) -> dict[str, str]:
+def check_result(adata: AnnData, key: str, *parts: str, reads_obs: bool = True) -> dict[str, str]:
     """Return the keys of run `key` after checking that its `parts` are all in `adata`.
 
     `parts` are names such as "labels" or "probabilities". When one is missing, a KeyError says
     which, and which runs `adata` does hold, so that a mistyped key is easy to correct.
+    `reads_obs`: the plot draws columns of ``obs``, which must then be pandas'.
     """
     if not isinstance(adata, AnnData):
         raise not_anndata(adata)
     if not isinstance(key, str) or not key:
         raise TypeError(f"key must be the non-empty key_added of a run, got {key!r}.")
+    if reads_obs and not isinstance(adata.obs, pd.DataFrame):
+        # anndata.experimental.read_lazy's: xarray arrays, without pandas' categoricals
+        raise ValueError(
+            f"adata.obs is read lazily (a {type(adata.obs).__name__}, as "
+            "anndata.experimental.read_lazy gives it), and the plot needs its columns in "
+            "memory: load the object first, adata = adata.to_memory()."
+        )
     keys = result_keys(key)
     missing = [
         f"adata.{_WHERE[p]}[{keys[p]!r}]"
         for p in ("labels",) + tuple(p for p in parts if p != "labels")
         if keys[p] not in getattr(adata, _WHERE[p])
     ]
+    if missing == [f"adata.uns[{keys['uns']!r}]"]:
+        raise KeyError(
+            f"adata.uns[{keys['uns']!r}] not found, while obs[{keys['labels']!r}] is there, "
+            "as anndata.concat (its default uns_merge=None) and concat_on_disk leave joined "
+            "runs. Plot the run from the object it was made on, join with uns_merge='first' "
+            "to keep the first object's, or run the tool again."
+        )
     if missing:
         found = result_names(adata)
         runs = f" Runs in this AnnData: {found}; pass one of them as key=, or" if found else ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from os import PathLike
 
+import numpy as np
 from anndata import AnnData
 
 from .._results import check_result_keys, warn_if_results_replaced, write_results
@@ -121,8 +122,9 @@ def map_to_model(
     result.timings["total_s"] = time.perf_counter() - t_start
     warn_if_results_replaced(adata, [key], copy=copy)
     adata = target_adata(adata, copy)
-    write_results(adata, {key: result})
-    adata.uns[f"{key}_colors"] = _reference_colors(model, adata.obs[key].cat.categories)
+    populated = [str(c) for c in np.unique(result.labels)]  # obs[key]'s categories
+    colors = {f"{key}_colors": _reference_colors(model, populated)}
+    write_results(adata, {key: result}, uns=colors)
     return adata if copy else None
 
 
