@@ -54,8 +54,9 @@ def map_to_model(
         from number to name (a dict leaves numbers the new cells lack aside). The new cells'
         categories are the clusters they fall into (an empty category breaks scanpy steps
         such as `rank_genes_groups`), and ``uns[key + '_colors']`` gives them the colours
-        scanpy gives the same clusters in the reference's plots at its default palette. Where
-        the reference's colours are your own, pass them by name as a `palette`:
+        scanpy gives the same clusters in the reference's plots at its default palette, in
+        the order the tool wrote them. Where the reference's colours are your own, or its
+        categories were reordered (``reorder_categories``), pass them by name as a `palette`:
         ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))``.
     layer
         Take the input from this layer instead of the default.
