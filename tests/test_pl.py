@@ -1623,6 +1623,23 @@ def test_plots_of_a_lazily_read_anndata_say_to_load_it_or_draw_without_obs(clust
     assert isinstance(sdc.pl.history(lazy, "scdcc", show=False), Figure)  # uns alone
 
 
+def test_umap_of_a_view_of_a_backed_anndata_says_to_load_it(clustered, tmp_path):
+    """anndata refused the layout's write: 'To copy an AnnData object in backed mode, pass a
+    filename', though the caller asked for no copy."""
+    adata = clustered.copy()
+    sdc.pl.umap(adata, "scdcc", show=False)  # a layout cached for all cells
+    adata.write_h5ad(tmp_path / "clustered.h5ad")
+    backed = ad.read_h5ad(tmp_path / "clustered.h5ad", backed="r")
+    try:
+        subset = backed[:50]
+        with pytest.raises(ValueError, match=r"view of a backed.*to_memory\(\).*basis='X_umap_"):
+            sdc.pl.umap(subset, "scdcc", show=False)
+        assert isinstance(sdc.pl.umap(backed, "scdcc", show=False), Axes)  # cached, all cells
+        assert isinstance(sdc.pl.umap(subset.to_memory(), "scdcc", show=False), Axes)
+    finally:
+        backed.file.close()
+
+
 def test_plots_draw_scdcc_runs_joined_with_their_params_alone(clustered):
     """Kills R8: scDCC's params name their method as DESC's do."""
     adata = clustered.copy()

@@ -196,6 +196,18 @@ def umap_coordinates(
         if with_graph and not graph_kept:  # the same settings give the same graph again
             _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
         return umap_key
+    if adata.is_view and adata.isbacked:
+        # anndata refuses to make such a view actual ("pass a filename"): nowhere to keep it
+        parents = (
+            f", or draw the cells where the stored layout put them: scdeepclust.pl.embedding("
+            f"adata, {key!r}, basis={umap_key!r})"
+            if umap_key in adata.obsm
+            else ""
+        )
+        raise ValueError(
+            "adata is a view of a backed AnnData, which cannot keep the UMAP pl.umap would lay "
+            f"out for it. Load the cells first, adata = adata.to_memory(){parents}."
+        )
     laid_out_on = params.get("scdeepclust_n_cells")
     if not recompute and umap_key in adata.obsm and laid_out_on not in (None, adata.n_obs):
         # scanpy's plots draw a subset where its parent's layout put it; this one would not.
