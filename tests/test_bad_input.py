@@ -1257,6 +1257,19 @@ def test_backed_read_only(tool, tmp_path):
     np.testing.assert_array_equal(in_memory.obsm[f"X_{tool}"], backed.obsm[f"X_{tool}"])
 
 
+def test_a_file_opened_to_write_is_told_it_can_take_the_results(tmp_path):
+    """Opened with backed='r+', a file takes the results with adata.write(); the warning named
+    only write_h5ad(new_path)."""
+    counts_data().write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r+")
+    with pytest.warns(UserWarning, match=r"\(mode 'r\+'\).*into this file with `adata\.write\(\)`"):
+        _run(Case("", "scdcc"), backed, n_clusters=3)
+    backed.write()
+    backed.file.close()
+    saved = ad.read_h5ad(tmp_path / "data.h5ad")
+    np.testing.assert_array_equal(saved.obsm["X_scdcc"], backed.obsm["X_scdcc"])
+
+
 def test_advice_on_a_backed_adata_says_to_load_it_first(tmp_path):
     """Lines written for data in memory (`adata[...].copy()`, `sc.pp.filter_cells`) fail on an
     AnnData read from a file; the refusal says to load it, and then its line works."""

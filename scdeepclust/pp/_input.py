@@ -151,10 +151,16 @@ def check_adata(
             read = "X is read from the file where it is the input, and "
         else:
             read = f"X ({reads}) is read from the file, and " if reads else ""
+        mode = adata.file._filemode
+        into_file = (
+            " (or into this file with `adata.write()`, which mode 'r+' allows)"
+            if mode == "r+"
+            else ""
+        )
         warnings.warn(
-            f"adata is backed by {adata.filename} (mode {adata.file._filemode!r}): {read}the "
-            "results are added to the object in memory only, not to the file. Save them with "
-            "`adata.write_h5ad(new_path)`.",
+            f"adata is backed by {adata.filename} (mode {mode!r}): {read}the results are added "
+            "to the object in memory only, not to the file. Save them with "
+            f"`adata.write_h5ad(new_path)`{into_file}.",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
