@@ -69,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="cluster the cells of a file and write the result as .h5ad",
-        description="Read INPUT (.h5ad, 10x Genomics .h5, or an .h5 in the scDCC layout), prepare "
-        "it for the method (printing each step), train, print a summary and write OUT.h5ad.",
+        description="Read INPUT (.h5ad, .zarr, 10x Genomics .h5, or an .h5 in the scDCC layout), "
+        "prepare it for the method (printing each step), train, print a summary and write "
+        "OUT.h5ad.",
     )
-    run.add_argument("input", metavar="INPUT", help=".h5ad, 10x .h5 or scDCC-layout .h5 file")
+    run.add_argument(
+        "input", metavar="INPUT", help=".h5ad or .zarr, 10x .h5 or scDCC-layout .h5 file"
+    )
     run.add_argument("-m", "--method", required=True, choices=("desc", "scdcc"))
     run.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file")
     run.add_argument(
@@ -772,10 +775,17 @@ def _run(args) -> int:
     path = _expanded(args.input)
     if not path.exists():
         raise CommandError(f"input file not found: {path}")
-    if path.is_dir():
-        raise CommandError(f"input {path} is a folder; give an .h5ad or .h5 file")
-    if path.suffix.lower() not in READABLE:
-        raise CommandError(f"cannot read {path.name!r}: give an .h5ad or .h5 file")
+    zarr = path.suffix.lower() == ".zarr"
+    if path.is_dir() != zarr:
+        raise CommandError(
+            f"input {path} is a folder; give an .h5ad or .h5 file, or a .zarr store"
+            if path.is_dir()
+            else f"input {path} is a file; a .zarr store is a folder"
+        )
+    if path.suffix.lower() not in READABLE and not zarr:
+        raise CommandError(
+            f"cannot read {path.name!r}: give an .h5ad or .h5 file, or a .zarr store"
+        )
     output = _expanded(args.output)
     if output.is_dir() and output.suffix.lower() != ".h5ad":
         raise CommandError(
@@ -941,7 +951,7 @@ def _run(args) -> int:
         truth is None
         and "label" in adata.obs
         and args.label_key != "label"
-        and path.suffix.lower() != ".h5ad"
+        and path.suffix.lower() not in (".h5ad", ".zarr")
     ):
         if sdc.datasets.h5_layout(path) == "scdcc":
             truth = "label"

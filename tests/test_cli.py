@@ -409,6 +409,23 @@ def test_run_with_batch_key_in_process(sim, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("scdeepclust: error: --batch-key 'sample' is not")
 
 
+def test_run_reads_a_zarr_store_as_the_same_cells_in_h5ad(sim, tmp_path, capsys):
+    """anndata's other format was refused: "is a folder; give an .h5ad or .h5 file"."""
+    sim.write_zarr(tmp_path / "sim.zarr")
+    sim.write_h5ad(tmp_path / "sim.h5ad")
+    for name in ("sim.zarr", "sim.h5ad"):
+        out = tmp_path / f"{name}.out.h5ad"
+        args = ["run", str(tmp_path / name), "-m", "scdcc", "-k", "3", "-o", str(out), *TINY]
+        assert main(args) == 0
+    read = {n: ad.read_h5ad(tmp_path / f"{n}.out.h5ad") for n in ("sim.zarr", "sim.h5ad")}
+    from_zarr, from_h5ad = read["sim.zarr"], read["sim.h5ad"]
+    np.testing.assert_array_equal(from_zarr.obsm["X_scdcc"], from_h5ad.obsm["X_scdcc"])
+    (tmp_path / "file.zarr").write_text("not a store")
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "file.zarr"), "-m", "desc", "-o", str(out)]) == 2
+    assert "a .zarr store is a folder" in capsys.readouterr().err
+
+
 def test_run_warns_once_about_a_small_batch(sim, tmp_path, capsys):
     # pp.recipe and the tool both check the batches; the command line says it once
     sim.obs["donor"] = np.where(np.arange(sim.n_obs) < 3, "d0", "d1")

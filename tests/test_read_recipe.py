@@ -1158,6 +1158,12 @@ def test_read_refuses_a_folder_named_like_a_file(tmp_path):
         sdc.datasets.read(tmp_path / "cells.h5ad")
 
 
+def test_read_reads_a_zarr_store(sim, tmp_path):
+    sim.write_zarr(tmp_path / "cells.zarr")
+    adata = sdc.datasets.read(tmp_path / "cells.zarr")
+    assert (adata.X != sim.X).nnz == 0 and adata.obs.equals(sim.obs)
+
+
 def test_recipe_normalises_a_copy_of_an_x_of_counts_beside_a_counts_layer(monkeypatch):
     """Kills P02 and P03: X's counts beside layers['counts'] were normalised in the caller's own
     matrix, so a step that failed after it restored a normalised X (and every other holder of

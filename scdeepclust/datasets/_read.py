@@ -1,4 +1,4 @@
-"""One reader for the inputs of the command line: .h5ad, 10x Genomics .h5, scDCC-layout .h5."""
+"""One reader for the inputs of the command line: .h5ad, .zarr, 10x Genomics .h5, scDCC .h5."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ def h5_layout(path: str | PathLike) -> str:
 
 
 def read(path: str | PathLike) -> AnnData:
-    """Read a count matrix from an ``.h5ad``, a 10x Genomics ``.h5`` or a scDCC-layout ``.h5``.
+    """Read a count matrix from an ``.h5ad``, ``.zarr``, 10x Genomics ``.h5`` or scDCC ``.h5``.
 
+    ``.zarr`` stores, anndata's other format, are read with :func:`anndata.read_zarr`.
     The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go
     through :func:`scanpy.read_10x_h5` (gene names made unique; of the features, the genes,
     ``'Gene Expression'``, are ``X``, and the antibodies of CITE-seq, ``'Antibody Capture'``,
@@ -59,8 +60,12 @@ def read(path: str | PathLike) -> AnnData:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such file: {path}")
+    if path.is_dir() and path.suffix.lower() == ".zarr":
+        import anndata
+
+        return anndata.read_zarr(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a directory; give an .h5ad or .h5 file.")
+        raise ValueError(f"{path} is a directory; give an .h5ad or .h5 file, or a .zarr store.")
     suffix = path.suffix.lower()
     layout = "h5ad" if suffix == ".h5ad" else h5_layout(path) if suffix in H5_SUFFIXES else None
     if layout == "h5ad":
@@ -75,8 +80,8 @@ def read(path: str | PathLike) -> AnnData:
     if layout == "scdcc":
         return read_h5(path)
     raise ValueError(
-        f"Cannot read {path.name!r}: the input must be an .h5ad file, a 10x Genomics .h5 file or "
-        "an .h5 file in the scDCC layout."
+        f"Cannot read {path.name!r}: the input must be an .h5ad file, a .zarr store, a 10x "
+        "Genomics .h5 file or an .h5 file in the scDCC layout."
     )
 
 
