@@ -538,17 +538,26 @@ class TrainedModel:
                 f"{WEIGHTS_FILE}). Pass the folder that model.save wrote."
             )
         # model.json, then the weights it names: a save by another process can land between
-        # the two reads, which the digest tells; the pair is then read again, so that a load
-        # gives one model whole, never one model's centroids with another's weights
+        # the two reads, which the digest tells (model.json read again, for earlier versions'
+        # files without one); the pair is then read again, so that a load gives one model
+        # whole, never one model's centroids with another's weights
         for attempt in range(_LOAD_ATTEMPTS):
+            last = attempt + 1 == _LOAD_ATTEMPTS
             meta = read_json(directory / CONFIG_FILE)
             model_cls = cls._saved_class(meta, directory)
             try:
                 weights, weights_bytes = _saved_weights(directory, meta.get("weights_sha256"))
-                break
             except (ValueError, FileNotFoundError):
-                if attempt + 1 == _LOAD_ATTEMPTS or read_json(directory / CONFIG_FILE) == meta:
+                if last or read_json(directory / CONFIG_FILE) == meta:
                     raise
+                continue
+            if "weights_sha256" in meta or read_json(directory / CONFIG_FILE) == meta:
+                break
+            if last:
+                raise ValueError(
+                    f"{directory / CONFIG_FILE} changed while it was loaded, {_LOAD_ATTEMPTS} "
+                    "times: another process is saving into the folder. Load it when that is done."
+                )
         centroids = np.asarray(meta["centroids"], dtype=np.float32)
         # on the CPU whatever torch's default device is (moved below); the initial weights,
         # replaced by the saved ones, draw nothing from the caller's global generator
@@ -821,18 +830,23 @@ def _finish_interrupted_save(directory: Path) -> None:
         os.replace(next_weights, directory / WEIGHTS_FILE)
 
 
-def _saved_weights(directory: Path, digest: str | None) -> tuple[Path, bytes | None]:
-    """Return the weights file that `model.json` was saved with, and the bytes checked.
+def _saved_weights(directory: Path, digest: str | None) -> tuple[Path, bytes]:
+    """Return the weights file that `model.json` was saved with, and its bytes.
 
     That is ``weights.pt``, or ``weights.next.pt`` where a save stopped after writing
     ``model.json`` and before renaming the new weights. Files of earlier versions hold no
-    digest: ``weights.pt``, left to read. The bytes whose digest matched are the ones to load:
-    opened again, the file could be another save's by then.
+    digest: ``weights.pt``. The bytes whose digest matched are the ones to load: opened
+    again, the file could be another save's by then.
     """
     weights = directory / WEIGHTS_FILE
     if digest is None:
-        return weights, None
-    for candidate in (weights, directory / NEXT_WEIGHTS_FILE):
+        try:
+            return weights, weights.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No such file: {weights}") from None
+    # weights.next.pt first: a save renames it to weights.pt, so that read second, the new
+    # weights are found in one file or the other
+    for candidate in (directory / NEXT_WEIGHTS_FILE, weights):
         try:
             data = candidate.read_bytes()
         except FileNotFoundError:  # also where another save renamed it meanwhile
