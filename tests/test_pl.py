@@ -1605,6 +1605,15 @@ def test_plots_of_runs_joined_without_their_uns_say_how_to_keep_it(clustered, pl
         getattr(sdc.pl, plot)(joined, "desc", show=False)
 
 
+@pytest.mark.parametrize("plot", ["history", "n_clusters"])
+def test_plots_of_an_obs_column_that_is_no_run_list_the_runs(clustered, plot):
+    """pl.history(adata, 'group'), a column of the input, said that anndata.concat had dropped
+    the run's uns, and no longer listed the runs there are."""
+    with pytest.raises(KeyError, match=r"Runs in this AnnData") as info:
+        getattr(sdc.pl, plot)(clustered, "group", show=False)
+    assert "concat" not in str(info.value)
+
+
 def test_plots_of_a_lazily_read_anndata_say_to_load_it_or_draw_without_obs(clustered, tmp_path):
     """anndata.experimental.read_lazy's obs holds xarray arrays: the plots of obs columns
     failed inside scanpy or pandas (TypeError: bad operand type for unary -: 'str';
@@ -1636,6 +1645,16 @@ def test_umap_of_a_view_of_a_backed_anndata_says_to_load_it(clustered, tmp_path)
             sdc.pl.umap(subset, "scdcc", show=False)
         assert isinstance(sdc.pl.umap(backed, "scdcc", show=False), Axes)  # cached, all cells
         assert isinstance(sdc.pl.umap(subset.to_memory(), "scdcc", show=False), Axes)
+    finally:
+        backed.file.close()
+    # without stored colours, the line would fail as pl.umap did (scanpy writes them)
+    del adata.uns["scdcc_colors"]
+    adata.write_h5ad(tmp_path / "uncoloured.h5ad")
+    backed = ad.read_h5ad(tmp_path / "uncoloured.h5ad", backed="r")
+    try:
+        with pytest.raises(ValueError, match="view of a backed") as refused:
+            sdc.pl.umap(backed[:50], "scdcc", show=False)
+        assert "pl.embedding" not in str(refused.value)
     finally:
         backed.file.close()
 

@@ -197,11 +197,12 @@ def umap_coordinates(
             _graph(adata, embedding_key, n_neighbors, random_state, neighbors_key)
         return umap_key
     if adata.is_view and adata.isbacked:
-        # anndata refuses to make such a view actual ("pass a filename"): nowhere to keep it
+        # anndata refuses to make such a view actual ("pass a filename"): nowhere to keep it,
+        # nor the colours scanpy would write where the file holds none
         parents = (
             f", or draw the cells where the stored layout put them: scdeepclust.pl.embedding("
             f"adata, {key!r}, basis={umap_key!r})"
-            if umap_key in adata.obsm
+            if umap_key in adata.obsm and f"{key}_colors" in adata.uns
             else ""
         )
         raise ValueError(

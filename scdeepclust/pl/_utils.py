@@ -98,7 +98,9 @@ def check_result(adata: AnnData, key: str, *parts: str, reads_obs: bool = True) 
         for p in ("labels",) + tuple(p for p in parts if p != "labels")
         if keys[p] not in getattr(adata, _WHERE[p])
     ]
-    if missing == [f"adata.uns[{keys['uns']!r}]"]:
+    # a run's other results there, its uns gone: a join dropped it
+    run_left = keys["embedding"] in adata.obsm or keys["confidence"] in adata.obs
+    if missing == [f"adata.uns[{keys['uns']!r}]"] and run_left:
         raise KeyError(
             f"adata.uns[{keys['uns']!r}] not found, while obs[{keys['labels']!r}] is there, "
             "as anndata.concat (its default uns_merge=None) and concat_on_disk leave joined "
