@@ -844,7 +844,7 @@ def _run(args) -> int:
         args.missing_label
         and args.label_key is None
         and args.truth is None
-        and path.suffix.lower() == ".h5ad"
+        and path.suffix.lower() in (".h5ad", ".zarr")
     ):
         raise CommandError(
             "--missing-label names a value of the --label-key or --truth column: give one of "

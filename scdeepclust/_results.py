@@ -175,6 +175,8 @@ def write_results(
     entries += [
         (part, name, _ABSENT) for key in results for part, name in derived_entries(adata, key)
     ]
+    # anndata.experimental.read_lazy's obs cannot drop a column: kept whole, to put back
+    lazy_obs = None if isinstance(adata.obs, pd.DataFrame) else adata.obs.copy()
     earlier = []
     for part, name, _ in entries:
         store = getattr(adata, part)
@@ -193,11 +195,15 @@ def write_results(
                 getattr(adata, part)[name] = value
     except BaseException:
         for part, name, value in reversed(earlier):
+            if part == "obs" and lazy_obs is not None:
+                continue
             store = getattr(adata, part)
             if value is not _ABSENT:
                 store[name] = value
             elif name in store:
                 del store[name]
+        if lazy_obs is not None:
+            adata.obs = lazy_obs
         raise
 
 

@@ -424,6 +424,13 @@ def test_run_reads_a_zarr_store_as_the_same_cells_in_h5ad(sim, tmp_path, capsys)
     capsys.readouterr()
     assert main(["run", str(tmp_path / "file.zarr"), "-m", "desc", "-o", str(out)]) == 2
     assert "a .zarr store is a folder" in capsys.readouterr().err
+    # like an .h5ad, a store brings no truth of its own: refused before reading, as there
+    missing = ["--missing-label", "NA", "-o", str(out)]
+    assert main(["run", str(tmp_path / "sim.zarr"), "-m", "desc", *missing]) == 2
+    assert "--missing-label names a value" in capsys.readouterr().err
+    (tmp_path / "bad.zarr").mkdir()
+    assert main(["run", str(tmp_path / "bad.zarr"), "-m", "desc", "-o", str(out)]) != 0
+    assert "bad.zarr" in capsys.readouterr().err
 
 
 def test_run_warns_once_about_a_small_batch(sim, tmp_path, capsys):

@@ -1495,6 +1495,43 @@ def test_mapping_refuses_a_key_that_files_cannot_hold(scdcc_model, split):
     assert not {"a/b", "a\\b", "zarr.json", "x_colors"} & set(test.obs)
 
 
+def test_mapping_onto_a_lazily_read_anndata_that_fails_while_writing_leaves_it_unchanged(
+    scdcc_model, split, tmp_path, monkeypatch
+):
+    """The rollback deleted the obs columns it had added, and read_lazy's obs has no
+    __delitem__: AttributeError('__delitem__') replaced the error, and the columns stayed."""
+    pytest.importorskip("xarray")
+    import anndata as ad
+
+    from scdeepclust import _results
+
+    _, model = scdcc_model
+    split[1].write_h5ad(tmp_path / "new.h5ad")
+    lazy = ad.experimental.read_lazy(tmp_path / "new.h5ad")
+    columns = sorted(lazy.obs.columns)
+    real = _results._entries
+    # an entry that fails as it is assigned, after obs and obsm were written
+    monkeypatch.setattr(
+        _results, "_entries", lambda k, r: real(k, r) + [("obsm", "bad", np.zeros((1, 1)))]
+    )
+    with pytest.raises(ValueError, match="bad"):
+        sdc.tl.map_to_model(lazy, model, key_added="mapped")
+    assert sorted(lazy.obs.columns) == columns
+    assert "mapped" not in lazy.uns and "X_mapped" not in lazy.obsm
+
+
+def test_a_models_own_key_that_files_cannot_hold_is_named_as_the_models(scdcc_model, split):
+    """A model saved by an earlier version under key 'run\\1' was refused with a message about
+    a key_added argument the caller never passed."""
+    _, model = scdcc_model
+    old = copy.copy(model)
+    old.key_added = "run\\1"
+    with pytest.raises(ValueError, match=r"contains .* It is the model's key_added"):
+        sdc.tl.map_to_model(split[1].copy(), old)
+    mapped = sdc.tl.map_to_model(split[1].copy(), old, key_added="run_1", copy=True)
+    assert "run_1" in mapped.obs
+
+
 def test_mapping_that_fails_after_its_results_are_made_leaves_adata_unchanged(
     scdcc_model, split, monkeypatch
 ):

@@ -1164,6 +1164,23 @@ def test_read_reads_a_zarr_store(sim, tmp_path):
     assert (adata.X != sim.X).nnz == 0 and adata.obs.equals(sim.obs)
 
 
+def test_read_names_a_zarr_store_that_anndata_did_not_write(sim, tmp_path):
+    """A SpatialData store keeps its AnnData under tables/<name>: read gave anndata's
+    "AnnData.__init__() got an unexpected keyword argument 'tables'"; a damaged store a JSON
+    parser's position. Neither named the store."""
+    import zarr
+
+    root = zarr.open_group(tmp_path / "sdata.zarr", mode="w")
+    root.create_group("tables")
+    sim.write_zarr(tmp_path / "sdata.zarr" / "tables" / "table")
+    with pytest.raises(ValueError, match=r"sdata\.zarr is a \.zarr store without.*'tables'"):
+        sdc.datasets.read(tmp_path / "sdata.zarr")
+    (tmp_path / "bad.zarr").mkdir()
+    (tmp_path / "bad.zarr" / "zarr.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"cannot read .*bad\.zarr: .*written by anndata"):
+        sdc.datasets.read(tmp_path / "bad.zarr")
+
+
 def test_recipe_normalises_a_copy_of_an_x_of_counts_beside_a_counts_layer(monkeypatch):
     """Kills P02 and P03: X's counts beside layers['counts'] were normalised in the caller's own
     matrix, so a step that failed after it restored a normalised X (and every other holder of

@@ -1,7 +1,7 @@
 """Built-in and simulated data, and readers.
 
 A reader for the scDCC / scDeepCluster HDF5 layout, and `read` for any input of the command line
-(.h5ad, 10x .h5, scDCC .h5).
+(.h5ad, .zarr, 10x .h5, scDCC .h5).
 """
 
 from __future__ import annotations

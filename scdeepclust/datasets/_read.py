@@ -61,9 +61,7 @@ def read(path: str | PathLike) -> AnnData:
     if not path.exists():
         raise FileNotFoundError(f"No such file: {path}")
     if path.is_dir() and path.suffix.lower() == ".zarr":
-        import anndata
-
-        return anndata.read_zarr(path)
+        return _read_zarr(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give an .h5ad or .h5 file, or a .zarr store.")
     suffix = path.suffix.lower()
@@ -116,6 +114,38 @@ def _genes_and_proteins(features: AnnData, path: Path) -> AnnData:
             columns=names,
         )
     return genes
+
+
+def _read_zarr(path: Path) -> AnnData:
+    """Read a .zarr store that anndata wrote; refuse others in words that name the store.
+
+    anndata's own errors name neither (a SpatialData store, whose tables lie below its root:
+    "unexpected keyword argument 'tables'"; a damaged zarr.json: a JSON parser's position).
+    """
+    import anndata
+    import zarr
+
+    try:
+        root = zarr.open_group(path, mode="r")
+        keys = sorted(root.keys())
+    except Exception as error:  # noqa: BLE001 - zarr's kinds (JSON, missing metadata, ...)
+        raise ValueError(
+            f"cannot read {path}: {type(error).__name__}: {error}. Is it a complete .zarr "
+            "store, written by anndata (adata.write_zarr)?"
+        ) from None
+    if not {"obs", "var"} <= set(keys):
+        tables = (
+            f" A SpatialData store keeps its AnnData tables under 'tables': read one with "
+            f"anndata.read_zarr('{path / 'tables'}/<name>'), and write it with write_h5ad "
+            "to give it here."
+            if "tables" in keys
+            else ""
+        )
+        raise ValueError(
+            f"{path} is a .zarr store without AnnData's 'obs' and 'var' groups (it holds "
+            f"{keys}), so not one that anndata's write_zarr wrote.{tables}"
+        )
+    return anndata.read_zarr(path)
 
 
 def _check_anndata_file(path: Path) -> None:

@@ -108,7 +108,16 @@ def map_to_model(
             f"{type(model).__name__}.{several}"
         )
     key = model.key_added if key_added is None else key_added
-    check_key_added(key)
+    try:
+        check_key_added(key)
+    except ValueError as error:
+        if key_added is not None:
+            raise
+        # saved by an earlier version, which took the name: the caller passed none
+        raise ValueError(
+            f"{error} It is the model's key_added, which its results are written under unless "
+            "you pass key_added= another name."
+        ) from None
     source = model.preprocessing.get("input", {})
     # an embedding-only AnnData (no genes) maps onto a model of obsm; others need genes
     check_adata(adata, copy=copy, min_cells=1, need_genes=source.get("kind") != "obsm")
