@@ -12,6 +12,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Few epochs: tests check behaviour, the benchmarks check accuracy and speed.
 FAST = dict(pretrain_epochs=4, max_epochs=4, progress=False, batch_size=64)
+# one epoch of each stage: for tests of what reaches the training, not of what it learns
+ONE_EPOCH = dict(FAST, pretrain_epochs=1, max_epochs=1)
 
 # Where the device-placement tests train: "cpu" here, "cuda" on a machine with a GPU (the
 # other tests use the tools' default, device="auto").
@@ -115,3 +117,11 @@ def fail_desc_at_resolution(monkeypatch, resolution) -> None:
         return cluster(feeder, pretrained, config, res, **kw)
 
     monkeypatch.setattr(desc_module, "cluster_desc", failing)
+
+
+def with_known_labels(adata, column: str = "known"):
+    """Give `adata` obs[column]: the simulated groups, with every third cell unlabelled."""
+    labels = adata.obs["group"].astype(object).copy()
+    labels.iloc[::3] = np.nan
+    adata.obs[column] = labels
+    return adata

@@ -20,7 +20,7 @@ from anndata import ImplicitModificationWarning
 from scipy import sparse
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, snapshot
+from _helpers import FAST, assert_unchanged, snapshot
 from scdeepclust.tl import _desc as _tl_desc
 from scdeepclust.tl import _scdcc as _tl_scdcc
 from scdeepclust.train import TrainingDiverged, _loops
@@ -486,6 +486,20 @@ CASES = [
         kwargs=dict(n_clusters=3, sigma=-1),
         raises=ValueError,
         match=r"sigma must be a finite number >= 0, got -1",
+    ),
+    Case(  # a negative exponent drew crowded regions more often, not less
+        "scdcc-pretrain-balance-negative",
+        "scdcc",
+        kwargs=dict(n_clusters=3, pretrain_balance=-0.5),
+        raises=ValueError,
+        match=r"pretrain_balance must be a finite number >= 0",
+    ),
+    Case(
+        "scdcc-pretrain-balance-nan",
+        "scdcc",
+        kwargs=dict(n_clusters=3, pretrain_balance=float("nan")),
+        raises=ValueError,
+        match=r"pretrain_balance must be a finite number >= 0",
     ),
     Case(
         "scdcc-tol-negative",
@@ -1797,3 +1811,15 @@ def test_labels_of_one_type_written_as_a_number_and_as_text_are_refused():
     with pytest.raises(ValueError, match=r"adata.obs\['known'\] labels 3 cells, all '1'"):
         check_known_labels(labels, "known")
     check_known_labels(pd.Series([1, "2", np.nan], dtype=object), "known")
+
+
+def test_desc_divergence_with_scale_true_does_not_advise_scale_true(scaled):
+    # the note "Pass scale=True" is for input DESC did not scale; with scale=True the input is
+    # z-scored first, so only the learning rate is named (mutant D25 advised scale=True anyway)
+    from scdeepclust.train import TrainingDiverged
+
+    scaled.X = scaled.X * 1000.0
+    with pytest.raises(TrainingDiverged) as diverged:
+        sdc.tl.desc(scaled, n_clusters=3, scale=True, pretrain_lr=1e8, copy=True, **FAST)
+    notes = getattr(diverged.value, "__notes__", [])
+    assert not any("Pass scale=True" in n for n in notes)

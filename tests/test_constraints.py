@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
+import scdeepclust as sdc
+from _helpers import ONE_EPOCH
 from scdeepclust.constraints import (
     PairwiseConstraints,
     label_codes,
@@ -557,3 +559,25 @@ def test_pair_terms_take_their_own_weights_and_a_new_order_each_epoch():
 def test_a_contradiction_is_named_by_its_cells_in_order():
     with pytest.raises(ValueError, match=r"1 pair\(s\) .* e.g. cells 0 and 3\."):
         PairwiseConstraints(np.array([[0, 3]]), np.array([[3, 0]])).check(5)
+
+
+def test_must_link_and_cannot_link_weights_are_not_swapped(sim, monkeypatch):
+    # mutants S26 (tl -> config) and M13 (config -> PairLoss) swapped ml_weight and cl_weight
+    import scdeepclust.models._scdcc as scdcc_model
+
+    seen = []
+    real = scdcc_model.PairLoss
+
+    def recording(*args, **kw):
+        seen.append((kw["ml_weight"], kw["cl_weight"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(scdcc_model, "PairLoss", recording)
+    out = sdc.tl.scdcc(
+        sim, 3, must_link=[[0, 1]], ml_weight=2.0, cl_weight=0.0, copy=True, **ONE_EPOCH
+    )
+    params = out.uns["scdcc"]["params"]
+    assert (params["ml_weight"], params["cl_weight"]) == (2.0, 0.0)
+    assert seen and set(seen) == {(2.0, 0.0)}
+    # the must-links act (weight 2 > 0): prior knowledge, so no refinement and the stricter tol
+    assert params["refine"] == 0.0 and params["tol"] == 0.001

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, count_calls, fail_desc_at_resolution, snapshot
+from _helpers import ONE_EPOCH, assert_unchanged, count_calls, fail_desc_at_resolution, snapshot
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
 
@@ -667,3 +667,95 @@ def test_the_converged_line_is_not_printed_onto_the_progress_bar(scaled, monkeyp
     assert result.uns["desc"]["converged"]
     lines = [part for part in re.split(r"[\r\n]", terminal.getvalue()) if "converged" in part]
     assert lines and lines[0].strip().startswith("clustering converged after"), lines
+
+
+def test_each_resolution_starts_leiden_at_that_resolution(scaled, monkeypatch):
+    # the clustering stage of resolution r must start from Leiden at r (mutant E12 started every
+    # resolution at 0.5, so the results under desc_0.2 / desc_2.0 were all of resolution 0.5)
+    import scdeepclust.models._desc as desc_model
+
+    seen = []
+    real = desc_model.CentroidInit
+
+    def recording(**kw):
+        seen.append(kw["resolution"])
+        return real(**kw)
+
+    monkeypatch.setattr(desc_model, "CentroidInit", recording)
+    out = sdc.tl.desc(scaled, resolution=[0.2, 2.0], copy=True, **ONE_EPOCH)
+    assert seen == [0.2, 2.0]
+    assert out.uns["desc_0.2"]["params"]["resolution"] == 0.2
+
+
+def test_desc_clustering_epoch_cap_keeps_the_step_budget_beyond_100000_cells():
+    # 100 epochs up to 100,000 cells, the same number of steps beyond (mutant E02: 50,000)
+    from scdeepclust.models import DESCConfig
+
+    config = DESCConfig()
+    assert config.resolved_max_epochs(100_000) == 100
+    assert config.resolved_max_epochs(200_000) == 50
+    assert config.resolved_max_epochs(1_000_000) == 10
+    assert DESCConfig(max_epochs=7).resolved_max_epochs(1_000_000) == 7
+
+
+def test_a_pretraining_epoch_subset_is_never_smaller_than_a_minibatch():
+    # 50,000 cells x 25 default epochs pass the visits budget: each epoch draws 20,000 cells,
+    # but never fewer than one minibatch (mutant E05 drew 20,000 for a batch_size of 30,000)
+    from scdeepclust.models import DESCConfig
+
+    assert DESCConfig().resolved_pretrain_epoch_cells(50_000) == 20_000
+    assert DESCConfig(batch_size=30_000).resolved_pretrain_epoch_cells(50_000) == 30_000
+
+
+def test_desc_alpha_reaches_the_clustering_stage(scaled, monkeypatch):
+    # mutant D17 dropped alpha between tl.desc and DESCConfig: the t kernel kept 1 degree of
+    # freedom whatever the user gave
+    import scdeepclust.models._desc as desc_model
+
+    seen = []
+    real = desc_model.deep_embedded_clustering
+
+    def recording(*args, **kw):
+        seen.append(kw["alpha"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(desc_model, "deep_embedded_clustering", recording)
+    out = sdc.tl.desc(scaled, n_clusters=3, alpha=3.0, copy=True, **ONE_EPOCH)
+    assert seen == [3.0]
+    assert out.uns["desc"]["params"]["alpha"] == 3.0
+
+
+def test_layerwise_false_pretrains_end_to_end_only(scaled):
+    # mutant D18 dropped layerwise between tl.desc and DESCConfig: the greedy stages always ran
+    out = sdc.tl.desc(scaled, n_clusters=3, layerwise=False, copy=True, **ONE_EPOCH)
+    assert list(out.uns["desc"]["pretrain_epochs"]) == ["autoencoder"]
+    assert not out.uns["desc"]["params"]["layerwise"]
+
+
+def test_desc_drop_rate_reaches_the_pretraining(scaled, monkeypatch):
+    # mutant D19 dropped drop_rate between tl.desc and DESCConfig: the denoising pretraining
+    # always dropped 20% of the inputs, also with drop_rate=0 ("turns it off")
+    import scdeepclust.models._desc as desc_model
+    from _helpers import count_calls
+
+    masks = count_calls(monkeypatch, desc_model, "DropoutMasks")
+    out = sdc.tl.desc(scaled, n_clusters=3, drop_rate=0.0, copy=True, **ONE_EPOCH)
+    assert masks == []
+    assert out.uns["desc"]["params"]["drop_rate"] == 0.0
+
+
+def test_desc_n_neighbors_reaches_the_leiden_start(scaled, monkeypatch):
+    # mutant D24 dropped n_neighbors between tl.desc and DESCConfig (always 10)
+    import scdeepclust.models._desc as desc_model
+
+    seen = []
+    real = desc_model.CentroidInit
+
+    def recording(**kw):
+        seen.append(kw["n_neighbors"])
+        return real(**kw)
+
+    monkeypatch.setattr(desc_model, "CentroidInit", recording)
+    out = sdc.tl.desc(scaled, resolution=0.5, n_neighbors=6, copy=True, **ONE_EPOCH)
+    assert seen == [6]
+    assert out.uns["desc"]["params"]["n_neighbors"] == 6

@@ -9,6 +9,7 @@ import pytest
 from scipy import sparse
 
 import scdeepclust as sdc
+from _helpers import ONE_EPOCH
 from scdeepclust.pp._protein import holds_protein_counts
 
 
@@ -172,3 +173,23 @@ def test_clr_refuses_fractions_that_reach_exactly_a_log_scales_top():
     adata = _with_counts([[0.5, 50.0], [1.0, 2.0]])
     with pytest.raises(ValueError, match=r"fractions \(e.g. 0.5\) no larger than 50"):
         sdc.pp.clr(adata)
+
+
+def test_protein_pairs_default_to_one_of_each_kind_per_cell(sim, monkeypatch):
+    # documented: for protein_key, n_pairs defaults to n_obs (mutant S40 drew twice as many)
+    import scdeepclust.tl._scdcc as scdcc_tool
+
+    seen = []
+    real = scdcc_tool.pairs_from_protein
+
+    def recording(protein, n, rng, **kw):
+        seen.append(n)
+        return real(protein, n, rng, **kw)
+
+    monkeypatch.setattr(scdcc_tool, "pairs_from_protein", recording)
+    levels = np.random.default_rng(0).normal(size=(sim.n_obs, 5))
+    levels[:, 0] += sim.obs["group"].cat.codes.to_numpy() * 3  # a protein that marks the groups
+    sim.obsm["protein"] = levels
+    sdc.tl.scdcc(sim, 3, protein_key="protein", copy=True, **ONE_EPOCH)
+    sdc.tl.scdcc(sim, 3, protein_key="protein", n_pairs=30, copy=True, **ONE_EPOCH)
+    assert seen == [sim.n_obs, 30]

@@ -10,10 +10,8 @@ from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import FAST, assert_unchanged, snapshot
+from _helpers import FAST, ONE_EPOCH, assert_unchanged, snapshot, with_known_labels
 from scdeepclust.train import TrainingDiverged
-
-ONE_EPOCH = dict(FAST, pretrain_epochs=1, max_epochs=1)
 
 
 def test_output_contract_and_h5ad_round_trip(sim, tmp_path):
@@ -461,12 +459,10 @@ def test_must_links_are_honoured():
 
 
 def test_label_constraints_use_labelled_cells_only(sim):
-    labels = sim.obs["group"].astype(object).copy()
-    labels.iloc[::3] = np.nan
-    sim.obs["known"] = labels
+    with_known_labels(sim)
     out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **FAST)
     n_constraints = out.uns["scdcc"]["n_constraints"]
-    n_labelled = int(labels.notna().sum())
+    n_labelled = int(sim.obs["known"].notna().sum())
     n_possible = n_labelled * (n_labelled - 1) // 2
     expected = min(100 * n_labelled, n_possible)
     assert n_constraints["must_link"] + n_constraints["cannot_link"] == expected
@@ -483,9 +479,7 @@ def test_label_constraints_use_labelled_cells_only(sim):
     ],
 )
 def test_options_the_known_classes_replace_are_named(sim, options, named):
-    labels = sim.obs["group"].astype(object).copy()
-    labels.iloc[::3] = np.nan
-    sim.obs["known"] = labels
+    with_known_labels(sim)
     with pytest.warns(UserWarning, match="no effect with `label_key`") as caught:
         out = sdc.tl.scdcc(sim, label_key="known", copy=True, **options, **FAST)
     assert named in str(caught[0].message)
@@ -543,9 +537,7 @@ def test_n_pairs_without_a_source_of_pairs_is_named(sim):
 
 
 def test_init_starts_the_clusters_where_the_classes_outnumber_them(sim):
-    labels = sim.obs["group"].astype(object).copy()
-    labels.iloc[::3] = np.nan
-    sim.obs["known"] = labels
+    with_known_labels(sim)
     for options in (dict(n_clusters=2), dict(n_clusters=(2, 2))):  # given, or bounded below 3
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -973,9 +965,7 @@ def test_no_cluster_is_named_after_a_class_where_the_classes_did_not_start_them(
     """`label_classes` (cluster i started at class i) is recorded only where the known classes
     started the clusters: where they outnumber the clusters k-means starts them, and no
     cluster is any class's."""
-    labels = sim.obs["group"].astype(object).copy()
-    labels.iloc[::3] = np.nan
-    sim.obs["known"] = labels
+    with_known_labels(sim)
     with pytest.warns(UserWarning, match="more than n_clusters=2"):
         out = sdc.tl.scdcc(sim, 2, label_key="known", copy=True, **ONE_EPOCH)
     assert out.uns["scdcc"]["init_method"].startswith("kmeans")
@@ -1082,3 +1072,106 @@ def test_the_initial_weights_follow_random_state(sim, monkeypatch):
     assert len(built) == 3
     assert torch.equal(built[0], built[1])
     assert not torch.equal(built[0], built[2])
+
+
+def test_init_without_n_clusters_is_named_also_with_label_key_and_resolution(sim):
+    # label_key with resolution (no n_clusters): Leiden clusters and `init` starts nothing, so
+    # the generic warning must still be given (mutant S01 skipped it whenever label_key was set)
+    with_known_labels(sim)
+    with pytest.warns(UserWarning, match=r"init='kmeans' has no effect without `n_clusters`"):
+        sdc.tl.scdcc(sim, label_key="known", resolution=0.5, init="kmeans", copy=True, **ONE_EPOCH)
+
+
+def test_n_pairs_with_a_label_key_only_is_not_called_unused(sim):
+    # n_pairs acts with label_key alone (or protein_key alone): mutant S08 ('or') warned there
+    with_known_labels(sim)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = sdc.tl.scdcc(sim, 3, label_key="known", n_pairs=50, copy=True, **ONE_EPOCH)
+    assert not any("n_pairs=50 has no effect" in str(w.message) for w in caught)
+    assert out.uns["scdcc"]["params"]["n_pairs"] == 50
+
+
+def test_n_neighbors_reaches_the_leiden_start(sim, monkeypatch):
+    # mutant S18 dropped n_neighbors between tl.scdcc and SCDCCConfig: Leiden's kNN graph was
+    # always of 15 neighbours, and params recorded 15
+    import scdeepclust.models._scdcc as scdcc_model
+
+    seen = []
+    real = scdcc_model.CentroidInit
+
+    def recording(**kw):
+        seen.append(kw["n_neighbors"])
+        return real(**kw)
+
+    monkeypatch.setattr(scdcc_model, "CentroidInit", recording)
+    out = sdc.tl.scdcc(sim, resolution=0.5, n_neighbors=7, copy=True, **ONE_EPOCH)
+    assert seen == [7]
+    assert out.uns["scdcc"]["params"]["n_neighbors"] == 7
+
+
+def test_update_interval_reaches_the_clustering_stage(sim, monkeypatch):
+    # mutant S23 dropped update_interval between tl.scdcc and SCDCCConfig (refresh every epoch)
+    import scdeepclust.models._scdcc as scdcc_model
+
+    seen = []
+    real = scdcc_model.ClusteringStage
+
+    def recording(**kw):
+        seen.append(kw["update_interval"])
+        return real(**kw)
+
+    monkeypatch.setattr(scdcc_model, "ClusteringStage", recording)
+    out = sdc.tl.scdcc(sim, 3, update_interval=0.5, copy=True, **ONE_EPOCH)
+    assert seen == [0.5]
+    assert out.uns["scdcc"]["params"]["update_interval"] == 0.5
+
+
+def test_params_record_the_label_key(sim):
+    # mutant S34 left label_key out of uns['scdcc']['params'] (and so of a saved model's config)
+    with_known_labels(sim)
+    out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **ONE_EPOCH)
+    assert out.uns["scdcc"]["params"]["label_key"] == "known"
+
+
+def test_gamma_weighs_the_clustering_loss(sim, monkeypatch):
+    # mutant M16 left gamma out of the clustering stage: the KL term kept weight 1 whatever
+    # the user gave (params still recorded the given gamma)
+    import scdeepclust.models._scdcc as scdcc_model
+
+    seen = []
+    real = scdcc_model.ClusteringStage
+
+    def recording(**kw):
+        seen.append(kw.get("clustering_weight"))
+        return real(**kw)
+
+    monkeypatch.setattr(scdcc_model, "ClusteringStage", recording)
+    sdc.tl.scdcc(sim, 3, gamma=0.25, copy=True, **ONE_EPOCH)
+    assert seen == [0.25]
+
+
+def test_n_top_genes_are_chosen_on_counts_normalised_to_10000(sim):
+    # documented: 'seurat' flavour on counts normalised to 10,000 per cell and log1p
+    # (mutant S46 normalised to the median total, which chose other genes)
+    import scanpy as sc
+
+    expected = sim.copy()
+    sc.pp.normalize_total(expected, target_sum=1e4)
+    sc.pp.log1p(expected)
+    table = sc.pp.highly_variable_genes(expected, n_top_genes=60, flavor="seurat", inplace=False)
+    chosen = set(sim.var_names[table["highly_variable"].to_numpy()])
+    out = sdc.tl.scdcc(sim, 3, n_top_genes=60, copy=True, **ONE_EPOCH)
+    assert set(out.uns["scdcc"]["genes_used"]) == chosen
+
+
+def test_known_labels_without_acting_pairs_are_still_prior_knowledge(sim):
+    # label_key with both pair weights 0: the known classes still place the centroids and keep
+    # their cells, so tol is the stricter 0.001 and refine is off (mutant M10 counted only the
+    # pairs as prior knowledge: tol 0.005 and the refinement moved labelled cells)
+    with_known_labels(sim)
+    out = sdc.tl.scdcc(sim, 3, label_key="known", ml_weight=0, cl_weight=0, copy=True, **ONE_EPOCH)
+    params = out.uns["scdcc"]["params"]
+    assert params["tol"] == 0.001
+    assert params["refine"] == 0.0
+    assert "refinement" not in out.uns["scdcc"]

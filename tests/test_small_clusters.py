@@ -11,7 +11,7 @@ import pytest
 import scanpy as sc
 
 import scdeepclust as sdc
-from _helpers import FAST, assert_unchanged, snapshot
+from _helpers import FAST, ONE_EPOCH, assert_unchanged, snapshot, with_known_labels
 from scdeepclust.models import DESCConfig, SCDCCConfig
 from scdeepclust.tl._validate import as_min_cluster_size
 from scdeepclust.train import DEFAULT_MIN_CLUSTER_SIZE
@@ -366,3 +366,22 @@ def test_the_merge_is_logged_with_the_cells_it_moved_and_only_when_it_merged(sca
     assert [int(g) for g in said.groups()] == [len(record["merged"]), n, record["cells_moved"]]
     assert len(record["merged"]) != record["cells_moved"]
     assert "cells merged" not in plain.getvalue()
+
+
+def test_a_scdcc_model_knows_the_clusters_merging_emptied(sim):
+    # mutant S37 gave the model no empty clusters: mapped cells could land in a cluster that
+    # holds no training cell and has no category in obs
+    out, model = sdc.tl.scdcc(
+        sim, resolution=1.0, min_cluster_size=0.9, copy=True, return_model=True, **FAST
+    )
+    empty = [int(c) for c in out.uns["scdcc"]["empty_clusters"]]
+    assert empty  # merging emptied clusters
+    assert model.empty_clusters == sorted(empty)
+
+
+def test_scdcc_params_record_no_least_size_with_known_labels(sim):
+    # nothing is merged with label_key, so params say 0 (mutant M21 recorded the default)
+    with_known_labels(sim)
+    out = sdc.tl.scdcc(sim, label_key="known", min_cluster_size=9, copy=True, **ONE_EPOCH)
+    assert "small_clusters" not in out.uns["scdcc"]
+    assert out.uns["scdcc"]["params"]["min_cluster_size"] == 0
