@@ -54,6 +54,22 @@ def count_calls(monkeypatch, owner, name: str) -> list:
     return calls
 
 
+def record_keyword(monkeypatch, owner, name: str, *keywords: str) -> list:
+    """Replace `owner.name` by a pass-through that records the keyword arguments `keywords`
+    of each call (their value, or a tuple of several; None where absent); return the record.
+    """
+    seen = []
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        values = tuple(kwargs.get(k) for k in keywords)
+        seen.append(values[0] if len(values) == 1 else values)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return seen
+
+
 def snapshot(adata):
     """Keys and arrays of an AnnData, to check a call left it exactly as it was."""
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import scdeepclust as sdc
-from _helpers import ONE_EPOCH
+from _helpers import ONE_EPOCH, record_keyword
 from scdeepclust.constraints import (
     PairwiseConstraints,
     label_codes,
@@ -565,14 +565,7 @@ def test_must_link_and_cannot_link_weights_are_not_swapped(sim, monkeypatch):
     # mutants S26 (tl -> config) and M13 (config -> PairLoss) swapped ml_weight and cl_weight
     import scdeepclust.models._scdcc as scdcc_model
 
-    seen = []
-    real = scdcc_model.PairLoss
-
-    def recording(*args, **kw):
-        seen.append((kw["ml_weight"], kw["cl_weight"]))
-        return real(*args, **kw)
-
-    monkeypatch.setattr(scdcc_model, "PairLoss", recording)
+    seen = record_keyword(monkeypatch, scdcc_model, "PairLoss", "ml_weight", "cl_weight")
     out = sdc.tl.scdcc(
         sim, 3, must_link=[[0, 1]], ml_weight=2.0, cl_weight=0.0, copy=True, **ONE_EPOCH
     )

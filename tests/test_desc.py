@@ -8,7 +8,14 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import ONE_EPOCH, assert_unchanged, count_calls, fail_desc_at_resolution, snapshot
+from _helpers import (
+    ONE_EPOCH,
+    assert_unchanged,
+    count_calls,
+    fail_desc_at_resolution,
+    record_keyword,
+    snapshot,
+)
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
 
@@ -674,14 +681,7 @@ def test_each_resolution_starts_leiden_at_that_resolution(scaled, monkeypatch):
     # resolution at 0.5, so the results under desc_0.2 / desc_2.0 were all of resolution 0.5)
     import scdeepclust.models._desc as desc_model
 
-    seen = []
-    real = desc_model.CentroidInit
-
-    def recording(**kw):
-        seen.append(kw["resolution"])
-        return real(**kw)
-
-    monkeypatch.setattr(desc_model, "CentroidInit", recording)
+    seen = record_keyword(monkeypatch, desc_model, "CentroidInit", "resolution")
     out = sdc.tl.desc(scaled, resolution=[0.2, 2.0], copy=True, **ONE_EPOCH)
     assert seen == [0.2, 2.0]
     assert out.uns["desc_0.2"]["params"]["resolution"] == 0.2
@@ -712,14 +712,7 @@ def test_desc_alpha_reaches_the_clustering_stage(scaled, monkeypatch):
     # freedom whatever the user gave
     import scdeepclust.models._desc as desc_model
 
-    seen = []
-    real = desc_model.deep_embedded_clustering
-
-    def recording(*args, **kw):
-        seen.append(kw["alpha"])
-        return real(*args, **kw)
-
-    monkeypatch.setattr(desc_model, "deep_embedded_clustering", recording)
+    seen = record_keyword(monkeypatch, desc_model, "deep_embedded_clustering", "alpha")
     out = sdc.tl.desc(scaled, n_clusters=3, alpha=3.0, copy=True, **ONE_EPOCH)
     assert seen == [3.0]
     assert out.uns["desc"]["params"]["alpha"] == 3.0
@@ -744,18 +737,16 @@ def test_desc_drop_rate_reaches_the_pretraining(scaled, monkeypatch):
     assert out.uns["desc"]["params"]["drop_rate"] == 0.0
 
 
-def test_desc_n_neighbors_reaches_the_leiden_start(scaled, monkeypatch):
-    # mutant D24 dropped n_neighbors between tl.desc and DESCConfig (always 10)
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+def test_n_neighbors_reaches_the_leiden_start(tool, request, monkeypatch):
+    # mutants D24 / S18 dropped n_neighbors between the tool and its config: Leiden's kNN graph
+    # was always of the default number of neighbours (10 / 15)
     import scdeepclust.models._desc as desc_model
+    import scdeepclust.models._scdcc as scdcc_model
 
-    seen = []
-    real = desc_model.CentroidInit
-
-    def recording(**kw):
-        seen.append(kw["n_neighbors"])
-        return real(**kw)
-
-    monkeypatch.setattr(desc_model, "CentroidInit", recording)
-    out = sdc.tl.desc(scaled, resolution=0.5, n_neighbors=6, copy=True, **ONE_EPOCH)
+    module = {"desc": desc_model, "scdcc": scdcc_model}[tool]
+    adata = request.getfixturevalue("scaled" if tool == "desc" else "sim")
+    seen = record_keyword(monkeypatch, module, "CentroidInit", "n_neighbors")
+    out = getattr(sdc.tl, tool)(adata, resolution=0.5, n_neighbors=6, copy=True, **ONE_EPOCH)
     assert seen == [6]
-    assert out.uns["desc"]["params"]["n_neighbors"] == 6
+    assert out.uns[tool]["params"]["n_neighbors"] == 6

@@ -10,7 +10,7 @@ from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import FAST, ONE_EPOCH, assert_unchanged, snapshot, with_known_labels
+from _helpers import FAST, ONE_EPOCH, assert_unchanged, record_keyword, snapshot, with_known_labels
 from scdeepclust.train import TrainingDiverged
 
 
@@ -1092,36 +1092,11 @@ def test_n_pairs_with_a_label_key_only_is_not_called_unused(sim):
     assert out.uns["scdcc"]["params"]["n_pairs"] == 50
 
 
-def test_n_neighbors_reaches_the_leiden_start(sim, monkeypatch):
-    # mutant S18 dropped n_neighbors between tl.scdcc and SCDCCConfig: Leiden's kNN graph was
-    # always of 15 neighbours, and params recorded 15
-    import scdeepclust.models._scdcc as scdcc_model
-
-    seen = []
-    real = scdcc_model.CentroidInit
-
-    def recording(**kw):
-        seen.append(kw["n_neighbors"])
-        return real(**kw)
-
-    monkeypatch.setattr(scdcc_model, "CentroidInit", recording)
-    out = sdc.tl.scdcc(sim, resolution=0.5, n_neighbors=7, copy=True, **ONE_EPOCH)
-    assert seen == [7]
-    assert out.uns["scdcc"]["params"]["n_neighbors"] == 7
-
-
 def test_update_interval_reaches_the_clustering_stage(sim, monkeypatch):
     # mutant S23 dropped update_interval between tl.scdcc and SCDCCConfig (refresh every epoch)
     import scdeepclust.models._scdcc as scdcc_model
 
-    seen = []
-    real = scdcc_model.ClusteringStage
-
-    def recording(**kw):
-        seen.append(kw["update_interval"])
-        return real(**kw)
-
-    monkeypatch.setattr(scdcc_model, "ClusteringStage", recording)
+    seen = record_keyword(monkeypatch, scdcc_model, "ClusteringStage", "update_interval")
     out = sdc.tl.scdcc(sim, 3, update_interval=0.5, copy=True, **ONE_EPOCH)
     assert seen == [0.5]
     assert out.uns["scdcc"]["params"]["update_interval"] == 0.5
@@ -1139,14 +1114,7 @@ def test_gamma_weighs_the_clustering_loss(sim, monkeypatch):
     # the user gave (params still recorded the given gamma)
     import scdeepclust.models._scdcc as scdcc_model
 
-    seen = []
-    real = scdcc_model.ClusteringStage
-
-    def recording(**kw):
-        seen.append(kw.get("clustering_weight"))
-        return real(**kw)
-
-    monkeypatch.setattr(scdcc_model, "ClusteringStage", recording)
+    seen = record_keyword(monkeypatch, scdcc_model, "ClusteringStage", "clustering_weight")
     sdc.tl.scdcc(sim, 3, gamma=0.25, copy=True, **ONE_EPOCH)
     assert seen == [0.25]
 
