@@ -548,7 +548,10 @@ class TrainedModel:
             try:
                 weights, weights_bytes = _saved_weights(directory, meta.get("weights_sha256"))
             except (ValueError, FileNotFoundError):
-                if last or read_json(directory / CONFIG_FILE) == meta:
+                # tried again even where model.json reads the same: saves of two models in
+                # turn can leave it as it was and weights.pt another's (and files truly put
+                # together fail every time)
+                if last:
                     raise
                 continue
             if "weights_sha256" in meta or read_json(directory / CONFIG_FILE) == meta:
