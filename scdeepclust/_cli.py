@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT.h5ad.",
     )
     run.add_argument(
-        "input", metavar="INPUT", help=".h5ad or .zarr, 10x .h5 or scDCC-layout .h5 file"
+        "input", metavar="INPUT", help=".h5ad file, .zarr store, 10x .h5 or scDCC-layout .h5 file"
     )
     run.add_argument("-m", "--method", required=True, choices=("desc", "scdcc"))
     run.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file")
@@ -778,7 +778,8 @@ def _run(args) -> int:
     zarr = path.suffix.lower() == ".zarr"
     if path.is_dir() != zarr:
         raise CommandError(
-            f"input {path} is a folder; give an .h5ad or .h5 file, or a .zarr store"
+            f"input {path} is a folder; give an .h5ad or .h5 file, or a .zarr store (a folder "
+            "whose name ends in .zarr)"
             if path.is_dir()
             else f"input {path} is a file; a .zarr store is a folder"
         )

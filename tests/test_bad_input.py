@@ -1040,7 +1040,7 @@ CASES = [
         "scdcc",
         kwargs=dict(n_clusters=3, key_added="run\\1"),
         raises=ValueError,
-        match=r"key_added 'run\\\\1' contains '\\\\', which \.h5ad and \.zarr",
+        match=r"key_added 'run\\\\1' contains a backslash, which \.zarr stores read",
     ),
     Case(
         "scdcc-key-in-scanpy-colour-slot",

@@ -863,7 +863,8 @@ def _saved_weights(directory: Path, digest: str | None) -> tuple[Path, bytes]:
         )
     raise ValueError(
         f"{weights} is not the file {CONFIG_FILE} was saved with: a save that did not finish, "
-        "or files of two models put together. Save the model again (overwrite=True)."
+        "or files of two models put together. Save the model again (overwrite=True); where "
+        "another process is saving into the folder, load it when that is done."
     )
 
 

@@ -103,9 +103,10 @@ def check_result(adata: AnnData, key: str, *parts: str, reads_obs: bool = True) 
     if missing == [f"adata.uns[{keys['uns']!r}]"] and run_left:
         raise KeyError(
             f"adata.uns[{keys['uns']!r}] not found, while obs[{keys['labels']!r}] is there, "
-            "as anndata.concat (its default uns_merge=None) and concat_on_disk leave joined "
-            "runs. Plot the run from the object it was made on, join with uns_merge='first' "
-            "to keep the first object's, or run the tool again."
+            "as anndata.concat (its default uns_merge=None) and "
+            "anndata.experimental.concat_on_disk (whatever its uns_merge) leave joined runs. "
+            "Plot the run from the object it was made on, join with anndata.concat(..., "
+            "uns_merge='first') to keep the first object's, or run the tool again."
         )
     if missing:
         found = result_names(adata)

@@ -56,7 +56,8 @@ def map_to_model(
         such as `rank_genes_groups`), and ``uns[key + '_colors']`` gives them the colours
         scanpy gives the same clusters in the reference's plots at its default palette, in
         the order the tool wrote them. Where the reference's colours are your own, or its
-        categories were reordered (``reorder_categories``), pass them by name as a `palette`:
+        categories were reordered (``reorder_categories``), pass them by name as a `palette`
+        (once the reference was plotted, which writes its colours):
         ``dict(zip(ref.obs[key].cat.categories, ref.uns[key + '_colors']))``.
     layer
         Take the input from this layer instead of the default.

@@ -415,14 +415,15 @@ def check_training_sizes(
 def check_key_added(key_added: str) -> None:
     if not isinstance(key_added, str) or not key_added.strip():
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    # .h5ad and .zarr would store them as nested groups they cannot read back (zarr reads
-    # '\\' as a separator as well)
-    separators = [c for c in ("/", "\\") if c in key_added]
-    if separators:
+    if "/" in key_added:  # .h5ad would store it as nested groups it cannot read back
         raise ValueError(
-            f"key_added {key_added!r} contains {separators[0]!r}, which .h5ad and .zarr files "
-            "cannot hold in a key (the file would not read back); use another character, "
-            "e.g. '_'."
+            f"key_added {key_added!r} contains '/', which .h5ad and .zarr files cannot hold in "
+            "a key (the file would not read back); use another character, e.g. '_'."
+        )
+    if "\\" in key_added:
+        raise ValueError(
+            f"key_added {key_added!r} contains a backslash, which .zarr stores read as a separator "
+            "(the store would not read back as written); use another character, e.g. '_'."
         )
     if key_added in (".", "..", "_index") or "\x00" in key_added:
         raise ValueError(
@@ -432,7 +433,8 @@ def check_key_added(key_added: str) -> None:
     if key_added in (".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"):
         raise ValueError(
             f"key_added {key_added!r} is the name of a .zarr store's own metadata file, so "
-            "adata.write_zarr would fail; choose another name."
+            "adata.write_zarr would fail or write a store that does not read back; choose "
+            "another name."
         )
     if key_added.endswith("_colors"):  # scanpy's slot for the colours of obs[...]
         raise ValueError(
