@@ -31,6 +31,7 @@ from ._version import __version__
 PROG = "scdeepclust"
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
 READABLE = (".h5ad", ".h5", ".hdf5", ".hdf")
+ANNDATA_FORMATS = (".h5ad", ".zarr")  # files that bring no truth labels of their own
 # --n-top-genes left out: this many genes are kept, where there are more than GENES_TO_CHOOSE
 # (pp.recipe's defaults); a number given is kept wherever there are more genes than it
 DEFAULT_N_TOP_GENES, GENES_TO_CHOOSE = 2000, 3000
@@ -845,7 +846,7 @@ def _run(args) -> int:
         args.missing_label
         and args.label_key is None
         and args.truth is None
-        and path.suffix.lower() in (".h5ad", ".zarr")
+        and path.suffix.lower() in ANNDATA_FORMATS
     ):
         raise CommandError(
             "--missing-label names a value of the --label-key or --truth column: give one of "
@@ -952,7 +953,7 @@ def _run(args) -> int:
         truth is None
         and "label" in adata.obs
         and args.label_key != "label"
-        and path.suffix.lower() not in (".h5ad", ".zarr")
+        and path.suffix.lower() not in ANNDATA_FORMATS
     ):
         if sdc.datasets.h5_layout(path) == "scdcc":
             truth = "label"

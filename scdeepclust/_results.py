@@ -210,6 +210,11 @@ def write_results(
 _ABSENT = object()
 
 
+def label_categories(labels: np.ndarray) -> list[str]:
+    """Return the categories of ``obs[key]`` for these cluster numbers: those holding cells."""
+    return [str(i) for i in np.unique(labels)]
+
+
 def _entries(key: str, result: ClusteringResult) -> list[tuple]:
     """("obs" / "obsm" / "uns", name, value) of one key's results."""
     keys = result_keys(key)
@@ -218,7 +223,7 @@ def _entries(key: str, result: ClusteringResult) -> list[tuple]:
     # dendrogram).
     populated = np.unique(result.labels)
     codes = np.searchsorted(populated, result.labels)
-    categories = [str(i) for i in populated]
+    categories = label_categories(result.labels)
     confidence = result.confidence
     if confidence is None:
         confidence = assigned_soft_assignment(result.probabilities, result.labels)

@@ -554,7 +554,7 @@ class TrainedModel:
                 if last:
                     raise
                 continue
-            if "weights_sha256" in meta or read_json(directory / CONFIG_FILE) == meta:
+            if meta.get("weights_sha256") is not None or read_json(directory / CONFIG_FILE) == meta:
                 break
             if last:
                 raise ValueError(

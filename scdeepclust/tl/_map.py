@@ -3,10 +3,14 @@ from __future__ import annotations
 import time
 from os import PathLike
 
-import numpy as np
 from anndata import AnnData
 
-from .._results import check_result_keys, warn_if_results_replaced, write_results
+from .._results import (
+    check_result_keys,
+    label_categories,
+    warn_if_results_replaced,
+    write_results,
+)
 from ..models import TrainedModel
 from ..models import load as load_model
 from ..pp._input import advise_loading_backed, check_adata, check_bools, check_names
@@ -133,8 +137,7 @@ def map_to_model(
     result.timings["total_s"] = time.perf_counter() - t_start
     warn_if_results_replaced(adata, [key], copy=copy)
     adata = target_adata(adata, copy)
-    populated = [str(c) for c in np.unique(result.labels)]  # obs[key]'s categories
-    colors = {f"{key}_colors": _reference_colors(model, populated)}
+    colors = {f"{key}_colors": _reference_colors(model, label_categories(result.labels))}
     write_results(adata, {key: result}, uns=colors)
     return adata if copy else None
 
