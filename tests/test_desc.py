@@ -729,7 +729,6 @@ def test_desc_drop_rate_reaches_the_pretraining(scaled, monkeypatch):
     # mutant D19 dropped drop_rate between tl.desc and DESCConfig: the denoising pretraining
     # always dropped 20% of the inputs, also with drop_rate=0 ("turns it off")
     import scdeepclust.models._desc as desc_model
-    from _helpers import count_calls
 
     masks = count_calls(monkeypatch, desc_model, "DropoutMasks")
     out = sdc.tl.desc(scaled, n_clusters=3, drop_rate=0.0, copy=True, **ONE_EPOCH)

@@ -1092,13 +1092,17 @@ def test_n_pairs_with_a_label_key_only_is_not_called_unused(sim):
     assert out.uns["scdcc"]["params"]["n_pairs"] == 50
 
 
-def test_update_interval_reaches_the_clustering_stage(sim, monkeypatch):
-    # mutant S23 dropped update_interval between tl.scdcc and SCDCCConfig (refresh every epoch)
+def test_update_interval_and_gamma_reach_the_clustering_stage(sim, monkeypatch):
+    # mutant S23 dropped update_interval between tl.scdcc and SCDCCConfig (refresh every
+    # epoch); M16 left gamma out of the stage: the KL term kept weight 1 whatever the user gave
+    # (params still recorded the given gamma)
     import scdeepclust.models._scdcc as scdcc_model
 
-    seen = record_keyword(monkeypatch, scdcc_model, "ClusteringStage", "update_interval")
-    out = sdc.tl.scdcc(sim, 3, update_interval=0.5, copy=True, **ONE_EPOCH)
-    assert seen == [0.5]
+    seen = record_keyword(
+        monkeypatch, scdcc_model, "ClusteringStage", "update_interval", "clustering_weight"
+    )
+    out = sdc.tl.scdcc(sim, 3, update_interval=0.5, gamma=0.25, copy=True, **ONE_EPOCH)
+    assert seen == [(0.5, 0.25)]
     assert out.uns["scdcc"]["params"]["update_interval"] == 0.5
 
 
@@ -1107,16 +1111,6 @@ def test_params_record_the_label_key(sim):
     with_known_labels(sim)
     out = sdc.tl.scdcc(sim, 3, label_key="known", copy=True, **ONE_EPOCH)
     assert out.uns["scdcc"]["params"]["label_key"] == "known"
-
-
-def test_gamma_weighs_the_clustering_loss(sim, monkeypatch):
-    # mutant M16 left gamma out of the clustering stage: the KL term kept weight 1 whatever
-    # the user gave (params still recorded the given gamma)
-    import scdeepclust.models._scdcc as scdcc_model
-
-    seen = record_keyword(monkeypatch, scdcc_model, "ClusteringStage", "clustering_weight")
-    sdc.tl.scdcc(sim, 3, gamma=0.25, copy=True, **ONE_EPOCH)
-    assert seen == [0.25]
 
 
 def test_n_top_genes_are_chosen_on_counts_normalised_to_10000(sim):
