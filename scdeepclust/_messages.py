@@ -92,14 +92,20 @@ def scanpy_quiet():
                     del _QUIET_THREADS.open_blocks[thread]
 
 
-def not_anndata(value) -> TypeError:
-    """Return the error for a non-AnnData passed as `adata`, with the line that makes one."""
+def not_anndata(value, *, writes_obs: bool = False) -> TypeError:
+    """Return the error for a non-AnnData passed as `adata`, with the line that makes one.
+
+    `writes_obs`: whether the caller writes columns into ``obs``, which a MuData shows only
+    once pulled from the modality.
+    """
     kind = type(value).__name__
     module = type(value).__module__.split(".")[0]
     if kind == "MuData" or module in ("mudata", "muon"):
-        advice = (
-            "Pass one modality, e.g. `mdata.mod['rna']` (and `mdata.update()` afterwards to see "
-            "its results in the MuData)."
+        # pull_obs, not update(): mudata 0.4's update() no longer pulls the modalities' columns
+        advice = "Pass one modality, e.g. `mdata.mod['rna']`" + (
+            "; `mdata.pull_obs()` then shows the columns written into its obs in `mdata.obs`."
+            if writes_obs
+            else "."
         )
     elif isinstance(value, str | os.PathLike):
         advice = "Read the file first: `adata = sc.read_h5ad(path)` (or `sc.read_10x_h5`)."

@@ -1331,6 +1331,7 @@ def test_count_statistics_of_an_adata_names_a_line_that_finds_the_counts():
 
 class MuData:  # stands for mudata's class, which the tests do not install
     __module__ = "mudata._core.mudata"
+    layers = None  # as mudata's, whose MuData has no layers of its own
 
 
 @pytest.mark.parametrize(
@@ -1348,6 +1349,17 @@ def test_something_else_than_an_anndata_is_refused_with_the_line_that_makes_one(
     for call in (*calls, lambda v: sdc.pl.probabilities(v, "desc")):
         with pytest.raises(TypeError, match=r"Expected an AnnData object, got \w+\. .*" + advice):
             call(value)
+
+
+def test_a_mudata_is_told_to_pull_the_columns_only_where_the_call_writes_them():
+    """mudata 0.4's update() no longer brings the modalities' obs columns into the MuData's;
+    pull_obs does, and only the tools write such columns."""
+    for call in (sdc.tl.desc, sdc.tl.scdcc):
+        with pytest.raises(TypeError, match=r"mod\['rna'\]`; `mdata\.pull_obs\(\)` then shows"):
+            call(MuData())
+    for call in (sdc.pp.get_counts, sdc.pp.clr, lambda v: sdc.pl.probabilities(v, "desc")):
+        with pytest.raises(TypeError, match=r"mod\['rna'\]`\.$"):
+            call(MuData())
 
 
 def test_backed_gene_selection_view_and_recipe(tmp_path):

@@ -129,7 +129,7 @@ def check_adata(
         when the caller reads no ``X``; `None` when that is not known yet.
     """
     if not isinstance(adata, AnnData):
-        raise not_anndata(adata)
+        raise not_anndata(adata, writes_obs=writes)
     if adata.n_obs == 0 or (need_genes and adata.n_vars == 0):
         raise ValueError(f"adata is empty (shape {adata.shape}): there is nothing to cluster.")
     if adata.n_obs < min_cells:

@@ -470,7 +470,8 @@ def scdcc(
         ``params['batch_categories']``).
     """
     t_start = time.perf_counter()
-    in_x = layer is None and "counts" not in getattr(adata, "layers", {})
+    # read before check_adata refuses a non-AnnData: a MuData's layers are None
+    in_x = layer is None and "counts" not in (getattr(adata, "layers", None) or {})
     check_adata(adata, copy=copy, reads="the raw counts scdcc reads" if in_x else "")
     check_key_added(key_added)
     check_names(layer=layer, batch_key=batch_key, label_key=label_key, protein_key=protein_key)
