@@ -332,6 +332,36 @@ def test_refuses_non_counts_and_leaves_adata_unchanged(sim):
     assert_unchanged(sim, before)
 
 
+def test_counts_kept_in_a_layer_of_another_name_are_named_as_the_ones_to_read(sim):
+    """scvi-tools users keep counts under names of their own: the refusal of X names the
+    layers that hold counts (not the others), also where layers['counts'] holds none."""
+    from scdeepclust._cli import in_command_terms
+
+    sim.layers["raw_counts"] = sim.layers.pop("counts")
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.layers["lognorm"] = sim.X.copy()
+    before = snapshot(sim)
+    advice = r"adata\.layers\['raw_counts'\] holds counts: pass `layer='raw_counts'` to read"
+    with pytest.raises(ValueError, match=r"adata\.X does not hold raw counts.*" + advice):
+        sdc.tl.scdcc(sim, 3, **FAST)
+    assert_unchanged(sim, before)
+    with pytest.raises(ValueError, match=r"layers\['raw_counts'\] holds counts: pass") as error:
+        sdc.pp.recipe(sim.copy(), "scdcc")
+    assert "pass `--layer raw_counts` to read them" in in_command_terms(str(error.value))
+    sdc.tl.scdcc(sim, 3, layer="raw_counts", **FAST)  # the advice, followed
+    sim.layers["counts"] = sim.layers["lognorm"]  # found by its name, holding no counts
+    with pytest.raises(ValueError, match=r"adata\.layers\['counts'\] does not hold.*" + advice):
+        sdc.tl.scdcc(sim, 3, **FAST)
+    sim.layers["umi"] = sim.layers["raw_counts"]
+    with pytest.raises(
+        ValueError,
+        match=r"adata\.layers\['raw_counts'\], adata\.layers\['umi'\] hold counts: pass "
+        r"`layer=` naming the one to read, e\.g\. `layer='raw_counts'`\.$",
+    ):
+        sdc.tl.scdcc(sim, 3, **FAST)
+
+
 def test_divergence_is_reported_and_nothing_written(sim):
     before = snapshot(sim)
     with pytest.raises(TrainingDiverged, match="learning rate"):

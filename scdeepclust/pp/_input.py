@@ -12,6 +12,7 @@ import enum
 import functools
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,10 @@ from .._messages import caller_stacklevel, not_anndata
 from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
-    "scdcc models raw counts. Keep them before normalising, e.g. "
-    "`adata.layers['counts'] = adata.X.copy()` right after loading: scdcc reads that layer "
-    "by default."
+    "scdcc models raw counts: pass `layer=` naming a layer that holds them, or, where none "
+    "does, keep them when you load the data again, before normalising: "
+    "`adata.layers['counts'] = adata.X.copy()` right after loading (scdcc reads that layer by "
+    "default)."
 )
 
 
@@ -781,8 +783,40 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
         raw_hint=where == "X" and adata.raw is not None,
         found_by_name=found_by_name,
         view=adata.is_view,
+        count_layers=(
+            layers_holding_counts(adata, columns)
+            if (where == "X" or found_by_name) and not summary.is_counts
+            else ()
+        ),
     )
     return matrix, where, summary
+
+
+def counts_layer_advice(count_layers: Sequence[str]) -> str:
+    """Return the advice to read counts from `count_layers` (a sentence without its stop)."""
+    layers = ", ".join(f"adata.layers[{name!r}]" for name in count_layers)
+    if len(count_layers) == 1:
+        return f"{layers} holds counts: pass `layer={count_layers[0]!r}` to read them"
+    return (
+        f"{layers} hold counts: pass `layer=` naming the one to read, e.g. "
+        f"`layer={count_layers[0]!r}`"
+    )
+
+
+def layers_holding_counts(adata: AnnData, columns: np.ndarray | None) -> list[str]:
+    """Return the layers that hold raw counts (read only where the counts expected are none).
+
+    scvi-tools users keep counts under names of their own ('raw_counts', 'umi', ...).
+    """
+    found = []
+    for name in layer_names(adata):
+        try:
+            summary = scan_matrix(adata.layers[name], where=f"layers[{name!r}]", columns=columns)
+        except (TypeError, ValueError):  # a dtype or shape that holds no counts
+            continue
+        if summary.is_counts:
+            found.append(name)
+    return found
 
 
 # The tools compute in float32: larger values (or counts per cell) would become infinite there.
@@ -1280,13 +1314,15 @@ def check_counts(
     raw_hint: bool = False,
     found_by_name: bool = False,
     view: bool = False,
+    count_layers: Sequence[str] = (),
 ) -> None:
     """Refuse anything but finite non-negative integers, saying what was found.
 
     `found_by_name`: the matrix is ``layers['counts']``, read because of its name (no `layer`
     was given); the message then says how to read ``X`` instead. `view`: the AnnData is a view,
     whose matrices a line such as ``adata.X.data = ...`` would change in a temporary copy only;
-    the advice then makes it actual first.
+    the advice then makes it actual first. `count_layers`: the layers that hold counts, named
+    as the ones to read.
     """
     check_finite(summary, where)
     first = "`adata = adata.copy()` (adata is a view), then " if view else ""
@@ -1335,6 +1371,12 @@ def check_counts(
         summary.median_whole_distance < ESTIMATED_COUNTS_DISTANCE
         or summary.non_integer_offset < 1e-3
     )
+    if count_layers:
+        raise ValueError(
+            f"adata.{where} does not hold raw counts (non-negative integers): {found}. "
+            + counts_layer_advice(count_layers)
+            + "."
+        )
     if rounding_helps and not summary.n_negative and summary.counts_transform is None:
         # where the counts are is not in question
         raise ValueError(

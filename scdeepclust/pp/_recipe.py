@@ -33,10 +33,12 @@ from ._input import (
     check_bools,
     check_finite,
     check_names,
+    counts_layer_advice,
     counts_of_transform,
     counts_with_float_noise,
     gene_mask,
     layer_names,
+    layers_holding_counts,
     refuse_sparse_in_other_byte_order,
     scan_matrix,
     transform_of_counts,
@@ -226,7 +228,12 @@ def recipe(
         skip=("X",) if counts_key is None else ("X", f"layers[{counts_key!r}]"),
     )
     if counts_key is None and method == "scdcc":
-        name_it = "name the layer that holds them (`layer`)"
+        count_layers = layers_holding_counts(adata, None)
+        name_it = (
+            counts_layer_advice(count_layers).replace("adata.layers", "layers")
+            if count_layers
+            else "name the layer that holds them (`layer`)"
+        )
         if "counts" not in adata.layers:
             found = "X does not hold counts (non-negative integers), and there is no "
             found += f"layers['counts']; {name_it}"
