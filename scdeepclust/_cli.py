@@ -30,7 +30,7 @@ from ._version import __version__
 
 PROG = "scdeepclust"
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".ps")
-READABLE = (".h5ad", ".h5", ".hdf5", ".hdf")
+READABLE = (".h5ad", ".h5", ".hdf5", ".hdf", ".h5mu")  # .h5mu: to be told what to do
 ANNDATA_FORMATS = (".h5ad", ".zarr")  # files that bring no truth labels of their own
 # --n-top-genes left out: this many genes are kept, where there are more than GENES_TO_CHOOSE
 # (pp.recipe's defaults); a number given is kept wherever there are more genes than it

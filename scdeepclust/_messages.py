@@ -92,6 +92,20 @@ def scanpy_quiet():
                     del _QUIET_THREADS.open_blocks[thread]
 
 
+# Where a MuData user keeps proteins: the tools read them from the RNA cells' obsm
+PROTEINS_FROM_ANOTHER_ANNDATA = (
+    "Proteins kept in an AnnData of their own (a MuData's protein modality, say) are put there "
+    "with `adata.obsm['protein'] = prot.to_df().reindex(adata.obs_names)` (prot: that "
+    "AnnData; cells it lacks get NaN, to leave out)."
+)
+
+
+def is_mudata(value) -> bool:
+    """Whether `value` is a MuData (mudata's or muon's), known without importing mudata."""
+    module = type(value).__module__.split(".")[0]
+    return type(value).__name__ == "MuData" or module in ("mudata", "muon")
+
+
 def not_anndata(value, *, writes_obs: bool = False) -> TypeError:
     """Return the error for a non-AnnData passed as `adata`, with the line that makes one.
 
@@ -99,8 +113,7 @@ def not_anndata(value, *, writes_obs: bool = False) -> TypeError:
     once pulled from the modality.
     """
     kind = type(value).__name__
-    module = type(value).__module__.split(".")[0]
-    if kind == "MuData" or module in ("mudata", "muon"):
+    if is_mudata(value):
         # pull_obs, not update(): mudata 0.4's update() no longer pulls the modalities' columns
         advice = "Pass one modality, e.g. `mdata.mod['rna']`" + (
             "; `mdata.pull_obs()` then shows the columns written into its obs in `mdata.obs`."

@@ -1357,9 +1357,28 @@ def test_a_mudata_is_told_to_pull_the_columns_only_where_the_call_writes_them():
     for call in (sdc.tl.desc, sdc.tl.scdcc):
         with pytest.raises(TypeError, match=r"mod\['rna'\]`; `mdata\.pull_obs\(\)` then shows"):
             call(MuData())
-    for call in (sdc.pp.get_counts, sdc.pp.clr, lambda v: sdc.pl.probabilities(v, "desc")):
+    for call in (sdc.pp.get_counts, lambda v: sdc.pl.probabilities(v, "desc")):
         with pytest.raises(TypeError, match=r"mod\['rna'\]`\.$"):
             call(MuData())
+
+
+def test_proteins_of_another_anndata_are_shown_the_way_into_obsm():
+    """A MuData keeps proteins in a modality of their own, which pp.clr and protein_key do not
+    read: the refusals said "keys: []" alone, and pp.clr's MuData advice named the RNA."""
+    with pytest.raises(TypeError, match=r"got MuData: pp\.clr normalises .* `sdc\.pp\.clr\(rna\)`"):
+        sdc.pp.clr(MuData())
+    adata = sdc.datasets.simulate(60, 30, 2, random_state=0)
+    advice = r"\[\]\. Proteins kept in an AnnData of their own .* `adata\.obsm\['protein'\] = prot"
+    with pytest.raises(KeyError, match=r"protein_key 'protein' is not in .*; keys: " + advice):
+        sdc.pp.clr(adata)
+    with pytest.raises(KeyError, match=r"protein_key 'adt' is not in .* available: " + advice):
+        sdc.tl.scdcc(adata, 2, protein_key="adt", **FAST)
+    # the line, followed: cells without proteins are NaN rows, refused as such
+    prot = ad.AnnData(np.full((50, 4), 20, dtype=np.float32))
+    prot.obs_names = adata.obs_names[:50]
+    adata.obsm["protein"] = prot.to_df().reindex(adata.obs_names)
+    with pytest.raises(ValueError, match=r"holds 40 NaN or infinite values.*leave out"):
+        sdc.pp.clr(adata)
 
 
 def test_backed_gene_selection_view_and_recipe(tmp_path):

@@ -433,6 +433,16 @@ def test_run_reads_a_zarr_store_as_the_same_cells_in_h5ad(sim, tmp_path, capsys)
     assert "bad.zarr" in capsys.readouterr().err
 
 
+def test_run_tells_what_to_do_with_an_h5mu(sim, tmp_path, capsys):
+    """An .h5mu was refused by its name: "give an .h5ad or .h5 file, or a .zarr store"."""
+    from test_read_recipe import as_mudata_file
+
+    as_mudata_file(tmp_path / "cells.h5mu", sim, modalities=("rna",))
+    out = tmp_path / "o.h5ad"
+    assert main(["run", str(tmp_path / "cells.h5mu"), "-m", "desc", "-o", str(out)]) != 0
+    assert "holds a MuData (modalities: ['rna'])" in capsys.readouterr().err
+
+
 def test_run_warns_once_about_a_small_batch(sim, tmp_path, capsys):
     # pp.recipe and the tool both check the batches; the command line says it once
     sim.obs["donor"] = np.where(np.arange(sim.n_obs) < 3, "d0", "d1")

@@ -1181,6 +1181,43 @@ def test_read_names_a_zarr_store_that_anndata_did_not_write(sim, tmp_path):
         sdc.datasets.read(tmp_path / "bad.zarr")
 
 
+def as_mudata_file(path, adata, modalities=("prot", "rna")):
+    """Write `adata` where mudata would, marked as mudata marks its files (.h5mu or .zarr)."""
+    if path.suffix == ".zarr":
+        import zarr
+
+        adata.write_zarr(path)
+        root = zarr.open_group(path, mode="r+", use_consolidated=False)
+    else:
+        import h5py
+
+        adata.write_h5ad(path)
+        root = h5py.File(path, "r+")
+    root.attrs["encoding-type"] = "MuData"  # as mudata writes it
+    mod = root.create_group("mod")
+    for name in modalities:
+        mod.create_group(name)
+    if hasattr(root, "close"):
+        root.close()
+    else:
+        zarr.consolidate_metadata(path)
+
+
+@pytest.mark.parametrize("name", ["cells.h5mu", "cells.h5ad", "cells.h5", "cells.zarr"])
+def test_read_names_a_mudata_file_and_the_line_that_writes_a_modality(sim, tmp_path, name):
+    """anndata read a MuData's top-level obs and var and failed on the rest, in words that said
+    to update anndata; an .h5mu was refused by its name alone."""
+    as_mudata_file(tmp_path / name, sim)
+    reader = "read_zarr" if name.endswith(".zarr") else "read_h5mu"
+    with pytest.raises(
+        ValueError,
+        match=rf"cells\.\w+ holds a MuData \(modalities: \['prot', 'rna'\]\), and the tools "
+        rf"cluster the cells of one AnnData: .* `mudata\.{reader}\('.*cells\.\w+'\)\['prot'\]"
+        r"\.write_h5ad\('prot\.h5ad'\)`",
+    ):
+        sdc.datasets.read(tmp_path / name)
+
+
 def test_recipe_normalises_a_copy_of_an_x_of_counts_beside_a_counts_layer(monkeypatch):
     """Kills P02 and P03: X's counts beside layers['counts'] were normalised in the caller's own
     matrix, so a step that failed after it restored a normalised X (and every other holder of

@@ -45,6 +45,8 @@ def read(path: str | PathLike) -> AnnData:
     """Read a count matrix from an ``.h5ad``, ``.zarr``, 10x Genomics ``.h5`` or scDCC ``.h5``.
 
     ``.zarr`` stores, anndata's other format, are read with :func:`anndata.read_zarr`.
+    A MuData (``.h5mu``, or a MuData ``.zarr``) is refused with the line that writes one of its
+    modalities as an ``.h5ad``: the tools cluster the cells of one AnnData.
     The two kinds of ``.h5`` are told apart by their HDF5 keys (:func:`h5_layout`): 10x files go
     through :func:`scanpy.read_10x_h5` (gene names made unique; of the features, the genes,
     ``'Gene Expression'``, are ``X``, and the antibodies of CITE-seq, ``'Antibody Capture'``,
@@ -64,6 +66,7 @@ def read(path: str | PathLike) -> AnnData:
         return _read_zarr(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give an .h5ad or .h5 file, or a .zarr store.")
+    _refuse_mudata_file(path)
     suffix = path.suffix.lower()
     layout = "h5ad" if suffix == ".h5ad" else h5_layout(path) if suffix in H5_SUFFIXES else None
     if layout == "h5ad":
@@ -133,6 +136,8 @@ def _read_zarr(path: Path) -> AnnData:
             f"cannot read {path}: {type(error).__name__}: {error}. Is it a complete .zarr "
             "store, written by anndata (adata.write_zarr)?"
         ) from None
+    if root.attrs.get("encoding-type") == "MuData":
+        raise _mudata_refusal(path, sorted(root["mod"].keys()) if "mod" in keys else [])
     if not {"obs", "var"} <= set(keys):
         tables = (
             f" A SpatialData store keeps its AnnData tables under 'tables': read one with "
@@ -146,6 +151,33 @@ def _read_zarr(path: Path) -> AnnData:
             f"{keys}), so not one that anndata's write_zarr wrote.{tables}"
         )
     return anndata.read_zarr(path)
+
+
+def _refuse_mudata_file(path: Path) -> None:
+    """Refuse an HDF5 file that mudata wrote (.h5mu, or renamed), naming its modalities.
+
+    anndata reads its top-level obs and var and then fails on the modalities, in words that
+    say neither that nor what to do.
+    """
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("encoding-type") != "MuData":
+            return
+        modalities = sorted(f["mod"].keys()) if isinstance(f.get("mod"), h5py.Group) else []
+    raise _mudata_refusal(path, modalities)
+
+
+def _mudata_refusal(path: Path, modalities: list[str]) -> ValueError:
+    reader = "read_zarr" if path.is_dir() else "read_h5mu"
+    name = modalities[0] if modalities else "rna"
+    return ValueError(
+        f"{path} holds a MuData (modalities: {modalities}), and the tools cluster the cells of "
+        f"one AnnData: write the modality to cluster as an .h5ad first, e.g. "
+        f"`mudata.{reader}({str(path)!r})[{name!r}].write_h5ad('{name}.h5ad')`, and give that."
+    )
 
 
 def _check_anndata_file(path: Path) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._messages import not_anndata
+from .._messages import PROTEINS_FROM_ANOTHER_ANNDATA, is_mudata, not_anndata
 from ..data import is_dask_array
 from ._input import check_names
 
@@ -86,6 +86,13 @@ def clr(
     The copy with `copy=True`, else `None`: ``adata.obsm[key_added]`` (float32) is written.
     """
     if not isinstance(adata, AnnData):
+        if is_mudata(adata):
+            raise TypeError(
+                "Expected an AnnData object, got MuData: pp.clr normalises the protein counts "
+                "in an AnnData's obsm, those of the cells to cluster. Put a protein modality's "
+                "counts there first: `rna = mdata.mod['rna']; rna.obsm['protein'] = "
+                "mdata.mod['prot'].to_df().reindex(rna.obs_names)`, then `sdc.pp.clr(rna)`."
+            )
         raise not_anndata(adata)
     check_names(protein_key=protein_key, key_added=key_added)
     if key_added is not None and "/" in key_added:
@@ -95,7 +102,8 @@ def clr(
         )
     if protein_key not in adata.obsm:
         raise KeyError(
-            f"protein_key {protein_key!r} is not in adata.obsm; keys: {list(adata.obsm.keys())}."
+            f"protein_key {protein_key!r} is not in adata.obsm; keys: {list(adata.obsm.keys())}. "
+            + PROTEINS_FROM_ANOTHER_ANNDATA
         )
     stored = adata.obsm[protein_key]
     counts = protein_levels(stored, protein_key)

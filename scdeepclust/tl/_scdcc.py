@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._messages import caller_stacklevel
+from .._messages import PROTEINS_FROM_ANOTHER_ANNDATA, caller_stacklevel
 from .._results import check_result_keys, warn_if_results_replaced, write_results
 from .._threads import torch_threads_kept
 from ..constraints import (
@@ -850,7 +850,7 @@ def _build_constraints(
         if protein_key not in adata.obsm:
             raise KeyError(
                 f"protein_key {protein_key!r} is not in adata.obsm; "
-                f"keys: {list(adata.obsm.keys())}."
+                f"keys: {list(adata.obsm.keys())}. {PROTEINS_FROM_ANOTHER_ANNDATA}"
             )
         protein = protein_levels(adata.obsm[protein_key], protein_key)
         if protein.ndim != 2 or not np.all(np.isfinite(protein)):

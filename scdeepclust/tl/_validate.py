@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._messages import caller_stacklevel
+from .._messages import PROTEINS_FROM_ANOTHER_ANNDATA, caller_stacklevel
 from .._missing import NO_LABEL_AS_TEXT, listed, made_missing, text_counts
 from ..pp._batches import BatchCovariate
 from ..pp._input import (
@@ -453,7 +453,10 @@ def check_keys(adata: AnnData, **keys: str | None) -> None:
         container = getattr(adata, where[name])
         if key not in container:
             listing = list(container.columns if where[name] == "obs" else container.keys())
-            raise KeyError(f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.")
+            advice = f" {PROTEINS_FROM_ANOTHER_ANNDATA}" if name == "protein_key" else ""
+            raise KeyError(
+                f"{name} {key!r} is not in adata.{where[name]}; available: {listing}.{advice}"
+            )
 
 
 def warn_if_placeholder_labels(adata: AnnData, label_key: str | None) -> bool:
