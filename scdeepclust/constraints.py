@@ -6,12 +6,14 @@ Building them from prior knowledge and turning them into loss terms during the c
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ._messages import caller_stacklevel
 from .data import CellFeeder
 from .nn import ClusteringLayer, cannot_link_loss, known_class_loss, must_link_loss
 
@@ -293,10 +295,11 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         return np.empty((0, 2), np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{name} must have shape (n, 2), got {arr.shape}.")
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.int64)
-    positions = _whole_numbers(arr)
+    positions = (
+        arr.astype(np.int64) if np.issubdtype(arr.dtype, np.integer) else _whole_numbers(arr)
+    )
     if positions is not None:
+        _warn_if_numbers_name_other_cells(positions, obs_names, name)
         return positions
     if arr.dtype.kind in "fcb" or not all(isinstance(x, str) for x in arr.ravel()):
         raise ValueError(
@@ -314,6 +317,32 @@ def pairs_from_user(pairs, obs_names: pd.Index, name: str) -> np.ndarray:
         missing = [str(m) for m in arr.ravel()[pos < 0][:3]]
         raise KeyError(f"{name} names cells not in adata.obs_names, e.g. {missing}.")
     return pos.reshape(-1, 2).astype(np.int64)
+
+
+def _warn_if_numbers_name_other_cells(positions: np.ndarray, obs_names: pd.Index, name: str):
+    """Warn where the cells' names are whole numbers too, other than the positions given.
+
+    Cell ids read from a table come back as integers, which are read as positions: with names
+    such as '699', '698', ... the pairs would join other cells than those named, silently.
+    """
+    n_obs = len(obs_names)
+    if n_obs == 0 or not str(obs_names[0]).lstrip("-").isdigit():  # most names: no cost
+        return
+    names = pd.Index(obs_names).astype(str)
+    if not names.str.fullmatch(r"-?\d+").all():
+        return
+    given = positions.ravel()
+    given = given[(given >= 0) & (given < n_obs)]
+    differs = given[names[given] != given.astype(str)]
+    if differs.size:
+        warnings.warn(
+            f"{name} holds whole numbers, read as cell positions, while adata.obs_names are "
+            f"whole numbers too, other than the positions (the cell at position {differs[0]} "
+            f"is named {names[differs[0]]!r}). If they are cell names, pass them as text, e.g. "
+            f"`{name}=[[str(a), str(b)] for a, b in pairs]`.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
 
 def _whole_numbers(arr: np.ndarray) -> np.ndarray | None:

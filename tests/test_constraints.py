@@ -152,6 +152,28 @@ def test_user_pairs_as_whole_numbers_of_any_type():
             pairs_from_user(pairs, names, "ml")
 
 
+def test_whole_numbers_beside_names_that_are_other_whole_numbers_are_warned_of():
+    """Cell ids read from a table come back as integers, read as positions: with cells named
+    '3', '2', ... the pairs joined other cells than those named, without a word. Where the
+    names are the positions (anndata's default names) or are not numbers, nothing is said."""
+    import warnings
+
+    reversed_ids = pd.Index(["3", "2", "1", "0"])
+    for pairs in ([[0, 1]], np.array([[0.0, 1.0]])):
+        with pytest.warns(
+            UserWarning,
+            match=r"ml holds whole numbers, read as cell positions, while adata\.obs_names are "
+            r"whole numbers too, other than the positions \(the cell at position 0 is named "
+            r"'3'\)\. If they are cell names, pass them as text, e\.g\. `ml=\[\[str\(a\)",
+        ):
+            np.testing.assert_array_equal(pairs_from_user(pairs, reversed_ids, "ml"), [[0, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for names in (pd.Index(["0", "1", "2", "3"]), pd.Index(["3", "x", "1", "0"])):
+            pairs_from_user([[1, 2]], names, "ml")
+        pairs_from_user([[1, 2]], reversed_ids[[0, 2, 1, 3]], "ml")  # '1' at 1 and '2' at 2
+
+
 def test_random_pairs_for_most_of_all_pairs_are_distinct_pairs_of_the_candidates():
     """Asked for 3/4 or more of all pairs, the pairs are enumerated, not drawn until met (the
     time this saves is a benchmark's matter): still distinct, unordered, of the candidates."""

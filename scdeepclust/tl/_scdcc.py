@@ -233,8 +233,9 @@ def scdcc(
         `n_clusters`), and the classes then neither place the centroids nor keep their cells:
         give `n_clusters` as a number.
     must_link, cannot_link
-        Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`. A pair
-        given twice counts once; pairs that contradict `label_key` (a must-link between two
+        Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`. Numbers
+        are positions, with a warning where `obs_names` are other whole numbers (pass names as
+        text). A pair given twice counts once; pairs that contradict `label_key` (a must-link between two
         different known classes, a cannot-link within one) are refused.
     protein_key
         `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
