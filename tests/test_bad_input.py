@@ -1284,6 +1284,15 @@ def test_a_file_opened_to_write_is_told_it_can_take_the_results(tmp_path):
     np.testing.assert_array_equal(saved.obsm["X_scdcc"], backed.obsm["X_scdcc"])
 
 
+def test_a_backed_modality_without_a_mode_of_its_own_is_not_said_to_have_mode_none(tmp_path):
+    """A backed MuData's modality holds no mode of its own: the warning read "(mode None)"."""
+    counts_data().write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    backed.file._filemode = None  # as mudata leaves it on a modality
+    with pytest.warns(UserWarning, match=r"adata is backed by \S+data\.h5ad: the results"):
+        _run(Case("", "scdcc"), backed, n_clusters=3)
+
+
 def test_advice_on_a_backed_adata_says_to_load_it_first(tmp_path):
     """Lines written for data in memory (`adata[...].copy()`, `sc.pp.filter_cells`) fail on an
     AnnData read from a file; the refusal says to load it, and then its line works."""

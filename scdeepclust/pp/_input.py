@@ -159,8 +159,10 @@ def check_adata(
             if mode == "r+"
             else ""
         )
+        # a modality of a backed MuData holds no mode of its own
+        opened = f" (mode {mode!r})" if mode is not None else ""
         warnings.warn(
-            f"adata is backed by {adata.filename} (mode {mode!r}): {read}the results are added "
+            f"adata is backed by {adata.filename}{opened}: {read}the results are added "
             "to the object in memory only, not to the file. Save them with "
             f"`adata.write_h5ad(new_path)`{into_file}.",
             UserWarning,
