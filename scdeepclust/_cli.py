@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -687,6 +688,12 @@ def in_command_terms(text: str, command: str = "run") -> str:
         part = re.sub(r"(?<![\w.])config\.(\w+)", lambda m: options.get(m[1], m[0]), part)
         if "n_clusters" in options:
             part = re.sub(_BEFORE + r"n_clusters=\((\d+), (\d+)\)", r"-k \1-\2", part)
+        # a quoted value the shell would split or read ('raw counts'): quoted for the shell
+        part = re.sub(
+            rf"{_BEFORE}({names})=(['\"])([^'\"]*[^\w.:'\"-][^'\"]*)\2{_AFTER}",
+            lambda m: f"{options[m[1]]} {shlex.quote(m[3])}",
+            part,
+        )
         part = re.sub(rf"{_BEFORE}({names})=(['\"]?)([\w.:-]+)\2{_AFTER}", given, part)
         part = re.sub(rf"^({names})$", lambda m: options[m[1]], part)  # `name`
         return re.sub(rf"{_BEFORE}({bare}){_AFTER}(?!=)", lambda m: options[m[1]], part)

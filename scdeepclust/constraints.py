@@ -333,13 +333,15 @@ def _warn_if_numbers_name_other_cells(positions: np.ndarray, obs_names: pd.Index
         return
     given = positions.ravel()
     given = given[(given >= 0) & (given < n_obs)]
-    differs = given[names[given] != given.astype(str)]
+    # as numbers ('007' at position 7 names the cell the position does), of any length
+    spelled = names[given].str.lstrip("0").str.replace(r"^$", "0", regex=True)
+    differs = given[spelled != given.astype(str)]
     if differs.size:
         warnings.warn(
             f"{name} holds whole numbers, read as cell positions, while adata.obs_names are "
             f"whole numbers too, other than the positions (the cell at position {differs[0]} "
-            f"is named {names[differs[0]]!r}). If they are cell names, pass them as text, e.g. "
-            f"`{name}=[[str(a), str(b)] for a, b in pairs]`.",
+            f"is named {names[differs[0]]!r}). If they are cell names, pass them as text, "
+            "spelled as in adata.obs_names.",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )

@@ -433,6 +433,28 @@ def test_run_reads_a_zarr_store_as_the_same_cells_in_h5ad(sim, tmp_path, capsys)
     assert "bad.zarr" in capsys.readouterr().err
 
 
+def test_run_names_the_layers_of_counts_as_its_option(sim, tmp_path, capsys):
+    """The tools' advice to read a layer of counts, in the command's words: one layer, several,
+    a name the shell would split."""
+    sim.layers["raw counts"] = sim.layers.pop("counts")
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    path, out = tmp_path / "sim.h5ad", tmp_path / "out.h5ad"
+    sim.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "-o", str(out), *TINY]) != 0
+    assert "holds counts: pass `--layer 'raw counts'` to read them" in capsys.readouterr().err
+    sim.layers["umi"] = sim.layers["raw counts"]
+    sim.write_h5ad(path)
+    assert main(["run", str(path), "-m", "scdcc", "-o", str(out), *TINY]) != 0
+    assert "pass the one to read as `--layer`, e.g. `--layer 'raw counts'`" in (
+        capsys.readouterr().err
+    )
+    assert (
+        main(["run", str(path), "-m", "scdcc", "-o", str(out), "--layer", "umi", "-k", "3", *TINY])
+        == 0
+    )
+
+
 def test_run_tells_what_to_do_with_an_h5mu(sim, tmp_path, capsys):
     """An .h5mu was refused by its name: "give an .h5ad or .h5 file, or a .zarr store"."""
     from test_read_recipe import as_mudata_file

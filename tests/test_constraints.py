@@ -164,13 +164,15 @@ def test_whole_numbers_beside_names_that_are_other_whole_numbers_are_warned_of()
             UserWarning,
             match=r"ml holds whole numbers, read as cell positions, while adata\.obs_names are "
             r"whole numbers too, other than the positions \(the cell at position 0 is named "
-            r"'3'\)\. If they are cell names, pass them as text, e\.g\. `ml=\[\[str\(a\)",
+            r"'3'\)\. If they are cell names, pass them as text, spelled as in adata\.obs_names\.",
         ):
             np.testing.assert_array_equal(pairs_from_user(pairs, reversed_ids, "ml"), [[0, 1]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for names in (pd.Index(["0", "1", "2", "3"]), pd.Index(["3", "x", "1", "0"])):
-            pairs_from_user([[1, 2]], names, "ml")
+        for names in (["0", "1", "2", "3"], ["3", "x", "1", "0"], ["000", "001", "002", "99"]):
+            pairs_from_user([[1, 2]], pd.Index(names), "ml")
+    with pytest.warns(UserWarning, match=r"position 3 is named '10{30}'"):  # beyond int64
+        pairs_from_user([[1, 3]], pd.Index(["0", "1", "2", str(10**30)]), "ml")
         pairs_from_user([[1, 2]], reversed_ids[[0, 2, 1, 3]], "ml")  # '1' at 1 and '2' at 2
 
 

@@ -1212,10 +1212,16 @@ def test_read_names_a_mudata_file_and_the_line_that_writes_a_modality(sim, tmp_p
     with pytest.raises(
         ValueError,
         match=rf"cells\.\w+ holds a MuData \(modalities: \['prot', 'rna'\]\), and the tools "
-        rf"cluster the cells of one AnnData: .* `mudata\.{reader}\('.*cells\.\w+'\)\['prot'\]"
-        r"\.write_h5ad\('prot\.h5ad'\)`",
+        rf"cluster the cells of one AnnData: .* `mudata\.{reader}\('.*cells\.\w+'\)\['rna'\]"
+        r"\.write_h5ad\('rna\.h5ad'\)`",
     ):
         sdc.datasets.read(tmp_path / name)
+    as_mudata_file(tmp_path / f"other{name}", sim, modalities=("atac", "prot"))
+    with pytest.raises(ValueError, match=r"\(modalities: \['atac', 'prot'\]\).*\['atac'\]"):
+        sdc.datasets.read(tmp_path / f"other{name}")
+    as_mudata_file(tmp_path / f"empty{name}", sim, modalities=())
+    with pytest.raises(ValueError, match=r"holds a MuData without modalities: there are no cells"):
+        sdc.datasets.read(tmp_path / f"empty{name}")
 
 
 def test_recipe_normalises_a_copy_of_an_x_of_counts_beside_a_counts_layer(monkeypatch):

@@ -357,8 +357,15 @@ def test_counts_kept_in_a_layer_of_another_name_are_named_as_the_ones_to_read(si
     with pytest.raises(
         ValueError,
         match=r"adata\.layers\['raw_counts'\], adata\.layers\['umi'\] hold counts: pass "
-        r"`layer=` naming the one to read, e\.g\. `layer='raw_counts'`\.$",
+        r"the one to read as `layer`, e\.g\. `layer='raw_counts'`\.$",
     ):
+        sdc.tl.scdcc(sim, 3, **FAST)
+    # flags and empty placeholders are no counts to read
+    del sim.layers["umi"]
+    sim.layers["detected"] = sim.layers["raw_counts"] > 0
+    sim.layers["detected_as_numbers"] = sim.layers["detected"].astype(np.float32)
+    sim.layers["placeholder"] = sparse.csr_matrix(sim.shape, dtype=np.float32)
+    with pytest.raises(ValueError, match=advice + r" them\.$"):
         sdc.tl.scdcc(sim, 3, **FAST)
 
 

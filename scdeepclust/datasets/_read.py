@@ -171,8 +171,11 @@ def _refuse_mudata_file(path: Path) -> None:
 
 
 def _mudata_refusal(path: Path, modalities: list[str]) -> ValueError:
+    if not modalities:
+        return ValueError(f"{path} holds a MuData without modalities: there are no cells to read.")
     reader = "read_zarr" if path.is_dir() else "read_h5mu"
-    name = modalities[0] if modalities else "rna"
+    # the tools cluster genes: the RNA where a modality is named so (CITE-seq's 'prot' sorts first)
+    name = next((m for m in modalities if m.lower() in ("rna", "gex")), modalities[0])
     return ValueError(
         f"{path} holds a MuData (modalities: {modalities}), and the tools cluster the cells of "
         f"one AnnData: write the modality to cluster as an .h5ad first, e.g. "

@@ -786,7 +786,7 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
         found_by_name=found_by_name,
         view=adata.is_view,
         count_layers=(
-            layers_holding_counts(adata, columns)
+            layers_holding_counts(adata, columns, skip=layer)
             if (where == "X" or found_by_name) and not summary.is_counts
             else ()
         ),
@@ -794,29 +794,38 @@ def checked_counts(adata: AnnData, layer: str | None, columns: np.ndarray | None
     return matrix, where, summary
 
 
-def counts_layer_advice(count_layers: Sequence[str]) -> str:
-    """Return the advice to read counts from `count_layers` (a sentence without its stop)."""
-    layers = ", ".join(f"adata.layers[{name!r}]" for name in count_layers)
+def counts_layer_advice(count_layers: Sequence[str], owner: str = "adata.") -> str:
+    """Return the advice to read counts from `count_layers` (a sentence without its stop).
+
+    `owner`: what the layers' names start with ("" where the message names them bare).
+    """
+    layers = ", ".join(f"{owner}layers[{name!r}]" for name in count_layers)
+    first = f"`layer={count_layers[0]!r}`"
     if len(count_layers) == 1:
-        return f"{layers} holds counts: pass `layer={count_layers[0]!r}` to read them"
-    return (
-        f"{layers} hold counts: pass `layer=` naming the one to read, e.g. "
-        f"`layer={count_layers[0]!r}`"
-    )
+        return f"{layers} holds counts: pass {first} to read them"
+    return f"{layers} hold counts: pass the one to read as `layer`, e.g. {first}"
 
 
-def layers_holding_counts(adata: AnnData, columns: np.ndarray | None) -> list[str]:
+def layers_holding_counts(
+    adata: AnnData, columns: np.ndarray | None, skip: str | None = None
+) -> list[str]:
     """Return the layers that hold raw counts (read only where the counts expected are none).
+
+    `skip`: a layer already found to hold none.
 
     scvi-tools users keep counts under names of their own ('raw_counts', 'umi', ...).
     """
     found = []
     for name in layer_names(adata):
+        if name == skip:
+            continue
         try:
             summary = scan_matrix(adata.layers[name], where=f"layers[{name!r}]", columns=columns)
         except (TypeError, ValueError):  # a dtype or shape that holds no counts
             continue
-        if summary.is_counts:
+        # not flags (booleans, or only 0s and 1s: x^2 sums to x) nor an all-zero placeholder
+        flags = summary.dtype.kind == "b" or summary.sum_of_squares <= summary.row_sums.sum()
+        if summary.is_counts and not flags:
             found.append(name)
     return found
 

@@ -228,9 +228,9 @@ def recipe(
         skip=("X",) if counts_key is None else ("X", f"layers[{counts_key!r}]"),
     )
     if counts_key is None and method == "scdcc":
-        count_layers = layers_holding_counts(adata, None)
+        count_layers = layers_holding_counts(adata, None, skip=counts_candidate)
         name_it = (
-            counts_layer_advice(count_layers).replace("adata.layers", "layers")
+            counts_layer_advice(count_layers, owner="")
             if count_layers
             else "name the layer that holds them (`layer`)"
         )

@@ -235,8 +235,8 @@ def scdcc(
     must_link, cannot_link
         Explicit constraints, arrays of shape (n, 2) of cell positions or `obs_names`. Numbers
         are positions, with a warning where `obs_names` are other whole numbers (pass names as
-        text). A pair given twice counts once; pairs that contradict `label_key` (a must-link between two
-        different known classes, a cannot-link within one) are refused.
+        text). A pair given twice counts once; pairs that contradict `label_key` (a must-link
+        between two different known classes, a cannot-link within one) are refused.
     protein_key
         `obsm` key of protein levels (e.g. CITE-seq ADT; an array, sparse matrix or
         DataFrame): random cell pairs closest in protein space become must-link, the farthest
