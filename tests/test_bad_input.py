@@ -1371,6 +1371,17 @@ def test_a_mudata_is_told_to_pull_the_columns_only_where_the_call_writes_them():
             call(MuData())
 
 
+@pytest.mark.parametrize("name", ["all_finite", "is_count_matrix", "count_statistics"])
+def test_the_matrix_checks_refuse_an_anndata_or_a_mudata(name):
+    """numpy read an AnnData as an object array ("exceed the maximum number of dimension"), and
+    went through mudata's MuData without end."""
+    check = getattr(sdc.pp, name)
+    with pytest.raises(TypeError, match=rf"^{name} takes a matrix, not a MuData: .*\.X`\.$"):
+        check(MuData())
+    with pytest.raises(TypeError, match=rf"^{name} takes (a|the count) matrix, not the AnnData"):
+        check(sdc.datasets.simulate(20, 10, 2, random_state=0))
+
+
 def test_proteins_of_another_anndata_are_shown_the_way_into_obsm():
     """A MuData keeps proteins in a modality of their own, which pp.clr and protein_key do not
     read: the refusals said "keys: []" alone, and pp.clr's MuData advice named the RNA."""

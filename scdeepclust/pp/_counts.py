@@ -12,11 +12,35 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from .._messages import is_mudata
 from ..data import RowSource
 from ._input import (  # noqa: F401  (HOW_TO_PASS_COUNTS: re-exported)
     HOW_TO_PASS_COUNTS,
     checked_counts,
 )
+
+
+def _refuse_data_object(matrix, caller: str) -> None:
+    """Refuse an AnnData or a MuData where a matrix is taken.
+
+    numpy read an AnnData as an object array ("exceed the maximum number of dimension"), and
+    went through a MuData without end.
+    """
+    if isinstance(matrix, AnnData) and caller == "all_finite":
+        raise TypeError(
+            "all_finite takes a matrix, not the AnnData: pass adata.X (or a layer, "
+            "adata.layers[name])."
+        )
+    if isinstance(matrix, AnnData):
+        raise TypeError(
+            f"{caller} takes the count matrix, not the AnnData: pass adata.X or "
+            "adata.layers['counts'] (`scdeepclust.pp.get_counts(adata)[0]` finds it)."
+        )
+    if is_mudata(matrix):
+        raise TypeError(
+            f"{caller} takes a matrix, not a MuData: pass one modality's, e.g. "
+            "`mdata.mod['rna'].X`."
+        )
 
 
 def all_finite(matrix, *, chunk_size: int = 8192) -> bool:
@@ -34,6 +58,7 @@ def all_finite(matrix, *, chunk_size: int = 8192) -> bool:
     bool
         `True` if every entry is finite.
     """
+    _refuse_data_object(matrix, "all_finite")
     for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
         values = block.data if sparse.issparse(block) else np.asarray(block)
         if not np.all(np.isfinite(values)):
@@ -56,6 +81,7 @@ def is_count_matrix(matrix, *, chunk_size: int = 8192) -> bool:
     bool
         `True` if the matrix holds counts.
     """
+    _refuse_data_object(matrix, "is_count_matrix")
     for _, _, block in RowSource(matrix).iter_blocks(chunk_size):
         values = block.data if sparse.issparse(block) else np.asarray(block)
         if values.size == 0:
@@ -174,11 +200,7 @@ def count_statistics(
     CountStatistics
         Size factors, median library size, gene means and scales.
     """
-    if isinstance(source, AnnData):
-        raise TypeError(
-            "count_statistics takes the count matrix, not the AnnData: pass adata.X or "
-            "adata.layers['counts'] (`scdeepclust.pp.get_counts(adata)[0]` finds it)."
-        )
+    _refuse_data_object(source, "count_statistics")
     if not isinstance(source, RowSource):
         source = RowSource(source)
     if batch_codes is not None:
