@@ -20,7 +20,7 @@ from anndata import ImplicitModificationWarning
 from scipy import sparse
 
 import scdeepclust as sdc
-from _helpers import FAST, assert_unchanged, snapshot
+from _helpers import FAST, ONE_EPOCH, assert_unchanged, snapshot
 from scdeepclust.tl import _desc as _tl_desc
 from scdeepclust.tl import _scdcc as _tl_scdcc
 from scdeepclust.train import TrainingDiverged, _loops
@@ -1874,3 +1874,161 @@ def test_desc_divergence_with_scale_true_does_not_advise_scale_true(scaled):
         sdc.tl.desc(scaled, n_clusters=3, scale=True, pretrain_lr=1e8, copy=True, **FAST)
     notes = getattr(diverged.value, "__notes__", [])
     assert not any("Pass scale=True" in n for n in notes)
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+def _big_endian_csr(matrix):
+    m = sparse.csr_matrix(matrix)
+    return sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
+
+
+def _with_explicit_zeros(matrix, row=None, col=None):
+    """A CSR matrix whose entries of `row` (or `col`) are stored, as explicit zeros."""
+    dense = np.asarray(sparse.csr_matrix(matrix).toarray())
+    if row is not None:
+        dense[row] = 0
+    if col is not None:
+        dense[:, col] = 0
+    stored = sparse.csr_matrix(dense + 1)  # every entry stored
+    stored.data -= 1  # explicit zeros where dense was 0
+    assert stored.nnz == dense.size
+    return stored
+
+
+# M002
+def test_a_copy_line_on_a_layer_of_a_backed_adata_gets_the_note_to_load_it(tmp_path):
+    """The line that drops cells without counts in layers['counts'] is `adata = adata[...].copy()`,
+    which anndata refuses on a backed AnnData: the refusal says to load it first."""
+    from scdeepclust.pp._input import BACKED_NOTE
+
+    adata = _counts()
+    counts = adata.X.toarray()
+    counts[4] = 0
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match=r"no counts in adata\.layers\['counts'\]") as refused:
+            sdc.tl.scdcc(backed, n_clusters=3, **ONE_EPOCH)
+    assert "].copy()`" in str(refused.value)
+    assert refused.value.__notes__ == [BACKED_NOTE]
+    backed.file.close()
+
+
+# M005
+@pytest.mark.parametrize(
+    ("tool", "option"), [("scdcc", "layer"), ("desc", "layer"), ("desc", "use_rep")]
+)
+def test_an_empty_name_is_refused_as_no_name(tool, option):
+    """ "" names no layer or obsm key: refused as a wrong kind of name, not looked up."""
+    adata = _counts()
+    adata.layers[""] = adata.X.copy()  # even where anndata holds one by that name
+    adata.obsm[""] = np.ones((adata.n_obs, 2))
+    with pytest.raises(TypeError, match=rf"{option} must name .*, not ''"):
+        getattr(sdc.tl, tool)(adata, n_clusters=3, **{option: ""}, **ONE_EPOCH)
+
+
+# M019, M021
+@pytest.mark.parametrize("store", ["raw.X", "obsp['distances']", "varm['loadings']"])
+def test_copy_is_refused_for_any_big_endian_sparse_store(store):
+    """anndata's copy fails on any sparse matrix of big-endian values, not only the input's:
+    copy=True names the store and the line that converts it."""
+    adata = _counts()
+    if store == "raw.X":
+        adata.raw = adata.copy()
+        adata.raw._X = _big_endian_csr(adata.raw.X)
+    elif store.startswith("obsp"):
+        adata.obsp["distances"] = _big_endian_csr(
+            sparse.random(adata.n_obs, adata.n_obs, 0.1, random_state=0)
+        )
+    else:
+        adata.varm["loadings"] = _big_endian_csr(
+            sparse.random(adata.n_vars, 4, 0.5, random_state=0)
+        )
+    with pytest.raises(ValueError, match=re.escape(f"adata.{store} is a sparse matrix of '>f4'")):
+        sdc.tl.scdcc(adata, n_clusters=3, copy=True, **ONE_EPOCH)
+
+
+# M026
+def test_an_obsm_dataframe_with_a_text_column_is_refused_as_not_numeric():
+    adata = _counts()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    frame = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(adata.n_obs, 3)), index=adata.obs_names
+    )
+    frame["sample"] = "a"
+    adata.obsm["pca"] = frame
+    with pytest.raises(TypeError, match=r"adata.obsm\['pca'\] has dtype object; a numeric matrix"):
+        sdc.tl.desc(adata, n_clusters=3, use_rep="pca", **ONE_EPOCH)
+
+
+# M057, M058
+def test_explicit_zeros_of_a_sparse_matrix_are_zeros_for_empty_cells_and_genes():
+    adata = _counts()
+    adata.layers["counts"] = _with_explicit_zeros(adata.layers["counts"], row=4)
+    with pytest.raises(ValueError, match=r"1 cell\(s\) have no counts in adata.layers\['counts'\]"):
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+    adata = _counts()
+    adata.layers["counts"] = _with_explicit_zeros(adata.layers["counts"], col=7)
+    with pytest.warns(UserWarning, match=r"1 gene\(s\) of adata.layers\['counts'\] are all zero"):
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+
+
+# M061
+def test_detection_calls_stored_as_bool_are_told_to_be_binary():
+    adata = _counts()
+    adata.layers["counts"] = sparse.csr_matrix(adata.layers["counts"] > 0)  # dtype bool
+    assert adata.layers["counts"].nnz >= 500
+    with pytest.warns(UserWarning, match=r"adata.layers\['counts'\] holds only 0s and 1s"):
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+
+
+# M067
+def test_square_roots_of_large_counts_in_float32_are_told_as_such():
+    """float32 square roots of counts in the tens of thousands square back to within a few
+    thousandths of the count: still read as square roots, and the recovery line gives the counts."""
+    adata = _counts()
+    counts = adata.layers["counts"].toarray()
+    counts[:, 0] = 40_000 + np.arange(adata.n_obs)  # deep genes
+    adata.layers["counts"] = sparse.csr_matrix(np.sqrt(counts).astype(np.float32))
+    with pytest.raises(ValueError, match=r"its values are the square root of counts") as refused:
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+    line = re.search(r"`(adata\.layers\['counts'\]\.data = .*?)`", str(refused.value)).group(1)
+    exec(line, {"adata": adata, "np": np})
+    np.testing.assert_array_equal(adata.layers["counts"].toarray(), counts)
+
+
+# M075
+def test_cells_with_exactly_ten_values_are_judged_for_multiplied_counts():
+    """A cell is judged on 10 or more positive values (MIN_JUDGED_VALUES): counts x 3 in cells
+    of exactly 10 values are told from raw ones."""
+    rng = np.random.default_rng(0)
+    adata = _counts()
+    counts = np.zeros(adata.shape)
+    for row in counts:
+        row[rng.choice(adata.n_vars, 10, replace=False)] = 3 * rng.integers(1, 4, 10)
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    assert (np.count_nonzero(counts, axis=1) == 10).all()
+    with pytest.warns(
+        UserWarning, match=r"do not step like raw counts: in 100% of the cells with 10"
+    ):
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+
+
+# M121
+def test_values_5e_3_from_whole_numbers_are_estimated_counts_not_float_noise():
+    """Float noise lies within 1e-3 of whole numbers; counts 0.005 off are estimated ones."""
+    adata = _counts()
+    counts = adata.layers["counts"].toarray()
+    counts[counts > 0] += 0.005
+    adata.layers["counts"] = sparse.csr_matrix(counts)
+    with pytest.raises(ValueError, match=r"counts estimated by an EM quantifier") as refused:
+        sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
+    assert "float conversion" not in str(refused.value)

@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import numpy as np
@@ -5,6 +6,7 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import torch
+from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
@@ -659,7 +661,6 @@ def test_centred_values_of_a_small_spread_are_not_taken_for_unscaled():
 def test_the_converged_line_is_not_printed_onto_the_progress_bar(scaled, monkeypatch):
     """Left open by the break, the clustering stage's bar took "converged" onto its line."""
     import io
-    import re
     import sys
 
     terminal = io.StringIO()
@@ -749,3 +750,67 @@ def test_n_neighbors_reaches_the_leiden_start(tool, request, monkeypatch):
     out = getattr(sdc.tl, tool)(adata, resolution=0.5, n_neighbors=6, copy=True, **ONE_EPOCH)
     assert seen == [6]
     assert out.uns[tool]["params"]["n_neighbors"] == 6
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+# M054, M055
+def test_constant_genes_do_not_count_in_the_median_gene_spread():
+    """Genes of one value (float64, whose E[x^2] - E[x]^2 leaves a rounding error, not 0) do
+    not vary: the median spread is that of the varying genes, 1 for scaled ones."""
+    from scdeepclust.pp._input import scan_matrix
+
+    rng = np.random.default_rng(1)
+    constant = np.tile(rng.uniform(0.1, 3.0, 100), (97, 1))
+    varying = rng.normal(2.0, 1.0, (97, 10))
+    summary = scan_matrix(np.concatenate([constant, varying], axis=1), gene_scales=True)
+    assert summary.median_gene_scale == pytest.approx(varying.std(axis=0).mean(), rel=0.3)
+
+
+# M086, M087
+@pytest.mark.parametrize("factor", [0.01, 15.0])
+def test_desc_warns_of_input_scaled_outside_its_range(factor):
+    """INPUT_SCALE_RANGE is (0.03, 10): z-scored genes times 0.01 or 15 are far from DESC's
+    scale."""
+    adata = _counts()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.scale(adata)
+    adata.X = adata.X * factor
+    with pytest.warns(UserWarning, match=r"root mean square is .*far from the z-scored genes"):
+        sdc.tl.desc(adata, n_clusters=3, **ONE_EPOCH)
+
+
+# M093
+def test_desc_warns_of_genes_spread_at_a_third_of_scaled_ones():
+    """Below UNSCALED_GENE_SCALE (0.35) non-negative genes look normalised but not scaled:
+    genes of standard deviation 0.3 get the warning."""
+    adata = _counts()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
+    sd = X.std(axis=0)
+    adata.X = X / np.where(sd > 0, sd, 1) * 0.3
+    with pytest.warns(
+        UserWarning, match=r"median standard deviation is 0.3 .*looks normalised but not scaled"
+    ):
+        sdc.tl.desc(adata, n_clusters=3, **ONE_EPOCH)
+
+
+# M101
+def test_transformed_counts_are_not_named_where_a_later_block_has_negative_values():
+    """The transform is judged on the first block that has non-integers; negative values found
+    in a later block (here of 10 rows) rule out transformed counts, and the warning stays out."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_transformed_counts
+
+    values = np.log2(1 + _counts().layers["counts"].toarray())
+    values[50, 3] = -0.5
+    summary = scan_matrix(values, chunk_size=10, steps=True, gene_scales=True)
+    assert summary.counts_transform is not None and summary.n_negative == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_transformed_counts(summary, "X")

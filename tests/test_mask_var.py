@@ -10,12 +10,14 @@ import re
 import warnings
 from unittest.mock import Mock
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
 
 import scdeepclust as sdc
+from _helpers import ONE_EPOCH
 from scdeepclust._cli import main
 from scdeepclust.pp._input import gene_mask
 
@@ -495,3 +497,47 @@ def test_rows_of_a_file_are_read_in_blocks_sized_by_their_stored_width(tmp_path,
         source = RowSource(f["X"], columns=np.arange(10))
         sizes = [stop - start for start, stop, _ in source.iter_blocks()]
     assert max(sizes) <= 2 * _rows.dense_chunk_rows(1000) == 128
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+# M036, M037
+def test_gene_names_with_a_few_strays_are_still_told_how_to_mark_the_genes():
+    """R's VariableFeatures() of another object may hold names missing here, or a stray word;
+    one name of a gene here is enough to tell a list of names from True/False words."""
+    from scdeepclust.pp._input import gene_mask
+
+    adata = _counts()
+    names = list(adata.var_names[:5])
+    for values in (names + ["NOT_A_GENE"], names + ["true"]):
+        with pytest.raises(ValueError, match=r"mask_var holds gene names;") as refused:
+            gene_mask(adata, values)
+        assert "mask_var=adata.var_names.isin(names)" in str(refused.value)
+
+
+# M044
+@pytest.mark.parametrize("shape", ["2d", "scalar"])
+def test_a_mask_not_of_one_value_per_gene_is_refused_by_its_shape(shape):
+    from scdeepclust.pp._input import gene_mask
+
+    adata = _counts()
+    mask = np.ones((adata.n_vars, 2), dtype=bool) if shape == "2d" else np.True_
+    with pytest.raises(
+        ValueError, match=r"mask_var has shape .*; it needs one True/False per gene \(30\)"
+    ):
+        gene_mask(adata, mask)
+
+
+# M095
+def test_exactly_many_genes_unselected_get_no_word_on_selection():
+    """MANY_GENES (3000) genes read whole are not yet "thousands nobody chose"."""
+    from scdeepclust.pp._input import MANY_GENES
+
+    adata = ad.AnnData(np.random.default_rng(0).normal(size=(60, MANY_GENES)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Reading all")
+        sdc.tl.desc(adata, n_clusters=3, **ONE_EPOCH)

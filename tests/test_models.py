@@ -9,14 +9,24 @@ import os
 import pickle
 import warnings
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 import torch
+from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, count_calls, fail_desc_at_resolution, shared_file, snapshot
+from _helpers import (
+    ONE_EPOCH,
+    assert_unchanged,
+    count_calls,
+    fail_desc_at_resolution,
+    shared_file,
+    snapshot,
+)
 from scdeepclust.models import DESC, SCDCC
 from scdeepclust.train import _loops
 
@@ -229,7 +239,6 @@ def test_repeated_names_of_genes_the_model_does_not_read_leave_its_genes_matched
     """Positions among the unique names were taken as positions in var_names: every gene of
     the model after the repeated ones read another gene's column."""
     import anndata as ad
-    import pandas as pd
     from scipy import sparse
 
     from scdeepclust.models._trained import match_features
@@ -632,7 +641,6 @@ def test_desc_use_rep_model(split):
 def test_a_dataframe_in_obsm_is_mapped_by_column_name(split):
     # Its columns were taken by position: the same columns in another order mapped 17% of the
     # cells as before, without a word.
-    import pandas as pd
 
     train, test = (a.copy() for a in split)
     names = [f"PC{i}" for i in range(12)]
@@ -1403,7 +1411,6 @@ def test_a_resumed_stage_keeps_its_plateau_count(tmp_path):
 def test_a_dataframe_without_distinct_column_names_is_mapped_by_position(split):
     """A DataFrame in obsm whose columns repeat a name cannot be matched by name: the model
     keeps no names, takes the columns by position, and maps the cells it was trained on."""
-    import pandas as pd
 
     train = split[0].copy()
     values = np.log1p(train.layers["counts"][:, :12].toarray())
@@ -2113,3 +2120,144 @@ def test_the_history_of_mapped_cells_is_refused_naming_the_run_to_plot(scdcc_mod
     sdc.tl.map_to_model(test, scdcc_model[1], key_added="mapped")
     with pytest.raises(ValueError, match=r"holds cells mapped onto a trained model"):
         sdc.pl.history(test, "mapped", show=False)
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+@pytest.fixture(scope="module")
+def one_epoch_model():
+    adata = _counts()
+    return sdc.tl.scdcc(adata, 3, return_model=True, random_state=0, **ONE_EPOCH)
+
+
+def _big_endian_csr(matrix):
+    m = sparse.csr_matrix(matrix)
+    return sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
+
+
+# M009
+def test_a_model_predicts_a_single_cell(one_epoch_model):
+    """Prediction takes one cell (its minimum): the counts of one cell are enough to place it."""
+    one = _counts()[:1].copy()
+    labels = one_epoch_model.predict(one)
+    assert len(labels) == 1
+
+
+# M010
+def test_predicting_on_a_backed_adata_reads_it_without_the_results_warning(
+    one_epoch_model, tmp_path
+):
+    """A model reading a backed AnnData (or a view of one) writes nothing to it: neither the
+    warning about results kept in memory nor the refusal of a backed view applies."""
+    adata = _counts()
+    del adata.layers["counts"]  # counts in X, read from the file
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="adata is backed")
+        assert len(one_epoch_model.predict(backed)) == adata.n_obs
+        assert len(one_epoch_model.predict(backed[:20])) == 20
+    backed.file.close()
+
+
+# M016
+def test_a_model_predicts_on_a_view_beside_a_big_endian_layer(one_epoch_model):
+    """A reader writes nothing to the view, which is never made actual: a big-endian sparse
+    matrix that it does not read (another layer) is not refused, and the cells are placed as
+    without it."""
+    parent = _counts()
+    parent.layers["spliced"] = _big_endian_csr(parent.layers["counts"])
+    view = parent[:40]
+    labels = one_epoch_model.predict(view)
+    assert view.is_view
+    expected = one_epoch_model.predict(_counts()[:40].copy())
+    np.testing.assert_array_equal(np.asarray(labels), np.asarray(expected))
+    # the matrix it reads, which scipy cannot slice for the view: refused in words, with the
+    # line that converts it in the parent (scipy's bare "does not support dtype >f4" before)
+    parent.layers["counts"] = parent.layers.pop("spliced")
+    with pytest.raises(ValueError, match=r"adata\.layers\['counts'\] is a sparse matrix of '>f4'"):
+        one_epoch_model.predict(parent[:40])
+    data = parent.layers["counts"].data
+    parent.layers["counts"].data = data.astype(data.dtype.newbyteorder("="))  # the advice
+    np.testing.assert_array_equal(np.asarray(one_epoch_model.predict(parent[:40])), expected)
+
+
+# M099, M100
+@pytest.mark.parametrize("trained_gene_scale", [1.0, 0.5])
+def test_counts_for_a_model_of_uncentred_scaled_cells_are_not_told_to_centre(trained_gene_scale):
+    """A model trained on cells without negative values (sc.pp.scale(zero_center=False), spread
+    1, or log-normalised, spread 0.5): counts given to it are told to be log-normalised, neither
+    scaled with means nor corrected."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_counts
+
+    summary = scan_matrix(_counts().layers["counts"], steps=True, gene_scales=True)
+    with pytest.warns(
+        UserWarning, match=r"looks like raw counts.*not sc.pp.scale \(they had no negative"
+    ) as record:
+        warn_if_counts(
+            summary,
+            "X",
+            model_scales=False,
+            trained_on_negatives=False,
+            trained_gene_scale=trained_gene_scale,
+        )
+    assert "gene means" not in str(record[0].message) and "correction" not in str(record[0].message)
+
+
+# M103
+def test_one_negative_value_tells_a_scaling_model_the_cells_were_scaled():
+    from scdeepclust.pp._input import scan_matrix, warn_if_scaled_for_a_scaling_model
+
+    values = np.log1p(_counts().layers["counts"].toarray())
+    values[0, 0] = -0.1
+    summary = scan_matrix(values, steps=True, gene_scales=True)
+    with pytest.warns(UserWarning, match=r"adata.X has negative values, as scaled data have"):
+        warn_if_scaled_for_a_scaling_model(summary, "X")
+
+
+# M106
+def test_fewer_than_fifty_new_cells_are_not_judged_by_their_spread():
+    """Among a few cells the median spread counts only the expressed genes: 20 new cells that
+    spread 3 times as much as the training cells get no warning (50 do)."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_normalised_unlike_training
+
+    rng = np.random.default_rng(0)
+    for n_cells, warns in ((20, False), (50, True)):
+        values = np.abs(rng.normal(3.0, 1.5, (n_cells, 30)))
+        summary = scan_matrix(values, steps=True, gene_scales=True)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            warned = warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=0.4)
+        assert warned is warns and len(record) == int(warns)
+
+
+# M111
+def test_a_model_whose_training_genes_did_not_spread_judges_no_spread():
+    """A training spread of 0 (recorded for constant training cells) gives no ratio to judge:
+    no warning, no division by zero."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_normalised_unlike_training
+
+    values = np.abs(np.random.default_rng(0).normal(3.0, 1.5, (60, 30)))
+    summary = scan_matrix(values, steps=True, gene_scales=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=0.0) is False
+
+
+# M112
+def test_new_cells_spreading_exactly_twice_as_much_are_not_warned_of():
+    """SPREAD_FACTOR (2) is the most that cells prepared as the training ones spread."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_normalised_unlike_training
+
+    values = np.abs(np.random.default_rng(0).normal(3.0, 1.5, (60, 30)))
+    summary = scan_matrix(values, steps=True, gene_scales=True)
+    half = summary.median_gene_scale / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=half) is False
+    with pytest.warns(UserWarning, match="spread 2.1 times as much"):
+        warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=half / 1.05)

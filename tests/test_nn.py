@@ -1,10 +1,12 @@
 import copy
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+import scdeepclust as sdc
 from scdeepclust.nn import (
     ClusteringLayer,
     StackedAutoencoder,
@@ -449,7 +451,6 @@ def test_initial_networks_have_torchs_initial_weights_without_its_global_generat
     """The weights torch's global generator gave the layers once seeded (as earlier versions
     drew them, so that results stayed the same), drawn from a generator of the run's own;
     also in nn.Linear's own cases of no bias and no inputs (bound 0)."""
-    import warnings
 
     from scdeepclust.train import initial_network
 
@@ -482,3 +483,26 @@ def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for(layer):
     name = type(layer()).__name__
     with pytest.raises(TypeError, match=rf"no initial values for '1', a {name}"):
         initial_network(lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), layer()), 0)
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+# M161, M162, M163
+def test_the_run_generators_draw_their_own_streams():
+    """DESC's dropout draws the stream torch's global generator gave once seeded; the minibatch
+    generator another (the seed + 1); random_state=None leaves numpy's draws unseeded."""
+    import torch
+
+    from scdeepclust.train._device import dropout_generator, numpy_rng, torch_generator
+
+    torch.manual_seed(5)
+    global_draws = torch.rand(4)
+    assert torch.equal(torch.rand(4, generator=dropout_generator(5)), global_draws)
+    batches = torch.rand(4, generator=torch_generator(5, torch.device("cpu")))
+    assert not torch.equal(batches, global_draws)
+    assert torch.equal(batches, torch.rand(4, generator=torch.Generator().manual_seed(6)))
+    assert numpy_rng(None).integers(1 << 62) != numpy_rng(None).integers(1 << 62)

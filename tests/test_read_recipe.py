@@ -1,6 +1,7 @@
 """`datasets.read` (the command line's reader) and `pp.recipe` (its preparation)."""
 
 import re
+import shutil
 import warnings
 
 import anndata as ad
@@ -1179,6 +1180,12 @@ def test_read_names_a_zarr_store_that_anndata_did_not_write(sim, tmp_path):
     (tmp_path / "bad.zarr" / "zarr.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"cannot read .*bad\.zarr: .*written by anndata"):
         sdc.datasets.read(tmp_path / "bad.zarr")
+    # a group lost since: the consolidated metadata still listed it, and anndata read the genes
+    # without their names
+    sim.write_zarr(tmp_path / "cut.zarr")
+    shutil.rmtree(tmp_path / "cut.zarr" / "var")
+    with pytest.raises(ValueError, match=r"cut\.zarr is a \.zarr store without .*lost them since"):
+        sdc.datasets.read(tmp_path / "cut.zarr")
 
 
 def as_mudata_file(path, adata, modalities=("prot", "rna")):
@@ -1266,3 +1273,57 @@ def test_read_h5_orders_labels_that_are_not_whole_numbers_by_value_not_as_text(t
         f["Y"] = np.array([10.5, 2.5, 2.0, 10.5])
     labels = sdc.datasets.read_h5(tmp_path / "y.h5").obs["label"]
     assert list(labels.cat.categories) == ["2", "2.5", "10.5"]
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+# M040
+def test_recipe_names_the_line_that_fills_missing_values_of_highly_variable():
+    """pp.recipe refuses var['highly_variable'] with missing values; its advice names the line
+    that fills them, and that line mends the column."""
+    adata = _counts()
+    marked = pd.array([True] * 10 + [False] * 19 + [None], dtype="boolean")
+    adata.var["highly_variable"] = marked
+    with pytest.raises(ValueError, match="has missing values") as refused:
+        sdc.pp.recipe(adata, "desc")
+    line = re.search(r"\(`(adata\.var\['highly_variable'\] = .*?)`\)", str(refused.value)).group(1)
+    exec(line, {"adata": adata})
+    assert adata.var["highly_variable"].sum() == 10
+
+
+# M136, M138, M139
+def test_read_refuses_a_zarr_store_missing_var_and_names_tables_only_where_there_are(tmp_path):
+    import zarr
+
+    adata = _counts()
+    cut = zarr.open_group(tmp_path / "cut.zarr", mode="w")  # obs without var
+    cut.create_group("obs")
+    cut.create_group("X")
+    with pytest.raises(
+        ValueError, match=r"cut\.zarr is a \.zarr store without AnnData's 'obs' and 'var'"
+    ) as refused:
+        sdc.datasets.read(tmp_path / "cut.zarr")
+    assert "SpatialData" not in str(refused.value)
+    root = zarr.open_group(tmp_path / "sdata.zarr", mode="w")
+    root.create_group("tables")
+    adata.write_zarr(tmp_path / "sdata.zarr" / "tables" / "table")
+    with pytest.raises(ValueError, match="A SpatialData store") as refused:
+        sdc.datasets.read(tmp_path / "sdata.zarr")
+    line = re.search(r"(anndata\.read_zarr\('.*?)/<name>'\)", str(refused.value)).group(1)
+    table = ad.read_zarr(line.split("'")[1] + "/table")
+    assert table.shape == adata.shape
+
+
+# M140
+def test_a_foreign_zarr_store_is_refused_with_its_keys_in_order(tmp_path):
+    import zarr
+
+    root = zarr.open_group(tmp_path / "other.zarr", mode="w")
+    for name in ("zeta", "alpha", "mid"):
+        root.create_group(name)
+    with pytest.raises(ValueError, match=re.escape("(it holds ['alpha', 'mid', 'zeta'])")):
+        sdc.datasets.read(tmp_path / "other.zarr")

@@ -1,6 +1,7 @@
 import re
 import warnings
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -782,7 +783,6 @@ def test_balance_changes_the_target(sim):
 
 
 def test_placeholder_labels_are_counted_over_every_form_of_the_text():
-    import anndata as ad
 
     from scdeepclust.tl._validate import warn_if_placeholder_labels
 
@@ -882,7 +882,6 @@ def test_n_top_genes_of_a_backed_dense_matrix_of_float16_or_another_byte_order(
 ):
     # read from the file block by block, each block went to scipy's sparse matrix as it was:
     # "scipy.sparse does not support dtype float16"; in memory the same matrix worked
-    import anndata as ad
 
     adata = sc.AnnData(sim.layers["counts"].toarray().astype(dtype), obs=sim.obs)
     adata.write_h5ad(tmp_path / "dense.h5ad")
@@ -1039,7 +1038,6 @@ def test_the_known_class_term_is_weighed_by_label_weight(sim):
 
 
 def test_placeholder_labels_advice_makes_the_most_frequent_one_missing():
-    import anndata as ad
 
     from scdeepclust.tl._validate import warn_if_placeholder_labels
 
@@ -1174,3 +1172,29 @@ def test_known_labels_without_acting_pairs_are_still_prior_knowledge(sim):
     assert params["tol"] == 0.001
     assert params["refine"] == 0.0
     assert "refinement" not in out.uns["scdcc"]
+
+
+def _counts(n_cells=90, n_genes=30):
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+# M117, M118, M120
+@pytest.mark.parametrize(
+    ("n_cells", "per_cell", "warns"), [(90, 5, False), (200, 3, False), (120, 5, True)]
+)
+def test_binary_counts_are_judged_from_500_values_and_5_per_cell(n_cells, per_cell, warns):
+    """Only 0s and 1s are told to be binarised from max(500, 5 per cell) ones: shallower counts
+    can hold only 1s."""
+    from scdeepclust.pp._input import scan_matrix, warn_if_binary
+
+    rng = np.random.default_rng(0)
+    counts = np.zeros((n_cells, 30))
+    for row in counts:
+        row[rng.choice(30, per_cell, replace=False)] = 1
+    summary = scan_matrix(counts, steps=True)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        warn_if_binary(summary, "X")
+    assert len(record) == int(warns)

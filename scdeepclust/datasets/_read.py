@@ -129,7 +129,9 @@ def _read_zarr(path: Path) -> AnnData:
     import zarr
 
     try:
-        root = zarr.open_group(path, mode="r")
+        # the groups on disk: the consolidated metadata still lists a group deleted since, which
+        # anndata then reads as empty (a var without names)
+        root = zarr.open_group(path, mode="r", use_consolidated=False)
         keys = sorted(root.keys())
     except Exception as error:  # noqa: BLE001 - zarr's kinds (JSON, missing metadata, ...)
         raise ValueError(
@@ -148,7 +150,8 @@ def _read_zarr(path: Path) -> AnnData:
         )
         raise ValueError(
             f"{path} is a .zarr store without AnnData's 'obs' and 'var' groups (it holds "
-            f"{keys}), so not one that anndata's write_zarr wrote.{tables}"
+            f"{keys}), so not one that anndata's write_zarr wrote, or one that lost them since."
+            f"{tables}"
         )
     return anndata.read_zarr(path)
 

@@ -179,14 +179,20 @@ def check_adata(
 
 
 def refuse_sparse_in_other_byte_order(
-    adata: AnnData, action: str, *, fix: str = "", skip: tuple[str, ...] = ()
+    adata: AnnData,
+    action: str,
+    *,
+    fix: str = "",
+    skip: tuple[str, ...] = (),
+    only: str | None = None,
 ) -> None:
     """Refuse an AnnData holding a sparse matrix of values in another byte order.
 
     The tools read such a matrix ('>f4' read from a file, say), but anndata cannot copy it, make
     a view of it actual, or subset it: each fails with scipy's bare "does not support dtype
     >f4" (after training, where results are written). `action` names what would fail, `fix`
-    how else to go on; the stores named in `skip` are the caller's to convert.
+    how else to go on; the stores named in `skip` are the caller's to convert; with `only`, that
+    store alone is checked.
     """
     if adata.is_view:  # a view's matrices are sliced when read, which fails on these
         adata = getattr(adata, "_adata_ref", adata)
@@ -197,6 +203,8 @@ def refuse_sparse_in_other_byte_order(
     if adata.raw is not None:
         stores.append(("raw.X", adata.raw.X))
     for where, matrix in stores:
+        if only is not None and where != only:
+            continue
         if where not in skip and sparse.issparse(matrix) and not matrix.dtype.isnative:
             data = f"adata.{where}.data"
             convert = f"{fix}convert it in place first" if fix else "Convert it in place first"
@@ -232,7 +240,9 @@ def input_matrix(
             raise KeyError(
                 f"use_rep {use_rep!r} is not in adata.obsm; keys: {list(adata.obsm.keys())}."
             )
-        matrix, where = adata.obsm[use_rep], f"obsm[{use_rep!r}]"
+        where = f"obsm[{use_rep!r}]"
+        _refuse_slicing_other_byte_order(adata, where)
+        matrix = adata.obsm[use_rep]
         if hasattr(matrix, "to_numpy"):  # a DataFrame in obsm
             frame, matrix = matrix, matrix.to_numpy()
             if matrix.dtype == object and all(map(pd.api.types.is_numeric_dtype, frame.dtypes)):
@@ -242,8 +252,11 @@ def input_matrix(
     elif layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"Layer {layer!r} not found; available layers: {layer_names(adata)}.")
-        matrix, where = adata.layers[layer], f"layers[{layer!r}]"
+        where = f"layers[{layer!r}]"
+        _refuse_slicing_other_byte_order(adata, where)
+        matrix = adata.layers[layer]
     else:
+        _refuse_slicing_other_byte_order(adata, "X")
         matrix, where = adata.X, "X"
     if matrix is None:
         layers = layer_names(adata)
@@ -258,6 +271,16 @@ def input_matrix(
         # again for each step, and computed wherever it is read it was computed twice
         matrix = _computed(matrix, columns)
     return matrix, where
+
+
+def _refuse_slicing_other_byte_order(adata: AnnData, where: str) -> None:
+    """Refuse to read the store `where` of a view where scipy cannot slice it (its byte order).
+
+    The tools refuse such views before (they make them actual); a reader such as
+    ``model.predict`` got scipy's bare "does not support dtype >f4".
+    """
+    if adata.is_view and not adata.isbacked:
+        refuse_sparse_in_other_byte_order(adata, "slice for a view", only=where)
 
 
 def _computed(matrix, columns: np.ndarray | None):
