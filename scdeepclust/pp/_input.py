@@ -24,8 +24,8 @@ from .._messages import caller_stacklevel, not_anndata
 from ..data import RowSource, is_dask_array
 
 HOW_TO_PASS_COUNTS = (
-    "scdcc models raw counts: pass `layer=` naming a layer that holds them, or, where none "
-    "does, keep them when you load the data again, before normalising: "
+    "scdcc models raw counts: pass a layer that holds them as `layer`, or, where none does, "
+    "keep them when you load the data again, before normalising: "
     "`adata.layers['counts'] = adata.X.copy()` right after loading (scdcc reads that layer by "
     "default)."
 )
