@@ -2032,3 +2032,48 @@ def test_values_5e_3_from_whole_numbers_are_estimated_counts_not_float_noise():
     with pytest.raises(ValueError, match=r"counts estimated by an EM quantifier") as refused:
         sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
     assert "float conversion" not in str(refused.value)
+
+
+def test_a_mudata_is_known_by_its_module_or_its_class_name_alone():
+    """is_mudata: mudata's (or muon's) module, or a class named MuData, each enough alone."""
+    from scdeepclust._messages import is_mudata
+
+    class Renamed:  # a subclass of mudata's MuData under another name, say
+        __module__ = "muon._core.mudata"
+
+    class MuData:  # a class named so, outside mudata's module
+        __module__ = "my_project.data"
+
+    assert is_mudata(Renamed()) and is_mudata(MuData())
+    for value in (Renamed(), MuData()):
+        with pytest.raises(TypeError, match=r"mdata\.mod\['rna'\]"):
+            sdc.tl.desc(value)
+
+
+def test_all_finite_given_the_anndata_names_any_matrix_not_the_counts():
+    """all_finite checks any matrix (X, a layer): it is not told to take the counts."""
+    with pytest.raises(
+        TypeError, match=r"^all_finite takes a matrix, not the AnnData: pass adata\.X"
+    ):
+        sdc.pp.all_finite(sdc.datasets.simulate(20, 10, 2, random_state=0))
+
+
+def test_a_backed_view_of_a_layer_in_another_byte_order_is_refused_in_words(tmp_path):
+    """A layer put in memory beside a backed X, in another byte order: a view of the AnnData
+    cannot slice it either, and got scipy's bare "does not support dtype >f4"."""
+    import anndata as ad
+    from scipy import sparse
+
+    adata = sdc.datasets.simulate(120, 60, 2, random_state=0)
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
+    m = sparse.csr_matrix(adata.layers["counts"])
+    backed.layers["counts"] = sparse.csr_matrix(
+        (m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(
+            ValueError, match=r"adata\.layers\['counts'\] is a sparse matrix of '>f4'"
+        ):
+            sdc.pp.get_counts(backed[:100])

@@ -2127,3 +2127,21 @@ def test_min_cluster_size_edges_on_the_command_line(sim, tmp_path, monkeypatch, 
         main(["run", "--help"])
     helped = " ".join(capsys.readouterr().out.split())
     assert f"default {DEFAULT_MIN_CLUSTER_SIZE};" in helped
+
+
+def test_a_quoted_value_inside_a_longer_expression_is_left_as_written():
+    """The quoted value is an option's only where it stands alone: `layer='raw counts'.T` or
+    `layer='a b'/c` are Python, not an option to rewrite."""
+    from scdeepclust._cli import in_command_terms
+
+    assert in_command_terms("pass `layer='raw counts'` to") == "pass `--layer 'raw counts'` to"
+    for text in ("layer='raw counts'.T", "layer='raw counts']", "layer='a b'/c"):
+        assert in_command_terms(text) == text
+
+
+def test_a_quoted_value_is_quoted_for_the_shell_not_as_python_would():
+    """shlex.quote, not repr: a backslash is kept single (repr doubles it)."""
+    from scdeepclust._cli import in_command_terms
+
+    text = "pass `layer='raw\\counts 2'` to"
+    assert in_command_terms(text) == "pass `--layer 'raw\\counts 2'` to"

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,8 +158,6 @@ def test_whole_numbers_beside_names_that_are_other_whole_numbers_are_warned_of()
     """Cell ids read from a table come back as integers, read as positions: with cells named
     '3', '2', ... the pairs joined other cells than those named, without a word. Where the
     names are the positions (anndata's default names) or are not numbers, nothing is said."""
-    import warnings
-
     reversed_ids = pd.Index(["3", "2", "1", "0"])
     for pairs in ([[0, 1]], np.array([[0.0, 1.0]])):
         with pytest.warns(
@@ -171,9 +171,9 @@ def test_whole_numbers_beside_names_that_are_other_whole_numbers_are_warned_of()
         warnings.simplefilter("error")
         for names in (["0", "1", "2", "3"], ["3", "x", "1", "0"], ["000", "001", "002", "99"]):
             pairs_from_user([[1, 2]], pd.Index(names), "ml")
+        pairs_from_user([[1, 2]], reversed_ids[[0, 2, 1, 3]], "ml")  # '1' at 1 and '2' at 2
     with pytest.warns(UserWarning, match=r"position 3 is named '10{30}'"):  # beyond int64
         pairs_from_user([[1, 3]], pd.Index(["0", "1", "2", str(10**30)]), "ml")
-        pairs_from_user([[1, 2]], reversed_ids[[0, 2, 1, 3]], "ml")  # '1' at 1 and '2' at 2
 
 
 def test_random_pairs_for_most_of_all_pairs_are_distinct_pairs_of_the_candidates():
@@ -598,3 +598,42 @@ def test_must_link_and_cannot_link_weights_are_not_swapped(sim, monkeypatch):
     assert seen and set(seen) == {(2.0, 0.0)}
     # the must-links act (weight 2 > 0): prior knowledge, so no refinement and the stricter tol
     assert params["refine"] == 0.0 and params["tol"] == 0.001
+
+
+def test_numbered_names_are_compared_with_positions_in_range_only():
+    """Positions outside the cells (negative, or past the last) are not named by any cell:
+    no warning from this check (nor an IndexError), whatever is refused later."""
+    names = pd.Index(["0", "1", "2", "3"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for pairs in ([[-1, 0]], [[1, 10]]):
+            try:
+                pairs_from_user(pairs, names, "ml")
+            except ValueError:  # refused later in words: fine, but no warning / IndexError
+                pass
+
+
+def test_a_name_of_zeros_only_is_the_number_zero():
+    """'000' at position 0 names the cell position 0 names: no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pairs_from_user([[0, 1]], pd.Index(["000", "001", "002", "99"]), "ml")
+
+
+def test_negative_numbers_as_names_are_compared_too():
+    """Names such as '-1', '0', '1', '2' are whole numbers, other than the positions."""
+    with pytest.warns(UserWarning, match=r"position 0 is named '-1'"):
+        pairs_from_user([[0, 1]], pd.Index(["-1", "0", "1", "2"]), "ml")
+
+
+def test_only_the_cell_at_position_zero_differs():
+    with pytest.warns(UserWarning, match=r"position 0 is named '5'"):
+        pairs_from_user([[0, 1]], pd.Index(["5", "1", "2", "3"]), "ml")
+
+
+def test_names_that_are_their_positions_are_not_warned_of_with_a_reordered_index():
+    """The last call of test_whole_numbers_beside_names... ran inside pytest.warns, which
+    never checks that it warns nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pairs_from_user([[1, 2]], pd.Index(["3", "1", "2", "0"]), "ml")

@@ -2261,3 +2261,40 @@ def test_new_cells_spreading_exactly_twice_as_much_are_not_warned_of():
         assert warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=half) is False
     with pytest.warns(UserWarning, match="spread 2.1 times as much"):
         warn_if_normalised_unlike_training(summary, "X", trained_gene_scale=half / 1.05)
+
+
+def test_a_model_reading_x_of_a_view_in_another_byte_order_refuses_in_words(one_epoch_model):
+    """The X branch of input_matrix: the view's X, which scipy cannot slice, refused in words."""
+    parent = _counts()
+    parent.X = _big_endian_csr(parent.layers.pop("counts"))
+    with pytest.raises(ValueError, match=r"adata\.X is a sparse matrix of '>f4'"):
+        one_epoch_model.predict(parent[:40])
+
+
+def test_a_model_reading_obsm_of_a_view_in_another_byte_order_refuses_in_words():
+    """The use_rep branch of input_matrix: a DESC model of obsm['X_pca'] predicting on a view
+    whose parent keeps that embedding as a '>f4' sparse matrix."""
+    import scanpy as sc
+
+    adata = sdc.datasets.simulate(120, 60, 3, random_state=0)
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=10)
+    model = sdc.tl.desc(
+        adata, n_clusters=3, use_rep="X_pca", return_model=True, random_state=0, **ONE_EPOCH
+    )
+    parent = adata.copy()
+    parent.obsm["X_pca"] = _big_endian_csr(parent.obsm["X_pca"])
+    with pytest.raises(ValueError, match=r"adata\.obsm\['X_pca'\] is a sparse matrix of '>f4'"):
+        model.predict(parent[:40])
+
+
+def test_a_model_given_a_mudata_is_not_told_to_pull_columns_it_does_not_write(one_epoch_model):
+    """check_adata(writes=False) (a model's readers): the MuData advice stops at the modality."""
+
+    class MuData:
+        __module__ = "mudata._core.mudata"
+        layers = None
+
+    with pytest.raises(TypeError, match=r"mod\['rna'\]`\.$"):
+        one_epoch_model.predict(MuData())

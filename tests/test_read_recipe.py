@@ -1194,7 +1194,8 @@ def as_mudata_file(path, adata, modalities=("prot", "rna")):
         import zarr
 
         adata.write_zarr(path)
-        root = zarr.open_group(path, mode="r+", use_consolidated=False)
+        on_disk = {"use_consolidated": False} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+        root = zarr.open_group(path, mode="r+", **on_disk)
     else:
         import h5py
 
@@ -1327,3 +1328,49 @@ def test_a_foreign_zarr_store_is_refused_with_its_keys_in_order(tmp_path):
         root.create_group(name)
     with pytest.raises(ValueError, match=re.escape("(it holds ['alpha', 'mid', 'zeta'])")):
         sdc.datasets.read(tmp_path / "other.zarr")
+
+
+def test_read_prefers_the_rna_modality_whatever_its_case(sim, tmp_path):
+    as_mudata_file(tmp_path / "cells.h5mu", sim, modalities=("ADT", "RNA"))
+    with pytest.raises(ValueError, match=r"\['RNA'\]\.write_h5ad\('RNA\.h5ad'\)"):
+        sdc.datasets.read(tmp_path / "cells.h5mu")
+    as_mudata_file(tmp_path / "gex.h5mu", sim, modalities=("adt", "GEX"))
+    with pytest.raises(ValueError, match=r"\['GEX'\]\.write_h5ad"):
+        sdc.datasets.read(tmp_path / "gex.h5mu")
+
+
+def test_read_names_a_mudata_file_without_its_mod_group(sim, tmp_path):
+    """A file marked as a MuData whose 'mod' is missing: told it holds no modalities, not
+    h5py's KeyError."""
+    import h5py
+
+    sim.write_h5ad(tmp_path / "cells.h5mu")
+    with h5py.File(tmp_path / "cells.h5mu", "r+") as f:
+        f.attrs["encoding-type"] = "MuData"
+    with pytest.raises(ValueError, match=r"holds a MuData without modalities"):
+        sdc.datasets.read(tmp_path / "cells.h5mu")
+
+
+def test_recipe_names_the_layers_of_counts_bare_as_its_message_does(sim):
+    """pp.recipe names layers bare ("there is no layers['counts']"): the advice too."""
+    import scanpy as sc
+
+    sim.layers["raw_counts"] = sim.layers.pop("counts")
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    with pytest.raises(ValueError, match=r"layers\['raw_counts'\] holds counts") as error:
+        sdc.pp.recipe(sim, "scdcc")
+    assert "adata.layers['raw_counts']" not in str(error.value)
+
+
+def test_read_names_a_mudata_zarr_store_without_its_mod_group(sim, tmp_path):
+    """A .zarr store marked as a MuData but holding no 'mod' group: refused as a MuData without
+    modalities, not read as the AnnData of its top-level obs and var."""
+    import zarr
+
+    sim.write_zarr(tmp_path / "cells.zarr")
+    root = zarr.open_group(tmp_path / "cells.zarr", mode="r+", use_consolidated=False)
+    root.attrs["encoding-type"] = "MuData"
+    zarr.consolidate_metadata(tmp_path / "cells.zarr")
+    with pytest.raises(ValueError, match=r"holds a MuData without modalities"):
+        sdc.datasets.read(tmp_path / "cells.zarr")

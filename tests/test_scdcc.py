@@ -1198,3 +1198,45 @@ def test_binary_counts_are_judged_from_500_values_and_5_per_cell(n_cells, per_ce
         warnings.simplefilter("always")
         warn_if_binary(summary, "X")
     assert len(record) == int(warns)
+
+
+def test_a_layer_of_text_beside_the_counts_does_not_hide_the_advice(sim):
+    """layers_holding_counts passes over a layer whose dtype holds no counts (scan_matrix's
+    TypeError), and still names the layer of counts."""
+    sim.layers["raw_counts"] = sim.layers.pop("counts")
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.layers["text"] = np.full(sim.shape, "a", dtype=object)
+    with pytest.raises(ValueError, match=r"adata\.layers\['raw_counts'\] holds counts: pass"):
+        sdc.tl.scdcc(sim, 3, **FAST)
+
+
+def test_a_layer_of_counts_in_the_genes_read_is_named_though_other_genes_hold_anything(sim):
+    """With mask_var only the genes read are judged: a layer that holds counts there (and
+    anything in the other genes) is named as the one to read."""
+    sim.layers["raw_counts"] = sim.layers.pop("counts").astype(np.float32)
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    dense = (
+        sim.layers["raw_counts"].toarray()
+        if hasattr(sim.layers["raw_counts"], "toarray")
+        else np.array(sim.layers["raw_counts"])
+    )
+    dense[:, -1] = 0.5  # the gene left out holds no counts
+    sim.layers["raw_counts"] = dense
+    mask = np.ones(sim.n_vars, dtype=bool)
+    mask[-1] = False
+    with pytest.raises(ValueError, match=r"adata\.layers\['raw_counts'\] holds counts: pass"):
+        sdc.tl.scdcc(sim, 3, mask_var=mask, **FAST)
+
+
+def test_a_layer_named_by_the_caller_is_refused_without_naming_other_layers(sim):
+    """Where `layer` names the matrix, that is the caller's choice: its refusal is the usual
+    one (the other layers are neither scanned nor named)."""
+    sim.layers["raw_counts"] = sim.layers.pop("counts")
+    sc.pp.normalize_total(sim)
+    sc.pp.log1p(sim)
+    sim.layers["lognorm"] = sim.X.copy()
+    with pytest.raises(ValueError, match=r"adata\.layers\['lognorm'\] does not hold") as error:
+        sdc.tl.scdcc(sim, 3, layer="lognorm", **FAST)
+    assert "raw_counts" not in str(error.value)

@@ -129,9 +129,10 @@ def _read_zarr(path: Path) -> AnnData:
     import zarr
 
     try:
-        # the groups on disk: the consolidated metadata still lists a group deleted since, which
-        # anndata then reads as empty (a var without names)
-        root = zarr.open_group(path, mode="r", use_consolidated=False)
+        # the groups on disk: zarr 3 reads the consolidated metadata, which still lists a group
+        # deleted since, read by anndata as empty (a var without names); zarr 2 reads the disk
+        on_disk = {"use_consolidated": False} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+        root = zarr.open_group(path, mode="r", **on_disk)
         keys = sorted(root.keys())
     except Exception as error:  # noqa: BLE001 - zarr's kinds (JSON, missing metadata, ...)
         raise ValueError(

@@ -277,9 +277,10 @@ def _refuse_slicing_other_byte_order(adata: AnnData, where: str) -> None:
     """Refuse to read the store `where` of a view where scipy cannot slice it (its byte order).
 
     The tools refuse such views before (they make them actual); a reader such as
-    ``model.predict`` got scipy's bare "does not support dtype >f4".
+    ``model.predict`` got scipy's bare "does not support dtype >f4". A backed AnnData's layers
+    are in memory, and sliced alike.
     """
-    if adata.is_view and not adata.isbacked:
+    if adata.is_view:
         refuse_sparse_in_other_byte_order(adata, "slice for a view", only=where)
 
 
