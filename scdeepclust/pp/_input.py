@@ -835,9 +835,8 @@ def layers_holding_counts(
 ) -> list[str]:
     """Return the layers that hold raw counts (read only where the counts expected are none).
 
-    `skip`: a layer already found to hold none.
-
-    scvi-tools users keep counts under names of their own ('raw_counts', 'umi', ...).
+    scvi-tools users keep counts under names of their own ('raw_counts', 'umi', ...). `skip`: a
+    layer already found to hold none.
     """
     found = []
     for name in layer_names(adata):

@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._messages import PROTEINS_FROM_ANOTHER_ANNDATA, caller_stacklevel
+from .._messages import caller_stacklevel
 from .._results import check_result_keys, warn_if_results_replaced, write_results
 from .._threads import torch_threads_kept
 from ..constraints import (
@@ -837,9 +837,7 @@ def _build_constraints(
             ),
         )
         user.check(adata.n_obs)
-    if label_key is not None:
-        if label_key not in adata.obs:
-            raise KeyError(f"label_key {label_key!r} is not a column of adata.obs.")
+    if label_key is not None:  # both keys were checked by check_keys, before any work
         labels = adata.obs[label_key]
         n_labelled = int(labels.notna().sum())
         n = n_pairs if n_pairs is not None else DEFAULT_PAIRS_PER_LABELLED_CELL * n_labelled
@@ -848,11 +846,6 @@ def _build_constraints(
         # both are the user's word: where they disagree, whatever the draw, the user decides
         user.refuse_against_labels(codes, classes, label_key, adata.obs_names)
     if protein_key is not None:
-        if protein_key not in adata.obsm:
-            raise KeyError(
-                f"protein_key {protein_key!r} is not in adata.obsm; "
-                f"keys: {list(adata.obsm.keys())}. {PROTEINS_FROM_ANOTHER_ANNDATA}"
-            )
         protein = protein_levels(adata.obsm[protein_key], protein_key)
         if protein.ndim != 2 or not np.all(np.isfinite(protein)):
             raise ValueError(
