@@ -141,3 +141,20 @@ def with_known_labels(adata, column: str = "known"):
     labels.iloc[::3] = np.nan
     adata.obs[column] = labels
     return adata
+
+
+def counts_data(n_cells: int = 90, n_genes: int = 30):
+    """Small simulated counts in 3 groups (also in layers['counts']), for the input checks."""
+    import scdeepclust as sdc
+
+    return sdc.datasets.simulate(
+        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
+    )
+
+
+def big_endian_csr(matrix):
+    """`matrix` as a CSR matrix of big-endian float32 values, as some files store it."""
+    from scipy import sparse
+
+    m = sparse.csr_matrix(matrix)
+    return sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)

@@ -20,17 +20,13 @@ from anndata import ImplicitModificationWarning
 from scipy import sparse
 
 import scdeepclust as sdc
-from _helpers import FAST, ONE_EPOCH, assert_unchanged, snapshot
+from _helpers import FAST, ONE_EPOCH, assert_unchanged, big_endian_csr, counts_data, snapshot
 from scdeepclust.tl import _desc as _tl_desc
 from scdeepclust.tl import _scdcc as _tl_scdcc
 from scdeepclust.train import TrainingDiverged, _loops
 
 # Rows that train do so for one epoch per stage on 90 cells.
 TINY = dict(pretrain_epochs=1, max_epochs=1, progress=False, batch_size=32)
-
-
-def counts_data() -> ad.AnnData:
-    return sdc.datasets.simulate(90, 30, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2)
 
 
 def lognorm_data() -> ad.AnnData:
@@ -101,9 +97,7 @@ def _big_endian(key):
     """X or a layer as a CSR matrix of big-endian values (as read from some files)."""
 
     def edit(a):
-        m = sparse.csr_matrix(a.X if key == "X" else a.layers[key])
-        m = sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
-        return _stored(a, key, m)
+        return _stored(a, key, big_endian_csr(a.X if key == "X" else a.layers[key]))
 
     return edit
 
@@ -1876,17 +1870,6 @@ def test_desc_divergence_with_scale_true_does_not_advise_scale_true(scaled):
     assert not any("Pass scale=True" in n for n in notes)
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
-def _big_endian_csr(matrix):
-    m = sparse.csr_matrix(matrix)
-    return sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
-
-
 def _with_explicit_zeros(matrix, row=None, col=None):
     """A CSR matrix whose entries of `row` (or `col`) are stored, as explicit zeros."""
     dense = np.asarray(sparse.csr_matrix(matrix).toarray())
@@ -1906,7 +1889,7 @@ def test_a_copy_line_on_a_layer_of_a_backed_adata_gets_the_note_to_load_it(tmp_p
     which anndata refuses on a backed AnnData: the refusal says to load it first."""
     from scdeepclust.pp._input import BACKED_NOTE
 
-    adata = _counts()
+    adata = counts_data()
     counts = adata.X.toarray()
     counts[4] = 0
     adata.layers["counts"] = sparse.csr_matrix(counts)
@@ -1927,7 +1910,7 @@ def test_a_copy_line_on_a_layer_of_a_backed_adata_gets_the_note_to_load_it(tmp_p
 )
 def test_an_empty_name_is_refused_as_no_name(tool, option):
     """ "" names no layer or obsm key: refused as a wrong kind of name, not looked up."""
-    adata = _counts()
+    adata = counts_data()
     adata.layers[""] = adata.X.copy()  # even where anndata holds one by that name
     adata.obsm[""] = np.ones((adata.n_obs, 2))
     with pytest.raises(TypeError, match=rf"{option} must name .*, not ''"):
@@ -1939,25 +1922,23 @@ def test_an_empty_name_is_refused_as_no_name(tool, option):
 def test_copy_is_refused_for_any_big_endian_sparse_store(store):
     """anndata's copy fails on any sparse matrix of big-endian values, not only the input's:
     copy=True names the store and the line that converts it."""
-    adata = _counts()
+    adata = counts_data()
     if store == "raw.X":
         adata.raw = adata.copy()
-        adata.raw._X = _big_endian_csr(adata.raw.X)
+        adata.raw._X = big_endian_csr(adata.raw.X)
     elif store.startswith("obsp"):
-        adata.obsp["distances"] = _big_endian_csr(
+        adata.obsp["distances"] = big_endian_csr(
             sparse.random(adata.n_obs, adata.n_obs, 0.1, random_state=0)
         )
     else:
-        adata.varm["loadings"] = _big_endian_csr(
-            sparse.random(adata.n_vars, 4, 0.5, random_state=0)
-        )
+        adata.varm["loadings"] = big_endian_csr(sparse.random(adata.n_vars, 4, 0.5, random_state=0))
     with pytest.raises(ValueError, match=re.escape(f"adata.{store} is a sparse matrix of '>f4'")):
         sdc.tl.scdcc(adata, n_clusters=3, copy=True, **ONE_EPOCH)
 
 
 # M026
 def test_an_obsm_dataframe_with_a_text_column_is_refused_as_not_numeric():
-    adata = _counts()
+    adata = counts_data()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     frame = pd.DataFrame(
@@ -1971,11 +1952,11 @@ def test_an_obsm_dataframe_with_a_text_column_is_refused_as_not_numeric():
 
 # M057, M058
 def test_explicit_zeros_of_a_sparse_matrix_are_zeros_for_empty_cells_and_genes():
-    adata = _counts()
+    adata = counts_data()
     adata.layers["counts"] = _with_explicit_zeros(adata.layers["counts"], row=4)
     with pytest.raises(ValueError, match=r"1 cell\(s\) have no counts in adata.layers\['counts'\]"):
         sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
-    adata = _counts()
+    adata = counts_data()
     adata.layers["counts"] = _with_explicit_zeros(adata.layers["counts"], col=7)
     with pytest.warns(UserWarning, match=r"1 gene\(s\) of adata.layers\['counts'\] are all zero"):
         sdc.tl.scdcc(adata, n_clusters=3, **ONE_EPOCH)
@@ -1983,7 +1964,7 @@ def test_explicit_zeros_of_a_sparse_matrix_are_zeros_for_empty_cells_and_genes()
 
 # M061
 def test_detection_calls_stored_as_bool_are_told_to_be_binary():
-    adata = _counts()
+    adata = counts_data()
     adata.layers["counts"] = sparse.csr_matrix(adata.layers["counts"] > 0)  # dtype bool
     assert adata.layers["counts"].nnz >= 500
     with pytest.warns(UserWarning, match=r"adata.layers\['counts'\] holds only 0s and 1s"):
@@ -1994,7 +1975,7 @@ def test_detection_calls_stored_as_bool_are_told_to_be_binary():
 def test_square_roots_of_large_counts_in_float32_are_told_as_such():
     """float32 square roots of counts in the tens of thousands square back to within a few
     thousandths of the count: still read as square roots, and the recovery line gives the counts."""
-    adata = _counts()
+    adata = counts_data()
     counts = adata.layers["counts"].toarray()
     counts[:, 0] = 40_000 + np.arange(adata.n_obs)  # deep genes
     adata.layers["counts"] = sparse.csr_matrix(np.sqrt(counts).astype(np.float32))
@@ -2010,7 +1991,7 @@ def test_cells_with_exactly_ten_values_are_judged_for_multiplied_counts():
     """A cell is judged on 10 or more positive values (MIN_JUDGED_VALUES): counts x 3 in cells
     of exactly 10 values are told from raw ones."""
     rng = np.random.default_rng(0)
-    adata = _counts()
+    adata = counts_data()
     counts = np.zeros(adata.shape)
     for row in counts:
         row[rng.choice(adata.n_vars, 10, replace=False)] = 3 * rng.integers(1, 4, 10)
@@ -2025,7 +2006,7 @@ def test_cells_with_exactly_ten_values_are_judged_for_multiplied_counts():
 # M121
 def test_values_5e_3_from_whole_numbers_are_estimated_counts_not_float_noise():
     """Float noise lies within 1e-3 of whole numbers; counts 0.005 off are estimated ones."""
-    adata = _counts()
+    adata = counts_data()
     counts = adata.layers["counts"].toarray()
     counts[counts > 0] += 0.005
     adata.layers["counts"] = sparse.csr_matrix(counts)

@@ -14,6 +14,7 @@ from _helpers import (
     ONE_EPOCH,
     assert_unchanged,
     count_calls,
+    counts_data,
     fail_desc_at_resolution,
     record_keyword,
     snapshot,
@@ -752,12 +753,6 @@ def test_n_neighbors_reaches_the_leiden_start(tool, request, monkeypatch):
     assert out.uns[tool]["params"]["n_neighbors"] == 6
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
 # M054, M055
 def test_constant_genes_do_not_count_in_the_median_gene_spread():
     """Genes of one value (float64, whose E[x^2] - E[x]^2 leaves a rounding error, not 0) do
@@ -776,7 +771,7 @@ def test_constant_genes_do_not_count_in_the_median_gene_spread():
 def test_desc_warns_of_input_scaled_outside_its_range(factor):
     """INPUT_SCALE_RANGE is (0.03, 10): z-scored genes times 0.01 or 15 are far from DESC's
     scale."""
-    adata = _counts()
+    adata = counts_data()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     sc.pp.scale(adata)
@@ -789,7 +784,7 @@ def test_desc_warns_of_input_scaled_outside_its_range(factor):
 def test_desc_warns_of_genes_spread_at_a_third_of_scaled_ones():
     """Below UNSCALED_GENE_SCALE (0.35) non-negative genes look normalised but not scaled:
     genes of standard deviation 0.3 get the warning."""
-    adata = _counts()
+    adata = counts_data()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
@@ -807,7 +802,7 @@ def test_transformed_counts_are_not_named_where_a_later_block_has_negative_value
     in a later block (here of 10 rows) rule out transformed counts, and the warning stays out."""
     from scdeepclust.pp._input import scan_matrix, warn_if_transformed_counts
 
-    values = np.log2(1 + _counts().layers["counts"].toarray())
+    values = np.log2(1 + counts_data().layers["counts"].toarray())
     values[50, 3] = -0.5
     summary = scan_matrix(values, chunk_size=10, steps=True, gene_scales=True)
     assert summary.counts_transform is not None and summary.n_negative == 1

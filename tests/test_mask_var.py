@@ -17,7 +17,7 @@ import pytest
 import scanpy as sc
 
 import scdeepclust as sdc
-from _helpers import ONE_EPOCH
+from _helpers import ONE_EPOCH, counts_data
 from scdeepclust._cli import main
 from scdeepclust.pp._input import gene_mask
 
@@ -499,19 +499,13 @@ def test_rows_of_a_file_are_read_in_blocks_sized_by_their_stored_width(tmp_path,
     assert max(sizes) <= 2 * _rows.dense_chunk_rows(1000) == 128
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
 # M036, M037
 def test_gene_names_with_a_few_strays_are_still_told_how_to_mark_the_genes():
     """R's VariableFeatures() of another object may hold names missing here, or a stray word;
     one name of a gene here is enough to tell a list of names from True/False words."""
     from scdeepclust.pp._input import gene_mask
 
-    adata = _counts()
+    adata = counts_data()
     names = list(adata.var_names[:5])
     for values in (names + ["NOT_A_GENE"], names + ["true"]):
         with pytest.raises(ValueError, match=r"mask_var holds gene names;") as refused:
@@ -524,7 +518,7 @@ def test_gene_names_with_a_few_strays_are_still_told_how_to_mark_the_genes():
 def test_a_mask_not_of_one_value_per_gene_is_refused_by_its_shape(shape):
     from scdeepclust.pp._input import gene_mask
 
-    adata = _counts()
+    adata = counts_data()
     mask = np.ones((adata.n_vars, 2), dtype=bool) if shape == "2d" else np.True_
     with pytest.raises(
         ValueError, match=r"mask_var has shape .*; it needs one True/False per gene \(30\)"

@@ -22,7 +22,9 @@ import scdeepclust as sdc
 from _helpers import (
     ONE_EPOCH,
     assert_unchanged,
+    big_endian_csr,
     count_calls,
+    counts_data,
     fail_desc_at_resolution,
     shared_file,
     snapshot,
@@ -239,7 +241,6 @@ def test_repeated_names_of_genes_the_model_does_not_read_leave_its_genes_matched
     """Positions among the unique names were taken as positions in var_names: every gene of
     the model after the repeated ones read another gene's column."""
     import anndata as ad
-    from scipy import sparse
 
     from scdeepclust.models._trained import match_features
 
@@ -1748,7 +1749,6 @@ def test_a_model_saved_without_its_version_does_not_claim_this_one(scdcc_model, 
 
 
 def test_a_scdcc_model_judges_the_counts_of_its_own_genes_only(scdcc_model, split):
-    from scipy import sparse
 
     _, model = scdcc_model
     _, test = split
@@ -2122,27 +2122,16 @@ def test_the_history_of_mapped_cells_is_refused_naming_the_run_to_plot(scdcc_mod
         sdc.pl.history(test, "mapped", show=False)
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
 @pytest.fixture(scope="module")
 def one_epoch_model():
-    adata = _counts()
+    adata = counts_data()
     return sdc.tl.scdcc(adata, 3, return_model=True, random_state=0, **ONE_EPOCH)
-
-
-def _big_endian_csr(matrix):
-    m = sparse.csr_matrix(matrix)
-    return sparse.csr_matrix((m.data.astype(">f4"), m.indices, m.indptr), shape=m.shape)
 
 
 # M009
 def test_a_model_predicts_a_single_cell(one_epoch_model):
     """Prediction takes one cell (its minimum): the counts of one cell are enough to place it."""
-    one = _counts()[:1].copy()
+    one = counts_data()[:1].copy()
     labels = one_epoch_model.predict(one)
     assert len(labels) == 1
 
@@ -2153,7 +2142,7 @@ def test_predicting_on_a_backed_adata_reads_it_without_the_results_warning(
 ):
     """A model reading a backed AnnData (or a view of one) writes nothing to it: neither the
     warning about results kept in memory nor the refusal of a backed view applies."""
-    adata = _counts()
+    adata = counts_data()
     del adata.layers["counts"]  # counts in X, read from the file
     adata.write_h5ad(tmp_path / "data.h5ad")
     backed = ad.read_h5ad(tmp_path / "data.h5ad", backed="r")
@@ -2169,12 +2158,12 @@ def test_a_model_predicts_on_a_view_beside_a_big_endian_layer(one_epoch_model):
     """A reader writes nothing to the view, which is never made actual: a big-endian sparse
     matrix that it does not read (another layer) is not refused, and the cells are placed as
     without it."""
-    parent = _counts()
-    parent.layers["spliced"] = _big_endian_csr(parent.layers["counts"])
+    parent = counts_data()
+    parent.layers["spliced"] = big_endian_csr(parent.layers["counts"])
     view = parent[:40]
     labels = one_epoch_model.predict(view)
     assert view.is_view
-    expected = one_epoch_model.predict(_counts()[:40].copy())
+    expected = one_epoch_model.predict(counts_data()[:40].copy())
     np.testing.assert_array_equal(np.asarray(labels), np.asarray(expected))
     # the matrix it reads, which scipy cannot slice for the view: refused in words, with the
     # line that converts it in the parent (scipy's bare "does not support dtype >f4" before)
@@ -2194,7 +2183,7 @@ def test_counts_for_a_model_of_uncentred_scaled_cells_are_not_told_to_centre(tra
     scaled with means nor corrected."""
     from scdeepclust.pp._input import scan_matrix, warn_if_counts
 
-    summary = scan_matrix(_counts().layers["counts"], steps=True, gene_scales=True)
+    summary = scan_matrix(counts_data().layers["counts"], steps=True, gene_scales=True)
     with pytest.warns(
         UserWarning, match=r"looks like raw counts.*not sc.pp.scale \(they had no negative"
     ) as record:
@@ -2212,7 +2201,7 @@ def test_counts_for_a_model_of_uncentred_scaled_cells_are_not_told_to_centre(tra
 def test_one_negative_value_tells_a_scaling_model_the_cells_were_scaled():
     from scdeepclust.pp._input import scan_matrix, warn_if_scaled_for_a_scaling_model
 
-    values = np.log1p(_counts().layers["counts"].toarray())
+    values = np.log1p(counts_data().layers["counts"].toarray())
     values[0, 0] = -0.1
     summary = scan_matrix(values, steps=True, gene_scales=True)
     with pytest.warns(UserWarning, match=r"adata.X has negative values, as scaled data have"):
@@ -2265,8 +2254,8 @@ def test_new_cells_spreading_exactly_twice_as_much_are_not_warned_of():
 
 def test_a_model_reading_x_of_a_view_in_another_byte_order_refuses_in_words(one_epoch_model):
     """The X branch of input_matrix: the view's X, which scipy cannot slice, refused in words."""
-    parent = _counts()
-    parent.X = _big_endian_csr(parent.layers.pop("counts"))
+    parent = counts_data()
+    parent.X = big_endian_csr(parent.layers.pop("counts"))
     with pytest.raises(ValueError, match=r"adata\.X is a sparse matrix of '>f4'"):
         one_epoch_model.predict(parent[:40])
 
@@ -2284,7 +2273,7 @@ def test_a_model_reading_obsm_of_a_view_in_another_byte_order_refuses_in_words()
         adata, n_clusters=3, use_rep="X_pca", return_model=True, random_state=0, **ONE_EPOCH
     )
     parent = adata.copy()
-    parent.obsm["X_pca"] = _big_endian_csr(parent.obsm["X_pca"])
+    parent.obsm["X_pca"] = big_endian_csr(parent.obsm["X_pca"])
     with pytest.raises(ValueError, match=r"adata\.obsm\['X_pca'\] is a sparse matrix of '>f4'"):
         model.predict(parent[:40])
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 from scipy import stats
 
-import scdeepclust as sdc
 from scdeepclust.nn import (
     ClusteringLayer,
     StackedAutoencoder,
@@ -483,12 +482,6 @@ def test_an_initial_network_refuses_a_layer_it_has_no_initial_values_for(layer):
     name = type(layer()).__name__
     with pytest.raises(TypeError, match=rf"no initial values for '1', a {name}"):
         initial_network(lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), layer()), 0)
-
-
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
 
 
 # M161, M162, M163

@@ -13,7 +13,7 @@ import scanpy as sc
 from scipy import sparse
 
 import scdeepclust as sdc
-from _helpers import assert_unchanged, snapshot
+from _helpers import assert_unchanged, counts_data, snapshot
 from scdeepclust._cli import in_command_terms
 from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
@@ -1276,17 +1276,11 @@ def test_read_h5_orders_labels_that_are_not_whole_numbers_by_value_not_as_text(t
     assert list(labels.cat.categories) == ["2", "2.5", "10.5"]
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
 # M040
 def test_recipe_names_the_line_that_fills_missing_values_of_highly_variable():
     """pp.recipe refuses var['highly_variable'] with missing values; its advice names the line
     that fills them, and that line mends the column."""
-    adata = _counts()
+    adata = counts_data()
     marked = pd.array([True] * 10 + [False] * 19 + [None], dtype="boolean")
     adata.var["highly_variable"] = marked
     with pytest.raises(ValueError, match="has missing values") as refused:
@@ -1300,7 +1294,7 @@ def test_recipe_names_the_line_that_fills_missing_values_of_highly_variable():
 def test_read_refuses_a_zarr_store_missing_var_and_names_tables_only_where_there_are(tmp_path):
     import zarr
 
-    adata = _counts()
+    adata = counts_data()
     cut = zarr.open_group(tmp_path / "cut.zarr", mode="w")  # obs without var
     cut.create_group("obs")
     cut.create_group("X")

@@ -1174,12 +1174,6 @@ def test_known_labels_without_acting_pairs_are_still_prior_knowledge(sim):
     assert "refinement" not in out.uns["scdcc"]
 
 
-def _counts(n_cells=90, n_genes=30):
-    return sdc.datasets.simulate(
-        n_cells, n_genes, 3, de_fraction=0.3, de_log_fold=2.0, random_state=2
-    )
-
-
 # M117, M118, M120
 @pytest.mark.parametrize(
     ("n_cells", "per_cell", "warns"), [(90, 5, False), (200, 3, False), (120, 5, True)]
