@@ -21,6 +21,12 @@ from scipy import sparse
 
 import scdeepclust as sdc
 from _helpers import FAST, ONE_EPOCH, assert_unchanged, big_endian_csr, counts_data, snapshot
+from scdeepclust.pp._input import (
+    HOW_TO_PASS_COUNTS,
+    check_counts,
+    scan_matrix,
+    transform_of_counts,
+)
 from scdeepclust.tl import _desc as _tl_desc
 from scdeepclust.tl import _scdcc as _tl_scdcc
 from scdeepclust.train import TrainingDiverged, _loops
@@ -2058,3 +2064,52 @@ def test_a_backed_view_of_a_layer_in_another_byte_order_is_refused_in_words(tmp_
             ValueError, match=r"adata\.layers\['counts'\] is a sparse matrix of '>f4'"
         ):
             sdc.pp.get_counts(backed[:100])
+
+
+def test_counts_less_an_ambient_share_are_called_estimated_counts():
+    """Counts lowered by 0.07 each (a SoupX-like correction) lie 0.07 from whole numbers: the
+    refusal names estimated or corrected counts, and rounding, not normalised data."""
+    x = counts_data(90, 30).X.astype(np.float32)
+    x.data = x.data - np.float32(0.07)
+    summary = scan_matrix(x, steps=True)
+    with pytest.raises(ValueError, match="SoupX") as refused:
+        check_counts(summary, "X")
+    assert "np.round" in str(refused.value) and HOW_TO_PASS_COUNTS not in str(refused.value)
+
+
+def test_near_whole_values_beside_negative_ones_are_not_sent_to_rounding():
+    """Rounding does not make counts of a matrix with negative values: where the near-whole
+    values come first (an earlier block) and negatives later, the refusal still says where to
+    find counts."""
+    x = np.zeros((40, 10), dtype=np.float32)
+    x[:20] = np.random.default_rng(0).poisson(3, (20, 10)) + np.float32(0.0001)
+    x[20:] = -1.5
+    summary = scan_matrix(x, steps=True, chunk_size=20)
+    assert summary.n_negative and summary.median_whole_distance is not None
+    with pytest.raises(ValueError) as refused:
+        check_counts(summary, "X")
+    assert HOW_TO_PASS_COUNTS in str(refused.value)
+
+
+def test_a_transform_of_counts_whose_values_are_mostly_whole_still_says_where_counts_go():
+    """log2(1 + counts) of shallow counts: 1s and 3s become whole numbers, so rounding would
+    look like it helps; the refusal recovers the counts and says how to pass them."""
+    rng = np.random.default_rng(0)
+    counts = rng.choice([0, 0, 0, 1, 1, 1, 3, 3, 2], size=(100, 30)).astype(np.float32)
+    summary = scan_matrix(sparse.csr_matrix(np.log2(1 + counts)), steps=True)
+    assert summary.counts_transform is not None and summary.median_whole_distance < 0.1
+    with pytest.raises(ValueError, match="np.round") as refused:
+        check_counts(summary, "X")
+    assert HOW_TO_PASS_COUNTS in str(refused.value)
+
+
+def test_values_on_a_far_smaller_scale_are_not_taken_for_transformed_counts():
+    """Log-normalised values divided by 300 lie within the tolerance of 0 once squared: DESC
+    said they were the square root of counts, and its recovery line made every value 0."""
+    adata = counts_data(200, 40)
+    dense = adata.X.toarray()
+    x = np.log1p(dense / dense.sum(1, keepdims=True) * 1e4) / 300
+    summary = scan_matrix(x.astype(np.float32))
+    assert summary.counts_transform is None
+    square_roots = np.sqrt(dense[dense > 0][:50])
+    assert transform_of_counts(square_roots)[0] == "the square root of counts"

@@ -21,6 +21,7 @@ from _helpers import (
 )
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
+from scdeepclust.pp._input import scan_matrix, warn_if_unscaled
 
 FAST = dict(pretrain_epochs=8, max_epochs=5, progress=False, batch_size=64)
 
@@ -648,10 +649,6 @@ def test_uns_counts_the_pretraining_epochs_of_each_stage(scaled):
 
 
 def test_centred_values_of_a_small_spread_are_not_taken_for_unscaled():
-    import warnings
-
-    from scdeepclust.pp._input import scan_matrix, warn_if_unscaled
-
     x = np.random.default_rng(0).normal(0, 0.1, (200, 50)).astype(np.float32)  # negatives
     summary = scan_matrix(x, where="X", gene_scales=True)
     with warnings.catch_warnings():
@@ -809,3 +806,27 @@ def test_transformed_counts_are_not_named_where_a_later_block_has_negative_value
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_transformed_counts(summary, "X")
+
+
+def _unscaled_warning(summary):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        return warn_if_unscaled(summary, "X")
+
+
+def test_transformed_counts_are_not_also_called_unscaled():
+    """log1p of raw counts has a warning of its own (the transform); the unscaled warning
+    beside it would tell the user to scale what should be recovered."""
+    counts = np.random.default_rng(0).poisson(0.3, (200, 40)).astype(np.float32)
+    summary = scan_matrix(sparse.csr_matrix(np.log1p(counts)), gene_scales=True)
+    assert summary.counts_transform is not None and summary.median_gene_scale < 0.35
+    assert _unscaled_warning(summary) is False
+
+
+def test_input_far_from_z_scores_is_not_also_called_unscaled():
+    """Values on a far smaller scale have the off-scale warning: one warning, not two."""
+    adata = counts_data(200, 40)
+    x = np.log1p(adata.X.toarray() / adata.X.toarray().sum(1, keepdims=True) * 1e4) / 300
+    summary = scan_matrix(x.astype(np.float32), gene_scales=True)
+    assert summary.root_mean_square < 0.03 and summary.median_gene_scale < 0.35
+    assert _unscaled_warning(summary) is False

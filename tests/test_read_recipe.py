@@ -1368,3 +1368,10 @@ def test_read_names_a_mudata_zarr_store_without_its_mod_group(sim, tmp_path):
     zarr.consolidate_metadata(tmp_path / "cells.zarr")
     with pytest.raises(ValueError, match=r"holds a MuData without modalities"):
         sdc.datasets.read(tmp_path / "cells.zarr")
+
+
+def test_read_reads_a_zarr_store_named_in_capitals(tmp_path):
+    adata = counts_data()
+    adata.write_zarr(tmp_path / "cells.ZARR")
+    read = sdc.datasets.read(tmp_path / "cells.ZARR")
+    assert (read.X != adata.X).nnz == 0

@@ -747,6 +747,9 @@ def counts_of_transform(values: np.ndarray, transform: str) -> np.ndarray | None
         tolerance = 1e-3 + slope(values, counts) * values * VALUE_ROUNDING
         whole = np.round(counts)
         found = np.all(tolerance <= MAX_COUNT_ERROR) and np.all(np.abs(counts - whole) <= tolerance)
+        # each transform maps 0 to 0 alone: a non-zero value near 0 (values on a far smaller
+        # scale) stands for no count, though it lies within the tolerance of 0
+        found = found and not np.any((whole == 0) & (values != 0))
     return whole if found else None
 
 
