@@ -68,6 +68,19 @@ def existing_keys(adata: AnnData, key: str) -> list[str]:
     return found
 
 
+def is_run_entry(value) -> bool:
+    """Whether an ``uns`` entry is one that a run of either tool (or a mapping) wrote."""
+    params = value.get("params") if isinstance(value, Mapping) else None
+    return isinstance(params, Mapping) and params.get("method") in ("desc", "scdcc")
+
+
+def _is_umap_cache(adata: AnnData, name: str) -> bool:
+    """Whether ``obsm[name]`` holds the coordinates that pl.umap laid out and keeps."""
+    entry = adata.uns.get(name)
+    params = entry.get("params") if isinstance(entry, Mapping) else None
+    return isinstance(params, Mapping) and "scdeepclust_source" in params
+
+
 def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
     """Return ``(part, name)`` of what was computed from the embedding under `key`.
 
@@ -85,9 +98,7 @@ def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
             name = neighbors.get(graph)
             if isinstance(name, str) and name in adata.obsp:
                 found.append(("obsp", name))
-    umap = adata.uns.get(f"X_umap_{key}")
-    params = umap.get("params") if isinstance(umap, Mapping) else None
-    if isinstance(params, Mapping) and "scdeepclust_source" in params:
+    if _is_umap_cache(adata, f"X_umap_{key}"):
         found.append(("uns", f"X_umap_{key}"))
         # unless a run under key "umap_<key>" keeps its embedding there
         other_run = f"umap_{key}" in adata.obs and isinstance(adata.uns.get(f"umap_{key}"), Mapping)
@@ -98,6 +109,9 @@ def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
 
 def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> None:
     """Refuse results that would overwrite what the run reads, or that could not be saved.
+
+    Also those that would replace another tool's entries (an ``uns`` or ``obsm`` key that no
+    run wrote).
 
     Called as the options are checked: `keys` are the runs' `key_added`, `inputs` the run's
     ``label_key``, ``batch_key`` (obs columns), ``use_rep`` and ``protein_key`` (obsm keys).
@@ -114,6 +128,23 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
                 raise ValueError(
                     f"key_added {key!r} would write over adata.{where[option]}[{value!r}], "
                     f"which this run reads as {option}; choose another key_added."
+                )
+        if not is_run_entry(adata.uns.get(names["uns"])):
+            # another tool's entry (uns['spatial']: a Visium section's images; obsm['X_pca']),
+            # which the overwrite warning, given at every re-run of a notebook cell, would lose
+            foreign = [f"uns[{names['uns']!r}]"] if names["uns"] in adata.uns else []
+            foreign += [
+                f"obsm[{names[part]!r}]"
+                for part in ("embedding", "probabilities")
+                if names[part] in adata.obsm and not _is_umap_cache(adata, names[part])
+            ]
+            if foreign:
+                raise ValueError(
+                    f"key_added {key!r} would replace adata.{', adata.'.join(foreign)}, which "
+                    "no run of scdeepclust wrote: other tools keep their results there "
+                    "(uns['spatial'] holds a Visium section's images, obsm['X_pca'] scanpy's "
+                    "PCA). Choose another key_added; to replace it on purpose, delete it "
+                    f"first: `del adata.{foreign[0]}`."
                 )
         index_name = adata.obs.index.name
         if index_name is not None and index_name in written["obs"]:
@@ -215,6 +246,31 @@ def label_categories(labels: np.ndarray) -> list[str]:
     return [str(i) for i in np.unique(labels)]
 
 
+def run_environment() -> dict:
+    """Return what a run's floats depend on besides its settings and data.
+
+    The versions of the packages that computed it, and torch's thread count: the same seed gives
+    the same labels, but the embedding moves in its last digits with the threads.
+    """
+    import platform
+
+    import anndata
+    import scanpy
+    import torch
+
+    from ._version import __version__
+
+    return {
+        "scdeepclust": __version__,
+        "torch": str(torch.__version__),  # a TorchVersion, which h5ad cannot hold
+        "scanpy": str(scanpy.__version__),
+        "anndata": str(anndata.__version__),
+        "numpy": str(np.__version__),
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def _entries(key: str, result: ClusteringResult) -> list[tuple]:
     """("obs" / "obsm" / "uns", name, value) of one key's results."""
     keys = result_keys(key)
@@ -233,6 +289,7 @@ def _entries(key: str, result: ClusteringResult) -> list[tuple]:
             "n_clusters": len(populated),
             "history": result.history,
             "timings": result.timings,
+            "environment": run_environment(),
             **result.info,
         }
     )

@@ -140,6 +140,12 @@ def _set_obs_names(names):
     return edit
 
 
+def _principal_components(n_obs, n_columns):
+    """Centred columns of falling spread, as sc.pp.pca writes them."""
+    x = np.random.default_rng(0).normal(size=(n_obs, n_columns)) * np.arange(n_columns, 0, -1)
+    return x - x.mean(axis=0)
+
+
 def _existing_key(a):
     a.obs["scdcc"] = "old"
     a.obs["desc"] = "old"
@@ -635,9 +641,11 @@ CASES = [
         "desc-use-rep-scaled",
         "desc",
         kwargs=dict(n_clusters=3, use_rep="X_pca", scale=True),
-        edit=_obsm("X_pca", lambda a: np.random.default_rng(0).normal(size=(a.n_obs, 5))),
+        # centred columns of falling spread, as principal components
+        edit=_obsm("X_pca", lambda a: _principal_components(a.n_obs, 5)),
         warns=UserWarning,
-        match=r"scale=True z-scores each column of adata.obsm\['X_pca'\]",
+        match=r"adata.obsm\['X_pca'\] looks like principal components .* scale=True z-scores "
+        r"each column",
     ),
     Case(
         "scdcc-counts-in-raw-only",

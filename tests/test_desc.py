@@ -337,7 +337,7 @@ def test_existing_keys_are_announced_once_before_training(scaled, monkeypatch):
     from scdeepclust.tl import _desc
 
     scaled.obs["desc_0.5"] = "old"
-    scaled.uns["desc_1.0"] = {"old": 1}
+    scaled.uns["desc_1.0"] = {"params": {"method": "desc"}}  # an earlier run's entry
     before = snapshot(scaled)
 
     def not_reached(*args, **kwargs):
@@ -830,3 +830,33 @@ def test_input_far_from_z_scores_is_not_also_called_unscaled():
     summary = scan_matrix(x.astype(np.float32), gene_scales=True)
     assert summary.root_mean_square < 0.03 and summary.median_gene_scale < 0.35
     assert _unscaled_warning(summary) is False
+
+
+def _use_rep_warnings(adata, use_rep, **options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sdc.tl.desc(adata, use_rep=use_rep, n_clusters=3, copy=True, **ONE_EPOCH, **options)
+    return [str(w.message) for w in caught if use_rep in str(w.message)]
+
+
+def test_scale_true_is_warned_against_for_principal_components_alone(scaled):
+    """The warning said to leave scale out of any representation: for cell-type abundances
+    (non-negative, on scales of their own; a user session) scale=True is what clusters them."""
+    sc.pp.pca(scaled, n_comps=10)
+    rng = np.random.default_rng(0)
+    scaled.obsm["abundance"] = rng.gamma(1.0, 5.0, (scaled.n_obs, 10)).astype(np.float32)
+    (pcs,) = _use_rep_warnings(scaled, "X_pca", scale=True)
+    assert "looks like principal components" in pcs
+    assert _use_rep_warnings(scaled, "abundance", scale=True) == []
+    assert _use_rep_warnings(scaled, "X_pca") == []
+
+
+def test_positions_as_use_rep_are_warned_about_with_a_remedy_that_reaches_them(scaled):
+    """obsm['spatial'] passed as use_rep: every cell collapsed onto one point, and the only
+    advice, to run sc.pp.scale, does not touch obsm."""
+    rng = np.random.default_rng(0)
+    scaled.obsm["spatial"] = rng.integers(0, 6000, (scaled.n_obs, 2))
+    layout, scale = _use_rep_warnings(scaled, "spatial")
+    assert "has 2 column(s): a layout (UMAP, t-SNE) or the cells' positions" in layout
+    assert "root mean square is" in scale and "sc.pp.scale" not in scale
+    assert "adata.obsm['spatial_scaled'] = adata.obsm['spatial'] / " in scale

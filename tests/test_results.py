@@ -298,3 +298,55 @@ def test_a_cluster_the_refinement_emptied_is_told_as_the_refinements(scaled, mon
     text = " ".join(str(w.message) for w in said)
     assert "the refinement (`refine`; 0 keeps the stage's clusters) moved the cells" in text
     assert "To keep them, pass refine=0." in text
+
+
+@pytest.mark.parametrize("tool", ["desc", "scdcc"])
+@pytest.mark.parametrize("key", ["spatial", "pca"])
+def test_a_key_holding_another_tools_entries_is_refused_before_any_work(sim, tool, key):
+    """key_added='spatial' replaced uns['spatial'] (a Visium section's images, which
+    sc.pl.spatial reads) after the warning that every re-run of a notebook cell gives;
+    key_added='pca' replaced the user's obsm['X_pca']."""
+    sim.uns["spatial"] = {"section1": {"images": {"hires": np.zeros((4, 4, 3), np.float32)}}}
+    sim.obsm["X_pca"] = np.ones((sim.n_obs, 5), np.float32)
+    before = snapshot(sim)
+    where = r"uns\['spatial'\]" if key == "spatial" else r"obsm\['X_pca'\]"
+    with pytest.raises(ValueError, match=rf"would replace adata\.{where}, which no run"):
+        getattr(sdc.tl, tool)(sim, n_clusters=3, key_added=key, **FAST)
+    assert_unchanged(sim, before)
+    assert list(sim.uns["spatial"]) == ["section1"]
+
+
+def test_a_key_of_an_earlier_run_is_replaced_with_a_warning_only(sim):
+    sdc.tl.desc(sim, n_clusters=3, key_added="spatial_run", **FAST)
+    del sim.obs["spatial_run"]  # the entries written, less one, are still the run's
+    with pytest.warns(UserWarning, match=r"already exist\(s\) and will be overwritten"):
+        sdc.tl.desc(sim, n_clusters=3, key_added="spatial_run", **FAST)
+    assert sim.uns["spatial_run"]["params"]["method"] == "desc"
+
+
+def test_uns_records_the_versions_and_threads_a_run_depends_on(sim, tmp_path):
+    """The embedding's last digits move with torch's threads (labels do not): a saved result
+    said nothing of them, nor of the versions that computed it."""
+    import anndata
+    import torch
+
+    sdc.tl.scdcc(sim, n_clusters=3, **FAST)
+    environment = sim.uns["scdcc"]["environment"]
+    assert environment["scdeepclust"] == sdc.__version__
+    assert environment["torch"] == torch.__version__
+    assert environment["anndata"] == anndata.__version__
+    assert environment["torch_threads"] == torch.get_num_threads()
+    sim.write_h5ad(tmp_path / "run.h5ad")
+    back = anndata.read_h5ad(tmp_path / "run.h5ad").uns["scdcc"]["environment"]
+    assert {k: str(v) for k, v in back.items()} == {k: str(v) for k, v in environment.items()}
+
+
+def test_the_empty_clusters_warning_lists_a_few_of_many():
+    """Cells collapsed onto a point left 659 of 660 Leiden clusters empty: the warning listed
+    each (3,613 characters)."""
+    labels = np.zeros(660, dtype=np.int64)
+    with pytest.warns(UserWarning) as caught:
+        assert len(_empty_clusters(labels, 660, asked=660)) == 659
+    (message,) = [str(w.message) for w in caught]
+    assert "(clusters 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 649 more)" in message
+    assert len(message) < 600

@@ -925,16 +925,27 @@ SCALE_AS_TRAINED_UNCENTRED = (
 )
 
 
-def warn_if_off_scale(summary: MatrixSummary, where: str, *, mapping: bool = False) -> bool:
+def warn_if_off_scale(
+    summary: MatrixSummary, where: str, *, mapping: bool = False, use_rep: str | None = None
+) -> bool:
     """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale.
 
-    `mapping`: the cells are mapped onto a model trained on z-scored genes. Return whether it
-    warned.
+    `mapping`: the cells are mapped onto a model trained on z-scored genes. `use_rep`: the
+    input is that ``obsm`` entry, which sc.pp.scale does not reach. Return whether it warned.
     """
-    if summary.is_counts or not is_off_scale(summary):  # counts have a warning of their own
+    if use_rep is None and summary.is_counts:  # counts have a warning of their own
+        return False
+    if not is_off_scale(summary):
         return False
     rms = summary.root_mean_square
-    if mapping:
+    if use_rep is not None:
+        effect = (
+            "on such a scale its network learns little. Divide it by a constant into an entry "
+            f"of its own, which keeps its columns' relative spread (`adata.obsm['{use_rep}_scaled']"
+            f" = adata.obsm[{use_rep!r}] / {rms:.3g}`, then use_rep='{use_rep}_scaled'), or pass "
+            "scale=True to z-score each column."
+        )
+    elif mapping:
         effect = (
             "the model was trained on such genes, and its network places cells on another "
             "scale where they do not belong. Prepare the new cells as the model's were: "
@@ -948,11 +959,55 @@ def warn_if_off_scale(summary: MatrixSummary, where: str, *, mapping: bool = Fal
         )
     warnings.warn(
         f"adata.{where} holds values whose root mean square is {rms:.3g}, far from the z-scored "
-        f"genes DESC reads (about 1 after sc.pp.scale): {effect}",
+        f"{'values' if use_rep else 'genes'} DESC reads (about 1"
+        f"{'' if use_rep else ' after sc.pp.scale'}): {effect}",
         UserWarning,
         stacklevel=caller_stacklevel(),
     )
     return True
+
+
+# A representation of this many columns or fewer is a layout (UMAP, t-SNE) or the cells'
+# positions (obsm['spatial']), not one of their expression (PCA, scVI: 10 to 50 columns).
+LAYOUT_COLUMNS = 3
+
+
+def warn_if_layout(summary: MatrixSummary, where: str) -> bool:
+    """Warn about a `use_rep` whose few columns place the cells (a layout, positions).
+
+    Return whether it warned.
+    """
+    n_columns = summary.shape[1]
+    if n_columns > LAYOUT_COLUMNS:
+        return False
+    warnings.warn(
+        f"adata.{where} has {n_columns} column(s): a layout (UMAP, t-SNE) or the cells' "
+        "positions (obsm['spatial']) rather than a representation of their expression such as "
+        "'X_pca' or 'X_scVI', and DESC would cluster the cells by where they lie in it. Pass "
+        "the representation to cluster as use_rep (sc.pp.pca writes 'X_pca'), or leave "
+        "use_rep out to read the genes.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    return True
+
+
+def looks_like_principal_components(summary: MatrixSummary) -> bool:
+    """Whether the columns are centred and their spread falls from the first to the last.
+
+    As sc.pp.pca writes principal components (and harmony's corrected ones keep them), whose
+    spread is their weight.
+    """
+    n_obs, n_columns = summary.shape
+    if summary.col_sums_of_squares is None or n_obs < 2 or n_columns < 2:
+        return False
+    mean = summary.col_sums / n_obs
+    spread = np.sqrt(np.maximum(summary.col_sums_of_squares / n_obs - mean * mean, 0.0))
+    if not (spread > 0).all():
+        return False
+    centred = np.median(np.abs(mean) / spread) <= 0.2
+    falling = np.mean(np.diff(spread) <= 0) >= 0.8
+    return bool(centred and falling)
 
 
 # Below this median standard deviation of the genes, non-negative input looks normalised and

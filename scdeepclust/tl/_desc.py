@@ -29,8 +29,10 @@ from ..pp._input import (
     check_adata,
     gene_mask,
     is_off_scale,
+    looks_like_principal_components,
     warn_if_counts,
     warn_if_genes_unselected,
+    warn_if_layout,
     warn_if_off_scale,
     warn_if_transformed_counts,
     warn_if_unscaled,
@@ -357,6 +359,8 @@ def desc(
     `adata.uns[key]`
         `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
         `history` (pretraining losses per stage, clustering KL and label change), `timings`,
+        `environment` (the versions of scdeepclust, torch, scanpy, anndata, numpy and Python, and
+        torch's thread count, on which the last digits of the embedding depend),
         `converged` (False, with a warning, where the stage stopped at `max_epochs`),
         `refinement` (`share`, `cells_moved`) with `refine`, `small_clusters` (`min_cells`,
         `merged`, `cells_moved`) when `min_cluster_size` applied,
@@ -411,14 +415,6 @@ def desc(
     )
     genes = gene_mask(adata, mask_var, use_rep=use_rep)
     check_gene_names(adata, use_rep=use_rep, return_model=return_model, genes=genes)
-    if use_rep is not None and scale:
-        warnings.warn(
-            f"scale=True z-scores each column of adata.obsm[{use_rep!r}]: principal components, "
-            "whose spread is their weight, then count alike (pbmc68k_reduced's X_pca, a short "
-            "run: ARI 0.45 -> 0.21). Leave scale out for a representation on its own scale.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
     pretrain_epochs = as_int("pretrain_epochs", pretrain_epochs, minimum=1, allow_none=True)
     max_epochs = as_int("max_epochs", max_epochs, minimum=1, allow_none=True)
     check_positive("pretrain_lr", pretrain_lr)
@@ -461,7 +457,20 @@ def desc(
         logg.info(f"    reading {data.n_columns} genes of {genes.describe()}")
     warn_if_genes_unselected(genes, data.n_columns, where)
     source = RowSource(data.matrix, columns=data.columns)
-    if use_rep is None:
+    if use_rep is not None:
+        warn_if_layout(data.summary, where)
+        if scale and looks_like_principal_components(data.summary):
+            warnings.warn(
+                f"adata.{where} looks like principal components (centred columns whose spread "
+                "falls), and scale=True z-scores each column: the components, whose spread is "
+                "their weight, then count alike (pbmc68k_reduced's X_pca, a short run: ARI "
+                "0.45 -> 0.21). Leave scale out for principal components.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        elif not scale:
+            warn_if_off_scale(data.summary, where, use_rep=use_rep)
+    else:
         warn_if_counts(data.summary, where)
         warn_if_transformed_counts(data.summary, where)
         if not scale and batches is None:
@@ -597,7 +606,8 @@ def desc(
             else {"kind": "X", "key": None}
         )
         preprocessing = {"input": input_spec}
-        if data.summary.median_gene_scale is not None:  # mapped cells are checked against it
+        # mapped cells are checked against it; obsm's columns are no genes
+        if use_rep is None and data.summary.median_gene_scale is not None:
             preprocessing["input_gene_scale"] = data.summary.median_gene_scale
             # scaled (or corrected) cells have negative values: what new cells are told to be
             preprocessing["input_has_negatives"] = bool(data.summary.n_negative)

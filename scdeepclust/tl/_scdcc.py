@@ -457,7 +457,9 @@ def scdcc(
         Soft assignment q (cells x clusters), column i for label "i".
     `adata.uns[key_added]`
         `params`, `n_clusters` (non-empty clusters), `empty_clusters` (the others), `history`
-        (per-epoch losses of both stages, label change per refresh), `timings`, `converged`
+        (per-epoch losses of both stages, label change per refresh), `timings`, `environment` (the
+        versions of scdeepclust, torch, scanpy, anndata, numpy and Python, and torch's thread count,
+        on which the last digits of the embedding depend), `converged`
         (False, with a warning, where the stage stopped at `max_epochs`), `n_constraints`,
         `refinement` (`share`, `cells_moved`) when `refine` was used, `small_clusters`
         (`min_cells`, `merged`, `cells_moved`) when `min_cluster_size` applied,

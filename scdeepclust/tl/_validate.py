@@ -694,7 +694,7 @@ def tool_input(
         warn_if_not_like_raw_counts(summary, where)
     else:
         matrix, where = input_matrix(adata, layer=layer, use_rep=use_rep, columns=read)
-        summary = scan_matrix(matrix, where=where, gene_scales=use_rep is None, columns=read)
+        summary = scan_matrix(matrix, where=where, gene_scales=True, columns=read)
         check_finite(summary, where)
     in_genes = ""
     if read is not None:

@@ -493,6 +493,16 @@ def _warn_not_converged(history: dict, stage: ClusteringStage, init: CentroidIni
     )
 
 
+def _listed(clusters: list[int], at_most: int = 10) -> str:
+    """Return the first cluster numbers for a message, and how many more there are.
+
+    A collapsed embedding left hundreds of clusters empty: the warning ran to thousands of
+    characters.
+    """
+    shown = ", ".join(map(str, clusters[:at_most]))
+    return shown if len(clusters) <= at_most else f"{shown} and {len(clusters) - at_most} more"
+
+
 def _empty_clusters(
     labels: np.ndarray,
     n_centroids: int,
@@ -521,17 +531,13 @@ def _empty_clusters(
     trained = [c for c in empty if c not in refined and c not in merged]
     hows = []
     if trained:
-        whose = (
-            "their cells"
-            if not (refined or merged)
-            else f"the cells of {', '.join(map(str, trained))}"
-        )
+        whose = "their cells" if not (refined or merged) else f"the cells of {_listed(trained)}"
         hows.append(f"{whose} moved to other clusters during training")
     if merged:
         which = (
             ("it" if len(merged) == 1 else "they")
             if not (refined or trained)
-            else f"cluster{'s' if len(merged) > 1 else ''} {', '.join(map(str, merged))}"
+            else f"cluster{'s' if len(merged) > 1 else ''} {_listed(merged)}"
         )
         hows.append(
             f"{which} held fewer than {min_cells} cells (`min_cluster_size`; 0 keeps them), "
@@ -542,7 +548,7 @@ def _empty_clusters(
         where = (
             "them"
             if not (trained or merged)
-            else f"cluster{'s' if len(refined) > 1 else ''} {', '.join(map(str, refined))}"
+            else f"cluster{'s' if len(refined) > 1 else ''} {_listed(refined)}"
         )
         hows.append(
             "the refinement (`refine`; 0 keeps the stage's clusters) moved the cells the "
@@ -551,7 +557,7 @@ def _empty_clusters(
     how = "; ".join(hows)
     message = (
         f"{len(empty)} of the {n_centroids} clusters {'holds' if one else 'hold'} no cells "
-        f"({'cluster' if one else 'clusters'} {', '.join(map(str, empty))}): {how}, "
+        f"({'cluster' if one else 'clusters'} {_listed(empty)}): {how}, "
         f"so the labels name {n_centroids - len(empty)} "
         f"{'cluster' if n_centroids - len(empty) == 1 else 'clusters'}. The soft assignments "
         "keep a column per cluster, and uns[key]['empty_clusters'] lists the empty ones."
