@@ -1350,6 +1350,7 @@ def _check_key_added(adata, key: str, args) -> None:
     Only those that the data's preparation cannot change: a gene of that name, say, may be
     one the recipe removes.
     """
+    from ._results import foreign_entries
     from .tl._validate import check_key_added
 
     try:
@@ -1360,6 +1361,13 @@ def _check_key_added(adata, key: str, args) -> None:
         raise CommandError(
             f"--key-added {key!r} would add the column {adata.obs.index.name!r}, the name of "
             "the input's cell index, and .h5ad files cannot hold both; give another --key-added"
+        )
+    foreign = foreign_entries(adata, key)
+    if foreign:
+        raise CommandError(
+            f"--key-added {key!r} would replace the input's {', '.join(foreign)}, which no run "
+            "of scdeepclust wrote (another tool's: uns['spatial'] holds a Visium section's "
+            "images, obsm['X_pca'] scanpy's PCA); give another --key-added"
         )
     for column, option in ((args.label_key, "--label-key"), (args.batch_key, "--batch-key")):
         if column is not None and column in (key, f"{key}_confidence"):

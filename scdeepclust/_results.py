@@ -68,10 +68,43 @@ def existing_keys(adata: AnnData, key: str) -> list[str]:
     return found
 
 
-def is_run_entry(value) -> bool:
-    """Whether an ``uns`` entry is one that a run of either tool (or a mapping) wrote."""
-    params = value.get("params") if isinstance(value, Mapping) else None
-    return isinstance(params, Mapping) and params.get("method") in ("desc", "scdcc")
+def is_run_entry(stored) -> bool:
+    """Whether an ``uns`` entry is what a run of either tool (or a mapping) wrote, or its rest.
+
+    anndata.concat keeps of joined runs' ``uns`` what they had in common, which may be their
+    ``params`` alone: those name the method, as no scanpy tool's do (sc.tl.leiden's hold its
+    resolution, random_state and iterations). The first versions' params did not name it.
+    """
+    if not isinstance(stored, Mapping):
+        return False
+    params = stored.get("params")
+    method = params.get("method") if isinstance(params, Mapping) else None
+    return (isinstance(method, str) and method in ("desc", "scdcc")) or any(
+        name in stored for name in ("n_clusters", "history", "timings", "model_version")
+    )
+
+
+def foreign_entries(adata: AnnData, key: str) -> list[str]:
+    """Return the ``uns`` and ``obsm`` entries under `key` that no run of scdeepclust wrote.
+
+    Another tool's, which a result would replace: uns['spatial'] (a Visium section's images),
+    obsm['X_pca']. An earlier run's entries are not among them, also where its ``uns`` entry is
+    gone (anndata.concat's default drops it) but its labels are there, nor pl.umap's layout.
+    """
+    names = result_keys(key)
+    if names["uns"] in adata.uns:
+        if is_run_entry(adata.uns[names["uns"]]):
+            return []
+        found = [f"uns[{names['uns']!r}]"]
+    elif names["labels"] in adata.obs:
+        return []
+    else:
+        found = []
+    return found + [
+        f"obsm[{names[part]!r}]"
+        for part in ("embedding", "probabilities")
+        if names[part] in adata.obsm and not _is_umap_cache(adata, names[part])
+    ]
 
 
 def _is_umap_cache(adata: AnnData, name: str) -> bool:
@@ -129,23 +162,16 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
                     f"key_added {key!r} would write over adata.{where[option]}[{value!r}], "
                     f"which this run reads as {option}; choose another key_added."
                 )
-        if not is_run_entry(adata.uns.get(names["uns"])):
-            # another tool's entry (uns['spatial']: a Visium section's images; obsm['X_pca']),
-            # which the overwrite warning, given at every re-run of a notebook cell, would lose
-            foreign = [f"uns[{names['uns']!r}]"] if names["uns"] in adata.uns else []
-            foreign += [
-                f"obsm[{names[part]!r}]"
-                for part in ("embedding", "probabilities")
-                if names[part] in adata.obsm and not _is_umap_cache(adata, names[part])
-            ]
-            if foreign:
-                raise ValueError(
-                    f"key_added {key!r} would replace adata.{', adata.'.join(foreign)}, which "
-                    "no run of scdeepclust wrote: other tools keep their results there "
-                    "(uns['spatial'] holds a Visium section's images, obsm['X_pca'] scanpy's "
-                    "PCA). Choose another key_added; to replace it on purpose, delete it "
-                    f"first: `del adata.{foreign[0]}`."
-                )
+        foreign = foreign_entries(adata, key)
+        if foreign:
+            # the overwrite warning, given at every re-run of a notebook cell, would lose them
+            raise ValueError(
+                f"key_added {key!r} would replace adata.{', adata.'.join(foreign)}, which no "
+                "run of scdeepclust wrote: other tools keep their results there "
+                "(uns['spatial'] holds a Visium section's images, obsm['X_pca'] scanpy's PCA). "
+                "Choose another key_added; to replace them on purpose, delete them first: "
+                f"`del adata.{', adata.'.join(foreign)}`."
+            )
         index_name = adata.obs.index.name
         if index_name is not None and index_name in written["obs"]:
             # anndata refuses to write such a table: the results could never be saved
@@ -249,22 +275,28 @@ def label_categories(labels: np.ndarray) -> list[str]:
 def run_environment() -> dict:
     """Return what a run's floats depend on besides its settings and data.
 
-    The versions of the packages that computed it, and torch's thread count: the same seed gives
-    the same labels, but the embedding moves in its last digits with the threads.
+    The versions of the packages that computed it, and torch's thread count, with which float
+    sums, so the embedding's last digits (and rarely a label), can change.
     """
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
-    import anndata
-    import scanpy
     import torch
 
     from ._version import __version__
 
+    def installed(name: str) -> str:
+        # not scanpy.__version__ / anndata.__version__: deprecated, each read warns
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
     return {
         "scdeepclust": __version__,
         "torch": str(torch.__version__),  # a TorchVersion, which h5ad cannot hold
-        "scanpy": str(scanpy.__version__),
-        "anndata": str(anndata.__version__),
+        "scanpy": installed("scanpy"),
+        "anndata": installed("anndata"),
         "numpy": str(np.__version__),
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),

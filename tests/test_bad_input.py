@@ -644,7 +644,7 @@ CASES = [
         # centred columns of falling spread, as principal components
         edit=_obsm("X_pca", lambda a: _principal_components(a.n_obs, 5)),
         warns=UserWarning,
-        match=r"adata.obsm\['X_pca'\] looks like principal components .* scale=True z-scores "
+        match=r"adata.obsm\['X_pca'\] holds principal components .* scale=True z-scores "
         r"each column",
     ),
     Case(

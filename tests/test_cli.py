@@ -837,6 +837,14 @@ def test_key_added_is_checked_before_the_data_are_prepared(sim, tmp_path, capsys
         captured = capsys.readouterr()
         assert fragment in captured.err and "--key-added" in captured.err
         assert "preparing" not in captured.out and not out.exists()
+    sim.uns["spatial"] = {"section1": {"scalefactors": {"spot_diameter_fullres": 89.4}}}
+    sim.write_h5ad(path)
+    assert main([*args, "--key-added", "spatial"]) == 2  # another tool's entry
+    captured = capsys.readouterr()
+    assert "--key-added 'spatial' would replace the input's uns['spatial']" in captured.err
+    assert "give another --key-added" in captured.err and "del adata" not in captured.err
+    assert "preparing" not in captured.out and not out.exists()
+    del sim.uns["spatial"]
     sim.obs.index.name = "cell"  # what preparing the data cannot change: refused at once
     sim.write_h5ad(path)
     assert main([*args, "--key-added", "cell"]) == 2

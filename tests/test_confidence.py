@@ -221,3 +221,70 @@ def test_map_rises_from_unsure_to_sure_soft_assignments():
     agreement = (rng.random(4000) < soft).astype(np.float32)  # right with probability `soft`
     low, high = fit_confidence_map(soft.astype(np.float32), agreement)(np.array([0.05, 0.95]))
     assert low < 0.2 and high > 0.8
+
+
+def _cells(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    z = (np.eye(3, 4)[labels] * 1.5 + rng.normal(size=(n, 4))).astype(np.float32)
+    return z, labels
+
+
+def test_agreement_and_neighbour_means_read_the_sampled_reference_cells(monkeypatch):
+    """Neighbours are positions in the reference sample: their labels and rows are the
+    reference cells', also where the means are taken in several blocks."""
+    monkeypatch.setattr(_confidence, "REFERENCE_MAX_CELLS", 50)
+    monkeypatch.setattr(_confidence, "_MEAN_CHUNK_ROWS", 16)
+    z, labels = _cells()
+    view = neighbour_view(z, 5, random_state=0)
+    assert len(view.reference) == 50
+    cells = view.reference[view.neighbours]  # the neighbours as cell indices
+    expected = (labels[cells] == labels[:, None]).mean(1)
+    np.testing.assert_allclose(view.agreement(labels), expected)
+    values = np.random.default_rng(1).random((len(z), 3)).astype(np.float32)
+    np.testing.assert_allclose(view.neighbour_mean(values), values[cells].mean(1), rtol=1e-6)
+
+
+def test_the_reference_sample_follows_random_state(monkeypatch):
+    monkeypatch.setattr(_confidence, "REFERENCE_MAX_CELLS", 50)
+    z, _ = _cells()
+    first = neighbour_view(z, 5, random_state=3).reference
+    np.testing.assert_array_equal(neighbour_view(z, 5, random_state=3).reference, first)
+    assert not np.array_equal(neighbour_view(z, 5, random_state=4).reference, first)
+
+
+def test_a_single_cell_agrees_with_its_cluster():
+    view = neighbour_view(np.zeros((1, 3), np.float32), 15, random_state=0)
+    assert view.neighbours.shape == (1, 0)
+    np.testing.assert_array_equal(view.agreement(np.array([2])), [1.0])
+
+
+def test_the_map_spans_the_soft_assignments_at_distinct_knots_and_gives_float32():
+    rng = np.random.default_rng(0)
+    soft = np.round(rng.random(3000), 2).astype(np.float32)  # many ties
+    agreement = (rng.random(3000) < soft).astype(np.float32)
+    mapping = fit_confidence_map(soft, agreement)
+    knots = mapping.soft_assignment
+    assert knots[0] == soft.min() and knots[-1] == soft.max()
+    assert (np.diff(knots) > 0).all() and 90 <= len(knots) <= _confidence.N_KNOTS
+    wide = fit_confidence_map(rng.random(3000).astype(np.float32), agreement)
+    assert len(wide.soft_assignment) == _confidence.N_KNOTS == 201
+    assert mapping(np.array([0.3, 0.7])).dtype == np.float32
+
+
+def test_the_confidence_is_fitted_on_the_soft_assignment_to_the_reported_cluster():
+    """Cells the refinement moved are reported in a cluster other than their largest soft
+    assignment: their confidence comes from the soft assignment to the reported one."""
+    from scdeepclust._results import assigned_soft_assignment
+    from scdeepclust.train._confidence import calibrated_confidence
+
+    z, _ = _cells(300)
+    rng = np.random.default_rng(1)
+    q = rng.random((300, 3)).astype(np.float32)
+    q /= q.sum(1, keepdims=True)
+    labels = q.argmax(1)
+    labels[:50] = q[:50].argmin(1)  # moved
+    soft = assigned_soft_assignment(q, labels)
+    confidence, mapping = calibrated_confidence(q, labels, neighbour_view(z, 10, random_state=0))
+    assert mapping.soft_assignment[0] == soft.min() < 1 / 3  # below any largest assignment
+    np.testing.assert_array_equal(confidence, mapping(soft))

@@ -1,3 +1,7 @@
+import builtins
+import errno
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -759,3 +763,63 @@ def test_count_statistics_give_float32_size_factors():
     stats = count_statistics(RowSource(counts))
     assert stats.size_factors.dtype == np.float32
     np.testing.assert_allclose(stats.size_factors, [0.75, 1.0, 1.5])
+
+
+def test_the_temporary_file_keeps_the_suffix_and_only_the_target_stays(tmp_path):
+    """matplotlib reads the format from the name it writes to."""
+    from scdeepclust._serialization import write_atomically
+
+    names = []
+
+    def write(tmp):
+        names.append(Path(tmp).name)
+        Path(tmp).write_text("x")
+
+    write_atomically(tmp_path / "figure.pdf", write)
+    assert names[0].startswith(".figure.") and names[0].endswith(".partial.pdf")
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.pdf"]
+
+
+def test_saved_weights_meeting_a_full_disk_name_the_file(tmp_path, monkeypatch):
+    """The weights go through a plain write, whose error says what failed (torch's own writer
+    said "unexpected pos 156544 vs 156432")."""
+    import scdeepclust._serialization as serialization
+
+    real_open = builtins.open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if "partial" in str(file) and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    path = tmp_path / "weights.pt"
+    monkeypatch.setattr(builtins, "open", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: could not write .*weights\.pt$"):
+        serialization.save_tensors(path, {"a": 1})
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_are_loaded_from_the_bytes_given_not_read_again(tmp_path):
+    import torch
+
+    from scdeepclust._serialization import load_tensors, save_tensors
+
+    path = tmp_path / "weights.pt"
+    save_tensors(path, {"w": torch.arange(3)})
+    data = path.read_bytes()
+    path.unlink()  # the bytes read before, e.g. to check their digest
+    loaded = load_tensors(path, data=data)
+    assert torch.equal(loaded["w"], torch.arange(3))
+    with pytest.raises(ValueError, match=r"weights\.pt could not be loaded as weights"):
+        load_tensors(path, data=b"not a torch file")
+
+
+def test_json_that_cannot_be_written_is_refused_and_leaves_no_file(tmp_path):
+    from scdeepclust._serialization import read_json, write_json
+
+    path = tmp_path / "model.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(path, {"a": np.float32(0.5)})
+    assert read_json(path) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["model.json"]

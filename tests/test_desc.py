@@ -845,18 +845,42 @@ def test_scale_true_is_warned_against_for_principal_components_alone(scaled):
     sc.pp.pca(scaled, n_comps=10)
     rng = np.random.default_rng(0)
     scaled.obsm["abundance"] = rng.gamma(1.0, 5.0, (scaled.n_obs, 10)).astype(np.float32)
-    (pcs,) = _use_rep_warnings(scaled, "X_pca", scale=True)
-    assert "looks like principal components" in pcs
+    scaled.obsm["components"] = scaled.obsm["X_pca"]
+    for use_rep in ("X_pca", "components"):
+        (pcs,) = _use_rep_warnings(scaled, use_rep, scale=True)
+        assert "holds principal components" in pcs
     assert _use_rep_warnings(scaled, "abundance", scale=True) == []
     assert _use_rep_warnings(scaled, "X_pca") == []
 
 
-def test_positions_as_use_rep_are_warned_about_with_a_remedy_that_reaches_them(scaled):
-    """obsm['spatial'] passed as use_rep: every cell collapsed onto one point, and the only
-    advice, to run sc.pp.scale, does not touch obsm."""
+def test_principal_components_of_a_subset_are_known_by_their_name(scaled):
+    """Re-clustering one group on its parent's X_pca: the columns are neither centred on the
+    subset nor falling in spread, and scale=True went unwarned."""
+    sc.pp.pca(scaled, n_comps=10)
+    subset = scaled[scaled.obs["group"] == scaled.obs["group"].iloc[0]].copy()
+    (pcs,) = _use_rep_warnings(subset, "X_pca", scale=True)
+    assert "holds principal components" in pcs
+
+
+def test_positions_as_use_rep_are_warned_about_alone(scaled):
+    """obsm['spatial'] passed as use_rep collapsed every cell onto one point; rescaling the
+    positions, which an off-scale warning beside it offered, is no remedy."""
     rng = np.random.default_rng(0)
     scaled.obsm["spatial"] = rng.integers(0, 6000, (scaled.n_obs, 2))
-    layout, scale = _use_rep_warnings(scaled, "spatial")
+    (layout,) = _use_rep_warnings(scaled, "spatial")
     assert "has 2 column(s): a layout (UMAP, t-SNE) or the cells' positions" in layout
-    assert "root mean square is" in scale and "sc.pp.scale" not in scale
-    assert "adata.obsm['spatial_scaled'] = adata.obsm['spatial'] / " in scale
+
+
+def test_a_representation_off_scale_gets_a_remedy_that_reaches_obsm(scaled):
+    """The only advice, to run sc.pp.scale, does not touch obsm; and principal components are
+    not told to take scale=True, which the warning against it would then refuse."""
+    sc.pp.pca(scaled, n_comps=10)
+    scaled.obsm["wide"] = scaled.obsm["X_pca"][:, ::-1] * 100  # rising spread: no components
+    scaled.obsm["X_pca"] = scaled.obsm["X_pca"] * 100
+    (wide,) = _use_rep_warnings(scaled, "wide")
+    assert "root mean square is" in wide and "sc.pp.scale" not in wide
+    assert "adata.obsm['wide_scaled'] = adata.obsm['wide'] / " in wide
+    assert "or pass scale=True" in wide
+    (pcs,) = _use_rep_warnings(scaled, "X_pca")
+    assert "adata.obsm['X_pca_scaled'] = adata.obsm['X_pca'] / " in pcs
+    assert "scale=True" not in pcs

@@ -4,14 +4,16 @@ import matplotlib
 import numpy as np
 import pytest
 import scanpy as sc
+import sklearn.cluster
 from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust as sdc
-from _helpers import FAST, assert_unchanged, snapshot
+from _helpers import FAST, assert_unchanged, record_keyword, snapshot
 from scdeepclust._cli import build_parser
 from scdeepclust.models._scdcc import DEFAULT_RESOLUTION as SCDCC_DEFAULT_RESOLUTION
+from scdeepclust.train import _n_clusters
 from scdeepclust.train._centroids import kmeans_labels
-from scdeepclust.train._n_clusters import _adjusted_rand, search_n_clusters
+from scdeepclust.train._n_clusters import _adjusted_rand, _choose, search_n_clusters, search_summary
 
 matplotlib.use("Agg")
 
@@ -426,3 +428,139 @@ def test_whole_number_float_bounds_come_back_as_ints():
 
     bounds = check_n_clusters((2.0, np.float32(3.0)), 200)
     assert bounds == (2, 3) and all(type(bound) is int for bound in bounds)
+
+
+def test_the_stored_search_holds_whole_numbers_and_plain_types():
+    """uns[key]['n_clusters_search'] keeps the candidates as integers (h5ad: no '4.0 clusters')."""
+    stored = _choose(
+        np.array([2, 3, 4]), np.array([0.9, 1.0, 0.97]), np.zeros(3), 0.05, 100, 5
+    ).as_dict()
+    assert stored["n_clusters"].dtype == np.int64
+    assert stored["score"].dtype == stored["spread"].dtype == np.float64
+    assert all(type(stored[k]) is int for k in ("chosen", "runner_up", "n_cells", "n_repeats"))
+    assert (stored["chosen"], stored["runner_up"], stored["n_cells"], stored["n_repeats"]) == (
+        4,
+        3,
+        100,
+        5,
+    )
+
+
+def test_the_summary_gives_no_reason_where_the_runner_up_only_ties_the_choice():
+    tied = _choose(np.array([2, 3]), np.array([1.0, 1.0]), np.zeros(2), 0.05, 100, 5)
+    assert (tied.chosen, tied.runner_up) == (3, 2)
+    assert search_summary(tied.as_dict()) == (
+        "chose 3 (agreement 1.000 ± 0.000), runner-up 2 (agreement 1.000 ± 0.000)"
+    )
+
+
+def test_score_and_spread_are_the_mean_and_standard_deviation_of_the_pairwise_agreements(
+    monkeypatch,
+):
+    """Three repeats give three pairs per candidate: their mean ARI is the score, the standard
+    deviation the spread."""
+    pairs = iter([0.2, 0.4, 0.9, 0.1, 0.1, 0.7])
+    monkeypatch.setattr(_n_clusters, "_adjusted_rand", lambda a, b, k: next(pairs))
+    z = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    search = search_n_clusters(z, (2, 3), random_state=0, n_repeats=3)
+    np.testing.assert_allclose(search.score, [0.5, 0.3])
+    np.testing.assert_allclose(search.spread, [np.std([0.2, 0.4, 0.9]), np.std([0.1, 0.1, 0.7])])
+
+
+def test_every_repeat_fits_k_means_from_its_own_seed_with_several_starts(monkeypatch):
+    seen = record_keyword(monkeypatch, sklearn.cluster, "KMeans", "random_state", "n_init")
+    z = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    search_n_clusters(z, (2, 3), random_state=0, n_repeats=4)
+    assert len(seen) == 8  # 2 candidates x 4 repeats
+    seeds = [seed for seed, _ in seen]
+    assert len(set(seeds[:4])) == 4 and seeds[:4] == seeds[4:]  # the same 4 seeds per candidate
+    assert {n_init for _, n_init in seen} == {_n_clusters.N_INIT} and _n_clusters.N_INIT > 1
+
+
+def test_each_repeat_fits_a_subsample_of_distinct_cells(monkeypatch):
+    fitted = []
+    fit = sklearn.cluster.KMeans.fit
+
+    def recording_fit(self, X, *args, **kwargs):
+        fitted.append(np.asarray(X).copy())
+        return fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster.KMeans, "fit", recording_fit)
+    z = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)  # distinct rows
+    search_n_clusters(z, (2, 2), random_state=0, n_repeats=3)
+    assert len(fitted) == 3
+    for rows in fitted:
+        assert len(rows) == 80 and len(np.unique(rows, axis=0)) == 80  # 0.8 of them, no repeats
+    assert not all(np.array_equal(fitted[0], other) for other in fitted[1:])
+
+
+def test_among_equally_scored_others_the_runner_up_is_the_fewest_clusters():
+    """Well separated data score several numbers 1.0; of the default range's 29 candidates
+    the runner-up is the smallest of them, not whichever an unstable sort puts first."""
+    scores = np.array(
+        [
+            0.9,
+            0.9,
+            0.8,
+            0.8,
+            1.0,
+            1.0,
+            0.8,
+            0.8,
+            1.0,
+            1.0,
+            0.8,
+            0.9,
+            1.0,
+            0.8,
+            1.0,
+            0.9,
+            0.9,
+            0.9,
+            1.0,
+            1.0,
+            0.8,
+            0.8,
+            0.8,
+            0.9,
+            0.8,
+            1.0,
+            0.9,
+            0.8,
+            1.0,
+        ]
+    )
+    search = _choose(np.arange(2, 31), scores, np.zeros(29), 0.05, 1000, 6)
+    assert search.chosen == 30 and search.runner_up == 6
+
+
+@pytest.mark.parametrize("best, warns", [(0.74, False), (0.45, True)])
+def test_only_a_search_whose_best_agreement_is_below_one_half_says_no_number_comes_back(
+    monkeypatch, best, warns
+):
+    """The labelled datasets' best numbers scored 0.74 to 1.00: a best of 0.74 is a number that
+    comes back; 0.45 (cells of one group score about 0.1) is not."""
+    import warnings
+
+    from scdeepclust.train import _centroids
+
+    def scored(z, bounds, *, random_state):
+        return _choose(
+            np.array([2, 3, 4]),
+            np.array([best - 0.2, best, best - 0.3]),
+            np.zeros(3),
+            0.05,
+            len(z),
+            6,
+        )
+
+    monkeypatch.setattr(_centroids, "search_n_clusters", scored)
+    z = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        start = _centroids.initial_centroids(
+            z, n_clusters=(2, 4), resolution=None, n_neighbors=10, random_state=0
+        )
+    assert start.search.chosen == 3
+    unstable = [w for w in said if "No number of clusters from 2 to 4" in str(w.message)]
+    assert len(unstable) == int(warns)

@@ -1713,3 +1713,135 @@ def test_plots_that_read_no_uns_draw_a_result_whose_uns_entry_is_gone(clustered)
     assert isinstance(sdc.pl.compare(adata, "desc", "group", show=False), Axes)
     with pytest.raises(KeyError, match=r"adata.uns\['desc'\] not found"):
         sdc.pl.history(adata, "desc", show=False)
+
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+import scdeepclust as sdc  # noqa: E402
+
+
+def _run(truth, clusters, categories=None):
+    adata = sc.AnnData(np.zeros((len(truth), 2), np.float32))
+    adata.obs["truth"] = pd.Categorical(truth)
+    adata.obs["run"] = pd.Categorical(clusters, categories=categories)
+    adata.uns["run"] = {"n_clusters": len(set(clusters))}
+    return adata
+
+
+def test_compare_keeps_the_cluster_order_of_the_categories_among_equal_overlaps():
+    """Clusters '2' and '10' hold one cell of 'a' each: they follow the run's categories (2
+    before 10, as write_results orders them), not the text order of the table."""
+    adata = _run(
+        list("aaaaaabbbb"),
+        ["0"] * 4 + ["2", "10"] + ["1"] * 4,
+        categories=["0", "1", "2", "10"],
+    )
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "10", "1"]
+    plt.close("all")
+
+
+def test_compare_writes_the_counts_of_tables_up_to_25_by_25_and_only_in_boxes_with_cells():
+    names = [f"t{i:02d}" for i in range(25)]
+    square = _run(names, [str(i) for i in range(25)], categories=[str(i) for i in range(25)])
+    ax = sdc.pl.compare(square, "run", "truth", show=False)
+    assert sorted(t.get_text() for t in ax.texts) == ["1"] * 25  # the diagonal, no "0"
+    # 30 known labels over 2 clusters: too many rows to write in
+    tall = _run([f"t{i:02d}" for i in range(30)], ["0", "1"] * 15)
+    assert not sdc.pl.compare(tall, "run", "truth", show=False).texts
+    assert len(sdc.pl.compare(tall, "run", "truth", annotate=True, show=False).texts) == 30
+    plt.close("all")
+
+
+def test_compare_writes_white_only_on_boxes_darker_than_six_tenths_of_the_darkest():
+    """Row shares 1/2 and 1/4 of a row whose darkest box is 1: black; as counts (normalize=None)
+    the boxes of 1 cell, of 8 at most, are black too."""
+    adata = _run(list("aaaabbbb"), ["0", "0", "1", "2", "3", "3", "3", "3"])
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    colours = {t.get_text(): t.get_color() for t in ax.texts}
+    assert colours == {"2": "black", "1": "black", "4": "white"}
+    counts = sdc.pl.compare(adata, "run", "truth", normalize=None, show=False)
+    colours = {t.get_text(): t.get_color() for t in counts.texts}
+    assert colours == {"2": "black", "1": "black", "4": "white"}
+    plt.close("all")
+
+
+def test_diagonal_order_leaves_a_column_under_the_label_holding_its_cells_not_an_empty_pairing():
+    """The one-to-one match pairs the last row with column 1 at 0 shared cells: column 1 stays
+    beside the row holding its cell, not under a label it has no cell of."""
+    from scdeepclust.pl._compare import diagonal_order
+
+    assert diagonal_order(np.array([[5, 1, 0], [0, 0, 2], [3, 0, 0]])).tolist() == [0, 1, 2]
+
+
+def test_compare_names_the_colour_scale_of_each_normalisation():
+    adata = _run(list("aaaabbbb"), ["0", "0", "1", "2", "3", "3", "3", "3"])
+    for normalize, label in [
+        ("row", "share of each known label"),
+        ("column", "share of each cluster"),
+        (None, "cells"),
+    ]:
+        ax = sdc.pl.compare(adata, "run", "truth", normalize=normalize, show=False)
+        colorbar = [a for a in ax.figure.axes if a is not ax][0]
+        assert colorbar.get_ylabel() == label
+    plt.close("all")
+
+
+def test_compare_keeps_the_order_of_the_known_labels_categories():
+    adata = _run(list("aabbcc"), ["0", "0", "1", "1", "2", "2"])
+    adata.obs["truth"] = adata.obs["truth"].cat.reorder_categories(["c", "a", "b"])
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "a", "b"]
+    plt.close("all")
+
+
+def test_compare_takes_known_labels_of_mixed_types():
+    adata = _run(list("aabbcc"), ["0", "0", "1", "1", "2", "2"])
+    adata.obs["mixed"] = pd.Series([1, 1, "x", "x", 2.5, 2.5], index=adata.obs_names, dtype=object)
+    ax = sdc.pl.compare(adata, "run", "mixed", show=False)
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == ["1", "2.5", "x"]
+    plt.close("all")
+
+
+def test_compare_sizes_its_figure_and_ticks_by_the_table():
+    adata = _run([f"t{i:02d}" for i in range(15)] * 2, [str(i % 5) for i in range(30)])
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    np.testing.assert_allclose(ax.figure.get_size_inches(), (2.5 + 0.5 * 5, 1.8 + 0.38 * 15))
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {9.0}  # 15 rows
+    assert {t.get_fontsize() for t in ax.get_xticklabels()} == {9.0}
+    wide = _run(["a"] * 40, [f"c{i:02d}" for i in range(40)])
+    ax = sdc.pl.compare(wide, "run", "truth", show=False)
+    np.testing.assert_allclose(ax.figure.get_size_inches(), (16, 1.8 + 0.38))  # capped
+    assert {t.get_fontsize() for t in ax.get_xticklabels()} == {6.0}
+    sixteen = _run([f"t{i:02d}" for i in range(16)], ["0"] * 16)
+    ax = sdc.pl.compare(sixteen, "run", "truth", show=False)
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {7.5}
+    plt.close("all")
+
+
+def test_compare_colours_from_zero_where_every_box_holds_cells():
+    adata = _run(list("aaabbb"), ["0", "0", "1", "1", "1", "0"])  # shares 2/3 and 1/3
+    ax = sdc.pl.compare(adata, "run", "truth", show=False)
+    assert ax.images[0].get_clim()[0] == 0
+    plt.close("all")
+
+
+def test_compare_titles_the_ari_and_the_nmi_each_by_its_name():
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    truth = list("aaaaaabbbbcccc")
+    clusters = ["0"] * 4 + ["1"] * 2 + ["2"] * 4 + ["3"] * 4
+    ax = sdc.pl.compare(_run(truth, clusters), "run", "truth", show=False)
+    ari, nmi = adjusted_rand_score(truth, clusters), normalized_mutual_info_score(truth, clusters)
+    assert f"{ari:.3f}" != f"{nmi:.3f}"
+    assert ax.get_title() == f"run vs truth: ARI {ari:.3f}, NMI {nmi:.3f}"
+    plt.close("all")
+
+
+def test_diagonal_order_of_a_table_without_rows_keeps_its_columns():
+    from scdeepclust.pl._compare import diagonal_order
+
+    assert diagonal_order(np.zeros((0, 3), int)).tolist() == [0, 1, 2]
+    assert diagonal_order(np.zeros((2, 0), int)).tolist() == []

@@ -1,5 +1,6 @@
 """Clusters that end with no cells: what is written and what the user is told."""
 
+import re
 import warnings
 
 import numpy as np
@@ -9,8 +10,16 @@ import scanpy as sc
 from anndata import ImplicitModificationWarning
 
 import scdeepclust as sdc
-from _helpers import FAST, assert_unchanged, snapshot
-from scdeepclust._results import ClusteringResult, write_results
+import scdeepclust._results as results
+from _helpers import FAST, assert_unchanged, counts_data, snapshot
+from scdeepclust._results import (
+    ClusteringResult,
+    check_result_keys,
+    existing_keys,
+    run_environment,
+    warn_if_results_replaced,
+    write_results,
+)
 from scdeepclust.train import _dec as dec
 from scdeepclust.train._centroids import InitialClustering
 from scdeepclust.train._dec import _empty_clusters
@@ -59,8 +68,6 @@ def test_options_not_given_are_absent_from_uns(sim):
 
 def _refused_last_entry_for(monkeypatch, failing_key: str) -> None:
     """Make the last value written for `failing_key` one that anndata refuses (3 rows)."""
-    import scdeepclust._results as results
-
     entries = results._entries
 
     def with_a_refused_last(key, result):
@@ -336,6 +343,11 @@ def test_uns_records_the_versions_and_threads_a_run_depends_on(sim, tmp_path):
     assert environment["torch"] == torch.__version__
     assert environment["anndata"] == anndata.__version__
     assert environment["torch_threads"] == torch.get_num_threads()
+    # read after training: scanpy's and anndata's __version__ warn (deprecated), and a warning
+    # turned into an error there lost the trained result
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_environment() == environment
     sim.write_h5ad(tmp_path / "run.h5ad")
     back = anndata.read_h5ad(tmp_path / "run.h5ad").uns["scdcc"]["environment"]
     assert {k: str(v) for k, v in back.items()} == {k: str(v) for k, v in environment.items()}
@@ -350,3 +362,159 @@ def test_the_empty_clusters_warning_lists_a_few_of_many():
     (message,) = [str(w.message) for w in caught]
     assert "(clusters 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 649 more)" in message
     assert len(message) < 600
+
+
+def test_an_earlier_runs_entries_without_its_uns_are_replaced_with_a_warning_only(sim):
+    """anndata.concat's default drops uns, and a user may delete a large history: the run's
+    labels beside its obsm entries still tell them apart from another tool's."""
+    import anndata
+
+    sdc.tl.desc(sim, n_clusters=3, **FAST)
+    joined = anndata.concat([sim[:60], sim[60:]])
+    assert "desc" not in joined.uns and "X_desc" in joined.obsm
+    with pytest.warns(UserWarning, match=r"already exist\(s\) and will be overwritten"):
+        sdc.tl.desc(joined, n_clusters=3, **FAST)
+    # the first versions' params did not name the method
+    sim.uns["desc"] = {"params": {"n_clusters": 3}, "history": {}}
+    with pytest.warns(UserWarning, match=r"already exist\(s\) and will be overwritten"):
+        sdc.tl.desc(sim, n_clusters=3, **FAST)
+
+
+def test_the_refusal_of_another_tools_entries_deletes_them_all_in_one_line(sim):
+    sim.obsm["X_pca"] = np.ones((sim.n_obs, 4), np.float32)
+    sim.obsm["pca_probs"] = np.ones((sim.n_obs, 2), np.float32)
+    sim.uns["pca"] = {"variance": np.ones(4)}
+    with pytest.raises(ValueError, match="no run of scdeepclust wrote") as refused:
+        sdc.tl.desc(sim, n_clusters=3, key_added="pca", **FAST)
+    (line,) = re.findall(r"`(del adata[^`]+)`", str(refused.value))
+    exec(line, {"adata": sim})
+    assert not {"X_pca", "pca_probs"} & set(sim.obsm) and "pca" not in sim.uns
+    with pytest.warns(UserWarning):  # refused no more
+        sdc.tl.desc(sim, n_clusters=3, key_added="pca", **FAST)
+
+
+def _plain_result(n_obs: int, n_clusters: int = 3) -> ClusteringResult:
+    rng = np.random.default_rng(0)
+    labels = np.arange(n_obs) % n_clusters
+    probs = rng.random((n_obs, n_clusters)).astype(np.float32)
+    probs /= probs.sum(1, keepdims=True)
+    return ClusteringResult(
+        labels=labels,
+        embedding=rng.normal(size=(n_obs, 4)).astype(np.float32),
+        probabilities=probs,
+        params={"n_clusters": n_clusters},
+        timings={"pretraining": 1.5},
+    )
+
+
+def test_existing_keys_name_all_five_parts_of_a_result():
+    adata = counts_data()
+    write_results(adata, {"c": _plain_result(adata.n_obs)})
+    assert existing_keys(adata, "c") == [
+        "obs['c']",
+        "obs['c_confidence']",
+        "obsm['X_c']",
+        "obsm['c_probs']",
+        "uns['c']",
+    ]
+    assert adata.uns["c"]["timings"] == {"pretraining": 1.5}
+    del adata.obs["c"], adata.obsm["X_c"], adata.obsm["c_probs"]
+    assert existing_keys(adata, "c") == ["obs['c_confidence']", "uns['c']"]
+
+
+@pytest.mark.parametrize(
+    "inputs, where",
+    [
+        (
+            dict(label_key="c_confidence"),
+            r"adata.obs\['c_confidence'\], which this run reads as label_key",
+        ),
+        (dict(batch_key="c"), r"adata.obs\['c'\], which this run reads as batch_key"),
+        (dict(use_rep="c_probs"), r"adata.obsm\['c_probs'\], which this run reads as use_rep"),
+        (dict(protein_key="X_c"), r"adata.obsm\['X_c'\], which this run reads as protein_key"),
+    ],
+)
+def test_every_key_a_run_writes_is_refused_as_one_of_its_inputs(inputs, where):
+    adata = counts_data()
+    with pytest.raises(ValueError, match=rf"key_added 'c' would write over {where}"):
+        check_result_keys(adata, ["c"], **inputs)
+    check_result_keys(adata, ["d"], **inputs)  # another key writes elsewhere
+
+
+def test_a_copy_says_nothing_of_the_results_it_leaves_in_place():
+    adata = counts_data()
+    write_results(adata, {"c": _plain_result(adata.n_obs)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_results_replaced(adata, ["c"], copy=True)
+        warn_if_results_replaced(adata, ["d"], copy=False)
+    with pytest.warns(UserWarning, match=r"adata.obs\['c'\], obs\['c_confidence'\], "):
+        warn_if_results_replaced(adata, ["c"], copy=False)
+
+
+def test_results_interrupted_while_written_are_all_put_back(monkeypatch):
+    """A KeyboardInterrupt (not an Exception) while the values are assigned also puts back what
+    was there."""
+
+    class Interrupting:
+        shape = property(lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    adata = counts_data()
+    write_results(adata, {"c": _plain_result(adata.n_obs)})
+    adata.obsm["c_probs"] = adata.obsm["c_probs"] * 0.5
+    before = snapshot(adata)
+    kept = adata.obsm["c_probs"].copy()
+    entries = results._entries
+
+    def interrupted_last(key, result):
+        return [*entries(key, result), ("obsm", f"{key}_never", Interrupting())]
+
+    monkeypatch.setattr(results, "_entries", interrupted_last)
+    with pytest.raises(KeyboardInterrupt):
+        write_results(adata, {"c": _plain_result(adata.n_obs, 4)})
+    assert_unchanged(adata, before)
+    np.testing.assert_array_equal(adata.obsm["c_probs"], kept)
+
+
+def test_a_column_named_like_a_run_without_its_uns_entry_keeps_the_umap_derived():
+    """obs['umap_c'] alone is a column of the user's, not a run under key "umap_c": pl.umap's
+    coordinates obsm['X_umap_c'] of run "c" are still derived from it."""
+    from anndata import AnnData
+
+    from scdeepclust._results import derived_entries
+
+    adata = AnnData(np.zeros((4, 1), dtype=np.float32))
+    adata.obsm["X_c"] = adata.obsm["X_umap_c"] = np.zeros((4, 2))
+    adata.uns["X_umap_c"] = {"params": {"scdeepclust_source": "0"}}
+    adata.obs["umap_c"] = "0"
+    adata.uns["umap_c"] = "a note"  # not a run's entry
+    assert derived_entries(adata, "c") == [("uns", "X_umap_c"), ("obsm", "X_umap_c")]
+
+
+def test_no_overwrite_warning_names_nothing_where_only_derived_entries_are_left():
+    """The run's own keys deleted, pl.umap's UMAP of its embedding left: there is no earlier
+    result to name, and no "adata. already exist(s)" naming nothing."""
+    adata = counts_data()
+    write_results(adata, {"c": _plain_result(adata.n_obs)})
+    adata.uns["X_umap_c"] = {"params": {"scdeepclust_source": "0"}}
+    adata.obsm["X_umap_c"] = np.zeros((adata.n_obs, 2))
+    for part, name in [
+        ("obs", "c"),
+        ("obs", "c_confidence"),
+        ("obsm", "X_c"),
+        ("obsm", "c_probs"),
+        ("uns", "c"),
+    ]:
+        del getattr(adata, part)[name]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        warn_if_results_replaced(adata, ["c"], copy=False)
+    assert not [w for w in said if "already exist" in str(w.message)]
+
+
+def test_a_calibrated_confidence_is_written_as_it_is():
+    adata = counts_data()
+    result = _plain_result(adata.n_obs)
+    result.confidence = np.linspace(0, 1, adata.n_obs, dtype=np.float32)
+    write_results(adata, {"c": result})
+    np.testing.assert_array_equal(adata.obs["c_confidence"].to_numpy(), result.confidence)

@@ -21,7 +21,7 @@ from anndata import AnnData
 
 from .._messages import caller_stacklevel, not_anndata
 from .._process import ignoring_warnings
-from .._results import result_keys
+from .._results import is_run_entry, result_keys
 from .._serialization import write_atomically
 
 P = ParamSpec("P")
@@ -117,7 +117,7 @@ def check_result(adata: AnnData, key: str, *parts: str, reads_obs: bool = True) 
             f"scdeepclust.tl.scdcc(adata, n_clusters, key_added={key!r}) first."
         )
     stored = adata.uns.get(keys["uns"])
-    ours = isinstance(stored, Mapping) and ("n_clusters" in stored or _scdeepclust_entry(stored))
+    ours = is_run_entry(stored)
     if ours and "uns" in parts and "n_clusters" not in stored:
         raise KeyError(joined_runs(keys["uns"], "n_clusters"))
     if isinstance(stored, Mapping) and not ours:
@@ -137,20 +137,6 @@ def joined_runs(uns_key: str, entry: str) -> str:
         "uns_merge='same' or 'unique') leaves it, keeping only what the joined runs had in "
         "common. Plot the run from the object it was made on, or join with uns_merge='first' "
         "to keep the first object's."
-    )
-
-
-def _scdeepclust_entry(stored: Mapping) -> bool:
-    """Whether `stored`, without its ``n_clusters``, is what is left of scdeepclust results.
-
-    anndata.concat keeps of joined runs' ``uns`` what they had in common, which may be their
-    ``params`` alone: those name the method, as no scanpy tool's do (sc.tl.leiden's hold
-    its resolution, random_state and iterations).
-    """
-    params = stored.get("params")
-    method = params.get("method") if isinstance(params, Mapping) else None
-    return (isinstance(method, str) and method in ("desc", "scdcc")) or any(
-        name in stored for name in ("history", "timings", "model_version")
     )
 
 

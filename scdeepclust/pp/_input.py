@@ -926,12 +926,18 @@ SCALE_AS_TRAINED_UNCENTRED = (
 
 
 def warn_if_off_scale(
-    summary: MatrixSummary, where: str, *, mapping: bool = False, use_rep: str | None = None
+    summary: MatrixSummary,
+    where: str,
+    *,
+    mapping: bool = False,
+    use_rep: str | None = None,
+    components: bool = False,
 ) -> bool:
     """DESC's network reads z-scored genes: warn about input on a far smaller or larger scale.
 
     `mapping`: the cells are mapped onto a model trained on z-scored genes. `use_rep`: the
-    input is that ``obsm`` entry, which sc.pp.scale does not reach. Return whether it warned.
+    input is that ``obsm`` entry, which sc.pp.scale does not reach; `components`: it holds
+    principal components, whose spread z-scoring would undo. Return whether it warned.
     """
     if use_rep is None and summary.is_counts:  # counts have a warning of their own
         return False
@@ -942,8 +948,8 @@ def warn_if_off_scale(
         effect = (
             "on such a scale its network learns little. Divide it by a constant into an entry "
             f"of its own, which keeps its columns' relative spread (`adata.obsm['{use_rep}_scaled']"
-            f" = adata.obsm[{use_rep!r}] / {rms:.3g}`, then use_rep='{use_rep}_scaled'), or pass "
-            "scale=True to z-score each column."
+            f" = adata.obsm[{use_rep!r}] / {rms:.3g}`, then use_rep='{use_rep}_scaled')"
+            + ("." if components else ", or pass scale=True to z-score each column.")
         )
     elif mapping:
         effect = (

@@ -458,18 +458,22 @@ def desc(
     warn_if_genes_unselected(genes, data.n_columns, where)
     source = RowSource(data.matrix, columns=data.columns)
     if use_rep is not None:
-        warn_if_layout(data.summary, where)
-        if scale and looks_like_principal_components(data.summary):
+        # by its name too: a subset of cells (one cell type re-clustered) keeps its parent's
+        # components, neither centred on it nor falling in spread
+        components = "pca" in use_rep.lower() or looks_like_principal_components(data.summary)
+        # positions or a layout: rescaling them is no remedy, and no other warning is given
+        layout = warn_if_layout(data.summary, where)
+        if not layout and scale and components:
             warnings.warn(
-                f"adata.{where} looks like principal components (centred columns whose spread "
-                "falls), and scale=True z-scores each column: the components, whose spread is "
-                "their weight, then count alike (pbmc68k_reduced's X_pca, a short run: ARI "
-                "0.45 -> 0.21). Leave scale out for principal components.",
+                f"adata.{where} holds principal components (by its name, or centred columns "
+                "whose spread falls), and scale=True z-scores each column: the components, "
+                "whose spread is their weight, then count alike (pbmc68k_reduced's X_pca, a "
+                "short run: ARI 0.45 -> 0.21). Leave scale out for principal components.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
-        elif not scale:
-            warn_if_off_scale(data.summary, where, use_rep=use_rep)
+        elif not layout and not scale:
+            warn_if_off_scale(data.summary, where, use_rep=use_rep, components=components)
     else:
         warn_if_counts(data.summary, where)
         warn_if_transformed_counts(data.summary, where)

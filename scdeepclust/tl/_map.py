@@ -85,7 +85,8 @@ def map_to_model(
     categories are those the cells fall into, as in training), `obs[key + '_confidence']` (on
     the scale fitted to the model's training cells; the soft assignment itself for models
     saved by earlier versions), `obsm['X_' + key]`, `obsm[key + '_probs']`,
-    `uns[key]` (`params`: method, model key; `n_genes_missing`; `label_classes` for a model
+    `uns[key]` (`params`: method, model key; `environment`: the versions and torch's threads
+    of the mapping; `n_genes_missing`; `label_classes` for a model
     trained with known labels: cluster "i" started from class ``label_classes[i]``) and
     `uns[key + '_colors']`.
 
