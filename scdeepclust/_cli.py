@@ -1362,19 +1362,19 @@ def _check_key_added(adata, key: str, args) -> None:
             f"--key-added {key!r} would add the column {adata.obs.index.name!r}, the name of "
             "the input's cell index, and .h5ad files cannot hold both; give another --key-added"
         )
-    foreign = foreign_entries(adata, key)
-    if foreign:
-        raise CommandError(
-            f"--key-added {key!r} would replace the input's {', '.join(foreign)}, which no run "
-            "of scdeepclust wrote (another tool's: uns['spatial'] holds a Visium section's "
-            "images, obsm['X_pca'] scanpy's PCA); give another --key-added"
-        )
     for column, option in ((args.label_key, "--label-key"), (args.batch_key, "--batch-key")):
         if column is not None and column in (key, f"{key}_confidence"):
             raise CommandError(
                 f"--key-added {key!r} would write the clusters over the {option} column "
                 f"{column!r}, which the run reads; give another --key-added"
             )
+    foreign = foreign_entries(adata, key)
+    if foreign:
+        raise CommandError(
+            f"--key-added {key!r} would replace the input's {', '.join(foreign)}, which no run "
+            "of scdeepclust wrote (another tool's results or the user's annotations: "
+            "uns['spatial'] holds a Visium section's images); give another --key-added"
+        )
 
 
 def _h5ad_writer(adata):

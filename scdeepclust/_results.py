@@ -85,26 +85,29 @@ def is_run_entry(stored) -> bool:
 
 
 def foreign_entries(adata: AnnData, key: str) -> list[str]:
-    """Return the ``uns`` and ``obsm`` entries under `key` that no run of scdeepclust wrote.
+    """Return the entries under `key` that no run of scdeepclust wrote.
 
-    Another tool's, which a result would replace: uns['spatial'] (a Visium section's images),
-    obsm['X_pca']. An earlier run's entries are not among them, also where its ``uns`` entry is
-    gone (anndata.concat's default drops it) but its labels are there, nor pl.umap's layout.
+    Another tool's or the user's, which a result would replace: uns['spatial'] (a Visium
+    section's images), obsm['X_pca'], obs['cell_type'] (the annotation a benchmark scores
+    against). An earlier run's entries are not among them, also where its ``uns`` entry is gone
+    (anndata.concat's default drops it) but its labels and embedding are there, nor pl.umap's
+    layout.
     """
     names = result_keys(key)
-    if names["uns"] in adata.uns:
-        if is_run_entry(adata.uns[names["uns"]]):
-            return []
-        found = [f"uns[{names['uns']!r}]"]
-    elif names["labels"] in adata.obs:
+    stored = names["uns"] in adata.uns
+    if stored and is_run_entry(adata.uns[names["uns"]]):
         return []
-    else:
-        found = []
-    return found + [
-        f"obsm[{names[part]!r}]"
-        for part in ("embedding", "probabilities")
-        if names[part] in adata.obsm and not _is_umap_cache(adata, names[part])
-    ]
+    if not stored and names["labels"] in adata.obs and names["embedding"] in adata.obsm:
+        return []
+    return (
+        ([f"uns[{names['uns']!r}]"] if stored else [])
+        + [f"obs[{names[part]!r}]" for part in ("labels", "confidence") if names[part] in adata.obs]
+        + [
+            f"obsm[{names[part]!r}]"
+            for part in ("embedding", "probabilities")
+            if names[part] in adata.obsm and not _is_umap_cache(adata, names[part])
+        ]
+    )
 
 
 def _is_umap_cache(adata: AnnData, name: str) -> bool:
@@ -167,7 +170,7 @@ def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> 
             # the overwrite warning, given at every re-run of a notebook cell, would lose them
             raise ValueError(
                 f"key_added {key!r} would replace adata.{', adata.'.join(foreign)}, which no "
-                "run of scdeepclust wrote: other tools keep their results there "
+                "run of scdeepclust wrote: another tool's results or the user's annotations "
                 "(uns['spatial'] holds a Visium section's images, obsm['X_pca'] scanpy's PCA). "
                 "Choose another key_added; to replace them on purpose, delete them first: "
                 f"`del adata.{', adata.'.join(foreign)}`."

@@ -147,8 +147,10 @@ def _principal_components(n_obs, n_columns):
 
 
 def _existing_key(a):
-    a.obs["scdcc"] = "old"
-    a.obs["desc"] = "old"
+    """What an earlier run of each tool left (its labels and uns entry)."""
+    for tool in ("scdcc", "desc"):
+        a.obs[tool] = "old"
+        a.uns[tool] = {"params": {"method": tool}}
     return a
 
 
@@ -874,7 +876,7 @@ CASES = [
         kwargs=dict(n_clusters=3),
         edit=_existing_key,
         warns=UserWarning,
-        match=r"adata\.obs\['scdcc'\] already exist\(s\) and will be overwritten",
+        match=r"adata\.obs\['scdcc'\], uns\['scdcc'\] already exist\(s\) and will be overwritten",
         copy=False,
     ),
     Case(
@@ -1063,7 +1065,7 @@ CASES = [
         kwargs=dict(n_clusters=3),
         edit=_existing_key,
         warns=UserWarning,
-        match=r"adata\.obs\['desc'\] already exist\(s\) and will be overwritten",
+        match=r"adata\.obs\['desc'\], uns\['desc'\] already exist\(s\) and will be overwritten",
         copy=False,
     ),
     # -- the genes read (mask_var) -----------------------------------------------------------
@@ -1469,6 +1471,7 @@ def test_desc_diverging_on_input_far_from_z_scores_names_the_scale():
 def test_keyboard_interrupt_during_training_leaves_adata(tool, monkeypatch, tmp_path):
     adata = counts_data() if tool == "scdcc" else lognorm_data()
     adata.obs["scdcc"] = pd.Categorical(["x"] * adata.n_obs)  # an earlier result stays as is
+    adata.uns["scdcc"] = {"params": {"method": "scdcc"}}
     before = snapshot(adata)
 
     def interrupt(*args, **kwargs):

@@ -2153,3 +2153,15 @@ def test_a_quoted_value_is_quoted_for_the_shell_not_as_python_would():
 
     text = "pass `layer='raw\\counts 2'` to"
     assert in_command_terms(text) == "pass `--layer 'raw\\counts 2'` to"
+
+
+def test_key_added_over_several_entries_of_another_tool_names_them_all(sim, tmp_path, capsys):
+    sim.uns["pca"] = {"variance": np.ones(4)}
+    sim.obsm["X_pca"] = np.ones((sim.n_obs, 4), np.float32)
+    path, out = tmp_path / "sim.h5ad", tmp_path / "o.h5ad"
+    sim.write_h5ad(path)
+    args = ["run", str(path), "-m", "scdcc", "-k", "3", "-o", str(out), "--key-added", "pca"]
+    assert main([*args, "--pretrain-epochs", "1", "--max-epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "would replace the input's uns['pca'], obsm['X_pca'], which no run" in err
+    assert not out.exists()

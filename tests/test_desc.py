@@ -21,7 +21,7 @@ from _helpers import (
 )
 from scdeepclust.data import CellFeeder, RowSource
 from scdeepclust.models import DESCConfig, pretrain_desc
-from scdeepclust.pp._input import scan_matrix, warn_if_unscaled
+from scdeepclust.pp._input import looks_like_principal_components, scan_matrix, warn_if_unscaled
 
 FAST = dict(pretrain_epochs=8, max_epochs=5, progress=False, batch_size=64)
 
@@ -337,6 +337,7 @@ def test_existing_keys_are_announced_once_before_training(scaled, monkeypatch):
     from scdeepclust.tl import _desc
 
     scaled.obs["desc_0.5"] = "old"
+    scaled.obsm["X_desc_0.5"] = np.zeros((scaled.n_obs, 2))  # a run, its uns dropped by concat
     scaled.uns["desc_1.0"] = {"params": {"method": "desc"}}  # an earlier run's entry
     before = snapshot(scaled)
 
@@ -884,3 +885,97 @@ def test_a_representation_off_scale_gets_a_remedy_that_reaches_obsm(scaled):
     (pcs,) = _use_rep_warnings(scaled, "X_pca")
     assert "adata.obsm['X_pca_scaled'] = adata.obsm['X_pca'] / " in pcs
     assert "scale=True" not in pcs
+
+
+# _use_rep_warnings: the helper test_desc.py defines already
+
+
+def test_following_the_off_scale_advice_for_a_representation_silences_it(scaled):
+    """The line the warning gives, run as it is, makes an entry on the scale DESC reads, under
+    the name the warning then passes as use_rep."""
+    sc.pp.pca(scaled, n_comps=10)
+    scaled.obsm["wide"] = scaled.obsm["X_pca"][:, ::-1] * 100  # rising spread: no components
+    (warning,) = _use_rep_warnings(scaled, "wide")
+    assert "far from the z-scored values DESC reads (about 1):" in warning
+    (line,) = re.findall(r"`(adata\.obsm\[[^`]+)`", warning)
+    exec(line, {"adata": scaled})
+    (use_rep,) = re.findall(r"then use_rep='([^']+)'", warning)
+    assert use_rep in scaled.obsm and use_rep != "wide"
+    assert _use_rep_warnings(scaled, use_rep) == []
+
+
+def test_scale_true_takes_an_off_scale_representation_without_a_warning(scaled):
+    """scale=True z-scores each column, which is the remedy: nothing to warn about."""
+    sc.pp.pca(scaled, n_comps=10)
+    scaled.obsm["wide"] = scaled.obsm["X_pca"][:, ::-1] * 100  # rising spread: no components
+    assert _use_rep_warnings(scaled, "wide", scale=True) == []
+
+
+def test_counts_as_use_rep_are_warned_about_as_off_scale(scaled):
+    """Counts in obsm (antibody counts, say) have no counts warning of their own there."""
+    rng = np.random.default_rng(0)
+    scaled.obsm["adt"] = rng.poisson(200, (scaled.n_obs, 10)).astype(np.float32)
+    (warning,) = _use_rep_warnings(scaled, "adt")
+    assert "root mean square is" in warning and "adata.obsm['adt_scaled']" in warning
+
+
+def test_three_columns_are_a_layout_and_four_are_not(scaled):
+    rng = np.random.default_rng(0)
+    scaled.obsm["three"] = rng.normal(size=(scaled.n_obs, 3)).astype(np.float32)
+    scaled.obsm["four"] = rng.normal(size=(scaled.n_obs, 4)).astype(np.float32)
+    (layout,) = _use_rep_warnings(scaled, "three")
+    assert "has 3 column(s): a layout" in layout
+    assert _use_rep_warnings(scaled, "four") == []
+
+
+def test_two_principal_components_with_scale_true_get_the_layout_warning_alone(scaled):
+    sc.pp.pca(scaled, n_comps=10)
+    scaled.obsm["X_pca"] = np.ascontiguousarray(scaled.obsm["X_pca"][:, :2])
+    (layout,) = _use_rep_warnings(scaled, "X_pca", scale=True)
+    assert "has 2 column(s)" in layout
+
+
+def test_principal_components_are_known_by_their_name_in_capitals(scaled):
+    rng = np.random.default_rng(0)
+    scaled.obsm["X_PCA"] = rng.gamma(1.0, 5.0, (scaled.n_obs, 10)).astype(np.float32)
+    (pcs,) = _use_rep_warnings(scaled, "X_PCA", scale=True)
+    assert "holds principal components" in pcs
+
+
+def _columns(spreads, means_in_spreads, n_obs=400):
+    """Columns of exactly these spreads, whose means are these multiples of them."""
+    z = np.random.default_rng(0).normal(size=(n_obs, len(spreads)))
+    z = (z - z.mean(0)) / z.std(0)
+    spreads = np.asarray(spreads, dtype=float)
+    return (z * spreads + np.asarray(means_in_spreads) * spreads).astype(np.float32)
+
+
+FALLING = np.arange(10, 0, -1)
+
+
+@pytest.mark.parametrize(
+    "spreads, means, expected",
+    [
+        (FALLING, 0.1, True),  # nearly centred (harmony's corrected components)
+        (FALLING, 0.5, False),
+        (FALLING, -1.0, False),  # far below 0 is not centred either
+        (FALLING, [0.0] * 9 + [1.0], True),  # the median column decides
+        ([10, 9, 8, 7, 6, 5, 6, 7, 8, 9], 0.0, False),  # 5 of 9 steps fall
+        ([10, 9, 8, 7, 6, 5, 4, 3, 2, 2.5], 0.0, True),  # 8 of 9 steps fall
+    ],
+)
+def test_principal_components_are_centred_columns_of_mostly_falling_spread(
+    spreads, means, expected
+):
+    summary = scan_matrix(_columns(spreads, means), gene_scales=True)
+    assert looks_like_principal_components(summary) is expected
+
+
+def test_one_column_or_a_constant_one_is_no_principal_components_and_no_warning():
+    one = _columns([3.0], 0.0)
+    constant = _columns(FALLING, 0.0)
+    constant[:, -1] = 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not looks_like_principal_components(scan_matrix(one, gene_scales=True))
+        assert not looks_like_principal_components(scan_matrix(constant, gene_scales=True))

@@ -18,7 +18,12 @@ from scdeepclust._cli import in_command_terms
 from scdeepclust.data import RowSource
 from scdeepclust.pp import is_count_matrix
 from scdeepclust.pp._counts import feature_statistics
-from scdeepclust.pp._input import HIGHLY_VARIABLE_IF_PRESENT, gene_mask, layer_names
+from scdeepclust.pp._input import (
+    HIGHLY_VARIABLE_IF_PRESENT,
+    counts_of_transform,
+    gene_mask,
+    layer_names,
+)
 
 
 def write_10x_h5(path, adata, feature_types=None):
@@ -1375,3 +1380,10 @@ def test_read_reads_a_zarr_store_named_in_capitals(tmp_path):
     adata.write_zarr(tmp_path / "cells.ZARR")
     read = sdc.datasets.read(tmp_path / "cells.ZARR")
     assert (read.X != adata.X).nnz == 0
+
+
+def test_one_value_near_zero_among_square_roots_of_counts_is_no_count():
+    """0.01 squares to 0.0001, within the tolerance of the count 0, which only the value 0
+    stands for: one such value makes the values no square roots of counts."""
+    assert counts_of_transform(np.sqrt([4.0, 9.0]), "the square root of counts") is not None
+    assert counts_of_transform(np.array([0.01, 2.0, 3.0]), "the square root of counts") is None

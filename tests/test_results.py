@@ -16,6 +16,7 @@ from scdeepclust._results import (
     ClusteringResult,
     check_result_keys,
     existing_keys,
+    is_run_entry,
     run_environment,
     warn_if_results_replaced,
     write_results,
@@ -518,3 +519,143 @@ def test_a_calibrated_confidence_is_written_as_it_is():
     result.confidence = np.linspace(0, 1, adata.n_obs, dtype=np.float32)
     write_results(adata, {"c": result})
     np.testing.assert_array_equal(adata.obs["c_confidence"].to_numpy(), result.confidence)
+
+
+def test_an_annotation_column_under_the_key_is_refused(sim):
+    """key_added='group' replaced the labels a benchmark scores against, with the warning
+    that every re-run gives; an earlier run's labels are still replaced."""
+    before = snapshot(sim)
+    with pytest.raises(ValueError, match=r"would replace adata\.obs\['group'\], which no run"):
+        sdc.tl.desc(sim, n_clusters=3, key_added="group", **FAST)
+    assert_unchanged(sim, before)
+    sim.obs["group_confidence"] = 1.0
+    with pytest.raises(ValueError, match=r"adata\.obs\['group_confidence'\]`"):
+        sdc.tl.scdcc(sim, n_clusters=3, key_added="group", **FAST)
+
+
+def test_a_plain_value_under_the_key_is_another_tools_entry():
+    """uns[key] that is no mapping (a note, an array) is nobody's run: refused, not replaced."""
+    adata = counts_data()
+    adata.uns["note"] = "the donor's consent form, version 2"
+    assert not is_run_entry(adata.uns["note"])
+    with pytest.raises(ValueError, match=r"would replace adata\.uns\['note'\], which no run"):
+        check_result_keys(adata, ["note"])
+
+
+def test_the_refusal_names_every_entry_of_another_tool_in_its_first_line():
+    adata = counts_data()
+    adata.uns["pca"] = {"variance": np.ones(4)}
+    adata.obsm["X_pca"] = np.ones((adata.n_obs, 4), np.float32)
+    adata.obsm["pca_probs"] = np.ones((adata.n_obs, 2), np.float32)
+    with pytest.raises(ValueError) as refused:
+        check_result_keys(adata, ["pca"])
+    assert str(refused.value).startswith(
+        "key_added 'pca' would replace adata.uns['pca'], adata.obsm['X_pca'], "
+        "adata.obsm['pca_probs'], which no run of scdeepclust wrote"
+    )
+
+
+def test_a_layout_pl_umap_keeps_is_no_other_tools_entry_but_scanpys_umap_is():
+    """key_added='umap_c' writes obsm['X_umap_c'], where pl.umap keeps the layout of run 'c'
+    (its uns entry names the source): not refused. sc.tl.umap(key_added='X_umap_c') writes an
+    uns entry of params too, but without the source: that is another tool's layout."""
+    adata = counts_data()
+    adata.obsm["X_umap_c"] = np.zeros((adata.n_obs, 2), np.float32)
+    adata.uns["X_umap_c"] = {"params": {"scdeepclust_source": "0"}}
+    check_result_keys(adata, ["umap_c"])
+    adata.uns["X_umap_c"] = {"params": {"a": 0.583, "b": 1.334}}
+    with pytest.raises(ValueError, match=r"would replace adata\.obsm\['X_umap_c'\], which no"):
+        check_result_keys(adata, ["umap_c"])
+
+
+def test_an_earlier_runs_labels_alone_tell_its_obsm_entries_from_another_tools():
+    """The run's uns entry and confidence column deleted: its labels still name the run."""
+    from anndata import AnnData
+
+    from scdeepclust._results import ClusteringResult
+
+    adata = AnnData(np.zeros((30, 2), np.float32))
+    rng = np.random.default_rng(0)
+    probs = rng.random((30, 3)).astype(np.float32)
+    result = ClusteringResult(
+        labels=np.arange(30) % 3,
+        embedding=rng.normal(size=(30, 4)).astype(np.float32),
+        probabilities=probs / probs.sum(1, keepdims=True),
+        params={},
+    )
+    write_results(adata, {"c": result})
+    del adata.uns["c"], adata.obs["c_confidence"]
+    check_result_keys(adata, ["c"])
+
+
+def test_the_environment_names_each_package_by_its_own_version():
+    import platform
+    from importlib.metadata import version
+
+    import torch
+
+    import scdeepclust as sdc
+    from scdeepclust._results import run_environment
+
+    environment = run_environment()
+    assert environment == {
+        "scdeepclust": sdc.__version__,
+        "torch": str(torch.__version__),
+        "scanpy": version("scanpy"),
+        "anndata": version("anndata"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    assert type(environment["torch"]) is str  # not torch's TorchVersion
+
+
+def test_the_environment_of_a_package_without_metadata_is_unknown(monkeypatch):
+    import importlib.metadata as metadata
+
+    from scdeepclust._results import run_environment
+
+    found = metadata.version
+
+    def version(name):
+        if name == "scanpy":
+            raise metadata.PackageNotFoundError(name)
+        return found(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert run_environment()["scanpy"] == "unknown"
+
+
+def test_ten_empty_clusters_are_listed_without_a_count_of_more():
+    import warnings
+
+    from scdeepclust.train._dec import _empty_clusters
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _empty_clusters(np.zeros(50, dtype=np.int64), 11, asked=11)
+    (message,) = [str(w.message) for w in caught]
+    assert "(clusters 1, 2, 3, 4, 5, 6, 7, 8, 9, 10):" in message and "more" not in message
+
+
+def test_each_list_of_the_empty_clusters_warning_is_cut_at_ten():
+    import warnings
+
+    from scdeepclust.train._dec import _empty_clusters
+
+    ten = lambda first: ", ".join(str(first + i) for i in range(10))  # noqa: E731
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _empty_clusters(
+            np.zeros(50, dtype=np.int64),
+            41,
+            asked=41,
+            stage_labels=np.arange(25),
+            merged=list(range(1, 13)),
+            min_cells=5,
+        )
+    (message,) = [str(w.message) for w in caught]
+    assert f"(clusters {ten(1)} and 30 more)" in message
+    assert f"the cells of {ten(25)} and 6 more moved" in message  # trained
+    assert f"clusters {ten(1)} and 2 more held fewer than 5 cells" in message  # merged
+    assert f"left in clusters {ten(13)} and 2 more to the clusters" in message  # refined

@@ -358,7 +358,9 @@ def desc(
         Soft assignment q (cells x clusters).
     `adata.uns[key]`
         `params`, `n_clusters` (clusters holding cells), `empty_clusters` (those without),
-        `history` (pretraining losses per stage, clustering KL and label change), `timings`,
+        `history` (pretraining losses per stage, clustering KL and label change), `timings`
+        (seconds; with a list of resolutions, `pretrain_s` is the one pretraining they share
+        and `total_s` the whole call's, in each key: sum neither over the keys),
         `environment` (the versions of scdeepclust, torch, scanpy, anndata, numpy and Python, and
         torch's thread count, on which the last digits of the embedding depend),
         `converged` (False, with a warning, where the stage stopped at `max_epochs`),
