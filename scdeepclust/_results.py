@@ -146,8 +146,8 @@ def derived_entries(adata: AnnData, key: str) -> list[tuple[str, str]]:
 def check_result_keys(adata: AnnData, keys: list[str], **inputs: str | None) -> None:
     """Refuse results that would overwrite what the run reads, or that could not be saved.
 
-    Also those that would replace another tool's entries (an ``uns`` or ``obsm`` key that no
-    run wrote).
+    Also those that would replace another tool's or the user's entries (`foreign_entries`: an
+    ``uns``, ``obs`` or ``obsm`` key that no run wrote).
 
     Called as the options are checked: `keys` are the runs' `key_added`, `inputs` the run's
     ``label_key``, ``batch_key`` (obs columns), ``use_rep`` and ``protein_key`` (obsm keys).

@@ -550,14 +550,21 @@ class MatrixSummary:
             return 0.0
         return float(self.coarse_step_rows[self.judged_rows].mean())
 
-    @property
-    def median_gene_scale(self) -> float | None:
-        """The median standard deviation of the columns that vary (1 for z-scored genes)."""
+    def column_moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Each column's mean, variance and mean square (with `gene_scales`; else None)."""
         if self.col_sums_of_squares is None or not self.shape[0]:
             return None
         mean_square = self.col_sums_of_squares / self.shape[0]
         mean = self.col_sums / self.shape[0]
-        variance = np.maximum(mean_square - mean * mean, 0.0)
+        return mean, np.maximum(mean_square - mean * mean, 0.0), mean_square
+
+    @property
+    def median_gene_scale(self) -> float | None:
+        """The median standard deviation of the columns that vary (1 for z-scored genes)."""
+        moments = self.column_moments()
+        if moments is None:
+            return None
+        _, variance, mean_square = moments
         # a constant column leaves a rounding error of E[x^2] - E[x]^2, not 0
         varying = variance > 1e-9 * mean_square
         return float(np.median(np.sqrt(variance[varying]))) if varying.any() else None
@@ -1005,10 +1012,11 @@ def looks_like_principal_components(summary: MatrixSummary) -> bool:
     spread is their weight.
     """
     n_obs, n_columns = summary.shape
-    if summary.col_sums_of_squares is None or n_obs < 2 or n_columns < 2:
+    moments = summary.column_moments()
+    if moments is None or n_obs < 2 or n_columns < 2:
         return False
-    mean = summary.col_sums / n_obs
-    spread = np.sqrt(np.maximum(summary.col_sums_of_squares / n_obs - mean * mean, 0.0))
+    mean, variance, _ = moments
+    spread = np.sqrt(variance)
     if not (spread > 0).all():
         return False
     centred = np.median(np.abs(mean) / spread) <= 0.2
