@@ -275,8 +275,6 @@ def test_the_map_spans_the_soft_assignments_at_distinct_knots_and_gives_float32(
 def test_the_confidence_is_fitted_on_the_soft_assignment_to_the_reported_cluster():
     """Cells the refinement moved are reported in a cluster other than their largest soft
     assignment: their confidence comes from the soft assignment to the reported one."""
-    from scdeepclust._results import assigned_soft_assignment
-    from scdeepclust.train._confidence import calibrated_confidence
 
     z, _ = _cells(300)
     rng = np.random.default_rng(1)

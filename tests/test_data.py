@@ -801,7 +801,6 @@ def test_saved_weights_meeting_a_full_disk_name_the_file(tmp_path, monkeypatch):
 
 
 def test_weights_are_loaded_from_the_bytes_given_not_read_again(tmp_path):
-    import torch
 
     from scdeepclust._serialization import load_tensors, save_tensors
 

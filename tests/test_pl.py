@@ -1771,7 +1771,6 @@ def test_compare_writes_white_only_on_boxes_darker_than_six_tenths_of_the_darkes
 def test_diagonal_order_leaves_a_column_under_the_label_holding_its_cells_not_an_empty_pairing():
     """The one-to-one match pairs the last row with column 1 at 0 shared cells: column 1 stays
     beside the row holding its cell, not under a label it has no cell of."""
-    from scdeepclust.pl._compare import diagonal_order
 
     assert diagonal_order(np.array([[5, 1, 0], [0, 0, 2], [3, 0, 0]])).tolist() == [0, 1, 2]
 
@@ -1841,7 +1840,6 @@ def test_compare_titles_the_ari_and_the_nmi_each_by_its_name():
 
 
 def test_diagonal_order_of_a_table_without_rows_keeps_its_columns():
-    from scdeepclust.pl._compare import diagonal_order
 
     assert diagonal_order(np.zeros((0, 3), int)).tolist() == [0, 1, 2]
     assert diagonal_order(np.zeros((2, 0), int)).tolist() == []

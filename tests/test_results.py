@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from anndata import ImplicitModificationWarning
+from anndata import AnnData, ImplicitModificationWarning
 
 import scdeepclust as sdc
 import scdeepclust._results as results
@@ -15,6 +15,7 @@ from _helpers import FAST, assert_unchanged, counts_data, snapshot
 from scdeepclust._results import (
     ClusteringResult,
     check_result_keys,
+    derived_entries,
     existing_keys,
     is_run_entry,
     run_environment,
@@ -333,8 +334,8 @@ def test_a_key_of_an_earlier_run_is_replaced_with_a_warning_only(sim):
 
 
 def test_uns_records_the_versions_and_threads_a_run_depends_on(sim, tmp_path):
-    """The embedding's last digits move with torch's threads (labels do not): a saved result
-    said nothing of them, nor of the versions that computed it."""
+    """The embedding's last digits can move with torch's threads: a saved result said nothing
+    of them, nor of the versions that computed it."""
     import anndata
     import torch
 
@@ -395,17 +396,11 @@ def test_the_refusal_of_another_tools_entries_deletes_them_all_in_one_line(sim):
 
 
 def _plain_result(n_obs: int, n_clusters: int = 3) -> ClusteringResult:
-    rng = np.random.default_rng(0)
-    labels = np.arange(n_obs) % n_clusters
-    probs = rng.random((n_obs, n_clusters)).astype(np.float32)
-    probs /= probs.sum(1, keepdims=True)
-    return ClusteringResult(
-        labels=labels,
-        embedding=rng.normal(size=(n_obs, 4)).astype(np.float32),
-        probabilities=probs,
-        params={"n_clusters": n_clusters},
-        timings={"pretraining": 1.5},
-    )
+    """`_result` of every cluster in turn, with settings and timings to write."""
+    result = _result(np.arange(n_obs) % n_clusters, n_clusters)
+    result.params = {"n_clusters": n_clusters}
+    result.timings = {"pretraining": 1.5}
+    return result
 
 
 def test_existing_keys_name_all_five_parts_of_a_result():
@@ -480,9 +475,6 @@ def test_results_interrupted_while_written_are_all_put_back(monkeypatch):
 def test_a_column_named_like_a_run_without_its_uns_entry_keeps_the_umap_derived():
     """obs['umap_c'] alone is a column of the user's, not a run under key "umap_c": pl.umap's
     coordinates obsm['X_umap_c'] of run "c" are still derived from it."""
-    from anndata import AnnData
-
-    from scdeepclust._results import derived_entries
 
     adata = AnnData(np.zeros((4, 1), dtype=np.float32))
     adata.obsm["X_c"] = adata.obsm["X_umap_c"] = np.zeros((4, 2))
@@ -570,20 +562,8 @@ def test_a_layout_pl_umap_keeps_is_no_other_tools_entry_but_scanpys_umap_is():
 
 def test_an_earlier_runs_labels_alone_tell_its_obsm_entries_from_another_tools():
     """The run's uns entry and confidence column deleted: its labels still name the run."""
-    from anndata import AnnData
-
-    from scdeepclust._results import ClusteringResult
-
     adata = AnnData(np.zeros((30, 2), np.float32))
-    rng = np.random.default_rng(0)
-    probs = rng.random((30, 3)).astype(np.float32)
-    result = ClusteringResult(
-        labels=np.arange(30) % 3,
-        embedding=rng.normal(size=(30, 4)).astype(np.float32),
-        probabilities=probs / probs.sum(1, keepdims=True),
-        params={},
-    )
-    write_results(adata, {"c": result})
+    write_results(adata, {"c": _plain_result(30)})
     del adata.uns["c"], adata.obs["c_confidence"]
     check_result_keys(adata, ["c"])
 
@@ -593,9 +573,6 @@ def test_the_environment_names_each_package_by_its_own_version():
     from importlib.metadata import version
 
     import torch
-
-    import scdeepclust as sdc
-    from scdeepclust._results import run_environment
 
     environment = run_environment()
     assert environment == {
@@ -613,8 +590,6 @@ def test_the_environment_names_each_package_by_its_own_version():
 def test_the_environment_of_a_package_without_metadata_is_unknown(monkeypatch):
     import importlib.metadata as metadata
 
-    from scdeepclust._results import run_environment
-
     found = metadata.version
 
     def version(name):
@@ -627,9 +602,6 @@ def test_the_environment_of_a_package_without_metadata_is_unknown(monkeypatch):
 
 
 def test_ten_empty_clusters_are_listed_without_a_count_of_more():
-    import warnings
-
-    from scdeepclust.train._dec import _empty_clusters
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -639,9 +611,6 @@ def test_ten_empty_clusters_are_listed_without_a_count_of_more():
 
 
 def test_each_list_of_the_empty_clusters_warning_is_cut_at_ten():
-    import warnings
-
-    from scdeepclust.train._dec import _empty_clusters
 
     ten = lambda first: ", ".join(str(first + i) for i in range(10))  # noqa: E731
     with warnings.catch_warnings(record=True) as caught:
